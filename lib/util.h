@@ -1,0 +1,24 @@
+/* util.h - small helpers shared by every module: sizes, time, min/max. */
+#ifndef SD_UTIL_H
+#define SD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SD_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SD_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SD_DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
+
+/* Parse "4096", "10K", "20M", "4G", "1T" (also "KB", "KiB", case-insensitive;
+ * binary multiples). Returns 0 or -EINVAL on junk or overflow. */
+int sd_parse_size(const char *s, uint64_t *out);
+
+/* Sheepdog 1.0 human size: "0.0 MB", "20 MB", "4.0 GB" (one decimal below 10). */
+void sd_format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Monotonic and wall-clock time. */
+uint64_t sd_now_ns(void);
+uint64_t sd_wall_seconds(void);
+
+#endif
