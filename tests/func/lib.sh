@@ -8,8 +8,8 @@ set -u
 : "${SHEEP:=$SD_TOP/build/sheep/sheep}"
 : "${DOG:=$SD_TOP/build/dog/dog}"
 : "${SD_TEST_DIR:=$(mktemp -d /tmp/sdtest.manual.XXXXXX)}"
-: "${SD_PORT_BASE:=17900}"
-: "${SD_NBD_PORT_BASE:=19900}"
+: "${SD_PORT_BASE:=$((11900 + ${SD_PORT_OFFSET:-0}))}"
+: "${SD_NBD_PORT_BASE:=$((SD_PORT_BASE + 50))}"
 : "${SAN_SHEEP:=}"
 export SD_TEST_DIR
 

@@ -1,0 +1,80 @@
+/* store.h - the local object store: one file per object fragment, checksummed, versioned, crash-atomic. */
+#ifndef SHEEP_STORE_H
+#define SHEEP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A fragment is identified by (oid, idx): idx is the erasure-code fragment
+ * index 0..d+p-1, or the copy number's placement position for a replicated
+ * object (each copy holder stores idx = its position). Each fragment has a
+ * fixed size set at creation (object size / d for EC, object size for
+ * copies), a version (u64, set by the gateway: higher = newer) and a crc32c
+ * per block so a partial read can be verified without reading the whole
+ * fragment. Unwritten ranges read as zeros and take no disk space.
+ *
+ * Guarantees (unless opened with nosync):
+ *  - every call that returns 0 is durable (fdatasync / O_DSYNC);
+ *  - a crash at any point of store_write() leaves the fragment wholly at the
+ *    old version and content or wholly at the new one (intent record);
+ *  - creation is atomic: a fragment either exists complete or not at all;
+ *  - a read whose block checksum does not match returns -EIO, never data.
+ * All functions are thread-safe; writes to one fragment are serialised
+ * inside the store. Errors are 0 or -errno.
+ */
+
+struct store;
+
+struct store_meta {
+	uint64_t oid;
+	uint8_t idx;
+	uint8_t copy_policy; /* policy byte of the object's VDI (0 = copies) */
+	uint8_t nr_copies;   /* copies, or d+p */
+	uint32_t frag_size;
+	uint64_t version;
+	uint64_t disk_bytes; /* bytes this fragment occupies on disk */
+};
+
+/* Open (creating if needed) the store under dir (objects in dir/obj/),
+ * replaying any interrupted write. */
+int store_open(const char *dir, bool nosync, struct store **out);
+void store_close(struct store *st);
+
+/* Create fragment (oid, idx) of frag_size bytes at version, with buf
+ * written at [off, off+len) and zeros elsewhere. -EEXIST if present. */
+int store_create(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
+		 uint32_t len);
+
+/* Write [off, off+len) and set the version to new_version. When
+ * expect_version != STORE_ANY_VERSION and differs from the stored one,
+ * nothing is written and -ESTALE is returned. len may be 0 (a version bump
+ * only). -ENOENT if absent; -EINVAL when the range passes frag_size. */
+#define STORE_ANY_VERSION UINT64_MAX
+int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		uint64_t new_version, const void *buf, uint32_t off, uint32_t len);
+
+/* Read [off, off+len); the fragment's version goes to *version if not NULL.
+ * -ENOENT absent, -EIO checksum mismatch, -EINVAL range. */
+int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
+	       uint32_t len, uint64_t *version);
+
+int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta);
+int store_remove(struct store *st, uint64_t oid, uint8_t idx);
+
+/* Verify every block checksum of a fragment: 0, -EIO or -ENOENT. */
+int store_verify(struct store *st, uint64_t oid, uint8_t idx);
+
+/* Call fn for every fragment held (order unspecified); stop early and
+ * return fn's value when it returns non-zero. */
+int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, void *arg),
+		   void *arg);
+
+/* Capacity of the filesystem holding the store and bytes used by it. */
+int store_space(struct store *st, uint64_t *total, uint64_t *used);
+
+/* Where the store keeps per-node state files (epoch log, config): dir. */
+const char *store_dir(const struct store *st);
+
+#endif
