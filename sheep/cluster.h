@@ -6,20 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- * A node as the cluster knows it. Sent inside driver messages, so it is a
- * fixed-size, packed, little-endian struct.
- */
-struct sd_node {
-	char addr[64];      /* advertised address (sheep -y), NUL-terminated */
-	uint16_t port;      /* Sheepdog protocol port (client and peer) */
-	uint16_t nbd_port;  /* 0 = NBD off */
-	uint32_t zone;      /* failure domain */
-	uint64_t space;     /* store capacity in bytes; 0 = gateway only */
-	uint16_t nr_vnodes; /* fixed vnodes (sheep -V), 0 = derive from space */
-	uint8_t __pad[6];
-	uint64_t incarnation; /* distinguishes restarts of the same addr:port */
-} __attribute__((packed));
+#include "lib/sd_internal.h"
+
+/* struct sd_node lives in lib/sd_internal.h: dog shows it too. */
 
 /*
  * What a driver tells the daemon. Both callbacks run on the event-loop

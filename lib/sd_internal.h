@@ -1,0 +1,83 @@
+/* sd_internal.h - payload formats of the internal ops (proto_ver 0x0a) spoken between dog and sheep. */
+#ifndef SD_INTERNAL_H
+#define SD_INTERNAL_H
+
+#include <stdint.h>
+
+#include "lib/sd_proto.h"
+
+/*
+ * Sheepdog 1.0 fixes the opcode numbers of internal ops but not their
+ * payloads for our purposes: dog and sheep ship together, so these formats
+ * are ours. All little-endian, packed.
+ */
+
+#define SD_MAX_NODES 1024
+
+/* A node as the cluster knows it (also what cluster drivers carry). */
+struct sd_node {
+	char addr[64];        /* advertised address (sheep -y), NUL-terminated */
+	uint16_t port;        /* Sheepdog protocol port (client and peer) */
+	uint16_t nbd_port;    /* 0 = NBD off */
+	uint32_t zone;        /* failure domain */
+	uint64_t space;       /* store capacity in bytes; 0 = gateway only */
+	uint16_t nr_vnodes;   /* vnodes in the ring (fixed by -V or from space) */
+	uint8_t gateway;      /* 1 = gateway only (-g), holds no data */
+	uint8_t __pad[5];
+	uint64_t incarnation; /* distinguishes restarts of the same addr:port */
+} __attribute__((packed));
+_Static_assert(sizeof(struct sd_node) == 104, "sd_node is 104 bytes");
+
+/*
+ * GET_NODE_LIST (0x82): reply payload = struct sd_node[nr_nodes], in ring
+ * order (the order `dog node list` shows, Id = index). rsp->node.nr_nodes =
+ * count; the u32 at rsp byte 24 = index of the answering node in the list.
+ */
+#define sd_rsp_local_idx(rsp) (((uint32_t *)(void *)(rsp))[6])
+
+/*
+ * STAT_SHEEP (0x86): no payload; rsp->node.store_size and store_free of the
+ * answering node, rsp->node.nr_nodes = objects (fragments) it holds.
+ */
+
+/*
+ * MAKE_FS (0x84): req->cluster.{ctime, copies, copy_policy,
+ * block_size_shift, nr_vnodes}. copies/copy_policy as in the inode (copies
+ * = N or d+p, copy_policy = 0 or the EC byte). Replies INVALID_PARMS on a
+ * bad policy, SUCCESS once every member has applied it.
+ */
+
+/*
+ * STAT_CLUSTER (0x87): rsp->result is SUCCESS when running,
+ * WAIT_FOR_FORMAT before format, HALT/SHUTDOWN as they say.
+ * rsp->cluster fields are not used; the payload is:
+ *   struct sd_cluster_info, then nr_epochs records, newest first, each
+ *   struct sd_epoch_rec followed by struct sd_node[nr_nodes].
+ * The request's data_length bounds the reply (ask for 1 MiB).
+ */
+struct sd_cluster_info {
+	uint64_t ctime;          /* format time, seconds since epoch; 0 = never */
+	uint32_t epoch;          /* current epoch */
+	uint8_t copies;          /* default: N or d+p */
+	uint8_t copy_policy;     /* default policy byte */
+	uint8_t block_size_shift;
+	uint8_t status;          /* 0 running, 1 waiting for format, 2 shutting down */
+	uint32_t nr_epochs;      /* records that follow */
+	uint8_t recovery_enabled;
+	uint8_t __pad[3];
+	uint32_t nr_zones;       /* distinct zones among members */
+	uint32_t __pad2[3];
+} __attribute__((packed));
+
+struct sd_epoch_rec {
+	uint32_t epoch;
+	uint32_t nr_nodes;
+	uint64_t time; /* seconds since epoch when this epoch began */
+} __attribute__((packed));
+
+/*
+ * STAT_RECOVERY / GET_RECOVERY / SET_RECOVERY and friends are defined by
+ * the recovery work (sheep/ and recovery/) when it lands.
+ */
+
+#endif
