@@ -26,7 +26,7 @@ struct sd_node {
 	uint8_t __pad[5];
 	uint64_t incarnation; /* distinguishes restarts of the same addr:port */
 } __attribute__((packed));
-_Static_assert(sizeof(struct sd_node) == 104, "sd_node is 104 bytes");
+_Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
 
 /*
  * GET_NODE_LIST (0x82): reply payload = struct sd_node[nr_nodes], in ring
