@@ -220,9 +220,15 @@ static int open_vdi(struct io_job *j, uint64_t *off, uint64_t *len, bool len_giv
 	if (*off > size || (len_given && *len > size - *off)) {
 		char s[32];
 		sd_format_size(size, s, sizeof(s));
-		dog_err("%s: offset %llu + length %llu is beyond the end of VDI %s (%llu bytes, %s)",
-			verb(j->dir), (unsigned long long)*off, (unsigned long long)*len, j->name,
-			(unsigned long long)size, s);
+		if (len_given)
+			dog_err("%s: offset %llu + length %llu is beyond the end of VDI %s (%llu "
+				"bytes, %s)",
+				verb(j->dir), (unsigned long long)*off, (unsigned long long)*len,
+				j->name, (unsigned long long)size, s);
+		else
+			dog_err("%s: offset %llu is beyond the end of VDI %s (%llu bytes, %s)",
+				verb(j->dir), (unsigned long long)*off, j->name,
+				(unsigned long long)size, s);
 		rc = DOG_EXIT_FAILURE;
 		goto out;
 	}
