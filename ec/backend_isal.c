@@ -50,12 +50,12 @@ static void isal_update(int len, int k, int rows, int vec_i, const uint8_t *coef
 }
 
 const struct ec_backend_ops ec_isal_ops = {
-	.name = "isal",
-	.init = isal_init,
-	.mul = isal_mul,
-	.invert = isal_invert,
-	.tables_size = isal_tables_size,
-	.prepare = isal_prepare,
-	.apply = isal_apply,
-	.update = isal_update,
+    .name = "isal",
+    .init = isal_init,
+    .mul = isal_mul,
+    .invert = isal_invert,
+    .tables_size = isal_tables_size,
+    .prepare = isal_prepare,
+    .apply = isal_apply,
+    .update = isal_update,
 };

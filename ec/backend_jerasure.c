@@ -119,14 +119,14 @@ static void jer_update(int len, int k, int rows, int vec_i, const uint8_t *coef,
 }
 
 const struct ec_backend_ops ec_jerasure_ops = {
-	.name = "jerasure",
-	.init = jer_init,
-	.mul = jer_mul,
-	.invert = jer_invert,
-	.tables_size = jer_tables_size,
-	.prepare = jer_prepare,
-	.apply = jer_apply,
-	.update = jer_update,
+    .name = "jerasure",
+    .init = jer_init,
+    .mul = jer_mul,
+    .invert = jer_invert,
+    .tables_size = jer_tables_size,
+    .prepare = jer_prepare,
+    .apply = jer_apply,
+    .update = jer_update,
 };
 #else
 typedef int ec_no_jerasure;

@@ -1,4 +1,5 @@
-/* codec.c - Reed-Solomon codec: codec cache, argument checks, decode-table cache, backend dispatch. */
+/* codec.c - Reed-Solomon codec: codec cache, argument checks, decode-table cache, backend dispatch.
+ */
 #include "config.h"
 
 #include <limits.h>
@@ -32,8 +33,8 @@ struct ec_codec {
 	enum ec_backend be;
 	const struct ec_backend_ops *ops;
 	uint8_t gen[EC_MAX_WIDTH * EC_MAX_DATA]; /* (d+p) x d generator matrix */
-	uint8_t *enc_tbls;                       /* tables for the p parity rows */
-	pthread_mutex_t lock;                    /* guards clock and slots */
+	uint8_t *enc_tbls;			 /* tables for the p parity rows */
+	pthread_mutex_t lock;			 /* guards clock and slots */
 	uint64_t clock;
 	struct ec_dec_entry *slots[EC_DECODE_CACHE];
 };

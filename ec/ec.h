@@ -45,9 +45,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EC_MAX_COPIES 31 /* replication: 1..31 copies */
-#define EC_MAX_DATA   16 /* d in {2,4,8,16} */
-#define EC_MAX_PARITY 15 /* p in 1..15 */
+#define EC_MAX_COPIES 31			    /* replication: 1..31 copies */
+#define EC_MAX_DATA   16			    /* d in {2,4,8,16} */
+#define EC_MAX_PARITY 15			    /* p in 1..15 */
 #define EC_MAX_WIDTH  (EC_MAX_DATA + EC_MAX_PARITY) /* most fragments of one object */
 
 #define EC_MIN_OBJ_SHIFT 20 /* object sizes 2^20 .. 2^31 bytes */

@@ -15,7 +15,8 @@ int ec_policy_validate(const struct ec_policy *pol)
 	if (!pol)
 		return -EINVAL;
 	if (pol->d == 0)
-		return pol->p == 0 && pol->copies >= 1 && pol->copies <= EC_MAX_COPIES ? 0 : -EINVAL;
+		return pol->p == 0 && pol->copies >= 1 && pol->copies <= EC_MAX_COPIES ? 0
+										       : -EINVAL;
 	if (!ec_d_valid(pol->d) || pol->p < 1 || pol->p > EC_MAX_PARITY)
 		return -EINVAL;
 	return pol->copies == pol->d + pol->p ? 0 : -EINVAL;

@@ -1,4 +1,5 @@
-/* test_ec.c - unit tests of ec/: policies, layout, and the codec against a plain GF(2^8) reference. */
+/* test_ec.c - unit tests of ec/: policies, layout, and the codec against a plain GF(2^8) reference.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,9 +218,9 @@ static void test_policy_parse_rejects_bad_strings_and_leaves_output(void **state
 {
 	(void)state;
 	static const char *bad[] = {
-		"",    "0",     "32",   "100",   "99999999999", "16:16", "3:2",  "6:1", "32:1",
-		"4:0", "4:16",  "0:2",  "4:",    ":2",          "4:2:1", " 4:2", "4:2 ", "-1",
-		"+3",  "4:-2",  "4,2",  "a",     "3x",          "4:2a",  "2:99999", "1:1", ":",
+	    "",	   "0",	   "32",  "100", "99999999999", "16:16", "3:2",	    "6:1",  "32:1",
+	    "4:0", "4:16", "0:2", "4:",	 ":2",		"4:2:1", " 4:2",    "4:2 ", "-1",
+	    "+3",  "4:-2", "4,2", "a",	 "3x",		"4:2a",	 "2:99999", "1:1",  ":",
 	};
 	struct ec_policy pol = {.d = 7, .p = 7, .copies = 7};
 
@@ -247,11 +248,11 @@ static void test_policy_from_wire_rejects_inconsistent_pairs(void **state)
 	(void)state;
 	struct ec_policy pol = {.d = 9, .p = 9, .copies = 9};
 
-	assert_int_equal(ec_policy_from_wire(0x22, 5, &pol), -EINVAL);  /* 4:2 needs 6 */
-	assert_int_equal(ec_policy_from_wire(0x30, 7, &pol), -EINVAL);  /* d = 6 */
-	assert_int_equal(ec_policy_from_wire(0x20, 4, &pol), -EINVAL);  /* p = 0 */
+	assert_int_equal(ec_policy_from_wire(0x22, 5, &pol), -EINVAL);	/* 4:2 needs 6 */
+	assert_int_equal(ec_policy_from_wire(0x30, 7, &pol), -EINVAL);	/* d = 6 */
+	assert_int_equal(ec_policy_from_wire(0x20, 4, &pol), -EINVAL);	/* p = 0 */
 	assert_int_equal(ec_policy_from_wire(0x90, 19, &pol), -EINVAL); /* d = 18 */
-	assert_int_equal(ec_policy_from_wire(0x05, 5, &pol), -EINVAL);  /* d = 0, p = 5 */
+	assert_int_equal(ec_policy_from_wire(0x05, 5, &pol), -EINVAL);	/* d = 0, p = 5 */
 	assert_int_equal(ec_policy_from_wire(0, 0, &pol), -EINVAL);
 	assert_int_equal(ec_policy_from_wire(0, 32, &pol), -EINVAL);
 	assert_int_equal(pol.d, 9);
@@ -266,7 +267,7 @@ static void test_policy_validate_and_format_reject_invalid_structs(void **state)
 	(void)state;
 	char buf[8];
 	struct ec_policy bad[] = {
-		{0, 0, 0}, {0, 0, 32}, {0, 1, 1}, {4, 2, 5}, {3, 1, 4}, {16, 16, 32}, {2, 0, 2},
+	    {0, 0, 0}, {0, 0, 32}, {0, 1, 1}, {4, 2, 5}, {3, 1, 4}, {16, 16, 32}, {2, 0, 2},
 	};
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -407,7 +408,8 @@ static void test_choose_sources_prefers_data_and_refuses_too_few(void **state)
 	assert_int_equal(idx[2], 4);
 	assert_int_equal(idx[3], 5);
 	assert_int_equal(ec_choose_sources(4, 2, 0x3f & ~0x7u, idx), -ENODATA); /* 3 lost */
-	assert_int_equal(ec_choose_sources(4, 2, 0xffc0u | 0x7, idx), -ENODATA); /* bits past d+p ignored */
+	assert_int_equal(ec_choose_sources(4, 2, 0xffc0u | 0x7, idx),
+			 -ENODATA); /* bits past d+p ignored */
 	assert_int_equal(ec_choose_sources(3, 2, 0x1f, idx), -EINVAL);
 	assert_int_equal(ec_choose_sources(4, 0, 0x1f, idx), -EINVAL);
 }
@@ -473,7 +475,9 @@ static void test_round_trip_every_policy_matches_reference(void **state)
 			frags_init(&s, d, p, 1000 + 3 * (size_t)p);
 			for (int b = 0; b < nr_backends(); b++) {
 				const struct ec_codec *c;
-				assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
+				assert_int_equal(
+				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c),
+				    0);
 				for (int j = 0; j < p; j++)
 					memset(s.out[j], 0x5a, s.len);
 				assert_int_equal(ec_encode(c, s.len, s.f, s.out), 0);
@@ -481,7 +485,8 @@ static void test_round_trip_every_policy_matches_reference(void **state)
 					assert_memory_equal(s.out[j], s.f[d + j], s.len);
 				uint32_t lost = (1u << (p < d ? p : d)) - 1;
 				check_decode(c, &s, lost, false);
-				check_decode(c, &s, ((1u << p) - 1) << d, false); /* all parity lost */
+				check_decode(c, &s, ((1u << p) - 1) << d,
+					     false); /* all parity lost */
 			}
 			frags_free(&s);
 		}
@@ -499,7 +504,9 @@ static void test_decode_every_erasure_pattern_up_to_p_losses(void **state)
 			frags_init(&s, d, p, 333);
 			for (int b = 0; b < nr_backends(); b++) {
 				const struct ec_codec *c;
-				assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
+				assert_int_equal(
+				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c),
+				    0);
 				for (uint32_t lost = 1; lost < (1u << width); lost++) {
 					if (__builtin_popcount(lost) > p)
 						continue;
@@ -526,7 +533,9 @@ static void test_decode_random_erasure_patterns_wide_policies(void **state)
 			frags_init(&s, d, p, 129);
 			for (int b = 0; b < nr_backends(); b++) {
 				const struct ec_codec *c;
-				assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
+				assert_int_equal(
+				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c),
+				    0);
 				for (int k = 0; k < 12; k++) {
 					int nlost = 1 + (int)(rnd() % (uint32_t)p);
 					uint32_t lost = 0;
@@ -548,7 +557,8 @@ static void test_subrange_decode_rebuilds_only_that_range(void **state)
 	static const struct {
 		int d, p;
 	} pol[] = {{4, 2}, {8, 3}, {16, 4}, {2, 5}};
-	static const size_t ranges[][2] = {{0, 1}, {1, 63}, {17, 4096}, {4095, 1}, {100, 3000}, {0, 8192}};
+	static const size_t ranges[][2] = {{0, 1},    {1, 63},	   {17, 4096},
+					   {4095, 1}, {100, 3000}, {0, 8192}};
 
 	for (unsigned i = 0; i < sizeof(pol) / sizeof(pol[0]); i++) {
 		struct frags s;
@@ -556,7 +566,8 @@ static void test_subrange_decode_rebuilds_only_that_range(void **state)
 		frags_init(&s, d, p, 8192);
 		for (int b = 0; b < nr_backends(); b++) {
 			const struct ec_codec *c;
-			assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
+			assert_int_equal(
+			    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
 			for (unsigned r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
 				size_t off = ranges[r][0], n = ranges[r][1];
 				int have_idx[EC_MAX_DATA], want_idx[EC_MAX_PARITY], nr_want = 0;
@@ -569,7 +580,8 @@ static void test_subrange_decode_rebuilds_only_that_range(void **state)
 				for (int k = 0; k < nr_want; k++)
 					lost |= 1u << want_idx[k];
 				assert_int_equal(ec_choose_sources((uint8_t)d, (uint8_t)p,
-								   ((1u << (d + p)) - 1) & ~lost, have_idx),
+								   ((1u << (d + p)) - 1) & ~lost,
+								   have_idx),
 						 d);
 				for (int k = 0; k < d; k++)
 					have[k] = s.f[have_idx[k]] + off;
@@ -578,7 +590,8 @@ static void test_subrange_decode_rebuilds_only_that_range(void **state)
 					want[k] = s.out[k] + (r & 1);
 					memset(s.out[k], 0x77, s.len + 64);
 				}
-				assert_int_equal(ec_decode(c, n, have_idx, have, nr_want, want_idx, want), 0);
+				assert_int_equal(
+				    ec_decode(c, n, have_idx, have, nr_want, want_idx, want), 0);
 				for (int k = 0; k < nr_want; k++) {
 					assert_memory_equal(want[k], s.f[want_idx[k]] + off, n);
 					/* nothing written past the range */
@@ -599,7 +612,8 @@ static void test_delta_update_equals_full_reencode(void **state)
 	static const struct {
 		int d, p;
 	} pol[] = {{2, 1}, {4, 2}, {8, 3}, {8, 4}, {16, 4}, {16, 15}, {4, 5}};
-	static const size_t ranges[][2] = {{0, 2048}, {5, 1}, {33, 63}, {64, 64}, {1000, 999}, {1, 2046}};
+	static const size_t ranges[][2] = {{0, 2048}, {5, 1},	   {33, 63},
+					   {64, 64},  {1000, 999}, {1, 2046}};
 
 	for (unsigned i = 0; i < sizeof(pol) / sizeof(pol[0]); i++) {
 		int d = pol[i].d, p = pol[i].p;
@@ -610,7 +624,8 @@ static void test_delta_update_equals_full_reencode(void **state)
 			fresh[j] = malloc(s.len);
 		for (int b = 0; b < nr_backends(); b++) {
 			const struct ec_codec *c;
-			assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
+			assert_int_equal(
+			    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
 			for (unsigned r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
 				size_t off = ranges[r][0], n = ranges[r][1];
 				int idx = (int)(rnd() % (uint32_t)d);
@@ -657,8 +672,10 @@ static void test_isal_and_jerasure_are_byte_identical(void **state)
 				pi[j] = malloc(s.len);
 				pj[j] = malloc(s.len);
 			}
-			assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, EC_BACKEND_ISAL, &ci), 0);
-			assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, EC_BACKEND_JERASURE, &cj), 0);
+			assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, EC_BACKEND_ISAL, &ci),
+					 0);
+			assert_int_equal(
+			    ec_codec_get((uint8_t)d, (uint8_t)p, EC_BACKEND_JERASURE, &cj), 0);
 			assert_int_equal(ec_encode(ci, s.len, s.f, pi), 0);
 			assert_int_equal(ec_encode(cj, s.len, s.f, pj), 0);
 			for (int j = 0; j < p; j++)
@@ -692,8 +709,8 @@ static void test_bad_codec_calls_return_errors_and_write_nothing(void **state)
 	memset(s.out[0], 0x3c, 64);
 	memcpy(saved, s.out[0], 64);
 	const uint8_t *have[4] = {s.f[0], s.f[1], s.f[2], s.f[3]};
-	int dup[4] = {0, 1, 2, 2};     /* only 3 distinct: more than p lost */
-	int range[4] = {0, 1, 2, 6};   /* index past d+p */
+	int dup[4] = {0, 1, 2, 2};   /* only 3 distinct: more than p lost */
+	int range[4] = {0, 1, 2, 6}; /* index past d+p */
 	int neg[4] = {-1, 1, 2, 3};
 	int ok[4] = {1, 2, 3, 4};
 	int want0[1] = {0}, want_bad[1] = {6}, want_neg[1] = {-2};
@@ -727,7 +744,8 @@ static void test_bad_codec_calls_return_errors_and_write_nothing(void **state)
 	assert_int_equal(ec_update(c, 0, 0, s.f[0], s.out), 0);
 	assert_memory_equal(s.out[0], saved, 64);
 
-	assert_string_equal(ec_strerror(-ENODATA), "fewer than d fragments available (more than p lost)");
+	assert_string_equal(ec_strerror(-ENODATA),
+			    "fewer than d fragments available (more than p lost)");
 	assert_string_equal(ec_strerror(-ENOTSUP), "erasure-code backend not built in");
 	assert_string_equal(ec_strerror(-12345), "unknown error");
 	frags_free(&s);
@@ -804,27 +822,27 @@ int main(void)
 {
 	ref_init();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_policy_parse_accepts_every_allowed_policy_and_round_trips),
-		cmocka_unit_test(test_policy_byte_matches_reference_examples),
-		cmocka_unit_test(test_policy_parse_rejects_bad_strings_and_leaves_output),
-		cmocka_unit_test(test_policy_usage_is_the_reference_text),
-		cmocka_unit_test(test_policy_from_wire_rejects_inconsistent_pairs),
-		cmocka_unit_test(test_policy_validate_and_format_reject_invalid_structs),
-		cmocka_unit_test(test_frag_size_is_object_over_d),
-		cmocka_unit_test(test_map_range_matches_brute_force_layout),
-		cmocka_unit_test(test_map_range_rejects_bad_ranges_and_leaves_output),
-		cmocka_unit_test(test_frag_ptrs_point_into_contiguous_object),
-		cmocka_unit_test(test_choose_sources_prefers_data_and_refuses_too_few),
-		cmocka_unit_test(test_codec_get_caches_per_policy_and_backend),
-		cmocka_unit_test(test_backend_names_parse),
-		cmocka_unit_test(test_round_trip_every_policy_matches_reference),
-		cmocka_unit_test(test_decode_every_erasure_pattern_up_to_p_losses),
-		cmocka_unit_test(test_decode_random_erasure_patterns_wide_policies),
-		cmocka_unit_test(test_subrange_decode_rebuilds_only_that_range),
-		cmocka_unit_test(test_delta_update_equals_full_reencode),
-		cmocka_unit_test(test_isal_and_jerasure_are_byte_identical),
-		cmocka_unit_test(test_bad_codec_calls_return_errors_and_write_nothing),
-		cmocka_unit_test(test_decode_cache_bounded_and_thread_safe),
+	    cmocka_unit_test(test_policy_parse_accepts_every_allowed_policy_and_round_trips),
+	    cmocka_unit_test(test_policy_byte_matches_reference_examples),
+	    cmocka_unit_test(test_policy_parse_rejects_bad_strings_and_leaves_output),
+	    cmocka_unit_test(test_policy_usage_is_the_reference_text),
+	    cmocka_unit_test(test_policy_from_wire_rejects_inconsistent_pairs),
+	    cmocka_unit_test(test_policy_validate_and_format_reject_invalid_structs),
+	    cmocka_unit_test(test_frag_size_is_object_over_d),
+	    cmocka_unit_test(test_map_range_matches_brute_force_layout),
+	    cmocka_unit_test(test_map_range_rejects_bad_ranges_and_leaves_output),
+	    cmocka_unit_test(test_frag_ptrs_point_into_contiguous_object),
+	    cmocka_unit_test(test_choose_sources_prefers_data_and_refuses_too_few),
+	    cmocka_unit_test(test_codec_get_caches_per_policy_and_backend),
+	    cmocka_unit_test(test_backend_names_parse),
+	    cmocka_unit_test(test_round_trip_every_policy_matches_reference),
+	    cmocka_unit_test(test_decode_every_erasure_pattern_up_to_p_losses),
+	    cmocka_unit_test(test_decode_random_erasure_patterns_wide_policies),
+	    cmocka_unit_test(test_subrange_decode_rebuilds_only_that_range),
+	    cmocka_unit_test(test_delta_update_equals_full_reencode),
+	    cmocka_unit_test(test_isal_and_jerasure_are_byte_identical),
+	    cmocka_unit_test(test_bad_codec_calls_return_errors_and_write_nothing),
+	    cmocka_unit_test(test_decode_cache_bounded_and_thread_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
