@@ -1,4 +1,5 @@
-/* engine.c - recovery job queue: priority, throttle, progress, enable/disable, and what may be dropped afterwards. */
+/* engine.c - recovery job queue: priority, throttle, progress, enable/disable, and what may be
+ * dropped afterwards. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@ int rec_push_order(struct recovery *r, uint32_t i);
 
 int recovery_new(const struct recovery_throttle *throttle, struct recovery **out)
 {
-	struct recovery_throttle t = { .max = 4, .interval_ms = 0 };
+	struct recovery_throttle t = {.max = 4, .interval_ms = 0};
 	if (throttle)
 		t = *throttle;
 	if (t.max < 1 || t.max > RECOVERY_MAX_INFLIGHT)
@@ -77,8 +78,7 @@ static long next_item(struct recovery *r)
 	return -1;
 }
 
-int recovery_take(struct recovery *r, uint64_t now_ms, struct recovery_job **job,
-		  uint64_t *wait_ms)
+int recovery_take(struct recovery *r, uint64_t now_ms, struct recovery_job **job, uint64_t *wait_ms)
 {
 	uint64_t dummy;
 	if (!wait_ms)

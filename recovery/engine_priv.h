@@ -1,4 +1,5 @@
-/* engine_priv.h - recovery engine internals shared by the planner, the job queue and the executor. */
+/* engine_priv.h - recovery engine internals shared by the planner, the job queue and the executor.
+ */
 #ifndef RECOVERY_ENGINE_PRIV_H
 #define RECOVERY_ENGINE_PRIV_H
 
@@ -23,20 +24,20 @@ struct rec_item {
 	uint8_t how;
 	uint8_t tries;
 	uint8_t __pad;
-	uint32_t busy;    /* jobs of this fragment still out (maybe from an older plan) */
+	uint32_t busy;	  /* jobs of this fragment still out (maybe from an older plan) */
 	uint32_t src_off; /* into recovery.srcs */
 	uint32_t nr_src;
 	uint64_t generation; /* of the job in flight */
 };
 
-#define OBJ_LOST 0x1     /* too few consistent fragments */
+#define OBJ_LOST     0x1 /* too few consistent fragments */
 #define OBJ_DEGRADED 0x2 /* some position has no home */
-#define OBJ_BADLOC 0x4   /* placement failed for it */
-#define OBJ_FAILED 0x8   /* a job of it failed here */
+#define OBJ_BADLOC   0x4 /* placement failed for it */
+#define OBJ_FAILED   0x8 /* a job of it failed here */
 
 struct rec_obj {
 	uint64_t oid;
-	uint64_t version; /* version recovery settled on */
+	uint64_t version;  /* version recovery settled on */
 	uint32_t hold_off; /* into recovery.holders, n entries */
 	uint8_t n;
 	uint8_t flags;

@@ -1,4 +1,5 @@
-/* exec.c - carry out one recovery job: verify a local fragment, else copy it from a holder, else rebuild it from d others. */
+/* exec.c - carry out one recovery job: verify a local fragment, else copy it from a holder, else
+ * rebuild it from d others. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -35,13 +36,12 @@ static int install(const struct recovery_io *io, struct recovery_job *job, const
  * with a newer version restarts the gathering at that version, once per
  * version, so a write racing with us never mixes two generations.
  */
-static int rebuild(const struct recovery_io *io, struct recovery_job *job, void *out,
-		   bool *moved)
+static int rebuild(const struct recovery_io *io, struct recovery_job *job, void *out, bool *moved)
 {
 	int d = recovery_policy_data(job->copy_policy);
 	if (d < 1 || d > 31)
 		return -EINVAL;
-	void *bufs[32] = { 0 };
+	void *bufs[32] = {0};
 	uint8_t idx[32];
 	int rc = -ENODATA;
 	for (int k = 0; k < d; k++) {
@@ -123,7 +123,8 @@ int recovery_execute(const struct recovery_io *io, struct recovery_job *job)
 		else if (rc == -ENOENT)
 			job->have_version = RECOVERY_ABSENT;
 		else
-			sd_warn("%016" PRIx64 " fragment %u: local copy is bad (%d), fetching it again",
+			sd_warn("%016" PRIx64
+				" fragment %u: local copy is bad (%d), fetching it again",
 				job->oid, job->idx, rc);
 	}
 
@@ -139,8 +140,8 @@ int recovery_execute(const struct recovery_io *io, struct recovery_job *job)
 		uint64_t v = 0;
 		rc = io->read(io->arg, s->node, job->oid, s->idx, buf, 0, job->frag_size, &v);
 		if (rc) {
-			sd_debug("%016" PRIx64 " copy %u from node %u: %d", job->oid, s->idx, s->node,
-				 rc);
+			sd_debug("%016" PRIx64 " copy %u from node %u: %d", job->oid, s->idx,
+				 s->node, rc);
 			continue;
 		}
 		job->bytes_read += job->frag_size;

@@ -1,4 +1,5 @@
-/* plan.c - recovery planning: from the new placement and what nodes hold, the fragments this node must hold and where to get them. */
+/* plan.c - recovery planning: from the new placement and what nodes hold, the fragments this node
+ * must hold and where to get them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -131,7 +132,8 @@ static int plan_one(struct plan_out *po, const struct recovery_epoch *ep,
 		return 0;
 	}
 	if (!pick_version(f, n, d, nc, &o->version)) {
-		sd_err("object %016" PRIx64 ": fewer than %d consistent fragments survive, cannot rebuild",
+		sd_err("object %016" PRIx64
+		       ": fewer than %d consistent fragments survive, cannot rebuild",
 		       oid, d);
 		o->flags |= OBJ_LOST;
 		po->lost++;
@@ -296,7 +298,7 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 {
 	if (!r || !epoch_ok(ep) || (nr && !frags))
 		return -EINVAL;
-	struct plan_out po = { 0 };
+	struct plan_out po = {0};
 	int rc = build_plan(&po, ep, frags, nr);
 	if (rc) {
 		plan_out_free(&po);
@@ -304,7 +306,7 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 	}
 
 	/* Index the new items and merge in what the old plan finished. */
-	struct rec_map nmap = { 0 };
+	struct rec_map nmap = {0};
 	uint64_t need = 0;
 	for (size_t k = 0; k < po.nr_items; k++) {
 		struct rec_item *it = &po.items[k];
@@ -366,7 +368,8 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 
 	r->refused = false;
 	r->refusal[0] = '\0';
-	uint64_t avail = ep->free_bytes > ep->reserve_bytes ? ep->free_bytes - ep->reserve_bytes : 0;
+	uint64_t avail =
+	    ep->free_bytes > ep->reserve_bytes ? ep->free_bytes - ep->reserve_bytes : 0;
 	if (need > avail) {
 		r->refused = true;
 		snprintf(r->refusal, sizeof(r->refusal),
@@ -395,7 +398,7 @@ int recovery_plan_object(struct recovery *r, const struct recovery_epoch *ep,
 	for (size_t k = 1; k < nr; k++)
 		if (frags[k].oid != frags[0].oid)
 			return -EINVAL;
-	struct plan_out po = { 0 };
+	struct plan_out po = {0};
 	int rc = build_plan(&po, ep, frags, nr);
 	if (rc)
 		goto out;

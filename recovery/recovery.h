@@ -1,4 +1,5 @@
-/* recovery.h - the recovery engine: after a membership change, decide what this node must hold, then copy or rebuild it. */
+/* recovery.h - the recovery engine: after a membership change, decide what this node must hold,
+ * then copy or rebuild it. */
 #ifndef RECOVERY_RECOVERY_H
 #define RECOVERY_RECOVERY_H
 
@@ -33,8 +34,8 @@
  * Errors: 0 or -errno; recovery_strerror() gives text for the engine's own.
  */
 
-#define RECOVERY_NO_NODE UINT32_MAX      /* placement: this position has no home */
-#define RECOVERY_ABSENT UINT64_MAX       /* version: not held locally */
+#define RECOVERY_NO_NODE      UINT32_MAX /* placement: this position has no home */
+#define RECOVERY_ABSENT	      UINT64_MAX /* version: not held locally */
 #define RECOVERY_MAX_INFLIGHT 1024
 
 /* One fragment (or copy) some node holds, as its store reports it. */
@@ -43,7 +44,7 @@ struct recovery_frag {
 	uint64_t version;
 	uint64_t disk_bytes; /* bytes it occupies on disk (space estimate) */
 	uint32_t frag_size;
-	uint32_t node;       /* holder */
+	uint32_t node; /* holder */
 	uint8_t idx;
 	uint8_t copy_policy; /* 0 = N copies, else the EC byte ((d/2)<<4)|p */
 	uint8_t nr_copies;   /* N, or d+p */
@@ -59,54 +60,59 @@ typedef int (*recovery_locate_fn)(void *arg, uint64_t oid, int n, uint32_t *out)
 
 struct recovery_epoch {
 	uint32_t epoch;
-	uint32_t self;           /* this node */
+	uint32_t self;		 /* this node */
 	const uint32_t *members; /* the nodes of the new epoch (holders are trusted only if here) */
 	size_t nr_members;
 	recovery_locate_fn locate;
-	void *locate_arg;        /* used only during recovery_plan() */
-	uint64_t free_bytes;     /* free space of this node's store */
-	uint64_t reserve_bytes;  /* recovery refuses to go below this */
+	void *locate_arg;	/* used only during recovery_plan() */
+	uint64_t free_bytes;	/* free space of this node's store */
+	uint64_t reserve_bytes; /* recovery refuses to go below this */
 };
 
 /* Throttle: at most max jobs in flight; a finished job's slot is reusable
  * interval_ms later (so at most max*1000/interval_ms jobs per second). */
 struct recovery_throttle {
-	uint32_t max;         /* 1..RECOVERY_MAX_INFLIGHT */
+	uint32_t max;	      /* 1..RECOVERY_MAX_INFLIGHT */
 	uint32_t interval_ms; /* 0 = no pause */
 };
 
 enum recovery_state {
 	RECOVERY_IDLE = 0, /* never planned */
 	RECOVERY_RUNNING,  /* jobs pending or in flight */
-	RECOVERY_DONE,     /* every job finished (see failed) */
+	RECOVERY_DONE,	   /* every job finished (see failed) */
 	RECOVERY_REFUSED,  /* the plan would fill the disk: nothing was started */
 	RECOVERY_DISABLED, /* planned, but disabled by the admin */
 };
 
 struct recovery_progress {
 	uint32_t epoch;
-	uint8_t state;           /* enum recovery_state */
+	uint8_t state; /* enum recovery_state */
 	uint8_t __pad[3];
-	uint64_t total;          /* jobs in the plan (fragments this node must hold) */
-	uint64_t done;           /* of which finished: reused + copied + rebuilt */
-	uint64_t failed;         /* finished without success (retried at the next plan or force) */
+	uint64_t total;	 /* jobs in the plan (fragments this node must hold) */
+	uint64_t done;	 /* of which finished: reused + copied + rebuilt */
+	uint64_t failed; /* finished without success (retried at the next plan or force) */
 	uint64_t in_flight;
-	uint64_t reused;         /* local fragment valid: same version, checksums ok */
-	uint64_t copied;         /* same fragment/copy read from a holder */
-	uint64_t rebuilt;        /* decoded from d other fragments */
+	uint64_t reused;  /* local fragment valid: same version, checksums ok */
+	uint64_t copied;  /* same fragment/copy read from a holder */
+	uint64_t rebuilt; /* decoded from d other fragments */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
-	uint64_t objects;        /* distinct objects seen in the cluster */
-	uint64_t degraded;       /* objects with a position that has no home (too few zones) */
-	uint64_t lost;           /* objects with too few consistent fragments to rebuild */
-	uint64_t need_bytes;     /* space the plan needs on this node */
+	uint64_t objects;    /* distinct objects seen in the cluster */
+	uint64_t degraded;   /* objects with a position that has no home (too few zones) */
+	uint64_t lost;	     /* objects with too few consistent fragments to rebuild */
+	uint64_t need_bytes; /* space the plan needs on this node */
 	uint64_t free_bytes;
 };
 
 /* How a job must be done. A REUSE job verifies the local fragment first and
  * falls back to copying or rebuilding when the checksums do not match. */
 enum recovery_kind { RECOVERY_REUSE = 0, RECOVERY_COPY, RECOVERY_REBUILD };
-enum recovery_how { RECOVERY_HOW_NONE = 0, RECOVERY_HOW_REUSED, RECOVERY_HOW_COPIED, RECOVERY_HOW_REBUILT };
+enum recovery_how {
+	RECOVERY_HOW_NONE = 0,
+	RECOVERY_HOW_REUSED,
+	RECOVERY_HOW_COPIED,
+	RECOVERY_HOW_REBUILT
+};
 
 struct recovery_src {
 	uint32_t node;
@@ -125,15 +131,15 @@ struct recovery_job {
 	uint8_t idx;
 	uint8_t copy_policy;
 	uint8_t nr_copies;
-	uint8_t kind;          /* enum recovery_kind */
+	uint8_t kind; /* enum recovery_kind */
 	uint32_t nr_src;
 	struct recovery_src *src;
 	/* filled by recovery_execute() */
-	uint8_t how;           /* enum recovery_how */
+	uint8_t how; /* enum recovery_how */
 	int result;
 	uint64_t bytes_read;
 	uint64_t bytes_written;
-	uint64_t generation;   /* engine-private */
+	uint64_t generation; /* engine-private */
 };
 
 /*
