@@ -241,6 +241,7 @@ static int setup(void **state)
 	add_vdi(fake, "vol", VOL_VID, VOL_SIZE, 0, NULL);
 	add_vdi(fake, "vol", 0x0ff, VOL_SIZE, 1, "before");
 	add_vdi(fake, "other", 0x200, 3 * OBJ_SIZE + 512, 0, NULL);
+	add_vdi(fake, "big", 0x400, 48ull * OBJ_SIZE, 0, NULL);
 	assert_int_equal(nbd_start(fake, "127.0.0.1", 0), 0);
 	nbd_port = nbd_server_port(fake->nbd);
 	assert_true(nbd_port > 0);
@@ -830,6 +831,54 @@ static void test_qemu_io_and_nbdinfo_work_against_the_export(void **state)
 	assert_int_equal(run(cmd), 0);
 }
 
+static void test_fio_nbdcopy_and_a_misbehaving_client_against_the_export(void **state)
+{
+	char cmd[2048];
+	const char *top = getenv("SD_TOP") ? getenv("SD_TOP") : ".";
+	if (run("command -v fio >/dev/null && fio --enghelp=nbd >/dev/null 2>&1 && "
+		"command -v nbdcopy >/dev/null && command -v python3 >/dev/null") != 0) {
+		skip();
+		return;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "fio --name=v --ioengine=nbd --uri=nbd://127.0.0.1:%d/big --rw=randwrite "
+		 "--bsrange=4k-128k --size=40M --iodepth=16 --verify=crc32c --verify_fatal=1 "
+		 "--output=/dev/null >/dev/null 2>&1",
+		 nbd_port);
+	assert_int_equal(run(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; d=$(mktemp -d); head -c 30000000 /dev/urandom >$d/a; "
+		 "nbdcopy $d/a nbd://127.0.0.1:%d/big; nbdcopy nbd://127.0.0.1:%d/big:ro $d/b; "
+		 "cmp -n 30000000 $d/a $d/b; rm -rf $d",
+		 nbd_port, nbd_port);
+	assert_int_equal(run(cmd), 0);
+	static const char *cases[] = {"garbage",	  "bad-flags",	       "bad-opt-magic",
+				      "huge-opt",	  "unknown-opts",      "bad-go",
+				      "bad-requests",	  "vanish-mid-write",  "vanish-mid-header",
+				      "vanish-in-handshake", "bad-magic"};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		snprintf(cmd, sizeof(cmd), "python3 %s/tests/func/nbd_badclient.py 127.0.0.1 %d big %s >/dev/null",
+			 top, nbd_port, cases[i]);
+		assert_int_equal(run(cmd), 0);
+	}
+	usleep(200 * 1000);
+	/* After all that, the first 30 MB still hold what nbdcopy put there:
+	 * compare a connection's read with the object store directly. */
+	struct client c;
+	cl_open(&c, "big");
+	char *a = malloc(OBJ_SIZE), *b = malloc(OBJ_SIZE);
+	for (uint32_t i = 0; i < 28; i++) {
+		assert_int_equal(cl_io(&c, NBD_CMD_READ, 0, (uint64_t)i * OBJ_SIZE, OBJ_SIZE, a), 0);
+		assert_int_equal(gateway_read_obj(fake, vid_to_data_oid(0x400, i), b, OBJ_SIZE, 0),
+				 SD_RES_SUCCESS);
+		assert_memory_equal(a, b, OBJ_SIZE);
+	}
+	cl_close(&c);
+	free(a);
+	free(b);
+	assert_int_equal(fake->double_creates, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -845,6 +894,7 @@ int main(void)
 		cmocka_unit_test(test_requests_on_one_connection_are_served_in_parallel),
 		cmocka_unit_test(test_write_to_inherited_object_copies_it_and_leaves_the_parent_alone),
 		cmocka_unit_test(test_qemu_io_and_nbdinfo_work_against_the_export),
+		cmocka_unit_test(test_fio_nbdcopy_and_a_misbehaving_client_against_the_export),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	sd_log_open(NULL, SD_LOG_WARNING, "test_nbd");
