@@ -363,7 +363,7 @@ int main(int argc, char **argv)
 			  .min_sample_s = 0.02,
 			  .npos = 4096};
 	const char *policies = "2:1,4:2,8:3,8:4,16:4,16:15";
-	bool use_be[EC_NR_BACKENDS] = {true, true};
+	bool use_be[EC_NR_BACKENDS] = {true, true, true};
 	bool quick = false;
 	char cpu[128];
 	int opt, rc = 0;
@@ -455,8 +455,17 @@ int main(int argc, char **argv)
 		printf("ec_bench: %s; %u KiB objects; cold set %zu MiB; median of %d runs\n", cpu,
 		       b.obj_size >> 10, b.cold_bytes >> 20, b.runs);
 		printf("GB/s (ratio to memcpy of the same bytes, same working set)\n\n");
-		printf("| policy | op | hot isal | hot jerasure | cold isal | cold jerasure |\n");
-		printf("|---|---|---|---|---|---|\n");
+		printf("| policy | op |");
+		for (int s = 0; s < 2; s++)
+			for (int be = 0; be < EC_NR_BACKENDS; be++)
+				if (use_be[be])
+					printf(" %s %s |", s ? "cold" : "hot",
+					       ec_backend_name((enum ec_backend)be));
+		printf("\n|---|---|");
+		for (int i = 0; i < 2 * EC_NR_BACKENDS; i++)
+			if (use_be[i % EC_NR_BACKENDS])
+				printf("---|");
+		printf("\n");
 	}
 
 	char *list = strdup(policies), *save = NULL;
@@ -487,8 +496,11 @@ int main(int argc, char **argv)
 					res[op][s][be] = -1;
 		for (int s = 0; s < 2; s++) {
 			bool cold = s == 1;
-			for (int op = OP_MEMCPY_OBJ; op <= OP_MEMCPY_4K; op++)
-				res[op][s][0] = res[op][s][1] = measure(&b, (enum op)op, cold);
+			for (int op = OP_MEMCPY_OBJ; op <= OP_MEMCPY_4K; op++) {
+				double v = measure(&b, (enum op)op, cold);
+				for (int be = 0; be < EC_NR_BACKENDS; be++)
+					res[op][s][be] = v;
+			}
 			for (int be = 0; be < EC_NR_BACKENDS; be++) {
 				if (!use_be[be])
 					continue;
@@ -541,13 +553,20 @@ int main(int argc, char **argv)
 					}
 				}
 			if (!b.csv && any) {
-				if (op >= OP_MEMCPY_OBJ)
-					printf("| %s | %s | %s | | %s | |\n", name, op_names[op],
-					       cells[0][0], cells[1][0]);
-				else
-					printf("| %s | %s | %s | %s | %s | %s |\n", name,
-					       op_names[op], cells[0][0], cells[0][1], cells[1][0],
-					       cells[1][1]);
+				printf("| %s | %s |", name, op_names[op]);
+				for (int s = 0; s < 2; s++) {
+					bool first = true;
+					for (int be = 0; be < EC_NR_BACKENDS; be++) {
+						if (!use_be[be])
+							continue;
+						/* memcpy has one figure per working set */
+						printf(" %s |", op < OP_MEMCPY_OBJ || first
+								    ? cells[s][be]
+								    : "");
+						first = false;
+					}
+				}
+				printf("\n");
 			}
 		}
 		fflush(stdout);
