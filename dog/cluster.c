@@ -135,5 +135,9 @@ const struct dog_cmd dog_cluster_cmds[] = {
 	 NULL, 0, 0, cluster_info},
 	{"cluster", "shutdown", NULL, NULL, "stop every sheep of the cluster", NULL, 0, 0,
 	 cluster_shutdown},
+	/* recovery hook: dog/recovery.c */
+	{"cluster", "recover", NULL, "enable|disable|force",
+	 "allow or stop data recovery cluster-wide, or replan it now on every node", NULL, 1, 1,
+	 dog_cluster_recover},
 	{NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

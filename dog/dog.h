@@ -60,6 +60,9 @@ struct dog_cmd {
 extern const struct dog_cmd dog_cluster_cmds[];
 extern const struct dog_cmd dog_node_cmds[];
 extern const struct dog_cmd dog_vdi_cmds[];
+/* recovery.c (owned by the recovery work): node recovery, cluster recover. */
+int dog_node_recovery(struct dog *d);
+int dog_cluster_recover(struct dog *d);
 
 /* ---- common.c: talking to sheep ---- */
 
