@@ -394,6 +394,38 @@ static void test_interrupted_create_leaves_nothing(void **state)
 	assert_int_equal(store_create(f->st, &m, a, 0, 8192), -EEXIST);
 }
 
+static void test_replace_swaps_a_whole_fragment_atomically(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t a[8192], b[8192], r[8192];
+	fill_random(a, sizeof(a), 16);
+	fill_random(b, sizeof(b), 17);
+	struct store_meta m = meta_of(65, 2, 8192, 4);
+	assert_int_equal(store_replace(f->st, &m, a, 0, 8192), 0); /* absent: a create */
+	uint64_t v, used0, used1;
+	assert_int_equal(store_space(f->st, NULL, &used0), 0);
+	/* interrupted before the rename: the old fragment is whole */
+	m.version = 9;
+	store_test_set_crash(f->st, STORE_CRASH_BEFORE_RENAME);
+	assert_int_equal(store_replace(f->st, &m, b, 0, 4096), -ECANCELED);
+	reopen(f);
+	assert_int_equal(store_read(f->st, 65, 2, r, 0, 8192, &v), 0);
+	assert_true(v == 4);
+	assert_memory_equal(a, r, 8192);
+	assert_int_equal(store_replace(f->st, &m, b, 0, 4096), 0);
+	assert_int_equal(store_read(f->st, 65, 2, r, 0, 8192, &v), 0);
+	assert_true(v == 9);
+	assert_memory_equal(b, r, 4096);
+	memset(a, 0, 4096);
+	assert_memory_equal(a, r + 4096, 4096); /* the rest is zeros, not the old data */
+	assert_int_equal(store_space(f->st, NULL, &used1), 0);
+	assert_true(used1 < used0); /* 4 KiB of data instead of 8 */
+	m.frag_size = 0;
+	assert_int_equal(store_replace(f->st, &m, b, 0, 0), -EINVAL);
+	assert_int_equal(store_read(f->st, 65, 2, r, 0, 4096, &v), 0);
+	assert_memory_equal(b, r, 4096);
+}
+
 static void test_bad_ranges_are_einval_and_change_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -659,6 +691,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupted_create_leaves_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_replace_swaps_a_whole_fragment_atomically,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ranges_are_einval_and_change_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_for_each_lists_fragments_and_space_adds_up,
