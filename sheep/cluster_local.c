@@ -5,8 +5,9 @@
  *
  *   lock          flock()ed: exclusive to append or compact the log, shared
  *                 to read it
- *   log           64-byte header {magic "SDLOCAL1", base, end} then records.
- *                 Positions are logical (lsn): the record at lsn L is at
+ *   log           64-byte header {magic "SDLOCAL1", base, end, random id} then
+ *                 records; a member stops (dispatch fails) if the id changes
+ *                 under it (log removed). Positions are logical (lsn): the record at lsn L is at
  *                 file offset 64 + L - base. A record is {magic, type
  *                 JOIN/LEAVE/MSG, payload length, crc32c, lsn, struct
  *                 sd_node (joining, leaving or sending node)} + payload,
@@ -41,9 +42,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -68,7 +71,8 @@ struct log_hdr {
 	char magic[8];
 	uint64_t base;
 	uint64_t end;
-	uint8_t pad[40];
+	uint64_t id; /* random per log; kept by compaction */
+	uint8_t pad[32];
 } __attribute__((packed));
 _Static_assert(sizeof(struct log_hdr) == LOG_HDR, "log header is 64 bytes");
 
@@ -102,6 +106,7 @@ struct cluster_ctx {
 	bool joined;   /* join() done, leave() not */
 	bool in_group; /* own JOIN delivered */
 	uint64_t pos, published, last_base, last_end;
+	uint64_t log_id; /* of the log we joined */
 	struct sd_node *members;
 	size_t nr_members;
 };
@@ -157,10 +162,10 @@ static void member_name(const struct sd_node *n, char *buf, size_t len)
 
 /* ---- the log (caller holds mu and the flock) ---- */
 
-static int write_fresh_log(struct cluster_ctx *c, uint64_t base, uint64_t end, const void *recs,
-			   size_t len)
+static int write_fresh_log(struct cluster_ctx *c, uint64_t id, uint64_t base, uint64_t end,
+			   const void *recs, size_t len)
 {
-	struct log_hdr h = {.base = base, .end = end};
+	struct log_hdr h = {.base = base, .end = end, .id = id};
 	memcpy(h.magic, LOG_MAGIC, sizeof(h.magic));
 	int fd = openat(c->dirfd, "log.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -181,7 +186,10 @@ static int log_current(struct cluster_ctx *c)
 	if (fstatat(c->dirfd, "log", &sb, 0)) {
 		if (errno != ENOENT)
 			return -errno;
-		int r = write_fresh_log(c, 0, 0, NULL, 0);
+		uint64_t id;
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+		int r = write_fresh_log(c, id, 0, 0, NULL, 0);
 		if (r)
 			return r;
 		if (fstatat(c->dirfd, "log", &sb, 0))
@@ -405,10 +413,11 @@ static int read_log(struct cluster_ctx *c)
 		r = log_current(c);
 		if (!r)
 			r = log_hdr_read(c, &h);
-		if (!r && c->pos < h.base) {
-			sd_err("local cluster: log was compacted past this member (%" PRIu64
-			       " < %" PRIu64 ")",
-			       c->pos, h.base);
+		if (!r && (h.id != c->log_id || c->pos < h.base || c->pos > h.end)) {
+			/* removed and started afresh, or compacted past us */
+			sd_err("local cluster: %s/log no longer holds position %" PRIu64
+			       " (it spans %" PRIu64 "..%" PRIu64 ")",
+			       c->dir, c->pos, h.base, h.end);
 			r = -EIO;
 		}
 		size_t want = 0;
@@ -432,7 +441,9 @@ static int read_log(struct cluster_ctx *c)
 		if (r || !want)
 			break;
 		size_t off = 0;
-		while (off + sizeof(struct rec_hdr) <= want) {
+		if (want < sizeof(struct rec_hdr))
+			r = -EIO;
+		while (!r && off + sizeof(struct rec_hdr) <= want) {
 			struct rec_hdr rh;
 			memcpy(&rh, buf + off, sizeof(rh));
 			size_t sz = rec_size(rh.len);
@@ -440,8 +451,11 @@ static int read_log(struct cluster_ctx *c)
 				r = -EIO;
 				break;
 			}
-			if (off + sz > want)
+			if (off + sz > want) {
+				if (off == 0)
+					r = -EIO; /* the log ends inside a record */
 				break; /* the rest next batch */
+			}
 			uint32_t crc = rh.crc;
 			rh.crc = 0;
 			if (sd_crc32c(sd_crc32c(0, &rh, sizeof(rh)), buf + off + sizeof(rh), rh.len) !=
@@ -507,7 +521,7 @@ static void maybe_compact(struct cluster_ctx *c)
 	for (size_t i = 0; i < c->nr_members; i++)
 		rec_fill((struct rec_hdr *)(recs + i * one), REC_JOIN, &c->members[i],
 			 base + i * one, NULL, 0);
-	if (write_fresh_log(c, base, h.end, recs, len) == 0) {
+	if (write_fresh_log(c, h.id, base, h.end, recs, len) == 0) {
 		sd_debug("local cluster: compacted log from %" PRIu64 " bytes", h.end - h.base);
 		c->last_base = base;
 		log_current(c);
@@ -662,6 +676,7 @@ static int local_join(struct cluster_ctx *c)
 	c->memfd = fd;
 	fd = -1;
 	c->pos = c->published = h.base;
+	c->log_id = h.id;
 	c->nr_members = 0;
 	c->in_group = false;
 	c->joined = true;

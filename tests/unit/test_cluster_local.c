@@ -463,6 +463,15 @@ static void test_bad_options_and_calls_fail_cleanly(void **state)
 	assert_int_equal(drv->join(c), 0);
 	assert_int_equal(drv->join(c), -EALREADY);
 	assert_int_equal(drv->broadcast(c, "x", CLUSTER_MAX_MSG + 1), -EMSGSIZE);
+	pump(&c, 1, 100);
+	assert_int_equal(l.joins, 1);
+	/* the shared log removed under a member: dispatch reports it, no misreads */
+	char logp[160];
+	snprintf(logp, sizeof(logp), "%s/shared/log", f->dir);
+	assert_int_equal(unlink(logp), 0);
+	assert_int_equal(drv->broadcast(c, "y", 1), 0);
+	assert_int_equal(drv->dispatch(c), -EIO);
+	assert_int_equal(l.msgs, 0);
 	drv->destroy(c);
 	/* a path that is a file (Sheepdog's shm file) means PATH.d */
 	char file[128], opts[160];
