@@ -31,7 +31,8 @@ struct gw_obj {
 	uint32_t obj_size, frag_size;
 	uint8_t meta_policy, meta_copies;
 	const struct ec_codec *codec;
-	const struct sd_node *holder[GW_MAX_WIDTH];
+	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
+	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
 };
 
 /* What a probe or read learned about one fragment. */
@@ -170,20 +171,21 @@ static int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, stru
 	if (!v->ring || v->nr_data == 0)
 		return SD_RES_NO_STORE;
 	int out[GW_MAX_WIDTH];
-	int found = placement_locate(v->ring, oid, o->width, out);
+	int found = ring_locate(v->ring, oid, o->width, out);
 	if (found < 0)
 		return SD_RES_SYSTEM_ERROR;
 	for (int i = 0; i < o->width; i++)
 		o->holder[i] = (i < found && out[i] >= 0 && (size_t)out[i] < v->nr_data)
 				       ? &v->data[out[i]]
 				       : NULL;
+	memcpy(o->loc, o->holder, sizeof(o->loc));
 	return SD_RES_SUCCESS;
 }
 
 static void call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t opcode)
 {
 	memset(c, 0, sizeof(*c));
-	c->node = o->holder[idx];
+	c->node = o->loc[idx];
 	c->req.opcode = opcode;
 	c->req.epoch = o->v->epoch;
 	c->req.obj.oid = o->oid;
@@ -194,6 +196,9 @@ static bool res_is_retry(int res)
 {
 	return res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER || res == SD_RES_AGAIN;
 }
+
+static uint32_t gw_resolve(struct gw_obj *o, struct frag_state *st);
+static bool any_missing(const struct gw_obj *o, const struct frag_state *st);
 
 /* Probe every holder's version. Returns a retry code if any holder asks for
  * one, else SUCCESS. */
@@ -209,6 +214,12 @@ static int gw_probe(struct gw_obj *o, struct frag_state *st)
 		st[i].version = calls[i].version;
 		if (res_is_retry(st[i].res))
 			ret = st[i].res;
+	}
+	if (ret == SD_RES_SUCCESS && any_missing(o, st)) {
+		gw_resolve(o, st);
+		for (int i = 0; i < o->width; i++)
+			if (res_is_retry(st[i].res))
+				ret = st[i].res;
 	}
 	return ret;
 }
@@ -243,6 +254,88 @@ static bool all_absent(const struct frag_state *st, int n)
 		if (st[i].res != SD_RES_NO_OBJ && st[i].res != SD_RES_NETWORK_ERROR)
 			return false;
 	return true;
+}
+
+/* A live data-holding member with n's address, or NULL. */
+static const struct sd_node *live_node(const struct sheep_view *v, const struct sd_node *n)
+{
+	for (size_t i = 0; i < v->nr_data; i++)
+		if (v->data[i].port == n->port && !strcmp(v->data[i].addr, n->addr))
+			return &v->data[i];
+	return NULL;
+}
+
+static bool frag_missing(const struct gw_obj *o, const struct frag_state *st, int i)
+{
+	return st[i].res == SD_RES_NO_OBJ || (!o->loc[i] && st[i].res == SD_RES_NETWORK_ERROR);
+}
+
+/*
+ * Fragments not (yet) at their current holder: until recovery moves them,
+ * they are where earlier epochs placed them. Look for each missing one on
+ * the live nodes that held its position in the previous epochs, newest
+ * first; point loc[i] there and return the mask of fragments found.
+ */
+static uint32_t gw_resolve(struct gw_obj *o, struct frag_state *st)
+{
+	uint32_t found_mask = 0;
+	const struct sd_node *tried[GW_MAX_WIDTH][SHEEP_VIEW_HIST + 1];
+	int nt[GW_MAX_WIDTH] = {0};
+	for (int i = 0; i < o->width; i++)
+		if (o->loc[i])
+			tried[i][nt[i]++] = o->loc[i];
+	for (int h = 0; h < o->v->nr_hist; h++) {
+		const struct sheep_ring *r = o->v->hist[h];
+		if (!r->ring)
+			continue;
+		int out[GW_MAX_WIDTH];
+		int found = ring_locate(r->ring, o->oid, o->width, out);
+		struct peer_call calls[GW_MAX_WIDTH];
+		int idx_of[GW_MAX_WIDTH];
+		int nc = 0;
+		for (int i = 0; i < o->width && i < found; i++) {
+			if (!frag_missing(o, st, i) || out[i] < 0 || (size_t)out[i] >= r->nr_data)
+				continue;
+			const struct sd_node *cand = live_node(o->v, &r->data[out[i]]);
+			bool dup = !cand;
+			for (int t = 0; t < nt[i] && !dup; t++)
+				dup = tried[i][t] == cand;
+			if (dup)
+				continue;
+			tried[i][nt[i]++] = cand;
+			memset(&calls[nc], 0, sizeof(calls[nc]));
+			calls[nc].node = cand;
+			calls[nc].req.opcode = SD_OP_PEER_READ;
+			calls[nc].req.epoch = o->v->epoch;
+			calls[nc].req.obj.oid = o->oid;
+			calls[nc].req.obj.ec_index = (uint8_t)i;
+			idx_of[nc++] = i;
+		}
+		if (!nc)
+			continue;
+		peer_fanout(o->s, calls, nc);
+		for (int c = 0; c < nc; c++) {
+			int i = idx_of[c];
+			if (calls[c].result != SD_RES_SUCCESS && !res_is_retry(calls[c].result))
+				continue;
+			o->loc[i] = calls[c].node;
+			st[i].res = calls[c].result;
+			st[i].version = calls[c].version;
+			found_mask |= 1u << i;
+		}
+	}
+	if (found_mask)
+		sd_debug("%016llx: fragments 0x%x found at earlier holders", (unsigned long long)o->oid,
+			 found_mask);
+	return found_mask;
+}
+
+static bool any_missing(const struct gw_obj *o, const struct frag_state *st)
+{
+	for (int i = 0; i < o->width; i++)
+		if (frag_missing(o, st, i))
+			return o->v->nr_hist > 0;
+	return false;
 }
 
 /*
@@ -352,6 +445,30 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		if (res_is_retry(st[i].res))
 			return st[i].res;
 	}
+	if (any_missing(o, st)) {
+		uint32_t moved = gw_resolve(o, st);
+		int nm = 0;
+		struct peer_call mc[GW_MAX_WIDTH];
+		int mi[GW_MAX_WIDTH];
+		for (int i = 0; i < o->width; i++) {
+			if (res_is_retry(st[i].res))
+				return st[i].res;
+			if (!(moved & (1u << i)) || ext_of[i] < 0)
+				continue;
+			mc[nm] = calls[i];
+			mc[nm].node = o->loc[i];
+			mi[nm++] = i;
+		}
+		peer_fanout(o->s, mc, nm);
+		for (int k = 0; k < nm; k++) {
+			int i = mi[k];
+			calls[i] = mc[k];
+			st[i].res = mc[k].result;
+			st[i].version = mc[k].version;
+			if (res_is_retry(st[i].res))
+				return st[i].res;
+		}
+	}
 	uint64_t ver = choose_version(st, o->width, o->d, NULL);
 	if (ver == 0) {
 		if (all_absent(st, o->width))
@@ -423,6 +540,12 @@ static int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t of
 		if (res_is_retry(st[i].res))
 			return st[i].res;
 	}
+	if (any_missing(o, st)) {
+		gw_resolve(o, st);
+		for (int i = 0; i < o->width; i++)
+			if (res_is_retry(st[i].res))
+				return st[i].res;
+	}
 	uint64_t ver = choose_version(st, o->width, 1, NULL);
 	if (ver == 0)
 		return all_absent(st, o->width) ? SD_RES_NO_OBJ : SD_RES_EIO;
@@ -477,6 +600,17 @@ static int count_acks(struct gw_obj *o, struct peer_call *calls, int n, int *ret
 	return ok;
 }
 
+/* Refuse before writing anything when fewer fragments than the ack rule
+ * needs can be written: a write that cannot be acknowledged changes nothing. */
+static int precheck_targets(struct gw_obj *o, int targets)
+{
+	if (targets >= ack_threshold(o))
+		return SD_RES_SUCCESS;
+	sd_err("write of %016llx refused: only %d of %d fragments are writable, %d needed to "
+	       "keep redundancy", (unsigned long long)o->oid, targets, o->width, ack_threshold(o));
+	return SD_RES_EIO;
+}
+
 static int ack_result(struct gw_obj *o, int ok, int retry)
 {
 	if (retry)
@@ -498,6 +632,9 @@ static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, uint32_t l
 	struct peer_call calls[GW_MAX_WIDTH];
 	for (int i = 0; i < o->width; i++) {
 		call_init(o, &calls[i], i, SD_OP_PEER_WRITE);
+		/* A rewrite lands on the current holder; where none can be
+		 * placed, on the node still holding the old fragment. */
+		calls[i].node = o->holder[i] ? o->holder[i] : o->loc[i];
 		calls[i].req.obj.offset = lo;
 		calls[i].has_whdr = true;
 		calls[i].whdr = (struct peer_write_hdr){.expect_version = UINT64_MAX,
@@ -509,6 +646,12 @@ static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, uint32_t l
 		calls[i].wbuf = frags[i];
 		calls[i].wlen = len;
 	}
+	int targets = 0;
+	for (int i = 0; i < o->width; i++)
+		targets += calls[i].node != NULL;
+	int pre = precheck_targets(o, targets);
+	if (pre != SD_RES_SUCCESS)
+		return pre;
 	peer_fanout(o->s, calls, o->width);
 	int retry;
 	int ok = count_acks(o, calls, o->width, &retry);
@@ -563,6 +706,12 @@ static int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint6
 			    const void *buf, uint32_t len, uint32_t off, uint64_t new_version)
 {
 	struct peer_call calls[GW_MAX_WIDTH];
+	int targets = 0;
+	for (int i = 0; i < o->width; i++)
+		targets += st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+	int pre = precheck_targets(o, targets);
+	if (pre != SD_RES_SUCCESS)
+		return pre;
 	for (int i = 0; i < o->width; i++) {
 		call_init(o, &calls[i], i, SD_OP_PEER_WRITE);
 		if (st[i].res != SD_RES_SUCCESS || st[i].version != ver) {
@@ -610,8 +759,14 @@ static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, c
 	uint8_t *old[GW_MAX_WIDTH] = {0};    /* per extent */
 	uint8_t *parity[GW_MAX_WIDTH] = {0}; /* per parity fragment, over [lo,hi) */
 	bool usable[GW_MAX_WIDTH];
-	for (int i = 0; i < o->width; i++)
+	int targets = 0;
+	for (int i = 0; i < o->width; i++) {
 		usable[i] = st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		targets += usable[i];
+	}
+	if ((ret = precheck_targets(o, targets)) != SD_RES_SUCCESS)
+		return ret;
+	ret = SD_RES_NO_MEM;
 	for (int k = 0; k < ne; k++)
 		if (!(old[k] = malloc(ext[k].len)))
 			goto out;

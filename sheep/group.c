@@ -102,14 +102,24 @@ struct sheep_view *sheep_view_get(struct sheep *s)
 	return v;
 }
 
+static void ring_put(struct sheep_ring *r)
+{
+	if (!r || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (r->ring)
+		ring_free(r->ring);
+	free(r->data);
+	free(r);
+}
+
 void sheep_view_put(struct sheep_view *v)
 {
 	if (!v || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
-	if (v->ring)
-		placement_free(v->ring);
+	ring_put(v->cur);
+	for (int i = 0; i < v->nr_hist; i++)
+		ring_put(v->hist[i]);
 	free(v->nodes);
-	free(v->data);
 	free(v);
 }
 
@@ -146,8 +156,13 @@ static void rebuild_view(struct sheep *s)
 	v->epoch = s->epoch;
 	v->self_data_idx = -1;
 	v->nodes = calloc(s->nr_members ? s->nr_members : 1, sizeof(struct sd_node));
-	v->data = calloc(s->nr_members ? s->nr_members : 1, sizeof(struct sd_node));
-	if (!v->nodes || !v->data)
+	v->cur = calloc(1, sizeof(*v->cur));
+	if (!v->nodes || !v->cur)
+		goto fail;
+	v->cur->refs = 1;
+	v->cur->epoch = s->epoch;
+	v->data = v->cur->data = calloc(s->nr_members ? s->nr_members : 1, sizeof(struct sd_node));
+	if (!v->data)
 		goto fail;
 	memcpy(v->nodes, s->members, s->nr_members * sizeof(struct sd_node));
 	v->nr_nodes = s->nr_members;
@@ -166,7 +181,7 @@ static void rebuild_view(struct sheep *s)
 			zones[v->nr_zones++] = v->data[i].zone;
 	}
 	if (v->nr_data) {
-		struct placement_node *pn = calloc(v->nr_data, sizeof(*pn));
+		struct ring_node *pn = calloc(v->nr_data, sizeof(*pn));
 		if (!pn)
 			goto fail;
 		for (size_t i = 0; i < v->nr_data; i++) {
@@ -175,12 +190,24 @@ static void rebuild_view(struct sheep *s)
 			pn[i].weight = v->data[i].space;
 			pn[i].vnodes = s->fmt_vnodes ? (uint16_t)s->fmt_vnodes : v->data[i].nr_vnodes;
 		}
-		int ret = placement_build(pn, v->nr_data, &v->ring);
+		int ret = ring_build(pn, v->nr_data, &v->ring);
 		free(pn);
 		if (ret) {
 			sd_err("cannot build the placement ring for epoch %u: %d", s->epoch, ret);
 			v->ring = NULL;
 		}
+	}
+	v->cur->nr_data = v->nr_data;
+	v->cur->ring = v->ring;
+	/* Keep the rings of the previous epochs of this node's life. */
+	struct sheep_view *old = s->view;
+	if (old && old->cur && old->cur->ring) {
+		v->hist[v->nr_hist++] = old->cur;
+		__atomic_add_fetch(&old->cur->refs, 1, __ATOMIC_ACQ_REL);
+	}
+	for (int i = 0; old && i < old->nr_hist && v->nr_hist < SHEEP_VIEW_HIST; i++) {
+		v->hist[v->nr_hist++] = old->hist[i];
+		__atomic_add_fetch(&old->hist[i]->refs, 1, __ATOMIC_ACQ_REL);
 	}
 	sheep_view_put(s->view);
 	s->view = v;

@@ -441,7 +441,8 @@ int main(int argc, char **argv)
 				strerror(ret < 0 ? -ret : ret), logpath);
 		return 1;
 	}
-	sd_notice("sheep ready: %s:%u zone %u", s->self.addr, s->self.port, s->self.zone);
+	sd_notice("sheep ready: %s:%u zone %u, placement %s", s->self.addr, s->self.port,
+		  s->self.zone, ring_impl());
 	sd_loop_run(s->loop);
 	s->stopping = 1;
 	sd_notice("sheep stopping");

@@ -12,7 +12,7 @@
 #include "lib/sd_internal.h"
 #include "lib/sd_proto.h"
 #include "lib/work.h"
-#include "placement/placement.h"
+#include "sheep/ring.h"
 #include "sheep/cluster.h"
 
 /* Options from the command line. */
@@ -34,6 +34,18 @@ struct sheep_opts {
 	int threads;            /* gateway worker threads */
 };
 
+/* The ring of one epoch (refcounted: views of later epochs keep the rings
+ * of earlier ones, to find fragments that have not moved yet). */
+struct sheep_ring {
+	int refs;
+	uint32_t epoch;
+	size_t nr_data;
+	struct sd_node *data;
+	struct ring *ring;
+};
+
+#define SHEEP_VIEW_HIST 8
+
 /*
  * A membership epoch as the gateway sees it: the members, the ring built
  * from the data-holding ones, the epoch number. Immutable once published;
@@ -47,9 +59,12 @@ struct sheep_view {
 	struct sd_node *nodes; /* all members, sorted by address:port */
 	size_t nr_data;
 	struct sd_node *data;  /* ring members (not gateway-only); ring index = position */
-	struct placement_ring *ring;
+	struct ring *ring;
 	int self_data_idx;     /* this node in data[], or -1 */
 	uint32_t nr_zones;     /* distinct zones among data[] */
+	struct sheep_ring *cur;  /* owns data[] and ring */
+	int nr_hist;
+	struct sheep_ring *hist[SHEEP_VIEW_HIST]; /* earlier epochs, newest first */
 };
 
 /* One VDI as every node knows it (the full table is on every node). */
