@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "sheep/peer.h"
 #include "sheep/sheep.h"
 
 /* Backpressure: stop reading a connection while it has this many requests
@@ -237,7 +238,12 @@ static void conn_dispatch(struct conn *c)
 	c->refs++;
 	c->inflight++;
 	c->inflight_bytes += hdr.data_length;
-	sd_wq_queue(ops_is_peer(hdr.opcode) ? s->peer_wq : s->gw_wq, &r->work);
+	struct sd_wq *wq = s->gw_wq;
+	if (hdr.opcode == SD_OP_PEER_GW_WRITE)
+		wq = s->fwd_wq;
+	else if (ops_is_peer(hdr.opcode))
+		wq = s->peer_wq;
+	sd_wq_queue(wq, &r->work);
 	conn_update_events(c);
 }
 

@@ -473,6 +473,11 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	if (ver == 0) {
 		if (all_absent(st, o->width))
 			return SD_RES_NO_OBJ;
+		int answered = 0;
+		for (int i = 0; i < o->width; i++)
+			answered += st[i].res == SD_RES_SUCCESS;
+		if (answered >= o->d)
+			return SD_RES_AGAIN; /* generations mixed: a write is in flight */
 		sd_err("object %016llx: fewer than %d fragments of one version are readable",
 		       (unsigned long long)o->oid, o->d);
 		return SD_RES_EIO;
@@ -946,7 +951,7 @@ static int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 		}
 	}
 	if (res_is_retry(ret))
-		ret = SD_RES_NETWORK_ERROR;
+		ret = ret == SD_RES_AGAIN ? SD_RES_EIO : SD_RES_NETWORK_ERROR;
 	return ret;
 }
 
@@ -1024,14 +1029,70 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 	return ret;
 }
 
-int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
-		      bool create)
+int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+			bool create)
 {
 	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
 	obj_lock(s, oid, true);
 	int ret = gw_run(s, oid, op_write, &a);
 	obj_unlock(s, oid, true);
 	return ret;
+}
+
+/*
+ * Writes to one object are applied by one node at a time: its write
+ * coordinator, the first holder of the current placement. A parity delta
+ * computed by two gateways from the same old parity would lose one of the
+ * updates; funnelling the writes through one node's object lock orders
+ * them. The coordinator applies a forwarded write itself, never forwards.
+ */
+int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+		      bool create)
+{
+	uint64_t deadline = sd_now_ns() + (uint64_t)GW_RETRY_MS * 1000000ull;
+	for (;;) {
+		struct sheep_view *v = sheep_view_get(s);
+		if (!v)
+			return SD_RES_WAIT_FOR_JOIN;
+		struct gw_obj o;
+		int ret = gw_obj_init(s, v, oid, &o);
+		const struct sd_node *coord = NULL;
+		for (int i = 0; ret == SD_RES_SUCCESS && i < o.width && !coord; i++)
+			coord = o.holder[i];
+		if (ret != SD_RES_SUCCESS || !coord || sd_node_eq(coord, &s->self)) {
+			sheep_view_put(v);
+			return gateway_write_local(s, oid, buf, len, off, create);
+		}
+		struct peer_call c;
+		memset(&c, 0, sizeof(c));
+		c.node = coord;
+		c.req.opcode = SD_OP_PEER_GW_WRITE;
+		c.req.epoch = v->epoch;
+		c.req.obj.oid = oid;
+		c.req.obj.offset = off;
+		c.req.obj.copy_policy = create ? 1 : 0;
+		c.wbuf = buf;
+		c.wlen = len;
+		c.req.flags = SD_FLAG_CMD_WRITE;
+		peer_fanout(s, &c, 1);
+		uint32_t epoch = v->epoch;
+		sheep_view_put(v);
+		ret = c.result;
+		if (!res_is_retry(ret) && ret != SD_RES_NETWORK_ERROR)
+			return ret;
+		if (s->stopping || sd_now_ns() > deadline)
+			return ret == SD_RES_NETWORK_ERROR ? ret : SD_RES_EIO;
+		sd_debug("%016llx: forward to %s:%u: %s", (unsigned long long)oid, coord->addr,
+			 coord->port, sd_strerror(ret));
+		if (ret == SD_RES_NEW_NODE_VER) {
+			usleep(20000);
+		} else {
+			/* coordinator gone or our view is old: wait for the next epoch */
+			struct sheep_view *nv = sheep_view_wait_change(s, epoch, 1000);
+			if (nv)
+				sheep_view_put(nv);
+		}
+	}
 }
 
 int gateway_remove_obj(struct sheep *s, uint64_t oid)

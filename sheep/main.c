@@ -369,6 +369,8 @@ static int setup(struct sheep *s)
 		return ret;
 	if ((ret = sd_wq_create("sd_peer", 8, s->loop, &s->peer_wq)))
 		return ret;
+	if ((ret = sd_wq_create("sd_fwd", 8, s->loop, &s->fwd_wq)))
+		return ret;
 	if ((ret = gateway_init(s)))
 		return ret;
 	if ((ret = group_init(s)))
@@ -457,6 +459,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&s->state_lock);
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);
+	sd_wq_destroy(s->fwd_wq);
 	gateway_fini(s);
 	if (s->store)
 		store_close(s->store);

@@ -1,5 +1,6 @@
 /* ops.c - what each request opcode does: client ops, the internal ops dog uses, peer ops. Runs on workers. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ static bool op_known(uint8_t op)
 	case SD_OP_PEER_REMOVE:
 	case SD_OP_PEER_STAT:
 	case SD_OP_PEER_LIST:
+	case SD_OP_PEER_GW_WRITE:
 		return true;
 	}
 	return false;
@@ -186,7 +188,23 @@ static void fill_vdi_rsp(struct request *r, const struct vdi_entry *e)
 	r->rsp.vdi_hdr.block_size_shift = e->shift;
 }
 
-static int zone_check(struct sheep *s, const struct ec_policy *pol, const char *name)
+/* Put a NUL-terminated explanation in the reply payload (dog prints it). */
+static void reply_text(struct request *r, const char *msg)
+{
+	size_t n = strlen(msg) + 1;
+	char *t = malloc(n);
+	if (!t)
+		return;
+	memcpy(t, msg, n);
+	if (r->rdata != r->data)
+		free(r->rdata);
+	r->rdata = t;
+	r->rlen = (uint32_t)n;
+	r->keep_text = true;
+}
+
+static int zone_check(struct sheep *s, struct request *r, const struct ec_policy *pol,
+		      const char *name)
 {
 	struct sheep_view *v = sheep_view_get(s);
 	if (!v)
@@ -197,14 +215,22 @@ static int zone_check(struct sheep *s, const struct ec_policy *pol, const char *
 	unsigned need = ec_policy_is_ec(pol) ? (unsigned)pol->d + 1 : (width >= 2 ? 2 : 1);
 	char pb[32];
 	ec_policy_format(pol, pb, sizeof(pb));
+	char msg[512];
 	if (zones < need) {
-		sd_err("VDI %s refused: policy %s needs at least %u zones to accept writes, "
-		       "cluster has %u", name, pb, need, zones);
+		snprintf(msg, sizeof(msg),
+			 "policy %s needs at least %u zones to accept writes, cluster has %u: "
+			 "add zones or choose a narrower policy", pb, need, zones);
+		sd_err("VDI %s refused: %s", name, msg);
+		reply_text(r, msg);
 		return SD_RES_INVALID_PARMS;
 	}
-	if (zones < width)
-		sd_warn("VDI %s: policy %s wants %u zones, cluster has %u: redundancy stays "
-			"reduced until more zones join", name, pb, width, zones);
+	if (zones < width) {
+		snprintf(msg, sizeof(msg),
+			 "policy %s places %u fragments on distinct zones, cluster has %u: "
+			 "redundancy stays reduced until more zones join", pb, width, zones);
+		sd_warn("VDI %s: %s", name, msg);
+		reply_text(r, msg);
+	}
 	return SD_RES_SUCCESS;
 }
 
@@ -236,7 +262,7 @@ static int do_new_vdi(struct sheep *s, struct request *r)
 		return SD_RES_INVALID_PARMS;
 	if (ec_policy_is_ec(&pol) && ((1u << m.shift) % pol.d))
 		return SD_RES_INVALID_PARMS;
-	ret = zone_check(s, &pol, name);
+	ret = zone_check(s, r, &pol, name);
 	if (ret)
 		return ret;
 	m.size = size;
@@ -606,6 +632,7 @@ void ops_exec(struct sheep *s, struct request *r)
 	r->rsp.id = r->hdr.id;
 	r->rdata = NULL;
 	r->rlen = 0;
+	r->keep_text = false;
 	uint8_t op = r->hdr.opcode;
 	int ret;
 	if (ops_is_peer(op) && op_known(op) && op <= SD_OP_PEER_LIST) {
@@ -626,6 +653,17 @@ void ops_exec(struct sheep *s, struct request *r)
 		return;
 	}
 	switch (op) {
+	case SD_OP_PEER_GW_WRITE: {
+		uint32_t e = current_epoch(s);
+		if (r->hdr.epoch != e)
+			ret = r->hdr.epoch < e ? SD_RES_OLD_NODE_VER : SD_RES_NEW_NODE_VER;
+		else if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length)
+			ret = SD_RES_INVALID_PARMS;
+		else
+			ret = gateway_write_local(s, r->hdr.obj.oid, r->data, r->hdr.data_length,
+						  r->hdr.obj.offset, r->hdr.obj.copy_policy == 1);
+		break;
+	}
 	case SD_OP_CREATE_AND_WRITE_OBJ:
 	case SD_OP_WRITE_OBJ:
 		ret = need_ready(s);
@@ -713,7 +751,7 @@ void ops_exec(struct sheep *s, struct request *r)
 	}
 	r->rsp.result = (uint32_t)ret;
 	r->rsp.epoch = current_epoch(s);
-	if (ret != SD_RES_SUCCESS) {
+	if (ret != SD_RES_SUCCESS && !r->keep_text) {
 		if (r->rdata != r->data)
 			free(r->rdata);
 		r->rdata = NULL;

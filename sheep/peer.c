@@ -301,7 +301,7 @@ static void send_call(struct sheep *s, struct peer_call *c)
 	c->fd = -1;
 	c->req.proto_ver = SD_SHEEP_PROTO_VER;
 	uint32_t plen = c->wlen + (c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0);
-	if (c->req.opcode == SD_OP_PEER_WRITE) {
+	if (c->has_whdr || c->wlen) {
 		c->req.flags |= SD_FLAG_CMD_WRITE;
 		c->req.data_length = plen;
 	} else {
@@ -355,7 +355,7 @@ static void recv_call(struct sheep *s, struct peer_call *c)
 		return;
 	struct sd_rsp rsp;
 	int ret = sd_read_full(c->fd, &rsp, sizeof(rsp));
-	if (ret == 0 && rsp.data_length > (c->req.opcode == SD_OP_PEER_WRITE ? 0 : c->rcap))
+	if (ret == 0 && rsp.data_length > c->rcap)
 		ret = -EMSGSIZE;
 	if (ret == 0 && rsp.data_length)
 		ret = sd_read_full(c->fd, c->rbuf, rsp.data_length);

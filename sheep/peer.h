@@ -31,6 +31,11 @@
 #define SD_OP_PEER_REMOVE 0xe2
 #define SD_OP_PEER_STAT 0xe3
 #define SD_OP_PEER_LIST 0xe4
+/* A gateway write forwarded to the object's write coordinator (the first
+ * holder in the current placement), which serialises writes to one object
+ * across gateways. obj.oid, obj.offset, payload = data, obj.copy_policy = 1
+ * for CREATE_AND_WRITE. Answers the gateway's SD_RES_* code. */
+#define SD_OP_PEER_GW_WRITE 0xe5
 
 #define SD_PEER_FLAG_ANY_EPOCH 0x8000
 

@@ -145,6 +145,7 @@ struct sheep {
 	struct sd_loop *loop;
 	struct sd_wq *gw_wq;   /* client requests: may block on peers */
 	struct sd_wq *peer_wq; /* peer requests: store I/O only, never wait on peers */
+	struct sd_wq *fwd_wq;  /* writes forwarded to this node as coordinator */
 	int listen_fd;
 	int lock_fd;
 	const struct cluster_driver *driver;
@@ -287,6 +288,7 @@ struct request {
 	uint32_t rlen;
 	bool close_after;    /* KILL_NODE, SHUTDOWN: stop after the reply */
 	uint64_t owner;      /* lock owner id of the connection */
+	bool keep_text;      /* rdata is an explanation sent even with an error */
 };
 
 /* ---- ops.c: what each opcode does (runs on a worker) ---- */
@@ -296,6 +298,9 @@ int ops_check_header(const struct sd_req *hdr);
 bool ops_is_peer(uint8_t opcode);
 
 /* ---- gateway.c ---- */
+/* Apply a write here, as the object's coordinator (no forwarding). */
+int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+			bool create);
 int gateway_init(struct sheep *s);
 void gateway_fini(struct sheep *s);
 
