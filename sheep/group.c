@@ -1083,7 +1083,14 @@ int group_start(struct sheep *s)
 	int fd = s->driver->get_fd(s->cctx);
 	if (fd >= 0 && (ret = sd_loop_add(s->loop, fd, EPOLLIN, on_driver_fd, s)))
 		return ret;
-	ret = s->driver->join(s->cctx);
+	/* A restarted sheep may race the others' reaping of its dead self
+	 * (local driver: -EAGAIN); try a few times before giving up. */
+	for (int i = 0; i < 25; i++) {
+		ret = s->driver->join(s->cctx);
+		if (ret != -EAGAIN && ret != -EBUSY)
+			break;
+		usleep(200000);
+	}
 	if (ret)
 		sd_err("cluster driver %s: join failed: %s", s->driver->name, strerror(-ret));
 	return ret;
