@@ -22,8 +22,8 @@ uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
 	return n > SD_INODE_DATA_INDEX ? SD_INODE_DATA_INDEX : (uint32_t)n;
 }
 
-int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino, void *arg),
-		    void *arg)
+int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
+		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg)
 {
 	uint8_t *bm;
 	int ret = dog_read_vdi_bitmap(fd, &bm);
@@ -33,6 +33,8 @@ int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino,
 	}
 	if (ret != SD_RES_SUCCESS)
 		return dog_fail_result("cannot read the VDI list", (uint32_t)ret, NULL);
+	if (start)
+		start(arg);
 	/* The whole inode is 12 MiB but sparse: only the pages read are touched. */
 	struct sd_inode *ino = malloc(sizeof(*ino));
 	if (!ino) {
@@ -237,26 +239,21 @@ static int list_one(const struct sd_inode *ino, void *arg)
 	return 0;
 }
 
+static void list_header(void *arg)
+{
+	const struct list_arg *la = arg;
+	dog_print_vdi_header(stdout, la->d->raw);
+}
+
 static int vdi_list(struct dog *d)
 {
 	int fd = dog_connect(d);
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
 	struct list_arg la = {d, d->argc ? d->argv[0] : NULL};
-	/* Print the header only once the cluster answered, so that an
-	 * unformatted cluster gives just the error. */
-	uint8_t *bm;
-	int ret = dog_read_vdi_bitmap(fd, &bm);
-	if (ret == SD_RES_SUCCESS) {
-		free(bm);
-		dog_print_vdi_header(stdout, d->raw);
-		ret = dog_vdi_foreach(fd, true, list_one, &la);
-	} else if (ret < 0) {
-		dog_err("vdi list: lost the connection to sheep: %s", strerror(-ret));
-		ret = DOG_EXIT_SYSFAIL;
-	} else {
-		ret = dog_fail_result("vdi list", (uint32_t)ret, NULL);
-	}
+	/* The header comes once the cluster answered: an unformatted cluster
+	 * gives just the error. */
+	int ret = dog_vdi_foreach(fd, true, list_header, list_one, &la);
 	close(fd);
 	return ret;
 }
