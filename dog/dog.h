@@ -94,6 +94,9 @@ int dog_vdi_lookup(int fd, const char *name, uint32_t *vid);
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off);
 int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 		  const struct sd_inode *ino, bool create, uint64_t cow_oid);
+/* The fixed part of STAT_CLUSTER's answer, quietly (no message on
+ * failure); SD_RES_* or -errno. */
+int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci);
 /* The whole in-use VDI bitmap (SD_NR_VDIS bits), malloc'ed; SD_RES_* or -errno. */
 int dog_read_vdi_bitmap(int fd, uint8_t **bitmap);
 /* Read the node list: nodes malloc'ed; SD_RES_* or -errno. */

@@ -108,6 +108,32 @@ static int parse_size_arg(const char *what, const char *label, const char *s, ui
 	return 0;
 }
 
+/* What a policy asks of the cluster's zones, and what the cluster has. */
+struct zone_need {
+	bool known; /* the cluster said how many zones it has */
+	uint32_t zones, width, min_ack;
+	char policy[16];
+};
+
+static struct zone_need zone_need_of(const struct dog *d, uint8_t copies, uint8_t copy_policy)
+{
+	struct zone_need zn;
+	memset(&zn, 0, sizeof(zn));
+	struct ec_policy pol;
+	if (ec_policy_from_wire(copy_policy, copies, &pol) < 0)
+		return zn;
+	ec_policy_format(&pol, zn.policy, sizeof(zn.policy));
+	zn.width = (uint32_t)ec_policy_width(&pol);
+	/* DESIGN.md's acknowledgement rule: d+1 fragments, or 2 copies. */
+	zn.min_ack = ec_policy_is_ec(&pol) ? pol.d + 1u : (pol.copies >= 2 ? 2u : 1u);
+	struct sd_cluster_info ci;
+	if (dog_cluster_info(d, &ci) == SD_RES_SUCCESS && ci.nr_zones) {
+		zn.known = true;
+		zn.zones = ci.nr_zones;
+	}
+	return zn;
+}
+
 static int vdi_create(struct dog *d)
 {
 	const char *name = d->argv[0];
@@ -184,17 +210,30 @@ static int vdi_create(struct dog *d)
 		dog_err("vdi create: lost the connection to sheep: %s", strerror(-ret));
 		return DOG_EXIT_SYSFAIL;
 	}
-	/* A sheep may explain itself in the reply payload (zones missing for
-	 * the policy): an error when refused, a warning when accepted. */
+	/* A sheep may explain itself in the reply payload: an error when
+	 * refused, a warning when accepted. Otherwise dog explains a policy
+	 * wider than the cluster's zones itself. */
+	struct zone_need zn = zone_need_of(d, copies, copy_policy);
 	if (rsp.result != SD_RES_SUCCESS) {
 		if (rsp.data_length && text[0]) {
 			dog_err("vdi create: %s", text);
 			return dog_exit_of_result(rsp.result);
 		}
+		if (rsp.result == SD_RES_INVALID_PARMS && zn.known && zn.zones < zn.min_ack) {
+			dog_err("vdi create: policy %s needs at least %u zones to accept writes, "
+				"cluster has %u: start sheep in more zones (sheep -z) or choose a "
+				"narrower policy with -c",
+				zn.policy, zn.min_ack, zn.zones);
+			return DOG_EXIT_FAILURE;
+		}
 		return dog_fail_result("vdi create", rsp.result, name);
 	}
 	if (rsp.data_length && text[0])
 		dog_err("warning: %s", text);
+	else if (zn.known && zn.zones < zn.width)
+		dog_err("warning: policy %s places %u %s in distinct zones but the cluster has %u: "
+			"redundancy stays reduced until more zones join",
+			zn.policy, zn.width, copy_policy ? "fragments" : "copies", zn.zones);
 	if (d->verbose)
 		printf("VDI %s created, id %x\n", name, sd_rsp_vdi_id(&rsp));
 	if (d->prealloc)
