@@ -32,6 +32,7 @@ struct ec_backend_ops {
 };
 
 extern const struct ec_backend_ops ec_isal_ops;
+extern const struct ec_backend_ops ec_gfni_ops;
 #ifdef HAVE_JERASURE
 extern const struct ec_backend_ops ec_jerasure_ops;
 #endif

@@ -58,6 +58,8 @@ static const struct ec_backend_ops *ec_ops_of(enum ec_backend be)
 	case EC_BACKEND_JERASURE:
 		return &ec_jerasure_ops;
 #endif
+	case EC_BACKEND_GFNI:
+		return ec_gfni_ops.init() == 0 ? &ec_gfni_ops : NULL;
 	default:
 		return NULL;
 	}
@@ -70,6 +72,8 @@ const char *ec_backend_name(enum ec_backend be)
 		return "isal";
 	case EC_BACKEND_JERASURE:
 		return "jerasure";
+	case EC_BACKEND_GFNI:
+		return "gfni";
 	default:
 		return "?";
 	}
@@ -83,6 +87,8 @@ int ec_backend_parse(const char *s, enum ec_backend *out)
 		*out = EC_BACKEND_ISAL;
 	else if (strcmp(s, "jerasure") == 0)
 		*out = EC_BACKEND_JERASURE;
+	else if (strcmp(s, "gfni") == 0)
+		*out = EC_BACKEND_GFNI;
 	else
 		return -EINVAL;
 	return 0;

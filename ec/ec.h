@@ -138,14 +138,18 @@ int ec_choose_sources(uint8_t d, uint8_t p, uint32_t present_mask, int *have_idx
 
 /* ---- codec ----------------------------------------------------------- */
 
-enum ec_backend { EC_BACKEND_ISAL = 0, EC_BACKEND_JERASURE = 1 };
-#define EC_NR_BACKENDS 2
+/* ISAL: ISA-L's kernels, the default. JERASURE: Jerasure + gf-complete
+ * (optional at configure). GFNI: this module's own AVX-512 + GFNI kernels,
+ * available only on CPUs that have them. All three give the same bytes. */
+enum ec_backend { EC_BACKEND_ISAL = 0, EC_BACKEND_JERASURE = 1, EC_BACKEND_GFNI = 2 };
+#define EC_NR_BACKENDS 3
 
-/* "isal" / "jerasure". */
+/* "isal" / "jerasure" / "gfni". */
 const char *ec_backend_name(enum ec_backend be);
-/* Parse "isal" or "jerasure"; 0 or -EINVAL. */
+/* Parse "isal", "jerasure" or "gfni"; 0 or -EINVAL. */
 int ec_backend_parse(const char *s, enum ec_backend *out);
-/* True if the backend was built in (Jerasure is optional at configure). */
+/* True if the backend was built in (Jerasure is optional at configure) and
+ * runs on this CPU (GFNI needs AVX-512BW and GFNI). */
 bool ec_backend_available(enum ec_backend be);
 
 struct ec_codec;
@@ -155,9 +159,9 @@ struct ec_codec;
  * costs a matrix and 32*d*p bytes of ISA-L tables, and every object of
  * every VDI of the same policy shares it, so passing a cache down through
  * every caller would buy nothing. The table is bounded by construction
- * (4 values of d x 15 of p x 2 backends). A codec stays valid until
+ * (4 values of d x 15 of p x 3 backends). A codec stays valid until
  * ec_codec_cleanup(). Returns 0, -EINVAL (bad d:p), -ENOTSUP (backend not
- * built) or -ENOMEM. */
+ * built or not supported by this CPU) or -ENOMEM. */
 int ec_codec_get(uint8_t d, uint8_t p, enum ec_backend be, const struct ec_codec **out);
 
 /* Free every cached codec. Only when no thread uses a codec any more

@@ -410,8 +410,9 @@ static int check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32
 	return 0;
 }
 
-int store_create(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
-		 uint32_t len)
+/* Create (or, with replace, atomically swap in) a whole fragment file. */
+static int create_common(struct store *st, const struct store_meta *meta, const void *buf,
+			 uint32_t off, uint32_t len, bool replace)
 {
 	if (!st || !meta || meta->frag_size == 0 || meta->frag_size > STORE_FRAG_MAX)
 		return -EINVAL;
@@ -441,10 +442,14 @@ int store_create(struct store *st, const struct store_meta *meta, const void *bu
 	struct store_span sp;
 	struct stat sb;
 	int fd = -1;
+	uint64_t old_bytes = 0;
 	pthread_rwlock_wrlock(&s->lock);
 	if (fstatat(st->objfd, name, &sb, 0) == 0) {
-		r = -EEXIST;
-		goto out;
+		if (!replace) {
+			r = -EEXIST;
+			goto out;
+		}
+		old_bytes = (uint64_t)sb.st_blocks * 512;
 	}
 	fd = openat(st->objfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -467,7 +472,12 @@ int store_create(struct store *st, const struct store_meta *meta, const void *bu
 		r = -ECANCELED;
 		goto out;
 	}
-	if (renameat2(st->objfd, tmp, st->objfd, name, RENAME_NOREPLACE)) {
+	if (replace) {
+		if (renameat(st->objfd, tmp, st->objfd, name)) {
+			r = -errno;
+			goto out_unlink;
+		}
+	} else if (renameat2(st->objfd, tmp, st->objfd, name, RENAME_NOREPLACE)) {
 		if (errno != EINVAL && errno != ENOSYS) {
 			r = -errno;
 			goto out_unlink;
@@ -483,7 +493,7 @@ int store_create(struct store *st, const struct store_meta *meta, const void *bu
 		r = -errno;
 		goto out;
 	}
-	__atomic_add_fetch(&st->used, disk_bytes(fd), __ATOMIC_RELAXED);
+	__atomic_add_fetch(&st->used, disk_bytes(fd) - old_bytes, __ATOMIC_RELAXED);
 	r = 0;
 	goto out;
 out_unlink:
@@ -493,6 +503,18 @@ out:
 		close(fd);
 	pthread_rwlock_unlock(&s->lock);
 	return r;
+}
+
+int store_create(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
+		 uint32_t len)
+{
+	return create_common(st, meta, buf, off, len, false);
+}
+
+int store_replace(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
+		  uint32_t len)
+{
+	return create_common(st, meta, buf, off, len, true);
 }
 
 /*

@@ -123,10 +123,10 @@ static void frags_free(struct frags *s)
 
 static const uint8_t all_d[] = {2, 4, 8, 16};
 
-static int nr_backends(void)
-{
-	return ec_backend_available(EC_BACKEND_JERASURE) ? 2 : 1;
-}
+/* Loop over the backends this build and CPU have. */
+#define for_each_backend(b)                                                                        \
+	for (int b = 0; b < EC_NR_BACKENDS; b++)                                                   \
+		if (ec_backend_available((enum ec_backend)b))
 
 /* Decode the lost set `lost` (bitmask) from d of the others (chosen by
  * ec_choose_sources, passed in shuffled order when `shuffle`) and compare
@@ -442,6 +442,8 @@ static void test_codec_get_caches_per_policy_and_backend(void **state)
 	assert_int_equal(ec_codec_get(4, 0, EC_BACKEND_ISAL, &c), -EINVAL);
 	assert_int_equal(ec_codec_get(16, 16, EC_BACKEND_ISAL, &c), -EINVAL);
 	assert_int_equal(ec_codec_get(4, 2, (enum ec_backend)7, &c), -EINVAL);
+	if (!ec_backend_available(EC_BACKEND_GFNI))
+		assert_int_equal(ec_codec_get(4, 2, EC_BACKEND_GFNI, &c), -ENOTSUP);
 	assert_int_equal(ec_codec_get(4, 2, EC_BACKEND_ISAL, NULL), -EINVAL);
 	ec_codec_cleanup();
 	assert_int_equal(ec_codec_get(4, 2, EC_BACKEND_ISAL, &a), 0); /* usable again */
@@ -457,7 +459,10 @@ static void test_backend_names_parse(void **state)
 	assert_int_equal(be, EC_BACKEND_ISAL);
 	assert_int_equal(ec_backend_parse("jerasure", &be), 0);
 	assert_int_equal(be, EC_BACKEND_JERASURE);
+	assert_int_equal(ec_backend_parse("gfni", &be), 0);
+	assert_int_equal(be, EC_BACKEND_GFNI);
 	assert_int_equal(ec_backend_parse("ISAL", &be), -EINVAL);
+	assert_int_equal(ec_backend_parse("", &be), -EINVAL);
 	assert_string_equal(ec_backend_name(EC_BACKEND_JERASURE), "jerasure");
 	assert_true(ec_backend_available(EC_BACKEND_ISAL));
 }
@@ -473,7 +478,8 @@ static void test_round_trip_every_policy_matches_reference(void **state)
 			struct frags s;
 			int d = all_d[i];
 			frags_init(&s, d, p, 1000 + 3 * (size_t)p);
-			for (int b = 0; b < nr_backends(); b++) {
+			for_each_backend(b)
+			{
 				const struct ec_codec *c;
 				assert_int_equal(
 				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c),
@@ -502,7 +508,8 @@ static void test_decode_every_erasure_pattern_up_to_p_losses(void **state)
 			struct frags s;
 			int width = d + p, patterns = 0;
 			frags_init(&s, d, p, 333);
-			for (int b = 0; b < nr_backends(); b++) {
+			for_each_backend(b)
+			{
 				const struct ec_codec *c;
 				assert_int_equal(
 				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c),
@@ -531,7 +538,8 @@ static void test_decode_random_erasure_patterns_wide_policies(void **state)
 			if (width <= 8)
 				continue;
 			frags_init(&s, d, p, 129);
-			for (int b = 0; b < nr_backends(); b++) {
+			for_each_backend(b)
+			{
 				const struct ec_codec *c;
 				assert_int_equal(
 				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c),
@@ -564,7 +572,8 @@ static void test_subrange_decode_rebuilds_only_that_range(void **state)
 		struct frags s;
 		int d = pol[i].d, p = pol[i].p;
 		frags_init(&s, d, p, 8192);
-		for (int b = 0; b < nr_backends(); b++) {
+		for_each_backend(b)
+		{
 			const struct ec_codec *c;
 			assert_int_equal(
 			    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
@@ -604,6 +613,49 @@ static void test_subrange_decode_rebuilds_only_that_range(void **state)
 	ec_codec_cleanup();
 }
 
+/* Fragments of 256 KiB and more take the backends' streaming paths
+ * (aligned outputs) as well as the plain ones (misaligned). */
+static void test_large_fragments_match_reference(void **state)
+{
+	(void)state;
+	size_t len = (256u << 10) + 100;
+	int d = 4, p = 3;
+	uint8_t *f[7], *out[3], *mis[3];
+
+	for (int i = 0; i < d + p; i++)
+		f[i] = aligned_alloc(64, (len + 127) & ~(size_t)63);
+	for (int i = 0; i < p; i++) {
+		out[i] = aligned_alloc(64, (len + 127) & ~(size_t)63);
+		mis[i] = out[i] + 1;
+	}
+	for (int i = 0; i < d; i++)
+		fill_random(f[i], len);
+	for (int i = d; i < d + p; i++)
+		ref_fragment(d, i, len, f, f[i]);
+	for_each_backend(b)
+	{
+		const struct ec_codec *c;
+		int have_idx[4] = {1, 3, 4, 6}, want_idx[3] = {0, 2, 5};
+		const uint8_t *have[4] = {f[1], f[3], f[4], f[6]};
+
+		assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
+		assert_int_equal(ec_encode(c, len, f, out), 0);
+		for (int j = 0; j < p; j++)
+			assert_memory_equal(out[j], f[d + j], len);
+		assert_int_equal(ec_encode(c, len, f, mis), 0);
+		for (int j = 0; j < p; j++)
+			assert_memory_equal(mis[j], f[d + j], len);
+		assert_int_equal(ec_decode(c, len, have_idx, have, 3, want_idx, out), 0);
+		for (int j = 0; j < 3; j++)
+			assert_memory_equal(out[j], f[want_idx[j]], len);
+	}
+	for (int i = 0; i < d + p; i++)
+		free(f[i]);
+	for (int i = 0; i < p; i++)
+		free(out[i]);
+	ec_codec_cleanup();
+}
+
 /* Rewrite a range of one data fragment; updating parity by delta gives
  * exactly the parity of a full re-encode. */
 static void test_delta_update_equals_full_reencode(void **state)
@@ -622,7 +674,8 @@ static void test_delta_update_equals_full_reencode(void **state)
 		uint8_t *delta = malloc(s.len), *fresh[EC_MAX_PARITY];
 		for (int j = 0; j < p; j++)
 			fresh[j] = malloc(s.len);
-		for (int b = 0; b < nr_backends(); b++) {
+		for_each_backend(b)
+		{
 			const struct ec_codec *c;
 			assert_int_equal(
 			    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &c), 0);
@@ -655,11 +708,12 @@ static void test_delta_update_equals_full_reencode(void **state)
 	ec_codec_cleanup();
 }
 
-/* Fragments written with one backend decode with the other. */
-static void test_isal_and_jerasure_are_byte_identical(void **state)
+/* Every backend gives ISA-L's bytes, and fragments written with one
+ * decode with any other. */
+static void test_all_backends_are_byte_identical(void **state)
 {
 	(void)state;
-	if (!ec_backend_available(EC_BACKEND_JERASURE))
+	if (!ec_backend_available(EC_BACKEND_JERASURE) && !ec_backend_available(EC_BACKEND_GFNI))
 		skip();
 	for (unsigned i = 0; i < sizeof(all_d); i++)
 		for (int p = 1; p <= EC_MAX_PARITY; p += 2) {
@@ -674,18 +728,23 @@ static void test_isal_and_jerasure_are_byte_identical(void **state)
 			}
 			assert_int_equal(ec_codec_get((uint8_t)d, (uint8_t)p, EC_BACKEND_ISAL, &ci),
 					 0);
-			assert_int_equal(
-			    ec_codec_get((uint8_t)d, (uint8_t)p, EC_BACKEND_JERASURE, &cj), 0);
 			assert_int_equal(ec_encode(ci, s.len, s.f, pi), 0);
-			assert_int_equal(ec_encode(cj, s.len, s.f, pj), 0);
-			for (int j = 0; j < p; j++)
-				assert_memory_equal(pi[j], pj[j], s.len);
-			/* isal's parity into the fragment set, decode with jerasure and back */
+			/* isal's parity into the fragment set */
 			for (int j = 0; j < p; j++)
 				memcpy(s.f[d + j], pi[j], s.len);
-			uint32_t lost = (1u << (p < d ? p : d)) - 1;
-			check_decode(cj, &s, lost, true);
-			check_decode(ci, &s, lost, true);
+			for_each_backend(b)
+			{
+				if (b == EC_BACKEND_ISAL)
+					continue;
+				assert_int_equal(
+				    ec_codec_get((uint8_t)d, (uint8_t)p, (enum ec_backend)b, &cj),
+				    0);
+				assert_int_equal(ec_encode(cj, s.len, s.f, pj), 0);
+				for (int j = 0; j < p; j++)
+					assert_memory_equal(pi[j], pj[j], s.len);
+				uint32_t lost = (1u << (p < d ? p : d)) - 1;
+				check_decode(cj, &s, lost, true);
+			}
 			for (int j = 0; j < p; j++) {
 				free(pi[j]);
 				free(pj[j]);
@@ -802,7 +861,8 @@ static void test_decode_cache_bounded_and_thread_safe(void **state)
 	struct frags s;
 
 	frags_init(&s, 8, 4, 256);
-	for (int b = 0; b < nr_backends(); b++) {
+	for_each_backend(b)
+	{
 		const struct ec_codec *c;
 		assert_int_equal(ec_codec_get(8, 4, (enum ec_backend)b, &c), 0);
 		for (int i = 0; i < NT; i++) {
@@ -839,8 +899,9 @@ int main(void)
 	    cmocka_unit_test(test_decode_every_erasure_pattern_up_to_p_losses),
 	    cmocka_unit_test(test_decode_random_erasure_patterns_wide_policies),
 	    cmocka_unit_test(test_subrange_decode_rebuilds_only_that_range),
+	    cmocka_unit_test(test_large_fragments_match_reference),
 	    cmocka_unit_test(test_delta_update_equals_full_reencode),
-	    cmocka_unit_test(test_isal_and_jerasure_are_byte_identical),
+	    cmocka_unit_test(test_all_backends_are_byte_identical),
 	    cmocka_unit_test(test_bad_codec_calls_return_errors_and_write_nothing),
 	    cmocka_unit_test(test_decode_cache_bounded_and_thread_safe),
 	};

@@ -7,6 +7,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,6 +394,38 @@ static void test_interrupted_create_leaves_nothing(void **state)
 	assert_int_equal(store_create(f->st, &m, a, 0, 8192), -EEXIST);
 }
 
+static void test_replace_swaps_a_whole_fragment_atomically(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t a[8192], b[8192], r[8192];
+	fill_random(a, sizeof(a), 16);
+	fill_random(b, sizeof(b), 17);
+	struct store_meta m = meta_of(65, 2, 8192, 4);
+	assert_int_equal(store_replace(f->st, &m, a, 0, 8192), 0); /* absent: a create */
+	uint64_t v, used0, used1;
+	assert_int_equal(store_space(f->st, NULL, &used0), 0);
+	/* interrupted before the rename: the old fragment is whole */
+	m.version = 9;
+	store_test_set_crash(f->st, STORE_CRASH_BEFORE_RENAME);
+	assert_int_equal(store_replace(f->st, &m, b, 0, 4096), -ECANCELED);
+	reopen(f);
+	assert_int_equal(store_read(f->st, 65, 2, r, 0, 8192, &v), 0);
+	assert_true(v == 4);
+	assert_memory_equal(a, r, 8192);
+	assert_int_equal(store_replace(f->st, &m, b, 0, 4096), 0);
+	assert_int_equal(store_read(f->st, 65, 2, r, 0, 8192, &v), 0);
+	assert_true(v == 9);
+	assert_memory_equal(b, r, 4096);
+	memset(a, 0, 4096);
+	assert_memory_equal(a, r + 4096, 4096); /* the rest is zeros, not the old data */
+	assert_int_equal(store_space(f->st, NULL, &used1), 0);
+	assert_true(used1 < used0); /* 4 KiB of data instead of 8 */
+	m.frag_size = 0;
+	assert_int_equal(store_replace(f->st, &m, b, 0, 0), -EINVAL);
+	assert_int_equal(store_read(f->st, 65, 2, r, 0, 4096, &v), 0);
+	assert_memory_equal(b, r, 4096);
+}
+
 static void test_bad_ranges_are_einval_and_change_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -555,6 +591,82 @@ static void test_concurrent_writers_lose_no_update(void **state)
 	free(r);
 }
 
+/* Content of the kill -9 test's written range at a given version. */
+static void pattern(uint8_t *buf, size_t len, uint64_t version, int k)
+{
+	fill_random(buf, len, version * 1000003 + (uint64_t)k);
+}
+
+#define KFRAG (64 * 1024)
+#define KOFF 1000u
+#define KLEN (KFRAG - 3000u)
+
+static void killed_writer(const char *dir, int nfrags)
+{
+	struct store *st;
+	uint8_t *w = malloc(KLEN);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (store_open(dir, true, &st))
+		_exit(2);
+	for (uint64_t v = 1;; v++) {
+		for (int k = 0; k < nfrags; k++) {
+			pattern(w, KLEN, v, k);
+			if (store_write(st, 200 + (uint64_t)k, 0, STORE_ANY_VERSION, v, w, KOFF, KLEN))
+				_exit(3);
+		}
+	}
+}
+
+static void test_kill_9_during_writes_leaves_each_fragment_old_or_new(void **state)
+{
+	struct fixture *f = *state;
+	const int nfrags = 4;
+	uint8_t *r = malloc(KFRAG), *want = malloc(KLEN), *zeros = calloc(1, KFRAG);
+	for (int k = 0; k < nfrags; k++) {
+		struct store_meta m = meta_of(200 + (uint64_t)k, 0, KFRAG, 0);
+		assert_int_equal(store_create(f->st, &m, NULL, 0, 0), 0);
+	}
+	store_close(f->st);
+	f->st = NULL;
+	uint64_t s = (uint64_t)time(NULL);
+	uint64_t max_v = 0;
+	for (int round = 0; round < 20; round++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			killed_writer(f->dir, nfrags);
+		usleep(10000 + (useconds_t)(rng_next(&s) % 40000));
+		kill(pid, SIGKILL);
+		int wst;
+		waitpid(pid, &wst, 0);
+		assert_true(WIFSIGNALED(wst));
+		assert_int_equal(store_open(f->dir, true, &f->st), 0);
+		for (int k = 0; k < nfrags; k++) {
+			uint64_t v;
+			assert_int_equal(store_read(f->st, 200 + (uint64_t)k, 0, r, 0, KFRAG, &v), 0);
+			assert_memory_equal(r, zeros, KOFF);
+			assert_memory_equal(r + KOFF + KLEN, zeros, KFRAG - KOFF - KLEN);
+			if (v == 0) {
+				assert_memory_equal(r + KOFF, zeros, KLEN);
+			} else {
+				pattern(want, KLEN, v, k);
+				assert_memory_equal(r + KOFF, want, KLEN);
+			}
+			assert_int_equal(store_verify(f->st, 200 + (uint64_t)k, 0), 0);
+			max_v = SD_MAX(max_v, v);
+		}
+		store_close(f->st);
+		f->st = NULL;
+	}
+	print_message("# 20 kill -9 rounds, up to version %llu: every fragment old or new\n",
+		      (unsigned long long)max_v);
+	assert_true(max_v > 1);
+	assert_int_equal(store_open(f->dir, f->nosync, &f->st), 0);
+	free(r);
+	free(want);
+	free(zeros);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT); /* the corruption tests log errors on purpose */
@@ -579,11 +691,15 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupted_create_leaves_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_replace_swaps_a_whole_fragment_atomically,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ranges_are_einval_and_change_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_for_each_lists_fragments_and_space_adds_up,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_lose_no_update,
+						setup_nosync, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_9_during_writes_leaves_each_fragment_old_or_new,
 						setup_nosync, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
