@@ -76,8 +76,62 @@ struct sd_epoch_rec {
 } __attribute__((packed));
 
 /*
- * STAT_RECOVERY / GET_RECOVERY / SET_RECOVERY and friends are defined by
- * the recovery work (sheep/ and recovery/) when it lands.
+ * Recovery (sheep/recovery_*.c, recovery/).
+ *
+ * STAT_RECOVERY (0x97): no payload; the reply payload is the answering
+ * node's struct sd_recovery_state (data_length bounds it; ask for
+ * sizeof(struct sd_recovery_state)).
+ * GET_RECOVERY (0xca): reply payload struct sd_recovery_throttle of the
+ * answering node.
+ * SET_RECOVERY (0xcb): request payload struct sd_recovery_throttle; applies
+ * to the node asked (dog asks every node). INVALID_PARMS when max is 0 or
+ * above 1024, or interval_ms above one hour; nothing changes then.
+ * ENABLE_RECOVER (0xa8) / DISABLE_RECOVER (0xa9): cluster-wide; every
+ * member applies it in order. Disabled, nodes keep planning but move no
+ * data; STAT_CLUSTER's recovery_enabled shows the setting.
+ * FORCE_RECOVER (0x8a): the node asked gathers the object lists again,
+ * replans and retries failed jobs (e.g. after a refusal for lack of space).
  */
+struct sd_recovery_throttle {
+	uint32_t max;         /* jobs (fragments) in flight, 1..1024 */
+	uint32_t interval_ms; /* pause of a freed slot before reuse, 0..3600000 */
+} __attribute__((packed));
+
+enum sd_recovery_status {
+	SD_RECOVERY_IDLE = 0,     /* nothing planned yet */
+	SD_RECOVERY_RUNNING = 1,  /* fragments left to fetch or rebuild */
+	SD_RECOVERY_DONE = 2,     /* this node holds what it must */
+	SD_RECOVERY_REFUSED = 3,  /* would fill the disk; message says why */
+	SD_RECOVERY_DISABLED = 4, /* planned but disabled cluster-wide */
+	SD_RECOVERY_PLANNING = 5, /* gathering object lists */
+};
+
+struct sd_recovery_state {
+	uint32_t epoch;         /* epoch the current plan is for */
+	uint8_t status;         /* enum sd_recovery_status */
+	uint8_t enabled;
+	uint8_t cluster_done;   /* every member reported done: old copies dropped */
+	uint8_t __pad;
+	struct sd_recovery_throttle throttle;
+	uint64_t total;         /* fragments this node must hold */
+	uint64_t done;          /* of which in place (reused + copied + rebuilt) */
+	uint64_t failed;
+	uint64_t in_flight;
+	uint64_t reused;        /* already here and valid (version, checksums) */
+	uint64_t copied;        /* copied from a holder of the same fragment */
+	uint64_t rebuilt;       /* decoded from d other fragments */
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t objects;       /* objects seen cluster-wide */
+	uint64_t degraded;      /* objects with fewer homes than fragments (zones) */
+	uint64_t lost;          /* objects with too few fragments left to rebuild */
+	uint64_t dropped;       /* old fragments removed after cluster-wide completion */
+	uint64_t need_bytes;    /* space the plan needs here */
+	uint64_t free_bytes;
+	uint64_t elapsed_ms;    /* since the epoch change (until done, when done) */
+	uint32_t rounds;        /* plans made for this epoch (rescans included) */
+	uint32_t __pad2;
+	char message[256];      /* why refused or degraded; "" when all is well */
+} __attribute__((packed));
 
 #endif

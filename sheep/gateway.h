@@ -3,6 +3,7 @@
 #define SHEEP_GATEWAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sheep;
@@ -30,5 +31,12 @@ int gateway_vdi_lookup(struct sheep *s, const char *name, uint32_t snapid, const
  * caller on this sheep); SD_RES_VDI_LOCKED when someone else has it. */
 int gateway_vdi_lock(struct sheep *s, uint32_t vid, uint64_t owner);
 int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner);
+/* The in-use VDI bitmap, as SD_OP_READ_VDIS answers it: bit vid (LSB-first
+ * within each byte) set = VDI vid exists. len >= SD_NR_VDIS / 8. */
+int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len);
+
+struct nbd_server;
+/* Where struct sheep keeps the NBD export's state (sheep/nbd_vdi.c). */
+struct nbd_server **gateway_nbd_slot(struct sheep *s);
 
 #endif

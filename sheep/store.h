@@ -47,6 +47,12 @@ void store_close(struct store *st);
 int store_create(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
 		 uint32_t len);
 
+/* Like store_create(), but an existing fragment (oid, idx) is replaced in
+ * one atomic step (rename over it): a crash leaves the old one or the new
+ * one, never neither. For whole-fragment rewrites (recovery, re-encode). */
+int store_replace(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
+		  uint32_t len);
+
 /* Write [off, off+len) and set the version to new_version. When
  * expect_version != STORE_ANY_VERSION and differs from the stored one,
  * nothing is written and -ESTALE is returned. len may be 0 (a version bump

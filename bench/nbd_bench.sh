@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# nbd_bench.sh - fio over NBD: a 4:2 and a -c 3 VDI on a six-node local cluster vs `nbdkit memory` (the ceiling), one run, with ratios.
+#
+# Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--csv]
+#
+#   -r RUNS     runs of each case; the table shows the median (default 3)
+#   -t SECONDS  length of each random-I/O run (default 10)
+#   -s SIZE_MB  working set, written sequentially first (default 256)
+#   -b BUILD    build directory with sheep and dog (default build)
+#   --csv       also print the table as CSV
+#
+# Cases (fio, ioengine=nbd, one job): 4 MiB sequential write and read at
+# QD4; 4 KiB random read and write at QD1 and QD32. Six sheep run on this
+# machine with their stores in a temp dir, on ports 10000+SD_PORT_OFFSET
+# (default offset 0 gives 10000..10011 and NBD 10050..); nbdkit memory on the
+# next free port. Everything started is stopped on exit.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+runs=3 secs=10 size_mb=256 build=build csv=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-r) runs=$2; shift ;;
+	-t) secs=$2; shift ;;
+	-s) size_mb=$2; shift ;;
+	-b) build=$2; shift ;;
+	--csv) csv=1 ;;
+	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	*) echo "nbd_bench: unknown option $1" >&2; exit 64 ;;
+	esac
+	shift
+done
+case "$build" in /*) ;; *) build="$top/$build" ;; esac
+for t in fio nbdkit python3; do
+	command -v $t >/dev/null || { echo "nbd_bench: $t is not installed (scripts/install-deps)" >&2; exit 1; }
+done
+fio --enghelp=nbd >/dev/null 2>&1 || { echo "nbd_bench: fio lacks the nbd engine" >&2; exit 1; }
+[ -x "$build/sheep/sheep" ] && [ -x "$build/dog/dog" ] || { echo "nbd_bench: build sheep and dog first (make)" >&2; exit 1; }
+
+export SD_TOP=$top SHEEP=$build/sheep/sheep DOG=$build/dog/dog
+export SD_TEST_DIR=$(mktemp -d /tmp/nbd_bench.XXXXXX)
+export SD_PORT_BASE=$((10000 + ${SD_PORT_OFFSET:-0}))
+export SD_NBD_PORT_BASE=$((SD_PORT_BASE + 50))
+# lib.sh: sd_start, dogn, cleanup of the sheep on exit.
+. "$top/tests/func/lib.sh" >/dev/null
+kit_port=$((SD_PORT_BASE + 99))
+kit_pid=""
+bench_cleanup() {
+	[ -n "$kit_pid" ] && kill "$kit_pid" 2>/dev/null
+	sd_cleanup
+	rm -rf "$SD_TEST_DIR"
+}
+trap bench_cleanup EXIT
+
+echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..)" >&2
+sd_start_cluster 6 -l level=warning >/dev/null || { echo "nbd_bench: cluster did not start" >&2; exit 1; }
+dogn 0 cluster format -c 4:2 >/dev/null || { echo "nbd_bench: format failed" >&2; exit 1; }
+dogn 0 vdi create bench-ec "${size_mb}M" >/dev/null || exit 1
+dogn 0 vdi create bench-rep "${size_mb}M" -c 3 >/dev/null || exit 1
+sd_wait_port "$(sd_nbd_port 0)" || { echo "nbd_bench: no NBD on sheep 0" >&2; exit 1; }
+nbdkit -f -i 127.0.0.1 -p "$kit_port" memory "${size_mb}M" >/dev/null 2>&1 &
+kit_pid=$!
+sd_wait_port "$kit_port" || { echo "nbd_bench: nbdkit did not start" >&2; exit 1; }
+
+declare -A URI=(
+	[memory]="nbd://127.0.0.1:$kit_port/"
+	[ec]="nbd://127.0.0.1:$(sd_nbd_port 0)/bench-ec"
+	[rep]="nbd://127.0.0.1:$(sd_nbd_port 0)/bench-rep"
+)
+# name: fio arguments; metric
+CASES=(seqwrite seqread randread1 randread32 randwrite1 randwrite32)
+declare -A ARGS=(
+	[seqwrite]="--rw=write --bs=4M --iodepth=4 --size=${size_mb}M"
+	[seqread]="--rw=read --bs=4M --iodepth=4 --size=${size_mb}M"
+	[randread1]="--rw=randread --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
+	[randread32]="--rw=randread --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
+	[randwrite1]="--rw=randwrite --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
+	[randwrite32]="--rw=randwrite --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
+)
+declare -A LABEL=(
+	[seqwrite]="4 MiB seq write QD4 (MiB/s)" [seqread]="4 MiB seq read QD4 (MiB/s)"
+	[randread1]="4 KiB rand read QD1 (IOPS)" [randread32]="4 KiB rand read QD32 (IOPS)"
+	[randwrite1]="4 KiB rand write QD1 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
+)
+
+# one TARGET CASE: print the figure of one fio run (MiB/s or IOPS).
+one() {
+	local out=$SD_TEST_DIR/fio.json
+	# shellcheck disable=SC2086
+	fio --name=b --ioengine=nbd --uri="${URI[$1]}" ${ARGS[$2]} --output-format=json \
+		--output="$out" >/dev/null 2>&1 || { echo 0; return; }
+	python3 - "$out" "$2" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+d = j["write"] if "write" in sys.argv[2] else j["read"]
+print("%.1f" % (d["bw_bytes"] / 1048576 if sys.argv[2].startswith("seq") else d["iops"]))
+EOF
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+declare -A RES
+for c in "${CASES[@]}"; do
+	for t in memory ec rep; do
+		vals=()
+		for ((r = 0; r < runs; r++)); do vals+=("$(one "$t" "$c")"); done
+		RES[$t,$c]=$(median "${vals[@]}")
+		echo "# $c $t: ${vals[*]} -> median ${RES[$t,$c]}" >&2
+	done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs)" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
+for c in "${CASES[@]}"; do
+	printf '%-30s %14s %12s %7s %12s %7s\n' "${LABEL[$c]}" "${RES[memory,$c]}" "${RES[ec,$c]}" \
+		"$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}")" "${RES[rep,$c]}" "$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"
+done
+if [ $csv = 1 ]; then
+	echo
+	echo "case,memory,ec_4_2,ec_ratio,copies_3,copies_ratio"
+	for c in "${CASES[@]}"; do
+		echo "$c,${RES[memory,$c]},${RES[ec,$c]},$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}"),${RES[rep,$c]},$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"
+	done
+fi

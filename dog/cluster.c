@@ -1,0 +1,143 @@
+/* cluster.c - dog cluster format / info / shutdown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dog/dog.h"
+#include "lib/net.h"
+#include "lib/util.h"
+
+#define STAT_CLUSTER_REPLY_MAX (1u << 20)
+
+/* Print the text a sheep put in an error reply, if it sent any. */
+static bool print_reply_text(const char *what, const struct sd_rsp *rsp, const char *buf)
+{
+	if (!rsp->data_length || !buf[0])
+		return false;
+	dog_err("%s: %.*s", what, (int)rsp->data_length, buf);
+	return true;
+}
+
+static int cluster_format(struct dog *d)
+{
+	struct ec_policy pol;
+	if (d->have_policy) {
+		pol = d->policy;
+	} else if (ec_policy_parse("3", &pol) < 0) {
+		dog_err("cluster format: cannot build the default policy");
+		return DOG_EXIT_FAILURE;
+	}
+	struct sd_req req;
+	struct sd_rsp rsp;
+	char text[1024] = "";
+	dog_req_init(&req, SD_OP_MAKE_FS);
+	req.cluster.ctime = sd_wall_seconds();
+	req.cluster.copies = (uint8_t)ec_policy_width(&pol);
+	req.cluster.copy_policy = ec_policy_byte(&pol);
+	req.cluster.block_size_shift =
+		(uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
+	req.cluster.nr_vnodes = d->nr_vnodes;
+	int ret = dog_exec(d, &req, NULL, &rsp, text, sizeof(text) - 1);
+	if (ret < 0)
+		return dog_exit_of_errno(ret);
+	if (ret != SD_RES_SUCCESS) {
+		if (print_reply_text("cluster format", &rsp, text))
+			return dog_exit_of_result((uint32_t)ret);
+		return dog_fail_result("cluster format", (uint32_t)ret, NULL);
+	}
+	if (d->verbose) {
+		char p[16];
+		ec_policy_format(&pol, p, sizeof(p));
+		printf("cluster formatted with policy %s, object size %u MiB\n", p,
+		       1u << (req.cluster.block_size_shift - 20));
+	}
+	return DOG_EXIT_SUCCESS;
+}
+
+static int cluster_info(struct dog *d)
+{
+	char *buf = calloc(1, STAT_CLUSTER_REPLY_MAX);
+	if (!buf)
+		return DOG_EXIT_SYSFAIL;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_STAT_CLUSTER);
+	req.data_length = STAT_CLUSTER_REPLY_MAX;
+	int ret = dog_exec(d, &req, NULL, &rsp, buf, STAT_CLUSTER_REPLY_MAX);
+	if (ret < 0) {
+		free(buf);
+		return dog_exit_of_errno(ret);
+	}
+	struct sd_cluster_info ci;
+	memset(&ci, 0, sizeof(ci));
+	size_t len = rsp.data_length;
+	bool have_info = len >= sizeof(ci);
+	if (have_info)
+		memcpy(&ci, buf, sizeof(ci));
+	else
+		ci.recovery_enabled = 1;
+	dog_print_cluster_status(stdout, rsp.result, &ci, d->raw);
+	if (d->verbose && have_info && rsp.result == SD_RES_SUCCESS) {
+		char p[16];
+		dog_policy_str(ci.copy_policy, ci.copies, p, sizeof(p));
+		printf("Cluster store: plain with %s redundancy policy\n", p);
+		printf("Cluster object size: %u MiB (block size shift %u)\n",
+		       ci.block_size_shift >= 20 ? 1u << (ci.block_size_shift - 20) : 0,
+		       ci.block_size_shift);
+		printf("Cluster zones: %u\n", ci.nr_zones);
+		printf("Cluster epoch: %u\n", ci.epoch);
+	}
+	if (have_info && ci.ctime) {
+		dog_print_cluster_ctime(stdout, ci.ctime, d->raw);
+		dog_print_epoch_header(stdout, d->raw);
+	}
+	size_t pos = have_info ? sizeof(ci) : 0;
+	for (uint32_t i = 0; have_info && i < ci.nr_epochs; i++) {
+		struct sd_epoch_rec e;
+		if (pos + sizeof(e) > len)
+			break;
+		memcpy(&e, buf + pos, sizeof(e));
+		pos += sizeof(e);
+		if (e.nr_nodes > SD_MAX_NODES || pos + e.nr_nodes * sizeof(struct sd_node) > len)
+			break;
+		struct sd_node *nodes = (struct sd_node *)(void *)(buf + pos);
+		for (uint32_t j = 0; j < e.nr_nodes; j++)
+			nodes[j].addr[sizeof(nodes[j].addr) - 1] = '\0';
+		dog_print_epoch(stdout, &e, nodes, d->raw);
+		pos += e.nr_nodes * sizeof(struct sd_node);
+	}
+	free(buf);
+	return DOG_EXIT_SUCCESS;
+}
+
+static int cluster_shutdown(struct dog *d)
+{
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_SHUTDOWN);
+	int ret = dog_exec(d, &req, NULL, &rsp, NULL, 0);
+	if (ret < 0)
+		return dog_exit_of_errno(ret);
+	if (ret != SD_RES_SUCCESS)
+		return dog_fail_result("cluster shutdown", (uint32_t)ret, NULL);
+	return DOG_EXIT_SUCCESS;
+}
+
+const struct dog_cmd dog_cluster_cmds[] = {
+	{"cluster", "format", "c:z:V:", NULL, "format the cluster and set its default redundancy policy",
+	 "  -c, --copies          default redundancy: N copies (1..31) or d:p erasure code\n"
+	 "                        (d in 2,4,8,16, p in 1..15); 3 when absent\n"
+	 "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
+	 "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n",
+	 0, 0, cluster_format},
+	{"cluster", "info", NULL, NULL, "show cluster status, creation time and epoch history",
+	 NULL, 0, 0, cluster_info},
+	{"cluster", "shutdown", NULL, NULL, "stop every sheep of the cluster", NULL, 0, 0,
+	 cluster_shutdown},
+	/* recovery hook: dog/recovery.c */
+	{"cluster", "recover", NULL, "enable|disable|force",
+	 "allow or stop data recovery cluster-wide, or replan it now on every node", NULL, 1, 1,
+	 dog_cluster_recover},
+	{NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+};

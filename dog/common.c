@@ -1,0 +1,268 @@
+/* common.c - dog's client side of the protocol: connect, exchange, object and VDI helpers, error texts. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dog/dog.h"
+#include "lib/net.h"
+#include "lib/oid.h"
+
+#define DOG_CONNECT_TIMEOUT_MS 5000
+
+void dog_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int dog_connect_to(const char *addr, uint16_t port)
+{
+	int fd = sd_connect(addr, port, DOG_CONNECT_TIMEOUT_MS);
+	if (fd < 0) {
+		const char *fmt = strchr(addr, ':') ? "cannot connect to [%s]:%u: %s: is sheep running?"
+						    : "cannot connect to %s:%u: %s: is sheep running?";
+		dog_err(fmt, addr, port, strerror(-fd));
+	}
+	return fd;
+}
+
+int dog_connect(const struct dog *d)
+{
+	return dog_connect_to(d->addr, d->port);
+}
+
+void dog_req_init(struct sd_req *req, uint8_t opcode)
+{
+	memset(req, 0, sizeof(*req));
+	req->proto_ver = sd_op_is_internal(opcode) ? SD_SHEEP_PROTO_VER : SD_PROTO_VER;
+	req->opcode = opcode;
+}
+
+int dog_exec(const struct dog *d, struct sd_req *req, const void *data, struct sd_rsp *rsp,
+	     void *rbuf, size_t rlen)
+{
+	int fd = dog_connect(d);
+	if (fd < 0)
+		return fd;
+	int ret = sd_exec(fd, req, data, rsp, rbuf, rlen);
+	close(fd);
+	if (ret < 0) {
+		dog_err("lost the connection to %s:%u: %s: is sheep still running?", d->addr, d->port,
+			strerror(-ret));
+		return ret;
+	}
+	return (int)rsp->result;
+}
+
+int dog_exit_of_errno(int err)
+{
+	(void)err;
+	return DOG_EXIT_SYSFAIL;
+}
+
+int dog_exit_of_result(uint32_t result)
+{
+	switch (result) {
+	case SD_RES_SUCCESS:
+		return DOG_EXIT_SUCCESS;
+	case SD_RES_VDI_EXIST:
+		return DOG_EXIT_EXISTS;
+	case SD_RES_NO_VDI:
+	case SD_RES_NO_OBJ:
+	case SD_RES_NO_TAG:
+	case SD_RES_NO_BASE_VDI:
+		return DOG_EXIT_MISSING;
+	case SD_RES_NO_SPACE:
+	case SD_RES_FULL_VDI:
+		return DOG_EXIT_FULL;
+	case SD_RES_EIO:
+	case SD_RES_SYSTEM_ERROR:
+	case SD_RES_NETWORK_ERROR:
+	case SD_RES_NO_MEM:
+	case SD_RES_HALT:
+		return DOG_EXIT_SYSFAIL;
+	default:
+		return DOG_EXIT_FAILURE;
+	}
+}
+
+const char *dog_result_hint(uint32_t result)
+{
+	switch (result) {
+	case SD_RES_NOT_FORMATTED:
+	case SD_RES_WAIT_FOR_FORMAT:
+		return "cluster is not formatted: run dog cluster format";
+	case SD_RES_WAIT_FOR_JOIN:
+		return "the cluster is waiting for nodes to join: start the missing sheep";
+	case SD_RES_HALT:
+		return "not enough nodes are alive to serve I/O: restart the failed sheep (dog node list)";
+	case SD_RES_EIO:
+	case SD_RES_NETWORK_ERROR:
+		return "too many nodes down or failing? check dog node list and the sheep logs";
+	case SD_RES_NO_VDI:
+		return "see dog vdi list";
+	case SD_RES_VDI_EXIST:
+		return "pick another name, or delete it first with dog vdi delete";
+	case SD_RES_NO_SPACE:
+		return "the stores are full: add nodes or delete VDIs";
+	case SD_RES_FULL_VDI:
+		return "delete unused VDIs";
+	case SD_RES_SHUTDOWN:
+		return "the cluster is shutting down: restart the sheep";
+	case SD_RES_VER_MISMATCH:
+		return "dog and sheep come from different versions";
+	case SD_RES_VDI_LOCKED:
+		return "another client holds the VDI";
+	case SD_RES_STARTUP:
+	case SD_RES_AGAIN:
+		return "try again in a moment";
+	default:
+		return NULL;
+	}
+}
+
+int dog_fail_result(const char *what, uint32_t result, const char *name)
+{
+	const char *hint = dog_result_hint(result);
+	const char *reason = sd_strerror(result);
+	if (result == SD_RES_NOT_FORMATTED || result == SD_RES_WAIT_FOR_FORMAT) {
+		dog_err("%s: %s", what, hint);
+	} else if (name && result == SD_RES_NO_VDI) {
+		dog_err("%s: VDI %s not found: %s", what, name, hint);
+	} else if (name && result == SD_RES_VDI_EXIST) {
+		dog_err("%s: VDI %s already exists: %s", what, name, hint);
+	} else if (hint) {
+		dog_err("%s: %s: %s", what, reason, hint);
+	} else {
+		dog_err("%s: %s", what, reason);
+	}
+	return dog_exit_of_result(result);
+}
+
+int dog_vdi_lookup(int fd, const char *name, uint32_t *vid)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
+	memset(buf, 0, sizeof(buf));
+	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_GET_VDI_INFO);
+	req.flags = SD_FLAG_CMD_WRITE;
+	req.data_length = sizeof(buf);
+	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
+	if (ret < 0)
+		return ret;
+	if (rsp.result == SD_RES_SUCCESS)
+		*vid = sd_rsp_vdi_id(&rsp);
+	return (int)rsp.result;
+}
+
+int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off)
+{
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_READ_OBJ);
+	req.data_length = len;
+	req.obj.oid = oid;
+	req.obj.offset = off;
+	int ret = sd_exec(fd, &req, NULL, &rsp, buf, len);
+	if (ret < 0)
+		return ret;
+	if (rsp.result == SD_RES_SUCCESS && rsp.data_length < len)
+		memset((char *)buf + rsp.data_length, 0, len - rsp.data_length);
+	return (int)rsp.result;
+}
+
+int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+		  const struct sd_inode *ino, bool create, uint64_t cow_oid)
+{
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, create ? SD_OP_CREATE_AND_WRITE_OBJ : SD_OP_WRITE_OBJ);
+	req.flags = SD_FLAG_CMD_WRITE | (cow_oid ? SD_FLAG_CMD_COW : 0);
+	req.data_length = len;
+	req.obj.oid = oid;
+	req.obj.cow_oid = cow_oid;
+	req.obj.offset = off;
+	if (ino) {
+		req.obj.copies = ino->nr_copies;
+		req.obj.copy_policy = ino->copy_policy;
+	}
+	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
+	if (ret < 0)
+		return ret;
+	return (int)rsp.result;
+}
+
+int dog_read_vdi_bitmap(int fd, uint8_t **bitmap)
+{
+	size_t len = SD_NR_VDIS / 8;
+	uint8_t *bm = calloc(1, len);
+	if (!bm)
+		return -ENOMEM;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_READ_VDIS);
+	req.data_length = (uint32_t)len;
+	int ret = sd_exec(fd, &req, NULL, &rsp, bm, len);
+	if (ret < 0 || rsp.result != SD_RES_SUCCESS) {
+		free(bm);
+		return ret < 0 ? ret : (int)rsp.result;
+	}
+	*bitmap = bm;
+	return SD_RES_SUCCESS;
+}
+
+int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_idx)
+{
+	size_t len = SD_MAX_NODES * sizeof(struct sd_node);
+	struct sd_node *n = calloc(SD_MAX_NODES, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_GET_NODE_LIST);
+	req.data_length = (uint32_t)len;
+	int ret = sd_exec(fd, &req, NULL, &rsp, n, len);
+	if (ret < 0 || rsp.result != SD_RES_SUCCESS) {
+		free(n);
+		return ret < 0 ? ret : (int)rsp.result;
+	}
+	uint32_t count = rsp.data_length / sizeof(struct sd_node);
+	if (rsp.node.nr_nodes < count)
+		count = rsp.node.nr_nodes;
+	for (uint32_t i = 0; i < count; i++)
+		n[i].addr[sizeof(n[i].addr) - 1] = '\0';
+	*nodes = n;
+	*nr = count;
+	if (local_idx)
+		*local_idx = sd_rsp_local_idx(&rsp);
+	return SD_RES_SUCCESS;
+}
+
+int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
+{
+	int fd = sd_connect(d->addr, d->port, DOG_CONNECT_TIMEOUT_MS);
+	if (fd < 0)
+		return fd;
+	/* Only the fixed part: the epoch records that follow are cut off, so
+	 * ask for exactly as much as we take. */
+	char buf[sizeof(*ci)];
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_STAT_CLUSTER);
+	req.data_length = sizeof(buf);
+	int ret = sd_exec(fd, &req, NULL, &rsp, buf, sizeof(buf));
+	close(fd);
+	if (ret < 0)
+		return ret;
+	if (rsp.data_length < sizeof(*ci))
+		return SD_RES_UNKNOWN;
+	memcpy(ci, buf, sizeof(*ci));
+	return (int)rsp.result;
+}

@@ -1,0 +1,290 @@
+/* recovery.c - dog's recovery commands: node recovery [get-throttle|set-throttle], cluster recover
+ * enable|disable|force. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dog/dog.h"
+#include "lib/net.h"
+
+static int nodes_of(struct dog *d, struct sd_node **nodes, uint32_t *nr, const char *what)
+{
+	int fd = dog_connect(d);
+	if (fd < 0)
+		return dog_exit_of_errno(fd);
+	int ret = dog_get_nodes(fd, nodes, nr, NULL);
+	close(fd);
+	if (ret < 0) {
+		dog_err("%s: lost the connection to %s:%u: %s", what, d->addr, d->port,
+			strerror(-ret));
+		return dog_exit_of_errno(ret);
+	}
+	if (ret != SD_RES_SUCCESS)
+		return dog_fail_result(what, (uint32_t)ret, NULL);
+	return -1;
+}
+
+/* One internal op to one node; SD_RES_* or -errno. */
+static int node_exec(const struct sd_node *n, uint8_t opcode, const void *wbuf, uint32_t wlen,
+		     void *rbuf, uint32_t rlen)
+{
+	int fd = dog_connect_to(n->addr, n->port);
+	if (fd < 0)
+		return fd;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, opcode);
+	if (wlen) {
+		req.flags |= SD_FLAG_CMD_WRITE;
+		req.data_length = wlen;
+	} else {
+		req.data_length = rlen;
+	}
+	int ret = sd_exec(fd, &req, wbuf, &rsp, rbuf, rlen);
+	close(fd);
+	if (ret < 0)
+		return ret;
+	return (int)rsp.result;
+}
+
+static const char *status_name(uint8_t st)
+{
+	switch (st) {
+	case SD_RECOVERY_IDLE:
+		return "idle";
+	case SD_RECOVERY_RUNNING:
+		return "running";
+	case SD_RECOVERY_DONE:
+		return "done";
+	case SD_RECOVERY_REFUSED:
+		return "refused";
+	case SD_RECOVERY_DISABLED:
+		return "disabled";
+	case SD_RECOVERY_PLANNING:
+		return "planning";
+	}
+	return "unknown";
+}
+
+static double percent(const struct sd_recovery_state *st)
+{
+	if (!st->total)
+		return st->status == SD_RECOVERY_DONE ? 100.0 : 0.0;
+	return 100.0 * (double)st->done / (double)st->total;
+}
+
+static bool still_recovering(const struct sd_recovery_state *st)
+{
+	return st->status == SD_RECOVERY_RUNNING || st->status == SD_RECOVERY_PLANNING ||
+	       st->status == SD_RECOVERY_REFUSED || st->status == SD_RECOVERY_DISABLED;
+}
+
+static void print_detail(int id, const struct sd_recovery_state *st, bool raw)
+{
+	if (raw) {
+		printf("node %d epoch %u status %s done %llu total %llu failed %llu reused %llu "
+		       "copied %llu rebuilt %llu read %llu written %llu ms %llu rounds %u "
+		       "cluster_done %u degraded %llu lost %llu dropped %llu\n",
+		       id, st->epoch, status_name(st->status), (unsigned long long)st->done,
+		       (unsigned long long)st->total, (unsigned long long)st->failed,
+		       (unsigned long long)st->reused, (unsigned long long)st->copied,
+		       (unsigned long long)st->rebuilt, (unsigned long long)st->bytes_read,
+		       (unsigned long long)st->bytes_written, (unsigned long long)st->elapsed_ms,
+		       st->rounds, st->cluster_done, (unsigned long long)st->degraded,
+		       (unsigned long long)st->lost, (unsigned long long)st->dropped);
+		return;
+	}
+	printf("  node %d: epoch %u %s, %llu/%llu fragments (reused %llu, copied %llu, rebuilt "
+	       "%llu, failed %llu), read %.1f MB, wrote %.1f MB, %.1f s, %u round(s)%s\n",
+	       id, st->epoch, status_name(st->status), (unsigned long long)st->done,
+	       (unsigned long long)st->total, (unsigned long long)st->reused,
+	       (unsigned long long)st->copied, (unsigned long long)st->rebuilt,
+	       (unsigned long long)st->failed, (double)st->bytes_read / 1e6,
+	       (double)st->bytes_written / 1e6, (double)st->elapsed_ms / 1e3, st->rounds,
+	       st->cluster_done ? ", cluster complete" : "");
+	if (st->degraded || st->lost)
+		printf("  node %d: %llu object(s) below full redundancy, %llu lost\n", id,
+		       (unsigned long long)st->degraded, (unsigned long long)st->lost);
+}
+
+/* dog node recovery: the nodes still recovering, with their progress. */
+static int recovery_show(struct dog *d)
+{
+	struct sd_node *nodes;
+	uint32_t nr;
+	int ret = nodes_of(d, &nodes, &nr, "node recovery");
+	if (ret >= 0)
+		return ret;
+	struct sd_recovery_state *st = calloc(nr ? nr : 1, sizeof(*st));
+	int *res = calloc(nr ? nr : 1, sizeof(*res));
+	if (!st || !res) {
+		free(st);
+		free(res);
+		free(nodes);
+		dog_err("node recovery: out of memory");
+		return DOG_EXIT_SYSFAIL;
+	}
+	for (uint32_t i = 0; i < nr; i++)
+		res[i] = node_exec(&nodes[i], SD_OP_STAT_RECOVERY, NULL, 0, &st[i], sizeof(st[i]));
+
+	if (!d->raw)
+		printf("Nodes In Recovery:\n  Id   Host:Port         V-Nodes       Zone       "
+		       "Progress\n");
+	int exit_code = DOG_EXIT_SUCCESS;
+	for (uint32_t i = 0; i < nr; i++) {
+		char hp[96];
+		snprintf(hp, sizeof(hp), "%s:%u", nodes[i].addr, nodes[i].port);
+		if (res[i] != SD_RES_SUCCESS) {
+			dog_err("node recovery: node %u (%s): %s", i, hp,
+				res[i] < 0 ? strerror(-res[i]) : "request failed");
+			exit_code = DOG_EXIT_SYSFAIL;
+			continue;
+		}
+		if (!still_recovering(&st[i]))
+			continue;
+		if (d->raw)
+			printf("%u %s %d %u %.1f %s\n", i, hp, nodes[i].nr_vnodes, nodes[i].zone,
+			       percent(&st[i]), status_name(st[i].status));
+		else
+			printf("%4u   %-20s\t%2d%11u%14.1f%%\n", i, hp, nodes[i].nr_vnodes,
+			       nodes[i].zone, percent(&st[i]));
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		if (res[i] != SD_RES_SUCCESS)
+			continue;
+		st[i].message[sizeof(st[i].message) - 1] = '\0';
+		if (d->verbose)
+			print_detail((int)i, &st[i], d->raw);
+		if (st[i].message[0])
+			printf("  node %u: %s\n", i, st[i].message);
+	}
+	free(st);
+	free(res);
+	free(nodes);
+	return exit_code;
+}
+
+static int parse_u32_arg(const char *s, uint32_t max, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int recovery_get_throttle(struct dog *d)
+{
+	int fd = dog_connect(d);
+	if (fd < 0)
+		return dog_exit_of_errno(fd);
+	struct sd_req req;
+	struct sd_rsp rsp;
+	struct sd_recovery_throttle t;
+	dog_req_init(&req, SD_OP_GET_RECOVERY);
+	req.data_length = sizeof(t);
+	int ret = sd_exec(fd, &req, NULL, &rsp, &t, sizeof(t));
+	close(fd);
+	if (ret < 0) {
+		dog_err("node recovery get-throttle: %s", strerror(-ret));
+		return dog_exit_of_errno(ret);
+	}
+	if (rsp.result != SD_RES_SUCCESS)
+		return dog_fail_result("node recovery get-throttle", rsp.result, NULL);
+	if (d->raw)
+		printf("%u %u\n", t.max, t.interval_ms);
+	else
+		printf("max %u, interval %u ms\n", t.max, t.interval_ms);
+	return DOG_EXIT_SUCCESS;
+}
+
+static int recovery_set_throttle(struct dog *d)
+{
+	struct sd_recovery_throttle t = {0};
+	uint32_t max = 0, interval = 0;
+	if (d->argc < 2 || parse_u32_arg(d->argv[1], 1024, &max) || max < 1 ||
+	    (d->argc > 2 && parse_u32_arg(d->argv[2], 3600000, &interval))) {
+		dog_err(
+		    "node recovery set-throttle: want MAX (1..1024) [INTERVAL_MS (0..3600000)]");
+		return DOG_EXIT_USAGE;
+	}
+	t.max = max;
+	t.interval_ms = interval;
+	struct sd_node *nodes;
+	uint32_t nr;
+	int ret = nodes_of(d, &nodes, &nr, "node recovery set-throttle");
+	if (ret >= 0)
+		return ret;
+	int exit_code = DOG_EXIT_SUCCESS;
+	for (uint32_t i = 0; i < nr; i++) {
+		int r = node_exec(&nodes[i], SD_OP_SET_RECOVERY, &t, sizeof(t), NULL, 0);
+		if (r != SD_RES_SUCCESS) {
+			dog_err("node recovery set-throttle: node %u (%s:%u): %s", i, nodes[i].addr,
+				nodes[i].port, r < 0 ? strerror(-r) : "refused");
+			exit_code = r < 0 ? DOG_EXIT_SYSFAIL : DOG_EXIT_FAILURE;
+		}
+	}
+	free(nodes);
+	return exit_code;
+}
+
+int dog_node_recovery(struct dog *d)
+{
+	if (d->argc == 0)
+		return recovery_show(d);
+	if (!strcmp(d->argv[0], "get-throttle") && d->argc == 1)
+		return recovery_get_throttle(d);
+	if (!strcmp(d->argv[0], "set-throttle"))
+		return recovery_set_throttle(d);
+	dog_err("node recovery: unknown subcommand '%s' (want get-throttle or set-throttle)",
+		d->argv[0]);
+	return DOG_EXIT_USAGE;
+}
+
+int dog_cluster_recover(struct dog *d)
+{
+	const char *what = d->argv[0];
+	uint8_t opcode;
+	if (!strcmp(what, "enable"))
+		opcode = SD_OP_ENABLE_RECOVER;
+	else if (!strcmp(what, "disable"))
+		opcode = SD_OP_DISABLE_RECOVER;
+	else if (!strcmp(what, "force"))
+		opcode = SD_OP_FORCE_RECOVER;
+	else {
+		dog_err("cluster recover: unknown action '%s' (want enable, disable or force)",
+			what);
+		return DOG_EXIT_USAGE;
+	}
+	if (opcode != SD_OP_FORCE_RECOVER) {
+		/* Cluster-wide: one sheep broadcasts it. */
+		struct sd_req req;
+		struct sd_rsp rsp;
+		dog_req_init(&req, opcode);
+		int ret = dog_exec(d, &req, NULL, &rsp, NULL, 0);
+		if (ret < 0)
+			return dog_exit_of_errno(ret);
+		if (ret != SD_RES_SUCCESS)
+			return dog_fail_result("cluster recover", (uint32_t)ret, NULL);
+		return DOG_EXIT_SUCCESS;
+	}
+	struct sd_node *nodes;
+	uint32_t nr;
+	int ret = nodes_of(d, &nodes, &nr, "cluster recover force");
+	if (ret >= 0)
+		return ret;
+	int exit_code = DOG_EXIT_SUCCESS;
+	for (uint32_t i = 0; i < nr; i++) {
+		int r = node_exec(&nodes[i], SD_OP_FORCE_RECOVER, NULL, 0, NULL, 0);
+		if (r != SD_RES_SUCCESS) {
+			dog_err("cluster recover force: node %u (%s:%u): %s", i, nodes[i].addr,
+				nodes[i].port, r < 0 ? strerror(-r) : "refused");
+			exit_code = r < 0 ? DOG_EXIT_SYSFAIL : DOG_EXIT_FAILURE;
+		}
+	}
+	free(nodes);
+	return exit_code;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# 063-nbd-fio.sh - fio (nbd engine) verify=crc32c on a 4:2 and a -c 3 VDI, then again while a sheep is killed mid-run.
+# timeout: 600
+. "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/nbd_lib.sh"
+nbd_need fio
+fio --enghelp=nbd >/dev/null 2>&1 || { echo "1..0 # SKIP fio has no nbd engine"; exit 77; }
+
+# fio_verify NAME URI SIZE [extra fio args]: random writes of mixed sizes at
+# QD16, then read back and check every block's crc32c.
+fio_verify() {
+	local name=$1 uri=$2 size=$3; shift 3
+	fio --name="$name" --ioengine=nbd --uri="$uri" --rw=randwrite --bsrange=4k-256k \
+		--size="$size" --iodepth=16 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--randseed=4242 --output="$SD_TEST_DIR/$name.out" "$@" >/dev/null 2>&1
+	local rc=$?
+	if [ $rc -ne 0 ] || grep -qi "verify.*\(fail\|bad\)\|crc32c.*mismatch" "$SD_TEST_DIR/$name.out"; then
+		sed 's/^/# /' "$SD_TEST_DIR/$name.out" | tail -n 20
+		return 1
+	fi
+	return 0
+}
+
+nbd_cluster 6 4:2
+dogn 0 vdi create fec 96M >/dev/null || bail "vdi create fec"
+dogn 0 vdi create frep 96M -c 3 >/dev/null || bail "vdi create frep -c 3"
+nbd_wait_nbd 0 || bail "no NBD on sheep 0"
+
+check "fio verify=crc32c on 4:2" fio_verify ec "$(nbd_uri 0 fec)" 64M
+check "fio verify=crc32c on -c 3" fio_verify rep "$(nbd_uri 1 frep)" 64M
+
+# Again, while a sheep dies: the 4:2 VDI through sheep 0 loses sheep 5,
+# then the -c 3 VDI through sheep 1 loses sheep 4. Enough redundancy is
+# left for every write to be acknowledged and read back intact.
+fio_verify ec-kill "$(nbd_uri 0 fec)" 96M &
+f=$!
+sleep 3
+sd_kill 5
+log "killed sheep 5 during the 4:2 run"
+wait $f
+check "fio verify=crc32c on 4:2 with a sheep killed mid-run" test $? -eq 0
+
+fio_verify rep-kill "$(nbd_uri 1 frep)" 96M &
+f=$!
+sleep 3
+sd_kill 4
+log "killed sheep 4 during the -c 3 run"
+wait $f
+check "fio verify=crc32c on -c 3 with a sheep killed mid-run" test $? -eq 0
+
+# The data written before the kills still verifies after them.
+check "fio verify-only pass of the 4:2 VDI after the kills" \
+	fio_verify ec-after "$(nbd_uri 2 fec)" 96M --verify_only=1 --rw=randwrite
+for i in 0 1 2 3; do check "sheep $i still running" sd_alive $i; done
+sd_done
