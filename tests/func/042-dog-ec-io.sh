@@ -33,7 +33,7 @@ rand_writes() {
 }
 
 # Bytes allocated on disk by every store (logs excluded).
-store_bytes() { du -s -B1 --exclude='*.log' --exclude='*.out' "$SD_TEST_DIR"/n* | awk '{s += $1} END {print s + 0}'; }
+store_bytes() { du -s -B1 --exclude='*.log' --exclude='*.out' "$SD_TEST_DIR"/n* | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
 # within A B PCT: |A - B| <= PCT% of B
 within() { local d=$(( $1 - $2 )); [ ${d#-} -le $(( $2 * $3 / 100 )) ]; }
