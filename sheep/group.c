@@ -307,7 +307,8 @@ static int epoch_log_load(struct sheep *s)
 		close(fd);
 	}
 	closedir(d);
-	qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), epoch_cmp);
+	if (s->nr_epochs)
+		qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), epoch_cmp);
 	return 0;
 }
 
