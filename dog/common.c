@@ -244,3 +244,25 @@ int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_
 		*local_idx = sd_rsp_local_idx(&rsp);
 	return SD_RES_SUCCESS;
 }
+
+int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
+{
+	int fd = sd_connect(d->addr, d->port, DOG_CONNECT_TIMEOUT_MS);
+	if (fd < 0)
+		return fd;
+	/* Only the fixed part: the epoch records that follow are cut off, so
+	 * ask for exactly as much as we take. */
+	char buf[sizeof(*ci)];
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_STAT_CLUSTER);
+	req.data_length = sizeof(buf);
+	int ret = sd_exec(fd, &req, NULL, &rsp, buf, sizeof(buf));
+	close(fd);
+	if (ret < 0)
+		return ret;
+	if (rsp.data_length < sizeof(*ci))
+		return SD_RES_UNKNOWN;
+	memcpy(ci, buf, sizeof(*ci));
+	return (int)rsp.result;
+}

@@ -94,18 +94,22 @@ int dog_vdi_lookup(int fd, const char *name, uint32_t *vid);
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off);
 int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 		  const struct sd_inode *ino, bool create, uint64_t cow_oid);
+/* The fixed part of STAT_CLUSTER's answer, quietly (no message on
+ * failure); SD_RES_* or -errno. */
+int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci);
 /* The whole in-use VDI bitmap (SD_NR_VDIS bits), malloc'ed; SD_RES_* or -errno. */
 int dog_read_vdi_bitmap(int fd, uint8_t **bitmap);
 /* Read the node list: nodes malloc'ed; SD_RES_* or -errno. */
 int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_idx);
 
 /*
- * Call fn for every live VDI (in VDI id order) with its inode: the header,
+ * Call start (if not NULL) once the VDI list is read, then fn for every
+ * live VDI (in VDI id order) with its inode: the header,
  * and when with_map the data_vdi_id[] entries that cover vdi_size. fn
  * returns 0 to go on, or an exit code to stop with. Returns 0, fn's code,
  * or an exit code having printed the error.
  */
-int dog_vdi_foreach(int fd, bool with_map,
+int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
 		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg);
 /* Number of objects of a VDI: DIV_ROUND_UP(vdi_size, object size). */
 uint32_t dog_vdi_nr_objs(const struct sd_inode *ino);

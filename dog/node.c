@@ -88,7 +88,7 @@ static int node_info(struct dog *d)
 	int fd = dog_connect(d);
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
-	ret = dog_vdi_foreach(fd, false, add_vdi_size, &vdi_total);
+	ret = dog_vdi_foreach(fd, false, NULL, add_vdi_size, &vdi_total);
 	close(fd);
 	if (ret)
 		return ret;

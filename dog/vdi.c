@@ -22,8 +22,8 @@ uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
 	return n > SD_INODE_DATA_INDEX ? SD_INODE_DATA_INDEX : (uint32_t)n;
 }
 
-int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino, void *arg),
-		    void *arg)
+int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
+		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg)
 {
 	uint8_t *bm;
 	int ret = dog_read_vdi_bitmap(fd, &bm);
@@ -33,6 +33,8 @@ int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino,
 	}
 	if (ret != SD_RES_SUCCESS)
 		return dog_fail_result("cannot read the VDI list", (uint32_t)ret, NULL);
+	if (start)
+		start(arg);
 	/* The whole inode is 12 MiB but sparse: only the pages read are touched. */
 	struct sd_inode *ino = malloc(sizeof(*ino));
 	if (!ino) {
@@ -104,6 +106,32 @@ static int parse_size_arg(const char *what, const char *label, const char *s, ui
 		return DOG_EXIT_USAGE;
 	}
 	return 0;
+}
+
+/* What a policy asks of the cluster's zones, and what the cluster has. */
+struct zone_need {
+	bool known; /* the cluster said how many zones it has */
+	uint32_t zones, width, min_ack;
+	char policy[16];
+};
+
+static struct zone_need zone_need_of(const struct dog *d, uint8_t copies, uint8_t copy_policy)
+{
+	struct zone_need zn;
+	memset(&zn, 0, sizeof(zn));
+	struct ec_policy pol;
+	if (ec_policy_from_wire(copy_policy, copies, &pol) < 0)
+		return zn;
+	ec_policy_format(&pol, zn.policy, sizeof(zn.policy));
+	zn.width = (uint32_t)ec_policy_width(&pol);
+	/* DESIGN.md's acknowledgement rule: d+1 fragments, or 2 copies. */
+	zn.min_ack = ec_policy_is_ec(&pol) ? pol.d + 1u : (pol.copies >= 2 ? 2u : 1u);
+	struct sd_cluster_info ci;
+	if (dog_cluster_info(d, &ci) == SD_RES_SUCCESS && ci.nr_zones) {
+		zn.known = true;
+		zn.zones = ci.nr_zones;
+	}
+	return zn;
 }
 
 static int vdi_create(struct dog *d)
@@ -182,17 +210,30 @@ static int vdi_create(struct dog *d)
 		dog_err("vdi create: lost the connection to sheep: %s", strerror(-ret));
 		return DOG_EXIT_SYSFAIL;
 	}
-	/* A sheep may explain itself in the reply payload (zones missing for
-	 * the policy): an error when refused, a warning when accepted. */
+	/* A sheep may explain itself in the reply payload: an error when
+	 * refused, a warning when accepted. Otherwise dog explains a policy
+	 * wider than the cluster's zones itself. */
+	struct zone_need zn = zone_need_of(d, copies, copy_policy);
 	if (rsp.result != SD_RES_SUCCESS) {
 		if (rsp.data_length && text[0]) {
 			dog_err("vdi create: %s", text);
 			return dog_exit_of_result(rsp.result);
 		}
+		if (rsp.result == SD_RES_INVALID_PARMS && zn.known && zn.zones < zn.min_ack) {
+			dog_err("vdi create: policy %s needs at least %u zones to accept writes, "
+				"cluster has %u: start sheep in more zones (sheep -z) or choose a "
+				"narrower policy with -c",
+				zn.policy, zn.min_ack, zn.zones);
+			return DOG_EXIT_FAILURE;
+		}
 		return dog_fail_result("vdi create", rsp.result, name);
 	}
 	if (rsp.data_length && text[0])
 		dog_err("warning: %s", text);
+	else if (zn.known && zn.zones < zn.width)
+		dog_err("warning: policy %s places %u %s in distinct zones but the cluster has %u: "
+			"redundancy stays reduced until more zones join",
+			zn.policy, zn.width, copy_policy ? "fragments" : "copies", zn.zones);
 	if (d->verbose)
 		printf("VDI %s created, id %x\n", name, sd_rsp_vdi_id(&rsp));
 	if (d->prealloc)
@@ -237,26 +278,21 @@ static int list_one(const struct sd_inode *ino, void *arg)
 	return 0;
 }
 
+static void list_header(void *arg)
+{
+	const struct list_arg *la = arg;
+	dog_print_vdi_header(stdout, la->d->raw);
+}
+
 static int vdi_list(struct dog *d)
 {
 	int fd = dog_connect(d);
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
 	struct list_arg la = {d, d->argc ? d->argv[0] : NULL};
-	/* Print the header only once the cluster answered, so that an
-	 * unformatted cluster gives just the error. */
-	uint8_t *bm;
-	int ret = dog_read_vdi_bitmap(fd, &bm);
-	if (ret == SD_RES_SUCCESS) {
-		free(bm);
-		dog_print_vdi_header(stdout, d->raw);
-		ret = dog_vdi_foreach(fd, true, list_one, &la);
-	} else if (ret < 0) {
-		dog_err("vdi list: lost the connection to sheep: %s", strerror(-ret));
-		ret = DOG_EXIT_SYSFAIL;
-	} else {
-		ret = dog_fail_result("vdi list", (uint32_t)ret, NULL);
-	}
+	/* The header comes once the cluster answered: an unformatted cluster
+	 * gives just the error. */
+	int ret = dog_vdi_foreach(fd, true, list_header, list_one, &la);
 	close(fd);
 	return ret;
 }
