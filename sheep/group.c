@@ -146,6 +146,64 @@ struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, i
 	return v;
 }
 
+static struct sheep_ring *find_ring(struct sheep_view *v, uint32_t epoch)
+{
+	if (!v)
+		return NULL;
+	if (v->cur && v->cur->epoch == epoch && v->cur->ring)
+		return v->cur;
+	for (int i = 0; i < v->nr_hist; i++)
+		if (v->hist[i]->epoch == epoch)
+			return v->hist[i];
+	return NULL;
+}
+
+/* The data holders of a node list, sorted, and their ring. */
+static int build_ring(struct sheep *s, const struct sd_node *nodes, size_t nr, struct sd_node *data,
+		      size_t *nr_data, struct ring **ring)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < nr; i++)
+		if (!nodes[i].gateway && nodes[i].space > 0)
+			data[n++] = nodes[i];
+	qsort(data, n, sizeof(struct sd_node), sheep_node_cmp);
+	*nr_data = n;
+	*ring = NULL;
+	if (!n)
+		return 0;
+	struct ring_node *pn = calloc(n, sizeof(*pn));
+	if (!pn)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(pn[i].id, sizeof(pn[i].id), "%s:%u", data[i].addr, data[i].port);
+		pn[i].zone = data[i].zone;
+		pn[i].weight = data[i].space;
+		pn[i].vnodes = s->fmt_vnodes ? (uint16_t)s->fmt_vnodes : data[i].nr_vnodes;
+	}
+	int ret = ring_build(pn, n, ring);
+	free(pn);
+	return ret;
+}
+
+static struct sheep_ring *ring_of_epoch(struct sheep *s, const struct epoch_rec *er)
+{
+	struct sheep_ring *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->refs = 1;
+	r->epoch = er->epoch;
+	r->data = calloc(er->nr_nodes ? er->nr_nodes : 1, sizeof(struct sd_node));
+	if (!r->data || build_ring(s, er->nodes, er->nr_nodes, r->data, &r->nr_data, &r->ring) ||
+	    !r->ring) {
+		free(r->data);
+		if (r->ring)
+			ring_free(r->ring);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
 /* Build and publish the view of the current members and epoch (locked). */
 static void rebuild_view(struct sheep *s)
 {
@@ -167,9 +225,9 @@ static void rebuild_view(struct sheep *s)
 	memcpy(v->nodes, s->members, s->nr_members * sizeof(struct sd_node));
 	v->nr_nodes = s->nr_members;
 	qsort(v->nodes, v->nr_nodes, sizeof(struct sd_node), sheep_node_cmp);
-	for (size_t i = 0; i < v->nr_nodes; i++)
-		if (!v->nodes[i].gateway && v->nodes[i].space > 0)
-			v->data[v->nr_data++] = v->nodes[i];
+	int ret = build_ring(s, v->nodes, v->nr_nodes, v->data, &v->nr_data, &v->ring);
+	if (ret)
+		sd_err("cannot build the placement ring for epoch %u: %s", s->epoch, strerror(-ret));
 	uint32_t zones[SD_MAX_NODES];
 	for (size_t i = 0; i < v->nr_data; i++) {
 		if (sd_node_eq(&v->data[i], &s->self))
@@ -180,34 +238,22 @@ static void rebuild_view(struct sheep *s)
 		if (!seen && v->nr_zones < SD_MAX_NODES)
 			zones[v->nr_zones++] = v->data[i].zone;
 	}
-	if (v->nr_data) {
-		struct ring_node *pn = calloc(v->nr_data, sizeof(*pn));
-		if (!pn)
-			goto fail;
-		for (size_t i = 0; i < v->nr_data; i++) {
-			snprintf(pn[i].id, sizeof(pn[i].id), "%s:%u", v->data[i].addr, v->data[i].port);
-			pn[i].zone = v->data[i].zone;
-			pn[i].weight = v->data[i].space;
-			pn[i].vnodes = s->fmt_vnodes ? (uint16_t)s->fmt_vnodes : v->data[i].nr_vnodes;
-		}
-		int ret = ring_build(pn, v->nr_data, &v->ring);
-		free(pn);
-		if (ret) {
-			sd_err("cannot build the placement ring for epoch %u: %d", s->epoch, ret);
-			v->ring = NULL;
-		}
-	}
 	v->cur->nr_data = v->nr_data;
 	v->cur->ring = v->ring;
-	/* Keep the rings of the previous epochs of this node's life. */
-	struct sheep_view *old = s->view;
-	if (old && old->cur && old->cur->ring) {
-		v->hist[v->nr_hist++] = old->cur;
-		__atomic_add_fetch(&old->cur->refs, 1, __ATOMIC_ACQ_REL);
-	}
-	for (int i = 0; old && i < old->nr_hist && v->nr_hist < SHEEP_VIEW_HIST; i++) {
-		v->hist[v->nr_hist++] = old->hist[i];
-		__atomic_add_fetch(&old->hist[i]->refs, 1, __ATOMIC_ACQ_REL);
+	/* Rings of the previous epochs, newest first: where fragments are
+	 * until recovery moves them. Reuse the old view's, build the rest
+	 * from the epoch log (a joiner or a restarted node has no old view). */
+	for (size_t k = s->nr_epochs; k > 0 && v->nr_hist < SHEEP_VIEW_HIST; k--) {
+		const struct epoch_rec *er = &s->epochs[k - 1];
+		if (er->epoch >= s->epoch)
+			continue;
+		struct sheep_ring *r = find_ring(s->view, er->epoch);
+		if (r)
+			__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
+		else
+			r = ring_of_epoch(s, er);
+		if (r)
+			v->hist[v->nr_hist++] = r;
 	}
 	sheep_view_put(s->view);
 	s->view = v;
@@ -307,7 +353,8 @@ static int epoch_log_load(struct sheep *s)
 		close(fd);
 	}
 	closedir(d);
-	qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), epoch_cmp);
+	if (s->nr_epochs)
+		qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), epoch_cmp);
 	return 0;
 }
 
@@ -1021,6 +1068,13 @@ static void on_quorum(void *arg, bool quorate)
 	struct sheep *s = arg;
 	pthread_mutex_lock(&s->state_lock);
 	s->quorate = quorate;
+	if (!quorate) {
+		/* The driver leaves the group and joins again when quorum
+		 * returns; our state may have diverged by then, so learn it
+		 * anew from the quorate side's snapshot, as a joiner does. */
+		s->synced = false;
+		pending_clear(s);
+	}
 	pthread_mutex_unlock(&s->state_lock);
 	if (quorate)
 		sd_notice("cluster quorum regained");

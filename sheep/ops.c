@@ -110,7 +110,12 @@ static uint32_t current_epoch(struct sheep *s)
 static int need_ready(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
-	int ret = !s->synced ? SD_RES_WAIT_FOR_JOIN : !s->ctime ? SD_RES_WAIT_FOR_FORMAT : 0;
+	/* Without quorum this node may be the small side of a partition:
+	 * serving I/O could diverge from the side that carries on. */
+	int ret = !s->quorate ? SD_RES_HALT
+		  : !s->synced ? SD_RES_WAIT_FOR_JOIN
+		  : !s->ctime  ? SD_RES_WAIT_FOR_FORMAT
+			       : 0;
 	pthread_mutex_unlock(&s->state_lock);
 	return ret;
 }
