@@ -631,8 +631,8 @@ static int ack_result(struct gw_obj *o, int ok, int retry)
  * Whole-fragment writes: every fragment gets [lo, lo+len) of frags[i] at
  * new_version; mode CREATE/REPLACE/UPSERT (no version expectation).
  */
-static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, uint32_t len, uint8_t mode,
-		      uint64_t new_version)
+static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *lens,
+		      uint8_t mode, uint64_t new_version)
 {
 	struct peer_call calls[GW_MAX_WIDTH];
 	for (int i = 0; i < o->width; i++) {
@@ -649,7 +649,7 @@ static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, uint32_t l
 							.nr_copies = o->meta_copies,
 							.mode = mode};
 		calls[i].wbuf = frags[i];
-		calls[i].wlen = len;
+		calls[i].wlen = lens[i];
 	}
 	int targets = 0;
 	for (int i = 0; i < o->width; i++)
@@ -683,14 +683,21 @@ static int gw_write_full_ec(struct gw_obj *o, const void *buf, uint32_t len, uin
 	for (int i = 0; i < o->width; i++)
 		if (!(frags[i] = calloc(1, flen ? flen : 1)))
 			goto out;
-	for (int k = 0; k < ne; k++)
+	/* A data fragment the write does not touch is created empty (thin):
+	 * only its version is written. Parity covers [lo, hi). */
+	uint32_t lens[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++)
+		lens[i] = i < o->d ? 0 : flen;
+	for (int k = 0; k < ne; k++) {
 		memcpy(frags[ext[k].idx] + (ext[k].frag_off - lo), (const char *)buf + (ext[k].obj_off - off),
 		       ext[k].len);
+		lens[ext[k].idx] = flen;
+	}
 	if (ec_encode(o->codec, flen, frags, frags + o->d)) {
 		ret = SD_RES_SYSTEM_ERROR;
 		goto out;
 	}
-	ret = gw_put_all(o, frags, lo, flen, mode, new_version);
+	ret = gw_put_all(o, frags, lo, lens, mode, new_version);
 out:
 	for (int i = 0; i < o->width; i++)
 		free(frags[i]);
@@ -701,9 +708,12 @@ static int gw_write_full_copies(struct gw_obj *o, const void *buf, uint32_t len,
 				uint8_t mode, uint64_t new_version)
 {
 	uint8_t *frags[GW_MAX_WIDTH];
-	for (int i = 0; i < o->width; i++)
+	uint32_t lens[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++) {
 		frags[i] = (uint8_t *)buf;
-	return gw_put_all(o, frags, off, len, mode, new_version);
+		lens[i] = len;
+	}
+	return gw_put_all(o, frags, off, lens, mode, new_version);
 }
 
 /* Partial update of replicated copies at version ver -> new_version. */
