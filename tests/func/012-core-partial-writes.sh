@@ -69,6 +69,10 @@ sd_kill 4
 sd_wait_nodes 0 4 || not_ok "membership did not drop to 4"
 check "4:2 matches with two sheep down" same ec 1
 check "3-copy matches with two sheep down" same rep 1
+# Copies on both dead sheep leave one: a write re-places the whole object
+# on live holders so it is still acknowledged with 2+ copies.
+patch_round rep 15
+check "3-copy matches after writes with two sheep down" same rep 3
 # The returning sheep hold stale fragments: versions keep them out.
 sd_start 2 || not_ok "restart sheep 2"
 sd_start 4 || not_ok "restart sheep 4"
