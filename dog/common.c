@@ -1,4 +1,5 @@
-/* common.c - dog's client side of the protocol: connect, exchange, object and VDI helpers, error texts. */
+/* common.c - dog's client side of the protocol: connect, exchange, object and VDI helpers, error
+ * texts. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -24,8 +25,9 @@ int dog_connect_to(const char *addr, uint16_t port)
 {
 	int fd = sd_connect(addr, port, DOG_CONNECT_TIMEOUT_MS);
 	if (fd < 0) {
-		const char *fmt = strchr(addr, ':') ? "cannot connect to [%s]:%u: %s: is sheep running?"
-						    : "cannot connect to %s:%u: %s: is sheep running?";
+		const char *fmt = strchr(addr, ':')
+				      ? "cannot connect to [%s]:%u: %s: is sheep running?"
+				      : "cannot connect to %s:%u: %s: is sheep running?";
 		dog_err(fmt, addr, port, strerror(-fd));
 	}
 	return fd;
@@ -52,8 +54,8 @@ int dog_exec(const struct dog *d, struct sd_req *req, const void *data, struct s
 	int ret = sd_exec(fd, req, data, rsp, rbuf, rlen);
 	close(fd);
 	if (ret < 0) {
-		dog_err("lost the connection to %s:%u: %s: is sheep still running?", d->addr, d->port,
-			strerror(-ret));
+		dog_err("lost the connection to %s:%u: %s: is sheep still running?", d->addr,
+			d->port, strerror(-ret));
 		return ret;
 	}
 	return (int)rsp->result;
@@ -100,7 +102,8 @@ const char *dog_result_hint(uint32_t result)
 	case SD_RES_WAIT_FOR_JOIN:
 		return "the cluster is waiting for nodes to join: start the missing sheep";
 	case SD_RES_HALT:
-		return "not enough nodes are alive to serve I/O: restart the failed sheep (dog node list)";
+		return "not enough nodes are alive to serve I/O: restart the failed sheep (dog "
+		       "node list)";
 	case SD_RES_EIO:
 	case SD_RES_NETWORK_ERROR:
 		return "too many nodes down or failing? check dog node list and the sheep logs";

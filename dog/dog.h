@@ -1,4 +1,5 @@
-/* dog.h - the dog admin CLI's internal interface: options, commands, client helpers, output formats. */
+/* dog.h - the dog admin CLI's internal interface: options, commands, client helpers, output
+ * formats. */
 #ifndef DOG_DOG_H
 #define DOG_DOG_H
 
@@ -15,10 +16,10 @@
 #define DOG_EXIT_SUCCESS 0
 #define DOG_EXIT_FAILURE 1 /* the command failed (bad input, refused) */
 #define DOG_EXIT_SYSFAIL 2 /* cannot talk to sheep, I/O error */
-#define DOG_EXIT_EXISTS 3
-#define DOG_EXIT_FULL 4
+#define DOG_EXIT_EXISTS	 3
+#define DOG_EXIT_FULL	 4
 #define DOG_EXIT_MISSING 5
-#define DOG_EXIT_USAGE 64
+#define DOG_EXIT_USAGE	 64
 
 #define DOG_DEFAULT_ADDR "127.0.0.1"
 
@@ -36,12 +37,12 @@ struct dog {
 	/* subcommand options */
 	bool have_policy;
 	struct ec_policy policy; /* -c */
-	bool prealloc;           /* -P */
-	int block_size_shift;    /* -z, -1 = cluster default */
-	uint32_t nr_vnodes;      /* -V, 0 = by capacity */
+	bool prealloc;		 /* -P */
+	int block_size_shift;	 /* -z, -1 = cluster default */
+	uint32_t nr_vnodes;	 /* -V, 0 = by capacity */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
-	int argc;     /* positional arguments after the subcommand */
+	int argc; /* positional arguments after the subcommand */
 	char **argv;
 };
 
@@ -52,7 +53,7 @@ struct dog_cmd {
 	const char *opts; /* its short options beyond the global a:p:rvh */
 	const char *args; /* positional usage text */
 	const char *desc;
-	const char *opt_help; /* lines describing its options, or NULL */
+	const char *opt_help;	/* lines describing its options, or NULL */
 	int min_args, max_args; /* positional arguments it takes */
 	int (*run)(struct dog *d);
 };
@@ -148,12 +149,10 @@ void dog_print_node_info_header(FILE *f, bool raw);
 void dog_print_node_info_row(FILE *f, int id, uint64_t size, uint64_t used, bool raw);
 void dog_print_total_vdi_size(FILE *f, uint64_t bytes, bool raw);
 /* "Cluster status: ..." from STAT_CLUSTER's result and info. */
-void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_info *ci,
-			      bool raw);
+void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_info *ci, bool raw);
 void dog_print_cluster_ctime(FILE *f, uint64_t ctime, bool raw);
 void dog_print_epoch_header(FILE *f, bool raw);
-void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes,
-		     bool raw);
+void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes, bool raw);
 
 /* ---- progress.c ---- */
 struct dog_progress {

@@ -67,9 +67,10 @@ int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
 			continue; /* a deleted VDI keeps its id in the bitmap */
 		if (with_map) {
 			uint32_t n = dog_vdi_nr_objs(ino);
-			ret = n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
-					       n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
-				: SD_RES_SUCCESS;
+			ret =
+			    n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
+					     n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
+			      : SD_RES_SUCCESS;
 			if (ret != SD_RES_SUCCESS) {
 				dog_err("cannot read the object map of VDI %s: %s", ino->name,
 					ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
@@ -261,18 +262,18 @@ static int list_one(const struct sd_inode *ino, void *arg)
 	uint8_t shift = dog_inode_shift(ino);
 	bool snap = ino->snap_ctime != 0;
 	struct dog_vdi_row r = {
-		.type = snap ? 's' : (ino->parent_vdi_id ? 'c' : ' '),
-		.name = ino->name,
-		.snap_id = snap ? ino->snap_id : 0,
-		.size = ino->vdi_size,
-		.used = (uint64_t)mine << shift,
-		.shared = (uint64_t)shared << shift,
-		.ctime = dog_inode_seconds(ino->create_time),
-		.vid = ino->vdi_id,
-		.nr_copies = ino->nr_copies,
-		.copy_policy = ino->copy_policy,
-		.tag = ino->tag,
-		.block_size_shift = shift,
+	    .type = snap ? 's' : (ino->parent_vdi_id ? 'c' : ' '),
+	    .name = ino->name,
+	    .snap_id = snap ? ino->snap_id : 0,
+	    .size = ino->vdi_size,
+	    .used = (uint64_t)mine << shift,
+	    .shared = (uint64_t)shared << shift,
+	    .ctime = dog_inode_seconds(ino->create_time),
+	    .vid = ino->vdi_id,
+	    .nr_copies = ino->nr_copies,
+	    .copy_policy = ino->copy_policy,
+	    .tag = ino->tag,
+	    .block_size_shift = shift,
 	};
 	dog_print_vdi_row(stdout, &r, la->d->raw);
 	return 0;
@@ -392,7 +393,8 @@ static int vdi_resize(struct dog *d)
 	if (size > sd_max_vdi_size(shift)) {
 		char max[32];
 		sd_format_size(sd_max_vdi_size(shift), max, sizeof(max));
-		dog_err("vdi resize: new VDI size is too large: the maximum for %s is %s", name, max);
+		dog_err("vdi resize: new VDI size is too large: the maximum for %s is %s", name,
+			max);
 		ret = DOG_EXIT_FAILURE;
 		goto out;
 	}
@@ -416,19 +418,18 @@ out:
 }
 
 const struct dog_cmd dog_vdi_cmds[] = {
-	{"vdi", "create", "c:Pz:", "<vdiname> <size>", "create a thin-provisioned VDI",
-	 "  -c, --copies          N copies (1..31) or d:p erasure code (d in 2,4,8,16,\n"
-	 "                        p in 1..15); the cluster default when absent\n"
-	 "  -P, --prealloc        allocate (write zeros to) every object now\n"
-	 "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
-	 2, 2, vdi_create},
-	{"vdi", "list", NULL, "[vdiname]", "list VDIs", NULL, 0, 1, vdi_list},
-	{"vdi", "delete", NULL, "<vdiname>", "delete a VDI and its objects", NULL, 1, 1,
-	 vdi_delete},
-	{"vdi", "read", NULL, "<vdiname> [<offset> [<len>]]",
-	 "write a VDI's bytes to stdout (to the end when len is absent)", NULL, 1, 3, vdi_read},
-	{"vdi", "write", NULL, "<vdiname> [<offset> [<len>]]",
-	 "store stdin in a VDI (until EOF or len bytes)", NULL, 1, 3, vdi_write},
-	{"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
-	{NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    {"vdi", "create", "c:Pz:", "<vdiname> <size>", "create a thin-provisioned VDI",
+     "  -c, --copies          N copies (1..31) or d:p erasure code (d in 2,4,8,16,\n"
+     "                        p in 1..15); the cluster default when absent\n"
+     "  -P, --prealloc        allocate (write zeros to) every object now\n"
+     "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
+     2, 2, vdi_create},
+    {"vdi", "list", NULL, "[vdiname]", "list VDIs", NULL, 0, 1, vdi_list},
+    {"vdi", "delete", NULL, "<vdiname>", "delete a VDI and its objects", NULL, 1, 1, vdi_delete},
+    {"vdi", "read", NULL, "<vdiname> [<offset> [<len>]]",
+     "write a VDI's bytes to stdout (to the end when len is absent)", NULL, 1, 3, vdi_read},
+    {"vdi", "write", NULL, "<vdiname> [<offset> [<len>]]",
+     "store stdin in a VDI (until EOF or len bytes)", NULL, 1, 3, vdi_write},
+    {"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
+    {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

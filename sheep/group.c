@@ -1068,6 +1068,13 @@ static void on_quorum(void *arg, bool quorate)
 	struct sheep *s = arg;
 	pthread_mutex_lock(&s->state_lock);
 	s->quorate = quorate;
+	if (!quorate) {
+		/* The driver leaves the group and joins again when quorum
+		 * returns; our state may have diverged by then, so learn it
+		 * anew from the quorate side's snapshot, as a joiner does. */
+		s->synced = false;
+		pending_clear(s);
+	}
 	pthread_mutex_unlock(&s->state_lock);
 	if (quorate)
 		sd_notice("cluster quorum regained");

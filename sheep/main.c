@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "sheep/gateway.h"
+#include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
 #include "sheep/store.h"
 #if __has_include("sheep/nbd.h")
@@ -55,6 +56,9 @@ static void usage(FILE *f)
 		"  -n, --nosync            do not sync writes to disk (tests only: a crash loses data)\n"
 		"      --nbd PORT|off      NBD export port (default 10809)\n"
 		"  -t, --threads N         gateway worker threads (default 16)\n"
+		"  -R, --recovery max=N,interval=MS\n"
+		"                          recovery throttle: at most N fragments in flight (default 4),\n"
+		"                          a freed slot waits MS ms before reuse (default 0)\n"
 		"  -h, --help              this help\n"
 		"\n"
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
@@ -110,6 +114,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"nosync", no_argument, NULL, 'n'},
 		{"nbd", required_argument, NULL, 'N'},
 		{"threads", required_argument, NULL, 't'},
+		{"recovery", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -120,7 +125,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 	o->cluster = "local";
 	unsigned long v;
 	int c;
-	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
@@ -189,6 +194,13 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 				return -1;
 			}
 			o->threads = (int)v;
+			break;
+		case 'R': /* recovery hook */
+			if (sheep_recovery_parse(optarg, &o->recovery)) {
+				fprintf(stderr, "sheep: bad -R '%s': want max=N (1..1024),interval=MS\n",
+					optarg);
+				return -1;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -394,6 +406,9 @@ static int setup(struct sheep *s)
 		}
 	}
 #endif
+	/* recovery hook: one recovery thread per data node (sheep/recovery_sheep.c) */
+	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
+		return ret;
 	return 0;
 }
 
@@ -452,6 +467,7 @@ int main(int argc, char **argv)
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
 #endif
+	sheep_recovery_stop(s); /* recovery hook */
 	group_stop(s);
 	/* Wake workers blocked on cluster ops, then stop the pools. */
 	pthread_mutex_lock(&s->state_lock);

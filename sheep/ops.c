@@ -12,6 +12,7 @@
 #include "lib/util.h"
 #include "sheep/gateway.h"
 #include "sheep/peer.h"
+#include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
 #include "sheep/store.h"
 
@@ -46,6 +47,10 @@ static bool op_known(uint8_t op)
 	case SD_OP_GET_EPOCH:
 	case SD_OP_ENABLE_RECOVER:
 	case SD_OP_DISABLE_RECOVER:
+	case SD_OP_STAT_RECOVERY: /* recovery hook: sheep/recovery_ops.c */
+	case SD_OP_GET_RECOVERY:
+	case SD_OP_SET_RECOVERY:
+	case SD_OP_FORCE_RECOVER:
 	case SD_OP_EXIST:
 	case SD_OP_PEER_READ:
 	case SD_OP_PEER_WRITE:
@@ -105,7 +110,12 @@ static uint32_t current_epoch(struct sheep *s)
 static int need_ready(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
-	int ret = !s->synced ? SD_RES_WAIT_FOR_JOIN : !s->ctime ? SD_RES_WAIT_FOR_FORMAT : 0;
+	/* Without quorum this node may be the small side of a partition:
+	 * serving I/O could diverge from the side that carries on. */
+	int ret = !s->quorate ? SD_RES_HALT
+		  : !s->synced ? SD_RES_WAIT_FOR_JOIN
+		  : !s->ctime  ? SD_RES_WAIT_FOR_FORMAT
+			       : 0;
 	pthread_mutex_unlock(&s->state_lock);
 	return ret;
 }
@@ -740,6 +750,12 @@ void ops_exec(struct sheep *s, struct request *r)
 	case SD_OP_ENABLE_RECOVER:
 	case SD_OP_DISABLE_RECOVER:
 		ret = do_recover_toggle(s, r, op == SD_OP_ENABLE_RECOVER);
+		break;
+	case SD_OP_STAT_RECOVERY: /* recovery hook: sheep/recovery_ops.c */
+	case SD_OP_GET_RECOVERY:
+	case SD_OP_SET_RECOVERY:
+	case SD_OP_FORCE_RECOVER:
+		ret = sheep_recovery_op(s, r);
 		break;
 	case SD_OP_EXIST:
 		ret = need_ready(s);

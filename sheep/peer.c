@@ -9,6 +9,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "sheep/peer.h"
+#include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
 #include "sheep/store.h"
 
@@ -244,10 +245,21 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		goto out;
 	}
 	int ret;
+	/* recovery hook (sheep/recovery_ops.c): a gateway touching a fragment
+	 * this node is still recovering is told to retry (it goes first); a
+	 * checksum mismatch queues a repair of the fragment. */
+	if ((req->opcode == SD_OP_PEER_READ || req->opcode == SD_OP_PEER_WRITE) &&
+	    !(req->flags & SD_PEER_FLAG_ANY_EPOCH) &&
+	    sheep_recovery_busy(s, req->obj.oid, req->obj.ec_index)) {
+		res = SD_RES_AGAIN;
+		goto out;
+	}
 	switch (req->opcode) {
 	case SD_OP_PEER_READ:
 		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version);
+		if (ret == -EIO)
+			sheep_recovery_report_bad(s, req->obj.oid, req->obj.ec_index);
 		res = sheep_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;

@@ -138,16 +138,10 @@ static int io_install(void *arg, const struct recovery_job *job, const void *buf
 		return rc;
 	if (cur.version != job->have_version)
 		return -ESTALE; /* a client write got there first */
-	if (cur.version == job->version || cur.frag_size != job->frag_size) {
-		/* Same version but bad checksums, or another shape: replace. The
-		 * good copies elsewhere are what we just read from. */
-		rc = store_remove(st, job->oid, job->idx);
-		if (rc && rc != -ENOENT)
-			return rc;
-		return store_create(st, &m, buf, 0, job->frag_size);
-	}
-	return store_write(st, job->oid, job->idx, job->have_version, job->version, buf, 0,
-			   job->frag_size);
+	/* Whole-fragment swap in one rename: a crash leaves the old fragment
+	 * or the new one. (Also right for a corrupt fragment at the same
+	 * version, or one of another shape.) */
+	return store_replace(st, &m, buf, 0, job->frag_size);
 }
 
 static int io_decode(void *arg, uint8_t cp, uint32_t fs, const uint8_t *src_idx,

@@ -32,6 +32,7 @@ struct sheep_opts {
 	bool nosync;            /* -n */
 	int nbd_port;           /* --nbd, -1 = off */
 	int threads;            /* gateway worker threads */
+	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings
@@ -136,6 +137,9 @@ struct cop_wait {
 
 struct obj_lock;
 struct peer_pool;
+struct sheep_recovery;
+/* recovery hook: sheep/recovery_*.c build only when this is defined */
+#define SHEEP_RECOVERY_HOOKS 1
 struct nbd_server;
 
 struct sheep {
@@ -182,6 +186,9 @@ struct sheep {
 	pthread_cond_t objlock_cond;
 	struct obj_lock *objlocks;
 	struct peer_pool *peers;
+
+	/* recovery (sheep/recovery_*.c): NULL on a gateway-only node */
+	struct sheep_recovery *rec;
 
 	/* connections */
 	uint64_t next_conn_id;

@@ -19,7 +19,7 @@ log "$msg"
 check "five zones: dog node recovery says redundancy is short of full" grep -q "zone" <<<"$msg"
 check "five zones: the sheep log says so too" grep -q "best possible redundancy" "$(sd_dir 0)/sheep.log"
 out=$(rec_census --verify 0 1 2 3 5)
-log "$(grep summary <<<"$out")"
+log "$(grep -E "summary|^bad" <<<"$out")"
 check_eq "five zones: every fragment present reads back (checksums)" 0 "$(rec_summary bad "$out")"
 rec_check_read 0 e42 "five zones"
 

@@ -14,6 +14,7 @@
 import socket
 import struct
 import sys
+import time
 
 PROTO = 0x0A
 OP_PEER_READ = 0xE0
@@ -91,9 +92,19 @@ def main(argv):
                 continue
             ok = True
             if verify:
-                res, v, data = exchange(port, OP_PEER_READ, oid, idx, 0, fs)
-                ok = res == 0 and len(data) == fs and v == ver
-                if not ok:
+                # A fragment may be replaced or dropped by recovery between
+                # the list and the read: look again before calling it bad.
+                for attempt in range(4):
+                    res, v, data = exchange(port, OP_PEER_READ, oid, idx, 0, fs)
+                    ok = res == 0 and len(data) == fs
+                    if ok or res == 0x02:
+                        break
+                    time.sleep(0.3)
+                if res == 0x02:
+                    continue  # gone since the list: not held any more
+                if ok:
+                    ver = v
+                else:
                     bad += 1
                     print("bad %016x idx %d on %d: result 0x%x len %d" % (oid, idx, port, res, len(data)))
             objs.setdefault(oid, []).append((idx, nc, ver, port, ok))
