@@ -17,6 +17,7 @@
 #include <corosync/quorum.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "sheep/cluster.h"
 
 /*
@@ -62,6 +63,7 @@
 #define CC_DEFAULT_GROUP "sheepdog"
 #define CC_PENDING_TIMEOUT_MS 8000
 #define CC_SEND_RETRY_MS 5000
+#define CC_QUORUM_WAIT_MS 3000
 
 enum cc_msg_type {
 	CC_MSG_ANNOUNCE = 1,
@@ -150,6 +152,10 @@ struct cluster_ctx {
 	bool replaying;
 	bool in_dispatch;
 	bool dead; /* corosync went away */
+	uint64_t totem_seq;  /* ring of the last totem change CPG told us of */
+	uint64_t quorum_seq; /* ring of the last quorum notification */
+	uint64_t hold_since; /* ns: a node-down event waits for the quorum verdict */
+	int holdfd;	     /* timerfd: look again at a held event */
 
 	struct cc_evq rx;	/* raw events from libcpg callbacks */
 	struct cc_evq buffered; /* PENDING: events after our ANNOUNCE */
@@ -292,6 +298,14 @@ static void cpg_confchg_cb(cpg_handle_t h, const struct cpg_name *group,
 	evq_push(&ctx->rx, e);
 }
 
+static void cpg_totem_cb(cpg_handle_t h, struct cpg_ring_id ring_id, uint32_t nr,
+			 const uint32_t *members)
+{
+	struct cluster_ctx *ctx = ctx_of(h);
+	if (ctx && ring_id.seq > ctx->totem_seq)
+		ctx->totem_seq = ring_id.seq;
+}
+
 static void quorum_notify_cb(quorum_handle_t h, uint32_t quorate, uint64_t ring_seq,
 			     uint32_t nr_view, uint32_t *view)
 {
@@ -302,6 +316,8 @@ static void quorum_notify_cb(quorum_handle_t h, uint32_t quorate, uint64_t ring_
 		return;
 	ctx = c;
 	ctx->quorate = quorate != 0;
+	if (ring_seq > ctx->quorum_seq)
+		ctx->quorum_seq = ring_seq;
 	sd_debug("corosync quorum: %s (ring %llu, %u nodes)", quorate ? "quorate" : "not quorate",
 		 (unsigned long long)ring_seq, nr_view);
 }
@@ -331,6 +347,7 @@ static int cpg_open(struct cluster_ctx *ctx)
 		.model = CPG_MODEL_V1,
 		.cpg_deliver_fn = cpg_deliver_cb,
 		.cpg_confchg_fn = cpg_confchg_cb,
+		.cpg_totem_confchg_fn = cpg_totem_cb,
 	};
 	unsigned int nodeid = 0;
 	cs_error_t e;
@@ -961,6 +978,8 @@ static void cc_destroy(struct cluster_ctx *ctx)
 	members_clear(ctx);
 	if (ctx->timerfd >= 0)
 		close(ctx->timerfd);
+	if (ctx->holdfd >= 0)
+		close(ctx->holdfd);
 	if (ctx->epfd >= 0)
 		close(ctx->epfd);
 	free(ctx);
@@ -982,17 +1001,21 @@ static int cc_init(struct cluster_ctx **out, const char *options, const struct s
 	ctx->my_pid = (uint32_t)getpid();
 	ctx->cpg_fd = ctx->quorum_fd = -1;
 	ctx->timerfd = -1;
+	ctx->holdfd = -1;
 	ctx->state = CC_INIT;
 	ret = parse_options(ctx, options);
 	if (ret < 0)
 		goto fail;
 	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
 	ctx->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (ctx->epfd < 0 || ctx->timerfd < 0) {
+	ctx->holdfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ctx->epfd < 0 || ctx->timerfd < 0 || ctx->holdfd < 0) {
 		ret = -errno;
 		goto fail;
 	}
 	ret = ep_add(ctx, ctx->timerfd);
+	if (ret == 0)
+		ret = ep_add(ctx, ctx->holdfd);
 	if (ret < 0)
 		goto fail;
 	ret = cpg_open(ctx);
@@ -1066,6 +1089,47 @@ static int cc_get_fd(struct cluster_ctx *ctx)
 	return ctx->epfd;
 }
 
+/*
+ * A host that drops out of the ring shows up in CPG (reason NODEDOWN) a
+ * moment before votequorum's verdict on the new ring reaches us. Reporting
+ * the departure first would let the small side of a partition act, however
+ * briefly, as a smaller cluster; so such an event waits until the quorum
+ * notification for that ring (or for CC_QUORUM_WAIT_MS, then we ask).
+ */
+static bool must_wait_for_quorum(struct cluster_ctx *ctx, const struct cc_event *e)
+{
+	const struct cpg_address *left = e->addrs + e->nr_member;
+	bool nodedown = false;
+	uint64_t now;
+
+	if (!ctx->have_quorum_provider || e->type != CC_EV_CONFCHG)
+		return false;
+	for (size_t j = 0; j < e->nr_left; j++)
+		nodedown |= left[j].reason == CPG_REASON_NODEDOWN;
+	if (!nodedown || ctx->quorum_seq >= ctx->totem_seq) {
+		ctx->hold_since = 0;
+		return false;
+	}
+	now = sd_now_ns();
+	if (!ctx->hold_since) {
+		ctx->hold_since = now;
+		sd_debug("node down in ring %llu: waiting for the quorum verdict",
+			 (unsigned long long)ctx->totem_seq);
+	}
+	if (now - ctx->hold_since > (uint64_t)CC_QUORUM_WAIT_MS * 1000000u) {
+		sd_warn("no quorum notification for ring %llu after %d ms; asking corosync",
+			(unsigned long long)ctx->totem_seq, CC_QUORUM_WAIT_MS);
+		ctx->hold_since = 0;
+		ctx->quorum_seq = ctx->totem_seq;
+		refresh_quorum(ctx);
+		check_quorum(ctx);
+		return !ctx->cpg_open;
+	}
+	struct itimerspec its = { .it_value = { .tv_sec = 0, .tv_nsec = 100000000L } };
+	timerfd_settime(ctx->holdfd, 0, &its, NULL);
+	return true;
+}
+
 static int dispatch_quorum(struct cluster_ctx *ctx)
 {
 	cs_error_t e = quorum_dispatch(ctx->quorum, CS_DISPATCH_ALL);
@@ -1079,14 +1143,14 @@ static int dispatch_quorum(struct cluster_ctx *ctx)
 
 static int cc_dispatch(struct cluster_ctx *ctx)
 {
-	struct epoll_event evs[4];
-	bool q_ready = false, c_ready = false, t_ready = false;
+	struct epoll_event evs[8];
+	bool q_ready = false, c_ready = false, t_ready = false, h_ready = false;
 	struct cc_event *e;
 	int n, ret = 0;
 
 	if (ctx->dead)
 		return -ENOTCONN;
-	n = epoll_wait(ctx->epfd, evs, 4, 0);
+	n = epoll_wait(ctx->epfd, evs, 8, 0);
 	for (int i = 0; i < n; i++) {
 		if (evs[i].data.fd == ctx->quorum_fd)
 			q_ready = true;
@@ -1094,6 +1158,8 @@ static int cc_dispatch(struct cluster_ctx *ctx)
 			c_ready = true;
 		else if (evs[i].data.fd == ctx->timerfd)
 			t_ready = true;
+		else if (evs[i].data.fd == ctx->holdfd)
+			h_ready = true;
 	}
 	if (q_ready && dispatch_quorum(ctx) < 0)
 		goto dead;
@@ -1106,14 +1172,17 @@ static int cc_dispatch(struct cluster_ctx *ctx)
 			       cc_no_corosync);
 			goto dead;
 		}
-		for (e = ctx->rx.head; e; e = e->next)
-			if (e->type == CC_EV_CONFCHG && e->nr_left) {
-				refresh_quorum(ctx);
-				break;
-			}
-		check_quorum(ctx);
-		while (ctx->cpg_open && (e = evq_pop(&ctx->rx)))
-			handle_event(ctx, e);
+	}
+	if (h_ready) {
+		uint64_t x;
+		if (read(ctx->holdfd, &x, sizeof(x)) < 0)
+			sd_debug("hold timer: %s", strerror(errno));
+	}
+	while (ctx->cpg_open && (e = ctx->rx.head)) {
+		if (must_wait_for_quorum(ctx, e))
+			break;
+		evq_pop(&ctx->rx);
+		handle_event(ctx, e);
 	}
 
 	if (t_ready) {

@@ -14,6 +14,7 @@
 #include "sheep/sheep.h"
 
 #define GW_MAX_WIDTH 32
+#define GW_MAX_CALLS (GW_MAX_WIDTH * (SHEEP_VIEW_HIST + 1))
 #define GW_RETRY_MS 30000
 
 /*
@@ -197,31 +198,18 @@ static bool res_is_retry(int res)
 	return res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER || res == SD_RES_AGAIN;
 }
 
-static uint32_t gw_resolve(struct gw_obj *o, struct frag_state *st);
-static bool any_missing(const struct gw_obj *o, const struct frag_state *st);
+static int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st,
+		    uint32_t *won);
 
 /* Probe every holder's version. Returns a retry code if any holder asks for
  * one, else SUCCESS. */
 static int gw_probe(struct gw_obj *o, struct frag_state *st)
 {
-	struct peer_call calls[GW_MAX_WIDTH];
+	struct peer_call calls[GW_MAX_CALLS];
 	for (int i = 0; i < o->width; i++)
 		call_init(o, &calls[i], i, SD_OP_PEER_READ);
-	peer_fanout(o->s, calls, o->width);
-	int ret = SD_RES_SUCCESS;
-	for (int i = 0; i < o->width; i++) {
-		st[i].res = calls[i].node ? calls[i].result : SD_RES_NETWORK_ERROR;
-		st[i].version = calls[i].version;
-		if (res_is_retry(st[i].res))
-			ret = st[i].res;
-	}
-	if (ret == SD_RES_SUCCESS && any_missing(o, st)) {
-		gw_resolve(o, st);
-		for (int i = 0; i < o->width; i++)
-			if (res_is_retry(st[i].res))
-				ret = st[i].res;
-	}
-	return ret;
+	uint32_t won;
+	return gw_round(o, calls, st, &won);
 }
 
 /* The version a read must use: the highest held by at least `need`
@@ -265,77 +253,81 @@ static const struct sd_node *live_node(const struct sheep_view *v, const struct 
 	return NULL;
 }
 
-static bool frag_missing(const struct gw_obj *o, const struct frag_state *st, int i)
-{
-	return st[i].res == SD_RES_NO_OBJ || (!o->loc[i] && st[i].res == SD_RES_NETWORK_ERROR);
-}
-
 /*
- * Fragments not (yet) at their current holder: until recovery moves them,
- * they are where earlier epochs placed them. Look for each missing one on
- * the live nodes that held its position in the previous epochs, newest
- * first; point loc[i] there and return the mask of fragments found.
+ * Until recovery has moved every fragment, fragment i may be on a node
+ * that held position i in an earlier epoch, and the current holder may
+ * hold a stale copy (it was down while the object was written). So each
+ * round of probes also asks the live earlier holders of each position;
+ * calls[o->width..] are filled here with those version probes.
  */
-static uint32_t gw_resolve(struct gw_obj *o, struct frag_state *st)
+static int add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of)
 {
-	uint32_t found_mask = 0;
-	const struct sd_node *tried[GW_MAX_WIDTH][SHEEP_VIEW_HIST + 1];
-	int nt[GW_MAX_WIDTH] = {0};
-	for (int i = 0; i < o->width; i++)
-		if (o->loc[i])
-			tried[i][nt[i]++] = o->loc[i];
+	int n = o->width;
 	for (int h = 0; h < o->v->nr_hist; h++) {
 		const struct sheep_ring *r = o->v->hist[h];
 		if (!r->ring)
 			continue;
 		int out[GW_MAX_WIDTH];
 		int found = ring_locate(r->ring, o->oid, o->width, out);
-		struct peer_call calls[GW_MAX_WIDTH];
-		int idx_of[GW_MAX_WIDTH];
-		int nc = 0;
 		for (int i = 0; i < o->width && i < found; i++) {
-			if (!frag_missing(o, st, i) || out[i] < 0 || (size_t)out[i] >= r->nr_data)
+			if (out[i] < 0 || (size_t)out[i] >= r->nr_data)
 				continue;
 			const struct sd_node *cand = live_node(o->v, &r->data[out[i]]);
-			bool dup = !cand;
-			for (int t = 0; t < nt[i] && !dup; t++)
-				dup = tried[i][t] == cand;
+			bool dup = !cand || cand == o->holder[i];
+			for (int c = o->width; c < n && !dup; c++)
+				dup = pos_of[c] == i && calls[c].node == cand;
 			if (dup)
 				continue;
-			tried[i][nt[i]++] = cand;
-			memset(&calls[nc], 0, sizeof(calls[nc]));
-			calls[nc].node = cand;
-			calls[nc].req.opcode = SD_OP_PEER_READ;
-			calls[nc].req.epoch = o->v->epoch;
-			calls[nc].req.obj.oid = o->oid;
-			calls[nc].req.obj.ec_index = (uint8_t)i;
-			idx_of[nc++] = i;
-		}
-		if (!nc)
-			continue;
-		peer_fanout(o->s, calls, nc);
-		for (int c = 0; c < nc; c++) {
-			int i = idx_of[c];
-			if (calls[c].result != SD_RES_SUCCESS && !res_is_retry(calls[c].result))
-				continue;
-			o->loc[i] = calls[c].node;
-			st[i].res = calls[c].result;
-			st[i].version = calls[c].version;
-			found_mask |= 1u << i;
+			memset(&calls[n], 0, sizeof(calls[n]));
+			calls[n].node = cand;
+			calls[n].req.opcode = SD_OP_PEER_READ;
+			calls[n].req.epoch = o->v->epoch;
+			calls[n].req.obj.oid = o->oid;
+			calls[n].req.obj.ec_index = (uint8_t)i;
+			pos_of[n++] = i;
 		}
 	}
-	if (found_mask)
-		sd_debug("%016llx: fragments 0x%x found at earlier holders", (unsigned long long)o->oid,
-			 found_mask);
-	return found_mask;
+	return n;
 }
 
-static bool any_missing(const struct gw_obj *o, const struct frag_state *st)
+/*
+ * One fan-out: calls[0..width-1] (set up by the caller for the current
+ * locations) plus the shadow probes. st[i] gets the best answer for
+ * fragment i (highest version); where a shadow beat the current location,
+ * loc[i] moves there and the bit is set in *won (the caller's data for that
+ * fragment is then not valid). Returns a retry code or SUCCESS.
+ */
+static int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st,
+		    uint32_t *won)
 {
-	for (int i = 0; i < o->width; i++)
-		if (frag_missing(o, st, i))
-			return o->v->nr_hist > 0;
-	return false;
+	int pos_of[GW_MAX_CALLS];
+	int n = add_shadows(o, calls, pos_of);
+	peer_fanout(o->s, calls, n);
+	int ret = SD_RES_SUCCESS;
+	*won = 0;
+	for (int i = 0; i < o->width; i++) {
+		st[i].res = calls[i].node ? calls[i].result : SD_RES_NETWORK_ERROR;
+		st[i].version = calls[i].version;
+		if (res_is_retry(st[i].res))
+			ret = st[i].res;
+	}
+	for (int c = o->width; c < n; c++) {
+		int i = pos_of[c];
+		if (res_is_retry(calls[c].result))
+			ret = calls[c].result;
+		if (calls[c].result != SD_RES_SUCCESS)
+			continue;
+		if (st[i].res == SD_RES_SUCCESS && st[i].version >= calls[c].version)
+			continue;
+		st[i].res = SD_RES_SUCCESS;
+		st[i].version = calls[c].version;
+		o->loc[i] = calls[c].node;
+		*won |= 1u << i;
+	}
+	if (*won)
+		sd_debug("%016llx: fragments 0x%x found at earlier holders", (unsigned long long)o->oid,
+			 *won);
+	return ret;
 }
 
 /*
@@ -427,7 +419,7 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		ext_of[i] = -1;
 	for (int k = 0; k < ne; k++)
 		ext_of[ext[k].idx] = k;
-	struct peer_call calls[GW_MAX_WIDTH];
+	struct peer_call calls[GW_MAX_CALLS];
 	for (int i = 0; i < o->width; i++) {
 		call_init(o, &calls[i], i, SD_OP_PEER_READ);
 		if (ext_of[i] >= 0) {
@@ -437,22 +429,17 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 			calls[i].rcap = e->len;
 		}
 	}
-	peer_fanout(o->s, calls, o->width);
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
-	for (int i = 0; i < o->width; i++) {
-		st[i].res = calls[i].node ? calls[i].result : SD_RES_NETWORK_ERROR;
-		st[i].version = calls[i].version;
-		if (res_is_retry(st[i].res))
-			return st[i].res;
-	}
-	if (any_missing(o, st)) {
-		uint32_t moved = gw_resolve(o, st);
+	uint32_t moved;
+	int r0 = gw_round(o, calls, st, &moved);
+	if (r0 != SD_RES_SUCCESS)
+		return r0;
+	if (moved) {
+		/* Re-read the extents whose fragment is elsewhere. */
 		int nm = 0;
 		struct peer_call mc[GW_MAX_WIDTH];
 		int mi[GW_MAX_WIDTH];
 		for (int i = 0; i < o->width; i++) {
-			if (res_is_retry(st[i].res))
-				return st[i].res;
 			if (!(moved & (1u << i)) || ext_of[i] < 0)
 				continue;
 			mc[nm] = calls[i];
@@ -524,7 +511,7 @@ out:
 
 static int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 {
-	struct peer_call calls[GW_MAX_WIDTH];
+	struct peer_call calls[GW_MAX_CALLS];
 	int first = -1;
 	for (int i = 0; i < o->width; i++) {
 		call_init(o, &calls[i], i, SD_OP_PEER_READ);
@@ -537,28 +524,21 @@ static int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t of
 	}
 	if (first < 0)
 		return SD_RES_NO_STORE;
-	peer_fanout(o->s, calls, o->width);
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
-	for (int i = 0; i < o->width; i++) {
-		st[i].res = calls[i].node ? calls[i].result : SD_RES_NETWORK_ERROR;
-		st[i].version = calls[i].version;
-		if (res_is_retry(st[i].res))
-			return st[i].res;
-	}
-	if (any_missing(o, st)) {
-		gw_resolve(o, st);
-		for (int i = 0; i < o->width; i++)
-			if (res_is_retry(st[i].res))
-				return st[i].res;
-	}
+	uint32_t moved;
+	int r0 = gw_round(o, calls, st, &moved);
+	if (r0 != SD_RES_SUCCESS)
+		return r0;
 	uint64_t ver = choose_version(st, o->width, 1, NULL);
 	if (ver == 0)
 		return all_absent(st, o->width) ? SD_RES_NO_OBJ : SD_RES_EIO;
-	if (st[first].res == SD_RES_SUCCESS && st[first].version == ver && calls[first].rlen == len)
+	bool first_moved = moved & (1u << first);
+	if (!first_moved && st[first].res == SD_RES_SUCCESS && st[first].version == ver &&
+	    calls[first].rlen == len)
 		return SD_RES_SUCCESS;
 	/* Try the other copies that hold the newest version. */
 	for (int i = 0; i < o->width; i++) {
-		if (i == first || st[i].res != SD_RES_SUCCESS || st[i].version != ver)
+		if ((i == first && !first_moved) || st[i].res != SD_RES_SUCCESS || st[i].version != ver)
 			continue;
 		struct peer_call c;
 		call_init(o, &c, i, SD_OP_PEER_READ);
@@ -631,8 +611,8 @@ static int ack_result(struct gw_obj *o, int ok, int retry)
  * Whole-fragment writes: every fragment gets [lo, lo+len) of frags[i] at
  * new_version; mode CREATE/REPLACE/UPSERT (no version expectation).
  */
-static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, uint32_t len, uint8_t mode,
-		      uint64_t new_version)
+static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *lens,
+		      uint8_t mode, uint64_t new_version)
 {
 	struct peer_call calls[GW_MAX_WIDTH];
 	for (int i = 0; i < o->width; i++) {
@@ -649,7 +629,7 @@ static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, uint32_t l
 							.nr_copies = o->meta_copies,
 							.mode = mode};
 		calls[i].wbuf = frags[i];
-		calls[i].wlen = len;
+		calls[i].wlen = lens[i];
 	}
 	int targets = 0;
 	for (int i = 0; i < o->width; i++)
@@ -683,14 +663,21 @@ static int gw_write_full_ec(struct gw_obj *o, const void *buf, uint32_t len, uin
 	for (int i = 0; i < o->width; i++)
 		if (!(frags[i] = calloc(1, flen ? flen : 1)))
 			goto out;
-	for (int k = 0; k < ne; k++)
+	/* A data fragment the write does not touch is created empty (thin):
+	 * only its version is written. Parity covers [lo, hi). */
+	uint32_t lens[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++)
+		lens[i] = i < o->d ? 0 : flen;
+	for (int k = 0; k < ne; k++) {
 		memcpy(frags[ext[k].idx] + (ext[k].frag_off - lo), (const char *)buf + (ext[k].obj_off - off),
 		       ext[k].len);
+		lens[ext[k].idx] = flen;
+	}
 	if (ec_encode(o->codec, flen, frags, frags + o->d)) {
 		ret = SD_RES_SYSTEM_ERROR;
 		goto out;
 	}
-	ret = gw_put_all(o, frags, lo, flen, mode, new_version);
+	ret = gw_put_all(o, frags, lo, lens, mode, new_version);
 out:
 	for (int i = 0; i < o->width; i++)
 		free(frags[i]);
@@ -701,9 +688,12 @@ static int gw_write_full_copies(struct gw_obj *o, const void *buf, uint32_t len,
 				uint8_t mode, uint64_t new_version)
 {
 	uint8_t *frags[GW_MAX_WIDTH];
-	for (int i = 0; i < o->width; i++)
+	uint32_t lens[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++) {
 		frags[i] = (uint8_t *)buf;
-	return gw_put_all(o, frags, off, len, mode, new_version);
+		lens[i] = len;
+	}
+	return gw_put_all(o, frags, off, lens, mode, new_version);
 }
 
 /* Partial update of replicated copies at version ver -> new_version. */
@@ -889,6 +879,34 @@ out:
 	return ret;
 }
 
+/*
+ * Too few fragments are where they can be updated in place (holders down
+ * and recovery not done yet), but enough current holders are alive: read
+ * the whole object (decoding as needed), apply the write and store every
+ * fragment afresh on the current holders. The write is then acknowledged
+ * with full redundancy, as the ack rule wants.
+ */
+static int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+			    uint64_t new_version)
+{
+	char *whole = malloc(o->obj_size);
+	if (!whole)
+		return SD_RES_NO_MEM;
+	int ret = o->ec ? gw_read_ec(o, whole, o->obj_size, 0)
+			: gw_read_copies(o, whole, o->obj_size, 0);
+	if (ret == SD_RES_SUCCESS) {
+		sd_info("%016llx: rewriting the whole object on the current holders",
+			(unsigned long long)o->oid);
+		memcpy(whole + off, buf, len);
+		memcpy(o->loc, o->holder, sizeof(o->loc));
+		ret = o->ec ? gw_write_full_ec(o, whole, o->obj_size, 0, PEER_WRITE_UPSERT, new_version)
+			    : gw_write_full_copies(o, whole, o->obj_size, 0, PEER_WRITE_UPSERT,
+						   new_version);
+	}
+	free(whole);
+	return ret;
+}
+
 static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 			 bool create)
 {
@@ -914,6 +932,14 @@ static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32
 		sd_err("object %016llx: no consistent generation to update", (unsigned long long)o->oid);
 		return SD_RES_EIO;
 	}
+	int usable = 0, placed = 0;
+	for (int i = 0; i < o->width; i++) {
+		usable += st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		placed += o->holder[i] != NULL;
+	}
+	if (usable < ack_threshold(o) && placed >= ack_threshold(o) &&
+	    o->obj_size <= SD_MAX_PAYLOAD)
+		return gw_rewrite_whole(o, buf, len, off, new_version);
 	if (o->ec)
 		return gw_update_ec(o, st, ver, buf, len, off, new_version);
 	return gw_update_copies(o, st, ver, buf, len, off, new_version);
@@ -1002,22 +1028,28 @@ static int op_write(struct gw_obj *o, void *arg)
 static int op_remove(struct gw_obj *o, void *arg)
 {
 	(void)arg;
-	struct peer_call calls[GW_MAX_WIDTH];
+	/* Remove every copy: at the current holders and at the live earlier
+	 * holders, so an old fragment cannot resurface. */
+	struct peer_call calls[GW_MAX_CALLS];
+	int pos_of[GW_MAX_CALLS];
 	for (int i = 0; i < o->width; i++)
 		call_init(o, &calls[i], i, SD_OP_PEER_REMOVE);
-	peer_fanout(o->s, calls, o->width);
-	int removed = 0, absent = 0;
-	for (int i = 0; i < o->width; i++) {
-		if (res_is_retry(calls[i].result))
-			return calls[i].result;
-		if (calls[i].result == SD_RES_SUCCESS)
+	int n = add_shadows(o, calls, pos_of);
+	for (int c = o->width; c < n; c++)
+		calls[c].req.opcode = SD_OP_PEER_REMOVE;
+	peer_fanout(o->s, calls, n);
+	int removed = 0, failed = 0;
+	for (int c = 0; c < n; c++) {
+		if (res_is_retry(calls[c].result))
+			return calls[c].result;
+		if (calls[c].result == SD_RES_SUCCESS)
 			removed++;
-		else if (calls[i].result == SD_RES_NO_OBJ || !calls[i].node)
-			absent++;
+		else if (calls[c].node && calls[c].result != SD_RES_NO_OBJ)
+			failed++;
 	}
 	if (removed)
 		return SD_RES_SUCCESS;
-	return absent == o->width ? SD_RES_NO_OBJ : SD_RES_EIO;
+	return failed ? SD_RES_EIO : SD_RES_NO_OBJ;
 }
 
 int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uint32_t off)

@@ -170,4 +170,26 @@ e1=$(dogh 1 cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}')
 e3=$(dogh 3 cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}')
 check_eq "hosts 1 and 3 agree on the epoch after the heal" "$e1" "$e3"
 
+# Hosts die one after the other until host 1 is alone: the loss of host 3
+# is an ordinary departure; the loss of host 2 takes quorum away, and host 1
+# must never act as a one-node cluster, not even for a moment.
+host_kill 3
+check "host 1 drops host 3" wait_nodes 1 2 30
+host_kill 2
+check "host 1 alone loses quorum" cs_wait_unquorate 1 30
+sleep 1
+if dogh 1 vdi write v 0 4096 <"$SD_TEST_DIR/a" 2>"$SD_TEST_DIR/err1"; then
+	not_ok "host 1 alone refuses a write"
+else
+	ok "host 1 alone refuses a write"
+fi
+check "host 1's refusal says not enough nodes are alive" grep -qiE "not enough|quorum" "$SD_TEST_DIR/err1"
+check "host 1 logged the quorum loss" grep -q "lost quorum" "$(sd_dir 1)/sheep.log"
+if grep -qE "left, 1 members" "$(sd_dir 1)/sheep.log"; then
+	not_ok "host 1 never applied a one-node membership"
+	grep -E "left, 1 members|lost quorum" "$(sd_dir 1)/sheep.log" | sed 's/^/# /'
+else
+	ok "host 1 never applied a one-node membership"
+fi
+
 sd_done
