@@ -41,7 +41,7 @@ head -c "$bytes" /dev/urandom >"$data"
 want=$(sd_sha "$data")
 cat "$data" >/dev/null # into the page cache
 
-store_bytes() { du -s -B1 --exclude='*.log' --exclude='*.out' "$SD_TEST_DIR"/n* | awk '{s += $1} END {print s + 0}'; }
+store_bytes() { du -s -B1 --exclude='*.log' --exclude='*.out' "$SD_TEST_DIR"/n* | awk '{s += $1} END {printf "%.0f\n", s}'; }
 now() { date +%s.%N; }
 # Wait (up to 60 s) until the stores stop shrinking after deletes.
 settle() {
@@ -53,7 +53,7 @@ settle() {
 		a=$b
 	done
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "%.6f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 sd_start_cluster "$nodes" >/dev/null || { echo "cluster did not start" >&2; exit 1; }
 dogn 0 cluster format -c 4:2 || exit 1

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # nbd_bench.sh - fio over NBD: a 4:2 and a -c 3 VDI on a six-node local cluster vs `nbdkit memory` (the ceiling), one run, with ratios.
 #
-# Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--csv]
+# Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--nosync] [--csv]
 #
 #   -r RUNS     runs of each case; the table shows the median (default 3)
 #   -t SECONDS  length of each random-I/O run (default 10)
 #   -s SIZE_MB  working set, written sequentially first (default 256)
 #   -b BUILD    build directory with sheep and dog (default build)
+#   --nosync    run the sheep with -n (no fdatasync: not durable, for comparison)
 #   --csv       also print the table as CSV
 #
 # Cases (fio, ioengine=nbd, one job): 4 MiB sequential write and read at
@@ -16,7 +17,7 @@
 # next free port. Everything started is stopped on exit.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-runs=3 secs=10 size_mb=256 build=build csv=0
+runs=3 secs=10 size_mb=256 build=build csv=0 nosync=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) runs=$2; shift ;;
@@ -24,7 +25,8 @@ while [ $# -gt 0 ]; do
 	-s) size_mb=$2; shift ;;
 	-b) build=$2; shift ;;
 	--csv) csv=1 ;;
-	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	--nosync) nosync=-n ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 	*) echo "nbd_bench: unknown option $1" >&2; exit 64 ;;
 	esac
 	shift
@@ -51,8 +53,17 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..)" >&2
-sd_start_cluster 6 -l level=warning >/dev/null || { echo "nbd_bench: cluster did not start" >&2; exit 1; }
+echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..${nosync:+, no sync})" >&2
+# Like lib.sh's sd_start, but durable (no -n) unless --nosync.
+for i in 0 1 2 3 4 5; do
+	mkdir -p "$(sd_dir $i)"
+	"$SHEEP" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 -b 127.0.0.1 \
+		-c "local:path=$SD_TEST_DIR/local" -l level=warning --nbd "$(sd_nbd_port $i)" $nosync \
+		>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
+	SD_PIDS[$i]=$!
+	sd_wait_port "$(sd_port $i)" || { echo "nbd_bench: sheep $i did not start" >&2; exit 1; }
+done
+sd_wait_nodes 0 6 >/dev/null || { echo "nbd_bench: cluster did not form" >&2; exit 1; }
 dogn 0 cluster format -c 4:2 >/dev/null || { echo "nbd_bench: format failed" >&2; exit 1; }
 dogn 0 vdi create bench-ec "${size_mb}M" >/dev/null || exit 1
 dogn 0 vdi create bench-rep "${size_mb}M" -c 3 >/dev/null || exit 1
@@ -109,7 +120,7 @@ for c in "${CASES[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs)" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
+printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs${nosync:+, -n})" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
 for c in "${CASES[@]}"; do
 	printf '%-30s %14s %12s %7s %12s %7s\n' "${LABEL[$c]}" "${RES[memory,$c]}" "${RES[ec,$c]}" \
 		"$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}")" "${RES[rep,$c]}" "$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"

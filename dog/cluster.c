@@ -36,7 +36,7 @@ static int cluster_format(struct dog *d)
 	req.cluster.copies = (uint8_t)ec_policy_width(&pol);
 	req.cluster.copy_policy = ec_policy_byte(&pol);
 	req.cluster.block_size_shift =
-		(uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
+	    (uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
 	req.cluster.nr_vnodes = d->nr_vnodes;
 	int ret = dog_exec(d, &req, NULL, &rsp, text, sizeof(text) - 1);
 	if (ret < 0)
@@ -125,19 +125,20 @@ static int cluster_shutdown(struct dog *d)
 }
 
 const struct dog_cmd dog_cluster_cmds[] = {
-	{"cluster", "format", "c:z:V:", NULL, "format the cluster and set its default redundancy policy",
-	 "  -c, --copies          default redundancy: N copies (1..31) or d:p erasure code\n"
-	 "                        (d in 2,4,8,16, p in 1..15); 3 when absent\n"
-	 "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
-	 "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n",
-	 0, 0, cluster_format},
-	{"cluster", "info", NULL, NULL, "show cluster status, creation time and epoch history",
-	 NULL, 0, 0, cluster_info},
-	{"cluster", "shutdown", NULL, NULL, "stop every sheep of the cluster", NULL, 0, 0,
-	 cluster_shutdown},
-	/* recovery hook: dog/recovery.c */
-	{"cluster", "recover", NULL, "enable|disable|force",
-	 "allow or stop data recovery cluster-wide, or replan it now on every node", NULL, 1, 1,
-	 dog_cluster_recover},
-	{NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    {"cluster", "format", "c:z:V:", NULL,
+     "format the cluster and set its default redundancy policy",
+     "  -c, --copies          default redundancy: N copies (1..31) or d:p erasure code\n"
+     "                        (d in 2,4,8,16, p in 1..15); 3 when absent\n"
+     "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
+     "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n",
+     0, 0, cluster_format},
+    {"cluster", "info", NULL, NULL, "show cluster status, creation time and epoch history", NULL, 0,
+     0, cluster_info},
+    {"cluster", "shutdown", NULL, NULL, "stop every sheep of the cluster", NULL, 0, 0,
+     cluster_shutdown},
+    /* recovery hook: dog/recovery.c */
+    {"cluster", "recover", NULL, "enable|disable|force",
+     "allow or stop data recovery cluster-wide, or replan it now on every node", NULL, 1, 1,
+     dog_cluster_recover},
+    {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

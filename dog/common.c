@@ -1,4 +1,5 @@
-/* common.c - dog's client side of the protocol: connect, exchange, object and VDI helpers, error texts. */
+/* common.c - dog's client side of the protocol: connect, exchange, object and VDI helpers, error
+ * texts. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -24,8 +25,9 @@ int dog_connect_to(const char *addr, uint16_t port)
 {
 	int fd = sd_connect(addr, port, DOG_CONNECT_TIMEOUT_MS);
 	if (fd < 0) {
-		const char *fmt = strchr(addr, ':') ? "cannot connect to [%s]:%u: %s: is sheep running?"
-						    : "cannot connect to %s:%u: %s: is sheep running?";
+		const char *fmt = strchr(addr, ':')
+				      ? "cannot connect to [%s]:%u: %s: is sheep running?"
+				      : "cannot connect to %s:%u: %s: is sheep running?";
 		dog_err(fmt, addr, port, strerror(-fd));
 	}
 	return fd;
@@ -52,8 +54,8 @@ int dog_exec(const struct dog *d, struct sd_req *req, const void *data, struct s
 	int ret = sd_exec(fd, req, data, rsp, rbuf, rlen);
 	close(fd);
 	if (ret < 0) {
-		dog_err("lost the connection to %s:%u: %s: is sheep still running?", d->addr, d->port,
-			strerror(-ret));
+		dog_err("lost the connection to %s:%u: %s: is sheep still running?", d->addr,
+			d->port, strerror(-ret));
 		return ret;
 	}
 	return (int)rsp->result;
@@ -100,7 +102,8 @@ const char *dog_result_hint(uint32_t result)
 	case SD_RES_WAIT_FOR_JOIN:
 		return "the cluster is waiting for nodes to join: start the missing sheep";
 	case SD_RES_HALT:
-		return "not enough nodes are alive to serve I/O: restart the failed sheep (dog node list)";
+		return "not enough nodes are alive to serve I/O: restart the failed sheep (dog "
+		       "node list)";
 	case SD_RES_EIO:
 	case SD_RES_NETWORK_ERROR:
 		return "too many nodes down or failing? check dog node list and the sheep logs";
@@ -243,4 +246,26 @@ int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_
 	if (local_idx)
 		*local_idx = sd_rsp_local_idx(&rsp);
 	return SD_RES_SUCCESS;
+}
+
+int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
+{
+	int fd = sd_connect(d->addr, d->port, DOG_CONNECT_TIMEOUT_MS);
+	if (fd < 0)
+		return fd;
+	/* Only the fixed part: the epoch records that follow are cut off, so
+	 * ask for exactly as much as we take. */
+	char buf[sizeof(*ci)];
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_STAT_CLUSTER);
+	req.data_length = sizeof(buf);
+	int ret = sd_exec(fd, &req, NULL, &rsp, buf, sizeof(buf));
+	close(fd);
+	if (ret < 0)
+		return ret;
+	if (rsp.data_length < sizeof(*ci))
+		return SD_RES_UNKNOWN;
+	memcpy(ci, buf, sizeof(*ci));
+	return (int)rsp.result;
 }

@@ -1,4 +1,5 @@
-/* dog.h - the dog admin CLI's internal interface: options, commands, client helpers, output formats. */
+/* dog.h - the dog admin CLI's internal interface: options, commands, client helpers, output
+ * formats. */
 #ifndef DOG_DOG_H
 #define DOG_DOG_H
 
@@ -15,10 +16,10 @@
 #define DOG_EXIT_SUCCESS 0
 #define DOG_EXIT_FAILURE 1 /* the command failed (bad input, refused) */
 #define DOG_EXIT_SYSFAIL 2 /* cannot talk to sheep, I/O error */
-#define DOG_EXIT_EXISTS 3
-#define DOG_EXIT_FULL 4
+#define DOG_EXIT_EXISTS	 3
+#define DOG_EXIT_FULL	 4
 #define DOG_EXIT_MISSING 5
-#define DOG_EXIT_USAGE 64
+#define DOG_EXIT_USAGE	 64
 
 #define DOG_DEFAULT_ADDR "127.0.0.1"
 
@@ -36,12 +37,12 @@ struct dog {
 	/* subcommand options */
 	bool have_policy;
 	struct ec_policy policy; /* -c */
-	bool prealloc;           /* -P */
-	int block_size_shift;    /* -z, -1 = cluster default */
-	uint32_t nr_vnodes;      /* -V, 0 = by capacity */
+	bool prealloc;		 /* -P */
+	int block_size_shift;	 /* -z, -1 = cluster default */
+	uint32_t nr_vnodes;	 /* -V, 0 = by capacity */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
-	int argc;     /* positional arguments after the subcommand */
+	int argc; /* positional arguments after the subcommand */
 	char **argv;
 };
 
@@ -52,7 +53,7 @@ struct dog_cmd {
 	const char *opts; /* its short options beyond the global a:p:rvh */
 	const char *args; /* positional usage text */
 	const char *desc;
-	const char *opt_help; /* lines describing its options, or NULL */
+	const char *opt_help;	/* lines describing its options, or NULL */
 	int min_args, max_args; /* positional arguments it takes */
 	int (*run)(struct dog *d);
 };
@@ -94,18 +95,22 @@ int dog_vdi_lookup(int fd, const char *name, uint32_t *vid);
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off);
 int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 		  const struct sd_inode *ino, bool create, uint64_t cow_oid);
+/* The fixed part of STAT_CLUSTER's answer, quietly (no message on
+ * failure); SD_RES_* or -errno. */
+int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci);
 /* The whole in-use VDI bitmap (SD_NR_VDIS bits), malloc'ed; SD_RES_* or -errno. */
 int dog_read_vdi_bitmap(int fd, uint8_t **bitmap);
 /* Read the node list: nodes malloc'ed; SD_RES_* or -errno. */
 int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_idx);
 
 /*
- * Call fn for every live VDI (in VDI id order) with its inode: the header,
+ * Call start (if not NULL) once the VDI list is read, then fn for every
+ * live VDI (in VDI id order) with its inode: the header,
  * and when with_map the data_vdi_id[] entries that cover vdi_size. fn
  * returns 0 to go on, or an exit code to stop with. Returns 0, fn's code,
  * or an exit code having printed the error.
  */
-int dog_vdi_foreach(int fd, bool with_map,
+int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
 		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg);
 /* Number of objects of a VDI: DIV_ROUND_UP(vdi_size, object size). */
 uint32_t dog_vdi_nr_objs(const struct sd_inode *ino);
@@ -144,12 +149,10 @@ void dog_print_node_info_header(FILE *f, bool raw);
 void dog_print_node_info_row(FILE *f, int id, uint64_t size, uint64_t used, bool raw);
 void dog_print_total_vdi_size(FILE *f, uint64_t bytes, bool raw);
 /* "Cluster status: ..." from STAT_CLUSTER's result and info. */
-void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_info *ci,
-			      bool raw);
+void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_info *ci, bool raw);
 void dog_print_cluster_ctime(FILE *f, uint64_t ctime, bool raw);
 void dog_print_epoch_header(FILE *f, bool raw);
-void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes,
-		     bool raw);
+void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes, bool raw);
 
 /* ---- progress.c ---- */
 struct dog_progress {

@@ -1,4 +1,5 @@
-/* format.c - dog's output formats (vdi list, node list/info, cluster info), matching Sheepdog 1.0 byte for byte. */
+/* format.c - dog's output formats (vdi list, node list/info, cluster info), matching Sheepdog 1.0
+ * byte for byte. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <string.h>
@@ -44,8 +45,9 @@ static void host_port(const struct sd_node *n, char *buf, size_t len)
 void dog_print_vdi_header(FILE *f, bool raw)
 {
 	if (!raw)
-		fprintf(f, "  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies"
-			   "  Tag   Block Size Shift\n");
+		fprintf(f,
+			"  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies"
+			"  Tag   Block Size Shift\n");
 }
 
 void dog_print_vdi_row(FILE *f, const struct dog_vdi_row *r, bool raw)
@@ -64,8 +66,8 @@ void dog_print_vdi_row(FILE *f, const struct dog_vdi_row *r, bool raw)
 				fputc('\\', f);
 			fputc(*p, f);
 		}
-		fprintf(f, " %" PRIu32 " %s %s %s %s %" PRIx32 " %s %s %u\n", r->snap_id, size, used,
-			shared, when, r->vid, copies, r->tag, r->block_size_shift);
+		fprintf(f, " %" PRIu32 " %s %s %s %s %" PRIx32 " %s %s %u\n", r->snap_id, size,
+			used, shared, when, r->vid, copies, r->tag, r->block_size_shift);
 		return;
 	}
 	time_t t = (time_t)r->ctime;
@@ -105,10 +107,11 @@ void dog_print_node_info_row(FILE *f, int id, uint64_t size, uint64_t used, bool
 	dog_size_str(used, raw, u, sizeof(u));
 	dog_size_str(avail, raw, a, sizeof(a));
 	if (id < 0)
-		fprintf(f, raw ? "%s %s %s %s %d%%\n" : "%2s\t%s\t%s\t%s\t%3d%%\n", "Total", s, u, a,
-			pct);
+		fprintf(f, raw ? "%s %s %s %s %d%%\n" : "%2s\t%s\t%s\t%s\t%3d%%\n", "Total", s, u,
+			a, pct);
 	else
-		fprintf(f, raw ? "%d %s %s %s %d%%\n" : "%2d\t%s\t%s\t%s\t%3d%%\n", id, s, u, a, pct);
+		fprintf(f, raw ? "%d %s %s %s %d%%\n" : "%2d\t%s\t%s\t%s\t%3d%%\n", id, s, u, a,
+			pct);
 }
 
 void dog_print_total_vdi_size(FILE *f, uint64_t bytes, bool raw)
@@ -118,8 +121,7 @@ void dog_print_total_vdi_size(FILE *f, uint64_t bytes, bool raw)
 	fprintf(f, raw ? "Total virtual image size %s\n" : "\nTotal virtual image size\t%s\n", s);
 }
 
-void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_info *ci,
-			      bool raw)
+void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_info *ci, bool raw)
 {
 	if (!raw)
 		fprintf(f, "Cluster status: ");

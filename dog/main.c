@@ -1,4 +1,5 @@
-/* main.c - dog, the admin CLI: picks the subcommand, parses its options (anywhere after it), runs it. */
+/* main.c - dog, the admin CLI: picks the subcommand, parses its options (anywhere after it), runs
+ * it. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -12,27 +13,22 @@ static const struct {
 	const struct dog_cmd *cmds;
 	const char *desc;
 } groups[] = {
-	{"cluster", dog_cluster_cmds, "cluster-wide operations: format, info, shutdown"},
-	{"node", dog_node_cmds, "the sheep of the cluster: list, info, kill"},
-	{"vdi", dog_vdi_cmds, "volumes: create, list, delete, read, write, resize"},
+    {"cluster", dog_cluster_cmds, "cluster-wide operations: format, info, shutdown"},
+    {"node", dog_node_cmds, "the sheep of the cluster: list, info, kill"},
+    {"vdi", dog_vdi_cmds, "volumes: create, list, delete, read, write, resize"},
 };
 
 static const struct option long_opts[] = {
-	{"address", required_argument, NULL, 'a'},
-	{"port", required_argument, NULL, 'p'},
-	{"raw", no_argument, NULL, 'r'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{"copies", required_argument, NULL, 'c'},
-	{"prealloc", no_argument, NULL, 'P'},
-	{"block_size_shift", required_argument, NULL, 'z'},
-	{"vnodes", required_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"address", required_argument, NULL, 'a'}, {"port", required_argument, NULL, 'p'},
+    {"raw", no_argument, NULL, 'r'},	       {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
+    {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
+    {"vnodes", required_argument, NULL, 'V'},  {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
 #define GLOBAL_HELP                                                                                \
-	"  -a, --address         sheep to talk to (default 127.0.0.1)\n"                          \
+	"  -a, --address         sheep to talk to (default 127.0.0.1)\n"                           \
 	"  -p, --port            its port (default 7000)\n"                                        \
 	"  -r, --raw             raw output: single spaces, bytes, epoch seconds\n"                \
 	"  -v, --verbose         more detail\n"                                                    \
@@ -42,14 +38,14 @@ static void usage_all(FILE *f, const char *prog)
 {
 	fprintf(f, "Usage: %s COMMAND SUBCOMMAND [options] [arguments]\n\nCommands:\n", prog);
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
-		for (const struct dog_cmd *c = groups[g].cmds; c->name; c++)
-		{
+		for (const struct dog_cmd *c = groups[g].cmds; c->name; c++) {
 			char full[32];
 			snprintf(full, sizeof(full), "%s %s", c->group, c->name);
 			fprintf(f, "  %-18s %s\n", full, c->desc);
 		}
-	fprintf(f, "\nOptions (after the subcommand, in any order):\n" GLOBAL_HELP
-		   "\nFor one command: %s COMMAND SUBCOMMAND -h. See also dog(8).\n",
+	fprintf(f,
+		"\nOptions (after the subcommand, in any order):\n" GLOBAL_HELP
+		"\nFor one command: %s COMMAND SUBCOMMAND -h. See also dog(8).\n",
 		prog);
 }
 
@@ -169,11 +165,11 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 int main(int argc, char **argv)
 {
 	struct dog d = {
-		.prog = "dog",
-		.addr = DOG_DEFAULT_ADDR,
-		.port = SD_LISTEN_PORT,
-		.block_size_shift = -1,
-		.progress = isatty(STDERR_FILENO),
+	    .prog = "dog",
+	    .addr = DOG_DEFAULT_ADDR,
+	    .port = SD_LISTEN_PORT,
+	    .block_size_shift = -1,
+	    .progress = isatty(STDERR_FILENO),
 	};
 	if (argc < 2) {
 		usage_all(stderr, d.prog);

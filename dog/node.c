@@ -88,7 +88,7 @@ static int node_info(struct dog *d)
 	int fd = dog_connect(d);
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
-	ret = dog_vdi_foreach(fd, false, add_vdi_size, &vdi_total);
+	ret = dog_vdi_foreach(fd, false, NULL, add_vdi_size, &vdi_total);
 	close(fd);
 	if (ret)
 		return ret;
@@ -142,13 +142,13 @@ static int node_kill(struct dog *d)
 }
 
 const struct dog_cmd dog_node_cmds[] = {
-	{"node", "list", NULL, NULL, "list the nodes of the cluster", NULL, 0, 0, node_list},
-	{"node", "info", NULL, NULL, "show disk use of each node", NULL, 0, 0, node_info},
-	{"node", "kill", NULL, "<node id>", "stop one sheep (its Id from dog node list)", NULL, 1,
-	 1, node_kill},
-	/* recovery hook: dog/recovery.c */
-	{"node", "recovery", NULL, "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
-	 "show recovery progress per node, or get/set the recovery throttle", NULL, 0, 3,
-	 dog_node_recovery},
-	{NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    {"node", "list", NULL, NULL, "list the nodes of the cluster", NULL, 0, 0, node_list},
+    {"node", "info", NULL, NULL, "show disk use of each node", NULL, 0, 0, node_info},
+    {"node", "kill", NULL, "<node id>", "stop one sheep (its Id from dog node list)", NULL, 1, 1,
+     node_kill},
+    /* recovery hook: dog/recovery.c */
+    {"node", "recovery", NULL, "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
+     "show recovery progress per node, or get/set the recovery throttle", NULL, 0, 3,
+     dog_node_recovery},
+    {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

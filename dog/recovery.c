@@ -80,8 +80,21 @@ static bool still_recovering(const struct sd_recovery_state *st)
 	       st->status == SD_RECOVERY_REFUSED || st->status == SD_RECOVERY_DISABLED;
 }
 
-static void print_detail(int id, const struct sd_recovery_state *st)
+static void print_detail(int id, const struct sd_recovery_state *st, bool raw)
 {
+	if (raw) {
+		printf("node %d epoch %u status %s done %llu total %llu failed %llu reused %llu "
+		       "copied %llu rebuilt %llu read %llu written %llu ms %llu rounds %u "
+		       "cluster_done %u degraded %llu lost %llu dropped %llu\n",
+		       id, st->epoch, status_name(st->status), (unsigned long long)st->done,
+		       (unsigned long long)st->total, (unsigned long long)st->failed,
+		       (unsigned long long)st->reused, (unsigned long long)st->copied,
+		       (unsigned long long)st->rebuilt, (unsigned long long)st->bytes_read,
+		       (unsigned long long)st->bytes_written, (unsigned long long)st->elapsed_ms,
+		       st->rounds, st->cluster_done, (unsigned long long)st->degraded,
+		       (unsigned long long)st->lost, (unsigned long long)st->dropped);
+		return;
+	}
 	printf("  node %d: epoch %u %s, %llu/%llu fragments (reused %llu, copied %llu, rebuilt "
 	       "%llu, failed %llu), read %.1f MB, wrote %.1f MB, %.1f s, %u round(s)%s\n",
 	       id, st->epoch, status_name(st->status), (unsigned long long)st->done,
@@ -142,7 +155,7 @@ static int recovery_show(struct dog *d)
 			continue;
 		st[i].message[sizeof(st[i].message) - 1] = '\0';
 		if (d->verbose)
-			print_detail((int)i, &st[i]);
+			print_detail((int)i, &st[i], d->raw);
 		if (st[i].message[0])
 			printf("  node %u: %s\n", i, st[i].message);
 	}

@@ -22,8 +22,8 @@ uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
 	return n > SD_INODE_DATA_INDEX ? SD_INODE_DATA_INDEX : (uint32_t)n;
 }
 
-int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino, void *arg),
-		    void *arg)
+int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
+		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg)
 {
 	uint8_t *bm;
 	int ret = dog_read_vdi_bitmap(fd, &bm);
@@ -33,6 +33,8 @@ int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino,
 	}
 	if (ret != SD_RES_SUCCESS)
 		return dog_fail_result("cannot read the VDI list", (uint32_t)ret, NULL);
+	if (start)
+		start(arg);
 	/* The whole inode is 12 MiB but sparse: only the pages read are touched. */
 	struct sd_inode *ino = malloc(sizeof(*ino));
 	if (!ino) {
@@ -65,9 +67,10 @@ int dog_vdi_foreach(int fd, bool with_map, int (*fn)(const struct sd_inode *ino,
 			continue; /* a deleted VDI keeps its id in the bitmap */
 		if (with_map) {
 			uint32_t n = dog_vdi_nr_objs(ino);
-			ret = n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
-					       n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
-				: SD_RES_SUCCESS;
+			ret =
+			    n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
+					     n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
+			      : SD_RES_SUCCESS;
 			if (ret != SD_RES_SUCCESS) {
 				dog_err("cannot read the object map of VDI %s: %s", ino->name,
 					ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
@@ -104,6 +107,32 @@ static int parse_size_arg(const char *what, const char *label, const char *s, ui
 		return DOG_EXIT_USAGE;
 	}
 	return 0;
+}
+
+/* What a policy asks of the cluster's zones, and what the cluster has. */
+struct zone_need {
+	bool known; /* the cluster said how many zones it has */
+	uint32_t zones, width, min_ack;
+	char policy[16];
+};
+
+static struct zone_need zone_need_of(const struct dog *d, uint8_t copies, uint8_t copy_policy)
+{
+	struct zone_need zn;
+	memset(&zn, 0, sizeof(zn));
+	struct ec_policy pol;
+	if (ec_policy_from_wire(copy_policy, copies, &pol) < 0)
+		return zn;
+	ec_policy_format(&pol, zn.policy, sizeof(zn.policy));
+	zn.width = (uint32_t)ec_policy_width(&pol);
+	/* DESIGN.md's acknowledgement rule: d+1 fragments, or 2 copies. */
+	zn.min_ack = ec_policy_is_ec(&pol) ? pol.d + 1u : (pol.copies >= 2 ? 2u : 1u);
+	struct sd_cluster_info ci;
+	if (dog_cluster_info(d, &ci) == SD_RES_SUCCESS && ci.nr_zones) {
+		zn.known = true;
+		zn.zones = ci.nr_zones;
+	}
+	return zn;
 }
 
 static int vdi_create(struct dog *d)
@@ -182,17 +211,30 @@ static int vdi_create(struct dog *d)
 		dog_err("vdi create: lost the connection to sheep: %s", strerror(-ret));
 		return DOG_EXIT_SYSFAIL;
 	}
-	/* A sheep may explain itself in the reply payload (zones missing for
-	 * the policy): an error when refused, a warning when accepted. */
+	/* A sheep may explain itself in the reply payload: an error when
+	 * refused, a warning when accepted. Otherwise dog explains a policy
+	 * wider than the cluster's zones itself. */
+	struct zone_need zn = zone_need_of(d, copies, copy_policy);
 	if (rsp.result != SD_RES_SUCCESS) {
 		if (rsp.data_length && text[0]) {
 			dog_err("vdi create: %s", text);
 			return dog_exit_of_result(rsp.result);
 		}
+		if (rsp.result == SD_RES_INVALID_PARMS && zn.known && zn.zones < zn.min_ack) {
+			dog_err("vdi create: policy %s needs at least %u zones to accept writes, "
+				"cluster has %u: start sheep in more zones (sheep -z) or choose a "
+				"narrower policy with -c",
+				zn.policy, zn.min_ack, zn.zones);
+			return DOG_EXIT_FAILURE;
+		}
 		return dog_fail_result("vdi create", rsp.result, name);
 	}
 	if (rsp.data_length && text[0])
 		dog_err("warning: %s", text);
+	else if (zn.known && zn.zones < zn.width)
+		dog_err("warning: policy %s places %u %s in distinct zones but the cluster has %u: "
+			"redundancy stays reduced until more zones join",
+			zn.policy, zn.width, copy_policy ? "fragments" : "copies", zn.zones);
 	if (d->verbose)
 		printf("VDI %s created, id %x\n", name, sd_rsp_vdi_id(&rsp));
 	if (d->prealloc)
@@ -220,21 +262,27 @@ static int list_one(const struct sd_inode *ino, void *arg)
 	uint8_t shift = dog_inode_shift(ino);
 	bool snap = ino->snap_ctime != 0;
 	struct dog_vdi_row r = {
-		.type = snap ? 's' : (ino->parent_vdi_id ? 'c' : ' '),
-		.name = ino->name,
-		.snap_id = snap ? ino->snap_id : 0,
-		.size = ino->vdi_size,
-		.used = (uint64_t)mine << shift,
-		.shared = (uint64_t)shared << shift,
-		.ctime = dog_inode_seconds(ino->create_time),
-		.vid = ino->vdi_id,
-		.nr_copies = ino->nr_copies,
-		.copy_policy = ino->copy_policy,
-		.tag = ino->tag,
-		.block_size_shift = shift,
+	    .type = snap ? 's' : (ino->parent_vdi_id ? 'c' : ' '),
+	    .name = ino->name,
+	    .snap_id = snap ? ino->snap_id : 0,
+	    .size = ino->vdi_size,
+	    .used = (uint64_t)mine << shift,
+	    .shared = (uint64_t)shared << shift,
+	    .ctime = dog_inode_seconds(ino->create_time),
+	    .vid = ino->vdi_id,
+	    .nr_copies = ino->nr_copies,
+	    .copy_policy = ino->copy_policy,
+	    .tag = ino->tag,
+	    .block_size_shift = shift,
 	};
 	dog_print_vdi_row(stdout, &r, la->d->raw);
 	return 0;
+}
+
+static void list_header(void *arg)
+{
+	const struct list_arg *la = arg;
+	dog_print_vdi_header(stdout, la->d->raw);
 }
 
 static int vdi_list(struct dog *d)
@@ -243,20 +291,9 @@ static int vdi_list(struct dog *d)
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
 	struct list_arg la = {d, d->argc ? d->argv[0] : NULL};
-	/* Print the header only once the cluster answered, so that an
-	 * unformatted cluster gives just the error. */
-	uint8_t *bm;
-	int ret = dog_read_vdi_bitmap(fd, &bm);
-	if (ret == SD_RES_SUCCESS) {
-		free(bm);
-		dog_print_vdi_header(stdout, d->raw);
-		ret = dog_vdi_foreach(fd, true, list_one, &la);
-	} else if (ret < 0) {
-		dog_err("vdi list: lost the connection to sheep: %s", strerror(-ret));
-		ret = DOG_EXIT_SYSFAIL;
-	} else {
-		ret = dog_fail_result("vdi list", (uint32_t)ret, NULL);
-	}
+	/* The header comes once the cluster answered: an unformatted cluster
+	 * gives just the error. */
+	int ret = dog_vdi_foreach(fd, true, list_header, list_one, &la);
 	close(fd);
 	return ret;
 }
@@ -356,7 +393,8 @@ static int vdi_resize(struct dog *d)
 	if (size > sd_max_vdi_size(shift)) {
 		char max[32];
 		sd_format_size(sd_max_vdi_size(shift), max, sizeof(max));
-		dog_err("vdi resize: new VDI size is too large: the maximum for %s is %s", name, max);
+		dog_err("vdi resize: new VDI size is too large: the maximum for %s is %s", name,
+			max);
 		ret = DOG_EXIT_FAILURE;
 		goto out;
 	}
@@ -380,19 +418,18 @@ out:
 }
 
 const struct dog_cmd dog_vdi_cmds[] = {
-	{"vdi", "create", "c:Pz:", "<vdiname> <size>", "create a thin-provisioned VDI",
-	 "  -c, --copies          N copies (1..31) or d:p erasure code (d in 2,4,8,16,\n"
-	 "                        p in 1..15); the cluster default when absent\n"
-	 "  -P, --prealloc        allocate (write zeros to) every object now\n"
-	 "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
-	 2, 2, vdi_create},
-	{"vdi", "list", NULL, "[vdiname]", "list VDIs", NULL, 0, 1, vdi_list},
-	{"vdi", "delete", NULL, "<vdiname>", "delete a VDI and its objects", NULL, 1, 1,
-	 vdi_delete},
-	{"vdi", "read", NULL, "<vdiname> [<offset> [<len>]]",
-	 "write a VDI's bytes to stdout (to the end when len is absent)", NULL, 1, 3, vdi_read},
-	{"vdi", "write", NULL, "<vdiname> [<offset> [<len>]]",
-	 "store stdin in a VDI (until EOF or len bytes)", NULL, 1, 3, vdi_write},
-	{"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
-	{NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    {"vdi", "create", "c:Pz:", "<vdiname> <size>", "create a thin-provisioned VDI",
+     "  -c, --copies          N copies (1..31) or d:p erasure code (d in 2,4,8,16,\n"
+     "                        p in 1..15); the cluster default when absent\n"
+     "  -P, --prealloc        allocate (write zeros to) every object now\n"
+     "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
+     2, 2, vdi_create},
+    {"vdi", "list", NULL, "[vdiname]", "list VDIs", NULL, 0, 1, vdi_list},
+    {"vdi", "delete", NULL, "<vdiname>", "delete a VDI and its objects", NULL, 1, 1, vdi_delete},
+    {"vdi", "read", NULL, "<vdiname> [<offset> [<len>]]",
+     "write a VDI's bytes to stdout (to the end when len is absent)", NULL, 1, 3, vdi_read},
+    {"vdi", "write", NULL, "<vdiname> [<offset> [<len>]]",
+     "store stdin in a VDI (until EOF or len bytes)", NULL, 1, 3, vdi_write},
+    {"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
+    {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

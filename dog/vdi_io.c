@@ -1,4 +1,5 @@
-/* vdi_io.c - parallel, in-order VDI reads and writes through the object protocol (vdi read/write, create -P). */
+/* vdi_io.c - parallel, in-order VDI reads and writes through the object protocol (vdi read/write,
+ * create -P). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,13 +29,13 @@
  * stops the transfer: a read writes nothing past the last good chunk, so
  * what reaches stdout is always correct data.
  */
-#define DOG_IO_WORKERS 4
-#define DOG_IO_SLOTS (2 * DOG_IO_WORKERS)
-#define DOG_IO_CHUNK_MAX (32u << 20)
-#define DOG_IO_RETRIES 50
-#define DOG_IO_RETRY_US 100000
+#define DOG_IO_WORKERS	    4
+#define DOG_IO_SLOTS	    (2 * DOG_IO_WORKERS)
+#define DOG_IO_CHUNK_MAX    (32u << 20)
+#define DOG_IO_RETRIES	    50
+#define DOG_IO_RETRY_US	    100000
 #define DOG_IO_PROGRESS_MIN (16u << 20) /* no bar for smaller transfers */
-#define MAP_CREATING 0xffffffffu        /* data_vdi_id slot being created */
+#define MAP_CREATING	    0xffffffffu /* data_vdi_id slot being created */
 
 enum slot_state { SLOT_FREE, SLOT_READY, SLOT_BUSY, SLOT_DONE };
 
@@ -325,7 +326,8 @@ int dog_vdi_io(const struct dog *d, const char *name, enum dog_io_dir dir, int f
 				ssize_t n = read_upto(fd, s->buf, clen);
 				pthread_mutex_lock(&j.lock);
 				if (n < 0) {
-					dog_err("vdi write: cannot read stdin: %s", strerror((int)-n));
+					dog_err("vdi write: cannot read stdin: %s",
+						strerror((int)-n));
 					rc = DOG_EXIT_SYSFAIL;
 					failed = true;
 					break;

@@ -48,6 +48,14 @@ _Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
  */
 
 /*
+ * NEW_VDI (0x11, client op): when the policy is wider than the cluster's
+ * zones the reply payload is a NUL-terminated explanation: with
+ * INVALID_PARMS when no write could be acknowledged (fewer than d+1 zones
+ * for d:p, fewer than 2 for N >= 2 copies), with SUCCESS as a warning when
+ * redundancy stays reduced. At most 1023 bytes.
+ */
+
+/*
  * STAT_CLUSTER (0x87): rsp->result is SUCCESS when running,
  * WAIT_FOR_FORMAT before format, HALT/SHUTDOWN as they say.
  * rsp->cluster fields are not used; the payload is:

@@ -353,7 +353,6 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 	r->nr_lost = po.lost;
 	r->need_bytes = need;
 	r->free_bytes = ep->free_bytes;
-	r->bytes_read = r->bytes_written = 0;
 
 	/* Start order: VDI (inode) objects first, clients need them to open
 	 * anything; then data objects in oid order. */

@@ -6,11 +6,9 @@
 
 static const struct cluster_driver *const drivers[] = {
 	&cluster_local_driver,
-	/* Hook for the corosync driver (sheep/cluster_corosync.c): add
-	 *	#if HAVE_COROSYNC
-	 *	&cluster_corosync_driver,
-	 *	#endif
-	 * here once that file defines it. */
+#if HAVE_COROSYNC
+	&cluster_corosync_driver,
+#endif
 };
 
 const struct cluster_driver *cluster_driver_find(const char *spec)

@@ -10,6 +10,11 @@ run() {
 	err=$(cat "$SD_TEST_DIR/err")
 }
 line() { sed -n "${1}p" "$SD_TEST_DIR/out"; }
+# running IDX: sheep IDX has not exited (an exited child is a zombie until reaped).
+running() {
+	local pid=${SD_PIDS[$1]:-}
+	[ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:.*Z' "/proc/$pid/status"
+}
 
 sd_start_cluster 6 || bail "six sheep did not form a cluster"
 
@@ -136,4 +141,31 @@ check_eq "node info: total virtual size counts the VDIs" \
 
 # Any sheep answers the same.
 check_eq "sheep 3 lists the same VDIs" "$(dogn 0 vdi list -r)" "$(dogn 3 vdi list -r)"
+
+# Progress bar: on a terminal only.
+dogn 0 vdi read alpha 0 32M >/dev/null 2>"$SD_TEST_DIR/err"
+check_eq "vdi read piped: nothing on stderr" "" "$(cat "$SD_TEST_DIR/err")"
+script -qec "$DOG vdi read alpha 0 32M -p $(sd_port 0) >/dev/null" /dev/null >"$SD_TEST_DIR/tty" 2>&1
+check "vdi read on a terminal: progress bar reaches 100%" grep -q "reading 100% \[=*\]" "$SD_TEST_DIR/tty"
+
+# node kill: the node with that Id goes away.
+victim=$(dogn 0 node list -r | awk '$1 == 5 {print $2}')
+check "node kill 5" dogn 0 node kill 5
+sd_wait_nodes 0 5
+check_eq "node kill: five nodes left" 5 "$(dogn 0 node list -r | grep -c .)"
+check_eq "node kill: the killed one is $victim" "" "$(dogn 0 node list -r | awk -v v="$victim" '$2 == v')"
+run dogn 0 node kill 9
+check_eq "node kill of a missing Id: exit 5" 5 "$rc"
+
+# cluster shutdown: every sheep exits.
+check "cluster shutdown" dogn 0 cluster shutdown
+for ((t = 0; t < 100; t++)); do
+	alive=0
+	for i in 0 1 2 3 4; do running "$i" && alive=$((alive + 1)); done
+	[ $alive = 0 ] && break
+	sleep 0.1
+done
+check_eq "cluster shutdown: no sheep left running" 0 "$alive"
+run dogn 0 node list
+check_eq "after shutdown: dog says sheep is not running (exit 2)" 2 "$rc"
 sd_done

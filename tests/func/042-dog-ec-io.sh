@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 042-dog-ec-io.sh - six sheep, format 4:2: VDIs -c 3, 2:1, 4:2 get 64 MiB of random writes (unaligned too) through dog; sha256 against a dd-built reference; disk bytes per policy; thin provisioning.
+# 042-dog-ec-io.sh - six sheep, format 4:2: VDIs -c 3, 2:1, 4:2 (and 2:1 with 1 MiB objects) get 64 MiB of random writes (unaligned too) through dog; sha256 against a dd-built reference; disk bytes per policy; thin provisioning.
 # timeout: 240
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 
@@ -33,7 +33,7 @@ rand_writes() {
 }
 
 # Bytes allocated on disk by every store (logs excluded).
-store_bytes() { du -s -B1 --exclude='*.log' --exclude='*.out' "$SD_TEST_DIR"/n* | awk '{s += $1} END {print s + 0}'; }
+store_bytes() { du -s -B1 --exclude='*.log' --exclude='*.out' "$SD_TEST_DIR"/n* | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
 # within A B PCT: |A - B| <= PCT% of B
 within() { local d=$(( $1 - $2 )); [ ${d#-} -le $(( $2 * $3 / 100 )) ]; }
@@ -41,10 +41,12 @@ within() { local d=$(( $1 - $2 )); [ ${d#-} -le $(( $2 * $3 / 100 )) ]; }
 sd_start_cluster 6 || bail "six sheep did not form a cluster"
 dogn 0 cluster format -c 4:2 || bail "cluster format -c 4:2 failed"
 
-for spec in r3:3 e21:2:1 e42:4:2; do
-	vdi=${spec%%:*} pol=${spec#*:}
+# z20: 1 MiB objects (-z 20), so pieces cross many object boundaries.
+for spec in "r3 3" "e21 2:1" "e42 4:2" "z20 2:1 -z 20"; do
+	read -r vdi pol extra <<<"$spec"
 	ref="$SD_TEST_DIR/$vdi.ref"
-	check "vdi create -c $pol $vdi" dogn 0 vdi create -c "$pol" "$vdi" "$VSIZE"
+	# shellcheck disable=SC2086
+	check "vdi create -c $pol $extra $vdi" dogn 0 vdi create -c "$pol" $extra "$vdi" "$VSIZE"
 	truncate -s "$VSIZE" "$ref"
 	t0=$(date +%s.%N)
 	check "$vdi: 64 MiB of random writes" rand_writes "$vdi" "$ref" $((64 * MiB))

@@ -8,6 +8,8 @@ VSIZE=$((128 * MiB))
 
 sd_start_cluster 11 || bail "eleven sheep did not form a cluster"
 dogn 0 cluster format -c 8:3 || bail "cluster format -c 8:3 failed"
+# p+1 failures must stay p+1: recovery would rebuild between the kills.
+dogn 0 cluster recover disable || bail "cluster recover disable"
 check "vdi create (cluster default 8:3)" dogn 0 vdi create v83 "$VSIZE"
 check_eq "vdi list shows 8:3" "8:3" "$(dogn 0 vdi list -r v83 | awk '{print $9}')"
 

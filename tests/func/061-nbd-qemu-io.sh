@@ -19,6 +19,7 @@ for vol in ec rep; do
 		-c "write -P 0x22 4095 3" \
 		-c "write -P 0x33 $((4 * M - 1000)) 5000" \
 		-c "write -P 0x44 $((9 * M + 17)) $((2 * M + 333))" \
+		-c "write -P 0x66 $((13 * M)) $((M + 5))" \
 		-c "write -P 0x55 $((32 * M - 512)) 512" "$u"
 	# Read back through another sheep and a fresh connection.
 	check "$vol: read patterns back (-P) on another sheep" qemu-io -f raw -r \
@@ -33,12 +34,12 @@ for vol in ec rep; do
 	# Zeroes and discard, then verify.
 	check "$vol: write -z and discard" qemu-io -f raw \
 		-c "write -z $((4 * M - 500)) 1000" \
-		-c "discard $((8 * M)) $((4 * M))" \
+		-c "discard $((12 * M)) $((4 * M))" \
 		-c "read -P 0x33 $((4 * M - 1000)) 500" \
 		-c "read -P 0 $((4 * M - 500)) 1000" \
 		-c "read -P 0x33 $((4 * M + 500)) 3500" \
-		-c "read -P 0 $((8 * M)) $((4 * M))" \
-		-c "read -P 0x44 $((12 * M)) $((9 * M + 17 + 2 * M + 333 - 12 * M))" "$u"
+		-c "read -P 0 $((12 * M)) $((4 * M))" \
+		-c "read -P 0x44 $((9 * M + 17)) $((2 * M + 333))" "$u"
 	# Writing beyond the end fails and changes nothing.
 	out=$(qemu-io -f raw -c "write -P 0x66 $((32 * M - 256)) 512" "$u" 2>&1)
 	check "$vol: write past the end refused" grep -qiE "error|invalid|no space|out of range" <<<"$out"

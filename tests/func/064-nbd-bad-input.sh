@@ -3,7 +3,10 @@
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/nbd_lib.sh"
-nbd_need python3 qemu-img
+nbd_need python3 qemu-img qemu-io
+# Under `make check` the sheep are the ASan+UBSan build: a memory error on
+# bad input fails this test even if the sheep happens to survive it.
+[ -n "$SAN_SHEEP" ] && [ -x "$SAN_SHEEP" ] && export SD_SHEEP_BIN=$SAN_SHEEP && log "using $SAN_SHEEP"
 
 nbd_cluster 6 4:2
 dogn 0 vdi create vol 16M >/dev/null || bail "vdi create vol"
@@ -39,4 +42,6 @@ check "serves while 40 idle handshakes hang" qemu-img info "$(nbd_uri 1 vol)"
 kill "${pids[@]}" 2>/dev/null
 wait "${pids[@]}" 2>/dev/null
 for i in 0 1 2 3 4 5; do check "sheep $i still running" sd_alive $i; done
+check "no sanitizer or runtime error reports in the sheep output" \
+	bash -c "! grep -l -E 'ERROR: AddressSanitizer|runtime error:' '$SD_TEST_DIR'/sheep*.out"
 sd_done

@@ -1,4 +1,5 @@
-/* test_dog_format.c - unit tests of dog's output formats (REFERENCE.md) and its result-code mapping. */
+/* test_dog_format.c - unit tests of dog's output formats (REFERENCE.md) and its result-code
+ * mapping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,7 @@
 #define CAPTURE(out, call)                                                                         \
 	do {                                                                                       \
 		size_t _n;                                                                         \
-		FILE *f = open_memstream(&(out), &_n);                                            \
+		FILE *f = open_memstream(&(out), &_n);                                             \
 		assert_non_null(f);                                                                \
 		call;                                                                              \
 		fclose(f);                                                                         \
@@ -47,8 +48,9 @@ static void test_vdi_list_header_matches_sheepdog(void **state)
 	(void)state;
 	char *s;
 	CAPTURE(s, dog_print_vdi_header(f, false));
-	assert_string_equal(s, "  Name        Id    Size    Used  Shared    Creation time   VDI id  "
-			       "Copies  Tag   Block Size Shift\n");
+	assert_string_equal(s,
+			    "  Name        Id    Size    Used  Shared    Creation time   VDI id  "
+			    "Copies  Tag   Block Size Shift\n");
 	free(s);
 	CAPTURE(s, dog_print_vdi_header(f, true));
 	assert_string_equal(s, "");
@@ -59,14 +61,24 @@ static void test_vdi_list_row_ec_policy_and_sizes(void **state)
 {
 	(void)state;
 	struct dog_vdi_row r = {
-		.type = ' ', .name = "test", .snap_id = 0, .size = 4ull << 30,
-		.used = 20ull << 20, .shared = 0, .ctime = T_2026, .vid = 0x7c2b25,
-		.nr_copies = 6, .copy_policy = 0x22, .tag = "", .block_size_shift = 22,
+	    .type = ' ',
+	    .name = "test",
+	    .snap_id = 0,
+	    .size = 4ull << 30,
+	    .used = 20ull << 20,
+	    .shared = 0,
+	    .ctime = T_2026,
+	    .vid = 0x7c2b25,
+	    .nr_copies = 6,
+	    .copy_policy = 0x22,
+	    .tag = "",
+	    .block_size_shift = 22,
 	};
 	char *s;
 	CAPTURE(s, dog_print_vdi_row(f, &r, false));
-	assert_string_equal(s, "  test         0  4.0 GB   20 MB  0.0 MB 2026-01-01 10:00   7c2b25  "
-			       "  4:2                22\n");
+	assert_string_equal(s,
+			    "  test         0  4.0 GB   20 MB  0.0 MB 2026-01-01 10:00   7c2b25  "
+			    "  4:2                22\n");
 	free(s);
 }
 
@@ -74,14 +86,24 @@ static void test_vdi_list_row_replicated_snapshot(void **state)
 {
 	(void)state;
 	struct dog_vdi_row r = {
-		.type = 's', .name = "longervdiname", .snap_id = 2, .size = 20ull << 30,
-		.used = 1ull << 30, .shared = 12ull << 20, .ctime = T_2026, .vid = 0xab,
-		.nr_copies = 3, .copy_policy = 0, .tag = "tag1", .block_size_shift = 23,
+	    .type = 's',
+	    .name = "longervdiname",
+	    .snap_id = 2,
+	    .size = 20ull << 30,
+	    .used = 1ull << 30,
+	    .shared = 12ull << 20,
+	    .ctime = T_2026,
+	    .vid = 0xab,
+	    .nr_copies = 3,
+	    .copy_policy = 0,
+	    .tag = "tag1",
+	    .block_size_shift = 23,
 	};
 	char *s;
 	CAPTURE(s, dog_print_vdi_row(f, &r, false));
-	assert_string_equal(s, "s longervdiname     2   20 GB  1.0 GB   12 MB 2026-01-01 10:00       ab"
-			       "      3          tag1  23\n");
+	assert_string_equal(
+	    s, "s longervdiname     2   20 GB  1.0 GB   12 MB 2026-01-01 10:00       ab"
+	       "      3          tag1  23\n");
 	free(s);
 }
 
@@ -89,9 +111,18 @@ static void test_vdi_list_raw_row_bytes_epoch_escaped_name(void **state)
 {
 	(void)state;
 	struct dog_vdi_row r = {
-		.type = ' ', .name = "my disk", .snap_id = 0, .size = 4ull << 30,
-		.used = 8ull << 20, .shared = 0, .ctime = T_2026, .vid = 0x7c2b25,
-		.nr_copies = 11, .copy_policy = 0x43, .tag = "", .block_size_shift = 22,
+	    .type = ' ',
+	    .name = "my disk",
+	    .snap_id = 0,
+	    .size = 4ull << 30,
+	    .used = 8ull << 20,
+	    .shared = 0,
+	    .ctime = T_2026,
+	    .vid = 0x7c2b25,
+	    .nr_copies = 11,
+	    .copy_policy = 0x43,
+	    .tag = "",
+	    .block_size_shift = 22,
 	};
 	char *s;
 	CAPTURE(s, dog_print_vdi_row(f, &r, true));
@@ -142,18 +173,20 @@ static void test_cluster_info_status_ctime_and_epochs(void **state)
 	struct sd_cluster_info ci;
 	memset(&ci, 0, sizeof(ci));
 	ci.recovery_enabled = 1;
-	struct sd_node nodes[2] = {node("127.0.0.1", 7000, 128, 0), node("127.0.0.1", 7001, 128, 1)};
+	struct sd_node nodes[2] = {node("127.0.0.1", 7000, 128, 0),
+				   node("127.0.0.1", 7001, 128, 1)};
 	struct sd_epoch_rec e = {.epoch = 2, .nr_nodes = 2, .time = T_2026};
 	char *s;
 	CAPTURE(s, dog_print_cluster_status(f, SD_RES_SUCCESS, &ci, false);
 		dog_print_cluster_ctime(f, T_2026, false); dog_print_epoch_header(f, false);
 		dog_print_epoch(f, &e, nodes, false));
-	assert_string_equal(s, "Cluster status: running, auto-recovery enabled\n"
-			       "\n"
-			       "Cluster created at Thu Jan  1 10:00:00 2026\n"
-			       "\n"
-			       "Epoch Time           Version [Host:Port:V-Nodes,,,]\n"
-			       "2026-01-01 10:00:00      2 [127.0.0.1:7000:128, 127.0.0.1:7001:128]\n");
+	assert_string_equal(
+	    s, "Cluster status: running, auto-recovery enabled\n"
+	       "\n"
+	       "Cluster created at Thu Jan  1 10:00:00 2026\n"
+	       "\n"
+	       "Epoch Time           Version [Host:Port:V-Nodes,,,]\n"
+	       "2026-01-01 10:00:00      2 [127.0.0.1:7000:128, 127.0.0.1:7001:128]\n");
 	free(s);
 	ci.recovery_enabled = 0;
 	CAPTURE(s, dog_print_cluster_status(f, SD_RES_SUCCESS, &ci, false));
@@ -233,18 +266,18 @@ static void test_vdi_nr_objs_rounds_up_and_defaults_shift(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vdi_list_header_matches_sheepdog),
-		cmocka_unit_test(test_vdi_list_row_ec_policy_and_sizes),
-		cmocka_unit_test(test_vdi_list_row_replicated_snapshot),
-		cmocka_unit_test(test_vdi_list_raw_row_bytes_epoch_escaped_name),
-		cmocka_unit_test(test_node_list_rows),
-		cmocka_unit_test(test_node_info_rows_total_and_vdi_size),
-		cmocka_unit_test(test_cluster_info_status_ctime_and_epochs),
-		cmocka_unit_test(test_policy_text_from_wire_fields),
-		cmocka_unit_test(test_inode_time_accepts_both_encodings),
-		cmocka_unit_test(test_sizes_human_and_raw),
-		cmocka_unit_test(test_result_codes_map_to_exit_codes_and_hints),
-		cmocka_unit_test(test_vdi_nr_objs_rounds_up_and_defaults_shift),
+	    cmocka_unit_test(test_vdi_list_header_matches_sheepdog),
+	    cmocka_unit_test(test_vdi_list_row_ec_policy_and_sizes),
+	    cmocka_unit_test(test_vdi_list_row_replicated_snapshot),
+	    cmocka_unit_test(test_vdi_list_raw_row_bytes_epoch_escaped_name),
+	    cmocka_unit_test(test_node_list_rows),
+	    cmocka_unit_test(test_node_info_rows_total_and_vdi_size),
+	    cmocka_unit_test(test_cluster_info_status_ctime_and_epochs),
+	    cmocka_unit_test(test_policy_text_from_wire_fields),
+	    cmocka_unit_test(test_inode_time_accepts_both_encodings),
+	    cmocka_unit_test(test_sizes_human_and_raw),
+	    cmocka_unit_test(test_result_codes_map_to_exit_codes_and_hints),
+	    cmocka_unit_test(test_vdi_nr_objs_rounds_up_and_defaults_shift),
 	};
 	return cmocka_run_group_tests(tests, set_utc, NULL);
 }

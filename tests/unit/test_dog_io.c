@@ -1,4 +1,5 @@
-/* test_dog_io.c - dog's VDI read/write engine against an in-process object server speaking the client protocol. */
+/* test_dog_io.c - dog's VDI read/write engine against an in-process object server speaking the
+ * client protocol. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,11 +25,11 @@
  * was never created) and counts requests, so the tests can assert on the
  * bytes stored and on how dog got them there.
  */
-#define VID 0x7c2b25u
-#define SHIFT 20u
-#define OBJ (1u << SHIFT)
+#define VID	 0x7c2b25u
+#define SHIFT	 20u
+#define OBJ	 (1u << SHIFT)
 #define VDI_SIZE (64ull << 20)
-#define NR_OBJS (VDI_SIZE / OBJ)
+#define NR_OBJS	 (VDI_SIZE / OBJ)
 
 struct server {
 	int lfd;
@@ -374,15 +375,13 @@ static void test_prealloc_creates_every_object_as_zeros(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(
-			test_unaligned_write_reads_back_and_allocates_only_touched_objects,
-			vdi_reset),
-		cmocka_unit_test_setup(test_overwrite_uses_write_obj_and_keeps_neighbours,
-				       vdi_reset),
-		cmocka_unit_test_setup(test_out_of_range_write_is_refused_and_stores_nothing,
-				       vdi_reset),
-		cmocka_unit_test_setup(test_failed_read_stops_output_at_last_good_byte, vdi_reset),
-		cmocka_unit_test_setup(test_prealloc_creates_every_object_as_zeros, vdi_reset),
+	    cmocka_unit_test_setup(
+		test_unaligned_write_reads_back_and_allocates_only_touched_objects, vdi_reset),
+	    cmocka_unit_test_setup(test_overwrite_uses_write_obj_and_keeps_neighbours, vdi_reset),
+	    cmocka_unit_test_setup(test_out_of_range_write_is_refused_and_stores_nothing,
+				   vdi_reset),
+	    cmocka_unit_test_setup(test_failed_read_stops_output_at_last_good_byte, vdi_reset),
+	    cmocka_unit_test_setup(test_prealloc_creates_every_object_as_zeros, vdi_reset),
 	};
 	return cmocka_run_group_tests(tests, server_start, NULL);
 }

@@ -1,0 +1,389 @@
+/* placement.c - the vnode ring and the zone-distinct, position-stable walk behind placement.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/fnv.h"
+#include "placement/placement.h"
+
+/* Ring points per vnode. A vnode is the user-visible unit of weight
+ * (sheep -V); each is spread over several ring points so that an average
+ * node's share deviates by about 1/sqrt(128*16) ~ 2% instead of ~9%. */
+#define POINTS_PER_VNODE 16
+#define DEFAULT_VNODES 128
+#define MAX_POINTS (1u << 23)
+
+struct point {
+	uint64_t h;
+	uint32_t node;
+};
+
+struct placement_ring {
+	size_t nr;
+	struct placement_node *nodes;
+	uint16_t *vnodes;      /* per node */
+	uint32_t *zone;        /* per node: compact zone number 0..nr_zones-1 */
+	uint64_t *node_hash;   /* per node: hash of its id, for position preference */
+	int nr_zones;          /* zones holding weight */
+	size_t nr_points;
+	struct point *points;  /* sorted by h, then node */
+	/* bucket[b] = first point whose top `bucket_bits` hash bits are >= b:
+	 * one cache miss finds the neighbourhood of a hash. */
+	uint32_t *bucket;
+	int bucket_bits;
+	/* Per zone, the indexes (into points[]) of its points, ascending: when
+	 * few zones are free, the next point of each free zone is found by
+	 * binary search instead of walking past every taken one. */
+	uint32_t **zone_points;
+	uint32_t *zone_nr_points;
+};
+
+/* splitmix64's finalizer: FNV-1a alone mixes its last bytes poorly. */
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+static int cmp_point(const void *a, const void *b)
+{
+	const struct point *x = a, *y = b;
+	if (x->h != y->h)
+		return x->h < y->h ? -1 : 1;
+	return (x->node > y->node) - (x->node < y->node);
+}
+
+void placement_free(struct placement_ring *r)
+{
+	if (!r)
+		return;
+	free(r->nodes);
+	free(r->vnodes);
+	free(r->zone);
+	free(r->node_hash);
+	free(r->points);
+	free(r->bucket);
+	if (r->zone_points)
+		for (size_t z = 0; z < r->nr; z++)
+			free(r->zone_points[z]);
+	free(r->zone_points);
+	free(r->zone_nr_points);
+	free(r);
+}
+
+/* Vnodes per node: fixed when given, else 128 * weight / mean weight. */
+static void assign_vnodes(struct placement_ring *r)
+{
+	long double sum = 0;
+	size_t weighted = 0;
+	for (size_t i = 0; i < r->nr; i++)
+		if (r->nodes[i].weight) {
+			sum += (long double)r->nodes[i].weight;
+			weighted++;
+		}
+	for (size_t i = 0; i < r->nr; i++) {
+		const struct placement_node *n = &r->nodes[i];
+		if (!n->weight) {
+			r->vnodes[i] = 0;
+		} else if (n->vnodes) {
+			r->vnodes[i] = n->vnodes;
+		} else {
+			long double v = DEFAULT_VNODES * (long double)n->weight * (long double)weighted / sum;
+			long v_int = lroundl(v);
+			r->vnodes[i] = (uint16_t)(v_int < 1 ? 1 : v_int > 65535 ? 65535 : v_int);
+		}
+	}
+}
+
+static int number_zones(struct placement_ring *r)
+{
+	uint32_t *seen = calloc(r->nr ? r->nr : 1, sizeof(*seen));
+	if (!seen)
+		return -ENOMEM;
+	int nz = 0;
+	for (size_t i = 0; i < r->nr; i++) {
+		int z = -1;
+		for (int k = 0; k < nz; k++)
+			if (seen[k] == r->nodes[i].zone)
+				z = k;
+		if (z < 0) {
+			z = nz;
+			seen[nz++] = r->nodes[i].zone;
+		}
+		r->zone[i] = (uint32_t)z;
+	}
+	/* Count only zones with weight. */
+	r->nr_zones = 0;
+	for (int z = 0; z < nz; z++)
+		for (size_t i = 0; i < r->nr; i++)
+			if (r->zone[i] == (uint32_t)z && r->vnodes[i]) {
+				r->nr_zones++;
+				break;
+			}
+	free(seen);
+	return 0;
+}
+
+static int index_ring(struct placement_ring *r)
+{
+	r->bucket_bits = 1;
+	while (r->bucket_bits < 20 && ((size_t)1 << r->bucket_bits) < r->nr_points / 4)
+		r->bucket_bits++;
+	size_t nb = (size_t)1 << r->bucket_bits;
+	r->bucket = calloc(nb + 1, sizeof(*r->bucket));
+	r->zone_points = calloc(r->nr ? r->nr : 1, sizeof(*r->zone_points));
+	r->zone_nr_points = calloc(r->nr ? r->nr : 1, sizeof(*r->zone_nr_points));
+	if (!r->bucket || !r->zone_points || !r->zone_nr_points)
+		return -ENOMEM;
+	size_t p = 0;
+	for (size_t b = 0; b <= nb; b++) {
+		while (p < r->nr_points && b < nb && (r->points[p].h >> (64 - r->bucket_bits)) < b)
+			p++;
+		r->bucket[b] = (uint32_t)(b < nb ? p : r->nr_points);
+	}
+	for (size_t k = 0; k < r->nr_points; k++)
+		r->zone_nr_points[r->zone[r->points[k].node]]++;
+	for (size_t z = 0; z < r->nr; z++) {
+		r->zone_points[z] = malloc((r->zone_nr_points[z] ? r->zone_nr_points[z] : 1) *
+					   sizeof(uint32_t));
+		if (!r->zone_points[z])
+			return -ENOMEM;
+		r->zone_nr_points[z] = 0;
+	}
+	for (size_t k = 0; k < r->nr_points; k++) {
+		uint32_t z = r->zone[r->points[k].node];
+		r->zone_points[z][r->zone_nr_points[z]++] = (uint32_t)k;
+	}
+	return 0;
+}
+
+int placement_build(const struct placement_node *nodes, size_t nr, struct placement_ring **out)
+{
+	if (!out || (nr && !nodes))
+		return -EINVAL;
+	for (size_t i = 0; i < nr; i++)
+		for (size_t j = i + 1; j < nr; j++)
+			if (!strncmp(nodes[i].id, nodes[j].id, sizeof(nodes[i].id)))
+				return -EINVAL;
+	struct placement_ring *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	size_t cnt = nr ? nr : 1;
+	r->nr = nr;
+	r->nodes = calloc(cnt, sizeof(*r->nodes));
+	r->vnodes = calloc(cnt, sizeof(*r->vnodes));
+	r->zone = calloc(cnt, sizeof(*r->zone));
+	r->node_hash = calloc(cnt, sizeof(*r->node_hash));
+	if (!r->nodes || !r->vnodes || !r->zone || !r->node_hash)
+		goto nomem;
+	memcpy(r->nodes, nodes, nr * sizeof(*nodes));
+	for (size_t i = 0; i < nr; i++) {
+		r->nodes[i].id[sizeof(r->nodes[i].id) - 1] = '\0';
+		r->node_hash[i] = mix64(fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id),
+						    FNV1A_64_INIT));
+	}
+	assign_vnodes(r);
+	if (number_zones(r))
+		goto nomem;
+
+	size_t total = 0;
+	for (size_t i = 0; i < nr; i++)
+		total += (size_t)r->vnodes[i] * POINTS_PER_VNODE;
+	if (total > MAX_POINTS) {
+		placement_free(r);
+		return -E2BIG;
+	}
+	r->points = calloc(total ? total : 1, sizeof(*r->points));
+	if (!r->points)
+		goto nomem;
+	size_t k = 0;
+	for (size_t i = 0; i < nr; i++) {
+		uint64_t base = fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id), FNV1A_64_INIT);
+		/* Point j depends only on (id, j): a vnode count change by one adds
+		 * or removes only that vnode's points. */
+		for (uint32_t j = 0; j < (uint32_t)r->vnodes[i] * POINTS_PER_VNODE; j++) {
+			r->points[k].h = mix64(fnv_64a_u64(j, base));
+			r->points[k].node = (uint32_t)i;
+			k++;
+		}
+	}
+	r->nr_points = total;
+	qsort(r->points, total, sizeof(*r->points), cmp_point);
+	if (index_ring(r))
+		goto nomem;
+	*out = r;
+	return 0;
+nomem:
+	placement_free(r);
+	return -ENOMEM;
+}
+
+/* First point with h >= key (wrapping to 0). */
+static size_t lower_bound(const struct placement_ring *r, uint64_t key)
+{
+	size_t b = (size_t)(key >> (64 - r->bucket_bits));
+	size_t lo = r->bucket[b], hi = r->bucket[b + 1];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->points[mid].h < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == r->nr_points ? 0 : lo;
+}
+
+/* The first point at or after p (cyclically) of a zone not in used[]. */
+static size_t next_free_point(const struct placement_ring *r, size_t p, const uint32_t *used,
+			      int m)
+{
+	if (r->nr_zones - m > 8) {
+		/* Most zones free: a short walk. */
+		for (;; p = p + 1 == r->nr_points ? 0 : p + 1) {
+			uint32_t z = r->zone[r->points[p].node];
+			int taken = 0;
+			for (int j = 0; j < m && !taken; j++)
+				taken = used[j] == z;
+			if (!taken)
+				return p;
+		}
+	}
+	/* Few zones free: the nearest next point of each free zone. */
+	size_t best = SIZE_MAX, best_dist = SIZE_MAX;
+	for (size_t z = 0; z < r->nr; z++) {
+		uint32_t cnt = r->zone_nr_points[z];
+		if (!cnt)
+			continue;
+		int taken = 0;
+		for (int j = 0; j < m && !taken; j++)
+			taken = used[j] == (uint32_t)z;
+		if (taken)
+			continue;
+		const uint32_t *zp = r->zone_points[z];
+		uint32_t lo = 0, hi = cnt;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (zp[mid] < p)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		size_t q = lo == cnt ? zp[0] : zp[lo];
+		size_t dist = q >= p ? q - p : q + r->nr_points - p;
+		if (dist < best_dist) {
+			best_dist = dist;
+			best = q;
+		}
+	}
+	return best;
+}
+
+/*
+ * Two rounds. First every position i walks the ring from its own start,
+ * hash(oid, i), to its primary: the first point met, at ring distance d_i.
+ * Positions then settle in order of distance (nearest first): a position
+ * keeps its primary when no nearer position took that zone. Positions that
+ * lost walk on from their primary to the first node of a free zone.
+ * Why distance: when a node leaves, the position that held it finds its new
+ * primary further along, so in a clash it is usually the one that yields;
+ * positions that kept their primaries do not notice the leave.
+ */
+struct pos_state {
+	size_t point; /* index of the point reached */
+	uint64_t dist;
+	int idx;
+};
+
+static int cmp_pos(const void *a, const void *b)
+{
+	const struct pos_state *x = a, *y = b;
+	if (x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return x->idx - y->idx;
+}
+
+static bool zone_taken(const uint32_t *used, int m, uint32_t z)
+{
+	for (int j = 0; j < m; j++)
+		if (used[j] == z)
+			return true;
+	return false;
+}
+
+int placement_locate_slots(const struct placement_ring *r, uint64_t oid, int n, int *out)
+{
+	if (!r || !out || n < 1 || n > PLACEMENT_MAX_WIDTH)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		out[i] = -1;
+	if (!r->nr_points)
+		return 0;
+	struct pos_state ps[PLACEMENT_MAX_WIDTH];
+	uint64_t base = mix64(fnv_64a_u64(oid, FNV1A_64_INIT));
+	for (int i = 0; i < n; i++) {
+		uint64_t start = mix64(base + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
+		ps[i].point = lower_bound(r, start);
+		ps[i].dist = r->points[ps[i].point].h - start; /* wraps correctly */
+		ps[i].idx = i;
+	}
+	qsort(ps, (size_t)n, sizeof(ps[0]), cmp_pos);
+
+	uint32_t used[PLACEMENT_MAX_WIDTH];
+	int m = 0;
+	bool lost[PLACEMENT_MAX_WIDTH] = {false};
+	for (int k = 0; k < n; k++) {
+		uint32_t node = r->points[ps[k].point].node;
+		if (zone_taken(used, m, r->zone[node])) {
+			lost[k] = true;
+			continue;
+		}
+		used[m++] = r->zone[node];
+		out[ps[k].idx] = (int)node;
+	}
+	for (int k = 0; k < n && m < r->nr_zones; k++) {
+		if (!lost[k])
+			continue;
+		size_t p = next_free_point(r, ps[k].point, used, m);
+		if (p == SIZE_MAX)
+			break;
+		uint32_t node = r->points[p].node;
+		used[m++] = r->zone[node];
+		out[ps[k].idx] = (int)node;
+	}
+	return m;
+}
+
+int placement_locate(const struct placement_ring *r, uint64_t oid, int n, int *out)
+{
+	int slots[PLACEMENT_MAX_WIDTH];
+	int m = placement_locate_slots(r, oid, n, slots);
+	if (m < 0)
+		return m;
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (slots[i] >= 0)
+			out[k++] = slots[i];
+	return m;
+}
+
+size_t placement_nr_nodes(const struct placement_ring *r)
+{
+	return r->nr;
+}
+
+int placement_nr_zones(const struct placement_ring *r)
+{
+	return r->nr_zones;
+}
+
+int placement_vnodes(const struct placement_ring *r, size_t i)
+{
+	return i < r->nr ? r->vnodes[i] : 0;
+}

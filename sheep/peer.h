@@ -1,0 +1,110 @@
+/* peer.h - the sheep-to-sheep protocol: fragment read/write/remove/stat/list on a holder's store. */
+#ifndef SHEEP_PEER_H
+#define SHEEP_PEER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/sd_internal.h"
+#include "lib/sd_proto.h"
+
+/*
+ * Peer requests use the 48-byte header with proto_ver SD_SHEEP_PROTO_VER
+ * and these opcodes (>= SD_OP_PEER_FIRST). Object fields: obj.oid,
+ * obj.ec_index = fragment index, obj.offset = offset in the fragment.
+ * hdr.epoch must equal the holder's epoch, else the holder answers
+ * SD_RES_OLD_NODE_VER (request older) or SD_RES_NEW_NODE_VER (holder
+ * behind) and does nothing; SD_PEER_FLAG_ANY_EPOCH skips the check (for
+ * recovery reading old holders). Replies carry the fragment's version in
+ * rsp.obj.offset (u64 @24).
+ *
+ *  PEER_READ   data_length = len to read (0 = version probe only).
+ *              NO_OBJ if absent, EIO on checksum mismatch.
+ *  PEER_WRITE  payload = struct peer_write_hdr + data.
+ *  PEER_REMOVE removes the fragment (NO_OBJ if absent).
+ *  PEER_STAT   reply payload = struct peer_frag.
+ *  PEER_LIST   reply payload = struct peer_frag[] of every fragment held,
+ *              at most data_length bytes (NO_SPACE if they do not fit).
+ */
+#define SD_OP_PEER_READ 0xe0
+#define SD_OP_PEER_WRITE 0xe1
+#define SD_OP_PEER_REMOVE 0xe2
+#define SD_OP_PEER_STAT 0xe3
+#define SD_OP_PEER_LIST 0xe4
+/* A gateway write forwarded to the object's write coordinator (the first
+ * holder in the current placement), which serialises writes to one object
+ * across gateways. obj.oid, obj.offset, payload = data, obj.copy_policy = 1
+ * for CREATE_AND_WRITE. Answers the gateway's SD_RES_* code. */
+#define SD_OP_PEER_GW_WRITE 0xe5
+
+#define SD_PEER_FLAG_ANY_EPOCH 0x8000
+
+enum peer_write_mode {
+	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */
+	PEER_WRITE_CREATE = 1,  /* store_create; VDI_EXIST when present */
+	PEER_WRITE_REPLACE = 2, /* drop any old fragment, create afresh */
+	PEER_WRITE_UPSERT = 3,  /* update when present (any version), else create */
+};
+
+struct peer_write_hdr {
+	uint64_t expect_version; /* UINT64_MAX = any */
+	uint64_t new_version;
+	uint32_t frag_size;      /* for create */
+	uint8_t copy_policy;
+	uint8_t nr_copies;
+	uint8_t mode;
+	uint8_t __pad;
+	uint64_t __pad2;
+} __attribute__((packed));
+
+struct peer_frag {
+	uint64_t oid;
+	uint8_t idx;
+	uint8_t copy_policy;
+	uint8_t nr_copies;
+	uint8_t __pad;
+	uint32_t frag_size;
+	uint64_t version;
+	uint64_t disk_bytes;
+} __attribute__((packed));
+
+struct sheep;
+
+/* Serve one peer request against the local store (any thread). rbuf has
+ * room for req->data_length bytes of read data; *rlen gets what was put
+ * there. */
+void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, struct sd_rsp *rsp,
+		void *rbuf, uint32_t *rlen);
+
+/*
+ * One call of a fan-out. The caller fills node, req (opcode, flags,
+ * epoch, obj.*; data_length is set from wlen/rcap), wbuf/wlen (payload
+ * for writes: pass the peer_write_hdr in whdr and data in wbuf), rbuf/rcap.
+ * After peer_fanout: result is the SD_RES_* (SD_RES_NETWORK_ERROR when
+ * the node could not be reached), version the fragment's version, rlen the
+ * bytes read.
+ */
+struct peer_call {
+	const struct sd_node *node;
+	struct sd_req req;
+	struct peer_write_hdr whdr;
+	bool has_whdr;
+	const void *wbuf;
+	uint32_t wlen;
+	void *rbuf;
+	uint32_t rcap;
+	/* out */
+	int result;
+	uint64_t version;
+	uint32_t rlen;
+	int fd; /* private */
+};
+
+/* Send every call, then collect every reply: the calls to different nodes
+ * run in parallel. Calls to this node are served from the store directly. */
+void peer_fanout(struct sheep *s, struct peer_call *calls, int n);
+
+int peer_pool_init(struct sheep *s);
+void peer_pool_fini(struct sheep *s);
+
+#endif

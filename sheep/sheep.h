@@ -1,0 +1,322 @@
+/* sheep.h - the daemon's one state struct (struct sheep) and the interfaces between sheep/ files. */
+#ifndef SHEEP_SHEEP_H
+#define SHEEP_SHEEP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ec/ec.h"
+#include "lib/event.h"
+#include "lib/sd_internal.h"
+#include "lib/sd_proto.h"
+#include "lib/work.h"
+#include "sheep/ring.h"
+#include "sheep/cluster.h"
+
+/* Options from the command line. */
+struct sheep_opts {
+	const char *dir;
+	uint16_t port;
+	const char *bind_addr;  /* -b, NULL = any */
+	const char *advertise;  /* -y */
+	uint32_t zone;          /* -z */
+	bool zone_set;
+	const char *cluster;    /* -c driver[:opts] */
+	bool gateway;           /* -g */
+	uint16_t vnodes;        /* -V, 0 = default */
+	bool foreground;        /* -f */
+	int log_level;
+	const char *log_dir;    /* -l dir= */
+	bool nosync;            /* -n */
+	int nbd_port;           /* --nbd, -1 = off */
+	int threads;            /* gateway worker threads */
+	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
+};
+
+/* The ring of one epoch (refcounted: views of later epochs keep the rings
+ * of earlier ones, to find fragments that have not moved yet). */
+struct sheep_ring {
+	int refs;
+	uint32_t epoch;
+	size_t nr_data;
+	struct sd_node *data;
+	struct ring *ring;
+};
+
+#define SHEEP_VIEW_HIST 8
+
+/*
+ * A membership epoch as the gateway sees it: the members, the ring built
+ * from the data-holding ones, the epoch number. Immutable once published;
+ * readers take a reference (sheep_view_get) and keep a consistent picture
+ * for the whole of one request.
+ */
+struct sheep_view {
+	int refs;
+	uint32_t epoch;
+	size_t nr_nodes;
+	struct sd_node *nodes; /* all members, sorted by address:port */
+	size_t nr_data;
+	struct sd_node *data;  /* ring members (not gateway-only); ring index = position */
+	struct ring *ring;
+	int self_data_idx;     /* this node in data[], or -1 */
+	uint32_t nr_zones;     /* distinct zones among data[] */
+	struct sheep_ring *cur;  /* owns data[] and ring */
+	int nr_hist;
+	struct sheep_ring *hist[SHEEP_VIEW_HIST]; /* earlier epochs, newest first */
+};
+
+/* One VDI as every node knows it (the full table is on every node). */
+struct vdi_entry {
+	uint32_t vid;
+	uint32_t snapid;
+	uint32_t parent;
+	uint8_t copy_policy;
+	uint8_t nr_copies;
+	uint8_t shift;
+	uint8_t deleted;     /* name gone, objects being removed */
+	uint64_t size;
+	uint64_t ctime;
+	char name[SD_MAX_VDI_LEN];
+	char tag[SD_MAX_VDI_TAG_LEN];
+	/* cluster-wide lock */
+	uint8_t locked;
+	char lock_addr[64];
+	uint16_t lock_port;
+	uint64_t lock_inc;
+	uint64_t lock_owner;
+	struct vdi_entry *hnext;
+};
+
+#define VDI_HASH_BUCKETS 4096
+
+struct vdi_table {
+	size_t nr;
+	struct vdi_entry *buckets[VDI_HASH_BUCKETS];
+	uint8_t *bitmap; /* SD_NR_VDIS bits, in use */
+};
+
+/* An epoch record kept in memory for STAT_CLUSTER (newest last). */
+struct epoch_rec {
+	uint32_t epoch;
+	uint64_t time;
+	uint32_t nr_nodes;
+	struct sd_node *nodes;
+};
+
+/* Events a joining node buffers until its state snapshot arrives. */
+struct pending_event {
+	int is_msg;
+	struct sd_node sender;          /* message sender or changed node */
+	bool joined;
+	size_t nr_members;
+	struct sd_node *members;
+	void *msg;
+	size_t len;
+	struct pending_event *next;
+};
+
+/* A synced member's record of a joiner still waiting for its snapshot. */
+struct joiner {
+	struct sd_node node;
+	uint64_t join_seq;
+	bool sent;
+	struct joiner *next;
+};
+
+/* A worker waiting for a cluster message of its own to be applied. */
+struct cop_wait {
+	uint64_t token;
+	int done;
+	int result;
+	uint32_t vid;
+	struct cop_wait *next;
+};
+
+struct obj_lock;
+struct peer_pool;
+struct sheep_recovery;
+/* recovery hook: sheep/recovery_*.c build only when this is defined */
+#define SHEEP_RECOVERY_HOOKS 1
+struct nbd_server;
+
+struct sheep {
+	struct sheep_opts opt;
+	struct sd_node self;
+	struct store *store; /* NULL for a gateway-only node */
+	struct sd_loop *loop;
+	struct sd_wq *gw_wq;   /* client requests: may block on peers */
+	struct sd_wq *peer_wq; /* peer requests: store I/O only, never wait on peers */
+	struct sd_wq *fwd_wq;  /* writes forwarded to this node as coordinator */
+	int listen_fd;
+	int lock_fd;
+	const struct cluster_driver *driver;
+	struct cluster_ctx *cctx;
+	volatile int stopping;
+	struct nbd_server *nbd;
+
+	/* Cluster state: everything below is guarded by state_lock. Written
+	 * only on the loop thread (driver callbacks); read anywhere. */
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond; /* cop_wait done, view changes */
+	bool synced;               /* has the cluster state (own snapshot or alone) */
+	uint64_t seq;              /* cluster events applied (same on every synced member) */
+	uint32_t epoch;
+	struct sheep_view *view;
+	struct sd_node *members;   /* driver order (oldest first) */
+	size_t nr_members;
+	bool quorate;
+	/* format */
+	uint64_t ctime;            /* 0 = not formatted */
+	uint8_t def_copies, def_policy, def_shift;
+	uint32_t fmt_vnodes;
+	bool recovery_enabled;
+	struct vdi_table vdis;
+	struct epoch_rec *epochs;
+	size_t nr_epochs;
+	struct pending_event *pend_head, *pend_tail;
+	struct joiner *joiners;
+	struct cop_wait *waits;
+	uint64_t next_token;
+
+	/* gateway */
+	pthread_mutex_t objlock_mu;
+	pthread_cond_t objlock_cond;
+	struct obj_lock *objlocks;
+	struct peer_pool *peers;
+
+	/* recovery (sheep/recovery_*.c): NULL on a gateway-only node */
+	struct sheep_recovery *rec;
+
+	/* connections */
+	uint64_t next_conn_id;
+};
+
+/* ---- group.c: membership, epochs, cluster-wide operations ---- */
+int group_init(struct sheep *s);
+int group_start(struct sheep *s);
+void group_stop(struct sheep *s);
+/* Current view with a reference; NULL before the node is synced. */
+struct sheep_view *sheep_view_get(struct sheep *s);
+void sheep_view_put(struct sheep_view *v);
+/* Wait (up to ms) until the epoch differs from old_epoch; returns the new view
+ * (referenced) or NULL. */
+struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, int ms);
+
+/* Cluster messages (totally ordered, applied by every member). */
+enum cmsg_type {
+	CMSG_FORMAT = 1,
+	CMSG_NEW_VDI,
+	CMSG_DEL_VDI,
+	CMSG_PURGE_VDI,
+	CMSG_LOCK_VDI,
+	CMSG_UNLOCK_VDI,
+	CMSG_SNAPSHOT,
+	CMSG_SHUTDOWN,
+	CMSG_RECOVERY,
+};
+
+struct cmsg_hdr {
+	uint32_t type;
+	uint32_t len; /* whole message */
+	uint64_t token;
+} __attribute__((packed));
+
+struct cmsg_format {
+	struct cmsg_hdr h;
+	uint64_t ctime;
+	uint8_t copies, policy, shift, __pad;
+	uint32_t vnodes;
+} __attribute__((packed));
+
+struct cmsg_vdi {
+	struct cmsg_hdr h;
+	uint32_t vid;        /* DEL/PURGE/LOCK/UNLOCK */
+	uint32_t base_vid;
+	uint32_t snapid;
+	uint8_t copies, policy, shift, snapshot;
+	uint64_t size;
+	uint64_t ctime;
+	uint64_t lock_owner;
+	char lock_addr[64];
+	uint16_t lock_port;
+	uint16_t __pad;
+	uint32_t __pad2;
+	uint64_t lock_inc;
+	char name[SD_MAX_VDI_LEN];
+	char tag[SD_MAX_VDI_TAG_LEN];
+} __attribute__((packed));
+
+/* From a worker thread: broadcast msg (its token is filled in) and wait
+ * until this node has applied it. Returns the SD_RES_* of the apply; *vid
+ * gets the VDI id a NEW_VDI chose. */
+int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
+/* Read helpers under state_lock. */
+int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
+int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
+		     struct vdi_entry *out);
+/* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
+int group_cluster_info(struct sheep *s, void *buf, size_t len);
+bool group_formatted(struct sheep *s);
+void group_release_owner(struct sheep *s, uint64_t owner);
+
+/* ---- vdi.c: the VDI table and its persistence ---- */
+int vdi_table_init(struct vdi_table *t);
+void vdi_table_free(struct vdi_table *t);
+struct vdi_entry *vdi_table_find(struct vdi_table *t, uint32_t vid);
+struct vdi_entry *vdi_table_by_name(struct vdi_table *t, const char *name, const char *tag,
+				    uint32_t snapid);
+int vdi_table_insert(struct vdi_table *t, const struct vdi_entry *e);
+void vdi_table_remove(struct vdi_table *t, uint32_t vid);
+/* First free vid probing upward from hash (mod 2^24, skipping 0). */
+uint32_t vdi_table_alloc_vid(struct vdi_table *t, uint32_t start);
+int vdi_table_save(struct vdi_table *t, const char *path);
+int vdi_table_load(struct vdi_table *t, const char *path);
+/* Serialise (for snapshots): returns bytes or -EMSGSIZE. */
+long vdi_table_pack(struct vdi_table *t, void *buf, size_t len);
+int vdi_table_unpack(struct vdi_table *t, const void *buf, size_t len);
+void vdi_table_clear(struct vdi_table *t);
+
+/* ---- conn.c: client connections ---- */
+int conn_listen(struct sheep *s);
+
+/* A request in flight: header, payload, reply. */
+struct request {
+	struct sd_work work;
+	struct sheep *s;
+	struct conn *conn;
+	struct sd_req hdr;
+	void *data;          /* payload (WRITE) or reply buffer */
+	uint32_t data_cap;
+	struct sd_rsp rsp;
+	void *rdata;         /* reply payload (may alias data) */
+	uint32_t rlen;
+	bool close_after;    /* KILL_NODE, SHUTDOWN: stop after the reply */
+	uint64_t owner;      /* lock owner id of the connection */
+	bool keep_text;      /* rdata is an explanation sent even with an error */
+};
+
+/* ---- ops.c: what each opcode does (runs on a worker) ---- */
+void ops_exec(struct sheep *s, struct request *r);
+/* Opcode validity before reading the payload: 0, or the SD_RES_* to reply. */
+int ops_check_header(const struct sd_req *hdr);
+bool ops_is_peer(uint8_t opcode);
+
+/* ---- gateway.c ---- */
+/* Apply a write here, as the object's coordinator (no forwarding). */
+int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+			bool create);
+int gateway_init(struct sheep *s);
+void gateway_fini(struct sheep *s);
+
+/* ---- util ---- */
+bool sd_node_eq(const struct sd_node *a, const struct sd_node *b);
+int sheep_node_cmp(const void *a, const void *b);
+/* Mapping of store errors (-errno) to result codes. */
+int sheep_errno_to_res(int err);
+/* Write a whole file atomically (tmp + rename, fsync unless nosync). */
+int sheep_write_file(struct sheep *s, const char *path, const void *buf, size_t len);
+
+#endif
