@@ -50,7 +50,7 @@ struct nbd_export;
 
 #define NBD_DEFAULT_PORT 10809
 #define NBD_MAX_REQUEST (32u << 20) /* bytes, per READ/WRITE request */
-#define NBD_MAX_WORKERS 16          /* worker threads per connection */
+#define NBD_MAX_WORKERS 32          /* worker threads per connection */
 #define NBD_MAX_CONNECTIONS 256
 
 /* Start serving every VDI of sheep s on bind_addr (NULL or "" = any):port.

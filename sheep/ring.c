@@ -42,7 +42,11 @@ void ring_free(struct ring *r)
 
 int ring_locate(const struct ring *r, uint64_t oid, int n, int *out)
 {
-	return placement_locate((const struct placement_ring *)r, oid, n, out);
+	/* Positional: a fragment index keeps its node even when another
+	 * position has no home (fewer zones than fragments); such holes are -1
+	 * and every caller skips them. */
+	int m = placement_locate_slots((const struct placement_ring *)r, oid, n, out);
+	return m < 0 ? m : n;
 }
 
 #else

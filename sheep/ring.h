@@ -8,8 +8,10 @@
 /*
  * The same shape as placement/placement.h (which this forwards to when the
  * placement module is in the tree). ring_locate() fills out[i] with the
- * index in nodes[] of the holder of fragment or copy i, on distinct zones,
- * and returns how many positions could be placed (< n with fewer zones).
+ * index in nodes[] of the holder of fragment or copy i, on distinct zones.
+ * With placement/ it returns n and marks positions without a home (fewer
+ * zones than fragments) with -1, keeping the others in place; the fallback
+ * returns how many leading positions could be placed.
  */
 struct ring_node {
 	char id[80];     /* "addr:port" */

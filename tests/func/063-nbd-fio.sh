@@ -29,6 +29,9 @@ nbd_wait_nbd 0 || bail "no NBD on sheep 0"
 check "fio verify=crc32c on 4:2" fio_verify ec "$(nbd_uri 0 fec)" 64M
 check "fio verify=crc32c on -c 3" fio_verify rep "$(nbd_uri 1 frep)" 64M
 
+# Recovery off for the rest (the gateway's degraded read and write path
+# alone; 065 does the same with recovery on).
+check "recovery disabled" dogn 0 cluster recover disable
 # Again, while a sheep dies: the 4:2 VDI through sheep 0 loses sheep 5;
 # sheep 5 comes back; the -c 3 VDI through sheep 1 loses sheep 4. Enough
 # redundancy is left for every write to be acknowledged and read back intact.
