@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "lib/fnv.h"
-#include "placement/placement.h"
+#include "placement/placement_int.h"
 
 /* Ring points per vnode. A vnode is the user-visible unit of weight
  * (sheep -V); each is spread over several ring points so that an average
@@ -16,33 +16,8 @@
 #define DEFAULT_VNODES 128
 #define MAX_POINTS (1u << 23)
 
-struct point {
-	uint64_t h;
-	uint32_t node;
-};
-
-struct placement_ring {
-	size_t nr;
-	struct placement_node *nodes;
-	uint16_t *vnodes;      /* per node */
-	uint32_t *zone;        /* per node: compact zone number 0..nr_zones-1 */
-	uint64_t *node_hash;   /* per node: hash of its id, for position preference */
-	int nr_zones;          /* zones holding weight */
-	size_t nr_points;
-	struct point *points;  /* sorted by h, then node */
-	/* bucket[b] = first point whose top `bucket_bits` hash bits are >= b:
-	 * one cache miss finds the neighbourhood of a hash. */
-	uint32_t *bucket;
-	int bucket_bits;
-	/* Per zone, the indexes (into points[]) of its points, ascending: when
-	 * few zones are free, the next point of each free zone is found by
-	 * binary search instead of walking past every taken one. */
-	uint32_t **zone_points;
-	uint32_t *zone_nr_points;
-};
-
 /* splitmix64's finalizer: FNV-1a alone mixes its last bytes poorly. */
-static uint64_t mix64(uint64_t h)
+uint64_t placement_mix64(uint64_t h)
 {
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ULL;
@@ -52,20 +27,25 @@ static uint64_t mix64(uint64_t h)
 	return h;
 }
 
+uint64_t placement_oid_hash(uint64_t oid)
+{
+	return placement_mix64(fnv_64a_u64(oid, FNV1A_64_INIT));
+}
+
 static int cmp_point(const void *a, const void *b)
 {
-	const struct point *x = a, *y = b;
+	const struct placement_point *x = a, *y = b;
 	if (x->h != y->h)
 		return x->h < y->h ? -1 : 1;
 	return (x->node > y->node) - (x->node < y->node);
 }
 
-void placement_free(struct placement_ring *r)
+/* Free this ring's own arrays (not prev). */
+void placement_release(struct placement_ring *r)
 {
-	if (!r)
-		return;
 	free(r->nodes);
 	free(r->vnodes);
+	free(r->rel);
 	free(r->zone);
 	free(r->node_hash);
 	free(r->points);
@@ -75,10 +55,14 @@ void placement_free(struct placement_ring *r)
 			free(r->zone_points[z]);
 	free(r->zone_points);
 	free(r->zone_nr_points);
+	free(r->chain);
+	free(r->map_prev);
+	free(r->joiners);
 	free(r);
 }
 
-/* Vnodes per node: fixed when given, else 128 * weight / mean weight. */
+/* Vnodes per node: fixed when given, else 128 * weight / mean weight.
+ * rel keeps the unrounded value: the chain's odds use it. */
 static void assign_vnodes(struct placement_ring *r)
 {
 	long double sum = 0;
@@ -92,12 +76,15 @@ static void assign_vnodes(struct placement_ring *r)
 		const struct placement_node *n = &r->nodes[i];
 		if (!n->weight) {
 			r->vnodes[i] = 0;
+			r->rel[i] = 0;
 		} else if (n->vnodes) {
 			r->vnodes[i] = n->vnodes;
+			r->rel[i] = n->vnodes;
 		} else {
 			long double v = DEFAULT_VNODES * (long double)n->weight * (long double)weighted / sum;
 			long v_int = lroundl(v);
 			r->vnodes[i] = (uint16_t)(v_int < 1 ? 1 : v_int > 65535 ? 65535 : v_int);
+			r->rel[i] = (double)v;
 		}
 	}
 }
@@ -110,7 +97,7 @@ static int number_zones(struct placement_ring *r)
 	int nz = 0;
 	for (size_t i = 0; i < r->nr; i++) {
 		int z = -1;
-		for (int k = 0; k < nz; k++)
+		for (int k = 0; k < nz && z < 0; k++)
 			if (seen[k] == r->nodes[i].zone)
 				z = k;
 		if (z < 0) {
@@ -129,6 +116,47 @@ static int number_zones(struct placement_ring *r)
 			}
 	free(seen);
 	return 0;
+}
+
+/* Ids must be NUL-terminated, non-empty and unique. */
+static int check_nodes(const struct placement_node *nodes, size_t nr)
+{
+	if (nr && !nodes)
+		return -EINVAL;
+	if (nr > PLACEMENT_MAX_NODES)
+		return -E2BIG;
+	for (size_t i = 0; i < nr; i++) {
+		if (!memchr(nodes[i].id, '\0', sizeof(nodes[i].id)) || !nodes[i].id[0])
+			return -EINVAL;
+		for (size_t j = i + 1; j < nr; j++)
+			if (!strcmp(nodes[i].id, nodes[j].id))
+				return -EINVAL;
+	}
+	return 0;
+}
+
+int placement_init_members(struct placement_ring *r, const struct placement_node *nodes, size_t nr)
+{
+	int ret = check_nodes(nodes, nr);
+	if (ret)
+		return ret;
+	size_t cnt = nr ? nr : 1;
+	r->refs = 1;
+	r->nr = nr;
+	r->nodes = calloc(cnt, sizeof(*r->nodes));
+	r->vnodes = calloc(cnt, sizeof(*r->vnodes));
+	r->rel = calloc(cnt, sizeof(*r->rel));
+	r->zone = calloc(cnt, sizeof(*r->zone));
+	r->node_hash = calloc(cnt, sizeof(*r->node_hash));
+	if (!r->nodes || !r->vnodes || !r->rel || !r->zone || !r->node_hash)
+		return -ENOMEM;
+	if (nr)
+		memcpy(r->nodes, nodes, nr * sizeof(*nodes));
+	for (size_t i = 0; i < nr; i++)
+		r->node_hash[i] = placement_mix64(
+			fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id), FNV1A_64_INIT));
+	assign_vnodes(r);
+	return number_zones(r);
 }
 
 static int index_ring(struct placement_ring *r)
@@ -166,50 +194,31 @@ static int index_ring(struct placement_ring *r)
 
 int placement_build(const struct placement_node *nodes, size_t nr, struct placement_ring **out)
 {
-	if (!out || (nr && !nodes))
+	if (!out)
 		return -EINVAL;
-	for (size_t i = 0; i < nr; i++)
-		for (size_t j = i + 1; j < nr; j++)
-			if (!strncmp(nodes[i].id, nodes[j].id, sizeof(nodes[i].id)))
-				return -EINVAL;
 	struct placement_ring *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	size_t cnt = nr ? nr : 1;
-	r->nr = nr;
-	r->nodes = calloc(cnt, sizeof(*r->nodes));
-	r->vnodes = calloc(cnt, sizeof(*r->vnodes));
-	r->zone = calloc(cnt, sizeof(*r->zone));
-	r->node_hash = calloc(cnt, sizeof(*r->node_hash));
-	if (!r->nodes || !r->vnodes || !r->zone || !r->node_hash)
-		goto nomem;
-	memcpy(r->nodes, nodes, nr * sizeof(*nodes));
-	for (size_t i = 0; i < nr; i++) {
-		r->nodes[i].id[sizeof(r->nodes[i].id) - 1] = '\0';
-		r->node_hash[i] = mix64(fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id),
-						    FNV1A_64_INIT));
-	}
-	assign_vnodes(r);
-	if (number_zones(r))
-		goto nomem;
-
+	int ret = placement_init_members(r, nodes, nr);
+	if (ret)
+		goto fail;
 	size_t total = 0;
 	for (size_t i = 0; i < nr; i++)
 		total += (size_t)r->vnodes[i] * POINTS_PER_VNODE;
-	if (total > MAX_POINTS) {
-		placement_free(r);
-		return -E2BIG;
-	}
+	ret = -E2BIG;
+	if (total > MAX_POINTS)
+		goto fail;
+	ret = -ENOMEM;
 	r->points = calloc(total ? total : 1, sizeof(*r->points));
 	if (!r->points)
-		goto nomem;
+		goto fail;
 	size_t k = 0;
 	for (size_t i = 0; i < nr; i++) {
 		uint64_t base = fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id), FNV1A_64_INIT);
 		/* Point j depends only on (id, j): a vnode count change by one adds
 		 * or removes only that vnode's points. */
 		for (uint32_t j = 0; j < (uint32_t)r->vnodes[i] * POINTS_PER_VNODE; j++) {
-			r->points[k].h = mix64(fnv_64a_u64(j, base));
+			r->points[k].h = placement_mix64(fnv_64a_u64(j, base));
 			r->points[k].node = (uint32_t)i;
 			k++;
 		}
@@ -217,12 +226,12 @@ int placement_build(const struct placement_node *nodes, size_t nr, struct placem
 	r->nr_points = total;
 	qsort(r->points, total, sizeof(*r->points), cmp_point);
 	if (index_ring(r))
-		goto nomem;
+		goto fail;
 	*out = r;
 	return 0;
-nomem:
-	placement_free(r);
-	return -ENOMEM;
+fail:
+	placement_release(r);
+	return ret;
 }
 
 /* First point with h >= key (wrapping to 0). */
@@ -317,18 +326,16 @@ static bool zone_taken(const uint32_t *used, int m, uint32_t z)
 	return false;
 }
 
-int placement_locate_slots(const struct placement_ring *r, uint64_t oid, int n, int *out)
+int placement_anchor_slots(const struct placement_ring *r, uint64_t oid, int n, int *out)
 {
-	if (!r || !out || n < 1 || n > PLACEMENT_MAX_WIDTH)
-		return -EINVAL;
 	for (int i = 0; i < n; i++)
 		out[i] = -1;
 	if (!r->nr_points)
 		return 0;
 	struct pos_state ps[PLACEMENT_MAX_WIDTH];
-	uint64_t base = mix64(fnv_64a_u64(oid, FNV1A_64_INIT));
+	uint64_t base = placement_oid_hash(oid);
 	for (int i = 0; i < n; i++) {
-		uint64_t start = mix64(base + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
+		uint64_t start = placement_mix64(base + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
 		ps[i].point = lower_bound(r, start);
 		ps[i].dist = r->points[ps[i].point].h - start; /* wraps correctly */
 		ps[i].idx = i;
@@ -358,32 +365,4 @@ int placement_locate_slots(const struct placement_ring *r, uint64_t oid, int n, 
 		out[ps[k].idx] = (int)node;
 	}
 	return m;
-}
-
-int placement_locate(const struct placement_ring *r, uint64_t oid, int n, int *out)
-{
-	int slots[PLACEMENT_MAX_WIDTH];
-	int m = placement_locate_slots(r, oid, n, slots);
-	if (m < 0)
-		return m;
-	int k = 0;
-	for (int i = 0; i < n; i++)
-		if (slots[i] >= 0)
-			out[k++] = slots[i];
-	return m;
-}
-
-size_t placement_nr_nodes(const struct placement_ring *r)
-{
-	return r->nr;
-}
-
-int placement_nr_zones(const struct placement_ring *r)
-{
-	return r->nr_zones;
-}
-
-int placement_vnodes(const struct placement_ring *r, size_t i)
-{
-	return i < r->nr ? r->vnodes[i] : 0;
 }

@@ -1,0 +1,267 @@
+/* history.c - chained rings: placement that follows the previous epoch's answer, so only leavers' and joiners' positions change. */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "placement/placement_int.h"
+
+#define JOIN_SALT 0x6a6f696e6a6f696eULL /* "joinjoin" */
+#define POS_SALT 0x9e3779b97f4a7c15ULL
+
+/* A uniform double in (0, 1) from the top 53 bits of h. */
+static double unit(uint64_t h)
+{
+	return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static int cmp_joiner_id(const void *a, const void *b, void *nodes)
+{
+	const struct placement_node *n = nodes;
+	const struct placement_joiner *x = a, *y = b;
+	return strcmp(n[x->node].id, n[y->node].id);
+}
+
+/* Insertion sort by id: a handful of joiners per step, and qsort_r is not
+ * portable. */
+static void sort_joiners(struct placement_joiner *j, size_t nr, const struct placement_node *nodes)
+{
+	for (size_t i = 1; i < nr; i++) {
+		struct placement_joiner t = j[i];
+		size_t k = i;
+		while (k > 0 && cmp_joiner_id(&j[k - 1], &t, (void *)nodes) > 0) {
+			j[k] = j[k - 1];
+			k--;
+		}
+		j[k] = t;
+	}
+}
+
+/* A node of the new ring is kept when prev had it with the same id and
+ * zone and both give it weight; anything else is a leave and/or a join. */
+static int32_t find_kept(const struct placement_ring *prev, size_t i, const struct placement_ring *r,
+			 size_t *hint)
+{
+	for (size_t c = 0; c < r->nr; c++) {
+		size_t k = (*hint + c) % r->nr;
+		if (!strcmp(prev->nodes[i].id, r->nodes[k].id)) {
+			*hint = k + 1;
+			if (prev->nodes[i].zone != r->nodes[k].zone || !prev->rel[i] || !r->rel[k])
+				return -1;
+			return (int32_t)k;
+		}
+	}
+	return -1;
+}
+
+int placement_build_next(const struct placement_ring *prev, const struct placement_node *nodes,
+			 size_t nr, struct placement_ring **out)
+{
+	if (!prev)
+		return placement_build(nodes, nr, out);
+	if (!out)
+		return -EINVAL;
+	struct placement_ring *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	int ret = placement_init_members(r, nodes, nr);
+	if (ret)
+		goto fail;
+	ret = -ENOMEM;
+	r->depth = prev->depth + 1;
+	r->chain = calloc((size_t)r->depth, sizeof(*r->chain));
+	r->map_prev = calloc(prev->nr ? prev->nr : 1, sizeof(*r->map_prev));
+	bool *kept = calloc(nr ? nr : 1, sizeof(*kept));
+	r->joiners = calloc(nr ? nr : 1, sizeof(*r->joiners));
+	if (!r->chain || !r->map_prev || !kept || !r->joiners) {
+		free(kept);
+		goto fail;
+	}
+	for (int d = 0; d < prev->depth; d++)
+		r->chain[d] = prev->chain[d];
+	r->chain[prev->depth] = (struct placement_ring *)prev;
+
+	size_t hint = 0;
+	for (size_t i = 0; i < prev->nr; i++) {
+		r->map_prev[i] = find_kept(prev, i, r, &hint);
+		if (r->map_prev[i] >= 0)
+			kept[r->map_prev[i]] = true;
+	}
+	for (size_t k = 0; k < nr; k++)
+		if (!kept[k] && r->rel[k] > 0)
+			r->joiners[r->nr_joiners++].node = (uint32_t)k;
+	free(kept);
+	sort_joiners(r->joiners, r->nr_joiners, r->nodes);
+
+	/* Totals seen by each joiner: the kept nodes plus the joiners before
+	 * it, so joiners of one step act as if they came one after another. */
+	double total = 0;
+	double *zone_total = calloc(nr ? nr : 1, sizeof(*zone_total));
+	if (!zone_total)
+		goto fail;
+	for (size_t i = 0; i < prev->nr; i++)
+		if (r->map_prev[i] >= 0) {
+			total += r->rel[r->map_prev[i]];
+			zone_total[r->zone[r->map_prev[i]]] += r->rel[r->map_prev[i]];
+		}
+	for (size_t j = 0; j < r->nr_joiners; j++) {
+		struct placement_joiner *jn = &r->joiners[j];
+		jn->weight = r->rel[jn->node];
+		jn->total = total;
+		jn->zone_total = zone_total[r->zone[jn->node]];
+		total += jn->weight;
+		zone_total[r->zone[jn->node]] += jn->weight;
+	}
+	free(zone_total);
+
+	__atomic_add_fetch(&((struct placement_ring *)prev)->refs, 1, __ATOMIC_ACQ_REL);
+	r->prev = (struct placement_ring *)prev;
+	*out = r;
+	return 0;
+fail:
+	placement_release(r);
+	return ret;
+}
+
+void placement_free(struct placement_ring *r)
+{
+	while (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		struct placement_ring *prev = r->prev;
+		placement_release(r);
+		r = prev;
+	}
+}
+
+/* Chance that joiner jn takes a position of an object whose positions
+ * hold no node of its zone. The zone should go from holding n*Vz/V of the
+ * objects to n*Vz'/V' (each capped at all of them); the gain comes from
+ * objects it was absent from. Its holders elsewhere give up w/V' of what
+ * they hold (take_mate), so the joiner ends with n*w/V' in all. */
+static double take_free_odds(const struct placement_joiner *jn, int n)
+{
+	double before = n * jn->zone_total / jn->total;
+	double after = n * (jn->zone_total + jn->weight) / (jn->total + jn->weight);
+	if (before > 1)
+		before = 1;
+	if (after > 1)
+		after = 1;
+	if (before >= 1)
+		return 0;
+	double g = (after - before) / (1 - before);
+	return g < 0 ? 0 : g > 1 ? 1 : g;
+}
+
+/* Weighted rendezvous among nodes of zones not in use: each hole goes to
+ * the node of highest ln(u)/w, which wins with odds w / sum(w). */
+static void refill(const struct placement_ring *r, uint64_t oid_h, int n, int *slots)
+{
+	int filled = 0;
+	for (int i = 0; i < n; i++)
+		filled += slots[i] >= 0;
+	for (int i = 0; i < n && filled < r->nr_zones; i++) {
+		if (slots[i] >= 0)
+			continue;
+		uint64_t h = placement_mix64(oid_h + (uint64_t)(i + 1) * POS_SALT);
+		double best = -INFINITY;
+		int who = -1;
+		for (size_t x = 0; x < r->nr; x++) {
+			if (r->rel[x] <= 0)
+				continue;
+			bool taken = false;
+			for (int k = 0; k < n && !taken; k++)
+				taken = slots[k] >= 0 && r->zone[slots[k]] == r->zone[x];
+			if (taken)
+				continue;
+			double s = log(unit(placement_mix64(h ^ r->node_hash[x]))) / r->rel[x];
+			if (s > best) {
+				best = s;
+				who = (int)x;
+			}
+		}
+		if (who < 0)
+			break;
+		slots[i] = who;
+		filled++;
+	}
+}
+
+/* One step of the chain: carry prev's answer over, let joiners take
+ * positions, refill the holes of leavers. Only holes and the positions a
+ * joiner takes change. */
+static void apply_step(const struct placement_ring *r, uint64_t oid_h, int n, int *slots)
+{
+	for (int i = 0; i < n; i++)
+		slots[i] = slots[i] >= 0 ? r->map_prev[slots[i]] : -1;
+	for (size_t j = 0; j < r->nr_joiners; j++) {
+		const struct placement_joiner *jn = &r->joiners[j];
+		if (jn->total <= 0)
+			break; /* nothing was kept: refill places everyone */
+		uint32_t z = r->zone[jn->node];
+		int mate = -1;
+		for (int i = 0; i < n && mate < 0; i++)
+			if (slots[i] >= 0 && r->zone[slots[i]] == z)
+				mate = i;
+		uint64_t h = placement_mix64(oid_h ^ r->node_hash[jn->node] ^ JOIN_SALT);
+		double u = unit(h);
+		if (mate >= 0) {
+			if (u < jn->weight / (jn->total + jn->weight))
+				slots[mate] = (int)jn->node;
+		} else if (u < take_free_odds(jn, n)) {
+			slots[placement_mix64(h) % (uint64_t)n] = (int)jn->node;
+		}
+	}
+	refill(r, oid_h, n, slots);
+}
+
+int placement_locate_slots(const struct placement_ring *r, uint64_t oid, int n, int *out)
+{
+	if (!r || !out || n < 1 || n > PLACEMENT_MAX_WIDTH)
+		return -EINVAL;
+	if (!r->depth)
+		return placement_anchor_slots(r, oid, n, out);
+	int slots[PLACEMENT_MAX_WIDTH];
+	placement_anchor_slots(r->chain[0], oid, n, slots);
+	uint64_t oid_h = placement_oid_hash(oid);
+	for (int d = 1; d <= r->depth; d++)
+		apply_step(d < r->depth ? r->chain[d] : r, oid_h, n, slots);
+	int m = 0;
+	for (int i = 0; i < n; i++) {
+		out[i] = slots[i];
+		m += slots[i] >= 0;
+	}
+	return m;
+}
+
+int placement_locate(const struct placement_ring *r, uint64_t oid, int n, int *out)
+{
+	int slots[PLACEMENT_MAX_WIDTH];
+	int m = placement_locate_slots(r, oid, n, slots);
+	if (m < 0)
+		return m;
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (slots[i] >= 0)
+			out[k++] = slots[i];
+	return m;
+}
+
+size_t placement_nr_nodes(const struct placement_ring *r)
+{
+	return r->nr;
+}
+
+int placement_nr_zones(const struct placement_ring *r)
+{
+	return r->nr_zones;
+}
+
+int placement_vnodes(const struct placement_ring *r, size_t i)
+{
+	return i < r->nr ? r->vnodes[i] : 0;
+}
+
+int placement_depth(const struct placement_ring *r)
+{
+	return r->depth;
+}
