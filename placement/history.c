@@ -9,6 +9,10 @@
 
 #define JOIN_SALT 0x6a6f696e6a6f696eULL /* "joinjoin" */
 #define POS_SALT 0x9e3779b97f4a7c15ULL
+#define DEPTH_SALT 0xd1b54a32d192ed03ULL
+#define PICK_SLOTS_PER_NODE 64
+#define PICK_MAX_SLOTS (1u << 22)
+#define PICK_TRIES 32
 
 /* A uniform double in (0, 1) from the top 53 bits of h. */
 static double unit(uint64_t h)
@@ -53,6 +57,80 @@ static int32_t find_kept(const struct placement_ring *prev, size_t i, const stru
 		}
 	}
 	return -1;
+}
+
+/*
+ * The refill table: PICK_SLOTS_PER_NODE slots per weighted node (capped),
+ * shared out by weight with largest remainders, in id order so that the
+ * caller's node order does not matter. Every weighted node gets a slot.
+ */
+static int build_pick_table(struct placement_ring *r)
+{
+	size_t weighted = 0;
+	double sum = 0;
+	for (size_t i = 0; i < r->nr; i++)
+		if (r->rel[i] > 0) {
+			weighted++;
+			sum += r->rel[i];
+		}
+	if (!weighted)
+		return 0;
+	uint32_t *ord = malloc(weighted * sizeof(*ord));
+	uint32_t *cnt = calloc(weighted, sizeof(*cnt));
+	double *rem = calloc(weighted, sizeof(*rem));
+	if (!ord || !cnt || !rem) {
+		free(ord), free(cnt), free(rem);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < r->nr; i++)
+		if (r->rel[i] > 0)
+			ord[k++] = (uint32_t)i;
+	/* by id; insertion sort: qsort would need a global key */
+	for (size_t i = 1; i < weighted; i++) {
+		uint32_t t = ord[i];
+		size_t j = i;
+		while (j > 0 && strcmp(r->nodes[ord[j - 1]].id, r->nodes[t].id) > 0) {
+			ord[j] = ord[j - 1];
+			j--;
+		}
+		ord[j] = t;
+	}
+	size_t slots = weighted * PICK_SLOTS_PER_NODE;
+	if (slots > PICK_MAX_SLOTS)
+		slots = PICK_MAX_SLOTS;
+	if (slots < weighted)
+		slots = weighted;
+	size_t given = 0;
+	for (size_t i = 0; i < weighted; i++) {
+		double want = (double)slots * r->rel[ord[i]] / sum;
+		cnt[i] = (uint32_t)want;
+		if (!cnt[i])
+			cnt[i] = 1;
+		rem[i] = want - (double)cnt[i];
+		given += cnt[i];
+	}
+	while (given < slots) { /* largest remainder first, ties by id order */
+		size_t best = 0;
+		for (size_t i = 1; i < weighted; i++)
+			if (rem[i] > rem[best])
+				best = i;
+		cnt[best]++;
+		rem[best] -= 1;
+		given++;
+	}
+	r->pick = malloc(given * sizeof(*r->pick));
+	if (!r->pick) {
+		free(ord), free(cnt), free(rem);
+		return -ENOMEM;
+	}
+	k = 0;
+	for (size_t i = 0; i < weighted; i++)
+		for (uint32_t c = 0; c < cnt[i]; c++)
+			r->pick[k++] = ord[i];
+	r->nr_pick = (uint32_t)given;
+	free(ord), free(cnt), free(rem);
+	return 0;
 }
 
 int placement_build_next(const struct placement_ring *prev, const struct placement_node *nodes,
@@ -115,6 +193,9 @@ int placement_build_next(const struct placement_ring *prev, const struct placeme
 	}
 	free(zone_total);
 
+	ret = build_pick_table(r);
+	if (ret)
+		goto fail;
 	__atomic_add_fetch(&((struct placement_ring *)prev)->refs, 1, __ATOMIC_ACQ_REL);
 	r->prev = (struct placement_ring *)prev;
 	*out = r;
@@ -152,8 +233,17 @@ static double take_free_odds(const struct placement_joiner *jn, int n)
 	return g < 0 ? 0 : g > 1 ? 1 : g;
 }
 
-/* Weighted rendezvous among nodes of zones not in use: each hole goes to
- * the node of highest ln(u)/w, which wins with odds w / sum(w). */
+static bool zone_in_use(const struct placement_ring *r, const int *slots, int n, uint32_t node)
+{
+	for (int k = 0; k < n; k++)
+		if (slots[k] >= 0 && r->zone[slots[k]] == r->zone[node])
+			return true;
+	return false;
+}
+
+/* Holes, in position order, get a node of a zone not in use: hashed picks
+ * from the refill table (odds w / sum of w over the free zones' nodes);
+ * after PICK_TRIES misses, the first free slot after the last pick. */
 static void refill(const struct placement_ring *r, uint64_t oid_h, int n, int *slots)
 {
 	int filled = 0;
@@ -162,22 +252,20 @@ static void refill(const struct placement_ring *r, uint64_t oid_h, int n, int *s
 	for (int i = 0; i < n && filled < r->nr_zones; i++) {
 		if (slots[i] >= 0)
 			continue;
-		uint64_t h = placement_mix64(oid_h + (uint64_t)(i + 1) * POS_SALT);
-		double best = -INFINITY;
+		/* salted by depth: steps draw independently of each other */
+		uint64_t h = oid_h + (uint64_t)(i + 1) * POS_SALT + (uint64_t)r->depth * DEPTH_SALT;
+		uint32_t s = 0;
 		int who = -1;
-		for (size_t x = 0; x < r->nr; x++) {
-			if (r->rel[x] <= 0)
-				continue;
-			bool taken = false;
-			for (int k = 0; k < n && !taken; k++)
-				taken = slots[k] >= 0 && r->zone[slots[k]] == r->zone[x];
-			if (taken)
-				continue;
-			double s = log(unit(placement_mix64(h ^ r->node_hash[x]))) / r->rel[x];
-			if (s > best) {
-				best = s;
+		for (int t = 0; t < PICK_TRIES && who < 0; t++) {
+			h = placement_mix64(h);
+			s = (uint32_t)(h % r->nr_pick);
+			if (!zone_in_use(r, slots, n, r->pick[s]))
+				who = (int)r->pick[s];
+		}
+		for (uint32_t c = 1; c < r->nr_pick && who < 0; c++) {
+			uint32_t x = r->pick[(s + c) % r->nr_pick];
+			if (!zone_in_use(r, slots, n, x))
 				who = (int)x;
-			}
 		}
 		if (who < 0)
 			break;

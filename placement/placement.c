@@ -58,6 +58,7 @@ void placement_release(struct placement_ring *r)
 	free(r->chain);
 	free(r->map_prev);
 	free(r->joiners);
+	free(r->pick);
 	free(r);
 }
 
@@ -151,6 +152,7 @@ int placement_init_members(struct placement_ring *r, const struct placement_node
 	if (!r->nodes || !r->vnodes || !r->rel || !r->zone || !r->node_hash)
 		return -ENOMEM;
 	if (nr)
+		if (nr)
 		memcpy(r->nodes, nodes, nr * sizeof(*nodes));
 	for (size_t i = 0; i < nr; i++)
 		r->node_hash[i] = placement_mix64(

@@ -34,12 +34,15 @@
  *        position chosen by hash, with the odds that bring its zone to its
  *        share; w is its weight, V that of the nodes kept and earlier
  *        joiners;
- *     3. holes are refilled by weighted rendezvous (FNV-1a, mixed) among
- *        nodes of zones no other position uses.
+ *     3. holes are refilled, in position order, from nodes of zones no
+ *        other position uses, with odds in proportion to weight: hashed
+ *        picks (FNV-1a, mixed, salted by depth) from a table of 64 slots
+ *        per node shared out by weight in id order.
  *   The chain keeps a reference to prev (prev may be freed right away) and
- *   a lookup replays it from the anchor: about 10 ns per step, more when a
- *   step refills a hole (one hash per member). Every member of a cluster
- *   must build the same chain from the same anchor (the epoch log).
+ *   a lookup replays it from the anchor: about 25 ns per step on top of
+ *   the anchor lookup (bench/placement_bench). Memory per step: the member
+ *   list and the refill table (~400 bytes per member). Every member of a
+ *   cluster must build the same chain from the same anchor (the epoch log).
  *
  * Guarantees:
  *  - Deterministic: same inputs (and, for a chain, same sequence of member

@@ -44,6 +44,10 @@ struct placement_ring {
 	int32_t *map_prev;              /* prev's node index -> ours, or -1 (departed) */
 	size_t nr_joiners;
 	struct placement_joiner *joiners;
+	/* Refill table: node x fills about nr_pick * rel[x] / sum(rel) slots
+	 * (at least one), in id order; a hash picks a slot. */
+	uint32_t *pick;
+	uint32_t nr_pick;
 };
 
 /* One node that joined at this step, with the odds worked out at build. */

@@ -7,14 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <cmocka.h>
 
+#include "lib/fnv.h"
 #include "placement/placement.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Under ASan/UBSan the counts shrink: the properties are the same, the
- * statistical bounds hold with margin at 1M and are checked there. */
+/* Balance always runs over 1M objects (the issue's figure). Under
+ * ASan/UBSan the movement comparisons use ten times fewer objects. */
+#define BAL_OIDS 1000000
 #if defined(__SANITIZE_ADDRESS__)
 #define NR_OIDS 100000
 #else
@@ -120,7 +124,7 @@ static double worst_balance(const struct placement_node *nodes, int nr, int n)
 	long double wsum = 0;
 	for (int i = 0; i < nr; i++)
 		wsum += (long double)nodes[i].weight;
-	for (uint64_t k = 0; k < NR_OIDS; k++) {
+	for (uint64_t k = 0; k < BAL_OIDS; k++) {
 		int out[PLACEMENT_MAX_WIDTH];
 		int m = placement_locate(r, oid_of(k), n, out);
 		for (int i = 0; i < m; i++)
@@ -159,9 +163,15 @@ static void test_balance_within_ten_percent_of_weight(void **state)
 			w[i] = (uint64_t)(50 + 50 * (i % 3)) << 30; /* 50, 100, 150 GiB */
 		make_nodes(nodes, nr, 0, w);
 		double uneq = worst_balance(nodes, nr, 1);
-		printf("# %d nodes: worst deviation equal %.3f, unequal (1 copy) %.3f\n", nr, eq, uneq);
+		/* Several copies of unequal nodes: width 2 on 6 nodes, 3 above
+		 * (distinct zones cap what a heavy node can take: see README). */
+		int wn = nr == 6 ? 2 : 3;
+		double uneqn = worst_balance(nodes, nr, wn);
+		printf("# %d nodes: worst deviation equal (width %d) %.3f, unequal 1 copy %.3f, "
+		       "width %d %.3f\n", nr, n, eq, uneq, wn, uneqn);
 		assert_true(eq < 0.10);
 		assert_true(uneq < 0.10);
+		assert_true(uneqn < 0.10);
 	}
 }
 
@@ -196,14 +206,13 @@ static void movement(const struct placement_node *a, int na, const struct placem
 }
 
 /*
- * The issue's bound: on one join or leave, the fraction of (oid, position)
- * pairs that change node is at most 1.2x the capacity share that changed.
- * It holds once the width is at most half the zones (12 nodes and up for
- * 4:2); denser clusters (8 nodes, width 6: every object on 75% of the
- * nodes) pay more and are bounded at 1.5x. Strictly "only the leaver's
- * fragments move" cannot hold for any stateless placement with more nodes
- * than positions (see placement.h), so the collateral share is measured
- * and bounded instead.
+ * Rebuilding from scratch (placement_build on the new member list): the
+ * fraction of (oid, position) pairs that change node stays within 1.2x
+ * the capacity share that changed once the width is at most half the
+ * zones (12 nodes and up for 4:2); denser clusters (8 nodes, width 6)
+ * pay more and are bounded at 1.5x. The exact property, and 1.2x at every
+ * size, come with placement_build_next (test_placement_history.c); no
+ * function of the member list alone can have it (see placement.h).
  */
 static void test_movement_on_join_and_leave_is_close_to_capacity_change(void **state)
 {
@@ -242,6 +251,151 @@ static void test_leave_moves_few_positions_of_staying_nodes(void **state)
 	assert_true(coll <= 0.15 * moved);
 }
 
+/*
+ * The slow obvious anchor: every point in one sorted array, the primary of
+ * a position found by a linear scan, settlement nearest first, losers
+ * walking point by point to the first free zone. Written from the header's
+ * description; it shares only lib/fnv.h with placement.c.
+ */
+struct ref_point {
+	uint64_t h;
+	int node;
+};
+
+static uint64_t ref_mix(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct ref_point *x = a, *y = b;
+	if (x->h != y->h)
+		return x->h < y->h ? -1 : 1;
+	return x->node - y->node;
+}
+
+static struct ref_point *ref_points(const struct placement_node *nodes, int nr, size_t *np)
+{
+	long double sum = 0;
+	int weighted = 0;
+	for (int i = 0; i < nr; i++)
+		if (nodes[i].weight) {
+			sum += (long double)nodes[i].weight;
+			weighted++;
+		}
+	size_t cap = 1 << 20, k = 0;
+	struct ref_point *p = malloc(cap * sizeof(*p));
+	for (int i = 0; i < nr; i++) {
+		if (!nodes[i].weight)
+			continue;
+		long v = nodes[i].vnodes ? nodes[i].vnodes
+					 : lroundl(128 * (long double)nodes[i].weight * weighted / sum);
+		if (v < 1)
+			v = 1;
+		uint64_t base = fnv_64a_buf(nodes[i].id, strlen(nodes[i].id), FNV1A_64_INIT);
+		for (long j = 0; j < v * 16; j++) {
+			assert_true(k < cap);
+			p[k].h = ref_mix(fnv_64a_u64((uint64_t)j, base));
+			p[k++].node = i;
+		}
+	}
+	qsort(p, k, sizeof(*p), ref_cmp);
+	*np = k;
+	return p;
+}
+
+static int ref_locate_slots(const struct placement_node *nodes, const struct ref_point *p,
+			    size_t np, uint64_t oid, int n, int *out)
+{
+	size_t at[PLACEMENT_MAX_WIDTH];
+	uint64_t dist[PLACEMENT_MAX_WIDTH];
+	int order[PLACEMENT_MAX_WIDTH], m = 0;
+	uint64_t base = ref_mix(fnv_64a_u64(oid, FNV1A_64_INIT));
+	for (int i = 0; i < n; i++) {
+		uint64_t start = ref_mix(base + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
+		at[i] = 0; /* wraps to the first point when none is >= start */
+		for (size_t k = 0; k < np; k++)
+			if (p[k].h >= start) {
+				at[i] = k;
+				break;
+			}
+		dist[i] = p[at[i]].h - start;
+		order[i] = i;
+		out[i] = -1;
+	}
+	for (int i = 1; i < n; i++) /* insertion sort by (dist, position) */
+		for (int j = i; j > 0 && (dist[order[j]] < dist[order[j - 1]] ||
+					  (dist[order[j]] == dist[order[j - 1]] && order[j] < order[j - 1]));
+		     j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	bool lost[PLACEMENT_MAX_WIDTH] = {false};
+	for (int k = 0; k < n; k++) {
+		int i = order[k], node = p[at[i]].node;
+		bool taken = false;
+		for (int j = 0; j < n; j++)
+			taken |= out[j] >= 0 && nodes[out[j]].zone == nodes[node].zone;
+		if (taken)
+			lost[i] = true;
+		else
+			out[i] = node, m++;
+	}
+	for (int k = 0; k < n; k++) {
+		int i = order[k];
+		if (!lost[i])
+			continue;
+		for (size_t step = 0; step < np; step++) {
+			int node = p[(at[i] + step) % np].node;
+			bool taken = false;
+			for (int j = 0; j < n; j++)
+				taken |= out[j] >= 0 && nodes[out[j]].zone == nodes[node].zone;
+			if (!taken) {
+				out[i] = node, m++;
+				break;
+			}
+		}
+	}
+	return m;
+}
+
+/* Unequal zones (3, 2, 1, 1 nodes, one empty of weight), weights from
+ * capacity mixed with fixed vnodes, widths 1 to 8. */
+static void test_anchor_matches_slow_reference(void **state)
+{
+	(void)state;
+	struct placement_node nodes[8];
+	static const uint32_t zone[8] = {7, 7, 7, 3, 3, 11, 5, 9};
+	static const uint64_t gib[8] = {40, 80, 120, 60, 60, 100, 30, 0};
+	make_nodes(nodes, 8, 0, NULL);
+	for (int i = 0; i < 8; i++) {
+		nodes[i].zone = zone[i];
+		nodes[i].weight = gib[i] << 30;
+	}
+	nodes[6].vnodes = 40; /* fixed, like sheep -V */
+	struct placement_ring *r;
+	assert_int_equal(placement_build(nodes, 8, &r), 0);
+	assert_int_equal(placement_nr_zones(r), 4);
+	size_t np;
+	struct ref_point *p = ref_points(nodes, 8, &np);
+	for (int n = 1; n <= 8; n++)
+		for (uint64_t k = 0; k < 600; k++) {
+			int want[PLACEMENT_MAX_WIDTH], got[PLACEMENT_MAX_WIDTH];
+			int mw = ref_locate_slots(nodes, p, np, oid_of(k * 7919), n, want);
+			int mg = placement_locate_slots(r, oid_of(k * 7919), n, got);
+			assert_int_equal(mw, mg);
+			assert_memory_equal(want, got, sizeof(want[0]) * (size_t)n);
+		}
+	free(p);
+	placement_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_balance_within_ten_percent_of_weight),
 		cmocka_unit_test(test_movement_on_join_and_leave_is_close_to_capacity_change),
 		cmocka_unit_test(test_leave_moves_few_positions_of_staying_nodes),
+		cmocka_unit_test(test_anchor_matches_slow_reference),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
