@@ -20,26 +20,18 @@ static double unit(uint64_t h)
 	return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-static int cmp_joiner_id(const void *a, const void *b, void *nodes)
-{
-	const struct placement_node *n = nodes;
-	const struct placement_joiner *x = a, *y = b;
-	return strcmp(n[x->node].id, n[y->node].id);
-}
+struct remainder {
+	double rem;
+	size_t pos;
+};
 
-/* Insertion sort by id: a handful of joiners per step, and qsort_r is not
- * portable. */
-static void sort_joiners(struct placement_joiner *j, size_t nr, const struct placement_node *nodes)
+/* Largest remainder first, ties to the earlier (smaller id). */
+static int cmp_remainder(const void *a, const void *b)
 {
-	for (size_t i = 1; i < nr; i++) {
-		struct placement_joiner t = j[i];
-		size_t k = i;
-		while (k > 0 && cmp_joiner_id(&j[k - 1], &t, (void *)nodes) > 0) {
-			j[k] = j[k - 1];
-			k--;
-		}
-		j[k] = t;
-	}
+	const struct remainder *x = a, *y = b;
+	if (x->rem != y->rem)
+		return x->rem > y->rem ? -1 : 1;
+	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
 /* A node of the new ring is kept when prev had it with the same id and
@@ -77,25 +69,15 @@ static int build_pick_table(struct placement_ring *r)
 		return 0;
 	uint32_t *ord = malloc(weighted * sizeof(*ord));
 	uint32_t *cnt = calloc(weighted, sizeof(*cnt));
-	double *rem = calloc(weighted, sizeof(*rem));
+	struct remainder *rem = calloc(weighted, sizeof(*rem));
 	if (!ord || !cnt || !rem) {
 		free(ord), free(cnt), free(rem);
 		return -ENOMEM;
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < r->nr; i++)
-		if (r->rel[i] > 0)
-			ord[k++] = (uint32_t)i;
-	/* by id; insertion sort: qsort would need a global key */
-	for (size_t i = 1; i < weighted; i++) {
-		uint32_t t = ord[i];
-		size_t j = i;
-		while (j > 0 && strcmp(r->nodes[ord[j - 1]].id, r->nodes[t].id) > 0) {
-			ord[j] = ord[j - 1];
-			j--;
-		}
-		ord[j] = t;
-	}
+		if (r->rel[r->by_id[i]] > 0)
+			ord[k++] = r->by_id[i];
 	size_t slots = weighted * PICK_SLOTS_PER_NODE;
 	if (slots > PICK_MAX_SLOTS)
 		slots = PICK_MAX_SLOTS;
@@ -107,17 +89,16 @@ static int build_pick_table(struct placement_ring *r)
 		cnt[i] = (uint32_t)want;
 		if (!cnt[i])
 			cnt[i] = 1;
-		rem[i] = want - (double)cnt[i];
+		rem[i].rem = want - (double)cnt[i];
+		rem[i].pos = i;
 		given += cnt[i];
 	}
-	while (given < slots) { /* largest remainder first, ties by id order */
-		size_t best = 0;
-		for (size_t i = 1; i < weighted; i++)
-			if (rem[i] > rem[best])
-				best = i;
-		cnt[best]++;
-		rem[best] -= 1;
-		given++;
+	if (given < slots) {
+		/* The shortfall is under the number of positive remainders:
+		 * each of the largest gets one more slot. */
+		qsort(rem, weighted, sizeof(*rem), cmp_remainder);
+		for (size_t i = 0; given < slots && i < weighted; i++, given++)
+			cnt[rem[i].pos]++;
 	}
 	r->pick = malloc(given * sizeof(*r->pick));
 	if (!r->pick) {
@@ -166,11 +147,12 @@ int placement_build_next(const struct placement_ring *prev, const struct placeme
 		if (r->map_prev[i] >= 0)
 			kept[r->map_prev[i]] = true;
 	}
-	for (size_t k = 0; k < nr; k++)
+	for (size_t i = 0; i < nr; i++) { /* in id order */
+		uint32_t k = r->by_id[i];
 		if (!kept[k] && r->rel[k] > 0)
-			r->joiners[r->nr_joiners++].node = (uint32_t)k;
+			r->joiners[r->nr_joiners++].node = k;
+	}
 	free(kept);
-	sort_joiners(r->joiners, r->nr_joiners, r->nodes);
 
 	/* Totals seen by each joiner: the kept nodes plus the joiners before
 	 * it, so joiners of one step act as if they came one after another. */

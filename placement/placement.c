@@ -59,6 +59,7 @@ void placement_release(struct placement_ring *r)
 	free(r->map_prev);
 	free(r->joiners);
 	free(r->pick);
+	free(r->by_id);
 	free(r);
 }
 
@@ -119,29 +120,55 @@ static int number_zones(struct placement_ring *r)
 	return 0;
 }
 
-/* Ids must be NUL-terminated, non-empty and unique. */
-static int check_nodes(const struct placement_node *nodes, size_t nr)
+struct id_ref {
+	const char *id;
+	uint32_t idx;
+};
+
+static int cmp_id_ref(const void *a, const void *b)
+{
+	const struct id_ref *x = a, *y = b;
+	return strcmp(x->id, y->id);
+}
+
+/* Ids must be NUL-terminated, non-empty and unique. by_id (nr entries)
+ * gets the node indexes in id order. */
+static int check_nodes(const struct placement_node *nodes, size_t nr, uint32_t *by_id)
 {
 	if (nr && !nodes)
 		return -EINVAL;
 	if (nr > PLACEMENT_MAX_NODES)
 		return -E2BIG;
-	for (size_t i = 0; i < nr; i++) {
+	for (size_t i = 0; i < nr; i++)
 		if (!memchr(nodes[i].id, '\0', sizeof(nodes[i].id)) || !nodes[i].id[0])
 			return -EINVAL;
-		for (size_t j = i + 1; j < nr; j++)
-			if (!strcmp(nodes[i].id, nodes[j].id))
-				return -EINVAL;
+	struct id_ref *refs = calloc(nr ? nr : 1, sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	for (size_t i = 0; i < nr; i++) {
+		refs[i].id = nodes[i].id;
+		refs[i].idx = (uint32_t)i;
 	}
-	return 0;
+	qsort(refs, nr, sizeof(*refs), cmp_id_ref);
+	int ret = 0;
+	for (size_t i = 0; i < nr; i++) {
+		if (i && !strcmp(refs[i - 1].id, refs[i].id))
+			ret = -EINVAL;
+		by_id[i] = refs[i].idx;
+	}
+	free(refs);
+	return ret;
 }
 
 int placement_init_members(struct placement_ring *r, const struct placement_node *nodes, size_t nr)
 {
-	int ret = check_nodes(nodes, nr);
+	size_t cnt = nr ? nr : 1;
+	r->by_id = calloc(cnt, sizeof(*r->by_id));
+	if (!r->by_id)
+		return -ENOMEM;
+	int ret = check_nodes(nodes, nr, r->by_id);
 	if (ret)
 		return ret;
-	size_t cnt = nr ? nr : 1;
 	r->refs = 1;
 	r->nr = nr;
 	r->nodes = calloc(cnt, sizeof(*r->nodes));

@@ -27,6 +27,7 @@ struct placement_ring {
 	double *rel;           /* per node: relative weight (vnodes, unrounded); 0 = holds nothing */
 	uint32_t *zone;        /* per node: compact zone number 0..nr-1 */
 	uint64_t *node_hash;   /* per node: mixed FNV-1a of its id */
+	uint32_t *by_id;       /* node indexes in id order */
 	int nr_zones;          /* zones holding weight */
 
 	/* anchor ring only */
@@ -61,7 +62,7 @@ struct placement_joiner {
 uint64_t placement_mix64(uint64_t h);
 uint64_t placement_oid_hash(uint64_t oid);
 /* The members part of a ring (nodes, vnodes, rel, zone, node_hash,
- * nr_zones): shared by both kinds. r->refs is set to 1. */
+ * by_id, nr_zones): shared by both kinds. r->refs is set to 1. */
 int placement_init_members(struct placement_ring *r, const struct placement_node *nodes, size_t nr);
 /* Stateless answer of an anchor ring, holes as -1; returns filled count. */
 int placement_anchor_slots(const struct placement_ring *r, uint64_t oid, int n, int *out);
