@@ -178,8 +178,7 @@ int placement_init_members(struct placement_ring *r, const struct placement_node
 	r->node_hash = calloc(cnt, sizeof(*r->node_hash));
 	if (!r->nodes || !r->vnodes || !r->rel || !r->zone || !r->node_hash)
 		return -ENOMEM;
-	if (nr)
-		if (nr)
+	if (nr) /* memcpy from NULL is undefined even for 0 bytes */
 		memcpy(r->nodes, nodes, nr * sizeof(*nodes));
 	for (size_t i = 0; i < nr; i++)
 		r->node_hash[i] = placement_mix64(
