@@ -1,6 +1,5 @@
 /* gateway.c - object I/O through the cluster: placement, fan-out, EC encode/decode/delta, versions, ack rule. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -711,32 +710,7 @@ struct gw_pending {
 	bool sent[GW_MAX_WIDTH];
 	uint32_t off[GW_MAX_WIDTH], len[GW_MAX_WIDTH];
 	uint8_t *bytes[GW_MAX_WIDTH];
-	/* Which fragments acknowledged this write, and on which node: a
-	 * version number is not a write id (after an epoch change another
-	 * coordinator may write the same number), so only these count as
-	 * done when the write is finished. */
-	bool acked[GW_MAX_WIDTH];
-	char acked_at[GW_MAX_WIDTH][80];
 };
-
-static void node_key(const struct sd_node *n, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s:%u", n ? n->addr : "", n ? n->port : 0);
-}
-
-/* After the fan-out: note the fragments that took the write. */
-static void gw_pending_acked(struct gw_pending *pd, const struct peer_call *calls, int n)
-{
-	if (!pd || !pd->valid)
-		return;
-	for (int c = 0; c < n; c++) {
-		if (!calls[c].node || calls[c].result != SD_RES_SUCCESS)
-			continue;
-		int i = calls[c].req.obj.ec_index;
-		pd->acked[i] = true;
-		node_key(calls[c].node, pd->acked_at[i], sizeof(pd->acked_at[i]));
-	}
-}
 
 static void gw_pending_clear(struct gw_pending *pd)
 {
@@ -845,7 +819,6 @@ static int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint6
 	}
 	gw_pending_record(pd, calls, o->width, ver, new_version);
 	peer_fanout(o->s, calls, o->width);
-	gw_pending_acked(pd, calls, o->width);
 	int retry;
 	int ok = count_acks(o, calls, o->width, &retry);
 	return ack_result(o, ok, retry);
@@ -990,7 +963,6 @@ static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, c
 	}
 	gw_pending_record(pd, calls, nc, ver, new_version);
 	peer_fanout(o->s, calls, nc);
-	gw_pending_acked(pd, calls, nc);
 	int retry;
 	int ok = count_acks(o, calls, nc, &retry);
 	ret = ack_result(o, ok, retry);
@@ -1038,25 +1010,9 @@ static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	if (pd && pd->valid) {
-		int done = 0, foreign = 0;
-		for (int i = 0; i < o->width; i++) {
-			if (st[i].res != SD_RES_SUCCESS || st[i].version != pd->new_version)
-				continue;
-			char at[80];
-			node_key(o->loc[i], at, sizeof(at));
-			if (pd->acked[i] && !strcmp(at, pd->acked_at[i]))
-				done++;
-			else
-				foreign++;
-		}
-		if (foreign) {
-			/* Someone else wrote this version number: never finish
-			 * into another write's fragments. */
-			sd_err("object %016llx: version %llu written by another coordinator while "
-			       "this write was cut; not finishing it", (unsigned long long)o->oid,
-			       (unsigned long long)pd->new_version);
-			return SD_RES_EIO;
-		}
+		int done = 0;
+		for (int i = 0; i < o->width; i++)
+			done += st[i].res == SD_RES_SUCCESS && st[i].version == pd->new_version;
 		if (done > 0)
 			return gw_pending_finish(o, st, pd, done);
 		gw_pending_clear(pd); /* nothing was applied: start over */
