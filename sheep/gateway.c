@@ -772,14 +772,6 @@ static int gw_pending_finish(struct gw_obj *o, const struct frag_state *st,
 		calls[nc].wlen = pd->len[i];
 		nc++;
 	}
-	if (done + nc < ack_threshold(o)) {
-		/* Recovery is moving this object's fragments: the ones still to
-		 * update are not where they can be updated yet. Wait for it
-		 * (gw_run retries until its deadline) rather than fail. */
-		sd_debug("%016llx: cut write waits: %d at version %llu, %d updatable",
-			 (unsigned long long)o->oid, done, (unsigned long long)pd->new_version, nc);
-		return SD_RES_AGAIN;
-	}
 	sd_info("%016llx: finishing a write cut by an epoch change: %d fragments at version %llu, "
 		"%d to go", (unsigned long long)o->oid, done, (unsigned long long)pd->new_version, nc);
 	peer_fanout(o->s, calls, nc);
