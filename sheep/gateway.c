@@ -696,94 +696,9 @@ static int gw_write_full_copies(struct gw_obj *o, const void *buf, uint32_t len,
 	return gw_put_all(o, frags, off, lens, mode, new_version);
 }
 
-/*
- * What a partial write sent to each fragment, kept across gw_run's
- * retries. An epoch change can cut a write after some holders applied it:
- * they are at new_version, the others still at ver. Every payload is
- * absolute bytes (new data, new parity), so the retry resends the same
- * bytes to the fragments still at ver and the write completes as one
- * generation, instead of leaving two that can never be decoded together.
- */
-struct gw_pending {
-	bool valid;
-	uint64_t ver, new_version;
-	bool sent[GW_MAX_WIDTH];
-	uint32_t off[GW_MAX_WIDTH], len[GW_MAX_WIDTH];
-	uint8_t *bytes[GW_MAX_WIDTH];
-};
-
-static void gw_pending_clear(struct gw_pending *pd)
-{
-	if (!pd)
-		return;
-	for (int i = 0; i < GW_MAX_WIDTH; i++)
-		free(pd->bytes[i]);
-	memset(pd, 0, sizeof(*pd));
-}
-
-/* Remember the n write calls about to go out; on no memory, remember
- * nothing (a retry then starts over, as before). */
-static void gw_pending_record(struct gw_pending *pd, const struct peer_call *calls, int n,
-			      uint64_t ver, uint64_t new_version)
-{
-	if (!pd)
-		return;
-	gw_pending_clear(pd);
-	for (int c = 0; c < n; c++) {
-		if (!calls[c].node)
-			continue;
-		int i = calls[c].req.obj.ec_index;
-		pd->sent[i] = true;
-		pd->off[i] = calls[c].req.obj.offset;
-		pd->len[i] = calls[c].wlen;
-		if (calls[c].wlen) {
-			pd->bytes[i] = malloc(calls[c].wlen);
-			if (!pd->bytes[i]) {
-				gw_pending_clear(pd);
-				return;
-			}
-			memcpy(pd->bytes[i], calls[c].wbuf, calls[c].wlen);
-		}
-	}
-	pd->ver = ver;
-	pd->new_version = new_version;
-	pd->valid = true;
-}
-
-/* Finish a write an earlier attempt applied to `done` fragments. */
-static int gw_pending_finish(struct gw_obj *o, const struct frag_state *st,
-			     const struct gw_pending *pd, int done)
-{
-	struct peer_call calls[GW_MAX_WIDTH];
-	int nc = 0;
-	for (int i = 0; i < o->width; i++) {
-		if (!pd->sent[i] || st[i].res != SD_RES_SUCCESS || st[i].version != pd->ver)
-			continue;
-		call_init(o, &calls[nc], i, SD_OP_PEER_WRITE);
-		calls[nc].req.obj.offset = pd->off[i];
-		calls[nc].has_whdr = true;
-		calls[nc].whdr = (struct peer_write_hdr){.expect_version = pd->ver,
-							 .new_version = pd->new_version,
-							 .frag_size = o->frag_size,
-							 .copy_policy = o->meta_policy,
-							 .nr_copies = o->meta_copies,
-							 .mode = PEER_WRITE_UPDATE};
-		calls[nc].wbuf = pd->bytes[i];
-		calls[nc].wlen = pd->len[i];
-		nc++;
-	}
-	sd_info("%016llx: finishing a write cut by an epoch change: %d fragments at version %llu, "
-		"%d to go", (unsigned long long)o->oid, done, (unsigned long long)pd->new_version, nc);
-	peer_fanout(o->s, calls, nc);
-	int retry;
-	int ok = count_acks(o, calls, nc, &retry);
-	return ack_result(o, done + ok, retry);
-}
-
 /* Partial update of replicated copies at version ver -> new_version. */
 static int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint64_t ver,
-			    const void *buf, uint32_t len, uint32_t off, uint64_t new_version,
-			    struct gw_pending *pd)
+			    const void *buf, uint32_t len, uint32_t off, uint64_t new_version)
 {
 	struct peer_call calls[GW_MAX_WIDTH];
 	int targets = 0;
@@ -809,7 +724,6 @@ static int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint6
 		calls[i].wbuf = buf;
 		calls[i].wlen = len;
 	}
-	gw_pending_record(pd, calls, o->width, ver, new_version);
 	peer_fanout(o->s, calls, o->width);
 	int retry;
 	int ok = count_acks(o, calls, o->width, &retry);
@@ -824,7 +738,7 @@ static int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint6
  * expecting version ver. Fragments not at ver are skipped (recovery).
  */
 static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const void *buf,
-			uint32_t len, uint32_t off, uint64_t new_version, struct gw_pending *pd)
+			uint32_t len, uint32_t off, uint64_t new_version)
 {
 	struct ec_extent ext[GW_MAX_WIDTH];
 	int ne = ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH);
@@ -953,7 +867,6 @@ static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, c
 		}
 		nc++;
 	}
-	gw_pending_record(pd, calls, nc, ver, new_version);
 	peer_fanout(o->s, calls, nc);
 	int retry;
 	int ok = count_acks(o, calls, nc, &retry);
@@ -995,20 +908,12 @@ static int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uin
 }
 
 static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
-			 bool create, struct gw_pending *pd)
+			 bool create)
 {
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
 	int ret = gw_probe(o, st);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	if (pd && pd->valid) {
-		int done = 0;
-		for (int i = 0; i < o->width; i++)
-			done += st[i].res == SD_RES_SUCCESS && st[i].version == pd->new_version;
-		if (done > 0)
-			return gw_pending_finish(o, st, pd, done);
-		gw_pending_clear(pd); /* nothing was applied: start over */
-	}
 	uint64_t vmax;
 	uint64_t ver = choose_version(st, o->width, o->d, &vmax);
 	uint64_t new_version = vmax + 1;
@@ -1036,8 +941,8 @@ static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32
 	    o->obj_size <= SD_MAX_PAYLOAD)
 		return gw_rewrite_whole(o, buf, len, off, new_version);
 	if (o->ec)
-		return gw_update_ec(o, st, ver, buf, len, off, new_version, pd);
-	return gw_update_copies(o, st, ver, buf, len, off, new_version, pd);
+		return gw_update_ec(o, st, ver, buf, len, off, new_version);
+	return gw_update_copies(o, st, ver, buf, len, off, new_version);
 }
 
 /* Run op under the current view, retrying while the epoch moves. */
@@ -1080,7 +985,6 @@ struct rw_args {
 	void *buf;
 	uint32_t len, off;
 	bool create;
-	struct gw_pending pend[2]; /* one per half of a split write */
 };
 
 static int check_range(struct gw_obj *o, uint32_t len, uint32_t off)
@@ -1106,19 +1010,19 @@ static int op_write(struct gw_obj *o, void *arg)
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	if (!o->ec || a->create)
-		return gw_write_once(o, a->buf, a->len, a->off, a->create, NULL);
+		return gw_write_once(o, a->buf, a->len, a->off, a->create);
 	/* A write that straddles two fragments only at their ends would make
 	 * the parity range span most of a fragment: split it in two. */
 	struct ec_extent ext[GW_MAX_WIDTH];
 	int ne = ec_map_range(&o->pol, o->obj_size, a->off, a->len, ext, GW_MAX_WIDTH);
 	if (ne == 2 && a->len < o->frag_size / 2) {
-		ret = gw_write_once(o, a->buf, ext[0].len, a->off, false, &a->pend[0]);
+		ret = gw_write_once(o, a->buf, ext[0].len, a->off, false);
 		if (ret != SD_RES_SUCCESS)
 			return ret;
 		return gw_write_once(o, (char *)a->buf + ext[0].len, ext[1].len,
-				     a->off + ext[0].len, false, &a->pend[1]);
+				     a->off + ext[0].len, false);
 	}
-	return gw_write_once(o, a->buf, a->len, a->off, false, &a->pend[0]);
+	return gw_write_once(o, a->buf, a->len, a->off, false);
 }
 
 static int op_remove(struct gw_obj *o, void *arg)
@@ -1164,8 +1068,6 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 	obj_lock(s, oid, true);
 	int ret = gw_run(s, oid, op_write, &a);
 	obj_unlock(s, oid, true);
-	gw_pending_clear(&a.pend[0]);
-	gw_pending_clear(&a.pend[1]);
 	return ret;
 }
 
