@@ -638,10 +638,8 @@ fail:
 
 /* Under the log lock: drop a dead former self, publish our member file
  * (locked for life), then append our JOIN. */
-static int local_join(struct cluster_ctx *c)
+static int join_once(struct cluster_ctx *c)
 {
-	if (c->joined)
-		return -EALREADY;
 	int r = lock_log(c, LOCK_EX);
 	if (r)
 		return r;
@@ -686,6 +684,33 @@ out:
 		close(fd);
 	}
 	unlock_log(c);
+	return r;
+}
+
+/*
+ * A member's failure detector try-locks a dead member's file (or a
+ * joiner's temp file) and then waits for the log lock to bury it. A
+ * quickly restarted sheep, holding the log lock, finds its dead former
+ * self locked by that reaper (looks alive: EADDRINUSE) or its own temp
+ * file locked (EAGAIN). Both clear once the log lock is let go, so join
+ * retries for a bounded time: 5 s for EAGAIN, 1 s for EADDRINUSE (a
+ * really live sheep on our addr:port is still refused, a second later).
+ */
+#define JOIN_RETRY_MS 5000
+#define JOIN_INUSE_MS 1000
+static int local_join(struct cluster_ctx *c)
+{
+	if (c->joined)
+		return -EALREADY;
+	uint64_t t0 = sd_now_ns();
+	int r;
+	for (;;) {
+		r = join_once(c);
+		uint64_t ms = (sd_now_ns() - t0) / 1000000;
+		if (!((r == -EAGAIN && ms < JOIN_RETRY_MS) || (r == -EADDRINUSE && ms < JOIN_INUSE_MS)))
+			break;
+		usleep(50000);
+	}
 	if (r)
 		sd_err("local cluster: cannot join in %s: %s", c->dir, strerror(-r));
 	return r;

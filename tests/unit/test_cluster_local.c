@@ -4,7 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sys/file.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -393,6 +396,73 @@ static void test_restarted_member_leaves_before_it_rejoins(void **state)
 	free(la.buf);
 }
 
+/* A reaper (another member's failure detector) holds the dead former
+ * self's member file locked while it waits for the log lock: the restarted
+ * sheep's join must wait it out, not take the dead self for a live one. */
+static void test_restarted_member_joins_while_a_reaper_holds_its_dead_self(void **state)
+{
+	struct fixture *f = *state;
+	struct evlog la = {0};
+	struct cluster_ctx *c;
+	struct sd_node a = mknode(24001, 1);
+	assert_int_equal(drv->init(&c, f->opts, &a, &events, &la), 0);
+	assert_int_equal(drv->join(c), 0);
+	pid_t b = fork_member();
+	if (b == 0)
+		idle_member(f->opts, 24002, 100);
+	uint64_t deadline = now_ms() + 5000;
+	while (!saw(&la, 2, 0) && now_ms() < deadline)
+		pump(&c, 1, 50);
+	assert_int_equal(la.nr_members, 2);
+	kill(b, SIGKILL);
+	waitpid(b, NULL, 0);
+	/* the dead member's file, locked by a "reaper" for 400 ms */
+	char shared[300], path[700] = "";
+	snprintf(shared, sizeof(shared), "%s/shared", f->dir);
+	DIR *d = opendir(shared);
+	assert_non_null(d);
+	for (struct dirent *de; (de = readdir(d));)
+		if (!strncmp(de->d_name, "m.", 2) && strstr(de->d_name, "24002"))
+			snprintf(path, sizeof(path), "%s/%s", shared, de->d_name);
+	closedir(d);
+	assert_true(path[0]);
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t r = fork_member();
+	if (r == 0) {
+		int fd = open(path, O_RDONLY);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB))
+			_exit(3);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(4);
+		usleep(400000);
+		_exit(0);
+	}
+	char ch;
+	assert_int_equal(read(pfd[0], &ch, 1), 1);
+	struct evlog lb = {0};
+	struct cluster_ctx *b2;
+	struct sd_node nb = mknode(24002, 101);
+	assert_int_equal(drv->init(&b2, f->opts, &nb, &events, &lb), 0);
+	uint64_t t0 = now_ms();
+	assert_int_equal(drv->join(b2), 0);
+	print_message("# join waited %llu ms for the reaper\n", (unsigned long long)(now_ms() - t0));
+	int st;
+	waitpid(r, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	while (!saw(&la, 3, 1) && now_ms() < deadline + 5000)
+		pump(&c, 1, 50);
+	assert_int_equal(la.nr_members, 2);
+	assert_non_null(strstr(la.buf, "M- 127.0.0.1:24002/100"));
+	assert_non_null(strstr(la.buf, "M+ 127.0.0.1:24002/101"));
+	close(pfd[0]);
+	close(pfd[1]);
+	drv->destroy(b2);
+	drv->destroy(c);
+	free(la.buf);
+	free(lb.buf);
+}
+
 static void test_log_is_compacted_and_late_joiner_gets_members(void **state)
 {
 	struct fixture *f = *state;
@@ -504,6 +574,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_member_leaves_within_a_second, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_restarted_member_leaves_before_it_rejoins,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restarted_member_joins_while_a_reaper_holds_its_dead_self,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_is_compacted_and_late_joiner_gets_members,
 						setup, teardown),
