@@ -16,6 +16,7 @@
 #define GW_MAX_WIDTH 32
 #define GW_MAX_CALLS (GW_MAX_WIDTH * (SHEEP_VIEW_HIST + 1))
 #define GW_RETRY_MS 30000
+#define GW_DEAD_WAITS 3 /* retries after unreachable peers, each waiting <= 1 s for an epoch */
 
 /*
  * How one object is laid out in one view: its policy, sizes and holders.
@@ -34,6 +35,7 @@ struct gw_obj {
 	const struct ec_codec *codec;
 	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
 	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
+	int neterr; /* peer calls of this attempt that found no live peer */
 };
 
 /* What a probe or read learned about one fragment. */
@@ -193,6 +195,15 @@ static void call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t op
 	c->req.obj.ec_index = (uint8_t)idx;
 }
 
+/* peer_fanout, counting the calls that reached no peer: a node may have
+ * died before the view says so (see gw_run). */
+static void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
+{
+	peer_fanout(o->s, calls, n);
+	for (int i = 0; i < n; i++)
+		o->neterr += calls[i].node && calls[i].result == SD_RES_NETWORK_ERROR;
+}
+
 static bool res_is_retry(int res)
 {
 	return res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER || res == SD_RES_AGAIN;
@@ -302,7 +313,7 @@ static int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state
 {
 	int pos_of[GW_MAX_CALLS];
 	int n = add_shadows(o, calls, pos_of);
-	peer_fanout(o->s, calls, n);
+	gw_fanout(o, calls, n);
 	int ret = SD_RES_SUCCESS;
 	*won = 0;
 	for (int i = 0; i < o->width; i++) {
@@ -369,7 +380,7 @@ static int gw_decode_range(struct gw_obj *o, const struct frag_state *st, uint64
 			calls[k].rbuf = bufs[k];
 			calls[k].rcap = len;
 		}
-		peer_fanout(o->s, calls, nh);
+		gw_fanout(o, calls, nh);
 		bool again = false;
 		for (int k = 0; k < nh; k++) {
 			if (res_is_retry(calls[k].result)) {
@@ -446,7 +457,7 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 			mc[nm].node = o->loc[i];
 			mi[nm++] = i;
 		}
-		peer_fanout(o->s, mc, nm);
+		gw_fanout(o, mc, nm);
 		for (int k = 0; k < nm; k++) {
 			int i = mi[k];
 			calls[i] = mc[k];
@@ -545,7 +556,7 @@ static int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t of
 		c.req.obj.offset = off;
 		c.rbuf = buf;
 		c.rcap = len;
-		peer_fanout(o->s, &c, 1);
+		gw_fanout(o, &c, 1);
 		if (res_is_retry(c.result))
 			return c.result;
 		if (c.result == SD_RES_SUCCESS && c.version == ver && c.rlen == len)
@@ -637,7 +648,7 @@ static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint
 	int pre = precheck_targets(o, targets);
 	if (pre != SD_RES_SUCCESS)
 		return pre;
-	peer_fanout(o->s, calls, o->width);
+	gw_fanout(o, calls, o->width);
 	int retry;
 	int ok = count_acks(o, calls, o->width, &retry);
 	return ack_result(o, ok, retry);
@@ -724,7 +735,7 @@ static int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint6
 		calls[i].wbuf = buf;
 		calls[i].wlen = len;
 	}
-	peer_fanout(o->s, calls, o->width);
+	gw_fanout(o, calls, o->width);
 	int retry;
 	int ok = count_acks(o, calls, o->width, &retry);
 	return ack_result(o, ok, retry);
@@ -795,7 +806,7 @@ static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, c
 		call_par[nc] = j;
 		nc++;
 	}
-	peer_fanout(o->s, calls, nc);
+	gw_fanout(o, calls, nc);
 	bool have_old[GW_MAX_WIDTH] = {0};
 	for (int c = 0; c < nc; c++) {
 		if (res_is_retry(calls[c].result)) {
@@ -867,7 +878,7 @@ static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, c
 		}
 		nc++;
 	}
-	peer_fanout(o->s, calls, nc);
+	gw_fanout(o, calls, nc);
 	int retry;
 	int ok = count_acks(o, calls, nc, &retry);
 	ret = ack_result(o, ok, retry);
@@ -951,7 +962,7 @@ typedef int (*gw_op_fn)(struct gw_obj *o, void *arg);
 static int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 {
 	uint64_t deadline = sd_now_ns() + (uint64_t)GW_RETRY_MS * 1000000ull;
-	int ret;
+	int ret, dead_waits = 0;
 	for (int attempt = 0;; attempt++) {
 		struct sheep_view *v = sheep_view_get(s);
 		if (!v)
@@ -962,6 +973,18 @@ static int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 			ret = fn(&o, arg);
 		uint32_t epoch = v->epoch;
 		sheep_view_put(v);
+		/* Failed because peers of this view did not answer: they may be
+		 * dead and not yet out of the view. Wait for the next epoch and
+		 * redo the operation under its placement, a bounded number of
+		 * times. */
+		if ((ret == SD_RES_EIO || ret == SD_RES_NETWORK_ERROR) && o.neterr &&
+		    dead_waits < GW_DEAD_WAITS && !s->stopping && sd_now_ns() < deadline) {
+			dead_waits++;
+			sd_info("%016llx: %s with %d peer(s) unreachable at epoch %u; retrying under "
+				"the next epoch", (unsigned long long)oid, sd_strerror(ret), o.neterr,
+				epoch);
+			ret = SD_RES_OLD_NODE_VER;
+		}
 		if (!res_is_retry(ret) || s->stopping || sd_now_ns() > deadline)
 			break;
 		sd_debug("%016llx: %s at epoch %u, retrying", (unsigned long long)oid, sd_strerror(ret),
@@ -1037,7 +1060,7 @@ static int op_remove(struct gw_obj *o, void *arg)
 	int n = add_shadows(o, calls, pos_of);
 	for (int c = o->width; c < n; c++)
 		calls[c].req.opcode = SD_OP_PEER_REMOVE;
-	peer_fanout(o->s, calls, n);
+	gw_fanout(o, calls, n);
 	int removed = 0, failed = 0;
 	for (int c = 0; c < n; c++) {
 		if (res_is_retry(calls[c].result))
