@@ -213,16 +213,22 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		ret = store_create(s->store, &meta, buf, off, len);
 		break;
 	case PEER_WRITE_REPLACE:
-		ret = store_remove(s->store, oid, idx);
-		if (ret && ret != -ENOENT)
-			break;
-		ret = store_create(s->store, &meta, buf, off, len);
+		/* One rename: a crash leaves the old fragment or the new one,
+		 * never neither (remove-then-create could lose it). */
+		ret = store_replace(s->store, &meta, buf, off, len);
 		break;
 	case PEER_WRITE_UPSERT:
-		ret = store_write(s->store, oid, idx, STORE_ANY_VERSION, wh.new_version, buf, off,
-				  len);
-		if (ret == -ENOENT)
+		/* Two upserts of a new fragment can race: the loser's create
+		 * finds it present and writes into it instead. */
+		for (int tries = 0; tries < 3; tries++) {
+			ret = store_write(s->store, oid, idx, STORE_ANY_VERSION, wh.new_version, buf,
+					  off, len);
+			if (ret != -ENOENT)
+				break;
 			ret = store_create(s->store, &meta, buf, off, len);
+			if (ret != -EEXIST)
+				break;
+		}
 		break;
 	default:
 		return SD_RES_INVALID_PARMS;

@@ -1,0 +1,181 @@
+/* test_peer.c - unit tests of the peer protocol's server side (peer_serve) over a real store: write modes under crashes and races. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/log.h"
+#include "lib/sd_proto.h"
+#include "lib/util.h"
+#include "sheep/peer.h"
+#include "sheep/sheep.h"
+#include "sheep/store.h"
+#include "sheep/store_test.h"
+
+#define FRAG 65536u
+
+struct fixture {
+	char dir[64];
+	struct sheep *s;
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sd-peer-test-XXXXXX");
+	if (!f || !mkdtemp(f->dir))
+		return -1;
+	f->s = calloc(1, sizeof(*f->s));
+	pthread_mutex_init(&f->s->state_lock, NULL);
+	f->s->synced = true;
+	f->s->epoch = 3;
+	if (store_open(f->dir, true, &f->s->store))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_close(f->s->store);
+	pthread_mutex_destroy(&f->s->state_lock);
+	free(f->s);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* One PEER_WRITE of [off, off+len) of buf with mode, as a gateway sends it. */
+static int peer_write(struct sheep *s, uint64_t oid, uint8_t idx, uint8_t mode, uint64_t version,
+		      const void *buf, uint32_t off, uint32_t len)
+{
+	size_t plen = sizeof(struct peer_write_hdr) + len;
+	char *payload = malloc(plen);
+	assert_non_null(payload);
+	struct peer_write_hdr wh = {.expect_version = UINT64_MAX,
+				    .new_version = version,
+				    .frag_size = FRAG,
+				    .nr_copies = 3,
+				    .mode = mode};
+	memcpy(payload, &wh, sizeof(wh));
+	memcpy(payload + sizeof(wh), buf, len);
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = SD_OP_PEER_WRITE;
+	req.flags = SD_FLAG_CMD_WRITE;
+	req.epoch = s->epoch;
+	req.data_length = (uint32_t)plen;
+	req.obj.oid = oid;
+	req.obj.ec_index = idx;
+	req.obj.offset = off;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	uint32_t rlen = 0;
+	peer_serve(s, &req, payload, &rsp, NULL, &rlen);
+	free(payload);
+	return (int)rsp.result;
+}
+
+/* A REPLACE that dies before its new fragment is in place leaves the old
+ * fragment whole (remove-then-create would have lost it). */
+static void test_replace_interrupted_by_a_crash_keeps_the_old_fragment(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t oid = 0x00abcd0000000007ull;
+	static char oldb[FRAG], newb[FRAG], back[FRAG];
+	memset(oldb, 0x5a, sizeof(oldb));
+	memset(newb, 0xc3, sizeof(newb));
+	assert_int_equal(peer_write(f->s, oid, 1, PEER_WRITE_CREATE, 4, oldb, 0, FRAG),
+			 SD_RES_SUCCESS);
+	store_test_set_crash(f->s->store, STORE_CRASH_BEFORE_RENAME);
+	assert_int_not_equal(peer_write(f->s, oid, 1, PEER_WRITE_REPLACE, 9, newb, 0, FRAG),
+			     SD_RES_SUCCESS);
+	/* what a restart finds */
+	store_close(f->s->store);
+	assert_int_equal(store_open(f->dir, true, &f->s->store), 0);
+	uint64_t ver = 0;
+	assert_int_equal(store_read(f->s->store, oid, 1, back, 0, FRAG, &ver), 0);
+	assert_int_equal(ver, 4);
+	assert_memory_equal(back, oldb, FRAG);
+	/* and a REPLACE that completes swaps it whole */
+	assert_int_equal(peer_write(f->s, oid, 1, PEER_WRITE_REPLACE, 9, newb, 0, FRAG),
+			 SD_RES_SUCCESS);
+	assert_int_equal(store_read(f->s->store, oid, 1, back, 0, FRAG, &ver), 0);
+	assert_int_equal(ver, 9);
+	assert_memory_equal(back, newb, FRAG);
+}
+
+struct upsert_arg {
+	struct sheep *s;
+	uint64_t oid;
+	char byte;
+	pthread_barrier_t *bar;
+	int res;
+};
+
+static void *upsert_thread(void *p)
+{
+	struct upsert_arg *a = p;
+	char buf[4096];
+	memset(buf, a->byte, sizeof(buf));
+	pthread_barrier_wait(a->bar);
+	a->res = peer_write(a->s, a->oid, 0, PEER_WRITE_UPSERT, 2, buf, 0, sizeof(buf));
+	return NULL;
+}
+
+/* Two UPSERTs of one new fragment at once (a rewrite racing recovery):
+ * both succeed and the fragment holds one of them whole. */
+static void test_racing_upserts_of_a_new_fragment_both_succeed(void **state)
+{
+	struct fixture *f = *state;
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 2);
+	int failed = 0;
+	for (int round = 0; round < 300; round++) {
+		uint64_t oid = 0x00abcd0100000000ull + (uint64_t)round;
+		struct upsert_arg a = {f->s, oid, 'a', &bar, -1}, b = {f->s, oid, 'b', &bar, -1};
+		pthread_t ta, tb;
+		assert_int_equal(pthread_create(&ta, NULL, upsert_thread, &a), 0);
+		assert_int_equal(pthread_create(&tb, NULL, upsert_thread, &b), 0);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		failed += a.res != SD_RES_SUCCESS;
+		failed += b.res != SD_RES_SUCCESS;
+		char back[4096];
+		uint64_t ver = 0;
+		assert_int_equal(store_read(f->s->store, oid, 0, back, 0, sizeof(back), &ver), 0);
+		assert_int_equal(ver, 2);
+		for (size_t i = 1; i < sizeof(back); i++)
+			assert_int_equal(back[i], back[0]);
+	}
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(failed, 0);
+}
+
+int main(void)
+{
+	sd_log_set_level(SD_LOG_CRIT);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_replace_interrupted_by_a_crash_keeps_the_old_fragment,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_racing_upserts_of_a_new_fragment_both_succeed,
+						setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
