@@ -918,8 +918,10 @@ static int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uin
 	return ret;
 }
 
+#define GW_MIXED_WAIT_MS 3000
+
 static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
-			 bool create)
+			 bool create, uint64_t *mixed_since)
 {
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
 	int ret = gw_probe(o, st);
@@ -936,6 +938,22 @@ static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32
 		if (o->ec)
 			return gw_write_full_ec(o, buf, len, off, mode, new_version);
 		return gw_write_full_copies(o, buf, len, off, mode, new_version);
+	}
+	if (vmax > ver && !(ver == 0 && all_absent(st, o->width))) {
+		/* Some fragments are at a generation that fewer than d hold:
+		 * another write is in flight (typically one sent under the
+		 * previous epoch, by the previous coordinator). Writing over
+		 * the older fragments now would mix the two; let it finish.
+		 * A writer that died leaves it so for good: after a short
+		 * wait the write goes on below. */
+		uint64_t now = sd_now_ns();
+		if (!*mixed_since)
+			*mixed_since = now;
+		if (now - *mixed_since < (uint64_t)GW_MIXED_WAIT_MS * 1000000ull) {
+			sd_debug("%016llx: version %llu held by too few fragments: waiting",
+				 (unsigned long long)o->oid, (unsigned long long)vmax);
+			return SD_RES_AGAIN;
+		}
 	}
 	if (ver == 0) {
 		if (all_absent(st, o->width))
@@ -1008,6 +1026,7 @@ struct rw_args {
 	void *buf;
 	uint32_t len, off;
 	bool create;
+	uint64_t mixed_since; /* when this write first found a newer partial generation */
 };
 
 static int check_range(struct gw_obj *o, uint32_t len, uint32_t off)
@@ -1033,19 +1052,19 @@ static int op_write(struct gw_obj *o, void *arg)
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	if (!o->ec || a->create)
-		return gw_write_once(o, a->buf, a->len, a->off, a->create);
+		return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
 	/* A write that straddles two fragments only at their ends would make
 	 * the parity range span most of a fragment: split it in two. */
 	struct ec_extent ext[GW_MAX_WIDTH];
 	int ne = ec_map_range(&o->pol, o->obj_size, a->off, a->len, ext, GW_MAX_WIDTH);
 	if (ne == 2 && a->len < o->frag_size / 2) {
-		ret = gw_write_once(o, a->buf, ext[0].len, a->off, false);
+		ret = gw_write_once(o, a->buf, ext[0].len, a->off, false, &a->mixed_since);
 		if (ret != SD_RES_SUCCESS)
 			return ret;
 		return gw_write_once(o, (char *)a->buf + ext[0].len, ext[1].len,
-				     a->off + ext[0].len, false);
+				     a->off + ext[0].len, false, &a->mixed_since);
 	}
-	return gw_write_once(o, a->buf, a->len, a->off, false);
+	return gw_write_once(o, a->buf, a->len, a->off, false, &a->mixed_since);
 }
 
 static int op_remove(struct gw_obj *o, void *arg)

@@ -161,6 +161,34 @@ static int check_epoch(struct sheep *s, const struct sd_req *req)
 	return SD_RES_SUCCESS;
 }
 
+/*
+ * A version-checked update sent under the epoch just before or after ours:
+ * a write in flight while the epoch moves (this node or the writer not yet
+ * caught up). Refusing it would cut the write (some fragments at the new
+ * version, the rest at the old one, possibly fewer than d at either);
+ * applying it is safe because expect_version still admits only the
+ * generation the writer read, and readers and recovery take the highest
+ * version of each position, wherever it is. For the same reason such a
+ * write is not told to wait for recovery (recovery keeps a fragment
+ * written locally meanwhile).
+ */
+static bool is_checked_update(const struct sd_req *req, const void *data)
+{
+	if (req->opcode != SD_OP_PEER_WRITE || req->data_length < sizeof(struct peer_write_hdr))
+		return false;
+	struct peer_write_hdr wh;
+	memcpy(&wh, data, sizeof(wh));
+	return wh.mode == PEER_WRITE_UPDATE && wh.expect_version != STORE_ANY_VERSION;
+}
+
+static bool adjacent_epoch(struct sheep *s, const struct sd_req *req)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool ok = s->synced && (req->epoch + 1 == s->epoch || req->epoch == s->epoch + 1);
+	pthread_mutex_unlock(&s->state_lock);
+	return ok;
+}
+
 struct list_ctx {
 	struct peer_frag *out;
 	size_t cap, n;
@@ -244,6 +272,10 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	*rlen = 0;
 	int res = check_epoch(s, req);
 	uint64_t version = 0;
+	bool update = is_checked_update(req, data);
+	if ((res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER) && update &&
+	    adjacent_epoch(s, req))
+		res = SD_RES_SUCCESS;
 	if (res != SD_RES_SUCCESS)
 		goto out;
 	if (!s->store) {
@@ -255,7 +287,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	 * this node is still recovering is told to retry (it goes first); a
 	 * checksum mismatch queues a repair of the fragment. */
 	if ((req->opcode == SD_OP_PEER_READ || req->opcode == SD_OP_PEER_WRITE) &&
-	    !(req->flags & SD_PEER_FLAG_ANY_EPOCH) &&
+	    !(req->flags & SD_PEER_FLAG_ANY_EPOCH) && !update &&
 	    sheep_recovery_busy(s, req->obj.oid, req->obj.ec_index)) {
 		res = SD_RES_AGAIN;
 		goto out;

@@ -23,7 +23,7 @@ check "fio still running when sheep 5 is killed" kill -0 $f
 sd_kill 5
 log "killed sheep 5 during the 4:2 run"
 wait $f
-check_todo "gateway/recovery race: a write retried after recovery moved the object can find no single generation (issue 5/6 note)" "fio verify=crc32c on 4:2 with a sheep killed mid-run" test $? -eq 0
+check "fio verify=crc32c on 4:2 with a sheep killed mid-run" test $? -eq 0
 log "$(grep -E "^ *(WRITE|READ):" "$SD_TEST_DIR/ec-kill.out" | tr -s ' ')"
 
 # One failure at a time: sheep 5 comes back before sheep 4 goes.
@@ -36,11 +36,11 @@ check "fio still running when sheep 4 is killed" kill -0 $f
 sd_kill 4
 log "killed sheep 4 during the -c 3 run"
 wait $f
-check_todo "gateway/recovery race: a write retried after recovery moved the object can find no single generation (issue 5/6 note)" "fio verify=crc32c on -c 3 with a sheep killed mid-run" test $? -eq 0
+check "fio verify=crc32c on -c 3 with a sheep killed mid-run" test $? -eq 0
 log "$(grep -E "^ *(WRITE|READ):" "$SD_TEST_DIR/rep-kill.out" | tr -s ' ')"
 
 # The data written before the kills still verifies after them.
-check_todo "gateway/recovery race: a write retried after recovery moved the object can find no single generation (issue 5/6 note)" "fio verify-only pass of the 4:2 VDI after the kills" \
+check "fio verify-only pass of the 4:2 VDI after the kills" \
 	fio_verify ec-after "$(nbd_uri 2 fec)" 384M --verify_only=1 --rw=randwrite
 for i in 0 1 2 3 5; do check "sheep $i still running" sd_alive $i; done
 sd_done
