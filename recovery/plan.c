@@ -278,14 +278,16 @@ int rec_push_order(struct recovery *r, uint32_t i)
 	return push_order(r, i);
 }
 
-/* Carry an item's progress over from the previous plan. */
-static void merge_item(const struct rec_item *old, struct rec_item *it)
+/* Carry an item's progress over from the previous plan. A fragment copied
+ * or rebuilt under an earlier epoch is, for this one, already in place: it
+ * counts as reused, so copied/rebuilt report only what this epoch moved. */
+static void merge_item(const struct rec_item *old, struct rec_item *it, bool same_epoch)
 {
 	it->busy = old->busy;
 	it->generation = old->generation;
 	if (old->state == ITEM_DONE && old->version == it->version) {
 		it->state = ITEM_DONE;
-		it->how = old->how;
+		it->how = same_epoch ? old->how : RECOVERY_HOW_REUSED;
 		it->est_bytes = 0;
 	} else if (old->state == ITEM_INFLIGHT && old->version == it->version) {
 		it->state = ITEM_INFLIGHT;
@@ -312,7 +314,7 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 		struct rec_item *it = &po.items[k];
 		long o = rec_map_get(&r->item_map, it->oid, it->idx);
 		if (o >= 0)
-			merge_item(&r->items[o], it);
+			merge_item(&r->items[o], it, r->epoch == ep->epoch);
 		if (it->state != ITEM_DONE)
 			need += it->est_bytes;
 		if (rec_map_put(&nmap, it->oid, it->idx, (uint32_t)k)) {

@@ -499,11 +499,27 @@ static void drop_old(struct sheep_recovery *r, struct sheep_view *v)
 
 /* ---- threads ---- */
 
+/* The cluster's enable flag, read under state_lock (never nested in r->mu). */
+static bool cluster_recovery_enabled(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool on = s->recovery_enabled;
+	pthread_mutex_unlock(&s->state_lock);
+	return on;
+}
+
 static void *rec_worker(void *arg)
 {
 	struct sheep_recovery *r = arg;
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
+		/* Check the flag before every job, not only when rec_main
+		 * next loops: a disable that lands while it plans (or a plan
+		 * installed just after) must stop new jobs at once. */
+		pthread_mutex_unlock(&r->mu);
+		bool on = cluster_recovery_enabled(r->s);
+		pthread_mutex_lock(&r->mu);
+		recovery_set_enabled(r->eng, on);
 		struct recovery_job *job;
 		uint64_t wait = 0;
 		int rc = recovery_take(r->eng, rec_now_ms(), &job, &wait);
@@ -538,11 +554,11 @@ static void *rec_main(void *arg)
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		pthread_mutex_unlock(&r->mu);
+		/* The view first, then the flag: a disable ordered before this
+		 * view's epoch change is always seen with it. */
 		struct sheep_view *v = sheep_view_get(s);
 		bool usable = view_usable(s, v);
-		pthread_mutex_lock(&s->state_lock);
-		bool enabled = s->recovery_enabled;
-		pthread_mutex_unlock(&s->state_lock);
+		bool enabled = cluster_recovery_enabled(s);
 		pthread_mutex_lock(&r->mu);
 		recovery_set_enabled(r->eng, enabled);
 		if (!usable) {

@@ -636,6 +636,52 @@ static void test_replan_mid_recovery_keeps_finished_work(void **state)
 	cluster_free(c);
 }
 
+/* Work finished under one epoch is not reported again as this epoch's
+ * copies or rebuilds: after the next membership change (recovery disabled,
+ * as an admin does for maintenance) nothing counts as moved, and the
+ * fragments moved before count as reused. A replan within the same epoch
+ * keeps how each item was done. */
+static void test_moves_of_an_earlier_epoch_are_not_counted_again(void **state)
+{
+	(void)state;
+	struct fcluster *c = cluster_new(8);
+	struct fnodes_rec nr = {0};
+	write_objects(c, 40, 20, 5);
+	c->node[2].alive = 0;
+	plan_all(c, &nr, 2);
+	run_all(c, &nr, 0);
+	struct recovery_progress p1;
+	sum_progress(c, &nr, &p1);
+	assert_int_equal(p1.done, p1.total);
+	uint64_t moved = p1.copied + p1.rebuilt;
+	assert_true(moved > 0);
+
+	/* Same epoch, planned again: the moves stay counted. */
+	plan_all(c, &nr, 2);
+	struct recovery_progress p2;
+	sum_progress(c, &nr, &p2);
+	assert_int_equal(p2.copied + p2.rebuilt, moved);
+
+	/* Next epoch with recovery disabled: nothing may run, nothing counts
+	 * as moved. */
+	c->node[6].alive = 0;
+	for (int i = 0; i < c->nr; i++)
+		if (nr.r[i])
+			recovery_set_enabled(nr.r[i], false);
+	uint64_t calls = c->exec_calls;
+	plan_all(c, &nr, 3);
+	assert_int_equal(run_all(c, &nr, 0), 0);
+	assert_int_equal(c->exec_calls, calls);
+	struct recovery_progress p3;
+	sum_progress(c, &nr, &p3);
+	assert_int_equal(p3.copied, 0);
+	assert_int_equal(p3.rebuilt, 0);
+	assert_int_equal(p3.reused, p3.done);
+	assert_true(p3.done > 0); /* fragments moved at epoch 2, still placed */
+	free_all(&nr);
+	cluster_free(c);
+}
+
 static void test_priority_object_is_recovered_first(void **state)
 {
 	(void)state;
@@ -1017,6 +1063,7 @@ int main(void)
 	    cmocka_unit_test(test_kill_one_node_restores_full_redundancy_then_survives_two_more),
 	    cmocka_unit_test(test_join_moves_only_what_placement_moves),
 	    cmocka_unit_test(test_replan_mid_recovery_keeps_finished_work),
+	    cmocka_unit_test(test_moves_of_an_earlier_epoch_are_not_counted_again),
 	    cmocka_unit_test(test_priority_object_is_recovered_first),
 	    cmocka_unit_test(test_throttle_bounds_jobs_in_flight_and_spaces_them),
 	    cmocka_unit_test(test_throttle_parse_accepts_max_and_interval),
