@@ -11,6 +11,7 @@ rec_mkvdi 0 r3 3 $((32 * MiB)) $((20 * MiB)) || bail "3-copy VDI with data"
 
 rec_wait_done 0 8 1 60 || bail "initial recovery state never settled"
 out=$(rec_census --verify 0 1 2 3 4 5 6 7)
+grep '^short' <<<"$out" | sed 's/^/# /'
 check_eq "before: every object at full redundancy" 0 "$(rec_summary short "$out")"
 objects=$(rec_summary objects "$out")
 log "objects: $objects"
