@@ -13,34 +13,7 @@ nbd_wait_nbd 0 || bail "no NBD on sheep 0"
 
 log "recovery is on: the survivors rebuild what sheep 5, then sheep 4, held while fio writes"
 
-# Again, while a sheep dies: the 4:2 VDI through sheep 0 loses sheep 5;
-# sheep 5 comes back; the -c 3 VDI through sheep 1 loses sheep 4. Enough
-# redundancy is left for every write to be acknowledged and read back intact.
-fio_verify ec-kill "$(nbd_uri 0 fec)" 384M &
-f=$!
-sleep 1
-check "fio still running when sheep 5 is killed" kill -0 $f
-sd_kill 5
-log "killed sheep 5 during the 4:2 run"
-wait $f
-check "fio verify=crc32c on 4:2 with a sheep killed mid-run" test $? -eq 0
-log "$(grep -E "^ *(WRITE|READ):" "$SD_TEST_DIR/ec-kill.out" | tr -s ' ')"
-
-# One failure at a time: sheep 5 comes back before sheep 4 goes.
-sd_start 5 || bail "sheep 5 did not restart"
-sd_wait_nodes 0 6 || bail "sheep 5 did not rejoin"
-fio_verify rep-kill "$(nbd_uri 1 frep)" 384M &
-f=$!
-sleep 1
-check "fio still running when sheep 4 is killed" kill -0 $f
-sd_kill 4
-log "killed sheep 4 during the -c 3 run"
-wait $f
-check "fio verify=crc32c on -c 3 with a sheep killed mid-run" test $? -eq 0
-log "$(grep -E "^ *(WRITE|READ):" "$SD_TEST_DIR/rep-kill.out" | tr -s ' ')"
-
-# The data written before the kills still verifies after them.
-check "fio verify-only pass of the 4:2 VDI after the kills" \
-	fio_verify ec-after "$(nbd_uri 2 fec)" 384M --verify_only=1 --rw=randwrite
-for i in 0 1 2 3 5; do check "sheep $i still running" sd_alive $i; done
+# Fio runs with a sheep killed mid-run, one failure at a time, then a
+# verify-only pass (nbd_lib.sh).
+nbd_fio_kill_runs
 sd_done

@@ -39,3 +39,39 @@ fio_verify() {
 	fi
 	return 0
 }
+
+# nbd_fio_kill_runs: on a 6-sheep cluster with VDIs fec (4:2) and frep (-c 3)
+# (063 and 065, recovery off or on): fio verify runs while a sheep dies. The
+# 4:2 VDI through sheep 0 loses sheep 5; sheep 5 comes back; the -c 3 VDI
+# through sheep 1 loses sheep 4. Enough redundancy is left for every write
+# to be acknowledged and read back intact. One TAP line per check.
+nbd_fio_kill_runs() {
+	local f i
+	fio_verify ec-kill "$(nbd_uri 0 fec)" 384M &
+	f=$!
+	sleep 1
+	check "fio still running when sheep 5 is killed" kill -0 $f
+	sd_kill 5
+	log "killed sheep 5 during the 4:2 run"
+	wait $f
+	check "fio verify=crc32c on 4:2 with a sheep killed mid-run" test $? -eq 0
+	log "$(grep -E "^ *(WRITE|READ):" "$SD_TEST_DIR/ec-kill.out" | tr -s ' ')"
+
+	# One failure at a time: sheep 5 comes back before sheep 4 goes.
+	sd_start 5 || bail "sheep 5 did not restart"
+	sd_wait_nodes 0 6 || bail "sheep 5 did not rejoin"
+	fio_verify rep-kill "$(nbd_uri 1 frep)" 384M &
+	f=$!
+	sleep 1
+	check "fio still running when sheep 4 is killed" kill -0 $f
+	sd_kill 4
+	log "killed sheep 4 during the -c 3 run"
+	wait $f
+	check "fio verify=crc32c on -c 3 with a sheep killed mid-run" test $? -eq 0
+	log "$(grep -E "^ *(WRITE|READ):" "$SD_TEST_DIR/rep-kill.out" | tr -s ' ')"
+
+	# The data written before the kills still verifies after them.
+	check "fio verify-only pass of the 4:2 VDI after the kills" \
+		fio_verify ec-after "$(nbd_uri 2 fec)" 384M --verify_only=1 --rw=randwrite
+	for i in 0 1 2 3 5; do check "sheep $i still running" sd_alive $i; done
+}
