@@ -1,10 +1,12 @@
-/* util.c - size parsing and formatting, clocks. */
+/* util.c - size parsing and formatting, clocks, directory streams. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 
@@ -67,4 +69,18 @@ uint64_t sd_now_ns(void)
 uint64_t sd_wall_seconds(void)
 {
 	return (uint64_t)time(NULL);
+}
+
+DIR *sd_opendirat(int dirfd, const char *path)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
 }

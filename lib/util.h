@@ -1,7 +1,8 @@
-/* util.h - small helpers shared by every module: sizes, time, min/max. */
+/* util.h - small helpers shared by every module: sizes, time, min/max, directories. */
 #ifndef SD_UTIL_H
 #define SD_UTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,10 @@ void sd_format_size(uint64_t bytes, char *buf, size_t len);
 /* Monotonic and wall-clock time. */
 uint64_t sd_now_ns(void);
 uint64_t sd_wall_seconds(void);
+
+/* A directory stream over path relative to dirfd ("." for dirfd itself), on
+ * a descriptor of its own (close-on-exec), read from the start; release it
+ * with closedir(). NULL with errno set on failure, leaking nothing. */
+DIR *sd_opendirat(int dirfd, const char *path);
 
 #endif

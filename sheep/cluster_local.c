@@ -302,14 +302,9 @@ static int bury(struct cluster_ctx *c, int fd, const char *name)
  * then. Otherwise (the timer) the log lock is taken per dead member. */
 static int probe(struct cluster_ctx *c, bool same_addr)
 {
-	int dfd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = sd_opendirat(c->dirfd, ".");
+	if (!d)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
 	char prefix[160];
 	size_t plen = 0;
 	if (same_addr) {
@@ -494,12 +489,8 @@ static void maybe_compact(struct cluster_ctx *c)
 	DIR *d = NULL;
 	if (log_current(c) || log_hdr_read(c, &h) || h.end != c->pos)
 		goto out;
-	int dfd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || !(d = fdopendir(dfd))) {
-		if (dfd >= 0)
-			close(dfd);
+	if (!(d = sd_opendirat(c->dirfd, ".")))
 		goto out;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		struct memb_file mf;

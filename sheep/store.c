@@ -745,14 +745,9 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 {
 	if (!st || !fn)
 		return -EINVAL;
-	int dfd = openat(st->objfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = sd_opendirat(st->objfd, ".");
+	if (!d)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
 	struct dirent *de;
 	int r = 0;
 	while (r == 0 && (de = readdir(d))) {
@@ -793,14 +788,9 @@ const char *store_dir(const struct store *st)
 /* Remove temp files of interrupted creations; sum the space of fragments. */
 static int scan_obj_dir(struct store *st)
 {
-	int dfd = openat(st->objfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = sd_opendirat(st->objfd, ".");
+	if (!d)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
 	struct dirent *de;
 	bool removed = false;
 	while ((de = readdir(d))) {

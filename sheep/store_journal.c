@@ -29,6 +29,7 @@
 
 #include "lib/crc.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "sheep/store_priv.h"
 
 static const uint8_t dead_magic[8];
@@ -168,14 +169,9 @@ out:
 
 int store_journal_replay_all(struct store *st)
 {
-	int dfd = openat(st->jdirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = sd_opendirat(st->jdirfd, ".");
+	if (!d)
 		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
 	struct dirent *de;
 	int r = 0;
 	while (r == 0 && (de = readdir(d))) {

@@ -1,9 +1,13 @@
-/* test_lib.c - unit tests of lib/: header layout, VDI ids, crc32c, sizes, framed I/O. */
+/* test_lib.c - unit tests of lib/: header layout, VDI ids, crc32c, sizes, framed I/O, dir streams. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <errno.h>
@@ -110,6 +114,72 @@ static void test_strerror_knows_every_code(void **state)
 	assert_string_equal(sd_strerror(0x7777), "Invalid error code");
 }
 
+/* Open descriptors of this process (to prove nothing leaks). */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_opendirat_lists_from_the_start_and_fails_cleanly(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_lib.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(mkdirat(dfd, "sub", 0755), 0);
+	int f = openat(dfd, "sub/a", O_WRONLY | O_CREAT, 0644);
+	assert_true(f >= 0);
+	close(f);
+	f = openat(dfd, "file", O_WRONLY | O_CREAT, 0644);
+	assert_true(f >= 0);
+	close(f);
+	int fds = count_fds();
+
+	/* Twice: each stream reads from the start (its own descriptor). */
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *d = sd_opendirat(dfd, ".");
+		assert_non_null(d);
+		int seen = 0;
+		struct dirent *de;
+		while ((de = readdir(d)))
+			seen |= !strcmp(de->d_name, "sub") ? 1 : !strcmp(de->d_name, "file") ? 2 : 0;
+		assert_int_equal(seen, 3);
+		closedir(d);
+	}
+	DIR *d = sd_opendirat(dfd, "sub");
+	assert_non_null(d);
+	int found = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		found |= !strcmp(de->d_name, "a");
+	assert_true(found);
+	closedir(d);
+
+	errno = 0;
+	assert_null(sd_opendirat(dfd, "missing"));
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_null(sd_opendirat(dfd, "file"));
+	assert_int_equal(errno, ENOTDIR);
+	errno = 0;
+	assert_null(sd_opendirat(-1, "."));
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(count_fds(), fds);
+
+	unlinkat(dfd, "sub/a", 0);
+	unlinkat(dfd, "sub", AT_REMOVEDIR);
+	unlinkat(dfd, "file", 0);
+	close(dfd);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -119,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_format_size_like_sheepdog),
 		cmocka_unit_test(test_exec_round_trip_over_socketpair),
 		cmocka_unit_test(test_strerror_knows_every_code),
+		cmocka_unit_test(test_opendirat_lists_from_the_start_and_fails_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
