@@ -1,7 +1,11 @@
 /* gateway.c - object I/O through the cluster: placement, fan-out, EC encode/decode/delta, versions, ack rule. */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,8 +44,12 @@ struct gw_obj {
 
 /* What a probe or read learned about one fragment. */
 struct frag_state {
-	int res;          /* SD_RES_* */
+	int res;          /* SD_RES_* (SUCCESS: the fragment is there) */
 	uint64_t version;
+	/* Generation probes (PEER_GEN) only: */
+	uint64_t write_id; /* two-phase write that made this version (0: none) */
+	bool has_pend;     /* a prepared write is pending on it */
+	uint64_t pend_version, pend_id;
 };
 
 /* ---- per-object readers/writer lock, local to this gateway ---- */
@@ -193,6 +201,27 @@ static void call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t op
 	c->req.epoch = o->v->epoch;
 	c->req.obj.oid = o->oid;
 	c->req.obj.ec_index = (uint8_t)idx;
+	if (opcode == SD_OP_PEER_GEN) {
+		c->rbuf = &c->gen;
+		c->rcap = sizeof(c->gen);
+	}
+}
+
+/* What call c (a read, a version probe or a generation probe) says of its
+ * fragment. A generation probe may find only a pending write. */
+static void call_state(const struct peer_call *c, struct frag_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->res = c->node ? c->result : SD_RES_NETWORK_ERROR;
+	st->version = c->version;
+	if (c->req.opcode != SD_OP_PEER_GEN || c->result != SD_RES_SUCCESS)
+		return;
+	if (c->rlen < sizeof(c->gen) || !c->gen.has_frag)
+		st->res = SD_RES_NO_OBJ;
+	st->write_id = c->gen.write_id;
+	st->has_pend = c->rlen >= sizeof(c->gen) && c->gen.has_pend;
+	st->pend_version = c->gen.pend_version;
+	st->pend_id = c->gen.pend_id;
 }
 
 /* peer_fanout, counting the calls that reached no peer: a node may have
@@ -211,14 +240,15 @@ static bool res_is_retry(int res)
 
 static int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st,
 		    uint32_t *won);
+static int gw_settle(struct gw_obj *o, const struct frag_state *st);
 
-/* Probe every holder's version. Returns a retry code if any holder asks for
- * one, else SUCCESS. */
+/* Probe every holder's generation (version, write id, pending write).
+ * Returns a retry code if any holder asks for one, else SUCCESS. */
 static int gw_probe(struct gw_obj *o, struct frag_state *st)
 {
 	struct peer_call calls[GW_MAX_CALLS];
 	for (int i = 0; i < o->width; i++)
-		call_init(o, &calls[i], i, SD_OP_PEER_READ);
+		call_init(o, &calls[i], i, SD_OP_PEER_GEN);
 	uint32_t won;
 	return gw_round(o, calls, st, &won);
 }
@@ -289,12 +319,10 @@ static int add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of)
 				dup = pos_of[c] == i && calls[c].node == cand;
 			if (dup)
 				continue;
-			memset(&calls[n], 0, sizeof(calls[n]));
+			uint8_t op = calls[0].req.opcode == SD_OP_PEER_GEN ? SD_OP_PEER_GEN
+									 : SD_OP_PEER_READ;
+			call_init(o, &calls[n], i, op);
 			calls[n].node = cand;
-			calls[n].req.opcode = SD_OP_PEER_READ;
-			calls[n].req.epoch = o->v->epoch;
-			calls[n].req.obj.oid = o->oid;
-			calls[n].req.obj.ec_index = (uint8_t)i;
 			pos_of[n++] = i;
 		}
 	}
@@ -317,8 +345,7 @@ static int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state
 	int ret = SD_RES_SUCCESS;
 	*won = 0;
 	for (int i = 0; i < o->width; i++) {
-		st[i].res = calls[i].node ? calls[i].result : SD_RES_NETWORK_ERROR;
-		st[i].version = calls[i].version;
+		call_state(&calls[i], &st[i]);
 		if (res_is_retry(st[i].res))
 			ret = st[i].res;
 	}
@@ -326,12 +353,13 @@ static int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state
 		int i = pos_of[c];
 		if (res_is_retry(calls[c].result))
 			ret = calls[c].result;
-		if (calls[c].result != SD_RES_SUCCESS)
+		struct frag_state sh;
+		call_state(&calls[c], &sh);
+		if (sh.res != SD_RES_SUCCESS)
 			continue;
-		if (st[i].res == SD_RES_SUCCESS && st[i].version >= calls[c].version)
+		if (st[i].res == SD_RES_SUCCESS && st[i].version >= sh.version)
 			continue;
-		st[i].res = SD_RES_SUCCESS;
-		st[i].version = calls[c].version;
+		st[i] = sh;
 		o->loc[i] = calls[c].node;
 		*won |= 1u << i;
 	}
@@ -474,6 +502,9 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		int answered = 0;
 		for (int i = 0; i < o->width; i++)
 			answered += st[i].res == SD_RES_SUCCESS;
+		struct frag_state gs[GW_MAX_WIDTH];
+		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle(o, gs) == SD_RES_SUCCESS)
+			return SD_RES_AGAIN; /* an interrupted write was finished: read again */
 		if (answered >= o->d)
 			return SD_RES_AGAIN; /* generations mixed: a write is in flight */
 		sd_err("object %016llx: fewer than %d fragments of one version are readable",
@@ -618,6 +649,156 @@ static int ack_result(struct gw_obj *o, int ok, int retry)
 	return SD_RES_EIO;
 }
 
+/* ---- two-phase writes (EC objects) ---- */
+
+static uint64_t new_write_id(struct gw_obj *o)
+{
+	uint64_t id = 0;
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = sd_now_ns() ^ ((uint64_t)o->s->self.port << 48) ^ o->oid;
+	return id ? id : 1;
+}
+
+/*
+ * Test hook: a sheep started with SHEEP_TEST_CRASH_FILE=PATH in its
+ * environment that, as the coordinator of a two-phase write, finds PATH
+ * (holding a number k) takes it (rename: one sheep of the cluster gets
+ * it), sends the commits one at a time in fragment order and dies
+ * (SIGKILL) after k of them (never, when k >= the commits to send). It
+ * writes its port to PATH.by.
+ */
+static int test_crash_point(struct gw_obj *o)
+{
+	const char *path = o->s->opt.test_crash_file;
+	if (!path)
+		return -1;
+	char mine[PATH_MAX], buf[16] = "";
+	snprintf(mine, sizeof(mine), "%s.%d", path, (int)getpid());
+	if (rename(path, mine))
+		return -1;
+	FILE *f = fopen(mine, "r");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	unlink(mine);
+	/* Say who took it (PATH.by: this sheep's port), for the test. */
+	snprintf(mine, sizeof(mine), "%s.by", path);
+	if ((f = fopen(mine, "w"))) {
+		fprintf(f, "%u\n", (unsigned)o->s->self.port);
+		fclose(f);
+	}
+	return atoi(buf);
+}
+
+/* Send commit (or abort) calls cc[0..n); with the test hook armed, one at
+ * a time and die after crash_at successes. */
+static void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at)
+{
+	if (crash_at < 0) {
+		gw_fanout(o, cc, n);
+		return;
+	}
+	int done = 0;
+	for (int k = 0; k < n; k++) {
+		if (done == crash_at) {
+			sd_err("test hook: %016llx: dying after %d of %d commits",
+			       (unsigned long long)o->oid, done, n);
+			kill(getpid(), SIGKILL);
+		}
+		gw_fanout(o, &cc[k], 1);
+		done += cc[k].result == SD_RES_SUCCESS;
+	}
+}
+
+/* A commit (abort: drop) of write (new_version, wid) of fragment idx at node. */
+static void commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node *node, int idx,
+			uint64_t new_version, uint64_t wid, bool abort)
+{
+	call_init(o, c, idx, SD_OP_PEER_COMMIT);
+	c->node = node;
+	c->commit = (struct peer_commit){.new_version = new_version, .write_id = wid,
+					 .abort = abort};
+	c->wbuf = &c->commit;
+	c->wlen = sizeof(c->commit);
+}
+
+/*
+ * The write fan-out of an EC object, in two phases so that a coordinator
+ * dying half-way never leaves fewer than d fragments of both generations
+ * (DESIGN.md invariant 2): every fragment write is first prepared (stored
+ * aside, nothing changed); only when enough holders prepared it for the
+ * ack rule is it committed on them, else dropped. Once one commit is
+ * done, every live holder of a fragment has the write either applied or
+ * pending, so gw_settle() can finish it if this node dies.
+ */
+static int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
+{
+	uint64_t wid = new_write_id(o);
+	for (int i = 0; i < n; i++) {
+		calls[i].req.flags |= SD_PEER_FLAG_PREPARE;
+		calls[i].whdr.write_id = wid;
+	}
+	gw_fanout(o, calls, n);
+	int retry;
+	int ok = count_acks(o, calls, n, &retry);
+	bool go = !retry && ok >= ack_threshold(o);
+	struct peer_call cc[GW_MAX_WIDTH];
+	int nc = 0;
+	for (int i = 0; i < n; i++)
+		if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
+			commit_init(o, &cc[nc++], calls[i].node, calls[i].req.obj.ec_index,
+				    calls[i].whdr.new_version, wid, !go);
+	gw_send_commits(o, cc, nc, go ? test_crash_point(o) : -1);
+	if (!go)
+		return ack_result(o, ok, retry);
+	int ignored;
+	return ack_result(o, count_acks(o, cc, nc, &ignored), 0);
+}
+
+/*
+ * Finish a write whose coordinator died during its commits: some
+ * fragments are at its version (fewer than d, so neither generation may
+ * be readable) and it is pending on others. When applied + pending reach
+ * d, commit it on the pending ones (committing a prepared write is what
+ * its coordinator would have done; doing it twice is harmless). st comes
+ * from gw_probe(). Returns SUCCESS when the object moved (probe again),
+ * EIO when there is nothing to finish.
+ */
+static int gw_settle(struct gw_obj *o, const struct frag_state *st)
+{
+	uint64_t top = 0, wid = 0;
+	for (int i = 0; i < o->width; i++)
+		if (st[i].res == SD_RES_SUCCESS && st[i].version > top)
+			top = st[i].version, wid = st[i].write_id;
+	int applied = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (st[i].res != SD_RES_SUCCESS || st[i].version != top)
+			continue;
+		if (st[i].write_id != wid)
+			return SD_RES_EIO; /* two writes claim one version: leave it */
+		applied++;
+	}
+	if (!wid || applied >= o->d)
+		return SD_RES_EIO;
+	struct peer_call cc[GW_MAX_WIDTH];
+	int nc = 0;
+	for (int i = 0; i < o->width; i++)
+		if (st[i].has_pend && st[i].pend_version == top && st[i].pend_id == wid &&
+		    !(st[i].res == SD_RES_SUCCESS && st[i].version == top))
+			commit_init(o, &cc[nc++], o->loc[i], i, top, wid, false);
+	if (applied + nc < o->d)
+		return SD_RES_EIO;
+	gw_fanout(o, cc, nc);
+	int retry;
+	int ok = count_acks(o, cc, nc, &retry);
+	sd_info("%016llx: finished an interrupted write (version %llu): it was applied on %d "
+		"fragment(s), committed now on %d of %d pending", (unsigned long long)o->oid,
+		(unsigned long long)top, applied, ok, nc);
+	return applied + ok >= o->d ? SD_RES_SUCCESS : SD_RES_EIO;
+}
+
 /*
  * Whole-fragment writes: every fragment gets [lo, lo+len) of frags[i] at
  * new_version; mode CREATE/REPLACE/UPSERT (no version expectation).
@@ -648,6 +829,8 @@ static int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint
 	int pre = precheck_targets(o, targets);
 	if (pre != SD_RES_SUCCESS)
 		return pre;
+	if (o->ec)
+		return gw_write_2pc(o, calls, o->width);
 	gw_fanout(o, calls, o->width);
 	int retry;
 	int ok = count_acks(o, calls, o->width, &retry);
@@ -878,10 +1061,7 @@ static int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, c
 		}
 		nc++;
 	}
-	gw_fanout(o, calls, nc);
-	int retry;
-	int ok = count_acks(o, calls, nc, &retry);
-	ret = ack_result(o, ok, retry);
+	ret = gw_write_2pc(o, calls, nc);
 out:
 	for (int k = 0; k < ne; k++)
 		free(old[k]);
@@ -929,7 +1109,18 @@ static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32
 		return ret;
 	uint64_t vmax;
 	uint64_t ver = choose_version(st, o->width, o->d, &vmax);
-	uint64_t new_version = vmax + 1;
+	/* No generation is readable: finish an interrupted write if it can
+	 * be (when the older generation is readable it is kept: a reader may
+	 * have seen it, and the interrupted write was never acknowledged). */
+	if (o->ec && ver == 0 && vmax && gw_settle(o, st) == SD_RES_SUCCESS)
+		return SD_RES_AGAIN; /* look again */
+	/* Above every version held or pending anywhere, so this write never
+	 * shares a version with another one. */
+	uint64_t new_version = vmax;
+	for (int i = 0; i < o->width; i++)
+		if (st[i].has_pend && st[i].pend_version > new_version)
+			new_version = st[i].pend_version;
+	new_version++;
 	bool whole = off == 0 && len == o->obj_size;
 	if (create || whole) {
 		/* A new object (or one rewritten whole): every fragment is

@@ -420,6 +420,7 @@ int main(int argc, char **argv)
 	s->lock_fd = -1;
 	if (parse_args(argc, argv, &s->opt))
 		return 1;
+	s->opt.test_crash_file = getenv("SHEEP_TEST_CRASH_FILE");
 	signal(SIGPIPE, SIG_IGN);
 	int ret = mkdir_p(s->opt.dir);
 	if (ret) {

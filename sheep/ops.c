@@ -58,6 +58,8 @@ static bool op_known(uint8_t op)
 	case SD_OP_PEER_STAT:
 	case SD_OP_PEER_LIST:
 	case SD_OP_PEER_GW_WRITE:
+	case SD_OP_PEER_COMMIT:
+	case SD_OP_PEER_GEN:
 		return true;
 	}
 	return false;
@@ -645,8 +647,9 @@ void ops_exec(struct sheep *s, struct request *r)
 	r->keep_text = false;
 	uint8_t op = r->hdr.opcode;
 	int ret;
-	if (ops_is_peer(op) && op_known(op) && op <= SD_OP_PEER_LIST) {
-		uint32_t cap = op == SD_OP_PEER_WRITE ? 0 : r->hdr.data_length;
+	if (ops_is_peer(op) && op_known(op) && op != SD_OP_PEER_GW_WRITE) {
+		bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT;
+		uint32_t cap = sends ? 0 : r->hdr.data_length;
 		void *rbuf = cap ? malloc(cap) : NULL;
 		if (cap && !rbuf) {
 			r->rsp.result = SD_RES_NO_MEM;

@@ -174,7 +174,9 @@ static int check_epoch(struct sheep *s, const struct sd_req *req)
  */
 static bool is_checked_update(const struct sd_req *req, const void *data)
 {
-	if (req->opcode != SD_OP_PEER_WRITE || req->data_length < sizeof(struct peer_write_hdr))
+	if (req->opcode != SD_OP_PEER_WRITE || !data ||
+	    req->data_length < sizeof(struct peer_write_hdr) ||
+	    (req->flags & SD_PEER_FLAG_PREPARE))
 		return false;
 	struct peer_write_hdr wh;
 	memcpy(&wh, data, sizeof(wh));
@@ -214,7 +216,7 @@ static int list_one(const struct store_meta *m, void *arg)
 static int serve_write(struct sheep *s, const struct sd_req *req, const void *data,
 		       uint64_t *version)
 {
-	if (req->data_length < sizeof(struct peer_write_hdr))
+	if (!data || req->data_length < sizeof(struct peer_write_hdr))
 		return SD_RES_INVALID_PARMS;
 	struct peer_write_hdr wh;
 	memcpy(&wh, data, sizeof(wh));
@@ -232,6 +234,18 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	if (wh.frag_size == 0 && wh.mode != PEER_WRITE_UPDATE)
 		return SD_RES_INVALID_PARMS;
 	int ret;
+	if (req->flags & SD_PEER_FLAG_PREPARE) {
+		if (wh.write_id == 0 || wh.mode > PEER_WRITE_UPSERT)
+			return SD_RES_INVALID_PARMS;
+		/* Range updates are prepared against the version they expect;
+		 * every other mode writes a whole new fragment. */
+		bool whole = wh.mode != PEER_WRITE_UPDATE;
+		ret = store_prepare(s->store, &meta, whole, wh.expect_version, wh.write_id,
+				    SD_PEER_PEND_GRACE_MS, buf, off, len);
+		if (ret == -EBUSY)
+			return SD_RES_AGAIN;
+		return sheep_errno_to_res(ret);
+	}
 	switch (wh.mode) {
 	case PEER_WRITE_UPDATE:
 		ret = store_write(s->store, oid, idx, wh.expect_version, wh.new_version, buf, off,
@@ -266,11 +280,52 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	return sheep_errno_to_res(ret);
 }
 
+/* PEER_COMMIT: apply or drop a prepared write. */
+static int serve_commit(struct sheep *s, const struct sd_req *req, const void *data)
+{
+	if (!data || req->data_length < sizeof(struct peer_commit))
+		return SD_RES_INVALID_PARMS;
+	struct peer_commit pc;
+	memcpy(&pc, data, sizeof(pc));
+	int ret = pc.abort ? store_abort(s->store, req->obj.oid, req->obj.ec_index, pc.write_id)
+			   : store_commit(s->store, req->obj.oid, req->obj.ec_index, pc.new_version,
+					  pc.write_id);
+	return sheep_errno_to_res(ret);
+}
+
+/* PEER_GEN: what generation the fragment is at and what is pending on it. */
+static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint32_t *rlen,
+		     uint64_t *version)
+{
+	if (!rbuf || req->data_length < sizeof(struct peer_gen))
+		return SD_RES_INVALID_PARMS;
+	struct peer_gen g = {0};
+	struct store_meta m;
+	struct store_pending p;
+	int ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
+	if (ret && ret != -ENOENT)
+		return sheep_errno_to_res(ret);
+	if (ret == 0) {
+		g.has_frag = 1;
+		g.version = *version = m.version;
+		g.write_id = m.write_id;
+	}
+	if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &p) == 0) {
+		g.has_pend = 1;
+		g.pend_version = p.new_version;
+		g.pend_id = p.write_id;
+		g.pend_age_ms = p.age_ms;
+	}
+	memcpy(rbuf, &g, sizeof(g));
+	*rlen = sizeof(g);
+	return g.has_frag || g.has_pend ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
 void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, struct sd_rsp *rsp,
 		void *rbuf, uint32_t *rlen)
 {
 	*rlen = 0;
-	int res = check_epoch(s, req);
+	int res = req->opcode == SD_OP_PEER_COMMIT ? SD_RES_SUCCESS : check_epoch(s, req);
 	uint64_t version = 0;
 	bool update = is_checked_update(req, data);
 	if ((res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER) && update &&
@@ -286,7 +341,8 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	/* recovery hook (sheep/recovery_ops.c): a gateway touching a fragment
 	 * this node is still recovering is told to retry (it goes first); a
 	 * checksum mismatch queues a repair of the fragment. */
-	if ((req->opcode == SD_OP_PEER_READ || req->opcode == SD_OP_PEER_WRITE) &&
+	if ((req->opcode == SD_OP_PEER_READ || req->opcode == SD_OP_PEER_WRITE ||
+	     req->opcode == SD_OP_PEER_GEN) &&
 	    !(req->flags & SD_PEER_FLAG_ANY_EPOCH) && !update &&
 	    sheep_recovery_busy(s, req->obj.oid, req->obj.ec_index)) {
 		res = SD_RES_AGAIN;
@@ -307,6 +363,12 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		break;
 	case SD_OP_PEER_REMOVE:
 		res = sheep_errno_to_res(store_remove(s->store, req->obj.oid, req->obj.ec_index));
+		break;
+	case SD_OP_PEER_COMMIT:
+		res = serve_commit(s, req, data);
+		break;
+	case SD_OP_PEER_GEN:
+		res = serve_gen(s, req, rbuf, rlen, &version);
 		break;
 	case SD_OP_PEER_STAT: {
 		struct store_meta m;
@@ -427,16 +489,17 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 {
 	c->req.proto_ver = SD_SHEEP_PROTO_VER;
 	void *payload = NULL;
-	if (c->req.opcode == SD_OP_PEER_WRITE) {
-		c->req.data_length = c->wlen + (uint32_t)sizeof(c->whdr);
+	if (c->has_whdr || c->wlen) {
+		uint32_t hl = c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0;
+		c->req.data_length = c->wlen + hl;
 		payload = malloc(c->req.data_length);
 		if (!payload) {
 			c->result = SD_RES_NO_MEM;
 			return;
 		}
-		memcpy(payload, &c->whdr, sizeof(c->whdr));
+		memcpy(payload, &c->whdr, hl);
 		if (c->wlen)
-			memcpy((char *)payload + sizeof(c->whdr), c->wbuf, c->wlen);
+			memcpy((char *)payload + hl, c->wbuf, c->wlen);
 	} else {
 		c->req.data_length = c->rcap;
 	}

@@ -37,7 +37,27 @@
  * for CREATE_AND_WRITE. Answers the gateway's SD_RES_* code. */
 #define SD_OP_PEER_GW_WRITE 0xe5
 
+/*
+ * Two-phase writes (EC objects). A PEER_WRITE with SD_PEER_FLAG_PREPARE
+ * and a non-zero whdr.write_id is checked and stored aside as the
+ * fragment's pending write (store_prepare): nothing changes yet. Then
+ *  PEER_COMMIT payload = struct peer_commit: apply the pending write
+ *              (new_version, write_id) (abort = 1: drop it). Any epoch:
+ *              finishing a prepared write is always safe. SUCCESS when
+ *              applied or already applied, NO_OBJ when no such write is
+ *              pending, AGAIN when the fragment moved on.
+ *  PEER_GEN    generation probe: reply payload = struct peer_gen (the
+ *              fragment's version and write id, the pending write's).
+ * A prepare finding another write pending that is younger than
+ * SD_PEER_PEND_GRACE_MS answers AGAIN: that write's coordinator is about
+ * to commit it; an older one was abandoned and is replaced.
+ */
+#define SD_OP_PEER_COMMIT 0xe6
+#define SD_OP_PEER_GEN 0xe7
+#define SD_PEER_PEND_GRACE_MS 2000
+
 #define SD_PEER_FLAG_ANY_EPOCH 0x8000
+#define SD_PEER_FLAG_PREPARE 0x4000
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */
@@ -54,7 +74,25 @@ struct peer_write_hdr {
 	uint8_t nr_copies;
 	uint8_t mode;
 	uint8_t __pad;
-	uint64_t __pad2;
+	uint64_t write_id; /* two-phase writes: this write's id (random, non-zero) */
+} __attribute__((packed));
+
+struct peer_commit {
+	uint64_t new_version;
+	uint64_t write_id;
+	uint8_t abort;
+	uint8_t __pad[7];
+} __attribute__((packed));
+
+struct peer_gen {
+	uint64_t version; /* 0 with has_frag = 0: no fragment */
+	uint64_t write_id;
+	uint64_t pend_version; /* the pending write, when has_pend */
+	uint64_t pend_id;
+	uint64_t pend_age_ms;
+	uint8_t has_frag;
+	uint8_t has_pend;
+	uint8_t __pad[6];
 } __attribute__((packed));
 
 struct peer_frag {
@@ -93,7 +131,9 @@ struct peer_call {
 	uint32_t wlen;
 	void *rbuf;
 	uint32_t rcap;
+	struct peer_commit commit; /* PEER_COMMIT: sent as the payload */
 	/* out */
+	struct peer_gen gen; /* PEER_GEN: the reply (rbuf/rcap point here) */
 	int result;
 	uint64_t version;
 	uint32_t rlen;

@@ -33,6 +33,7 @@ struct sheep_opts {
 	int nbd_port;           /* --nbd, -1 = off */
 	int threads;            /* gateway worker threads */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
+	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings

@@ -5,11 +5,17 @@
  *   DIR/obj/<oid as 16 hex digits>_<idx as 2 hex digits>   one per fragment
  *   DIR/obj/.tmp.<name>       a fragment being created (removed at open)
  *   DIR/obj/.journal/jNN      intent journal of lock stripe NN (store_journal.c)
+ *   DIR/obj/.pend/<name>      a prepared two-phase write of that fragment: a
+ *                             fragment file holding the new bytes, its header
+ *                             saying how to apply it (pend_kind, pend_expect,
+ *                             pend_off, pend_len) and the write's id
  *
  * A fragment file is
  *   [0, 128)            struct store_frag_hdr: magic "SDFRAG1", format 1,
  *                       block_shift 12, oid, idx, copy_policy, nr_copies,
- *                       frag_size, version, uuid, data_off, crc32c of the header
+ *                       frag_size, version, uuid, data_off, write_id (the
+ *                       two-phase write that made this version, 0 if none),
+ *                       the pending fields, crc32c of the header
  *   [4096, data_off)    the checksum table: one u32 per 4 KiB block,
  *                       stored as crc32c(block) XOR crc32c(4 KiB of zeros)
  *   [data_off, ...)     the data, block b at data_off + b * 4096; the last
@@ -40,6 +46,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/crc.h"
@@ -410,36 +417,74 @@ static int check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32
 	return 0;
 }
 
+/* A fresh fragment header for meta (random uuid, no write id). */
+static void hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, STORE_FRAG_MAGIC, sizeof(h->magic));
+	h->format = STORE_FORMAT;
+	h->block_shift = STORE_BLK_SHIFT;
+	h->oid = meta->oid;
+	h->idx = meta->idx;
+	h->copy_policy = meta->copy_policy;
+	h->nr_copies = meta->nr_copies;
+	h->frag_size = meta->frag_size;
+	h->version = meta->version;
+	if (getrandom(&h->uuid, sizeof(h->uuid), 0) != sizeof(h->uuid))
+		h->uuid = sd_now_ns() ^ __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED);
+	h->data_off = store_data_off(h->frag_size);
+	h->crc = hdr_crc(h);
+}
+
+static int check_meta(const struct store *st, const struct store_meta *meta)
+{
+	if (!st || !meta || meta->frag_size == 0 || meta->frag_size > STORE_FRAG_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/* Write a complete fragment file (header h, buf at [off, off+len), zeros
+ * elsewhere) as dirfd/name, synced. Returns its fd, or -errno with the
+ * file removed. */
+static int build_file(struct store *st, int dirfd, const char *name,
+		      const struct store_frag_hdr *h, const void *buf, uint32_t off, uint32_t len)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	struct store_span sp;
+	uint64_t nblk = ((uint64_t)h->frag_size + STORE_BLK - 1) >> STORE_BLK_SHIFT;
+	int r = 0;
+	if (ftruncate(fd, (off_t)(h->data_off + nblk * STORE_BLK)))
+		r = -errno;
+	if (!r)
+		r = span_prepare(st, -1, h, buf, off, len, &sp);
+	if (!r) {
+		r = store_apply(st, fd, h, sp.first, sp.n, sp.crcs, sp.zero, sp.iov, sp.niov, true);
+		span_free(&sp);
+	}
+	if (r) {
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		return r;
+	}
+	return fd;
+}
+
 /* Create (or, with replace, atomically swap in) a whole fragment file. */
 static int create_common(struct store *st, const struct store_meta *meta, const void *buf,
 			 uint32_t off, uint32_t len, bool replace)
 {
-	if (!st || !meta || meta->frag_size == 0 || meta->frag_size > STORE_FRAG_MAX)
-		return -EINVAL;
-	int r = check_range(meta->frag_size, buf, off, len);
-	if (r)
+	int r = check_meta(st, meta);
+	if (r || (r = check_range(meta->frag_size, buf, off, len)))
 		return r;
-
-	struct store_frag_hdr h = {0};
-	memcpy(h.magic, STORE_FRAG_MAGIC, sizeof(h.magic));
-	h.format = STORE_FORMAT;
-	h.block_shift = STORE_BLK_SHIFT;
-	h.oid = meta->oid;
-	h.idx = meta->idx;
-	h.copy_policy = meta->copy_policy;
-	h.nr_copies = meta->nr_copies;
-	h.frag_size = meta->frag_size;
-	h.version = meta->version;
-	if (getrandom(&h.uuid, sizeof(h.uuid), 0) != sizeof(h.uuid))
-		h.uuid = sd_now_ns() ^ __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED);
-	h.data_off = store_data_off(h.frag_size);
-	h.crc = hdr_crc(&h);
+	struct store_frag_hdr h;
+	hdr_init(st, meta, &h);
 
 	char name[NAME_LEN], tmp[NAME_LEN + 8];
 	frag_name(meta->oid, meta->idx, name);
 	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
 	struct store_stripe *s = stripe_of(st, meta->oid, meta->idx);
-	struct store_span sp;
 	struct stat sb;
 	int fd = -1;
 	uint64_t old_bytes = 0;
@@ -451,23 +496,11 @@ static int create_common(struct store *st, const struct store_meta *meta, const 
 		}
 		old_bytes = (uint64_t)sb.st_blocks * 512;
 	}
-	fd = openat(st->objfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = build_file(st, st->objfd, tmp, &h, buf, off, len);
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out;
 	}
-	uint64_t nblk = ((uint64_t)h.frag_size + STORE_BLK - 1) >> STORE_BLK_SHIFT;
-	if (ftruncate(fd, (off_t)(h.data_off + nblk * STORE_BLK))) {
-		r = -errno;
-		goto out_unlink;
-	}
-	r = span_prepare(st, -1, &h, buf, off, len, &sp);
-	if (r)
-		goto out_unlink;
-	r = store_apply(st, fd, &h, sp.first, sp.n, sp.crcs, sp.zero, sp.iov, sp.niov, true);
-	span_free(&sp);
-	if (r)
-		goto out_unlink;
 	if (store_crash_at(st, STORE_CRASH_BEFORE_RENAME)) {
 		r = -ECANCELED;
 		goto out;
@@ -526,22 +559,16 @@ int store_replace(struct store *st, const struct store_meta *meta, const void *b
  * a journal holds at most one live record and it is the latest write of its
  * fragment.
  */
-int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
-		uint64_t new_version, const void *buf, uint32_t off, uint32_t len)
+static int write_locked(struct store *st, struct store_stripe *s, uint64_t oid, uint8_t idx,
+			uint64_t expect_version, uint64_t new_version, uint64_t write_id,
+			const void *buf, uint32_t off, uint32_t len)
 {
-	if (!st || (len && !buf))
-		return -EINVAL;
-	struct store_stripe *s = stripe_of(st, oid, idx);
 	struct store_frag_hdr h;
 	struct store_span sp = {0};
-	int r;
-	pthread_rwlock_wrlock(&s->lock);
 	int fd = open_frag(st, oid, idx, O_RDWR, &h);
-	if (fd < 0) {
-		r = fd;
-		goto out_unlock;
-	}
-	r = check_range(h.frag_size, buf, off, len);
+	if (fd < 0)
+		return fd;
+	int r = check_range(h.frag_size, buf, off, len);
 	if (r)
 		goto out;
 	if (expect_version != STORE_ANY_VERSION && expect_version != h.version) {
@@ -552,6 +579,7 @@ int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_ver
 	if (r)
 		goto out;
 	h.version = new_version;
+	h.write_id = write_id;
 	h.crc = hdr_crc(&h);
 	r = store_journal_write(st, s->jfd, &h, &sp);
 	if (r)
@@ -570,8 +598,53 @@ int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_ver
 out:
 	span_free(&sp);
 	close(fd);
-out_unlock:
+	return r;
+}
+
+int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		uint64_t new_version, const void *buf, uint32_t off, uint32_t len)
+{
+	if (!st || (len && !buf))
+		return -EINVAL;
+	struct store_stripe *s = stripe_of(st, oid, idx);
+	pthread_rwlock_wrlock(&s->lock);
+	int r = write_locked(st, s, oid, idx, expect_version, new_version, 0, buf, off, len);
 	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+/* Read [off, off+len) of the open fragment fd, verifying every block. */
+static int read_range(struct store *st, int fd, const struct store_frag_hdr *h, uint8_t *dst,
+		      uint32_t off, uint32_t len)
+{
+	int r = check_range(h->frag_size, dst, off, len);
+	if (r || len == 0)
+		return r;
+	/* Aligned middle straight into dst, partial edge blocks via a bounce. */
+	uint64_t end = (uint64_t)off + len;
+	uint32_t b = off >> STORE_BLK_SHIFT;
+	uint8_t *bounce = malloc(STORE_BLK);
+	if (!bounce)
+		return -ENOMEM;
+	uint64_t pos = off;
+	while (pos < end && !r) {
+		uint64_t bstart = (uint64_t)b * STORE_BLK;
+		if (pos == bstart && end >= bstart + STORE_BLK) {
+			uint32_t n = (uint32_t)((end - bstart) / STORE_BLK);
+			n = SD_MIN(n, 1u << 16); /* 256 MiB per call bounds the table copy */
+			r = read_blocks(st, fd, h, b, n, dst + (pos - off), NULL);
+			pos += (uint64_t)n * STORE_BLK;
+			b += n;
+		} else {
+			r = read_blocks(st, fd, h, b, 1, bounce, NULL);
+			uint64_t to = SD_MIN(bstart + STORE_BLK, end);
+			if (!r)
+				memcpy(dst + (pos - off), bounce + (pos - bstart), to - pos);
+			pos = to;
+			b++;
+		}
+	}
+	free(bounce);
 	return r;
 }
 
@@ -582,54 +655,221 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 		return -EINVAL;
 	struct store_stripe *s = stripe_of(st, oid, idx);
 	struct store_frag_hdr h;
-	uint8_t *dst = buf, *bounce = NULL;
 	int r;
 	pthread_rwlock_rdlock(&s->lock);
 	int fd = open_frag(st, oid, idx, O_RDONLY, &h);
 	if (fd < 0) {
 		r = fd;
-		goto out_unlock;
+	} else {
+		r = read_range(st, fd, &h, buf, off, len);
+		if (r == 0 && version)
+			*version = h.version;
+		close(fd);
 	}
-	r = check_range(h.frag_size, buf, off, len);
-	if (r || len == 0)
-		goto out;
-	/* Aligned middle straight into buf, partial edge blocks via a bounce. */
-	uint64_t end = (uint64_t)off + len;
-	uint32_t b = off >> STORE_BLK_SHIFT;
-	bounce = malloc(STORE_BLK);
-	if (!bounce) {
-		r = -ENOMEM;
-		goto out;
-	}
-	uint64_t pos = off;
-	while (pos < end) {
-		uint64_t bstart = (uint64_t)b * STORE_BLK;
-		if (pos == bstart && end >= bstart + STORE_BLK) {
-			uint32_t n = (uint32_t)((end - bstart) / STORE_BLK);
-			n = SD_MIN(n, 1u << 16); /* 256 MiB per call bounds the table copy */
-			r = read_blocks(st, fd, &h, b, n, dst + (pos - off), NULL);
-			if (r)
-				goto out;
-			pos += (uint64_t)n * STORE_BLK;
-			b += n;
-		} else {
-			r = read_blocks(st, fd, &h, b, 1, bounce, NULL);
-			if (r)
-				goto out;
-			uint64_t to = SD_MIN(bstart + STORE_BLK, end);
-			memcpy(dst + (pos - off), bounce + (pos - bstart), to - pos);
-			pos = to;
-			b++;
-		}
-	}
-out:
-	if (r == 0 && version)
-		*version = h.version;
-	free(bounce);
-	close(fd);
-out_unlock:
 	pthread_rwlock_unlock(&s->lock);
 	return r;
+}
+
+/* ---- two-phase writes: one pending record per fragment in obj/.pend ---- */
+
+/* Open and check the pending file of (oid, idx); fd or -errno. */
+static int open_pend(struct store *st, const char *name, uint64_t oid, uint8_t idx, int flags,
+		     struct store_frag_hdr *h)
+{
+	int fd = openat(st->pendfd, name, flags | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = read_hdr(fd, h);
+	if (!r && (h->oid != oid || h->idx != idx ||
+		   (h->pend_kind != STORE_PEND_RANGE && h->pend_kind != STORE_PEND_WHOLE)))
+		r = -EIO;
+	if (r) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static uint64_t age_ms(int fd)
+{
+	struct stat sb;
+	struct timespec now;
+	if (fstat(fd, &sb) || clock_gettime(CLOCK_REALTIME, &now))
+		return 0;
+	int64_t ms = (int64_t)(now.tv_sec - sb.st_mtim.tv_sec) * 1000 +
+		     (now.tv_nsec - sb.st_mtim.tv_nsec) / 1000000;
+	return ms > 0 ? (uint64_t)ms : 0;
+}
+
+int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
+		  uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, const void *buf,
+		  uint32_t off, uint32_t len)
+{
+	int r = check_meta(st, meta);
+	if (r || (r = check_range(meta->frag_size, buf, off, len)))
+		return r;
+	char name[NAME_LEN], tmp[NAME_LEN + 8];
+	frag_name(meta->oid, meta->idx, name);
+	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
+	struct store_stripe *s = stripe_of(st, meta->oid, meta->idx);
+	struct store_frag_hdr h, cur;
+	pthread_rwlock_wrlock(&s->lock);
+	int fd = open_pend(st, name, meta->oid, meta->idx, O_RDONLY, &cur);
+	if (fd >= 0) {
+		bool young = age_ms(fd) < grace_ms;
+		close(fd);
+		if (cur.write_id != write_id && young) {
+			r = -EBUSY;
+			goto out;
+		}
+	}
+	if (!whole) {
+		/* Checked now so a write that cannot apply is refused at once;
+		 * store_commit() checks again. */
+		fd = open_frag(st, meta->oid, meta->idx, O_RDONLY, &cur);
+		if (fd < 0) {
+			r = fd;
+			goto out;
+		}
+		close(fd);
+		if (meta->frag_size != cur.frag_size) {
+			r = -EINVAL;
+			goto out;
+		}
+		if (expect_version != STORE_ANY_VERSION && expect_version != cur.version) {
+			r = -ESTALE;
+			goto out;
+		}
+	}
+	hdr_init(st, meta, &h);
+	h.write_id = write_id;
+	h.pend_kind = whole ? STORE_PEND_WHOLE : STORE_PEND_RANGE;
+	h.pend_expect = whole ? STORE_ANY_VERSION : expect_version;
+	h.pend_off = off;
+	h.pend_len = len;
+	h.crc = hdr_crc(&h);
+	fd = build_file(st, st->pendfd, tmp, &h, buf, off, len);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	close(fd);
+	if (renameat(st->pendfd, tmp, st->pendfd, name)) {
+		r = -errno;
+		unlinkat(st->pendfd, tmp, 0);
+		goto out;
+	}
+	r = !st->nosync && fsync(st->pendfd) ? -errno : 0;
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+/* Apply a pending whole fragment: clear its pending fields, rename it
+ * over the fragment. */
+static int commit_whole(struct store *st, int pfd, struct store_frag_hdr *h, const char *name)
+{
+	struct stat sb;
+	uint64_t old_bytes = fstatat(st->objfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+	h->pend_kind = 0;
+	h->pend_expect = 0;
+	h->pend_off = h->pend_len = 0;
+	h->crc = hdr_crc(h);
+	int r = store_pwrite_full(pfd, h, sizeof(*h), 0);
+	if (r)
+		return r;
+	if (renameat(st->pendfd, name, st->objfd, name))
+		return -errno;
+	if (!st->nosync && (fsync(st->objfd) || fsync(st->pendfd)))
+		return -errno;
+	__atomic_add_fetch(&st->used, disk_bytes(pfd) - old_bytes, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_version,
+		 uint64_t write_id)
+{
+	if (!st)
+		return -EINVAL;
+	char name[NAME_LEN];
+	frag_name(oid, idx, name);
+	struct store_stripe *s = stripe_of(st, oid, idx);
+	struct store_frag_hdr h;
+	uint8_t *buf = NULL;
+	int r;
+	pthread_rwlock_wrlock(&s->lock);
+	int pfd = open_pend(st, name, oid, idx, O_RDWR, &h);
+	if (pfd < 0 || h.version != new_version || h.write_id != write_id) {
+		/* Not pending (any more): done already, or never prepared here. */
+		if (pfd >= 0)
+			close(pfd);
+		struct store_frag_hdr fh;
+		int fd = open_frag(st, oid, idx, O_RDONLY, &fh);
+		if (fd < 0) {
+			r = fd == -ENOENT ? -ENOENT : fd;
+		} else {
+			close(fd);
+			r = fh.version == new_version && fh.write_id == write_id ? 0 : -ENOENT;
+		}
+		goto out;
+	}
+	if (h.pend_kind == STORE_PEND_WHOLE) {
+		r = commit_whole(st, pfd, &h, name);
+		close(pfd);
+		goto out;
+	}
+	buf = malloc(h.pend_len ? h.pend_len : 1);
+	r = buf ? read_range(st, pfd, &h, buf, h.pend_off, h.pend_len) : -ENOMEM;
+	close(pfd);
+	if (!r)
+		r = write_locked(st, s, oid, idx, h.pend_expect, new_version, write_id, buf,
+				 h.pend_off, h.pend_len);
+	if (!r || r == -ESTALE || r == -ENOENT)
+		unlinkat(st->pendfd, name, 0); /* applied, or can never apply */
+out:
+	free(buf);
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+int store_abort(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id)
+{
+	if (!st)
+		return -EINVAL;
+	char name[NAME_LEN];
+	frag_name(oid, idx, name);
+	struct store_stripe *s = stripe_of(st, oid, idx);
+	struct store_frag_hdr h;
+	pthread_rwlock_wrlock(&s->lock);
+	int fd = open_pend(st, name, oid, idx, O_RDONLY, &h);
+	int r = fd;
+	if (fd >= 0) {
+		close(fd);
+		r = h.write_id == write_id && unlinkat(st->pendfd, name, 0) == 0 ? 0 : -ENOENT;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out)
+{
+	if (!st || !out)
+		return -EINVAL;
+	char name[NAME_LEN];
+	frag_name(oid, idx, name);
+	struct store_stripe *s = stripe_of(st, oid, idx);
+	struct store_frag_hdr h;
+	pthread_rwlock_rdlock(&s->lock);
+	int fd = open_pend(st, name, oid, idx, O_RDONLY, &h);
+	if (fd >= 0) {
+		out->new_version = h.version;
+		out->write_id = h.write_id;
+		out->expect_version = h.pend_expect;
+		out->age_ms = age_ms(fd);
+		close(fd);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return fd < 0 ? fd : 0;
 }
 
 int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta)
@@ -647,6 +887,7 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->nr_copies = h.nr_copies;
 		meta->frag_size = h.frag_size;
 		meta->version = h.version;
+		meta->write_id = h.write_id;
 		meta->disk_bytes = disk_bytes(fd);
 		close(fd);
 	}
@@ -664,6 +905,7 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 	struct stat sb;
 	int r = 0;
 	pthread_rwlock_wrlock(&s->lock);
+	unlinkat(st->pendfd, name, 0); /* a pending write of it goes too */
 	if (fstatat(st->objfd, name, &sb, 0) || unlinkat(st->objfd, name, 0)) {
 		r = -errno;
 	} else {
@@ -826,7 +1068,7 @@ int store_open(const char *dir, bool nosync, struct store **out)
 	struct store *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	st->objfd = st->jdirfd = -1;
+	st->objfd = st->jdirfd = st->pendfd = -1;
 	for (int i = 0; i < STORE_NR_STRIPES; i++) {
 		st->stripes[i].jfd = -1;
 		pthread_rwlock_init(&st->stripes[i].lock, NULL);
@@ -857,6 +1099,13 @@ int store_open(const char *dir, bool nosync, struct store **out)
 		goto fail;
 	st->jdirfd = openat(st->objfd, ".journal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->jdirfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if ((r = mkdir_p(st->objfd, ".pend")))
+		goto fail;
+	st->pendfd = openat(st->objfd, ".pend", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->pendfd < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -893,6 +1142,8 @@ void store_close(struct store *st)
 	}
 	if (st->jdirfd >= 0)
 		close(st->jdirfd);
+	if (st->pendfd >= 0)
+		close(st->pendfd);
 	if (st->objfd >= 0)
 		close(st->objfd);
 	free(st->dir);

@@ -34,6 +34,7 @@ struct store_meta {
 	uint8_t nr_copies;   /* copies, or d+p */
 	uint32_t frag_size;
 	uint64_t version;
+	uint64_t write_id;   /* two-phase write that made this version, 0 if none (stat only) */
 	uint64_t disk_bytes; /* bytes this fragment occupies on disk */
 };
 
@@ -65,6 +66,40 @@ int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_ver
  * -ENOENT absent, -EIO checksum mismatch, -EINVAL range. */
 int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
 	       uint32_t len, uint64_t *version);
+
+/*
+ * Two-phase writes: the intent record of DESIGN.md invariant 2, per
+ * fragment. store_prepare() checks a write as store_write() (range, with
+ * expect_version) or store_replace() (whole) would and makes it durable
+ * aside, in obj/.pend/<name>, without touching the fragment: a crash
+ * after it leaves the fragment as it was plus the pending record.
+ * store_commit() applies the pending write (range: through the intent
+ * journal; whole: one rename) and stamps the fragment with write_id;
+ * store_abort() drops it. One pending slot per fragment: a prepare
+ * finding another write's record younger than grace_ms answers -EBUSY
+ * (its writer is presumably about to commit), an older one is replaced.
+ *
+ * meta->version is the version the write makes. Range writes take
+ * whole = false and expect_version (STORE_ANY_VERSION: any). Errors as
+ * store_write(); store_commit() answers 0 when the fragment is already at
+ * (new_version, write_id), -ENOENT when no such write is pending, -ESTALE
+ * when the fragment moved from the version the write expects.
+ */
+int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
+		  uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, const void *buf,
+		  uint32_t off, uint32_t len);
+int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_version,
+		 uint64_t write_id);
+int store_abort(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id);
+
+struct store_pending {
+	uint64_t new_version;
+	uint64_t write_id;
+	uint64_t expect_version; /* STORE_ANY_VERSION for a whole write */
+	uint64_t age_ms;
+};
+/* The write pending on (oid, idx): 0, or -ENOENT when there is none. */
+int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);
 
 int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta);
 int store_remove(struct store *st, uint64_t oid, uint8_t idx);

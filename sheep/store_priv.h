@@ -35,10 +35,18 @@ struct store_frag_hdr {
 	uint64_t version;
 	uint64_t uuid;     /* random, per creation: tells a re-created fragment apart */
 	uint64_t data_off; /* file offset of data block 0 */
-	uint8_t reserved[68];
+	uint64_t write_id; /* the two-phase write that made this version (0: none) */
+	/* Set only in a pending file (obj/.pend/): how store_commit() applies it. */
+	uint64_t pend_expect; /* STORE_PEND_RANGE: the version it applies to */
+	uint32_t pend_off, pend_len; /* STORE_PEND_RANGE: the written range */
+	uint8_t pend_kind;           /* 0 none, STORE_PEND_RANGE or STORE_PEND_WHOLE */
+	uint8_t reserved[43];
 	uint32_t crc; /* crc32c of these 128 bytes with crc = 0 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct store_frag_hdr) == 128, "fragment header is 128 bytes");
+
+#define STORE_PEND_RANGE 1 /* a range write over version pend_expect */
+#define STORE_PEND_WHOLE 2 /* the whole new fragment: renamed into place */
 
 struct store_jrec {
 	char magic[8]; /* STORE_JREC_MAGIC */
@@ -60,6 +68,7 @@ struct store {
 	char *dir;
 	int objfd;  /* dir/obj */
 	int jdirfd; /* dir/obj/.journal */
+	int pendfd; /* dir/obj/.pend: prepared two-phase writes, one per fragment */
 	bool nosync;
 	uint32_t zero_crc; /* crc32c of one all-zero block */
 	uint64_t used;     /* bytes on disk of all fragment files (atomic) */

@@ -426,6 +426,131 @@ static void test_replace_swaps_a_whole_fragment_atomically(void **state)
 	assert_memory_equal(b, r, 4096);
 }
 
+static void test_prepared_write_changes_nothing_until_commit(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t fs = 64 * 1024;
+	uint8_t *w = malloc(fs), *p = malloc(8192), *r = malloc(fs);
+	fill_random(w, fs, 11);
+	fill_random(p, 8192, 12);
+	struct store_meta m = meta_of(301, 2, fs, 7);
+	assert_int_equal(store_create(f->st, &m, w, 0, fs), 0);
+
+	/* A range write prepared against version 7 as version 8: the fragment
+	 * still reads old, the pending record says what will come. */
+	m.version = 8;
+	assert_int_equal(store_prepare(f->st, &m, false, 7, 0xabc, 2000, p, 5000, 8192), 0);
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, m.oid, 2, r, 0, fs, &v), 0);
+	assert_int_equal(v, 7);
+	assert_memory_equal(r, w, fs);
+	struct store_pending pd;
+	assert_int_equal(store_pending(f->st, m.oid, 2, &pd), 0);
+	assert_int_equal(pd.new_version, 8);
+	assert_int_equal(pd.write_id, 0xabc);
+	assert_int_equal(pd.expect_version, 7);
+
+	/* It survives a restart, and commits after it. */
+	reopen(f);
+	assert_int_equal(store_pending(f->st, m.oid, 2, &pd), 0);
+	assert_int_equal(store_commit(f->st, m.oid, 2, 8, 0xabc), 0);
+	memcpy(w + 5000, p, 8192);
+	assert_int_equal(store_read(f->st, m.oid, 2, r, 0, fs, &v), 0);
+	assert_int_equal(v, 8);
+	assert_memory_equal(r, w, fs);
+	struct store_meta st;
+	assert_int_equal(store_stat(f->st, m.oid, 2, &st), 0);
+	assert_int_equal(st.write_id, 0xabc);
+	assert_int_equal(store_pending(f->st, m.oid, 2, &pd), -ENOENT);
+	/* A second commit of the same write is a no-op success; another
+	 * write's commit finds nothing. */
+	assert_int_equal(store_commit(f->st, m.oid, 2, 8, 0xabc), 0);
+	assert_int_equal(store_commit(f->st, m.oid, 2, 9, 0xdef), -ENOENT);
+	assert_int_equal(store_read(f->st, m.oid, 2, r, 0, fs, &v), 0);
+	assert_memory_equal(r, w, fs);
+	free(w);
+	free(p);
+	free(r);
+}
+
+static void test_prepare_checks_version_and_slot(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t fs = 16 * 1024;
+	uint8_t *w = malloc(fs), *r = malloc(fs);
+	fill_random(w, fs, 21);
+	struct store_meta m = meta_of(302, 0, fs, 3);
+	assert_int_equal(store_create(f->st, &m, w, 0, fs), 0);
+	m.version = 4;
+	/* Wrong base version, missing fragment, range past the end. */
+	assert_int_equal(store_prepare(f->st, &m, false, 2, 1, 2000, w, 0, 4096), -ESTALE);
+	struct store_meta other = meta_of(303, 0, fs, 4);
+	assert_int_equal(store_prepare(f->st, &other, false, 3, 1, 2000, w, 0, 4096), -ENOENT);
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 1, 2000, w, fs - 10, 4096), -EINVAL);
+	/* A young pending write of another id holds the slot; an old one is
+	 * replaced; the same id may prepare again. */
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 1, 2000, w, 0, 4096), 0);
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 2, 60000, w, 0, 4096), -EBUSY);
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 1, 2000, w, 0, 4096), 0);
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 2, 0, w + 4096, 0, 4096), 0);
+	struct store_pending pd;
+	assert_int_equal(store_pending(f->st, m.oid, 0, &pd), 0);
+	assert_int_equal(pd.write_id, 2);
+	/* The fragment moved on before the commit: it can never apply. */
+	assert_int_equal(store_write(f->st, m.oid, 0, 3, 5, w, 0, 16), 0);
+	assert_int_equal(store_commit(f->st, m.oid, 0, 4, 2), -ESTALE);
+	assert_int_equal(store_pending(f->st, m.oid, 0, &pd), -ENOENT);
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, m.oid, 0, r, 0, fs, &v), 0);
+	assert_int_equal(v, 5);
+	assert_memory_equal(r, w, fs);
+	/* Abort drops only the named write. */
+	m.version = 6;
+	assert_int_equal(store_prepare(f->st, &m, false, 5, 7, 2000, w, 0, 4096), 0);
+	assert_int_equal(store_abort(f->st, m.oid, 0, 8), -ENOENT);
+	assert_int_equal(store_abort(f->st, m.oid, 0, 7), 0);
+	assert_int_equal(store_pending(f->st, m.oid, 0, &pd), -ENOENT);
+	free(w);
+	free(r);
+}
+
+static void test_prepared_whole_fragment_replaces_on_commit(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t fs = 32 * 1024;
+	uint8_t *a = malloc(fs), *b = malloc(fs), *r = malloc(fs);
+	fill_random(a, fs, 31);
+	fill_random(b, fs, 32);
+	struct store_meta m = meta_of(304, 5, fs, 10);
+	assert_int_equal(store_create(f->st, &m, a, 0, fs), 0);
+	m.version = 11;
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 99, 2000, b, 0, fs), 0);
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, m.oid, 5, r, 0, fs, &v), 0);
+	assert_int_equal(v, 10);
+	assert_memory_equal(r, a, fs);
+	assert_int_equal(store_commit(f->st, m.oid, 5, 11, 99), 0);
+	assert_int_equal(store_read(f->st, m.oid, 5, r, 0, fs, &v), 0);
+	assert_int_equal(v, 11);
+	assert_memory_equal(r, b, fs);
+	/* A whole write also creates a fragment that was not there; removing
+	 * a fragment drops its pending write. */
+	struct store_meta n = meta_of(305, 1, fs, 1);
+	assert_int_equal(store_prepare(f->st, &n, true, STORE_ANY_VERSION, 5, 2000, a, 0, fs), 0);
+	assert_int_equal(store_read(f->st, n.oid, 1, r, 0, fs, &v), -ENOENT);
+	assert_int_equal(store_commit(f->st, n.oid, 1, 1, 5), 0);
+	assert_int_equal(store_read(f->st, n.oid, 1, r, 0, fs, &v), 0);
+	assert_memory_equal(r, a, fs);
+	n.version = 2;
+	assert_int_equal(store_prepare(f->st, &n, true, STORE_ANY_VERSION, 6, 2000, b, 0, fs), 0);
+	assert_int_equal(store_remove(f->st, n.oid, 1), 0);
+	struct store_pending pd;
+	assert_int_equal(store_pending(f->st, n.oid, 1, &pd), -ENOENT);
+	free(a);
+	free(b);
+	free(r);
+}
+
 static void test_bad_ranges_are_einval_and_change_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -692,6 +817,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_interrupted_create_leaves_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_replace_swaps_a_whole_fragment_atomically,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepared_write_changes_nothing_until_commit,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_checks_version_and_slot, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_prepared_whole_fragment_replaces_on_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ranges_are_einval_and_change_nothing,
 						setup, teardown),
