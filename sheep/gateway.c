@@ -1285,6 +1285,29 @@ static int op_remove(struct gw_obj *o, void *arg)
 	return failed ? SD_RES_EIO : SD_RES_NO_OBJ;
 }
 
+static int op_settle(struct gw_obj *o, void *arg)
+{
+	(void)arg;
+	if (!o->ec)
+		return SD_RES_SUCCESS;
+	struct frag_state st[GW_MAX_WIDTH] = {{0}};
+	int ret = gw_probe(o, st);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	uint64_t vmax;
+	if (choose_version(st, o->width, o->d, &vmax) != 0 || vmax == 0)
+		return SD_RES_NO_OBJ; /* readable as it is, or absent: nothing to finish */
+	return gw_settle(o, st);
+}
+
+int gateway_settle_obj(struct sheep *s, uint64_t oid)
+{
+	obj_lock(s, oid, true);
+	int ret = gw_run(s, oid, op_settle, NULL);
+	obj_unlock(s, oid, true);
+	return ret;
+}
+
 int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uint32_t off)
 {
 	struct rw_args a = {.buf = buf, .len = len, .off = off};

@@ -23,6 +23,11 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 		      bool create);
 int gateway_remove_obj(struct sheep *s, uint64_t oid);
+/* An EC object no generation of which can be read: finish the write whose
+ * coordinator died during its commits, from its pending copies. SUCCESS
+ * when it was finished, NO_OBJ when there was nothing to finish, EIO when
+ * it cannot be. */
+int gateway_settle_obj(struct sheep *s, uint64_t oid);
 
 /* VDI namespace. snapid 0 with tag NULL or "" = the working VDI. */
 int gateway_vdi_lookup(struct sheep *s, const char *name, uint32_t snapid, const char *tag,

@@ -20,6 +20,7 @@
 #include "lib/net.h"
 #include "lib/util.h"
 #include "recovery/recovery.h"
+#include "sheep/gateway.h"
 #include "sheep/peer.h"
 #include "sheep/recovery_priv.h"
 #include "sheep/store.h"
@@ -322,6 +323,55 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	return 0;
 }
 
+static int frag_cmp_oid_version(const void *a, const void *b)
+{
+	const struct recovery_frag *x = a, *y = b;
+	if (x->oid != y->oid)
+		return x->oid < y->oid ? -1 : 1;
+	if (x->version != y->version)
+		return x->version < y->version ? -1 : 1;
+	return (int)x->idx - (int)y->idx;
+}
+
+/*
+ * EC objects that no version can be read back from (fewer than d distinct
+ * fragments of every version held) but that hold more than one version:
+ * typically a write whose coordinator died during its commits. The gateway
+ * finishes such a write from its pending copies (gateway_settle_obj); then
+ * the round gathers again. Returns how many objects moved.
+ */
+static int settle_interrupted(struct sheep_recovery *r, struct frag_vec *fv)
+{
+	if (!fv->nr)
+		return 0;
+	struct recovery_frag *f = malloc(fv->nr * sizeof(*f));
+	if (!f)
+		return 0;
+	memcpy(f, fv->v, fv->nr * sizeof(*f));
+	qsort(f, fv->nr, sizeof(*f), frag_cmp_oid_version);
+	int moved = 0;
+	for (size_t a = 0, b; a < fv->nr; a = b) {
+		int d = f[a].copy_policy ? recovery_policy_data(f[a].copy_policy) : 1;
+		int best = 0, versions = 0;
+		for (b = a; b < fv->nr && f[b].oid == f[a].oid;) {
+			size_t c = b;
+			uint32_t seen = 0;
+			for (; c < fv->nr && f[c].oid == f[a].oid && f[c].version == f[b].version; c++)
+				if (f[c].idx < 32)
+					seen |= 1u << f[c].idx;
+			best = SD_MAX(best, __builtin_popcount(seen));
+			versions++;
+			b = c;
+		}
+		if (!f[a].copy_policy || best >= d || versions < 2 || r->s->stopping)
+			continue;
+		if (gateway_settle_obj(r->s, f[a].oid) == SD_RES_SUCCESS)
+			moved++;
+	}
+	free(f);
+	return moved;
+}
+
 /* One planning round for the view: gather and (re)plan. */
 static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
 {
@@ -329,6 +379,11 @@ static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
 	int rc = gather(r, v, 0, &fv);
 	if (rc)
 		return rc;
+	if (settle_interrupted(r, &fv) > 0) {
+		free(fv.v);
+		if ((rc = gather(r, v, 0, &fv)))
+			return rc;
+	}
 	uint32_t *ids = calloc(v->nr_data ? v->nr_data : 1, sizeof(*ids));
 	if (!ids) {
 		free(fv.v);

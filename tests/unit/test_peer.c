@@ -1,6 +1,7 @@
 /* test_peer.c - unit tests of the peer protocol's server side (peer_serve) over a real store: write modes under crashes and races. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
@@ -168,6 +169,130 @@ static void test_racing_upserts_of_a_new_fragment_both_succeed(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* One peer request as it arrives off the wire; returns the result code. */
+static int peer_raw(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t epoch, uint64_t oid,
+		    uint8_t idx, uint32_t off, const void *payload, uint32_t plen, void *rbuf,
+		    uint32_t rcap, uint32_t *rlen)
+{
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = opcode;
+	req.flags = flags | (payload ? SD_FLAG_CMD_WRITE : 0);
+	req.epoch = epoch;
+	req.data_length = payload ? plen : rcap;
+	req.obj.oid = oid;
+	req.obj.ec_index = idx;
+	req.obj.offset = off;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	uint32_t got = 0;
+	peer_serve(s, &req, payload, &rsp, rbuf, &got);
+	if (rlen)
+		*rlen = got;
+	return (int)rsp.result;
+}
+
+static int prepare_write(struct sheep *s, uint32_t epoch, uint64_t oid, uint64_t expect,
+			 uint64_t version, uint64_t wid, const void *buf, uint32_t off, uint32_t len)
+{
+	char *payload = malloc(sizeof(struct peer_write_hdr) + len);
+	assert_non_null(payload);
+	struct peer_write_hdr wh = {.expect_version = expect,
+				    .new_version = version,
+				    .frag_size = FRAG,
+				    .nr_copies = 3,
+				    .mode = PEER_WRITE_UPDATE,
+				    .write_id = wid};
+	memcpy(payload, &wh, sizeof(wh));
+	memcpy(payload + sizeof(wh), buf, len);
+	int r = peer_raw(s, SD_OP_PEER_WRITE, SD_PEER_FLAG_PREPARE, epoch, oid, 0, off, payload,
+			 (uint32_t)(sizeof(wh) + len), NULL, 0, NULL);
+	free(payload);
+	return r;
+}
+
+static int commit_write(struct sheep *s, uint32_t epoch, uint64_t oid, uint64_t version,
+			uint64_t wid, bool abort)
+{
+	struct peer_commit pc = {.new_version = version, .write_id = wid, .abort = abort};
+	return peer_raw(s, SD_OP_PEER_COMMIT, 0, epoch, oid, 0, 0, &pc, sizeof(pc), NULL, 0, NULL);
+}
+
+/* Prepare, probe, commit as the gateway's two-phase write does: nothing
+ * changes before the commit; a commit is taken under any epoch, a prepare
+ * only under the holder's; bad two-phase requests are refused. */
+static void test_two_phase_write_over_the_peer_protocol(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t oid = 0x00abcd0200000001ull;
+	static char base[FRAG], patch[4096], back[FRAG];
+	memset(base, 0x11, sizeof(base));
+	memset(patch, 0x77, sizeof(patch));
+	assert_int_equal(peer_write(f->s, oid, 0, PEER_WRITE_CREATE, 5, base, 0, FRAG),
+			 SD_RES_SUCCESS);
+	/* Under an older epoch a prepare is refused; under ours it is kept. */
+	assert_int_equal(prepare_write(f->s, 2, oid, 5, 6, 0x1234, patch, 8192, 4096),
+			 SD_RES_OLD_NODE_VER);
+	assert_int_equal(prepare_write(f->s, 3, oid, 4, 6, 0x1234, patch, 8192, 4096),
+			 SD_RES_AGAIN); /* expects a version it does not have */
+	assert_int_equal(prepare_write(f->s, 3, oid, 5, 6, 0x1234, patch, 8192, 4096),
+			 SD_RES_SUCCESS);
+	uint64_t ver = 0;
+	assert_int_equal(store_read(f->s->store, oid, 0, back, 0, FRAG, &ver), 0);
+	assert_int_equal(ver, 5);
+	assert_memory_equal(back, base, FRAG);
+	struct peer_gen g;
+	uint32_t rlen = 0;
+	assert_int_equal(peer_raw(f->s, SD_OP_PEER_GEN, 0, 3, oid, 0, 0, NULL, 0, &g, sizeof(g),
+				  &rlen),
+			 SD_RES_SUCCESS);
+	assert_int_equal(rlen, sizeof(g));
+	assert_true(g.has_frag && g.has_pend);
+	assert_int_equal(g.version, 5);
+	assert_int_equal(g.pend_version, 6);
+	assert_int_equal(g.pend_id, 0x1234);
+	/* Another write cannot take the slot while this one is young. */
+	assert_int_equal(prepare_write(f->s, 3, oid, 5, 6, 0x9999, patch, 0, 4096), SD_RES_AGAIN);
+	/* The commit comes under a later epoch: still applied, once. */
+	f->s->epoch = 4;
+	assert_int_equal(commit_write(f->s, 3, oid, 6, 0x1234, false), SD_RES_SUCCESS);
+	assert_int_equal(commit_write(f->s, 9, oid, 6, 0x1234, false), SD_RES_SUCCESS);
+	memcpy(base + 8192, patch, sizeof(patch));
+	assert_int_equal(store_read(f->s->store, oid, 0, back, 0, FRAG, &ver), 0);
+	assert_int_equal(ver, 6);
+	assert_memory_equal(back, base, FRAG);
+	assert_int_equal(peer_raw(f->s, SD_OP_PEER_GEN, 0, 4, oid, 0, 0, NULL, 0, &g, sizeof(g),
+				  &rlen),
+			 SD_RES_SUCCESS);
+	assert_true(g.has_frag && !g.has_pend);
+	assert_int_equal(g.write_id, 0x1234);
+	/* An aborted write never applies. */
+	assert_int_equal(prepare_write(f->s, 4, oid, 6, 7, 0x55, patch, 0, 4096), SD_RES_SUCCESS);
+	assert_int_equal(commit_write(f->s, 4, oid, 7, 0x55, true), SD_RES_SUCCESS);
+	assert_int_equal(commit_write(f->s, 4, oid, 7, 0x55, false), SD_RES_NO_OBJ);
+	assert_int_equal(store_read(f->s->store, oid, 0, back, 0, FRAG, &ver), 0);
+	assert_int_equal(ver, 6);
+	assert_memory_equal(back, base, FRAG);
+	/* Bad input: no write id, short commit payload, commit without one,
+	 * a probe with no room for its answer. Nothing changes. */
+	assert_int_equal(prepare_write(f->s, 4, oid, 6, 7, 0, patch, 0, 4096),
+			 SD_RES_INVALID_PARMS);
+	char shortp[4] = {0};
+	assert_int_equal(peer_raw(f->s, SD_OP_PEER_COMMIT, 0, 4, oid, 0, 0, shortp, sizeof(shortp),
+				  NULL, 0, NULL),
+			 SD_RES_INVALID_PARMS);
+	assert_int_equal(peer_raw(f->s, SD_OP_PEER_COMMIT, 0, 4, oid, 0, 0, NULL, 0, NULL, 64, NULL),
+			 SD_RES_INVALID_PARMS);
+	char tiny[8];
+	assert_int_equal(peer_raw(f->s, SD_OP_PEER_GEN, 0, 4, oid, 0, 0, NULL, 0, tiny,
+				  sizeof(tiny), NULL),
+			 SD_RES_INVALID_PARMS);
+	assert_int_equal(store_read(f->s->store, oid, 0, back, 0, FRAG, &ver), 0);
+	assert_int_equal(ver, 6);
+	assert_memory_equal(back, base, FRAG);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
@@ -176,6 +301,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_racing_upserts_of_a_new_fragment_both_succeed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_phase_write_over_the_peer_protocol, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
