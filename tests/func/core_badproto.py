@@ -68,10 +68,19 @@ for v in (0, 1, 2, 0x0b):
     expect("peer op proto %d" % v, hdr(v, 0xe1, 1, 0, 1, 8), [RES_VER_MISMATCH], b"\0" * 8)
 
 # 2. Unknown opcodes get an error reply, with and without payload.
-for op in list(range(0x06, 0x11)) + list(range(0x19, 0x80)) + [0x80, 0x81, 0x83, 0xc0, 0xdf, 0xe6, 0xff]:
+for op in list(range(0x06, 0x11)) + list(range(0x19, 0x80)) + [0x80, 0x81, 0x83, 0xc0, 0xdf, 0xe8, 0xff]:
     proto = 0x0a if op >= 0x80 else 2
     expect("unknown op 0x%x" % op, hdr(proto, op, 0, 0, op, 0), [RES_NO_SUPPORT])
     expect("unknown op 0x%x + payload" % op, hdr(proto, op, 1, 0, op, 100), [RES_NO_SUPPORT], os.urandom(100))
+
+# 2b. The two-phase-write peer ops with bad payloads: an error, nothing applied.
+RES_NO_OBJ, RES_OLD_EPOCH, RES_NEW_EPOCH = 0x02, 0x81, 0x82
+expect("commit without payload", hdr(0x0a, 0xe6, 0, 0, 1, 0), [RES_INVALID])
+expect("commit, short payload", hdr(0x0a, 0xe6, 1, 0, 1, 4), [RES_INVALID], b"\1" * 4)
+for _ in range(20):
+    expect("commit, random payload", hdr(0x0a, 0xe6, 1, 0, 1, 100), [RES_INVALID, RES_NO_OBJ], os.urandom(100))
+expect("generation probe, no room", hdr(0x0a, 0xe7, 0, 0, 1, 8), [RES_INVALID, RES_OLD_EPOCH, RES_NEW_EPOCH])
+expect("prepare, no write id", hdr(0x0a, 0xe1, 0x4001, 0, 1, 32), [RES_INVALID, RES_OLD_EPOCH, RES_NEW_EPOCH], b"\0" * 32)
 
 # 3. Oversize data_length: the connection is closed (an error reply first is fine).
 for dl in (64 * 1024 * 1024 + 1, 0x7fffffff, 0xffffffff):
