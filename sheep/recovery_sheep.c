@@ -340,7 +340,7 @@ static int frag_cmp_oid_version(const void *a, const void *b)
  * finishes such a write from its pending copies (gateway_settle_obj); then
  * the round gathers again. Returns how many objects moved.
  */
-static int settle_interrupted(struct sheep_recovery *r, struct frag_vec *fv)
+static int settle_interrupted(struct sheep_recovery *r, const struct frag_vec *fv)
 {
 	if (!fv->nr)
 		return 0;
@@ -351,7 +351,6 @@ static int settle_interrupted(struct sheep_recovery *r, struct frag_vec *fv)
 	qsort(f, fv->nr, sizeof(*f), frag_cmp_oid_version);
 	int moved = 0;
 	for (size_t a = 0, b; a < fv->nr; a = b) {
-		int d = f[a].copy_policy ? recovery_policy_data(f[a].copy_policy) : 1;
 		int best = 0, versions = 0;
 		for (b = a; b < fv->nr && f[b].oid == f[a].oid;) {
 			size_t c = b;
@@ -363,7 +362,8 @@ static int settle_interrupted(struct sheep_recovery *r, struct frag_vec *fv)
 			versions++;
 			b = c;
 		}
-		if (!f[a].copy_policy || best >= d || versions < 2 || r->s->stopping)
+		if (!f[a].copy_policy || versions < 2 || r->s->stopping ||
+		    best >= recovery_policy_data(f[a].copy_policy))
 			continue;
 		if (gateway_settle_obj(r->s, f[a].oid) == SD_RES_SUCCESS)
 			moved++;
@@ -372,28 +372,20 @@ static int settle_interrupted(struct sheep_recovery *r, struct frag_vec *fv)
 	return moved;
 }
 
-/* One planning round for the view: gather and (re)plan. */
-static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
+/* (Re)plan the view from what was gathered; *lost gets the objects too
+ * short of fragments to rebuild. */
+static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
+			 const struct frag_vec *fv, uint64_t *lost)
 {
-	struct frag_vec fv;
-	int rc = gather(r, v, 0, &fv);
-	if (rc)
-		return rc;
-	if (settle_interrupted(r, &fv) > 0) {
-		free(fv.v);
-		if ((rc = gather(r, v, 0, &fv)))
-			return rc;
-	}
+	*lost = 0;
 	uint32_t *ids = calloc(v->nr_data ? v->nr_data : 1, sizeof(*ids));
-	if (!ids) {
-		free(fv.v);
+	if (!ids)
 		return -ENOMEM;
-	}
 	struct recovery_epoch ep;
 	struct locate_ctx lc;
 	make_epoch(r, v, &ep, &lc, ids);
 	pthread_mutex_lock(&r->mu);
-	rc = recovery_plan(r->eng, &ep, fv.v, fv.nr);
+	int rc = recovery_plan(r->eng, &ep, fv->v, fv->nr);
 	r->rounds++;
 	r->round_moved = 0;
 	if (rc == -ENOSPC) {
@@ -401,11 +393,12 @@ static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
 	} else if (rc == 0) {
 		struct recovery_progress p;
 		recovery_progress(r->eng, &p);
+		*lost = p.lost;
 		r->message[0] = '\0';
 		unsigned width = 0;
-		for (size_t k = 0; k < fv.nr; k++)
-			if (fv.v[k].nr_copies > width)
-				width = fv.v[k].nr_copies;
+		for (size_t k = 0; k < fv->nr; k++)
+			if (fv->v[k].nr_copies > width)
+				width = fv->v[k].nr_copies;
 		if (p.degraded || v->nr_zones < width)
 			snprintf(r->message, sizeof(r->message),
 				 "only %u zone(s) for objects of up to %u fragments/copies:"
@@ -423,6 +416,26 @@ static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	free(ids);
+	return rc;
+}
+
+/* One planning round for the view: gather and (re)plan. Objects found too
+ * short to rebuild may be interrupted writes: once those are finished,
+ * gather and plan again. */
+static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
+{
+	struct frag_vec fv;
+	uint64_t lost;
+	int rc = gather(r, v, 0, &fv);
+	if (rc)
+		return rc;
+	rc = plan_gathered(r, v, &fv, &lost);
+	if (rc == 0 && lost && settle_interrupted(r, &fv) > 0) {
+		free(fv.v);
+		if ((rc = gather(r, v, 0, &fv)))
+			return rc;
+		rc = plan_gathered(r, v, &fv, &lost);
+	}
 	free(fv.v);
 	return rc;
 }

@@ -61,6 +61,30 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* One peer request as it arrives off the wire; returns the result code. */
+static int peer_raw(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t epoch, uint64_t oid,
+		    uint8_t idx, uint32_t off, const void *payload, uint32_t plen, void *rbuf,
+		    uint32_t rcap, uint32_t *rlen)
+{
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = opcode;
+	req.flags = flags | (payload ? SD_FLAG_CMD_WRITE : 0);
+	req.epoch = epoch;
+	req.data_length = payload ? plen : rcap;
+	req.obj.oid = oid;
+	req.obj.ec_index = idx;
+	req.obj.offset = off;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	uint32_t got = 0;
+	peer_serve(s, &req, payload, &rsp, rbuf, &got);
+	if (rlen)
+		*rlen = got;
+	return (int)rsp.result;
+}
+
 /* One PEER_WRITE of [off, off+len) of buf with mode, as a gateway sends it. */
 static int peer_write(struct sheep *s, uint64_t oid, uint8_t idx, uint8_t mode, uint64_t version,
 		      const void *buf, uint32_t off, uint32_t len)
@@ -75,22 +99,10 @@ static int peer_write(struct sheep *s, uint64_t oid, uint8_t idx, uint8_t mode, 
 				    .mode = mode};
 	memcpy(payload, &wh, sizeof(wh));
 	memcpy(payload + sizeof(wh), buf, len);
-	struct sd_req req;
-	memset(&req, 0, sizeof(req));
-	req.proto_ver = SD_SHEEP_PROTO_VER;
-	req.opcode = SD_OP_PEER_WRITE;
-	req.flags = SD_FLAG_CMD_WRITE;
-	req.epoch = s->epoch;
-	req.data_length = (uint32_t)plen;
-	req.obj.oid = oid;
-	req.obj.ec_index = idx;
-	req.obj.offset = off;
-	struct sd_rsp rsp;
-	memset(&rsp, 0, sizeof(rsp));
-	uint32_t rlen = 0;
-	peer_serve(s, &req, payload, &rsp, NULL, &rlen);
+	int r = peer_raw(s, SD_OP_PEER_WRITE, 0, s->epoch, oid, idx, off, payload, (uint32_t)plen,
+			 NULL, 0, NULL);
 	free(payload);
-	return (int)rsp.result;
+	return r;
 }
 
 /* A REPLACE that dies before its new fragment is in place leaves the old
@@ -167,30 +179,6 @@ static void test_racing_upserts_of_a_new_fragment_both_succeed(void **state)
 	}
 	pthread_barrier_destroy(&bar);
 	assert_int_equal(failed, 0);
-}
-
-/* One peer request as it arrives off the wire; returns the result code. */
-static int peer_raw(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t epoch, uint64_t oid,
-		    uint8_t idx, uint32_t off, const void *payload, uint32_t plen, void *rbuf,
-		    uint32_t rcap, uint32_t *rlen)
-{
-	struct sd_req req;
-	memset(&req, 0, sizeof(req));
-	req.proto_ver = SD_SHEEP_PROTO_VER;
-	req.opcode = opcode;
-	req.flags = flags | (payload ? SD_FLAG_CMD_WRITE : 0);
-	req.epoch = epoch;
-	req.data_length = payload ? plen : rcap;
-	req.obj.oid = oid;
-	req.obj.ec_index = idx;
-	req.obj.offset = off;
-	struct sd_rsp rsp;
-	memset(&rsp, 0, sizeof(rsp));
-	uint32_t got = 0;
-	peer_serve(s, &req, payload, &rsp, rbuf, &got);
-	if (rlen)
-		*rlen = got;
-	return (int)rsp.result;
 }
 
 static int prepare_write(struct sheep *s, uint32_t epoch, uint64_t oid, uint64_t expect,
