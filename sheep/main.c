@@ -21,12 +21,7 @@
 #include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
 #include "sheep/store.h"
-#if __has_include("sheep/nbd.h")
 #include "sheep/nbd.h"
-#define SHEEP_HAVE_NBD 1
-#else
-#define SHEEP_HAVE_NBD 0
-#endif
 
 #define DEFAULT_VNODES 128
 
@@ -54,7 +49,9 @@ static void usage(FILE *f)
 		"                          log level (emerg..debug or 0..7, default info) and\n"
 		"                          directory of sheep.log (default DIR)\n"
 		"  -n, --nosync            do not sync writes to disk (tests only: a crash loses data)\n"
-		"      --nbd PORT|off      NBD export port (default 10809)\n"
+		"      --nbd PORT|off      NBD export port (default 10809; when the default port\n"
+		"                          is taken, e.g. by another sheep on this host, the sheep\n"
+		"                          warns and runs without NBD; an explicit PORT must bind)\n"
 		"  -t, --threads N         gateway worker threads (default 16)\n"
 		"  -R, --recovery max=N,interval=MS\n"
 		"                          recovery throttle: at most N fragments in flight (default 4),\n"
@@ -187,6 +184,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			} else {
 				o->nbd_port = (int)v;
 			}
+			o->nbd_explicit = true;
 			break;
 		case 't':
 			if (parse_uint(optarg, 256, &v) || v == 0) {
@@ -306,20 +304,54 @@ static int lock_dir(struct sheep *s)
 	return 0;
 }
 
-static int daemonize(void)
+/*
+ * Daemonize, keeping the parent until the daemon says how startup went:
+ * the parent waits on a pipe and exits 0 only after the daemon wrote "ok"
+ * (setup done: listening, joined the driver). If the daemon fails, it
+ * writes its reason, and the parent prints it and exits 1; if it dies
+ * without a word, the parent sees EOF and exits 1. So a script's
+ * `sheep ... || fail` sees every startup failure, as with -f.
+ * Returns the write end of the pipe (>= 0) in the daemon, or -errno.
+ */
+static int daemonize(const char *logpath)
 {
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
 	pid_t pid = fork();
 	if (pid < 0)
 		return -errno;
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(pfd[1]);
+		char msg[512];
+		size_t got = 0;
+		for (;;) {
+			ssize_t n = read(pfd[0], msg + got, sizeof(msg) - 1 - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			if (got == sizeof(msg) - 1)
+				break;
+		}
+		msg[got] = '\0';
+		if (!strcmp(msg, "ok"))
+			_exit(0);
+		if (got)
+			fprintf(stderr, "sheep: startup failed (%s); see %s\n", msg, logpath);
+		else
+			fprintf(stderr, "sheep: the daemon exited during startup; see %s\n", logpath);
+		_exit(1);
+	}
+	close(pfd[0]);
 	if (setsid() < 0)
 		return -errno;
 	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid > 0)
-		_exit(0);
+		_exit(0); /* the first parent still holds the read end; we keep pfd[1] */
 	int fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, 0);
@@ -328,7 +360,25 @@ static int daemonize(void)
 		if (fd > 2)
 			close(fd);
 	}
-	return 0;
+	return pfd[1];
+}
+
+/* Tell the waiting parent how startup went (no-op in the foreground). */
+static void report_startup(int fd, const char *msg)
+{
+	if (fd < 0)
+		return;
+	size_t len = strlen(msg);
+	while (len) {
+		ssize_t n = write(fd, msg, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		msg += n;
+		len -= (size_t)n;
+	}
+	close(fd);
 }
 
 static int write_pid(struct sheep *s)
@@ -362,7 +412,6 @@ static int setup(struct sheep *s)
 	memset(&s->self, 0, sizeof(s->self));
 	snprintf(s->self.addr, sizeof(s->self.addr), "%s", addr);
 	s->self.port = s->opt.port;
-	s->self.nbd_port = s->opt.nbd_port > 0 ? (uint16_t)s->opt.nbd_port : 0;
 	s->self.zone = s->opt.zone_set ? s->opt.zone : (uint32_t)s->opt.port;
 	s->self.gateway = s->opt.gateway;
 	s->self.nr_vnodes = s->opt.gateway ? 0 : (s->opt.vnodes ? s->opt.vnodes : DEFAULT_VNODES);
@@ -394,18 +443,27 @@ static int setup(struct sheep *s)
 
 	if ((ret = conn_listen(s)))
 		return ret;
-	if ((ret = group_start(s)))
-		return ret;
-#if SHEEP_HAVE_NBD
+	/*
+	 * NBD before joining, so the node record we announce carries the
+	 * port we really serve. Several sheep per host started the way
+	 * Sheepdog's scripts start them (no --nbd) all want 10809: a busy
+	 * default port is not an error, only an explicit --nbd PORT is.
+	 */
 	if (s->opt.nbd_port > 0) {
 		ret = nbd_start(s, s->opt.bind_addr, s->opt.nbd_port);
-		if (ret) {
+		if (ret == -EADDRINUSE && !s->opt.nbd_explicit) {
+			sd_warn("nbd: port %d is in use (another sheep on this host?); this sheep "
+				"runs without NBD (give --nbd PORT to export here)", s->opt.nbd_port);
+			s->opt.nbd_port = -1;
+		} else if (ret) {
 			sd_err("cannot start the NBD export on port %d: %s", s->opt.nbd_port,
 			       strerror(-ret));
 			return ret;
 		}
 	}
-#endif
+	s->self.nbd_port = s->opt.nbd_port > 0 ? (uint16_t)s->opt.nbd_port : 0;
+	if ((ret = group_start(s)))
+		return ret;
 	/* recovery hook: one recovery thread per data node (sheep/recovery_sheep.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
 		return ret;
@@ -444,9 +502,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sheep: cannot open log %s: %s\n", logpath, strerror(-ret));
 		return 1;
 	}
-	if (!s->opt.foreground && (ret = daemonize())) {
-		fprintf(stderr, "sheep: cannot daemonize: %s\n", strerror(-ret));
-		return 1;
+	int status_fd = -1;
+	if (!s->opt.foreground) {
+		status_fd = daemonize(logpath);
+		if (status_fd < 0) {
+			fprintf(stderr, "sheep: cannot daemonize: %s\n", strerror(-status_fd));
+			return 1;
+		}
 	}
 	write_pid(s);
 	sd_notice("sheep starting: dir %s, port %u, driver %s%s", s->opt.dir, s->opt.port,
@@ -454,20 +516,20 @@ int main(int argc, char **argv)
 	ret = setup(s);
 	if (ret) {
 		sd_emerg("startup failed: %s", strerror(ret < 0 ? -ret : ret));
-		if (s->opt.foreground || isatty(2))
+		report_startup(status_fd, strerror(ret < 0 ? -ret : ret));
+		if (s->opt.foreground)
 			fprintf(stderr, "sheep: startup failed (%s); see %s\n",
 				strerror(ret < 0 ? -ret : ret), logpath);
 		return 1;
 	}
 	sd_notice("sheep ready: %s:%u zone %u, placement %s", s->self.addr, s->self.port,
 		  s->self.zone, ring_impl());
+	report_startup(status_fd, "ok");
 	sd_loop_run(s->loop);
 	s->stopping = 1;
 	sd_notice("sheep stopping");
-#if SHEEP_HAVE_NBD
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
-#endif
 	sheep_recovery_stop(s); /* recovery hook */
 	group_stop(s);
 	/* Wake workers blocked on cluster ops, then stop the pools. */

@@ -220,11 +220,7 @@ int nbd_start(struct sheep *s, const char *bind_addr, int port)
 	struct nbd_server **slot = gateway_nbd_slot(s);
 	if (*slot)
 		return -EALREADY;
-	int ret = nbd_server_start(&nbd_vdi_backend, s, bind_addr, port, slot);
-	if (ret < 0)
-		sd_err("nbd: cannot listen on %s:%d: %s", bind_addr && *bind_addr ? bind_addr : "*",
-		       port, strerror(-ret));
-	return ret;
+	return nbd_server_start(&nbd_vdi_backend, s, bind_addr, port, slot); /* caller logs */
 }
 
 void nbd_stop(struct sheep *s)

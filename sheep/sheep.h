@@ -31,6 +31,7 @@ struct sheep_opts {
 	const char *log_dir;    /* -l dir= */
 	bool nosync;            /* -n */
 	int nbd_port;           /* --nbd, -1 = off */
+	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
