@@ -202,9 +202,9 @@ static int write_member(struct cluster_ctx *c, bool create)
 }
 
 /* A restarted sheep's former self (same addr:port, session not expired
- * yet) is dead for sure: drop its znode and append its LEAVE before our
- * JOIN, so the others never count both. */
-static int bury_former_selves(struct cluster_ctx *c)
+ * yet) is dead for sure: drop its znode, so the burial below counts it
+ * among the dead and the others never count both. */
+static int drop_former_selves(struct cluster_ctx *c)
 {
 	struct String_vector v = {0};
 	int rc = zoo_get_children(c->zh, c->p_members, 0, &v);
@@ -223,8 +223,6 @@ static int bury_former_selves(struct cluster_ctx *c)
 		rc = zoo_delete(c->zh, path, -1);
 		if (rc != ZOK && rc != ZNONODE)
 			r = zk_err(rc);
-		if (!r)
-			r = zkq_append(c, ZK_LEAVE, (uint64_t)id, NULL, NULL, 0, NULL);
 	}
 	deallocate_String_vector(&v);
 	return r;
@@ -256,7 +254,14 @@ static int do_join(struct cluster_ctx *c)
 		if ((r = write_member(c, c->my_id == 0)))
 			break;
 		if (c->join_seq < 0) {
-			if ((r = bury_former_selves(c)))
+			/* Bury the dead first (a whole cluster restarted after a
+			 * crash: nobody alive is left to do it), so that the
+			 * members listed at our JOIN are live ones that can send
+			 * us the cluster's state. */
+			r = zkq_read(c, -1, false);
+			if (r == -ENOENT)
+				continue;
+			if (r || (r = drop_former_selves(c)) || (r = zkq_bury_dead(c)))
 				break;
 			if ((r = zkq_append(c, ZK_JOIN, c->my_id, &c->self, NULL, 0, &c->join_seq)))
 				break;
@@ -330,20 +335,36 @@ static void on_expired(struct cluster_ctx *c)
 	open_session(c);
 }
 
-/* We were buried while our session lived: join again with a new znode. */
+/*
+ * Join again as a new member: first leave at once (our LEAVE, our znode
+ * gone), then, after c->rejoin_after, join with a new znode. Leaving
+ * before the pause matters when several sheep rejoin because nobody could
+ * send them the cluster's state: while they are out, the first one back
+ * finds itself alone and founds the cluster again.
+ */
 static void rejoin_fresh(struct cluster_ctx *c)
 {
 	tell_left(c);
 	if (c->my_id) {
+		bool member = false;
+		for (size_t i = 0; i < c->nr; i++)
+			member |= c->ids[i] == c->my_id;
+		if (member && zkq_append(c, ZK_LEAVE, c->my_id, &c->self, NULL, 0, NULL))
+			return;
 		int rc = zoo_delete(c->zh, c->my_znode, -1);
 		if (rc != ZOK && rc != ZNONODE)
 			return; /* try again on the next tick */
+		c->my_id = 0;
 	}
 	zkq_reset(c);
-	c->my_id = 0;
 	c->join_seq = -1;
+	if (sd_now_ns() < c->rejoin_after)
+		return;
+	c->want_rejoin = false;
 	if (do_join(c) == 0)
-		sd_notice("zookeeper: joined again; waiting for the cluster's state");
+		sd_notice("zookeeper: joined again as a new member; waiting for the cluster's state");
+	else
+		c->want_rejoin = true;
 }
 
 static void publish(struct cluster_ctx *c, uint64_t now)
@@ -414,12 +435,8 @@ static int zk_dispatch(struct cluster_ctx *c)
 		fq = fm = true;
 	}
 	if (c->connected && c->joined && c->want_rejoin) {
-		if (!c->my_id && c->join_seq < 0 && !c->in_group && !c->nr) {
-			if (do_join(c) == 0)
-				sd_notice("zookeeper: new session; joined again as a new member");
-		} else {
-			rejoin_fresh(c);
-		}
+		rejoin_fresh(c);
+		c->last_tick = sd_now_ns();
 		return 0;
 	}
 	if (c->connected && c->joined) {
@@ -445,6 +462,9 @@ static int zk_dispatch(struct cluster_ctx *c)
 	}
 	if (tick)
 		on_tick(c, now);
+	/* The loop was alive until here: a gap between ticks measures a
+	 * process that stood still, not our own blocking calls. */
+	c->last_tick = sd_now_ns();
 	return 0;
 }
 
@@ -462,6 +482,7 @@ static void zk_destroy(struct cluster_ctx *c)
 	free(c->nodes);
 	free(c->undo);
 	free(c->live);
+	free(c->older);
 	free(c->buf);
 	free(c);
 }

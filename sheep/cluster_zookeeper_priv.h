@@ -127,6 +127,11 @@ struct cluster_ctx {
 	size_t nr_live;
 	uint64_t leave_sent[64];
 	size_t nr_leave_sent;
+	/* Members listed before us at our JOIN that have not spoken since
+	 * (one of them sends the daemon's state snapshot). */
+	uint64_t *older;
+	size_t nr_older;
+	uint64_t rejoin_after; /* ns: do not join again before */
 
 	char *buf; /* ZK_MAX_DATA + a record header */
 };
@@ -139,6 +144,7 @@ int zkq_load_base(struct cluster_ctx *c, int *version);
 int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len);
 int zkq_read(struct cluster_ctx *c, int64_t below, bool watch);
 int zkq_check_leaves(struct cluster_ctx *c, bool refresh);
+int zkq_bury_dead(struct cluster_ctx *c);
 void zkq_trim(struct cluster_ctx *c);
 void zkq_reset(struct cluster_ctx *c);
 int zk_err(int rc);

@@ -62,6 +62,7 @@ void zkq_reset(struct cluster_ctx *c)
 	c->since_base = 0;
 	c->in_group = false;
 	c->nr_leave_sent = 0;
+	c->nr_older = 0;
 }
 
 int zkq_append(struct cluster_ctx *c, uint8_t type, uint64_t id, const struct sd_node *node,
@@ -177,6 +178,17 @@ static void forget_leave_sent(struct cluster_ctx *c, uint64_t id)
 		}
 }
 
+/* Drop id from the members older than us; true when none is left. */
+static bool forget_older(struct cluster_ctx *c, uint64_t id)
+{
+	for (size_t k = 0; k < c->nr_older; k++)
+		if (c->older[k] == id) {
+			c->older[k] = c->older[--c->nr_older];
+			return c->nr_older == 0;
+		}
+	return false;
+}
+
 /* Apply queue entry seq to the member list; tell the daemon once our own
  * JOIN has been applied. */
 int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len)
@@ -200,6 +212,14 @@ int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len)
 		c->nodes[c->nr++] = r.node;
 		if (!c->in_group && r.id == c->my_id) {
 			c->in_group = true;
+			/* Those listed before us owe us the cluster's state. */
+			c->nr_older = 0;
+			uint64_t *o = realloc(c->older, c->nr * sizeof(*o));
+			if (o) {
+				c->older = o;
+				memcpy(o, c->ids, (c->nr - 1) * sizeof(*o));
+				c->nr_older = c->nr - 1;
+			}
 			sd_notice("zookeeper: joined as member %" PRIu64 " (%zu members, queue entry %" PRId64 ")",
 				  r.id, c->nr, seq);
 		} else if (c->in_group) {
@@ -225,6 +245,20 @@ int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len)
 		forget_leave_sent(c, r.id);
 		if (!c->in_group)
 			return 0;
+		if (c->nr_older && forget_older(c, r.id)) {
+			/* Every member that could have sent us the cluster's
+			 * state left without a word since our JOIN (they were
+			 * the stale sessions of a crashed cluster): we never
+			 * got it. Join again after a random pause, so that one
+			 * of several such joiners finds itself alone. */
+			sd_warn("zookeeper: every member listed before this sheep left before "
+				"sending the cluster's state; joining again");
+			c->in_group = false;
+			c->want_rejoin = true;
+			uint64_t now = sd_now_ns();
+			c->rejoin_after = now + (200 + (now / 1000 + (uint64_t)getpid()) % 1300) * 1000000u;
+			return 0;
+		}
 		if (r.id == c->my_id) {
 			/* Someone buried us: our session ended as far as the
 			 * ensemble knows. Whatever we hold is stale now. */
@@ -241,6 +275,10 @@ int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len)
 		return 0;
 	}
 	case ZK_MSG:
+		if (c->nr_older && i >= 0)
+			for (size_t k = 0; k < c->nr_older; k++)
+				if (c->older[k] == r.id)
+					c->nr_older = 0; /* an older member spoke: stop watching */
 		if (i >= 0 && c->in_group && c->ev.deliver)
 			c->ev.deliver(c->arg, &c->nodes[i], (const char *)data + sizeof(r), r.len);
 		return 0;
@@ -372,6 +410,30 @@ static bool leave_was_sent(const struct cluster_ctx *c, uint64_t id)
 	return false;
 }
 
+/* Append a LEAVE for every member without a live znode (in c->live). */
+static int bury(struct cluster_ctx *c)
+{
+	for (size_t i = 0; i < c->nr; i++) {
+		if (is_live(c, c->ids[i]) || leave_was_sent(c, c->ids[i]))
+			continue;
+		sd_notice("zookeeper: %s:%u (member %" PRIu64 ") lost its session; removing it",
+			  c->nodes[i].addr, c->nodes[i].port, c->ids[i]);
+		int r = zkq_append(c, ZK_LEAVE, c->ids[i], &c->nodes[i], NULL, 0, NULL);
+		if (r)
+			return r;
+		if (c->nr_leave_sent < sizeof(c->leave_sent) / sizeof(c->leave_sent[0]))
+			c->leave_sent[c->nr_leave_sent++] = c->ids[i];
+	}
+	return 0;
+}
+
+/* A joiner, before its JOIN: bury every member whose znode is gone. */
+int zkq_bury_dead(struct cluster_ctx *c)
+{
+	int r = list_members(c, false);
+	return r ? r : bury(c);
+}
+
 /*
  * The oldest member with a live znode buries the others that lost theirs:
  * it appends a LEAVE for each (a LEAVE of a non-member is ignored by all,
@@ -402,18 +464,7 @@ int zkq_check_leaves(struct cluster_ctx *c, bool refresh)
 		if (pass == 0 && (r = list_members(c, true)))
 			return r;
 	}
-	for (size_t i = 0; i < c->nr; i++) {
-		if (is_live(c, c->ids[i]) || leave_was_sent(c, c->ids[i]))
-			continue;
-		sd_notice("zookeeper: %s:%u (member %" PRIu64 ") lost its session; removing it",
-			  c->nodes[i].addr, c->nodes[i].port, c->ids[i]);
-		r = zkq_append(c, ZK_LEAVE, c->ids[i], &c->nodes[i], NULL, 0, NULL);
-		if (r)
-			return r;
-		if (c->nr_leave_sent < sizeof(c->leave_sent) / sizeof(c->leave_sent[0]))
-			c->leave_sent[c->nr_leave_sent++] = c->ids[i];
-	}
-	return 0;
+	return bury(c);
 }
 
 /* The member list as it stood right after entry t (t >= undo_floor). */

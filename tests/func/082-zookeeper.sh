@@ -154,4 +154,22 @@ for i in 0 1 2 3 4 5; do
 	check "sheep $i is alive" sd_alive "$i"
 done
 
+# 4. The whole cluster crashes and restarts at once, within the session
+#    timeout: the members the joiners find are the dead sessions of the
+#    crash, which can send nobody the cluster's state. The sheep must
+#    still form the cluster again (burial before JOIN; joining again when
+#    every older member left without a word) and keep the data.
+for i in 0 1 2 3 4 5; do sd_kill "$i"; done
+for i in 0 1 2 3 4 5; do
+	sd_start "$i" -c "$SPEC" || not_ok "sheep $i restarted after the crash"
+done
+check "after a whole-cluster crash and restart the six form a cluster" sd_wait_nodes 0 6 60
+for i in 1 2 3 4 5; do
+	check "sheep $i sees six nodes after the restart" sd_wait_nodes "$i" 6 30
+done
+dogn 3 vdi read zk $OFF $LEN >"$SD_TEST_DIR/got" 2>"$SD_TEST_DIR/err"
+check_eq "C reads back after the whole-cluster restart" "$(sd_sha "$SD_TEST_DIR/c")" "$(sd_sha "$SD_TEST_DIR/got")"
+dogn 4 vdi read zk $((3 * MiB + 7)) $((20 * MiB + 4321)) >"$SD_TEST_DIR/got" 2>"$SD_TEST_DIR/err"
+check_eq "the first write reads back after the whole-cluster restart" "$(sd_sha "$SD_TEST_DIR/data")" "$(sd_sha "$SD_TEST_DIR/got")"
+
 sd_done
