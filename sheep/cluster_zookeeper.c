@@ -71,6 +71,38 @@ static void zk_log_cb(const char *msg)
 	sd_debug("zookeeper client: %s", msg);
 }
 
+/*
+ * A thread that only sleeps 250 ms at a time: if one of its sleeps lasts
+ * 2/3 of the session timeout, the whole process stood still (SIGSTOP, a
+ * frozen VM), not just a busy loop thread, and the session may have
+ * expired meanwhile.
+ */
+#define WATCHDOG_MS 250
+static void *watchdog(void *arg)
+{
+	struct cluster_ctx *c = arg;
+	uint64_t last = sd_now_ns();
+	uint64_t limit = (uint64_t)c->opt.timeout_ms * 2 / 3 * 1000000u;
+	for (;;) {
+		usleep(WATCHDOG_MS * 1000);
+		uint64_t now = sd_now_ns();
+		pthread_mutex_lock(&c->mu);
+		bool stop = c->wd_stop;
+		if (now - last > limit)
+			c->f_stalled_ms = (now - last) / 1000000u;
+		bool stalled = c->f_stalled_ms != 0;
+		pthread_mutex_unlock(&c->mu);
+		if (stop)
+			return NULL;
+		if (stalled) {
+			uint64_t one = 1;
+			if (write(c->efd, &one, sizeof(one)) < 0)
+				sd_debug("zookeeper: wake: %s", strerror(errno));
+		}
+		last = now;
+	}
+}
+
 static unsigned suspend_ms(const struct cluster_ctx *c)
 {
 	unsigned ms = c->opt.timeout_ms / 3;
@@ -379,14 +411,6 @@ static void publish(struct cluster_ctx *c, uint64_t now)
 
 static void on_tick(struct cluster_ctx *c, uint64_t now)
 {
-	uint64_t gap = c->last_tick ? now - c->last_tick : 0;
-	c->last_tick = now;
-	if (c->in_group && gap > (uint64_t)c->opt.timeout_ms * 2 / 3 * 1000000u) {
-		sd_warn("zookeeper: this process stood still for %" PRIu64 " ms (the session "
-			"timeout is %u ms): refusing I/O until the ensemble confirms the session",
-			gap / 1000000u, c->opt.timeout_ms);
-		set_suspended(c, true);
-	}
 	if (c->in_group && !c->connected && c->disc_since && !c->suspended &&
 	    now - c->disc_since > (uint64_t)suspend_ms(c) * 1000000u) {
 		sd_err("zookeeper: no ZooKeeper server at %s answers (for %" PRIu64 " ms): this "
@@ -413,8 +437,17 @@ static int zk_dispatch(struct cluster_ctx *c)
 	pthread_mutex_lock(&c->mu);
 	bool conn = c->f_connected, disc = c->f_disconnected, exp = c->f_expired;
 	bool fq = c->f_queue, fm = c->f_members;
+	uint64_t stalled = c->f_stalled_ms;
 	c->f_connected = c->f_disconnected = c->f_expired = c->f_queue = c->f_members = false;
+	c->f_stalled_ms = 0;
 	pthread_mutex_unlock(&c->mu);
+
+	if (stalled && c->in_group) {
+		sd_warn("zookeeper: this process stood still for %" PRIu64 " ms (the session "
+			"timeout is %u ms): refusing I/O until the ensemble confirms the session",
+			stalled, c->opt.timeout_ms);
+		set_suspended(c, true);
+	}
 
 	if (exp && c->joined) {
 		on_expired(c);
@@ -436,7 +469,6 @@ static int zk_dispatch(struct cluster_ctx *c)
 	}
 	if (c->connected && c->joined && c->want_rejoin) {
 		rejoin_fresh(c);
-		c->last_tick = sd_now_ns();
 		return 0;
 	}
 	if (c->connected && c->joined) {
@@ -462,9 +494,6 @@ static int zk_dispatch(struct cluster_ctx *c)
 	}
 	if (tick)
 		on_tick(c, now);
-	/* The loop was alive until here: a gap between ticks measures a
-	 * process that stood still, not our own blocking calls. */
-	c->last_tick = sd_now_ns();
 	return 0;
 }
 
@@ -472,6 +501,12 @@ static void zk_destroy(struct cluster_ctx *c)
 {
 	if (!c)
 		return;
+	if (c->wd_running) {
+		pthread_mutex_lock(&c->mu);
+		c->wd_stop = true;
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->wd, NULL);
+	}
 	close_session(c);
 	int fds[] = {c->efd, c->tfd, c->epfd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
@@ -550,6 +585,9 @@ static int zk_init(struct cluster_ctx **out, const char *options, const struct s
 		r = -ECONNREFUSED;
 		goto fail;
 	}
+	if ((r = -pthread_create(&c->wd, NULL, watchdog, c)))
+		goto fail;
+	c->wd_running = true;
 	const clientid_t *cid = zoo_client_id(c->zh);
 	sd_notice("zookeeper: connected to %s, session 0x%llx, timeout %d ms (asked %u), cluster "
 		  "path %s",

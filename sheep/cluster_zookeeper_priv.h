@@ -96,6 +96,9 @@ struct cluster_ctx {
 	/* Set by ZooKeeper's threads (watcher), taken by dispatch. */
 	pthread_mutex_t mu;
 	bool f_connected, f_disconnected, f_expired, f_queue, f_members;
+	uint64_t f_stalled_ms; /* watchdog: the process stood still this long */
+	pthread_t wd;	       /* the watchdog thread */
+	bool wd_running, wd_stop;
 
 	bool connected;	     /* last session state seen by dispatch */
 	bool joined;	     /* the daemon asked to join and did not leave */
@@ -104,7 +107,6 @@ struct cluster_ctx {
 	bool told_unquorate; /* the daemon was told quorum(false) */
 	bool suspended;	     /* the daemon was told suspend(true) */
 	uint64_t disc_since; /* ns: connection lost at (0 = connected) */
-	uint64_t last_tick;  /* ns: last timer tick (a stopped process shows a jump) */
 	uint64_t last_trim, last_publish;
 
 	char my_znode[1024];
