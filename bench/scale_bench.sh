@@ -19,7 +19,7 @@ set -u
 drivers="local corosync zookeeper"
 sizes="16 32 64 128"
 idle=10
-zk_timeout=3000
+zk_timeout=5000
 while getopts "d:N:i:t:h" o; do
 	case $o in
 	d) drivers=$OPTARG ;;
@@ -57,7 +57,7 @@ stop_sheep() {
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	PIDS=()
 }
-trap 'stop_sheep; cs_stop_pid "$CS_PID"; zk_stop_all; rm -rf "$SD_TEST_DIR"' EXIT
+trap 'stop_sheep; cs_stop_pid "$CS_PID"; zk_stop_all; [ -n "${KEEP:-}" ] || rm -rf "$SD_TEST_DIR"' EXIT
 
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }

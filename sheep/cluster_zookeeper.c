@@ -600,11 +600,40 @@ fail:
 	return r;
 }
 
+/* A loaded ensemble may time a request out or drop the connection while
+ * we join: wait for it (a new session if ours expired) and try again, for
+ * JOIN_RETRY_S at least. A repeated JOIN of ours is ignored by all. */
+#define JOIN_RETRY_S 60
 static int zk_join(struct cluster_ctx *c)
 {
 	if (c->joined)
 		return -EALREADY;
-	int r = do_join(c);
+	unsigned secs = c->opt.timeout_ms / 100 > JOIN_RETRY_S ? c->opt.timeout_ms / 100 : JOIN_RETRY_S;
+	uint64_t end = sd_now_ns() + (uint64_t)secs * 1000000000u;
+	int r;
+	while ((r = do_join(c)) == -ENOTCONN || r == -ETIMEDOUT) {
+		uint64_t now = sd_now_ns();
+		if (now >= end)
+			break;
+		pthread_mutex_lock(&c->mu);
+		bool expired = c->f_expired || zoo_state(c->zh) == ZOO_EXPIRED_SESSION_STATE;
+		c->f_expired = false;
+		pthread_mutex_unlock(&c->mu);
+		sd_warn("zookeeper: the ensemble did not answer in time while joining; trying again%s",
+			expired ? " with a new session" : "");
+		if (expired) {
+			close_session(c);
+			zkq_reset(c);
+			c->my_id = 0;
+			c->join_seq = -1;
+			if ((r = open_session(c)))
+				break;
+		}
+		if (zoo_state(c->zh) != ZOO_CONNECTED_STATE &&
+		    wait_connected(c, (unsigned)((end - now) / 1000000u)))
+			break;
+		c->connected = true;
+	}
 	if (!r)
 		c->joined = true;
 	return r;
