@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "lib/util.h"
-#include "sheep/store.h"
+#include "sheep/store/store.h"
 
 static const char usage_text[] =
 	"Usage: store_bench [--dir DIR] [--runs N] [-h]\n"

@@ -12,8 +12,8 @@
 #include "lib/sd_internal.h"
 #include "lib/sd_proto.h"
 #include "lib/work.h"
-#include "sheep/ring.h"
-#include "sheep/cluster.h"
+#include "sheep/cluster/ring.h"
+#include "sheep/cluster/cluster.h"
 
 /* Options from the command line. */
 struct sheep_opts {

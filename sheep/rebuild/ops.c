@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "sheep/recovery_priv.h"
+#include "sheep/rebuild/rebuild_priv.h"
 
 bool sheep_recovery_handles(uint8_t opcode)
 {

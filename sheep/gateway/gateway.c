@@ -13,8 +13,8 @@
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/util.h"
-#include "sheep/gateway.h"
-#include "sheep/peer.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
 
 #define GW_MAX_WIDTH 32

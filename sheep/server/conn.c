@@ -8,7 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
-#include "sheep/peer.h"
+#include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
 
 /* Backpressure: stop reading a connection while it has this many requests

@@ -8,10 +8,10 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
-#include "sheep/peer.h"
-#include "sheep/recovery_sheep.h"
+#include "sheep/peer/peer.h"
+#include "sheep/rebuild/rebuild.h"
 #include "sheep/sheep.h"
-#include "sheep/store.h"
+#include "sheep/store/store.h"
 
 #define PEER_CONNECT_MS 2000
 #define PEER_IO_MS 30000

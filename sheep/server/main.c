@@ -17,11 +17,11 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/gateway.h"
-#include "sheep/recovery_sheep.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/rebuild/rebuild.h"
 #include "sheep/sheep.h"
-#include "sheep/store.h"
-#include "sheep/nbd.h"
+#include "sheep/store/store.h"
+#include "sheep/nbd/nbd.h"
 
 #define DEFAULT_VNODES 128
 

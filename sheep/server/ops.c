@@ -10,11 +10,11 @@
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/util.h"
-#include "sheep/gateway.h"
-#include "sheep/peer.h"
-#include "sheep/recovery_sheep.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/peer/peer.h"
+#include "sheep/rebuild/rebuild.h"
 #include "sheep/sheep.h"
-#include "sheep/store.h"
+#include "sheep/store/store.h"
 
 bool ops_is_peer(uint8_t opcode)
 {

@@ -13,7 +13,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "sheep/sheep.h"
-#include "sheep/store.h"
+#include "sheep/store/store.h"
 
 /*
  * Every synced member applies the same sequence of events (membership

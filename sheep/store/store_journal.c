@@ -30,7 +30,7 @@
 #include "lib/crc.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/store_priv.h"
+#include "sheep/store/store_priv.h"
 
 static const uint8_t dead_magic[8];
 

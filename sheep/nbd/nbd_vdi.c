@@ -10,9 +10,9 @@
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/sd_proto.h"
-#include "sheep/gateway.h"
-#include "sheep/nbd.h"
-#include "sheep/vdi_io.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/nbd/nbd.h"
+#include "sheep/nbd/vdi_io.h"
 
 #define NBD_RO_SUFFIX ":ro"
 

@@ -20,10 +20,10 @@
 #include "lib/net.h"
 #include "lib/util.h"
 #include "recovery/recovery.h"
-#include "sheep/gateway.h"
-#include "sheep/peer.h"
-#include "sheep/recovery_priv.h"
-#include "sheep/store.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/peer/peer.h"
+#include "sheep/rebuild/rebuild_priv.h"
+#include "sheep/store/store.h"
 
 uint64_t rec_now_ms(void)
 {

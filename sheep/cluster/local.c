@@ -54,7 +54,7 @@
 #include "lib/crc.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/cluster.h"
+#include "sheep/cluster/cluster.h"
 
 #define DEFAULT_PATH "/tmp/sheepdog-local"
 #define LOG_MAGIC "SDLOCAL1"

@@ -11,8 +11,8 @@
 #include "lib/oid.h"
 #include "lib/sd_proto.h"
 #include "lib/util.h"
-#include "sheep/gateway.h"
-#include "sheep/vdi_io.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/nbd/vdi_io.h"
 
 /* Allocation, copy-on-write and free of one object are serialised by a lock
  * chosen by object index; writes into objects already owned go straight to

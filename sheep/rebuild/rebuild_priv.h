@@ -9,7 +9,7 @@
 
 #include "lib/sd_internal.h"
 #include "recovery/recovery.h"
-#include "sheep/recovery_sheep.h"
+#include "sheep/rebuild/rebuild.h"
 
 #define REC_KNOWN_MAX  4096 /* node ids ever seen by this sheep */
 #define REC_WORKERS    8    /* threads running jobs; the throttle bounds how many are busy */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sheep/nbd.h"
+#include "sheep/nbd/nbd.h"
 
 /* A client that has not finished negotiating within this time is dropped. */
 #define NBD_HANDSHAKE_TIMEOUT_MS 30000

@@ -9,8 +9,8 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
-#include "sheep/nbd_priv.h"
-#include "sheep/nbd_proto.h"
+#include "sheep/nbd/nbd_priv.h"
+#include "sheep/nbd/nbd_proto.h"
 
 /* The NBD error for a backend -errno: the protocol knows a few values. */
 static uint32_t nbd_errno(int ret)

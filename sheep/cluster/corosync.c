@@ -18,7 +18,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/cluster.h"
+#include "sheep/cluster/cluster.h"
 
 /*
  * How membership is made the same on every node.

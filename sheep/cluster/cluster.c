@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "sheep/cluster.h"
+#include "sheep/cluster/cluster.h"
 
 static const struct cluster_driver *const drivers[] = {
 	&cluster_local_driver,

@@ -15,8 +15,8 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/util.h"
-#include "sheep/nbd_priv.h"
-#include "sheep/nbd_proto.h"
+#include "sheep/nbd/nbd_priv.h"
+#include "sheep/nbd/nbd_proto.h"
 
 #define NBD_NAME_MAX 4096 /* the protocol's bound on strings */
 

@@ -52,7 +52,7 @@
 #include "lib/crc.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/store_priv.h"
+#include "sheep/store/store_priv.h"
 
 #define NAME_LEN 32
 

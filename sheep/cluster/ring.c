@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "lib/fnv.h"
-#include "sheep/ring.h"
+#include "sheep/cluster/ring.h"
 
 #if __has_include("placement/placement.h")
 #include "placement/placement.h"

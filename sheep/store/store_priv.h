@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "sheep/store.h"
-#include "sheep/store_test.h"
+#include "sheep/store/store.h"
+#include "sheep/store/store_test.h"
 
 /* The on-disk format is described at the top of store.c. */
 #define STORE_BLK_SHIFT 12
