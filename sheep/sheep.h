@@ -140,8 +140,6 @@ struct cop_wait {
 struct obj_lock;
 struct peer_pool;
 struct sheep_recovery;
-/* recovery hook: sheep/recovery_*.c build only when this is defined */
-#define SHEEP_RECOVERY_HOOKS 1
 struct nbd_server;
 
 struct sheep {

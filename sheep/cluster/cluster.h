@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "lib/sd_internal.h"
 
 /* struct sd_node lives in lib/sd_internal.h: dog shows it too. */

@@ -1,4 +1,4 @@
-/* ring.h - the daemon's door to object placement: placement/ when built, else a rendezvous-hash fallback. */
+/* ring.h - the daemon's door to object placement (placement/ behind the daemon's own names). */
 #ifndef SHEEP_RING_H
 #define SHEEP_RING_H
 
@@ -6,12 +6,11 @@
 #include <stdint.h>
 
 /*
- * The same shape as placement/placement.h (which this forwards to when the
- * placement module is in the tree). ring_locate() fills out[i] with the
- * index in nodes[] of the holder of fragment or copy i, on distinct zones.
- * With placement/ it returns n and marks positions without a home (fewer
- * zones than fragments) with -1, keeping the others in place; the fallback
- * returns how many leading positions could be placed.
+ * The same shape as placement/placement.h, which this forwards to.
+ * ring_locate() fills out[i] with the index in nodes[] of the holder of
+ * fragment or copy i, on distinct zones. It returns n and marks positions
+ * without a home (fewer zones than fragments) with -1, keeping the others
+ * in place.
  */
 struct ring_node {
 	char id[80];     /* "addr:port" */
@@ -25,7 +24,7 @@ struct ring;
 int ring_build(const struct ring_node *nodes, size_t nr, struct ring **out);
 void ring_free(struct ring *r);
 int ring_locate(const struct ring *r, uint64_t oid, int n, int *out);
-/* "placement" or "fallback", for the log. */
+/* "placement", for the log. */
 const char *ring_impl(void);
 
 #endif

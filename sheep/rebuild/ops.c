@@ -1,17 +1,12 @@
 /* recovery_ops.c - the recovery opcodes (STAT/GET/SET_RECOVERY, FORCE_RECOVER) and the peer hooks
  * (busy fragment, bad checksum). */
-/* Built only once sheep/sheep.h carries the recovery hooks (SHEEP_RECOVERY_HOOKS):
- * the daemon core and this file land separately. */
-#if __has_include("sheep/sheep.h")
-#include "sheep/sheep.h"
-#endif
-#ifdef SHEEP_RECOVERY_HOOKS
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
+#include "sheep/sheep.h"
 #include "sheep/rebuild/rebuild_priv.h"
 
 bool sheep_recovery_handles(uint8_t opcode)
@@ -167,4 +162,3 @@ void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
 		(unsigned long long)oid, idx);
 }
 
-#endif /* SHEEP_RECOVERY_HOOKS */

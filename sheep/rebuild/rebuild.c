@@ -1,11 +1,5 @@
 /* recovery_sheep.c - the recovery thread of a sheep: gathers object lists, plans with recovery/,
  * runs jobs on workers, drops old copies at the end. */
-/* Built only once sheep/sheep.h carries the recovery hooks (SHEEP_RECOVERY_HOOKS):
- * the daemon core and this file land separately. */
-#if __has_include("sheep/sheep.h")
-#include "sheep/sheep.h"
-#endif
-#ifdef SHEEP_RECOVERY_HOOKS
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -17,6 +11,7 @@
 
 #include "ec/ec.h"
 #include "lib/log.h"
+#include "sheep/sheep.h"
 #include "lib/net.h"
 #include "lib/util.h"
 #include "recovery/recovery.h"
@@ -802,4 +797,3 @@ void sheep_recovery_stop(struct sheep *s)
 	free(r);
 }
 
-#endif /* SHEEP_RECOVERY_HOOKS */
