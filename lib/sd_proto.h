@@ -232,4 +232,12 @@ static inline int sd_op_is_internal(uint8_t opcode)
 /* Text for a result code ("No object found"); never NULL. */
 const char *sd_strerror(uint32_t result);
 
+/* The one converter between -errno and result codes (lib/sd_errno.c).
+ * sd_res_to_errno: SD_RES_SUCCESS -> 0, a known code -> its -errno, an
+ * unknown code -> -EIO. sd_errno_to_res: 0 -> SUCCESS, anything unlisted
+ * -> SD_RES_EIO. sd_errno_to_res(sd_res_to_errno(r)) is r for the first
+ * code of each errno (NO_OBJ for -ENOENT, NO_SPACE for -ENOSPC, ...). */
+int sd_res_to_errno(int res);
+int sd_errno_to_res(int err);
+
 #endif

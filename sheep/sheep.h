@@ -314,8 +314,6 @@ void gateway_fini(struct sheep *s);
 /* ---- util ---- */
 bool sd_node_eq(const struct sd_node *a, const struct sd_node *b);
 int sheep_node_cmp(const void *a, const void *b);
-/* Mapping of store errors (-errno) to result codes. */
-int sheep_errno_to_res(int err);
 /* Write a whole file atomically (tmp + rename, fsync unless nosync). */
 int sheep_write_file(struct sheep *s, const char *path, const void *buf, size_t len);
 

@@ -20,33 +20,6 @@ struct nbd_export {
 	struct vdi_io *v;
 };
 
-static int res_to_errno(int res)
-{
-	switch (res) {
-	case SD_RES_SUCCESS:
-		return 0;
-	case SD_RES_NO_VDI:
-	case SD_RES_NO_TAG:
-	case SD_RES_NO_OBJ:
-		return -ENOENT;
-	case SD_RES_VDI_LOCKED:
-		return -EBUSY;
-	case SD_RES_READONLY:
-		return -EROFS;
-	case SD_RES_INVALID_PARMS:
-		return -EINVAL;
-	case SD_RES_NO_MEM:
-		return -ENOMEM;
-	case SD_RES_NO_SPACE:
-	case SD_RES_FULL_VDI:
-		return -ENOSPC;
-	case SD_RES_SHUTDOWN:
-		return -ESHUTDOWN;
-	default:
-		return -EIO;
-	}
-}
-
 /*
  * "NAME" -> working VDI, writable; "NAME:ro" -> working VDI, read-only;
  * "NAME@DIGITS" -> snapshot by id; "NAME@TAG" -> snapshot by tag.
@@ -123,7 +96,7 @@ static int vdi_open(void *arg, const char *export, bool probe, uint64_t owner,
 			snprintf(msg, msglen, "no VDI named '%s'", name);
 		else
 			snprintf(msg, msglen, "cannot open VDI '%s': %s", name, sd_strerror(res));
-		return res_to_errno(res);
+		return sd_res_to_errno(res);
 	}
 
 	struct nbd_export *e = malloc(sizeof(*e));
@@ -150,22 +123,22 @@ static void vdi_close(struct nbd_export *e)
 
 static int vdi_read(struct nbd_export *e, void *buf, uint32_t len, uint64_t off)
 {
-	return res_to_errno(vdi_io_read(e->v, buf, len, off));
+	return sd_res_to_errno(vdi_io_read(e->v, buf, len, off));
 }
 
 static int vdi_write(struct nbd_export *e, const void *buf, uint32_t len, uint64_t off)
 {
-	return res_to_errno(vdi_io_write(e->v, buf, len, off));
+	return sd_res_to_errno(vdi_io_write(e->v, buf, len, off));
 }
 
 static int vdi_zero(struct nbd_export *e, uint32_t len, uint64_t off, bool may_free)
 {
-	return res_to_errno(vdi_io_zero(e->v, len, off, may_free));
+	return sd_res_to_errno(vdi_io_zero(e->v, len, off, may_free));
 }
 
 static int vdi_trim(struct nbd_export *e, uint32_t len, uint64_t off)
 {
-	return res_to_errno(vdi_io_trim(e->v, len, off));
+	return sd_res_to_errno(vdi_io_trim(e->v, len, off));
 }
 
 /* Every VDI: working ones by name, snapshots as NAME@SNAPID. */
@@ -179,7 +152,7 @@ static int vdi_list(void *arg, int (*cb)(void *cbarg, const char *name), void *c
 
 	if (!bitmap)
 		return -ENOMEM;
-	ret = res_to_errno(gateway_read_vdis(s, bitmap, blen));
+	ret = sd_res_to_errno(gateway_read_vdis(s, bitmap, blen));
 	for (uint32_t vid = 1; ret == 0 && vid < SD_NR_VDIS; vid++) {
 		if (!(bitmap[vid / 8] & (1u << (vid % 8))))
 			continue;

@@ -119,31 +119,6 @@ static void pool_put(struct sheep *s, const struct sd_node *n, int fd)
 	pthread_mutex_unlock(&pp->mu);
 }
 
-int sheep_errno_to_res(int err)
-{
-	switch (err) {
-	case 0:
-		return SD_RES_SUCCESS;
-	case -ENOENT:
-		return SD_RES_NO_OBJ;
-	case -EIO:
-		return SD_RES_EIO;
-	case -ESTALE:
-		return SD_RES_AGAIN;
-	case -EINVAL:
-	case -ERANGE:
-		return SD_RES_INVALID_PARMS;
-	case -ENOSPC:
-		return SD_RES_NO_SPACE;
-	case -ENOMEM:
-		return SD_RES_NO_MEM;
-	case -EEXIST:
-		return SD_RES_VDI_EXIST;
-	default:
-		return SD_RES_EIO;
-	}
-}
-
 static int check_epoch(struct sheep *s, const struct sd_req *req)
 {
 	if (req->flags & SD_PEER_FLAG_ANY_EPOCH)
@@ -244,7 +219,7 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 				    SD_PEER_PEND_GRACE_MS, buf, off, len);
 		if (ret == -EBUSY)
 			return SD_RES_AGAIN;
-		return sheep_errno_to_res(ret);
+		return sd_errno_to_res(ret);
 	}
 	switch (wh.mode) {
 	case PEER_WRITE_UPDATE:
@@ -277,7 +252,7 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	}
 	if (ret == 0)
 		*version = wh.new_version;
-	return sheep_errno_to_res(ret);
+	return sd_errno_to_res(ret);
 }
 
 /* PEER_COMMIT: apply or drop a prepared write. */
@@ -290,7 +265,7 @@ static int serve_commit(struct sheep *s, const struct sd_req *req, const void *d
 	int ret = pc.abort ? store_abort(s->store, req->obj.oid, req->obj.ec_index, pc.write_id)
 			   : store_commit(s->store, req->obj.oid, req->obj.ec_index, pc.new_version,
 					  pc.write_id);
-	return sheep_errno_to_res(ret);
+	return sd_errno_to_res(ret);
 }
 
 /* PEER_GEN: what generation the fragment is at and what is pending on it. */
@@ -304,7 +279,7 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 	struct store_pending p;
 	int ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
 	if (ret && ret != -ENOENT)
-		return sheep_errno_to_res(ret);
+		return sd_errno_to_res(ret);
 	if (ret == 0) {
 		g.has_frag = 1;
 		g.version = *version = m.version;
@@ -354,7 +329,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 				 req->data_length, &version);
 		if (ret == -EIO)
 			sheep_recovery_report_bad(s, req->obj.oid, req->obj.ec_index);
-		res = sheep_errno_to_res(ret);
+		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;
 		break;
@@ -362,7 +337,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		res = serve_write(s, req, data, &version);
 		break;
 	case SD_OP_PEER_REMOVE:
-		res = sheep_errno_to_res(store_remove(s->store, req->obj.oid, req->obj.ec_index));
+		res = sd_errno_to_res(store_remove(s->store, req->obj.oid, req->obj.ec_index));
 		break;
 	case SD_OP_PEER_COMMIT:
 		res = serve_commit(s, req, data);
@@ -377,7 +352,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 			break;
 		}
 		ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
-		res = sheep_errno_to_res(ret);
+		res = sd_errno_to_res(ret);
 		if (ret == 0) {
 			struct list_ctx lc = {.out = rbuf, .cap = 1};
 			list_one(&m, &lc);
@@ -389,7 +364,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	case SD_OP_PEER_LIST: {
 		struct list_ctx lc = {.out = rbuf, .cap = req->data_length / sizeof(struct peer_frag)};
 		ret = store_for_each(s->store, list_one, &lc);
-		res = ret == -ENOSPC ? SD_RES_NO_SPACE : sheep_errno_to_res(ret);
+		res = ret == -ENOSPC ? SD_RES_NO_SPACE : sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = (uint32_t)(lc.n * sizeof(struct peer_frag));
 		break;

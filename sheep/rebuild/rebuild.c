@@ -53,25 +53,6 @@ static uint32_t node_id(struct sheep_recovery *r, const struct sd_node *n)
 
 /* ---- I/O callbacks for recovery_execute() (worker threads) ---- */
 
-static int res_to_errno(int res)
-{
-	switch (res) {
-	case SD_RES_SUCCESS:
-		return 0;
-	case SD_RES_NO_OBJ:
-		return -ENOENT;
-	case SD_RES_EIO:
-		return -EIO;
-	case SD_RES_AGAIN:
-		return -EAGAIN;
-	case SD_RES_NO_SPACE:
-		return -ENOSPC;
-	case SD_RES_INVALID_PARMS:
-		return -EINVAL;
-	}
-	return -EHOSTUNREACH;
-}
-
 static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
 		   uint32_t len, uint64_t *version)
 {
@@ -91,7 +72,7 @@ static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *bu
 	c.rbuf = buf;
 	c.rcap = len;
 	peer_fanout(s, &c, 1);
-	int rc = res_to_errno(c.result);
+	int rc = sd_res_to_errno(c.result);
 	if (rc)
 		return rc;
 	if (c.rlen != len)
@@ -223,7 +204,7 @@ static int list_remote(struct sheep *s, const struct sd_node *n, uint32_t epoch,
 			cap *= 2;
 			continue;
 		}
-		int rc = res_to_errno(c.result);
+		int rc = sd_res_to_errno(c.result);
 		if (!rc) {
 			const struct peer_frag *pf = buf;
 			size_t cnt = c.rlen / sizeof(*pf);

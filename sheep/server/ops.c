@@ -514,7 +514,7 @@ static int do_stat_sheep(struct sheep *s, struct request *r)
 	uint64_t total = 0, used = 0;
 	int ret = store_space(s->store, &total, &used);
 	if (ret)
-		return sheep_errno_to_res(ret);
+		return sd_errno_to_res(ret);
 	struct count_ctx cc = {0};
 	store_for_each(s->store, count_one, &cc);
 	r->rsp.node.store_size = total;
@@ -604,7 +604,7 @@ static int do_get_obj_list(struct sheep *s, struct request *r)
 	if (ret == -ENOSPC)
 		return SD_RES_NO_SPACE;
 	if (ret)
-		return sheep_errno_to_res(ret);
+		return sd_errno_to_res(ret);
 	r->rlen = (uint32_t)(l.n * sizeof(uint64_t));
 	return SD_RES_SUCCESS;
 }
