@@ -373,7 +373,8 @@ static int do_read_vdis(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
-/* Remove the objects of a deleted VDI, then forget it. */
+/* Remove the objects of a deleted VDI, then forget it (PURGE). When its inode
+ * cannot be read, neither: answer the read's error. */
 static int purge_vdi_objects(struct sheep *s, uint32_t vid)
 {
 	const uint32_t chunk = 1u << 20;
@@ -397,8 +398,15 @@ static int purge_vdi_objects(struct sheep *s, uint32_t vid)
 		}
 	}
 	free(map);
-	if (ret == SD_RES_SUCCESS || ret == SD_RES_NO_OBJ)
-		gateway_remove_obj(s, ino);
+	if (ret != SD_RES_SUCCESS && ret != SD_RES_NO_OBJ) {
+		/* The object map is unreadable: the data objects cannot be found,
+		 * so the VDI stays in the table (deleted, its vid still taken)
+		 * rather than be forgotten while its objects stay on disk. */
+		sd_err("VDI %x: inode unreadable (%s): objects kept, VDI not purged", vid,
+		       sd_strerror(ret));
+		return ret;
+	}
+	gateway_remove_obj(s, ino);
 	struct cmsg_vdi m;
 	memset(&m, 0, sizeof(m));
 	m.h.type = CMSG_PURGE_VDI;
@@ -421,8 +429,7 @@ static int do_del_vdi(struct sheep *s, struct request *r)
 	ret = group_cluster_op(s, &m, sizeof(m), NULL);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	purge_vdi_objects(s, e.vid);
-	return SD_RES_SUCCESS;
+	return purge_vdi_objects(s, e.vid);
 }
 
 static int do_cluster_default(struct sheep *s, struct request *r)
