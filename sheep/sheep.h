@@ -12,8 +12,6 @@
 #include "lib/sd_internal.h"
 #include "lib/sd_proto.h"
 #include "lib/work.h"
-#include "sheep/cluster/ring.h"
-#include "sheep/cluster/cluster.h"
 
 /* Options from the command line. */
 struct sheep_opts {
@@ -137,6 +135,9 @@ struct cop_wait {
 	struct cop_wait *next;
 };
 
+struct cluster_driver;
+struct cluster_ctx;
+struct ring;
 struct obj_lock;
 struct peer_pool;
 struct sheep_recovery;
@@ -187,8 +188,13 @@ struct sheep {
 	struct obj_lock *objlocks;
 	struct peer_pool *peers;
 
-	/* recovery (sheep/recovery_*.c): NULL on a gateway-only node */
+	/* recovery (sheep/rebuild/): NULL on a gateway-only node */
 	struct sheep_recovery *rec;
+	/* Upcalls from peer serving into recovery, set by main before the
+	 * listeners start (keeps peer/ below rebuild/): is fragment (oid, idx)
+	 * being rebuilt here; a read found a checksum mismatch on it. */
+	bool (*frag_busy)(struct sheep *s, uint64_t oid, uint8_t idx);
+	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
 
 	/* connections */
 	uint64_t next_conn_id;

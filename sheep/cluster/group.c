@@ -13,6 +13,8 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/ring.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"
 
 /*

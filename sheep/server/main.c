@@ -20,6 +20,8 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/ring.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"
 #include "sheep/nbd/nbd.h"
 
@@ -441,6 +443,8 @@ static int setup(struct sheep *s)
 	if (sfd < 0 || sd_loop_add(s->loop, sfd, EPOLLIN, on_signal, s))
 		return -errno;
 
+	s->frag_busy = sheep_recovery_busy;
+	s->frag_bad = sheep_recovery_report_bad;
 	if ((ret = conn_listen(s)))
 		return ret;
 	/*
