@@ -65,4 +65,76 @@ extern const struct cluster_driver cluster_local_driver;
 extern const struct cluster_driver cluster_corosync_driver;
 #endif
 
+/* ---- The membership view, the epoch log and cluster-wide operations (group*.c) ---- */
+struct sheep;
+struct sheep_view;
+struct vdi_entry;
+
+int group_init(struct sheep *s);
+int group_start(struct sheep *s);
+void group_stop(struct sheep *s);
+/* Current view with a reference; NULL before the node is synced. */
+struct sheep_view *sheep_view_get(struct sheep *s);
+void sheep_view_put(struct sheep_view *v);
+/* Wait (up to ms) until the epoch differs from old_epoch; returns the new view
+ * (referenced) or NULL. */
+struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, int ms);
+
+/* Cluster messages (totally ordered, applied by every member). */
+enum cmsg_type {
+	CMSG_FORMAT = 1,
+	CMSG_NEW_VDI,
+	CMSG_DEL_VDI,
+	CMSG_PURGE_VDI,
+	CMSG_LOCK_VDI,
+	CMSG_UNLOCK_VDI,
+	CMSG_SNAPSHOT,
+	CMSG_SHUTDOWN,
+	CMSG_RECOVERY,
+};
+
+struct cmsg_hdr {
+	uint32_t type;
+	uint32_t len; /* whole message */
+	uint64_t token;
+} __attribute__((packed));
+
+struct cmsg_format {
+	struct cmsg_hdr h;
+	uint64_t ctime;
+	uint8_t copies, policy, shift, __pad;
+	uint32_t vnodes;
+} __attribute__((packed));
+
+struct cmsg_vdi {
+	struct cmsg_hdr h;
+	uint32_t vid;        /* DEL/PURGE/LOCK/UNLOCK */
+	uint32_t base_vid;
+	uint32_t snapid;
+	uint8_t copies, policy, shift, snapshot;
+	uint64_t size;
+	uint64_t ctime;
+	uint64_t lock_owner;
+	char lock_addr[64];
+	uint16_t lock_port;
+	uint16_t __pad;
+	uint32_t __pad2;
+	uint64_t lock_inc;
+	char name[SD_MAX_VDI_LEN];
+	char tag[SD_MAX_VDI_TAG_LEN];
+} __attribute__((packed));
+
+/* From a worker thread: broadcast msg (its token is filled in) and wait
+ * until this node has applied it. Returns the SD_RES_* of the apply; *vid
+ * gets the VDI id a NEW_VDI chose. */
+int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
+/* Read helpers under state_lock. */
+int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
+int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
+		     struct vdi_entry *out);
+/* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
+int group_cluster_info(struct sheep *s, void *buf, size_t len);
+bool group_formatted(struct sheep *s);
+void group_release_owner(struct sheep *s, uint64_t owner);
+
 #endif

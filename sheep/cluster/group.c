@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "sheep/sheep.h"
+#include "sheep/vdi/vdi.h"
 #include "sheep/cluster/ring.h"
 #include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"

@@ -16,6 +16,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/cluster/ring.h"
 
 #define GW_MAX_WIDTH 32

@@ -44,4 +44,11 @@ struct nbd_server;
 /* Where struct sheep keeps the NBD export's state (sheep/nbd_vdi.c). */
 struct nbd_server **gateway_nbd_slot(struct sheep *s);
 
+/* Daemon-side entry points (main, ops). */
+/* Apply a write here, as the object's coordinator (no forwarding). */
+int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+			bool create);
+int gateway_init(struct sheep *s);
+void gateway_fini(struct sheep *s);
+
 #endif

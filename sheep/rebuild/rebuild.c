@@ -12,6 +12,7 @@
 #include "ec/ec.h"
 #include "lib/log.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/cluster/ring.h"
 #include "lib/net.h"
 #include "lib/util.h"

@@ -10,6 +10,8 @@
 #include "lib/net.h"
 #include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
+#include "sheep/server/server.h"
+#include "sheep/cluster/cluster.h"
 
 /* Backpressure: stop reading a connection while it has this many requests
  * or payload bytes in flight. */

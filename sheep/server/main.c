@@ -20,6 +20,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/sheep.h"
+#include "sheep/server/server.h"
 #include "sheep/cluster/ring.h"
 #include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"

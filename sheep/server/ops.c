@@ -14,6 +14,8 @@
 #include "sheep/peer/peer.h"
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/sheep.h"
+#include "sheep/server/server.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"
 
 bool ops_is_peer(uint8_t opcode)

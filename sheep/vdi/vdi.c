@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "sheep/sheep.h"
+#include "sheep/vdi/vdi.h"
 
 #define VDI_FILE_MAGIC 0x53445654u /* "SDVT" */
 #define VDI_FILE_VERSION 1
