@@ -67,7 +67,7 @@
 #define SD_OP_CLUSTER_INFO 0xbe
 #define SD_OP_GET_RECOVERY 0xca
 #define SD_OP_SET_RECOVERY 0xcb
-/* Peer-to-peer opcodes between sheep live in 0xe0..0xff (sheep/peer.h). */
+/* Peer-to-peer opcodes between sheep live in 0xe0..0xff (sheep/peer/peer.h). */
 #define SD_OP_PEER_FIRST 0xe0
 
 /* result codes */

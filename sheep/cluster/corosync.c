@@ -1,4 +1,4 @@
-/* cluster_corosync.c - the corosync cluster driver: CPG membership and agreed-order messages, votequorum for partition safety. */
+/* corosync.c - the corosync cluster driver: CPG membership and agreed-order messages, votequorum for partition safety. */
 #include "config.h"
 
 #if HAVE_COROSYNC

@@ -1,4 +1,4 @@
-/* cluster_local.c - the `local` cluster driver: sheep on one machine share a directory holding a totally ordered event log. */
+/* local.c - the `local` cluster driver: sheep on one machine share a directory holding a totally ordered event log. */
 /*
  * Files in the shared directory (option path=, default /tmp/sheepdog-local;
  * when path names something that is not a directory, PATH.d is used):

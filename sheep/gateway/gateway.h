@@ -41,7 +41,7 @@ int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner);
 int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len);
 
 struct nbd_server;
-/* Where struct sheep keeps the NBD export's state (sheep/nbd_vdi.c). */
+/* Where struct sheep keeps the NBD export's state (sheep/nbd/nbd_vdi.c). */
 struct nbd_server **gateway_nbd_slot(struct sheep *s);
 
 /* Daemon-side entry points (main, ops). */

@@ -63,7 +63,7 @@ void nbd_stop(struct sheep *s);
 
 /*
  * The protocol engine, independent of where the bytes live: nbd_start() runs
- * it over VDIs (sheep/nbd_vdi.c); unit tests run it over memory.
+ * it over VDIs (sheep/nbd/nbd_vdi.c); unit tests run it over memory.
  *
  * I/O callbacks return 0 or -errno; the errno goes to the client as the NBD
  * error (EPERM, EIO, ENOMEM, EINVAL, ENOSPC are the values NBD knows; others

@@ -1,4 +1,4 @@
-/* recovery_ops.c - the recovery opcodes (STAT/GET/SET_RECOVERY, FORCE_RECOVER) and the peer hooks
+/* ops.c - the recovery opcodes (STAT/GET/SET_RECOVERY, FORCE_RECOVER) and the peer hooks
  * (busy fragment, bad checksum). */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* recovery_sheep.c - the recovery thread of a sheep: gathers object lists, plans with recovery/,
+/* rebuild.c - the recovery thread of a sheep: gathers object lists, plans with recovery/,
  * runs jobs on workers, drops old copies at the end. */
 #include <errno.h>
 #include <inttypes.h>

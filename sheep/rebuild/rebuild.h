@@ -1,4 +1,4 @@
-/* recovery_sheep.h - the daemon side of recovery: one thread per sheep that replans on epoch
+/* rebuild.h - the daemon side of recovery: one thread per sheep that replans on epoch
  * changes and runs the jobs, and its hooks into sheep. */
 #ifndef SHEEP_RECOVERY_SHEEP_H
 #define SHEEP_RECOVERY_SHEEP_H

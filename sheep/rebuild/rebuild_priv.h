@@ -1,5 +1,5 @@
-/* recovery_priv.h - state shared by sheep/recovery_sheep.c (thread, planning) and
- * sheep/recovery_ops.c (opcodes, hooks). */
+/* rebuild_priv.h - state shared by sheep/rebuild/rebuild.c (thread, planning) and
+ * sheep/rebuild/ops.c (opcodes, hooks). */
 #ifndef SHEEP_RECOVERY_PRIV_H
 #define SHEEP_RECOVERY_PRIV_H
 

@@ -469,7 +469,7 @@ static int setup(struct sheep *s)
 	s->self.nbd_port = s->opt.nbd_port > 0 ? (uint16_t)s->opt.nbd_port : 0;
 	if ((ret = group_start(s)))
 		return ret;
-	/* recovery hook: one recovery thread per data node (sheep/recovery_sheep.c) */
+	/* recovery hook: one recovery thread per data node (sheep/rebuild/rebuild.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
 		return ret;
 	return 0;

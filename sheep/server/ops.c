@@ -49,7 +49,7 @@ static bool op_known(uint8_t op)
 	case SD_OP_GET_EPOCH:
 	case SD_OP_ENABLE_RECOVER:
 	case SD_OP_DISABLE_RECOVER:
-	case SD_OP_STAT_RECOVERY: /* recovery hook: sheep/recovery_ops.c */
+	case SD_OP_STAT_RECOVERY: /* served by sheep/rebuild/ops.c */
 	case SD_OP_GET_RECOVERY:
 	case SD_OP_SET_RECOVERY:
 	case SD_OP_FORCE_RECOVER:
@@ -763,7 +763,7 @@ void ops_exec(struct sheep *s, struct request *r)
 	case SD_OP_DISABLE_RECOVER:
 		ret = do_recover_toggle(s, r, op == SD_OP_ENABLE_RECOVER);
 		break;
-	case SD_OP_STAT_RECOVERY: /* recovery hook: sheep/recovery_ops.c */
+	case SD_OP_STAT_RECOVERY: /* served by sheep/rebuild/ops.c */
 	case SD_OP_GET_RECOVERY:
 	case SD_OP_SET_RECOVERY:
 	case SD_OP_FORCE_RECOVER:
