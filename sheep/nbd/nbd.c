@@ -202,6 +202,13 @@ static enum hs_result opt_export_name(struct nbd_conn *c, const char *data, uint
 	return HS_GO;
 }
 
+/*
+ * The fixed-newstyle NBD handshake. Guarantees: a client that sends
+ * unknown flags, a malformed or oversize option, or a bad export name gets
+ * an error reply or a clean close (HS_CLOSE), never a crash; HS_GO only
+ * after an export was opened (EXPORT_NAME or GO) and its size and flags
+ * were sent.
+ */
 static enum hs_result handshake(struct nbd_conn *c)
 {
 	uint8_t hello[18];

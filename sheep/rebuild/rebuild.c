@@ -590,6 +590,13 @@ static bool view_usable(struct sheep *s, struct sheep_view *v)
 	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s);
 }
 
+/*
+ * The recovery thread of a data node, one per sheep. It moves between
+ * idle, plan, run and settled phases: a new usable view (formatted, this
+ * node on the ring) starts planning with recovery/, jobs then run on the
+ * workers within the throttle, and a membership change in any phase
+ * replans without undoing finished jobs. It returns when the sheep stops.
+ */
 static void *rec_main(void *arg)
 {
 	struct sheep_recovery *r = arg;

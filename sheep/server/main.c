@@ -99,6 +99,11 @@ static int parse_log(struct sheep_opts *o, char *arg)
 	return 0;
 }
 
+/*
+ * Fill o from the command line (sheep(8)). Guarantees: 0 with every option
+ * checked (ranges, formats), or -1 after printing what was wrong; nothing
+ * is started or opened here.
+ */
 static int parse_args(int argc, char **argv, struct sheep_opts *o)
 {
 	static const struct option longopts[] = {

@@ -645,6 +645,14 @@ static int do_shutdown(struct sheep *s, struct request *r)
 	return ret;
 }
 
+/*
+ * Run one request on a worker and fill r->rsp (and r->rdata/r->rlen).
+ * Guarantees: the reply echoes the request's proto_ver, opcode and id;
+ * peer opcodes are served by peer_serve() with this node's epoch in the
+ * reply; opcodes that need a formatted, ready cluster check it first
+ * (need_ready) and answer its error without touching anything; an opcode
+ * not listed answers SD_RES_NO_SUPPORT.
+ */
 void ops_exec(struct sheep *s, struct request *r)
 {
 	memset(&r->rsp, 0, sizeof(r->rsp));
