@@ -10,8 +10,8 @@
 
 #include "config.h"
 #include "lib/log.h"
-#include "sheep/cluster.h"
-#include "sheep/cluster_zookeeper.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/cluster/zookeeper.h"
 
 static void test_one_server_takes_the_defaults(void **state)
 {

@@ -1,4 +1,4 @@
-/* cluster_zookeeper.h - options of the zookeeper cluster driver (private to the driver and its unit test). */
+/* zookeeper.h - options of the zookeeper cluster driver (private to the driver and its unit test). */
 #ifndef SHEEP_CLUSTER_ZOOKEEPER_H
 #define SHEEP_CLUSTER_ZOOKEEPER_H
 

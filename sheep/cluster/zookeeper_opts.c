@@ -1,4 +1,4 @@
-/* cluster_zookeeper_opts.c - parsing of "-c zookeeper:HOST:PORT[,...][,timeout=MS][,path=/NAME]" (no ZooKeeper code: unit-tested alone). */
+/* zookeeper_opts.c - parsing of "-c zookeeper:HOST:PORT[,...][,timeout=MS][,path=/NAME]" (no ZooKeeper code: unit-tested alone). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sheep/cluster_zookeeper.h"
+#include "sheep/cluster/zookeeper.h"
 
 #define ZK_SYNTAX "expected zookeeper:HOST:PORT[,HOST:PORT...][,timeout=MS][,path=/NAME]"
 

@@ -1,4 +1,4 @@
-/* cluster_zookeeper.c - the zookeeper cluster driver: sessions, joining, and what a lost session or ensemble means for this sheep. */
+/* zookeeper.c - the zookeeper cluster driver: sessions, joining, and what a lost session or ensemble means for this sheep. */
 #include "config.h"
 
 #if HAVE_ZOOKEEPER
@@ -16,7 +16,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/cluster_zookeeper_priv.h"
+#include "sheep/cluster/zookeeper_priv.h"
 
 /*
  * Sessions. A sheep is a member while its ZooKeeper session lives (its

@@ -1,4 +1,4 @@
-/* cluster_zookeeper_priv.h - state shared by the two halves of the zookeeper cluster driver (session and queue). */
+/* zookeeper_priv.h - state shared by the two halves of the zookeeper cluster driver (session and queue). */
 #ifndef SHEEP_CLUSTER_ZOOKEEPER_PRIV_H
 #define SHEEP_CLUSTER_ZOOKEEPER_PRIV_H
 
@@ -12,8 +12,8 @@
 
 #include <zookeeper/zookeeper.h>
 
-#include "sheep/cluster.h"
-#include "sheep/cluster_zookeeper.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/cluster/zookeeper.h"
 
 /*
  * Layout under the cluster's path P (option path=, default /sheepdog):
@@ -32,8 +32,8 @@
  * the same JOINs, LEAVEs and MSGs in the same order (virtual synchrony);
  * the member list is JOIN order minus LEAVEs, oldest first. A member whose
  * znode vanishes (session closed or expired) is removed by a LEAVE that the
- * oldest live member appends. See cluster_zookeeper.c for sessions and
- * joining, cluster_zookeeper_queue.c for applying and trimming.
+ * oldest live member appends. See zookeeper.c for sessions and
+ * joining, zookeeper_queue.c for applying and trimming.
  */
 
 #define ZK_REC_MAGIC 0x5a4b5344u  /* "DSKZ" */
@@ -138,7 +138,7 @@ struct cluster_ctx {
 	char *buf; /* ZK_MAX_DATA + a record header */
 };
 
-/* cluster_zookeeper_queue.c */
+/* zookeeper_queue.c */
 int zkq_path_seq(const char *name, int64_t *seq);
 int zkq_append(struct cluster_ctx *c, uint8_t type, uint64_t id, const struct sd_node *node,
 	       const void *payload, uint32_t len, int64_t *seq);

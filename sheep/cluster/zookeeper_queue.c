@@ -1,4 +1,4 @@
-/* cluster_zookeeper_queue.c - the zookeeper driver's ordered event queue: append, apply in order, bury dead members, trim what all have applied. */
+/* zookeeper_queue.c - the zookeeper driver's ordered event queue: append, apply in order, bury dead members, trim what all have applied. */
 #include "config.h"
 
 #if HAVE_ZOOKEEPER
@@ -12,7 +12,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/cluster_zookeeper_priv.h"
+#include "sheep/cluster/zookeeper_priv.h"
 
 #define TRIM_MIN_ENTRIES 64
 #define TRIM_IDLE_MS 10000
