@@ -23,7 +23,8 @@ static const struct option long_opts[] = {
     {"raw", no_argument, NULL, 'r'},	       {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
-    {"vnodes", required_argument, NULL, 'V'},  {NULL, 0, NULL, 0},
+    {"vnodes", required_argument, NULL, 'V'},  {"format", required_argument, NULL, 'f'},
+    {"json", no_argument, NULL, 'J'},	       {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -119,6 +120,20 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			break;
 		case 'P':
 			d->prealloc = true;
+			break;
+		case 'f':
+		case 'J':
+			/* Only the listing commands take "f:" (and so --json). */
+			if (!c->opts || !strstr(c->opts, "f:")) {
+				dog_err("%s %s has no JSON output (see %s %s %s -h)", c->group,
+					c->name, d->prog, c->group, c->name);
+				return DOG_EXIT_USAGE;
+			}
+			if (ch == 'f' && strcmp(optarg, "json") && strcmp(optarg, "table")) {
+				dog_err("Invalid output format '%s': give json or table", optarg);
+				return DOG_EXIT_USAGE;
+			}
+			d->json = ch == 'J' || !strcmp(optarg, "json");
 			break;
 		case 'z': {
 			char *end;
