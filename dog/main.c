@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dog/dog.h"
+#include "lib/version.h"
 
 static const struct {
 	const char *name;
@@ -46,8 +47,9 @@ static void usage_all(FILE *f, const char *prog)
 		}
 	fprintf(f,
 		"\nOptions (after the subcommand, in any order):\n" GLOBAL_HELP
-		"\nFor one command: %s COMMAND SUBCOMMAND -h. See also dog(8).\n",
-		prog);
+		"\nFor one command: %s COMMAND SUBCOMMAND -h. %s --version: the version.\n"
+		"See also dog(8).\n",
+		prog, prog);
 }
 
 static void usage_group(FILE *f, const char *prog, size_t g)
@@ -189,6 +191,10 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage_all(stderr, d.prog);
 		return DOG_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("dog (sheepdog-ec) %s\n", sd_version());
+		return DOG_EXIT_SUCCESS;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage_all(stdout, d.prog);

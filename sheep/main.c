@@ -17,6 +17,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/version.h"
 #include "sheep/gateway.h"
 #include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
@@ -57,6 +58,7 @@ static void usage(FILE *f)
 		"                          recovery throttle: at most N fragments in flight (default 4),\n"
 		"                          a freed slot waits MS ms before reuse (default 0)\n"
 		"  -h, --help              this help\n"
+		"  -v, --version           print the version and exit\n"
 		"\n"
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
 		"  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
@@ -113,6 +115,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"threads", required_argument, NULL, 't'},
 		{"recovery", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
 	o->port = SD_LISTEN_PORT;
@@ -122,7 +125,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 	o->cluster = "local";
 	unsigned long v;
 	int c;
-	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:hv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
@@ -202,6 +205,9 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'v':
+			printf("sheep (sheepdog-ec) %s\n", sd_version());
 			exit(0);
 		default:
 			usage(stderr);
