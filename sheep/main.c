@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/version.h"
+#include "sheep/capacity.h"
 #include "sheep/gateway.h"
 #include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
@@ -43,7 +44,8 @@ static void usage(FILE *f)
 		"                          membership driver: local (default; OPTS path=DIR is the\n"
 		"                          rendezvous of sheep on this machine) or corosync\n"
 		"  -g, --gateway           gateway only: serve requests, store nothing\n"
-		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default %d)\n"
+		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default: from\n"
+		"                          the capacity, %d for a node of average size)\n"
 		"  -f, --foreground        stay in the foreground (default: daemonize, write\n"
 		"                          DIR/sheep.pid)\n"
 		"  -l, --log level=LEVEL[,dir=DIR]\n"
@@ -58,6 +60,10 @@ static void usage(FILE *f)
 		"                          recovery throttle: at most N fragments in flight (default 4),\n"
 		"                          a freed slot waits MS ms before reuse (default 0)\n"
 		"  -h, --help              this help\n"
+		"  -s, --size SIZE         capacity this sheep offers (ring weight, dog node info):\n"
+		"                          bytes with K/M/G/T, or a bare number of MiB; default:\n"
+		"                          the size of DIR's filesystem. Give it when sheep share\n"
+		"                          a filesystem, so their sizes add up to the disk\n"
 		"  -v, --version           print the version and exit\n"
 		"\n"
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
@@ -116,6 +122,8 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"recovery", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'v'},
+		{"size", required_argument, NULL, 's'},
+		{"disk-space", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0},
 	};
 	o->port = SD_LISTEN_PORT;
@@ -125,7 +133,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 	o->cluster = "local";
 	unsigned long v;
 	int c;
-	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:hv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:hvs:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
@@ -206,6 +214,24 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 's': {
+			/* Sheepdog's -s took megabytes: a bare number still does. */
+			char *end;
+			errno = 0;
+			unsigned long long mb = strtoull(optarg, &end, 10);
+			uint64_t bytes;
+			if (optarg[0] != '-' && !errno && end != optarg && !*end && mb &&
+			    mb <= UINT64_MAX >> 20) {
+				o->size = (uint64_t)mb << 20;
+			} else if (sd_parse_size(optarg, &bytes) == 0 && bytes >= (1u << 20)) {
+				o->size = bytes;
+			} else {
+				fprintf(stderr, "sheep: invalid size '%s' (MiB, or with K/M/G/T; at least "
+						"1M)\n", optarg);
+				return -1;
+			}
+			break;
+		}
 		case 'v':
 			printf("sheep (sheepdog-ec) %s\n", sd_version());
 			exit(0);
@@ -421,10 +447,11 @@ static int setup(struct sheep *s)
 	s->self.zone = s->opt.zone_set ? s->opt.zone : (uint32_t)s->opt.port;
 	s->self.gateway = s->opt.gateway;
 	s->self.nr_vnodes = s->opt.gateway ? 0 : (s->opt.vnodes ? s->opt.vnodes : DEFAULT_VNODES);
+	s->self.fixed_vnodes = s->opt.vnodes != 0;
 	if (s->store) {
-		uint64_t total = 0, used = 0;
-		if (store_space(s->store, &total, &used) == 0)
-			s->self.space = total ? total : 1;
+		uint64_t size = 0, free_bytes = 0;
+		if (sheep_capacity(s, &size, &free_bytes) == 0)
+			s->self.space = size ? size : 1;
 		else
 			s->self.space = 1;
 	}

@@ -33,6 +33,7 @@ struct sheep_opts {
 	int nbd_port;           /* --nbd, -1 = off */
 	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
+	uint64_t size;          /* -s/--size: capacity offered, 0 = the filesystem's (capacity.c) */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 };
