@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/util.h"
+#include "sheep/metrics.h"
 #include "sheep/gateway.h"
 #include "sheep/peer.h"
 #include "sheep/sheep.h"
@@ -538,6 +539,8 @@ static int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	sd_debug("degraded read of %016llx: %d fragment(s), %u bytes", (unsigned long long)o->oid,
 		 nw, rlen);
 	ret = gw_decode_range(o, st, ver, want, nw, lo, rlen, out);
+	if (ret == SD_RES_SUCCESS)
+		sheep_metrics_degraded(o->s->metrics, (uint64_t)rlen * (uint64_t)nw);
 	if (ret == SD_RES_SUCCESS) {
 		for (int k = 0; k < ne; k++)
 			for (int w = 0; w < nw; w++)

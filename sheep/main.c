@@ -20,6 +20,8 @@
 #include "lib/version.h"
 #include "sheep/capacity.h"
 #include "sheep/gateway.h"
+#include "sheep/http.h"
+#include "sheep/metrics.h"
 #include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
 #include "sheep/store.h"
@@ -60,6 +62,9 @@ static void usage(FILE *f)
 		"                          recovery throttle: at most N fragments in flight (default 4),\n"
 		"                          a freed slot waits MS ms before reuse (default 0)\n"
 		"  -h, --help              this help\n"
+"      --http PORT         serve a read-only dashboard (/), Prometheus metrics\n"
+		"                          (/metrics) and JSON (/api/status) on PORT (default off;\n"
+		"                          a busy PORT only warns)\n"
 		"  -s, --size SIZE         capacity this sheep offers (ring weight, dog node info):\n"
 		"                          bytes with K/M/G/T, or a bare number of MiB; default:\n"
 		"                          the size of DIR's filesystem. Give it when sheep share\n"
@@ -123,6 +128,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'v'},
 		{"size", required_argument, NULL, 's'},
+		{"http", required_argument, NULL, 'H'},
 		{"disk-space", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0},
 	};
@@ -214,6 +220,13 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'H':
+			if (parse_uint(optarg, 65535, &v) || v == 0) {
+				fprintf(stderr, "sheep: invalid HTTP port '%s' (1..65535)\n", optarg);
+				return -1;
+			}
+			o->http_port = (int)v;
+			break;
 		case 's': {
 			/* Sheepdog's -s took megabytes: a bare number still does. */
 			char *end;
@@ -457,6 +470,10 @@ static int setup(struct sheep *s)
 	}
 	s->self.incarnation = sd_now_ns() ^ ((uint64_t)getpid() << 40) ^ sd_wall_seconds();
 
+	s->metrics = calloc(1, sizeof(*s->metrics));
+	if (!s->metrics)
+		return -ENOMEM;
+	sheep_metrics_init(s->metrics);
 	if ((ret = sd_loop_create(&s->loop)))
 		return ret;
 	if ((ret = sd_wq_create("sd_gw", s->opt.threads, s->loop, &s->gw_wq)))
@@ -499,6 +516,9 @@ static int setup(struct sheep *s)
 		return ret;
 	/* recovery hook: one recovery thread per data node (sheep/recovery_sheep.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
+		return ret;
+	/* Last, so /api/status finds the sheep listening and joined. */
+	if (s->opt.http_port && (ret = sheep_http_start(s, s->opt.bind_addr, s->opt.http_port)))
 		return ret;
 	return 0;
 }
@@ -561,6 +581,7 @@ int main(int argc, char **argv)
 	sd_loop_run(s->loop);
 	s->stopping = 1;
 	sd_notice("sheep stopping");
+	sheep_http_stop(s);
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
@@ -578,6 +599,7 @@ int main(int argc, char **argv)
 	char pidpath[PATH_MAX];
 	snprintf(pidpath, sizeof(pidpath), "%s/sheep.pid", s->opt.dir);
 	unlink(pidpath);
+	free(s->metrics);
 	sd_notice("sheep stopped");
 	sd_log_close();
 	return 0;

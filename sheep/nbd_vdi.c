@@ -10,14 +10,18 @@
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/sd_proto.h"
+#include "lib/util.h"
 #include "sheep/gateway.h"
+#include "sheep/metrics.h"
 #include "sheep/nbd.h"
+#include "sheep/sheep.h"
 #include "sheep/vdi_io.h"
 
 #define NBD_RO_SUFFIX ":ro"
 
 struct nbd_export {
 	struct vdi_io *v;
+	struct sheep_metrics *metrics; /* the sheep's, for latency and bytes */
 };
 
 static int res_to_errno(int res)
@@ -132,6 +136,7 @@ static int vdi_open(void *arg, const char *export, bool probe, uint64_t owner,
 		return -ENOMEM;
 	}
 	e->v = v;
+	e->metrics = s->metrics;
 	struct vdi_io_info vi;
 	vdi_io_get_info(v, &vi);
 	info->size = vi.size;
@@ -150,12 +155,18 @@ static void vdi_close(struct nbd_export *e)
 
 static int vdi_read(struct nbd_export *e, void *buf, uint32_t len, uint64_t off)
 {
-	return res_to_errno(vdi_io_read(e->v, buf, len, off));
+	uint64_t t0 = sd_now_ns();
+	int ret = res_to_errno(vdi_io_read(e->v, buf, len, off));
+	sheep_metrics_nbd(e->metrics, SM_READ, len, ret, sd_now_ns() - t0);
+	return ret;
 }
 
 static int vdi_write(struct nbd_export *e, const void *buf, uint32_t len, uint64_t off)
 {
-	return res_to_errno(vdi_io_write(e->v, buf, len, off));
+	uint64_t t0 = sd_now_ns();
+	int ret = res_to_errno(vdi_io_write(e->v, buf, len, off));
+	sheep_metrics_nbd(e->metrics, SM_WRITE, len, ret, sd_now_ns() - t0);
+	return ret;
 }
 
 static int vdi_zero(struct nbd_export *e, uint32_t len, uint64_t off, bool may_free)

@@ -1,0 +1,74 @@
+/* metrics.h - a sheep's counters and latency histograms, and their Prometheus text form (sheep
+ * --http). */
+#ifndef SHEEP_METRICS_H
+#define SHEEP_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Latency buckets (upper bounds, seconds): 100 us .. 2.5 s, then +Inf. */
+#define SHEEP_METRICS_NR_BUCKETS 14
+
+enum sheep_metrics_proto { SM_PROTO_SHEEPDOG, SM_PROTO_NBD, SM_NR_PROTO };
+enum sheep_metrics_dir { SM_READ, SM_WRITE, SM_NR_DIR };
+
+struct sheep_metrics_hist {
+	uint64_t bucket[SHEEP_METRICS_NR_BUCKETS + 1]; /* not cumulative; last = +Inf */
+	uint64_t count;
+	uint64_t sum_ns;
+};
+
+/*
+ * Every counter is updated with relaxed atomics from any thread and read
+ * the same way: a scrape sees each value whole, not a snapshot of all.
+ */
+struct sheep_metrics {
+	uint64_t req[256];	 /* requests served, by opcode (client and peer) */
+	uint64_t req_err[256];	 /* of which answered with a result other than SUCCESS */
+	uint64_t bytes_in[256];	 /* request payload bytes, by opcode */
+	uint64_t bytes_out[256]; /* reply payload bytes, by opcode */
+	struct sheep_metrics_hist lat[SM_NR_PROTO][SM_NR_DIR]; /* client reads and writes */
+	uint64_t nbd_bytes[SM_NR_DIR];
+	uint64_t nbd_errors;
+	uint64_t degraded_reads; /* reads that decoded missing fragments */
+	uint64_t decode_bytes;	 /* bytes rebuilt by those decodes */
+	uint64_t start_wall;	 /* seconds since the epoch when the sheep started */
+};
+
+void sheep_metrics_init(struct sheep_metrics *m);
+/* One Sheepdog-protocol request done (worker thread). The recording calls
+ * do nothing when m is NULL (a struct sheep built by a unit test). */
+void sheep_metrics_request(struct sheep_metrics *m, uint8_t opcode, uint32_t result,
+			   uint32_t bytes_in, uint32_t bytes_out, uint64_t ns);
+/* One NBD read or write done; err is its -errno or 0. */
+void sheep_metrics_nbd(struct sheep_metrics *m, enum sheep_metrics_dir dir, uint32_t bytes, int err,
+		       uint64_t ns);
+/* A read decoded nr fragments' ranges, bytes in all. */
+void sheep_metrics_degraded(struct sheep_metrics *m, uint64_t bytes);
+/* Opcode name in metric labels ("read_obj", "peer_write"...), or NULL for
+ * one this sheep does not know. */
+const char *sheep_metrics_op_name(uint8_t opcode);
+
+/* What a scrape adds that lives outside the counters (filled by http.c). */
+struct sheep_metrics_state {
+	const char *version, *addr;
+	uint16_t port;
+	uint32_t zone;
+	uint32_t epoch;
+	uint32_t members, zones;
+	bool formatted, recovery_enabled;
+	uint64_t capacity, free_bytes, own_bytes; /* store (capacity.c); 0 for a gateway */
+	uint64_t checksum_errors;
+	uint32_t vdis;
+	bool have_recovery;
+	uint32_t rec_epoch;
+	const char *rec_status;
+	uint64_t rec_total, rec_done, rec_failed, rec_copied, rec_rebuilt, rec_reused;
+	uint64_t rec_bytes_read, rec_bytes_written, rec_elapsed_ms, rec_degraded, rec_lost;
+};
+/* The Prometheus text exposition (version 0.0.4) of m and st. */
+void sheep_metrics_render(const struct sheep_metrics *m, const struct sheep_metrics_state *st,
+			  FILE *f);
+
+#endif
