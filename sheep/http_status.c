@@ -57,7 +57,7 @@ static const char *rec_status_name(uint8_t st)
 
 void sheep_http_metrics(struct sheep *s, FILE *f)
 {
-	struct sheep_metrics_state st = {
+	struct sheep_http_state st = {
 	    .version = sd_version(),
 	    .addr = s->self.addr,
 	    .port = s->self.port,
@@ -98,7 +98,7 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 		st.rec_degraded = rs.degraded;
 		st.rec_lost = rs.lost;
 	}
-	sheep_metrics_render(s->metrics, &st, f);
+	sheep_http_render_metrics(s->metrics, &st, f);
 }
 
 /* ---- /api/status ---- */

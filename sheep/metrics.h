@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 
 /* Latency buckets (upper bounds, seconds): 100 us .. 2.5 s, then +Inf. */
 #define SHEEP_METRICS_NR_BUCKETS 14
@@ -46,29 +45,5 @@ void sheep_metrics_nbd(struct sheep_metrics *m, enum sheep_metrics_dir dir, uint
 		       uint64_t ns);
 /* A read decoded nr fragments' ranges, bytes in all. */
 void sheep_metrics_degraded(struct sheep_metrics *m, uint64_t bytes);
-/* Opcode name in metric labels ("read_obj", "peer_write"...), or NULL for
- * one this sheep does not know. */
-const char *sheep_metrics_op_name(uint8_t opcode);
-
-/* What a scrape adds that lives outside the counters (filled by http.c). */
-struct sheep_metrics_state {
-	const char *version, *addr;
-	uint16_t port;
-	uint32_t zone;
-	uint32_t epoch;
-	uint32_t members, zones;
-	bool formatted, recovery_enabled;
-	uint64_t capacity, free_bytes, own_bytes; /* store (capacity.c); 0 for a gateway */
-	uint64_t checksum_errors;
-	uint32_t vdis;
-	bool have_recovery;
-	uint32_t rec_epoch;
-	const char *rec_status;
-	uint64_t rec_total, rec_done, rec_failed, rec_copied, rec_rebuilt, rec_reused;
-	uint64_t rec_bytes_read, rec_bytes_written, rec_elapsed_ms, rec_degraded, rec_lost;
-};
-/* The Prometheus text exposition (version 0.0.4) of m and st. */
-void sheep_metrics_render(const struct sheep_metrics *m, const struct sheep_metrics_state *st,
-			  FILE *f);
 
 #endif

@@ -1,4 +1,5 @@
-/* test_metrics.c - unit tests of sheep/metrics.c: counters by opcode, latency buckets, the Prometheus text it renders. */
+/* test_metrics.c - unit tests of sheep/metrics.c (counters by opcode, latency buckets) and
+ * sheep/http_metrics.c (the Prometheus text of them). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,23 +10,35 @@
 #include <cmocka.h>
 
 #include "lib/sd_proto.h"
+#include "sheep/http.h"
 #include "sheep/metrics.h"
 
-static char *render(const struct sheep_metrics *m, const struct sheep_metrics_state *st)
+static char *render(const struct sheep_metrics *m, const struct sheep_http_state *st)
 {
 	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 	assert_non_null(f);
-	sheep_metrics_render(m, st, f);
+	sheep_http_render_metrics(m, st, f);
 	fclose(f);
 	return out;
 }
 
-static const struct sheep_metrics_state base_state = {
-    .version = "1.2.3", .addr = "10.0.0.1", .port = 7000, .zone = 4, .epoch = 9,
-    .members = 6, .zones = 6, .formatted = true, .recovery_enabled = true,
-    .capacity = 1000, .free_bytes = 600, .own_bytes = 400, .checksum_errors = 2, .vdis = 3,
+static const struct sheep_http_state base_state = {
+    .version = "1.2.3",
+    .addr = "10.0.0.1",
+    .port = 7000,
+    .zone = 4,
+    .epoch = 9,
+    .members = 6,
+    .zones = 6,
+    .formatted = true,
+    .recovery_enabled = true,
+    .capacity = 1000,
+    .free_bytes = 600,
+    .own_bytes = 400,
+    .checksum_errors = 2,
+    .vdis = 3,
 };
 
 static void test_requests_counted_by_opcode_with_bytes_and_errors(void **state)
@@ -45,8 +58,8 @@ static void test_requests_counted_by_opcode_with_bytes_and_errors(void **state)
 	assert_non_null(strstr(s, "sheep_request_bytes_total{op=\"read_obj\",dir=\"out\"} 8192\n"));
 	assert_non_null(strstr(s, "sheep_requests_total{op=\"op_0x7e\"} 1\n"));
 	assert_null(strstr(s, "sheep_requests_total{op=\"read_vdis\"}"));
-	assert_non_null(
-	    strstr(s, "sheep_info{version=\"1.2.3\",addr=\"10.0.0.1\",port=\"7000\",zone=\"4\"} 1\n"));
+	assert_non_null(strstr(
+	    s, "sheep_info{version=\"1.2.3\",addr=\"10.0.0.1\",port=\"7000\",zone=\"4\"} 1\n"));
 	assert_non_null(strstr(s, "sheep_epoch 9\n"));
 	assert_non_null(strstr(s, "sheep_store_free_bytes 600\n"));
 	assert_non_null(strstr(s, "sheep_checksum_errors_total 2\n"));
@@ -75,9 +88,10 @@ static void test_latency_buckets_are_cumulative_and_end_at_count(void **state)
 	assert_non_null(strstr(s, want));
 	snprintf(want, sizeof(want), "%s\"+Inf\"} 4\n", p);
 	assert_non_null(strstr(s, want));
-	assert_non_null(strstr(s, "sheep_client_latency_seconds_count{proto=\"nbd\",op=\"write\"} 4\n"));
 	assert_non_null(
-	    strstr(s, "sheep_client_latency_seconds_sum{proto=\"nbd\",op=\"write\"} 3.001650000\n"));
+	    strstr(s, "sheep_client_latency_seconds_count{proto=\"nbd\",op=\"write\"} 4\n"));
+	assert_non_null(strstr(
+	    s, "sheep_client_latency_seconds_sum{proto=\"nbd\",op=\"write\"} 3.001650000\n"));
 	/* The failed write counts as an error, not as bytes. */
 	assert_non_null(strstr(s, "sheep_nbd_bytes_total{op=\"write\"} 12288\n"));
 	assert_non_null(strstr(s, "sheep_nbd_errors_total 1\n"));
@@ -91,7 +105,7 @@ static void test_label_values_escaped_and_recovery_rendered(void **state)
 	sheep_metrics_init(&m);
 	sheep_metrics_degraded(&m, 1000);
 	sheep_metrics_degraded(&m, 24);
-	struct sheep_metrics_state st = base_state;
+	struct sheep_http_state st = base_state;
 	st.version = "v\"1\\\n";
 	st.have_recovery = true;
 	st.rec_status = "running";
