@@ -18,7 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Small pictures: they are committed as docs.
 term="set terminal pngcairo noenhanced size 720,360 font 'sans,9'; set output '$png'"
-common="set grid ytics lc rgb '#dddddd'; set border 3; set tics nomirror; set key top left"
+common="set grid ytics lc rgb '#dddddd'; set border 3; set tics nomirror; set key top right opaque"
 
 case $kind in
 ec)

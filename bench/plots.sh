@@ -27,7 +27,7 @@ echo "== ec_bench (hot and 32 MiB cold set, 3 runs per figure)"
 "$top/bench/plot.sh" ec "$out/ec.csv" "$out/ec.png"
 
 echo "== cluster_bench (128 MiB per run, 3 runs)"
-"$top/bench/cluster_bench.sh" -s 128 -n 3 -c "$out/cluster.csv" 3 2:1 4:2 8:3 >&2
+"$top/bench/cluster_bench.sh" -s 128 -n 3 -c "$out/cluster.csv" 3 2:1 4:2 >&2
 "$top/bench/plot.sh" cluster "$out/cluster.csv" "$out/cluster.png"
 
 echo "== nbd_bench (64 MiB, 2 s per random run, 3 runs)"

@@ -13,6 +13,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/util.h"
 #include "sheep/http.h"
 #include "sheep/sheep.h"
 
@@ -86,14 +87,20 @@ static void respond(int fd, int code, const char *reason, const char *type, cons
 		send_all(fd, body, len);
 }
 
-/* Read the request head (up to the blank line) with a deadline. Returns
- * its length, or -1 for a client that is too slow, too long or gone. */
+/* Read the request head (up to the blank line) within one deadline for
+ * the whole head, so a client trickling bytes cannot hold the one server
+ * thread. Returns its length, or -1 for a client that is too slow, too
+ * long or gone. */
 static int read_head(int fd, char *buf, size_t cap)
 {
 	size_t got = 0;
+	uint64_t deadline = sd_now_ns() + (uint64_t)HTTP_IO_TIMEOUT_MS * 1000000;
 	while (got < cap - 1) {
+		uint64_t now = sd_now_ns();
+		if (now >= deadline)
+			return -1;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, HTTP_IO_TIMEOUT_MS) <= 0)
+		if (poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
 			return -1;
 		ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
 		if (n < 0 && errno == EINTR)

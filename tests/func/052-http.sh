@@ -162,6 +162,16 @@ printf 'garbage\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(hp 0)
 check "a request line without a path: 400" grep -q "^HTTP/1.0 400" "$SD_TEST_DIR/garbage.out"
 head -c 20000 /dev/zero | tr '\0' 'A' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(hp 0); cat >&3; cat <&3" >"$SD_TEST_DIR/long.out"
 check "a 20 KB request head: 400" grep -q "^HTTP/1.0 400" "$SD_TEST_DIR/long.out"
+# A client that starts a request and stalls holds the one server thread
+# for at most its 5 s deadline.
+(exec 3<>"/dev/tcp/127.0.0.1/$(hp 0)"; printf 'GET /metr' >&3; sleep 12) &
+slow=$!
+sleep 0.5
+t0=$(date +%s%N)
+curl -sf -o /dev/null --max-time 20 "$(url 0 /metrics)"
+rc=$? ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a stalled client delays /metrics by at most its 5 s deadline (rc $rc, ${ms} ms)" test $rc = 0 -a $ms -lt 8000
+kill "$slow" 2>/dev/null; wait "$slow" 2>/dev/null
 check "sheep 0 still serves /metrics" curl -sf -o /dev/null "$(url 0 /metrics)"
 check "sheep 0 still alive" sd_alive 0
 
