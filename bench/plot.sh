@@ -17,7 +17,7 @@ command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot is not installed (scri
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Small pictures: they are committed as docs.
-term="set terminal pngcairo noenhanced size 720,360 font 'sans,9'; set output '$png'"
+term="set terminal pngcairo noenhanced size 720,380 font 'sans,9'; set output '$png'"
 common="set grid ytics lc rgb '#dddddd'; set border 3; set tics nomirror; set key top right opaque"
 
 case $kind in
@@ -81,6 +81,7 @@ PY
 $term
 $common
 set multiplot layout 1,2 title "nbd_bench: fio 4 KiB random I/O over NBD by queue depth (median of runs)"
+set key below horizontal noopaque
 set logscale x 2
 set xlabel "queue depth"
 set xtics (1, 4, 32)
