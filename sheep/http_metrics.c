@@ -215,6 +215,23 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 		LOAD(&m->nbd_bytes[SM_READ]));
 	fprintf(f, "sheep_nbd_bytes_total{op=\"write\"} %" PRIu64 "\n",
 		LOAD(&m->nbd_bytes[SM_WRITE]));
+	family(f, "sheep_nbd_policy_bytes_total", "counter",
+	       "Bytes read and written over NBD, by the VDI's redundancy policy.");
+	for (int d = 0; d < SM_NR_DIR; d++)
+		for (unsigned p = 1; p < SM_NR_POLICY; p++) {
+			uint64_t n = LOAD(&m->nbd_pol_bytes[d][p]);
+			if (!n)
+				continue;
+			char pol[16];
+			if (p < 256)
+				snprintf(pol, sizeof(pol), "%u:%u", (p >> 4) * 2, p & 15);
+			else
+				snprintf(pol, sizeof(pol), "%u", p - 256);
+			fprintf(f,
+				"sheep_nbd_policy_bytes_total{policy=\"%s\",op=\"%s\"} %" PRIu64
+				"\n",
+				pol, d == SM_READ ? "read" : "write", n);
+		}
 	counter(f, "sheep_nbd_errors_total", "NBD reads and writes that failed.",
 		LOAD(&m->nbd_errors));
 	counter(f, "sheep_degraded_reads_total",

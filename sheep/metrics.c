@@ -46,16 +46,24 @@ void sheep_metrics_request(struct sheep_metrics *m, uint8_t opcode, uint32_t res
 		hist_add(&m->lat[SM_PROTO_SHEEPDOG][SM_WRITE], ns);
 }
 
-void sheep_metrics_nbd(struct sheep_metrics *m, enum sheep_metrics_dir dir, uint32_t bytes, int err,
-		       uint64_t ns)
+unsigned sheep_metrics_policy(uint8_t copy_policy, uint8_t nr_copies)
+{
+	return copy_policy ? copy_policy : 256u + (nr_copies < 32 ? nr_copies : 31);
+}
+
+void sheep_metrics_nbd(struct sheep_metrics *m, enum sheep_metrics_dir dir, unsigned pol,
+		       uint32_t bytes, int err, uint64_t ns)
 {
 	if (!m)
 		return;
 	hist_add(&m->lat[SM_PROTO_NBD][dir], ns);
-	if (err)
+	if (err) {
 		ADD(&m->nbd_errors, 1);
-	else
-		ADD(&m->nbd_bytes[dir], bytes);
+		return;
+	}
+	ADD(&m->nbd_bytes[dir], bytes);
+	if (pol < SM_NR_POLICY)
+		ADD(&m->nbd_pol_bytes[dir][pol], bytes);
 }
 
 void sheep_metrics_degraded(struct sheep_metrics *m, uint64_t bytes)

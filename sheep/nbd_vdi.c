@@ -22,6 +22,7 @@
 struct nbd_export {
 	struct vdi_io *v;
 	struct sheep_metrics *metrics; /* the sheep's, for latency and bytes */
+	unsigned policy;	       /* the VDI's, as a metrics index */
 };
 
 static int res_to_errno(int res)
@@ -139,6 +140,7 @@ static int vdi_open(void *arg, const char *export, bool probe, uint64_t owner,
 	e->metrics = s->metrics;
 	struct vdi_io_info vi;
 	vdi_io_get_info(v, &vi);
+	e->policy = sheep_metrics_policy(vi.copy_policy, vi.nr_copies);
 	info->size = vi.size;
 	info->readonly = readonly || vi.snapshot;
 	*out = e;
@@ -157,7 +159,7 @@ static int vdi_read(struct nbd_export *e, void *buf, uint32_t len, uint64_t off)
 {
 	uint64_t t0 = sd_now_ns();
 	int ret = res_to_errno(vdi_io_read(e->v, buf, len, off));
-	sheep_metrics_nbd(e->metrics, SM_READ, len, ret, sd_now_ns() - t0);
+	sheep_metrics_nbd(e->metrics, SM_READ, e->policy, len, ret, sd_now_ns() - t0);
 	return ret;
 }
 
@@ -165,7 +167,7 @@ static int vdi_write(struct nbd_export *e, const void *buf, uint32_t len, uint64
 {
 	uint64_t t0 = sd_now_ns();
 	int ret = res_to_errno(vdi_io_write(e->v, buf, len, off));
-	sheep_metrics_nbd(e->metrics, SM_WRITE, len, ret, sd_now_ns() - t0);
+	sheep_metrics_nbd(e->metrics, SM_WRITE, e->policy, len, ret, sd_now_ns() - t0);
 	return ret;
 }
 

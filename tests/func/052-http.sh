@@ -68,6 +68,8 @@ check "NBD data reads back" cmp -s <(head -c $((4 * MiB)) "$SD_TEST_DIR/back") "
 scrape 0 "$SD_TEST_DIR/m0c"
 nb1=$(metric "$SD_TEST_DIR/m0c" 'sheep_nbd_bytes_total{op="write"}')
 check_eq "sheep_nbd_bytes_total{write} grew by exactly the 4 MiB nbdcopy wrote" $((4 * MiB)) $((nb1 - nb0))
+check_eq "sheep_nbd_policy_bytes_total{2:1,write}: the 4 MiB went to the 2:1 VDI" $((4 * MiB)) \
+	"$(metric "$SD_TEST_DIR/m0c" 'sheep_nbd_policy_bytes_total{policy="2:1",op="write"}')"
 nr=$(metric "$SD_TEST_DIR/m0c" 'sheep_nbd_bytes_total{op="read"}')
 check "sheep_nbd_bytes_total{read} >= the 8 MiB export read ($nr)" test "$nr" -ge $((8 * MiB))
 check "NBD write latency histogram: cumulative buckets, +Inf = count" python3 - "$SD_TEST_DIR/m0c" <<'PY'

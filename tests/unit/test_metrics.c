@@ -73,10 +73,10 @@ static void test_latency_buckets_are_cumulative_and_end_at_count(void **state)
 	struct sheep_metrics m;
 	sheep_metrics_init(&m);
 	/* 50 us, exactly 100 us (le is inclusive), 1.5 ms, 3 s (+Inf only). */
-	sheep_metrics_nbd(&m, SM_WRITE, 4096, 0, 50000);
-	sheep_metrics_nbd(&m, SM_WRITE, 4096, 0, 100000);
-	sheep_metrics_nbd(&m, SM_WRITE, 4096, 0, 1500000);
-	sheep_metrics_nbd(&m, SM_WRITE, 4096, -5, 3000000000ull);
+	sheep_metrics_nbd(&m, SM_WRITE, sheep_metrics_policy(0x22, 6), 4096, 0, 50000);
+	sheep_metrics_nbd(&m, SM_WRITE, sheep_metrics_policy(0x22, 6), 4096, 0, 100000);
+	sheep_metrics_nbd(&m, SM_WRITE, sheep_metrics_policy(0x22, 6), 4096, 0, 1500000);
+	sheep_metrics_nbd(&m, SM_WRITE, sheep_metrics_policy(0x22, 6), 4096, -5, 3000000000ull);
 	char *s = render(&m, &base_state);
 	const char *p = "sheep_client_latency_seconds_bucket{proto=\"nbd\",op=\"write\",le=";
 	char want[160];
@@ -95,6 +95,15 @@ static void test_latency_buckets_are_cumulative_and_end_at_count(void **state)
 	/* The failed write counts as an error, not as bytes. */
 	assert_non_null(strstr(s, "sheep_nbd_bytes_total{op=\"write\"} 12288\n"));
 	assert_non_null(strstr(s, "sheep_nbd_errors_total 1\n"));
+	assert_non_null(
+	    strstr(s, "sheep_nbd_policy_bytes_total{policy=\"4:2\",op=\"write\"} 12288\n"));
+	free(s);
+	/* Copies: 3 copies and 2:1 count apart. */
+	sheep_metrics_nbd(&m, SM_READ, sheep_metrics_policy(0, 3), 100, 0, 1);
+	sheep_metrics_nbd(&m, SM_READ, sheep_metrics_policy(0x11, 3), 7, 0, 1);
+	s = render(&m, &base_state);
+	assert_non_null(strstr(s, "sheep_nbd_policy_bytes_total{policy=\"3\",op=\"read\"} 100\n"));
+	assert_non_null(strstr(s, "sheep_nbd_policy_bytes_total{policy=\"2:1\",op=\"read\"} 7\n"));
 	free(s);
 }
 
