@@ -37,8 +37,9 @@ for exe in "$r/usr/sbin/sheep" "$r/usr/bin/dog"; do
 		cp -Ln "$lib" "$r$lib" 2>/dev/null || true
 	done
 done
-check_eq "chroot: sheep --version" "sheep (sheepdog-ec) $ver" "$(chroot "$r" /usr/sbin/sheep --version 2>&1)"
-check_eq "chroot: dog --version" "dog (sheepdog-ec) $ver" "$(chroot "$r" /usr/bin/dog --version 2>&1)"
+# The packaged programs are this build's (their version: the build's).
+check_eq "chroot: sheep --version" "$("$SHEEP" --version)" "$(chroot "$r" /usr/sbin/sheep --version 2>&1)"
+check_eq "chroot: dog --version" "$("$DOG" --version)" "$(chroot "$r" /usr/bin/dog --version 2>&1)"
 check "chroot: sheep --help works" grep -q -- "--size" <(chroot "$r" /usr/sbin/sheep --help 2>&1)
 
 # lintian: no errors (the warnings are listed in the README).
