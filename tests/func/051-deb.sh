@@ -8,8 +8,7 @@ make -C "$SD_TOP" -s deb O="$O" DEB_DIR="$SD_TEST_DIR/deb" >"$SD_TEST_DIR/make.o
 	bail "make deb: $(tail -3 "$SD_TEST_DIR/make.out")"
 deb=$(ls "$SD_TEST_DIR"/deb/sheepdog-ec_*.deb 2>/dev/null | head -1)
 check "make deb wrote a .deb ($deb)" test -s "$deb"
-base=$(sed -n 's/^VERSION = //p' "$SD_TOP/config.mk")
-ver=$("$SD_TOP/scripts/version" "$base")
+ver=$("$SHEEP" --version | awk '{print $NF}')
 check_eq "package version is the build's version, revision 1" "$ver-1" "$(dpkg-deb -f "$deb" Version)"
 check "Depends names ISA-L (from dpkg-shlibdeps)" grep -q libisal <<<"$(dpkg-deb -f "$deb" Depends)"
 for f in ./usr/sbin/sheep ./usr/bin/dog ./usr/share/man/man8/sheep.8.gz ./usr/share/man/man8/dog.8.gz \
