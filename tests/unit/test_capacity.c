@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "sheep/capacity.h"
+#include "sheep/store/capacity.h"
 
 #define GiB (1ull << 30)
 

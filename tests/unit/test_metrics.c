@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "lib/sd_proto.h"
-#include "sheep/http.h"
-#include "sheep/metrics.h"
+#include "sheep/http/http.h"
+#include "sheep/metrics/metrics.h"
 
 static char *render(const struct sheep_metrics *m, const struct sheep_http_state *st)
 {
