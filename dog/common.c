@@ -165,6 +165,45 @@ int dog_vdi_lookup(int fd, const char *name, uint32_t *vid)
 	return (int)rsp.result;
 }
 
+bool dog_snap_is_id(const char *snap, uint32_t *id)
+{
+	if (!snap || !*snap || strlen(snap) > 10)
+		return false;
+	uint64_t v = 0;
+	for (const char *p = snap; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (!v || v > UINT32_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+int dog_vdi_lookup_snap(int fd, const char *name, const char *snap, uint32_t *vid)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
+	memset(buf, 0, sizeof(buf));
+	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_GET_VDI_INFO);
+	req.flags = SD_FLAG_CMD_WRITE;
+	req.data_length = sizeof(buf);
+	uint32_t id;
+	if (snap && dog_snap_is_id(snap, &id))
+		req.vdi.snapid = id;
+	else if (snap)
+		strncpy(buf + SD_MAX_VDI_LEN, snap, SD_MAX_VDI_TAG_LEN - 1);
+	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
+	if (ret < 0)
+		return ret;
+	if (rsp.result == SD_RES_SUCCESS)
+		*vid = sd_rsp_vdi_id(&rsp);
+	return (int)rsp.result;
+}
+
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off)
 {
 	struct sd_req req;

@@ -15,7 +15,8 @@ static const struct {
 } groups[] = {
     {"cluster", dog_cluster_cmds, "cluster-wide operations: format, info, shutdown"},
     {"node", dog_node_cmds, "the sheep of the cluster: list, info, kill"},
-    {"vdi", dog_vdi_cmds, "volumes: create, list, delete, read, write, resize"},
+    {"vdi", dog_vdi_cmds,
+     "volumes: create, list, delete, read, write, resize, snapshot, clone, rollback, tree"},
 };
 
 static const struct option long_opts[] = {
@@ -23,7 +24,8 @@ static const struct option long_opts[] = {
     {"raw", no_argument, NULL, 'r'},	       {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
-    {"vnodes", required_argument, NULL, 'V'},  {NULL, 0, NULL, 0},
+    {"vnodes", required_argument, NULL, 'V'},  {"snapshot", required_argument, NULL, 's'},
+    {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -119,6 +121,9 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			break;
 		case 'P':
 			d->prealloc = true;
+			break;
+		case 's':
+			d->snap = optarg;
 			break;
 		case 'z': {
 			char *end;

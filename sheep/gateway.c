@@ -40,6 +40,7 @@ struct gw_obj {
 	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
 	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
 	int neterr; /* peer calls of this attempt that found no live peer */
+	bool frozen; /* its VDI is a snapshot: data and object map read-only */
 };
 
 /* What a probe or read learned about one fragment. */
@@ -121,6 +122,7 @@ static void obj_unlock(struct sheep *s, uint64_t oid, bool write)
 int gateway_init(struct sheep *s)
 {
 	pthread_mutex_init(&s->objlock_mu, NULL);
+	pthread_mutex_init(&s->sweep_lock, NULL);
 	pthread_cond_init(&s->objlock_cond, NULL);
 	return peer_pool_init(s);
 }
@@ -145,6 +147,7 @@ static int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, stru
 	struct ec_policy pol;
 	if (ec_policy_from_wire(e.copy_policy, e.nr_copies, &pol))
 		return SD_RES_INVALID_PARMS;
+	o->frozen = (e.flags & VDI_F_SNAPSHOT) != 0;
 	if (is_vdi_obj(oid)) {
 		if (oid & ~(VDI_BIT | SD_VDI_MASK))
 			return SD_RES_INVALID_PARMS;
@@ -1242,6 +1245,11 @@ static int op_write(struct gw_obj *o, void *arg)
 	int ret = check_range(o, a->len, a->off);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	/* A snapshot's objects and object map never change; its inode header
+	 * (tag, snap_ctime) may. Checked here, at the object's coordinator,
+	 * under its object lock. */
+	if (o->frozen && (!is_vdi_obj(o->oid) || (uint64_t)a->off + a->len > SD_INODE_HEADER_SIZE))
+		return SD_RES_READONLY;
 	if (!o->ec || a->create)
 		return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
 	/* A write that straddles two fragments only at their ends would make

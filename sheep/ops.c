@@ -15,6 +15,7 @@
 #include "sheep/recovery_sheep.h"
 #include "sheep/sheep.h"
 #include "sheep/store.h"
+#include "sheep/vdi_snap.h"
 
 bool ops_is_peer(uint8_t opcode)
 {
@@ -141,6 +142,8 @@ static int do_read_obj(struct sheep *s, struct request *r)
 	void *buf = reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
+	if (is_vdi_obj(r->hdr.obj.oid))
+		vdi_snap_sweep(s);
 	int ret = gateway_read_obj(s, r->hdr.obj.oid, buf, len, r->hdr.obj.offset);
 	if (ret == SD_RES_SUCCESS)
 		r->rlen = len;
@@ -246,6 +249,89 @@ static int zone_check(struct sheep *s, struct request *r, const struct ec_policy
 	return SD_RES_SUCCESS;
 }
 
+/* The result of a snapshot, clone or rollback: the new VDI's id and policy. */
+static void fill_new_vdi_rsp(struct sheep *s, struct request *r, uint32_t vid)
+{
+	struct vdi_entry e;
+	sd_rsp_vdi_id(&r->rsp) = vid;
+	if (!group_vdi_find(s, vid, &e)) {
+		r->rsp.vdi_hdr.copies = e.nr_copies;
+		r->rsp.vdi_hdr.block_size_shift = e.shift;
+	}
+}
+
+/*
+ * NEW_VDI with snapid or base_vdi_id (lib/sd_internal.h): snapshot of the
+ * working VDI, clone of a snapshot, or (our extension) rollback.
+ */
+static int do_new_family_vdi(struct sheep *s, struct request *r, const char *name)
+{
+	char tag[SD_MAX_VDI_TAG_LEN], msg[1024];
+	if (get_name(r, SD_MAX_VDI_LEN, tag, sizeof(tag)))
+		return SD_RES_INVALID_PARMS;
+	uint32_t base = r->hdr.vdi.base_vdi_id & (SD_NR_VDIS - 1), vid = 0;
+	struct vdi_entry b;
+	int ret;
+	if (r->hdr.vdi.snapid) {
+		if (!base) {
+			ret = group_vdi_lookup(s, name, NULL, 0, &b);
+			if (ret != SD_RES_SUCCESS)
+				return ret;
+			base = b.vid;
+		} else if (group_vdi_find(s, base, &b) || b.deleted) {
+			return SD_RES_NO_VDI;
+		}
+		if (b.flags & VDI_F_SNAPSHOT) {
+			snprintf(msg, sizeof(msg), "%s snapshot %u is a snapshot already: snapshot "
+				 "the working VDI", b.name, b.snapid);
+			reply_text(r, msg);
+			return SD_RES_INVALID_PARMS;
+		}
+		if (!tag[0]) {
+			/* A Sheepdog 1.0 client writes the tag into the inode first. */
+			ret = gateway_read_obj(s, vid_to_vdi_oid(base), tag, sizeof(tag),
+					       (uint32_t)offsetof(struct sd_inode, tag));
+			if (ret != SD_RES_SUCCESS)
+				return ret;
+			tag[sizeof(tag) - 1] = '\0';
+		}
+		ret = vdi_snap_snapshot(s, base, tag, &vid);
+		if (ret == SD_RES_VDI_EXIST) {
+			snprintf(msg, sizeof(msg), "%s already has a snapshot tagged '%s'", b.name, tag);
+			reply_text(r, msg);
+		}
+	} else {
+		if (group_vdi_find(s, base, &b) || b.deleted)
+			return SD_RES_NO_BASE_VDI;
+		if (!(b.flags & VDI_F_SNAPSHOT)) {
+			snprintf(msg, sizeof(msg), "%s (id %x) is not a snapshot: only snapshots can be "
+				 "%s (take one with dog vdi snapshot)", b.name, b.vid,
+				 r->hdr.vdi.type == SD_NEW_VDI_ROLLBACK ? "rolled back to" : "cloned");
+			reply_text(r, msg);
+			return SD_RES_INVALID_PARMS;
+		}
+		if (r->hdr.vdi.type == SD_NEW_VDI_ROLLBACK) {
+			ret = vdi_snap_rollback(s, base, r->owner, &vid);
+		} else {
+			uint8_t copies = r->hdr.vdi.copies, policy = r->hdr.vdi.copy_policy;
+			if (copies) {
+				struct ec_policy pol;
+				if (ec_policy_from_wire(policy, copies, &pol))
+					return SD_RES_INVALID_PARMS;
+				if (ec_policy_is_ec(&pol) && ((1u << b.shift) % pol.d))
+					return SD_RES_INVALID_PARMS;
+				ret = zone_check(s, r, &pol, name);
+				if (ret)
+					return ret;
+			}
+			ret = vdi_snap_clone(s, base, name, copies, policy, &vid);
+		}
+	}
+	if (ret == SD_RES_SUCCESS)
+		fill_new_vdi_rsp(s, r, vid);
+	return ret;
+}
+
 static int do_new_vdi(struct sheep *s, struct request *r)
 {
 	int ret = need_ready(s);
@@ -255,7 +341,7 @@ static int do_new_vdi(struct sheep *s, struct request *r)
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || get_name(r, 0, name, sizeof(name)) || !name[0])
 		return SD_RES_INVALID_PARMS;
 	if (r->hdr.vdi.snapid || r->hdr.vdi.base_vdi_id)
-		return SD_RES_NO_SUPPORT; /* snapshots and clones come later */
+		return do_new_family_vdi(s, r, name);
 	struct cmsg_vdi m;
 	memset(&m, 0, sizeof(m));
 	m.h.type = CMSG_NEW_VDI;
@@ -328,6 +414,7 @@ static int lookup_from_payload(struct sheep *s, struct request *r, struct vdi_en
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || get_name(r, 0, name, sizeof(name)) ||
 	    get_name(r, SD_MAX_VDI_LEN, tag, sizeof(tag)))
 		return SD_RES_INVALID_PARMS;
+	vdi_snap_sweep(s); /* a crash may have left a creation to finish */
 	return group_vdi_lookup(s, name, tag, r->hdr.vdi.snapid, e);
 }
 
@@ -362,6 +449,7 @@ static int do_release_vdi(struct sheep *s, struct request *r)
 
 static int do_read_vdis(struct sheep *s, struct request *r)
 {
+	vdi_snap_sweep(s); /* a listing shows finished states only */
 	uint32_t len = SD_MIN(r->hdr.data_length, SD_NR_VDIS / 8);
 	void *buf = reply_buf(r, len);
 	if (!buf)
@@ -373,56 +461,22 @@ static int do_read_vdis(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
-/* Remove the objects of a deleted VDI, then forget it. */
-static int purge_vdi_objects(struct sheep *s, uint32_t vid)
-{
-	const uint32_t chunk = 1u << 20;
-	uint32_t *map = malloc(chunk);
-	if (!map)
-		return SD_RES_NO_MEM;
-	uint64_t ino = vid_to_vdi_oid(vid);
-	int ret = SD_RES_SUCCESS;
-	uint32_t total = SD_INODE_DATA_INDEX * (uint32_t)sizeof(uint32_t);
-	for (uint32_t off = 0; off < total && ret == SD_RES_SUCCESS; off += chunk) {
-		ret = gateway_read_obj(s, ino, map, chunk, sd_inode_vid_offset(0) + off);
-		if (ret != SD_RES_SUCCESS)
-			break;
-		for (uint32_t i = 0; i < chunk / 4; i++) {
-			if (map[i] != vid)
-				continue;
-			uint32_t idx = off / 4 + i;
-			int r2 = gateway_remove_obj(s, vid_to_data_oid(vid, idx));
-			if (r2 != SD_RES_SUCCESS && r2 != SD_RES_NO_OBJ)
-				sd_warn("VDI %x: object %u not removed: %s", vid, idx, sd_strerror(r2));
-		}
-	}
-	free(map);
-	if (ret == SD_RES_SUCCESS || ret == SD_RES_NO_OBJ)
-		gateway_remove_obj(s, ino);
-	struct cmsg_vdi m;
-	memset(&m, 0, sizeof(m));
-	m.h.type = CMSG_PURGE_VDI;
-	m.vid = vid;
-	group_cluster_op(s, &m, sizeof(m), NULL);
-	return SD_RES_SUCCESS;
-}
-
 static int do_del_vdi(struct sheep *s, struct request *r)
 {
 	struct vdi_entry e;
 	int ret = lookup_from_payload(s, r, &e);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	struct cmsg_vdi m;
-	memset(&m, 0, sizeof(m));
-	m.h.type = CMSG_DEL_VDI;
-	m.vid = e.vid;
-	m.lock_owner = r->owner;
-	ret = group_cluster_op(s, &m, sizeof(m), NULL);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	purge_vdi_objects(s, e.vid);
-	return SD_RES_SUCCESS;
+	char deps[400], msg[1024];
+	vdi_snap_dependents(s, e.vid, deps, sizeof(deps));
+	if (deps[0]) {
+		snprintf(msg, sizeof(msg), "%s%s%.0u has clones that depend on it: %s; delete them "
+			 "first", e.name, e.flags & VDI_F_SNAPSHOT ? " snapshot " : "",
+			 e.flags & VDI_F_SNAPSHOT ? e.snapid : 0, deps);
+		reply_text(r, msg);
+		return SD_RES_VDI_WRITE;
+	}
+	return vdi_snap_delete(s, e.vid, r->owner);
 }
 
 static int do_cluster_default(struct sheep *s, struct request *r)

@@ -78,7 +78,8 @@ struct vdi_entry {
 	uint8_t copy_policy;
 	uint8_t nr_copies;
 	uint8_t shift;
-	uint8_t deleted;     /* name gone, objects being removed */
+	uint8_t deleted;     /* VDI_DEL_*: 0 live */
+	uint8_t flags;       /* VDI_F_* */
 	uint64_t size;
 	uint64_t ctime;
 	char name[SD_MAX_VDI_LEN];
@@ -91,6 +92,15 @@ struct vdi_entry {
 	uint64_t lock_owner;
 	struct vdi_entry *hnext;
 };
+
+/* vdi_entry.deleted: a deleted VDI stays in the table while objects it
+ * owns may exist (so its id is not reused and its descendants keep their
+ * family links). */
+#define VDI_DEL_RECLAIM 1 /* name gone; its objects not yet reclaimed */
+#define VDI_DEL_ZOMBIE 2  /* reclaimed; kept while descendants may use its objects */
+/* vdi_entry.flags */
+#define VDI_F_SNAPSHOT 0x1 /* frozen: its objects and object map never change */
+#define VDI_F_PENDING 0x2  /* created in the table, inode not yet written */
 
 #define VDI_HASH_BUCKETS 4096
 
@@ -194,6 +204,9 @@ struct sheep {
 
 	/* connections */
 	uint64_t next_conn_id;
+
+	/* vdi_snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
+	pthread_mutex_t sweep_lock;
 };
 
 /* ---- group.c: membership, epochs, cluster-wide operations ---- */
@@ -218,6 +231,11 @@ enum cmsg_type {
 	CMSG_SNAPSHOT,
 	CMSG_SHUTDOWN,
 	CMSG_RECOVERY,
+	CMSG_VDI_SNAP,      /* vid becomes a snapshot; a new working VDI follows it */
+	CMSG_VDI_CLONE,     /* new VDI name from snapshot base_vid */
+	CMSG_VDI_ROLLBACK,  /* working vid deleted, a new working VDI from base_vid */
+	CMSG_VDI_READY,     /* vid's inode is written */
+	CMSG_VDI_RECLAIMED, /* deleted vid's objects are reclaimed */
 };
 
 struct cmsg_hdr {
@@ -280,6 +298,12 @@ int vdi_table_load(struct vdi_table *t, const char *path);
 long vdi_table_pack(struct vdi_table *t, void *buf, size_t len);
 int vdi_table_unpack(struct vdi_table *t, const void *buf, size_t len);
 void vdi_table_clear(struct vdi_table *t);
+/* Root of vid's family tree (vid itself when it has no parent in the table). */
+uint32_t vdi_table_root(struct vdi_table *t, uint32_t vid);
+/* Entries that still need work: pending creations, deletions not reclaimed. */
+size_t vdi_table_todo(struct vdi_table *t);
+/* Remove reclaimed deleted entries no other entry descends from. */
+void vdi_table_drop_zombies(struct vdi_table *t);
 
 /* ---- conn.c: client connections ---- */
 int conn_listen(struct sheep *s);
