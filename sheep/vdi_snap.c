@@ -1,6 +1,7 @@
 /* vdi_snap.c - snapshots, clones, rollback and reclaim of VDI families: table changes, inode copies, freeing objects. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,23 @@
 
 /* Object maps move in slices of this many bytes. */
 #define SNAP_MAP_CHUNK (1u << 20)
+
+/*
+ * Test hook: a sheep started with SHEEP_TEST_SNAP_CRASH=POINT dies
+ * (SIGKILL) when it reaches POINT: "committed" (the table change of a
+ * snapshot, clone, rollback or delete is applied, nothing else done),
+ * "frozen" (the parent's inode marked, the new inode not written),
+ * "inode" (the new inode written, not marked ready), "reclaim" (the first
+ * object of a deleted VDI removed).
+ */
+static void crash_point(const char *point)
+{
+	const char *want = getenv("SHEEP_TEST_SNAP_CRASH");
+	if (want && !strcmp(want, point)) {
+		sd_notice("test hook: killed at %s", point);
+		raise(SIGKILL);
+	}
+}
 
 static int cluster_vdi_op(struct sheep *s, uint32_t type, uint32_t vid, uint32_t base,
 			  uint32_t *out)
@@ -99,6 +117,7 @@ static int finish_pending(struct sheep *s, uint32_t vid)
 		if (ret != SD_RES_SUCCESS)
 			goto out;
 	}
+	crash_point("frozen");
 	ret = read_map(s, p.vid, nr, &map);
 	if (ret != SD_RES_SUCCESS)
 		goto out;
@@ -140,8 +159,10 @@ static int finish_pending(struct sheep *s, uint32_t vid)
 					(uint32_t)(SD_INODE_HEADER_SIZE + done), false);
 		done += n;
 	}
-	if (ret == SD_RES_SUCCESS)
+	if (ret == SD_RES_SUCCESS) {
+		crash_point("inode");
 		ret = cluster_vdi_op(s, CMSG_VDI_READY, vid, 0, NULL);
+	}
 	if (ret == SD_RES_SUCCESS)
 		sd_info("VDI %s (%" PRIx32 "): inode written from %" PRIx32 " (%" PRIu32 " entries)",
 			e.name, vid, p.vid, nr);
@@ -265,6 +286,7 @@ static int reclaim_one(struct sheep *s, uint32_t d)
 			ret = r;
 		} else if (r == SD_RES_SUCCESS) {
 			freed++;
+			crash_point("reclaim");
 		}
 	}
 	if (ret != SD_RES_SUCCESS)
@@ -347,6 +369,7 @@ int vdi_snap_snapshot(struct sheep *s, uint32_t base, const char *tag, uint32_t 
 	int ret = group_cluster_op(s, &m, sizeof(m), vid);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	crash_point("committed");
 	return finish_pending(s, *vid);
 }
 
@@ -365,6 +388,7 @@ int vdi_snap_clone(struct sheep *s, uint32_t base, const char *name, uint8_t cop
 	int ret = group_cluster_op(s, &m, sizeof(m), vid);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	crash_point("committed");
 	return finish_pending(s, *vid);
 }
 
@@ -386,6 +410,7 @@ int vdi_snap_rollback(struct sheep *s, uint32_t snap, uint64_t owner, uint32_t *
 	int ret = group_cluster_op(s, &m, sizeof(m), vid);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	crash_point("committed");
 	ret = finish_pending(s, *vid);
 	int r = vdi_snap_sweep(s); /* reclaims the old working VDI */
 	return ret != SD_RES_SUCCESS ? ret : r;
@@ -422,5 +447,6 @@ int vdi_snap_delete(struct sheep *s, uint32_t vid, uint64_t owner)
 	int ret = group_cluster_op(s, &m, sizeof(m), NULL);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	crash_point("committed");
 	return vdi_snap_sweep(s);
 }
