@@ -61,6 +61,7 @@ static bool op_known(uint8_t op)
 	case SD_OP_PEER_GW_WRITE:
 	case SD_OP_PEER_COMMIT:
 	case SD_OP_PEER_GEN:
+	case SD_OP_PEER_COPY:
 		return true;
 	}
 	return false;
@@ -162,6 +163,8 @@ static int do_write_obj(struct sheep *s, struct request *r, bool create)
 		uint32_t osz = obj_size_of(s, oid);
 		if (!osz || (uint64_t)off + len > osz)
 			return osz ? SD_RES_INVALID_PARMS : SD_RES_NO_VDI;
+		if (is_data_obj(oid) && gateway_copy_obj(s, r->hdr.obj.cow_oid, oid) == SD_RES_SUCCESS)
+			return gateway_write_obj(s, oid, r->data, len, off, false);
 		char *whole = malloc(osz);
 		if (!whole)
 			return SD_RES_NO_MEM;
@@ -702,7 +705,7 @@ void ops_exec(struct sheep *s, struct request *r)
 	uint8_t op = r->hdr.opcode;
 	int ret;
 	if (ops_is_peer(op) && op_known(op) && op != SD_OP_PEER_GW_WRITE) {
-		bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT;
+		bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY;
 		uint32_t cap = sends ? 0 : r->hdr.data_length;
 		void *rbuf = cap ? malloc(cap) : NULL;
 		if (cap && !rbuf) {

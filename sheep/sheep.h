@@ -280,6 +280,11 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 /* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
 int group_cluster_info(struct sheep *s, void *buf, size_t len);
 bool group_formatted(struct sheep *s);
+/* Where placement puts data object oid: the oid with its VDI id replaced by
+ * the root of the VDI's family, so every copy-on-write copy of an object
+ * lands on the holders of the original (identical to oid for a VDI with no
+ * parent). Other objects are placed by their own id. */
+uint64_t group_placement_key(struct sheep *s, uint64_t oid);
 void group_release_owner(struct sheep *s, uint64_t owner);
 
 /* ---- vdi.c: the VDI table and its persistence ---- */

@@ -326,6 +326,15 @@ static int alloc_piece(struct vdi_io *v, uint32_t idx, const char *buf, uint32_t
 			src = whole;
 		}
 		ret = gateway_write_obj(v->s, oid, src, len, off, true);
+	} else if (gateway_copy_obj(v->s, vid_to_data_oid(owner, idx), oid) == SD_RES_SUCCESS) {
+		/* Copied on its holders; now the bytes, as a partial write. */
+		if (buf) {
+			ret = gateway_write_obj(v->s, oid, buf, len, off, false);
+		} else {
+			whole = calloc(1, len);
+			ret = whole ? gateway_write_obj(v->s, oid, whole, len, off, false)
+				    : SD_RES_NO_MEM;
+		}
 	} else {
 		whole = malloc(v->obj_size);
 		if (!whole) {
