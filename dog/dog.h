@@ -41,6 +41,7 @@ struct dog {
 	int block_size_shift;	 /* -z, -1 = cluster default */
 	uint32_t nr_vnodes;	 /* -V, 0 = by capacity */
 	const char *snap;	 /* -s: a snapshot id or tag (snapshot: the new tag) */
+	const char *from_snap;	 /* -F: backup from this snapshot */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */
@@ -165,6 +166,9 @@ int dog_vdi_snapshot(struct dog *d);
 int dog_vdi_clone(struct dog *d);
 int dog_vdi_rollback(struct dog *d);
 int dog_vdi_tree(struct dog *d);
+/* vdi_backup.c */
+int dog_vdi_backup(struct dog *d);
+int dog_vdi_restore(struct dog *d);
 
 /* One VDI in `dog vdi tree` (pure printer, unit-tested). */
 struct dog_tree_node {

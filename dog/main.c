@@ -16,7 +16,7 @@ static const struct {
     {"cluster", dog_cluster_cmds, "cluster-wide operations: format, info, shutdown"},
     {"node", dog_node_cmds, "the sheep of the cluster: list, info, kill"},
     {"vdi", dog_vdi_cmds,
-     "volumes: create, list, delete, read, write, resize, snapshot, clone, rollback, tree"},
+     "volumes: create, list, delete, read, write, resize, snapshots, clones, backups"},
 };
 
 static const struct option long_opts[] = {
@@ -25,6 +25,7 @@ static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
     {"vnodes", required_argument, NULL, 'V'},  {"snapshot", required_argument, NULL, 's'},
+    {"from", required_argument, NULL, 'F'},
     {NULL, 0, NULL, 0},
 };
 
@@ -124,6 +125,9 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			break;
 		case 's':
 			d->snap = optarg;
+			break;
+		case 'F':
+			d->from_snap = optarg;
 			break;
 		case 'z': {
 			char *end;

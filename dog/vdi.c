@@ -479,6 +479,15 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "  -s, --snapshot        the snapshot to go back to (id or tag); required\n", 1, 1,
      dog_vdi_rollback},
     {"vdi", "tree", NULL, "", "show snapshots and clones as a tree", NULL, 0, 0, dog_vdi_tree},
+    {"vdi", "backup", "s:F:", "<vdiname>",
+     "write the objects that differ between two snapshots to stdout",
+     "  -s, --snapshot        the snapshot to back up (id or tag); required\n"
+     "  -F, --from            an older snapshot: only what changed since (default: all)\n",
+     1, 1, dog_vdi_backup},
+    {"vdi", "restore", "s:", "<vdiname>",
+     "roll back to a snapshot and apply a backup from stdin on top of it",
+     "  -s, --snapshot        the snapshot the backup starts from (its -F); required\n", 1, 1,
+     dog_vdi_restore},
     {"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

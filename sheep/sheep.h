@@ -273,6 +273,9 @@ struct cmsg_vdi {
  * until this node has applied it. Returns the SD_RES_* of the apply; *vid
  * gets the VDI id a NEW_VDI chose. */
 int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
+/* Broadcast msg without waiting for it (for a message whose loss is
+ * repaired anyway, like VDI_READY). */
+int group_cluster_post(struct sheep *s, void *msg, size_t len);
 /* Read helpers under state_lock. */
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,

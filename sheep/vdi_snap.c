@@ -82,15 +82,29 @@ static bool entry_of(struct sheep *s, uint32_t vid, struct vdi_entry *e)
 	return group_vdi_find(s, vid, e) == 0;
 }
 
+/* Mark vid ready: waiting for the message, or (wait false) posting it. */
+static int send_ready(struct sheep *s, uint32_t vid, bool wait)
+{
+	if (wait)
+		return cluster_vdi_op(s, CMSG_VDI_READY, vid, 0, NULL);
+	struct cmsg_vdi m;
+	memset(&m, 0, sizeof(m));
+	m.h.type = CMSG_VDI_READY;
+	m.vid = vid;
+	return group_cluster_post(s, &m, sizeof(m));
+}
+
 /*
- * Write the inode of pending VDI vid: its parent's header with its own
- * identity, and its parent's object map. The parent is frozen first (its
- * inode's snap_ctime and tag), through the inode's coordinator: a writer
- * still allocating into the parent either lands its map entry before this
- * point (and it is copied) or is refused after it (and retries on the new
- * working VDI). Idempotent: a second run writes the same bytes.
+ * Write the inode of pending VDI vid: its parent's object map, then its
+ * parent's header with its own identity, last (a header naming vid marks
+ * the inode complete). The parent is frozen first (its inode's
+ * snap_ctime and tag), through the inode's coordinator: a writer still
+ * allocating into the parent either lands its map entry before this point
+ * (and it is copied) or is refused after it (and retries on the new
+ * working VDI). Idempotent, and safe after vid has been written: a
+ * complete inode is never written again, only marked ready.
  */
-static int finish_pending(struct sheep *s, uint32_t vid)
+static int finish_pending(struct sheep *s, uint32_t vid, bool wait_ready)
 {
 	struct vdi_entry e, p;
 	if (!entry_of(s, vid, &e) || !(e.flags & VDI_F_PENDING))
@@ -99,10 +113,14 @@ static int finish_pending(struct sheep *s, uint32_t vid)
 		return SD_RES_NO_BASE_VDI;
 	struct sd_inode_hdr *hdr = malloc(sizeof(*hdr));
 	uint32_t *map = NULL, nr = 0;
-	char *buf = NULL;
 	if (!hdr)
 		return SD_RES_NO_MEM;
-	int ret = read_header(s, p.vid, hdr, &nr);
+	int ret = gateway_read_obj(s, vid_to_vdi_oid(vid), hdr, sizeof(*hdr), 0);
+	if (ret == SD_RES_SUCCESS && hdr->vdi_id == vid) {
+		ret = send_ready(s, vid, true); /* written before a crash: only mark it */
+		goto out;
+	}
+	ret = read_header(s, p.vid, hdr, &nr);
 	if (ret != SD_RES_SUCCESS)
 		goto out;
 	if (!hdr->snap_ctime || strncmp(hdr->tag, p.tag, sizeof(hdr->tag))) {
@@ -122,14 +140,7 @@ static int finish_pending(struct sheep *s, uint32_t vid)
 	if (ret != SD_RES_SUCCESS)
 		goto out;
 
-	size_t first = SD_MIN((size_t)nr * sizeof(uint32_t), (size_t)SNAP_MAP_CHUNK);
-	buf = calloc(1, SD_INODE_HEADER_SIZE + first);
-	if (!buf) {
-		ret = SD_RES_NO_MEM;
-		goto out;
-	}
-	struct sd_inode_hdr *ni = (struct sd_inode_hdr *)buf;
-	memcpy(ni, hdr, SD_INODE_HEADER_SIZE);
+	struct sd_inode_hdr *ni = hdr; /* the parent's header becomes ours */
 	memset(ni->name, 0, sizeof(ni->name));
 	memcpy(ni->name, e.name, strnlen(e.name, sizeof(ni->name) - 1));
 	memset(ni->tag, 0, sizeof(ni->tag));
@@ -143,25 +154,26 @@ static int finish_pending(struct sheep *s, uint32_t vid)
 	ni->vdi_id = e.vid;
 	ni->parent_vdi_id = p.vid;
 	ni->btree_counter = 0;
-	memcpy(buf + SD_INODE_HEADER_SIZE, map, first);
 
 	struct vdi_entry now;
 	if (!entry_of(s, vid, &now) || !(now.flags & VDI_F_PENDING)) {
 		ret = SD_RES_SUCCESS; /* another sheep finished it meanwhile */
 		goto out;
 	}
-	ret = gateway_write_obj(s, vid_to_vdi_oid(vid), buf, (uint32_t)(SD_INODE_HEADER_SIZE + first),
-				0, true);
-	for (uint64_t done = first, total = (uint64_t)nr * sizeof(uint32_t);
-	     ret == SD_RES_SUCCESS && done < total;) {
+	/* The first write creates the object (an empty header reads as zeros). */
+	uint64_t total = (uint64_t)nr * sizeof(uint32_t);
+	ret = SD_RES_SUCCESS;
+	for (uint64_t done = 0; ret == SD_RES_SUCCESS && (done < total || !done);) {
 		uint32_t n = (uint32_t)SD_MIN(total - done, SNAP_MAP_CHUNK);
 		ret = gateway_write_obj(s, vid_to_vdi_oid(vid), (char *)map + done, n,
-					(uint32_t)(SD_INODE_HEADER_SIZE + done), false);
-		done += n;
+					(uint32_t)(SD_INODE_HEADER_SIZE + done), done == 0);
+		done += n ? n : 1;
 	}
+	if (ret == SD_RES_SUCCESS)
+		ret = gateway_write_obj(s, vid_to_vdi_oid(vid), ni, sizeof(*ni), 0, false);
 	if (ret == SD_RES_SUCCESS) {
 		crash_point("inode");
-		ret = cluster_vdi_op(s, CMSG_VDI_READY, vid, 0, NULL);
+		ret = send_ready(s, vid, wait_ready);
 	}
 	if (ret == SD_RES_SUCCESS)
 		sd_info("VDI %s (%" PRIx32 "): inode written from %" PRIx32 " (%" PRIu32 " entries)",
@@ -170,7 +182,6 @@ out:
 	if (ret != SD_RES_SUCCESS)
 		sd_err("VDI %s (%" PRIx32 "): finishing its creation failed: %s", e.name, vid,
 		       sd_strerror((uint32_t)ret));
-	free(buf);
 	free(map);
 	free(hdr);
 	return ret;
@@ -339,7 +350,7 @@ int vdi_snap_sweep(struct sheep *s)
 		ret = SD_RES_SUCCESS;
 		size_t n = collect_todo(s, true, vids, BATCH);
 		for (size_t i = 0; i < n; i++) {
-			int r = finish_pending(s, vids[i]);
+			int r = finish_pending(s, vids[i], true);
 			if (r != SD_RES_SUCCESS)
 				ret = r;
 		}
@@ -370,7 +381,7 @@ int vdi_snap_snapshot(struct sheep *s, uint32_t base, const char *tag, uint32_t 
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	crash_point("committed");
-	return finish_pending(s, *vid);
+	return finish_pending(s, *vid, false);
 }
 
 int vdi_snap_clone(struct sheep *s, uint32_t base, const char *name, uint8_t copies,
@@ -389,7 +400,7 @@ int vdi_snap_clone(struct sheep *s, uint32_t base, const char *name, uint8_t cop
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	crash_point("committed");
-	return finish_pending(s, *vid);
+	return finish_pending(s, *vid, false);
 }
 
 int vdi_snap_rollback(struct sheep *s, uint32_t snap, uint64_t owner, uint32_t *vid)
@@ -411,7 +422,7 @@ int vdi_snap_rollback(struct sheep *s, uint32_t snap, uint64_t owner, uint32_t *
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	crash_point("committed");
-	ret = finish_pending(s, *vid);
+	ret = finish_pending(s, *vid, false);
 	int r = vdi_snap_sweep(s); /* reclaims the old working VDI */
 	return ret != SD_RES_SUCCESS ? ret : r;
 }
