@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "sheep/sheep.h"
+#include "sheep/vdi/vdi.h"
 
 static struct vdi_entry ent(uint32_t vid, uint32_t parent, const char *name, uint32_t snapid,
 			    uint8_t flags, const char *tag)
