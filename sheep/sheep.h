@@ -30,6 +30,8 @@ struct sheep_opts {
 	int log_level;
 	const char *log_dir;    /* -l dir= */
 	bool nosync;            /* -n */
+	const char *wal_dir;    /* -j dir=: where the write-ahead log lives (NULL: DIR) */
+	uint64_t wal_size;      /* -j size=: bytes for the log (0: default) */
 	int nbd_port;           /* --nbd, -1 = off */
 	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
