@@ -40,6 +40,7 @@ struct gw_obj {
 	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
 	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
 	int neterr; /* peer calls of this attempt that found no live peer */
+	bool acked_all; /* the last write reached every fragment */
 };
 
 /* What a probe or read learned about one fragment. */
@@ -118,16 +119,71 @@ static void obj_unlock(struct sheep *s, uint64_t oid, bool write)
 	pthread_mutex_unlock(&s->objlock_mu);
 }
 
+/* ---- version cache of the write coordinator ----
+ *
+ * Writes to an object are funnelled through one coordinator per epoch, so
+ * after a write that reached every fragment the coordinator knows the
+ * object's state: every fragment at that version, nothing pending. The
+ * next write then skips the generation probe round. Every later step
+ * still checks the version on each holder (expect_version, version of
+ * every read), so a stale entry (a remove through another gateway, a
+ * holder that lost its fragment) only makes that write fail and be
+ * redone with a probe. */
+#define GW_VCACHE_SLOTS 4096
+
+struct gw_vcache_ent {
+	uint64_t oid;
+	uint64_t version; /* 0: empty */
+	uint32_t epoch;
+};
+
+static struct gw_vcache_ent *vcache_slot(struct sheep *s, uint64_t oid)
+{
+	return &s->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
+}
+
+/* The cached version of o's object at o's epoch, or 0. */
+static uint64_t vcache_get(struct gw_obj *o)
+{
+	uint64_t v = 0;
+	if (!o->s->vcache)
+		return 0;
+	pthread_mutex_lock(&o->s->vcache_mu);
+	struct gw_vcache_ent *e = vcache_slot(o->s, o->oid);
+	if (e->oid == o->oid && e->epoch == o->v->epoch)
+		v = e->version;
+	pthread_mutex_unlock(&o->s->vcache_mu);
+	return v;
+}
+
+/* Remember version (0: forget) of o's object. */
+static void vcache_put(struct gw_obj *o, uint64_t version)
+{
+	if (!o->s->vcache)
+		return;
+	pthread_mutex_lock(&o->s->vcache_mu);
+	struct gw_vcache_ent *e = vcache_slot(o->s, o->oid);
+	if (version)
+		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version, .epoch = o->v->epoch};
+	else if (e->oid == o->oid)
+		e->version = 0;
+	pthread_mutex_unlock(&o->s->vcache_mu);
+}
+
 int gateway_init(struct sheep *s)
 {
 	pthread_mutex_init(&s->objlock_mu, NULL);
 	pthread_cond_init(&s->objlock_cond, NULL);
+	pthread_mutex_init(&s->vcache_mu, NULL);
+	s->vcache = calloc(GW_VCACHE_SLOTS, sizeof(*s->vcache)); /* NULL: no cache */
 	return peer_pool_init(s);
 }
 
 void gateway_fini(struct sheep *s)
 {
 	peer_pool_fini(s);
+	free(s->vcache);
+	s->vcache = NULL;
 }
 
 /* ---- object setup ---- */
@@ -304,6 +360,10 @@ static const struct sd_node *live_node(const struct sheep_view *v, const struct 
 static int add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of)
 {
 	int n = o->width;
+	/* Recovery finished everywhere at this epoch: no earlier holder
+	 * keeps anything the current ones lack. */
+	if (__atomic_load_n(&o->v->settled, __ATOMIC_ACQUIRE))
+		return n;
 	for (int h = 0; h < o->v->nr_hist; h++) {
 		const struct sheep_ring *r = o->v->hist[h];
 		if (!r->ring)
@@ -554,18 +614,20 @@ out:
 static int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 {
 	struct peer_call calls[GW_MAX_CALLS];
+	/* The data comes from this sheep's own copy when it holds one (no
+	 * network), else from the first holder; the others are asked for
+	 * their version only, in the same round. */
 	int first = -1;
 	for (int i = 0; i < o->width; i++) {
 		call_init(o, &calls[i], i, SD_OP_PEER_READ);
-		if (first < 0 && o->holder[i]) {
+		if (o->holder[i] && (first < 0 || sd_node_eq(o->holder[i], &o->s->self)))
 			first = i;
-			calls[i].req.obj.offset = off;
-			calls[i].rbuf = buf;
-			calls[i].rcap = len;
-		}
 	}
 	if (first < 0)
 		return SD_RES_NO_STORE;
+	calls[first].req.obj.offset = off;
+	calls[first].rbuf = buf;
+	calls[first].rcap = len;
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
 	uint32_t moved;
 	int r0 = gw_round(o, calls, st, &moved);
@@ -640,6 +702,7 @@ static int precheck_targets(struct gw_obj *o, int targets)
 
 static int ack_result(struct gw_obj *o, int ok, int retry)
 {
+	o->acked_all = !retry && ok == o->width;
 	if (retry)
 		return retry;
 	if (ok >= ack_threshold(o))
@@ -1100,13 +1163,37 @@ static int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uin
 
 #define GW_MIXED_WAIT_MS 3000
 
+static int gw_write_probed(struct gw_obj *o, struct frag_state *st, const void *buf, uint32_t len,
+			   uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made);
+
+/* One write attempt: the object's state from the coordinator's version
+ * cache, else from a probe of every holder; then the write. */
 static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 			 bool create, uint64_t *mixed_since)
 {
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
-	int ret = gw_probe(o, st);
-	if (ret != SD_RES_SUCCESS)
+	uint64_t cached = create ? 0 : vcache_get(o), made = 0;
+	int ret;
+	if (cached) {
+		for (int i = 0; i < o->width; i++)
+			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached};
+	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
 		return ret;
+	}
+	o->acked_all = false;
+	ret = gw_write_probed(o, st, buf, len, off, create, mixed_since, &made);
+	vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0);
+	if (cached && ret != SD_RES_SUCCESS && !res_is_retry(ret)) {
+		sd_debug("%016llx: write from the cached version %llu failed (%s): probing",
+			 (unsigned long long)o->oid, (unsigned long long)cached, sd_strerror(ret));
+		ret = SD_RES_AGAIN;
+	}
+	return ret;
+}
+
+static int gw_write_probed(struct gw_obj *o, struct frag_state *st, const void *buf, uint32_t len,
+			   uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made)
+{
 	uint64_t vmax;
 	uint64_t ver = choose_version(st, o->width, o->d, &vmax);
 	/* No generation is readable: finish an interrupted write if it can
@@ -1121,6 +1208,7 @@ static int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32
 		if (st[i].has_pend && st[i].pend_version > new_version)
 			new_version = st[i].pend_version;
 	new_version++;
+	*made = new_version;
 	bool whole = off == 0 && len == o->obj_size;
 	if (create || whole) {
 		/* A new object (or one rewritten whole): every fragment is

@@ -70,6 +70,10 @@ struct sheep_view {
 	struct sheep_ring *cur;  /* owns data[] and ring */
 	int nr_hist;
 	struct sheep_ring *hist[SHEEP_VIEW_HIST]; /* earlier epochs, newest first */
+	/* Set (atomically, once) when every data member has finished recovery
+	 * at this epoch: every fragment is at its current holder, so the
+	 * gateway stops asking earlier holders (recovery_sheep.c). */
+	int settled;
 };
 
 /* One VDI as every node knows it (the full table is on every node). */
@@ -189,6 +193,9 @@ struct sheep {
 	pthread_mutex_t objlock_mu;
 	pthread_cond_t objlock_cond;
 	struct obj_lock *objlocks;
+	/* Versions of objects this sheep coordinates writes for (gateway.c). */
+	pthread_mutex_t vcache_mu;
+	struct gw_vcache_ent *vcache;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/recovery_*.c): NULL on a gateway-only node */

@@ -508,44 +508,6 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 	return fd < 0 ? fd : 0;
 }
 
-int store_remove(struct store *st, uint64_t oid, uint8_t idx)
-{
-	if (!st)
-		return -EINVAL;
-	char name[NAME_LEN];
-	store_frag_name(oid, idx, name);
-	struct store_stripe *s = store_stripe_of(st, oid, idx);
-	struct stat sb;
-	int r = 0;
-	pthread_rwlock_wrlock(&s->lock);
-	bool had_pend = store_pend_find(st, oid, idx) != NULL;
-	if (fstatat(st->objfd, name, &sb, 0)) {
-		r = -errno;
-		if (!had_pend)
-			goto out;
-	}
-	/* Logged first: a crash after the unlink and before the record is
-	 * durable cannot happen, so replay never brings the fragment back. */
-	struct store_wal_ref ref = {.oid = oid, .idx = idx};
-	struct iovec iov = {&ref, sizeof(ref)};
-	int w = store_wal_append(st, WAL_REMOVE, &iov, 1);
-	if (w) {
-		r = w;
-		goto out;
-	}
-	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
-	if (r == 0) {
-		if (unlinkat(st->objfd, name, 0))
-			r = -errno;
-		else
-			__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
-	}
-	store_wal_applied(st);
-out:
-	pthread_rwlock_unlock(&s->lock);
-	return r;
-}
-
 /* Holes (SEEK_HOLE) are checked against the table without reading them. */
 int store_verify(struct store *st, uint64_t oid, uint8_t idx)
 {

@@ -101,10 +101,13 @@ int store_open_config(const struct store_config *cfg, struct store **out)
 	st->pendfd = open_subdir(st->objfd, ".pend");
 	if (st->jdirfd >= 0 && (r = store_journal_replay_all(st)))
 		goto fail;
-	/* The log: replayed over the files, checkpointed, its writer started. */
+	/* The log: replayed over the files, pending files of old stores
+	 * loaded, checkpointed (which re-logs them), its writer started. */
 	if ((r = store_wal_open(st, cfg->wal_dir ? cfg->wal_dir : dir,
-				cfg->wal_size ? cfg->wal_size : STORE_WAL_DEFAULT_SIZE)))
+				cfg->wal_size ? cfg->wal_size : STORE_WAL_DEFAULT_SIZE)) ||
+	    (r = store_pend_load_legacy(st)) || (r = store_wal_start(st)))
 		goto fail;
+	store_pend_legacy_clear(st);
 	if ((r = scan_obj_dir(st)))
 		goto fail;
 	*out = st;

@@ -24,12 +24,6 @@
 #include "lib/util.h"
 #include "sheep/store_priv.h"
 
-static unsigned bucket_of(uint64_t oid, uint8_t idx)
-{
-	uint64_t h = (oid ^ ((uint64_t)idx << 56)) * 0x9E3779B97F4A7C15ULL;
-	return (unsigned)(h >> 54) % STORE_PEND_BUCKETS;
-}
-
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -37,83 +31,10 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-struct store_pend *store_pend_find(struct store *st, uint64_t oid, uint8_t idx)
-{
-	pthread_mutex_lock(&st->pend_mu);
-	struct store_pend *p = st->pend[bucket_of(oid, idx)];
-	while (p && !(p->hdr.oid == oid && p->hdr.idx == idx))
-		p = p->next;
-	pthread_mutex_unlock(&st->pend_mu);
-	return p;
-}
-
 static void pend_free(struct store_pend *p)
 {
 	free(p->data);
 	free(p);
-}
-
-/* Insert p, replacing (and freeing) any entry of the same fragment. */
-void store_pend_put(struct store *st, struct store_pend *p)
-{
-	pthread_mutex_lock(&st->pend_mu);
-	struct store_pend **pp = &st->pend[bucket_of(p->hdr.oid, p->hdr.idx)];
-	while (*pp && !((*pp)->hdr.oid == p->hdr.oid && (*pp)->hdr.idx == p->hdr.idx))
-		pp = &(*pp)->next;
-	struct store_pend *old = *pp;
-	if (old) {
-		p->next = old->next;
-		st->wal.stats.pending--;
-	} else {
-		p->next = NULL;
-	}
-	*pp = p;
-	st->wal.stats.pending++;
-	pthread_mutex_unlock(&st->pend_mu);
-	if (old)
-		pend_free(old);
-}
-
-/* Drop the entry of (oid, idx): any write when write_id is 0. */
-void store_pend_drop(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id)
-{
-	pthread_mutex_lock(&st->pend_mu);
-	struct store_pend **pp = &st->pend[bucket_of(oid, idx)];
-	while (*pp && !((*pp)->hdr.oid == oid && (*pp)->hdr.idx == idx))
-		pp = &(*pp)->next;
-	struct store_pend *old = *pp;
-	if (old && (!write_id || old->hdr.write_id == write_id)) {
-		*pp = old->next;
-		st->wal.stats.pending--;
-	} else {
-		old = NULL;
-	}
-	pthread_mutex_unlock(&st->pend_mu);
-	if (old)
-		pend_free(old);
-}
-
-void store_pend_free_all(struct store *st)
-{
-	for (int b = 0; b < STORE_PEND_BUCKETS; b++) {
-		while (st->pend[b]) {
-			struct store_pend *p = st->pend[b];
-			st->pend[b] = p->next;
-			pend_free(p);
-		}
-	}
-	st->wal.stats.pending = 0;
-}
-
-int store_pend_each(struct store *st, int (*fn)(struct store_pend *p, void *arg), void *arg)
-{
-	int r = 0;
-	pthread_mutex_lock(&st->pend_mu);
-	for (int b = 0; b < STORE_PEND_BUCKETS && !r; b++)
-		for (struct store_pend *p = st->pend[b]; p && !r; p = p->next)
-			r = fn(p, arg);
-	pthread_mutex_unlock(&st->pend_mu);
-	return r;
 }
 
 static uint64_t pend_age(const struct store_pend *p)
@@ -199,7 +120,7 @@ static void pend_abort_logged(struct store *st, const struct store_pend *p)
 	struct store_wal_ref ref = {.oid = p->hdr.oid, .idx = p->hdr.idx,
 				    .version = p->hdr.version, .write_id = p->hdr.write_id};
 	struct iovec iov = {&ref, sizeof(ref)};
-	if (store_wal_append(st, WAL_ABORT, &iov, 1) == 0)
+	if (store_wal_append_lazy(st, WAL_ABORT, &iov, 1) == 0)
 		store_wal_applied(st);
 	store_pend_drop(st, ref.oid, ref.idx, ref.write_id);
 }

@@ -69,6 +69,7 @@ struct store_stripe {
 #define STORE_WAL_DEFAULT_SIZE (256ull << 20)
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
+#define STORE_WAL_LAZY_MS 5 /* an idle log syncs lazy records after this */
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -129,6 +130,7 @@ struct store_wal_req {
 	int niov;
 	int result;
 	bool done;
+	bool lazy;
 	struct store_wal_req *next;
 };
 
@@ -152,6 +154,7 @@ struct store_wal {
 	bool dead;      /* a simulated crash hit the writer: nothing more is written */
 	bool crashed;   /* a simulated crash happened: no checkpoint at close */
 	bool stop;
+	bool unsynced; /* lazy records written since the last sync (writer only) */
 	bool inited, running;
 	bool want_ckpt;
 	int ckpt_result;
@@ -242,11 +245,20 @@ uint64_t store_disk_bytes(int fd);
 bool store_parse_name(const char *s, uint64_t *oid, uint8_t *idx);
 
 /* store_wal.c */
+/* Open the log files and replay them; store_wal_start() then checkpoints
+ * and starts the writer. */
 int store_wal_open(struct store *st, const char *dir, uint64_t size);
+int store_wal_start(struct store *st);
 void store_wal_close(struct store *st);
 /* Make the record (type, payload iov) durable in the log; on 0 the caller
  * must apply its effect and then call store_wal_applied(). */
 int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov);
+/* Like store_wal_append(), but answered once the record is written (in
+ * the page cache, so it survives the process), before it is synced: it
+ * becomes durable with the next group commit, or STORE_WAL_LAZY_MS after
+ * the log goes idle. For records whose loss in a power cut the layer
+ * above repairs (commits of prepared writes, which stay durable). */
+int store_wal_append_lazy(struct store *st, uint32_t type, const struct iovec *iov, int niov);
 void store_wal_applied(struct store *st);
 int store_wal_checkpoint(struct store *st);
 /* Replay the log over the fragment files (at open). */
@@ -258,13 +270,12 @@ int store_wal_replay(struct store *st);
 int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 		       const struct store_span *sp);
 
-/* store_pend.c: the table of pending writes */
+/* store_pendtab.c: the table of pending writes */
 struct store_pend *store_pend_find(struct store *st, uint64_t oid, uint8_t idx);
 void store_pend_put(struct store *st, struct store_pend *p);
 void store_pend_drop(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id);
 void store_pend_free_all(struct store *st);
-/* Call fn for each pending write, under the table lock. */
-int store_pend_each(struct store *st, int (*fn)(struct store_pend *p, void *arg), void *arg);
+/* store_pend.c */
 int store_pend_load_legacy(struct store *st);
 void store_pend_legacy_clear(struct store *st);
 

@@ -233,13 +233,6 @@ static int relog_one(struct store_pend *p, void *arg)
 	return iov_add_rec(rl->b, r, iov, p->hdr.pend_len ? 2 : 1);
 }
 
-static int count_pend(struct store_pend *p, void *arg)
-{
-	(void)p;
-	(*(int *)arg)++;
-	return 0;
-}
-
 /*
  * The checkpoint (see the top of the file). Runs on the writer thread, or
  * at open/close when no writer runs. On return the log is the other file,
@@ -269,7 +262,11 @@ static int checkpoint(struct store *st)
 	 * added or freed meanwhile (callers add theirs only after their own
 	 * record is durable, and the writer is here). */
 	int npend = 0;
-	store_pend_each(st, count_pend, &npend);
+	pthread_mutex_lock(&st->pend_mu);
+	for (int bk = 0; bk < STORE_PEND_BUCKETS; bk++)
+		for (struct store_pend *p = st->pend[bk]; p; p = p->next)
+			npend++;
+	pthread_mutex_unlock(&st->pend_mu);
 	rl.cap = npend;
 	rl.recs = calloc((size_t)npend + 1, sizeof(*rl.recs));
 	rl.preps = calloc((size_t)npend + 1, sizeof(*rl.preps));
@@ -326,15 +323,67 @@ out:
 	return r;
 }
 
+/* Answer the lazy (or the other) requests of a batch with result r. A
+ * request answered may return at once: its struct (on its caller's
+ * stack) is not touched again, hence the batch's own copy of the list
+ * and flags. */
+struct batch_view {
+	struct store_wal_req **q;
+	bool *lazy, *answered;
+	int n;
+};
+
+static void wake(struct store *st, struct batch_view *bv, bool lazy, int r)
+{
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	for (int i = 0; i < bv->n; i++) {
+		if (bv->lazy[i] != lazy || bv->answered[i])
+			continue;
+		bv->answered[i] = true;
+		bv->q[i]->result = r;
+		if (!r)
+			w->unapplied++;
+		bv->q[i]->done = true;
+	}
+	pthread_cond_broadcast(&w->done);
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* Write one batch (a list of queued requests) with one write and one sync. */
 static void write_batch(struct store *st, struct store_wal_req *batch)
 {
 	struct store_wal *w = &st->wal;
 	struct iov_buf b = {0};
-	int n = 0, r = 0;
+	int n = 0, r = 0, nreq = 0;
 	uint64_t bytes = 0;
-	for (struct store_wal_req *q = batch; q; q = q->next)
+	for (struct store_wal_req *q = batch; q; q = q->next) {
 		bytes += sizeof(q->rec) + padded(q->rec.len);
+		nreq++;
+	}
+	struct batch_view bv = {.n = nreq};
+	bv.q = malloc((size_t)nreq * sizeof(*bv.q));
+	bv.lazy = calloc((size_t)nreq, 1);
+	bv.answered = calloc((size_t)nreq, 1);
+	bool durable = false;
+	if (!bv.q || !bv.lazy || !bv.answered) {
+		/* answer everyone with the error, walking the list itself */
+		pthread_mutex_lock(&w->mu);
+		for (struct store_wal_req *q = batch, *nx; q; q = nx) {
+			nx = q->next;
+			q->result = -ENOMEM;
+			q->done = true;
+		}
+		pthread_cond_broadcast(&w->done);
+		pthread_mutex_unlock(&w->mu);
+		goto out;
+	}
+	nreq = 0;
+	for (struct store_wal_req *q = batch; q; q = q->next) {
+		bv.q[nreq] = q;
+		bv.lazy[nreq++] = q->lazy;
+		durable |= !q->lazy;
+	}
 	if (w->dead)
 		r = -ECANCELED;
 	else if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096)
@@ -364,29 +413,34 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 			r = -ECANCELED;
 		}
 	}
-	if (!r)
-		r = sync_wal(st, w->fd[w->cur]);
-	if (r && r != -ECANCELED) {
-		sd_err("cannot write the log: %s", strerror(-r));
-		w->lsn -= (uint64_t)n; /* nothing of it counts */
-	} else if (!r) {
+	/* Lazy records (see store_wal_append_lazy) are answered as soon as
+	 * they are written; the others once synced. */
+	if (!r) {
 		w->head += b.bytes;
 		w->stats.batches++;
 		w->stats.records += (uint64_t)n;
 		w->stats.log_bytes += b.bytes;
 		if ((uint64_t)n > w->stats.max_batch)
 			w->stats.max_batch = (uint64_t)n;
+		wake(st, &bv, true, 0);
+		if (durable) {
+			r = sync_wal(st, w->fd[w->cur]);
+			w->unsynced = false;
+		} else {
+			w->unsynced = true;
+		}
+	} else if (r != -ECANCELED) {
+		w->lsn -= (uint64_t)n; /* nothing of it was written */
 	}
+	if (r && r != -ECANCELED)
+		sd_err("cannot write the log: %s", strerror(-r));
+	wake(st, &bv, true, r); /* lazy ones not answered yet: failed */
+	wake(st, &bv, false, r);
+out:
 	free(b.v);
-	pthread_mutex_lock(&w->mu);
-	for (struct store_wal_req *q = batch; q; q = q->next) {
-		q->result = r;
-		q->done = true;
-		if (!r)
-			w->unapplied++;
-	}
-	pthread_cond_broadcast(&w->done);
-	pthread_mutex_unlock(&w->mu);
+	free(bv.q);
+	free(bv.lazy);
+	free(bv.answered);
 }
 
 static void *writer_main(void *arg)
@@ -395,8 +449,27 @@ static void *writer_main(void *arg)
 	struct store_wal *w = &st->wal;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->q && !w->stop && !w->want_ckpt)
-			pthread_cond_wait(&w->work, &w->mu);
+		while (!w->q && !w->stop && !w->want_ckpt) {
+			if (!w->unsynced) {
+				pthread_cond_wait(&w->work, &w->mu);
+				continue;
+			}
+			/* Lazy records written and nothing else coming: sync
+			 * them after a short while. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += STORE_WAL_LAZY_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT && !w->q) {
+				w->unsynced = false;
+				pthread_mutex_unlock(&w->mu);
+				sync_wal(st, w->fd[w->cur]);
+				pthread_mutex_lock(&w->mu);
+			}
+		}
 		if (w->want_ckpt) {
 			w->want_ckpt = false;
 			pthread_mutex_unlock(&w->mu);
@@ -419,10 +492,11 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov)
+static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov,
+		      bool lazy)
 {
 	struct store_wal *w = &st->wal;
-	struct store_wal_req q = {.iov = iov, .niov = niov};
+	struct store_wal_req q = {.iov = iov, .niov = niov, .lazy = lazy};
 	rec_init(&q.rec, type, iov, niov);
 	if (!w->running) { /* replay at open: nothing is logged */
 		return -EINVAL;
@@ -438,6 +512,16 @@ int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, i
 		pthread_cond_wait(&w->done, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 	return q.result;
+}
+
+int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov)
+{
+	return wal_append(st, type, iov, niov, false);
+}
+
+int store_wal_append_lazy(struct store *st, uint32_t type, const struct iovec *iov, int niov)
+{
+	return wal_append(st, type, iov, niov, true);
 }
 
 void store_wal_applied(struct store *st)
@@ -508,14 +592,15 @@ int store_wal_open(struct store *st, const char *dir, uint64_t size)
 		struct stat sb;
 		w->zeroed[i] = fstat(w->fd[i], &sb) ? 0 : (uint64_t)sb.st_size;
 	}
-	int r = store_wal_replay(st);
-	if (!r)
-		r = store_pend_load_legacy(st);
-	if (!r)
-		r = checkpoint(st);
+	return store_wal_replay(st);
+}
+
+int store_wal_start(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	int r = checkpoint(st);
 	if (r)
 		return r;
-	store_pend_legacy_clear(st);
 	if (pthread_create(&w->thread, NULL, writer_main, st))
 		return -EAGAIN;
 	w->running = true;

@@ -1,4 +1,4 @@
-/* store_write.c - mutations of the store: range writes, creations and replacements, each a log record applied once durable. */
+/* store_write.c - mutations of the store: range writes, creations, replacements and removals, each a log record applied once durable. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -80,7 +80,10 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 	int niov = blocks_record(nh, sp, pend_wid, &meta, iov);
 	if (niov < 0)
 		return niov;
-	int r = store_wal_append(st, WAL_WRITE, iov, niov);
+	/* A commit of a prepared write need not wait for the sync: the
+	 * prepared record is durable (store.h). */
+	int r = pend_wid ? store_wal_append_lazy(st, WAL_WRITE, iov, niov)
+			 : store_wal_append(st, WAL_WRITE, iov, niov);
 	free(meta);
 	if (r)
 		return r;
@@ -145,7 +148,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 					    .write_id = h->write_id};
 		struct iovec riov = {&ref, sizeof(ref)};
 		if (type == WAL_COMMIT) {
-			r = store_wal_append(st, WAL_COMMIT, &riov, 1);
+			r = store_wal_append_lazy(st, WAL_COMMIT, &riov, 1);
 		} else {
 			int niov = blocks_record(h, &sp, 0, &meta, iov);
 			r = niov < 0 ? niov : store_wal_append(st, WAL_CREATE, iov, niov);
@@ -278,3 +281,40 @@ int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_ver
 	return r;
 }
 
+int store_remove(struct store *st, uint64_t oid, uint8_t idx)
+{
+	if (!st)
+		return -EINVAL;
+	char name[NAME_LEN];
+	store_frag_name(oid, idx, name);
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
+	struct stat sb;
+	int r = 0;
+	pthread_rwlock_wrlock(&s->lock);
+	bool had_pend = store_pend_find(st, oid, idx) != NULL;
+	if (fstatat(st->objfd, name, &sb, 0)) {
+		r = -errno;
+		if (!had_pend)
+			goto out;
+	}
+	/* Logged first: a crash after the unlink and before the record is
+	 * durable cannot happen, so replay never brings the fragment back. */
+	struct store_wal_ref ref = {.oid = oid, .idx = idx};
+	struct iovec iov = {&ref, sizeof(ref)};
+	int w = store_wal_append(st, WAL_REMOVE, &iov, 1);
+	if (w) {
+		r = w;
+		goto out;
+	}
+	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
+	if (r == 0) {
+		if (unlinkat(st->objfd, name, 0))
+			r = -errno;
+		else
+			__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
+	}
+	store_wal_applied(st);
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
