@@ -26,7 +26,7 @@
  *  - every call that returns 0 is durable (its log record is synced),
  *    except store_commit() and store_abort(): their record is written
  *    (a killed process loses nothing) and synced by the next group commit
- *    or a few ms later; a power cut just before that leaves the prepared
+ *    or at most 200 ms later; a power cut before that leaves the prepared
  *    write pending again, which its coordinator's rules finish;
  *  - a crash at any point of store_write() leaves the fragment wholly at the
  *    old version and content or wholly at the new one (log replay);

@@ -69,7 +69,7 @@ struct store_stripe {
 #define STORE_WAL_DEFAULT_SIZE (256ull << 20)
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
-#define STORE_WAL_LAZY_MS 5 /* an idle log syncs lazy records after this */
+#define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -155,6 +155,7 @@ struct store_wal {
 	bool crashed;   /* a simulated crash happened: no checkpoint at close */
 	bool stop;
 	bool unsynced; /* lazy records written since the last sync (writer only) */
+	uint64_t unsynced_since; /* when the first of them was written (ns) */
 	bool inited, running;
 	bool want_ckpt;
 	int ckpt_result;

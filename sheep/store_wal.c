@@ -426,8 +426,9 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		if (durable) {
 			r = sync_wal(st, w->fd[w->cur]);
 			w->unsynced = false;
-		} else {
+		} else if (!w->unsynced) {
 			w->unsynced = true;
+			w->unsynced_since = sd_now_ns();
 		}
 	} else if (r != -ECANCELED) {
 		w->lsn -= (uint64_t)n; /* nothing of it was written */
@@ -454,16 +455,21 @@ static void *writer_main(void *arg)
 				pthread_cond_wait(&w->work, &w->mu);
 				continue;
 			}
-			/* Lazy records written and nothing else coming: sync
-			 * them after a short while. */
+			/* Lazy records written and nothing durable coming: sync
+			 * them STORE_WAL_LAZY_MS after the first of them. */
+			uint64_t due = w->unsynced_since + STORE_WAL_LAZY_MS * 1000000ull;
+			uint64_t now = sd_now_ns();
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += STORE_WAL_LAZY_MS * 1000000L;
+			uint64_t wait = due > now ? due - now : 0;
+			ts.tv_sec += (time_t)(wait / 1000000000ull);
+			ts.tv_nsec += (long)(wait % 1000000000ull);
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
-			if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT && !w->q) {
+			if ((wait == 0 || pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT) &&
+			    !w->q && w->unsynced) {
 				w->unsynced = false;
 				pthread_mutex_unlock(&w->mu);
 				sync_wal(st, w->fd[w->cur]);
