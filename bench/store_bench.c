@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 #include "lib/util.h"
-#include "sheep/store.h"
+#include "sheep/store/store.h"
 
 static const char usage_text[] =
 	"Usage: store_bench [--dir DIR] [--runs N] [-h]\n"
 	"\n"
-	"Measure sheep/store.c on the filesystem holding DIR (default /tmp), each\n"
+	"Measure sheep/store/store.c on the filesystem holding DIR (default /tmp), each\n"
 	"figure the median of N runs (default 3):\n"
 	"  4k write     random 4 KiB writes into 4 MiB fragments (journal + apply)\n"
 	"  4k read      random 4 KiB reads (checksum verified)\n"

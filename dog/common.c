@@ -269,3 +269,8 @@ int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
 	memcpy(ci, buf, sizeof(*ci));
 	return (int)rsp.result;
 }
+
+uint8_t dog_inode_shift(const struct sd_inode *ino)
+{
+	return ino->block_size_shift ? ino->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
+}

@@ -11,11 +11,6 @@
 
 #define REPLY_TEXT_MAX 1024
 
-uint8_t dog_inode_shift(const struct sd_inode *ino)
-{
-	return ino->block_size_shift ? ino->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
-}
-
 uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
 {
 	uint64_t n = SD_DIV_ROUND_UP(ino->vdi_size, 1ull << dog_inode_shift(ino));

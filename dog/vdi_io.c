@@ -262,6 +262,11 @@ out:
 	return rc;
 }
 
+/*
+ * dog vdi read/write: copy between fd and [off, off+len) of VDI name over
+ * the client protocol, in chunks of at most one object, on I/O threads.
+ * Returns 0, or a DOG_EXIT_* code after saying on stderr what failed.
+ */
 int dog_vdi_io(const struct dog *d, const char *name, enum dog_io_dir dir, int fd, uint64_t off,
 	       uint64_t len, bool len_given)
 {

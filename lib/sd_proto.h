@@ -67,7 +67,7 @@
 #define SD_OP_CLUSTER_INFO 0xbe
 #define SD_OP_GET_RECOVERY 0xca
 #define SD_OP_SET_RECOVERY 0xcb
-/* Peer-to-peer opcodes between sheep live in 0xe0..0xff (sheep/peer.h). */
+/* Peer-to-peer opcodes between sheep live in 0xe0..0xff (sheep/peer/peer.h). */
 #define SD_OP_PEER_FIRST 0xe0
 
 /* result codes */
@@ -231,5 +231,13 @@ static inline int sd_op_is_internal(uint8_t opcode)
 
 /* Text for a result code ("No object found"); never NULL. */
 const char *sd_strerror(uint32_t result);
+
+/* The one converter between -errno and result codes (lib/sd_errno.c).
+ * sd_res_to_errno: SD_RES_SUCCESS -> 0, a known code -> its -errno, an
+ * unknown code -> -EIO. sd_errno_to_res: 0 -> SUCCESS, anything unlisted
+ * -> SD_RES_EIO. sd_errno_to_res(sd_res_to_errno(r)) is r for the first
+ * code of each errno (NO_OBJ for -ENOENT, NO_SPACE for -ENOSPC, ...). */
+int sd_res_to_errno(int res);
+int sd_errno_to_res(int err);
 
 #endif

@@ -8,9 +8,6 @@
 #include "lib/log.h"
 #include "recovery/engine_priv.h"
 
-int rec_push_urgent(struct recovery *r, uint32_t i);
-int rec_push_order(struct recovery *r, uint32_t i);
-
 int recovery_new(const struct recovery_throttle *throttle, struct recovery **out)
 {
 	struct recovery_throttle t = {.max = 4, .interval_ms = 0};

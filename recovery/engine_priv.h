@@ -99,4 +99,8 @@ long rec_map_get(const struct rec_map *m, uint64_t oid, uint32_t idx);
 void rec_map_clear(struct rec_map *m);
 void rec_map_free(struct rec_map *m);
 
+/* plan.c: queue item i on the urgent (client-waiting) or the ordered queue. 0 or -ENOMEM. */
+int rec_push_urgent(struct recovery *r, uint32_t i);
+int rec_push_order(struct recovery *r, uint32_t i);
+
 #endif

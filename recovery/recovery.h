@@ -19,7 +19,7 @@
  * Node ids are the caller's: any u32 that names one node for the life of
  * the engine (sheep uses its table of known addr:port). Fragment index idx
  * is the erasure-code fragment index, or the copy's placement position for a
- * replicated object (as in sheep/store.h).
+ * replicated object (as in sheep/store/store.h).
  *
  * Threading: a struct recovery is owned by one thread (sheep's event loop);
  * none of its functions may run concurrently on the same engine.

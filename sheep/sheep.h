@@ -1,4 +1,4 @@
-/* sheep.h - the daemon's one state struct (struct sheep) and the interfaces between sheep/ files. */
+/* sheep.h - the daemon state every sub-module of sheep/ shares (struct sheep, the view, the VDI table, a request); each sub-module's functions are in its own header. */
 #ifndef SHEEP_SHEEP_H
 #define SHEEP_SHEEP_H
 
@@ -12,8 +12,6 @@
 #include "lib/sd_internal.h"
 #include "lib/sd_proto.h"
 #include "lib/work.h"
-#include "sheep/ring.h"
-#include "sheep/cluster.h"
 
 /* Options from the command line. */
 struct sheep_opts {
@@ -143,11 +141,12 @@ struct cop_wait {
 	struct cop_wait *next;
 };
 
+struct cluster_driver;
+struct cluster_ctx;
+struct ring;
 struct obj_lock;
 struct peer_pool;
 struct sheep_recovery;
-/* recovery hook: sheep/recovery_*.c build only when this is defined */
-#define SHEEP_RECOVERY_HOOKS 1
 struct nbd_server;
 
 struct sheep {
@@ -198,100 +197,17 @@ struct sheep {
 	struct gw_vcache_ent *vcache;
 	struct peer_pool *peers;
 
-	/* recovery (sheep/recovery_*.c): NULL on a gateway-only node */
+	/* recovery (sheep/rebuild/): NULL on a gateway-only node */
 	struct sheep_recovery *rec;
+	/* Upcalls from peer serving into recovery, set by main before the
+	 * listeners start (keeps peer/ below rebuild/): is fragment (oid, idx)
+	 * being rebuilt here; a read found a checksum mismatch on it. */
+	bool (*frag_busy)(struct sheep *s, uint64_t oid, uint8_t idx);
+	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
 
 	/* connections */
 	uint64_t next_conn_id;
 };
-
-/* ---- group.c: membership, epochs, cluster-wide operations ---- */
-int group_init(struct sheep *s);
-int group_start(struct sheep *s);
-void group_stop(struct sheep *s);
-/* Current view with a reference; NULL before the node is synced. */
-struct sheep_view *sheep_view_get(struct sheep *s);
-void sheep_view_put(struct sheep_view *v);
-/* Wait (up to ms) until the epoch differs from old_epoch; returns the new view
- * (referenced) or NULL. */
-struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, int ms);
-
-/* Cluster messages (totally ordered, applied by every member). */
-enum cmsg_type {
-	CMSG_FORMAT = 1,
-	CMSG_NEW_VDI,
-	CMSG_DEL_VDI,
-	CMSG_PURGE_VDI,
-	CMSG_LOCK_VDI,
-	CMSG_UNLOCK_VDI,
-	CMSG_SNAPSHOT,
-	CMSG_SHUTDOWN,
-	CMSG_RECOVERY,
-};
-
-struct cmsg_hdr {
-	uint32_t type;
-	uint32_t len; /* whole message */
-	uint64_t token;
-} __attribute__((packed));
-
-struct cmsg_format {
-	struct cmsg_hdr h;
-	uint64_t ctime;
-	uint8_t copies, policy, shift, __pad;
-	uint32_t vnodes;
-} __attribute__((packed));
-
-struct cmsg_vdi {
-	struct cmsg_hdr h;
-	uint32_t vid;        /* DEL/PURGE/LOCK/UNLOCK */
-	uint32_t base_vid;
-	uint32_t snapid;
-	uint8_t copies, policy, shift, snapshot;
-	uint64_t size;
-	uint64_t ctime;
-	uint64_t lock_owner;
-	char lock_addr[64];
-	uint16_t lock_port;
-	uint16_t __pad;
-	uint32_t __pad2;
-	uint64_t lock_inc;
-	char name[SD_MAX_VDI_LEN];
-	char tag[SD_MAX_VDI_TAG_LEN];
-} __attribute__((packed));
-
-/* From a worker thread: broadcast msg (its token is filled in) and wait
- * until this node has applied it. Returns the SD_RES_* of the apply; *vid
- * gets the VDI id a NEW_VDI chose. */
-int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
-/* Read helpers under state_lock. */
-int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
-int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
-		     struct vdi_entry *out);
-/* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
-int group_cluster_info(struct sheep *s, void *buf, size_t len);
-bool group_formatted(struct sheep *s);
-void group_release_owner(struct sheep *s, uint64_t owner);
-
-/* ---- vdi.c: the VDI table and its persistence ---- */
-int vdi_table_init(struct vdi_table *t);
-void vdi_table_free(struct vdi_table *t);
-struct vdi_entry *vdi_table_find(struct vdi_table *t, uint32_t vid);
-struct vdi_entry *vdi_table_by_name(struct vdi_table *t, const char *name, const char *tag,
-				    uint32_t snapid);
-int vdi_table_insert(struct vdi_table *t, const struct vdi_entry *e);
-void vdi_table_remove(struct vdi_table *t, uint32_t vid);
-/* First free vid probing upward from hash (mod 2^24, skipping 0). */
-uint32_t vdi_table_alloc_vid(struct vdi_table *t, uint32_t start);
-int vdi_table_save(struct vdi_table *t, const char *path);
-int vdi_table_load(struct vdi_table *t, const char *path);
-/* Serialise (for snapshots): returns bytes or -EMSGSIZE. */
-long vdi_table_pack(struct vdi_table *t, void *buf, size_t len);
-int vdi_table_unpack(struct vdi_table *t, const void *buf, size_t len);
-void vdi_table_clear(struct vdi_table *t);
-
-/* ---- conn.c: client connections ---- */
-int conn_listen(struct sheep *s);
 
 /* A request in flight: header, payload, reply. */
 struct request {
@@ -309,24 +225,9 @@ struct request {
 	bool keep_text;      /* rdata is an explanation sent even with an error */
 };
 
-/* ---- ops.c: what each opcode does (runs on a worker) ---- */
-void ops_exec(struct sheep *s, struct request *r);
-/* Opcode validity before reading the payload: 0, or the SD_RES_* to reply. */
-int ops_check_header(const struct sd_req *hdr);
-bool ops_is_peer(uint8_t opcode);
-
-/* ---- gateway.c ---- */
-/* Apply a write here, as the object's coordinator (no forwarding). */
-int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
-			bool create);
-int gateway_init(struct sheep *s);
-void gateway_fini(struct sheep *s);
-
 /* ---- util ---- */
 bool sd_node_eq(const struct sd_node *a, const struct sd_node *b);
 int sheep_node_cmp(const void *a, const void *b);
-/* Mapping of store errors (-errno) to result codes. */
-int sheep_errno_to_res(int err);
 /* Write a whole file atomically (tmp + rename, fsync unless nosync). */
 int sheep_write_file(struct sheep *s, const char *path, const void *buf, size_t len);
 

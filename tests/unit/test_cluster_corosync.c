@@ -19,7 +19,7 @@
 
 #include "lib/crc.h"
 #include "lib/log.h"
-#include "sheep/cluster.h"
+#include "sheep/cluster/cluster.h"
 
 #if HAVE_COROSYNC
 

@@ -23,7 +23,7 @@
 #include "lib/crc.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/cluster.h"
+#include "sheep/cluster/cluster.h"
 
 /* What one member saw, one line per event. */
 struct evlog {

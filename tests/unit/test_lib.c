@@ -114,6 +114,77 @@ static void test_strerror_knows_every_code(void **state)
 	assert_string_equal(sd_strerror(0x7777), "Invalid error code");
 }
 
+/* Every result code of lib/sd_proto.h, with the -errno it converts to and the
+ * code that -errno converts back to (written out here, not derived). */
+static const struct {
+	int res, err, back;
+} conv_cases[] = {
+	{SD_RES_SUCCESS, 0, SD_RES_SUCCESS},
+	{SD_RES_UNKNOWN, -EIO, SD_RES_EIO},
+	{SD_RES_NO_OBJ, -ENOENT, SD_RES_NO_OBJ},
+	{SD_RES_EIO, -EIO, SD_RES_EIO},
+	{SD_RES_VDI_EXIST, -EEXIST, SD_RES_VDI_EXIST},
+	{SD_RES_INVALID_PARMS, -EINVAL, SD_RES_INVALID_PARMS},
+	{SD_RES_SYSTEM_ERROR, -EIO, SD_RES_EIO},
+	{SD_RES_VDI_LOCKED, -EBUSY, SD_RES_VDI_LOCKED},
+	{SD_RES_NO_VDI, -ENOENT, SD_RES_NO_OBJ},
+	{SD_RES_NO_BASE_VDI, -ENOENT, SD_RES_NO_OBJ},
+	{SD_RES_VDI_READ, -EIO, SD_RES_EIO},
+	{SD_RES_VDI_WRITE, -EIO, SD_RES_EIO},
+	{SD_RES_BASE_VDI_READ, -EIO, SD_RES_EIO},
+	{SD_RES_BASE_VDI_WRITE, -EIO, SD_RES_EIO},
+	{SD_RES_NO_TAG, -ENOENT, SD_RES_NO_OBJ},
+	{SD_RES_STARTUP, -EAGAIN, SD_RES_AGAIN},
+	{SD_RES_VDI_NOT_LOCKED, -ENOLCK, SD_RES_VDI_NOT_LOCKED},
+	{SD_RES_SHUTDOWN, -ESHUTDOWN, SD_RES_SHUTDOWN},
+	{SD_RES_NO_MEM, -ENOMEM, SD_RES_NO_MEM},
+	{SD_RES_FULL_VDI, -ENOSPC, SD_RES_NO_SPACE},
+	{SD_RES_VER_MISMATCH, -EPROTO, SD_RES_VER_MISMATCH},
+	{SD_RES_NO_SPACE, -ENOSPC, SD_RES_NO_SPACE},
+	{SD_RES_WAIT_FOR_FORMAT, -EAGAIN, SD_RES_AGAIN},
+	{SD_RES_WAIT_FOR_JOIN, -EAGAIN, SD_RES_AGAIN},
+	{SD_RES_JOIN_FAILED, -ECONNREFUSED, SD_RES_JOIN_FAILED},
+	{SD_RES_HALT, -ESHUTDOWN, SD_RES_SHUTDOWN},
+	{SD_RES_READONLY, -EROFS, SD_RES_READONLY},
+	{SD_RES_OLD_NODE_VER, -EPROTO, SD_RES_VER_MISMATCH},
+	{SD_RES_NEW_NODE_VER, -EPROTO, SD_RES_VER_MISMATCH},
+	{SD_RES_NOT_FORMATTED, -EAGAIN, SD_RES_AGAIN},
+	{SD_RES_NETWORK_ERROR, -EHOSTUNREACH, SD_RES_NETWORK_ERROR},
+	{SD_RES_NO_STORE, -ENODEV, SD_RES_NO_STORE},
+	{SD_RES_NO_SUPPORT, -EOPNOTSUPP, SD_RES_NO_SUPPORT},
+	{SD_RES_NODE_IN_RECOVERY, -EAGAIN, SD_RES_AGAIN},
+	{SD_RES_KILLED, -ESHUTDOWN, SD_RES_SHUTDOWN},
+	{SD_RES_AGAIN, -EAGAIN, SD_RES_AGAIN},
+};
+
+static void test_errno_converter_covers_every_code(void **state)
+{
+	(void)state;
+	size_t n = sizeof(conv_cases) / sizeof(conv_cases[0]);
+	/* The table above lists every code sd_strerror knows: count them. */
+	size_t known = 0;
+	for (int r = 0; r < 0x100; r++)
+		if (strcmp(sd_strerror((uint32_t)r), "Invalid error code") != 0)
+			known++;
+	assert_int_equal(known, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(sd_res_to_errno(conv_cases[i].res), conv_cases[i].err);
+		assert_int_equal(sd_errno_to_res(conv_cases[i].err), conv_cases[i].back);
+	}
+	/* Unknown either way: an I/O error, never success. */
+	assert_int_equal(sd_res_to_errno(0x7777), -EIO);
+	assert_int_equal(sd_res_to_errno(-1), -EIO);
+	assert_int_equal(sd_errno_to_res(-EXDEV), SD_RES_EIO);
+	assert_int_equal(sd_errno_to_res(-ESTALE), SD_RES_AGAIN);
+	assert_int_equal(sd_errno_to_res(-ERANGE), SD_RES_INVALID_PARMS);
+	/* Every errno maps to a failure code sd_strerror knows. */
+	for (int e = 1; e < 134; e++) {
+		int r = sd_errno_to_res(-e);
+		assert_int_not_equal(r, SD_RES_SUCCESS);
+		assert_string_not_equal(sd_strerror((uint32_t)r), "Invalid error code");
+	}
+}
+
 /* Open descriptors of this process (to prove nothing leaks). */
 static int count_fds(void)
 {
@@ -189,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_format_size_like_sheepdog),
 		cmocka_unit_test(test_exec_round_trip_over_socketpair),
 		cmocka_unit_test(test_strerror_knows_every_code),
+		cmocka_unit_test(test_errno_converter_covers_every_code),
 		cmocka_unit_test(test_opendirat_lists_from_the_start_and_fails_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,10 +20,10 @@
 #include "lib/oid.h"
 #include "lib/sd_proto.h"
 #include "lib/util.h"
-#include "sheep/gateway.h"
-#include "sheep/nbd.h"
-#include "sheep/nbd_proto.h"
-#include "sheep/vdi_io.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/nbd/nbd.h"
+#include "sheep/nbd/nbd_proto.h"
+#include "sheep/nbd/vdi_io.h"
 
 /* ---- an in-memory gateway: objects in a list, VDIs in a table ---------- */
 

@@ -16,10 +16,10 @@
 #include "lib/log.h"
 #include "lib/sd_proto.h"
 #include "lib/util.h"
-#include "sheep/peer.h"
+#include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
-#include "sheep/store.h"
-#include "sheep/store_test.h"
+#include "sheep/store/store.h"
+#include "sheep/store/store_test.h"
 
 #define FRAG 65536u
 

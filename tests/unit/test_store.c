@@ -20,8 +20,8 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/store.h"
-#include "sheep/store_test.h"
+#include "sheep/store/store.h"
+#include "sheep/store/store_test.h"
 
 #define MiB (1u << 20)
 

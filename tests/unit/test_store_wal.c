@@ -19,8 +19,8 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "sheep/store.h"
-#include "sheep/store_test.h"
+#include "sheep/store/store.h"
+#include "sheep/store/store_test.h"
 
 #define FRAG (64 * 1024)
 #define NR_FRAGS 16

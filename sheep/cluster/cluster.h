@@ -1,0 +1,140 @@
+/* cluster.h - the membership driver interface: join, leave, totally ordered broadcast. */
+#ifndef SHEEP_CLUSTER_H
+#define SHEEP_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lib/sd_internal.h"
+
+/* struct sd_node lives in lib/sd_internal.h: dog shows it too. */
+
+/*
+ * What a driver tells the daemon. Both callbacks run on the event-loop
+ * thread from cluster_driver.dispatch(). Every member sees the same sequence
+ * of membership changes and messages, interleaved in the same order
+ * (virtual synchrony): that total order is what cluster-wide operations
+ * (format, VDI create/delete/lock) rely on, since each node applies them
+ * deterministically in delivery order. A sender gets its own messages back.
+ */
+struct cluster_events {
+	/* members: the whole agreed member list after the change, in the same
+	 * order on every node (oldest member first). changed: the node that
+	 * joined (joined = true) or left/failed (joined = false). The first
+	 * call a node gets is its own join, listing itself. */
+	void (*membership)(void *arg, const struct sd_node *members, size_t nr_members,
+			   const struct sd_node *changed, bool joined);
+	void (*deliver)(void *arg, const struct sd_node *sender, const void *msg, size_t len);
+	/* The driver lost contact with the membership service or quorum
+	 * (corosync). The node must stop accepting writes until it returns. */
+	void (*quorum)(void *arg, bool quorate);
+};
+
+struct cluster_ctx;
+
+struct cluster_driver {
+	const char *name;
+	/* options: the text after "name:" in sheep -c (e.g. "path=/tmp/x"),
+	 * or "". Returns 0 or -errno; errors are logged with what to do. */
+	int (*init)(struct cluster_ctx **ctx, const char *options, const struct sd_node *self,
+		    const struct cluster_events *ev, void *arg);
+	int (*join)(struct cluster_ctx *ctx);
+	int (*leave)(struct cluster_ctx *ctx);
+	/* Totally ordered broadcast of up to CLUSTER_MAX_MSG bytes. The message
+	 * is delivered to every current member, sender included, or to none
+	 * (sender failed before the driver accepted it). */
+	int (*broadcast)(struct cluster_ctx *ctx, const void *msg, size_t len);
+	/* An fd the event loop polls for readability; then call dispatch(). */
+	int (*get_fd)(struct cluster_ctx *ctx);
+	int (*dispatch)(struct cluster_ctx *ctx);
+	void (*destroy)(struct cluster_ctx *ctx);
+};
+
+#define CLUSTER_MAX_MSG (1u << 20)
+
+/* Look a driver up by the name before any ':' in spec ("local",
+ * "local:path=/x", "corosync"). NULL when unknown or not built. */
+const struct cluster_driver *cluster_driver_find(const char *spec);
+/* The options part of spec ("" when none). */
+const char *cluster_driver_options(const char *spec);
+
+extern const struct cluster_driver cluster_local_driver;
+#if HAVE_COROSYNC
+extern const struct cluster_driver cluster_corosync_driver;
+#endif
+
+/* ---- The membership view, the epoch log and cluster-wide operations (group*.c) ---- */
+struct sheep;
+struct sheep_view;
+struct vdi_entry;
+
+int group_init(struct sheep *s);
+int group_start(struct sheep *s);
+void group_stop(struct sheep *s);
+/* Current view with a reference; NULL before the node is synced. */
+struct sheep_view *sheep_view_get(struct sheep *s);
+void sheep_view_put(struct sheep_view *v);
+/* Wait (up to ms) until the epoch differs from old_epoch; returns the new view
+ * (referenced) or NULL. */
+struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, int ms);
+
+/* Cluster messages (totally ordered, applied by every member). */
+enum cmsg_type {
+	CMSG_FORMAT = 1,
+	CMSG_NEW_VDI,
+	CMSG_DEL_VDI,
+	CMSG_PURGE_VDI,
+	CMSG_LOCK_VDI,
+	CMSG_UNLOCK_VDI,
+	CMSG_SNAPSHOT,
+	CMSG_SHUTDOWN,
+	CMSG_RECOVERY,
+};
+
+struct cmsg_hdr {
+	uint32_t type;
+	uint32_t len; /* whole message */
+	uint64_t token;
+} __attribute__((packed));
+
+struct cmsg_format {
+	struct cmsg_hdr h;
+	uint64_t ctime;
+	uint8_t copies, policy, shift, __pad;
+	uint32_t vnodes;
+} __attribute__((packed));
+
+struct cmsg_vdi {
+	struct cmsg_hdr h;
+	uint32_t vid;        /* DEL/PURGE/LOCK/UNLOCK */
+	uint32_t base_vid;
+	uint32_t snapid;
+	uint8_t copies, policy, shift, snapshot;
+	uint64_t size;
+	uint64_t ctime;
+	uint64_t lock_owner;
+	char lock_addr[64];
+	uint16_t lock_port;
+	uint16_t __pad;
+	uint32_t __pad2;
+	uint64_t lock_inc;
+	char name[SD_MAX_VDI_LEN];
+	char tag[SD_MAX_VDI_TAG_LEN];
+} __attribute__((packed));
+
+/* From a worker thread: broadcast msg (its token is filled in) and wait
+ * until this node has applied it. Returns the SD_RES_* of the apply; *vid
+ * gets the VDI id a NEW_VDI chose. */
+int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
+/* Read helpers under state_lock. */
+int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
+int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
+		     struct vdi_entry *out);
+/* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
+int group_cluster_info(struct sheep *s, void *buf, size_t len);
+bool group_formatted(struct sheep *s);
+void group_release_owner(struct sheep *s, uint64_t owner);
+
+#endif

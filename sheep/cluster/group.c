@@ -1,0 +1,304 @@
+/* group.c - the driver's callbacks on the loop thread (membership, deliver, quorum), group_init/start/stop, and read-only queries of the cluster state. */
+#include "sheep/cluster/group_priv.h"
+
+void group_after_unlock(struct sheep *s, bool wipe)
+{
+	if (wipe)
+		group_store_wipe(s);
+}
+
+void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
+			  const struct sd_node *changed, bool joined)
+{
+	struct sheep *s = arg;
+	pthread_mutex_lock(&s->state_lock);
+	bool alone = nr == 1 && sd_node_eq(&members[0], &s->self);
+	if (!s->synced && alone) {
+		/* Nobody to learn from: this node's own state is the cluster's. */
+		group_pending_clear(s);
+		s->synced = true;
+		s->seq = 0;
+		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->epoch);
+		group_apply_membership(s, members, nr, changed, joined);
+		pthread_mutex_unlock(&s->state_lock);
+		return;
+	}
+	if (!s->synced) {
+		struct pending_event *p = calloc(1, sizeof(*p));
+		if (p)
+			p->members = malloc(nr * sizeof(struct sd_node));
+		if (!p || !p->members) {
+			sd_emerg("out of memory buffering a membership change");
+			free(p);
+		} else {
+			memcpy(p->members, members, nr * sizeof(struct sd_node));
+			p->nr_members = nr;
+			p->sender = *changed;
+			p->joined = joined;
+			if (s->pend_head || (joined && sd_node_eq(changed, &s->self)))
+				group_pending_add(s, p);
+			else
+				group_pending_free(p); /* before our own join: not ours to replay */
+		}
+		pthread_mutex_unlock(&s->state_lock);
+		return;
+	}
+	group_apply_membership(s, members, nr, changed, joined);
+	pthread_mutex_unlock(&s->state_lock);
+}
+
+void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, size_t len)
+{
+	struct sheep *s = arg;
+	bool wipe = false;
+	struct cmsg_hdr h;
+	if (len < sizeof(h))
+		return;
+	memcpy(&h, msg, sizeof(h));
+	pthread_mutex_lock(&s->state_lock);
+	if (!s->synced) {
+		if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr) && s->pend_head) {
+			struct snap_hdr sh;
+			memcpy(&sh, msg, sizeof(sh));
+			if (sd_node_eq(&sh.target, &s->self)) {
+				group_apply_snapshot(s, msg, len, &wipe);
+				s->seq++; /* the snapshot message itself */
+				pthread_mutex_unlock(&s->state_lock);
+				group_after_unlock(s, wipe);
+				return;
+			}
+		}
+		if (s->pend_head) {
+			struct pending_event *p = calloc(1, sizeof(*p));
+			if (p && (p->msg = malloc(len))) {
+				memcpy(p->msg, msg, len);
+				p->len = len;
+				p->is_msg = 1;
+				p->sender = *sender;
+				group_pending_add(s, p);
+			} else {
+				free(p);
+				sd_emerg("out of memory buffering a cluster message");
+			}
+		}
+		pthread_mutex_unlock(&s->state_lock);
+		return;
+	}
+	if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr)) {
+		struct snap_hdr sh;
+		memcpy(&sh, msg, sizeof(sh));
+		group_remove_joiner(s, &sh.target);
+	}
+	group_apply_msg(s, sender, msg, len, &wipe);
+	pthread_mutex_unlock(&s->state_lock);
+	group_after_unlock(s, wipe);
+}
+
+void group_on_quorum(void *arg, bool quorate)
+{
+	struct sheep *s = arg;
+	pthread_mutex_lock(&s->state_lock);
+	s->quorate = quorate;
+	if (!quorate) {
+		/* The driver leaves the group and joins again when quorum
+		 * returns; our state may have diverged by then, so learn it
+		 * anew from the quorate side's snapshot, as a joiner does. */
+		s->synced = false;
+		group_pending_clear(s);
+	}
+	pthread_mutex_unlock(&s->state_lock);
+	if (quorate)
+		sd_notice("cluster quorum regained");
+	else
+		sd_err("cluster quorum lost: writes are refused until it returns");
+}
+
+static const struct cluster_events group_events = {
+	.membership = group_on_membership,
+	.deliver = group_on_deliver,
+	.quorum = group_on_quorum,
+};
+
+void group_on_driver_fd(int fd, uint32_t events, void *arg)
+{
+	struct sheep *s = arg;
+	int ret = s->driver->dispatch(s->cctx);
+	if (ret < 0 && ret != -EAGAIN) {
+		sd_emerg("cluster driver %s failed: %s; leaving", s->driver->name, strerror(-ret));
+		s->stopping = 1;
+		sd_loop_stop(s->loop);
+	}
+}
+
+int group_init(struct sheep *s)
+{
+	pthread_mutex_init(&s->state_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_cond_init(&s->state_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	s->quorate = true;
+	s->recovery_enabled = true;
+	int ret = vdi_table_init(&s->vdis);
+	if (ret)
+		return ret;
+	return group_load_state(s);
+}
+
+int group_start(struct sheep *s)
+{
+	const char *spec = s->opt.cluster ? s->opt.cluster : "local";
+	s->driver = cluster_driver_find(spec);
+	if (!s->driver) {
+		sd_err("unknown cluster driver '%s' (built: local%s)", spec,
+#if HAVE_COROSYNC
+		       ", corosync"
+#else
+		       ""
+#endif
+		);
+		return -EINVAL;
+	}
+	int ret = s->driver->init(&s->cctx, cluster_driver_options(spec), &s->self, &group_events, s);
+	if (ret) {
+		sd_err("cluster driver %s: init failed: %s", s->driver->name, strerror(-ret));
+		s->cctx = NULL;
+		return ret;
+	}
+	int fd = s->driver->get_fd(s->cctx);
+	if (fd >= 0 && (ret = sd_loop_add(s->loop, fd, EPOLLIN, group_on_driver_fd, s)))
+		return ret;
+	/* A restarted sheep may race the others' reaping of its dead self
+	 * (local driver: -EAGAIN); try a few times before giving up. */
+	for (int i = 0; i < 25; i++) {
+		ret = s->driver->join(s->cctx);
+		if (ret != -EAGAIN && ret != -EBUSY)
+			break;
+		usleep(200000);
+	}
+	if (ret)
+		sd_err("cluster driver %s: join failed: %s", s->driver->name, strerror(-ret));
+	return ret;
+}
+
+void group_stop(struct sheep *s)
+{
+	if (s->cctx) {
+		int fd = s->driver->get_fd(s->cctx);
+		if (fd >= 0)
+			sd_loop_del(s->loop, fd);
+		s->driver->leave(s->cctx);
+		s->driver->destroy(s->cctx);
+		s->cctx = NULL;
+	}
+	pthread_mutex_lock(&s->state_lock);
+	group_pending_clear(s);
+	while (s->joiners)
+		group_remove_joiner(s, &s->joiners->node);
+	pthread_cond_broadcast(&s->state_cond);
+	pthread_mutex_unlock(&s->state_lock);
+}
+
+int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out)
+{
+	pthread_mutex_lock(&s->state_lock);
+	struct vdi_entry *e = vdi_table_find(&s->vdis, vid);
+	if (e)
+		*out = *e;
+	pthread_mutex_unlock(&s->state_lock);
+	return e ? 0 : -ENOENT;
+}
+
+int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
+		     struct vdi_entry *out)
+{
+	pthread_mutex_lock(&s->state_lock);
+	int ret;
+	if (!s->synced) {
+		ret = SD_RES_WAIT_FOR_JOIN;
+	} else if (!s->ctime) {
+		ret = SD_RES_WAIT_FOR_FORMAT;
+	} else {
+		struct vdi_entry *e = vdi_table_by_name(&s->vdis, name, tag, snapid);
+		if (e) {
+			*out = *e;
+			ret = SD_RES_SUCCESS;
+		} else if ((tag && *tag) || snapid) {
+			ret = vdi_table_by_name(&s->vdis, name, NULL, 0) ? SD_RES_NO_TAG
+									 : SD_RES_NO_VDI;
+			if (snapid && ret == SD_RES_NO_TAG)
+				ret = SD_RES_NO_VDI;
+		} else {
+			ret = SD_RES_NO_VDI;
+		}
+	}
+	pthread_mutex_unlock(&s->state_lock);
+	return ret;
+}
+
+bool group_formatted(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool f = s->ctime != 0;
+	pthread_mutex_unlock(&s->state_lock);
+	return f;
+}
+
+int group_cluster_info(struct sheep *s, void *buf, size_t len)
+{
+	pthread_mutex_lock(&s->state_lock);
+	struct sd_cluster_info ci;
+	memset(&ci, 0, sizeof(ci));
+	ci.ctime = s->ctime;
+	ci.epoch = s->epoch;
+	ci.copies = s->def_copies;
+	ci.copy_policy = s->def_policy;
+	ci.block_size_shift = s->def_shift;
+	ci.status = s->stopping ? 2 : (s->ctime ? 0 : 1);
+	ci.recovery_enabled = s->recovery_enabled;
+	ci.nr_zones = s->view ? s->view->nr_zones : 0;
+	size_t used = sizeof(ci);
+	if (used > len) {
+		pthread_mutex_unlock(&s->state_lock);
+		return -EMSGSIZE;
+	}
+	char *p = (char *)buf + used;
+	for (size_t i = s->nr_epochs; i > 0; i--) {
+		const struct epoch_rec *r = &s->epochs[i - 1];
+		size_t b = sizeof(struct sd_epoch_rec) + r->nr_nodes * sizeof(struct sd_node);
+		if (used + b > len)
+			break;
+		struct sd_epoch_rec h = {r->epoch, r->nr_nodes, r->time};
+		memcpy(p, &h, sizeof(h));
+		memcpy(p + sizeof(h), r->nodes, r->nr_nodes * sizeof(struct sd_node));
+		p += b;
+		used += b;
+		ci.nr_epochs++;
+	}
+	memcpy(buf, &ci, sizeof(ci));
+	pthread_mutex_unlock(&s->state_lock);
+	return (int)used;
+}
+
+struct release_arg {
+	struct sheep *s;
+	uint64_t owner;
+};
+
+void group_release_owner(struct sheep *s, uint64_t owner)
+{
+	/* Loop thread: broadcast unlocks for what this owner holds; no wait. */
+	pthread_mutex_lock(&s->state_lock);
+	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
+		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext)
+			if (e->locked && group_lock_is_sender(e, &s->self, owner)) {
+				struct cmsg_vdi m;
+				memset(&m, 0, sizeof(m));
+				m.h.type = CMSG_UNLOCK_VDI;
+				m.h.len = sizeof(m);
+				m.vid = e->vid;
+				m.lock_owner = owner;
+				group_post_broadcast(s, &m, sizeof(m), 0);
+			}
+	pthread_mutex_unlock(&s->state_lock);
+}

@@ -1,0 +1,112 @@
+/* group_priv.h - what the group files of sheep/cluster/ share: the config and snapshot records, and their helpers. */
+#ifndef SHEEP_CLUSTER_GROUP_PRIV_H
+#define SHEEP_CLUSTER_GROUP_PRIV_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "lib/fnv.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sheep/sheep.h"
+#include "sheep/vdi/vdi.h"
+#include "sheep/cluster/ring.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/store/store.h"
+
+/*
+ * Every synced member applies the same sequence of events (membership
+ * changes and messages, in the driver's total order) and so holds the same
+ * state. s->seq numbers those events. A joiner buffers the events it sees
+ * from its own join on, until a snapshot addressed to it arrives: the
+ * snapshot is the state of the sender after event K; the joiner loads it
+ * and replays the buffered events numbered above K.
+ */
+
+#define CONFIG_MAGIC 0x53444346u /* "SDCF" */
+#define COP_TIMEOUT_S 30
+#define SNAP_EPOCH_BUDGET (256u << 10)
+
+struct config_file {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t ctime;
+	uint8_t copies, policy, shift, recovery_enabled;
+	uint32_t vnodes;
+} __attribute__((packed));
+
+struct snap_hdr {
+	struct cmsg_hdr h;
+	struct sd_node target;
+	uint64_t join_seq;
+	uint64_t seq;
+	uint32_t epoch;
+	uint32_t nr_epochs;
+	uint64_t ctime;
+	uint8_t copies, policy, shift, recovery_enabled;
+	uint32_t vnodes;
+	uint32_t vdi_len;
+	uint32_t __pad;
+} __attribute__((packed));
+
+/* Functions shared between the files of this folder. */
+void group_state_path(struct sheep *s, const char *name, char *buf, size_t len);
+ void group_complete_wait(struct sheep *s, uint64_t token, int result, uint32_t vid);
+ void group_do_broadcast(void *arg);
+ int group_post_broadcast(struct sheep *s, const void *msg, size_t len, uint64_t token);
+ void group_after_unlock(struct sheep *s, bool wipe);
+
+		void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
+		const struct sd_node *changed, bool joined);
+ void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, size_t len);
+ void group_on_quorum(void *arg, bool quorate);
+ void group_on_driver_fd(int fd, uint32_t events, void *arg);
+ void group_ring_put(struct sheep_ring *r);
+ struct sheep_ring *group_find_ring(struct sheep_view *v, uint32_t epoch);
+
+		int group_build_ring(struct sheep *s, const struct sd_node *nodes, size_t nr, struct sd_node *data,
+		size_t *nr_data, struct ring **ring);
+ struct sheep_ring *group_ring_of_epoch(struct sheep *s, const struct epoch_rec *er);
+ void group_rebuild_view(struct sheep *s);
+ int group_epoch_log_write(struct sheep *s, const struct epoch_rec *r);
+
+		int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
+		size_t nr, bool log);
+ void group_epochs_clear(struct sheep *s);
+ int group_epoch_cmp(const void *a, const void *b);
+ int group_epoch_log_load(struct sheep *s);
+ void group_save_config(struct sheep *s);
+ void group_save_vdis(struct sheep *s);
+ int group_load_state(struct sheep *s);
+ bool group_node_in_joiners(struct sheep *s, const struct sd_node *n);
+ void group_remove_joiner(struct sheep *s, const struct sd_node *n);
+ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len);
+ void group_maybe_send_snapshots(struct sheep *s);
+ void group_pending_free(struct pending_event *p);
+ void group_pending_clear(struct sheep *s);
+ void group_pending_add(struct sheep *s, struct pending_event *p);
+ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wipe);
+ void group_release_locks_of(struct sheep *s, const struct sd_node *n, bool *changed);
+
+		void group_apply_membership(struct sheep *s, const struct sd_node *members, size_t nr,
+		const struct sd_node *changed, bool joined);
+ int group_wipe_collect(const struct store_meta *m, void *arg);
+ void group_store_wipe(struct sheep *s);
+ int group_apply_format(struct sheep *s, const struct cmsg_format *f, bool *wipe);
+ int group_apply_new_vdi(struct sheep *s, const struct cmsg_vdi *m, uint32_t *vid);
+ bool group_lock_is_sender(const struct vdi_entry *e, const struct sd_node *n, uint64_t owner);
+
+		int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
+		uint32_t *vid);
+ void group_shutdown_later(void *arg);
+
+		void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len,
+		bool *wipe);
+
+#endif

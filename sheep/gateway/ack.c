@@ -1,0 +1,53 @@
+/* ack.c - the acknowledgement rule of a write: how many fragments or copies must be durable, counted over the calls made. */
+#include "sheep/gateway/gateway_priv.h"
+
+/* ---- the acknowledgement rule (DESIGN.md data path, step 6) ---- */
+
+int gw_ack_threshold(const struct gw_obj *o)
+{
+	if (o->ec)
+		return o->d + 1;
+	return o->width >= 2 ? 2 : 1;
+}
+
+int gw_count_acks(struct gw_obj *o, struct peer_call *calls, int n, int *retry)
+{
+	int ok = 0;
+	*retry = 0;
+	for (int i = 0; i < n; i++) {
+		if (!calls[i].node)
+			continue;
+		if (calls[i].result == SD_RES_SUCCESS)
+			ok++;
+		else if (gw_res_is_retry(calls[i].result))
+			*retry = calls[i].result;
+		else
+			sd_info("write of %016llx fragment %d on %s:%u: %s",
+				(unsigned long long)o->oid, calls[i].req.obj.ec_index,
+				calls[i].node->addr, calls[i].node->port, sd_strerror(calls[i].result));
+	}
+	return ok;
+}
+
+/* Refuse before writing anything when fewer fragments than the ack rule
+ * needs can be written: a write that cannot be acknowledged changes nothing. */
+int gw_precheck_targets(struct gw_obj *o, int targets)
+{
+	if (targets >= gw_ack_threshold(o))
+		return SD_RES_SUCCESS;
+	sd_err("write of %016llx refused: only %d of %d fragments are writable, %d needed to "
+	       "keep redundancy", (unsigned long long)o->oid, targets, o->width, gw_ack_threshold(o));
+	return SD_RES_EIO;
+}
+
+int gw_ack_result(struct gw_obj *o, int ok, int retry)
+{
+	o->acked_all = !retry && ok == o->width;
+	if (retry)
+		return retry;
+	if (ok >= gw_ack_threshold(o))
+		return SD_RES_SUCCESS;
+	sd_err("write of %016llx reached %d of %d holders, %d needed to keep redundancy: "
+	       "not acknowledged", (unsigned long long)o->oid, ok, o->width, gw_ack_threshold(o));
+	return SD_RES_EIO;
+}

@@ -1,0 +1,274 @@
+/* gateway.c - the gateway's entry points: each object operation runs under the current view and is retried while the epoch moves; VDI lookup, locks and bitmap. */
+#include "sheep/gateway/gateway_priv.h"
+
+/* Run op under the current view, retrying while the epoch moves. */
+
+int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
+{
+	uint64_t deadline = sd_now_ns() + (uint64_t)GW_RETRY_MS * 1000000ull;
+	int ret, dead_waits = 0;
+	for (int attempt = 0;; attempt++) {
+		struct sheep_view *v = sheep_view_get(s);
+		if (!v)
+			return SD_RES_WAIT_FOR_JOIN;
+		struct gw_obj o;
+		ret = gw_obj_init(s, v, oid, &o);
+		if (ret == SD_RES_SUCCESS)
+			ret = fn(&o, arg);
+		uint32_t epoch = v->epoch;
+		sheep_view_put(v);
+		/* Failed because peers of this view did not answer: they may be
+		 * dead and not yet out of the view. Wait for the next epoch and
+		 * redo the operation under its placement, a bounded number of
+		 * times. */
+		if ((ret == SD_RES_EIO || ret == SD_RES_NETWORK_ERROR) && o.neterr &&
+		    dead_waits < GW_DEAD_WAITS && !s->stopping && sd_now_ns() < deadline) {
+			dead_waits++;
+			sd_info("%016llx: %s with %d peer(s) unreachable at epoch %u; retrying under "
+				"the next epoch", (unsigned long long)oid, sd_strerror(ret), o.neterr,
+				epoch);
+			ret = SD_RES_OLD_NODE_VER;
+		}
+		if (!gw_res_is_retry(ret) || s->stopping || sd_now_ns() > deadline)
+			break;
+		sd_debug("%016llx: %s at epoch %u, retrying", (unsigned long long)oid, sd_strerror(ret),
+			 epoch);
+		if (ret == SD_RES_OLD_NODE_VER) {
+			struct sheep_view *nv = sheep_view_wait_change(s, epoch, 1000);
+			if (nv)
+				sheep_view_put(nv);
+		} else if (ret == SD_RES_NEW_NODE_VER) {
+			usleep(20000);
+		} else if (attempt > 3) {
+			usleep(1000u * (unsigned)SD_MIN(attempt, 50));
+		}
+	}
+	if (gw_res_is_retry(ret))
+		ret = ret == SD_RES_AGAIN ? SD_RES_EIO : SD_RES_NETWORK_ERROR;
+	return ret;
+}
+
+struct rw_args {
+	void *buf;
+	uint32_t len, off;
+	bool create;
+	uint64_t mixed_since; /* when this write first found a newer partial generation */
+};
+
+int gw_check_range(struct gw_obj *o, uint32_t len, uint32_t off)
+{
+	if ((uint64_t)off + len > o->obj_size)
+		return SD_RES_INVALID_PARMS;
+	return SD_RES_SUCCESS;
+}
+
+int gw_op_read(struct gw_obj *o, void *arg)
+{
+	struct rw_args *a = arg;
+	int ret = gw_check_range(o, a->len, a->off);
+	if (ret != SD_RES_SUCCESS || a->len == 0)
+		return ret;
+	return o->ec ? gw_read_ec(o, a->buf, a->len, a->off) : gw_read_copies(o, a->buf, a->len, a->off);
+}
+
+int gw_op_write(struct gw_obj *o, void *arg)
+{
+	struct rw_args *a = arg;
+	int ret = gw_check_range(o, a->len, a->off);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	if (!o->ec || a->create)
+		return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
+	/* A write that straddles two fragments only at their ends would make
+	 * the parity range span most of a fragment: split it in two. */
+	struct ec_extent ext[GW_MAX_WIDTH];
+	int ne = ec_map_range(&o->pol, o->obj_size, a->off, a->len, ext, GW_MAX_WIDTH);
+	if (ne == 2 && a->len < o->frag_size / 2) {
+		ret = gw_write_once(o, a->buf, ext[0].len, a->off, false, &a->mixed_since);
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+		return gw_write_once(o, (char *)a->buf + ext[0].len, ext[1].len,
+				     a->off + ext[0].len, false, &a->mixed_since);
+	}
+	return gw_write_once(o, a->buf, a->len, a->off, false, &a->mixed_since);
+}
+
+int gw_op_remove(struct gw_obj *o, void *arg)
+{
+	(void)arg;
+	/* Remove every copy: at the current holders and at the live earlier
+	 * holders, so an old fragment cannot resurface. */
+	struct peer_call calls[GW_MAX_CALLS];
+	int pos_of[GW_MAX_CALLS];
+	for (int i = 0; i < o->width; i++)
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_REMOVE);
+	int n = gw_add_shadows(o, calls, pos_of);
+	for (int c = o->width; c < n; c++)
+		calls[c].req.opcode = SD_OP_PEER_REMOVE;
+	gw_fanout(o, calls, n);
+	int removed = 0, failed = 0;
+	for (int c = 0; c < n; c++) {
+		if (gw_res_is_retry(calls[c].result))
+			return calls[c].result;
+		if (calls[c].result == SD_RES_SUCCESS)
+			removed++;
+		else if (calls[c].node && calls[c].result != SD_RES_NO_OBJ)
+			failed++;
+	}
+	if (removed)
+		return SD_RES_SUCCESS;
+	return failed ? SD_RES_EIO : SD_RES_NO_OBJ;
+}
+
+int gw_op_settle(struct gw_obj *o, void *arg)
+{
+	(void)arg;
+	if (!o->ec)
+		return SD_RES_SUCCESS;
+	struct frag_state st[GW_MAX_WIDTH] = {{0}};
+	int ret = gw_probe(o, st);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	uint64_t vmax;
+	if (gw_choose_version(st, o->width, o->d, &vmax) != 0 || vmax == 0)
+		return SD_RES_NO_OBJ; /* readable as it is, or absent: nothing to finish */
+	return gw_settle(o, st);
+}
+
+int gateway_settle_obj(struct sheep *s, uint64_t oid)
+{
+	gw_obj_lock(s, oid, true);
+	int ret = gw_run(s, oid, gw_op_settle, NULL);
+	gw_obj_unlock(s, oid, true);
+	return ret;
+}
+
+int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uint32_t off)
+{
+	struct rw_args a = {.buf = buf, .len = len, .off = off};
+	gw_obj_lock(s, oid, false);
+	int ret = gw_run(s, oid, gw_op_read, &a);
+	gw_obj_unlock(s, oid, false);
+	return ret;
+}
+
+int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+			bool create)
+{
+	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
+	gw_obj_lock(s, oid, true);
+	int ret = gw_run(s, oid, gw_op_write, &a);
+	gw_obj_unlock(s, oid, true);
+	return ret;
+}
+
+/*
+ * Writes to one object are applied by one node at a time: its write
+ * coordinator, the first holder of the current placement. A parity delta
+ * computed by two gateways from the same old parity would lose one of the
+ * updates; funnelling the writes through one node's object lock orders
+ * them. The coordinator applies a forwarded write itself, never forwards.
+ */
+int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+		      bool create)
+{
+	uint64_t deadline = sd_now_ns() + (uint64_t)GW_RETRY_MS * 1000000ull;
+	for (;;) {
+		struct sheep_view *v = sheep_view_get(s);
+		if (!v)
+			return SD_RES_WAIT_FOR_JOIN;
+		struct gw_obj o;
+		int ret = gw_obj_init(s, v, oid, &o);
+		const struct sd_node *coord = NULL;
+		for (int i = 0; ret == SD_RES_SUCCESS && i < o.width && !coord; i++)
+			coord = o.holder[i];
+		if (ret != SD_RES_SUCCESS || !coord || sd_node_eq(coord, &s->self)) {
+			sheep_view_put(v);
+			return gateway_write_local(s, oid, buf, len, off, create);
+		}
+		struct peer_call c;
+		memset(&c, 0, sizeof(c));
+		c.node = coord;
+		c.req.opcode = SD_OP_PEER_GW_WRITE;
+		c.req.epoch = v->epoch;
+		c.req.obj.oid = oid;
+		c.req.obj.offset = off;
+		c.req.obj.copy_policy = create ? 1 : 0;
+		c.wbuf = buf;
+		c.wlen = len;
+		c.req.flags = SD_FLAG_CMD_WRITE;
+		peer_fanout(s, &c, 1);
+		uint32_t epoch = v->epoch;
+		sheep_view_put(v);
+		ret = c.result;
+		if (!gw_res_is_retry(ret) && ret != SD_RES_NETWORK_ERROR)
+			return ret;
+		if (s->stopping || sd_now_ns() > deadline)
+			return ret == SD_RES_NETWORK_ERROR ? ret : SD_RES_EIO;
+		sd_debug("%016llx: forward to %s:%u: %s", (unsigned long long)oid, coord->addr,
+			 coord->port, sd_strerror(ret));
+		if (ret == SD_RES_NEW_NODE_VER) {
+			usleep(20000);
+		} else {
+			/* coordinator gone or our view is old: wait for the next epoch */
+			struct sheep_view *nv = sheep_view_wait_change(s, epoch, 1000);
+			if (nv)
+				sheep_view_put(nv);
+		}
+	}
+}
+
+int gateway_remove_obj(struct sheep *s, uint64_t oid)
+{
+	gw_obj_lock(s, oid, true);
+	int ret = gw_run(s, oid, gw_op_remove, NULL);
+	gw_obj_unlock(s, oid, true);
+	return ret;
+}
+
+int gateway_vdi_lookup(struct sheep *s, const char *name, uint32_t snapid, const char *tag,
+		       uint32_t *vid)
+{
+	struct vdi_entry e;
+	int ret = group_vdi_lookup(s, name, tag, snapid, &e);
+	if (ret == SD_RES_SUCCESS)
+		*vid = e.vid;
+	return ret;
+}
+
+int gateway_vdi_lock(struct sheep *s, uint32_t vid, uint64_t owner)
+{
+	struct cmsg_vdi m;
+	memset(&m, 0, sizeof(m));
+	m.h.type = CMSG_LOCK_VDI;
+	m.vid = vid;
+	m.lock_owner = owner;
+	return group_cluster_op(s, &m, sizeof(m), NULL);
+}
+
+int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner)
+{
+	struct cmsg_vdi m;
+	memset(&m, 0, sizeof(m));
+	m.h.type = CMSG_UNLOCK_VDI;
+	m.vid = vid;
+	m.lock_owner = owner;
+	return group_cluster_op(s, &m, sizeof(m), NULL);
+}
+
+int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len)
+{
+	if (len < SD_NR_VDIS / 8)
+		return SD_RES_INVALID_PARMS;
+	pthread_mutex_lock(&s->state_lock);
+	int ret = s->synced ? SD_RES_SUCCESS : SD_RES_WAIT_FOR_JOIN;
+	if (ret == SD_RES_SUCCESS)
+		memcpy(bitmap, s->vdis.bitmap, SD_NR_VDIS / 8);
+	pthread_mutex_unlock(&s->state_lock);
+	return ret;
+}
+
+struct nbd_server **gateway_nbd_slot(struct sheep *s)
+{
+	return &s->nbd;
+}

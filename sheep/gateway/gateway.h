@@ -1,0 +1,54 @@
+/* gateway.h - object and VDI access through the cluster, for in-daemon users (NBD export, recovery). */
+#ifndef SHEEP_GATEWAY_H
+#define SHEEP_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sheep;
+
+/*
+ * Blocking calls, safe from any worker thread (never from the event-loop
+ * thread). They do what a client request to this sheep would do: place the
+ * object, fan out to the holders, encode/decode, apply the acknowledgement
+ * rule, retry on epoch change. Return SD_RES_* codes (lib/sd_proto.h).
+ *
+ * The object's redundancy policy comes from its VDI (the VDI table every
+ * sheep keeps); a data object of an unknown VDI is SD_RES_NO_VDI.
+ */
+int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uint32_t off);
+/* create: the object does not exist yet (CREATE_AND_WRITE_OBJ); unwritten
+ * parts of a new object read as zeros. */
+int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+		      bool create);
+int gateway_remove_obj(struct sheep *s, uint64_t oid);
+/* An EC object no generation of which can be read: finish the write whose
+ * coordinator died during its commits, from its pending copies. SUCCESS
+ * when it was finished, NO_OBJ when there was nothing to finish, EIO when
+ * it cannot be. */
+int gateway_settle_obj(struct sheep *s, uint64_t oid);
+
+/* VDI namespace. snapid 0 with tag NULL or "" = the working VDI. */
+int gateway_vdi_lookup(struct sheep *s, const char *name, uint32_t snapid, const char *tag,
+		       uint32_t *vid);
+/* Take the VDI's cluster-wide write lock for owner (any u64 unique to the
+ * caller on this sheep); SD_RES_VDI_LOCKED when someone else has it. */
+int gateway_vdi_lock(struct sheep *s, uint32_t vid, uint64_t owner);
+int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner);
+/* The in-use VDI bitmap, as SD_OP_READ_VDIS answers it: bit vid (LSB-first
+ * within each byte) set = VDI vid exists. len >= SD_NR_VDIS / 8. */
+int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len);
+
+struct nbd_server;
+/* Where struct sheep keeps the NBD export's state (sheep/nbd/nbd_vdi.c). */
+struct nbd_server **gateway_nbd_slot(struct sheep *s);
+
+/* Daemon-side entry points (main, ops). */
+/* Apply a write here, as the object's coordinator (no forwarding). */
+int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
+			bool create);
+int gateway_init(struct sheep *s);
+void gateway_fini(struct sheep *s);
+
+#endif

@@ -1,0 +1,128 @@
+/* gateway_priv.h - what the files of sheep/gateway/ share: one object's layout and fragment state, and their helpers. */
+#ifndef SHEEP_GATEWAY_GATEWAY_PRIV_H
+#define SHEEP_GATEWAY_GATEWAY_PRIV_H
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include "lib/inode.h"
+#include "lib/log.h"
+#include "lib/oid.h"
+#include "lib/util.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/peer/peer.h"
+#include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/cluster/ring.h"
+
+#define GW_MAX_WIDTH 32
+#define GW_MAX_CALLS (GW_MAX_WIDTH * (SHEEP_VIEW_HIST + 1))
+#define GW_RETRY_MS 30000
+#define GW_DEAD_WAITS 3 /* retries after unreachable peers, each waiting <= 1 s for an epoch */
+
+/*
+ * How one object is laid out in one view: its policy, sizes and holders.
+ * For EC, fragment i (0..d+p-1) is on holder[i]; for N copies, copy i is
+ * on holder[i] and stored with idx i.
+ */
+struct gw_obj {
+	struct sheep *s;
+	struct sheep_view *v;
+	uint64_t oid;
+	struct ec_policy pol;
+	bool ec;
+	int d, p, width;
+	uint32_t obj_size, frag_size;
+	uint8_t meta_policy, meta_copies;
+	const struct ec_codec *codec;
+	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
+	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
+	int neterr; /* peer calls of this attempt that found no live peer */
+	bool acked_all; /* the last write reached every fragment */
+};
+
+/* What a probe or read learned about one fragment. */
+struct frag_state {
+	int res;          /* SD_RES_* (SUCCESS: the fragment is there) */
+	uint64_t version;
+	/* Generation probes (PEER_GEN) only: */
+	uint64_t write_id; /* two-phase write that made this version (0: none) */
+	bool has_pend;     /* a prepared write is pending on it */
+	uint64_t pend_version, pend_id;
+};
+/* An operation gw_run() runs under the current view (gateway.c). */
+typedef int (*gw_op_fn)(struct gw_obj *o, void *arg);
+
+/* Functions shared between the files of this folder. */
+int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
+ int gw_check_range(struct gw_obj *o, uint32_t len, uint32_t off);
+ int gw_op_read(struct gw_obj *o, void *arg);
+ int gw_op_write(struct gw_obj *o, void *arg);
+ int gw_op_remove(struct gw_obj *o, void *arg);
+ int gw_op_settle(struct gw_obj *o, void *arg);
+ struct obj_lock *gw_objlock_find(struct sheep *s, uint64_t oid);
+ void gw_obj_lock(struct sheep *s, uint64_t oid, bool write);
+ void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write);
+ int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_obj *o);
+ void gw_call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t opcode);
+ void gw_call_state(const struct peer_call *c, struct frag_state *st);
+ void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n);
+ bool gw_res_is_retry(int res);
+ int gw_probe(struct gw_obj *o, struct frag_state *st);
+ uint64_t gw_choose_version(const struct frag_state *st, int n, int need, uint64_t *vmax);
+ bool gw_all_absent(const struct frag_state *st, int n);
+ const struct sd_node *gw_live_node(const struct sheep_view *v, const struct sd_node *n);
+ int gw_add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of);
+ int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st, uint32_t *won);
+
+		int gw_decode_range(struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+		const uint8_t *want, int nr_want, uint32_t off, uint32_t len,
+		uint8_t **out);
+ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off);
+ int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off);
+ int gw_ack_threshold(const struct gw_obj *o);
+ int gw_count_acks(struct gw_obj *o, struct peer_call *calls, int n, int *retry);
+ int gw_precheck_targets(struct gw_obj *o, int targets);
+ int gw_ack_result(struct gw_obj *o, int ok, int retry);
+
+		int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *lens,
+		uint8_t mode, uint64_t new_version);
+
+		int gw_write_full_ec(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+		uint8_t mode, uint64_t new_version);
+
+		int gw_write_full_copies(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+		uint8_t mode, uint64_t new_version);
+
+		int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+		const void *buf, uint32_t len, uint32_t off, uint64_t new_version);
+
+		int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const void *buf,
+		uint32_t len, uint32_t off, uint64_t new_version);
+
+		int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+		uint64_t new_version);
+
+		int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+		bool create, uint64_t *mixed_since);
+ uint64_t gw_new_write_id(struct gw_obj *o);
+/* vcache.c: the coordinator's object versions (0: unknown / forget). */
+uint64_t gw_vcache_get(struct gw_obj *o);
+void gw_vcache_put(struct gw_obj *o, uint64_t version);
+void gw_vcache_init(struct sheep *s);
+void gw_vcache_fini(struct sheep *s);
+ int gw_test_crash_point(struct gw_obj *o);
+ void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at);
+
+		void gw_commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node *node, int idx,
+		uint64_t new_version, uint64_t wid, bool abort);
+ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n);
+ int gw_settle(struct gw_obj *o, const struct frag_state *st);
+
+#endif

@@ -1,0 +1,316 @@
+/* layout.c - one object's layout in one view: holders, probing rounds, version choice, shadows at earlier holders, range decode. */
+#include "sheep/gateway/gateway_priv.h"
+
+/* ---- object setup ---- */
+
+int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_obj *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->s = s;
+	o->v = v;
+	o->oid = oid;
+	uint32_t vid = oid_to_vid(oid);
+	struct vdi_entry e;
+	if (group_vdi_find(s, vid, &e))
+		return SD_RES_NO_VDI;
+	struct ec_policy pol;
+	if (ec_policy_from_wire(e.copy_policy, e.nr_copies, &pol))
+		return SD_RES_INVALID_PARMS;
+	if (is_vdi_obj(oid)) {
+		if (oid & ~(VDI_BIT | SD_VDI_MASK))
+			return SD_RES_INVALID_PARMS;
+		/* The inode is kept as full copies, one per fragment of the policy. */
+		o->obj_size = SD_INODE_SIZE;
+		o->width = (int)ec_policy_width(&pol);
+		o->pol = (struct ec_policy){.d = 0, .p = 0, .copies = (uint8_t)o->width};
+		o->ec = false;
+	} else if ((oid & SD_TYPE_MASK) == 0 || (oid & SD_TYPE_MASK) == VMSTATE_BIT) {
+		if (e.shift < SD_MIN_BLOCK_SIZE_SHIFT || e.shift > SD_MAX_BLOCK_SIZE_SHIFT)
+			return SD_RES_INVALID_PARMS;
+		o->obj_size = 1u << e.shift;
+		o->pol = pol;
+		o->ec = ec_policy_is_ec(&pol);
+		o->width = (int)ec_policy_width(&pol);
+		if (oid_to_idx(oid) >= SD_INODE_DATA_INDEX && !(oid & VMSTATE_BIT))
+			return SD_RES_INVALID_PARMS;
+	} else {
+		return SD_RES_NO_SUPPORT;
+	}
+	if (o->width < 1 || o->width > GW_MAX_WIDTH - 1)
+		return SD_RES_INVALID_PARMS;
+	o->meta_policy = o->ec ? ec_policy_byte(&o->pol) : 0;
+	o->meta_copies = (uint8_t)o->width;
+	if (o->ec) {
+		o->d = o->pol.d;
+		o->p = o->pol.p;
+		o->frag_size = ec_frag_size(&o->pol, o->obj_size);
+		if (ec_codec_get(o->pol.d, o->pol.p, EC_BACKEND_ISAL, &o->codec))
+			return SD_RES_SYSTEM_ERROR;
+	} else {
+		o->d = 1;
+		o->frag_size = o->obj_size;
+	}
+	if (!v->ring || v->nr_data == 0)
+		return SD_RES_NO_STORE;
+	int out[GW_MAX_WIDTH];
+	int found = ring_locate(v->ring, oid, o->width, out);
+	if (found < 0)
+		return SD_RES_SYSTEM_ERROR;
+	for (int i = 0; i < o->width; i++)
+		o->holder[i] = (i < found && out[i] >= 0 && (size_t)out[i] < v->nr_data)
+				       ? &v->data[out[i]]
+				       : NULL;
+	memcpy(o->loc, o->holder, sizeof(o->loc));
+	return SD_RES_SUCCESS;
+}
+
+void gw_call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t opcode)
+{
+	memset(c, 0, sizeof(*c));
+	c->node = o->loc[idx];
+	c->req.opcode = opcode;
+	c->req.epoch = o->v->epoch;
+	c->req.obj.oid = o->oid;
+	c->req.obj.ec_index = (uint8_t)idx;
+	if (opcode == SD_OP_PEER_GEN) {
+		c->rbuf = &c->gen;
+		c->rcap = sizeof(c->gen);
+	}
+}
+
+/* What call c (a read, a version probe or a generation probe) says of its
+ * fragment. A generation probe may find only a pending write. */
+void gw_call_state(const struct peer_call *c, struct frag_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->res = c->node ? c->result : SD_RES_NETWORK_ERROR;
+	st->version = c->version;
+	if (c->req.opcode != SD_OP_PEER_GEN || c->result != SD_RES_SUCCESS)
+		return;
+	if (c->rlen < sizeof(c->gen) || !c->gen.has_frag)
+		st->res = SD_RES_NO_OBJ;
+	st->write_id = c->gen.write_id;
+	st->has_pend = c->rlen >= sizeof(c->gen) && c->gen.has_pend;
+	st->pend_version = c->gen.pend_version;
+	st->pend_id = c->gen.pend_id;
+}
+
+/* peer_fanout, counting the calls that reached no peer: a node may have
+ * died before the view says so (see gw_run). */
+void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
+{
+	peer_fanout(o->s, calls, n);
+	for (int i = 0; i < n; i++)
+		o->neterr += calls[i].node && calls[i].result == SD_RES_NETWORK_ERROR;
+}
+
+bool gw_res_is_retry(int res)
+{
+	return res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER || res == SD_RES_AGAIN;
+}
+
+
+/* Probe every holder's generation (version, write id, pending write).
+ * Returns a retry code if any holder asks for one, else SUCCESS. */
+int gw_probe(struct gw_obj *o, struct frag_state *st)
+{
+	struct peer_call calls[GW_MAX_CALLS];
+	for (int i = 0; i < o->width; i++)
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_GEN);
+	uint32_t won;
+	return gw_round(o, calls, st, &won);
+}
+
+/* The version a read must use: the highest held by at least `need`
+ * fragments. 0 when none qualifies. *vmax gets the highest seen at all. */
+uint64_t gw_choose_version(const struct frag_state *st, int n, int need, uint64_t *vmax)
+{
+	uint64_t best = 0, top = 0;
+	for (int i = 0; i < n; i++) {
+		if (st[i].res != SD_RES_SUCCESS)
+			continue;
+		if (st[i].version > top)
+			top = st[i].version;
+		if (st[i].version <= best)
+			continue;
+		int cnt = 0;
+		for (int j = 0; j < n; j++)
+			if (st[j].res == SD_RES_SUCCESS && st[j].version == st[i].version)
+				cnt++;
+		if (cnt >= need)
+			best = st[i].version;
+	}
+	if (vmax)
+		*vmax = top;
+	return best;
+}
+
+bool gw_all_absent(const struct frag_state *st, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (st[i].res != SD_RES_NO_OBJ && st[i].res != SD_RES_NETWORK_ERROR)
+			return false;
+	return true;
+}
+
+/* A live data-holding member with n's address, or NULL. */
+const struct sd_node *gw_live_node(const struct sheep_view *v, const struct sd_node *n)
+{
+	for (size_t i = 0; i < v->nr_data; i++)
+		if (v->data[i].port == n->port && !strcmp(v->data[i].addr, n->addr))
+			return &v->data[i];
+	return NULL;
+}
+
+/*
+ * Until recovery has moved every fragment, fragment i may be on a node
+ * that held position i in an earlier epoch, and the current holder may
+ * hold a stale copy (it was down while the object was written). So each
+ * round of probes also asks the live earlier holders of each position;
+ * calls[o->width..] are filled here with those version probes.
+ */
+int gw_add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of)
+{
+	int n = o->width;
+	/* Recovery finished everywhere at this epoch: no earlier holder
+	 * keeps anything the current ones lack. */
+	if (__atomic_load_n(&o->v->settled, __ATOMIC_ACQUIRE))
+		return n;
+	for (int h = 0; h < o->v->nr_hist; h++) {
+		const struct sheep_ring *r = o->v->hist[h];
+		if (!r->ring)
+			continue;
+		int out[GW_MAX_WIDTH];
+		int found = ring_locate(r->ring, o->oid, o->width, out);
+		for (int i = 0; i < o->width && i < found; i++) {
+			if (out[i] < 0 || (size_t)out[i] >= r->nr_data)
+				continue;
+			const struct sd_node *cand = gw_live_node(o->v, &r->data[out[i]]);
+			bool dup = !cand || cand == o->holder[i];
+			for (int c = o->width; c < n && !dup; c++)
+				dup = pos_of[c] == i && calls[c].node == cand;
+			if (dup)
+				continue;
+			uint8_t op = calls[0].req.opcode == SD_OP_PEER_GEN ? SD_OP_PEER_GEN
+									 : SD_OP_PEER_READ;
+			gw_call_init(o, &calls[n], i, op);
+			calls[n].node = cand;
+			pos_of[n++] = i;
+		}
+	}
+	return n;
+}
+
+/*
+ * One fan-out: calls[0..width-1] (set up by the caller for the current
+ * locations) plus the shadow probes. st[i] gets the best answer for
+ * fragment i (highest version); where a shadow beat the current location,
+ * loc[i] moves there and the bit is set in *won (the caller's data for that
+ * fragment is then not valid). Returns a retry code or SUCCESS.
+ */
+int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st,
+		    uint32_t *won)
+{
+	int pos_of[GW_MAX_CALLS];
+	int n = gw_add_shadows(o, calls, pos_of);
+	gw_fanout(o, calls, n);
+	int ret = SD_RES_SUCCESS;
+	*won = 0;
+	for (int i = 0; i < o->width; i++) {
+		gw_call_state(&calls[i], &st[i]);
+		if (gw_res_is_retry(st[i].res))
+			ret = st[i].res;
+	}
+	for (int c = o->width; c < n; c++) {
+		int i = pos_of[c];
+		if (gw_res_is_retry(calls[c].result))
+			ret = calls[c].result;
+		struct frag_state sh;
+		gw_call_state(&calls[c], &sh);
+		if (sh.res != SD_RES_SUCCESS)
+			continue;
+		if (st[i].res == SD_RES_SUCCESS && st[i].version >= sh.version)
+			continue;
+		st[i] = sh;
+		o->loc[i] = calls[c].node;
+		*won |= 1u << i;
+	}
+	if (*won)
+		sd_debug("%016llx: fragments 0x%x found at earlier holders", (unsigned long long)o->oid,
+			 *won);
+	return ret;
+}
+
+/*
+ * Reconstruct [off, off+len) of the fragments in want[] (nr_want of them)
+ * from d other fragments at version ver. good[i] says which fragments may
+ * be used; out[k] receives want[k]'s bytes. Returns SUCCESS, EIO when fewer
+ * than d usable fragments answer, or a retry code.
+ */
+int gw_decode_range(struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+			   const uint8_t *want, int nr_want, uint32_t off, uint32_t len,
+			   uint8_t **out)
+{
+	bool bad[GW_MAX_WIDTH] = {0};
+	for (int k = 0; k < nr_want; k++)
+		bad[want[k]] = true;
+	uint8_t *bufs[GW_MAX_WIDTH] = {0};
+	int ret = SD_RES_EIO;
+	for (int attempt = 0; attempt < o->width; attempt++) {
+		int have_idx[GW_MAX_WIDTH];
+		int nh = 0;
+		for (int i = 0; i < o->width && nh < o->d; i++)
+			if (!bad[i] && st[i].res == SD_RES_SUCCESS && st[i].version == ver)
+				have_idx[nh++] = i;
+		if (nh < o->d) {
+			ret = SD_RES_EIO;
+			break;
+		}
+		struct peer_call calls[GW_MAX_WIDTH];
+		for (int k = 0; k < nh; k++) {
+			if (!bufs[k]) {
+				bufs[k] = malloc(len ? len : 1);
+				if (!bufs[k]) {
+					ret = SD_RES_NO_MEM;
+					goto out;
+				}
+			}
+			gw_call_init(o, &calls[k], have_idx[k], SD_OP_PEER_READ);
+			calls[k].req.obj.offset = off;
+			calls[k].rbuf = bufs[k];
+			calls[k].rcap = len;
+		}
+		gw_fanout(o, calls, nh);
+		bool again = false;
+		for (int k = 0; k < nh; k++) {
+			if (gw_res_is_retry(calls[k].result)) {
+				ret = calls[k].result;
+				goto out;
+			}
+			if (calls[k].result == SD_RES_SUCCESS && calls[k].version != ver) {
+				ret = SD_RES_AGAIN; /* a write slipped in: start over */
+				goto out;
+			}
+			if (calls[k].result != SD_RES_SUCCESS || calls[k].rlen != len) {
+				bad[have_idx[k]] = true;
+				again = true;
+			}
+		}
+		if (again)
+			continue;
+		int want_idx[GW_MAX_WIDTH];
+		for (int k = 0; k < nr_want; k++)
+			want_idx[k] = want[k];
+		int r = ec_decode(o->codec, len, have_idx, (const uint8_t *const *)bufs, nr_want,
+				  want_idx, out);
+		ret = r ? SD_RES_EIO : SD_RES_SUCCESS;
+		if (r)
+			sd_err("decode of %016llx failed: %s", (unsigned long long)o->oid,
+			       ec_strerror(r));
+		break;
+	}
+out:
+	for (int k = 0; k < GW_MAX_WIDTH; k++)
+		free(bufs[k]);
+	return ret;
+}

@@ -1,0 +1,82 @@
+/* objlock.c - per-object readers/writer locks local to this gateway; gateway_init/fini. */
+#include "sheep/gateway/gateway_priv.h"
+
+/* ---- per-object readers/writer lock, local to this gateway ---- */
+
+struct obj_lock {
+	uint64_t oid;
+	int readers;
+	int writer;
+	int waiters;
+	struct obj_lock *next;
+};
+
+struct obj_lock *gw_objlock_find(struct sheep *s, uint64_t oid)
+{
+	for (struct obj_lock *l = s->objlocks; l; l = l->next)
+		if (l->oid == oid)
+			return l;
+	return NULL;
+}
+
+void gw_obj_lock(struct sheep *s, uint64_t oid, bool write)
+{
+	pthread_mutex_lock(&s->objlock_mu);
+	struct obj_lock *l = gw_objlock_find(s, oid);
+	if (!l) {
+		l = calloc(1, sizeof(*l));
+		while (!l) {
+			/* Out of memory: wait for others to free theirs. */
+			pthread_mutex_unlock(&s->objlock_mu);
+			usleep(1000);
+			pthread_mutex_lock(&s->objlock_mu);
+			l = calloc(1, sizeof(*l));
+		}
+		l->oid = oid;
+		l->next = s->objlocks;
+		s->objlocks = l;
+	}
+	l->waiters++;
+	while (l->writer || (write && l->readers))
+		pthread_cond_wait(&s->objlock_cond, &s->objlock_mu);
+	l->waiters--;
+	if (write)
+		l->writer = 1;
+	else
+		l->readers++;
+	pthread_mutex_unlock(&s->objlock_mu);
+}
+
+void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write)
+{
+	pthread_mutex_lock(&s->objlock_mu);
+	struct obj_lock *l = gw_objlock_find(s, oid);
+	if (write)
+		l->writer = 0;
+	else
+		l->readers--;
+	if (!l->writer && !l->readers && !l->waiters) {
+		for (struct obj_lock **pp = &s->objlocks; *pp; pp = &(*pp)->next)
+			if (*pp == l) {
+				*pp = l->next;
+				break;
+			}
+		free(l);
+	}
+	pthread_cond_broadcast(&s->objlock_cond);
+	pthread_mutex_unlock(&s->objlock_mu);
+}
+
+int gateway_init(struct sheep *s)
+{
+	pthread_mutex_init(&s->objlock_mu, NULL);
+	pthread_cond_init(&s->objlock_cond, NULL);
+	gw_vcache_init(s);
+	return peer_pool_init(s);
+}
+
+void gateway_fini(struct sheep *s)
+{
+	peer_pool_fini(s);
+	gw_vcache_fini(s);
+}

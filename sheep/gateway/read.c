@@ -1,0 +1,168 @@
+/* read.c - reading an object: EC (data holders first, decode on failure) and N copies (first healthy copy). */
+#include "sheep/gateway/gateway_priv.h"
+
+/*
+ * EC read of [off, off+len) of one object. Guarantees: the bytes returned
+ * all come from one version (the one d fragments agree on); the data
+ * holders of the range are read first and, when one is down, lacks the
+ * fragment or fails its checksum, only the range asked for is decoded from
+ * other fragments of that version. When no version has d fragments, an
+ * interrupted two-phase write is finished (gw_settle) and SD_RES_AGAIN asks
+ * the caller to read again; mixed generations while a write is in flight
+ * are SD_RES_AGAIN too; otherwise NO_OBJ (nothing anywhere) or EIO.
+ */
+int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
+{
+	struct ec_extent ext[GW_MAX_WIDTH];
+	int ne = ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH);
+	if (ne < 0)
+		return SD_RES_INVALID_PARMS;
+	/* Fragment i: which extent it serves (-1 none). Contiguous layout
+	 * gives each fragment at most one extent of a contiguous range. */
+	int ext_of[GW_MAX_WIDTH];
+	for (int i = 0; i < GW_MAX_WIDTH; i++)
+		ext_of[i] = -1;
+	for (int k = 0; k < ne; k++)
+		ext_of[ext[k].idx] = k;
+	struct peer_call calls[GW_MAX_CALLS];
+	for (int i = 0; i < o->width; i++) {
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_READ);
+		if (ext_of[i] >= 0) {
+			const struct ec_extent *e = &ext[ext_of[i]];
+			calls[i].req.obj.offset = e->frag_off;
+			calls[i].rbuf = (char *)buf + (e->obj_off - off);
+			calls[i].rcap = e->len;
+		}
+	}
+	struct frag_state st[GW_MAX_WIDTH] = {{0}};
+	uint32_t moved;
+	int r0 = gw_round(o, calls, st, &moved);
+	if (r0 != SD_RES_SUCCESS)
+		return r0;
+	if (moved) {
+		/* Re-read the extents whose fragment is elsewhere. */
+		int nm = 0;
+		struct peer_call mc[GW_MAX_WIDTH];
+		int mi[GW_MAX_WIDTH];
+		for (int i = 0; i < o->width; i++) {
+			if (!(moved & (1u << i)) || ext_of[i] < 0)
+				continue;
+			mc[nm] = calls[i];
+			mc[nm].node = o->loc[i];
+			mi[nm++] = i;
+		}
+		gw_fanout(o, mc, nm);
+		for (int k = 0; k < nm; k++) {
+			int i = mi[k];
+			calls[i] = mc[k];
+			st[i].res = mc[k].result;
+			st[i].version = mc[k].version;
+			if (gw_res_is_retry(st[i].res))
+				return st[i].res;
+		}
+	}
+	uint64_t ver = gw_choose_version(st, o->width, o->d, NULL);
+	if (ver == 0) {
+		if (gw_all_absent(st, o->width))
+			return SD_RES_NO_OBJ;
+		int answered = 0;
+		for (int i = 0; i < o->width; i++)
+			answered += st[i].res == SD_RES_SUCCESS;
+		struct frag_state gs[GW_MAX_WIDTH];
+		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle(o, gs) == SD_RES_SUCCESS)
+			return SD_RES_AGAIN; /* an interrupted write was finished: read again */
+		if (answered >= o->d)
+			return SD_RES_AGAIN; /* generations mixed: a write is in flight */
+		sd_err("object %016llx: fewer than %d fragments of one version are readable",
+		       (unsigned long long)o->oid, o->d);
+		return SD_RES_EIO;
+	}
+	/* Extents whose fragment did not answer at the chosen version are
+	 * rebuilt from d others, only over the range asked for. */
+	uint8_t want[GW_MAX_WIDTH];
+	int nw = 0;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	for (int k = 0; k < ne; k++) {
+		int i = ext[k].idx;
+		if (st[i].res == SD_RES_SUCCESS && st[i].version == ver &&
+		    calls[i].rlen == ext[k].len)
+			continue;
+		want[nw++] = (uint8_t)i;
+		lo = SD_MIN(lo, ext[k].frag_off);
+		hi = SD_MAX(hi, ext[k].frag_off + ext[k].len);
+		if (st[i].res == SD_RES_SUCCESS)
+			st[i].res = SD_RES_EIO; /* unusable for decoding: wrong version */
+	}
+	if (nw == 0)
+		return SD_RES_SUCCESS;
+	uint32_t rlen = hi - lo;
+	uint8_t *out[GW_MAX_WIDTH] = {0};
+	int ret = SD_RES_NO_MEM;
+	for (int k = 0; k < nw; k++)
+		if (!(out[k] = malloc(rlen)))
+			goto out;
+	sd_debug("degraded read of %016llx: %d fragment(s), %u bytes", (unsigned long long)o->oid,
+		 nw, rlen);
+	ret = gw_decode_range(o, st, ver, want, nw, lo, rlen, out);
+	if (ret == SD_RES_SUCCESS) {
+		for (int k = 0; k < ne; k++)
+			for (int w = 0; w < nw; w++)
+				if (want[w] == ext[k].idx)
+					memcpy((char *)buf + (ext[k].obj_off - off),
+					       out[w] + (ext[k].frag_off - lo), ext[k].len);
+	}
+out:
+	for (int k = 0; k < nw; k++)
+		free(out[k]);
+	return ret;
+}
+
+int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
+{
+	struct peer_call calls[GW_MAX_CALLS];
+	/* The data comes from this sheep's own copy when it holds one (no
+	 * network), else from the first holder; the others are asked for
+	 * their version only, in the same round. */
+	int first = -1;
+	for (int i = 0; i < o->width; i++) {
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_READ);
+		if (o->holder[i] && (first < 0 || sd_node_eq(o->holder[i], &o->s->self)))
+			first = i;
+	}
+	if (first < 0)
+		return SD_RES_NO_STORE;
+	calls[first].req.obj.offset = off;
+	calls[first].rbuf = buf;
+	calls[first].rcap = len;
+	struct frag_state st[GW_MAX_WIDTH] = {{0}};
+	uint32_t moved;
+	int r0 = gw_round(o, calls, st, &moved);
+	if (r0 != SD_RES_SUCCESS)
+		return r0;
+	uint64_t ver = gw_choose_version(st, o->width, 1, NULL);
+	if (ver == 0)
+		return gw_all_absent(st, o->width) ? SD_RES_NO_OBJ : SD_RES_EIO;
+	bool first_moved = moved & (1u << first);
+	if (!first_moved && st[first].res == SD_RES_SUCCESS && st[first].version == ver &&
+	    calls[first].rlen == len)
+		return SD_RES_SUCCESS;
+	/* Try the other copies that hold the newest version. */
+	for (int i = 0; i < o->width; i++) {
+		if ((i == first && !first_moved) || st[i].res != SD_RES_SUCCESS || st[i].version != ver)
+			continue;
+		struct peer_call c;
+		gw_call_init(o, &c, i, SD_OP_PEER_READ);
+		c.req.obj.offset = off;
+		c.rbuf = buf;
+		c.rcap = len;
+		gw_fanout(o, &c, 1);
+		if (gw_res_is_retry(c.result))
+			return c.result;
+		if (c.result == SD_RES_SUCCESS && c.version == ver && c.rlen == len)
+			return SD_RES_SUCCESS;
+		if (c.result == SD_RES_SUCCESS && c.version > ver)
+			return SD_RES_AGAIN;
+	}
+	sd_err("object %016llx: no readable copy", (unsigned long long)o->oid);
+	return SD_RES_EIO;
+}

@@ -1,0 +1,152 @@
+/* twophase.c - two-phase EC writes: prepare everywhere, commit, and settle a write whose coordinator died. */
+#include "sheep/gateway/gateway_priv.h"
+
+/* ---- two-phase writes (EC objects) ---- */
+
+uint64_t gw_new_write_id(struct gw_obj *o)
+{
+	uint64_t id = 0;
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = sd_now_ns() ^ ((uint64_t)o->s->self.port << 48) ^ o->oid;
+	return id ? id : 1;
+}
+
+/*
+ * Test hook: a sheep started with SHEEP_TEST_CRASH_FILE=PATH in its
+ * environment that, as the coordinator of a two-phase write, finds PATH
+ * (holding a number k) takes it (rename: one sheep of the cluster gets
+ * it), sends the commits one at a time in fragment order and dies
+ * (SIGKILL) after k of them (never, when k >= the commits to send). It
+ * writes its port to PATH.by.
+ */
+int gw_test_crash_point(struct gw_obj *o)
+{
+	const char *path = o->s->opt.test_crash_file;
+	if (!path)
+		return -1;
+	char mine[PATH_MAX], buf[16] = "";
+	snprintf(mine, sizeof(mine), "%s.%d", path, (int)getpid());
+	if (rename(path, mine))
+		return -1;
+	FILE *f = fopen(mine, "r");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	unlink(mine);
+	/* Say who took it (PATH.by: this sheep's port), for the test. */
+	snprintf(mine, sizeof(mine), "%s.by", path);
+	if ((f = fopen(mine, "w"))) {
+		fprintf(f, "%u\n", (unsigned)o->s->self.port);
+		fclose(f);
+	}
+	return atoi(buf);
+}
+
+/* Send commit (or abort) calls cc[0..n); with the test hook armed, one at
+ * a time and die after crash_at successes. */
+void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at)
+{
+	if (crash_at < 0) {
+		gw_fanout(o, cc, n);
+		return;
+	}
+	int done = 0;
+	for (int k = 0; k < n; k++) {
+		if (done == crash_at) {
+			sd_err("test hook: %016llx: dying after %d of %d commits",
+			       (unsigned long long)o->oid, done, n);
+			kill(getpid(), SIGKILL);
+		}
+		gw_fanout(o, &cc[k], 1);
+		done += cc[k].result == SD_RES_SUCCESS;
+	}
+}
+
+/* A commit (abort: drop) of write (new_version, wid) of fragment idx at node. */
+void gw_commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node *node, int idx,
+			uint64_t new_version, uint64_t wid, bool abort)
+{
+	gw_call_init(o, c, idx, SD_OP_PEER_COMMIT);
+	c->node = node;
+	c->commit = (struct peer_commit){.new_version = new_version, .write_id = wid,
+					 .abort = abort};
+	c->wbuf = &c->commit;
+	c->wlen = sizeof(c->commit);
+}
+
+/*
+ * The write fan-out of an EC object, in two phases so that a coordinator
+ * dying half-way never leaves fewer than d fragments of both generations
+ * (DESIGN.md invariant 2): every fragment write is first prepared (stored
+ * aside, nothing changed); only when enough holders prepared it for the
+ * ack rule is it committed on them, else dropped. Once one commit is
+ * done, every live holder of a fragment has the write either applied or
+ * pending, so gw_settle() can finish it if this node dies.
+ */
+int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
+{
+	uint64_t wid = gw_new_write_id(o);
+	for (int i = 0; i < n; i++) {
+		calls[i].req.flags |= SD_PEER_FLAG_PREPARE;
+		calls[i].whdr.write_id = wid;
+	}
+	gw_fanout(o, calls, n);
+	int retry;
+	int ok = gw_count_acks(o, calls, n, &retry);
+	bool go = !retry && ok >= gw_ack_threshold(o);
+	struct peer_call cc[GW_MAX_WIDTH];
+	int nc = 0;
+	for (int i = 0; i < n; i++)
+		if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
+			gw_commit_init(o, &cc[nc++], calls[i].node, calls[i].req.obj.ec_index,
+				    calls[i].whdr.new_version, wid, !go);
+	gw_send_commits(o, cc, nc, go ? gw_test_crash_point(o) : -1);
+	if (!go)
+		return gw_ack_result(o, ok, retry);
+	int ignored;
+	return gw_ack_result(o, gw_count_acks(o, cc, nc, &ignored), 0);
+}
+
+/*
+ * Finish a write whose coordinator died during its commits: some
+ * fragments are at its version (fewer than d, so neither generation may
+ * be readable) and it is pending on others. When applied + pending reach
+ * d, commit it on the pending ones (committing a prepared write is what
+ * its coordinator would have done; doing it twice is harmless). st comes
+ * from gw_probe(). Returns SUCCESS when the object moved (probe again),
+ * EIO when there is nothing to finish.
+ */
+int gw_settle(struct gw_obj *o, const struct frag_state *st)
+{
+	uint64_t top = 0, wid = 0;
+	for (int i = 0; i < o->width; i++)
+		if (st[i].res == SD_RES_SUCCESS && st[i].version > top)
+			top = st[i].version, wid = st[i].write_id;
+	int applied = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (st[i].res != SD_RES_SUCCESS || st[i].version != top)
+			continue;
+		if (st[i].write_id != wid)
+			return SD_RES_EIO; /* two writes claim one version: leave it */
+		applied++;
+	}
+	if (!wid || applied >= o->d)
+		return SD_RES_EIO;
+	struct peer_call cc[GW_MAX_WIDTH];
+	int nc = 0;
+	for (int i = 0; i < o->width; i++)
+		if (st[i].has_pend && st[i].pend_version == top && st[i].pend_id == wid &&
+		    !(st[i].res == SD_RES_SUCCESS && st[i].version == top))
+			gw_commit_init(o, &cc[nc++], o->loc[i], i, top, wid, false);
+	if (applied + nc < o->d)
+		return SD_RES_EIO;
+	gw_fanout(o, cc, nc);
+	int retry;
+	int ok = gw_count_acks(o, cc, nc, &retry);
+	sd_info("%016llx: finished an interrupted write (version %llu): it was applied on %d "
+		"fragment(s), committed now on %d of %d pending", (unsigned long long)o->oid,
+		(unsigned long long)top, applied, ok, nc);
+	return applied + ok >= o->d ? SD_RES_SUCCESS : SD_RES_EIO;
+}

@@ -1,0 +1,393 @@
+/* write.c - writing an object: the acknowledgement rule, whole-fragment writes, partial updates (copies, EC parity delta), one write attempt. */
+#include "sheep/gateway/gateway_priv.h"
+
+/*
+ * Whole-fragment writes: every fragment gets [lo, lo+len) of frags[i] at
+ * new_version; mode CREATE/REPLACE/UPSERT (no version expectation).
+ */
+int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *lens,
+		      uint8_t mode, uint64_t new_version)
+{
+	struct peer_call calls[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++) {
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_WRITE);
+		/* A rewrite lands on the current holder; where none can be
+		 * placed, on the node still holding the old fragment. */
+		calls[i].node = o->holder[i] ? o->holder[i] : o->loc[i];
+		calls[i].req.obj.offset = lo;
+		calls[i].has_whdr = true;
+		calls[i].whdr = (struct peer_write_hdr){.expect_version = UINT64_MAX,
+							.new_version = new_version,
+							.frag_size = o->frag_size,
+							.copy_policy = o->meta_policy,
+							.nr_copies = o->meta_copies,
+							.mode = mode};
+		calls[i].wbuf = frags[i];
+		calls[i].wlen = lens[i];
+	}
+	int targets = 0;
+	for (int i = 0; i < o->width; i++)
+		targets += calls[i].node != NULL;
+	int pre = gw_precheck_targets(o, targets);
+	if (pre != SD_RES_SUCCESS)
+		return pre;
+	if (o->ec)
+		return gw_write_2pc(o, calls, o->width);
+	gw_fanout(o, calls, o->width);
+	int retry;
+	int ok = gw_count_acks(o, calls, o->width, &retry);
+	return gw_ack_result(o, ok, retry);
+}
+
+/* Build the fragments of object bytes [off, off+len) (zeros elsewhere)
+ * over fragment range [lo, hi) and write them all with mode. */
+int gw_write_full_ec(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+			    uint8_t mode, uint64_t new_version)
+{
+	struct ec_extent ext[GW_MAX_WIDTH];
+	int ne = ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH);
+	if (ne <= 0)
+		return SD_RES_INVALID_PARMS;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	for (int k = 0; k < ne; k++) {
+		lo = SD_MIN(lo, ext[k].frag_off);
+		hi = SD_MAX(hi, ext[k].frag_off + ext[k].len);
+	}
+	uint32_t flen = hi - lo;
+	uint8_t *frags[GW_MAX_WIDTH] = {0};
+	int ret = SD_RES_NO_MEM;
+	for (int i = 0; i < o->width; i++)
+		if (!(frags[i] = calloc(1, flen ? flen : 1)))
+			goto out;
+	/* A data fragment the write does not touch is created empty (thin):
+	 * only its version is written. Parity covers [lo, hi). */
+	uint32_t lens[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++)
+		lens[i] = i < o->d ? 0 : flen;
+	for (int k = 0; k < ne; k++) {
+		memcpy(frags[ext[k].idx] + (ext[k].frag_off - lo), (const char *)buf + (ext[k].obj_off - off),
+		       ext[k].len);
+		lens[ext[k].idx] = flen;
+	}
+	if (ec_encode(o->codec, flen, frags, frags + o->d)) {
+		ret = SD_RES_SYSTEM_ERROR;
+		goto out;
+	}
+	ret = gw_put_all(o, frags, lo, lens, mode, new_version);
+out:
+	for (int i = 0; i < o->width; i++)
+		free(frags[i]);
+	return ret;
+}
+
+int gw_write_full_copies(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+				uint8_t mode, uint64_t new_version)
+{
+	uint8_t *frags[GW_MAX_WIDTH];
+	uint32_t lens[GW_MAX_WIDTH];
+	for (int i = 0; i < o->width; i++) {
+		frags[i] = (uint8_t *)buf;
+		lens[i] = len;
+	}
+	return gw_put_all(o, frags, off, lens, mode, new_version);
+}
+
+/* Partial update of replicated copies at version ver -> new_version. */
+int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+			    const void *buf, uint32_t len, uint32_t off, uint64_t new_version)
+{
+	struct peer_call calls[GW_MAX_WIDTH];
+	int targets = 0;
+	for (int i = 0; i < o->width; i++)
+		targets += st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+	int pre = gw_precheck_targets(o, targets);
+	if (pre != SD_RES_SUCCESS)
+		return pre;
+	for (int i = 0; i < o->width; i++) {
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_WRITE);
+		if (st[i].res != SD_RES_SUCCESS || st[i].version != ver) {
+			calls[i].node = NULL; /* missing or stale: left to recovery */
+			continue;
+		}
+		calls[i].req.obj.offset = off;
+		calls[i].has_whdr = true;
+		calls[i].whdr = (struct peer_write_hdr){.expect_version = ver,
+							.new_version = new_version,
+							.frag_size = o->frag_size,
+							.copy_policy = o->meta_policy,
+							.nr_copies = o->meta_copies,
+							.mode = PEER_WRITE_UPDATE};
+		calls[i].wbuf = buf;
+		calls[i].wlen = len;
+	}
+	gw_fanout(o, calls, o->width);
+	int retry;
+	int ok = gw_count_acks(o, calls, o->width, &retry);
+	return gw_ack_result(o, ok, retry);
+}
+
+/*
+ * Partial EC write by parity delta. Reads the old bytes of the touched
+ * data ranges (decoding them when their holder is down) and the parity
+ * over the union range, folds old^new into the parity, then writes the new
+ * data, the new parity and a version-only bump to untouched fragments, all
+ * expecting version ver. Fragments not at ver are skipped (recovery).
+ */
+int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const void *buf,
+			uint32_t len, uint32_t off, uint64_t new_version)
+{
+	struct ec_extent ext[GW_MAX_WIDTH];
+	int ne = ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH);
+	if (ne <= 0)
+		return SD_RES_INVALID_PARMS;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	for (int k = 0; k < ne; k++) {
+		lo = SD_MIN(lo, ext[k].frag_off);
+		hi = SD_MAX(hi, ext[k].frag_off + ext[k].len);
+	}
+	uint32_t plen = hi - lo;
+	int ret = SD_RES_NO_MEM;
+	uint8_t *old[GW_MAX_WIDTH] = {0};    /* per extent */
+	uint8_t *parity[GW_MAX_WIDTH] = {0}; /* per parity fragment, over [lo,hi) */
+	bool usable[GW_MAX_WIDTH];
+	int targets = 0;
+	for (int i = 0; i < o->width; i++) {
+		usable[i] = st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		targets += usable[i];
+	}
+	if ((ret = gw_precheck_targets(o, targets)) != SD_RES_SUCCESS)
+		return ret;
+	ret = SD_RES_NO_MEM;
+	for (int k = 0; k < ne; k++)
+		if (!(old[k] = malloc(ext[k].len)))
+			goto out;
+	for (int j = 0; j < o->p; j++)
+		if (!(parity[j] = malloc(plen)))
+			goto out;
+
+	/* Read old data of usable touched fragments and all usable parity. */
+	struct peer_call calls[2 * GW_MAX_WIDTH];
+	int nc = 0;
+	int call_ext[2 * GW_MAX_WIDTH], call_par[2 * GW_MAX_WIDTH];
+	for (int k = 0; k < ne; k++) {
+		if (!usable[ext[k].idx])
+			continue;
+		gw_call_init(o, &calls[nc], ext[k].idx, SD_OP_PEER_READ);
+		calls[nc].req.obj.offset = ext[k].frag_off;
+		calls[nc].rbuf = old[k];
+		calls[nc].rcap = ext[k].len;
+		call_ext[nc] = k;
+		call_par[nc] = -1;
+		nc++;
+	}
+	for (int j = 0; j < o->p; j++) {
+		if (!usable[o->d + j])
+			continue;
+		gw_call_init(o, &calls[nc], o->d + j, SD_OP_PEER_READ);
+		calls[nc].req.obj.offset = lo;
+		calls[nc].rbuf = parity[j];
+		calls[nc].rcap = plen;
+		call_ext[nc] = -1;
+		call_par[nc] = j;
+		nc++;
+	}
+	gw_fanout(o, calls, nc);
+	bool have_old[GW_MAX_WIDTH] = {0};
+	for (int c = 0; c < nc; c++) {
+		if (gw_res_is_retry(calls[c].result)) {
+			ret = calls[c].result;
+			goto out;
+		}
+		bool good = calls[c].result == SD_RES_SUCCESS && calls[c].version == ver &&
+			    calls[c].rlen == calls[c].rcap;
+		if (calls[c].result == SD_RES_SUCCESS && calls[c].version != ver) {
+			ret = SD_RES_AGAIN;
+			goto out;
+		}
+		int i = call_ext[c] >= 0 ? ext[call_ext[c]].idx : o->d + call_par[c];
+		if (!good)
+			usable[i] = false, st[i].res = SD_RES_EIO;
+		else if (call_ext[c] >= 0)
+			have_old[call_ext[c]] = true;
+	}
+	/* Old bytes of data fragments that could not be read: decode them. */
+	for (int k = 0; k < ne; k++) {
+		if (have_old[k])
+			continue;
+		uint8_t want = ext[k].idx;
+		uint8_t *outp[1] = {old[k]};
+		ret = gw_decode_range(o, st, ver, &want, 1, ext[k].frag_off, ext[k].len, outp);
+		if (ret != SD_RES_SUCCESS)
+			goto out;
+	}
+	/* Fold each extent's delta into the parity buffers. */
+	for (int k = 0; k < ne; k++) {
+		const uint8_t *nw = (const uint8_t *)buf + (ext[k].obj_off - off);
+		for (uint32_t b = 0; b < ext[k].len; b++)
+			old[k][b] ^= nw[b];
+		uint8_t *pp[GW_MAX_WIDTH];
+		for (int j = 0; j < o->p; j++)
+			pp[j] = parity[j] + (ext[k].frag_off - lo);
+		if (ec_update(o->codec, ext[k].len, ext[k].idx, old[k], pp)) {
+			ret = SD_RES_SYSTEM_ERROR;
+			goto out;
+		}
+	}
+	/* Write: new data, new parity, version bumps elsewhere. */
+	nc = 0;
+	int ext_of[GW_MAX_WIDTH];
+	for (int i = 0; i < GW_MAX_WIDTH; i++)
+		ext_of[i] = -1;
+	for (int k = 0; k < ne; k++)
+		ext_of[ext[k].idx] = k;
+	for (int i = 0; i < o->width; i++) {
+		gw_call_init(o, &calls[nc], i, SD_OP_PEER_WRITE);
+		if (!usable[i])
+			calls[nc].node = NULL;
+		calls[nc].has_whdr = true;
+		calls[nc].whdr = (struct peer_write_hdr){.expect_version = ver,
+							 .new_version = new_version,
+							 .frag_size = o->frag_size,
+							 .copy_policy = o->meta_policy,
+							 .nr_copies = o->meta_copies,
+							 .mode = PEER_WRITE_UPDATE};
+		if (i < o->d && ext_of[i] >= 0) {
+			const struct ec_extent *e = &ext[ext_of[i]];
+			calls[nc].req.obj.offset = e->frag_off;
+			calls[nc].wbuf = (const char *)buf + (e->obj_off - off);
+			calls[nc].wlen = e->len;
+		} else if (i >= o->d) {
+			calls[nc].req.obj.offset = lo;
+			calls[nc].wbuf = parity[i - o->d];
+			calls[nc].wlen = plen;
+		}
+		nc++;
+	}
+	ret = gw_write_2pc(o, calls, nc);
+out:
+	for (int k = 0; k < ne; k++)
+		free(old[k]);
+	for (int j = 0; j < o->p; j++)
+		free(parity[j]);
+	return ret;
+}
+
+/*
+ * Too few fragments are where they can be updated in place (holders down
+ * and recovery not done yet), but enough current holders are alive: read
+ * the whole object (decoding as needed), apply the write and store every
+ * fragment afresh on the current holders. The write is then acknowledged
+ * with full redundancy, as the ack rule wants.
+ */
+int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+			    uint64_t new_version)
+{
+	char *whole = malloc(o->obj_size);
+	if (!whole)
+		return SD_RES_NO_MEM;
+	int ret = o->ec ? gw_read_ec(o, whole, o->obj_size, 0)
+			: gw_read_copies(o, whole, o->obj_size, 0);
+	if (ret == SD_RES_SUCCESS) {
+		sd_info("%016llx: rewriting the whole object on the current holders",
+			(unsigned long long)o->oid);
+		memcpy(whole + off, buf, len);
+		memcpy(o->loc, o->holder, sizeof(o->loc));
+		ret = o->ec ? gw_write_full_ec(o, whole, o->obj_size, 0, PEER_WRITE_UPSERT, new_version)
+			    : gw_write_full_copies(o, whole, o->obj_size, 0, PEER_WRITE_UPSERT,
+						   new_version);
+	}
+	free(whole);
+	return ret;
+}
+
+#define GW_MIXED_WAIT_MS 3000
+
+static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf, uint32_t len,
+			uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made);
+
+/* One write attempt: the object's state from the coordinator's version
+ * cache (vcache.c), else from a probe of every holder; then the write. */
+int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+			 bool create, uint64_t *mixed_since)
+{
+	struct frag_state st[GW_MAX_WIDTH] = {{0}};
+	uint64_t cached = create ? 0 : gw_vcache_get(o), made = 0;
+	int ret;
+	if (cached) {
+		for (int i = 0; i < o->width; i++)
+			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached};
+	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
+		return ret;
+	}
+	o->acked_all = false;
+	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);
+	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0);
+	if (cached && ret != SD_RES_SUCCESS && !gw_res_is_retry(ret)) {
+		sd_debug("%016llx: write from the cached version %llu failed (%s): probing",
+			 (unsigned long long)o->oid, (unsigned long long)cached, sd_strerror(ret));
+		ret = SD_RES_AGAIN;
+	}
+	return ret;
+}
+
+static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf, uint32_t len,
+			uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made)
+{
+	uint64_t vmax;
+	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
+	/* No generation is readable: finish an interrupted write if it can
+	 * be (when the older generation is readable it is kept: a reader may
+	 * have seen it, and the interrupted write was never acknowledged). */
+	if (o->ec && ver == 0 && vmax && gw_settle(o, st) == SD_RES_SUCCESS)
+		return SD_RES_AGAIN; /* look again */
+	/* Above every version held or pending anywhere, so this write never
+	 * shares a version with another one. */
+	uint64_t new_version = vmax;
+	for (int i = 0; i < o->width; i++)
+		if (st[i].has_pend && st[i].pend_version > new_version)
+			new_version = st[i].pend_version;
+	new_version++;
+	*made = new_version;
+	bool whole = off == 0 && len == o->obj_size;
+	if (create || whole) {
+		/* A new object (or one rewritten whole): every fragment is
+		 * written afresh, replacing leftovers of any older generation. */
+		uint8_t mode = create ? PEER_WRITE_REPLACE : PEER_WRITE_UPSERT;
+		if (o->ec)
+			return gw_write_full_ec(o, buf, len, off, mode, new_version);
+		return gw_write_full_copies(o, buf, len, off, mode, new_version);
+	}
+	if (vmax > ver && !(ver == 0 && gw_all_absent(st, o->width))) {
+		/* Some fragments are at a generation that fewer than d hold:
+		 * another write is in flight (typically one sent under the
+		 * previous epoch, by the previous coordinator). Writing over
+		 * the older fragments now would mix the two; let it finish.
+		 * A writer that died leaves it so for good: after a short
+		 * wait the write goes on below. */
+		uint64_t now = sd_now_ns();
+		if (!*mixed_since)
+			*mixed_since = now;
+		if (now - *mixed_since < (uint64_t)GW_MIXED_WAIT_MS * 1000000ull) {
+			sd_debug("%016llx: version %llu held by too few fragments: waiting",
+				 (unsigned long long)o->oid, (unsigned long long)vmax);
+			return SD_RES_AGAIN;
+		}
+	}
+	if (ver == 0) {
+		if (gw_all_absent(st, o->width))
+			return SD_RES_NO_OBJ;
+		sd_err("object %016llx: no consistent generation to update", (unsigned long long)o->oid);
+		return SD_RES_EIO;
+	}
+	int usable = 0, placed = 0;
+	for (int i = 0; i < o->width; i++) {
+		usable += st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		placed += o->holder[i] != NULL;
+	}
+	if (usable < gw_ack_threshold(o) && placed >= gw_ack_threshold(o) &&
+	    o->obj_size <= SD_MAX_PAYLOAD)
+		return gw_rewrite_whole(o, buf, len, off, new_version);
+	if (o->ec)
+		return gw_update_ec(o, st, ver, buf, len, off, new_version);
+	return gw_update_copies(o, st, ver, buf, len, off, new_version);
+}

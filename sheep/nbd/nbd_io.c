@@ -1,0 +1,298 @@
+/* nbd_io.c - NBD transmission phase: read requests, serve them on a per-connection worker pool, send simple replies. */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "lib/log.h"
+#include "lib/net.h"
+#include "sheep/nbd/nbd_priv.h"
+#include "sheep/nbd/nbd_proto.h"
+
+/* The NBD error for a backend -errno: the protocol knows a few values. */
+static uint32_t nbd_errno(int ret)
+{
+	switch (-ret) {
+	case 0:
+		return 0;
+	case EPERM:
+	case EROFS:
+		return NBD_EPERM;
+	case ENOMEM:
+		return NBD_ENOMEM;
+	case EINVAL:
+		return NBD_EINVAL;
+	case ENOSPC:
+		return NBD_ENOSPC;
+	case EOVERFLOW:
+		return NBD_EOVERFLOW;
+	case ENOTSUP:
+		return NBD_ENOTSUP;
+	case ESHUTDOWN:
+		return NBD_ESHUTDOWN;
+	default:
+		return NBD_EIO;
+	}
+}
+
+/* Send one simple reply (and data for a successful READ). A failure marks
+ * the connection dead and wakes the reader, which then winds down. */
+static void send_reply(struct nbd_conn *c, uint64_t handle, uint32_t error, const void *data,
+		       uint32_t len)
+{
+	struct nbd_simple_reply r = {
+		.magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
+		.error = htobe32(error),
+		.handle = handle, /* opaque: echoed byte for byte */
+	};
+	struct iovec iov[2] = {{&r, sizeof(r)}, {(void *)data, len}};
+
+	pthread_mutex_lock(&c->wlock);
+	if (!c->dead && sd_writev_full(c->fd, iov, (error == 0 && data) ? 2 : 1) < 0) {
+		c->dead = true;
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&c->wlock);
+}
+
+static int run_job(struct nbd_conn *c, struct nbd_job *j, void **rdata)
+{
+	const struct nbd_backend *ops = c->srv->ops;
+
+	switch (j->type) {
+	case NBD_CMD_READ: {
+		void *buf = malloc(j->length ? j->length : 1);
+		if (!buf)
+			return -ENOMEM;
+		int ret = ops->read(c->exp, buf, j->length, j->offset);
+		if (ret < 0) {
+			free(buf);
+			return ret;
+		}
+		*rdata = buf;
+		return 0;
+	}
+	case NBD_CMD_WRITE:
+		return ops->write(c->exp, j->data, j->length, j->offset);
+	case NBD_CMD_FLUSH:
+		/* Every acknowledged write is already durable (see nbd.h). */
+		return 0;
+	case NBD_CMD_TRIM:
+		return ops->trim(c->exp, j->length, j->offset);
+	case NBD_CMD_WRITE_ZEROES:
+		return ops->zero(c->exp, j->length, j->offset, !(j->flags & NBD_CMD_FLAG_NO_HOLE));
+	default:
+		return -EINVAL;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct nbd_conn *c = arg;
+
+	pthread_mutex_lock(&c->qlock);
+	for (;;) {
+		while (!c->head && !c->closing) {
+			c->idle_workers++;
+			pthread_cond_wait(&c->qcond, &c->qlock);
+			c->idle_workers--;
+		}
+		struct nbd_job *j = c->head;
+		if (!j)
+			break; /* closing and drained */
+		c->head = j->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->queued--;
+		pthread_mutex_unlock(&c->qlock);
+
+		void *rdata = NULL;
+		int ret = run_job(c, j, &rdata);
+		if (ret < 0)
+			sd_debug("nbd %s: cmd %u off %" PRIu64 " len %" PRIu32 ": %s", c->peer,
+				 j->type, j->offset, j->length, strerror(-ret));
+		send_reply(c, j->handle, nbd_errno(ret), rdata,
+			   j->type == NBD_CMD_READ ? j->length : 0);
+		free(rdata);
+
+		pthread_mutex_lock(&c->qlock);
+		c->inflight--;
+		c->inflight_bytes -= j->bytes;
+		pthread_cond_signal(&c->qroom);
+		free(j->data);
+		free(j);
+	}
+	pthread_mutex_unlock(&c->qlock);
+	return NULL;
+}
+
+/* Queue a job, waiting for room; start a worker if none is idle. */
+static int enqueue(struct nbd_conn *c, struct nbd_job *j)
+{
+	size_t bytes = j->bytes;
+
+	pthread_mutex_lock(&c->qlock);
+	while (c->inflight >= NBD_MAX_INFLIGHT ||
+	       (c->inflight > 0 && c->inflight_bytes + bytes > NBD_MAX_INFLIGHT_BYTES))
+		pthread_cond_wait(&c->qroom, &c->qlock);
+	j->next = NULL;
+	if (c->tail)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	c->inflight++;
+	c->queued++;
+	c->inflight_bytes += bytes;
+	/* Idle workers that have not picked up a job yet still count as idle:
+	 * compare with the jobs nobody has taken. */
+	if (c->queued > c->idle_workers && c->nr_workers < NBD_MAX_WORKERS) {
+		if (pthread_create(&c->workers[c->nr_workers], NULL, worker_main, c) == 0)
+			c->nr_workers++;
+		else if (c->nr_workers == 0)
+			sd_err("nbd %s: cannot start a worker", c->peer);
+	}
+	pthread_cond_signal(&c->qcond);
+	int ok = c->nr_workers > 0;
+	pthread_mutex_unlock(&c->qlock);
+	return ok ? 0 : -EAGAIN;
+}
+
+/* Check a request against the export; 0 or the NBD error to reply with. */
+static uint32_t check_request(const struct nbd_conn *c, const struct nbd_request *rq)
+{
+	uint64_t size = c->info.size;
+	uint16_t allowed = NBD_CMD_FLAG_FUA;
+	bool writes = false;
+
+	switch (rq->type) {
+	case NBD_CMD_READ:
+	case NBD_CMD_FLUSH:
+		break;
+	case NBD_CMD_WRITE:
+	case NBD_CMD_TRIM:
+		writes = true;
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		writes = true;
+		allowed |= NBD_CMD_FLAG_NO_HOLE;
+		break;
+	default:
+		return NBD_EINVAL;
+	}
+	if (rq->flags & ~allowed)
+		return NBD_EINVAL;
+	if (writes && c->info.readonly)
+		return NBD_EPERM;
+	if ((rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) &&
+	    rq->length > NBD_MAX_REQUEST)
+		return NBD_EINVAL;
+	if (rq->type != NBD_CMD_FLUSH && (rq->offset > size || rq->length > size - rq->offset))
+		return (rq->type == NBD_CMD_WRITE || rq->type == NBD_CMD_WRITE_ZEROES)
+			       ? NBD_ENOSPC
+			       : NBD_EINVAL;
+	return 0;
+}
+
+static void wind_down(struct nbd_conn *c)
+{
+	pthread_mutex_lock(&c->qlock);
+	c->closing = true;
+	pthread_cond_broadcast(&c->qcond);
+	int n = c->nr_workers;
+	pthread_mutex_unlock(&c->qlock);
+	for (int i = 0; i < n; i++)
+		pthread_join(c->workers[i], NULL);
+	/* Only left over when no worker could ever start. */
+	while (c->head) {
+		struct nbd_job *j = c->head;
+		c->head = j->next;
+		free(j->data);
+		free(j);
+	}
+	c->tail = NULL;
+}
+
+void nbd_transmission(struct nbd_conn *c)
+{
+	struct nbd_request rq;
+	const char *why = "client closed the connection";
+
+	for (;;) {
+		int ret = sd_read_full(c->fd, &rq, sizeof(rq));
+		if (ret < 0) {
+			if (ret != -ECONNRESET)
+				why = "read error";
+			break;
+		}
+		rq.magic = be32toh(rq.magic);
+		rq.flags = be16toh(rq.flags);
+		rq.type = be16toh(rq.type);
+		rq.offset = be64toh(rq.offset);
+		rq.length = be32toh(rq.length);
+		/* rq.handle stays as sent */
+		if (rq.magic != NBD_REQUEST_MAGIC) {
+			why = "bad request magic";
+			break;
+		}
+		if (rq.type == NBD_CMD_DISC) {
+			why = "client disconnected (NBD_CMD_DISC)";
+			break;
+		}
+
+		uint32_t err = check_request(c, &rq);
+		char *data = NULL;
+		if (rq.type == NBD_CMD_WRITE) {
+			if (rq.length > NBD_MAX_REQUEST) {
+				/* Cannot skip that much safely: say why, then close. */
+				send_reply(c, rq.handle, NBD_EINVAL, NULL, 0);
+				why = "oversize write";
+				break;
+			}
+			data = malloc(rq.length ? rq.length : 1);
+			if (!data) {
+				why = "out of memory";
+				break;
+			}
+			/* The whole payload first: a write is never applied
+			 * from a partial one. */
+			if (sd_read_full(c->fd, data, rq.length) < 0) {
+				free(data);
+				why = "client vanished in the middle of a write";
+				break;
+			}
+		}
+		if (err) {
+			free(data);
+			sd_debug("nbd %s: rejecting cmd %u off %" PRIu64 " len %" PRIu32 ": error %u",
+				 c->peer, rq.type, rq.offset, rq.length, err);
+			send_reply(c, rq.handle, err, NULL, 0);
+			continue;
+		}
+
+		struct nbd_job *j = malloc(sizeof(*j));
+		if (!j) {
+			free(data);
+			why = "out of memory";
+			break;
+		}
+		*j = (struct nbd_job){.type = rq.type,
+				      .flags = rq.flags,
+				      .handle = rq.handle,
+				      .offset = rq.offset,
+				      .length = rq.length,
+				      .bytes = (rq.type == NBD_CMD_READ || rq.type == NBD_CMD_WRITE)
+						       ? rq.length
+						       : 0,
+				      .data = data};
+		if (enqueue(c, j) < 0) {
+			why = "no worker thread";
+			break;
+		}
+	}
+	sd_info("nbd %s: %s", c->peer, why);
+	wind_down(c);
+}

@@ -1,0 +1,272 @@
+/* serve.c - serving peer requests (PEER_READ/WRITE/COMMIT/GEN/...) from the local store. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/net.h"
+#include "sheep/peer/peer.h"
+#include "sheep/sheep.h"
+#include "sheep/store/store.h"
+
+static int check_epoch(struct sheep *s, const struct sd_req *req)
+{
+	if (req->flags & SD_PEER_FLAG_ANY_EPOCH)
+		return SD_RES_SUCCESS;
+	pthread_mutex_lock(&s->state_lock);
+	uint32_t e = s->epoch;
+	bool synced = s->synced;
+	pthread_mutex_unlock(&s->state_lock);
+	if (!synced)
+		return SD_RES_NEW_NODE_VER;
+	if (req->epoch < e)
+		return SD_RES_OLD_NODE_VER;
+	if (req->epoch > e)
+		return SD_RES_NEW_NODE_VER;
+	return SD_RES_SUCCESS;
+}
+
+/*
+ * A version-checked update sent under the epoch just before or after ours:
+ * a write in flight while the epoch moves (this node or the writer not yet
+ * caught up). Refusing it would cut the write (some fragments at the new
+ * version, the rest at the old one, possibly fewer than d at either);
+ * applying it is safe because expect_version still admits only the
+ * generation the writer read, and readers and recovery take the highest
+ * version of each position, wherever it is. For the same reason such a
+ * write is not told to wait for recovery (recovery keeps a fragment
+ * written locally meanwhile).
+ */
+static bool is_checked_update(const struct sd_req *req, const void *data)
+{
+	if (req->opcode != SD_OP_PEER_WRITE || !data ||
+	    req->data_length < sizeof(struct peer_write_hdr) ||
+	    (req->flags & SD_PEER_FLAG_PREPARE))
+		return false;
+	struct peer_write_hdr wh;
+	memcpy(&wh, data, sizeof(wh));
+	return wh.mode == PEER_WRITE_UPDATE && wh.expect_version != STORE_ANY_VERSION;
+}
+
+static bool adjacent_epoch(struct sheep *s, const struct sd_req *req)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool ok = s->synced && (req->epoch + 1 == s->epoch || req->epoch == s->epoch + 1);
+	pthread_mutex_unlock(&s->state_lock);
+	return ok;
+}
+
+struct list_ctx {
+	struct peer_frag *out;
+	size_t cap, n;
+};
+
+static int list_one(const struct store_meta *m, void *arg)
+{
+	struct list_ctx *lc = arg;
+	if (lc->n >= lc->cap)
+		return -ENOSPC;
+	struct peer_frag *f = &lc->out[lc->n++];
+	memset(f, 0, sizeof(*f));
+	f->oid = m->oid;
+	f->idx = m->idx;
+	f->copy_policy = m->copy_policy;
+	f->nr_copies = m->nr_copies;
+	f->frag_size = m->frag_size;
+	f->version = m->version;
+	f->disk_bytes = m->disk_bytes;
+	return 0;
+}
+
+static int serve_write(struct sheep *s, const struct sd_req *req, const void *data,
+		       uint64_t *version)
+{
+	if (!data || req->data_length < sizeof(struct peer_write_hdr))
+		return SD_RES_INVALID_PARMS;
+	struct peer_write_hdr wh;
+	memcpy(&wh, data, sizeof(wh));
+	const char *buf = (const char *)data + sizeof(wh);
+	uint32_t len = req->data_length - (uint32_t)sizeof(wh);
+	uint64_t oid = req->obj.oid;
+	uint8_t idx = req->obj.ec_index;
+	uint32_t off = req->obj.offset;
+	struct store_meta meta = {.oid = oid,
+				  .idx = idx,
+				  .copy_policy = wh.copy_policy,
+				  .nr_copies = wh.nr_copies,
+				  .frag_size = wh.frag_size,
+				  .version = wh.new_version};
+	if (wh.frag_size == 0 && wh.mode != PEER_WRITE_UPDATE)
+		return SD_RES_INVALID_PARMS;
+	int ret;
+	if (req->flags & SD_PEER_FLAG_PREPARE) {
+		if (wh.write_id == 0 || wh.mode > PEER_WRITE_UPSERT)
+			return SD_RES_INVALID_PARMS;
+		/* Range updates are prepared against the version they expect;
+		 * every other mode writes a whole new fragment. */
+		bool whole = wh.mode != PEER_WRITE_UPDATE;
+		ret = store_prepare(s->store, &meta, whole, wh.expect_version, wh.write_id,
+				    SD_PEER_PEND_GRACE_MS, buf, off, len);
+		if (ret == -EBUSY)
+			return SD_RES_AGAIN;
+		return sd_errno_to_res(ret);
+	}
+	switch (wh.mode) {
+	case PEER_WRITE_UPDATE:
+		ret = store_write(s->store, oid, idx, wh.expect_version, wh.new_version, buf, off,
+				  len);
+		break;
+	case PEER_WRITE_CREATE:
+		ret = store_create(s->store, &meta, buf, off, len);
+		break;
+	case PEER_WRITE_REPLACE:
+		/* One rename: a crash leaves the old fragment or the new one,
+		 * never neither (remove-then-create could lose it). */
+		ret = store_replace(s->store, &meta, buf, off, len);
+		break;
+	case PEER_WRITE_UPSERT:
+		/* Two upserts of a new fragment can race: the loser's create
+		 * finds it present and writes into it instead. */
+		for (int tries = 0; tries < 3; tries++) {
+			ret = store_write(s->store, oid, idx, STORE_ANY_VERSION, wh.new_version, buf,
+					  off, len);
+			if (ret != -ENOENT)
+				break;
+			ret = store_create(s->store, &meta, buf, off, len);
+			if (ret != -EEXIST)
+				break;
+		}
+		break;
+	default:
+		return SD_RES_INVALID_PARMS;
+	}
+	if (ret == 0)
+		*version = wh.new_version;
+	return sd_errno_to_res(ret);
+}
+
+/* PEER_COMMIT: apply or drop a prepared write. */
+static int serve_commit(struct sheep *s, const struct sd_req *req, const void *data)
+{
+	if (!data || req->data_length < sizeof(struct peer_commit))
+		return SD_RES_INVALID_PARMS;
+	struct peer_commit pc;
+	memcpy(&pc, data, sizeof(pc));
+	int ret = pc.abort ? store_abort(s->store, req->obj.oid, req->obj.ec_index, pc.write_id)
+			   : store_commit(s->store, req->obj.oid, req->obj.ec_index, pc.new_version,
+					  pc.write_id);
+	return sd_errno_to_res(ret);
+}
+
+/* PEER_GEN: what generation the fragment is at and what is pending on it. */
+static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint32_t *rlen,
+		     uint64_t *version)
+{
+	if (!rbuf || req->data_length < sizeof(struct peer_gen))
+		return SD_RES_INVALID_PARMS;
+	struct peer_gen g = {0};
+	struct store_meta m;
+	struct store_pending p;
+	int ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
+	if (ret && ret != -ENOENT)
+		return sd_errno_to_res(ret);
+	if (ret == 0) {
+		g.has_frag = 1;
+		g.version = *version = m.version;
+		g.write_id = m.write_id;
+	}
+	if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &p) == 0) {
+		g.has_pend = 1;
+		g.pend_version = p.new_version;
+		g.pend_id = p.write_id;
+		g.pend_age_ms = p.age_ms;
+	}
+	memcpy(rbuf, &g, sizeof(g));
+	*rlen = sizeof(g);
+	return g.has_frag || g.has_pend ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
+void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, struct sd_rsp *rsp,
+		void *rbuf, uint32_t *rlen)
+{
+	*rlen = 0;
+	int res = req->opcode == SD_OP_PEER_COMMIT ? SD_RES_SUCCESS : check_epoch(s, req);
+	uint64_t version = 0;
+	bool update = is_checked_update(req, data);
+	if ((res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER) && update &&
+	    adjacent_epoch(s, req))
+		res = SD_RES_SUCCESS;
+	if (res != SD_RES_SUCCESS)
+		goto out;
+	if (!s->store) {
+		res = SD_RES_NO_STORE;
+		goto out;
+	}
+	int ret;
+	/* recovery upcall (s->frag_busy, set to sheep/rebuild/ops.c): a gateway touching a fragment
+	 * this node is still recovering is told to retry (it goes first); a
+	 * checksum mismatch queues a repair of the fragment. */
+	if ((req->opcode == SD_OP_PEER_READ || req->opcode == SD_OP_PEER_WRITE ||
+	     req->opcode == SD_OP_PEER_GEN) &&
+	    !(req->flags & SD_PEER_FLAG_ANY_EPOCH) && !update &&
+	    s->frag_busy && s->frag_busy(s, req->obj.oid, req->obj.ec_index)) {
+		res = SD_RES_AGAIN;
+		goto out;
+	}
+	switch (req->opcode) {
+	case SD_OP_PEER_READ:
+		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
+				 req->data_length, &version);
+		if (ret == -EIO && s->frag_bad)
+			s->frag_bad(s, req->obj.oid, req->obj.ec_index);
+		res = sd_errno_to_res(ret);
+		if (ret == 0)
+			*rlen = req->data_length;
+		break;
+	case SD_OP_PEER_WRITE:
+		res = serve_write(s, req, data, &version);
+		break;
+	case SD_OP_PEER_REMOVE:
+		res = sd_errno_to_res(store_remove(s->store, req->obj.oid, req->obj.ec_index));
+		break;
+	case SD_OP_PEER_COMMIT:
+		res = serve_commit(s, req, data);
+		break;
+	case SD_OP_PEER_GEN:
+		res = serve_gen(s, req, rbuf, rlen, &version);
+		break;
+	case SD_OP_PEER_STAT: {
+		struct store_meta m;
+		if (req->data_length < sizeof(struct peer_frag)) {
+			res = SD_RES_INVALID_PARMS;
+			break;
+		}
+		ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
+		res = sd_errno_to_res(ret);
+		if (ret == 0) {
+			struct list_ctx lc = {.out = rbuf, .cap = 1};
+			list_one(&m, &lc);
+			version = m.version;
+			*rlen = sizeof(struct peer_frag);
+		}
+		break;
+	}
+	case SD_OP_PEER_LIST: {
+		struct list_ctx lc = {.out = rbuf, .cap = req->data_length / sizeof(struct peer_frag)};
+		ret = store_for_each(s->store, list_one, &lc);
+		res = ret == -ENOSPC ? SD_RES_NO_SPACE : sd_errno_to_res(ret);
+		if (ret == 0)
+			*rlen = (uint32_t)(lc.n * sizeof(struct peer_frag));
+		break;
+	}
+	default:
+		res = SD_RES_NO_SUPPORT;
+	}
+out:
+	rsp->result = res;
+	rsp->obj.offset = version;
+	rsp->data_length = *rlen;
+}

@@ -1,0 +1,790 @@
+/* rebuild.c - the recovery thread of a sheep: gathers object lists, plans with recovery/,
+ * runs jobs on workers, drops old copies at the end. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ec/ec.h"
+#include "lib/log.h"
+#include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/cluster/ring.h"
+#include "lib/net.h"
+#include "lib/util.h"
+#include "recovery/recovery.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/peer/peer.h"
+#include "sheep/rebuild/rebuild_priv.h"
+#include "sheep/store/store.h"
+
+uint64_t rec_now_ms(void)
+{
+	return sd_now_ns() / 1000000ull;
+}
+
+void rec_timed_wait(struct sheep_recovery *r, uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&r->cond, &r->mu, &ts);
+}
+
+/* The engine's id for a node: its slot in known[] (added on first sight).
+ * Slots never move or change, so workers read them without the lock. */
+static uint32_t node_id(struct sheep_recovery *r, const struct sd_node *n)
+{
+	for (uint32_t i = 0; i < r->nr_known; i++)
+		if (sd_node_eq(&r->known[i], n))
+			return i;
+	if (r->nr_known == REC_KNOWN_MAX)
+		return RECOVERY_NO_NODE;
+	r->known[r->nr_known] = *n;
+	return r->nr_known++;
+}
+
+/* ---- I/O callbacks for recovery_execute() (worker threads) ---- */
+
+static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
+		   uint32_t len, uint64_t *version)
+{
+	struct sheep_recovery *r = arg;
+	if (node >= r->nr_known)
+		return -EINVAL;
+	struct sheep *s = r->s;
+	struct peer_call c;
+	memset(&c, 0, sizeof(c));
+	c.node = &r->known[node];
+	c.req.opcode = SD_OP_PEER_READ;
+	c.req.flags = SD_PEER_FLAG_ANY_EPOCH;
+	c.req.epoch = r->epoch;
+	c.req.obj.oid = oid;
+	c.req.obj.ec_index = idx;
+	c.req.obj.offset = off;
+	c.rbuf = buf;
+	c.rcap = len;
+	peer_fanout(s, &c, 1);
+	int rc = sd_res_to_errno(c.result);
+	if (rc)
+		return rc;
+	if (c.rlen != len)
+		return -EIO;
+	*version = c.version;
+	return 0;
+}
+
+static int io_verify(void *arg, uint64_t oid, uint8_t idx, uint64_t *version)
+{
+	struct sheep_recovery *r = arg;
+	struct store_meta m;
+	int rc = store_stat(r->s->store, oid, idx, &m);
+	if (rc)
+		return rc;
+	rc = store_verify(r->s->store, oid, idx);
+	if (rc)
+		return rc;
+	*version = m.version;
+	return 0;
+}
+
+static int io_install(void *arg, const struct recovery_job *job, const void *buf)
+{
+	struct sheep_recovery *r = arg;
+	struct store *st = r->s->store;
+	struct store_meta m = {.oid = job->oid,
+			       .idx = job->idx,
+			       .copy_policy = job->copy_policy,
+			       .nr_copies = job->nr_copies,
+			       .frag_size = job->frag_size,
+			       .version = job->version};
+	if (job->have_version == RECOVERY_ABSENT)
+		return store_create(st, &m, buf, 0, job->frag_size);
+	struct store_meta cur;
+	int rc = store_stat(st, job->oid, job->idx, &cur);
+	if (rc == -ENOENT)
+		return store_create(st, &m, buf, 0, job->frag_size);
+	if (rc)
+		return rc;
+	if (cur.version != job->have_version)
+		return -ESTALE; /* a client write got there first */
+	/* Whole-fragment swap in one rename: a crash leaves the old fragment
+	 * or the new one. (Also right for a corrupt fragment at the same
+	 * version, or one of another shape.) */
+	return store_replace(st, &m, buf, 0, job->frag_size);
+}
+
+static int io_decode(void *arg, uint8_t cp, uint32_t fs, const uint8_t *src_idx,
+		     const void *const *src, uint8_t want, void *out)
+{
+	struct ec_policy pol;
+	uint8_t width = (uint8_t)(((cp >> 4) * 2) + (cp & 0xf));
+	int rc = ec_policy_from_wire(cp, width, &pol);
+	if (rc)
+		return rc;
+	const struct ec_codec *codec;
+	rc = ec_codec_get(pol.d, pol.p, EC_BACKEND_ISAL, &codec);
+	if (rc)
+		return rc;
+	int have[EC_MAX_WIDTH], w = want;
+	for (int k = 0; k < pol.d; k++)
+		have[k] = src_idx[k];
+	uint8_t *o = out;
+	return ec_decode(codec, fs, have, (const uint8_t *const *)src, 1, &w, &o);
+}
+
+/* ---- gathering what every data member holds ---- */
+
+struct frag_vec {
+	struct recovery_frag *v;
+	size_t nr, cap;
+	uint32_t node;
+	uint64_t only_oid; /* 0 = all */
+};
+
+static int vec_add(struct frag_vec *fv, uint64_t oid, uint8_t idx, uint8_t cp, uint8_t nc,
+		   uint32_t fs, uint64_t version, uint64_t disk)
+{
+	if (fv->only_oid && oid != fv->only_oid)
+		return 0;
+	if (fv->nr == fv->cap) {
+		size_t ncap = fv->cap ? fv->cap * 2 : 1024;
+		void *p = realloc(fv->v, ncap * sizeof(*fv->v));
+		if (!p)
+			return -ENOMEM;
+		fv->v = p;
+		fv->cap = ncap;
+	}
+	struct recovery_frag *f = &fv->v[fv->nr++];
+	memset(f, 0, sizeof(*f));
+	f->oid = oid;
+	f->idx = idx;
+	f->copy_policy = cp;
+	f->nr_copies = nc;
+	f->frag_size = fs;
+	f->version = version;
+	f->disk_bytes = disk;
+	f->node = fv->node;
+	return 0;
+}
+
+static int local_one(const struct store_meta *m, void *arg)
+{
+	return vec_add(arg, m->oid, m->idx, m->copy_policy, m->nr_copies, m->frag_size, m->version,
+		       m->disk_bytes);
+}
+
+/* PEER_LIST of one member into fv; 0 or -errno (member unreachable). */
+static int list_remote(struct sheep *s, const struct sd_node *n, uint32_t epoch,
+		       struct frag_vec *fv)
+{
+	uint32_t cap = 1u << 20;
+	for (;;) {
+		void *buf = malloc(cap);
+		if (!buf)
+			return -ENOMEM;
+		struct peer_call c;
+		memset(&c, 0, sizeof(c));
+		c.node = n;
+		c.req.opcode = SD_OP_PEER_LIST;
+		c.req.flags = SD_PEER_FLAG_ANY_EPOCH;
+		c.req.epoch = epoch;
+		c.rbuf = buf;
+		c.rcap = cap;
+		peer_fanout(s, &c, 1);
+		if (c.result == SD_RES_NO_SPACE && cap < SD_MAX_PAYLOAD) {
+			free(buf);
+			cap *= 2;
+			continue;
+		}
+		int rc = sd_res_to_errno(c.result);
+		if (!rc) {
+			const struct peer_frag *pf = buf;
+			size_t cnt = c.rlen / sizeof(*pf);
+			for (size_t k = 0; k < cnt && !rc; k++)
+				rc = vec_add(fv, pf[k].oid, pf[k].idx, pf[k].copy_policy,
+					     pf[k].nr_copies, pf[k].frag_size, pf[k].version,
+					     pf[k].disk_bytes);
+		}
+		free(buf);
+		return rc;
+	}
+}
+
+/* Everything the data members of v hold (only_oid: one object). Members
+ * that do not answer are skipped: what they hold is unreachable anyway. */
+static int gather(struct sheep_recovery *r, struct sheep_view *v, uint64_t only_oid,
+		  struct frag_vec *fv)
+{
+	memset(fv, 0, sizeof(*fv));
+	fv->only_oid = only_oid;
+	for (size_t i = 0; i < v->nr_data; i++) {
+		pthread_mutex_lock(&r->mu);
+		fv->node = node_id(r, &v->data[i]);
+		pthread_mutex_unlock(&r->mu);
+		if (fv->node == RECOVERY_NO_NODE)
+			continue;
+		int rc;
+		if ((int)i == v->self_data_idx)
+			rc = store_for_each(r->s->store, local_one, fv);
+		else
+			rc = list_remote(r->s, &v->data[i], v->epoch, fv);
+		if (rc == -ENOMEM) {
+			free(fv->v);
+			return rc;
+		}
+		if (rc)
+			sd_warn("recovery: no object list from %s:%u (%d); skipping it",
+				v->data[i].addr, v->data[i].port, rc);
+	}
+	return 0;
+}
+
+/* ---- planning ---- */
+
+struct locate_ctx {
+	const struct ring *ring;
+	const uint32_t *ids; /* ring index -> node id */
+	size_t nr;
+};
+
+static int locate_cb(void *arg, uint64_t oid, int n, uint32_t *out)
+{
+	struct locate_ctx *lc = arg;
+	int pos[EC_MAX_WIDTH];
+	if (n > EC_MAX_WIDTH)
+		return -EINVAL;
+	/* Positions placement leaves unset (fewer zones than fragments) have
+	 * no home. */
+	for (int i = 0; i < n; i++)
+		pos[i] = -1;
+	int rc = ring_locate(lc->ring, oid, n, pos);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < n; i++)
+		out[i] =
+		    (pos[i] >= 0 && (size_t)pos[i] < lc->nr) ? lc->ids[pos[i]] : RECOVERY_NO_NODE;
+	return 0;
+}
+
+static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct recovery_epoch *ep,
+		      struct locate_ctx *lc, uint32_t *ids)
+{
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < v->nr_data; i++)
+		ids[i] = node_id(r, &v->data[i]);
+	pthread_mutex_unlock(&r->mu);
+	lc->ring = v->ring;
+	lc->ids = ids;
+	lc->nr = v->nr_data;
+	uint64_t total = 0, used = 0;
+	store_space(r->s->store, &total, &used);
+	memset(ep, 0, sizeof(*ep));
+	ep->epoch = v->epoch;
+	ep->self = ids[v->self_data_idx];
+	ep->members = ids;
+	ep->nr_members = v->nr_data;
+	ep->locate = locate_cb;
+	ep->locate_arg = lc;
+	/* Free space of the store's filesystem, minus 1% kept in reserve. */
+	ep->free_bytes = total > used ? total - used : 0;
+	ep->reserve_bytes = total / 100;
+	return 0;
+}
+
+static int frag_cmp_oid_version(const void *a, const void *b)
+{
+	const struct recovery_frag *x = a, *y = b;
+	if (x->oid != y->oid)
+		return x->oid < y->oid ? -1 : 1;
+	if (x->version != y->version)
+		return x->version < y->version ? -1 : 1;
+	return (int)x->idx - (int)y->idx;
+}
+
+/*
+ * EC objects that no version can be read back from (fewer than d distinct
+ * fragments of every version held) but that hold more than one version:
+ * typically a write whose coordinator died during its commits. The gateway
+ * finishes such a write from its pending copies (gateway_settle_obj); then
+ * the round gathers again. Returns how many objects moved.
+ */
+static int settle_interrupted(struct sheep_recovery *r, const struct frag_vec *fv)
+{
+	if (!fv->nr)
+		return 0;
+	struct recovery_frag *f = malloc(fv->nr * sizeof(*f));
+	if (!f)
+		return 0;
+	memcpy(f, fv->v, fv->nr * sizeof(*f));
+	qsort(f, fv->nr, sizeof(*f), frag_cmp_oid_version);
+	int moved = 0;
+	for (size_t a = 0, b; a < fv->nr; a = b) {
+		int best = 0, versions = 0;
+		for (b = a; b < fv->nr && f[b].oid == f[a].oid;) {
+			size_t c = b;
+			uint32_t seen = 0;
+			for (; c < fv->nr && f[c].oid == f[a].oid && f[c].version == f[b].version; c++)
+				if (f[c].idx < 32)
+					seen |= 1u << f[c].idx;
+			best = SD_MAX(best, __builtin_popcount(seen));
+			versions++;
+			b = c;
+		}
+		if (!f[a].copy_policy || versions < 2 || r->s->stopping ||
+		    best >= recovery_policy_data(f[a].copy_policy))
+			continue;
+		if (gateway_settle_obj(r->s, f[a].oid) == SD_RES_SUCCESS)
+			moved++;
+	}
+	free(f);
+	return moved;
+}
+
+/* (Re)plan the view from what was gathered; *lost gets the objects too
+ * short of fragments to rebuild. */
+static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
+			 const struct frag_vec *fv, uint64_t *lost)
+{
+	*lost = 0;
+	uint32_t *ids = calloc(v->nr_data ? v->nr_data : 1, sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	struct recovery_epoch ep;
+	struct locate_ctx lc;
+	make_epoch(r, v, &ep, &lc, ids);
+	pthread_mutex_lock(&r->mu);
+	int rc = recovery_plan(r->eng, &ep, fv->v, fv->nr);
+	r->rounds++;
+	r->round_moved = 0;
+	if (rc == -ENOSPC) {
+		snprintf(r->message, sizeof(r->message), "%s", recovery_refusal(r->eng));
+	} else if (rc == 0) {
+		struct recovery_progress p;
+		recovery_progress(r->eng, &p);
+		*lost = p.lost;
+		r->message[0] = '\0';
+		unsigned width = 0;
+		for (size_t k = 0; k < fv->nr; k++)
+			if (fv->v[k].nr_copies > width)
+				width = fv->v[k].nr_copies;
+		if (p.degraded || v->nr_zones < width)
+			snprintf(r->message, sizeof(r->message),
+				 "only %u zone(s) for objects of up to %u fragments/copies:"
+				 " best possible redundancy (%" PRIu64 " object(s) short of a"
+				 " home) until nodes join",
+				 v->nr_zones, width, p.degraded);
+		if (p.lost)
+			snprintf(r->message + strlen(r->message),
+				 sizeof(r->message) - strlen(r->message),
+				 "%s%" PRIu64 " object(s) have too few fragments left to rebuild",
+				 r->message[0] ? "; " : "", p.lost);
+		if (r->message[0])
+			sd_warn("recovery, epoch %u: %s", v->epoch, r->message);
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	free(ids);
+	return rc;
+}
+
+/* One planning round for the view: gather and (re)plan. Objects found too
+ * short to rebuild may be interrupted writes: once those are finished,
+ * gather and plan again. */
+static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
+{
+	struct frag_vec fv;
+	uint64_t lost;
+	int rc = gather(r, v, 0, &fv);
+	if (rc)
+		return rc;
+	rc = plan_gathered(r, v, &fv, &lost);
+	if (rc == 0 && lost && settle_interrupted(r, &fv) > 0) {
+		free(fv.v);
+		if ((rc = gather(r, v, 0, &fv)))
+			return rc;
+		rc = plan_gathered(r, v, &fv, &lost);
+	}
+	free(fv.v);
+	return rc;
+}
+
+/* Re-examine the objects reported bad (checksum mismatch) at high priority. */
+static void repair_round(struct sheep_recovery *r, struct sheep_view *v)
+{
+	pthread_mutex_lock(&r->mu);
+	unsigned n = r->nr_bad;
+	struct rec_bad bad[REC_BAD_MAX];
+	memcpy(bad, r->bad, n * sizeof(bad[0]));
+	r->nr_bad = 0;
+	pthread_mutex_unlock(&r->mu);
+	uint32_t *ids = calloc(v->nr_data ? v->nr_data : 1, sizeof(*ids));
+	if (!ids)
+		return;
+	for (unsigned k = 0; k < n; k++) {
+		bool dup = false;
+		for (unsigned j = 0; j < k; j++)
+			dup |= bad[j].oid == bad[k].oid;
+		if (dup)
+			continue;
+		struct frag_vec fv;
+		if (gather(r, v, bad[k].oid, &fv))
+			continue;
+		struct recovery_epoch ep;
+		struct locate_ctx lc;
+		make_epoch(r, v, &ep, &lc, ids);
+		pthread_mutex_lock(&r->mu);
+		int rc = fv.nr ? recovery_plan_object(r->eng, &ep, fv.v, fv.nr) : -ENODATA;
+		if (rc == 0)
+			r->repairs++;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->mu);
+		sd_notice("recovery: repair of %016" PRIx64 " fragment %u: %s", bad[k].oid,
+			  bad[k].idx, rc ? recovery_strerror(rc) : "queued");
+		free(fv.v);
+	}
+	free(ids);
+}
+
+/* ---- the end of an epoch's recovery: cluster-wide completion, old copies ---- */
+
+static int stat_remote(const struct sd_node *n, struct sd_recovery_state *st)
+{
+	int fd = sd_connect(n->addr, n->port, 2000);
+	if (fd < 0)
+		return fd;
+	sd_set_timeout(fd, 5000);
+	struct sd_req req;
+	struct sd_rsp rsp;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = SD_OP_STAT_RECOVERY;
+	req.data_length = sizeof(*st);
+	int rc = sd_exec(fd, &req, NULL, &rsp, st, sizeof(*st));
+	close(fd);
+	if (rc)
+		return rc;
+	return rsp.result == SD_RES_SUCCESS ? 0 : -EIO;
+}
+
+/* Every data member has finished this epoch with nothing failed. */
+static bool cluster_complete(struct sheep_recovery *r, struct sheep_view *v)
+{
+	for (size_t i = 0; i < v->nr_data; i++) {
+		if ((int)i == v->self_data_idx)
+			continue;
+		struct sd_recovery_state st;
+		if (stat_remote(&v->data[i], &st))
+			return false;
+		if (st.epoch != v->epoch || st.status != SD_RECOVERY_DONE || st.failed)
+			return false;
+	}
+	return true;
+}
+
+struct drop_ctx {
+	struct sheep_recovery *r;
+	uint32_t self;
+	struct store_meta *list;
+	size_t nr, cap;
+};
+
+static int drop_collect(const struct store_meta *m, void *arg)
+{
+	struct drop_ctx *dc = arg;
+	struct recovery_frag f = {.oid = m->oid,
+				  .version = m->version,
+				  .idx = m->idx,
+				  .node = dc->self,
+				  .copy_policy = m->copy_policy,
+				  .nr_copies = m->nr_copies,
+				  .frag_size = m->frag_size};
+	if (!recovery_can_drop(dc->r->eng, &f))
+		return 0;
+	if (dc->nr == dc->cap) {
+		size_t ncap = dc->cap ? dc->cap * 2 : 256;
+		void *p = realloc(dc->list, ncap * sizeof(*dc->list));
+		if (!p)
+			return -ENOMEM;
+		dc->list = p;
+		dc->cap = ncap;
+	}
+	dc->list[dc->nr++] = *m;
+	return 0;
+}
+
+/* Remove the fragments the plan says now live elsewhere. */
+static void drop_old(struct sheep_recovery *r, struct sheep_view *v)
+{
+	struct drop_ctx dc = {.r = r};
+	pthread_mutex_lock(&r->mu);
+	dc.self = node_id(r, &v->data[v->self_data_idx]);
+	int rc = store_for_each(r->s->store, drop_collect, &dc);
+	pthread_mutex_unlock(&r->mu);
+	size_t n = 0;
+	for (size_t k = 0; k < dc.nr && !rc; k++)
+		if (store_remove(r->s->store, dc.list[k].oid, dc.list[k].idx) == 0)
+			n++;
+	free(dc.list);
+	pthread_mutex_lock(&r->mu);
+	r->dropped += n;
+	pthread_mutex_unlock(&r->mu);
+	if (n)
+		sd_info("recovery, epoch %u: cluster complete, dropped %zu old fragment(s)",
+			v->epoch, n);
+}
+
+/* ---- threads ---- */
+
+/* The cluster's enable flag, read under state_lock (never nested in r->mu). */
+static bool cluster_recovery_enabled(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool on = s->recovery_enabled;
+	pthread_mutex_unlock(&s->state_lock);
+	return on;
+}
+
+static void *rec_worker(void *arg)
+{
+	struct sheep_recovery *r = arg;
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		/* Check the flag before every job, not only when rec_main
+		 * next loops: a disable that lands while it plans (or a plan
+		 * installed just after) must stop new jobs at once. */
+		pthread_mutex_unlock(&r->mu);
+		bool on = cluster_recovery_enabled(r->s);
+		pthread_mutex_lock(&r->mu);
+		recovery_set_enabled(r->eng, on);
+		struct recovery_job *job;
+		uint64_t wait = 0;
+		int rc = recovery_take(r->eng, rec_now_ms(), &job, &wait);
+		if (rc == 0) {
+			pthread_mutex_unlock(&r->mu);
+			recovery_execute(&r->io, job);
+			pthread_mutex_lock(&r->mu);
+			if (job->result == 0 && job->how != RECOVERY_HOW_REUSED)
+				r->round_moved++;
+			recovery_finish(r->eng, job, rec_now_ms());
+			pthread_cond_broadcast(&r->cond);
+			continue;
+		}
+		rec_timed_wait(r, rc == -EAGAIN && wait ? wait : 500);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static bool view_usable(struct sheep *s, struct sheep_view *v)
+{
+	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s);
+}
+
+/*
+ * The recovery thread of a data node, one per sheep. It moves between
+ * idle, plan, run and settled phases: a new usable view (formatted, this
+ * node on the ring) starts planning with recovery/, jobs then run on the
+ * workers within the throttle, and a membership change in any phase
+ * replans without undoing finished jobs. It returns when the sheep stops.
+ */
+static void *rec_main(void *arg)
+{
+	struct sheep_recovery *r = arg;
+	struct sheep *s = r->s;
+	enum { PH_PLAN, PH_RUN, PH_SETTLED, PH_IDLE } phase = PH_IDLE;
+	uint64_t next_poll = 0;
+
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		pthread_mutex_unlock(&r->mu);
+		/* The view first, then the flag: a disable ordered before this
+		 * view's epoch change is always seen with it. */
+		struct sheep_view *v = sheep_view_get(s);
+		bool usable = view_usable(s, v);
+		bool enabled = cluster_recovery_enabled(s);
+		pthread_mutex_lock(&r->mu);
+		recovery_set_enabled(r->eng, enabled);
+		if (!usable) {
+			if (v)
+				sheep_view_put(v);
+			rec_timed_wait(r, 300);
+			continue;
+		}
+		if (v->epoch != r->epoch) {
+			sd_info("recovery: epoch %u -> %u, planning", r->epoch, v->epoch);
+			r->epoch = v->epoch;
+			r->rounds = 0;
+			r->start_ms = rec_now_ms();
+			r->end_ms = 0;
+			r->cluster_done = false;
+			r->status = SD_RECOVERY_PLANNING;
+			struct recovery_progress bp;
+			recovery_progress(r->eng, &bp);
+			r->base_read = bp.bytes_read;
+			r->base_written = bp.bytes_written;
+			phase = PH_PLAN;
+		}
+		if (r->force) {
+			r->force = false;
+			recovery_retry_failed(r->eng);
+			r->cluster_done = false;
+			r->end_ms = 0;
+			r->status = SD_RECOVERY_PLANNING;
+			phase = PH_PLAN;
+		}
+		if (phase == PH_PLAN) {
+			pthread_mutex_unlock(&r->mu);
+			int rc = plan_round(r, v);
+			pthread_mutex_lock(&r->mu);
+			if (rc && rc != -ENOSPC) {
+				sd_err("recovery: planning epoch %u failed: %s; retrying", v->epoch,
+				       recovery_strerror(rc));
+				sheep_view_put(v);
+				rec_timed_wait(r, 1000);
+				continue;
+			}
+			phase = PH_RUN;
+		}
+		if (r->nr_bad) {
+			pthread_mutex_unlock(&r->mu);
+			repair_round(r, v);
+			pthread_mutex_lock(&r->mu);
+			if (phase == PH_SETTLED || phase == PH_IDLE)
+				phase = PH_RUN;
+		}
+		struct recovery_progress p;
+		recovery_progress(r->eng, &p);
+		r->status = p.state == RECOVERY_RUNNING	   ? SD_RECOVERY_RUNNING
+			    : p.state == RECOVERY_DONE	   ? SD_RECOVERY_DONE
+			    : p.state == RECOVERY_REFUSED  ? SD_RECOVERY_REFUSED
+			    : p.state == RECOVERY_DISABLED ? SD_RECOVERY_DISABLED
+							   : SD_RECOVERY_IDLE;
+		if (phase == PH_RUN && p.state == RECOVERY_DONE) {
+			if (r->round_moved && r->rounds < REC_MAX_ROUNDS) {
+				/* Writes may have raced this round: look again. */
+				r->status = SD_RECOVERY_RUNNING;
+				phase = PH_PLAN;
+				sheep_view_put(v);
+				continue;
+			}
+			r->end_ms = rec_now_ms();
+			sd_info("recovery, epoch %u: done in %" PRIu64 " ms (%" PRIu64
+				" reused, %" PRIu64 " copied, %" PRIu64 " rebuilt, %" PRIu64
+				" failed, %u rounds)",
+				v->epoch, r->end_ms - r->start_ms, p.reused, p.copied, p.rebuilt,
+				p.failed, r->rounds);
+			phase = PH_SETTLED;
+			next_poll = 0;
+		}
+		if (phase == PH_SETTLED && !p.failed && rec_now_ms() >= next_poll) {
+			pthread_mutex_unlock(&r->mu);
+			bool all = cluster_complete(r, v);
+			if (all)
+				drop_old(r, v);
+			pthread_mutex_lock(&r->mu);
+			if (all && r->epoch == v->epoch && phase == PH_SETTLED) {
+				r->cluster_done = true;
+				__atomic_store_n(&v->settled, 1, __ATOMIC_RELEASE);
+				phase = PH_IDLE;
+			}
+			next_poll = rec_now_ms() + 1000;
+		}
+		sheep_view_put(v);
+		if (!r->stop && !r->force && !r->nr_bad)
+			rec_timed_wait(r, 200);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+int sheep_recovery_parse(const char *arg, struct sd_recovery_throttle *t)
+{
+	struct recovery_throttle rt = {.max = t->max ? t->max : SHEEP_RECOVERY_MAX,
+				       .interval_ms = t->interval_ms};
+	int rc = recovery_throttle_parse(arg, &rt);
+	if (rc)
+		return rc;
+	t->max = rt.max;
+	t->interval_ms = rt.interval_ms;
+	return 0;
+}
+
+int sheep_recovery_start(struct sheep *s, const struct sd_recovery_throttle *t)
+{
+	if (!s->store)
+		return 0;
+	struct sheep_recovery *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->known = calloc(REC_KNOWN_MAX, sizeof(*r->known));
+	struct recovery_throttle rt = {.max = SHEEP_RECOVERY_MAX,
+				       .interval_ms = SHEEP_RECOVERY_INTERVAL};
+	if (t && t->max) {
+		rt.max = t->max;
+		rt.interval_ms = t->interval_ms;
+	}
+	int rc = r->known ? recovery_new(&rt, &r->eng) : -ENOMEM;
+	if (rc) {
+		free(r->known);
+		free(r);
+		return rc;
+	}
+	r->s = s;
+	r->io = (struct recovery_io){.arg = r,
+				     .read = io_read,
+				     .verify = io_verify,
+				     .install = io_install,
+				     .decode = io_decode};
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	s->rec = r;
+	r->nr_workers = REC_WORKERS;
+	for (int i = 0; i < r->nr_workers; i++)
+		if (pthread_create(&r->workers[i], NULL, rec_worker, r)) {
+			r->nr_workers = i;
+			break;
+		}
+	if (pthread_create(&r->main_thr, NULL, rec_main, r)) {
+		sheep_recovery_stop(s);
+		return -EAGAIN;
+	}
+	r->main_started = true;
+	sd_info("recovery: started (max %u in flight, interval %u ms)", rt.max, rt.interval_ms);
+	return 0;
+}
+
+void sheep_recovery_stop(struct sheep *s)
+{
+	struct sheep_recovery *r = s->rec;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	if (r->main_started)
+		pthread_join(r->main_thr, NULL);
+	for (int i = 0; i < r->nr_workers; i++)
+		pthread_join(r->workers[i], NULL);
+	s->rec = NULL;
+	recovery_free(r->eng);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->mu);
+	free(r->known);
+	free(r);
+}
+

@@ -1,0 +1,604 @@
+/* main.c - the sheep daemon: options, store directory lock, daemonizing, event loop start and clean stop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/rebuild/rebuild.h"
+#include "sheep/sheep.h"
+#include "sheep/server/server.h"
+#include "sheep/cluster/ring.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/store/store.h"
+#include "sheep/nbd/nbd.h"
+
+#define DEFAULT_VNODES 128
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: sheep [OPTION]... DIR\n"
+		"Run a sheep: one node of a cluster, storing object fragments under DIR/obj\n"
+		"and serving the Sheepdog protocol on a TCP port.\n"
+		"\n"
+		"  -p, --port PORT         Sheepdog protocol port (default 7000)\n"
+		"  -b, --bindaddr ADDR     listen on ADDR only (default: every address)\n"
+		"  -y, --myaddr ADDR       address other sheep and clients use to reach this one\n"
+		"                          (default: the -b address, else the first non-loopback one)\n"
+		"  -z, --zone N            failure domain (default: derived from the address);\n"
+		"                          fragments of one object go to distinct zones\n"
+		"  -c, --cluster DRIVER[:OPTS]\n"
+		"                          membership driver: local (default; OPTS path=DIR is the\n"
+		"                          rendezvous of sheep on this machine) or corosync\n"
+		"  -g, --gateway           gateway only: serve requests, store nothing\n"
+		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default %d)\n"
+		"  -f, --foreground        stay in the foreground (default: daemonize, write\n"
+		"                          DIR/sheep.pid)\n"
+		"  -l, --log level=LEVEL[,dir=DIR]\n"
+		"                          log level (emerg..debug or 0..7, default info) and\n"
+		"                          directory of sheep.log (default DIR)\n"
+		"  -n, --nosync            do not sync writes to disk (tests only: a crash loses data)\n"
+		"  -j, --journal dir=PATH[,size=N]\n"
+		"                          put the write-ahead log (wal.0, wal.1) in PATH, e.g. on\n"
+		"                          another device (default DIR); N bytes for it, suffix\n"
+		"                          K/M/G allowed (default 256M, at least 160M)\n"
+		"      --nbd PORT|off      NBD export port (default 10809; when the default port\n"
+		"                          is taken, e.g. by another sheep on this host, the sheep\n"
+		"                          warns and runs without NBD; an explicit PORT must bind)\n"
+		"  -t, --threads N         gateway worker threads (default 16)\n"
+		"  -R, --recovery max=N,interval=MS\n"
+		"                          recovery throttle: at most N fragments in flight (default 4),\n"
+		"                          a freed slot waits MS ms before reuse (default 0)\n"
+		"  -h, --help              this help\n"
+		"\n"
+		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
+		"  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
+		"      -c local -n -y 127.0.0.1 --nbd $((10809+i)); done\n",
+		DEFAULT_VNODES);
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* -j dir=PATH[,size=N]: where the write-ahead log lives, and its budget. */
+static int parse_journal(struct sheep_opts *o, char *arg)
+{
+	char *save = NULL;
+	for (char *tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "dir=", 4) && tok[4]) {
+			o->wal_dir = tok + 4;
+		} else if (!strncmp(tok, "size=", 5)) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(tok + 5, &end, 10);
+			int shift = 0;
+			switch (*end) {
+			case 'k': case 'K': shift = 10; end++; break;
+			case 'm': case 'M': shift = 20; end++; break;
+			case 'g': case 'G': shift = 30; end++; break;
+			}
+			if (errno || end == tok + 5 || *end || v > (1ull << 40) >> shift)
+				return -EINVAL;
+			o->wal_size = (uint64_t)v << shift;
+			if (o->wal_size < (160ull << 20))
+				return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int parse_log(struct sheep_opts *o, char *arg)
+{
+	char *save = NULL;
+	for (char *tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "level=", 6)) {
+			int l = sd_log_level_parse(tok + 6);
+			if (l < 0)
+				return -EINVAL;
+			o->log_level = l;
+		} else if (!strncmp(tok, "dir=", 4)) {
+			o->log_dir = tok + 4;
+		} else {
+			int l = sd_log_level_parse(tok);
+			if (l < 0)
+				return -EINVAL;
+			o->log_level = l;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Fill o from the command line (sheep(8)). Guarantees: 0 with every option
+ * checked (ranges, formats), or -1 after printing what was wrong; nothing
+ * is started or opened here.
+ */
+static int parse_args(int argc, char **argv, struct sheep_opts *o)
+{
+	static const struct option longopts[] = {
+		{"port", required_argument, NULL, 'p'},
+		{"bindaddr", required_argument, NULL, 'b'},
+		{"myaddr", required_argument, NULL, 'y'},
+		{"zone", required_argument, NULL, 'z'},
+		{"cluster", required_argument, NULL, 'c'},
+		{"gateway", no_argument, NULL, 'g'},
+		{"vnodes", required_argument, NULL, 'V'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"log", required_argument, NULL, 'l'},
+		{"nosync", no_argument, NULL, 'n'},
+		{"journal", required_argument, NULL, 'j'},
+		{"nbd", required_argument, NULL, 'N'},
+		{"threads", required_argument, NULL, 't'},
+		{"recovery", required_argument, NULL, 'R'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	o->port = SD_LISTEN_PORT;
+	o->log_level = SD_LOG_INFO;
+	o->nbd_port = SD_NBD_PORT;
+	o->threads = 16;
+	o->cluster = "local";
+	unsigned long v;
+	int c;
+	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nj:t:R:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_uint(optarg, 65535, &v) || v == 0) {
+				fprintf(stderr, "sheep: invalid port '%s' (1..65535)\n", optarg);
+				return -1;
+			}
+			o->port = (uint16_t)v;
+			break;
+		case 'b':
+			o->bind_addr = optarg;
+			break;
+		case 'y':
+			if (strlen(optarg) >= 64) {
+				fprintf(stderr, "sheep: address '%s' is too long\n", optarg);
+				return -1;
+			}
+			o->advertise = optarg;
+			break;
+		case 'z':
+			if (parse_uint(optarg, UINT32_MAX, &v)) {
+				fprintf(stderr, "sheep: invalid zone '%s' (0..4294967295)\n", optarg);
+				return -1;
+			}
+			o->zone = (uint32_t)v;
+			o->zone_set = true;
+			break;
+		case 'c':
+			o->cluster = optarg;
+			break;
+		case 'g':
+			o->gateway = true;
+			break;
+		case 'V':
+			if (parse_uint(optarg, 65535, &v) || v == 0) {
+				fprintf(stderr, "sheep: invalid vnodes '%s' (1..65535)\n", optarg);
+				return -1;
+			}
+			o->vnodes = (uint16_t)v;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'l':
+			if (parse_log(o, optarg)) {
+				fprintf(stderr, "sheep: invalid log option '%s' (level=emerg|alert|crit|"
+						"err|warning|notice|info|debug[,dir=DIR])\n", optarg);
+				return -1;
+			}
+			break;
+		case 'n':
+			o->nosync = true;
+			break;
+		case 'j':
+			if (parse_journal(o, optarg)) {
+				fprintf(stderr, "sheep: invalid journal option '%s' (dir=PATH[,size=N[K|M|G]], "
+						"size at least 160M)\n", optarg);
+				return -1;
+			}
+			break;
+		case 'N':
+			if (!strcmp(optarg, "off")) {
+				o->nbd_port = -1;
+			} else if (parse_uint(optarg, 65535, &v) || v == 0) {
+				fprintf(stderr, "sheep: invalid NBD port '%s' (1..65535 or off)\n", optarg);
+				return -1;
+			} else {
+				o->nbd_port = (int)v;
+			}
+			o->nbd_explicit = true;
+			break;
+		case 't':
+			if (parse_uint(optarg, 256, &v) || v == 0) {
+				fprintf(stderr, "sheep: invalid thread count '%s' (1..256)\n", optarg);
+				return -1;
+			}
+			o->threads = (int)v;
+			break;
+		case 'R': /* recovery hook */
+			if (sheep_recovery_parse(optarg, &o->recovery)) {
+				fprintf(stderr, "sheep: bad -R '%s': want max=N (1..1024),interval=MS\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "sheep: %s\n", optind >= argc ? "missing store directory DIR"
+							  : "too many arguments");
+		usage(stderr);
+		return -1;
+	}
+	o->dir = argv[optind];
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void pick_address(const struct sheep_opts *o, char *out, size_t len)
+{
+	if (o->advertise) {
+		snprintf(out, len, "%s", o->advertise);
+		return;
+	}
+	if (o->bind_addr && strcmp(o->bind_addr, "0.0.0.0") && strcmp(o->bind_addr, "::")) {
+		snprintf(out, len, "%s", o->bind_addr);
+		return;
+	}
+	snprintf(out, len, "127.0.0.1");
+	struct ifaddrs *ifa;
+	if (getifaddrs(&ifa))
+		return;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		struct sockaddr_in *sin = (struct sockaddr_in *)(void *)i->ifa_addr;
+		if (ntohl(sin->sin_addr.s_addr) >> 24 == 127)
+			continue;
+		inet_ntop(AF_INET, &sin->sin_addr, out, (socklen_t)len);
+		break;
+	}
+	freeifaddrs(ifa);
+}
+
+static void on_signal(int fd, uint32_t events, void *arg)
+{
+	struct sheep *s = arg;
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	sd_notice("signal %u: shutting down", si.ssi_signo);
+	s->stopping = 1;
+	sd_loop_stop(s->loop);
+}
+
+static int lock_dir(struct sheep *s)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/lock", s->opt.dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "sheep: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char pid[32] = "";
+		char pp[PATH_MAX];
+		snprintf(pp, sizeof(pp), "%s/sheep.pid", s->opt.dir);
+		FILE *f = fopen(pp, "re");
+		if (f) {
+			if (!fgets(pid, sizeof(pid), f))
+				pid[0] = '\0';
+			fclose(f);
+			pid[strcspn(pid, "\n")] = '\0';
+		}
+		fprintf(stderr,
+			"sheep: %s is in use by another sheep%s%s%s; stop it first or use another "
+			"directory\n",
+			s->opt.dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+		close(fd);
+		return -1;
+	}
+	s->lock_fd = fd;
+	return 0;
+}
+
+/*
+ * Daemonize, keeping the parent until the daemon says how startup went:
+ * the parent waits on a pipe and exits 0 only after the daemon wrote "ok"
+ * (setup done: listening, joined the driver). If the daemon fails, it
+ * writes its reason, and the parent prints it and exits 1; if it dies
+ * without a word, the parent sees EOF and exits 1. So a script's
+ * `sheep ... || fail` sees every startup failure, as with -f.
+ * Returns the write end of the pipe (>= 0) in the daemon, or -errno.
+ */
+static int daemonize(const char *logpath)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pfd[1]);
+		char msg[512];
+		size_t got = 0;
+		for (;;) {
+			ssize_t n = read(pfd[0], msg + got, sizeof(msg) - 1 - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			if (got == sizeof(msg) - 1)
+				break;
+		}
+		msg[got] = '\0';
+		if (!strcmp(msg, "ok"))
+			_exit(0);
+		if (got)
+			fprintf(stderr, "sheep: startup failed (%s); see %s\n", msg, logpath);
+		else
+			fprintf(stderr, "sheep: the daemon exited during startup; see %s\n", logpath);
+		_exit(1);
+	}
+	close(pfd[0]);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0); /* the first parent still holds the read end; we keep pfd[1] */
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return pfd[1];
+}
+
+/* Tell the waiting parent how startup went (no-op in the foreground). */
+static void report_startup(int fd, const char *msg)
+{
+	if (fd < 0)
+		return;
+	size_t len = strlen(msg);
+	while (len) {
+		ssize_t n = write(fd, msg, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		msg += n;
+		len -= (size_t)n;
+	}
+	close(fd);
+}
+
+static int write_pid(struct sheep *s)
+{
+	char path[PATH_MAX], buf[32];
+	snprintf(path, sizeof(path), "%s/sheep.pid", s->opt.dir);
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	return sheep_write_file(s, path, buf, (size_t)n);
+}
+
+static int setup(struct sheep *s)
+{
+	int ret;
+	/* Block the stop signals before any thread starts: they arrive
+	 * through a signalfd on the loop. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	if (!s->opt.gateway) {
+		struct store_config cfg = {.dir = s->opt.dir, .nosync = s->opt.nosync,
+					   .wal_dir = s->opt.wal_dir, .wal_size = s->opt.wal_size};
+		ret = store_open_config(&cfg, &s->store);
+		if (ret) {
+			sd_err("cannot open the store in %s: %s", s->opt.dir, strerror(-ret));
+			return ret;
+		}
+	}
+	char addr[64];
+	pick_address(&s->opt, addr, sizeof(addr));
+	memset(&s->self, 0, sizeof(s->self));
+	snprintf(s->self.addr, sizeof(s->self.addr), "%s", addr);
+	s->self.port = s->opt.port;
+	s->self.zone = s->opt.zone_set ? s->opt.zone : (uint32_t)s->opt.port;
+	s->self.gateway = s->opt.gateway;
+	s->self.nr_vnodes = s->opt.gateway ? 0 : (s->opt.vnodes ? s->opt.vnodes : DEFAULT_VNODES);
+	if (s->store) {
+		uint64_t total = 0, used = 0;
+		if (store_space(s->store, &total, &used) == 0)
+			s->self.space = total ? total : 1;
+		else
+			s->self.space = 1;
+	}
+	s->self.incarnation = sd_now_ns() ^ ((uint64_t)getpid() << 40) ^ sd_wall_seconds();
+
+	if ((ret = sd_loop_create(&s->loop)))
+		return ret;
+	if ((ret = sd_wq_create("sd_gw", s->opt.threads, s->loop, &s->gw_wq)))
+		return ret;
+	if ((ret = sd_wq_create("sd_peer", 8, s->loop, &s->peer_wq)))
+		return ret;
+	if ((ret = sd_wq_create("sd_fwd", 8, s->loop, &s->fwd_wq)))
+		return ret;
+	if ((ret = gateway_init(s)))
+		return ret;
+	if ((ret = group_init(s)))
+		return ret;
+
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || sd_loop_add(s->loop, sfd, EPOLLIN, on_signal, s))
+		return -errno;
+
+	s->frag_busy = sheep_recovery_busy;
+	s->frag_bad = sheep_recovery_report_bad;
+	if ((ret = conn_listen(s)))
+		return ret;
+	/*
+	 * NBD before joining, so the node record we announce carries the
+	 * port we really serve. Several sheep per host started the way
+	 * Sheepdog's scripts start them (no --nbd) all want 10809: a busy
+	 * default port is not an error, only an explicit --nbd PORT is.
+	 */
+	if (s->opt.nbd_port > 0) {
+		ret = nbd_start(s, s->opt.bind_addr, s->opt.nbd_port);
+		if (ret == -EADDRINUSE && !s->opt.nbd_explicit) {
+			sd_warn("nbd: port %d is in use (another sheep on this host?); this sheep "
+				"runs without NBD (give --nbd PORT to export here)", s->opt.nbd_port);
+			s->opt.nbd_port = -1;
+		} else if (ret) {
+			sd_err("cannot start the NBD export on port %d: %s", s->opt.nbd_port,
+			       strerror(-ret));
+			return ret;
+		}
+	}
+	s->self.nbd_port = s->opt.nbd_port > 0 ? (uint16_t)s->opt.nbd_port : 0;
+	if ((ret = group_start(s)))
+		return ret;
+	/* recovery hook: one recovery thread per data node (sheep/rebuild/rebuild.c) */
+	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
+		return ret;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct sheep sheep_state; /* the one struct sheep, passed down from here */
+	struct sheep *s = &sheep_state;
+	s->listen_fd = -1;
+	s->lock_fd = -1;
+	if (parse_args(argc, argv, &s->opt))
+		return 1;
+	s->opt.test_crash_file = getenv("SHEEP_TEST_CRASH_FILE");
+	signal(SIGPIPE, SIG_IGN);
+	int ret = mkdir_p(s->opt.dir);
+	if (ret) {
+		fprintf(stderr, "sheep: cannot create %s: %s\n", s->opt.dir, strerror(-ret));
+		return 1;
+	}
+	char abs[PATH_MAX];
+	if (realpath(s->opt.dir, abs))
+		s->opt.dir = strdup(abs);
+	if (lock_dir(s))
+		return 1;
+	const char *ldir = s->opt.log_dir ? s->opt.log_dir : s->opt.dir;
+	if (s->opt.log_dir && (ret = mkdir_p(s->opt.log_dir))) {
+		fprintf(stderr, "sheep: cannot create log directory %s: %s\n", ldir, strerror(-ret));
+		return 1;
+	}
+	char logpath[PATH_MAX];
+	snprintf(logpath, sizeof(logpath), "%s/sheep.log", ldir);
+	ret = sd_log_open(logpath, (enum sd_log_level)s->opt.log_level, "sheep");
+	if (ret) {
+		fprintf(stderr, "sheep: cannot open log %s: %s\n", logpath, strerror(-ret));
+		return 1;
+	}
+	int status_fd = -1;
+	if (!s->opt.foreground) {
+		status_fd = daemonize(logpath);
+		if (status_fd < 0) {
+			fprintf(stderr, "sheep: cannot daemonize: %s\n", strerror(-status_fd));
+			return 1;
+		}
+	}
+	write_pid(s);
+	sd_notice("sheep starting: dir %s, port %u, driver %s%s", s->opt.dir, s->opt.port,
+		  s->opt.cluster, s->opt.nosync ? ", no sync" : "");
+	ret = setup(s);
+	if (ret) {
+		sd_emerg("startup failed: %s", strerror(ret < 0 ? -ret : ret));
+		report_startup(status_fd, strerror(ret < 0 ? -ret : ret));
+		if (s->opt.foreground)
+			fprintf(stderr, "sheep: startup failed (%s); see %s\n",
+				strerror(ret < 0 ? -ret : ret), logpath);
+		return 1;
+	}
+	sd_notice("sheep ready: %s:%u zone %u, placement %s", s->self.addr, s->self.port,
+		  s->self.zone, ring_impl());
+	report_startup(status_fd, "ok");
+	sd_loop_run(s->loop);
+	s->stopping = 1;
+	sd_notice("sheep stopping");
+	if (s->opt.nbd_port > 0)
+		nbd_stop(s);
+	sheep_recovery_stop(s); /* recovery hook */
+	group_stop(s);
+	/* Wake workers blocked on cluster ops, then stop the pools. */
+	pthread_mutex_lock(&s->state_lock);
+	pthread_cond_broadcast(&s->state_cond);
+	pthread_mutex_unlock(&s->state_lock);
+	sd_wq_destroy(s->gw_wq);
+	sd_wq_destroy(s->peer_wq);
+	sd_wq_destroy(s->fwd_wq);
+	gateway_fini(s);
+	if (s->store)
+		store_close(s->store);
+	char pidpath[PATH_MAX];
+	snprintf(pidpath, sizeof(pidpath), "%s/sheep.pid", s->opt.dir);
+	unlink(pidpath);
+	sd_notice("sheep stopped");
+	sd_log_close();
+	return 0;
+}

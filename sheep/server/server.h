@@ -1,0 +1,22 @@
+/* server.h - the daemon's front: client and peer connections (conn.c) and the operation table (ops.c). */
+#ifndef SHEEP_SERVER_SERVER_H
+#define SHEEP_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/sd_proto.h"
+
+struct sheep;
+struct request;
+
+/* ---- conn.c: client connections ---- */
+int conn_listen(struct sheep *s);
+
+/* ---- ops.c: what each opcode does (runs on a worker) ---- */
+void ops_exec(struct sheep *s, struct request *r);
+/* Opcode validity before reading the payload: 0, or the SD_RES_* to reply. */
+int ops_check_header(const struct sd_req *hdr);
+bool ops_is_peer(uint8_t opcode);
+
+#endif
