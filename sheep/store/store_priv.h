@@ -158,6 +158,7 @@ struct store_wal {
 	uint64_t unsynced_since; /* when the first of them was written (ns) */
 	bool inited, running;
 	bool want_ckpt;
+	bool ckpt_busy; /* a checkpoint runs: inline appends wait */
 	int ckpt_result;
 	uint64_t ckpt_done;
 	pthread_t thread;

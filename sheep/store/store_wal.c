@@ -238,7 +238,24 @@ static int relog_one(struct store_pend *p, void *arg)
  * at open/close when no writer runs. On return the log is the other file,
  * holding the mark and the pending writes.
  */
+static int checkpoint_body(struct store *st);
+
+/* The checkpoint, with appends written inline (nosync) held off. */
 static int checkpoint(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	w->ckpt_busy = true;
+	pthread_mutex_unlock(&w->mu);
+	int r = checkpoint_body(st);
+	pthread_mutex_lock(&w->mu);
+	w->ckpt_busy = false;
+	pthread_cond_broadcast(&w->done);
+	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+static int checkpoint_body(struct store *st)
 {
 	struct store_wal *w = &st->wal;
 	uint64_t t0 = sd_now_ns();
@@ -498,6 +515,54 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A store opened with nosync has nothing to share: the caller writes its
+ * record itself, under the log mutex (no hand-off to the writer thread,
+ * which then only runs checkpoints). Not while a crash hook is armed:
+ * those live in write_batch().
+ */
+static int append_inline(struct store *st, struct store_wal_req *q)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t bytes = sizeof(q->rec) + padded(q->rec.len);
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (w->ckpt_busy)
+			pthread_cond_wait(&w->done, &w->mu);
+		if (w->dead) {
+			pthread_mutex_unlock(&w->mu);
+			return -ECANCELED;
+		}
+		if (w->crashed || w->head + bytes <= w->size / 2 || w->head <= 4096)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		int r = store_wal_checkpoint(st);
+		if (r)
+			return r;
+	}
+	struct iov_buf b = {0};
+	q->rec.batch_pos = 0;
+	rec_seal(&q->rec, w->gen, w->lsn + 1);
+	int r = iov_add_rec(&b, &q->rec, q->iov, q->niov);
+	if (!r)
+		r = write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
+	if (!r) {
+		w->lsn++;
+		w->head += b.bytes;
+		w->stats.batches++;
+		w->stats.records++;
+		w->stats.log_bytes += b.bytes;
+		if (!w->stats.max_batch)
+			w->stats.max_batch = 1;
+		w->unapplied++;
+	} else {
+		sd_err("cannot write the log: %s", strerror(-r));
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(b.v);
+	return r;
+}
+
 static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov,
 		      bool lazy)
 {
@@ -507,6 +572,8 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	if (!w->running) { /* replay at open: nothing is logged */
 		return -EINVAL;
 	}
+	if (st->nosync && __atomic_load_n(&st->crash, __ATOMIC_ACQUIRE) == STORE_CRASH_NONE)
+		return append_inline(st, &q);
 	pthread_mutex_lock(&w->mu);
 	if (w->qtail)
 		w->qtail->next = &q;
