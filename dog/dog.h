@@ -167,25 +167,6 @@ void dog_print_cluster_ctime(FILE *f, uint64_t ctime, bool raw);
 void dog_print_epoch_header(FILE *f, bool raw);
 void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes, bool raw);
 
-/* ---- vdi_snap.c: snapshot, clone, rollback, tree ---- */
-int dog_vdi_snapshot(struct dog *d);
-int dog_vdi_clone(struct dog *d);
-int dog_vdi_rollback(struct dog *d);
-int dog_vdi_tree(struct dog *d);
-/* vdi_backup.c */
-int dog_vdi_backup(struct dog *d);
-int dog_vdi_restore(struct dog *d);
-
-/* One VDI in `dog vdi tree` (pure printer, unit-tested). */
-struct dog_tree_node {
-	uint32_t vid, parent;
-	const char *label;
-};
-/* Print the forest of nodes (any order; a parent not among them makes a
- * root), children in vid order, as Sheepdog's tree: `---` one child,
- * `-+-` / ` |-` / `` `-`` several. */
-void dog_print_tree(FILE *f, const struct dog_tree_node *nodes, size_t n);
-
 /* ---- json.c: the writer behind --json (schema in dog(8)) ---- */
 
 #define DOG_JSON_MAX_DEPTH 16
@@ -222,6 +203,25 @@ void dog_json_epoch(struct dog_json *j, const struct sd_epoch_rec *e, const stru
 void dog_json_recovery(struct dog_json *j, int id, const struct sd_node *n,
 		       const struct sd_recovery_state *st, const char *status, double percent,
 		       bool recovering);
+
+/* ---- vdi_snap.c: snapshot, clone, rollback, tree ---- */
+int dog_vdi_snapshot(struct dog *d);
+int dog_vdi_clone(struct dog *d);
+int dog_vdi_rollback(struct dog *d);
+int dog_vdi_tree(struct dog *d);
+/* vdi_backup.c */
+int dog_vdi_backup(struct dog *d);
+int dog_vdi_restore(struct dog *d);
+
+/* One VDI in `dog vdi tree` (pure printer, unit-tested). */
+struct dog_tree_node {
+	uint32_t vid, parent;
+	const char *label;
+};
+/* Print the forest of nodes (any order; a parent not among them makes a
+ * root), children in vid order, as Sheepdog's tree: `---` one child,
+ * `-+-` / ` |-` / `` `-`` several. */
+void dog_print_tree(FILE *f, const struct dog_tree_node *nodes, size_t n);
 
 /* ---- progress.c ---- */
 struct dog_progress {

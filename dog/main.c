@@ -25,9 +25,9 @@ static const struct option long_opts[] = {
     {"raw", no_argument, NULL, 'r'},	       {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
-    {"vnodes", required_argument, NULL, 'V'},  {"snapshot", required_argument, NULL, 's'},
-    {"from", required_argument, NULL, 'F'},    {"format", required_argument, NULL, 'f'},
-    {"json", no_argument, NULL, 'J'},	       {NULL, 0, NULL, 0},
+    {"vnodes", required_argument, NULL, 'V'},  {"format", required_argument, NULL, 'f'},
+    {"json", no_argument, NULL, 'J'},	       {"snapshot", required_argument, NULL, 's'},
+    {"from", required_argument, NULL, 'F'},    {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -125,12 +125,6 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 		case 'P':
 			d->prealloc = true;
 			break;
-		case 's':
-			d->snap = optarg;
-			break;
-		case 'F':
-			d->from_snap = optarg;
-			break;
 		case 'f':
 		case 'J':
 			/* Only the listing commands take "f:" (and so --json). */
@@ -144,6 +138,12 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 				return DOG_EXIT_USAGE;
 			}
 			d->json = ch == 'J' || !strcmp(optarg, "json");
+			break;
+		case 's':
+			d->snap = optarg;
+			break;
+		case 'F':
+			d->from_snap = optarg;
 			break;
 		case 'z': {
 			char *end;
