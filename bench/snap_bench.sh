@@ -7,6 +7,7 @@
 #   -b BUILD        build directory with sheep and dog (default build)
 #   --big-gb G      size of the VDI whose snapshot is timed (default 100)
 #   --written-gb W  bytes written to it first, GiB (default 10)
+#   --bytes-only    only the bytes-per-copy-on-write case, both modes
 #
 # Sheep run with -n (no fdatasync) so the disk does not hide the network
 # and copy costs; everything runs on loopback in this machine, so "bytes
@@ -16,13 +17,14 @@
 # traffic does not count.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-runs=3 build=build big_gb=100 written_gb=10
+runs=3 build=build big_gb=100 written_gb=10 bytes_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) runs=$2; shift ;;
 	-b) build=$2; shift ;;
 	--big-gb) big_gb=$2; shift ;;
 	--written-gb) written_gb=$2; shift ;;
+	--bytes-only) bytes_only=1 ;;
 	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) echo "snap_bench: unknown option $1" >&2; exit 64 ;;
 	esac
@@ -39,7 +41,9 @@ export SD_NBD_PORT_BASE=$((SD_PORT_BASE + 50))
 . "$top/tests/func/lib.sh" >/dev/null
 trap 'sd_cleanup; rm -rf "$SD_TEST_DIR"' EXIT
 MiB=$((1 << 20))
-lo_tx() { cat /sys/class/net/lo/statistics/tx_bytes; }
+# lo's tx bytes in this network namespace (/proc/net/dev is per namespace;
+# /sys/class/net is not remounted by unshare and shows the host's lo).
+lo_tx() { awk -F'[: ]+' '$2 == "lo" {print $11}' /proc/net/dev; }
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 start() { # start 6 sheep, format 4:2; env as given by the caller
@@ -80,6 +84,12 @@ for mode in local whole; do
 	if [ $mode = whole ]; then export SHEEP_TEST_NO_LOCAL_COPY=1; else unset SHEEP_TEST_NO_LOCAL_COPY; fi
 	start
 	plain=() cow=() ratio=() bpc=()
+	if [ $bytes_only = 1 ]; then
+		for r in $(seq 1 "$runs"); do bpc+=("$(bytes_per_cow b$r)"); done
+		echo "# $mode: lo bytes per copy-on-write ${bpc[*]}"
+		stop
+		continue
+	fi
 	for r in $(seq 1 "$runs"); do
 		v=w$r
 		dogn 0 vdi create $v 1G >/dev/null || exit 1
@@ -112,6 +122,7 @@ for mode in local whole; do
 	fi
 	stop
 done
+[ $bytes_only = 1 ] && exit 0
 printf "%-34s %12s %12s\n" "4k randwrite IOPS, no snapshot" "${res[local,plain]}" "${res[whole,plain]}"
 printf "%-34s %12s %12s\n" "4k randwrite IOPS, just snapshotted" "${res[local,cow]}" "${res[whole,cow]}"
 printf "%-34s %12s %12s\n" "ratio snapshotted / not (per run)" "${res[local,ratio]}" "${res[whole,ratio]}"

@@ -226,6 +226,7 @@ struct sheep {
 
 	/* snap/snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
 	pthread_mutex_t sweep_lock;
+	uint64_t sweep_failed_ns; /* when the last sweep failed (0: it did not); state_lock */
 };
 
 /* A request in flight: header, payload, reply. */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/inode.h"
 #include "lib/log.h"
@@ -19,6 +20,8 @@
  * chosen by object index; writes into objects already owned go straight to
  * the gateway, which serialises writes per object itself. */
 #define VDI_IO_NR_LOCKS 64
+/* How long a writer following a snapshot waits for the new inode. */
+#define VDI_IO_FOLLOW_WAIT_MS 30000
 /* Inode entries are read in slices of this many bytes at open. */
 #define VDI_IO_MAP_CHUNK (1u << 20)
 
@@ -214,6 +217,22 @@ static int vdi_io_follow(struct vdi_io *v, uint32_t old_vid)
 	if (vid == v->vid) {
 		ret = SD_RES_READONLY;
 		goto out;
+	}
+	/* The snapshot may still be writing the new VDI's inode: it is complete
+	 * once its header names it (written last). */
+	for (int waited = 0;; waited += 20) {
+		uint32_t id = 0;
+		ret = gateway_read_obj(v->s, vid_to_vdi_oid(vid), &id, sizeof(id),
+				       (uint32_t)offsetof(struct sd_inode, vdi_id));
+		if (ret == SD_RES_SUCCESS && id == vid)
+			break;
+		if (waited >= VDI_IO_FOLLOW_WAIT_MS) {
+			sd_err("vdi %s: the new working VDI %" PRIx32 " is not complete after %d ms",
+			       v->name, vid, waited);
+			ret = SD_RES_EIO;
+			goto out;
+		}
+		usleep(20000);
 	}
 	uint32_t *map = calloc(v->nr_objs ? v->nr_objs : 1, sizeof(uint32_t));
 	if (!map) {

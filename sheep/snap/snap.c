@@ -249,8 +249,12 @@ static int reclaim_one(struct sheep *s, uint32_t d)
 		ret = SD_RES_SUCCESS; /* inode already gone: only the table is left */
 		goto done;
 	}
-	if (ret == SD_RES_SUCCESS)
-		ret = read_map(s, d, nr, &dmap);
+	if (ret == SD_RES_SUCCESS) {
+		/* The whole object map, not only the entries of its size: an
+		 * inode that cannot be read whole is not trusted to say which
+		 * objects exist. */
+		ret = read_map(s, d, SD_INODE_DATA_INDEX, &dmap);
+	}
 	if (ret != SD_RES_SUCCESS) {
 		/* The object map cannot be read: its objects cannot be found, so
 		 * the VDI stays in the table (deleted, its id taken) rather than
@@ -345,12 +349,19 @@ static size_t collect_todo(struct sheep *s, bool want_pending, uint32_t *out, si
 	return n;
 }
 
-int vdi_snap_sweep(struct sheep *s)
+/* After a failed sweep, lookups retry it only after this long (a VDI whose
+ * inode cannot be read would otherwise cost every lookup a failing read);
+ * deletes and rollbacks always sweep. */
+#define SNAP_SWEEP_BACKOFF_NS (10ull * 1000000000ull)
+
+static int sweep(struct sheep *s, bool force)
 {
 	pthread_mutex_lock(&s->state_lock);
 	size_t todo = s->synced && s->ctime ? vdi_table_todo(&s->vdis) : 0;
+	bool wait = !force && s->sweep_failed_ns &&
+		    sd_now_ns() - s->sweep_failed_ns < SNAP_SWEEP_BACKOFF_NS;
 	pthread_mutex_unlock(&s->state_lock);
-	if (!todo)
+	if (!todo || wait)
 		return SD_RES_SUCCESS;
 	enum { BATCH = 256 };
 	uint32_t vids[BATCH];
@@ -374,7 +385,15 @@ int vdi_snap_sweep(struct sheep *s)
 			break;
 	}
 	pthread_mutex_unlock(&s->sweep_lock);
+	pthread_mutex_lock(&s->state_lock);
+	s->sweep_failed_ns = ret == SD_RES_SUCCESS ? 0 : sd_now_ns();
+	pthread_mutex_unlock(&s->state_lock);
 	return ret;
+}
+
+int vdi_snap_sweep(struct sheep *s)
+{
+	return sweep(s, false);
 }
 
 int vdi_snap_snapshot(struct sheep *s, uint32_t base, const char *tag, uint32_t *vid)
@@ -433,7 +452,7 @@ int vdi_snap_rollback(struct sheep *s, uint32_t snap, uint64_t owner, uint32_t *
 		return ret;
 	crash_point("committed");
 	ret = finish_pending(s, *vid, false);
-	int r = vdi_snap_sweep(s); /* reclaims the old working VDI */
+	int r = sweep(s, true); /* reclaims the old working VDI */
 	return ret != SD_RES_SUCCESS ? ret : r;
 }
 
@@ -469,5 +488,10 @@ int vdi_snap_delete(struct sheep *s, uint32_t vid, uint64_t owner)
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	crash_point("committed");
-	return vdi_snap_sweep(s);
+	ret = sweep(s, true);
+	/* Answer for this VDI: another's failed reclaim is not ours. */
+	struct vdi_entry e;
+	if (!entry_of(s, vid, &e) || e.deleted != VDI_DEL_RECLAIM)
+		return SD_RES_SUCCESS;
+	return ret != SD_RES_SUCCESS ? ret : SD_RES_EIO;
 }
