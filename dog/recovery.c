@@ -205,10 +205,12 @@ static int recovery_set_throttle(struct dog *d)
 {
 	struct sd_recovery_throttle t = {0};
 	uint32_t max = 0, interval = 0;
-	if (d->argc < 2 || parse_u32_arg(d->argv[1], 1024, &max) || max < 1 ||
+	/* MAX 0 (as Sheepdog accepts) means no throttle: as many as the sheep
+	 * runs at once. */
+	if (d->argc < 2 || parse_u32_arg(d->argv[1], 1024, &max) ||
 	    (d->argc > 2 && parse_u32_arg(d->argv[2], 3600000, &interval))) {
 		dog_err(
-		    "node recovery set-throttle: want MAX (1..1024) [INTERVAL_MS (0..3600000)]");
+		    "node recovery set-throttle: want MAX (0..1024) [INTERVAL_MS (0..3600000)]");
 		return DOG_EXIT_USAGE;
 	}
 	t.max = max;
@@ -228,6 +230,8 @@ static int recovery_set_throttle(struct dog *d)
 		}
 	}
 	free(nodes);
+	if (exit_code == DOG_EXIT_SUCCESS)
+		printf("max (%u), interval (%u)\n", max, interval);
 	return exit_code;
 }
 
