@@ -143,6 +143,8 @@ struct peer_pool;
 struct sheep_recovery;
 struct nbd_server;
 
+struct conn;
+
 struct sheep {
 	struct sheep_opts opt;
 	struct sd_node self;
@@ -152,6 +154,7 @@ struct sheep {
 	struct sd_wq *peer_wq; /* peer requests: store I/O only, never wait on peers */
 	struct sd_wq *fwd_wq;  /* writes forwarded to this node as coordinator */
 	int listen_fd;
+	struct conn *conns; /* live connections (server/conn.c, loop thread only) */
 	int lock_fd;
 	const struct cluster_driver *driver;
 	struct cluster_ctx *cctx;

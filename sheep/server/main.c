@@ -549,6 +549,7 @@ int main(int argc, char **argv)
 	sd_loop_run(s->loop);
 	s->stopping = 1;
 	sd_notice("sheep stopping");
+	conn_shutdown_all(s);
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
