@@ -159,6 +159,7 @@ struct sheep {
 	const struct cluster_driver *driver;
 	struct cluster_ctx *cctx;
 	volatile int stopping;
+	int exit_status; /* main's exit status once the loop stops (1: refused by the cluster) */
 	struct nbd_server *nbd;
 
 	/* Cluster state: everything below is guarded by state_lock. Written

@@ -569,5 +569,5 @@ int main(int argc, char **argv)
 	unlink(pidpath);
 	sd_notice("sheep stopped");
 	sd_log_close();
-	return 0;
+	return s->exit_status;
 }
