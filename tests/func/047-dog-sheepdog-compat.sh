@@ -58,6 +58,8 @@ check_eq "vdi create of an existing name: Sheepdog's line first" \
 run dogn 0 node recovery set-throttle 0 0
 check_eq "set-throttle 0 0: exit 0" 0 "$rc"
 check_eq "set-throttle 0 0: Sheepdog's line" "max (0), interval (0)" "$out"
+run dogn 0 node recovery set-throttle 0 10
+check_eq "set-throttle 0 10 (nothing would run): usage error" 64 "$rc"
 run dogn 0 node recovery set-throttle 2 100
 check_eq "set-throttle 2 100: echoed" "max (2), interval (100)" "$out"
 check_eq "get-throttle after set-throttle 2 100" "max 2, interval 100 ms" "$(dogn 1 node recovery get-throttle)"
