@@ -85,7 +85,11 @@ static int cluster_info(struct dog *d)
 	if (d->verbose && have_info && rsp.result == SD_RES_SUCCESS) {
 		char p[16];
 		dog_policy_str(ci.copy_policy, ci.copies, p, sizeof(p));
-		printf("Cluster store: plain with %s redundancy policy\n", p);
+		/* Sheepdog's wording: "N copies", or "d:p redundancy policy". */
+		if (ci.copy_policy)
+			printf("Cluster store: plain with %s redundancy policy\n", p);
+		else
+			printf("Cluster store: plain with %u copies\n", ci.copies);
 		printf("Cluster object size: %u MiB (block size shift %u)\n",
 		       ci.block_size_shift >= 20 ? 1u << (ci.block_size_shift - 20) : 0,
 		       ci.block_size_shift);

@@ -29,6 +29,7 @@ sd_start_cluster 3 || bail "three sheep did not form a cluster"
 run dogn 0 cluster format -c 2:1
 check_eq "cluster format: exit 0" 0 "$rc"
 check_eq "cluster format: prints the backend as Sheepdog" "using backend plain store" "$out"
+check "cluster info -v: Cluster store line for 2:1" grep -qx "Cluster store: plain with 2:1 redundancy policy" <<<"$(dogn 1 cluster info -v)"
 
 # vdi write past the end: up to the end, the rest ignored, exit 0.
 check "vdi create w 8M" dogn 0 vdi create w 8M
@@ -47,6 +48,17 @@ check_eq "vdi read past the end: exit 0" 0 "$rc"
 check_eq "vdi read past the end: stops at the end (1 MiB)" $((1 << 20)) "$(stat -c %s "$SD_TEST_DIR/out")"
 run dogn 0 vdi write w $((9 << 20)) 1 <<<"x"
 check_eq "vdi write starting beyond the end: exit 1" 1 "$rc"
+
+# cluster info -v: Sheepdog's store line for copies (a format of its own).
+mkdir -p "$SD_TEST_DIR/solo"
+"$SHEEP" "$SD_TEST_DIR/solo" -f -p "$(sd_port 8)" -y 127.0.0.1 -b 127.0.0.1 \
+	-c "local:path=$SD_TEST_DIR/sololocal" -n --nbd off >"$SD_TEST_DIR/solo.out" 2>&1 &
+SD_PIDS[8]=$!
+sd_wait_port "$(sd_port 8)" || bail "solo sheep did not listen"
+sd_wait_nodes 8 1 || bail "solo sheep did not form its cluster"
+check "solo: cluster format -c 1" dogn 8 cluster format -c 1
+check "cluster info -v: Cluster store line for 1 copy" grep -qx "Cluster store: plain with 1 copies" <<<"$(dogn 8 cluster info -v)"
+sd_kill 8
 
 # vdi create failure: Sheepdog's line.
 run dogn 0 vdi create w 8M
