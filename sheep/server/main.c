@@ -42,8 +42,13 @@ static void usage(FILE *f)
 		"  -z, --zone N            failure domain (default: derived from the address);\n"
 		"                          fragments of one object go to distinct zones\n"
 		"  -c, --cluster DRIVER[:OPTS]\n"
-		"                          membership driver: local (default; OPTS path=DIR is the\n"
-		"                          rendezvous of sheep on this machine) or corosync\n"
+		"                          membership driver, built in: %s\n"
+		"                            local (default): OPTS path=DIR, the rendezvous of\n"
+		"                              sheep on this machine\n"
+		"                            corosync: OPTS group=NAME (CPG group, default sheepdog)\n"
+		"                            zookeeper: OPTS HOST:PORT[,HOST:PORT...][,timeout=MS]\n"
+		"                              [,path=/NAME] (session timeout, default 5000; znode\n"
+		"                              of this cluster, default /sheepdog)\n"
 		"  -g, --gateway           gateway only: serve requests, store nothing\n"
 		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default %d)\n"
 		"  -f, --foreground        stay in the foreground (default: daemonize, write\n"
@@ -64,7 +69,7 @@ static void usage(FILE *f)
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
 		"  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
 		"      -c local -n -y 127.0.0.1 --nbd $((10809+i)); done\n",
-		DEFAULT_VNODES);
+		cluster_driver_names(), DEFAULT_VNODES);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
