@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 047-dog-sheepdog-compat.sh - three sheep: the texts and behaviours Sheepdog 1.0's scripts compare (format's backend line, write past the end, create failure, set-throttle 0 0, sheep -g -V).
+# 053-dog-sheepdog-compat.sh - three sheep: the texts and behaviours Sheepdog 1.0's scripts compare (format's backend line, write past the end, create failure, set-throttle 0 0, sheep -g -V).
 # timeout: 180
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 
