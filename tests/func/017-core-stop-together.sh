@@ -17,7 +17,7 @@ codes=""
 for ((i = 0; i < N; i++)); do wait "${SD_PIDS[$i]}"; codes+="$? "; unset "SD_PIDS[$i]"; done
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 log "all $N sheep exited in $ms ms after SIGTERM"
-check "all $N sheep exit within 15 s of SIGTERM (took $ms ms)" test "$ms" -lt 15000
+check "all $N sheep exit within 30 s of SIGTERM (took $ms ms; 60-160 s before the fix)" test "$ms" -lt 30000
 check_eq "every sheep exits 0" "$(printf '0 %.0s' $(seq $N))" "$codes"
 stopped=0
 for ((i = 0; i < N; i++)); do grep -q "sheep stopped" "$(sd_dir "$i")/sheep.log" && stopped=$((stopped + 1)); done
