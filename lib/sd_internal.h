@@ -14,6 +14,17 @@
 
 #define SD_MAX_NODES 1024
 
+/*
+ * NEW_VDI (0x11) as Sheepdog 1.0 defines it: snapid != 0 makes a snapshot of
+ * base_vdi_id (0 = the working VDI of the payload's name); base_vdi_id != 0
+ * with snapid 0 clones that snapshot under the payload's name. Payload:
+ * name[256], optionally tag[256] (a snapshot's tag; when absent, the tag a
+ * Sheepdog 1.0 client wrote into the inode first). Our extension:
+ * vdi.type = SD_NEW_VDI_ROLLBACK with base_vdi_id = a snapshot replaces the
+ * working VDI of that snapshot's name by a copy of it, in one step.
+ */
+#define SD_NEW_VDI_ROLLBACK 0x1
+
 /* A node as the cluster knows it (also what cluster drivers carry). */
 struct sd_node {
 	char addr[64];        /* advertised address (sheep -y), NUL-terminated */
@@ -142,6 +153,27 @@ struct sd_recovery_state {
 	uint32_t rounds;        /* plans made for this epoch (rescans included) */
 	uint32_t __pad2;
 	char message[256];      /* why refused or degraded; "" when all is well */
+} __attribute__((packed));
+
+/*
+ * STAT (0xb8): no request payload; reply payload = struct sd_store_stat,
+ * the answering sheep's write-ahead log counters since it started
+ * (`dog node stat`). A gateway-only sheep answers all zeros.
+ */
+struct sd_store_stat {
+	uint64_t syncs;         /* fdatasyncs of the log */
+	uint64_t records;       /* records written */
+	uint64_t batches;       /* group commits (one write + one sync each) */
+	uint64_t log_bytes;     /* bytes written to the log */
+	uint64_t max_batch;     /* most records in one group commit */
+	uint64_t checkpoints;
+	uint64_t ckpt_ns_total; /* time in checkpoints */
+	uint64_t ckpt_ns_last;
+	uint64_t log_fill;      /* bytes in the current log file */
+	uint64_t log_size;      /* budget of the log */
+	uint64_t replayed;      /* records replayed at start */
+	uint64_t dropped;       /* records found torn or damaged at start */
+	uint64_t pending;       /* prepared two-phase writes held */
 } __attribute__((packed));
 
 #endif

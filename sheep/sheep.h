@@ -28,6 +28,8 @@ struct sheep_opts {
 	int log_level;
 	const char *log_dir;    /* -l dir= */
 	bool nosync;            /* -n */
+	const char *wal_dir;    /* -j dir=: where the write-ahead log lives (NULL: DIR) */
+	uint64_t wal_size;      /* -j size=: bytes for the log (0: default) */
 	int nbd_port;           /* --nbd, -1 = off */
 	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
@@ -68,6 +70,10 @@ struct sheep_view {
 	struct sheep_ring *cur;  /* owns data[] and ring */
 	int nr_hist;
 	struct sheep_ring *hist[SHEEP_VIEW_HIST]; /* earlier epochs, newest first */
+	/* Set (atomically, once) when every data member has finished recovery
+	 * at this epoch: every fragment is at its current holder, so the
+	 * gateway stops asking earlier holders (recovery_sheep.c). */
+	int settled;
 };
 
 /* One VDI as every node knows it (the full table is on every node). */
@@ -78,7 +84,8 @@ struct vdi_entry {
 	uint8_t copy_policy;
 	uint8_t nr_copies;
 	uint8_t shift;
-	uint8_t deleted;     /* name gone, objects being removed */
+	uint8_t deleted;     /* VDI_DEL_*: 0 live */
+	uint8_t flags;       /* VDI_F_* */
 	uint64_t size;
 	uint64_t ctime;
 	char name[SD_MAX_VDI_LEN];
@@ -91,6 +98,15 @@ struct vdi_entry {
 	uint64_t lock_owner;
 	struct vdi_entry *hnext;
 };
+
+/* vdi_entry.deleted: a deleted VDI stays in the table while objects it
+ * owns may exist (so its id is not reused and its descendants keep their
+ * family links). */
+#define VDI_DEL_RECLAIM 1 /* name gone; its objects not yet reclaimed */
+#define VDI_DEL_ZOMBIE 2  /* reclaimed; kept while descendants may use its objects */
+/* vdi_entry.flags */
+#define VDI_F_SNAPSHOT 0x1 /* frozen: its objects and object map never change */
+#define VDI_F_PENDING 0x2  /* created in the table, inode not yet written */
 
 #define VDI_HASH_BUCKETS 4096
 
@@ -196,6 +212,9 @@ struct sheep {
 	pthread_mutex_t objlock_mu;
 	pthread_cond_t objlock_cond;
 	struct obj_lock *objlocks;
+	/* Versions of objects this sheep coordinates writes for (gateway.c). */
+	pthread_mutex_t vcache_mu;
+	struct gw_vcache_ent *vcache;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */
@@ -208,6 +227,9 @@ struct sheep {
 
 	/* connections */
 	uint64_t next_conn_id;
+
+	/* snap/snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
+	pthread_mutex_t sweep_lock;
 };
 
 /* A request in flight: header, payload, reply. */
