@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 017-core-stop-together.sh - sixteen sheep stopped together with SIGTERM all exit within seconds (Sheepdog: ~2 s; this project took 60+ s while each stopping sheep waited 30 s on every stopping peer) and each logs a clean stop.
+# 019-core-stop-together.sh - sixteen sheep stopped together with SIGTERM all exit within seconds (Sheepdog: ~2 s; this project took 60+ s while each stopping sheep waited 30 s on every stopping peer) and each logs a clean stop.
 # timeout: 240
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 
