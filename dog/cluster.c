@@ -1,5 +1,6 @@
 /* cluster.c - dog cluster format / info / shutdown. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,9 @@ static int cluster_format(struct dog *d)
 	req.cluster.block_size_shift =
 	    (uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
 	req.cluster.nr_vnodes = d->nr_vnodes;
+	/* Sheepdog prints the backend before it asks; this project has one. */
+	printf("using backend plain store\n");
+	fflush(stdout);
 	int ret = dog_exec(d, &req, NULL, &rsp, text, sizeof(text) - 1);
 	if (ret < 0)
 		return dog_exit_of_errno(ret);
@@ -153,7 +157,11 @@ static int cluster_info(struct dog *d)
 	if (d->verbose && have_info && rsp.result == SD_RES_SUCCESS) {
 		char p[16];
 		dog_policy_str(ci.copy_policy, ci.copies, p, sizeof(p));
-		printf("Cluster store: plain with %s redundancy policy\n", p);
+		/* Sheepdog's wording: "N copies", or "d:p redundancy policy". */
+		if (ci.copy_policy)
+			printf("Cluster store: plain with %s redundancy policy\n", p);
+		else
+			printf("Cluster store: plain with %u copies\n", ci.copies);
 		printf("Cluster object size: %u MiB (block size shift %u)\n",
 		       ci.block_size_shift >= 20 ? 1u << (ci.block_size_shift - 20) : 0,
 		       ci.block_size_shift);

@@ -161,7 +161,8 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 		case 'V': {
 			uint16_t v;
 			if (parse_u16(optarg, &v) < 0) {
-				dog_err("Invalid number of vnodes '%s': give 1 to 65535", optarg);
+				dog_err("Invalid number of vnodes '%s': must be an integer between 1 and %u",
+					optarg, UINT16_MAX);
 				return DOG_EXIT_FAILURE;
 			}
 			d->nr_vnodes = v;

@@ -194,8 +194,11 @@ static int recovery_show(struct dog *d)
 		st[i].message[sizeof(st[i].message) - 1] = '\0';
 		if (d->verbose)
 			print_detail((int)i, &st[i], d->raw);
+		/* On stderr: stdout stays Sheepdog's table, which scripts wait to
+		 * see empty (header only) once recovery is done, also when
+		 * redundancy is the best the zones allow. */
 		if (st[i].message[0])
-			printf("  node %u: %s\n", i, st[i].message);
+			fprintf(stderr, "  node %u: %s\n", i, st[i].message);
 	}
 	free(st);
 	free(res);
@@ -245,10 +248,13 @@ static int recovery_set_throttle(struct dog *d)
 {
 	struct sd_recovery_throttle t = {0};
 	uint32_t max = 0, interval = 0;
-	if (d->argc < 2 || parse_u32_arg(d->argv[1], 1024, &max) || max < 1 ||
-	    (d->argc > 2 && parse_u32_arg(d->argv[2], 3600000, &interval))) {
-		dog_err(
-		    "node recovery set-throttle: want MAX (1..1024) [INTERVAL_MS (0..3600000)]");
+	/* "0 0" (as Sheepdog accepts) means no throttle: the sheep's default
+	 * pace. MAX 0 with an interval would mean nothing ever runs: refused. */
+	if (d->argc < 2 || parse_u32_arg(d->argv[1], 1024, &max) ||
+	    (d->argc > 2 && parse_u32_arg(d->argv[2], 3600000, &interval)) ||
+	    (max == 0 && interval != 0)) {
+		dog_err("node recovery set-throttle: want MAX (1..1024) [INTERVAL_MS "
+			"(0..3600000)], or 0 0 for no throttle");
 		return DOG_EXIT_USAGE;
 	}
 	t.max = max;
@@ -268,6 +274,8 @@ static int recovery_set_throttle(struct dog *d)
 		}
 	}
 	free(nodes);
+	if (exit_code == DOG_EXIT_SUCCESS)
+		printf("max (%u), interval (%u)\n", max, interval);
 	return exit_code;
 }
 

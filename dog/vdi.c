@@ -139,6 +139,8 @@ static int vdi_create(struct dog *d)
 	 * wider than the cluster's zones itself. */
 	struct zone_need zn = zone_need_of(d, copies, copy_policy);
 	if (rsp.result != SD_RES_SUCCESS) {
+		/* Sheepdog's line first; this project's explanation follows. */
+		dog_err("Failed to create VDI %s: %s", name, sd_strerror(rsp.result));
 		if (rsp.data_length && text[0]) {
 			dog_err("vdi create: %s", text);
 			return dog_exit_of_result(rsp.result);

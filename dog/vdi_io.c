@@ -218,21 +218,19 @@ static int open_vdi(struct io_job *j, uint64_t *off, uint64_t *len, bool len_giv
 		goto fail;
 	j->shift = dog_inode_shift(j->ino);
 	uint64_t size = j->ino->vdi_size;
-	if (*off > size || (len_given && *len > size - *off)) {
+	/* Sheepdog's dog: a write or read that runs past the end is cut at the
+	 * end (the rest of stdin is ignored); one that starts past the end, or
+	 * a write of a non-empty length starting exactly at it, is refused. */
+	if (*off > size || (len_given && *len && *off == size && j->dir != DOG_IO_READ)) {
 		char s[32];
 		sd_format_size(size, s, sizeof(s));
-		if (len_given)
-			dog_err("%s: offset %llu + length %llu is beyond the end of VDI %s (%llu "
-				"bytes, %s)",
-				verb(j->dir), (unsigned long long)*off, (unsigned long long)*len,
-				j->name, (unsigned long long)size, s);
-		else
-			dog_err("%s: offset %llu is beyond the end of VDI %s (%llu bytes, %s)",
-				verb(j->dir), (unsigned long long)*off, j->name,
-				(unsigned long long)size, s);
+		dog_err("%s: offset %llu is beyond the end of VDI %s (%llu bytes, %s)",
+			verb(j->dir), (unsigned long long)*off, j->name, (unsigned long long)size, s);
 		rc = DOG_EXIT_FAILURE;
 		goto out;
 	}
+	if (len_given && *len > size - *off)
+		*len = size - *off;
 	if (!len_given)
 		*len = size - *off;
 	if (!*len)

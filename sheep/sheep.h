@@ -163,6 +163,8 @@ struct nbd_server;
 struct sheep_metrics;
 struct sheep_http;
 
+struct conn;
+
 struct sheep {
 	struct sheep_opts opt;
 	struct sd_node self;
@@ -172,10 +174,12 @@ struct sheep {
 	struct sd_wq *peer_wq; /* peer requests: store I/O only, never wait on peers */
 	struct sd_wq *fwd_wq;  /* writes forwarded to this node as coordinator */
 	int listen_fd;
+	struct conn *conns; /* live connections (server/conn.c, loop thread only) */
 	int lock_fd;
 	const struct cluster_driver *driver;
 	struct cluster_ctx *cctx;
 	volatile int stopping;
+	int exit_status; /* main's exit status once the loop stops (1: refused by the cluster) */
 	struct nbd_server *nbd;
 	struct sheep_metrics *metrics; /* counters for --http's /metrics (metrics.c) */
 	struct sheep_http *http;       /* --http server, NULL when off (http.c) */

@@ -1,4 +1,5 @@
 /* apply.c - applying membership changes and cluster messages (format, VDI create/delete/lock, shutdown) in delivery order, identically on every member. */
+#include <inttypes.h>
 #include "sheep/cluster/group_priv.h"
 
 void group_release_locks_of(struct sheep *s, const struct sd_node *n, bool *changed)
@@ -395,6 +396,18 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 {
 	struct snap_hdr h;
 	memcpy(&h, msg, sizeof(h));
+	if (s->ctime && h.ctime && s->ctime != h.ctime) {
+		/* As Sheepdog: a store of another format is refused, never wiped
+		 * automatically. Nothing of this node's state is touched. */
+		sd_emerg("this node's store (%s) belongs to another format of the cluster "
+			 "(formatted at %" PRIu64 ", the cluster at %" PRIu64 "): refusing to "
+			 "join; move the directory away to join as a new node",
+			 s->opt.dir, s->ctime, h.ctime);
+		s->exit_status = 1;
+		s->stopping = 1;
+		sd_loop_stop(s->loop);
+		return;
+	}
 	const char *p = (const char *)msg + sizeof(h);
 	const char *end = (const char *)msg + len;
 	group_epochs_clear(s);
@@ -413,8 +426,6 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 		sd_emerg("state snapshot is damaged");
 		return;
 	}
-	bool was_formatted = s->ctime != 0;
-	uint64_t old_ctime = s->ctime;
 	s->ctime = h.ctime;
 	s->def_copies = h.copies;
 	s->def_policy = h.policy;
@@ -425,10 +436,6 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	s->seq = h.seq;
 	group_save_config(s);
 	group_save_vdis(s);
-	if (was_formatted && old_ctime != h.ctime) {
-		sd_warn("this node's store belongs to another format of the cluster: wiping it");
-		*wipe = true;
-	}
 	/* Replay the buffered events after seq h.seq. Event number of the
 	 * first buffered one (our join) is h.join_seq. */
 	uint64_t n = h.join_seq;

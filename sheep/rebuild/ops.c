@@ -99,7 +99,9 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 		    !req->data)
 			return SD_RES_INVALID_PARMS;
 		memcpy(&t, req->data, sizeof(t));
-		struct recovery_throttle rt = {.max = t.max, .interval_ms = t.interval_ms};
+		/* max 0 (Sheepdog's "no throttle") restores the default pace. */
+		struct recovery_throttle rt = {.max = t.max ? t.max : SHEEP_RECOVERY_MAX,
+					       .interval_ms = t.interval_ms};
 		if (rt.max < 1 || rt.max > RECOVERY_MAX_INFLIGHT || rt.interval_ms > 3600000)
 			return SD_RES_INVALID_PARMS;
 		if (r) {

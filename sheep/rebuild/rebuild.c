@@ -230,8 +230,15 @@ static int gather(struct sheep_recovery *r, struct sheep_view *v, uint64_t only_
 	fv->only_oid = only_oid;
 	for (size_t i = 0; i < v->nr_data; i++) {
 		pthread_mutex_lock(&r->mu);
+		bool stop = r->stop;
 		fv->node = node_id(r, &v->data[i]);
 		pthread_mutex_unlock(&r->mu);
+		if (stop || r->s->stopping) {
+			/* A stopping sheep plans nothing: do not wait on peers. */
+			free(fv->v);
+			memset(fv, 0, sizeof(*fv));
+			return -ECANCELED;
+		}
 		if (fv->node == RECOVERY_NO_NODE)
 			continue;
 		int rc;

@@ -48,6 +48,7 @@ struct conn {
 	struct outbuf *out_head, *out_tail;
 	bool want_out;
 	bool locks_taken;
+	struct conn *prev, *next; /* s->conns while open */
 };
 
 static void conn_put(struct conn *c)
@@ -72,6 +73,13 @@ static void conn_close(struct conn *c, const char *why)
 	struct sheep *s = c->s;
 	sd_debug("connection %llu closed: %s", (unsigned long long)c->id, why);
 	c->dead = true;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
 	sd_loop_del(s->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
@@ -349,7 +357,12 @@ static void on_accept(int lfd, uint32_t events, void *arg)
 		if (sd_loop_add(s->loop, fd, EPOLLIN | EPOLLRDHUP, on_conn_event, c)) {
 			close(fd);
 			free(c);
+			continue;
 		}
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
 	}
 }
 
@@ -364,4 +377,15 @@ int conn_listen(struct sheep *s)
 	sd_set_nonblock(fd, 1);
 	s->listen_fd = fd;
 	return sd_loop_add(s->loop, fd, EPOLLIN, on_accept, s);
+}
+
+void conn_shutdown_all(struct sheep *s)
+{
+	if (s->listen_fd >= 0) {
+		sd_loop_del(s->loop, s->listen_fd);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
+	for (struct conn *c = s->conns; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
 }

@@ -217,11 +217,22 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			o->cluster = optarg;
 			break;
 		case 'g':
+			if (o->vnodes) {
+				fprintf(stderr, "Options '-g' and '-V' can not be both specified\n");
+				return -1;
+			}
 			o->gateway = true;
 			break;
 		case 'V':
+			if (o->gateway) {
+				fprintf(stderr, "Options '-g' and '-V' can not be both specified\n");
+				return -1;
+			}
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
-				fprintf(stderr, "sheep: invalid vnodes '%s' (1..65535)\n", optarg);
+				fprintf(stderr,
+					"Invalid number of vnodes '%s': must be an integer between 1 "
+					"and %u\n",
+					optarg, UINT16_MAX);
 				return -1;
 			}
 			o->vnodes = (uint16_t)v;
@@ -639,6 +650,7 @@ int main(int argc, char **argv)
 	sd_loop_run(s->loop);
 	s->stopping = 1;
 	sd_notice("sheep stopping");
+	conn_shutdown_all(s);
 	sheep_http_stop(s);
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
@@ -660,5 +672,5 @@ int main(int argc, char **argv)
 	free(s->metrics);
 	sd_notice("sheep stopped");
 	sd_log_close();
-	return 0;
+	return s->exit_status;
 }

@@ -12,6 +12,10 @@ struct request;
 
 /* ---- conn.c: client connections ---- */
 int conn_listen(struct sheep *s);
+/* The loop has stopped: refuse new connections and shut the open ones
+ * down, so peers waiting on this sheep fail at once instead of timing out
+ * (a stopping sheep serves nothing more). Loop thread only. */
+void conn_shutdown_all(struct sheep *s);
 
 /* ---- ops.c: what each opcode does (runs on a worker) ---- */
 void ops_exec(struct sheep *s, struct request *r);

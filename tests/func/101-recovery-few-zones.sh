@@ -14,9 +14,12 @@ e0=$(rec_epoch 0)
 sd_kill 4
 sd_wait_nodes 0 5 || bail "sheep 0 still lists the killed node"
 check "five zones: recovery finishes what it can" rec_wait_done 0 5 $((e0 + 1)) 120 0
-msg=$(dogn 0 node recovery)
+msg=$(dogn 0 node recovery 2>&1)
 log "$msg"
 check "five zones: dog node recovery says redundancy is short of full" grep -q "zone" <<<"$msg"
+check_eq "five zones, recovery done: stdout is the header only (Sheepdog's empty list)" \
+	"$(printf 'Nodes In Recovery:\n  Id   Host:Port         V-Nodes       Zone       Progress')" \
+	"$(dogn 0 node recovery 2>/dev/null)"
 check "five zones: the sheep log says so too" grep -q "best possible redundancy" "$(sd_dir 0)/sheep.log"
 out=$(rec_census --verify 0 1 2 3 5)
 log "$(grep -E "summary|^bad" <<<"$out")"
@@ -32,6 +35,6 @@ out=$(rec_census --verify 0 1 2 3 5 6)
 log "$(grep summary <<<"$out")"
 check_eq "a node joins: every object at full redundancy" "$objects" "$(rec_summary full "$out")"
 check_eq "a node joins: every fragment reads back" 0 "$(rec_summary bad "$out")"
-check "a node joins: the shortfall message is gone" test -z "$(dogn 0 node recovery | grep zone)"
+check "a node joins: the shortfall message is gone" test -z "$(dogn 0 node recovery 2>&1 | grep zone)"
 rec_check_read 2 e42 "a node joins"
 sd_done

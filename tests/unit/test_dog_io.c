@@ -322,18 +322,29 @@ static void test_overwrite_uses_write_obj_and_keeps_neighbours(void **state)
 	free(b);
 }
 
-static void test_out_of_range_write_is_refused_and_stores_nothing(void **state)
+/* Sheepdog's dog: a write starting beyond the end is refused and stores
+ * nothing; one running past the end stores what fits and exits 0. */
+static void test_write_past_end_stops_at_end_beyond_is_refused(void **state)
 {
 	(void)state;
 	struct dog d = dog_for_server();
-	uint8_t buf[4096] = {1};
+	uint8_t buf[4096];
+	fill_random(buf, sizeof(buf), 11);
 	int in = file_with(buf, sizeof(buf));
-	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_WRITE, in, VDI_SIZE - 100, 4096, true),
-			 DOG_EXIT_FAILURE);
 	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_WRITE, in, VDI_SIZE + 1, 0, false),
 			 DOG_EXIT_FAILURE);
-	close(in);
+	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_WRITE, in, VDI_SIZE, 1, true),
+			 DOG_EXIT_FAILURE);
 	assert_int_equal(srv.creates + srv.writes + srv.inode_writes, 0);
+	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_WRITE, in, VDI_SIZE - 100, 4096, true), 0);
+	close(in);
+	int out = file_with(NULL, 0);
+	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_READ, out, VDI_SIZE - 100, 4096, true), 0);
+	assert_int_equal(lseek(out, 0, SEEK_END), 100);
+	uint8_t *got = file_bytes(out, 100);
+	close(out);
+	assert_memory_equal(got, buf, 100);
+	free(got);
 	assert_int_equal(dog_vdi_io(&d, "nosuch", DOG_IO_READ, 1, 0, 0, false), DOG_EXIT_MISSING);
 }
 
@@ -378,7 +389,7 @@ int main(void)
 	    cmocka_unit_test_setup(
 		test_unaligned_write_reads_back_and_allocates_only_touched_objects, vdi_reset),
 	    cmocka_unit_test_setup(test_overwrite_uses_write_obj_and_keeps_neighbours, vdi_reset),
-	    cmocka_unit_test_setup(test_out_of_range_write_is_refused_and_stores_nothing,
+	    cmocka_unit_test_setup(test_write_past_end_stops_at_end_beyond_is_refused,
 				   vdi_reset),
 	    cmocka_unit_test_setup(test_failed_read_stops_output_at_last_good_byte, vdi_reset),
 	    cmocka_unit_test_setup(test_prealloc_creates_every_object_as_zeros, vdi_reset),
