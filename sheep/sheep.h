@@ -213,7 +213,7 @@ struct request {
 	uint32_t rlen;
 	bool close_after;    /* KILL_NODE, SHUTDOWN: stop after the reply */
 	uint64_t owner;      /* lock owner id of the connection */
-	bool keep_text;      /* rdata is an explanation sent even with an error */
+	bool keep_rdata;     /* rdata is sent even with an error (an explanation, a probe) */
 };
 
 /* ---- util ---- */

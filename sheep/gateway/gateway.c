@@ -193,10 +193,9 @@ int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t l
 		c.req.epoch = v->epoch;
 		c.req.obj.oid = oid;
 		c.req.obj.offset = off;
-		c.req.obj.copy_policy = create ? 1 : 0;
 		c.wbuf = buf;
 		c.wlen = len;
-		c.req.flags = SD_FLAG_CMD_WRITE;
+		c.req.flags = SD_FLAG_CMD_WRITE | (create ? SD_PEER_FLAG_CREATE : 0);
 		peer_fanout(s, &c, 1);
 		uint32_t epoch = v->epoch;
 		sheep_view_put(v);
