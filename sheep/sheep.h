@@ -3,6 +3,7 @@
 #define SHEEP_SHEEP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,7 +156,7 @@ struct sheep {
 	int lock_fd;
 	const struct cluster_driver *driver;
 	struct cluster_ctx *cctx;
-	volatile int stopping;
+	atomic_bool stopping; /* set by any thread; read by workers, recovery, NBD */
 	struct nbd_server *nbd;
 
 	/* Cluster state: everything below is guarded by state_lock. Written

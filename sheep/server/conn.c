@@ -200,7 +200,7 @@ static void request_done(struct sd_work *w)
 	}
 	if (r->close_after &&
 	    (r->rsp.opcode == SD_OP_SHUTDOWN || r->rsp.opcode == SD_OP_KILL_NODE)) {
-		r->s->stopping = 1;
+		atomic_store(&r->s->stopping, true);
 		sd_loop_stop(r->s->loop);
 	}
 	conn_put(c);
