@@ -33,6 +33,7 @@ struct dog {
 	const char *addr;
 	uint16_t port;
 	bool raw;
+	bool json; /* --json, -f json: machine-readable output of a listing command */
 	bool verbose;
 	/* subcommand options */
 	bool have_policy;
@@ -40,6 +41,8 @@ struct dog {
 	bool prealloc;		 /* -P */
 	int block_size_shift;	 /* -z, -1 = cluster default */
 	uint32_t nr_vnodes;	 /* -V, 0 = by capacity */
+	const char *snap;	 /* -s: a snapshot id or tag (snapshot: the new tag) */
+	const char *from_snap;	 /* -F: backup from this snapshot */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */
@@ -57,6 +60,11 @@ struct dog_cmd {
 	int min_args, max_args; /* positional arguments it takes */
 	int (*run)(struct dog *d);
 };
+
+/* Option help of the listing commands, which take "f:" in opts. */
+#define DOG_JSON_HELP                                                                              \
+	"  -f, --format FORMAT   output as a table (default) or json (schema in dog(8))\n"       \
+	"      --json            same as -f json\n"
 
 extern const struct dog_cmd dog_cluster_cmds[];
 extern const struct dog_cmd dog_node_cmds[];
@@ -91,6 +99,11 @@ void dog_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Look a VDI up by name: its vid (GET_VDI_INFO). Returns SD_RES_*, or
  * -errno on transport error. */
 int dog_vdi_lookup(int fd, const char *name, uint32_t *vid);
+/* Look up a snapshot of name by id ("3") or tag ("before-upgrade"), or the
+ * working VDI when snap is NULL; *type gets 's' or 'w'. Same returns. */
+int dog_vdi_lookup_snap(int fd, const char *name, const char *snap, uint32_t *vid);
+/* Is snap a snapshot id (all digits, 1..2^32-1)? */
+bool dog_snap_is_id(const char *snap, uint32_t *id);
 /* READ_OBJ / WRITE_OBJ helpers on an open connection; return SD_RES_* or -errno. */
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off);
 int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
@@ -153,6 +166,62 @@ void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_
 void dog_print_cluster_ctime(FILE *f, uint64_t ctime, bool raw);
 void dog_print_epoch_header(FILE *f, bool raw);
 void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes, bool raw);
+
+/* ---- json.c: the writer behind --json (schema in dog(8)) ---- */
+
+#define DOG_JSON_MAX_DEPTH 16
+/* A streaming JSON writer: members and elements are written as they come,
+ * two-space indented, commas placed for the caller. k is the member name
+ * inside an object, NULL inside an array or for the top value. Strings
+ * are escaped (quotes, backslash, control characters); non-ASCII bytes are
+ * passed through. */
+struct dog_json {
+	FILE *f;
+	int depth;
+	unsigned count[DOG_JSON_MAX_DEPTH];
+};
+void dog_json_init(struct dog_json *j, FILE *f);
+void dog_json_obj_begin(struct dog_json *j, const char *k);
+void dog_json_obj_end(struct dog_json *j);
+void dog_json_arr_begin(struct dog_json *j, const char *k);
+void dog_json_arr_end(struct dog_json *j);
+void dog_json_str(struct dog_json *j, const char *k, const char *v);
+void dog_json_strn(struct dog_json *j, const char *k, const char *v, size_t max);
+void dog_json_u64(struct dog_json *j, const char *k, uint64_t v);
+void dog_json_i64(struct dog_json *j, const char *k, int64_t v);
+void dog_json_double(struct dog_json *j, const char *k, double v);
+void dog_json_bool(struct dog_json *j, const char *k, bool v);
+void dog_json_null(struct dog_json *j, const char *k);
+void dog_json_string_value(FILE *f, const char *s);
+
+/* ---- format_json.c: the JSON forms of the listing commands ---- */
+void dog_json_vdi_row(struct dog_json *j, const struct dog_vdi_row *r);
+void dog_json_node(struct dog_json *j, int id, const struct sd_node *n);
+/* id -1: the "total" member instead of an array element. */
+void dog_json_node_info(struct dog_json *j, int id, uint64_t size, uint64_t used);
+void dog_json_epoch(struct dog_json *j, const struct sd_epoch_rec *e, const struct sd_node *nodes);
+void dog_json_recovery(struct dog_json *j, int id, const struct sd_node *n,
+		       const struct sd_recovery_state *st, const char *status, double percent,
+		       bool recovering);
+
+/* ---- vdi_snap.c: snapshot, clone, rollback, tree ---- */
+int dog_vdi_snapshot(struct dog *d);
+int dog_vdi_clone(struct dog *d);
+int dog_vdi_rollback(struct dog *d);
+int dog_vdi_tree(struct dog *d);
+/* vdi_backup.c */
+int dog_vdi_backup(struct dog *d);
+int dog_vdi_restore(struct dog *d);
+
+/* One VDI in `dog vdi tree` (pure printer, unit-tested). */
+struct dog_tree_node {
+	uint32_t vid, parent;
+	const char *label;
+};
+/* Print the forest of nodes (any order; a parent not among them makes a
+ * root), children in vid order, as Sheepdog's tree: `---` one child,
+ * `-+-` / ` |-` / `` `-`` several. */
+void dog_print_tree(FILE *f, const struct dog_tree_node *nodes, size_t n);
 
 /* ---- progress.c ---- */
 struct dog_progress {

@@ -32,6 +32,8 @@ struct sheep_opts {
 	int nbd_port;           /* --nbd, -1 = off */
 	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
+	int http_port;          /* --http PORT: metrics and dashboard, 0 = off (http.c) */
+	uint64_t size;          /* -s/--size: capacity offered, 0 = the filesystem's (capacity.c) */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 };
@@ -77,7 +79,8 @@ struct vdi_entry {
 	uint8_t copy_policy;
 	uint8_t nr_copies;
 	uint8_t shift;
-	uint8_t deleted;     /* name gone, objects being removed */
+	uint8_t deleted;     /* VDI_DEL_*: 0 live */
+	uint8_t flags;       /* VDI_F_* */
 	uint64_t size;
 	uint64_t ctime;
 	char name[SD_MAX_VDI_LEN];
@@ -90,6 +93,15 @@ struct vdi_entry {
 	uint64_t lock_owner;
 	struct vdi_entry *hnext;
 };
+
+/* vdi_entry.deleted: a deleted VDI stays in the table while objects it
+ * owns may exist (so its id is not reused and its descendants keep their
+ * family links). */
+#define VDI_DEL_RECLAIM 1 /* name gone; its objects not yet reclaimed */
+#define VDI_DEL_ZOMBIE 2  /* reclaimed; kept while descendants may use its objects */
+/* vdi_entry.flags */
+#define VDI_F_SNAPSHOT 0x1 /* frozen: its objects and object map never change */
+#define VDI_F_PENDING 0x2  /* created in the table, inode not yet written */
 
 #define VDI_HASH_BUCKETS 4096
 
@@ -143,6 +155,8 @@ struct obj_lock;
 struct peer_pool;
 struct sheep_recovery;
 struct nbd_server;
+struct sheep_metrics;
+struct sheep_http;
 
 struct sheep {
 	struct sheep_opts opt;
@@ -158,6 +172,8 @@ struct sheep {
 	struct cluster_ctx *cctx;
 	atomic_bool stopping; /* set by any thread; read by workers, recovery, NBD */
 	struct nbd_server *nbd;
+	struct sheep_metrics *metrics; /* counters for --http's /metrics (metrics.c) */
+	struct sheep_http *http;       /* --http server, NULL when off (http.c) */
 
 	/* Cluster state: everything below is guarded by state_lock. Written
 	 * only on the loop thread (driver callbacks); read anywhere. */
@@ -199,6 +215,9 @@ struct sheep {
 
 	/* connections */
 	uint64_t next_conn_id;
+
+	/* snap/snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
+	pthread_mutex_t sweep_lock;
 };
 
 /* A request in flight: header, payload, reply. */

@@ -20,6 +20,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
 #include "sheep/rebuild/rebuild_priv.h"
+#include "sheep/store/capacity.h"
 #include "sheep/store/store.h"
 
 uint64_t rec_now_ms(void)
@@ -252,6 +253,7 @@ static int gather(struct sheep_recovery *r, struct sheep_view *v, uint64_t only_
 /* ---- planning ---- */
 
 struct locate_ctx {
+	struct sheep *s;
 	const struct ring *ring;
 	const uint32_t *ids; /* ring index -> node id */
 	size_t nr;
@@ -267,7 +269,7 @@ static int locate_cb(void *arg, uint64_t oid, int n, uint32_t *out)
 	 * no home. */
 	for (int i = 0; i < n; i++)
 		pos[i] = -1;
-	int rc = ring_locate(lc->ring, oid, n, pos);
+	int rc = ring_locate(lc->ring, group_placement_key(lc->s, oid), n, pos);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < n; i++)
@@ -283,11 +285,12 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	for (size_t i = 0; i < v->nr_data; i++)
 		ids[i] = node_id(r, &v->data[i]);
 	pthread_mutex_unlock(&r->mu);
+	lc->s = r->s;
 	lc->ring = v->ring;
 	lc->ids = ids;
 	lc->nr = v->nr_data;
-	uint64_t total = 0, used = 0;
-	store_space(r->s->store, &total, &used);
+	uint64_t total = 0, free_bytes = 0;
+	sheep_capacity(r->s, &total, &free_bytes);
 	memset(ep, 0, sizeof(*ep));
 	ep->epoch = v->epoch;
 	ep->self = ids[v->self_data_idx];
@@ -295,8 +298,8 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	ep->nr_members = v->nr_data;
 	ep->locate = locate_cb;
 	ep->locate_arg = lc;
-	/* Free space of the store's filesystem, minus 1% kept in reserve. */
-	ep->free_bytes = total > used ? total - used : 0;
+	/* What this sheep may still store (capacity.c), minus 1% kept in reserve. */
+	ep->free_bytes = free_bytes;
 	ep->reserve_bytes = total / 100;
 	return 0;
 }
