@@ -192,6 +192,21 @@ static int do_stat_sheep(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
+static int do_store_stat(struct sheep *s, struct request *r)
+{
+	struct store_stats ss = {0};
+	struct sd_store_stat *o = ops_reply_buf(r, sizeof(*o));
+	if (!o)
+		return SD_RES_NO_MEM;
+	if (s->store)
+		store_get_stats(s->store, &ss);
+	*o = (struct sd_store_stat){ss.syncs, ss.records, ss.batches, ss.log_bytes, ss.max_batch,
+				    ss.checkpoints, ss.ckpt_ns_total, ss.ckpt_ns_last, ss.log_fill,
+				    ss.log_size, ss.replayed, ss.dropped, ss.pending};
+	r->rlen = sizeof(*o);
+	return SD_RES_SUCCESS;
+}
+
 static int do_stat_cluster(struct sheep *s, struct request *r)
 {
 	uint32_t len = SD_MIN(r->hdr.data_length, 1u << 20);
@@ -408,6 +423,7 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),
+	OP(SD_OP_STAT, OPS_LOCAL, false, do_store_stat),
 	OP(SD_OP_KILL_NODE, OPS_LOCAL, false, do_kill_node),
 	OP(SD_OP_GET_OBJ_LIST, OPS_LOCAL, false, do_get_obj_list),
 	OP(SD_OP_GET_EPOCH, OPS_LOCAL, false, do_get_epoch),
