@@ -1,6 +1,7 @@
 /* event.c - epoll event loop behind event.h; an eventfd carries cross-thread calls. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ struct sd_call {
 struct sd_loop {
 	int epfd;
 	int evfd;
-	volatile int stop;
+	atomic_bool stop; /* sd_loop_stop may run on any thread */
 	struct sd_handler *buckets[HANDLER_BUCKETS];
 	pthread_mutex_t call_lock;
 	struct sd_call *call_head, *call_tail;
@@ -171,7 +172,7 @@ static void run_calls(struct sd_loop *loop)
 
 void sd_loop_stop(struct sd_loop *loop)
 {
-	loop->stop = 1;
+	atomic_store(&loop->stop, true);
 	uint64_t one = 1;
 	while (write(loop->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
@@ -180,14 +181,14 @@ void sd_loop_stop(struct sd_loop *loop)
 int sd_loop_run(struct sd_loop *loop)
 {
 	struct epoll_event evs[64];
-	while (!loop->stop) {
+	while (!atomic_load(&loop->stop)) {
 		int n = epoll_wait(loop->epfd, evs, 64, 1000);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		for (int i = 0; i < n && !loop->stop; i++) {
+		for (int i = 0; i < n && !atomic_load(&loop->stop); i++) {
 			int fd = evs[i].data.fd;
 			if (fd == loop->evfd) {
 				run_calls(loop);

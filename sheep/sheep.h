@@ -3,6 +3,7 @@
 #define SHEEP_SHEEP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -178,7 +179,7 @@ struct sheep {
 	int lock_fd;
 	const struct cluster_driver *driver;
 	struct cluster_ctx *cctx;
-	volatile int stopping;
+	atomic_bool stopping; /* set by any thread; read by workers, recovery, NBD */
 	int exit_status; /* main's exit status once the loop stops (1: refused by the cluster) */
 	struct nbd_server *nbd;
 	struct sheep_metrics *metrics; /* counters for --http's /metrics (metrics.c) */
@@ -246,7 +247,7 @@ struct request {
 	uint32_t rlen;
 	bool close_after;    /* KILL_NODE, SHUTDOWN: stop after the reply */
 	uint64_t owner;      /* lock owner id of the connection */
-	bool keep_text;      /* rdata is an explanation sent even with an error */
+	bool keep_rdata;     /* rdata is sent even with an error (an explanation, a probe) */
 };
 
 /* ---- util ---- */

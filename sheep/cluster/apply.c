@@ -248,7 +248,7 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		sd_notice("cluster shutdown requested by %s:%u", sender->addr, sender->port);
 		res = SD_RES_SUCCESS;
 		if (!sd_node_eq(sender, &s->self)) {
-			s->stopping = 1;
+			atomic_store(&s->stopping, true);
 			sd_loop_call(s->loop, group_shutdown_later, s);
 		}
 		break;

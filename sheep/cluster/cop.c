@@ -86,7 +86,7 @@ int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 		w.done = 1;
 		w.result = SD_RES_NO_MEM;
 	}
-	while (!w.done && !s->stopping)
+	while (!w.done && !atomic_load(&s->stopping))
 		if (pthread_cond_timedwait(&s->state_cond, &s->state_lock, &ts))
 			break;
 	for (struct cop_wait **pp = &s->waits; *pp; pp = &(*pp)->next)
@@ -97,7 +97,7 @@ int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 	pthread_mutex_unlock(&s->state_lock);
 	if (!w.done) {
 		sd_err("cluster operation %u was not delivered in %d s", h->type, COP_TIMEOUT_S);
-		return s->stopping ? SD_RES_SHUTDOWN : SD_RES_SYSTEM_ERROR;
+		return atomic_load(&s->stopping) ? SD_RES_SHUTDOWN : SD_RES_SYSTEM_ERROR;
 	}
 	if (vid)
 		*vid = w.vid;

@@ -141,7 +141,7 @@ void group_on_driver_fd(int fd, uint32_t events, void *arg)
 	int ret = s->driver->dispatch(s->cctx);
 	if (ret < 0 && ret != -EAGAIN) {
 		sd_emerg("cluster driver %s failed: %s; leaving", s->driver->name, strerror(-ret));
-		s->stopping = 1;
+		atomic_store(&s->stopping, true);
 		sd_loop_stop(s->loop);
 	}
 }
@@ -275,7 +275,7 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len)
 	ci.copies = s->def_copies;
 	ci.copy_policy = s->def_policy;
 	ci.block_size_shift = s->def_shift;
-	ci.status = s->stopping ? 2 : (s->ctime ? 0 : 1);
+	ci.status = atomic_load(&s->stopping) ? 2 : (s->ctime ? 0 : 1);
 	ci.recovery_enabled = s->recovery_enabled;
 	ci.nr_zones = s->view ? s->view->nr_zones : 0;
 	size_t used = sizeof(ci);

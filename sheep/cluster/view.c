@@ -45,7 +45,7 @@ struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, i
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->state_lock);
-	while (!s->stopping && (!s->synced || s->epoch == old_epoch))
+	while (!atomic_load(&s->stopping) && (!s->synced || s->epoch == old_epoch))
 		if (pthread_cond_timedwait(&s->state_cond, &s->state_lock, &ts))
 			break;
 	struct sheep_view *v = NULL;

@@ -22,14 +22,14 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 		 * redo the operation under its placement, a bounded number of
 		 * times. */
 		if ((ret == SD_RES_EIO || ret == SD_RES_NETWORK_ERROR) && o.neterr &&
-		    dead_waits < GW_DEAD_WAITS && !s->stopping && sd_now_ns() < deadline) {
+		    dead_waits < GW_DEAD_WAITS && !atomic_load(&s->stopping) && sd_now_ns() < deadline) {
 			dead_waits++;
 			sd_info("%016llx: %s with %d peer(s) unreachable at epoch %u; retrying under "
 				"the next epoch", (unsigned long long)oid, sd_strerror(ret), o.neterr,
 				epoch);
 			ret = SD_RES_OLD_NODE_VER;
 		}
-		if (!gw_res_is_retry(ret) || s->stopping || sd_now_ns() > deadline)
+		if (!gw_res_is_retry(ret) || atomic_load(&s->stopping) || sd_now_ns() > deadline)
 			break;
 		sd_debug("%016llx: %s at epoch %u, retrying", (unsigned long long)oid, sd_strerror(ret),
 			 epoch);
@@ -198,17 +198,16 @@ int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t l
 		c.req.epoch = v->epoch;
 		c.req.obj.oid = oid;
 		c.req.obj.offset = off;
-		c.req.obj.copy_policy = create ? 1 : 0;
 		c.wbuf = buf;
 		c.wlen = len;
-		c.req.flags = SD_FLAG_CMD_WRITE;
+		c.req.flags = SD_FLAG_CMD_WRITE | (create ? SD_PEER_FLAG_CREATE : 0);
 		peer_fanout(s, &c, 1);
 		uint32_t epoch = v->epoch;
 		sheep_view_put(v);
 		ret = c.result;
 		if (!gw_res_is_retry(ret) && ret != SD_RES_NETWORK_ERROR)
 			return ret;
-		if (s->stopping || sd_now_ns() > deadline)
+		if (atomic_load(&s->stopping) || sd_now_ns() > deadline)
 			return ret == SD_RES_NETWORK_ERROR ? ret : SD_RES_EIO;
 		sd_debug("%016llx: forward to %s:%u: %s", (unsigned long long)oid, coord->addr,
 			 coord->port, sd_strerror(ret));

@@ -253,7 +253,7 @@ static enum hs_result handshake(struct nbd_conn *c)
 
 		int ret = 0;
 		bool go = false;
-		bool stopping = __atomic_load_n(&c->srv->stopping, __ATOMIC_ACQUIRE);
+		bool stopping = atomic_load(&c->srv->stopping);
 		if (stopping && opt != NBD_OPT_ABORT && opt != NBD_OPT_EXPORT_NAME) {
 			ret = opt_error(c, opt, NBD_REP_ERR_SHUTDOWN, "server shutting down");
 			continue;
@@ -376,7 +376,7 @@ static void accept_one(struct nbd_server *srv)
 	pthread_mutex_init(&c->wlock, NULL);
 
 	pthread_mutex_lock(&srv->lock);
-	if (srv->nr_conns >= NBD_MAX_CONNECTIONS || srv->stopping) {
+	if (srv->nr_conns >= NBD_MAX_CONNECTIONS || atomic_load(&srv->stopping)) {
 		pthread_mutex_unlock(&srv->lock);
 		sd_warn("nbd: refusing %s: %d connections already", c->peer, NBD_MAX_CONNECTIONS);
 		close(fd);
@@ -491,7 +491,7 @@ void nbd_server_stop(struct nbd_server *srv)
 	if (!srv)
 		return;
 	pthread_mutex_lock(&srv->lock);
-	__atomic_store_n(&srv->stopping, true, __ATOMIC_RELEASE);
+	atomic_store(&srv->stopping, true);
 	pthread_mutex_unlock(&srv->lock);
 	if (srv->listening) {
 		char b = 1;

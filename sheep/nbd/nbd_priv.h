@@ -3,6 +3,7 @@
 #define SHEEP_NBD_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,11 +27,11 @@ struct nbd_server {
 	pthread_t listener;
 	bool listening;
 
-	pthread_mutex_t lock; /* conns, nr_conns, stopping, next_owner */
+	pthread_mutex_t lock; /* conns, nr_conns, next_owner */
 	pthread_cond_t cond;
 	struct nbd_conn *conns;
 	int nr_conns;
-	bool stopping;
+	atomic_bool stopping; /* read by connection threads without the lock */
 	uint64_t next_owner;
 };
 

@@ -33,8 +33,9 @@
 #define SD_OP_PEER_LIST 0xe4
 /* A gateway write forwarded to the object's write coordinator (the first
  * holder in the current placement), which serialises writes to one object
- * across gateways. obj.oid, obj.offset, payload = data, obj.copy_policy = 1
- * for CREATE_AND_WRITE. Answers the gateway's SD_RES_* code. */
+ * across gateways. obj.oid, obj.offset, payload = data, flag
+ * SD_PEER_FLAG_CREATE for CREATE_AND_WRITE. Answers the gateway's SD_RES_*
+ * code. */
 #define SD_OP_PEER_GW_WRITE 0xe5
 
 /*
@@ -66,6 +67,7 @@
 
 #define SD_PEER_FLAG_ANY_EPOCH 0x8000
 #define SD_PEER_FLAG_PREPARE 0x4000
+#define SD_PEER_FLAG_CREATE 0x2000 /* PEER_GW_WRITE: create the object */
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */

@@ -350,7 +350,7 @@ static int settle_interrupted(struct sheep_recovery *r, const struct frag_vec *f
 			versions++;
 			b = c;
 		}
-		if (!f[a].copy_policy || versions < 2 || r->s->stopping ||
+		if (!f[a].copy_policy || versions < 2 || atomic_load(&r->s->stopping) ||
 		    best >= recovery_policy_data(f[a].copy_policy))
 			continue;
 		if (gateway_settle_obj(r->s, f[a].oid) == SD_RES_SUCCESS)

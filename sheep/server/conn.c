@@ -214,7 +214,7 @@ static void request_done(struct sd_work *w)
 	}
 	if (r->close_after &&
 	    (r->rsp.opcode == SD_OP_SHUTDOWN || r->rsp.opcode == SD_OP_KILL_NODE)) {
-		r->s->stopping = 1;
+		atomic_store(&r->s->stopping, true);
 		sd_loop_stop(r->s->loop);
 	}
 	conn_put(c);
@@ -254,11 +254,8 @@ static void conn_dispatch(struct conn *c)
 	c->refs++;
 	c->inflight++;
 	c->inflight_bytes += hdr.data_length;
-	struct sd_wq *wq = s->gw_wq;
-	if (hdr.opcode == SD_OP_PEER_GW_WRITE)
-		wq = s->fwd_wq;
-	else if (ops_is_peer(hdr.opcode))
-		wq = s->peer_wq;
+	enum ops_kind kind = ops_lookup(hdr.opcode)->kind; /* known: checked above */
+	struct sd_wq *wq = kind == OPS_PEER ? s->peer_wq : kind == OPS_FORWARD ? s->fwd_wq : s->gw_wq;
 	sd_wq_queue(wq, &r->work);
 	conn_update_events(c);
 }

@@ -379,7 +379,7 @@ static void on_signal(int fd, uint32_t events, void *arg)
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	sd_notice("signal %u: shutting down", si.ssi_signo);
-	s->stopping = 1;
+	atomic_store(&s->stopping, true);
 	sd_loop_stop(s->loop);
 }
 
@@ -648,7 +648,7 @@ int main(int argc, char **argv)
 		  s->self.zone, ring_impl());
 	report_startup(status_fd, "ok");
 	sd_loop_run(s->loop);
-	s->stopping = 1;
+	atomic_store(&s->stopping, true);
 	sd_notice("sheep stopping");
 	conn_shutdown_all(s);
 	sheep_http_stop(s);

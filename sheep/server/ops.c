@@ -21,70 +21,6 @@
 #include "sheep/snap/snap.h"
 #include "sheep/store/store.h"
 
-bool ops_is_peer(uint8_t opcode)
-{
-	return opcode >= SD_OP_PEER_FIRST;
-}
-
-static bool op_known(uint8_t op)
-{
-	switch (op) {
-	case SD_OP_CREATE_AND_WRITE_OBJ:
-	case SD_OP_READ_OBJ:
-	case SD_OP_WRITE_OBJ:
-	case SD_OP_REMOVE_OBJ:
-	case SD_OP_DISCARD_OBJ:
-	case SD_OP_NEW_VDI:
-	case SD_OP_LOCK_VDI:
-	case SD_OP_RELEASE_VDI:
-	case SD_OP_GET_VDI_INFO:
-	case SD_OP_READ_VDIS:
-	case SD_OP_FLUSH_VDI:
-	case SD_OP_DEL_VDI:
-	case SD_OP_GET_CLUSTER_DEFAULT:
-	case SD_OP_GET_NODE_LIST:
-	case SD_OP_MAKE_FS:
-	case SD_OP_SHUTDOWN:
-	case SD_OP_STAT_SHEEP:
-	case SD_OP_STAT_CLUSTER:
-	case SD_OP_STAT:
-	case SD_OP_KILL_NODE:
-	case SD_OP_GET_OBJ_LIST:
-	case SD_OP_GET_EPOCH:
-	case SD_OP_ENABLE_RECOVER:
-	case SD_OP_DISABLE_RECOVER:
-	case SD_OP_STAT_RECOVERY: /* served by sheep/rebuild/ops.c */
-	case SD_OP_GET_RECOVERY:
-	case SD_OP_SET_RECOVERY:
-	case SD_OP_FORCE_RECOVER:
-	case SD_OP_EXIST:
-	case SD_OP_PEER_READ:
-	case SD_OP_PEER_WRITE:
-	case SD_OP_PEER_REMOVE:
-	case SD_OP_PEER_STAT:
-	case SD_OP_PEER_LIST:
-	case SD_OP_PEER_GW_WRITE:
-	case SD_OP_PEER_COMMIT:
-	case SD_OP_PEER_GEN:
-	case SD_OP_PEER_COPY:
-		return true;
-	}
-	return false;
-}
-
-int ops_check_header(const struct sd_req *hdr)
-{
-	if (sd_op_is_internal(hdr->opcode)) {
-		if (hdr->proto_ver != SD_SHEEP_PROTO_VER)
-			return SD_RES_VER_MISMATCH;
-	} else if (hdr->proto_ver > SD_PROTO_VER) {
-		return SD_RES_VER_MISMATCH;
-	}
-	if (!op_known(hdr->opcode))
-		return SD_RES_NO_SUPPORT;
-	return SD_RES_SUCCESS;
-}
-
 /* Object size of the object oid belongs to (0 when its VDI is unknown). */
 static uint32_t obj_size_of(struct sheep *s, uint64_t oid)
 {
@@ -107,12 +43,14 @@ static int do_read_obj(struct sheep *s, struct request *r)
 	if (is_vdi_obj(r->hdr.obj.oid))
 		vdi_snap_sweep(s);
 	int ret = gateway_read_obj(s, r->hdr.obj.oid, buf, len, r->hdr.obj.offset);
-	if (ret == SD_RES_SUCCESS)
+	if (ret == SD_RES_SUCCESS) {
 		r->rlen = len;
+		r->rsp.obj.offset = r->hdr.obj.offset;
+	}
 	return ret;
 }
 
-static int do_write_obj(struct sheep *s, struct request *r, bool create)
+static int write_obj(struct sheep *s, struct request *r, bool create)
 {
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE))
 		return SD_RES_INVALID_PARMS;
@@ -160,9 +98,6 @@ static int do_discard_obj(struct sheep *s, struct request *r)
 
 static int do_cluster_default(struct sheep *s, struct request *r)
 {
-	int ret = ops_need_ready(s);
-	if (ret)
-		return ret;
 	pthread_mutex_lock(&s->state_lock);
 	r->rsp.cluster.nr_copies = s->def_copies;
 	r->rsp.cluster.copy_policy = s->def_policy;
@@ -358,7 +293,7 @@ static int do_get_obj_list(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
-static int do_recover_toggle(struct sheep *s, struct request *r, bool on)
+static int recover_toggle(struct sheep *s, bool on)
 {
 	struct cmsg_format f;
 	memset(&f, 0, sizeof(f));
@@ -385,156 +320,178 @@ static int do_shutdown(struct sheep *s, struct request *r)
 	return ret;
 }
 
+static int do_write_obj(struct sheep *s, struct request *r)
+{
+	return write_obj(s, r, false);
+}
+
+static int do_create_and_write_obj(struct sheep *s, struct request *r)
+{
+	return write_obj(s, r, true);
+}
+
+static int do_remove_obj(struct sheep *s, struct request *r)
+{
+	return gateway_remove_obj(s, r->hdr.obj.oid);
+}
+
+static int do_flush_vdi(struct sheep *s, struct request *r)
+{
+	return SD_RES_INVALID_PARMS; /* as before the table: nothing to flush */
+}
+
+static int do_kill_node(struct sheep *s, struct request *r)
+{
+	sd_notice("killed by request");
+	r->close_after = true;
+	return SD_RES_SUCCESS;
+}
+
+static int do_enable_recover(struct sheep *s, struct request *r)
+{
+	return recover_toggle(s, true);
+}
+
+static int do_disable_recover(struct sheep *s, struct request *r)
+{
+	return recover_toggle(s, false);
+}
+
+/* A gateway write forwarded to this node as the object's write
+ * coordinator: only in the epoch the gateway placed it in. */
+static int do_peer_gw_write(struct sheep *s, struct request *r)
+{
+	uint32_t e = ops_current_epoch(s);
+	if (r->hdr.epoch != e)
+		return r->hdr.epoch < e ? SD_RES_OLD_NODE_VER : SD_RES_NEW_NODE_VER;
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length)
+		return SD_RES_INVALID_PARMS;
+	return gateway_write_local(s, r->hdr.obj.oid, r->data, r->hdr.data_length,
+				   r->hdr.obj.offset, r->hdr.flags & SD_PEER_FLAG_CREATE);
+}
+
+/* Fragment I/O on the local store (peer/serve.c). Its reply payload is
+ * sent even with an error: a generation probe answers NO_OBJ with what it
+ * found. */
+static int do_peer(struct sheep *s, struct request *r)
+{
+	uint8_t op = r->hdr.opcode;
+	bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY;
+	uint32_t cap = sends ? 0 : r->hdr.data_length;
+	void *rbuf = cap ? malloc(cap) : NULL;
+	if (cap && !rbuf)
+		return SD_RES_NO_MEM;
+	uint32_t rlen = 0;
+	peer_serve(s, &r->hdr, r->data, &r->rsp, rbuf, &rlen);
+	r->rdata = rbuf;
+	r->rlen = rlen;
+	r->keep_rdata = true;
+	return (int)r->rsp.result;
+}
+
+/*
+ * The operation table, indexed by opcode: adding an op is adding a row.
+ * An opcode without a row answers SD_RES_NO_SUPPORT before its payload is
+ * read. kind says who sends the op and which pool runs it (server.h);
+ * ready: the op is refused with ops_need_ready()'s answer (HALT without
+ * quorum, WAIT_FOR_JOIN before this node synced, WAIT_FOR_FORMAT before
+ * the cluster is formatted) before its handler runs.
+ */
+#define OP(code, k, rdy, handler) [code] = {.name = #code, .kind = k, .ready = rdy, .fn = handler}
+static const struct sd_op ops_table[256] = {
+	/* client object I/O through the gateway (QEMU's protocol) */
+	OP(SD_OP_CREATE_AND_WRITE_OBJ, OPS_CLIENT, true, do_create_and_write_obj),
+	OP(SD_OP_READ_OBJ, OPS_CLIENT, true, do_read_obj),
+	OP(SD_OP_WRITE_OBJ, OPS_CLIENT, true, do_write_obj),
+	OP(SD_OP_REMOVE_OBJ, OPS_CLIENT, true, do_remove_obj),
+	OP(SD_OP_DISCARD_OBJ, OPS_CLIENT, true, do_discard_obj),
+	OP(SD_OP_EXIST, OPS_CLIENT, true, do_exist),
+	/* decided by a message in the cluster driver's total order */
+	OP(SD_OP_NEW_VDI, OPS_CLUSTER, true, ops_new_vdi),
+	OP(SD_OP_LOCK_VDI, OPS_CLUSTER, true, ops_lock_vdi),
+	OP(SD_OP_RELEASE_VDI, OPS_CLUSTER, true, ops_release_vdi),
+	OP(SD_OP_DEL_VDI, OPS_CLUSTER, true, ops_del_vdi),
+	OP(SD_OP_MAKE_FS, OPS_CLUSTER, false, do_make_fs),
+	OP(SD_OP_SHUTDOWN, OPS_CLUSTER, false, do_shutdown),
+	OP(SD_OP_ENABLE_RECOVER, OPS_CLUSTER, false, do_enable_recover),
+	OP(SD_OP_DISABLE_RECOVER, OPS_CLUSTER, false, do_disable_recover),
+	/* answered from this node's own state */
+	OP(SD_OP_GET_VDI_INFO, OPS_LOCAL, true, ops_get_vdi_info),
+	OP(SD_OP_READ_VDIS, OPS_LOCAL, false, ops_read_vdis),
+	OP(SD_OP_FLUSH_VDI, OPS_LOCAL, false, do_flush_vdi),
+	OP(SD_OP_GET_CLUSTER_DEFAULT, OPS_LOCAL, true, do_cluster_default),
+	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
+	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
+	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),
+	OP(SD_OP_STAT, OPS_LOCAL, false, do_store_stat),
+	OP(SD_OP_KILL_NODE, OPS_LOCAL, false, do_kill_node),
+	OP(SD_OP_GET_OBJ_LIST, OPS_LOCAL, false, do_get_obj_list),
+	OP(SD_OP_GET_EPOCH, OPS_LOCAL, false, do_get_epoch),
+	OP(SD_OP_STAT_RECOVERY, OPS_LOCAL, false, sheep_recovery_op), /* sheep/rebuild/ops.c */
+	OP(SD_OP_GET_RECOVERY, OPS_LOCAL, false, sheep_recovery_op),
+	OP(SD_OP_SET_RECOVERY, OPS_LOCAL, false, sheep_recovery_op),
+	OP(SD_OP_FORCE_RECOVER, OPS_LOCAL, false, sheep_recovery_op),
+	/* sheep to sheep (sheep/peer/peer.h) */
+	OP(SD_OP_PEER_READ, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_WRITE, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_REMOVE, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_STAT, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_LIST, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_COMMIT, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_GEN, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_COPY, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_GW_WRITE, OPS_FORWARD, false, do_peer_gw_write),
+};
+#undef OP
+
+const struct sd_op *ops_lookup(uint8_t opcode)
+{
+	const struct sd_op *o = &ops_table[opcode];
+	return o->fn ? o : NULL;
+}
+
+int ops_check_header(const struct sd_req *hdr)
+{
+	if (sd_op_is_internal(hdr->opcode)) {
+		if (hdr->proto_ver != SD_SHEEP_PROTO_VER)
+			return SD_RES_VER_MISMATCH;
+	} else if (hdr->proto_ver > SD_PROTO_VER) {
+		return SD_RES_VER_MISMATCH;
+	}
+	if (!ops_lookup(hdr->opcode))
+		return SD_RES_NO_SUPPORT;
+	return SD_RES_SUCCESS;
+}
+
 /*
  * Run one request on a worker and fill r->rsp (and r->rdata/r->rlen).
- * Guarantees: the reply echoes the request's proto_ver, opcode and id;
- * peer opcodes are served by peer_serve() with this node's epoch in the
- * reply; opcodes that need a formatted, ready cluster check it first
- * (need_ready) and answer its error without touching anything; an opcode
- * not listed answers SD_RES_NO_SUPPORT.
+ * Guarantees: the reply echoes the request's proto_ver, opcode and id and
+ * carries this node's epoch; an op whose row says ready is refused with
+ * ops_need_ready()'s answer without touching anything; an opcode without a
+ * row answers SD_RES_NO_SUPPORT; on an error the reply payload is dropped
+ * unless the handler set keep_rdata (an explanation, a probe's answer).
  */
 void ops_exec(struct sheep *s, struct request *r)
 {
 	memset(&r->rsp, 0, sizeof(r->rsp));
+	r->rdata = NULL;
+	r->rlen = 0;
+	r->keep_rdata = false;
+	const struct sd_op *o = ops_lookup(r->hdr.opcode);
+	int ret = !o ? SD_RES_NO_SUPPORT : o->ready ? ops_need_ready(s) : SD_RES_SUCCESS;
+	if (ret == SD_RES_SUCCESS)
+		ret = o->fn(s, r);
 	r->rsp.proto_ver = r->hdr.proto_ver;
 	r->rsp.opcode = r->hdr.opcode;
 	r->rsp.id = r->hdr.id;
-	r->rdata = NULL;
-	r->rlen = 0;
-	r->keep_text = false;
-	uint8_t op = r->hdr.opcode;
-	int ret;
-	if (ops_is_peer(op) && op_known(op) && op != SD_OP_PEER_GW_WRITE) {
-		bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY;
-		uint32_t cap = sends ? 0 : r->hdr.data_length;
-		void *rbuf = cap ? malloc(cap) : NULL;
-		if (cap && !rbuf) {
-			r->rsp.result = SD_RES_NO_MEM;
-			return;
-		}
-		uint32_t rlen = 0;
-		peer_serve(s, &r->hdr, r->data, &r->rsp, rbuf, &rlen);
-		r->rdata = rbuf;
-		r->rlen = rlen;
-		r->rsp.proto_ver = r->hdr.proto_ver;
-		r->rsp.opcode = op;
-		r->rsp.id = r->hdr.id;
-		r->rsp.epoch = ops_current_epoch(s);
-		return;
-	}
-	switch (op) {
-	case SD_OP_PEER_GW_WRITE: {
-		uint32_t e = ops_current_epoch(s);
-		if (r->hdr.epoch != e)
-			ret = r->hdr.epoch < e ? SD_RES_OLD_NODE_VER : SD_RES_NEW_NODE_VER;
-		else if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length)
-			ret = SD_RES_INVALID_PARMS;
-		else
-			ret = gateway_write_local(s, r->hdr.obj.oid, r->data, r->hdr.data_length,
-						  r->hdr.obj.offset, r->hdr.obj.copy_policy == 1);
-		break;
-	}
-	case SD_OP_CREATE_AND_WRITE_OBJ:
-	case SD_OP_WRITE_OBJ:
-		ret = ops_need_ready(s);
-		if (!ret)
-			ret = do_write_obj(s, r, op == SD_OP_CREATE_AND_WRITE_OBJ);
-		break;
-	case SD_OP_READ_OBJ:
-		ret = ops_need_ready(s);
-		if (!ret)
-			ret = do_read_obj(s, r);
-		if (ret == SD_RES_SUCCESS)
-			r->rsp.obj.offset = r->hdr.obj.offset;
-		break;
-	case SD_OP_REMOVE_OBJ:
-		ret = ops_need_ready(s);
-		if (!ret)
-			ret = gateway_remove_obj(s, r->hdr.obj.oid);
-		break;
-	case SD_OP_DISCARD_OBJ:
-		ret = ops_need_ready(s);
-		if (!ret)
-			ret = do_discard_obj(s, r);
-		break;
-	case SD_OP_NEW_VDI:
-		ret = ops_new_vdi(s, r);
-		break;
-	case SD_OP_LOCK_VDI:
-		ret = ops_lock_vdi(s, r);
-		break;
-	case SD_OP_RELEASE_VDI:
-		ret = ops_release_vdi(s, r);
-		break;
-	case SD_OP_GET_VDI_INFO:
-		ret = ops_get_vdi_info(s, r);
-		break;
-	case SD_OP_READ_VDIS:
-		ret = ops_read_vdis(s, r);
-		break;
-	case SD_OP_FLUSH_VDI:
-		ret = SD_RES_INVALID_PARMS;
-		break;
-	case SD_OP_DEL_VDI:
-		ret = ops_del_vdi(s, r);
-		break;
-	case SD_OP_GET_CLUSTER_DEFAULT:
-		ret = do_cluster_default(s, r);
-		break;
-	case SD_OP_GET_NODE_LIST:
-		ret = do_node_list(s, r);
-		break;
-	case SD_OP_MAKE_FS:
-		ret = do_make_fs(s, r);
-		break;
-	case SD_OP_SHUTDOWN:
-		ret = do_shutdown(s, r);
-		break;
-	case SD_OP_STAT_SHEEP:
-		ret = do_stat_sheep(s, r);
-		break;
-	case SD_OP_STAT_CLUSTER:
-		ret = do_stat_cluster(s, r);
-		break;
-	case SD_OP_STAT:
-		ret = do_store_stat(s, r);
-		break;
-	case SD_OP_KILL_NODE:
-		sd_notice("killed by request");
-		r->close_after = true;
-		ret = SD_RES_SUCCESS;
-		break;
-	case SD_OP_GET_EPOCH:
-		ret = do_get_epoch(s, r);
-		break;
-	case SD_OP_GET_OBJ_LIST:
-		ret = do_get_obj_list(s, r);
-		break;
-	case SD_OP_ENABLE_RECOVER:
-	case SD_OP_DISABLE_RECOVER:
-		ret = do_recover_toggle(s, r, op == SD_OP_ENABLE_RECOVER);
-		break;
-	case SD_OP_STAT_RECOVERY: /* served by sheep/rebuild/ops.c */
-	case SD_OP_GET_RECOVERY:
-	case SD_OP_SET_RECOVERY:
-	case SD_OP_FORCE_RECOVER:
-		ret = sheep_recovery_op(s, r);
-		break;
-	case SD_OP_EXIST:
-		ret = ops_need_ready(s);
-		if (!ret)
-			ret = do_exist(s, r);
-		break;
-	default:
-		ret = SD_RES_NO_SUPPORT;
-	}
 	r->rsp.result = (uint32_t)ret;
 	r->rsp.epoch = ops_current_epoch(s);
-	if (ret != SD_RES_SUCCESS && !r->keep_text) {
+	if (ret != SD_RES_SUCCESS && !r->keep_rdata) {
 		if (r->rdata != r->data)
 			free(r->rdata);
 		r->rdata = NULL;
 		r->rlen = 0;
-		sd_debug("op 0x%02x id %u: %s", op, r->hdr.id, sd_strerror((uint32_t)ret));
+		sd_debug("op %s id %u: %s", o ? o->name : "?", r->hdr.id,
+			 sd_strerror((uint32_t)ret));
 	}
 }

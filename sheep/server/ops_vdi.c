@@ -42,7 +42,7 @@ static void reply_text(struct request *r, const char *msg)
 		free(r->rdata);
 	r->rdata = t;
 	r->rlen = (uint32_t)n;
-	r->keep_text = true;
+	r->keep_rdata = true;
 }
 
 static int zone_check(struct sheep *s, struct request *r, const struct ec_policy *pol,
@@ -161,9 +161,6 @@ static int do_new_family_vdi(struct sheep *s, struct request *r, const char *nam
 
 int ops_new_vdi(struct sheep *s, struct request *r)
 {
-	int ret = ops_need_ready(s);
-	if (ret)
-		return ret;
 	char name[SD_MAX_VDI_LEN];
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || ops_get_name(r, 0, name, sizeof(name)) || !name[0])
 		return SD_RES_INVALID_PARMS;
@@ -187,7 +184,7 @@ int ops_new_vdi(struct sheep *s, struct request *r)
 		return SD_RES_INVALID_PARMS;
 	if (ec_policy_is_ec(&pol) && ((1u << m.shift) % pol.d))
 		return SD_RES_INVALID_PARMS;
-	ret = zone_check(s, r, &pol, name);
+	int ret = zone_check(s, r, &pol, name);
 	if (ret)
 		return ret;
 	m.size = size;
@@ -234,9 +231,6 @@ int ops_new_vdi(struct sheep *s, struct request *r)
 
 static int lookup_from_payload(struct sheep *s, struct request *r, struct vdi_entry *e)
 {
-	int ret = ops_need_ready(s);
-	if (ret)
-		return ret;
 	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN];
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || ops_get_name(r, 0, name, sizeof(name)) ||
 	    ops_get_name(r, SD_MAX_VDI_LEN, tag, sizeof(tag)))
@@ -268,9 +262,6 @@ int ops_lock_vdi(struct sheep *s, struct request *r)
 
 int ops_release_vdi(struct sheep *s, struct request *r)
 {
-	int ret = ops_need_ready(s);
-	if (ret)
-		return ret;
 	return gateway_vdi_unlock(s, r->hdr.vdi.base_vdi_id, r->owner);
 }
 

@@ -17,10 +17,32 @@ int conn_listen(struct sheep *s);
  * (a stopping sheep serves nothing more). Loop thread only. */
 void conn_shutdown_all(struct sheep *s);
 
-/* ---- ops.c: what each opcode does (runs on a worker) ---- */
+/* ---- ops.c: the operation table and what each opcode does ---- */
+
+/* Who sends an op, which also picks the pool that runs it (conn.c). */
+enum ops_kind {
+	OPS_CLIENT,  /* object I/O from QEMU/dog through the gateway: gw pool */
+	OPS_CLUSTER, /* decided by a cluster message in the driver's order: gw pool */
+	OPS_LOCAL,   /* answered from this node's state: gw pool */
+	OPS_PEER,    /* fragment I/O from another sheep, never waits on a sheep: peer pool */
+	OPS_FORWARD, /* a gateway write forwarded to its coordinator: fwd pool */
+};
+
+/* One row of the operation table (ops.c), indexed by opcode. */
+struct sd_op {
+	const char *name;   /* "SD_OP_READ_OBJ", for logs */
+	enum ops_kind kind;
+	bool ready;         /* refused unless quorate, synced and formatted */
+	/* Runs on a worker; returns the SD_RES_* of the reply and may set
+	 * r->rsp fields, r->rdata/r->rlen, r->close_after. */
+	int (*fn)(struct sheep *s, struct request *r);
+};
+
+/* The row of an opcode, or NULL if this sheep does not serve it. */
+const struct sd_op *ops_lookup(uint8_t opcode);
+/* Run one request on a worker (see ops.c for the guarantees). */
 void ops_exec(struct sheep *s, struct request *r);
 /* Opcode validity before reading the payload: 0, or the SD_RES_* to reply. */
 int ops_check_header(const struct sd_req *hdr);
-bool ops_is_peer(uint8_t opcode);
 
 #endif

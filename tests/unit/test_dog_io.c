@@ -145,14 +145,22 @@ static int handle(struct server *s, int fd)
 	default:
 		rsp.result = SD_RES_NO_SUPPORT;
 	}
+	rsp.data_length = rsp.result == SD_RES_SUCCESS ? out_len : 0;
+	/* Reply from a copy taken under the lock: another connection may write
+	 * the object, or the next test free it, while this reply is sent. */
+	uint8_t *copy = rsp.data_length ? malloc(rsp.data_length) : NULL;
+	if (copy)
+		memcpy(copy, out, rsp.data_length);
 	pthread_mutex_unlock(&s->lock);
 	free(data);
-	rsp.data_length = rsp.result == SD_RES_SUCCESS ? out_len : 0;
-	if (sd_write_full(fd, &rsp, sizeof(rsp)))
-		return -1;
-	if (rsp.data_length && sd_write_full(fd, out, rsp.data_length))
-		return -1;
-	return 0;
+	int ret = 0;
+	if (rsp.data_length && !copy)
+		ret = -1;
+	else if (sd_write_full(fd, &rsp, sizeof(rsp)) ||
+		 (rsp.data_length && sd_write_full(fd, copy, rsp.data_length)))
+		ret = -1;
+	free(copy);
+	return ret;
 }
 
 static void *conn_thread(void *arg)
