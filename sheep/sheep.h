@@ -43,6 +43,8 @@ struct sheep_ring {
 	size_t nr_data;
 	struct sd_node *data;
 	struct ring *ring;
+	uint32_t anchor; /* first epoch of its chain (cluster/chain.c) */
+	uint32_t vnodes; /* the format's vnodes it was built with */
 };
 
 #define SHEEP_VIEW_HIST 8

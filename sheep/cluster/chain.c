@@ -1,0 +1,238 @@
+/* chain.c - each epoch's ring chained from the previous epoch's (placement_build_next), from the epoch log, the same on every member. */
+#include "sheep/cluster/group_priv.h"
+
+/*
+ * The ring of epoch x is a chain: an anchor ring (placement_build) of the
+ * epoch anchor(x), then one placement_build_next step per later epoch up
+ * to x, each from that epoch's record in the epoch log. A step keeps every
+ * position of a staying node, so a join moves only what the joiner takes
+ * and a leave only the leaver's positions.
+ *
+ * anchor(x) is a function of the log records alone, so every member
+ * computes it the same way:
+ *   - chains restart every CHAIN_SPAN epochs (anchors 1, 33, 65, ...),
+ *     which bounds a lookup's replay (about 25 ns a step);
+ *   - within a span the chain starts no earlier than the records it uses
+ *     fit in CHAIN_BYTES (sd_epoch_rec and nodes, as logged): walking back
+ *     from x, the record that would pass CHAIN_BYTES is not taken and the
+ *     anchor is the epoch after it. Deciding this needs that record, so
+ *     the ring of x needs the records need(x)..x, need(x) = anchor(x) - 1
+ *     when the walk stopped on bytes, else anchor(x).
+ *   - an epoch with no data holder has no ring; the next one is an anchor.
+ *
+ * What every member has: a member that was there since the format has the
+ * whole log; a joiner (or a restarted node, which rejoins) gets from the
+ * snapshot the newest records that fit SNAP_EPOCH_BUDGET (apply.c), then
+ * logs every later epoch. need(x)..x is at most CHAIN_BYTES plus one record
+ * (98 KiB at SD_MAX_NODES), under SNAP_EPOCH_BUDGET: every member can build
+ * the current epoch's ring, and every later one. Rings of earlier epochs
+ * (the view's history, for fragments not moved yet) are kept only when
+ * need(x)..current fits SNAP_EPOCH_BUDGET: exactly the ones a joiner can
+ * build, so a joiner and the older members hold the same history. A member
+ * that lacks a record this rule says it has (a damaged log on disk) builds
+ * the anchor ring of the current epoch alone and says so in its log: the
+ * one case where members may disagree, until the next span.
+ */
+
+#define CHAIN_SPAN 32u
+#define CHAIN_BYTES (64u << 10)
+
+static size_t rec_bytes(const struct epoch_rec *r)
+{
+	return sizeof(struct sd_epoch_rec) + r->nr_nodes * sizeof(struct sd_node);
+}
+
+/* Index of epoch x in s->epochs (sorted), or -1. */
+static long epoch_index(const struct sheep *s, uint32_t x)
+{
+	size_t lo = 0, hi = s->nr_epochs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->epochs[mid].epoch < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nr_epochs && s->epochs[lo].epoch == x ? (long)lo : -1;
+}
+
+/* anchor(x) and need(x) (see above); -ENOENT when the log lacks a record
+ * the rule needs. */
+static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uint32_t *need)
+{
+	if (!x)
+		return -ENOENT;
+	uint32_t base = x - (x - 1) % CHAIN_SPAN;
+	long i = epoch_index(s, x);
+	if (i < 0)
+		return -ENOENT;
+	size_t bytes = rec_bytes(&s->epochs[i]);
+	uint32_t a = x;
+	while (a > base) {
+		if (i == 0 || s->epochs[i - 1].epoch != a - 1)
+			return -ENOENT;
+		i--;
+		bytes += rec_bytes(&s->epochs[i]);
+		if (bytes > CHAIN_BYTES) {
+			*anchor = a;
+			*need = a - 1;
+			return 0;
+		}
+		a--;
+	}
+	*anchor = *need = a;
+	return 0;
+}
+
+/* Whether the records from..to are all in the log and fit SNAP_EPOCH_BUDGET
+ * (what a joiner receives). */
+static bool chain_in_window(const struct sheep *s, uint32_t from, uint32_t to)
+{
+	long i = epoch_index(s, from);
+	if (i < 0)
+		return false;
+	size_t bytes = 0;
+	for (uint32_t y = from; y <= to; y++, i++) {
+		if ((size_t)i >= s->nr_epochs || s->epochs[i].epoch != y)
+			return false;
+		bytes += rec_bytes(&s->epochs[i]);
+		if (bytes > SNAP_EPOCH_BUDGET)
+			return false;
+	}
+	return true;
+}
+
+static struct sheep_ring *new_sheep_ring(uint32_t epoch, size_t nr)
+{
+	struct sheep_ring *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->data = calloc(nr ? nr : 1, sizeof(struct sd_node));
+	if (!r->data) {
+		free(r);
+		return NULL;
+	}
+	r->refs = 1;
+	r->epoch = epoch;
+	return r;
+}
+
+/*
+ * The ring of epoch x: chained from anchor(x) when chained, else the anchor
+ * ring of x alone. nodes/nr are x's members (NULL: x's log record). Starts
+ * from the newest ring of the same chain that old holds, else replays the
+ * log from the anchor. *out has a NULL ring when x has no data holder.
+ * 0, -ENOENT (the log lacks a record the chain needs) or -ENOMEM.
+ */
+int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool chained,
+		     const struct sd_node *nodes, size_t nr, struct sheep_ring **out)
+{
+	uint32_t anchor = x, need = x;
+	if (chained && chain_anchor(s, x, &anchor, &need))
+		return -ENOENT;
+	if (!nodes) {
+		long i = epoch_index(s, x);
+		if (i < 0)
+			return -ENOENT;
+		nodes = s->epochs[i].nodes;
+		nr = s->epochs[i].nr_nodes;
+	}
+	const struct ring *prev = NULL;
+	uint32_t from = anchor;
+	for (uint32_t y = x; chained && y-- > anchor;) {
+		struct sheep_ring *c = group_find_ring(old, y);
+		if (c && c->ring && c->anchor == anchor && c->vnodes == s->fmt_vnodes) {
+			prev = c->ring;
+			from = y + 1;
+			break;
+		}
+	}
+	struct ring *own = NULL; /* the last step built here, freed after the next */
+	struct sheep_ring *r = NULL;
+	int ret = 0;
+	for (uint32_t y = from; y <= x; y++) {
+		const struct sd_node *yn = nodes;
+		size_t ynr = nr;
+		if (y < x) {
+			const struct epoch_rec *er = &s->epochs[epoch_index(s, y)];
+			yn = er->nodes;
+			ynr = er->nr_nodes;
+		}
+		struct sheep_ring *step = new_sheep_ring(y, ynr);
+		if (!step) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = group_build_ring(s, prev, yn, ynr, step->data, &step->nr_data, &step->ring);
+		if (ret) {
+			free(step->data);
+			free(step);
+			break;
+		}
+		if (own)
+			ring_free(own);
+		own = step->ring;
+		prev = step->ring; /* NULL after an epoch without data: next is an anchor */
+		if (y == x) {
+			r = step;
+			own = NULL;
+		} else {
+			step->ring = NULL;
+			free(step->data);
+			free(step);
+		}
+	}
+	if (own)
+		ring_free(own);
+	if (ret)
+		return ret;
+	r->anchor = anchor;
+	r->vnodes = s->fmt_vnodes;
+	*out = r;
+	return 0;
+}
+
+/* The ring of an earlier epoch x for a view at epoch cur, as every member
+ * has it (see above): reused from old when the same, NULL when x is out of
+ * the window or has no data holder. */
+struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint32_t x, uint32_t cur)
+{
+	uint32_t anchor, need;
+	if (chain_anchor(s, x, &anchor, &need) || !chain_in_window(s, need, cur))
+		return NULL;
+	struct sheep_ring *r = group_find_ring(old, x);
+	if (r && r->ring && r->anchor == anchor && r->vnodes == s->fmt_vnodes) {
+		__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
+		return r;
+	}
+	r = NULL;
+	if (group_chain_ring(s, old, x, true, NULL, 0, &r))
+		return NULL;
+	if (!r->ring) {
+		group_ring_put(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* A fingerprint of a ring: the holders (addr:port) of 6 positions of 256
+ * fixed object ids. Members log it per epoch so tests can check that every
+ * member, joiners and restarted ones included, places alike. */
+uint64_t group_ring_digest(const struct sheep_ring *r)
+{
+	uint64_t h = FNV1A_64_INIT;
+	if (!r || !r->ring)
+		return 0;
+	for (uint64_t k = 0; k < 256; k++) {
+		int out[6];
+		if (ring_locate(r->ring, fnv_64a_u64(k, FNV1A_64_INIT), 6, out) < 0)
+			return 0;
+		for (int i = 0; i < 6; i++) {
+			const struct sd_node *n =
+			    out[i] >= 0 && (size_t)out[i] < r->nr_data ? &r->data[out[i]] : NULL;
+			h = fnv_64a_buf(n ? n->addr : "-", n ? strlen(n->addr) : 1, h);
+			h = fnv_64a_u64(n ? n->port : 0, h);
+		}
+	}
+	return h;
+}
