@@ -44,7 +44,7 @@ struct sheep_ring {
 	struct sd_node *data;
 	struct ring *ring;
 	uint32_t anchor; /* first epoch of its chain (cluster/chain.c) */
-	uint32_t vnodes; /* the format's vnodes it was built with */
+	uint64_t key;    /* what its chain was built from (cluster/chain.c) */
 };
 
 #define SHEEP_VIEW_HIST 8

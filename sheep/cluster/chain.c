@@ -102,6 +102,30 @@ static bool chain_in_window(const struct sheep *s, uint32_t from, uint32_t to)
 	return true;
 }
 
+/* What a chain of rings is made of: its anchor, the format's vnodes and
+ * the records anchor..x. A ring is reused only when this matches, so a node
+ * whose log was replaced (a snapshot after a partition) rebuilds. */
+static uint64_t chain_key(const struct sheep *s, uint32_t anchor, uint32_t x)
+{
+	uint64_t h = fnv_64a_u64(((uint64_t)anchor << 32) | s->fmt_vnodes, FNV1A_64_INIT);
+	for (uint32_t y = anchor; y <= x; y++) {
+		long i = epoch_index(s, y);
+		if (i < 0)
+			return 0;
+		h = fnv_64a_u64(y, h);
+		h = fnv_64a_buf(s->epochs[i].nodes, s->epochs[i].nr_nodes * sizeof(struct sd_node), h);
+	}
+	return h;
+}
+
+/* The ring of epoch y in view v if it is the one of this chain. */
+static struct sheep_ring *chain_find(const struct sheep *s, struct sheep_view *v, uint32_t anchor,
+				     uint32_t y)
+{
+	struct sheep_ring *c = group_find_ring(v, y);
+	return c && c->ring && c->anchor == anchor && c->key == chain_key(s, anchor, y) ? c : NULL;
+}
+
 static struct sheep_ring *new_sheep_ring(uint32_t epoch, size_t nr)
 {
 	struct sheep_ring *r = calloc(1, sizeof(*r));
@@ -140,8 +164,8 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 	const struct ring *prev = NULL;
 	uint32_t from = anchor;
 	for (uint32_t y = x; chained && y-- > anchor;) {
-		struct sheep_ring *c = group_find_ring(old, y);
-		if (c && c->ring && c->anchor == anchor && c->vnodes == s->fmt_vnodes) {
+		struct sheep_ring *c = chain_find(s, old, anchor, y);
+		if (c) {
 			prev = c->ring;
 			from = y + 1;
 			break;
@@ -187,7 +211,7 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 	if (ret)
 		return ret;
 	r->anchor = anchor;
-	r->vnodes = s->fmt_vnodes;
+	r->key = chained ? chain_key(s, anchor, x) : 0;
 	*out = r;
 	return 0;
 }
@@ -200,8 +224,8 @@ struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint
 	uint32_t anchor, need;
 	if (chain_anchor(s, x, &anchor, &need) || !chain_in_window(s, need, cur))
 		return NULL;
-	struct sheep_ring *r = group_find_ring(old, x);
-	if (r && r->ring && r->anchor == anchor && r->vnodes == s->fmt_vnodes) {
+	struct sheep_ring *r = chain_find(s, old, anchor, x);
+	if (r) {
 		__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
 		return r;
 	}
