@@ -34,7 +34,7 @@
  * one case where members may disagree, until the next span.
  */
 
-#define CHAIN_SPAN 32u
+#define CHAIN_SPAN  32u
 #define CHAIN_BYTES (64u << 10)
 
 static size_t rec_bytes(const struct epoch_rec *r)
@@ -113,7 +113,8 @@ static uint64_t chain_key(const struct sheep *s, uint32_t anchor, uint32_t x)
 		if (i < 0)
 			return 0;
 		h = fnv_64a_u64(y, h);
-		h = fnv_64a_buf(s->epochs[i].nodes, s->epochs[i].nr_nodes * sizeof(struct sd_node), h);
+		h = fnv_64a_buf(s->epochs[i].nodes, s->epochs[i].nr_nodes * sizeof(struct sd_node),
+				h);
 	}
 	return h;
 }
@@ -219,7 +220,8 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 /* The ring of an earlier epoch x for a view at epoch cur, as every member
  * has it (see above): reused from old when the same, NULL when x is out of
  * the window or has no data holder. */
-struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint32_t x, uint32_t cur)
+struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint32_t x,
+				   uint32_t cur)
 {
 	uint32_t anchor, need;
 	if (chain_anchor(s, x, &anchor, &need) || !chain_in_window(s, need, cur))

@@ -83,7 +83,8 @@ static void test_steps_equal_replay_and_keep_positions(void **state)
 			const char *who = changed.addr;
 			for (uint64_t oid = 1; oid <= NOIDS; oid++)
 				for (int i = 0; i < WIDTH; i++) {
-					const char *a = holder(prev.cur, oid, i), *b = holder(step, oid, i);
+					const char *a = holder(prev.cur, oid, i),
+						   *b = holder(step, oid, i);
 					if (!strcmp(a, b))
 						continue;
 					if (in[k]) /* a join: only the joiner takes */
@@ -134,8 +135,9 @@ static void test_joiner_with_snapshot_window_agrees(void **state)
 	}
 	assert_true(first > 0);
 	for (size_t i = first; i < full->nr_epochs; i++)
-		assert_int_equal(group_epoch_add(joiner, full->epochs[i].epoch, 0, full->epochs[i].nodes,
-						 full->epochs[i].nr_nodes, false),
+		assert_int_equal(group_epoch_add(joiner, full->epochs[i].epoch, 0,
+						 full->epochs[i].nodes, full->epochs[i].nr_nodes,
+						 false),
 				 0);
 	struct sheep_ring *a = NULL, *b = NULL;
 	assert_int_equal(group_chain_ring(full, NULL, cur, true, NULL, 0, &a), 0);
@@ -162,8 +164,8 @@ static void test_joiner_with_snapshot_window_agrees(void **state)
 	assert_true(dropped > 0);
 	/* A member whose log lacks a record its chain needs says so. */
 	struct sheep_ring *r = NULL;
-	assert_int_equal(group_chain_ring(joiner, NULL, full->epochs[first].epoch, true, NULL, 0, &r),
-			 -ENOENT);
+	assert_int_equal(
+	    group_chain_ring(joiner, NULL, full->epochs[first].epoch, true, NULL, 0, &r), -ENOENT);
 	group_epochs_clear(full);
 	group_epochs_clear(joiner);
 	free(full);
