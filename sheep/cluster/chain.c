@@ -24,7 +24,7 @@
  * whole log; a joiner (or a restarted node, which rejoins) gets from the
  * snapshot the newest records that fit SNAP_EPOCH_BUDGET (apply.c), then
  * logs every later epoch. need(x)..x is at most CHAIN_BYTES plus one record
- * (98 KiB at SD_MAX_NODES), under SNAP_EPOCH_BUDGET: every member can build
+ * (96 KiB at SD_MAX_NODES), under SNAP_EPOCH_BUDGET: every member can build
  * the current epoch's ring, and every later one. Rings of earlier epochs
  * (the view's history, for fragments not moved yet) are kept only when
  * need(x)..current fits SNAP_EPOCH_BUDGET: exactly the ones a joiner can
