@@ -1,4 +1,4 @@
-/* view.c - the membership view of each epoch: members, the ring, the rings of earlier epochs, references for readers. */
+/* view.c - the membership view of each epoch, references for readers, and the ring of a member list (chain.c chains the rings and builds the views). */
 #include "sheep/cluster/group_priv.h"
 
 /* ---- views ---- */
@@ -95,81 +95,4 @@ int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_n
 	int ret = ring_build_next(prev, pn, n, ring);
 	free(pn);
 	return ret;
-}
-
-/* Build and publish the view of the current members and epoch (locked).
- * Its ring and those of earlier epochs are chained as chain.c says. */
-void group_rebuild_view(struct sheep *s)
-{
-	struct sheep_view *v = calloc(1, sizeof(*v));
-	if (!v)
-		goto fail;
-	v->refs = 1;
-	v->epoch = s->epoch;
-	v->self_data_idx = -1;
-	v->nodes = calloc(s->nr_members ? s->nr_members : 1, sizeof(struct sd_node));
-	if (!v->nodes)
-		goto fail;
-	memcpy(v->nodes, s->members, s->nr_members * sizeof(struct sd_node));
-	v->nr_nodes = s->nr_members;
-	qsort(v->nodes, v->nr_nodes, sizeof(struct sd_node), sheep_node_cmp);
-	int ret = group_chain_ring(s, s->view, s->epoch, true, v->nodes, v->nr_nodes, &v->cur);
-	if (ret == -ENOENT) {
-		sd_err("epoch %u: the epoch log lacks records its chained ring needs; using the "
-		       "ring of the members alone (other members may place differently until "
-		       "the next anchor)", s->epoch);
-		ret = group_chain_ring(s, s->view, s->epoch, false, v->nodes, v->nr_nodes, &v->cur);
-	}
-	if (ret == -ENOMEM)
-		goto fail;
-	if (ret) {
-		sd_err("cannot build the placement ring for epoch %u: %s", s->epoch, strerror(-ret));
-		v->cur = calloc(1, sizeof(*v->cur));
-		if (!v->cur || !(v->cur->data = calloc(1, sizeof(struct sd_node))))
-			goto fail;
-		v->cur->refs = 1;
-		v->cur->epoch = s->epoch;
-	}
-	v->data = v->cur->data;
-	v->nr_data = v->cur->nr_data;
-	v->ring = v->cur->ring;
-	uint32_t zones[SD_MAX_NODES];
-	for (size_t i = 0; i < v->nr_data; i++) {
-		if (sd_node_eq(&v->data[i], &s->self))
-			v->self_data_idx = (int)i;
-		bool seen = false;
-		for (uint32_t z = 0; z < v->nr_zones; z++)
-			seen |= zones[z] == v->data[i].zone;
-		if (!seen && v->nr_zones < SD_MAX_NODES)
-			zones[v->nr_zones++] = v->data[i].zone;
-	}
-	/* Rings of the previous epochs, newest first: where fragments are
-	 * until recovery moves them. Reused from the old view when the same,
-	 * else built from the epoch log (a joiner or a restarted node has no
-	 * old view). */
-	for (size_t k = s->nr_epochs; k > 0 && v->nr_hist < SHEEP_VIEW_HIST; k--) {
-		const struct epoch_rec *er = &s->epochs[k - 1];
-		if (er->epoch >= s->epoch)
-			continue;
-		struct sheep_ring *r = group_hist_ring(s, s->view, er->epoch, s->epoch);
-		if (r)
-			v->hist[v->nr_hist++] = r;
-	}
-	char hist[SHEEP_VIEW_HIST * 28 + 1] = "";
-	for (int i = 0, o = 0; i < v->nr_hist; i++)
-		o += snprintf(hist + o, sizeof(hist) - (size_t)o, " %u:%016llx", v->hist[i]->epoch,
-			      (unsigned long long)group_ring_digest(v->hist[i]));
-	sd_info("placement: view of epoch %u, ring %u:%016llx (chained from epoch %u), earlier%s",
-		v->epoch, v->epoch, (unsigned long long)group_ring_digest(v->cur), v->cur->anchor,
-		v->nr_hist ? hist : " none");
-	sheep_view_put(s->view);
-	s->view = v;
-	pthread_cond_broadcast(&s->state_cond);
-	return;
-fail:
-	sd_emerg("out of memory building the view of epoch %u", s->epoch);
-	if (v) {
-		v->refs = 1;
-		sheep_view_put(v);
-	}
 }
