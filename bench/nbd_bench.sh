@@ -102,19 +102,30 @@ declare -A LABEL=(
 	[randwrite4]="4 KiB rand write QD4 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
 )
 
+# Sum of the log syncs of the six sheep (dog node stat -r; "-" when this
+# build has no such command).
+syncs() {
+	dogn 0 node stat -r 2>/dev/null | awk 'NR > 1 {t += $3; n++} END {if (n == 6) print t; else print "-"}'
+}
+
 # one TARGET CASE: print the figure of one fio run (MiB/s or IOPS) and its
-# mean completion latency in microseconds.
+# mean completion latency in microseconds; for the sheep's random writes
+# also record the log syncs per client write.
 one() {
-	local out=$SD_TEST_DIR/fio.json
+	local out=$SD_TEST_DIR/fio.json s0=- s1=-
+	[ "$1" != memory ] && [[ $2 == randwrite* ]] && s0=$(syncs)
 	# shellcheck disable=SC2086
 	fio --name=b --ioengine=nbd --uri="${URI[$1]}" ${ARGS[$2]} --output-format=json \
 		--output="$out" >/dev/null 2>&1 || { echo "0 0"; return; }
-	python3 - "$out" "$2" <<'EOF'
+	[ "$s0" != - ] && s1=$(syncs)
+	python3 - "$out" "$2" "$s0" "$s1" "$SD_TEST_DIR/spw.$1.$2" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 d = j["write"] if "write" in sys.argv[2] else j["read"]
 print("%.1f %.1f" % (d["bw_bytes"] / 1048576 if sys.argv[2].startswith("seq") else d["iops"],
                     d["clat_ns"]["mean"] / 1000.0))
+if sys.argv[3] != "-" and sys.argv[4] != "-" and d["total_ios"]:
+    open(sys.argv[5], "a").write("%.3f\n" % ((int(sys.argv[4]) - int(sys.argv[3])) / d["total_ios"]))
 EOF
 }
 
@@ -139,6 +150,12 @@ printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs${nosync
 for c in "${CASES[@]}"; do
 	printf '%-30s %14s %12s %7s %12s %7s\n' "${LABEL[$c]}" "${RES[memory,$c]}" "${RES[ec,$c]}" \
 		"$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}")" "${RES[rep,$c]}" "$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"
+done
+for c in randwrite1 randwrite32; do
+	for t in ec rep; do
+		f=$SD_TEST_DIR/spw.$t.$c
+		[ -s "$f" ] && echo "# log syncs per client write, $c $t: $(tr '\n' ' ' <"$f")-> median $(median $(cat "$f"))"
+	done
 done
 if [ $csv = 1 ]; then
 	echo

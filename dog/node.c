@@ -1,5 +1,7 @@
-/* node.c - dog node list / info / kill. */
+/* node.c - dog node list / info / kill / stat. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -176,11 +178,73 @@ static int node_kill(struct dog *d)
 	return DOG_EXIT_SUCCESS;
 }
 
+/* The write-ahead log counters of each node (SD_OP_STAT). */
+static int node_stat(struct dog *d)
+{
+	struct sd_node *nodes;
+	uint32_t nr;
+	int ret = fetch_nodes(d, &nodes, &nr);
+	if (ret >= 0)
+		return ret;
+	if (d->raw)
+		printf("id host:port syncs records batches records_per_batch max_batch log_bytes "
+		       "checkpoints checkpoint_ms_total checkpoint_ms_last log_fill log_size replayed "
+		       "dropped pending\n");
+	else
+		printf("  Id   Host:Port            Syncs  Records  Rec/batch  Log written  "
+		       "Ckpts  Ckpt ms  Log fill  Pending\n");
+	int failed = 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		struct sd_store_stat st;
+		struct sd_req req;
+		struct sd_rsp rsp;
+		int fd = dog_connect_to(nodes[i].addr, nodes[i].port);
+		ret = fd;
+		if (fd >= 0) {
+			dog_req_init(&req, SD_OP_STAT);
+			req.data_length = sizeof(st);
+			ret = sd_exec(fd, &req, NULL, &rsp, &st, sizeof(st));
+			close(fd);
+			if (ret == 0 && (rsp.result != SD_RES_SUCCESS || rsp.data_length != sizeof(st)))
+				ret = -EPROTO;
+		}
+		if (ret) {
+			dog_err("node stat: node %u (%s:%u): %s", i, nodes[i].addr, nodes[i].port,
+				strerror(-ret));
+			failed++;
+			continue;
+		}
+		double per = st.batches ? (double)st.records / (double)st.batches : 0;
+		if (d->raw) {
+			printf("%u %s:%u %" PRIu64 " %" PRIu64 " %" PRIu64 " %.2f %" PRIu64 " %" PRIu64
+			       " %" PRIu64 " %.1f %.1f %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+			       " %" PRIu64 "\n",
+			       i, nodes[i].addr, nodes[i].port, st.syncs, st.records, st.batches, per,
+			       st.max_batch, st.log_bytes, st.checkpoints, st.ckpt_ns_total / 1e6,
+			       st.ckpt_ns_last / 1e6, st.log_fill, st.log_size, st.replayed, st.dropped,
+			       st.pending);
+			continue;
+		}
+		char host[96], wr[32];
+		snprintf(host, sizeof(host), "%s:%u", nodes[i].addr, nodes[i].port);
+		dog_size_str(st.log_bytes, false, wr, sizeof(wr));
+		printf("%4u   %-20s %7" PRIu64 " %8" PRIu64 " %10.1f %12s %6" PRIu64 " %8.0f %8.1f%% "
+		       "%8" PRIu64 "\n",
+		       i, host, st.syncs, st.records, per, wr, st.checkpoints, st.ckpt_ns_total / 1e6,
+		       st.log_size ? 100.0 * (double)st.log_fill / (double)(st.log_size / 2) : 0,
+		       st.pending);
+	}
+	free(nodes);
+	return failed ? DOG_EXIT_FAILURE : DOG_EXIT_SUCCESS;
+}
+
 const struct dog_cmd dog_node_cmds[] = {
     {"node", "list", "f:", NULL, "list the nodes of the cluster", DOG_JSON_HELP, 0, 0, node_list},
     {"node", "info", "f:", NULL, "show disk use of each node", DOG_JSON_HELP, 0, 0, node_info},
     {"node", "kill", NULL, "<node id>", "stop one sheep (its Id from dog node list)", NULL, 1, 1,
      node_kill},
+    {"node", "stat", NULL, NULL, "show each node's write-ahead log counters (syncs, records "
+     "per group commit, checkpoints, log fill)", NULL, 0, 0, node_stat},
     /* recovery hook: dog/recovery.c */
     {"node", "recovery", "f:", "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
      "show recovery progress per node, or get/set the recovery throttle", DOG_JSON_HELP, 0, 3,

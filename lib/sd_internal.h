@@ -155,4 +155,25 @@ struct sd_recovery_state {
 	char message[256];      /* why refused or degraded; "" when all is well */
 } __attribute__((packed));
 
+/*
+ * STAT (0xb8): no request payload; reply payload = struct sd_store_stat,
+ * the answering sheep's write-ahead log counters since it started
+ * (`dog node stat`). A gateway-only sheep answers all zeros.
+ */
+struct sd_store_stat {
+	uint64_t syncs;         /* fdatasyncs of the log */
+	uint64_t records;       /* records written */
+	uint64_t batches;       /* group commits (one write + one sync each) */
+	uint64_t log_bytes;     /* bytes written to the log */
+	uint64_t max_batch;     /* most records in one group commit */
+	uint64_t checkpoints;
+	uint64_t ckpt_ns_total; /* time in checkpoints */
+	uint64_t ckpt_ns_last;
+	uint64_t log_fill;      /* bytes in the current log file */
+	uint64_t log_size;      /* budget of the log */
+	uint64_t replayed;      /* records replayed at start */
+	uint64_t dropped;       /* records found torn or damaged at start */
+	uint64_t pending;       /* prepared two-phase writes held */
+} __attribute__((packed));
+
 #endif

@@ -28,6 +28,8 @@ struct sheep_opts {
 	int log_level;
 	const char *log_dir;    /* -l dir= */
 	bool nosync;            /* -n */
+	const char *wal_dir;    /* -j dir=: where the write-ahead log lives (NULL: DIR) */
+	uint64_t wal_size;      /* -j size=: bytes for the log (0: default) */
 	int nbd_port;           /* --nbd, -1 = off */
 	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
@@ -70,6 +72,10 @@ struct sheep_view {
 	struct sheep_ring *cur;  /* owns data[] and ring */
 	int nr_hist;
 	struct sheep_ring *hist[SHEEP_VIEW_HIST]; /* earlier epochs, newest first */
+	/* Set (atomically, once) when every data member has finished recovery
+	 * at this epoch: every fragment is at its current holder, so the
+	 * gateway stops asking earlier holders (recovery_sheep.c). */
+	int settled;
 };
 
 /* One VDI as every node knows it (the full table is on every node). */
@@ -204,6 +210,9 @@ struct sheep {
 	pthread_mutex_t objlock_mu;
 	pthread_cond_t objlock_cond;
 	struct obj_lock *objlocks;
+	/* Versions of objects this sheep coordinates writes for (gateway.c). */
+	pthread_mutex_t vcache_mu;
+	struct gw_vcache_ent *vcache;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */

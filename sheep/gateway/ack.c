@@ -42,6 +42,7 @@ int gw_precheck_targets(struct gw_obj *o, int targets)
 
 int gw_ack_result(struct gw_obj *o, int ok, int retry)
 {
+	o->acked_all = !retry && ok == o->width;
 	if (retry)
 		return retry;
 	if (ok >= gw_ack_threshold(o))

@@ -44,6 +44,7 @@ struct gw_obj {
 	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
 	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
 	int neterr; /* peer calls of this attempt that found no live peer */
+	bool acked_all; /* the last write reached every fragment */
 	bool frozen; /* its VDI is a snapshot: data and object map read-only */
 	uint64_t pkey; /* placement key (group_placement_key) */
 };
@@ -113,6 +114,11 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
 		int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 		bool create, uint64_t *mixed_since);
  uint64_t gw_new_write_id(struct gw_obj *o);
+/* vcache.c: the coordinator's object versions (0: unknown / forget). */
+uint64_t gw_vcache_get(struct gw_obj *o);
+void gw_vcache_put(struct gw_obj *o, uint64_t version);
+void gw_vcache_init(struct sheep *s);
+void gw_vcache_fini(struct sheep *s);
  int gw_test_crash_point(struct gw_obj *o);
  void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at);
 

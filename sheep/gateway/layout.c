@@ -174,6 +174,10 @@ const struct sd_node *gw_live_node(const struct sheep_view *v, const struct sd_n
 int gw_add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of)
 {
 	int n = o->width;
+	/* Recovery finished everywhere at this epoch: no earlier holder
+	 * keeps anything the current ones lack. */
+	if (__atomic_load_n(&o->v->settled, __ATOMIC_ACQUIRE))
+		return n;
 	for (int h = 0; h < o->v->nr_hist; h++) {
 		const struct sheep_ring *r = o->v->hist[h];
 		if (!r->ring)

@@ -72,10 +72,12 @@ int gateway_init(struct sheep *s)
 	pthread_mutex_init(&s->objlock_mu, NULL);
 	pthread_mutex_init(&s->sweep_lock, NULL);
 	pthread_cond_init(&s->objlock_cond, NULL);
+	gw_vcache_init(s);
 	return peer_pool_init(s);
 }
 
 void gateway_fini(struct sheep *s)
 {
 	peer_pool_fini(s);
+	gw_vcache_fini(s);
 }

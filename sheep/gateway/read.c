@@ -123,18 +123,20 @@ out:
 int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 {
 	struct peer_call calls[GW_MAX_CALLS];
+	/* The data comes from this sheep's own copy when it holds one (no
+	 * network), else from the first holder; the others are asked for
+	 * their version only, in the same round. */
 	int first = -1;
 	for (int i = 0; i < o->width; i++) {
 		gw_call_init(o, &calls[i], i, SD_OP_PEER_READ);
-		if (first < 0 && o->holder[i]) {
+		if (o->holder[i] && (first < 0 || sd_node_eq(o->holder[i], &o->s->self)))
 			first = i;
-			calls[i].req.obj.offset = off;
-			calls[i].rbuf = buf;
-			calls[i].rcap = len;
-		}
 	}
 	if (first < 0)
 		return SD_RES_NO_STORE;
+	calls[first].req.obj.offset = off;
+	calls[first].rbuf = buf;
+	calls[first].rcap = len;
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
 	uint32_t moved;
 	int r0 = gw_round(o, calls, st, &moved);

@@ -302,13 +302,37 @@ int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t o
 
 #define GW_MIXED_WAIT_MS 3000
 
+static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf, uint32_t len,
+			uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made);
+
+/* One write attempt: the object's state from the coordinator's version
+ * cache (vcache.c), else from a probe of every holder; then the write. */
 int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 			 bool create, uint64_t *mixed_since)
 {
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
-	int ret = gw_probe(o, st);
-	if (ret != SD_RES_SUCCESS)
+	uint64_t cached = create ? 0 : gw_vcache_get(o), made = 0;
+	int ret;
+	if (cached) {
+		for (int i = 0; i < o->width; i++)
+			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached};
+	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
 		return ret;
+	}
+	o->acked_all = false;
+	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);
+	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0);
+	if (cached && ret != SD_RES_SUCCESS && !gw_res_is_retry(ret)) {
+		sd_debug("%016llx: write from the cached version %llu failed (%s): probing",
+			 (unsigned long long)o->oid, (unsigned long long)cached, sd_strerror(ret));
+		ret = SD_RES_AGAIN;
+	}
+	return ret;
+}
+
+static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf, uint32_t len,
+			uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made)
+{
 	uint64_t vmax;
 	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	/* No generation is readable: finish an interrupted write if it can
@@ -323,6 +347,7 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 		if (st[i].has_pend && st[i].pend_version > new_version)
 			new_version = st[i].pend_version;
 	new_version++;
+	*made = new_version;
 	bool whole = off == 0 && len == o->obj_size;
 	if (create || whole) {
 		/* A new object (or one rewritten whole): every fragment is

@@ -697,6 +697,7 @@ static void *rec_main(void *arg)
 			pthread_mutex_lock(&r->mu);
 			if (all && r->epoch == v->epoch && phase == PH_SETTLED) {
 				r->cluster_done = true;
+				__atomic_store_n(&v->settled, 1, __ATOMIC_RELEASE);
 				phase = PH_IDLE;
 			}
 			next_poll = rec_now_ms() + 1000;

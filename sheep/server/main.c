@@ -62,6 +62,10 @@ static void usage(FILE *f)
 		"                          log level (emerg..debug or 0..7, default info) and\n"
 		"                          directory of sheep.log (default DIR)\n"
 		"  -n, --nosync            do not sync writes to disk (tests only: a crash loses data)\n"
+		"  -j, --journal dir=PATH[,size=N]\n"
+		"                          put the write-ahead log (wal.0, wal.1) in PATH, e.g. on\n"
+		"                          another device (default DIR); N bytes for it, suffix\n"
+		"                          K/M/G allowed (default 256M, at least 160M)\n"
 		"      --nbd PORT|off      NBD export port (default 10809; when the default port\n"
 		"                          is taken, e.g. by another sheep on this host, the sheep\n"
 		"                          warns and runs without NBD; an explicit PORT must bind)\n"
@@ -93,6 +97,35 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	if (errno || end == s || *end || v > max || s[0] == '-')
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* -j dir=PATH[,size=N]: where the write-ahead log lives, and its budget. */
+static int parse_journal(struct sheep_opts *o, char *arg)
+{
+	char *save = NULL;
+	for (char *tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "dir=", 4) && tok[4]) {
+			o->wal_dir = tok + 4;
+		} else if (!strncmp(tok, "size=", 5)) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(tok + 5, &end, 10);
+			int shift = 0;
+			switch (*end) {
+			case 'k': case 'K': shift = 10; end++; break;
+			case 'm': case 'M': shift = 20; end++; break;
+			case 'g': case 'G': shift = 30; end++; break;
+			}
+			if (errno || end == tok + 5 || *end || v > (1ull << 40) >> shift)
+				return -EINVAL;
+			o->wal_size = (uint64_t)v << shift;
+			if (o->wal_size < (160ull << 20))
+				return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -135,6 +168,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"foreground", no_argument, NULL, 'f'},
 		{"log", required_argument, NULL, 'l'},
 		{"nosync", no_argument, NULL, 'n'},
+		{"journal", required_argument, NULL, 'j'},
 		{"nbd", required_argument, NULL, 'N'},
 		{"threads", required_argument, NULL, 't'},
 		{"recovery", required_argument, NULL, 'R'},
@@ -152,7 +186,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 	o->cluster = "local";
 	unsigned long v;
 	int c;
-	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:hvs:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nj:t:R:hvs:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
@@ -204,6 +238,13 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'n':
 			o->nosync = true;
+			break;
+		case 'j':
+			if (parse_journal(o, optarg)) {
+				fprintf(stderr, "sheep: invalid journal option '%s' (dir=PATH[,size=N[K|M|G]], "
+						"size at least 160M)\n", optarg);
+				return -1;
+			}
 			break;
 		case 'N':
 			if (!strcmp(optarg, "off")) {
@@ -459,7 +500,9 @@ static int setup(struct sheep *s)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	if (!s->opt.gateway) {
-		ret = store_open(s->opt.dir, s->opt.nosync, &s->store);
+		struct store_config cfg = {.dir = s->opt.dir, .nosync = s->opt.nosync,
+					   .wal_dir = s->opt.wal_dir, .wal_size = s->opt.wal_size};
+		ret = store_open_config(&cfg, &s->store);
 		if (ret) {
 			sd_err("cannot open the store in %s: %s", s->opt.dir, strerror(-ret));
 			return ret;

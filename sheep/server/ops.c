@@ -47,6 +47,7 @@ static bool op_known(uint8_t op)
 	case SD_OP_SHUTDOWN:
 	case SD_OP_STAT_SHEEP:
 	case SD_OP_STAT_CLUSTER:
+	case SD_OP_STAT:
 	case SD_OP_KILL_NODE:
 	case SD_OP_GET_OBJ_LIST:
 	case SD_OP_GET_EPOCH:
@@ -253,6 +254,21 @@ static int do_stat_sheep(struct sheep *s, struct request *r)
 	r->rsp.node.store_size = size;
 	r->rsp.node.store_free = free_bytes;
 	r->rsp.node.nr_nodes = (uint32_t)cc.n;
+	return SD_RES_SUCCESS;
+}
+
+static int do_store_stat(struct sheep *s, struct request *r)
+{
+	struct store_stats ss = {0};
+	struct sd_store_stat *o = ops_reply_buf(r, sizeof(*o));
+	if (!o)
+		return SD_RES_NO_MEM;
+	if (s->store)
+		store_get_stats(s->store, &ss);
+	*o = (struct sd_store_stat){ss.syncs, ss.records, ss.batches, ss.log_bytes, ss.max_batch,
+				    ss.checkpoints, ss.ckpt_ns_total, ss.ckpt_ns_last, ss.log_fill,
+				    ss.log_size, ss.replayed, ss.dropped, ss.pending};
+	r->rlen = sizeof(*o);
 	return SD_RES_SUCCESS;
 }
 
@@ -479,6 +495,9 @@ void ops_exec(struct sheep *s, struct request *r)
 		break;
 	case SD_OP_STAT_CLUSTER:
 		ret = do_stat_cluster(s, r);
+		break;
+	case SD_OP_STAT:
+		ret = do_store_stat(s, r);
 		break;
 	case SD_OP_KILL_NODE:
 		sd_notice("killed by request");

@@ -4,11 +4,10 @@
  *
  *   DIR/obj/<oid as 16 hex digits>_<idx as 2 hex digits>   one per fragment
  *   DIR/obj/.tmp.<name>       a fragment being created (removed at open)
- *   DIR/obj/.journal/jNN      intent journal of lock stripe NN (store_journal.c)
- *   DIR/obj/.pend/<name>      a prepared two-phase write of that fragment: a
- *                             fragment file holding the new bytes, its header
- *                             saying how to apply it (pend_kind, pend_expect,
- *                             pend_off, pend_len) and the write's id
+ *   DIR/wal.0, DIR/wal.1      the write-ahead log (store_wal.c); -j dir=PATH
+ *                             puts them in PATH
+ *   DIR/obj/.journal, .pend   intent journals and pending files of stores
+ *                             from before the log: replayed/loaded at open
  *
  * A fragment file is
  *   [0, 128)            struct store_frag_hdr: magic "SDFRAG1", format 1,
@@ -29,9 +28,11 @@
  * read-modify-write to one block and its checksum to 4 bytes; the table of a
  * 2 GiB fragment is 2 MiB (0.1%), of a 4 MiB one 4 KiB.
  *
- * Writes (store_write) go through an intent record first (store_journal.c),
- * so a crash leaves a fragment wholly old or wholly new. Creation writes a
- * temp file, syncs it, renames it into place and syncs the directory.
+ * Every mutation is a record of the write-ahead log first (store_wal.c),
+ * applied to the files once durable, so a crash leaves a fragment wholly
+ * old or wholly new. Creation builds a temp file, logs the fragment, and
+ * renames the file into place; prepared two-phase writes live in memory
+ * and in the log (store_pend.c).
  * Every fragment hashes to one of 64 lock stripes (a rwlock): reads share
  * it, writes, creates and removes of one fragment are serialised by it.
  */
@@ -54,7 +55,7 @@
 #include "lib/util.h"
 #include "sheep/store/store_priv.h"
 
-#define NAME_LEN 32
+#define NAME_LEN STORE_NAME_LEN
 
 static const uint8_t zero_block[STORE_BLK];
 
@@ -112,28 +113,21 @@ static bool is_zero(const uint8_t *p, size_t len)
 	return p[0] == 0 && !memcmp(p, p + 1, len - 1);
 }
 
-static int sync_fd(struct store *st, int fd)
-{
-	if (st->nosync)
-		return 0;
-	return fdatasync(fd) ? -errno : 0;
-}
-
 bool store_crash_at(struct store *st, enum store_crash where)
 {
-	if (st->crash != where)
-		return false;
-	st->crash = STORE_CRASH_NONE;
-	return true;
+	enum store_crash want = where;
+	return where != STORE_CRASH_NONE &&
+	       __atomic_compare_exchange_n(&st->crash, &want, STORE_CRASH_NONE, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-static void frag_name(uint64_t oid, uint8_t idx, char *buf)
+void store_frag_name(uint64_t oid, uint8_t idx, char *buf)
 {
 	snprintf(buf, NAME_LEN, "%016" PRIx64 "_%02x", oid, idx);
 }
 
 /* Parse a fragment file name; false for anything else (temp files, journal). */
-static bool parse_name(const char *s, uint64_t *oid, uint8_t *idx)
+bool store_parse_name(const char *s, uint64_t *oid, uint8_t *idx)
 {
 	if (strlen(s) != 19 || s[16] != '_')
 		return false;
@@ -159,13 +153,13 @@ static bool parse_name(const char *s, uint64_t *oid, uint8_t *idx)
 	return true;
 }
 
-static struct store_stripe *stripe_of(struct store *st, uint64_t oid, uint8_t idx)
+struct store_stripe *store_stripe_of(struct store *st, uint64_t oid, uint8_t idx)
 {
 	uint64_t h = (oid ^ ((uint64_t)idx << 56) ^ idx) * 0x9E3779B97F4A7C15ULL;
 	return &st->stripes[h >> 58]; /* 64 stripes */
 }
 
-static uint32_t hdr_crc(const struct store_frag_hdr *h)
+uint32_t store_hdr_crc(const struct store_frag_hdr *h)
 {
 	struct store_frag_hdr c = *h;
 	c.crc = 0;
@@ -175,7 +169,7 @@ static uint32_t hdr_crc(const struct store_frag_hdr *h)
 int store_hdr_check(const struct store_frag_hdr *h)
 {
 	if (memcmp(h->magic, STORE_FRAG_MAGIC, sizeof(h->magic)) || h->format != STORE_FORMAT ||
-	    h->block_shift != STORE_BLK_SHIFT || h->crc != hdr_crc(h))
+	    h->block_shift != STORE_BLK_SHIFT || h->crc != store_hdr_crc(h))
 		return -EIO;
 	if (h->frag_size == 0 || h->frag_size > STORE_FRAG_MAX ||
 	    h->data_off != store_data_off(h->frag_size))
@@ -191,11 +185,11 @@ static int read_hdr(int fd, struct store_frag_hdr *h)
 	return store_hdr_check(h);
 }
 
-static int open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
+int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
 		     struct store_frag_hdr *h)
 {
 	char name[NAME_LEN];
-	frag_name(oid, idx, name);
+	store_frag_name(oid, idx, name);
 	int fd = openat(st->objfd, name, flags | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -211,7 +205,7 @@ static int open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
 	return fd;
 }
 
-static uint64_t disk_bytes(int fd)
+uint64_t store_disk_bytes(int fd)
 {
 	struct stat s;
 	return fstat(fd, &s) ? 0 : (uint64_t)s.st_blocks * 512;
@@ -258,7 +252,7 @@ out:
 	return r;
 }
 
-static void span_free(struct store_span *sp)
+void store_span_free(struct store_span *sp)
 {
 	free(sp->head);
 	free(sp->tail);
@@ -291,7 +285,7 @@ static int bounce_block(struct store *st, int fd, const struct store_frag_hdr *h
 }
 
 /* Build the block view of writing buf at [off, off+len) (see store_priv.h). */
-static int span_prepare(struct store *st, int fd, const struct store_frag_hdr *h,
+int store_span_prepare(struct store *st, int fd, const struct store_frag_hdr *h,
 			const uint8_t *buf, uint32_t off, uint32_t len, struct store_span *sp)
 {
 	memset(sp, 0, sizeof(*sp));
@@ -344,7 +338,7 @@ static int span_prepare(struct store *st, int fd, const struct store_frag_hdr *h
 	}
 	return 0;
 fail:
-	span_free(sp);
+	store_span_free(sp);
 	return r;
 }
 
@@ -364,8 +358,9 @@ static int punch_zeros(int fd, uint64_t pos, uint64_t len)
 
 /*
  * Put blocks [first, first+n) (content iov, checksums crcs, zero flags) and
- * the header nh into the fragment file fd, then sync. Idempotent, so a
- * replayed intent may apply it again. fresh: the file is new and all holes,
+ * the header nh into the fragment file fd, not synced (the log record is
+ * durable; a checkpoint syncs). Idempotent, so a replayed record may apply
+ * it again. fresh: the file is new and all holes,
  * so zero blocks need no punching.
  */
 int store_apply(struct store *st, int fd, const struct store_frag_hdr *nh, uint32_t first,
@@ -403,15 +398,12 @@ int store_apply(struct store *st, int fd, const struct store_frag_hdr *nh, uint3
 		if (r)
 			return r;
 	}
-	r = store_pwrite_full(fd, nh, sizeof(*nh), 0);
-	if (r)
-		return r;
-	return sync_fd(st, fd);
+	return store_pwrite_full(fd, nh, sizeof(*nh), 0);
 }
 
 /* ---- public API ---- */
 
-static int check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32_t len)
+int store_check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32_t len)
 {
 	if ((uint64_t)off + len > frag_size || (len && !buf))
 		return -EINVAL;
@@ -419,7 +411,7 @@ static int check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32
 }
 
 /* A fresh fragment header for meta (random uuid, no write id). */
-static void hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h)
+void store_hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h)
 {
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, STORE_FRAG_MAGIC, sizeof(h->magic));
@@ -434,191 +426,14 @@ static void hdr_init(struct store *st, const struct store_meta *meta, struct sto
 	if (getrandom(&h->uuid, sizeof(h->uuid), 0) != sizeof(h->uuid))
 		h->uuid = sd_now_ns() ^ __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED);
 	h->data_off = store_data_off(h->frag_size);
-	h->crc = hdr_crc(h);
-}
-
-static int check_meta(const struct store *st, const struct store_meta *meta)
-{
-	if (!st || !meta || meta->frag_size == 0 || meta->frag_size > STORE_FRAG_MAX)
-		return -EINVAL;
-	return 0;
-}
-
-/* Write a complete fragment file (header h, buf at [off, off+len), zeros
- * elsewhere) as dirfd/name, synced. Returns its fd, or -errno with the
- * file removed. */
-static int build_file(struct store *st, int dirfd, const char *name,
-		      const struct store_frag_hdr *h, const void *buf, uint32_t off, uint32_t len)
-{
-	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	struct store_span sp;
-	uint64_t nblk = ((uint64_t)h->frag_size + STORE_BLK - 1) >> STORE_BLK_SHIFT;
-	int r = 0;
-	if (ftruncate(fd, (off_t)(h->data_off + nblk * STORE_BLK)))
-		r = -errno;
-	if (!r)
-		r = span_prepare(st, -1, h, buf, off, len, &sp);
-	if (!r) {
-		r = store_apply(st, fd, h, sp.first, sp.n, sp.crcs, sp.zero, sp.iov, sp.niov, true);
-		span_free(&sp);
-	}
-	if (r) {
-		close(fd);
-		unlinkat(dirfd, name, 0);
-		return r;
-	}
-	return fd;
-}
-
-/* Create (or, with replace, atomically swap in) a whole fragment file. */
-static int create_common(struct store *st, const struct store_meta *meta, const void *buf,
-			 uint32_t off, uint32_t len, bool replace)
-{
-	int r = check_meta(st, meta);
-	if (r || (r = check_range(meta->frag_size, buf, off, len)))
-		return r;
-	struct store_frag_hdr h;
-	hdr_init(st, meta, &h);
-
-	char name[NAME_LEN], tmp[NAME_LEN + 8];
-	frag_name(meta->oid, meta->idx, name);
-	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
-	struct store_stripe *s = stripe_of(st, meta->oid, meta->idx);
-	struct stat sb;
-	int fd = -1;
-	uint64_t old_bytes = 0;
-	pthread_rwlock_wrlock(&s->lock);
-	if (fstatat(st->objfd, name, &sb, 0) == 0) {
-		if (!replace) {
-			r = -EEXIST;
-			goto out;
-		}
-		old_bytes = (uint64_t)sb.st_blocks * 512;
-	}
-	fd = build_file(st, st->objfd, tmp, &h, buf, off, len);
-	if (fd < 0) {
-		r = fd;
-		goto out;
-	}
-	if (store_crash_at(st, STORE_CRASH_BEFORE_RENAME)) {
-		r = -ECANCELED;
-		goto out;
-	}
-	if (replace) {
-		if (renameat(st->objfd, tmp, st->objfd, name)) {
-			r = -errno;
-			goto out_unlink;
-		}
-	} else if (renameat2(st->objfd, tmp, st->objfd, name, RENAME_NOREPLACE)) {
-		if (errno != EINVAL && errno != ENOSYS) {
-			r = -errno;
-			goto out_unlink;
-		}
-		/* Filesystem without RENAME_NOREPLACE: link refuses to replace too. */
-		if (linkat(st->objfd, tmp, st->objfd, name, 0)) {
-			r = -errno;
-			goto out_unlink;
-		}
-		unlinkat(st->objfd, tmp, 0);
-	}
-	if (!st->nosync && fsync(st->objfd)) {
-		r = -errno;
-		goto out;
-	}
-	__atomic_add_fetch(&st->used, disk_bytes(fd) - old_bytes, __ATOMIC_RELAXED);
-	r = 0;
-	goto out;
-out_unlink:
-	unlinkat(st->objfd, tmp, 0);
-out:
-	if (fd >= 0)
-		close(fd);
-	pthread_rwlock_unlock(&s->lock);
-	return r;
-}
-
-int store_create(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
-		 uint32_t len)
-{
-	return create_common(st, meta, buf, off, len, false);
-}
-
-int store_replace(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
-		  uint32_t len)
-{
-	return create_common(st, meta, buf, off, len, true);
-}
-
-/*
- * The intent protocol: (1) the record with the new header, checksums and
- * whole new blocks goes to the stripe's journal and is synced; (2) it is
- * applied in place and the fragment synced; (3) the record is marked dead
- * (not synced: a later sync of the same journal, or a replay of an already
- * applied record, are both harmless). The stripe lock is held throughout, so
- * a journal holds at most one live record and it is the latest write of its
- * fragment.
- */
-static int write_locked(struct store *st, struct store_stripe *s, uint64_t oid, uint8_t idx,
-			uint64_t expect_version, uint64_t new_version, uint64_t write_id,
-			const void *buf, uint32_t off, uint32_t len)
-{
-	struct store_frag_hdr h;
-	struct store_span sp = {0};
-	int fd = open_frag(st, oid, idx, O_RDWR, &h);
-	if (fd < 0)
-		return fd;
-	int r = check_range(h.frag_size, buf, off, len);
-	if (r)
-		goto out;
-	if (expect_version != STORE_ANY_VERSION && expect_version != h.version) {
-		r = -ESTALE;
-		goto out;
-	}
-	r = span_prepare(st, fd, &h, buf, off, len, &sp);
-	if (r)
-		goto out;
-	h.version = new_version;
-	h.write_id = write_id;
-	h.crc = hdr_crc(&h);
-	r = store_journal_write(st, s->jfd, &h, &sp);
-	if (r)
-		goto out;
-	if (store_crash_at(st, STORE_CRASH_AFTER_INTENT)) {
-		r = -ECANCELED;
-		goto out;
-	}
-	uint64_t before = disk_bytes(fd);
-	r = store_apply(st, fd, &h, sp.first, sp.n, sp.crcs, sp.zero, sp.iov, sp.niov, false);
-	if (r)
-		goto out;
-	store_journal_clear(st, s->jfd, &sp);
-	uint64_t after = disk_bytes(fd);
-	__atomic_add_fetch(&st->used, after - before, __ATOMIC_RELAXED); /* wraps when it shrank */
-out:
-	span_free(&sp);
-	close(fd);
-	return r;
-}
-
-int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
-		uint64_t new_version, const void *buf, uint32_t off, uint32_t len)
-{
-	if (!st || (len && !buf))
-		return -EINVAL;
-	struct store_stripe *s = stripe_of(st, oid, idx);
-	pthread_rwlock_wrlock(&s->lock);
-	int r = write_locked(st, s, oid, idx, expect_version, new_version, 0, buf, off, len);
-	pthread_rwlock_unlock(&s->lock);
-	return r;
+	h->crc = store_hdr_crc(h);
 }
 
 /* Read [off, off+len) of the open fragment fd, verifying every block. */
-static int read_range(struct store *st, int fd, const struct store_frag_hdr *h, uint8_t *dst,
+int store_read_range(struct store *st, int fd, const struct store_frag_hdr *h, uint8_t *dst,
 		      uint32_t off, uint32_t len)
 {
-	int r = check_range(h->frag_size, dst, off, len);
+	int r = store_check_range(h->frag_size, dst, off, len);
 	if (r || len == 0)
 		return r;
 	/* Aligned middle straight into dst, partial edge blocks via a bounce. */
@@ -654,15 +469,15 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 {
 	if (!st || (len && !buf))
 		return -EINVAL;
-	struct store_stripe *s = stripe_of(st, oid, idx);
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
 	struct store_frag_hdr h;
 	int r;
 	pthread_rwlock_rdlock(&s->lock);
-	int fd = open_frag(st, oid, idx, O_RDONLY, &h);
+	int fd = store_open_frag(st, oid, idx, O_RDONLY, &h);
 	if (fd < 0) {
 		r = fd;
 	} else {
-		r = read_range(st, fd, &h, buf, off, len);
+		r = store_read_range(st, fd, &h, buf, off, len);
 		if (r == 0 && version)
 			*version = h.version;
 		close(fd);
@@ -671,216 +486,14 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 	return r;
 }
 
-/* ---- two-phase writes: one pending record per fragment in obj/.pend ---- */
-
-/* Open and check the pending file of (oid, idx); fd or -errno. */
-static int open_pend(struct store *st, const char *name, uint64_t oid, uint8_t idx, int flags,
-		     struct store_frag_hdr *h)
-{
-	int fd = openat(st->pendfd, name, flags | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = read_hdr(fd, h);
-	if (!r && (h->oid != oid || h->idx != idx ||
-		   (h->pend_kind != STORE_PEND_RANGE && h->pend_kind != STORE_PEND_WHOLE)))
-		r = -EIO;
-	if (r) {
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static uint64_t age_ms(int fd)
-{
-	struct stat sb;
-	struct timespec now;
-	if (fstat(fd, &sb) || clock_gettime(CLOCK_REALTIME, &now))
-		return 0;
-	int64_t ms = (int64_t)(now.tv_sec - sb.st_mtim.tv_sec) * 1000 +
-		     (now.tv_nsec - sb.st_mtim.tv_nsec) / 1000000;
-	return ms > 0 ? (uint64_t)ms : 0;
-}
-
-int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
-		  uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, const void *buf,
-		  uint32_t off, uint32_t len)
-{
-	int r = check_meta(st, meta);
-	if (r || (r = check_range(meta->frag_size, buf, off, len)))
-		return r;
-	char name[NAME_LEN], tmp[NAME_LEN + 8];
-	frag_name(meta->oid, meta->idx, name);
-	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
-	struct store_stripe *s = stripe_of(st, meta->oid, meta->idx);
-	struct store_frag_hdr h, cur;
-	pthread_rwlock_wrlock(&s->lock);
-	int fd = open_pend(st, name, meta->oid, meta->idx, O_RDONLY, &cur);
-	if (fd >= 0) {
-		bool young = age_ms(fd) < grace_ms;
-		close(fd);
-		if (cur.write_id != write_id && young) {
-			r = -EBUSY;
-			goto out;
-		}
-	}
-	if (!whole) {
-		/* Checked now so a write that cannot apply is refused at once;
-		 * store_commit() checks again. */
-		fd = open_frag(st, meta->oid, meta->idx, O_RDONLY, &cur);
-		if (fd < 0) {
-			r = fd;
-			goto out;
-		}
-		close(fd);
-		if (meta->frag_size != cur.frag_size) {
-			r = -EINVAL;
-			goto out;
-		}
-		if (expect_version != STORE_ANY_VERSION && expect_version != cur.version) {
-			r = -ESTALE;
-			goto out;
-		}
-	}
-	hdr_init(st, meta, &h);
-	h.write_id = write_id;
-	h.pend_kind = whole ? STORE_PEND_WHOLE : STORE_PEND_RANGE;
-	h.pend_expect = whole ? STORE_ANY_VERSION : expect_version;
-	h.pend_off = off;
-	h.pend_len = len;
-	h.crc = hdr_crc(&h);
-	fd = build_file(st, st->pendfd, tmp, &h, buf, off, len);
-	if (fd < 0) {
-		r = fd;
-		goto out;
-	}
-	close(fd);
-	if (renameat(st->pendfd, tmp, st->pendfd, name)) {
-		r = -errno;
-		unlinkat(st->pendfd, tmp, 0);
-		goto out;
-	}
-	r = !st->nosync && fsync(st->pendfd) ? -errno : 0;
-out:
-	pthread_rwlock_unlock(&s->lock);
-	return r;
-}
-
-/* Apply a pending whole fragment: clear its pending fields, rename it
- * over the fragment. */
-static int commit_whole(struct store *st, int pfd, struct store_frag_hdr *h, const char *name)
-{
-	struct stat sb;
-	uint64_t old_bytes = fstatat(st->objfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
-	h->pend_kind = 0;
-	h->pend_expect = 0;
-	h->pend_off = h->pend_len = 0;
-	h->crc = hdr_crc(h);
-	int r = store_pwrite_full(pfd, h, sizeof(*h), 0);
-	if (r)
-		return r;
-	if (renameat(st->pendfd, name, st->objfd, name))
-		return -errno;
-	if (!st->nosync && (fsync(st->objfd) || fsync(st->pendfd)))
-		return -errno;
-	__atomic_add_fetch(&st->used, disk_bytes(pfd) - old_bytes, __ATOMIC_RELAXED);
-	return 0;
-}
-
-int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_version,
-		 uint64_t write_id)
-{
-	if (!st)
-		return -EINVAL;
-	char name[NAME_LEN];
-	frag_name(oid, idx, name);
-	struct store_stripe *s = stripe_of(st, oid, idx);
-	struct store_frag_hdr h;
-	uint8_t *buf = NULL;
-	int r;
-	pthread_rwlock_wrlock(&s->lock);
-	int pfd = open_pend(st, name, oid, idx, O_RDWR, &h);
-	if (pfd < 0 || h.version != new_version || h.write_id != write_id) {
-		/* Not pending (any more): done already, or never prepared here. */
-		if (pfd >= 0)
-			close(pfd);
-		struct store_frag_hdr fh;
-		int fd = open_frag(st, oid, idx, O_RDONLY, &fh);
-		if (fd < 0) {
-			r = fd == -ENOENT ? -ENOENT : fd;
-		} else {
-			close(fd);
-			r = fh.version == new_version && fh.write_id == write_id ? 0 : -ENOENT;
-		}
-		goto out;
-	}
-	if (h.pend_kind == STORE_PEND_WHOLE) {
-		r = commit_whole(st, pfd, &h, name);
-		close(pfd);
-		goto out;
-	}
-	buf = malloc(h.pend_len ? h.pend_len : 1);
-	r = buf ? read_range(st, pfd, &h, buf, h.pend_off, h.pend_len) : -ENOMEM;
-	close(pfd);
-	if (!r)
-		r = write_locked(st, s, oid, idx, h.pend_expect, new_version, write_id, buf,
-				 h.pend_off, h.pend_len);
-	if (!r || r == -ESTALE || r == -ENOENT)
-		unlinkat(st->pendfd, name, 0); /* applied, or can never apply */
-out:
-	free(buf);
-	pthread_rwlock_unlock(&s->lock);
-	return r;
-}
-
-int store_abort(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id)
-{
-	if (!st)
-		return -EINVAL;
-	char name[NAME_LEN];
-	frag_name(oid, idx, name);
-	struct store_stripe *s = stripe_of(st, oid, idx);
-	struct store_frag_hdr h;
-	pthread_rwlock_wrlock(&s->lock);
-	int fd = open_pend(st, name, oid, idx, O_RDONLY, &h);
-	int r = fd;
-	if (fd >= 0) {
-		close(fd);
-		r = h.write_id == write_id && unlinkat(st->pendfd, name, 0) == 0 ? 0 : -ENOENT;
-	}
-	pthread_rwlock_unlock(&s->lock);
-	return r;
-}
-
-int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out)
-{
-	if (!st || !out)
-		return -EINVAL;
-	char name[NAME_LEN];
-	frag_name(oid, idx, name);
-	struct store_stripe *s = stripe_of(st, oid, idx);
-	struct store_frag_hdr h;
-	pthread_rwlock_rdlock(&s->lock);
-	int fd = open_pend(st, name, oid, idx, O_RDONLY, &h);
-	if (fd >= 0) {
-		out->new_version = h.version;
-		out->write_id = h.write_id;
-		out->expect_version = h.pend_expect;
-		out->age_ms = age_ms(fd);
-		close(fd);
-	}
-	pthread_rwlock_unlock(&s->lock);
-	return fd < 0 ? fd : 0;
-}
-
 int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta)
 {
 	if (!st || !meta)
 		return -EINVAL;
-	struct store_stripe *s = stripe_of(st, oid, idx);
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
 	struct store_frag_hdr h;
 	pthread_rwlock_rdlock(&s->lock);
-	int fd = open_frag(st, oid, idx, O_RDONLY, &h);
+	int fd = store_open_frag(st, oid, idx, O_RDONLY, &h);
 	if (fd >= 0) {
 		meta->oid = h.oid;
 		meta->idx = h.idx;
@@ -889,33 +502,11 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->frag_size = h.frag_size;
 		meta->version = h.version;
 		meta->write_id = h.write_id;
-		meta->disk_bytes = disk_bytes(fd);
+		meta->disk_bytes = store_disk_bytes(fd);
 		close(fd);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return fd < 0 ? fd : 0;
-}
-
-int store_remove(struct store *st, uint64_t oid, uint8_t idx)
-{
-	if (!st)
-		return -EINVAL;
-	char name[NAME_LEN];
-	frag_name(oid, idx, name);
-	struct store_stripe *s = stripe_of(st, oid, idx);
-	struct stat sb;
-	int r = 0;
-	pthread_rwlock_wrlock(&s->lock);
-	unlinkat(st->pendfd, name, 0); /* a pending write of it goes too */
-	if (fstatat(st->objfd, name, &sb, 0) || unlinkat(st->objfd, name, 0)) {
-		r = -errno;
-	} else {
-		__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
-		if (!st->nosync && fsync(st->objfd))
-			r = -errno;
-	}
-	pthread_rwlock_unlock(&s->lock);
-	return r;
 }
 
 /* Holes (SEEK_HOLE) are checked against the table without reading them. */
@@ -923,14 +514,14 @@ int store_verify(struct store *st, uint64_t oid, uint8_t idx)
 {
 	if (!st)
 		return -EINVAL;
-	struct store_stripe *s = stripe_of(st, oid, idx);
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
 	struct store_frag_hdr h;
 	uint32_t *tab = NULL;
 	uint8_t *chunk = NULL;
 	const uint32_t chunk_blocks = 256;
 	int r;
 	pthread_rwlock_rdlock(&s->lock);
-	int fd = open_frag(st, oid, idx, O_RDONLY, &h);
+	int fd = store_open_frag(st, oid, idx, O_RDONLY, &h);
 	if (fd < 0) {
 		r = fd;
 		goto out_unlock;
@@ -997,7 +588,7 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 		uint64_t oid;
 		uint8_t idx;
 		struct store_meta m;
-		if (!parse_name(de->d_name, &oid, &idx))
+		if (!store_parse_name(de->d_name, &oid, &idx))
 			continue;
 		if (store_stat(st, oid, idx, &m))
 			continue; /* removed meanwhile, or a bad header (logged) */
@@ -1031,131 +622,6 @@ const char *store_dir(const struct store *st)
 	return st->dir;
 }
 
-/* ---- open / close ---- */
-
-/* Remove temp files of interrupted creations; sum the space of fragments. */
-static int scan_obj_dir(struct store *st)
-{
-	DIR *d = sd_opendirat(st->objfd, ".");
-	if (!d)
-		return -errno;
-	struct dirent *de;
-	bool removed = false;
-	while ((de = readdir(d))) {
-		uint64_t oid;
-		uint8_t idx;
-		struct stat sb;
-		if (!strncmp(de->d_name, ".tmp.", 5)) {
-			sd_info("removing %s left by an interrupted create", de->d_name);
-			unlinkat(st->objfd, de->d_name, 0);
-			removed = true;
-		} else if (parse_name(de->d_name, &oid, &idx) &&
-			   fstatat(st->objfd, de->d_name, &sb, 0) == 0) {
-			st->used += (uint64_t)sb.st_blocks * 512;
-		}
-	}
-	closedir(d);
-	if (removed && !st->nosync && fsync(st->objfd))
-		return -errno;
-	return 0;
-}
-
-static int mkdir_p(int dirfd, const char *path)
-{
-	if (mkdirat(dirfd, path, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int store_open(const char *dir, bool nosync, struct store **out)
-{
-	if (!dir || !*dir || !out)
-		return -EINVAL;
-	struct store *st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	st->objfd = st->jdirfd = st->pendfd = -1;
-	for (int i = 0; i < STORE_NR_STRIPES; i++) {
-		st->stripes[i].jfd = -1;
-		pthread_rwlock_init(&st->stripes[i].lock, NULL);
-	}
-	st->nosync = nosync;
-	st->zero_crc = sd_crc32c(0, zero_block, STORE_BLK);
-	int r = -ENOMEM;
-	st->dir = strdup(dir);
-	if (!st->dir)
-		goto fail;
-	if ((r = mkdir_p(AT_FDCWD, dir)))
-		goto fail;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	r = mkdir_p(dfd, "obj");
-	if (r == 0) {
-		st->objfd = openat(dfd, "obj", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (st->objfd < 0)
-			r = -errno;
-	}
-	close(dfd);
-	if (r)
-		goto fail;
-	if ((r = mkdir_p(st->objfd, ".journal")))
-		goto fail;
-	st->jdirfd = openat(st->objfd, ".journal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->jdirfd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if ((r = mkdir_p(st->objfd, ".pend")))
-		goto fail;
-	st->pendfd = openat(st->objfd, ".pend", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->pendfd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if ((r = store_journal_replay_all(st)))
-		goto fail;
-	if ((r = scan_obj_dir(st)))
-		goto fail;
-	for (int i = 0; i < STORE_NR_STRIPES; i++) {
-		char name[8];
-		snprintf(name, sizeof(name), "j%02d", i);
-		st->stripes[i].jfd =
-			openat(st->jdirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (st->stripes[i].jfd < 0) {
-			r = -errno;
-			goto fail;
-		}
-	}
-	*out = st;
-	return 0;
-fail:
-	sd_err("cannot open the store in %s: %s", dir, strerror(-r));
-	store_close(st);
-	return r;
-}
-
-void store_close(struct store *st)
-{
-	if (!st)
-		return;
-	for (int i = 0; i < STORE_NR_STRIPES; i++) {
-		if (st->stripes[i].jfd >= 0)
-			close(st->stripes[i].jfd);
-		pthread_rwlock_destroy(&st->stripes[i].lock);
-	}
-	if (st->jdirfd >= 0)
-		close(st->jdirfd);
-	if (st->pendfd >= 0)
-		close(st->pendfd);
-	if (st->objfd >= 0)
-		close(st->objfd);
-	free(st->dir);
-	free(st);
-}
-
 /* ---- test hooks (store_test.h) ---- */
 
 void store_test_set_crash(struct store *st, enum store_crash where)
@@ -1167,7 +633,7 @@ int store_test_frag_path(const struct store *st, uint64_t oid, uint8_t idx, char
 			 size_t len)
 {
 	char name[NAME_LEN];
-	frag_name(oid, idx, name);
+	store_frag_name(oid, idx, name);
 	int n = snprintf(buf, len, "%s/obj/%s", st->dir, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

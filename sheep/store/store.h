@@ -15,10 +15,21 @@
  * per block so a partial read can be verified without reading the whole
  * fragment. Unwritten ranges read as zeros and take no disk space.
  *
+ * Every mutation is first a record in the store's write-ahead log
+ * (store_wal.c): one writer thread syncs all records that arrived while
+ * the previous sync ran with one write and one fdatasync (group commit),
+ * then each call applies its effect to the fragment file without a sync
+ * of its own; a checkpoint syncs the fragment files and starts the log
+ * afresh.
+ *
  * Guarantees (unless opened with nosync):
- *  - every call that returns 0 is durable (fdatasync / O_DSYNC);
+ *  - every call that returns 0 is durable (its log record is synced),
+ *    except store_commit() and store_abort(): their record is written
+ *    (a killed process loses nothing) and synced by the next group commit
+ *    or at most 200 ms later; a power cut before that leaves the prepared
+ *    write pending again, which its coordinator's rules finish;
  *  - a crash at any point of store_write() leaves the fragment wholly at the
- *    old version and content or wholly at the new one (intent record);
+ *    old version and content or wholly at the new one (log replay);
  *  - creation is atomic: a fragment either exists complete or not at all;
  *  - a read whose block checksum does not match returns -EIO, never data.
  * All functions are thread-safe; writes to one fragment are serialised
@@ -38,9 +49,35 @@ struct store_meta {
 	uint64_t disk_bytes; /* bytes this fragment occupies on disk */
 };
 
-/* Open (creating if needed) the store under dir (objects in dir/obj/),
- * replaying any interrupted write. */
+/* Open (creating if needed) the store under dir (objects in dir/obj/, the
+ * log in dir/wal.0 and dir/wal.1), replaying the log. */
 int store_open(const char *dir, bool nosync, struct store **out);
+
+struct store_config {
+	const char *dir;
+	bool nosync;
+	const char *wal_dir; /* NULL: dir */
+	uint64_t wal_size;   /* bytes for both log files; 0: 256 MiB */
+};
+int store_open_config(const struct store_config *cfg, struct store **out);
+
+/* Counters of the write-ahead log since open. */
+struct store_stats {
+	uint64_t syncs;         /* fdatasyncs of the log */
+	uint64_t records;       /* records written */
+	uint64_t batches;       /* group commits (one write + one sync each) */
+	uint64_t log_bytes;     /* bytes written to the log */
+	uint64_t max_batch;     /* most records in one batch */
+	uint64_t checkpoints;
+	uint64_t ckpt_ns_total; /* time spent in checkpoints */
+	uint64_t ckpt_ns_last;
+	uint64_t log_fill;      /* bytes of the current log file */
+	uint64_t log_size;      /* budget of both files */
+	uint64_t replayed;      /* records replayed at open */
+	uint64_t dropped;       /* records found corrupt or torn at open */
+	uint64_t pending;       /* prepared writes held now */
+};
+int store_get_stats(struct store *st, struct store_stats *out);
 void store_close(struct store *st);
 
 /* Create fragment (oid, idx) of frag_size bytes at version, with buf

@@ -1,7 +1,8 @@
-/* store_journal.c - intent records of the store: written before a write is applied, replayed at open. */
+/* store_journal.c - replay of the per-stripe intent journals of stores from before the write-ahead log. */
 /*
- * Each lock stripe has one journal file, DIR/obj/.journal/jNN, which holds at
- * most one record at offset 0:
+ * Stores written before the log (store_wal.c) had one journal file per
+ * lock stripe, DIR/obj/.journal/jNN, holding at most one record at offset
+ * 0. They are replayed at open (before the log) and emptied:
  *   [0, 160)               struct store_jrec: magic "SDINTNT", seq, first
  *                          block, block count n, crc32c of the metadata part,
  *                          and the whole new fragment header (new version)
@@ -31,58 +32,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "sheep/store/store_priv.h"
-
-static const uint8_t dead_magic[8];
-
-int store_journal_write(struct store *st, int jfd, const struct store_frag_hdr *nh,
-			const struct store_span *sp)
-{
-	size_t doff = store_jrec_data_off(sp->n);
-	uint8_t *meta = calloc(1, doff);
-	if (!meta)
-		return -ENOMEM;
-	struct store_jrec *rec = (struct store_jrec *)meta;
-	memcpy(rec->magic, STORE_JREC_MAGIC, sizeof(rec->magic));
-	rec->seq = __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED);
-	rec->first_block = sp->first;
-	rec->nr_blocks = sp->n;
-	rec->hdr = *nh;
-	if (sp->n) {
-		memcpy(meta + sizeof(*rec), sp->crcs, (size_t)sp->n * 4);
-		memcpy(meta + sizeof(*rec) + (size_t)sp->n * 4, sp->zero, sp->n);
-	}
-	rec->crc = sd_crc32c(0, meta, doff);
-
-	struct iovec iov[4];
-	int niov = 1;
-	iov[0] = (struct iovec){meta, doff};
-	for (int i = 0; i < sp->niov; i++)
-		iov[niov++] = sp->iov[i];
-	if (store_crash_at(st, STORE_CRASH_TORN_INTENT))
-		niov = 1; /* the metadata reached the disk, the blocks did not */
-	int r = store_pwritev_full(jfd, iov, niov, 0);
-	if (r == 0 && niov == 1 && sp->niov > 0)
-		r = -ECANCELED;
-	if (r == 0 && !st->nosync && fdatasync(jfd))
-		r = -errno;
-	if (r && r != -ECANCELED) {
-		/* Not applied, so it must not be replayed either. */
-		store_pwrite_full(jfd, dead_magic, sizeof(dead_magic), 0);
-		sd_err("cannot write an intent record: %s", strerror(-r));
-	}
-	free(meta);
-	return r;
-}
-
-/* Mark the record applied. Not synced: see the top of the file. */
-void store_journal_clear(struct store *st, int jfd, const struct store_span *sp)
-{
-	(void)st;
-	store_pwrite_full(jfd, dead_magic, sizeof(dead_magic), 0);
-	if (store_jrec_data_off(sp->n) + (uint64_t)sp->n * STORE_BLK > STORE_JOURNAL_KEEP &&
-	    ftruncate(jfd, 0))
-		sd_warn("cannot shrink an intent journal: %s", strerror(errno));
-}
 
 /* Replay the record of one journal file, if live; then empty the file. */
 static int replay_one(struct store *st, int jfd, const char *jname)

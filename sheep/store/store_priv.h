@@ -61,15 +61,124 @@ _Static_assert(sizeof(struct store_jrec) == 160, "intent record header is 160 by
 
 struct store_stripe {
 	pthread_rwlock_t lock; /* readers shared, writers/creators/removers exclusive */
-	int jfd;               /* this stripe's intent journal */
+};
+
+/* ---- the write-ahead log (store_wal.c; format at the top of that file) ---- */
+
+#define STORE_WAL_MAGIC 0x31525753u /* "SWR1" */
+#define STORE_WAL_DEFAULT_SIZE (256ull << 20)
+#define STORE_WAL_MIN_SIZE (160ull << 20)
+#define STORE_WAL_ZERO_AHEAD (1ull << 20)
+#define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
+
+enum store_wal_type {
+	WAL_MARK = 1,    /* first record of a log file: generation start */
+	WAL_WRITE = 2,   /* whole new blocks + new header of a fragment */
+	WAL_CREATE = 3,  /* a whole new fragment (replaces any old one) */
+	WAL_REMOVE = 4,  /* a fragment (and its pending write) removed */
+	WAL_PREPARE = 5, /* a pending two-phase write, kept aside */
+	WAL_ABORT = 6,   /* a pending write dropped */
+	WAL_COMMIT = 7,  /* a pending whole write became the fragment */
+};
+
+struct store_wal_rec {
+	uint32_t magic; /* STORE_WAL_MAGIC */
+	uint32_t hcrc;  /* crc32c of this header with hcrc = 0 */
+	uint64_t gen;   /* log generation: one per checkpoint */
+	uint64_t lsn;   /* consecutive within a generation */
+	uint32_t type;
+	uint32_t len;  /* payload bytes after this header (then zero padding to 8) */
+	uint32_t dcrc; /* crc32c of the payload */
+	uint32_t batch_pos; /* position in its group commit: lsn - batch_pos began it */
+} __attribute__((packed));
+_Static_assert(sizeof(struct store_wal_rec) == 40, "log record header is 40 bytes");
+
+/* WAL_MARK payload */
+struct store_wal_mark {
+	uint64_t time_ms;  /* wall clock of the checkpoint that began the file */
+	uint32_t nr_pend;  /* WAL_PREPARE records that follow, re-logged */
+	uint32_t pad;
+} __attribute__((packed));
+
+/* WAL_WRITE / WAL_CREATE payload: this, crcs[n], zero[n], pad to 8, n blocks. */
+struct store_wal_blocks {
+	struct store_frag_hdr hdr; /* the fragment header after the write */
+	uint32_t first;
+	uint32_t n;
+	uint64_t pend_wid; /* non-zero: this write consumed that pending write */
+} __attribute__((packed));
+
+/* WAL_PREPARE payload: this, then pend_len bytes of data. */
+struct store_wal_prep {
+	struct store_frag_hdr hdr; /* meta, version, write_id, pend_* fields */
+	uint64_t time_ms;          /* when it was prepared (wall clock) */
+} __attribute__((packed));
+
+/* WAL_REMOVE / WAL_ABORT / WAL_COMMIT payload */
+struct store_wal_ref {
+	uint64_t oid;
+	uint64_t version;
+	uint64_t write_id;
+	uint8_t idx;
+	uint8_t pad[7];
+} __attribute__((packed));
+
+/* A submitted record: the writer thread gives it gen, lsn and a place. */
+struct store_wal_req {
+	struct store_wal_rec rec;
+	const struct iovec *iov; /* payload */
+	int niov;
+	int result;
+	bool done;
+	bool lazy;
+	struct store_wal_req *next;
+};
+
+/* A prepared two-phase write, held in memory (and in the log). */
+struct store_pend {
+	struct store_frag_hdr hdr;
+	uint64_t time_ms;
+	uint8_t *data; /* hdr.pend_len bytes */
+	struct store_pend *next;
+};
+#define STORE_PEND_BUCKETS 1024
+
+struct store_wal {
+	char *dir;
+	int fd[2];      /* wal.0, wal.1: checkpoints alternate between them */
+	int cur;        /* the file being appended to */
+	uint64_t size;  /* budget for both files */
+	uint64_t head;  /* append offset in fd[cur] */
+	uint64_t zeroed[2]; /* each file is written (zeros ahead of head) up to here */
+	uint64_t gen, lsn;
+	bool dead;      /* a simulated crash hit the writer: nothing more is written */
+	bool crashed;   /* a simulated crash happened: no checkpoint at close */
+	bool stop;
+	bool unsynced; /* lazy records written since the last sync (writer only) */
+	uint64_t unsynced_since; /* when the first of them was written (ns) */
+	bool inited, running;
+	bool want_ckpt;
+	bool ckpt_busy; /* a checkpoint runs: inline appends wait */
+	int ckpt_result;
+	uint64_t ckpt_done;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work, done, applied;
+	struct store_wal_req *q, *qtail;
+	uint64_t unapplied; /* durable records whose effect is not yet in the files */
+	/* counters (under mu) */
+	struct store_stats stats;
 };
 
 struct store {
 	char *dir;
 	int objfd;  /* dir/obj */
-	int jdirfd; /* dir/obj/.journal */
-	int pendfd; /* dir/obj/.pend: prepared two-phase writes, one per fragment */
+	int jdirfd; /* dir/obj/.journal (only replayed: from stores before the log) */
+	int pendfd; /* dir/obj/.pend (only loaded: from stores before the log) */
 	bool nosync;
+	struct store_wal wal;
+	pthread_mutex_t pend_mu;
+	struct store_pend *pend[STORE_PEND_BUCKETS];
 	uint32_t zero_crc; /* crc32c of one all-zero block */
 	uint64_t used;     /* bytes on disk of all fragment files (atomic) */
 	uint64_t seq;      /* intent record sequence (atomic) */
@@ -112,11 +221,68 @@ bool store_crash_at(struct store *st, enum store_crash where);
 int store_apply(struct store *st, int fd, const struct store_frag_hdr *nh, uint32_t first,
 		uint32_t n, const uint32_t *crcs, const uint8_t *zero, const struct iovec *iov,
 		int niov, bool fresh);
+uint32_t store_hdr_crc(const struct store_frag_hdr *h);
+void store_frag_name(uint64_t oid, uint8_t idx, char *buf);
+int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
+		    struct store_frag_hdr *h);
+int store_span_prepare(struct store *st, int fd, const struct store_frag_hdr *h,
+		       const uint8_t *buf, uint32_t off, uint32_t len, struct store_span *sp);
+void store_span_free(struct store_span *sp);
+struct store_stripe *store_stripe_of(struct store *st, uint64_t oid, uint8_t idx);
+int store_check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32_t len);
+int store_read_range(struct store *st, int fd, const struct store_frag_hdr *h, uint8_t *dst,
+		     uint32_t off, uint32_t len);
+void store_hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h);
+/* Log and apply a range write (new header nh) of the open fragment fd. */
+int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
+		     const struct store_span *sp, uint64_t pend_wid);
+/* Log (unless replaying) and build a whole fragment from header h and
+ * data [off, off+len), replacing any old one. */
+int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void *buf,
+		    uint32_t off, uint32_t len, enum store_wal_type type, bool replaying);
+int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid,
+		       const void *buf, uint32_t off, uint32_t len);
+#define STORE_NAME_LEN 32
+uint64_t store_disk_bytes(int fd);
+bool store_parse_name(const char *s, uint64_t *oid, uint8_t *idx);
 
-/* store_journal.c */
-int store_journal_write(struct store *st, int jfd, const struct store_frag_hdr *nh,
-			const struct store_span *sp);
-void store_journal_clear(struct store *st, int jfd, const struct store_span *sp);
+/* store_wal.c */
+/* Open the log files; store_wal_replay() replays them, store_wal_start()
+ * then checkpoints and starts the writer. */
+int store_wal_open(struct store *st, const char *dir, uint64_t size);
+int store_wal_start(struct store *st);
+void store_wal_close(struct store *st);
+/* Make the record (type, payload iov) durable in the log; on 0 the caller
+ * must apply its effect and then call store_wal_applied(). */
+int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov);
+/* Like store_wal_append(), but answered once the record is written (in
+ * the page cache, so it survives the process), before it is synced: it
+ * becomes durable with the next group commit, or STORE_WAL_LAZY_MS after
+ * the log goes idle. For records whose loss in a power cut the layer
+ * above repairs (commits of prepared writes, which stay durable). */
+int store_wal_append_lazy(struct store *st, uint32_t type, const struct iovec *iov, int niov);
+void store_wal_applied(struct store *st);
+int store_wal_checkpoint(struct store *st);
+/* Replay the log over the fragment files (at open). */
+int store_wal_replay(struct store *st);
+
+/* store_wal_replay.c */
+/* Build a whole fragment (header h, blocks sp) in place of any old one,
+ * without logging (replay). */
+int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
+		       const struct store_span *sp);
+
+/* store_pendtab.c: the table of pending writes */
+struct store_pend *store_pend_find(struct store *st, uint64_t oid, uint8_t idx);
+void store_pend_put(struct store *st, struct store_pend *p);
+void store_pend_drop(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id);
+void store_pend_free_all(struct store *st);
+/* store_pend.c */
+int store_pend_load_legacy(struct store *st);
+void store_pend_legacy_clear(struct store *st);
+
+/* store_journal.c (stores from before the log) */
 int store_journal_replay_all(struct store *st);
 
 #endif

@@ -8,10 +8,13 @@
 struct store;
 
 /*
- * Make the next store_write() or store_create() stop at a point as if the
- * process died there: the call returns -ECANCELED and leaves on disk (and in
- * the page cache) exactly what a crash would. The test then calls
- * store_close() and store_open() to recover. One-shot.
+ * Make the next store call (or log batch, or checkpoint) that reaches the
+ * point stop there as if the process died: the call returns -ECANCELED and
+ * leaves on disk (and in the page cache) exactly what a crash would; the
+ * log writes nothing more after TORN_INTENT, WAL_UNSYNCED and CKPT_*, and
+ * store_close() then skips its checkpoint. The test calls store_close()
+ * and store_open() to recover. One-shot. TORN_INTENT cuts the last record
+ * of a log batch in half (the earlier ones are whole).
  */
 enum store_crash {
 	STORE_CRASH_NONE = 0,
@@ -19,8 +22,16 @@ enum store_crash {
 	STORE_CRASH_AFTER_INTENT,  /* intent durable, nothing applied */
 	STORE_CRASH_MID_APPLY,     /* intent durable, first run of blocks applied */
 	STORE_CRASH_BEFORE_RENAME, /* create: temp file complete, not renamed */
+	STORE_CRASH_WAL_UNSYNCED,  /* a batch of log records written, not synced */
+	STORE_CRASH_CKPT_SYNCED,   /* checkpoint: files synced, new log file not begun */
+	STORE_CRASH_CKPT_TORN,     /* checkpoint: new log file half written */
 };
 void store_test_set_crash(struct store *st, enum store_crash where);
+
+/* Run a checkpoint now (the crash hooks CKPT_* apply); 0 or -errno. */
+int store_test_checkpoint(struct store *st);
+/* Path of the log file being appended to; 0 or -ENAMETOOLONG. */
+int store_test_wal_path(const struct store *st, char *buf, size_t len);
 
 /* Path of the fragment's file; 0 or -ENAMETOOLONG. */
 int store_test_frag_path(const struct store *st, uint64_t oid, uint8_t idx, char *buf,

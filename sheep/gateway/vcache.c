@@ -1,0 +1,64 @@
+/* vcache.c - the write coordinator's cache of object versions: lets a write skip the generation probe round. */
+/*
+ * Writes to an object are funnelled through one coordinator per epoch, so
+ * after a write that reached every fragment the coordinator knows the
+ * object's state: every fragment at that version, nothing pending. The
+ * next write then skips the probe round. Every later step still checks
+ * the version on each holder (expect_version, the version of every read),
+ * so a stale entry (a remove through another gateway, a holder that lost
+ * its fragment) only makes that write fail and be redone with a probe.
+ */
+#include <stdlib.h>
+
+#include "sheep/gateway/gateway_priv.h"
+
+#define GW_VCACHE_SLOTS 4096
+
+struct gw_vcache_ent {
+	uint64_t oid;
+	uint64_t version; /* 0: empty */
+	uint32_t epoch;
+};
+
+static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
+{
+	return &s->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
+}
+
+uint64_t gw_vcache_get(struct gw_obj *o)
+{
+	uint64_t v = 0;
+	if (!o->s->vcache)
+		return 0;
+	pthread_mutex_lock(&o->s->vcache_mu);
+	struct gw_vcache_ent *e = slot(o->s, o->oid);
+	if (e->oid == o->oid && e->epoch == o->v->epoch)
+		v = e->version;
+	pthread_mutex_unlock(&o->s->vcache_mu);
+	return v;
+}
+
+void gw_vcache_put(struct gw_obj *o, uint64_t version)
+{
+	if (!o->s->vcache)
+		return;
+	pthread_mutex_lock(&o->s->vcache_mu);
+	struct gw_vcache_ent *e = slot(o->s, o->oid);
+	if (version)
+		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version, .epoch = o->v->epoch};
+	else if (e->oid == o->oid)
+		e->version = 0;
+	pthread_mutex_unlock(&o->s->vcache_mu);
+}
+
+void gw_vcache_init(struct sheep *s)
+{
+	pthread_mutex_init(&s->vcache_mu, NULL);
+	s->vcache = calloc(GW_VCACHE_SLOTS, sizeof(*s->vcache)); /* NULL: no cache */
+}
+
+void gw_vcache_fini(struct sheep *s)
+{
+	free(s->vcache);
+	s->vcache = NULL;
+}

@@ -1,0 +1,719 @@
+/* store_wal.c - the store's write-ahead log: group commit by one writer thread, checkpoints, replay at open. */
+/*
+ * Two files, wal.0 and wal.1 (in DIR, or in -j dir=PATH), each a sequence
+ * of records (struct store_wal_rec, then the payload, zero-padded to 8
+ * bytes). Records carry the log generation, a lsn consecutive within it,
+ * a crc32c of the header and one of the payload. A file begins with a
+ * WAL_MARK record (generation g, lsn 0) followed by the prepared writes
+ * re-logged by the checkpoint that started it (mark.nr_pend of them); the
+ * file is valid when all of these are. At open the valid file of the
+ * highest generation is the log, read from its start up to the first
+ * record that fails its checks (bad crc, other generation, lsn gap): what
+ * follows is a torn tail (or corruption) and is dropped, said in the log.
+ *
+ * Group commit: callers queue records; the writer thread takes every
+ * record queued while its previous sync ran, writes them with one
+ * pwritev and one fdatasync, then wakes all of them. Each caller then
+ * applies its record's effect to the fragment files (no sync) and
+ * reports it applied.
+ *
+ * Checkpoint (when the current file passes half the budget, at open and
+ * at close): wait until every durable record is applied, syncfs the
+ * store's filesystem (the fragment files and their directory), then
+ * write the other file from its start: WAL_MARK of generation g+1 and
+ * every pending write, synced. Until that completes the old file is the
+ * log, and replaying it over synced files is harmless (records are
+ * absolute: whole blocks, whole headers, whole files, removals).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/crc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sheep/store/store_priv.h"
+
+static const uint8_t zero_pad[8];
+
+static size_t padded(size_t len)
+{
+	return (len + 7) & ~(size_t)7;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t rec_hcrc(const struct store_wal_rec *r)
+{
+	struct store_wal_rec c = *r;
+	c.hcrc = 0;
+	return sd_crc32c(0, &c, sizeof(c));
+}
+
+static void rec_seal(struct store_wal_rec *r, uint64_t gen, uint64_t lsn)
+{
+	r->magic = STORE_WAL_MAGIC;
+	r->gen = gen;
+	r->lsn = lsn;
+	r->hcrc = rec_hcrc(r);
+}
+
+static void rec_init(struct store_wal_rec *r, uint32_t type, const struct iovec *iov, int niov)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = type;
+	uint32_t crc = 0;
+	size_t len = 0;
+	for (int i = 0; i < niov; i++) {
+		crc = sd_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	r->len = (uint32_t)len;
+	r->dcrc = crc;
+}
+
+/* ---- writing ---- */
+
+struct iov_buf {
+	struct iovec *v;
+	int n, cap;
+	size_t bytes;
+};
+
+static int iov_add(struct iov_buf *b, const void *p, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (b->n == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 64;
+		struct iovec *v = realloc(b->v, (size_t)cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->n++] = (struct iovec){(void *)p, len};
+	b->bytes += len;
+	return 0;
+}
+
+/* Add one record (sealed header, payload, padding) to b. */
+static int iov_add_rec(struct iov_buf *b, const struct store_wal_rec *r, const struct iovec *iov,
+		       int niov)
+{
+	int e = iov_add(b, r, sizeof(*r));
+	for (int i = 0; i < niov && !e; i++)
+		e = iov_add(b, iov[i].iov_base, iov[i].iov_len);
+	if (!e)
+		e = iov_add(b, zero_pad, padded(r->len) - r->len);
+	return e;
+}
+
+/* pwritev all of b at off, IOV_MAX at a time; with limit < b->bytes, stop
+ * after limit bytes (a simulated torn write). */
+static int write_iovs(int fd, const struct iov_buf *b, uint64_t off, size_t limit)
+{
+	int i = 0;
+	size_t done = 0;
+	while (i < b->n && done < limit) {
+		int cnt = b->n - i < IOV_MAX ? b->n - i : IOV_MAX;
+		size_t chunk = 0;
+		for (int k = 0; k < cnt; k++)
+			chunk += b->v[i + k].iov_len;
+		if (done + chunk > limit) { /* torn: write byte-wise up to limit */
+			for (int k = 0; k < cnt && done < limit; k++) {
+				size_t l = b->v[i + k].iov_len;
+				if (l > limit - done)
+					l = limit - done;
+				int r = store_pwrite_full(fd, b->v[i + k].iov_base, l, off + done);
+				if (r)
+					return r;
+				done += l;
+			}
+			return 0;
+		}
+		ssize_t w = pwritev(fd, &b->v[i], cnt, (off_t)(off + done));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if ((size_t)w != chunk) /* short write: finish it plainly */
+			for (size_t got = (size_t)w, k = 0; got < chunk; k++) {
+				size_t l = b->v[i + k].iov_len;
+				if (got >= l) {
+					got -= l;
+					chunk -= l;
+					done += l;
+					continue;
+				}
+				int r = store_pwrite_full(fd, (uint8_t *)b->v[i + k].iov_base + got,
+							  l - got, off + done + got);
+				if (r)
+					return r;
+				done += l;
+				chunk -= l;
+				got = 0;
+			}
+		else
+			done += chunk;
+		i += cnt;
+	}
+	return 0;
+}
+
+static int sync_wal(struct store *st, int fd)
+{
+	if (st->nosync)
+		return 0;
+	st->wal.stats.syncs++;
+	return fdatasync(fd) ? -errno : 0;
+}
+
+/*
+ * Keep zeros written ahead of the append point, a MiB at a time: a sync
+ * of records written inside the file's existing size is a data-only
+ * fdatasync, while every append that grows the file would also commit
+ * the filesystem's journal. Synced by the caller's fdatasync.
+ */
+static int extend_zeroed(struct store *st, uint64_t end)
+{
+	struct store_wal *w = &st->wal;
+	static const uint8_t zeros[64 * 1024];
+	if (st->nosync || end + STORE_WAL_ZERO_AHEAD / 2 <= w->zeroed[w->cur])
+		return 0;
+	uint64_t to = (end + 2 * STORE_WAL_ZERO_AHEAD - 1) & ~(uint64_t)(STORE_WAL_ZERO_AHEAD - 1);
+	if (to > w->size / 2 + STORE_WAL_ZERO_AHEAD)
+		to = w->size / 2 + STORE_WAL_ZERO_AHEAD;
+	for (uint64_t o = w->zeroed[w->cur] > end ? w->zeroed[w->cur] : end; o < to;) {
+		uint64_t n = to - o < sizeof(zeros) ? to - o : sizeof(zeros);
+		int r = store_pwrite_full(w->fd[w->cur], zeros, n, o);
+		if (r)
+			return r;
+		o += n;
+	}
+	if (to > w->zeroed[w->cur])
+		w->zeroed[w->cur] = to;
+	return 0;
+}
+
+struct relog {
+	struct iov_buf *b;
+	struct store_wal_rec *recs;
+	struct store_wal_prep *preps;
+	int n, cap;
+	uint64_t gen;
+};
+
+static int relog_one(struct store_pend *p, void *arg)
+{
+	struct relog *rl = arg;
+	if (rl->n == rl->cap)
+		return -ENOSPC; /* counted beforehand: cannot happen */
+	struct store_wal_prep *pr = &rl->preps[rl->n];
+	struct store_wal_rec *r = &rl->recs[rl->n];
+	*pr = (struct store_wal_prep){.hdr = p->hdr, .time_ms = p->time_ms};
+	struct iovec iov[2] = {{pr, sizeof(*pr)}, {p->data, p->hdr.pend_len}};
+	rec_init(r, WAL_PREPARE, iov, p->hdr.pend_len ? 2 : 1);
+	rl->n++;
+	rec_seal(r, rl->gen, (uint64_t)rl->n);
+	return iov_add_rec(rl->b, r, iov, p->hdr.pend_len ? 2 : 1);
+}
+
+/*
+ * The checkpoint (see the top of the file). Runs on the writer thread, or
+ * at open/close when no writer runs. On return the log is the other file,
+ * holding the mark and the pending writes.
+ */
+static int checkpoint_body(struct store *st);
+
+/* The checkpoint, with appends written inline (nosync) held off. */
+static int checkpoint(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	w->ckpt_busy = true;
+	pthread_mutex_unlock(&w->mu);
+	int r = checkpoint_body(st);
+	pthread_mutex_lock(&w->mu);
+	w->ckpt_busy = false;
+	pthread_cond_broadcast(&w->done);
+	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+static int checkpoint_body(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t t0 = sd_now_ns();
+	pthread_mutex_lock(&w->mu);
+	while (w->unapplied > 0)
+		pthread_cond_wait(&w->applied, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	if (!st->nosync && syncfs(st->objfd))
+		return -errno;
+	if (store_crash_at(st, STORE_CRASH_CKPT_SYNCED)) {
+		w->dead = w->crashed = true;
+		return -ECANCELED;
+	}
+	int next = 1 - w->cur;
+	struct iov_buf b = {0};
+	struct store_wal_rec mrec;
+	struct store_wal_mark mark = {.time_ms = wall_ms()};
+	struct relog rl = {.b = &b, .gen = w->gen + 1};
+	int r;
+	/* The pending writes are re-logged under the table lock, so none is
+	 * added or freed meanwhile (callers add theirs only after their own
+	 * record is durable, and the writer is here). */
+	int npend = 0;
+	pthread_mutex_lock(&st->pend_mu);
+	for (int bk = 0; bk < STORE_PEND_BUCKETS; bk++)
+		for (struct store_pend *p = st->pend[bk]; p; p = p->next)
+			npend++;
+	pthread_mutex_unlock(&st->pend_mu);
+	rl.cap = npend;
+	rl.recs = calloc((size_t)npend + 1, sizeof(*rl.recs));
+	rl.preps = calloc((size_t)npend + 1, sizeof(*rl.preps));
+	if (!rl.recs || !rl.preps) {
+		r = -ENOMEM;
+		goto out;
+	}
+	mark.nr_pend = (uint32_t)npend;
+	struct iovec miov = {&mark, sizeof(mark)};
+	rec_init(&mrec, WAL_MARK, &miov, 1);
+	rec_seal(&mrec, rl.gen, 0);
+	r = iov_add_rec(&b, &mrec, &miov, 1);
+	/* Hold the table while its buffers are being written. */
+	pthread_mutex_lock(&st->pend_mu);
+	for (int bk = 0; bk < STORE_PEND_BUCKETS && !r; bk++)
+		for (struct store_pend *p = st->pend[bk]; p && !r; p = p->next)
+			r = relog_one(p, &rl);
+	if (!r) {
+		size_t limit = b.bytes;
+		if (store_crash_at(st, STORE_CRASH_CKPT_TORN))
+			limit = b.bytes / 2, w->dead = w->crashed = true;
+		r = write_iovs(w->fd[next], &b, 0, limit);
+		if (!r && w->dead)
+			r = -ECANCELED;
+	}
+	pthread_mutex_unlock(&st->pend_mu);
+	if (!r) {
+		int prev = w->cur;
+		w->cur = next;
+		r = extend_zeroed(st, b.bytes);
+		w->cur = prev;
+	}
+	if (!r)
+		r = sync_wal(st, w->fd[next]);
+	if (r)
+		goto out;
+	w->cur = next;
+	w->gen = rl.gen;
+	w->lsn = (uint64_t)npend;
+	w->head = b.bytes;
+	uint64_t dt = sd_now_ns() - t0;
+	w->stats.checkpoints++;
+	w->stats.ckpt_ns_total += dt;
+	w->stats.ckpt_ns_last = dt;
+	w->stats.log_bytes += b.bytes;
+	sd_debug("checkpoint: generation %" PRIu64 ", %d pending write(s) re-logged, %.1f ms",
+		 w->gen, npend, (double)dt / 1e6);
+out:
+	free(b.v);
+	free(rl.recs);
+	free(rl.preps);
+	if (r)
+		sd_err("checkpoint of the log failed: %s", strerror(-r));
+	return r;
+}
+
+/* Answer the lazy (or the other) requests of a batch with result r. A
+ * request answered may return at once: its struct (on its caller's
+ * stack) is not touched again, hence the batch's own copy of the list
+ * and flags. */
+struct batch_view {
+	struct store_wal_req **q;
+	bool *lazy, *answered;
+	int n;
+};
+
+static void wake(struct store *st, struct batch_view *bv, bool lazy, int r)
+{
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	for (int i = 0; i < bv->n; i++) {
+		if (bv->lazy[i] != lazy || bv->answered[i])
+			continue;
+		bv->answered[i] = true;
+		bv->q[i]->result = r;
+		if (!r)
+			w->unapplied++;
+		bv->q[i]->done = true;
+	}
+	pthread_cond_broadcast(&w->done);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Write one batch (a list of queued requests) with one write and one sync. */
+static void write_batch(struct store *st, struct store_wal_req *batch)
+{
+	struct store_wal *w = &st->wal;
+	struct iov_buf b = {0};
+	int n = 0, r = 0, nreq = 0;
+	uint64_t bytes = 0;
+	for (struct store_wal_req *q = batch; q; q = q->next) {
+		bytes += sizeof(q->rec) + padded(q->rec.len);
+		nreq++;
+	}
+	struct batch_view bv = {.n = nreq};
+	bv.q = malloc((size_t)nreq * sizeof(*bv.q));
+	bv.lazy = calloc((size_t)nreq, 1);
+	bv.answered = calloc((size_t)nreq, 1);
+	bool durable = false;
+	if (!bv.q || !bv.lazy || !bv.answered) {
+		/* answer everyone with the error, walking the list itself */
+		pthread_mutex_lock(&w->mu);
+		for (struct store_wal_req *q = batch, *nx; q; q = nx) {
+			nx = q->next;
+			q->result = -ENOMEM;
+			q->done = true;
+		}
+		pthread_cond_broadcast(&w->done);
+		pthread_mutex_unlock(&w->mu);
+		goto out;
+	}
+	nreq = 0;
+	for (struct store_wal_req *q = batch; q; q = q->next) {
+		bv.q[nreq] = q;
+		bv.lazy[nreq++] = q->lazy;
+		durable |= !q->lazy;
+	}
+	if (w->dead)
+		r = -ECANCELED;
+	else if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096)
+		r = checkpoint(st);
+	uint64_t first = w->lsn + 1;
+	for (struct store_wal_req *q = batch; q && !r; q = q->next) {
+		q->rec.batch_pos = (uint32_t)(w->lsn + 1 - first);
+		rec_seal(&q->rec, w->gen, ++w->lsn);
+		r = iov_add_rec(&b, &q->rec, q->iov, q->niov);
+		n++;
+	}
+	if (!r) {
+		size_t limit = b.bytes;
+		bool torn = store_crash_at(st, STORE_CRASH_TORN_INTENT);
+		bool unsynced = !torn && store_crash_at(st, STORE_CRASH_WAL_UNSYNCED);
+		if (torn) { /* the first records whole, the last one cut */
+			struct store_wal_req *last = batch;
+			while (last->next)
+				last = last->next;
+			limit = b.bytes - (sizeof(last->rec) + padded(last->rec.len)) / 2 - 1;
+		}
+		r = write_iovs(w->fd[w->cur], &b, w->head, limit);
+		if (!r && !torn && !unsynced)
+			r = extend_zeroed(st, w->head + b.bytes);
+		if (!r && (torn || unsynced)) {
+			w->dead = w->crashed = true;
+			r = -ECANCELED;
+		}
+	}
+	/* Lazy records (see store_wal_append_lazy) are answered as soon as
+	 * they are written; the others once synced. */
+	if (!r) {
+		w->head += b.bytes;
+		w->stats.batches++;
+		w->stats.records += (uint64_t)n;
+		w->stats.log_bytes += b.bytes;
+		if ((uint64_t)n > w->stats.max_batch)
+			w->stats.max_batch = (uint64_t)n;
+		wake(st, &bv, true, 0);
+		if (durable) {
+			r = sync_wal(st, w->fd[w->cur]);
+			w->unsynced = false;
+		} else if (!w->unsynced) {
+			w->unsynced = true;
+			w->unsynced_since = sd_now_ns();
+		}
+	} else if (r != -ECANCELED) {
+		w->lsn -= (uint64_t)n; /* nothing of it was written */
+	}
+	if (r && r != -ECANCELED)
+		sd_err("cannot write the log: %s", strerror(-r));
+	wake(st, &bv, true, r); /* lazy ones not answered yet: failed */
+	wake(st, &bv, false, r);
+out:
+	free(b.v);
+	free(bv.q);
+	free(bv.lazy);
+	free(bv.answered);
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->q && !w->stop && !w->want_ckpt) {
+			if (!w->unsynced) {
+				pthread_cond_wait(&w->work, &w->mu);
+				continue;
+			}
+			/* Lazy records written and nothing durable coming: sync
+			 * them STORE_WAL_LAZY_MS after the first of them. */
+			uint64_t due = w->unsynced_since + STORE_WAL_LAZY_MS * 1000000ull;
+			uint64_t now = sd_now_ns();
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t wait = due > now ? due - now : 0;
+			ts.tv_sec += (time_t)(wait / 1000000000ull);
+			ts.tv_nsec += (long)(wait % 1000000000ull);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if ((wait == 0 || pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT) &&
+			    !w->q && w->unsynced) {
+				w->unsynced = false;
+				pthread_mutex_unlock(&w->mu);
+				sync_wal(st, w->fd[w->cur]);
+				pthread_mutex_lock(&w->mu);
+			}
+		}
+		if (w->want_ckpt) {
+			w->want_ckpt = false;
+			pthread_mutex_unlock(&w->mu);
+			int r = w->crashed ? 0 : checkpoint(st);
+			pthread_mutex_lock(&w->mu);
+			w->ckpt_result = r;
+			w->ckpt_done++;
+			pthread_cond_broadcast(&w->done);
+			continue;
+		}
+		if (!w->q && w->stop)
+			break;
+		struct store_wal_req *batch = w->q;
+		w->q = w->qtail = NULL;
+		pthread_mutex_unlock(&w->mu);
+		write_batch(st, batch);
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/*
+ * A store opened with nosync has nothing to share: the caller writes its
+ * record itself, under the log mutex (no hand-off to the writer thread,
+ * which then only runs checkpoints). Not while a crash hook is armed:
+ * those live in write_batch().
+ */
+static int append_inline(struct store *st, struct store_wal_req *q)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t bytes = sizeof(q->rec) + padded(q->rec.len);
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (w->ckpt_busy)
+			pthread_cond_wait(&w->done, &w->mu);
+		if (w->dead) {
+			pthread_mutex_unlock(&w->mu);
+			return -ECANCELED;
+		}
+		if (w->crashed || w->head + bytes <= w->size / 2 || w->head <= 4096)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		int r = store_wal_checkpoint(st);
+		if (r)
+			return r;
+	}
+	struct iov_buf b = {0};
+	q->rec.batch_pos = 0;
+	rec_seal(&q->rec, w->gen, w->lsn + 1);
+	int r = iov_add_rec(&b, &q->rec, q->iov, q->niov);
+	if (!r)
+		r = write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
+	if (!r) {
+		w->lsn++;
+		w->head += b.bytes;
+		w->stats.batches++;
+		w->stats.records++;
+		w->stats.log_bytes += b.bytes;
+		if (!w->stats.max_batch)
+			w->stats.max_batch = 1;
+		w->unapplied++;
+	} else {
+		sd_err("cannot write the log: %s", strerror(-r));
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(b.v);
+	return r;
+}
+
+static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov,
+		      bool lazy)
+{
+	struct store_wal *w = &st->wal;
+	struct store_wal_req q = {.iov = iov, .niov = niov, .lazy = lazy};
+	rec_init(&q.rec, type, iov, niov);
+	if (!w->running) { /* replay at open: nothing is logged */
+		return -EINVAL;
+	}
+	if (st->nosync && __atomic_load_n(&st->crash, __ATOMIC_ACQUIRE) == STORE_CRASH_NONE)
+		return append_inline(st, &q);
+	pthread_mutex_lock(&w->mu);
+	if (w->qtail)
+		w->qtail->next = &q;
+	else
+		w->q = &q;
+	w->qtail = &q;
+	pthread_cond_signal(&w->work);
+	while (!q.done)
+		pthread_cond_wait(&w->done, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	return q.result;
+}
+
+int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov)
+{
+	return wal_append(st, type, iov, niov, false);
+}
+
+int store_wal_append_lazy(struct store *st, uint32_t type, const struct iovec *iov, int niov)
+{
+	return wal_append(st, type, iov, niov, true);
+}
+
+void store_wal_applied(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	if (w->unapplied && --w->unapplied == 0)
+		pthread_cond_broadcast(&w->applied);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int store_wal_checkpoint(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	if (!w->running)
+		return w->crashed ? 0 : checkpoint(st);
+	pthread_mutex_lock(&w->mu);
+	uint64_t want = w->ckpt_done + 1;
+	w->want_ckpt = true;
+	pthread_cond_signal(&w->work);
+	while (w->ckpt_done < want)
+		pthread_cond_wait(&w->done, &w->mu);
+	int r = w->ckpt_result;
+	pthread_mutex_unlock(&w->mu);
+	return r;
+}
+
+int store_get_stats(struct store *st, struct store_stats *out)
+{
+	if (!st || !out)
+		return -EINVAL;
+	struct store_wal *w = &st->wal;
+	pthread_mutex_lock(&w->mu);
+	*out = w->stats;
+	out->log_fill = w->head;
+	out->log_size = w->size;
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+/* ---- open / close ---- */
+
+int store_wal_open(struct store *st, const char *dir, uint64_t size)
+{
+	struct store_wal *w = &st->wal;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->done, NULL);
+	pthread_cond_init(&w->applied, NULL);
+	w->inited = true;
+	w->size = size < STORE_WAL_MIN_SIZE ? STORE_WAL_MIN_SIZE : size;
+	w->dir = strdup(dir);
+	if (!w->dir)
+		return -ENOMEM;
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/wal.%d", dir, i);
+		w->fd[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (w->fd[i] < 0) {
+			int e = -errno;
+			sd_err("cannot open the log %s: %s", path, strerror(-e));
+			return e;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		struct stat sb;
+		w->zeroed[i] = fstat(w->fd[i], &sb) ? 0 : (uint64_t)sb.st_size;
+	}
+	return 0;
+}
+
+int store_wal_start(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	int r = checkpoint(st);
+	if (r)
+		return r;
+	if (pthread_create(&w->thread, NULL, writer_main, st))
+		return -EAGAIN;
+	w->running = true;
+	return 0;
+}
+
+void store_wal_close(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	if (!w->inited)
+		return;
+	if (w->running) {
+		if (!w->crashed && !w->dead)
+			store_wal_checkpoint(st);
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_signal(&w->work);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	for (int i = 0; i < 2; i++)
+		if (w->fd[i] >= 0)
+			close(w->fd[i]);
+	free(w->dir);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->done);
+	pthread_cond_destroy(&w->applied);
+}
+
+/* ---- test hooks (store_test.h) ---- */
+
+int store_test_checkpoint(struct store *st)
+{
+	return store_wal_checkpoint(st);
+}
+
+int store_test_wal_path(const struct store *st, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/wal.%d", st->wal.dir, st->wal.cur);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

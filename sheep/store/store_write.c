@@ -1,0 +1,320 @@
+/* store_write.c - mutations of the store: range writes, creations, replacements and removals, each a log record applied once durable. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/crc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sheep/store/store_priv.h"
+
+#define NAME_LEN STORE_NAME_LEN
+
+static int check_meta(const struct store *st, const struct store_meta *meta)
+{
+	if (!st || !meta || meta->frag_size == 0 || meta->frag_size > STORE_FRAG_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/* Build dirfd/name as a complete fragment file: header h, blocks of sp
+ * (zeros elsewhere), not synced. Returns its fd, or -errno with the file
+ * removed. */
+static int build_file_span(struct store *st, int dirfd, const char *name,
+			   const struct store_frag_hdr *h, const struct store_span *sp)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	uint64_t nblk = ((uint64_t)h->frag_size + STORE_BLK - 1) >> STORE_BLK_SHIFT;
+	int r = 0;
+	if (ftruncate(fd, (off_t)(h->data_off + nblk * STORE_BLK)))
+		r = -errno;
+	if (!r)
+		r = store_apply(st, fd, h, sp->first, sp->n, sp->crcs, sp->zero, sp->iov, sp->niov,
+				true);
+	if (r) {
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		return r;
+	}
+	return fd;
+}
+
+/* The payload of a WAL_WRITE / WAL_CREATE record for (nh, sp): iov[0] the
+ * metadata (caller frees *meta), then the blocks. Returns niov. */
+static int blocks_record(const struct store_frag_hdr *nh, const struct store_span *sp,
+			 uint64_t pend_wid, uint8_t **meta, struct iovec *iov)
+{
+	size_t mlen = sizeof(struct store_wal_blocks) + (size_t)sp->n * 5;
+	mlen = (mlen + 7) & ~(size_t)7;
+	uint8_t *m = calloc(1, mlen);
+	if (!m)
+		return -ENOMEM;
+	struct store_wal_blocks *wb = (struct store_wal_blocks *)m;
+	wb->hdr = *nh;
+	wb->first = sp->first;
+	wb->n = sp->n;
+	wb->pend_wid = pend_wid;
+	if (sp->n) {
+		memcpy(m + sizeof(*wb), sp->crcs, (size_t)sp->n * 4);
+		memcpy(m + sizeof(*wb) + (size_t)sp->n * 4, sp->zero, sp->n);
+	}
+	*meta = m;
+	iov[0] = (struct iovec){m, mlen};
+	for (int i = 0; i < sp->niov; i++)
+		iov[1 + i] = sp->iov[i];
+	return 1 + sp->niov;
+}
+
+int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
+		     const struct store_span *sp, uint64_t pend_wid)
+{
+	uint8_t *meta = NULL;
+	struct iovec iov[4];
+	int niov = blocks_record(nh, sp, pend_wid, &meta, iov);
+	if (niov < 0)
+		return niov;
+	/* A commit of a prepared write need not wait for the sync: the
+	 * prepared record is durable (store.h). */
+	int r = pend_wid ? store_wal_append_lazy(st, WAL_WRITE, iov, niov)
+			 : store_wal_append(st, WAL_WRITE, iov, niov);
+	free(meta);
+	if (r)
+		return r;
+	if (store_crash_at(st, STORE_CRASH_AFTER_INTENT)) {
+		st->wal.crashed = true;
+		store_wal_applied(st);
+		return -ECANCELED;
+	}
+	uint64_t before = store_disk_bytes(fd);
+	r = store_apply(st, fd, nh, sp->first, sp->n, sp->crcs, sp->zero, sp->iov, sp->niov, false);
+	if (r == -ECANCELED)
+		st->wal.crashed = true;
+	uint64_t after = store_disk_bytes(fd);
+	__atomic_add_fetch(&st->used, after - before, __ATOMIC_RELAXED); /* wraps when it shrank */
+	store_wal_applied(st);
+	return r;
+}
+
+/*
+ * A whole fragment (header h, buf at [off, off+len), zeros elsewhere)
+ * replaces any old one: built as a temp file, logged (type WAL_CREATE, or
+ * WAL_COMMIT for a pending whole write whose record is already in the
+ * log; nothing when replaying), renamed into place. A crash before the
+ * record is durable leaves the old fragment; after it, replay rebuilds
+ * the new one. Fragments too big for the log are written and synced
+ * directly, after a checkpoint so no older record can replay over them.
+ * The caller holds the stripe lock.
+ */
+int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void *buf,
+		    uint32_t off, uint32_t len, enum store_wal_type type, bool replaying)
+{
+	char name[NAME_LEN], tmp[NAME_LEN + 8];
+	store_frag_name(h->oid, h->idx, name);
+	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
+	struct store_span sp;
+	int r = store_span_prepare(st, -1, h, buf, off, len, &sp);
+	if (r)
+		return r;
+	bool direct = !replaying && type == WAL_CREATE && (uint64_t)len > st->wal.size / 4;
+	struct stat sb;
+	uint64_t old_bytes = fstatat(st->objfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+	int fd = build_file_span(st, st->objfd, tmp, h, &sp);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	if (!replaying && store_crash_at(st, STORE_CRASH_BEFORE_RENAME)) {
+		st->wal.crashed = true;
+		r = -ECANCELED;
+		goto out;
+	}
+	bool logged = false;
+	if (direct) {
+		if ((!st->nosync && fdatasync(fd)) || (r = store_wal_checkpoint(st)) != 0) {
+			r = r ? r : -errno;
+			goto out_unlink;
+		}
+	} else if (!replaying) {
+		uint8_t *meta = NULL;
+		struct iovec iov[4];
+		struct store_wal_ref ref = {.oid = h->oid, .idx = h->idx, .version = h->version,
+					    .write_id = h->write_id};
+		struct iovec riov = {&ref, sizeof(ref)};
+		if (type == WAL_COMMIT) {
+			r = store_wal_append_lazy(st, WAL_COMMIT, &riov, 1);
+		} else {
+			int niov = blocks_record(h, &sp, 0, &meta, iov);
+			r = niov < 0 ? niov : store_wal_append(st, WAL_CREATE, iov, niov);
+			free(meta);
+		}
+		if (r)
+			goto out_unlink;
+		logged = true;
+	}
+	if (renameat(st->objfd, tmp, st->objfd, name)) {
+		r = -errno;
+		if (logged)
+			store_wal_applied(st);
+		goto out_unlink;
+	}
+	if (direct && !st->nosync && fsync(st->objfd)) {
+		r = -errno;
+		goto out;
+	}
+	__atomic_add_fetch(&st->used, store_disk_bytes(fd) - old_bytes, __ATOMIC_RELAXED);
+	if (logged)
+		store_wal_applied(st);
+	r = 0;
+	goto out;
+out_unlink:
+	unlinkat(st->objfd, tmp, 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	store_span_free(&sp);
+	return r;
+}
+
+int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
+		       const struct store_span *sp)
+{
+	char name[NAME_LEN], tmp[NAME_LEN + 8];
+	store_frag_name(h->oid, h->idx, name);
+	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
+	int fd = build_file_span(st, st->objfd, tmp, h, sp);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	if (renameat(st->objfd, tmp, st->objfd, name)) {
+		int r = -errno;
+		unlinkat(st->objfd, tmp, 0);
+		return r;
+	}
+	return 0;
+}
+
+/* Create (or, with replace, swap in) a whole fragment. */
+static int create_common(struct store *st, const struct store_meta *meta, const void *buf,
+			 uint32_t off, uint32_t len, bool replace)
+{
+	int r = check_meta(st, meta);
+	if (r || (r = store_check_range(meta->frag_size, buf, off, len)))
+		return r;
+	struct store_frag_hdr h;
+	store_hdr_init(st, meta, &h);
+	char name[NAME_LEN];
+	store_frag_name(meta->oid, meta->idx, name);
+	struct store_stripe *s = store_stripe_of(st, meta->oid, meta->idx);
+	struct stat sb;
+	pthread_rwlock_wrlock(&s->lock);
+	if (!replace && fstatat(st->objfd, name, &sb, 0) == 0)
+		r = -EEXIST;
+	else
+		r = store_put_whole(st, &h, buf, off, len, WAL_CREATE, false);
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+int store_create(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
+		 uint32_t len)
+{
+	return create_common(st, meta, buf, off, len, false);
+}
+
+int store_replace(struct store *st, const struct store_meta *meta, const void *buf, uint32_t off,
+		  uint32_t len)
+{
+	return create_common(st, meta, buf, off, len, true);
+}
+
+/*
+ * A range write: the new content of the touched blocks (edges merged with
+ * the old bytes) and the new header go to the log as one record; once it
+ * is durable they are applied in place. The stripe lock is held
+ * throughout, so the file always reflects every record of its fragment.
+ */
+int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid,
+		       const void *buf, uint32_t off, uint32_t len)
+{
+	struct store_frag_hdr h;
+	struct store_span sp = {0};
+	int fd = store_open_frag(st, oid, idx, O_RDWR, &h);
+	if (fd < 0)
+		return fd;
+	int r = store_check_range(h.frag_size, buf, off, len);
+	if (r)
+		goto out;
+	if (expect_version != STORE_ANY_VERSION && expect_version != h.version) {
+		r = -ESTALE;
+		goto out;
+	}
+	r = store_span_prepare(st, fd, &h, buf, off, len, &sp);
+	if (r)
+		goto out;
+	h.version = new_version;
+	h.write_id = write_id;
+	h.crc = store_hdr_crc(&h);
+	r = store_write_span(st, fd, &h, &sp, pend_wid);
+out:
+	store_span_free(&sp);
+	close(fd);
+	return r;
+}
+
+int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		uint64_t new_version, const void *buf, uint32_t off, uint32_t len)
+{
+	if (!st || (len && !buf))
+		return -EINVAL;
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
+	pthread_rwlock_wrlock(&s->lock);
+	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, buf, off, len);
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+int store_remove(struct store *st, uint64_t oid, uint8_t idx)
+{
+	if (!st)
+		return -EINVAL;
+	char name[NAME_LEN];
+	store_frag_name(oid, idx, name);
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
+	struct stat sb;
+	int r = 0;
+	pthread_rwlock_wrlock(&s->lock);
+	bool had_pend = store_pend_find(st, oid, idx) != NULL;
+	if (fstatat(st->objfd, name, &sb, 0)) {
+		r = -errno;
+		if (!had_pend)
+			goto out;
+	}
+	/* Logged first: a crash after the unlink and before the record is
+	 * durable cannot happen, so replay never brings the fragment back. */
+	struct store_wal_ref ref = {.oid = oid, .idx = idx};
+	struct iovec iov = {&ref, sizeof(ref)};
+	int w = store_wal_append(st, WAL_REMOVE, &iov, 1);
+	if (w) {
+		r = w;
+		goto out;
+	}
+	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
+	if (r == 0) {
+		if (unlinkat(st->objfd, name, 0))
+			r = -errno;
+		else
+			__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
+	}
+	store_wal_applied(st);
+out:
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}

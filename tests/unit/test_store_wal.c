@@ -1,0 +1,486 @@
+/* test_store_wal.c - unit tests of the store's write-ahead log: group commit, crashes at each step of a batch and of a checkpoint, replay of thousands of records, damaged logs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "sheep/store/store.h"
+#include "sheep/store/store_test.h"
+
+#define FRAG (64 * 1024)
+#define NR_FRAGS 16
+#define NR_THREADS 8
+
+struct fixture {
+	char dir[64];
+	struct store *st;
+	bool nosync;
+};
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* The 4 KiB written at block (v % 16) of fragment k at version v. */
+static void pattern(uint8_t *buf, uint64_t v, int k)
+{
+	uint64_t s = (v * 1000003 + (uint64_t)k) | 1;
+	for (int i = 0; i < 4096; i++)
+		buf[i] = (uint8_t)(rng_next(&s) >> 24);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup_common(void **state, bool nosync)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sd-wal-test-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->nosync = nosync;
+	if (store_open(f->dir, nosync, &f->st))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_common(state, false);
+}
+
+static int setup_nosync(void **state)
+{
+	return setup_common(state, true);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_close(f->st);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(store_open(f->dir, f->nosync, &f->st), 0);
+}
+
+static void create_frags(struct fixture *f)
+{
+	for (int k = 0; k < NR_FRAGS; k++) {
+		struct store_meta m = {.oid = 500 + (uint64_t)k, .copy_policy = 0x22,
+				       .nr_copies = 6, .frag_size = FRAG, .version = 0};
+		assert_int_equal(store_create(f->st, &m, NULL, 0, 0), 0);
+	}
+}
+
+/*
+ * Check every fragment: its version v says which writes it holds (version
+ * u wrote block u % 16 with pattern(u)); each block holds the pattern of
+ * the last version <= v that wrote it, or zeros. acked[k] is the highest
+ * version acknowledged: v must be at least that.
+ */
+static void check_frag(struct fixture *f, int k, uint64_t acked)
+{
+	uint8_t *r = malloc(FRAG), want[4096];
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, 500 + (uint64_t)k, 0, r, 0, FRAG, &v), 0);
+	assert_true(v >= acked);
+	for (int b = 0; b < 16; b++) {
+		uint64_t u = v;
+		while (u > 0 && u % 16 != (uint64_t)b)
+			u--;
+		if (u == 0)
+			memset(want, 0, sizeof(want));
+		else
+			pattern(want, u, k);
+		assert_memory_equal(r + b * 4096, want, 4096);
+	}
+	assert_int_equal(store_verify(f->st, 500 + (uint64_t)k, 0), 0);
+	free(r);
+}
+
+static void check_frags(struct fixture *f, const uint64_t *acked)
+{
+	for (int k = 0; k < NR_FRAGS; k++)
+		check_frag(f, k, acked ? acked[k] : 0);
+}
+
+struct writer {
+	struct store *st;
+	int t;
+	int rounds;
+	uint64_t acked[NR_FRAGS];
+	int failed;
+};
+
+/* Thread t owns fragments k with k % NR_THREADS == t; each round writes
+ * the next version of each. Stops at the first error (a simulated crash). */
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t buf[4096];
+	for (uint64_t v = 1; v <= (uint64_t)w->rounds; v++) {
+		for (int k = w->t; k < NR_FRAGS; k += NR_THREADS) {
+			pattern(buf, v, k);
+			int r = store_write(w->st, 500 + (uint64_t)k, 0, v - 1, v, buf,
+					    (uint32_t)(v % 16) * 4096, 4096);
+			if (r) {
+				w->failed = r;
+				return NULL;
+			}
+			w->acked[k] = v;
+		}
+	}
+	return NULL;
+}
+
+static void run_writers(struct fixture *f, int rounds, struct writer *w, uint64_t *acked)
+{
+	pthread_t th[NR_THREADS];
+	for (int t = 0; t < NR_THREADS; t++) {
+		w[t] = (struct writer){.st = f->st, .t = t, .rounds = rounds};
+		pthread_create(&th[t], NULL, writer_main, &w[t]);
+	}
+	for (int t = 0; t < NR_THREADS; t++)
+		pthread_join(th[t], NULL);
+	for (int k = 0; k < NR_FRAGS; k++)
+		acked[k] = w[k % NR_THREADS].acked[k];
+}
+
+static void test_group_commit_shares_syncs_between_writers(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	struct writer w[NR_THREADS];
+	uint64_t acked[NR_FRAGS];
+	run_writers(f, 40, w, acked);
+	for (int t = 0; t < NR_THREADS; t++)
+		assert_int_equal(w[t].failed, 0);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	uint64_t recs = b.records - a.records, syncs = b.syncs - a.syncs;
+	print_message("# %llu records, %llu batches, %llu syncs, largest batch %llu\n",
+		      (unsigned long long)recs, (unsigned long long)(b.batches - a.batches),
+		      (unsigned long long)syncs, (unsigned long long)b.max_batch);
+	assert_true(recs == 40 * NR_FRAGS);
+	assert_true(syncs < recs);       /* writers shared syncs */
+	assert_true(b.max_batch >= 2);
+	check_frags(f, acked);
+	reopen(f);
+	check_frags(f, acked);
+}
+
+static void test_torn_batch_keeps_acknowledged_writes(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	struct writer w[NR_THREADS];
+	uint64_t acked[NR_FRAGS];
+	store_test_set_crash(f->st, STORE_CRASH_TORN_INTENT);
+	run_writers(f, 60, w, acked);
+	int failed = 0;
+	for (int t = 0; t < NR_THREADS; t++)
+		failed += w[t].failed == -ECANCELED;
+	assert_true(failed >= 1);
+	reopen(f);
+	check_frags(f, acked);
+	struct store_stats s;
+	assert_int_equal(store_get_stats(f->st, &s), 0);
+	assert_true(s.replayed > 0);
+	/* and the store goes on */
+	uint8_t buf[4096] = {1};
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, 500, 0, buf, 0, 4096, &v), 0);
+	pattern(buf, v + 1, 0);
+	assert_int_equal(store_write(f->st, 500, 0, v, v + 1, buf, (uint32_t)((v + 1) % 16) * 4096,
+				     4096), 0);
+	acked[0] = v + 1;
+	reopen(f);
+	check_frags(f, acked);
+}
+
+static void test_unsynced_batch_is_replayed_whole_or_not_at_all(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	struct writer w[NR_THREADS];
+	uint64_t acked[NR_FRAGS];
+	store_test_set_crash(f->st, STORE_CRASH_WAL_UNSYNCED);
+	run_writers(f, 60, w, acked);
+	reopen(f);
+	check_frags(f, acked);
+}
+
+/* One writer stops at where (its record durable, applied not at all or in
+ * part) while the others go on; after reopen the log completes it. */
+static void crash_between_record_and_apply(struct fixture *f, enum store_crash where)
+{
+	create_frags(f);
+	struct writer w[NR_THREADS];
+	uint64_t acked[NR_FRAGS];
+	store_test_set_crash(f->st, where);
+	run_writers(f, 40, w, acked);
+	int failed = 0;
+	for (int t = 0; t < NR_THREADS; t++)
+		failed += w[t].failed == -ECANCELED;
+	assert_int_equal(failed, 1);
+	reopen(f);
+	check_frags(f, acked);
+}
+
+static void test_crash_after_record_before_apply_is_replayed(void **state)
+{
+	crash_between_record_and_apply(*state, STORE_CRASH_AFTER_INTENT);
+}
+
+static void test_crash_mid_apply_is_completed(void **state)
+{
+	crash_between_record_and_apply(*state, STORE_CRASH_MID_APPLY);
+}
+
+/* Prepared writes and applied ones, then a checkpoint that crashes at
+ * where: after reopen both kinds are there and the pending ones commit. */
+static void crash_checkpoint(struct fixture *f, enum store_crash where)
+{
+	create_frags(f);
+	uint8_t buf[4096];
+	uint64_t acked[NR_FRAGS] = {0};
+	for (int k = 0; k < NR_FRAGS; k++) {
+		pattern(buf, 1, k);
+		assert_int_equal(store_write(f->st, 500 + (uint64_t)k, 0, 0, 1, buf, 4096, 4096), 0);
+		acked[k] = 1;
+	}
+	for (int k = 0; k < NR_FRAGS; k += 2) {
+		struct store_meta m = {.oid = 500 + (uint64_t)k, .copy_policy = 0x22,
+				       .nr_copies = 6, .frag_size = FRAG, .version = 2};
+		pattern(buf, 2, k);
+		assert_int_equal(store_prepare(f->st, &m, false, 1, 77 + (uint64_t)k, 2000, buf,
+					       2 * 4096, 4096), 0);
+	}
+	store_test_set_crash(f->st, where);
+	assert_int_equal(store_test_checkpoint(f->st), -ECANCELED);
+	reopen(f);
+	check_frags(f, acked);
+	for (int k = 0; k < NR_FRAGS; k += 2) {
+		struct store_pending pd;
+		assert_int_equal(store_pending(f->st, 500 + (uint64_t)k, 0, &pd), 0);
+		assert_int_equal(pd.write_id, 77 + (uint64_t)k);
+		assert_int_equal(store_commit(f->st, 500 + (uint64_t)k, 0, 2, 77 + (uint64_t)k), 0);
+		acked[k] = 2;
+	}
+	reopen(f);
+	check_frags(f, acked);
+	/* a clean checkpoint keeps pending writes too */
+	struct store_meta m = {.oid = 501, .copy_policy = 0x22, .nr_copies = 6,
+			       .frag_size = FRAG, .version = 2};
+	pattern(buf, 2, 1);
+	assert_int_equal(store_prepare(f->st, &m, false, 1, 5, 2000, buf, 2 * 4096, 4096), 0);
+	assert_int_equal(store_test_checkpoint(f->st), 0);
+	assert_int_equal(store_test_checkpoint(f->st), 0);
+	reopen(f);
+	assert_int_equal(store_commit(f->st, 501, 0, 2, 5), 0);
+	acked[1] = 2;
+	check_frags(f, acked);
+}
+
+static void test_crash_during_checkpoint_after_sync(void **state)
+{
+	crash_checkpoint(*state, STORE_CRASH_CKPT_SYNCED);
+}
+
+static void test_crash_during_checkpoint_mid_new_file(void **state)
+{
+	crash_checkpoint(*state, STORE_CRASH_CKPT_TORN);
+}
+
+/* A child writes n records one at a time (each its own batch) then dies. */
+static void write_then_die(struct fixture *f, int n)
+{
+	store_close(f->st);
+	f->st = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *st;
+		uint8_t buf[4096];
+		if (store_open(f->dir, f->nosync, &st))
+			_exit(2);
+		for (int i = 0; i < n; i++) {
+			int k = i % NR_FRAGS;
+			uint64_t v = (uint64_t)(i / NR_FRAGS) + 1;
+			pattern(buf, v, k);
+			if (store_write(st, 500 + (uint64_t)k, 0, v - 1, v, buf, (uint32_t)(v % 16) * 4096,
+					4096))
+				_exit(3);
+		}
+		kill(getpid(), SIGKILL);
+	}
+	int wst;
+	waitpid(pid, &wst, 0);
+	assert_true(WIFSIGNALED(wst));
+}
+
+static void test_replay_of_thousands_of_records_after_kill_9(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	const int n = 4000;
+	write_then_die(f, n);
+	assert_int_equal(store_open(f->dir, f->nosync, &f->st), 0);
+	struct store_stats s;
+	assert_int_equal(store_get_stats(f->st, &s), 0);
+	print_message("# replayed %llu records\n", (unsigned long long)s.replayed);
+	assert_true(s.replayed >= (uint64_t)n);
+	assert_true(s.dropped == 0);
+	uint64_t acked[NR_FRAGS];
+	for (int k = 0; k < NR_FRAGS; k++)
+		acked[k] = n / NR_FRAGS;
+	check_frags(f, acked);
+}
+
+/* Offset of the payload of the record of lsn in the current log file. */
+static uint64_t record_offset(const uint8_t *p, size_t size, uint64_t lsn)
+{
+	for (size_t o = 0; o + 40 <= size; o += 8) {
+		uint32_t magic, len;
+		uint64_t l;
+		memcpy(&magic, p + o, 4);
+		memcpy(&l, p + o + 16, 8);
+		memcpy(&len, p + o + 28, 4);
+		if (magic == 0x31525753u && l == lsn)
+			return o;
+		(void)len;
+	}
+	return 0;
+}
+
+/* The child's log is the current file right after it died; read it before
+ * any open replays and checkpoints it. */
+static void damaged_log_case(struct fixture *f, bool middle)
+{
+	create_frags(f);
+	const int n = 200;
+	write_then_die(f, n);
+	/* The child's open began one file (checkpoint) and wrote the records
+	 * there: it is the bigger one. */
+	char path[2][300];
+	struct stat sb[2];
+	for (int i = 0; i < 2; i++) {
+		snprintf(path[i], sizeof(path[i]), "%s/wal.%d", f->dir, i);
+		assert_int_equal(stat(path[i], &sb[i]), 0);
+	}
+	int cur = sb[0].st_size > sb[1].st_size ? 0 : 1;
+	int fd = open(path[cur], O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t *p = malloc((size_t)sb[cur].st_size);
+	assert_int_equal(pread(fd, p, (size_t)sb[cur].st_size, 0), sb[cur].st_size);
+	uint64_t lsn = middle ? n / 2 : n; /* records 1..n after the mark */
+	uint64_t o = record_offset(p, (size_t)sb[cur].st_size, lsn);
+	assert_true(o > 0);
+	uint8_t b = p[o + 40 + 200] ^ 0x5a; /* inside the payload */
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)(o + 40 + 200)), 1);
+	close(fd);
+	free(p);
+	assert_int_equal(store_open(f->dir, f->nosync, &f->st), 0);
+	struct store_stats s;
+	assert_int_equal(store_get_stats(f->st, &s), 0);
+	uint8_t *r = malloc(FRAG);
+	if (!middle) {
+		/* The last record is dropped; its fragment, which had it
+		 * applied, is taken out (rebuilt by recovery); every other
+		 * fragment holds everything before it. */
+		assert_true(s.dropped == 1);
+		assert_true(s.replayed == (uint64_t)n); /* mark + n - 1 */
+		int hit = (n - 1) % NR_FRAGS;
+		assert_int_equal(store_read(f->st, 500 + (uint64_t)hit, 0, r, 0, FRAG, NULL), -ENOENT);
+		for (int k = 0; k < NR_FRAGS; k++) {
+			if (k == hit)
+				continue;
+			int last_i = -1;
+			for (int i = 0; i < n - 1; i++)
+				if (i % NR_FRAGS == k)
+					last_i = i;
+			check_frag(f, k, (uint64_t)(last_i / NR_FRAGS) + 1);
+		}
+	} else {
+		/* Acknowledged records follow the damage: every fragment
+		 * changed since the checkpoint is gone (recovery rebuilds
+		 * it), none reads wrong. */
+		assert_true(s.dropped >= (uint64_t)(n / 2));
+		for (int k = 0; k < NR_FRAGS; k++)
+			assert_int_equal(store_read(f->st, 500 + (uint64_t)k, 0, r, 0, FRAG, NULL),
+					 -ENOENT);
+	}
+	free(r);
+}
+
+static void test_flipped_byte_in_the_log_tail_drops_that_record_and_its_fragment(void **state)
+{
+	damaged_log_case(*state, false);
+}
+
+static void test_flipped_byte_in_the_log_middle_removes_what_it_could_have_touched(void **state)
+{
+	damaged_log_case(*state, true);
+}
+
+int main(void)
+{
+	sd_log_set_level(SD_LOG_CRIT); /* the damage tests log errors on purpose */
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_group_commit_shares_syncs_between_writers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_torn_batch_keeps_acknowledged_writes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unsynced_batch_is_replayed_whole_or_not_at_all,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_after_record_before_apply_is_replayed,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_mid_apply_is_completed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_during_checkpoint_after_sync, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_crash_during_checkpoint_mid_new_file, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_replay_of_thousands_of_records_after_kill_9,
+						setup_nosync, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_flipped_byte_in_the_log_tail_drops_that_record_and_its_fragment, setup_nosync,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_flipped_byte_in_the_log_middle_removes_what_it_could_have_touched,
+			setup_nosync, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
