@@ -48,6 +48,8 @@ struct sheep_ring {
 	size_t nr_data;
 	struct sd_node *data;
 	struct ring *ring;
+	uint32_t anchor; /* first epoch of its chain (cluster/chain.c) */
+	uint64_t key;    /* what its chain was built from (cluster/chain.c) */
 };
 
 #define SHEEP_VIEW_HIST 8

@@ -70,9 +70,12 @@ void group_state_path(struct sheep *s, const char *name, char *buf, size_t len);
  void group_ring_put(struct sheep_ring *r);
  struct sheep_ring *group_find_ring(struct sheep_view *v, uint32_t epoch);
 
-		int group_build_ring(struct sheep *s, const struct sd_node *nodes, size_t nr, struct sd_node *data,
+		int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_node *nodes, size_t nr, struct sd_node *data,
 		size_t *nr_data, struct ring **ring);
- struct sheep_ring *group_ring_of_epoch(struct sheep *s, const struct epoch_rec *er);
+int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool chained,
+		     const struct sd_node *nodes, size_t nr, struct sheep_ring **out);
+uint64_t group_ring_digest(const struct sheep_ring *r);
+struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint32_t x, uint32_t cur);
  void group_rebuild_view(struct sheep *s);
  int group_epoch_log_write(struct sheep *s, const struct epoch_rec *r);
 

@@ -1,4 +1,4 @@
-/* ring.c - object placement for the daemon: forwards to placement/. */
+/* ring.c - object placement for the daemon: forwards to placement/ (anchor and chained rings). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,12 @@ const char *ring_impl(void)
 
 int ring_build(const struct ring_node *nodes, size_t nr, struct ring **out)
 {
+	return ring_build_next(NULL, nodes, nr, out);
+}
+
+int ring_build_next(const struct ring *prev, const struct ring_node *nodes, size_t nr,
+		    struct ring **out)
+{
 	struct placement_node *pn = calloc(nr ? nr : 1, sizeof(*pn));
 	if (!pn)
 		return -ENOMEM;
@@ -24,7 +30,7 @@ int ring_build(const struct ring_node *nodes, size_t nr, struct ring **out)
 		pn[i].vnodes = nodes[i].vnodes;
 	}
 	struct placement_ring *pr = NULL;
-	int ret = placement_build(pn, nr, &pr);
+	int ret = placement_build_next((const struct placement_ring *)prev, pn, nr, &pr);
 	free(pn);
 	if (ret)
 		return ret;

@@ -22,6 +22,10 @@ struct ring_node {
 struct ring;
 
 int ring_build(const struct ring_node *nodes, size_t nr, struct ring **out);
+/* The ring that follows prev (placement_build_next): positions of staying
+ * nodes never move. prev == NULL is ring_build. prev may be freed after. */
+int ring_build_next(const struct ring *prev, const struct ring_node *nodes, size_t nr,
+		    struct ring **out);
 void ring_free(struct ring *r);
 int ring_locate(const struct ring *r, uint64_t oid, int n, int *out);
 /* "placement", for the log. */

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # rec_census.py - count every object's fragments across live sheep over the peer protocol, read them back (store checksums), report redundancy per object and share per node.
 #
-# Usage: rec_census.py [--verify] [--vdi VID] [--list] PORT [PORT...]
+# Usage: rec_census.py [--verify] [--vdi VID] [--list] [--map] PORT [PORT...]
 # Asks each sheep at 127.0.0.1:PORT for its fragment list (PEER_LIST) and,
 # with --verify, reads every fragment whole (PEER_READ): the holder's store
 # checks the crc32c of every block, so a bad fragment answers EIO. Prints
 #   node PORT frags N bytes B
 #   short OID have/width (one line per object below full redundancy, or with --list all)
 #   summary objects=N full=F short=S bad=B extra=E
+# and with --map one line per fragment held:
+#   frag OID IDX PORT
 # An object is at full redundancy when every index 0..width-1 is present at
 # its newest version, on distinct nodes, and (with --verify) reads back.
 # Exit status 0 when every object is at full redundancy and nothing is bad.
@@ -66,6 +68,7 @@ def list_frags(port):
 def main(argv):
     verify = False
     listall = False
+    showmap = False
     vid = None
     ports = []
     i = 0
@@ -75,6 +78,8 @@ def main(argv):
             verify = True
         elif a == "--list":
             listall = True
+        elif a == "--map":
+            showmap = True
         elif a == "--vdi":
             i += 1
             vid = int(argv[i], 0)
@@ -108,6 +113,8 @@ def main(argv):
                     bad += 1
                     print("bad %016x idx %d on %d: result 0x%x len %d" % (oid, idx, port, res, len(data)))
             objs.setdefault(oid, []).append((idx, nc, ver, port, ok))
+            if showmap:
+                print("frag %016x %d %d" % (oid, idx, port))
             total += disk
             nfr += 1
         print("node %d frags %d bytes %d" % (port, nfr, total))
