@@ -1,4 +1,5 @@
 /* group.c - the driver's callbacks on the loop thread (membership, deliver, quorum), group_init/start/stop, and read-only queries of the cluster state. */
+#include "lib/oid.h"
 #include "sheep/cluster/group_priv.h"
 
 void group_after_unlock(struct sheep *s, bool wipe)
@@ -113,10 +114,25 @@ void group_on_quorum(void *arg, bool quorate)
 		sd_err("cluster quorum lost: writes are refused until it returns");
 }
 
+/* Still a member, but cut off from the membership service: refuse I/O
+ * without dropping state (zookeeper with no server answering). */
+static void group_on_suspend(void *arg, bool suspended)
+{
+	struct sheep *s = arg;
+	pthread_mutex_lock(&s->state_lock);
+	s->quorate = !suspended;
+	pthread_mutex_unlock(&s->state_lock);
+	if (suspended)
+		sd_err("cluster membership service unreachable: I/O is refused until it returns");
+	else
+		sd_notice("cluster membership service reachable again: serving I/O");
+}
+
 static const struct cluster_events group_events = {
 	.membership = group_on_membership,
 	.deliver = group_on_deliver,
 	.quorum = group_on_quorum,
+	.suspend = group_on_suspend,
 };
 
 void group_on_driver_fd(int fd, uint32_t events, void *arg)
@@ -150,13 +166,7 @@ int group_start(struct sheep *s)
 	const char *spec = s->opt.cluster ? s->opt.cluster : "local";
 	s->driver = cluster_driver_find(spec);
 	if (!s->driver) {
-		sd_err("unknown cluster driver '%s' (built: local%s)", spec,
-#if HAVE_COROSYNC
-		       ", corosync"
-#else
-		       ""
-#endif
-		);
+		sd_err("unknown cluster driver '%s' (built: %s)", spec, cluster_driver_names());
 		return -EINVAL;
 	}
 	int ret = s->driver->init(&s->cctx, cluster_driver_options(spec), &s->self, &group_events, s);
@@ -234,6 +244,17 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 	}
 	pthread_mutex_unlock(&s->state_lock);
 	return ret;
+}
+
+uint64_t group_placement_key(struct sheep *s, uint64_t oid)
+{
+	if (oid & (VDI_BIT | VDI_ATTR_BIT | VDI_BTREE_BIT | LEDGER_BIT))
+		return oid; /* inodes and metadata: placed by their own id */
+	uint32_t vid = oid_to_vid(oid);
+	pthread_mutex_lock(&s->state_lock);
+	uint32_t root = vdi_table_root(&s->vdis, vid);
+	pthread_mutex_unlock(&s->state_lock);
+	return (oid & ~SD_VDI_MASK) | ((uint64_t)root << VDI_SPACE_SHIFT);
 }
 
 bool group_formatted(struct sheep *s)

@@ -44,6 +44,8 @@ struct gw_obj {
 	const struct sd_node *holder[GW_MAX_WIDTH]; /* placement in the current epoch */
 	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
 	int neterr; /* peer calls of this attempt that found no live peer */
+	bool frozen; /* its VDI is a snapshot: data and object map read-only */
+	uint64_t pkey; /* placement key (group_placement_key) */
 };
 
 /* What a probe or read learned about one fragment. */

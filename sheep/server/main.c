@@ -46,8 +46,13 @@ static void usage(FILE *f)
 		"  -z, --zone N            failure domain (default: derived from the address);\n"
 		"                          fragments of one object go to distinct zones\n"
 		"  -c, --cluster DRIVER[:OPTS]\n"
-		"                          membership driver: local (default; OPTS path=DIR is the\n"
-		"                          rendezvous of sheep on this machine) or corosync\n"
+		"                          membership driver, built in: %s\n"
+		"                            local (default): OPTS path=DIR, the rendezvous of\n"
+		"                              sheep on this machine\n"
+		"                            corosync: OPTS group=NAME (CPG group, default sheepdog)\n"
+		"                            zookeeper: OPTS HOST:PORT[,HOST:PORT...][,timeout=MS]\n"
+		"                              [,path=/NAME] (session timeout, default 5000; znode\n"
+		"                              of this cluster, default /sheepdog)\n"
 		"  -g, --gateway           gateway only: serve requests, store nothing\n"
 		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default: from\n"
 		"                          the capacity, %d for a node of average size)\n"
@@ -77,7 +82,7 @@ static void usage(FILE *f)
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
 		"  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
 		"      -c local -n -y 127.0.0.1 --nbd $((10809+i)); done\n",
-		DEFAULT_VNODES);
+		cluster_driver_names(), DEFAULT_VNODES);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
