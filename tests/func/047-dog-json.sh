@@ -20,8 +20,8 @@ same() {
 import json, sys
 def norm(p):
     d = json.load(open(p))
-    # What a live sheep changes between two calls: a plan's clock, and the
-    # bytes its store holds while writes and old copies settle.
+    # What a live sheep changes between two calls: the clock of a plan, and the
+    # bytes its store holds while writes and old copies settle
     for n in d.get("nodes", []) + [d.get("total", {})]:
         for k in ("elapsed_ms", "used", "avail", "use_percent"):
             n.pop(k, None)
