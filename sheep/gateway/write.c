@@ -307,6 +307,28 @@ int gw_rewrite_whole(struct gw_obj *o, uint64_t ver, const void *buf, uint32_t l
 	return ret;
 }
 
+/* After an acknowledged update: tell the current holders whose fragment
+ * it skipped as older than ver to have it rebuilt now. Otherwise nothing
+ * looks at it until the next membership change (issue 14, bug 3). */
+static void gw_hint_stale(struct gw_obj *o, const struct frag_state *st, uint64_t ver)
+{
+	struct peer_call calls[GW_MAX_WIDTH];
+	int n = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (!o->holder[i] || o->loc[i] != o->holder[i] || st[i].res != SD_RES_SUCCESS ||
+		    st[i].version >= ver)
+			continue;
+		gw_call_init(o, &calls[n], i, SD_OP_PEER_GEN);
+		calls[n++].req.flags |= SD_PEER_FLAG_STALE;
+		sd_info("%016llx: fragment %d on %s:%u left at version %llu (object at %llu): "
+			"asking for its rebuild", (unsigned long long)o->oid, i, o->holder[i]->addr,
+			o->holder[i]->port, (unsigned long long)st[i].version,
+			(unsigned long long)ver);
+	}
+	if (n)
+		gw_fanout(o, calls, n);
+}
+
 #define GW_MIXED_WAIT_MS 3000
 
 int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
@@ -369,7 +391,9 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 	if (usable < gw_ack_threshold(o) && placed >= gw_ack_threshold(o) &&
 	    o->obj_size <= SD_MAX_PAYLOAD)
 		return gw_rewrite_whole(o, ver, buf, len, off, new_version);
-	if (o->ec)
-		return gw_update_ec(o, st, ver, buf, len, off, new_version);
-	return gw_update_copies(o, st, ver, buf, len, off, new_version);
+	ret = o->ec ? gw_update_ec(o, st, ver, buf, len, off, new_version)
+		    : gw_update_copies(o, st, ver, buf, len, off, new_version);
+	if (ret == SD_RES_SUCCESS)
+		gw_hint_stale(o, st, ver);
+	return ret;
 }

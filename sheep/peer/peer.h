@@ -58,6 +58,10 @@
 
 #define SD_PEER_FLAG_ANY_EPOCH 0x8000
 #define SD_PEER_FLAG_PREPARE 0x4000
+/* On PEER_GEN: a write just left this fragment behind (older version at
+ * its current holder): the holder's recovery rebuilds it now, without
+ * waiting for a membership change. */
+#define SD_PEER_FLAG_STALE 0x2000
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */
