@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cluster_bench.sh - sequential write and read MB/s of a volume through dog on a six-node local cluster, per policy; median of runs; disk bytes used.
 #
-# Usage: bench/cluster_bench.sh [-s SIZE_MiB] [-n RUNS] [-N NODES] [POLICY...]
+# Usage: bench/cluster_bench.sh [-s SIZE_MiB] [-n RUNS] [-N NODES] [-c CSV] [POLICY...]
 #   defaults: 1024 MiB, 3 runs, 6 nodes, policies "3 4:2".
+#   -c CSV: also write "policy,write_mbs,read_mbs,x_data" (bench/plot.sh cluster).
 # Environment: SD_PORT_OFFSET shifts the ports (10000+offset .. +99 are used),
 # BUILD (default build) picks the binaries. Run by `make bench-cluster`.
 # Each run writes SIZE MiB of random data to a fresh VDI with one
@@ -10,13 +11,14 @@
 # and counts the bytes the stores grew by. Sheep run with -n (no fsync), so
 # the figures measure the data path (network, coding, dog), not the disk.
 set -u
-size_mib=1024 runs=3 nodes=6
-while getopts "s:n:N:h" o; do
+size_mib=1024 runs=3 nodes=6 csv=
+while getopts "s:n:N:c:h" o; do
 	case $o in
+	c) csv=$OPTARG ;;
 	s) size_mib=$OPTARG ;;
 	n) runs=$OPTARG ;;
 	N) nodes=$OPTARG ;;
-	*) sed -n '2,12p' "$0"; exit 64 ;;
+	*) sed -n '2,13p' "$0"; exit 64 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -61,6 +63,7 @@ dogn 0 cluster format -c 4:2 || exit 1
 printf '# %d MiB sequential through dog, %d sheep on %s (%d cores), median of %d\n' \
 	"$size_mib" "$nodes" "$(hostname)" "$(nproc)" "$runs"
 printf '%-8s %12s %12s %14s %8s\n' policy "write MB/s" "read MB/s" "disk MiB" "x data"
+[ -z "$csv" ] || echo "policy,write_mbs,read_mbs,x_data" >"$csv"
 for pol in "${policies[@]}"; do
 	w=() r=() disk=()
 	for ((k = 1; k <= runs; k++)); do
@@ -85,4 +88,6 @@ for pol in "${policies[@]}"; do
 	d=$(median "${disk[@]}")
 	printf '%-8s %12.1f %12.1f %14.1f %8.2f\n' "$pol" "$(median "${w[@]}")" "$(median "${r[@]}")" \
 		"$(echo "$d / $MiB" | bc -l)" "$(echo "$d / $bytes" | bc -l)"
+	[ -z "$csv" ] || printf '%s,%.1f,%.1f,%.2f\n' "$pol" "$(median "${w[@]}")" "$(median "${r[@]}")" \
+		"$(echo "$d / $bytes" | bc -l)" >>"$csv"
 done

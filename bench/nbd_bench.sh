@@ -2,6 +2,7 @@
 # nbd_bench.sh - fio over NBD: a 4:2 and a -c 3 VDI on a six-node local cluster vs `nbdkit memory` (the ceiling), one run, with ratios.
 #
 # Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--nosync] [--csv]
+#                           [--csv-file FILE] [--plot PNG]
 #
 #   -r RUNS     runs of each case; the table shows the median (default 3)
 #   -t SECONDS  length of each random-I/O run (default 10)
@@ -9,15 +10,18 @@
 #   -b BUILD    build directory with sheep and dog (default build)
 #   --nosync    run the sheep with -n (no fdatasync: not durable, for comparison)
 #   --csv       also print the table as CSV
+#   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
+#   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
 #
 # Cases (fio, ioengine=nbd, one job): 4 MiB sequential write and read at
-# QD4; 4 KiB random read and write at QD1 and QD32. Six sheep run on this
+# QD4; 4 KiB random read and write at QD1, QD4 and QD32 (IOPS, and the
+# mean completion latency of the median run's figures for the CSV). Six sheep run on this
 # machine with their stores in a temp dir, on ports 10000+SD_PORT_OFFSET
 # (default offset 0 gives 10000..10011 and NBD 10050..); nbdkit memory on the
 # next free port. Everything started is stopped on exit.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-runs=3 secs=10 size_mb=256 build=build csv=0 nosync=
+runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) runs=$2; shift ;;
@@ -25,8 +29,10 @@ while [ $# -gt 0 ]; do
 	-s) size_mb=$2; shift ;;
 	-b) build=$2; shift ;;
 	--csv) csv=1 ;;
+	--csv-file) csv_file=$2; shift ;;
+	--plot) plot=$2; shift ;;
 	--nosync) nosync=-n ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "nbd_bench: unknown option $1" >&2; exit 64 ;;
 	esac
 	shift
@@ -78,44 +84,53 @@ declare -A URI=(
 	[rep]="nbd://127.0.0.1:$(sd_nbd_port 0)/bench-rep"
 )
 # name: fio arguments; metric
-CASES=(seqwrite seqread randread1 randread32 randwrite1 randwrite32)
+CASES=(seqwrite seqread randread1 randread4 randread32 randwrite1 randwrite4 randwrite32)
 declare -A ARGS=(
 	[seqwrite]="--rw=write --bs=4M --iodepth=4 --size=${size_mb}M"
 	[seqread]="--rw=read --bs=4M --iodepth=4 --size=${size_mb}M"
 	[randread1]="--rw=randread --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
+	[randread4]="--rw=randread --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
 	[randread32]="--rw=randread --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
+	[randwrite4]="--rw=randwrite --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
 	[randwrite1]="--rw=randwrite --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
 	[randwrite32]="--rw=randwrite --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
 )
 declare -A LABEL=(
 	[seqwrite]="4 MiB seq write QD4 (MiB/s)" [seqread]="4 MiB seq read QD4 (MiB/s)"
-	[randread1]="4 KiB rand read QD1 (IOPS)" [randread32]="4 KiB rand read QD32 (IOPS)"
-	[randwrite1]="4 KiB rand write QD1 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
+	[randread1]="4 KiB rand read QD1 (IOPS)" [randread4]="4 KiB rand read QD4 (IOPS)"
+	[randread32]="4 KiB rand read QD32 (IOPS)" [randwrite1]="4 KiB rand write QD1 (IOPS)"
+	[randwrite4]="4 KiB rand write QD4 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
 )
 
-# one TARGET CASE: print the figure of one fio run (MiB/s or IOPS).
+# one TARGET CASE: print the figure of one fio run (MiB/s or IOPS) and its
+# mean completion latency in microseconds.
 one() {
 	local out=$SD_TEST_DIR/fio.json
 	# shellcheck disable=SC2086
 	fio --name=b --ioengine=nbd --uri="${URI[$1]}" ${ARGS[$2]} --output-format=json \
-		--output="$out" >/dev/null 2>&1 || { echo 0; return; }
+		--output="$out" >/dev/null 2>&1 || { echo "0 0"; return; }
 	python3 - "$out" "$2" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 d = j["write"] if "write" in sys.argv[2] else j["read"]
-print("%.1f" % (d["bw_bytes"] / 1048576 if sys.argv[2].startswith("seq") else d["iops"]))
+print("%.1f %.1f" % (d["bw_bytes"] / 1048576 if sys.argv[2].startswith("seq") else d["iops"],
+                    d["clat_ns"]["mean"] / 1000.0))
 EOF
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-declare -A RES
+declare -A RES LAT
 for c in "${CASES[@]}"; do
 	for t in memory ec rep; do
-		vals=()
-		for ((r = 0; r < runs; r++)); do vals+=("$(one "$t" "$c")"); done
+		vals=() lats=()
+		for ((r = 0; r < runs; r++)); do
+			read -r v l <<<"$(one "$t" "$c")"
+			vals+=("$v") lats+=("$l")
+		done
 		RES[$t,$c]=$(median "${vals[@]}")
-		echo "# $c $t: ${vals[*]} -> median ${RES[$t,$c]}" >&2
+		LAT[$t,$c]=$(median "${lats[@]}")
+		echo "# $c $t: ${vals[*]} -> median ${RES[$t,$c]} (latency us ${lats[*]})" >&2
 	done
 done
 
@@ -131,4 +146,15 @@ if [ $csv = 1 ]; then
 	for c in "${CASES[@]}"; do
 		echo "$c,${RES[memory,$c]},${RES[ec,$c]},$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}"),${RES[rep,$c]},$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"
 	done
+fi
+if [ -n "$csv_file" ] || [ -n "$plot" ]; then
+	f=${csv_file:-$SD_TEST_DIR/nbd.csv}
+	echo "target,qd,rw,iops,lat_us" >"$f"
+	for c in "${CASES[@]}"; do
+		case $c in rand*) ;; *) continue ;; esac
+		for t in memory ec rep; do
+			echo "$t,${c##*[a-z]},${c%%[0-9]*},${RES[$t,$c]},${LAT[$t,$c]}" >>"$f"
+		done
+	done
+	[ -z "$plot" ] || "$top/bench/plot.sh" nbd "$f" "$plot"
 fi

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # recovery_bench.sh - recovery time and rebuild MB/s after losing one node of an eight-node 4:2 cluster, and degraded against healthy read MB/s.
 #
-# Usage: bench/recovery_bench.sh [-s MB] [-r RUNS]
+# Usage: bench/recovery_bench.sh [-s MB] [-r RUNS] [-c CSV]
 #   -s MB    data written to the 4:2 VDI (default 512; the issue's figure is 2048)
 #   -r RUNS  reads per measurement, the median is reported (default 3)
+#   -c CSV   append "mb,secs,rebuild_mbs,healthy_mbs,degraded_mbs" to CSV (a
+#            header first when it is new): bench/plot.sh recovery draws it
 # Needs build/sheep/sheep and build/dog/dog. Uses ports 10000+SD_PORT_OFFSET+...;
 # set SD_PORT_OFFSET when other clusters run on this machine. Every sheep runs
 # with -n (no sync): this measures the recovery path, not the disk.
 set -u
 MB=512
 RUNS=3
-while getopts "s:r:h" o; do
+CSV=
+while getopts "s:r:c:h" o; do
 	case $o in
 	s) MB=$OPTARG ;;
 	r) RUNS=$OPTARG ;;
-	*) sed -n '2,10p' "$0"; exit 64 ;;
+	c) CSV=$OPTARG ;;
+	*) sed -n '2,12p' "$0"; exit 64 ;;
 	esac
 done
 SD_TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,3 +74,8 @@ printf '%-44s %12.1f\n' "healthy read (MB/s, median of $RUNS)" "$healthy"
 printf '%-44s %12.1f\n' "degraded read, node down (MB/s)" "$degraded"
 printf '%-44s %12.2f\n' "degraded / healthy" "$(echo "$degraded / $healthy" | bc -l)"
 printf '%-44s %12.1f\n' "read after recovery (MB/s)" "$after"
+if [ -n "$CSV" ]; then
+	[ -s "$CSV" ] || echo "mb,secs,rebuild_mbs,healthy_mbs,degraded_mbs" >"$CSV"
+	printf '%s,%.2f,%.1f,%.1f,%.1f\n' "$MB" "$secs" "$(echo "$written / 1000000 / $secs" | bc -l)" \
+		"$healthy" "$degraded" >>"$CSV"
+fi

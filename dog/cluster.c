@@ -55,6 +55,73 @@ static int cluster_format(struct dog *d)
 	return DOG_EXIT_SUCCESS;
 }
 
+/* Walk the epoch records after the fixed part of STAT_CLUSTER's reply:
+ * fn for each well-formed one, stopping at the first that does not fit. */
+static void for_each_epoch(char *buf, size_t len, uint32_t nr_epochs,
+			   void (*fn)(const struct sd_epoch_rec *e, const struct sd_node *nodes,
+				      void *arg),
+			   void *arg)
+{
+	size_t pos = sizeof(struct sd_cluster_info);
+	for (uint32_t i = 0; i < nr_epochs; i++) {
+		struct sd_epoch_rec e;
+		if (pos + sizeof(e) > len)
+			break;
+		memcpy(&e, buf + pos, sizeof(e));
+		pos += sizeof(e);
+		if (e.nr_nodes > SD_MAX_NODES || pos + e.nr_nodes * sizeof(struct sd_node) > len)
+			break;
+		struct sd_node *nodes = (struct sd_node *)(void *)(buf + pos);
+		for (uint32_t j = 0; j < e.nr_nodes; j++)
+			nodes[j].addr[sizeof(nodes[j].addr) - 1] = '\0';
+		fn(&e, nodes, arg);
+		pos += e.nr_nodes * sizeof(struct sd_node);
+	}
+}
+
+static void print_epoch(const struct sd_epoch_rec *e, const struct sd_node *nodes, void *arg)
+{
+	dog_print_epoch(stdout, e, nodes, *(const bool *)arg);
+}
+
+static void json_epoch(const struct sd_epoch_rec *e, const struct sd_node *nodes, void *arg)
+{
+	dog_json_epoch(arg, e, nodes);
+}
+
+/* cluster info --json: status, defaults and epoch history (dog(8)). */
+static int cluster_info_json(const struct sd_rsp *rsp, const struct sd_cluster_info *ci, char *buf,
+			     size_t len)
+{
+	struct dog_json j;
+	dog_json_init(&j, stdout);
+	dog_json_obj_begin(&j, NULL);
+	bool ok = rsp->result == SD_RES_SUCCESS;
+	dog_json_str(&j, "status", ok ? "running" : sd_strerror(rsp->result));
+	dog_json_u64(&j, "result", rsp->result);
+	dog_json_bool(&j, "recovery_enabled", !ci || ci->recovery_enabled);
+	if (ci) {
+		char p[16];
+		dog_policy_str(ci->copy_policy, ci->copies, p, sizeof(p));
+		dog_json_u64(&j, "ctime", ci->ctime);
+		dog_json_u64(&j, "epoch", ci->epoch);
+		if (ci->ctime)
+			dog_json_str(&j, "policy", p);
+		else
+			dog_json_null(&j, "policy");
+		dog_json_u64(&j, "copy_policy", ci->copy_policy);
+		dog_json_u64(&j, "nr_copies", ci->copies);
+		dog_json_u64(&j, "block_size_shift", ci->block_size_shift);
+		dog_json_u64(&j, "nr_zones", ci->nr_zones);
+	}
+	dog_json_arr_begin(&j, "epochs");
+	if (ci)
+		for_each_epoch(buf, len, ci->nr_epochs, json_epoch, &j);
+	dog_json_arr_end(&j);
+	dog_json_obj_end(&j);
+	return DOG_EXIT_SUCCESS;
+}
+
 static int cluster_info(struct dog *d)
 {
 	char *buf = calloc(1, STAT_CLUSTER_REPLY_MAX);
@@ -77,6 +144,11 @@ static int cluster_info(struct dog *d)
 		memcpy(&ci, buf, sizeof(ci));
 	else
 		ci.recovery_enabled = 1;
+	if (d->json) {
+		int r = cluster_info_json(&rsp, have_info ? &ci : NULL, buf, len);
+		free(buf);
+		return r;
+	}
 	dog_print_cluster_status(stdout, rsp.result, &ci, d->raw);
 	if (d->verbose && have_info && rsp.result == SD_RES_SUCCESS) {
 		char p[16];
@@ -92,21 +164,8 @@ static int cluster_info(struct dog *d)
 		dog_print_cluster_ctime(stdout, ci.ctime, d->raw);
 		dog_print_epoch_header(stdout, d->raw);
 	}
-	size_t pos = have_info ? sizeof(ci) : 0;
-	for (uint32_t i = 0; have_info && i < ci.nr_epochs; i++) {
-		struct sd_epoch_rec e;
-		if (pos + sizeof(e) > len)
-			break;
-		memcpy(&e, buf + pos, sizeof(e));
-		pos += sizeof(e);
-		if (e.nr_nodes > SD_MAX_NODES || pos + e.nr_nodes * sizeof(struct sd_node) > len)
-			break;
-		struct sd_node *nodes = (struct sd_node *)(void *)(buf + pos);
-		for (uint32_t j = 0; j < e.nr_nodes; j++)
-			nodes[j].addr[sizeof(nodes[j].addr) - 1] = '\0';
-		dog_print_epoch(stdout, &e, nodes, d->raw);
-		pos += e.nr_nodes * sizeof(struct sd_node);
-	}
+	if (have_info)
+		for_each_epoch(buf, len, ci.nr_epochs, print_epoch, &d->raw);
 	free(buf);
 	return DOG_EXIT_SUCCESS;
 }
@@ -132,8 +191,8 @@ const struct dog_cmd dog_cluster_cmds[] = {
      "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
      "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n",
      0, 0, cluster_format},
-    {"cluster", "info", NULL, NULL, "show cluster status, creation time and epoch history", NULL, 0,
-     0, cluster_info},
+    {"cluster", "info", "f:", NULL, "show cluster status, creation time and epoch history",
+     DOG_JSON_HELP, 0, 0, cluster_info},
     {"cluster", "shutdown", NULL, NULL, "stop every sheep of the cluster", NULL, 0, 0,
      cluster_shutdown},
     /* recovery hook: dog/recovery.c */

@@ -33,6 +33,7 @@ struct dog {
 	const char *addr;
 	uint16_t port;
 	bool raw;
+	bool json; /* --json, -f json: machine-readable output of a listing command */
 	bool verbose;
 	/* subcommand options */
 	bool have_policy;
@@ -57,6 +58,11 @@ struct dog_cmd {
 	int min_args, max_args; /* positional arguments it takes */
 	int (*run)(struct dog *d);
 };
+
+/* Option help of the listing commands, which take "f:" in opts. */
+#define DOG_JSON_HELP                                                                              \
+	"  -f, --format FORMAT   output as a table (default) or json (schema in dog(8))\n"       \
+	"      --json            same as -f json\n"
 
 extern const struct dog_cmd dog_cluster_cmds[];
 extern const struct dog_cmd dog_node_cmds[];
@@ -153,6 +159,43 @@ void dog_print_cluster_status(FILE *f, uint32_t result, const struct sd_cluster_
 void dog_print_cluster_ctime(FILE *f, uint64_t ctime, bool raw);
 void dog_print_epoch_header(FILE *f, bool raw);
 void dog_print_epoch(FILE *f, const struct sd_epoch_rec *e, const struct sd_node *nodes, bool raw);
+
+/* ---- json.c: the writer behind --json (schema in dog(8)) ---- */
+
+#define DOG_JSON_MAX_DEPTH 16
+/* A streaming JSON writer: members and elements are written as they come,
+ * two-space indented, commas placed for the caller. k is the member name
+ * inside an object, NULL inside an array or for the top value. Strings
+ * are escaped (quotes, backslash, control characters); non-ASCII bytes are
+ * passed through. */
+struct dog_json {
+	FILE *f;
+	int depth;
+	unsigned count[DOG_JSON_MAX_DEPTH];
+};
+void dog_json_init(struct dog_json *j, FILE *f);
+void dog_json_obj_begin(struct dog_json *j, const char *k);
+void dog_json_obj_end(struct dog_json *j);
+void dog_json_arr_begin(struct dog_json *j, const char *k);
+void dog_json_arr_end(struct dog_json *j);
+void dog_json_str(struct dog_json *j, const char *k, const char *v);
+void dog_json_strn(struct dog_json *j, const char *k, const char *v, size_t max);
+void dog_json_u64(struct dog_json *j, const char *k, uint64_t v);
+void dog_json_i64(struct dog_json *j, const char *k, int64_t v);
+void dog_json_double(struct dog_json *j, const char *k, double v);
+void dog_json_bool(struct dog_json *j, const char *k, bool v);
+void dog_json_null(struct dog_json *j, const char *k);
+void dog_json_string_value(FILE *f, const char *s);
+
+/* ---- format_json.c: the JSON forms of the listing commands ---- */
+void dog_json_vdi_row(struct dog_json *j, const struct dog_vdi_row *r);
+void dog_json_node(struct dog_json *j, int id, const struct sd_node *n);
+/* id -1: the "total" member instead of an array element. */
+void dog_json_node_info(struct dog_json *j, int id, uint64_t size, uint64_t used);
+void dog_json_epoch(struct dog_json *j, const struct sd_epoch_rec *e, const struct sd_node *nodes);
+void dog_json_recovery(struct dog_json *j, int id, const struct sd_node *n,
+		       const struct sd_recovery_state *st, const char *status, double percent,
+		       bool recovering);
 
 /* ---- progress.c ---- */
 struct dog_progress {

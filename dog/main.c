@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dog/dog.h"
+#include "lib/version.h"
 
 static const struct {
 	const char *name;
@@ -23,7 +24,8 @@ static const struct option long_opts[] = {
     {"raw", no_argument, NULL, 'r'},	       {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
-    {"vnodes", required_argument, NULL, 'V'},  {NULL, 0, NULL, 0},
+    {"vnodes", required_argument, NULL, 'V'},  {"format", required_argument, NULL, 'f'},
+    {"json", no_argument, NULL, 'J'},	       {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -45,8 +47,9 @@ static void usage_all(FILE *f, const char *prog)
 		}
 	fprintf(f,
 		"\nOptions (after the subcommand, in any order):\n" GLOBAL_HELP
-		"\nFor one command: %s COMMAND SUBCOMMAND -h. See also dog(8).\n",
-		prog);
+		"\nFor one command: %s COMMAND SUBCOMMAND -h. %s --version: the version.\n"
+		"See also dog(8).\n",
+		prog, prog);
 }
 
 static void usage_group(FILE *f, const char *prog, size_t g)
@@ -120,6 +123,20 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 		case 'P':
 			d->prealloc = true;
 			break;
+		case 'f':
+		case 'J':
+			/* Only the listing commands take "f:" (and so --json). */
+			if (!c->opts || !strstr(c->opts, "f:")) {
+				dog_err("%s %s has no JSON output (see %s %s %s -h)", c->group,
+					c->name, d->prog, c->group, c->name);
+				return DOG_EXIT_USAGE;
+			}
+			if (ch == 'f' && strcmp(optarg, "json") && strcmp(optarg, "table")) {
+				dog_err("Invalid output format '%s': give json or table", optarg);
+				return DOG_EXIT_USAGE;
+			}
+			d->json = ch == 'J' || !strcmp(optarg, "json");
+			break;
 		case 'z': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -174,6 +191,10 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage_all(stderr, d.prog);
 		return DOG_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("dog (sheepdog-ec) %s\n", sd_version());
+		return DOG_EXIT_SUCCESS;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage_all(stdout, d.prog);

@@ -33,6 +33,18 @@ static int node_list(struct dog *d)
 	int ret = fetch_nodes(d, &nodes, &nr);
 	if (ret >= 0)
 		return ret;
+	if (d->json) {
+		struct dog_json j;
+		dog_json_init(&j, stdout);
+		dog_json_obj_begin(&j, NULL);
+		dog_json_arr_begin(&j, "nodes");
+		for (uint32_t i = 0; i < nr; i++)
+			dog_json_node(&j, (int)i, &nodes[i]);
+		dog_json_arr_end(&j);
+		dog_json_obj_end(&j);
+		free(nodes);
+		return DOG_EXIT_SUCCESS;
+	}
 	dog_print_node_header(stdout, d->raw);
 	for (uint32_t i = 0; i < nr; i++)
 		dog_print_node_row(stdout, (int)i, &nodes[i], d->raw);
@@ -56,7 +68,14 @@ static int node_info(struct dog *d)
 		return ret;
 	uint64_t total_size = 0, total_used = 0;
 	int answered = 0;
-	dog_print_node_info_header(stdout, d->raw);
+	struct dog_json j;
+	dog_json_init(&j, stdout);
+	if (d->json) {
+		dog_json_obj_begin(&j, NULL);
+		dog_json_arr_begin(&j, "nodes");
+	} else {
+		dog_print_node_info_header(stdout, d->raw);
+	}
 	for (uint32_t i = 0; i < nr; i++) {
 		int fd = dog_connect_to(nodes[i].addr, nodes[i].port);
 		if (fd < 0)
@@ -73,7 +92,10 @@ static int node_info(struct dog *d)
 		}
 		uint64_t size = rsp.node.store_size, free_ = rsp.node.store_free;
 		uint64_t used = free_ < size ? size - free_ : 0;
-		dog_print_node_info_row(stdout, (int)i, size, used, d->raw);
+		if (d->json)
+			dog_json_node_info(&j, (int)i, size, used);
+		else
+			dog_print_node_info_row(stdout, (int)i, size, used, d->raw);
 		total_size += size;
 		total_used += used;
 		answered++;
@@ -83,11 +105,24 @@ static int node_info(struct dog *d)
 		dog_err("node info: no node answered: is the cluster running? (dog node list)");
 		return DOG_EXIT_SYSFAIL;
 	}
-	dog_print_node_info_row(stdout, -1, total_size, total_used, d->raw);
 	uint64_t vdi_total = 0;
 	int fd = dog_connect(d);
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
+	if (d->json) {
+		/* The total VDI size comes before the JSON closes, so a failure
+		 * leaves no half document on stdout. */
+		ret = dog_vdi_foreach(fd, false, NULL, add_vdi_size, &vdi_total);
+		close(fd);
+		if (ret)
+			return ret;
+		dog_json_arr_end(&j);
+		dog_json_node_info(&j, -1, total_size, total_used);
+		dog_json_u64(&j, "total_vdi_size", vdi_total);
+		dog_json_obj_end(&j);
+		return DOG_EXIT_SUCCESS;
+	}
+	dog_print_node_info_row(stdout, -1, total_size, total_used, d->raw);
 	ret = dog_vdi_foreach(fd, false, NULL, add_vdi_size, &vdi_total);
 	close(fd);
 	if (ret)
@@ -142,13 +177,13 @@ static int node_kill(struct dog *d)
 }
 
 const struct dog_cmd dog_node_cmds[] = {
-    {"node", "list", NULL, NULL, "list the nodes of the cluster", NULL, 0, 0, node_list},
-    {"node", "info", NULL, NULL, "show disk use of each node", NULL, 0, 0, node_info},
+    {"node", "list", "f:", NULL, "list the nodes of the cluster", DOG_JSON_HELP, 0, 0, node_list},
+    {"node", "info", "f:", NULL, "show disk use of each node", DOG_JSON_HELP, 0, 0, node_info},
     {"node", "kill", NULL, "<node id>", "stop one sheep (its Id from dog node list)", NULL, 1, 1,
      node_kill},
     /* recovery hook: dog/recovery.c */
-    {"node", "recovery", NULL, "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
-     "show recovery progress per node, or get/set the recovery throttle", NULL, 0, 3,
+    {"node", "recovery", "f:", "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
+     "show recovery progress per node, or get/set the recovery throttle", DOG_JSON_HELP, 0, 3,
      dog_node_recovery},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -108,6 +108,37 @@ static void print_detail(int id, const struct sd_recovery_state *st, bool raw)
 		       (unsigned long long)st->degraded, (unsigned long long)st->lost);
 }
 
+/* node recovery --json: every node, recovering or not (dog(8)); a node
+ * that did not answer is reported with "error" and makes the exit code 2. */
+static int recovery_json(const struct sd_node *nodes, uint32_t nr, struct sd_recovery_state *st,
+			 const int *res)
+{
+	struct dog_json j;
+	int exit_code = DOG_EXIT_SUCCESS;
+	dog_json_init(&j, stdout);
+	dog_json_obj_begin(&j, NULL);
+	dog_json_arr_begin(&j, "nodes");
+	for (uint32_t i = 0; i < nr; i++) {
+		if (res[i] != SD_RES_SUCCESS) {
+			dog_err("node recovery: node %u (%s:%u): %s", i, nodes[i].addr,
+				nodes[i].port, res[i] < 0 ? strerror(-res[i]) : "request failed");
+			dog_json_obj_begin(&j, NULL);
+			dog_json_i64(&j, "id", (int)i);
+			dog_json_str(&j, "error",
+				     res[i] < 0 ? strerror(-res[i]) : sd_strerror((uint32_t)res[i]));
+			dog_json_obj_end(&j);
+			exit_code = DOG_EXIT_SYSFAIL;
+			continue;
+		}
+		st[i].message[sizeof(st[i].message) - 1] = '\0';
+		dog_json_recovery(&j, (int)i, &nodes[i], &st[i], status_name(st[i].status),
+				  percent(&st[i]), still_recovering(&st[i]));
+	}
+	dog_json_arr_end(&j);
+	dog_json_obj_end(&j);
+	return exit_code;
+}
+
 /* dog node recovery: the nodes still recovering, with their progress. */
 static int recovery_show(struct dog *d)
 {
@@ -127,6 +158,13 @@ static int recovery_show(struct dog *d)
 	}
 	for (uint32_t i = 0; i < nr; i++)
 		res[i] = node_exec(&nodes[i], SD_OP_STAT_RECOVERY, NULL, 0, &st[i], sizeof(st[i]));
+	if (d->json) {
+		ret = recovery_json(nodes, nr, st, res);
+		free(st);
+		free(res);
+		free(nodes);
+		return ret;
+	}
 
 	if (!d->raw)
 		printf("Nodes In Recovery:\n  Id   Host:Port         V-Nodes       Zone       "
@@ -194,7 +232,9 @@ static int recovery_get_throttle(struct dog *d)
 	}
 	if (rsp.result != SD_RES_SUCCESS)
 		return dog_fail_result("node recovery get-throttle", rsp.result, NULL);
-	if (d->raw)
+	if (d->json)
+		printf("{\n  \"max\": %u,\n  \"interval_ms\": %u\n}\n", t.max, t.interval_ms);
+	else if (d->raw)
 		printf("%u %u\n", t.max, t.interval_ms);
 	else
 		printf("max %u, interval %u ms\n", t.max, t.interval_ms);

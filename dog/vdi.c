@@ -240,11 +240,13 @@ static int vdi_create(struct dog *d)
 struct list_arg {
 	const struct dog *d;
 	const char *name;
+	struct dog_json j;
+	bool started;
 };
 
 static int list_one(const struct sd_inode *ino, void *arg)
 {
-	const struct list_arg *la = arg;
+	struct list_arg *la = arg;
 	if (la->name && strcmp(la->name, ino->name))
 		return 0;
 	uint32_t n = dog_vdi_nr_objs(ino), mine = 0, shared = 0;
@@ -270,14 +272,23 @@ static int list_one(const struct sd_inode *ino, void *arg)
 	    .tag = ino->tag,
 	    .block_size_shift = shift,
 	};
-	dog_print_vdi_row(stdout, &r, la->d->raw);
+	if (la->d->json)
+		dog_json_vdi_row(&la->j, &r);
+	else
+		dog_print_vdi_row(stdout, &r, la->d->raw);
 	return 0;
 }
 
 static void list_header(void *arg)
 {
-	const struct list_arg *la = arg;
-	dog_print_vdi_header(stdout, la->d->raw);
+	struct list_arg *la = arg;
+	la->started = true;
+	if (la->d->json) {
+		dog_json_obj_begin(&la->j, NULL);
+		dog_json_arr_begin(&la->j, "vdis");
+	} else {
+		dog_print_vdi_header(stdout, la->d->raw);
+	}
 }
 
 static int vdi_list(struct dog *d)
@@ -285,11 +296,16 @@ static int vdi_list(struct dog *d)
 	int fd = dog_connect(d);
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
-	struct list_arg la = {d, d->argc ? d->argv[0] : NULL};
+	struct list_arg la = {.d = d, .name = d->argc ? d->argv[0] : NULL};
+	dog_json_init(&la.j, stdout);
 	/* The header comes once the cluster answered: an unformatted cluster
 	 * gives just the error. */
 	int ret = dog_vdi_foreach(fd, true, list_header, list_one, &la);
 	close(fd);
+	if (d->json && la.started && !ret) {
+		dog_json_arr_end(&la.j);
+		dog_json_obj_end(&la.j);
+	}
 	return ret;
 }
 
@@ -419,7 +435,7 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "  -P, --prealloc        allocate (write zeros to) every object now\n"
      "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
      2, 2, vdi_create},
-    {"vdi", "list", NULL, "[vdiname]", "list VDIs", NULL, 0, 1, vdi_list},
+    {"vdi", "list", "f:", "[vdiname]", "list VDIs", DOG_JSON_HELP, 0, 1, vdi_list},
     {"vdi", "delete", NULL, "<vdiname>", "delete a VDI and its objects", NULL, 1, 1, vdi_delete},
     {"vdi", "read", NULL, "<vdiname> [<offset> [<len>]]",
      "write a VDI's bytes to stdout (to the end when len is absent)", NULL, 1, 3, vdi_read},

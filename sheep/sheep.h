@@ -31,6 +31,8 @@ struct sheep_opts {
 	int nbd_port;           /* --nbd, -1 = off */
 	bool nbd_explicit;      /* --nbd given: a busy port is fatal */
 	int threads;            /* gateway worker threads */
+	int http_port;          /* --http PORT: metrics and dashboard, 0 = off (http.c) */
+	uint64_t size;          /* -s/--size: capacity offered, 0 = the filesystem's (capacity.c) */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, see twophase.c */
@@ -144,6 +146,8 @@ struct obj_lock;
 struct peer_pool;
 struct sheep_recovery;
 struct nbd_server;
+struct sheep_metrics;
+struct sheep_http;
 
 struct sheep {
 	struct sheep_opts opt;
@@ -159,6 +163,8 @@ struct sheep {
 	struct cluster_ctx *cctx;
 	volatile int stopping;
 	struct nbd_server *nbd;
+	struct sheep_metrics *metrics; /* counters for --http's /metrics (metrics.c) */
+	struct sheep_http *http;       /* --http server, NULL when off (http.c) */
 
 	/* Cluster state: everything below is guarded by state_lock. Written
 	 * only on the loop thread (driver callbacks); read anywhere. */

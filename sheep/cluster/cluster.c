@@ -9,7 +9,22 @@ static const struct cluster_driver *const drivers[] = {
 #if HAVE_COROSYNC
 	&cluster_corosync_driver,
 #endif
+#if HAVE_ZOOKEEPER
+	&cluster_zookeeper_driver,
+#endif
 };
+
+const char *cluster_driver_names(void)
+{
+	return "local"
+#if HAVE_COROSYNC
+	       ", corosync"
+#endif
+#if HAVE_ZOOKEEPER
+	       ", zookeeper"
+#endif
+		;
+}
 
 const struct cluster_driver *cluster_driver_find(const char *spec)
 {

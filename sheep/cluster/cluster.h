@@ -30,6 +30,11 @@ struct cluster_events {
 	/* The driver lost contact with the membership service or quorum
 	 * (corosync). The node must stop accepting writes until it returns. */
 	void (*quorum)(void *arg, bool quorate);
+	/* Optional (may be NULL). The driver lost contact with its
+	 * coordination service (zookeeper: no server answers) but this node
+	 * is still a member: refuse client I/O until suspend(false). Unlike
+	 * quorum(false), the node keeps its state and no rejoin follows. */
+	void (*suspend)(void *arg, bool suspended);
 };
 
 struct cluster_ctx;
@@ -59,10 +64,15 @@ struct cluster_driver {
 const struct cluster_driver *cluster_driver_find(const char *spec);
 /* The options part of spec ("" when none). */
 const char *cluster_driver_options(const char *spec);
+/* The names of the drivers built in, "local, corosync, zookeeper". */
+const char *cluster_driver_names(void);
 
 extern const struct cluster_driver cluster_local_driver;
 #if HAVE_COROSYNC
 extern const struct cluster_driver cluster_corosync_driver;
+#endif
+#if HAVE_ZOOKEEPER
+extern const struct cluster_driver cluster_zookeeper_driver;
 #endif
 
 /* ---- The membership view, the epoch log and cluster-wide operations (group*.c) ---- */

@@ -113,10 +113,25 @@ void group_on_quorum(void *arg, bool quorate)
 		sd_err("cluster quorum lost: writes are refused until it returns");
 }
 
+/* Still a member, but cut off from the membership service: refuse I/O
+ * without dropping state (zookeeper with no server answering). */
+static void group_on_suspend(void *arg, bool suspended)
+{
+	struct sheep *s = arg;
+	pthread_mutex_lock(&s->state_lock);
+	s->quorate = !suspended;
+	pthread_mutex_unlock(&s->state_lock);
+	if (suspended)
+		sd_err("cluster membership service unreachable: I/O is refused until it returns");
+	else
+		sd_notice("cluster membership service reachable again: serving I/O");
+}
+
 static const struct cluster_events group_events = {
 	.membership = group_on_membership,
 	.deliver = group_on_deliver,
 	.quorum = group_on_quorum,
+	.suspend = group_on_suspend,
 };
 
 void group_on_driver_fd(int fd, uint32_t events, void *arg)
@@ -150,13 +165,7 @@ int group_start(struct sheep *s)
 	const char *spec = s->opt.cluster ? s->opt.cluster : "local";
 	s->driver = cluster_driver_find(spec);
 	if (!s->driver) {
-		sd_err("unknown cluster driver '%s' (built: local%s)", spec,
-#if HAVE_COROSYNC
-		       ", corosync"
-#else
-		       ""
-#endif
-		);
+		sd_err("unknown cluster driver '%s' (built: %s)", spec, cluster_driver_names());
 		return -EINVAL;
 	}
 	int ret = s->driver->init(&s->cctx, cluster_driver_options(spec), &s->self, &group_events, s);

@@ -89,7 +89,11 @@ int group_build_ring(struct sheep *s, const struct sd_node *nodes, size_t nr, st
 		snprintf(pn[i].id, sizeof(pn[i].id), "%s:%u", data[i].addr, data[i].port);
 		pn[i].zone = data[i].zone;
 		pn[i].weight = data[i].space;
-		pn[i].vnodes = s->fmt_vnodes ? (uint16_t)s->fmt_vnodes : data[i].nr_vnodes;
+		/* -V on the node or at format fixes vnodes; else placement/
+		 * derives them from the weight (capacity, sheep -s). */
+		pn[i].vnodes = s->fmt_vnodes	       ? (uint16_t)s->fmt_vnodes
+			       : data[i].fixed_vnodes ? data[i].nr_vnodes
+						      : 0;
 	}
 	int ret = ring_build(pn, n, ring);
 	free(pn);

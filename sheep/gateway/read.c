@@ -1,5 +1,6 @@
 /* read.c - reading an object: EC (data holders first, decode on failure) and N copies (first healthy copy). */
 #include "sheep/gateway/gateway_priv.h"
+#include "sheep/metrics/metrics.h"
 
 /*
  * EC read of [off, off+len) of one object. Guarantees: the bytes returned
@@ -104,6 +105,8 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	sd_debug("degraded read of %016llx: %d fragment(s), %u bytes", (unsigned long long)o->oid,
 		 nw, rlen);
 	ret = gw_decode_range(o, st, ver, want, nw, lo, rlen, out);
+	if (ret == SD_RES_SUCCESS)
+		sheep_metrics_degraded(o->s->metrics, (uint64_t)rlen * (uint64_t)nw);
 	if (ret == SD_RES_SUCCESS) {
 		for (int k = 0; k < ne; k++)
 			for (int w = 0; w < nw; w++)

@@ -10,14 +10,19 @@
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/sd_proto.h"
+#include "lib/util.h"
 #include "sheep/gateway/gateway.h"
+#include "sheep/metrics/metrics.h"
 #include "sheep/nbd/nbd.h"
 #include "sheep/nbd/vdi_io.h"
+#include "sheep/sheep.h"
 
 #define NBD_RO_SUFFIX ":ro"
 
 struct nbd_export {
 	struct vdi_io *v;
+	struct sheep_metrics *metrics; /* the sheep's, for latency and bytes */
+	unsigned policy;	       /* the VDI's, as a metrics index */
 };
 
 /*
@@ -105,8 +110,10 @@ static int vdi_open(void *arg, const char *export, bool probe, uint64_t owner,
 		return -ENOMEM;
 	}
 	e->v = v;
+	e->metrics = s->metrics;
 	struct vdi_io_info vi;
 	vdi_io_get_info(v, &vi);
+	e->policy = sheep_metrics_policy(vi.copy_policy, vi.nr_copies);
 	info->size = vi.size;
 	info->readonly = readonly || vi.snapshot;
 	*out = e;
@@ -123,12 +130,18 @@ static void vdi_close(struct nbd_export *e)
 
 static int vdi_read(struct nbd_export *e, void *buf, uint32_t len, uint64_t off)
 {
-	return sd_res_to_errno(vdi_io_read(e->v, buf, len, off));
+	uint64_t t0 = sd_now_ns();
+	int ret = sd_res_to_errno(vdi_io_read(e->v, buf, len, off));
+	sheep_metrics_nbd(e->metrics, SM_READ, e->policy, len, ret, sd_now_ns() - t0);
+	return ret;
 }
 
 static int vdi_write(struct nbd_export *e, const void *buf, uint32_t len, uint64_t off)
 {
-	return sd_res_to_errno(vdi_io_write(e->v, buf, len, off));
+	uint64_t t0 = sd_now_ns();
+	int ret = sd_res_to_errno(vdi_io_write(e->v, buf, len, off));
+	sheep_metrics_nbd(e->metrics, SM_WRITE, e->policy, len, ret, sd_now_ns() - t0);
+	return ret;
 }
 
 static int vdi_zero(struct nbd_export *e, uint32_t len, uint64_t off, bool may_free)

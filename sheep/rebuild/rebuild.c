@@ -20,6 +20,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
 #include "sheep/rebuild/rebuild_priv.h"
+#include "sheep/store/capacity.h"
 #include "sheep/store/store.h"
 
 uint64_t rec_now_ms(void)
@@ -286,8 +287,8 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	lc->ring = v->ring;
 	lc->ids = ids;
 	lc->nr = v->nr_data;
-	uint64_t total = 0, used = 0;
-	store_space(r->s->store, &total, &used);
+	uint64_t total = 0, free_bytes = 0;
+	sheep_capacity(r->s, &total, &free_bytes);
 	memset(ep, 0, sizeof(*ep));
 	ep->epoch = v->epoch;
 	ep->self = ids[v->self_data_idx];
@@ -295,8 +296,8 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	ep->nr_members = v->nr_data;
 	ep->locate = locate_cb;
 	ep->locate_arg = lc;
-	/* Free space of the store's filesystem, minus 1% kept in reserve. */
-	ep->free_bytes = total > used ? total - used : 0;
+	/* What this sheep may still store (capacity.c), minus 1% kept in reserve. */
+	ep->free_bytes = free_bytes;
 	ep->reserve_bytes = total / 100;
 	return 0;
 }

@@ -8,6 +8,8 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/util.h"
+#include "sheep/metrics/metrics.h"
 #include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
 #include "sheep/server/server.h"
@@ -173,7 +175,11 @@ static void reply_error(struct conn *c, const struct sd_req *hdr, int res, bool 
 static void request_work(struct sd_work *w)
 {
 	struct request *r = (struct request *)w;
+	uint64_t t0 = sd_now_ns();
 	ops_exec(r->s, r);
+	sheep_metrics_request(r->s->metrics, r->hdr.opcode, r->rsp.result,
+			      (r->hdr.flags & SD_FLAG_CMD_WRITE) ? r->hdr.data_length : 0, r->rlen,
+			      sd_now_ns() - t0);
 }
 
 static void request_done(struct sd_work *w)

@@ -17,8 +17,12 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/version.h"
 #include "sheep/gateway/gateway.h"
+#include "sheep/http/http.h"
+#include "sheep/metrics/metrics.h"
 #include "sheep/rebuild/rebuild.h"
+#include "sheep/store/capacity.h"
 #include "sheep/sheep.h"
 #include "sheep/server/server.h"
 #include "sheep/cluster/ring.h"
@@ -42,10 +46,16 @@ static void usage(FILE *f)
 		"  -z, --zone N            failure domain (default: derived from the address);\n"
 		"                          fragments of one object go to distinct zones\n"
 		"  -c, --cluster DRIVER[:OPTS]\n"
-		"                          membership driver: local (default; OPTS path=DIR is the\n"
-		"                          rendezvous of sheep on this machine) or corosync\n"
+		"                          membership driver, built in: %s\n"
+		"                            local (default): OPTS path=DIR, the rendezvous of\n"
+		"                              sheep on this machine\n"
+		"                            corosync: OPTS group=NAME (CPG group, default sheepdog)\n"
+		"                            zookeeper: OPTS HOST:PORT[,HOST:PORT...][,timeout=MS]\n"
+		"                              [,path=/NAME] (session timeout, default 5000; znode\n"
+		"                              of this cluster, default /sheepdog)\n"
 		"  -g, --gateway           gateway only: serve requests, store nothing\n"
-		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default %d)\n"
+		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default: from\n"
+		"                          the capacity, %d for a node of average size)\n"
 		"  -f, --foreground        stay in the foreground (default: daemonize, write\n"
 		"                          DIR/sheep.pid)\n"
 		"  -l, --log level=LEVEL[,dir=DIR]\n"
@@ -60,11 +70,19 @@ static void usage(FILE *f)
 		"                          recovery throttle: at most N fragments in flight (default 4),\n"
 		"                          a freed slot waits MS ms before reuse (default 0)\n"
 		"  -h, --help              this help\n"
+"      --http PORT         serve a read-only dashboard (/), Prometheus metrics\n"
+		"                          (/metrics) and JSON (/api/status) on PORT (default off;\n"
+		"                          a busy PORT only warns)\n"
+		"  -s, --size SIZE         capacity this sheep offers (ring weight, dog node info):\n"
+		"                          bytes with K/M/G/T, or a bare number of MiB; default:\n"
+		"                          the size of DIR's filesystem. Give it when sheep share\n"
+		"                          a filesystem, so their sizes add up to the disk\n"
+		"  -v, --version           print the version and exit\n"
 		"\n"
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
 		"  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
 		"      -c local -n -y 127.0.0.1 --nbd $((10809+i)); done\n",
-		DEFAULT_VNODES);
+		cluster_driver_names(), DEFAULT_VNODES);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -121,6 +139,10 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"threads", required_argument, NULL, 't'},
 		{"recovery", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'v'},
+		{"size", required_argument, NULL, 's'},
+		{"http", required_argument, NULL, 'H'},
+		{"disk-space", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0},
 	};
 	o->port = SD_LISTEN_PORT;
@@ -130,7 +152,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 	o->cluster = "local";
 	unsigned long v;
 	int c;
-	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:y:z:c:gV:fl:nt:R:hvs:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
@@ -210,6 +232,34 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'H':
+			if (parse_uint(optarg, 65535, &v) || v == 0) {
+				fprintf(stderr, "sheep: invalid HTTP port '%s' (1..65535)\n", optarg);
+				return -1;
+			}
+			o->http_port = (int)v;
+			break;
+		case 's': {
+			/* Sheepdog's -s took megabytes: a bare number still does. */
+			char *end;
+			errno = 0;
+			unsigned long long mb = strtoull(optarg, &end, 10);
+			uint64_t bytes;
+			if (optarg[0] != '-' && !errno && end != optarg && !*end && mb &&
+			    mb <= UINT64_MAX >> 20) {
+				o->size = (uint64_t)mb << 20;
+			} else if (sd_parse_size(optarg, &bytes) == 0 && bytes >= (1u << 20)) {
+				o->size = bytes;
+			} else {
+				fprintf(stderr, "sheep: invalid size '%s' (MiB, or with K/M/G/T; at least "
+						"1M)\n", optarg);
+				return -1;
+			}
+			break;
+		}
+		case 'v':
+			printf("sheep (sheepdog-ec) %s\n", sd_version());
 			exit(0);
 		default:
 			usage(stderr);
@@ -423,15 +473,20 @@ static int setup(struct sheep *s)
 	s->self.zone = s->opt.zone_set ? s->opt.zone : (uint32_t)s->opt.port;
 	s->self.gateway = s->opt.gateway;
 	s->self.nr_vnodes = s->opt.gateway ? 0 : (s->opt.vnodes ? s->opt.vnodes : DEFAULT_VNODES);
+	s->self.fixed_vnodes = s->opt.vnodes != 0;
 	if (s->store) {
-		uint64_t total = 0, used = 0;
-		if (store_space(s->store, &total, &used) == 0)
-			s->self.space = total ? total : 1;
+		uint64_t size = 0, free_bytes = 0;
+		if (sheep_capacity(s, &size, &free_bytes) == 0)
+			s->self.space = size ? size : 1;
 		else
 			s->self.space = 1;
 	}
 	s->self.incarnation = sd_now_ns() ^ ((uint64_t)getpid() << 40) ^ sd_wall_seconds();
 
+	s->metrics = calloc(1, sizeof(*s->metrics));
+	if (!s->metrics)
+		return -ENOMEM;
+	sheep_metrics_init(s->metrics);
 	if ((ret = sd_loop_create(&s->loop)))
 		return ret;
 	if ((ret = sd_wq_create("sd_gw", s->opt.threads, s->loop, &s->gw_wq)))
@@ -476,6 +531,9 @@ static int setup(struct sheep *s)
 		return ret;
 	/* recovery hook: one recovery thread per data node (sheep/rebuild/rebuild.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
+		return ret;
+	/* Last, so /api/status finds the sheep listening and joined. */
+	if (s->opt.http_port && (ret = sheep_http_start(s, s->opt.bind_addr, s->opt.http_port)))
 		return ret;
 	return 0;
 }
@@ -540,6 +598,7 @@ int main(int argc, char **argv)
 	sd_loop_run(s->loop);
 	s->stopping = 1;
 	sd_notice("sheep stopping");
+	sheep_http_stop(s);
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
@@ -557,6 +616,7 @@ int main(int argc, char **argv)
 	char pidpath[PATH_MAX];
 	snprintf(pidpath, sizeof(pidpath), "%s/sheep.pid", s->opt.dir);
 	unlink(pidpath);
+	free(s->metrics);
 	sd_notice("sheep stopped");
 	sd_log_close();
 	return 0;

@@ -13,6 +13,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
 #include "sheep/rebuild/rebuild.h"
+#include "sheep/store/capacity.h"
 #include "sheep/sheep.h"
 #include "sheep/server/server.h"
 #include "sheep/cluster/cluster.h"
@@ -464,6 +465,7 @@ static int do_node_list(struct sheep *s, struct request *r)
 			ret = SD_RES_NO_MEM;
 		} else {
 			memcpy(buf, v->nodes, len);
+			sheep_capacity_show_vnodes(v, buf, v->nr_nodes);
 			r->rlen = len;
 			r->rsp.node.nr_nodes = (uint32_t)v->nr_nodes;
 			uint32_t me = 0;
@@ -520,14 +522,14 @@ static int do_stat_sheep(struct sheep *s, struct request *r)
 		r->rsp.node.store_free = 0;
 		return SD_RES_SUCCESS;
 	}
-	uint64_t total = 0, used = 0;
-	int ret = store_space(s->store, &total, &used);
+	uint64_t size = 0, free_bytes = 0;
+	int ret = sheep_capacity(s, &size, &free_bytes);
 	if (ret)
 		return sd_errno_to_res(ret);
 	struct count_ctx cc = {0};
 	store_for_each(s->store, count_one, &cc);
-	r->rsp.node.store_size = total;
-	r->rsp.node.store_free = total > used ? total - used : 0;
+	r->rsp.node.store_size = size;
+	r->rsp.node.store_free = free_bytes;
 	r->rsp.node.nr_nodes = (uint32_t)cc.n;
 	return SD_RES_SUCCESS;
 }

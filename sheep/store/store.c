@@ -248,6 +248,7 @@ static int read_blocks(struct store *st, int fd, const struct store_frag_hdr *h,
 		if (block_crc(st, dst + (size_t)i * STORE_BLK) != crcs[i]) {
 			sd_err("fragment %016" PRIx64 "_%02x: checksum mismatch in block %u",
 			       h->oid, h->idx, first + i);
+			__atomic_fetch_add(&st->csum_errors, 1, __ATOMIC_RELAXED);
 			r = -EIO;
 			goto out;
 		}
@@ -1018,6 +1019,11 @@ int store_space(struct store *st, uint64_t *total, uint64_t *used)
 	if (used)
 		*used = __atomic_load_n(&st->used, __ATOMIC_RELAXED);
 	return 0;
+}
+
+uint64_t store_checksum_errors(const struct store *st)
+{
+	return st ? __atomic_load_n(&st->csum_errors, __ATOMIC_RELAXED) : 0;
 }
 
 const char *store_dir(const struct store *st)

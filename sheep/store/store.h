@@ -114,6 +114,8 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 
 /* Capacity of the filesystem holding the store and bytes used by it. */
 int store_space(struct store *st, uint64_t *total, uint64_t *used);
+/* Blocks whose checksum did not match when read, since the store opened. */
+uint64_t store_checksum_errors(const struct store *st);
 
 /* Where the store keeps per-node state files (epoch log, config): dir. */
 const char *store_dir(const struct store *st);

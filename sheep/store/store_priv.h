@@ -73,6 +73,7 @@ struct store {
 	uint32_t zero_crc; /* crc32c of one all-zero block */
 	uint64_t used;     /* bytes on disk of all fragment files (atomic) */
 	uint64_t seq;      /* intent record sequence (atomic) */
+	uint64_t csum_errors; /* blocks whose crc32c did not match on read (atomic) */
 	enum store_crash crash;
 	struct store_stripe stripes[STORE_NR_STRIPES];
 };

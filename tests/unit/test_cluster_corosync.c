@@ -92,7 +92,7 @@ static void on_quorum(void *arg, bool q)
 
 static void child_main(int idx, const char *group, int cmd_fd, const char *logpath)
 {
-	static const struct cluster_events ev = { on_membership, on_deliver, on_quorum };
+	static const struct cluster_events ev = { on_membership, on_deliver, on_quorum, NULL };
 	struct child_ctx c;
 	struct cluster_ctx *ctx;
 	struct sd_node self;

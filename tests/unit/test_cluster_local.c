@@ -96,7 +96,7 @@ static void on_deliver(void *arg, const struct sd_node *sender, const void *msg,
 		l->msgs++;
 }
 
-static const struct cluster_events events = {on_membership, on_deliver, NULL};
+static const struct cluster_events events = {on_membership, on_deliver, NULL, NULL};
 static const struct cluster_driver *drv = &cluster_local_driver;
 
 static struct sd_node mknode(int port, uint64_t inc)

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# 047-dog-json.sh - dog --json / -f json on every listing command: python3's json module parses it and the table drawn from it equals dog's table; bad uses refused.
+# timeout: 240
+. "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/rec_lib.sh"
+
+cmp_py="$SD_TOP/tests/func/dog_json_cmp.py"
+# same KIND IDX ARGS...: the JSON of "dog ARGS --json" parses and agrees with
+# the table of "dog ARGS"; "-f json" prints the same document as --json.
+same() {
+	local kind=$1 i=$2; shift 2
+	dogn "$i" "$@" --json >"$SD_TEST_DIR/$kind.json" 2>"$SD_TEST_DIR/err" ||
+		{ not_ok "$kind --json: exit $? ($(cat "$SD_TEST_DIR/err"))"; return; }
+	dogn "$i" "$@" >"$SD_TEST_DIR/$kind.txt"
+	check "$* --json parses (python3 json) and matches the table" \
+		python3 "$cmp_py" "$kind" "$SD_TEST_DIR/$kind.json" "$SD_TEST_DIR/$kind.txt"
+	dogn "$i" "$@" -f json >"$SD_TEST_DIR/$kind.f.json"
+	# Same document, but for the clock of a plan still running.
+	check "$* -f json is the --json document" python3 -c '
+import json, sys
+def norm(p):
+    d = json.load(open(p))
+    # What a live sheep changes between two calls: a plan's clock, and the
+    # bytes its store holds while writes and old copies settle.
+    for n in d.get("nodes", []) + [d.get("total", {})]:
+        for k in ("elapsed_ms", "used", "avail", "use_percent"):
+            n.pop(k, None)
+    return d
+sys.exit(norm(sys.argv[1]) != norm(sys.argv[2]))' "$SD_TEST_DIR/$kind.json" "$SD_TEST_DIR/$kind.f.json"
+}
+# jq_py FILE EXPR: evaluate a python expression on the parsed document d.
+jq_py() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+sd_start_cluster 6 || bail "six sheep did not form a cluster"
+
+# Before format: cluster info still answers in JSON.
+same cluster-info 0 cluster info
+check_eq "cluster info --json before format: status" "Waiting for cluster to be formatted" \
+	"$(jq_py "$SD_TEST_DIR/cluster-info.json" 'd["status"]')"
+
+dogn 0 cluster format -c 4:2 || bail "cluster format"
+rec_mkvdi 0 alpha 4:2 $((64 * MiB)) $((12 * MiB)) || bail "alpha with data"
+dogn 0 vdi create -c 3 'b"e\ta' 1G || bail "VDI with a quote and a backslash in its name"
+dogn 0 vdi create -c 2:1 -z 23 gamma 100M || bail "gamma"
+
+same vdi-list 0 vdi list
+check_eq "vdi list --json: three VDIs" 3 "$(jq_py "$SD_TEST_DIR/vdi-list.json" 'len(d["vdis"])')"
+check_eq "vdi list --json: the odd name (quote, backslash) comes back intact" 'b"e\ta' \
+	"$(jq_py "$SD_TEST_DIR/vdi-list.json" '[v["name"] for v in d["vdis"] if v["policy"] == "3"][0]')"
+# Exact bytes against the raw table (the human one rounds).
+dogn 0 vdi list -r >"$SD_TEST_DIR/vdi.raw"
+check_eq "vdi list --json: size, used, shared, ctime, vid, policy, shift as -r shows them" \
+	"$(awk '{printf "%s %s %s %s %s %s %s %s\n", $2, $4, $5, $6, $7, $8, $9, $10}' "$SD_TEST_DIR/vdi.raw" | grep -v '^b' | sort)" \
+	"$(jq_py "$SD_TEST_DIR/vdi-list.json" '"\n".join(sorted("%s %d %d %d %d %x %s %d" % (v["name"], v["size"], v["used"], v["shared"], v["ctime"], v["vdi_id"], v["policy"], v["block_size_shift"]) for v in d["vdis"] if v["name"][0] != "b"))')"
+check_eq "vdi list --json: alpha uses 12 MiB" $((12 * MiB)) \
+	"$(jq_py "$SD_TEST_DIR/vdi-list.json" '[v["used"] for v in d["vdis"] if v["name"] == "alpha"][0]')"
+dogn 0 vdi list gamma --json >"$SD_TEST_DIR/one.json"
+check_eq "vdi list NAME --json: just that VDI" "gamma 23 2:1" \
+	"$(jq_py "$SD_TEST_DIR/one.json" '" ".join(str(x) for v in d["vdis"] for x in (v["name"], v["block_size_shift"], v["policy"]))')"
+
+rec_wait_done 0 6 1 60 || bail "recovery never settled"
+same node-list 0 node list
+check_eq "node list --json: zones 0..5" "0 1 2 3 4 5" \
+	"$(jq_py "$SD_TEST_DIR/node-list.json" '" ".join(str(n["zone"]) for n in sorted(d["nodes"], key=lambda n: n["zone"]))')"
+same node-info 0 node info
+check_eq "node info --json: total VDI size" $((64 * MiB + 1024 * MiB + 100 * MiB)) \
+	"$(jq_py "$SD_TEST_DIR/node-info.json" 'd["total_vdi_size"]')"
+same cluster-info 0 cluster info
+check_eq "cluster info --json: policy and zones" "4:2 6" \
+	"$(jq_py "$SD_TEST_DIR/cluster-info.json" '"%s %d" % (d["policy"], d["nr_zones"])')"
+check_eq "cluster info --json: newest epoch is the current one" \
+	"$(jq_py "$SD_TEST_DIR/cluster-info.json" 'd["epoch"]')" \
+	"$(jq_py "$SD_TEST_DIR/cluster-info.json" 'd["epochs"][0]["epoch"]')"
+
+same node-recovery 0 node recovery
+check_eq "node recovery --json: every node listed, none recovering" "6 0" \
+	"$(jq_py "$SD_TEST_DIR/node-recovery.json" '"%d %d" % (len(d["nodes"]), sum(n["recovering"] for n in d["nodes"]))')"
+# Recovery disabled and a node gone: the survivors stay "to recover" (stable
+# rows to compare).
+dogn 0 cluster recover disable || bail "recover disable"
+sd_kill 5
+sd_wait_nodes 0 5 || bail "sheep 0 still lists the killed node"
+sleep 2
+same node-recovery 0 node recovery
+check_eq "node recovery --json, disabled: five nodes recovering" 5 \
+	"$(jq_py "$SD_TEST_DIR/node-recovery.json" 'sum(n["recovering"] and n["status"] == "disabled" for n in d["nodes"])')"
+same cluster-info 0 cluster info
+check_eq "cluster info --json: recovery disabled" False \
+	"$(jq_py "$SD_TEST_DIR/cluster-info.json" 'd["recovery_enabled"]')"
+dogn 0 node recovery get-throttle --json >"$SD_TEST_DIR/thr.json"
+check_eq "node recovery get-throttle --json = -r" "$(dogn 0 node recovery get-throttle -r)" \
+	"$(jq_py "$SD_TEST_DIR/thr.json" '"%d %d" % (d["max"], d["interval_ms"])')"
+dogn 0 cluster recover enable
+
+# Refused: JSON on a command without it, an unknown format.
+dogn 0 vdi create x 1G --json 2>"$SD_TEST_DIR/err"
+check_eq "vdi create --json: usage error" 64 $?
+check "vdi create --json: says it has no JSON output" grep -q "no JSON output" "$SD_TEST_DIR/err"
+check_eq "vdi create --json created nothing" "" "$(dogn 0 vdi list x -r)"
+dogn 0 vdi list -f yaml 2>"$SD_TEST_DIR/err"
+check_eq "vdi list -f yaml: usage error" 64 $?
+check "-f yaml: says json or table" grep -q "json or table" "$SD_TEST_DIR/err"
+dogn 0 vdi list -f table >"$SD_TEST_DIR/t1"
+dogn 0 vdi list >"$SD_TEST_DIR/t2"
+check "vdi list -f table is the table" cmp -s "$SD_TEST_DIR/t1" "$SD_TEST_DIR/t2"
+sd_done

@@ -1,0 +1,129 @@
+# tests/func/zookeeper.sh - private ZooKeeper servers for functional tests and benchmarks (Debian's zookeeper package, on 127.0.0.1).
+#
+# Source after lib.sh (or alone with ZK_DIR set). Every server gets its own
+# data directory under ZK_DIR and its own ports (client 21810+i, quorum
+# 22880+i, election 23880+i); callers run inside a private network
+# namespace (zk_enter_private_ns) so these ports collide with nobody.
+# The JVM takes seconds to start: a script starts one ensemble and reuses it.
+
+ZK_CLASSPATH=${ZK_CLASSPATH:-/etc/zookeeper/conf:/usr/share/java/zookeeper.jar}
+ZK_TICK_MS=${ZK_TICK_MS:-250}
+ZK_PIDS=()
+ZK_N=0
+
+# zk_missing: print why ZooKeeper tests cannot run here (nothing when they can).
+zk_missing() {
+	[ "$(id -u)" = 0 ] || { echo "needs root (network namespace)"; return; }
+	command -v java >/dev/null 2>&1 || { echo "java is not installed (scripts/install-deps)"; return; }
+	[ -f /usr/share/java/zookeeper.jar ] || { echo "zookeeper is not installed (scripts/install-deps)"; return; }
+	unshare -n true 2>/dev/null || echo "unshare -n is not permitted here"
+}
+
+# zk_enter_private_ns "$0" "$@": re-run the calling script in a new network
+# namespace (only lo, up). Returns in the child; the parent exits with its status.
+zk_enter_private_ns() {
+	if [ -z "${SD_ZK_INNER:-}" ]; then
+		SD_ZK_INNER=1 exec unshare -n bash "$@"
+	fi
+	ip link set lo up
+}
+
+zk_client_port() { echo $((21810 + $1)); }
+
+# zk_hosts [I...]: "127.0.0.1:P0,127.0.0.1:P1,..." for servers I (default all).
+zk_hosts() {
+	local i out="" list=("$@")
+	[ ${#list[@]} -eq 0 ] && list=($(seq 0 $((ZK_N - 1))))
+	for i in "${list[@]}"; do out="$out${out:+,}127.0.0.1:$(zk_client_port "$i")"; done
+	echo "$out"
+}
+
+# zk_4lw I WORD: send a four-letter word to server I, print the answer.
+zk_4lw() {
+	timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(zk_client_port "$1") && echo $2 >&3 && cat <&3" 2>/dev/null
+}
+
+# zk_serving I: is server I part of a serving ensemble?
+zk_serving() { zk_4lw "$1" srvr | grep -q '^Mode: '; }
+
+# zk_write_conf N: one zoo.cfg per server of an ensemble of N.
+zk_write_conf() {
+	local n=$1 i j
+	ZK_N=$n
+	for ((i = 0; i < n; i++)); do
+		mkdir -p "$ZK_DIR/s$i/data"
+		echo $((i + 1)) >"$ZK_DIR/s$i/data/myid"
+		{
+			echo "tickTime=$ZK_TICK_MS"
+			echo "initLimit=40"
+			echo "syncLimit=8"
+			echo "dataDir=$ZK_DIR/s$i/data"
+			echo "clientPort=$(zk_client_port "$i")"
+			echo "clientPortAddress=127.0.0.1"
+			echo "maxClientCnxns=0"
+			echo "minSessionTimeout=$((ZK_TICK_MS * 2))"
+			echo "maxSessionTimeout=120000"
+			echo "admin.enableServer=false"
+			echo "4lw.commands.whitelist=*"
+			echo "autopurge.snapRetainCount=3"
+			echo "autopurge.purgeInterval=1"
+			if [ "$n" -gt 1 ]; then
+				for ((j = 0; j < n; j++)); do
+					echo "server.$((j + 1))=127.0.0.1:$((22880 + j)):$((23880 + j))"
+				done
+			fi
+		} >"$ZK_DIR/s$i/zoo.cfg"
+	done
+}
+
+# zk_start I: start server I in the background (its log: ZK_DIR/sI/zk.log).
+zk_start() {
+	local i=$1
+	java -Xmx192m -Xss512k -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+		-Dzookeeper.forceSync=no -Dzookeeper.log.dir="$ZK_DIR/s$i" \
+		-Dzookeeper.root.logger=INFO,CONSOLE \
+		-Dlog4j.configuration=file:/etc/zookeeper/conf/log4j.properties \
+		-cp "$ZK_CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain \
+		"$ZK_DIR/s$i/zoo.cfg" >>"$ZK_DIR/s$i/zk.log" 2>&1 &
+	ZK_PIDS[$i]=$!
+}
+
+# zk_wait I... [--secs S]: wait until every listed server serves.
+zk_wait() {
+	local secs=60 ids=() i t
+	while [ $# -gt 0 ]; do
+		case $1 in --secs) secs=$2; shift ;; *) ids+=("$1") ;; esac
+		shift
+	done
+	for ((t = 0; t < secs * 5; t++)); do
+		local all=1
+		for i in "${ids[@]}"; do zk_serving "$i" || { all=0; break; }; done
+		[ $all = 1 ] && return 0
+		sleep 0.2
+	done
+	for i in "${ids[@]}"; do echo "# zookeeper server $i:"; tail -n 5 "$ZK_DIR/s$i/zk.log" | sed 's/^/#   /'; done
+	return 1
+}
+
+# zk_start_ensemble N: write configs, start N servers, wait until all serve.
+zk_start_ensemble() {
+	local n=$1 i
+	zk_write_conf "$n"
+	for ((i = 0; i < n; i++)); do zk_start "$i"; done
+	zk_wait $(seq 0 $((n - 1)))
+}
+
+# zk_kill I [SIG]: stop server I (default SIGKILL) and wait for it to go.
+zk_kill() {
+	local i=$1 sig=${2:-KILL} pid=${ZK_PIDS[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -"$sig" "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	ZK_PIDS[$i]=""
+}
+
+# zk_stop_all: stop every server this shell started.
+zk_stop_all() {
+	local i
+	for i in "${!ZK_PIDS[@]}"; do zk_kill "$i" KILL; done
+}
