@@ -9,6 +9,7 @@
 #include "dog/dog.h"
 #include "lib/net.h"
 #include "lib/oid.h"
+#include "lib/util.h"
 
 #define DOG_CONNECT_TIMEOUT_MS 5000
 
@@ -165,6 +166,45 @@ int dog_vdi_lookup(int fd, const char *name, uint32_t *vid)
 	return (int)rsp.result;
 }
 
+bool dog_snap_is_id(const char *snap, uint32_t *id)
+{
+	if (!snap || !*snap || strlen(snap) > 10)
+		return false;
+	uint64_t v = 0;
+	for (const char *p = snap; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (!v || v > UINT32_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+int dog_vdi_lookup_snap(int fd, const char *name, const char *snap, uint32_t *vid)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
+	memset(buf, 0, sizeof(buf));
+	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_GET_VDI_INFO);
+	req.flags = SD_FLAG_CMD_WRITE;
+	req.data_length = sizeof(buf);
+	uint32_t id;
+	if (snap && dog_snap_is_id(snap, &id))
+		req.vdi.snapid = id;
+	else if (snap)
+		strncpy(buf + SD_MAX_VDI_LEN, snap, SD_MAX_VDI_TAG_LEN - 1);
+	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
+	if (ret < 0)
+		return ret;
+	if (rsp.result == SD_RES_SUCCESS)
+		*vid = sd_rsp_vdi_id(&rsp);
+	return (int)rsp.result;
+}
+
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off)
 {
 	struct sd_req req;
@@ -273,4 +313,76 @@ int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
 uint8_t dog_inode_shift(const struct sd_inode *ino)
 {
 	return ino->block_size_shift ? ino->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
+}
+
+uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
+{
+	uint64_t n = SD_DIV_ROUND_UP(ino->vdi_size, 1ull << dog_inode_shift(ino));
+	return n > SD_INODE_DATA_INDEX ? SD_INODE_DATA_INDEX : (uint32_t)n;
+}
+
+int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
+		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg)
+{
+	uint8_t *bm;
+	int ret = dog_read_vdi_bitmap(fd, &bm);
+	if (ret < 0) {
+		dog_err("cannot read the VDI list: %s: is sheep still running?", strerror(-ret));
+		return DOG_EXIT_SYSFAIL;
+	}
+	if (ret != SD_RES_SUCCESS)
+		return dog_fail_result("cannot read the VDI list", (uint32_t)ret, NULL);
+	if (start)
+		start(arg);
+	/* The whole inode is 12 MiB but sparse: only the pages read are touched. */
+	struct sd_inode *ino = malloc(sizeof(*ino));
+	if (!ino) {
+		free(bm);
+		return DOG_EXIT_SYSFAIL;
+	}
+	int rc = 0;
+	for (uint32_t vid = 0; vid < SD_NR_VDIS && !rc; vid++) {
+		if (!bm[vid / 8]) {
+			vid |= 7;
+			continue;
+		}
+		if (!(bm[vid / 8] & (1u << (vid % 8))))
+			continue;
+		ret = dog_read_obj(fd, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0);
+		if (ret == SD_RES_NO_OBJ || ret == SD_RES_NO_VDI)
+			continue; /* deleted meanwhile */
+		if (ret != SD_RES_SUCCESS) {
+			dog_err("cannot read the inode of VDI %x: %s", vid,
+				ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
+			if (ret < 0) {
+				rc = DOG_EXIT_SYSFAIL;
+				break;
+			}
+			continue;
+		}
+		ino->name[SD_MAX_VDI_LEN - 1] = '\0';
+		ino->tag[SD_MAX_VDI_TAG_LEN - 1] = '\0';
+		if (!ino->name[0])
+			continue; /* a deleted VDI keeps its id in the bitmap */
+		if (with_map) {
+			uint32_t n = dog_vdi_nr_objs(ino);
+			ret =
+			    n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
+					     n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
+			      : SD_RES_SUCCESS;
+			if (ret != SD_RES_SUCCESS) {
+				dog_err("cannot read the object map of VDI %s: %s", ino->name,
+					ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
+				if (ret < 0) {
+					rc = DOG_EXIT_SYSFAIL;
+					break;
+				}
+				continue;
+			}
+		}
+		rc = fn(ino, arg);
+	}
+	free(ino);
+	free(bm);
+	return rc;
 }

@@ -41,6 +41,8 @@ struct dog {
 	bool prealloc;		 /* -P */
 	int block_size_shift;	 /* -z, -1 = cluster default */
 	uint32_t nr_vnodes;	 /* -V, 0 = by capacity */
+	const char *snap;	 /* -s: a snapshot id or tag (snapshot: the new tag) */
+	const char *from_snap;	 /* -F: backup from this snapshot */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */
@@ -97,6 +99,11 @@ void dog_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Look a VDI up by name: its vid (GET_VDI_INFO). Returns SD_RES_*, or
  * -errno on transport error. */
 int dog_vdi_lookup(int fd, const char *name, uint32_t *vid);
+/* Look up a snapshot of name by id ("3") or tag ("before-upgrade"), or the
+ * working VDI when snap is NULL; *type gets 's' or 'w'. Same returns. */
+int dog_vdi_lookup_snap(int fd, const char *name, const char *snap, uint32_t *vid);
+/* Is snap a snapshot id (all digits, 1..2^32-1)? */
+bool dog_snap_is_id(const char *snap, uint32_t *id);
 /* READ_OBJ / WRITE_OBJ helpers on an open connection; return SD_RES_* or -errno. */
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off);
 int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
@@ -196,6 +203,25 @@ void dog_json_epoch(struct dog_json *j, const struct sd_epoch_rec *e, const stru
 void dog_json_recovery(struct dog_json *j, int id, const struct sd_node *n,
 		       const struct sd_recovery_state *st, const char *status, double percent,
 		       bool recovering);
+
+/* ---- vdi_snap.c: snapshot, clone, rollback, tree ---- */
+int dog_vdi_snapshot(struct dog *d);
+int dog_vdi_clone(struct dog *d);
+int dog_vdi_rollback(struct dog *d);
+int dog_vdi_tree(struct dog *d);
+/* vdi_backup.c */
+int dog_vdi_backup(struct dog *d);
+int dog_vdi_restore(struct dog *d);
+
+/* One VDI in `dog vdi tree` (pure printer, unit-tested). */
+struct dog_tree_node {
+	uint32_t vid, parent;
+	const char *label;
+};
+/* Print the forest of nodes (any order; a parent not among them makes a
+ * root), children in vid order, as Sheepdog's tree: `---` one child,
+ * `-+-` / ` |-` / `` `-`` several. */
+void dog_print_tree(FILE *f, const struct dog_tree_node *nodes, size_t n);
 
 /* ---- progress.c ---- */
 struct dog_progress {

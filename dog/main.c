@@ -16,7 +16,8 @@ static const struct {
 } groups[] = {
     {"cluster", dog_cluster_cmds, "cluster-wide operations: format, info, shutdown"},
     {"node", dog_node_cmds, "the sheep of the cluster: list, info, kill"},
-    {"vdi", dog_vdi_cmds, "volumes: create, list, delete, read, write, resize"},
+    {"vdi", dog_vdi_cmds,
+     "volumes: create, list, delete, read, write, resize, snapshots, clones, backups"},
 };
 
 static const struct option long_opts[] = {
@@ -25,7 +26,8 @@ static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},	       {"copies", required_argument, NULL, 'c'},
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
     {"vnodes", required_argument, NULL, 'V'},  {"format", required_argument, NULL, 'f'},
-    {"json", no_argument, NULL, 'J'},	       {NULL, 0, NULL, 0},
+    {"json", no_argument, NULL, 'J'},	       {"snapshot", required_argument, NULL, 's'},
+    {"from", required_argument, NULL, 'F'},    {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -136,6 +138,12 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 				return DOG_EXIT_USAGE;
 			}
 			d->json = ch == 'J' || !strcmp(optarg, "json");
+			break;
+		case 's':
+			d->snap = optarg;
+			break;
+		case 'F':
+			d->from_snap = optarg;
 			break;
 		case 'z': {
 			char *end;

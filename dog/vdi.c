@@ -11,78 +11,6 @@
 
 #define REPLY_TEXT_MAX 1024
 
-uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
-{
-	uint64_t n = SD_DIV_ROUND_UP(ino->vdi_size, 1ull << dog_inode_shift(ino));
-	return n > SD_INODE_DATA_INDEX ? SD_INODE_DATA_INDEX : (uint32_t)n;
-}
-
-int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
-		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg)
-{
-	uint8_t *bm;
-	int ret = dog_read_vdi_bitmap(fd, &bm);
-	if (ret < 0) {
-		dog_err("cannot read the VDI list: %s: is sheep still running?", strerror(-ret));
-		return DOG_EXIT_SYSFAIL;
-	}
-	if (ret != SD_RES_SUCCESS)
-		return dog_fail_result("cannot read the VDI list", (uint32_t)ret, NULL);
-	if (start)
-		start(arg);
-	/* The whole inode is 12 MiB but sparse: only the pages read are touched. */
-	struct sd_inode *ino = malloc(sizeof(*ino));
-	if (!ino) {
-		free(bm);
-		return DOG_EXIT_SYSFAIL;
-	}
-	int rc = 0;
-	for (uint32_t vid = 0; vid < SD_NR_VDIS && !rc; vid++) {
-		if (!bm[vid / 8]) {
-			vid |= 7;
-			continue;
-		}
-		if (!(bm[vid / 8] & (1u << (vid % 8))))
-			continue;
-		ret = dog_read_obj(fd, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0);
-		if (ret == SD_RES_NO_OBJ || ret == SD_RES_NO_VDI)
-			continue; /* deleted meanwhile */
-		if (ret != SD_RES_SUCCESS) {
-			dog_err("cannot read the inode of VDI %x: %s", vid,
-				ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
-			if (ret < 0) {
-				rc = DOG_EXIT_SYSFAIL;
-				break;
-			}
-			continue;
-		}
-		ino->name[SD_MAX_VDI_LEN - 1] = '\0';
-		ino->tag[SD_MAX_VDI_TAG_LEN - 1] = '\0';
-		if (!ino->name[0])
-			continue; /* a deleted VDI keeps its id in the bitmap */
-		if (with_map) {
-			uint32_t n = dog_vdi_nr_objs(ino);
-			ret =
-			    n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
-					     n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
-			      : SD_RES_SUCCESS;
-			if (ret != SD_RES_SUCCESS) {
-				dog_err("cannot read the object map of VDI %s: %s", ino->name,
-					ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
-				if (ret < 0) {
-					rc = DOG_EXIT_SYSFAIL;
-					break;
-				}
-				continue;
-			}
-		}
-		rc = fn(ino, arg);
-	}
-	free(ino);
-	free(bm);
-	return rc;
-}
-
 /* The name argument of a vdi subcommand: non-empty, fits the inode. */
 static int check_name(const char *what, const char *name)
 {
@@ -257,9 +185,10 @@ static int list_one(const struct sd_inode *ino, void *arg)
 			shared++;
 	}
 	uint8_t shift = dog_inode_shift(ino);
-	bool snap = ino->snap_ctime != 0;
+	const struct sd_inode_hdr *h = (const struct sd_inode_hdr *)(const void *)ino;
+	bool snap = sd_inode_is_snapshot(h);
 	struct dog_vdi_row r = {
-	    .type = snap ? 's' : (ino->parent_vdi_id ? 'c' : ' '),
+	    .type = snap ? 's' : (sd_inode_is_clone(h) ? 'c' : ' '),
 	    .name = ino->name,
 	    .snap_id = snap ? ino->snap_id : 0,
 	    .size = ino->vdi_size,
@@ -315,19 +244,39 @@ static int vdi_delete(struct dog *d)
 	int ret = check_name("vdi delete", name);
 	if (ret)
 		return ret;
-	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
+	if (d->snap && strlen(d->snap) >= SD_MAX_VDI_TAG_LEN) {
+		dog_err("vdi delete: tag too long: at most %d bytes", SD_MAX_VDI_TAG_LEN - 1);
+		return DOG_EXIT_USAGE;
+	}
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN], text[REPLY_TEXT_MAX];
 	memset(buf, 0, sizeof(buf));
+	memset(text, 0, sizeof(text));
 	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
 	struct sd_req req;
 	struct sd_rsp rsp;
 	dog_req_init(&req, SD_OP_DEL_VDI);
 	req.flags = SD_FLAG_CMD_WRITE;
 	req.data_length = sizeof(buf);
-	ret = dog_exec(d, &req, buf, &rsp, NULL, 0);
+	uint32_t id;
+	if (d->snap && dog_snap_is_id(d->snap, &id))
+		req.vdi.snapid = id;
+	else if (d->snap)
+		strncpy(buf + SD_MAX_VDI_LEN, d->snap, SD_MAX_VDI_TAG_LEN - 1);
+	ret = dog_exec(d, &req, buf, &rsp, text, sizeof(text) - 1);
 	if (ret < 0)
 		return dog_exit_of_errno(ret);
-	if (ret != SD_RES_SUCCESS)
+	if (ret != SD_RES_SUCCESS) {
+		if (rsp.data_length && text[0]) {
+			dog_err("vdi delete: %s", text);
+			return DOG_EXIT_FAILURE;
+		}
+		if (d->snap && (ret == SD_RES_NO_VDI || ret == SD_RES_NO_TAG)) {
+			dog_err("vdi delete: VDI %s has no snapshot %s: see dog vdi list %s", name,
+				d->snap, name);
+			return DOG_EXIT_MISSING;
+		}
 		return dog_fail_result("vdi delete", (uint32_t)ret, name);
+	}
 	return DOG_EXIT_SUCCESS;
 }
 
@@ -367,6 +316,12 @@ static int vdi_write(struct dog *d)
 	int ret = io_args(d, "vdi write", &off, &len, &len_given);
 	if (ret)
 		return ret;
+	if (d->snap) {
+		dog_err("vdi write: snapshot %s of %s is read-only: write the working VDI, or "
+			"clone the snapshot (dog vdi clone -s %s %s NEWNAME) and write the clone",
+			d->snap, d->argv[0], d->snap, d->argv[0]);
+		return DOG_EXIT_FAILURE;
+	}
 	return dog_vdi_io(d, d->argv[0], DOG_IO_WRITE, STDIN_FILENO, off, len, len_given);
 }
 
@@ -435,12 +390,43 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "  -P, --prealloc        allocate (write zeros to) every object now\n"
      "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
      2, 2, vdi_create},
-    {"vdi", "list", "f:", "[vdiname]", "list VDIs", DOG_JSON_HELP, 0, 1, vdi_list},
-    {"vdi", "delete", NULL, "<vdiname>", "delete a VDI and its objects", NULL, 1, 1, vdi_delete},
-    {"vdi", "read", NULL, "<vdiname> [<offset> [<len>]]",
-     "write a VDI's bytes to stdout (to the end when len is absent)", NULL, 1, 3, vdi_read},
-    {"vdi", "write", NULL, "<vdiname> [<offset> [<len>]]",
-     "store stdin in a VDI (until EOF or len bytes)", NULL, 1, 3, vdi_write},
+    {"vdi", "list", "f:", "[vdiname]", "list VDIs, snapshots (s) and clones (c)", DOG_JSON_HELP,
+     0, 1, vdi_list},
+    {"vdi", "delete", "s:", "<vdiname>",
+     "delete a VDI, or one snapshot of it; frees the objects nothing else uses",
+     "  -s, --snapshot        the snapshot to delete (id or tag); the working VDI when absent\n",
+     1, 1, vdi_delete},
+    {"vdi", "read", "s:", "<vdiname> [<offset> [<len>]]",
+     "write a VDI's bytes to stdout (to the end when len is absent)",
+     "  -s, --snapshot        read this snapshot (id or tag) instead of the working VDI\n", 1,
+     3, vdi_read},
+    {"vdi", "write", "s:", "<vdiname> [<offset> [<len>]]",
+     "store stdin in a VDI (until EOF or len bytes)",
+     "  -s, --snapshot        refused: snapshots are read-only\n", 1, 3, vdi_write},
+    {"vdi", "snapshot", "s:", "<vdiname>",
+     "freeze the working VDI as a read-only snapshot (no data is copied)",
+     "  -s, --snapshot        a tag naming the snapshot (at most 255 bytes)\n", 1, 1,
+     dog_vdi_snapshot},
+    {"vdi", "clone", "s:c:", "<src vdiname> <new vdiname>",
+     "a writable VDI sharing a snapshot's objects (copied on first write)",
+     "  -s, --snapshot        the snapshot to clone (id or tag); required\n"
+     "  -c, --copies          policy of the objects the clone writes (default: the\n"
+     "                        snapshot's)\n",
+     2, 2, dog_vdi_clone},
+    {"vdi", "rollback", "s:", "<vdiname>",
+     "replace the working VDI by a snapshot's contents (the old one is deleted)",
+     "  -s, --snapshot        the snapshot to go back to (id or tag); required\n", 1, 1,
+     dog_vdi_rollback},
+    {"vdi", "tree", NULL, "", "show snapshots and clones as a tree", NULL, 0, 0, dog_vdi_tree},
+    {"vdi", "backup", "s:F:", "<vdiname>",
+     "write the objects that differ between two snapshots to stdout",
+     "  -s, --snapshot        the snapshot to back up (id or tag); required\n"
+     "  -F, --from            an older snapshot: only what changed since (default: all)\n",
+     1, 1, dog_vdi_backup},
+    {"vdi", "restore", "s:", "<vdiname>",
+     "roll back to a snapshot and apply a backup from stdin on top of it",
+     "  -s, --snapshot        the snapshot the backup starts from (its -F); required\n", 1, 1,
+     dog_vdi_restore},
     {"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

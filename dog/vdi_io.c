@@ -211,7 +211,7 @@ static int open_vdi(struct io_job *j, uint64_t *off, uint64_t *len, bool len_giv
 	if (fd < 0)
 		return dog_exit_of_errno(fd);
 	int rc = DOG_EXIT_SUCCESS;
-	int ret = dog_vdi_lookup(fd, j->name, &j->vid);
+	int ret = dog_vdi_lookup_snap(fd, j->name, j->d->snap, &j->vid);
 	if (ret == SD_RES_SUCCESS)
 		ret = dog_read_obj(fd, vid_to_vdi_oid(j->vid), j->ino, SD_INODE_HEADER_SIZE, 0);
 	if (ret != SD_RES_SUCCESS)

@@ -14,6 +14,17 @@
 
 #define SD_MAX_NODES 1024
 
+/*
+ * NEW_VDI (0x11) as Sheepdog 1.0 defines it: snapid != 0 makes a snapshot of
+ * base_vdi_id (0 = the working VDI of the payload's name); base_vdi_id != 0
+ * with snapid 0 clones that snapshot under the payload's name. Payload:
+ * name[256], optionally tag[256] (a snapshot's tag; when absent, the tag a
+ * Sheepdog 1.0 client wrote into the inode first). Our extension:
+ * vdi.type = SD_NEW_VDI_ROLLBACK with base_vdi_id = a snapshot replaces the
+ * working VDI of that snapshot's name by a copy of it, in one step.
+ */
+#define SD_NEW_VDI_ROLLBACK 0x1
+
 /* A node as the cluster knows it (also what cluster drivers carry). */
 struct sd_node {
 	char addr[64];        /* advertised address (sheep -y), NUL-terminated */

@@ -80,7 +80,8 @@ struct vdi_entry {
 	uint8_t copy_policy;
 	uint8_t nr_copies;
 	uint8_t shift;
-	uint8_t deleted;     /* name gone, objects being removed */
+	uint8_t deleted;     /* VDI_DEL_*: 0 live */
+	uint8_t flags;       /* VDI_F_* */
 	uint64_t size;
 	uint64_t ctime;
 	char name[SD_MAX_VDI_LEN];
@@ -93,6 +94,15 @@ struct vdi_entry {
 	uint64_t lock_owner;
 	struct vdi_entry *hnext;
 };
+
+/* vdi_entry.deleted: a deleted VDI stays in the table while objects it
+ * owns may exist (so its id is not reused and its descendants keep their
+ * family links). */
+#define VDI_DEL_RECLAIM 1 /* name gone; its objects not yet reclaimed */
+#define VDI_DEL_ZOMBIE 2  /* reclaimed; kept while descendants may use its objects */
+/* vdi_entry.flags */
+#define VDI_F_SNAPSHOT 0x1 /* frozen: its objects and object map never change */
+#define VDI_F_PENDING 0x2  /* created in the table, inode not yet written */
 
 #define VDI_HASH_BUCKETS 4096
 
@@ -206,6 +216,9 @@ struct sheep {
 
 	/* connections */
 	uint64_t next_conn_id;
+
+	/* snap/snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
+	pthread_mutex_t sweep_lock;
 };
 
 /* A request in flight: header, payload, reply. */

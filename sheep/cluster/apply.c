@@ -143,12 +143,6 @@ int group_apply_new_vdi(struct sheep *s, const struct cmsg_vdi *m, uint32_t *vid
 	return SD_RES_SUCCESS;
 }
 
-bool group_lock_is_sender(const struct vdi_entry *e, const struct sd_node *n, uint64_t owner)
-{
-	return e->lock_port == n->port && e->lock_inc == n->incarnation &&
-	       !strcmp(e->lock_addr, n->addr) && e->lock_owner == owner;
-}
-
 int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 			uint32_t *vid)
 {
@@ -160,7 +154,11 @@ int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const stru
 			return SD_RES_NO_VDI;
 		if (e->locked && !group_lock_is_sender(e, sender, m->lock_owner))
 			return SD_RES_VDI_LOCKED;
-		e->deleted = 1;
+		if (e->flags & VDI_F_PENDING)
+			return SD_RES_VDI_LOCKED; /* being created: finish it first */
+		if (group_first_clone(s, e))
+			return SD_RES_VDI_WRITE; /* clones depend on it */
+		e->deleted = VDI_DEL_RECLAIM;
 		e->locked = 0;
 		vdi_table_insert(&s->vdis, e); /* clears the in-use bit */
 		group_save_vdis(s);
@@ -229,6 +227,14 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 	case CMSG_UNLOCK_VDI:
 		if (len >= sizeof(struct cmsg_vdi))
 			res = group_apply_vdi_op(s, sender, msg, &vid);
+		break;
+	case CMSG_VDI_SNAP:
+	case CMSG_VDI_CLONE:
+	case CMSG_VDI_ROLLBACK:
+	case CMSG_VDI_READY:
+	case CMSG_VDI_RECLAIMED:
+		if (len >= sizeof(struct cmsg_vdi))
+			res = group_apply_vdi_family(s, sender, msg, &vid);
 		break;
 	case CMSG_RECOVERY:
 		if (len >= sizeof(struct cmsg_format)) {

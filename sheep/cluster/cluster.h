@@ -101,6 +101,11 @@ enum cmsg_type {
 	CMSG_SNAPSHOT,
 	CMSG_SHUTDOWN,
 	CMSG_RECOVERY,
+	CMSG_VDI_SNAP,      /* vid becomes a snapshot; a new working VDI follows it */
+	CMSG_VDI_CLONE,     /* new VDI name from snapshot base_vid */
+	CMSG_VDI_ROLLBACK,  /* working vid deleted, a new working VDI from base_vid */
+	CMSG_VDI_READY,     /* vid's inode is written */
+	CMSG_VDI_RECLAIMED, /* deleted vid's objects are reclaimed */
 };
 
 struct cmsg_hdr {
@@ -138,6 +143,9 @@ struct cmsg_vdi {
  * until this node has applied it. Returns the SD_RES_* of the apply; *vid
  * gets the VDI id a NEW_VDI chose. */
 int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
+/* Broadcast msg without waiting for it (for a message whose loss is
+ * repaired anyway, like VDI_READY). */
+int group_cluster_post(struct sheep *s, void *msg, size_t len);
 /* Read helpers under state_lock. */
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
@@ -145,6 +153,11 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 /* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
 int group_cluster_info(struct sheep *s, void *buf, size_t len);
 bool group_formatted(struct sheep *s);
+/* Where placement puts data object oid: the oid with its VDI id replaced by
+ * the root of the VDI's family, so every copy-on-write copy of an object
+ * lands on the holders of the original (identical to oid for a VDI with no
+ * parent). Other objects are placed by their own id. */
+uint64_t group_placement_key(struct sheep *s, uint64_t oid);
 void group_release_owner(struct sheep *s, uint64_t owner);
 
 #endif

@@ -54,6 +54,14 @@ int group_post_broadcast(struct sheep *s, const void *msg, size_t len, uint64_t 
 	return ret;
 }
 
+int group_cluster_post(struct sheep *s, void *msg, size_t len)
+{
+	struct cmsg_hdr *h = msg;
+	h->token = 0; /* no waiter */
+	h->len = (uint32_t)len;
+	return group_post_broadcast(s, msg, len, 0) ? SD_RES_NO_MEM : SD_RES_SUCCESS;
+}
+
 int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 {
 	struct cmsg_hdr *h = msg;

@@ -1,4 +1,5 @@
 /* group.c - the driver's callbacks on the loop thread (membership, deliver, quorum), group_init/start/stop, and read-only queries of the cluster state. */
+#include "lib/oid.h"
 #include "sheep/cluster/group_priv.h"
 
 void group_after_unlock(struct sheep *s, bool wipe)
@@ -243,6 +244,17 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 	}
 	pthread_mutex_unlock(&s->state_lock);
 	return ret;
+}
+
+uint64_t group_placement_key(struct sheep *s, uint64_t oid)
+{
+	if (oid & (VDI_BIT | VDI_ATTR_BIT | VDI_BTREE_BIT | LEDGER_BIT))
+		return oid; /* inodes and metadata: placed by their own id */
+	uint32_t vid = oid_to_vid(oid);
+	pthread_mutex_lock(&s->state_lock);
+	uint32_t root = vdi_table_root(&s->vdis, vid);
+	pthread_mutex_unlock(&s->state_lock);
+	return (oid & ~SD_VDI_MASK) | ((uint64_t)root << VDI_SPACE_SHIFT);
 }
 
 bool group_formatted(struct sheep *s)

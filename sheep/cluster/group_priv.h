@@ -101,6 +101,11 @@ void group_state_path(struct sheep *s, const char *name, char *buf, size_t len);
  int group_apply_format(struct sheep *s, const struct cmsg_format *f, bool *wipe);
  int group_apply_new_vdi(struct sheep *s, const struct cmsg_vdi *m, uint32_t *vid);
  bool group_lock_is_sender(const struct vdi_entry *e, const struct sd_node *n, uint64_t owner);
+/* apply_vdi.c: a live clone made from e (a working VDI of another name), or NULL. */
+struct vdi_entry *group_first_clone(struct sheep *s, const struct vdi_entry *e);
+/* apply_vdi.c: CMSG_VDI_SNAP, _CLONE, _ROLLBACK, _READY, _RECLAIMED. */
+int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
+			   uint32_t *vid);
 
 		int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 		uint32_t *vid);

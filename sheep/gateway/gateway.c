@@ -77,6 +77,11 @@ int gw_op_write(struct gw_obj *o, void *arg)
 	int ret = gw_check_range(o, a->len, a->off);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
+	/* A snapshot's objects and object map never change; its inode header
+	 * (tag, snap_ctime) may. Checked here, at the object's coordinator,
+	 * under its object lock. */
+	if (o->frozen && (!is_vdi_obj(o->oid) || (uint64_t)a->off + a->len > SD_INODE_HEADER_SIZE))
+		return SD_RES_READONLY;
 	if (!o->ec || a->create)
 		return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
 	/* A write that straddles two fragments only at their ends would make

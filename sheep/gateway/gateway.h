@@ -23,6 +23,15 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 		      bool create);
 int gateway_remove_obj(struct sheep *s, uint64_t oid);
+/*
+ * Copy-on-write without moving data: when snapshot object src and the new
+ * object dst have the same policy and the same holders (placement by
+ * family root, group_placement_key) and every holder has src's current
+ * fragment, each holder copies its own fragment (PEER_COPY) and dst
+ * exists as a copy of src. SD_RES_NO_SUPPORT when that does not apply
+ * (the caller copies through the gateway): nothing of dst is left then.
+ */
+int gateway_copy_obj(struct sheep *s, uint64_t src, uint64_t dst);
 /* An EC object no generation of which can be read: finish the write whose
  * coordinator died during its commits, from its pending copies. SUCCESS
  * when it was finished, NO_OBJ when there was nothing to finish, EIO when

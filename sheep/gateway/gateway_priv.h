@@ -48,6 +48,8 @@ struct gw_obj {
 	 * the version it read. gw_write_2pc then commits only if no other
 	 * write was applied or is pending since (gw_check_base). */
 	uint64_t base_version;
+	bool frozen; /* its VDI is a snapshot: data and object map read-only */
+	uint64_t pkey; /* placement key (group_placement_key) */
 };
 
 /* What a probe or read learned about one fragment. */

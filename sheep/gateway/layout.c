@@ -16,6 +16,7 @@ int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_o
 	struct ec_policy pol;
 	if (ec_policy_from_wire(e.copy_policy, e.nr_copies, &pol))
 		return SD_RES_INVALID_PARMS;
+	o->frozen = (e.flags & VDI_F_SNAPSHOT) != 0;
 	if (is_vdi_obj(oid)) {
 		if (oid & ~(VDI_BIT | SD_VDI_MASK))
 			return SD_RES_INVALID_PARMS;
@@ -53,7 +54,8 @@ int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_o
 	if (!v->ring || v->nr_data == 0)
 		return SD_RES_NO_STORE;
 	int out[GW_MAX_WIDTH];
-	int found = ring_locate(v->ring, oid, o->width, out);
+	o->pkey = group_placement_key(s, oid);
+	int found = ring_locate(v->ring, o->pkey, o->width, out);
 	if (found < 0)
 		return SD_RES_SYSTEM_ERROR;
 	for (int i = 0; i < o->width; i++)
@@ -177,7 +179,7 @@ int gw_add_shadows(struct gw_obj *o, struct peer_call *calls, int *pos_of)
 		if (!r->ring)
 			continue;
 		int out[GW_MAX_WIDTH];
-		int found = ring_locate(r->ring, o->oid, o->width, out);
+		int found = ring_locate(r->ring, o->pkey, o->width, out);
 		for (int i = 0; i < o->width && i < found; i++) {
 			if (out[i] < 0 || (size_t)out[i] >= r->nr_data)
 				continue;

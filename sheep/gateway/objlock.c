@@ -70,6 +70,7 @@ void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write)
 int gateway_init(struct sheep *s)
 {
 	pthread_mutex_init(&s->objlock_mu, NULL);
+	pthread_mutex_init(&s->sweep_lock, NULL);
 	pthread_cond_init(&s->objlock_cond, NULL);
 	return peer_pool_init(s);
 }

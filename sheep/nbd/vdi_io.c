@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,10 @@
 
 struct vdi_io {
 	struct sheep *s;
+	char name[SD_MAX_VDI_LEN];
+	/* A snapshot of the working VDI moves it to a new id: vid and map are
+	 * swapped under the write side; every piece of I/O holds the read side. */
+	pthread_rwlock_t swap;
 	uint32_t vid;
 	uint64_t owner;
 	uint64_t size;
@@ -110,6 +115,7 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 		goto fail;
 
 	v->s = s;
+	snprintf(v->name, sizeof(v->name), "%s", name);
 	v->vid = vid;
 	v->owner = owner;
 	uint64_t snap_ctime;
@@ -159,6 +165,7 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 	}
 	for (int i = 0; i < VDI_IO_NR_LOCKS; i++)
 		pthread_mutex_init(&v->locks[i], NULL);
+	pthread_rwlock_init(&v->swap, NULL);
 	free(hdr);
 	*out = v;
 	return SD_RES_SUCCESS;
@@ -183,8 +190,54 @@ void vdi_io_close(struct vdi_io *v)
 	}
 	for (int i = 0; i < VDI_IO_NR_LOCKS; i++)
 		pthread_mutex_destroy(&v->locks[i]);
+	pthread_rwlock_destroy(&v->swap);
 	free(v->map);
 	free(v);
+}
+
+/*
+ * The VDI we write was frozen as a snapshot (a write answered READONLY):
+ * follow the name to its new working VDI, which inherited the lock, and
+ * load its object map. SD_RES_SUCCESS when the handle now points at a
+ * writable VDI.
+ */
+static int vdi_io_follow(struct vdi_io *v, uint32_t old_vid)
+{
+	pthread_rwlock_wrlock(&v->swap);
+	int ret = SD_RES_SUCCESS;
+	if (v->vid != old_vid)
+		goto out; /* another thread followed already */
+	uint32_t vid;
+	ret = gateway_vdi_lookup(v->s, v->name, 0, NULL, &vid);
+	if (ret != SD_RES_SUCCESS)
+		goto out;
+	if (vid == v->vid) {
+		ret = SD_RES_READONLY;
+		goto out;
+	}
+	uint32_t *map = calloc(v->nr_objs ? v->nr_objs : 1, sizeof(uint32_t));
+	if (!map) {
+		ret = SD_RES_NO_MEM;
+		goto out;
+	}
+	for (uint64_t done = 0, total = (uint64_t)v->nr_objs * 4; done < total;) {
+		uint32_t n = (uint32_t)SD_MIN(total - done, VDI_IO_MAP_CHUNK);
+		ret = gateway_read_obj(v->s, vid_to_vdi_oid(vid), (char *)map + done, n,
+				       (uint32_t)(SD_INODE_HEADER_SIZE + done));
+		if (ret != SD_RES_SUCCESS) {
+			free(map);
+			goto out;
+		}
+		done += n;
+	}
+	sd_info("vdi %s: snapshot taken, writes go to %" PRIx32 " (was %" PRIx32 ")", v->name, vid,
+		v->vid);
+	free(v->map);
+	v->map = map;
+	v->vid = vid;
+out:
+	pthread_rwlock_unlock(&v->swap);
+	return ret;
 }
 
 void vdi_io_get_info(const struct vdi_io *v, struct vdi_io_info *info)
@@ -273,6 +326,15 @@ static int alloc_piece(struct vdi_io *v, uint32_t idx, const char *buf, uint32_t
 			src = whole;
 		}
 		ret = gateway_write_obj(v->s, oid, src, len, off, true);
+	} else if (gateway_copy_obj(v->s, vid_to_data_oid(owner, idx), oid) == SD_RES_SUCCESS) {
+		/* Copied on its holders; now the bytes, as a partial write. */
+		if (buf) {
+			ret = gateway_write_obj(v->s, oid, buf, len, off, false);
+		} else {
+			whole = calloc(1, len);
+			ret = whole ? gateway_write_obj(v->s, oid, whole, len, off, false)
+				    : SD_RES_NO_MEM;
+		}
 	} else {
 		whole = malloc(v->obj_size);
 		if (!whole) {
@@ -298,6 +360,25 @@ static int alloc_piece(struct vdi_io *v, uint32_t idx, const char *buf, uint32_t
 		goto out;
 	}
 	ret = map_store(v, idx, v->vid);
+	if (ret == SD_RES_READONLY) {
+		/* Frozen between the object and its entry: nothing refers to
+		 * the object we made, so it goes; the write is redone on the
+		 * new working VDI. */
+		int r = gateway_remove_obj(v->s, oid);
+		if (r != SD_RES_SUCCESS && r != SD_RES_NO_OBJ)
+			sd_warn("vdi %" PRIx32 " object %" PRIu32 ": remove failed: %s", v->vid, idx,
+				sd_strerror(r));
+	} else if (ret == SD_RES_SUCCESS) {
+		/* A snapshot freezes the inode (snap_ctime) before copying its
+		 * map: if it is frozen now, our entry may have missed the copy,
+		 * so the caller writes the bytes again on the new working VDI. */
+		uint64_t snap_ctime = 0;
+		int r = gateway_read_obj(v->s, vid_to_vdi_oid(v->vid), &snap_ctime,
+					 sizeof(snap_ctime),
+					 (uint32_t)offsetof(struct sd_inode, snap_ctime));
+		if (r == SD_RES_SUCCESS && snap_ctime)
+			ret = SD_RES_READONLY;
+	}
 out:
 	pthread_mutex_unlock(lk);
 	free(whole);
@@ -364,6 +445,7 @@ static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t le
 		return SD_RES_INVALID_PARMS;
 	if (op != VDI_READ && !v->writable)
 		return SD_RES_READONLY;
+	int follows = 0;
 
 	while (len > 0) {
 		uint32_t idx = (uint32_t)(off >> v->shift);
@@ -372,6 +454,8 @@ static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t le
 		bool whole = n == v->obj_size;
 		int ret;
 
+		pthread_rwlock_rdlock(&v->swap);
+		uint32_t vid = v->vid;
 		switch (op) {
 		case VDI_READ:
 			ret = read_piece(v, idx, buf, n, in);
@@ -389,6 +473,12 @@ static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t le
 		default:
 			ret = whole ? free_object(v, idx) : SD_RES_SUCCESS;
 			break;
+		}
+		pthread_rwlock_unlock(&v->swap);
+		if (ret == SD_RES_READONLY && op != VDI_READ && follows++ < 8) {
+			ret = vdi_io_follow(v, vid);
+			if (ret == SD_RES_SUCCESS)
+				continue; /* the same piece again, on the new working VDI */
 		}
 		if (ret != SD_RES_SUCCESS)
 			return ret;

@@ -54,6 +54,14 @@
  */
 #define SD_OP_PEER_COMMIT 0xe6
 #define SD_OP_PEER_GEN 0xe7
+/*
+ * Copy-on-write on the holder itself: fragment obj.ec_index of object
+ * obj.cow_oid is copied in this store to object obj.oid, at version 1
+ * (replacing a leftover copy). Payload: u64, the version the source
+ * fragment must have (else EIO: the caller copies the slow way). No
+ * object data crosses the network.
+ */
+#define SD_OP_PEER_COPY 0xe9
 #define SD_PEER_PEND_GRACE_MS 2000
 
 #define SD_PEER_FLAG_ANY_EPOCH 0x8000

@@ -191,6 +191,36 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 	return g.has_frag || g.has_pend ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
 }
 
+/* PEER_COPY (peer.h): a local copy of one fragment under a new object id. */
+static int serve_copy(struct sheep *s, const struct sd_req *req, const void *data)
+{
+	uint64_t want, got = 0;
+	if (!data || req->data_length != sizeof(want) || req->obj.oid == req->obj.cow_oid)
+		return SD_RES_INVALID_PARMS;
+	memcpy(&want, data, sizeof(want));
+	struct store_meta m;
+	int ret = store_stat(s->store, req->obj.cow_oid, req->obj.ec_index, &m);
+	if (ret)
+		return sd_errno_to_res(ret);
+	if (m.version != want)
+		return SD_RES_EIO;
+	void *buf = malloc(m.frag_size ? m.frag_size : 1);
+	if (!buf)
+		return SD_RES_NO_MEM;
+	ret = store_read(s->store, req->obj.cow_oid, req->obj.ec_index, buf, 0, m.frag_size, &got);
+	if (!ret && got != want)
+		ret = -EIO;
+	if (!ret) {
+		struct store_meta d = m;
+		d.oid = req->obj.oid;
+		d.version = 1;
+		d.write_id = 0;
+		ret = store_replace(s->store, &d, buf, 0, m.frag_size);
+	}
+	free(buf);
+	return sd_errno_to_res(ret);
+}
+
 void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, struct sd_rsp *rsp,
 		void *rbuf, uint32_t *rlen)
 {
@@ -236,6 +266,9 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		break;
 	case SD_OP_PEER_COMMIT:
 		res = serve_commit(s, req, data);
+		break;
+	case SD_OP_PEER_COPY:
+		res = serve_copy(s, req, data);
 		break;
 	case SD_OP_PEER_GEN:
 		res = serve_gen(s, req, rbuf, rlen, &version);

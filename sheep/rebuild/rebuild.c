@@ -253,6 +253,7 @@ static int gather(struct sheep_recovery *r, struct sheep_view *v, uint64_t only_
 /* ---- planning ---- */
 
 struct locate_ctx {
+	struct sheep *s;
 	const struct ring *ring;
 	const uint32_t *ids; /* ring index -> node id */
 	size_t nr;
@@ -268,7 +269,7 @@ static int locate_cb(void *arg, uint64_t oid, int n, uint32_t *out)
 	 * no home. */
 	for (int i = 0; i < n; i++)
 		pos[i] = -1;
-	int rc = ring_locate(lc->ring, oid, n, pos);
+	int rc = ring_locate(lc->ring, group_placement_key(lc->s, oid), n, pos);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < n; i++)
@@ -284,6 +285,7 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	for (size_t i = 0; i < v->nr_data; i++)
 		ids[i] = node_id(r, &v->data[i]);
 	pthread_mutex_unlock(&r->mu);
+	lc->s = r->s;
 	lc->ring = v->ring;
 	lc->ids = ids;
 	lc->nr = v->nr_data;

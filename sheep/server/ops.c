@@ -15,8 +15,10 @@
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/store/capacity.h"
 #include "sheep/sheep.h"
+#include "sheep/server/ops_priv.h"
 #include "sheep/server/server.h"
 #include "sheep/cluster/cluster.h"
+#include "sheep/snap/snap.h"
 #include "sheep/store/store.h"
 
 bool ops_is_peer(uint8_t opcode)
@@ -63,6 +65,7 @@ static bool op_known(uint8_t op)
 	case SD_OP_PEER_GW_WRITE:
 	case SD_OP_PEER_COMMIT:
 	case SD_OP_PEER_GEN:
+	case SD_OP_PEER_COPY:
 		return true;
 	}
 	return false;
@@ -81,50 +84,6 @@ int ops_check_header(const struct sd_req *hdr)
 	return SD_RES_SUCCESS;
 }
 
-/* A payload that must be a NUL-terminated name of at most 255 bytes. */
-static int get_name(const struct request *r, size_t at, char *out, size_t cap)
-{
-	out[0] = '\0';
-	if (!r->data || r->hdr.data_length <= at)
-		return at ? 0 : -EINVAL;
-	size_t avail = SD_MIN((size_t)r->hdr.data_length - at, cap);
-	const char *p = (const char *)r->data + at;
-	size_t n = strnlen(p, avail);
-	if (n == avail)
-		return -EINVAL; /* not terminated within the field */
-	memcpy(out, p, n + 1);
-	return 0;
-}
-
-static void *reply_buf(struct request *r, uint32_t len)
-{
-	void *b = calloc(1, len ? len : 1);
-	if (b)
-		r->rdata = b;
-	return b;
-}
-
-static uint32_t current_epoch(struct sheep *s)
-{
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t e = s->epoch;
-	pthread_mutex_unlock(&s->state_lock);
-	return e;
-}
-
-static int need_ready(struct sheep *s)
-{
-	pthread_mutex_lock(&s->state_lock);
-	/* Without quorum this node may be the small side of a partition:
-	 * serving I/O could diverge from the side that carries on. */
-	int ret = !s->quorate ? SD_RES_HALT
-		  : !s->synced ? SD_RES_WAIT_FOR_JOIN
-		  : !s->ctime  ? SD_RES_WAIT_FOR_FORMAT
-			       : 0;
-	pthread_mutex_unlock(&s->state_lock);
-	return ret;
-}
-
 /* Object size of the object oid belongs to (0 when its VDI is unknown). */
 static uint32_t obj_size_of(struct sheep *s, uint64_t oid)
 {
@@ -141,9 +100,11 @@ static uint32_t obj_size_of(struct sheep *s, uint64_t oid)
 static int do_read_obj(struct sheep *s, struct request *r)
 {
 	uint32_t len = r->hdr.data_length;
-	void *buf = reply_buf(r, len);
+	void *buf = ops_reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
+	if (is_vdi_obj(r->hdr.obj.oid))
+		vdi_snap_sweep(s);
 	int ret = gateway_read_obj(s, r->hdr.obj.oid, buf, len, r->hdr.obj.offset);
 	if (ret == SD_RES_SUCCESS)
 		r->rlen = len;
@@ -162,6 +123,8 @@ static int do_write_obj(struct sheep *s, struct request *r, bool create)
 		uint32_t osz = obj_size_of(s, oid);
 		if (!osz || (uint64_t)off + len > osz)
 			return osz ? SD_RES_INVALID_PARMS : SD_RES_NO_VDI;
+		if (is_data_obj(oid) && gateway_copy_obj(s, r->hdr.obj.cow_oid, oid) == SD_RES_SUCCESS)
+			return gateway_write_obj(s, oid, r->data, len, off, false);
 		char *whole = malloc(osz);
 		if (!whole)
 			return SD_RES_NO_MEM;
@@ -194,250 +157,9 @@ static int do_discard_obj(struct sheep *s, struct request *r)
 	return ret == SD_RES_NO_OBJ ? SD_RES_SUCCESS : ret;
 }
 
-/* ---- VDI ops ---- */
-
-static void fill_vdi_rsp(struct request *r, const struct vdi_entry *e)
-{
-	sd_rsp_vdi_id(&r->rsp) = e->vid;
-	r->rsp.vdi_hdr.copies = e->nr_copies;
-	r->rsp.vdi_hdr.block_size_shift = e->shift;
-}
-
-/* Put a NUL-terminated explanation in the reply payload (dog prints it). */
-static void reply_text(struct request *r, const char *msg)
-{
-	size_t n = strlen(msg) + 1;
-	char *t = malloc(n);
-	if (!t)
-		return;
-	memcpy(t, msg, n);
-	if (r->rdata != r->data)
-		free(r->rdata);
-	r->rdata = t;
-	r->rlen = (uint32_t)n;
-	r->keep_text = true;
-}
-
-static int zone_check(struct sheep *s, struct request *r, const struct ec_policy *pol,
-		      const char *name)
-{
-	struct sheep_view *v = sheep_view_get(s);
-	if (!v)
-		return SD_RES_WAIT_FOR_JOIN;
-	uint32_t zones = v->nr_zones;
-	sheep_view_put(v);
-	unsigned width = ec_policy_width(pol);
-	unsigned need = ec_policy_is_ec(pol) ? (unsigned)pol->d + 1 : (width >= 2 ? 2 : 1);
-	char pb[32];
-	ec_policy_format(pol, pb, sizeof(pb));
-	char msg[512];
-	if (zones < need) {
-		snprintf(msg, sizeof(msg),
-			 "policy %s needs at least %u zones to accept writes, cluster has %u: "
-			 "add zones or choose a narrower policy", pb, need, zones);
-		sd_err("VDI %s refused: %s", name, msg);
-		reply_text(r, msg);
-		return SD_RES_INVALID_PARMS;
-	}
-	if (zones < width) {
-		snprintf(msg, sizeof(msg),
-			 "policy %s places %u fragments on distinct zones, cluster has %u: "
-			 "redundancy stays reduced until more zones join", pb, width, zones);
-		sd_warn("VDI %s: %s", name, msg);
-		reply_text(r, msg);
-	}
-	return SD_RES_SUCCESS;
-}
-
-static int do_new_vdi(struct sheep *s, struct request *r)
-{
-	int ret = need_ready(s);
-	if (ret)
-		return ret;
-	char name[SD_MAX_VDI_LEN];
-	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || get_name(r, 0, name, sizeof(name)) || !name[0])
-		return SD_RES_INVALID_PARMS;
-	if (r->hdr.vdi.snapid || r->hdr.vdi.base_vdi_id)
-		return SD_RES_NO_SUPPORT; /* snapshots and clones come later */
-	struct cmsg_vdi m;
-	memset(&m, 0, sizeof(m));
-	m.h.type = CMSG_NEW_VDI;
-	pthread_mutex_lock(&s->state_lock);
-	m.copies = r->hdr.vdi.copies ? r->hdr.vdi.copies : s->def_copies;
-	m.policy = r->hdr.vdi.copies ? r->hdr.vdi.copy_policy : s->def_policy;
-	m.shift = r->hdr.vdi.block_size_shift ? r->hdr.vdi.block_size_shift : s->def_shift;
-	pthread_mutex_unlock(&s->state_lock);
-	struct ec_policy pol;
-	if (ec_policy_from_wire(m.policy, m.copies, &pol))
-		return SD_RES_INVALID_PARMS;
-	if (m.shift < SD_MIN_BLOCK_SIZE_SHIFT || m.shift > SD_MAX_BLOCK_SIZE_SHIFT)
-		return SD_RES_INVALID_PARMS;
-	uint64_t size = r->hdr.vdi.vdi_size;
-	if (size == 0 || size > sd_max_vdi_size(m.shift))
-		return SD_RES_INVALID_PARMS;
-	if (ec_policy_is_ec(&pol) && ((1u << m.shift) % pol.d))
-		return SD_RES_INVALID_PARMS;
-	ret = zone_check(s, r, &pol, name);
-	if (ret)
-		return ret;
-	m.size = size;
-	m.ctime = sd_wall_seconds();
-	memcpy(m.name, name, sizeof(m.name));
-	uint32_t vid = 0;
-	ret = group_cluster_op(s, &m, sizeof(m), &vid);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	/* The inode, in Sheepdog's layout; the rest of it reads as zeros. */
-	char *ino = calloc(1, SD_INODE_HEADER_SIZE);
-	if (!ino)
-		return SD_RES_NO_MEM;
-	uint64_t ctime = m.ctime, vsize = size;
-	uint32_t snap_id = 1;
-#define INO_SET(field, val) memcpy(ino + offsetof(struct sd_inode, field), &(val), sizeof(val))
-	memcpy(ino + offsetof(struct sd_inode, name), name, sizeof(name));
-	INO_SET(create_time, ctime);
-	INO_SET(vdi_size, vsize);
-	INO_SET(copy_policy, m.policy);
-	INO_SET(nr_copies, m.copies);
-	INO_SET(block_size_shift, m.shift);
-	INO_SET(snap_id, snap_id);
-	INO_SET(vdi_id, vid);
-#undef INO_SET
-	ret = gateway_write_obj(s, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0, true);
-	free(ino);
-	if (ret != SD_RES_SUCCESS) {
-		sd_err("VDI %s: writing its inode failed (%s): removing it", name, sd_strerror(ret));
-		struct cmsg_vdi d;
-		memset(&d, 0, sizeof(d));
-		d.h.type = CMSG_DEL_VDI;
-		d.vid = vid;
-		group_cluster_op(s, &d, sizeof(d), NULL);
-		d.h.type = CMSG_PURGE_VDI;
-		group_cluster_op(s, &d, sizeof(d), NULL);
-		return ret;
-	}
-	sd_rsp_vdi_id(&r->rsp) = vid;
-	r->rsp.vdi_hdr.copies = m.copies;
-	r->rsp.vdi_hdr.block_size_shift = m.shift;
-	return SD_RES_SUCCESS;
-}
-
-static int lookup_from_payload(struct sheep *s, struct request *r, struct vdi_entry *e)
-{
-	int ret = need_ready(s);
-	if (ret)
-		return ret;
-	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN];
-	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || get_name(r, 0, name, sizeof(name)) ||
-	    get_name(r, SD_MAX_VDI_LEN, tag, sizeof(tag)))
-		return SD_RES_INVALID_PARMS;
-	return group_vdi_lookup(s, name, tag, r->hdr.vdi.snapid, e);
-}
-
-static int do_get_vdi_info(struct sheep *s, struct request *r)
-{
-	struct vdi_entry e;
-	int ret = lookup_from_payload(s, r, &e);
-	if (ret == SD_RES_SUCCESS)
-		fill_vdi_rsp(r, &e);
-	return ret;
-}
-
-static int do_lock_vdi(struct sheep *s, struct request *r)
-{
-	struct vdi_entry e;
-	int ret = lookup_from_payload(s, r, &e);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	ret = gateway_vdi_lock(s, e.vid, r->owner);
-	if (ret == SD_RES_SUCCESS)
-		fill_vdi_rsp(r, &e);
-	return ret;
-}
-
-static int do_release_vdi(struct sheep *s, struct request *r)
-{
-	int ret = need_ready(s);
-	if (ret)
-		return ret;
-	return gateway_vdi_unlock(s, r->hdr.vdi.base_vdi_id, r->owner);
-}
-
-static int do_read_vdis(struct sheep *s, struct request *r)
-{
-	uint32_t len = SD_MIN(r->hdr.data_length, SD_NR_VDIS / 8);
-	void *buf = reply_buf(r, len);
-	if (!buf)
-		return SD_RES_NO_MEM;
-	pthread_mutex_lock(&s->state_lock);
-	memcpy(buf, s->vdis.bitmap, len);
-	pthread_mutex_unlock(&s->state_lock);
-	r->rlen = len;
-	return SD_RES_SUCCESS;
-}
-
-/* Remove the objects of a deleted VDI, then forget it (PURGE). When its inode
- * cannot be read, neither: answer the read's error. */
-static int purge_vdi_objects(struct sheep *s, uint32_t vid)
-{
-	const uint32_t chunk = 1u << 20;
-	uint32_t *map = malloc(chunk);
-	if (!map)
-		return SD_RES_NO_MEM;
-	uint64_t ino = vid_to_vdi_oid(vid);
-	int ret = SD_RES_SUCCESS;
-	uint32_t total = SD_INODE_DATA_INDEX * (uint32_t)sizeof(uint32_t);
-	for (uint32_t off = 0; off < total && ret == SD_RES_SUCCESS; off += chunk) {
-		ret = gateway_read_obj(s, ino, map, chunk, sd_inode_vid_offset(0) + off);
-		if (ret != SD_RES_SUCCESS)
-			break;
-		for (uint32_t i = 0; i < chunk / 4; i++) {
-			if (map[i] != vid)
-				continue;
-			uint32_t idx = off / 4 + i;
-			int r2 = gateway_remove_obj(s, vid_to_data_oid(vid, idx));
-			if (r2 != SD_RES_SUCCESS && r2 != SD_RES_NO_OBJ)
-				sd_warn("VDI %x: object %u not removed: %s", vid, idx, sd_strerror(r2));
-		}
-	}
-	free(map);
-	if (ret != SD_RES_SUCCESS && ret != SD_RES_NO_OBJ) {
-		/* The object map is unreadable: the data objects cannot be found,
-		 * so the VDI stays in the table (deleted, its vid still taken)
-		 * rather than be forgotten while its objects stay on disk. */
-		sd_err("VDI %x: inode unreadable (%s): objects kept, VDI not purged", vid,
-		       sd_strerror(ret));
-		return ret;
-	}
-	gateway_remove_obj(s, ino);
-	struct cmsg_vdi m;
-	memset(&m, 0, sizeof(m));
-	m.h.type = CMSG_PURGE_VDI;
-	m.vid = vid;
-	group_cluster_op(s, &m, sizeof(m), NULL);
-	return SD_RES_SUCCESS;
-}
-
-static int do_del_vdi(struct sheep *s, struct request *r)
-{
-	struct vdi_entry e;
-	int ret = lookup_from_payload(s, r, &e);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	struct cmsg_vdi m;
-	memset(&m, 0, sizeof(m));
-	m.h.type = CMSG_DEL_VDI;
-	m.vid = e.vid;
-	m.lock_owner = r->owner;
-	ret = group_cluster_op(s, &m, sizeof(m), NULL);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	return purge_vdi_objects(s, e.vid);
-}
-
 static int do_cluster_default(struct sheep *s, struct request *r)
 {
-	int ret = need_ready(s);
+	int ret = ops_need_ready(s);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&s->state_lock);
@@ -460,7 +182,7 @@ static int do_node_list(struct sheep *s, struct request *r)
 	if (len > r->hdr.data_length) {
 		ret = SD_RES_INVALID_PARMS; /* reply buffer too small */
 	} else {
-		void *buf = reply_buf(r, len);
+		void *buf = ops_reply_buf(r, len);
 		if (!buf) {
 			ret = SD_RES_NO_MEM;
 		} else {
@@ -539,7 +261,7 @@ static int do_stat_cluster(struct sheep *s, struct request *r)
 	uint32_t len = SD_MIN(r->hdr.data_length, 1u << 20);
 	if (len < sizeof(struct sd_cluster_info))
 		return SD_RES_INVALID_PARMS;
-	void *buf = reply_buf(r, len);
+	void *buf = ops_reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
 	int n = group_cluster_info(s, buf, len);
@@ -570,7 +292,7 @@ static int do_get_epoch(struct sheep *s, struct request *r)
 			ret = SD_RES_INVALID_PARMS;
 			break;
 		}
-		void *buf = reply_buf(r, len);
+		void *buf = ops_reply_buf(r, len);
 		if (!buf) {
 			ret = SD_RES_NO_MEM;
 			break;
@@ -607,7 +329,7 @@ static int do_get_obj_list(struct sheep *s, struct request *r)
 	if (!s->store)
 		return SD_RES_NO_STORE;
 	uint32_t len = r->hdr.data_length;
-	void *buf = reply_buf(r, len);
+	void *buf = ops_reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
 	struct oid_list l = {.v = buf, .cap = len / sizeof(uint64_t)};
@@ -667,7 +389,7 @@ void ops_exec(struct sheep *s, struct request *r)
 	uint8_t op = r->hdr.opcode;
 	int ret;
 	if (ops_is_peer(op) && op_known(op) && op != SD_OP_PEER_GW_WRITE) {
-		bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT;
+		bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY;
 		uint32_t cap = sends ? 0 : r->hdr.data_length;
 		void *rbuf = cap ? malloc(cap) : NULL;
 		if (cap && !rbuf) {
@@ -681,12 +403,12 @@ void ops_exec(struct sheep *s, struct request *r)
 		r->rsp.proto_ver = r->hdr.proto_ver;
 		r->rsp.opcode = op;
 		r->rsp.id = r->hdr.id;
-		r->rsp.epoch = current_epoch(s);
+		r->rsp.epoch = ops_current_epoch(s);
 		return;
 	}
 	switch (op) {
 	case SD_OP_PEER_GW_WRITE: {
-		uint32_t e = current_epoch(s);
+		uint32_t e = ops_current_epoch(s);
 		if (r->hdr.epoch != e)
 			ret = r->hdr.epoch < e ? SD_RES_OLD_NODE_VER : SD_RES_NEW_NODE_VER;
 		else if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length)
@@ -698,47 +420,47 @@ void ops_exec(struct sheep *s, struct request *r)
 	}
 	case SD_OP_CREATE_AND_WRITE_OBJ:
 	case SD_OP_WRITE_OBJ:
-		ret = need_ready(s);
+		ret = ops_need_ready(s);
 		if (!ret)
 			ret = do_write_obj(s, r, op == SD_OP_CREATE_AND_WRITE_OBJ);
 		break;
 	case SD_OP_READ_OBJ:
-		ret = need_ready(s);
+		ret = ops_need_ready(s);
 		if (!ret)
 			ret = do_read_obj(s, r);
 		if (ret == SD_RES_SUCCESS)
 			r->rsp.obj.offset = r->hdr.obj.offset;
 		break;
 	case SD_OP_REMOVE_OBJ:
-		ret = need_ready(s);
+		ret = ops_need_ready(s);
 		if (!ret)
 			ret = gateway_remove_obj(s, r->hdr.obj.oid);
 		break;
 	case SD_OP_DISCARD_OBJ:
-		ret = need_ready(s);
+		ret = ops_need_ready(s);
 		if (!ret)
 			ret = do_discard_obj(s, r);
 		break;
 	case SD_OP_NEW_VDI:
-		ret = do_new_vdi(s, r);
+		ret = ops_new_vdi(s, r);
 		break;
 	case SD_OP_LOCK_VDI:
-		ret = do_lock_vdi(s, r);
+		ret = ops_lock_vdi(s, r);
 		break;
 	case SD_OP_RELEASE_VDI:
-		ret = do_release_vdi(s, r);
+		ret = ops_release_vdi(s, r);
 		break;
 	case SD_OP_GET_VDI_INFO:
-		ret = do_get_vdi_info(s, r);
+		ret = ops_get_vdi_info(s, r);
 		break;
 	case SD_OP_READ_VDIS:
-		ret = do_read_vdis(s, r);
+		ret = ops_read_vdis(s, r);
 		break;
 	case SD_OP_FLUSH_VDI:
 		ret = SD_RES_INVALID_PARMS;
 		break;
 	case SD_OP_DEL_VDI:
-		ret = do_del_vdi(s, r);
+		ret = ops_del_vdi(s, r);
 		break;
 	case SD_OP_GET_CLUSTER_DEFAULT:
 		ret = do_cluster_default(s, r);
@@ -780,7 +502,7 @@ void ops_exec(struct sheep *s, struct request *r)
 		ret = sheep_recovery_op(s, r);
 		break;
 	case SD_OP_EXIST:
-		ret = need_ready(s);
+		ret = ops_need_ready(s);
 		if (!ret)
 			ret = do_exist(s, r);
 		break;
@@ -788,7 +510,7 @@ void ops_exec(struct sheep *s, struct request *r)
 		ret = SD_RES_NO_SUPPORT;
 	}
 	r->rsp.result = (uint32_t)ret;
-	r->rsp.epoch = current_epoch(s);
+	r->rsp.epoch = ops_current_epoch(s);
 	if (ret != SD_RES_SUCCESS && !r->keep_text) {
 		if (r->rdata != r->data)
 			free(r->rdata);

@@ -19,7 +19,7 @@ struct vdi_rec {
 	uint32_t vid, snapid, parent;
 	uint8_t copy_policy, nr_copies, shift, deleted;
 	uint64_t size, ctime;
-	uint8_t locked, __pad;
+	uint8_t locked, flags;
 	uint16_t lock_port;
 	uint32_t __pad2;
 	uint64_t lock_inc, lock_owner;
@@ -78,26 +78,68 @@ struct vdi_entry *vdi_table_find(struct vdi_table *t, uint32_t vid)
 struct vdi_entry *vdi_table_by_name(struct vdi_table *t, const char *name, const char *tag,
 				    uint32_t snapid)
 {
-	struct vdi_entry *best = NULL;
+	bool want_snap = (tag && *tag) || snapid;
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
 		for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext) {
 			if (e->deleted || strcmp(e->name, name))
 				continue;
-			if (tag && *tag) {
-				if (!strcmp(e->tag, tag))
-					return e;
+			bool snap = (e->flags & VDI_F_SNAPSHOT) != 0;
+			if (!want_snap) {
+				if (!snap)
+					return e; /* the working VDI: one per name */
 				continue;
 			}
-			if (snapid) {
-				if (e->snapid == snapid)
-					return e;
+			if (!snap)
 				continue;
-			}
-			/* The working VDI: the newest of the family. */
-			if (!best || e->snapid > best->snapid)
-				best = e;
+			if (tag && *tag ? !strcmp(e->tag, tag) : e->snapid == snapid)
+				return e;
 		}
-	return best;
+	return NULL;
+}
+
+uint32_t vdi_table_root(struct vdi_table *t, uint32_t vid)
+{
+	/* Bounded: a corrupt table with a cycle must not hang the daemon. */
+	for (int depth = 0; depth < 1 << 20; depth++) {
+		struct vdi_entry *e = vdi_table_find(t, vid);
+		if (!e || !e->parent || !vdi_table_find(t, e->parent))
+			return vid;
+		vid = e->parent;
+	}
+	return vid;
+}
+
+size_t vdi_table_todo(struct vdi_table *t)
+{
+	size_t n = 0;
+	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
+		for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext)
+			if ((e->flags & VDI_F_PENDING) || e->deleted == VDI_DEL_RECLAIM)
+				n++;
+	return n;
+}
+
+static bool has_child(struct vdi_table *t, uint32_t vid)
+{
+	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
+		for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext)
+			if (e->parent == vid && e->vid != vid)
+				return true;
+	return false;
+}
+
+void vdi_table_drop_zombies(struct vdi_table *t)
+{
+	for (bool again = true; again;) {
+		again = false;
+		for (int b = 0; b < VDI_HASH_BUCKETS && !again; b++)
+			for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext)
+				if (e->deleted == VDI_DEL_ZOMBIE && !has_child(t, e->vid)) {
+					vdi_table_remove(t, e->vid);
+					again = true;
+					break;
+				}
+	}
 }
 
 static void bit_set(uint8_t *bm, uint32_t vid, int on)
@@ -172,6 +214,7 @@ static void to_rec(const struct vdi_entry *e, struct vdi_rec *r)
 	r->size = e->size;
 	r->ctime = e->ctime;
 	r->locked = e->locked;
+	r->flags = e->flags;
 	r->lock_port = e->lock_port;
 	r->lock_inc = e->lock_inc;
 	r->lock_owner = e->lock_owner;
@@ -193,6 +236,7 @@ static void from_rec(const struct vdi_rec *r, struct vdi_entry *e)
 	e->size = r->size;
 	e->ctime = r->ctime;
 	e->locked = r->locked;
+	e->flags = r->flags;
 	e->lock_port = r->lock_port;
 	e->lock_inc = r->lock_inc;
 	e->lock_owner = r->lock_owner;

@@ -23,5 +23,11 @@ int vdi_table_load(struct vdi_table *t, const char *path);
 long vdi_table_pack(struct vdi_table *t, void *buf, size_t len);
 int vdi_table_unpack(struct vdi_table *t, const void *buf, size_t len);
 void vdi_table_clear(struct vdi_table *t);
+/* Root of vid's family tree (vid itself when it has no parent in the table). */
+uint32_t vdi_table_root(struct vdi_table *t, uint32_t vid);
+/* Entries that still need work: pending creations, deletions not reclaimed. */
+size_t vdi_table_todo(struct vdi_table *t);
+/* Remove reclaimed deleted entries no other entry descends from. */
+void vdi_table_drop_zombies(struct vdi_table *t);
 
 #endif

@@ -248,6 +248,54 @@ static void test_result_codes_map_to_exit_codes_and_hints(void **state)
 	assert_null(dog_result_hint(SD_RES_SUCCESS));
 }
 
+static void test_tree_draws_chains_branches_and_roots(void **state)
+{
+	/* a: s1 -> s2 -> live; s2 also has clones c1 and c2 (listed out of
+	 * order); b alone; x's parent is not listed, so x is a root. */
+	struct dog_tree_node n[] = {
+	    {0x12, 0x11, "[2]"},   {0x10, 0, "a [1]"},    {0x21, 0x12, "c2 (you are here)"},
+	    {0x11, 0x10, "[1b]"},  {0x13, 0x12, "(you are here)"},
+	    {0x20, 0x12, "c1 (you are here)"}, {0x30, 0, "b (you are here)"},
+	    {0x40, 0x99, "x (you are here)"},
+	};
+	char *out;
+	CAPTURE(out, dog_print_tree(f, n, sizeof(n) / sizeof(n[0])));
+	assert_string_equal(out, "a [1]---[1b]---[2]-+-(you are here)\n"
+				 "                   |-c1 (you are here)\n"
+				 "                   `-c2 (you are here)\n"
+				 "b (you are here)\n"
+				 "x (you are here)\n");
+	free(out);
+}
+
+static void test_inode_helpers_snapshot_clone_and_objects(void **state)
+{
+	struct sd_inode_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.vdi_size = (5ull << 22) + 1;
+	assert_int_equal(sd_inode_nr_objs(&h), 6);
+	h.block_size_shift = 20;
+	assert_int_equal(sd_inode_nr_objs(&h), 21);
+	h.block_size_shift = 40;
+	assert_int_equal(sd_inode_nr_objs(&h), 0);
+	h.snap_id = 1;
+	h.parent_vdi_id = 7;
+	assert_true(sd_inode_is_clone(&h));
+	assert_false(sd_inode_is_snapshot(&h));
+	h.snap_id = 2; /* the working VDI after a snapshot: not a clone */
+	assert_false(sd_inode_is_clone(&h));
+	h.snap_ctime = 1;
+	assert_true(sd_inode_is_snapshot(&h));
+	assert_false(sd_inode_is_clone(&h));
+	uint32_t id;
+	assert_true(dog_snap_is_id("12", &id));
+	assert_int_equal(id, 12);
+	assert_false(dog_snap_is_id("0", &id));
+	assert_false(dog_snap_is_id("v1", &id));
+	assert_false(dog_snap_is_id("99999999999", &id));
+	assert_false(dog_snap_is_id("", &id));
+}
+
 static void test_vdi_nr_objs_rounds_up_and_defaults_shift(void **state)
 {
 	(void)state;
@@ -267,6 +315,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_vdi_list_header_matches_sheepdog),
+	    cmocka_unit_test(test_tree_draws_chains_branches_and_roots),
+	    cmocka_unit_test(test_inode_helpers_snapshot_clone_and_objects),
 	    cmocka_unit_test(test_vdi_list_row_ec_policy_and_sizes),
 	    cmocka_unit_test(test_vdi_list_row_replicated_snapshot),
 	    cmocka_unit_test(test_vdi_list_raw_row_bytes_epoch_escaped_name),

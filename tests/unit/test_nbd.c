@@ -53,6 +53,8 @@ struct sheep {
 	int nr_vdis;
 	int double_creates; /* create of an object that exists: a vdi_io bug */
 	int data_read_delay_ms;
+	bool copy_local;  /* gateway_copy_obj copies (else: not possible here) */
+	int local_copies; /* copies it made */
 	struct nbd_server *nbd;
 };
 
@@ -113,6 +115,21 @@ int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t l
 		ret = SD_RES_INVALID_PARMS;
 	else
 		memcpy(o->data + off, buf, len);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int gateway_copy_obj(struct sheep *s, uint64_t src, uint64_t dst)
+{
+	pthread_mutex_lock(&s->lock);
+	struct fake_obj *o = s->copy_local ? find_obj(s, src) : NULL;
+	int ret = SD_RES_NO_SUPPORT;
+	if (o && !find_obj(s, dst)) {
+		struct fake_obj *n = new_obj(s, dst);
+		memcpy(n->data, o->data, o->size);
+		s->local_copies++;
+		ret = SD_RES_SUCCESS;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -802,6 +819,38 @@ static void test_write_to_inherited_object_copies_it_and_leaves_the_parent_alone
 	free(got);
 }
 
+static void test_copy_on_write_uses_the_holders_copy_when_it_can(void **state)
+{
+	char *parent = malloc(OBJ_SIZE), *got = malloc(OBJ_SIZE);
+	fill(parent, OBJ_SIZE, 9);
+	assert_int_equal(gateway_write_obj(fake, vid_to_data_oid(0x0fe, 1), parent, OBJ_SIZE, 0, true),
+			 SD_RES_SUCCESS);
+	add_vdi(fake, "child2", 0x301, 2 * OBJ_SIZE, 0, NULL);
+	uint32_t pv = 0x0fe;
+	gateway_write_obj(fake, vid_to_vdi_oid(0x301), &pv, 4, sd_inode_vid_offset(1), false);
+	fake->copy_local = true;
+	fake->local_copies = 0;
+	struct client c;
+	cl_open(&c, "child2");
+	char w[4096];
+	fill(w, sizeof(w), 8);
+	assert_int_equal(cl_io(&c, NBD_CMD_WRITE, 0, OBJ_SIZE + 8192, sizeof(w), w), 0);
+	fake->copy_local = false;
+	assert_int_equal(fake->local_copies, 1);
+	assert_int_equal(inode_entry(fake, 0x301, 1), 0x301);
+	assert_int_equal(cl_io(&c, NBD_CMD_READ, 0, OBJ_SIZE, OBJ_SIZE, got), 0);
+	assert_memory_equal(got, parent, 8192);
+	assert_memory_equal(got + 8192, w, sizeof(w));
+	assert_memory_equal(got + 8192 + sizeof(w), parent + 8192 + sizeof(w),
+			    OBJ_SIZE - 8192 - sizeof(w));
+	assert_int_equal(gateway_read_obj(fake, vid_to_data_oid(0x0fe, 1), got, OBJ_SIZE, 0),
+			 SD_RES_SUCCESS);
+	assert_memory_equal(got, parent, OBJ_SIZE);
+	cl_close(&c);
+	free(parent);
+	free(got);
+}
+
 /* Real clients against the same server, when installed. */
 static int run(const char *cmd)
 {
@@ -893,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_client_vanishing_mid_write_changes_nothing_and_releases_the_lock),
 		cmocka_unit_test(test_requests_on_one_connection_are_served_in_parallel),
 		cmocka_unit_test(test_write_to_inherited_object_copies_it_and_leaves_the_parent_alone),
+		cmocka_unit_test(test_copy_on_write_uses_the_holders_copy_when_it_can),
 		cmocka_unit_test(test_qemu_io_and_nbdinfo_work_against_the_export),
 		cmocka_unit_test(test_fio_nbdcopy_and_a_misbehaving_client_against_the_export),
 	};

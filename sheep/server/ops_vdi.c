@@ -1,0 +1,308 @@
+/* ops_vdi.c - the VDI ops: create, snapshot, clone, rollback, look up, lock, list, delete. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/fnv.h"
+#include "lib/inode.h"
+#include "lib/log.h"
+#include "lib/oid.h"
+#include "lib/util.h"
+#include "sheep/gateway/gateway.h"
+#include "sheep/peer/peer.h"
+#include "sheep/rebuild/rebuild.h"
+#include "sheep/sheep.h"
+#include "sheep/server/server.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/snap/snap.h"
+#include "sheep/store/store.h"
+
+#include "sheep/server/ops_priv.h"
+
+/* ---- VDI ops ---- */
+
+static void fill_vdi_rsp(struct request *r, const struct vdi_entry *e)
+{
+	sd_rsp_vdi_id(&r->rsp) = e->vid;
+	r->rsp.vdi_hdr.copies = e->nr_copies;
+	r->rsp.vdi_hdr.block_size_shift = e->shift;
+}
+
+/* Put a NUL-terminated explanation in the reply payload (dog prints it). */
+static void reply_text(struct request *r, const char *msg)
+{
+	size_t n = strlen(msg) + 1;
+	char *t = malloc(n);
+	if (!t)
+		return;
+	memcpy(t, msg, n);
+	if (r->rdata != r->data)
+		free(r->rdata);
+	r->rdata = t;
+	r->rlen = (uint32_t)n;
+	r->keep_text = true;
+}
+
+static int zone_check(struct sheep *s, struct request *r, const struct ec_policy *pol,
+		      const char *name)
+{
+	struct sheep_view *v = sheep_view_get(s);
+	if (!v)
+		return SD_RES_WAIT_FOR_JOIN;
+	uint32_t zones = v->nr_zones;
+	sheep_view_put(v);
+	unsigned width = ec_policy_width(pol);
+	unsigned need = ec_policy_is_ec(pol) ? (unsigned)pol->d + 1 : (width >= 2 ? 2 : 1);
+	char pb[32];
+	ec_policy_format(pol, pb, sizeof(pb));
+	char msg[512];
+	if (zones < need) {
+		snprintf(msg, sizeof(msg),
+			 "policy %s needs at least %u zones to accept writes, cluster has %u: "
+			 "add zones or choose a narrower policy", pb, need, zones);
+		sd_err("VDI %s refused: %s", name, msg);
+		reply_text(r, msg);
+		return SD_RES_INVALID_PARMS;
+	}
+	if (zones < width) {
+		snprintf(msg, sizeof(msg),
+			 "policy %s places %u fragments on distinct zones, cluster has %u: "
+			 "redundancy stays reduced until more zones join", pb, width, zones);
+		sd_warn("VDI %s: %s", name, msg);
+		reply_text(r, msg);
+	}
+	return SD_RES_SUCCESS;
+}
+
+/* The result of a snapshot, clone or rollback: the new VDI's id and policy. */
+static void fill_new_vdi_rsp(struct sheep *s, struct request *r, uint32_t vid)
+{
+	struct vdi_entry e;
+	sd_rsp_vdi_id(&r->rsp) = vid;
+	if (!group_vdi_find(s, vid, &e)) {
+		r->rsp.vdi_hdr.copies = e.nr_copies;
+		r->rsp.vdi_hdr.block_size_shift = e.shift;
+	}
+}
+
+/*
+ * NEW_VDI with snapid or base_vdi_id (lib/sd_internal.h): snapshot of the
+ * working VDI, clone of a snapshot, or (our extension) rollback.
+ */
+static int do_new_family_vdi(struct sheep *s, struct request *r, const char *name)
+{
+	char tag[SD_MAX_VDI_TAG_LEN], msg[1024];
+	if (ops_get_name(r, SD_MAX_VDI_LEN, tag, sizeof(tag)))
+		return SD_RES_INVALID_PARMS;
+	uint32_t base = r->hdr.vdi.base_vdi_id & (SD_NR_VDIS - 1), vid = 0;
+	struct vdi_entry b;
+	int ret;
+	if (r->hdr.vdi.snapid) {
+		if (!base) {
+			ret = group_vdi_lookup(s, name, NULL, 0, &b);
+			if (ret != SD_RES_SUCCESS)
+				return ret;
+			base = b.vid;
+		} else if (group_vdi_find(s, base, &b) || b.deleted) {
+			return SD_RES_NO_VDI;
+		}
+		if (b.flags & VDI_F_SNAPSHOT) {
+			snprintf(msg, sizeof(msg), "%s snapshot %u is a snapshot already: snapshot "
+				 "the working VDI", b.name, b.snapid);
+			reply_text(r, msg);
+			return SD_RES_INVALID_PARMS;
+		}
+		if (!tag[0]) {
+			/* A Sheepdog 1.0 client writes the tag into the inode first. */
+			ret = gateway_read_obj(s, vid_to_vdi_oid(base), tag, sizeof(tag),
+					       (uint32_t)offsetof(struct sd_inode, tag));
+			if (ret != SD_RES_SUCCESS)
+				return ret;
+			tag[sizeof(tag) - 1] = '\0';
+		}
+		ret = vdi_snap_snapshot(s, base, tag, &vid);
+		if (ret == SD_RES_VDI_EXIST) {
+			snprintf(msg, sizeof(msg), "%s already has a snapshot tagged '%s'", b.name, tag);
+			reply_text(r, msg);
+		}
+	} else {
+		if (group_vdi_find(s, base, &b) || b.deleted)
+			return SD_RES_NO_BASE_VDI;
+		if (!(b.flags & VDI_F_SNAPSHOT)) {
+			snprintf(msg, sizeof(msg), "%s (id %x) is not a snapshot: only snapshots can be "
+				 "%s (take one with dog vdi snapshot)", b.name, b.vid,
+				 r->hdr.vdi.type == SD_NEW_VDI_ROLLBACK ? "rolled back to" : "cloned");
+			reply_text(r, msg);
+			return SD_RES_INVALID_PARMS;
+		}
+		if (r->hdr.vdi.type == SD_NEW_VDI_ROLLBACK) {
+			ret = vdi_snap_rollback(s, base, r->owner, &vid);
+		} else {
+			uint8_t copies = r->hdr.vdi.copies, policy = r->hdr.vdi.copy_policy;
+			if (copies) {
+				struct ec_policy pol;
+				if (ec_policy_from_wire(policy, copies, &pol))
+					return SD_RES_INVALID_PARMS;
+				if (ec_policy_is_ec(&pol) && ((1u << b.shift) % pol.d))
+					return SD_RES_INVALID_PARMS;
+				ret = zone_check(s, r, &pol, name);
+				if (ret)
+					return ret;
+			}
+			ret = vdi_snap_clone(s, base, name, copies, policy, &vid);
+		}
+	}
+	if (ret == SD_RES_SUCCESS)
+		fill_new_vdi_rsp(s, r, vid);
+	return ret;
+}
+
+int ops_new_vdi(struct sheep *s, struct request *r)
+{
+	int ret = ops_need_ready(s);
+	if (ret)
+		return ret;
+	char name[SD_MAX_VDI_LEN];
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || ops_get_name(r, 0, name, sizeof(name)) || !name[0])
+		return SD_RES_INVALID_PARMS;
+	if (r->hdr.vdi.snapid || r->hdr.vdi.base_vdi_id)
+		return do_new_family_vdi(s, r, name);
+	struct cmsg_vdi m;
+	memset(&m, 0, sizeof(m));
+	m.h.type = CMSG_NEW_VDI;
+	pthread_mutex_lock(&s->state_lock);
+	m.copies = r->hdr.vdi.copies ? r->hdr.vdi.copies : s->def_copies;
+	m.policy = r->hdr.vdi.copies ? r->hdr.vdi.copy_policy : s->def_policy;
+	m.shift = r->hdr.vdi.block_size_shift ? r->hdr.vdi.block_size_shift : s->def_shift;
+	pthread_mutex_unlock(&s->state_lock);
+	struct ec_policy pol;
+	if (ec_policy_from_wire(m.policy, m.copies, &pol))
+		return SD_RES_INVALID_PARMS;
+	if (m.shift < SD_MIN_BLOCK_SIZE_SHIFT || m.shift > SD_MAX_BLOCK_SIZE_SHIFT)
+		return SD_RES_INVALID_PARMS;
+	uint64_t size = r->hdr.vdi.vdi_size;
+	if (size == 0 || size > sd_max_vdi_size(m.shift))
+		return SD_RES_INVALID_PARMS;
+	if (ec_policy_is_ec(&pol) && ((1u << m.shift) % pol.d))
+		return SD_RES_INVALID_PARMS;
+	ret = zone_check(s, r, &pol, name);
+	if (ret)
+		return ret;
+	m.size = size;
+	m.ctime = sd_wall_seconds();
+	memcpy(m.name, name, sizeof(m.name));
+	uint32_t vid = 0;
+	ret = group_cluster_op(s, &m, sizeof(m), &vid);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	/* The inode, in Sheepdog's layout; the rest of it reads as zeros. */
+	char *ino = calloc(1, SD_INODE_HEADER_SIZE);
+	if (!ino)
+		return SD_RES_NO_MEM;
+	uint64_t ctime = m.ctime, vsize = size;
+	uint32_t snap_id = 1;
+#define INO_SET(field, val) memcpy(ino + offsetof(struct sd_inode, field), &(val), sizeof(val))
+	memcpy(ino + offsetof(struct sd_inode, name), name, sizeof(name));
+	INO_SET(create_time, ctime);
+	INO_SET(vdi_size, vsize);
+	INO_SET(copy_policy, m.policy);
+	INO_SET(nr_copies, m.copies);
+	INO_SET(block_size_shift, m.shift);
+	INO_SET(snap_id, snap_id);
+	INO_SET(vdi_id, vid);
+#undef INO_SET
+	ret = gateway_write_obj(s, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0, true);
+	free(ino);
+	if (ret != SD_RES_SUCCESS) {
+		sd_err("VDI %s: writing its inode failed (%s): removing it", name, sd_strerror(ret));
+		struct cmsg_vdi d;
+		memset(&d, 0, sizeof(d));
+		d.h.type = CMSG_DEL_VDI;
+		d.vid = vid;
+		group_cluster_op(s, &d, sizeof(d), NULL);
+		d.h.type = CMSG_PURGE_VDI;
+		group_cluster_op(s, &d, sizeof(d), NULL);
+		return ret;
+	}
+	sd_rsp_vdi_id(&r->rsp) = vid;
+	r->rsp.vdi_hdr.copies = m.copies;
+	r->rsp.vdi_hdr.block_size_shift = m.shift;
+	return SD_RES_SUCCESS;
+}
+
+static int lookup_from_payload(struct sheep *s, struct request *r, struct vdi_entry *e)
+{
+	int ret = ops_need_ready(s);
+	if (ret)
+		return ret;
+	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN];
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || ops_get_name(r, 0, name, sizeof(name)) ||
+	    ops_get_name(r, SD_MAX_VDI_LEN, tag, sizeof(tag)))
+		return SD_RES_INVALID_PARMS;
+	vdi_snap_sweep(s); /* a crash may have left a creation to finish */
+	return group_vdi_lookup(s, name, tag, r->hdr.vdi.snapid, e);
+}
+
+int ops_get_vdi_info(struct sheep *s, struct request *r)
+{
+	struct vdi_entry e;
+	int ret = lookup_from_payload(s, r, &e);
+	if (ret == SD_RES_SUCCESS)
+		fill_vdi_rsp(r, &e);
+	return ret;
+}
+
+int ops_lock_vdi(struct sheep *s, struct request *r)
+{
+	struct vdi_entry e;
+	int ret = lookup_from_payload(s, r, &e);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	ret = gateway_vdi_lock(s, e.vid, r->owner);
+	if (ret == SD_RES_SUCCESS)
+		fill_vdi_rsp(r, &e);
+	return ret;
+}
+
+int ops_release_vdi(struct sheep *s, struct request *r)
+{
+	int ret = ops_need_ready(s);
+	if (ret)
+		return ret;
+	return gateway_vdi_unlock(s, r->hdr.vdi.base_vdi_id, r->owner);
+}
+
+int ops_read_vdis(struct sheep *s, struct request *r)
+{
+	vdi_snap_sweep(s); /* a listing shows finished states only */
+	uint32_t len = SD_MIN(r->hdr.data_length, SD_NR_VDIS / 8);
+	void *buf = ops_reply_buf(r, len);
+	if (!buf)
+		return SD_RES_NO_MEM;
+	pthread_mutex_lock(&s->state_lock);
+	memcpy(buf, s->vdis.bitmap, len);
+	pthread_mutex_unlock(&s->state_lock);
+	r->rlen = len;
+	return SD_RES_SUCCESS;
+}
+
+int ops_del_vdi(struct sheep *s, struct request *r)
+{
+	struct vdi_entry e;
+	int ret = lookup_from_payload(s, r, &e);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	char deps[400], msg[1024];
+	vdi_snap_dependents(s, e.vid, deps, sizeof(deps));
+	if (deps[0]) {
+		snprintf(msg, sizeof(msg), "%s%s%.0u has clones that depend on it: %s; delete them "
+			 "first", e.name, e.flags & VDI_F_SNAPSHOT ? " snapshot " : "",
+			 e.flags & VDI_F_SNAPSHOT ? e.snapid : 0, deps);
+		reply_text(r, msg);
+		return SD_RES_VDI_WRITE;
+	}
+	return vdi_snap_delete(s, e.vid, r->owner);
+}
+
