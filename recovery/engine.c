@@ -290,6 +290,18 @@ size_t recovery_retry_failed(struct recovery *r)
 	return n;
 }
 
+size_t recovery_lost_oids(const struct recovery *r, uint64_t *out, size_t max)
+{
+	size_t n = 0;
+	for (size_t o = 0; o < r->nr_objs; o++)
+		if (r->objs[o].flags & OBJ_LOST) {
+			if (n < max)
+				out[n] = r->objs[o].oid;
+			n++;
+		}
+	return n;
+}
+
 bool recovery_can_drop(const struct recovery *r, const struct recovery_frag *f)
 {
 	if (!r->planned || r->refused)

@@ -132,9 +132,12 @@ static int plan_one(struct plan_out *po, const struct recovery_epoch *ep,
 		return 0;
 	}
 	if (!pick_version(f, n, d, nc, &o->version)) {
-		sd_err("object %016" PRIx64
-		       ": fewer than %d consistent fragments survive, cannot rebuild",
-		       oid, d);
+		/* Often a write in flight (its new version on fewer than d
+		 * fragments, the old one no longer on d) or a member that did
+		 * not answer the gather: the daemon re-plans and reports an
+		 * object still short after that (sheep/rebuild). */
+		sd_debug("object %016" PRIx64 ": fewer than %d consistent fragments in this plan",
+			 oid, d);
 		o->flags |= OBJ_LOST;
 		po->lost++;
 		return 0;

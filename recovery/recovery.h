@@ -223,6 +223,9 @@ void recovery_get_throttle(const struct recovery *r, struct recovery_throttle *t
 /* Disabled: recovery_take() hands out nothing (planning still happens). */
 void recovery_set_enabled(struct recovery *r, bool enabled);
 bool recovery_enabled(const struct recovery *r);
+/* The objects the last plan found too short of consistent fragments to
+ * rebuild: up to max oids in out; returns how many there are. */
+size_t recovery_lost_oids(const struct recovery *r, uint64_t *out, size_t max);
 /* Failed jobs go back to pending (dog cluster recover force). Returns how many. */
 size_t recovery_retry_failed(struct recovery *r);
 

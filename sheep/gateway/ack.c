@@ -10,15 +10,28 @@ int gw_ack_threshold(const struct gw_obj *o)
 	return o->width >= 2 ? 2 : 1;
 }
 
+/*
+ * The acknowledgement rule counts failure domains, not fragments: two
+ * fragments in one zone (a node that still holds an old position's
+ * fragment next to its own, while that position has no home) are lost
+ * together, so they count once (issue 14). Returns the distinct zones of
+ * the calls that succeeded; *retry gets a retry code if any call had one.
+ */
 int gw_count_acks(struct gw_obj *o, struct peer_call *calls, int n, int *retry)
 {
 	int ok = 0;
+	uint32_t zones[GW_MAX_CALLS];
 	*retry = 0;
 	for (int i = 0; i < n; i++) {
 		if (!calls[i].node)
 			continue;
-		if (calls[i].result == SD_RES_SUCCESS)
-			ok++;
+		if (calls[i].result == SD_RES_SUCCESS) {
+			bool seen = false;
+			for (int z = 0; z < ok && !seen; z++)
+				seen = zones[z] == calls[i].node->zone;
+			if (!seen)
+				zones[ok++] = calls[i].node->zone;
+		}
 		else if (gw_res_is_retry(calls[i].result))
 			*retry = calls[i].result;
 		else
@@ -47,7 +60,7 @@ int gw_ack_result(struct gw_obj *o, int ok, int retry)
 		return retry;
 	if (ok >= gw_ack_threshold(o))
 		return SD_RES_SUCCESS;
-	sd_err("write of %016llx reached %d of %d holders, %d needed to keep redundancy: "
-	       "not acknowledged", (unsigned long long)o->oid, ok, o->width, gw_ack_threshold(o));
+	sd_err("write of %016llx reached %d zone(s) for %d fragments, %d needed to keep "
+	       "redundancy: not acknowledged", (unsigned long long)o->oid, ok, o->width, gw_ack_threshold(o));
 	return SD_RES_EIO;
 }

@@ -45,6 +45,10 @@ struct gw_obj {
 	const struct sd_node *loc[GW_MAX_WIDTH];    /* where the fragment is found */
 	int neterr; /* peer calls of this attempt that found no live peer */
 	bool acked_all; /* the last write reached every fragment */
+	/* Set by a write built from a read of the object (gw_rewrite_whole):
+	 * the version it read. gw_write_2pc then commits only if no other
+	 * write was applied or is pending since (gw_check_base). */
+	uint64_t base_version;
 	bool frozen; /* its VDI is a snapshot: data and object map read-only */
 	uint64_t pkey; /* placement key (group_placement_key) */
 };
@@ -108,7 +112,7 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
 		int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const void *buf,
 		uint32_t len, uint32_t off, uint64_t new_version);
 
-		int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+		int gw_rewrite_whole(struct gw_obj *o, uint64_t ver, const void *buf, uint32_t len, uint32_t off,
 		uint64_t new_version);
 
 		int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
@@ -120,6 +124,8 @@ void gw_vcache_put(struct gw_obj *o, uint64_t version);
 void gw_vcache_init(struct sheep *s);
 void gw_vcache_fini(struct sheep *s);
  int gw_test_crash_point(struct gw_obj *o);
+ void gw_test_pause(struct gw_obj *o, const char *point);
+ int gw_check_base(struct gw_obj *o, uint64_t wid);
  void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at);
 
 		void gw_commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node *node, int idx,

@@ -44,6 +44,86 @@ int gw_test_crash_point(struct gw_obj *o)
 	return atoi(buf);
 }
 
+/*
+ * Test hook: a sheep started with SHEEP_TEST_PAUSE_FILE=PATH whose write
+ * path reaches the point named in PATH (first line: "rewrite-read" after
+ * gw_rewrite_whole's read, "prepared" between a two-phase write's prepares
+ * and its commits) takes it (rename to PATH.<point>: one sheep, once),
+ * writes its port to PATH.by and waits while PATH.<point> exists (at most
+ * 60 s). The test changes the cluster meanwhile and removes it to go on.
+ */
+void gw_test_pause(struct gw_obj *o, const char *point)
+{
+	const char *path = o->s->opt.test_pause_file;
+	if (!path)
+		return;
+	char at[PATH_MAX], buf[64] = "";
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	snprintf(at, sizeof(at), "%s.%s", path, point);
+	if (strcmp(buf, point) || rename(path, at))
+		return;
+	char by[PATH_MAX];
+	snprintf(by, sizeof(by), "%s.by", path);
+	if ((f = fopen(by, "w"))) {
+		fprintf(f, "%u\n", (unsigned)o->s->self.port);
+		fclose(f);
+	}
+	sd_info("test hook: %016llx: paused at %s", (unsigned long long)o->oid, point);
+	for (int i = 0; i < 6000 && access(at, F_OK) == 0; i++)
+		usleep(10000);
+	sd_info("test hook: %016llx: going on from %s", (unsigned long long)o->oid, point);
+}
+
+/*
+ * A write built from a read of the object at version o->base_version may
+ * commit only if that read is still the newest state: no fragment, at a
+ * current holder or at a live earlier one, is applied at a higher version,
+ * and no other write (write id other than wid) is pending anywhere, as
+ * that one may commit any moment. Called with this write prepared on its
+ * targets, so a later writer's prepare there waits (AGAIN) for it, and a
+ * writer of an earlier epoch cannot prepare at the peers that answered.
+ * Returns SUCCESS or the code to abort with (AGAIN: read and retry).
+ */
+int gw_check_base(struct gw_obj *o, uint64_t wid)
+{
+	struct peer_call calls[GW_MAX_CALLS];
+	int pos_of[GW_MAX_CALLS];
+	for (int i = 0; i < o->width; i++) {
+		gw_call_init(o, &calls[i], i, SD_OP_PEER_GEN);
+		calls[i].node = o->holder[i];
+	}
+	int n = gw_add_shadows(o, calls, pos_of);
+	gw_fanout(o, calls, n);
+	for (int c = 0; c < n; c++) {
+		if (!calls[c].node)
+			continue;
+		if (gw_res_is_retry(calls[c].result))
+			return calls[c].result;
+		struct frag_state st;
+		gw_call_state(&calls[c], &st);
+		bool newer = st.res == SD_RES_SUCCESS && st.version > o->base_version;
+		bool other = st.has_pend && st.pend_id != wid &&
+			     calls[c].gen.pend_age_ms < SD_PEER_PEND_GRACE_MS;
+		if (newer || other) {
+			sd_info("%016llx: fragment %d on %s:%u moved since it was read at version %llu "
+				"(%s %llu): not committing, reading again",
+				(unsigned long long)o->oid, calls[c].req.obj.ec_index,
+				calls[c].node->addr, calls[c].node->port,
+				(unsigned long long)o->base_version,
+				newer ? "applied" : "pending",
+				(unsigned long long)(newer ? st.version : st.pend_version));
+			return SD_RES_AGAIN;
+		}
+	}
+	return SD_RES_SUCCESS;
+}
+
 /* Send commit (or abort) calls cc[0..n); with the test hook armed, one at
  * a time and die after crash_at successes. */
 void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at)
@@ -96,6 +176,10 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 	int retry;
 	int ok = gw_count_acks(o, calls, n, &retry);
 	bool go = !retry && ok >= gw_ack_threshold(o);
+	if (ok)
+		gw_test_pause(o, "prepared");
+	if (go && o->base_version && (retry = gw_check_base(o, wid)) != SD_RES_SUCCESS)
+		go = false;
 	struct peer_call cc[GW_MAX_WIDTH];
 	int nc = 0;
 	for (int i = 0; i < n; i++)
@@ -143,8 +227,9 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 	if (applied + nc < o->d)
 		return SD_RES_EIO;
 	gw_fanout(o, cc, nc);
-	int retry;
-	int ok = gw_count_acks(o, cc, nc, &retry);
+	int ok = 0; /* fragments, not zones: what matters here is readability */
+	for (int k = 0; k < nc; k++)
+		ok += cc[k].node && cc[k].result == SD_RES_SUCCESS;
 	sd_info("%016llx: finished an interrupted write (version %llu): it was applied on %d "
 		"fragment(s), committed now on %d of %d pending", (unsigned long long)o->oid,
 		(unsigned long long)top, applied, ok, nc);

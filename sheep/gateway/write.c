@@ -31,7 +31,9 @@ int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *l
 	int pre = gw_precheck_targets(o, targets);
 	if (pre != SD_RES_SUCCESS)
 		return pre;
-	if (o->ec)
+	/* Two-phase also for copies built from a read (gw_rewrite_whole), so
+	 * the read can be checked still current before anything changes. */
+	if (o->ec || o->base_version)
 		return gw_write_2pc(o, calls, o->width);
 	gw_fanout(o, calls, o->width);
 	int retry;
@@ -279,7 +281,7 @@ out:
  * fragment afresh on the current holders. The write is then acknowledged
  * with full redundancy, as the ack rule wants.
  */
-int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
+int gw_rewrite_whole(struct gw_obj *o, uint64_t ver, const void *buf, uint32_t len, uint32_t off,
 			    uint64_t new_version)
 {
 	char *whole = malloc(o->obj_size);
@@ -290,6 +292,11 @@ int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t o
 	if (ret == SD_RES_SUCCESS) {
 		sd_info("%016llx: rewriting the whole object on the current holders",
 			(unsigned long long)o->oid);
+		gw_test_pause(o, "rewrite-read");
+		/* Built from a read at ver (or newer, which the check also
+		 * refuses): commit only if no write moved the object since,
+		 * else that write, maybe acknowledged, would be overwritten. */
+		o->base_version = ver;
 		memcpy(whole + off, buf, len);
 		memcpy(o->loc, o->holder, sizeof(o->loc));
 		ret = o->ec ? gw_write_full_ec(o, whole, o->obj_size, 0, PEER_WRITE_UPSERT, new_version)
@@ -298,6 +305,28 @@ int gw_rewrite_whole(struct gw_obj *o, const void *buf, uint32_t len, uint32_t o
 	}
 	free(whole);
 	return ret;
+}
+
+/* After an acknowledged update: tell the current holders whose fragment
+ * it skipped as older than ver to have it rebuilt now. Otherwise nothing
+ * looks at it until the next membership change (issue 14, bug 3). */
+static void gw_hint_stale(struct gw_obj *o, const struct frag_state *st, uint64_t ver)
+{
+	struct peer_call calls[GW_MAX_WIDTH];
+	int n = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (!o->holder[i] || o->loc[i] != o->holder[i] || st[i].res != SD_RES_SUCCESS ||
+		    st[i].version >= ver)
+			continue;
+		gw_call_init(o, &calls[n], i, SD_OP_PEER_GEN);
+		calls[n++].req.flags |= SD_PEER_FLAG_STALE;
+		sd_info("%016llx: fragment %d on %s:%u left at version %llu (object at %llu): "
+			"asking for its rebuild", (unsigned long long)o->oid, i, o->holder[i]->addr,
+			o->holder[i]->port, (unsigned long long)st[i].version,
+			(unsigned long long)ver);
+	}
+	if (n)
+		gw_fanout(o, calls, n);
 }
 
 #define GW_MIXED_WAIT_MS 3000
@@ -386,8 +415,10 @@ static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf
 	}
 	if (usable < gw_ack_threshold(o) && placed >= gw_ack_threshold(o) &&
 	    o->obj_size <= SD_MAX_PAYLOAD)
-		return gw_rewrite_whole(o, buf, len, off, new_version);
-	if (o->ec)
-		return gw_update_ec(o, st, ver, buf, len, off, new_version);
-	return gw_update_copies(o, st, ver, buf, len, off, new_version);
+		return gw_rewrite_whole(o, ver, buf, len, off, new_version);
+	ret = o->ec ? gw_update_ec(o, st, ver, buf, len, off, new_version)
+		    : gw_update_copies(o, st, ver, buf, len, off, new_version);
+	if (ret == SD_RES_SUCCESS)
+		gw_hint_stale(o, st, ver);
+	return ret;
 }

@@ -68,6 +68,10 @@
 #define SD_PEER_FLAG_ANY_EPOCH 0x8000
 #define SD_PEER_FLAG_PREPARE 0x4000
 #define SD_PEER_FLAG_CREATE 0x2000 /* PEER_GW_WRITE: create the object */
+/* On PEER_GEN: a write just left this fragment behind (older version at
+ * its current holder): the holder's recovery rebuilds it now, without
+ * waiting for a membership change. */
+#define SD_PEER_FLAG_STALE 0x1000
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */

@@ -178,6 +178,8 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.version = *version = m.version;
 		g.write_id = m.write_id;
 	}
+	if ((req->flags & SD_PEER_FLAG_STALE) && s->frag_bad)
+		s->frag_bad(s, req->obj.oid, req->obj.ec_index);
 	if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &p) == 0) {
 		g.has_pend = 1;
 		g.pend_version = p.new_version;

@@ -595,6 +595,26 @@ static void *rec_worker(void *arg)
 	return NULL;
 }
 
+/* After REC_LOST_ERR_AFTER re-plans, one err line per object still too
+ * short of consistent fragments to rebuild (r->mu held). */
+static void say_lost(struct sheep_recovery *r, uint32_t epoch)
+{
+	uint64_t oids[64];
+	size_t n = recovery_lost_oids(r->eng, oids, 64);
+	for (size_t k = 0; k < n && k < 64; k++) {
+		bool said = false;
+		for (unsigned j = 0; j < r->nr_lost_said && !said; j++)
+			said = r->lost_said[j] == oids[k];
+		if (said)
+			continue;
+		if (r->nr_lost_said < REC_LOST_SAID)
+			r->lost_said[r->nr_lost_said++] = oids[k];
+		sd_err("recovery, epoch %u: object %016" PRIx64 " has too few consistent fragments "
+		       "to rebuild after %u re-plans: lost unless its holders return",
+		       epoch, oids[k], r->retries);
+	}
+}
+
 static bool view_usable(struct sheep *s, struct sheep_view *v)
 {
 	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s);
@@ -638,6 +658,9 @@ static void *rec_main(void *arg)
 			r->end_ms = 0;
 			r->cluster_done = false;
 			r->status = SD_RECOVERY_PLANNING;
+			r->retry_at = 0;
+			r->retry_ms = 0;
+			r->retries = 0;
 			struct recovery_progress bp;
 			recovery_progress(r->eng, &bp);
 			r->base_read = bp.bytes_read;
@@ -663,6 +686,8 @@ static void *rec_main(void *arg)
 				rec_timed_wait(r, 1000);
 				continue;
 			}
+			if (r->retries >= REC_LOST_ERR_AFTER)
+				say_lost(r, v->epoch);
 			phase = PH_RUN;
 		}
 		if (r->nr_bad) {
@@ -679,6 +704,35 @@ static void *rec_main(void *arg)
 			    : p.state == RECOVERY_REFUSED  ? SD_RECOVERY_REFUSED
 			    : p.state == RECOVERY_DISABLED ? SD_RECOVERY_DISABLED
 							   : SD_RECOVERY_IDLE;
+		/*
+		 * Failed jobs (versions moved, a source busy or down) and objects
+		 * planned as lost (often a write in flight, or a member that did
+		 * not answer the gather) are retried and re-planned on a timer,
+		 * 1 s doubling to 60 s, for as long as any remain.
+		 */
+		if ((phase == PH_SETTLED || phase == PH_IDLE) && (p.failed || p.lost)) {
+			uint64_t now = rec_now_ms();
+			if (!r->retry_at) {
+				r->retry_ms = r->retry_ms ? SD_MIN(r->retry_ms * 2, REC_RETRY_MAX_MS)
+							  : 1000;
+				r->retry_at = now + r->retry_ms;
+			} else if (now >= r->retry_at) {
+				r->retry_at = 0;
+				r->retries++;
+				size_t nf = recovery_retry_failed(r->eng);
+				sd_notice("recovery, epoch %u: retry %u: %zu failed job(s) again, "
+					  "re-planning (%" PRIu64 " object(s) short of fragments); "
+					  "next in %u ms if still needed",
+					  v->epoch, r->retries, nf, p.lost,
+					  SD_MIN(r->retry_ms * 2, REC_RETRY_MAX_MS));
+				r->cluster_done = false;
+				r->end_ms = 0;
+				r->status = SD_RECOVERY_PLANNING;
+				phase = PH_PLAN;
+				sheep_view_put(v);
+				continue;
+			}
+		}
 		if (phase == PH_RUN && p.state == RECOVERY_DONE) {
 			if (r->round_moved && r->rounds < REC_MAX_ROUNDS) {
 				/* Writes may have raced this round: look again. */

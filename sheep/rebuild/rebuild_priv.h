@@ -13,6 +13,9 @@
 
 #define REC_KNOWN_MAX  4096 /* node ids ever seen by this sheep */
 #define REC_WORKERS    8    /* threads running jobs; the throttle bounds how many are busy */
+#define REC_LOST_SAID 256   /* lost objects remembered as reported */
+#define REC_RETRY_MAX_MS 60000
+#define REC_LOST_ERR_AFTER 3 /* re-plans before an object is called lost at err */
 #define REC_MAX_ROUNDS 6    /* plans per epoch: the first plus rescans */
 #define REC_BAD_MAX    64   /* checksum mismatches waiting for repair */
 
@@ -47,6 +50,12 @@ struct sheep_recovery {
 	uint64_t base_read, base_written; /* engine byte counters when the epoch began */
 	uint64_t repairs;
 	char message[256];
+	/* Retry of failed jobs and re-plan of lost objects, with backoff. */
+	uint64_t retry_at;    /* when (rec_now_ms) to retry; 0: not scheduled */
+	uint32_t retry_ms;    /* the current backoff (1 s doubling to 60 s) */
+	uint32_t retries;     /* retries in this epoch */
+	uint64_t lost_said[REC_LOST_SAID]; /* lost objects already logged at err */
+	unsigned nr_lost_said;
 	struct rec_bad bad[REC_BAD_MAX];
 	unsigned nr_bad;
 };

@@ -601,6 +601,8 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &s->opt))
 		return 1;
 	s->opt.test_crash_file = getenv("SHEEP_TEST_CRASH_FILE");
+	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
+	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
 	signal(SIGPIPE, SIG_IGN);
 	int ret = mkdir_p(s->opt.dir);
 	if (ret) {

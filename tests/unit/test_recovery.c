@@ -1046,6 +1046,11 @@ static void test_lost_object_is_reported_and_never_dropped(void **state)
 	struct recovery_progress p;
 	recovery_progress(nr.r[h[4]], &p);
 	assert_int_equal(p.lost, 1);
+	/* The daemon names it (one err line per object, issue 14). */
+	uint64_t lost[4] = {0};
+	assert_int_equal(recovery_lost_oids(nr.r[h[4]], lost, 4), 1);
+	assert_int_equal(lost[0], o->oid);
+	assert_int_equal(recovery_lost_oids(nr.r[h[4]], NULL, 0), 1);
 	struct recovery_frag rf = {.oid = o->oid,
 				   .version = 1,
 				   .node = h[4],
