@@ -416,7 +416,7 @@ static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf
 	if (usable < gw_ack_threshold(o) && placed >= gw_ack_threshold(o) &&
 	    o->obj_size <= SD_MAX_PAYLOAD)
 		return gw_rewrite_whole(o, ver, buf, len, off, new_version);
-	ret = o->ec ? gw_update_ec(o, st, ver, buf, len, off, new_version)
+	int ret = o->ec ? gw_update_ec(o, st, ver, buf, len, off, new_version)
 		    : gw_update_copies(o, st, ver, buf, len, off, new_version);
 	if (ret == SD_RES_SUCCESS)
 		gw_hint_stale(o, st, ver);
