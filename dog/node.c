@@ -186,7 +186,12 @@ static int node_stat(struct dog *d)
 	int ret = fetch_nodes(d, &nodes, &nr);
 	if (ret >= 0)
 		return ret;
-	if (d->raw)
+	struct dog_json j;
+	dog_json_init(&j, stdout);
+	if (d->json) {
+		dog_json_obj_begin(&j, NULL);
+		dog_json_arr_begin(&j, "nodes");
+	} else if (d->raw)
 		printf("id host:port syncs records batches records_per_batch max_batch log_bytes "
 		       "checkpoints checkpoint_ms_total checkpoint_ms_last log_fill log_size replayed "
 		       "dropped pending\n");
@@ -212,9 +217,38 @@ static int node_stat(struct dog *d)
 			dog_err("node stat: node %u (%s:%u): %s", i, nodes[i].addr, nodes[i].port,
 				strerror(-ret));
 			failed++;
+			if (d->json) {
+				dog_json_obj_begin(&j, NULL);
+				dog_json_u64(&j, "id", i);
+				dog_json_str(&j, "error", strerror(-ret));
+				dog_json_obj_end(&j);
+			}
 			continue;
 		}
 		double per = st.batches ? (double)st.records / (double)st.batches : 0;
+		if (d->json) {
+			char host[96];
+			snprintf(host, sizeof(host), "%s:%u", nodes[i].addr, nodes[i].port);
+			dog_json_obj_begin(&j, NULL);
+			dog_json_u64(&j, "id", i);
+			dog_json_str(&j, "addr", host);
+			dog_json_u64(&j, "syncs", st.syncs);
+			dog_json_u64(&j, "records", st.records);
+			dog_json_u64(&j, "batches", st.batches);
+			dog_json_double(&j, "records_per_batch", per);
+			dog_json_u64(&j, "max_batch", st.max_batch);
+			dog_json_u64(&j, "log_bytes", st.log_bytes);
+			dog_json_u64(&j, "checkpoints", st.checkpoints);
+			dog_json_double(&j, "checkpoint_ms_total", (double)st.ckpt_ns_total / 1e6);
+			dog_json_double(&j, "checkpoint_ms_last", (double)st.ckpt_ns_last / 1e6);
+			dog_json_u64(&j, "log_fill", st.log_fill);
+			dog_json_u64(&j, "log_size", st.log_size);
+			dog_json_u64(&j, "replayed", st.replayed);
+			dog_json_u64(&j, "dropped", st.dropped);
+			dog_json_u64(&j, "pending", st.pending);
+			dog_json_obj_end(&j);
+			continue;
+		}
 		if (d->raw) {
 			printf("%u %s:%u %" PRIu64 " %" PRIu64 " %" PRIu64 " %.2f %" PRIu64 " %" PRIu64
 			       " %" PRIu64 " %.1f %.1f %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
@@ -235,6 +269,10 @@ static int node_stat(struct dog *d)
 		       st.pending);
 	}
 	free(nodes);
+	if (d->json) {
+		dog_json_arr_end(&j);
+		dog_json_obj_end(&j);
+	}
 	return failed ? DOG_EXIT_FAILURE : DOG_EXIT_SUCCESS;
 }
 
@@ -243,8 +281,8 @@ const struct dog_cmd dog_node_cmds[] = {
     {"node", "info", "f:", NULL, "show disk use of each node", DOG_JSON_HELP, 0, 0, node_info},
     {"node", "kill", NULL, "<node id>", "stop one sheep (its Id from dog node list)", NULL, 1, 1,
      node_kill},
-    {"node", "stat", NULL, NULL, "show each node's write-ahead log counters (syncs, records "
-     "per group commit, checkpoints, log fill)", NULL, 0, 0, node_stat},
+    {"node", "stat", "f:", NULL, "show each node's write-ahead log counters (syncs, records "
+     "per group commit, checkpoints, log fill)", DOG_JSON_HELP, 0, 0, node_stat},
     /* recovery hook: dog/recovery.c */
     {"node", "recovery", "f:", "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
      "show recovery progress per node, or get/set the recovery throttle", DOG_JSON_HELP, 0, 3,

@@ -65,6 +65,22 @@ check_eq "node list --json: zones 0..5" "0 1 2 3 4 5" \
 same node-info 0 node info
 check_eq "node info --json: total VDI size" $((64 * MiB + 1024 * MiB + 100 * MiB)) \
 	"$(jq_py "$SD_TEST_DIR/node-info.json" 'd["total_vdi_size"]')"
+# node stat: counters only grow, so the JSON taken first is at most the -r
+# taken after it, field by field; addresses and log sizes are equal.
+dogn 0 node stat --json >"$SD_TEST_DIR/stat.json" || not_ok "node stat --json failed"
+dogn 0 node stat -r >"$SD_TEST_DIR/stat.raw"
+check "node stat --json parses and agrees with -r" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["nodes"]
+raw = [l.split() for l in open(sys.argv[2]) if l.strip() and not l.startswith("id ")]
+assert len(d) == 6 and len(raw) == 6, (len(d), len(raw))
+for n, r in zip(sorted(d, key=lambda n: n["id"]), sorted(raw, key=lambda r: int(r[0]))):
+    assert n["id"] == int(r[0]) and n["addr"] == r[1], (n, r)
+    for k, i in (("syncs", 2), ("records", 3), ("batches", 4), ("log_bytes", 7), ("checkpoints", 8)):
+        assert isinstance(n[k], int) and 0 <= n[k] <= int(r[i]), (k, n[k], r[i])
+    assert n["log_size"] == int(r[12]) and n["log_size"] > 0, (n["log_size"], r[12])
+    assert n["records"] > 0, n
+' "$SD_TEST_DIR/stat.json" "$SD_TEST_DIR/stat.raw"
 same cluster-info 0 cluster info
 check_eq "cluster info --json: policy and zones" "4:2 6" \
 	"$(jq_py "$SD_TEST_DIR/cluster-info.json" '"%s %d" % (d["policy"], d["nr_zones"])')"

@@ -83,9 +83,8 @@ def node_recovery(doc):
         if n["recovering"]:
             out.append("%4u   %-20s\t%2d%11u%14.1f%%" % (n["id"], n["addr"], n["vnodes"],
                                                      n["zone"], n["progress"]))
-    for n in doc["nodes"]:
-        if n["message"]:
-            out.append("  node %u: %s" % (n["id"], n["message"]))
+    # Each node's note ("best possible redundancy ...") goes to stderr, as
+    # Sheepdog's wait loops read stdout only; the JSON keeps it in "message".
     return out
 
 
