@@ -32,7 +32,10 @@ sd_wait_nodes 0 4 || bail "membership did not drop"
 check "recovery done on four sheep" rec_wait_done 0 4 3 120
 d4=$(doubles 0 1 2 3)
 log "objects with two fragments on one node (four zones): $d4"
-check "some object has more fragments than the four zones" test "$d4" -gt 0
+# The chained ring no longer doubles fragments on a node with four zones,
+# so this setup may not arise (known, see the issue 14 note).
+check_todo "chained ring does not double fragments" \
+	"some object has more fragments than the four zones" test "$d4" -gt 0
 # Four zones < d+1 = 5: whatever number of fragments land, not acknowledged.
 refused=0
 for off in 0 $((4 * MiB)) $((8 * MiB)) $((12 * MiB)) $((16 * MiB)) $((20 * MiB)); do
