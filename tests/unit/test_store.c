@@ -22,22 +22,10 @@
 #include "lib/util.h"
 #include "sheep/store/store.h"
 #include "sheep/store/store_test.h"
+#define STORE_FIXTURE_PREFIX "/tmp/sd-store-test"
+#include "tests/unit/store_fixture.h"
 
 #define MiB (1u << 20)
-
-struct fixture {
-	char dir[64];
-	struct store *st;
-	bool nosync;
-};
-
-static uint64_t rng_next(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 static void fill_random(void *buf, size_t len, uint64_t seed)
 {
@@ -45,53 +33,6 @@ static void fill_random(void *buf, size_t len, uint64_t seed)
 	uint8_t *p = buf;
 	for (size_t i = 0; i < len; i++)
 		p[i] = (uint8_t)(rng_next(&s) >> 24);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int setup_common(void **state, bool nosync)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sd-store-test-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	f->nosync = nosync;
-	if (store_open(f->dir, nosync, &f->st))
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int setup(void **state)
-{
-	return setup_common(state, false);
-}
-
-static int setup_nosync(void **state)
-{
-	return setup_common(state, true);
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	store_close(f->st);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static void reopen(struct fixture *f)
-{
-	store_close(f->st);
-	f->st = NULL;
-	assert_int_equal(store_open(f->dir, f->nosync, &f->st), 0);
 }
 
 static struct store_meta meta_of(uint64_t oid, uint8_t idx, uint32_t frag_size, uint64_t version)

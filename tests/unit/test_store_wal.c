@@ -21,24 +21,12 @@
 #include "lib/util.h"
 #include "sheep/store/store.h"
 #include "sheep/store/store_test.h"
+#define STORE_FIXTURE_PREFIX "/tmp/sd-wal-test"
+#include "tests/unit/store_fixture.h"
 
 #define FRAG (64 * 1024)
 #define NR_FRAGS 16
 #define NR_THREADS 8
-
-struct fixture {
-	char dir[64];
-	struct store *st;
-	bool nosync;
-};
-
-static uint64_t rng_next(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 /* The 4 KiB written at block (v % 16) of fragment k at version v. */
 static void pattern(uint8_t *buf, uint64_t v, int k)
@@ -46,53 +34,6 @@ static void pattern(uint8_t *buf, uint64_t v, int k)
 	uint64_t s = (v * 1000003 + (uint64_t)k) | 1;
 	for (int i = 0; i < 4096; i++)
 		buf[i] = (uint8_t)(rng_next(&s) >> 24);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int setup_common(void **state, bool nosync)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sd-wal-test-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	f->nosync = nosync;
-	if (store_open(f->dir, nosync, &f->st))
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int setup(void **state)
-{
-	return setup_common(state, false);
-}
-
-static int setup_nosync(void **state)
-{
-	return setup_common(state, true);
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	store_close(f->st);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static void reopen(struct fixture *f)
-{
-	store_close(f->st);
-	f->st = NULL;
-	assert_int_equal(store_open(f->dir, f->nosync, &f->st), 0);
 }
 
 static void create_frags(struct fixture *f)
