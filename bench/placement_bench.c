@@ -1,4 +1,5 @@
-/* placement_bench.c - placement lookups per second (anchor and chained rings) and data movement on join and leave. */
+/* placement_bench.c - placement lookups per second (anchor and chained rings) and data movement on
+ * join and leave. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +7,7 @@
 #include "lib/util.h"
 #include "placement/placement.h"
 
-#define RUNS 7
+#define RUNS  7
 #define WIDTH 6
 
 static int cmp_double(const void *a, const void *b)
@@ -46,7 +47,8 @@ static double lookup_ns(const struct placement_ring *r, const uint64_t *oids, in
 		uint64_t t0 = sd_now_ns();
 		for (int k = 0; k < lookups; k++) {
 			int out[PLACEMENT_MAX_WIDTH];
-			placement_locate(r, oids ? oids[k % nr_oids] : oid_of((uint64_t)k), WIDTH, out);
+			placement_locate(r, oids ? oids[k % nr_oids] : oid_of((uint64_t)k), WIDTH,
+					 out);
 			sink += out[0];
 		}
 		t[run] = (double)(sd_now_ns() - t0) / lookups;
@@ -86,7 +88,8 @@ static struct placement_ring *chain_of(int nr, int depth, struct placement_node 
 }
 
 static double moved_fraction(const struct placement_ring *ra, const struct placement_node *a,
-			     const struct placement_ring *rb, const struct placement_node *b, int oids)
+			     const struct placement_ring *rb, const struct placement_node *b,
+			     int oids)
 {
 	long changed = 0, total = 0;
 	for (int k = 0; k < oids; k++) {
@@ -120,7 +123,8 @@ static void movement_row(int nr, int join, int oids)
 	double mc = moved_fraction(ra, a, rc, b, oids);
 	char label[32];
 	snprintf(label, sizeof(label), "%s %d->%d", join ? "join" : "leave", nr, nb);
-	printf("%-14s %9.4f %9.4f %6.2f %9.4f %6.2f\n", label, share, mr, mr / share, mc, mc / share);
+	printf("%-14s %9.4f %9.4f %6.2f %9.4f %6.2f\n", label, share, mr, mr / share, mc,
+	       mc / share);
 	placement_free(ra);
 	placement_free(rb);
 	placement_free(rc);
@@ -176,7 +180,8 @@ int main(int argc, char **argv)
 					break;
 				}
 		}
-		printf("%6d %6s %10.0f %12.0f  (objects that lost a fragment)\n", nr, "1", lookup_ns(rb, hit, nh, lookups / 10),
+		printf("%6d %6s %10.0f %12.0f  (objects that lost a fragment)\n", nr, "1",
+		       lookup_ns(rb, hit, nh, lookups / 10),
 		       1e9 / lookup_ns(rb, hit, nh, lookups / 10));
 		free(hit);
 		placement_free(ra);
@@ -184,7 +189,8 @@ int main(int argc, char **argv)
 	}
 
 	printf("\nMovement on one join or leave, width %d, equal weights, one zone per node:\n"
-	       "share of (object, position) pairs whose node changed\n", WIDTH);
+	       "share of (object, position) pairs whose node changed\n",
+	       WIDTH);
 	printf("%-14s %9s %9s %6s %9s %6s\n", "change", "capacity", "rebuilt", "ratio", "chained",
 	       "ratio");
 	static const int msizes[] = {8, 12, 16, 64};

@@ -1,4 +1,5 @@
-/* sd_bench.c - random object reads/writes over the Sheepdog 1.0 client protocol at a queue depth, against any Sheepdog-protocol server. */
+/* sd_bench.c - random object reads/writes over the Sheepdog 1.0 client protocol at a queue depth,
+ * against any Sheepdog-protocol server. */
 /*
  * Usage: sd_bench [-a ADDR] [-p PORT] [-q QD] [-t SECS] [-b BYTES] [-w] VDI
  *
@@ -130,20 +131,34 @@ int main(int argc, char **argv)
 	struct bench b = {.bs = 4096, .rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid()};
 	while ((c = getopt(argc, argv, "a:p:q:t:b:wh")) != -1) {
 		switch (c) {
-		case 'a': addr = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'q': qd = atoi(optarg); break;
-		case 't': secs = atoi(optarg); break;
-		case 'b': b.bs = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'w': b.write = true; break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'q':
+			qd = atoi(optarg);
+			break;
+		case 't':
+			secs = atoi(optarg);
+			break;
+		case 'b':
+			b.bs = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'w':
+			b.write = true;
+			break;
 		default:
-			fprintf(stderr, "usage: sd_bench [-a ADDR] [-p PORT] [-q QD] [-t SECS] [-b BYTES] [-w] VDI\n");
+			fprintf(stderr, "usage: sd_bench [-a ADDR] [-p PORT] [-q QD] [-t SECS] [-b "
+					"BYTES] [-w] VDI\n");
 			return c == 'h' ? 0 : 64;
 		}
 	}
 	if (optind != argc - 1 || qd < 1 || qd > BENCH_MAX_QD || secs < 1 || b.bs == 0 ||
 	    b.bs > (1u << 20)) {
-		fprintf(stderr, "sd_bench: bad arguments (QD 1..%d, BYTES 1..1 MiB)\n", BENCH_MAX_QD);
+		fprintf(stderr, "sd_bench: bad arguments (QD 1..%d, BYTES 1..1 MiB)\n",
+			BENCH_MAX_QD);
 		return 64;
 	}
 	b.fd = sd_connect(addr, (uint16_t)port, 5000);
@@ -202,7 +217,8 @@ int main(int argc, char **argv)
 	}
 	double el = (double)(now_ns() - start) / 1e9;
 	printf("%s %d %.0f %.1f %.0f\n", b.write ? "write" : "read", qd, (double)done / el,
-	       (double)done * b.bs / el / 1048576.0, done ? (double)lat_sum / (double)done / 1000.0 : 0);
+	       (double)done * b.bs / el / 1048576.0,
+	       done ? (double)lat_sum / (double)done / 1000.0 : 0);
 	close(b.fd);
 	free(b.wbuf);
 	free(rbuf);

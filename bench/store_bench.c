@@ -1,4 +1,5 @@
-/* store_bench.c - local object store benchmark: small random and large sequential writes and reads, synced and not. */
+/* store_bench.c - local object store benchmark: small random and large sequential writes and reads,
+ * synced and not. */
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -12,17 +13,17 @@
 #include "sheep/store/store.h"
 
 static const char usage_text[] =
-	"Usage: store_bench [--dir DIR] [--runs N] [-h]\n"
-	"\n"
-	"Measure sheep/store/store.c on the filesystem holding DIR (default /tmp), each\n"
-	"figure the median of N runs (default 3):\n"
-	"  4k write     random 4 KiB writes into 4 MiB fragments (journal + apply)\n"
-	"  4k read      random 4 KiB reads (checksum verified)\n"
-	"  4m create    whole 4 MiB fragments created (temp file + rename)\n"
-	"  1m write     1 MiB writes over existing fragments\n"
-	"  4m read      whole-fragment reads\n"
-	"for sync (fdatasync before return) and nosync (sheep -n). Prints ops/s and\n"
-	"MB/s (10^6 bytes/s).\n";
+    "Usage: store_bench [--dir DIR] [--runs N] [-h]\n"
+    "\n"
+    "Measure sheep/store/store.c on the filesystem holding DIR (default /tmp), each\n"
+    "figure the median of N runs (default 3):\n"
+    "  4k write     random 4 KiB writes into 4 MiB fragments (journal + apply)\n"
+    "  4k read      random 4 KiB reads (checksum verified)\n"
+    "  4m create    whole 4 MiB fragments created (temp file + rename)\n"
+    "  1m write     1 MiB writes over existing fragments\n"
+    "  4m read      whole-fragment reads\n"
+    "for sync (fdatasync before return) and nosync (sheep -n). Prints ops/s and\n"
+    "MB/s (10^6 bytes/s).\n";
 
 static double now_s(void)
 {
@@ -77,7 +78,8 @@ static int run_once(const char *base, bool nosync, double rate[NR_OPS])
 	for (int i = 0; i < n[OP_W4K] && !r; i++) {
 		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
 		uint32_t off = (uint32_t)(seed % (fs / 4096)) * 4096;
-		r = store_write(st, 1000 + seed % nfrag, 0, STORE_ANY_VERSION, 2, buf + off, off, 4096);
+		r = store_write(st, 1000 + seed % nfrag, 0, STORE_ANY_VERSION, 2, buf + off, off,
+				4096);
 	}
 	rate[OP_W4K] = n[OP_W4K] / (now_s() - t);
 	t = now_s();
@@ -107,8 +109,8 @@ int main(int argc, char **argv)
 {
 	const char *dir = "/tmp";
 	int runs = 3;
-	static const struct option lo[] = {{"dir", 1, 0, 'd'}, {"runs", 1, 0, 'r'},
-					   {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+	static const struct option lo[] = {
+	    {"dir", 1, 0, 'd'}, {"runs", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "d:r:h", lo, NULL)) != -1) {
 		switch (o) {

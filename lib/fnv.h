@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #define FNV1A_64_INIT 0xcbf29ce484222325ULL
-#define FNV_64_PRIME 0x100000001b3ULL
+#define FNV_64_PRIME  0x100000001b3ULL
 
 /* Continue an FNV-1a-64 hash over len bytes; start with FNV1A_64_INIT. */
 static inline uint64_t fnv_64a_buf(const void *buf, size_t len, uint64_t hval)

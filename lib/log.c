@@ -20,7 +20,7 @@ static struct {
 	char ident[32];
 } logger = {PTHREAD_MUTEX_INITIALIZER, NULL, SD_LOG_INFO, "sd"};
 
-static const char *const level_names[] = {"emerg", "alert", "crit", "err",
+static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
 					  "warning", "notice", "info", "debug"};
 
 int sd_log_open(const char *path, enum sd_log_level level, const char *ident)

@@ -26,13 +26,13 @@ int sd_log_level_parse(const char *s);
 const char *sd_log_level_name(enum sd_log_level level);
 
 void sd_log_write(enum sd_log_level level, const char *func, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
-#define sd_emerg(fmt, ...) sd_log_write(SD_LOG_EMERG, __func__, __LINE__, fmt, ##__VA_ARGS__)
-#define sd_err(fmt, ...) sd_log_write(SD_LOG_ERR, __func__, __LINE__, fmt, ##__VA_ARGS__)
-#define sd_warn(fmt, ...) sd_log_write(SD_LOG_WARNING, __func__, __LINE__, fmt, ##__VA_ARGS__)
+#define sd_emerg(fmt, ...)  sd_log_write(SD_LOG_EMERG, __func__, __LINE__, fmt, ##__VA_ARGS__)
+#define sd_err(fmt, ...)    sd_log_write(SD_LOG_ERR, __func__, __LINE__, fmt, ##__VA_ARGS__)
+#define sd_warn(fmt, ...)   sd_log_write(SD_LOG_WARNING, __func__, __LINE__, fmt, ##__VA_ARGS__)
 #define sd_notice(fmt, ...) sd_log_write(SD_LOG_NOTICE, __func__, __LINE__, fmt, ##__VA_ARGS__)
-#define sd_info(fmt, ...) sd_log_write(SD_LOG_INFO, __func__, __LINE__, fmt, ##__VA_ARGS__)
+#define sd_info(fmt, ...)   sd_log_write(SD_LOG_INFO, __func__, __LINE__, fmt, ##__VA_ARGS__)
 #define sd_debug(fmt, ...)                                                                         \
 	do {                                                                                       \
 		if (sd_log_get_level() >= SD_LOG_DEBUG)                                            \

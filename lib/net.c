@@ -158,9 +158,8 @@ int sd_connect(const char *host, uint16_t port, int timeout_ms)
 
 int sd_listen(const char *addr, uint16_t port, int backlog)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res;
 	char pstr[8];
 	snprintf(pstr, sizeof(pstr), "%u", port);

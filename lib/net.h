@@ -1,4 +1,5 @@
-/* net.h - framed blocking socket I/O: whole reads and writes, connect, listen, one request/reply exchange. */
+/* net.h - framed blocking socket I/O: whole reads and writes, connect, listen, one request/reply
+ * exchange. */
 #ifndef SD_NET_H
 #define SD_NET_H
 

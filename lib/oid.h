@@ -6,14 +6,14 @@
 #include <stdbool.h>
 
 #define VDI_SPACE_SHIFT 32
-#define SD_VDI_MASK 0x00FFFFFF00000000ULL
-#define SD_IDX_MASK 0x00000000FFFFFFFFULL
-#define VDI_BIT (1ULL << 63)
-#define VMSTATE_BIT (1ULL << 62)
-#define VDI_ATTR_BIT (1ULL << 61)
-#define VDI_BTREE_BIT (1ULL << 60)
-#define LEDGER_BIT (1ULL << 59)
-#define SD_TYPE_MASK (VDI_BIT | VMSTATE_BIT | VDI_ATTR_BIT | VDI_BTREE_BIT | LEDGER_BIT)
+#define SD_VDI_MASK	0x00FFFFFF00000000ULL
+#define SD_IDX_MASK	0x00000000FFFFFFFFULL
+#define VDI_BIT		(1ULL << 63)
+#define VMSTATE_BIT	(1ULL << 62)
+#define VDI_ATTR_BIT	(1ULL << 61)
+#define VDI_BTREE_BIT	(1ULL << 60)
+#define LEDGER_BIT	(1ULL << 59)
+#define SD_TYPE_MASK	(VDI_BIT | VMSTATE_BIT | VDI_ATTR_BIT | VDI_BTREE_BIT | LEDGER_BIT)
 
 static inline uint64_t vid_to_vdi_oid(uint32_t vid)
 {

@@ -21,13 +21,25 @@ int sd_parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	unsigned shift = 0;
 	switch (toupper((unsigned char)*end)) {
-	case '\0': break;
-	case 'K': shift = 10; break;
-	case 'M': shift = 20; break;
-	case 'G': shift = 30; break;
-	case 'T': shift = 40; break;
-	case 'P': shift = 50; break;
-	default: return -EINVAL;
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	case 'P':
+		shift = 50;
+		break;
+	default:
+		return -EINVAL;
 	}
 	if (*end) {
 		end++;

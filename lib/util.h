@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define SD_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define SD_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define ARRAY_SIZE(a)	      (sizeof(a) / sizeof((a)[0]))
+#define SD_MIN(a, b)	      ((a) < (b) ? (a) : (b))
+#define SD_MAX(a, b)	      ((a) > (b) ? (a) : (b))
 #define SD_DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
 
 /* Parse "4096", "10K", "20M", "4G", "1T" (also "KB", "KiB", case-insensitive;

@@ -1,4 +1,5 @@
-/* history.c - chained rings: placement that follows the previous epoch's answer, so only leavers' and joiners' positions change. */
+/* history.c - chained rings: placement that follows the previous epoch's answer, so only leavers'
+ * and joiners' positions change. */
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -7,12 +8,12 @@
 
 #include "placement/placement_int.h"
 
-#define JOIN_SALT 0x6a6f696e6a6f696eULL /* "joinjoin" */
-#define POS_SALT 0x9e3779b97f4a7c15ULL
-#define DEPTH_SALT 0xd1b54a32d192ed03ULL
+#define JOIN_SALT	    0x6a6f696e6a6f696eULL /* "joinjoin" */
+#define POS_SALT	    0x9e3779b97f4a7c15ULL
+#define DEPTH_SALT	    0xd1b54a32d192ed03ULL
 #define PICK_SLOTS_PER_NODE 64
-#define PICK_MAX_SLOTS (1u << 22)
-#define PICK_TRIES 32
+#define PICK_MAX_SLOTS	    (1u << 22)
+#define PICK_TRIES	    32
 
 /* A uniform double in (0, 1) from the top 53 bits of h. */
 static double unit(uint64_t h)
@@ -36,8 +37,8 @@ static int cmp_remainder(const void *a, const void *b)
 
 /* A node of the new ring is kept when prev had it with the same id and
  * zone and both give it weight; anything else is a leave and/or a join. */
-static int32_t find_kept(const struct placement_ring *prev, size_t i, const struct placement_ring *r,
-			 size_t *hint)
+static int32_t find_kept(const struct placement_ring *prev, size_t i,
+			 const struct placement_ring *r, size_t *hint)
 {
 	for (size_t c = 0; c < r->nr; c++) {
 		size_t k = (*hint + c) % r->nr;

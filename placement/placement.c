@@ -13,8 +13,8 @@
  * (sheep -V); each is spread over several ring points so that an average
  * node's share deviates by about 1/sqrt(128*16) ~ 2% instead of ~9%. */
 #define POINTS_PER_VNODE 16
-#define DEFAULT_VNODES 128
-#define MAX_POINTS (1u << 23)
+#define DEFAULT_VNODES	 128
+#define MAX_POINTS	 (1u << 23)
 
 /* splitmix64's finalizer: FNV-1a alone mixes its last bytes poorly. */
 uint64_t placement_mix64(uint64_t h)
@@ -83,7 +83,8 @@ static void assign_vnodes(struct placement_ring *r)
 			r->vnodes[i] = n->vnodes;
 			r->rel[i] = n->vnodes;
 		} else {
-			long double v = DEFAULT_VNODES * (long double)n->weight * (long double)weighted / sum;
+			long double v =
+			    DEFAULT_VNODES * (long double)n->weight * (long double)weighted / sum;
 			long v_int = lroundl(v);
 			r->vnodes[i] = (uint16_t)(v_int < 1 ? 1 : v_int > 65535 ? 65535 : v_int);
 			r->rel[i] = (double)v;
@@ -182,7 +183,7 @@ int placement_init_members(struct placement_ring *r, const struct placement_node
 		memcpy(r->nodes, nodes, nr * sizeof(*nodes));
 	for (size_t i = 0; i < nr; i++)
 		r->node_hash[i] = placement_mix64(
-			fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id), FNV1A_64_INIT));
+		    fnv_64a_buf(r->nodes[i].id, strlen(r->nodes[i].id), FNV1A_64_INIT));
 	assign_vnodes(r);
 	return number_zones(r);
 }
@@ -207,8 +208,8 @@ static int index_ring(struct placement_ring *r)
 	for (size_t k = 0; k < r->nr_points; k++)
 		r->zone_nr_points[r->zone[r->points[k].node]]++;
 	for (size_t z = 0; z < r->nr; z++) {
-		r->zone_points[z] = malloc((r->zone_nr_points[z] ? r->zone_nr_points[z] : 1) *
-					   sizeof(uint32_t));
+		r->zone_points[z] =
+		    malloc((r->zone_nr_points[z] ? r->zone_nr_points[z] : 1) * sizeof(uint32_t));
 		if (!r->zone_points[z])
 			return -ENOMEM;
 		r->zone_nr_points[z] = 0;
@@ -278,8 +279,7 @@ static size_t lower_bound(const struct placement_ring *r, uint64_t key)
 }
 
 /* The first point at or after p (cyclically) of a zone not in used[]. */
-static size_t next_free_point(const struct placement_ring *r, size_t p, const uint32_t *used,
-			      int m)
+static size_t next_free_point(const struct placement_ring *r, size_t p, const uint32_t *used, int m)
 {
 	if (r->nr_zones - m > 8) {
 		/* Most zones free: a short walk. */

@@ -1,4 +1,5 @@
-/* placement.h - which nodes hold each object: capacity-weighted consistent hashing with zones and stable positions. */
+/* placement.h - which nodes hold each object: capacity-weighted consistent hashing with zones and
+ * stable positions. */
 #ifndef PLACEMENT_H
 #define PLACEMENT_H
 
@@ -77,8 +78,8 @@
  */
 
 struct placement_node {
-	char id[80];     /* "addr:port", unique, NUL-terminated */
-	uint32_t zone;   /* failure domain */
+	char id[80];	 /* "addr:port", unique, NUL-terminated */
+	uint32_t zone;	 /* failure domain */
 	uint64_t weight; /* capacity in bytes; 0 = gateway, holds nothing */
 	uint16_t vnodes; /* fixed vnodes (sheep -V); 0 = from weight, 128 for an average node */
 };

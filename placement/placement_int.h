@@ -1,4 +1,5 @@
-/* placement_int.h - the ring's layout, shared by the anchor ring (placement.c) and the history chain (history.c). */
+/* placement_int.h - the ring's layout, shared by the anchor ring (placement.c) and the history
+ * chain (history.c). */
 #ifndef PLACEMENT_INT_H
 #define PLACEMENT_INT_H
 
@@ -20,29 +21,29 @@ struct placement_point {
  * Rings are immutable once built; refs is the only field that changes.
  */
 struct placement_ring {
-	int refs;              /* placement_free drops one; atomic */
+	int refs; /* placement_free drops one; atomic */
 	size_t nr;
 	struct placement_node *nodes;
-	uint16_t *vnodes;      /* per node, as the anchor ring uses them */
-	double *rel;           /* per node: relative weight (vnodes, unrounded); 0 = holds nothing */
-	uint32_t *zone;        /* per node: compact zone number 0..nr-1 */
-	uint64_t *node_hash;   /* per node: mixed FNV-1a of its id */
-	uint32_t *by_id;       /* node indexes in id order */
-	int nr_zones;          /* zones holding weight */
+	uint16_t *vnodes;    /* per node, as the anchor ring uses them */
+	double *rel;	     /* per node: relative weight (vnodes, unrounded); 0 = holds nothing */
+	uint32_t *zone;	     /* per node: compact zone number 0..nr-1 */
+	uint64_t *node_hash; /* per node: mixed FNV-1a of its id */
+	uint32_t *by_id;     /* node indexes in id order */
+	int nr_zones;	     /* zones holding weight */
 
 	/* anchor ring only */
 	size_t nr_points;
 	struct placement_point *points; /* sorted by h, then node */
-	uint32_t *bucket;      /* bucket[b] = first point whose top bits are >= b */
+	uint32_t *bucket;		/* bucket[b] = first point whose top bits are >= b */
 	int bucket_bits;
 	uint32_t **zone_points; /* per zone, indexes of its points, ascending */
 	uint32_t *zone_nr_points;
 
 	/* chained ring only */
-	int depth;                      /* 0 for an anchor */
-	struct placement_ring *prev;    /* holds a reference */
-	struct placement_ring **chain;  /* chain[0] = anchor ... chain[depth-1] = prev */
-	int32_t *map_prev;              /* prev's node index -> ours, or -1 (departed) */
+	int depth;		       /* 0 for an anchor */
+	struct placement_ring *prev;   /* holds a reference */
+	struct placement_ring **chain; /* chain[0] = anchor ... chain[depth-1] = prev */
+	int32_t *map_prev;	       /* prev's node index -> ours, or -1 (departed) */
 	size_t nr_joiners;
 	struct placement_joiner *joiners;
 	/* Refill table: node x fills about nr_pick * rel[x] / sum(rel) slots
@@ -53,9 +54,9 @@ struct placement_ring {
 
 /* One node that joined at this step, with the odds worked out at build. */
 struct placement_joiner {
-	uint32_t node;     /* index in this ring */
-	double weight;     /* its relative weight */
-	double total;      /* weight of the kept nodes and earlier joiners */
+	uint32_t node;	   /* index in this ring */
+	double weight;	   /* its relative weight */
+	double total;	   /* weight of the kept nodes and earlier joiners */
 	double zone_total; /* the same, in its zone */
 };
 

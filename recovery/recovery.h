@@ -92,10 +92,10 @@ struct recovery_progress {
 	uint64_t done;	 /* of which finished: reused + copied + rebuilt */
 	uint64_t failed; /* finished without success (retried at the next plan or force) */
 	uint64_t in_flight;
-	uint64_t reused;  /* local fragment valid: same version, checksums ok */
-	uint64_t copied;  /* same fragment/copy read from a holder */
-	uint64_t rebuilt; /* decoded from d other fragments */
-	uint64_t bytes_read;     /* since recovery_new(), across plans */
+	uint64_t reused;     /* local fragment valid: same version, checksums ok */
+	uint64_t copied;     /* same fragment/copy read from a holder */
+	uint64_t rebuilt;    /* decoded from d other fragments */
+	uint64_t bytes_read; /* since recovery_new(), across plans */
 	uint64_t bytes_written;
 	uint64_t objects;    /* distinct objects seen in the cluster */
 	uint64_t degraded;   /* objects with a position that has no home (too few zones) */
