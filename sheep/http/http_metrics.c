@@ -178,6 +178,21 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 	gauge(f, "sheep_store_used_bytes", "Bytes of this sheep's fragment files.", st->own_bytes);
 	counter(f, "sheep_checksum_errors_total", "Blocks whose crc32c did not match on read here.",
 		st->checksum_errors);
+	counter(f, "sheep_wal_syncs_total",
+		"fdatasyncs of the write-ahead log (one per group commit).", st->wal_syncs);
+	counter(f, "sheep_wal_records_total", "Records written to the write-ahead log.",
+		st->wal_records);
+	counter(f, "sheep_wal_batches_total", "Group commits: one write and one sync each.",
+		st->wal_batches);
+	counter(f, "sheep_wal_bytes_total", "Bytes written to the write-ahead log.", st->wal_bytes);
+	gauge(f, "sheep_wal_max_batch_records", "Most records in one group commit.",
+	      st->wal_max_batch);
+	counter(f, "sheep_wal_checkpoints_total",
+		"Checkpoints: fragment files synced, the log started afresh.", st->wal_checkpoints);
+	family(f, "sheep_wal_checkpoint_seconds_total", "counter", "Time spent in checkpoints.");
+	fprintf(f, "sheep_wal_checkpoint_seconds_total %.6f\n", (double)st->wal_ckpt_ns / 1e9);
+	gauge(f, "sheep_wal_fill_bytes", "Bytes of the current log file.", st->wal_fill);
+	gauge(f, "sheep_wal_size_bytes", "The log's budget (both files).", st->wal_size);
 
 	per_op(f, "sheep_requests_total", "Sheepdog-protocol requests served, by operation.",
 	       m->req, "");
