@@ -59,6 +59,9 @@ w1=$(metric "$SD_TEST_DIR/m0b" 'sheep_client_latency_seconds_count{proto="sheepd
 check "dog's 2 object writes (+ inode updates) are counted (${w0:-0} -> $w1)" test "$w1" -ge $(( ${w0:-0} + 2 ))
 cw=$(metric "$SD_TEST_DIR/m0b" 'sheep_request_bytes_total{op="create_and_write_obj",dir="in"}')
 check "create_and_write_obj bytes in >= 8 MiB ($cw)" test "${cw:-0}" -ge $((8 * MiB))
+pw=$(metric "$SD_TEST_DIR/m0b" 'sheep_request_policy_bytes_total{policy="4:2",op="write"}')
+check "sheep_request_policy_bytes_total{4:2,write} >= the 8 MiB dog wrote to the 4:2 VDI ($pw)" test "${pw:-0}" -ge $((8 * MiB))
+check "... and nothing counted under another policy yet" bash -c '! grep "^sheep_request_policy_bytes_total" "$1" | grep -vq "policy=\"4:2\""' _ "$SD_TEST_DIR/m0b"
 
 # NBD: 4 MiB written and read back through sheep 0's export.
 nb0=$(metric "$SD_TEST_DIR/m0b" 'sheep_nbd_bytes_total{op="write"}')
