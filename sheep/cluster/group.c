@@ -19,6 +19,9 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 		group_pending_clear(s);
 		s->synced = true;
 		s->seq = 0;
+		/* A formatted node restarting alone waits for the nodes of its
+		 * newest epoch, as Sheepdog's does (apply.c). */
+		s->waiting = s->ctime && s->nr_epochs;
 		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->epoch);
 		group_apply_membership(s, members, nr, changed, joined);
 		pthread_mutex_unlock(&s->state_lock);
@@ -224,7 +227,7 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 {
 	pthread_mutex_lock(&s->state_lock);
 	int ret;
-	if (!s->synced) {
+	if (!s->synced || s->waiting) {
 		ret = SD_RES_WAIT_FOR_JOIN;
 	} else if (!s->ctime) {
 		ret = SD_RES_WAIT_FOR_FORMAT;
@@ -260,9 +263,20 @@ uint64_t group_placement_key(struct sheep *s, uint64_t oid)
 bool group_formatted(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
-	bool f = s->ctime != 0;
+	bool f = s->ctime != 0 && !s->waiting;
 	pthread_mutex_unlock(&s->state_lock);
 	return f;
+}
+
+int group_force_start(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool waiting = s->synced && s->waiting;
+	pthread_mutex_unlock(&s->state_lock);
+	if (!waiting)
+		return -1;
+	struct cmsg_hdr h = {.type = CMSG_START, .len = sizeof(h)};
+	return group_cluster_op(s, &h, sizeof(h), NULL);
 }
 
 int group_cluster_info(struct sheep *s, void *buf, size_t len)
@@ -275,7 +289,7 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len)
 	ci.copies = s->def_copies;
 	ci.copy_policy = s->def_policy;
 	ci.block_size_shift = s->def_shift;
-	ci.status = atomic_load(&s->stopping) ? 2 : (s->ctime ? 0 : 1);
+	ci.status = atomic_load(&s->stopping) ? 2 : s->waiting ? 3 : (s->ctime ? 0 : 1);
 	ci.recovery_enabled = s->recovery_enabled;
 	ci.nr_zones = s->view ? s->view->nr_zones : 0;
 	size_t used = sizeof(ci);

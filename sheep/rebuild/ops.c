@@ -7,6 +7,7 @@
 
 #include "lib/log.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/rebuild/rebuild_priv.h"
 
 bool sheep_recovery_handles(uint8_t opcode)
@@ -114,7 +115,12 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 		}
 		return SD_RES_SUCCESS;
 	}
-	case SD_OP_FORCE_RECOVER:
+	case SD_OP_FORCE_RECOVER: {
+		/* A restarted cluster waiting for missing nodes starts without
+		 * them (Sheepdog's "cluster recover force"); else replan. */
+		int started = group_force_start(s);
+		if (started >= 0)
+			return started;
 		if (r) {
 			pthread_mutex_lock(&r->mu);
 			r->force = true;
@@ -123,6 +129,7 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 			sd_notice("recovery: forced replan");
 		}
 		return SD_RES_SUCCESS;
+	}
 	}
 	return SD_RES_NO_SUPPORT;
 }

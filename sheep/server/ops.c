@@ -225,8 +225,11 @@ static int do_stat_cluster(struct sheep *s, struct request *r)
 	pthread_mutex_unlock(&s->state_lock);
 	if (!synced)
 		return SD_RES_WAIT_FOR_JOIN;
+	r->keep_rdata = true; /* dog shows the history with the status */
 	if (ci->status == 2)
 		return SD_RES_SHUTDOWN;
+	if (ci->status == 3)
+		return SD_RES_WAIT_FOR_JOIN;
 	return ci->ctime ? SD_RES_SUCCESS : SD_RES_WAIT_FOR_FORMAT;
 }
 
