@@ -69,12 +69,9 @@ _Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
  */
 
 /*
- * STAT_CLUSTER (0x87): rsp->result is SUCCESS when running,
- * WAIT_FOR_FORMAT before format, HALT/SHUTDOWN as they say.
- * rsp->cluster fields are not used; the payload is:
- *   struct sd_cluster_info, then nr_epochs records, newest first, each
- *   struct sd_epoch_rec followed by struct sd_node[nr_nodes].
- * The request's data_length bounds the reply (ask for 1 MiB).
+ * STAT_CLUSTER (0x87) answers in Sheepdog's epoch log layout (sd_wire.h).
+ * struct sd_cluster_info is what dog and the dashboard make of a reply
+ * (sd_stat_cluster_summary); it is not on the wire.
  */
 struct sd_cluster_info {
 	uint64_t ctime;          /* format time, seconds since epoch; 0 = never */
@@ -82,14 +79,17 @@ struct sd_cluster_info {
 	uint8_t copies;          /* default: N or d+p */
 	uint8_t copy_policy;     /* default policy byte */
 	uint8_t block_size_shift;
-	uint8_t status;          /* 0 running, 1 waiting for format, 2 shutting down */
-	uint32_t nr_epochs;      /* records that follow */
+	uint8_t status;          /* 0 running, 1 waiting for format, 2 shutting down,
+	                          * 3 waiting for the nodes of the last epoch */
+	uint32_t nr_epochs;      /* records in the reply */
 	uint8_t recovery_enabled;
-	uint8_t __pad[3];
-	uint32_t nr_zones;       /* distinct zones among members */
-	uint32_t __pad2[3];
-} __attribute__((packed));
+	uint8_t __pad;
+	uint16_t flags;          /* SD_CLUSTER_FLAG_* of the format */
+	uint32_t nr_zones;       /* distinct zones among the newest epoch's data nodes */
+};
 
+/* An epoch record: the epoch files DIR/epoch/NNNNNNNN (this header, then
+ * struct sd_node[nr_nodes]) and the cluster's own messages. */
 struct sd_epoch_rec {
 	uint32_t epoch;
 	uint32_t nr_nodes;

@@ -153,8 +153,10 @@ int group_cluster_post(struct sheep *s, void *msg, size_t len);
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
 		     struct vdi_entry *out);
-/* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
-int group_cluster_info(struct sheep *s, void *buf, size_t len);
+/* Fill a STAT_CLUSTER reply (Sheepdog's epoch logs, newest first, as many
+ * whole ones as len holds; buf zeroed by the caller); returns bytes used.
+ * *status: 0 running, 1 not formatted, 2 stopping, 3 waiting for nodes. */
+int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status);
 /* A waiting cluster (restarted, nodes of its newest epoch missing) starts
  * now, as Sheepdog's "cluster recover force": SD_RES_* once applied, or -1
  * when the cluster is not waiting. */
