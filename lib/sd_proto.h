@@ -63,6 +63,8 @@
 #define SD_OP_GET_HASH 0xb4
 #define SD_OP_REWEIGHT 0xb5
 #define SD_OP_STAT 0xb8
+#define SD_OP_GET_LOGLEVEL 0xb9 /* reply: int32 level (0 emerg .. 7 debug) */
+#define SD_OP_SET_LOGLEVEL 0xba /* payload: int32 level */
 #define SD_OP_EXIST 0xbd
 #define SD_OP_CLUSTER_INFO 0xbe
 #define SD_OP_READ_DEL_VDIS 0xc9 /* bitmap of deleted VDIs, 2^24 bits */

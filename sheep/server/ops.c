@@ -256,6 +256,33 @@ static int do_stat_cluster(struct sheep *s, struct request *r)
 			     : SD_RES_SUCCESS;
 }
 
+/* GET_LOGLEVEL / SET_LOGLEVEL: this sheep's log level as an int32 (Sheepdog's
+ * 0 emerg .. 7 debug), read or changed at run time. */
+static int do_loglevel(struct sheep *s, struct request *r)
+{
+	int32_t level;
+	if (r->hdr.opcode == SD_OP_SET_LOGLEVEL) {
+		if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || r->hdr.data_length != sizeof(level) ||
+		    !r->data)
+			return SD_RES_INVALID_PARMS;
+		memcpy(&level, r->data, sizeof(level));
+		if (level < SD_LOG_EMERG || level > SD_LOG_DEBUG)
+			return SD_RES_INVALID_PARMS;
+		sd_log_set_level((enum sd_log_level)level);
+		sd_notice("log level set to %s", sd_log_level_name((enum sd_log_level)level));
+		return SD_RES_SUCCESS;
+	}
+	if (r->hdr.data_length < sizeof(level))
+		return SD_RES_INVALID_PARMS;
+	void *buf = ops_reply_buf(r, sizeof(level));
+	if (!buf)
+		return SD_RES_NO_MEM;
+	level = (int32_t)sd_log_get_level();
+	memcpy(buf, &level, sizeof(level));
+	r->rlen = sizeof(level);
+	return SD_RES_SUCCESS;
+}
+
 /* GET_EPOCH: the nodes of epoch tgt_epoch (80 bytes each), then the
  * epoch's start time as a u64, as Sheepdog's; NO_TAG when not logged. */
 static int do_get_epoch(struct sheep *s, struct request *r)
@@ -460,6 +487,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),
 	OP(SD_OP_STAT, OPS_LOCAL, false, do_store_stat),
+	OP(SD_OP_GET_LOGLEVEL, OPS_LOCAL, false, do_loglevel),
+	OP(SD_OP_SET_LOGLEVEL, OPS_LOCAL, false, do_loglevel),
 	OP(SD_OP_KILL_NODE, OPS_LOCAL, false, do_kill_node),
 	OP(SD_OP_GET_OBJ_LIST, OPS_LOCAL, false, do_get_obj_list),
 	OP(SD_OP_GET_EPOCH, OPS_LOCAL, false, do_get_epoch),
