@@ -15,6 +15,7 @@
 #include "sheep/cluster/cluster.h"
 #include "sheep/cluster/ring.h"
 #include "lib/net.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "recovery/recovery.h"
 #include "sheep/gateway/gateway.h"
@@ -478,12 +479,16 @@ static int stat_remote(const struct sd_node *n, struct sd_recovery_state *st)
 	memset(&req, 0, sizeof(req));
 	req.proto_ver = SD_SHEEP_PROTO_VER;
 	req.opcode = SD_OP_STAT_RECOVERY;
-	req.data_length = sizeof(*st);
-	int rc = sd_exec(fd, &req, NULL, &rsp, st, sizeof(*st));
+	/* Sheepdog's 24 bytes first, then this project's state (sd_wire.h). */
+	struct sd_wire_recovery w;
+	memset(&w, 0, sizeof(w));
+	req.data_length = sizeof(w);
+	int rc = sd_exec(fd, &req, NULL, &rsp, &w, sizeof(w));
 	close(fd);
 	if (rc)
 		return rc;
-	return rsp.result == SD_RES_SUCCESS ? 0 : -EIO;
+	*st = w.ext;
+	return rsp.result == SD_RES_SUCCESS && rsp.data_length == sizeof(w) ? 0 : -EIO;
 }
 
 /*
