@@ -14,6 +14,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/metrics/metrics.h"
 #include "sheep/nbd/nbd.h"
+#include "sheep/nbd/nbd_proto.h"
 #include "sheep/nbd/vdi_io.h"
 #include "sheep/sheep.h"
 
@@ -154,6 +155,23 @@ static int vdi_trim(struct nbd_export *e, uint32_t len, uint64_t off)
 	return sd_res_to_errno(vdi_io_trim(e->v, len, off));
 }
 
+/* base:allocation: unallocated objects are holes that read as zeros. */
+static int vdi_block_status(struct nbd_export *e, uint32_t len, uint64_t off,
+			    struct nbd_extent *ext, uint32_t max, uint32_t *n)
+{
+	struct vdi_io_extent *ve = calloc(max, sizeof(*ve));
+	if (!ve)
+		return -ENOMEM;
+	int ret = sd_res_to_errno(vdi_io_map(e->v, len, off, ve, max, n));
+	for (uint32_t i = 0; ret == 0 && i < *n; i++)
+		ext[i] = (struct nbd_extent){
+			.length = ve[i].length,
+			.flags = ve[i].allocated ? 0 : (NBD_STATE_HOLE | NBD_STATE_ZERO),
+		};
+	free(ve);
+	return ret;
+}
+
 /* Every VDI: working ones by name, snapshots as NAME@SNAPID. */
 static int vdi_list(void *arg, int (*cb)(void *cbarg, const char *name), void *cbarg)
 {
@@ -198,6 +216,7 @@ static const struct nbd_backend nbd_vdi_backend = {
 	.write = vdi_write,
 	.zero = vdi_zero,
 	.trim = vdi_trim,
+	.block_status = vdi_block_status,
 	.list = vdi_list,
 };
 

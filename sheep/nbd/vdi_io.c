@@ -528,3 +528,53 @@ int vdi_io_trim(struct vdi_io *v, uint64_t len, uint64_t off)
 {
 	return vdi_io_range(v, VDI_TRIM, NULL, len, off);
 }
+
+/* Re-read the inode entries [first, first + count) into the map. */
+static int map_refresh_range(struct vdi_io *v, uint32_t first, uint32_t count)
+{
+	uint32_t *buf = malloc((size_t)count * 4);
+	if (!buf)
+		return SD_RES_NO_MEM;
+	int ret = SD_RES_SUCCESS;
+	for (uint32_t done = 0; done < count && ret == SD_RES_SUCCESS;) {
+		uint32_t n = SD_MIN(count - done, VDI_IO_MAP_CHUNK / 4);
+		ret = gateway_read_obj(v->s, vid_to_vdi_oid(v->vid), buf + done, n * 4,
+				       sd_inode_vid_offset(first + done));
+		done += n;
+	}
+	if (ret == SD_RES_SUCCESS)
+		for (uint32_t i = 0; i < count; i++)
+			map_set(v, first + i, buf[i]);
+	free(buf);
+	return ret;
+}
+
+int vdi_io_map(struct vdi_io *v, uint64_t len, uint64_t off, struct vdi_io_extent *ext,
+	       uint32_t max, uint32_t *n)
+{
+	*n = 0;
+	if (!range_ok(v, len, off) || len == 0 || max == 0)
+		return SD_RES_INVALID_PARMS;
+	uint32_t first = (uint32_t)(off >> v->shift);
+	uint32_t last = (uint32_t)((off + len - 1) >> v->shift);
+	int ret = SD_RES_SUCCESS;
+
+	pthread_rwlock_rdlock(&v->swap);
+	if (v->may_change)
+		ret = map_refresh_range(v, first, last - first + 1);
+	for (uint32_t idx = first; ret == SD_RES_SUCCESS && idx <= last; idx++) {
+		uint64_t start = SD_MAX(off, (uint64_t)idx << v->shift);
+		uint64_t end = SD_MIN(off + len, ((uint64_t)idx + 1) << v->shift);
+		bool alloc = map_get(v, idx) != 0;
+		if (*n > 0 && ext[*n - 1].allocated == alloc) {
+			ext[*n - 1].length += end - start;
+			continue;
+		}
+		if (*n == max)
+			break;
+		ext[*n] = (struct vdi_io_extent){.length = end - start, .allocated = alloc};
+		(*n)++;
+	}
+	pthread_rwlock_unlock(&v->swap);
+	return ret;
+}

@@ -78,4 +78,21 @@ int vdi_io_zero(struct vdi_io *v, uint64_t len, uint64_t off, bool may_free);
  */
 int vdi_io_trim(struct vdi_io *v, uint64_t len, uint64_t off);
 
+/* A run of the VDI that is all allocated or all unallocated. */
+struct vdi_io_extent {
+	uint64_t length;
+	bool allocated; /* false: no object, reads as zeros */
+};
+
+/*
+ * Allocation of [off, off+len), from off: up to max runs (adjacent objects
+ * alike are merged), *n set; the runs cover the range or a prefix of it.
+ * Inherited objects (from a snapshot) count as allocated. A handle that
+ * others may write (read-only attach of the working VDI) re-reads the
+ * range's inode entries first, so an object written since the open is
+ * never reported as a hole.
+ */
+int vdi_io_map(struct vdi_io *v, uint64_t len, uint64_t off, struct vdi_io_extent *ext,
+	       uint32_t max, uint32_t *n);
+
 #endif
