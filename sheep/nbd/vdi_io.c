@@ -457,6 +457,21 @@ static int zero_piece(struct vdi_io *v, uint32_t idx, uint32_t len, uint32_t off
 
 enum vdi_op { VDI_READ, VDI_WRITE, VDI_ZERO, VDI_ZERO_FREE, VDI_TRIM };
 
+/*
+ * Fencing: a writer whose lock is gone (broken by dog vdi lock unlock, or
+ * taken over by a migration's destination) writes no more. A frozen VDI (a
+ * snapshot was just taken) passes: the write gets READONLY and follows the
+ * lock to the new working VDI.
+ */
+static int vdi_io_lock_held(struct vdi_io *v)
+{
+	int ret = gateway_vdi_lock_held(v->s, v->vid, v->owner);
+	if (ret != SD_RES_SUCCESS)
+		sd_warn("vdi %s (%" PRIx32 "): write refused: this writer's lock is gone: %s",
+			v->name, v->vid, sd_strerror(ret));
+	return ret;
+}
+
 /* Walk [off, off+len) object by object. */
 static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t len, uint64_t off)
 {
@@ -475,6 +490,13 @@ static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t le
 
 		pthread_rwlock_rdlock(&v->swap);
 		uint32_t vid = v->vid;
+		if (op != VDI_READ) {
+			ret = vdi_io_lock_held(v);
+			if (ret != SD_RES_SUCCESS) {
+				pthread_rwlock_unlock(&v->swap);
+				return ret;
+			}
+		}
 		switch (op) {
 		case VDI_READ:
 			ret = read_piece(v, idx, buf, n, in);

@@ -205,6 +205,16 @@ int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner)
 	return ret;
 }
 
+int gateway_vdi_lock_held(struct sheep *s, uint32_t vid, uint64_t owner)
+{
+	pthread_mutex_lock(&s->lock);
+	struct fake_vdi *v = vdi_of(s, vid);
+	int ret = !v ? SD_RES_NO_VDI
+		     : (v->snapid || v->lock_owner == owner) ? SD_RES_SUCCESS : SD_RES_VDI_LOCKED;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len)
 {
 	memset(bitmap, 0, len);
