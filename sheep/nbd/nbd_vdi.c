@@ -19,6 +19,7 @@
 #include "sheep/sheep.h"
 
 #define NBD_RO_SUFFIX ":ro"
+#define NBD_HANDOVER_SUFFIX ":handover"
 
 struct nbd_export {
 	struct vdi_io *v;
@@ -31,7 +32,7 @@ struct nbd_export {
  * "NAME@DIGITS" -> snapshot by id; "NAME@TAG" -> snapshot by tag.
  */
 static int parse_name(const char *export, char *name, size_t nlen, uint32_t *snapid, char *tag,
-		      size_t tlen, bool *readonly)
+		      size_t tlen, bool *readonly, bool *handover)
 {
 	size_t n = strlen(export);
 	const char *at;
@@ -39,9 +40,14 @@ static int parse_name(const char *export, char *name, size_t nlen, uint32_t *sna
 	*snapid = 0;
 	tag[0] = '\0';
 	*readonly = false;
+	*handover = false;
 	if (n > strlen(NBD_RO_SUFFIX) && !strcmp(export + n - strlen(NBD_RO_SUFFIX), NBD_RO_SUFFIX)) {
 		*readonly = true;
 		n -= strlen(NBD_RO_SUFFIX);
+	} else if (n > strlen(NBD_HANDOVER_SUFFIX) &&
+		   !strcmp(export + n - strlen(NBD_HANDOVER_SUFFIX), NBD_HANDOVER_SUFFIX)) {
+		*handover = true;
+		n -= strlen(NBD_HANDOVER_SUFFIX);
 	}
 	at = memrchr(export, '@', n);
 	size_t base = at ? (size_t)(at - export) : n;
@@ -56,6 +62,8 @@ static int parse_name(const char *export, char *name, size_t nlen, uint32_t *sna
 	size_t slen = n - base - 1;
 	if (slen == 0 || slen >= tlen)
 		return -EINVAL;
+	if (*handover)
+		return -EINVAL; /* snapshots are read-only */
 	*readonly = true;
 	bool digits = true;
 	for (size_t i = 0; i < slen; i++)
@@ -78,23 +86,28 @@ static int vdi_open(void *arg, const char *export, bool probe, uint64_t owner,
 	struct sheep *s = arg;
 	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN];
 	uint32_t snapid;
-	bool readonly;
+	bool readonly, handover;
 	struct vdi_io *v;
 
 	*out = NULL;
-	if (parse_name(export, name, sizeof(name), &snapid, tag, sizeof(tag), &readonly) < 0) {
+	if (parse_name(export, name, sizeof(name), &snapid, tag, sizeof(tag), &readonly,
+		       &handover) < 0) {
 		snprintf(msg, msglen,
-			 "bad export name '%s': want NAME, NAME:ro, NAME@SNAPID or NAME@TAG", export);
+			 "bad export name '%s': want NAME, NAME:ro, NAME:handover, NAME@SNAPID or "
+			 "NAME@TAG", export);
 		return -EINVAL;
 	}
 	unsigned flags = (readonly || probe) ? 0 : VDI_IO_WRITE;
+	if (handover && !probe)
+		flags |= VDI_IO_HANDOVER;
 	int res = vdi_io_open(s, name, snapid, tag, flags, owner, &v);
 	if (res != SD_RES_SUCCESS) {
 		if (res == SD_RES_VDI_LOCKED)
 			snprintf(msg, msglen,
 				 "VDI '%s' is locked: another client has it attached for writing; "
-				 "attach '%s" NBD_RO_SUFFIX "' for read-only access",
-				 name, name);
+				 "attach '%s" NBD_RO_SUFFIX "' for read-only access, or '%s"
+				 NBD_HANDOVER_SUFFIX "' as a live migration's destination",
+				 name, name, name);
 		else if (res == SD_RES_NO_TAG || (res == SD_RES_NO_VDI && (snapid || tag[0])))
 			snprintf(msg, msglen, "VDI '%s' has no snapshot '%s'", name,
 				 strchr(export, '@') + 1);

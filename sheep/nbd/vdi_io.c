@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -41,6 +42,10 @@ struct vdi_io {
 	uint8_t nr_copies;
 	bool snapshot;
 	bool writable;
+	/* VDI_IO_HANDOVER opened while another writer held the lock: the first
+	 * write takes it over (under handover_lock). */
+	atomic_bool pending;
+	pthread_mutex_t handover_lock;
 	/* Someone else may write this VDI while we read it: an entry we hold as
 	 * unallocated, or one whose object has gone, is re-read from the inode. */
 	bool may_change;
@@ -146,6 +151,12 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 			goto fail;
 		}
 		ret = gateway_vdi_lock(s, vid, owner);
+		if (ret == SD_RES_VDI_LOCKED && (flags & VDI_IO_HANDOVER)) {
+			sd_info("vdi %s: opened as a migration destination; the lock moves here at "
+				"its first write", name);
+			atomic_store(&v->pending, true);
+			ret = SD_RES_SUCCESS;
+		}
 		if (ret != SD_RES_SUCCESS)
 			goto fail;
 		v->writable = true;
@@ -169,11 +180,12 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 	for (int i = 0; i < VDI_IO_NR_LOCKS; i++)
 		pthread_mutex_init(&v->locks[i], NULL);
 	pthread_rwlock_init(&v->swap, NULL);
+	pthread_mutex_init(&v->handover_lock, NULL);
 	free(hdr);
 	*out = v;
 	return SD_RES_SUCCESS;
 fail:
-	if (v && v->writable)
+	if (v && v->writable && !atomic_load(&v->pending))
 		gateway_vdi_unlock(s, vid, owner);
 	if (v)
 		free(v->map);
@@ -186,7 +198,7 @@ void vdi_io_close(struct vdi_io *v)
 {
 	if (!v)
 		return;
-	if (v->writable) {
+	if (v->writable && !atomic_load(&v->pending)) {
 		int ret = gateway_vdi_unlock(v->s, v->vid, v->owner);
 		if (ret != SD_RES_SUCCESS)
 			sd_warn("vdi %" PRIx32 ": unlock failed: %s", v->vid, sd_strerror(ret));
@@ -194,6 +206,7 @@ void vdi_io_close(struct vdi_io *v)
 	for (int i = 0; i < VDI_IO_NR_LOCKS; i++)
 		pthread_mutex_destroy(&v->locks[i]);
 	pthread_rwlock_destroy(&v->swap);
+	pthread_mutex_destroy(&v->handover_lock);
 	free(v->map);
 	free(v);
 }
@@ -465,7 +478,28 @@ enum vdi_op { VDI_READ, VDI_WRITE, VDI_ZERO, VDI_ZERO_FREE, VDI_TRIM };
  */
 static int vdi_io_lock_held(struct vdi_io *v)
 {
-	int ret = gateway_vdi_lock_held(v->s, v->vid, v->owner);
+	int ret;
+	if (atomic_load(&v->pending)) {
+		/* Migration handover: break the source's lock, take it. */
+		pthread_mutex_lock(&v->handover_lock);
+		ret = SD_RES_SUCCESS;
+		if (atomic_load(&v->pending)) {
+			ret = gateway_vdi_unlock(v->s, v->vid, 0);
+			if (ret == SD_RES_SUCCESS || ret == SD_RES_VDI_NOT_LOCKED)
+				ret = gateway_vdi_lock(v->s, v->vid, v->owner);
+			if (ret == SD_RES_SUCCESS) {
+				atomic_store(&v->pending, false);
+				sd_notice("vdi %s (%" PRIx32 "): lock handed over to this writer "
+					  "(migration destination's first write)", v->name, v->vid);
+			}
+		}
+		pthread_mutex_unlock(&v->handover_lock);
+		if (ret != SD_RES_SUCCESS) {
+			sd_warn("vdi %s: lock handover failed: %s", v->name, sd_strerror(ret));
+			return ret;
+		}
+	}
+	ret = gateway_vdi_lock_held(v->s, v->vid, v->owner);
 	if (ret != SD_RES_SUCCESS)
 		sd_warn("vdi %s (%" PRIx32 "): write refused: this writer's lock is gone: %s",
 			v->name, v->vid, sd_strerror(ret));

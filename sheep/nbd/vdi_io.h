@@ -33,6 +33,14 @@ struct vdi_io;
  */
 
 #define VDI_IO_WRITE 0x1 /* open for writing: takes the VDI's cluster-wide write lock */
+/*
+ * With VDI_IO_WRITE: a live migration's destination. When another writer
+ * holds the lock the open succeeds anyway, without the lock; the first
+ * write (or zero/trim) takes the lock over (the old holder is fenced: its
+ * writes fail from then on). Until then the handle only reads, and closing
+ * it leaves the old holder's lock alone.
+ */
+#define VDI_IO_HANDOVER 0x2
 
 struct vdi_io_info {
 	uint32_t vid;
