@@ -40,7 +40,8 @@ struct store_frag_hdr {
 	uint64_t pend_expect; /* STORE_PEND_RANGE: the version it applies to */
 	uint32_t pend_off, pend_len; /* STORE_PEND_RANGE: the written range */
 	uint8_t pend_kind;           /* 0 none, STORE_PEND_RANGE or STORE_PEND_WHOLE */
-	uint8_t reserved[43];
+	uint8_t pend_flags;          /* STORE_PREP_* of store_prepare_ex() */
+	uint8_t reserved[42];
 	uint32_t crc; /* crc32c of these 128 bytes with crc = 0 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct store_frag_hdr) == 128, "fragment header is 128 bytes");
