@@ -10,7 +10,8 @@
 # forgets what no fsync/fdatasync/syncfs covered, all six restart. Then
 # both VDIs must read as the reference, except the one write in flight,
 # which is wholly there or wholly absent. PL_ROUNDS (default 3) rounds;
-# bench/powerloss.sh runs many.
+# bench/powerloss.sh runs many. PL_SHEEP_OPTS adds sheep options
+# (bench/powerloss.sh --control passes -n, no syncs: the test must fail).
 ROUNDS=${PL_ROUNDS:-3}
 N=6
 DISK=$SD_TEST_DIR/disk UNDO=$SD_TEST_DIR/undo
@@ -24,7 +25,7 @@ pl_start() {
 	mkdir -p "$DISK/n$i"
 	LD_PRELOAD=$SHIM PLSHIM_DIR=$DISK PLSHIM_UNDO=$UNDO ASAN_OPTIONS=verify_asan_link_order=0 \
 		"${SD_SHEEP_BIN:-$SHEEP}" "$DISK/n$i" -f -z "$i" -p "$(sd_port "$i")" -y 127.0.0.1 \
-		-b 127.0.0.1 -c "local:path=$SD_TEST_DIR/local" -l level=info --nbd off \
+		-b 127.0.0.1 -c "local:path=$SD_TEST_DIR/local" -l level=info --nbd off ${PL_SHEEP_OPTS:-} \
 		>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
 	SD_PIDS[$i]=$!
 	sd_wait_port "$(sd_port "$i")" 30
