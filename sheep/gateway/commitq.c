@@ -81,6 +81,9 @@ out:
 	free(calls);
 }
 
+/* The queue's thread: takes up to GW_CQ_BATCH queued commits at a time
+ * (everything that queued while the previous batch was in flight) and
+ * sends them; at stop it drains the queue before it returns. */
 static void *cq_main(void *arg)
 {
 	struct gw_commitq *q = arg;
