@@ -202,6 +202,11 @@ struct sheep {
 	bool quorate;
 	/* format */
 	uint64_t ctime;            /* 0 = not formatted */
+	/* Formatted, restarted, and not every node of the newest epoch is back
+	 * yet (Sheepdog's "Waiting for other nodes to join cluster"): no epoch
+	 * is logged and I/O is refused until they are (cluster/apply.c). */
+	bool waiting;
+	bool shut_down;            /* a cluster shutdown was applied: leaves are not epochs */
 	uint8_t def_copies, def_policy, def_shift;
 	uint32_t fmt_vnodes;
 	bool recovery_enabled;
@@ -220,6 +225,8 @@ struct sheep {
 	/* Versions of objects this sheep coordinates writes for (gateway.c). */
 	pthread_mutex_t vcache_mu;
 	struct gw_vcache_ent *vcache;
+	/* Commits of early-acknowledged writes, sent by a thread (gateway/commitq.c). */
+	struct gw_commitq *commitq;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */

@@ -455,6 +455,42 @@ static void test_prepare_checks_version_and_slot(void **state)
 	free(r);
 }
 
+/* An early-ack prepared write (it may be acknowledged) is never replaced
+ * by another write's prepare, however old; it keeps its flag across a
+ * restart (replay) and ends only by commit or abort. */
+static void test_early_prepare_is_never_replaced(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t fs = 16 * 1024;
+	uint8_t *w = malloc(fs), *r = malloc(fs);
+	fill_random(w, fs, 23);
+	struct store_meta m = meta_of(305, 1, fs, 3);
+	assert_int_equal(store_create(f->st, &m, w, 0, fs), 0);
+	m.version = 4;
+	assert_int_equal(store_prepare_ex(f->st, &m, false, 3, 11, 2000, STORE_PREP_EARLY,
+					  w + 4096, 0, 4096), 0);
+	/* Grace 0 would replace an ordinary pending write at once. */
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 12, 0, w, 0, 4096), -EBUSY);
+	reopen(f);
+	struct store_pending pd;
+	assert_int_equal(store_pending(f->st, m.oid, 1, &pd), 0);
+	assert_int_equal(pd.write_id, 11);
+	assert_int_equal(pd.flags & STORE_PREP_EARLY, STORE_PREP_EARLY);
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 12, 0, w, 0, 4096), -EBUSY);
+	assert_int_equal(store_commit(f->st, m.oid, 1, 4, 11), 0);
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, m.oid, 1, r, 0, 4096, &v), 0);
+	assert_int_equal(v, 4);
+	assert_memory_equal(r, w + 4096, 4096);
+	/* An ordinary prepare carries no flag. */
+	m.version = 5;
+	assert_int_equal(store_prepare(f->st, &m, false, 4, 13, 2000, w, 0, 4096), 0);
+	assert_int_equal(store_pending(f->st, m.oid, 1, &pd), 0);
+	assert_int_equal(pd.flags, 0);
+	free(w);
+	free(r);
+}
+
 static void test_prepared_whole_fragment_replaces_on_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -774,6 +810,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_checks_version_and_slot, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_early_prepare_is_never_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepared_whole_fragment_replaces_on_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ranges_are_einval_and_change_nothing,
