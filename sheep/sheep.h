@@ -208,6 +208,16 @@ struct sheep {
 	struct vdi_table vdis;
 	struct epoch_rec *epochs;
 	size_t nr_epochs;
+	/* Whole-cluster stop (cluster/outage.c): while outage_epoch != 0 no
+	 * I/O is served until the data members of that epoch's record
+	 * (outage_wait) are back and every member announced its own record
+	 * (outage_ann). own_*: this node's last record from before it joined. */
+	uint32_t outage_epoch;
+	struct sd_node *outage_wait, *outage_ann;
+	size_t nr_outage_wait, nr_outage_ann;
+	uint32_t own_epoch;
+	struct sd_node *own_nodes;
+	size_t nr_own;
 	struct pending_event *pend_head, *pend_tail;
 	struct joiner *joiners;
 	struct cop_wait *waits;

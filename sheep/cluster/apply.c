@@ -45,6 +45,7 @@ void group_apply_membership(struct sheep *s, const struct sd_node *members, size
 		bool ch = false;
 		group_release_locks_of(s, changed, &ch);
 	}
+	group_outage_check(s);
 	group_rebuild_view(s);
 	group_maybe_send_snapshots(s);
 }
@@ -252,6 +253,9 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 			sd_loop_call(s->loop, group_shutdown_later, s);
 		}
 		break;
+	case CMSG_OUTAGE:
+		res = group_apply_outage(s, sender, msg, len);
+		break;
 	case CMSG_SNAPSHOT:
 		return; /* for a joiner; synced members only count it */
 	default:
@@ -332,6 +336,8 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 	}
 	h->vdi_len = (uint32_t)vl;
 	p += vl;
+	/* After a whole-cluster stop: what the cluster waits for (outage.c). */
+	p += group_outage_pack(s, p, cap - (size_t)(p - buf));
 	*len = (size_t)(p - buf);
 	h->h.len = (uint32_t)*len;
 	return buf;
@@ -426,6 +432,13 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 		sd_emerg("state snapshot is damaged");
 		return;
 	}
+	p += h.vdi_len;
+	free(s->outage_wait);
+	free(s->outage_ann);
+	s->outage_wait = s->outage_ann = NULL;
+	s->nr_outage_wait = s->nr_outage_ann = 0;
+	s->outage_epoch = 0;
+	group_outage_unpack(s, p, (size_t)(end - p));
 	s->ctime = h.ctime;
 	s->def_copies = h.copies;
 	s->def_policy = h.policy;
@@ -462,4 +475,5 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	}
 	group_rebuild_view(s);
 	sd_notice("joined the cluster at epoch %u with %zu VDIs", s->epoch, s->vdis.nr);
+	group_outage_joined(s);
 }

@@ -106,6 +106,7 @@ enum cmsg_type {
 	CMSG_VDI_ROLLBACK,  /* working vid deleted, a new working VDI from base_vid */
 	CMSG_VDI_READY,     /* vid's inode is written */
 	CMSG_VDI_RECLAIMED, /* deleted vid's objects are reclaimed */
+	CMSG_OUTAGE,        /* after a whole-cluster stop: a member's last epoch record, or force */
 };
 
 struct cmsg_hdr {
@@ -153,6 +154,13 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 /* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
 int group_cluster_info(struct sheep *s, void *buf, size_t len);
 bool group_formatted(struct sheep *s);
+/* After a whole-cluster stop, true until the members of the newest epoch
+ * are back (outage.c): client I/O, VDI lookups and recovery wait. */
+bool group_outage_waiting(struct sheep *s);
+bool group_outage_waiting_locked(struct sheep *s);
+/* dog cluster recover force while waiting: serve with the members present.
+ * Returns 1 when a wait was ended (the message is sent), else 0. */
+int group_outage_force(struct sheep *s);
 /* Where placement puts data object oid: the oid with its VDI id replaced by
  * the root of the VDI's family, so every copy-on-write copy of an object
  * lands on the holders of the original (identical to oid for a VDI with no

@@ -20,6 +20,7 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 		s->synced = true;
 		s->seq = 0;
 		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->epoch);
+		group_outage_start(s);
 		group_apply_membership(s, members, nr, changed, joined);
 		pthread_mutex_unlock(&s->state_lock);
 		return;
@@ -158,7 +159,10 @@ int group_init(struct sheep *s)
 	int ret = vdi_table_init(&s->vdis);
 	if (ret)
 		return ret;
-	return group_load_state(s);
+	ret = group_load_state(s);
+	if (ret == 0)
+		group_outage_load(s);
+	return ret;
 }
 
 int group_start(struct sheep *s)
@@ -224,7 +228,7 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 {
 	pthread_mutex_lock(&s->state_lock);
 	int ret;
-	if (!s->synced) {
+	if (!s->synced || s->outage_epoch) {
 		ret = SD_RES_WAIT_FOR_JOIN;
 	} else if (!s->ctime) {
 		ret = SD_RES_WAIT_FOR_FORMAT;

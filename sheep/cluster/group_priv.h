@@ -113,6 +113,14 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 		uint32_t *vid);
  void group_shutdown_later(void *arg);
+/* outage.c: the whole-cluster stop rule (state_lock held). */
+void group_outage_load(struct sheep *s);
+void group_outage_start(struct sheep *s);
+void group_outage_check(struct sheep *s);
+void group_outage_joined(struct sheep *s);
+int group_apply_outage(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len);
+size_t group_outage_pack(struct sheep *s, void *buf, size_t cap);
+void group_outage_unpack(struct sheep *s, const void *buf, size_t len);
 
 		void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len,
 		bool *wipe);

@@ -7,6 +7,7 @@
 
 #include "lib/log.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/rebuild/rebuild_priv.h"
 
 bool sheep_recovery_handles(uint8_t opcode)
@@ -115,6 +116,8 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 		return SD_RES_SUCCESS;
 	}
 	case SD_OP_FORCE_RECOVER:
+		if (group_outage_force(s))
+			sd_notice("recovery force: ending the wait for the last epoch's members");
 		if (r) {
 			pthread_mutex_lock(&r->mu);
 			r->force = true;

@@ -221,7 +221,7 @@ static int do_stat_cluster(struct sheep *s, struct request *r)
 	r->rlen = (uint32_t)n;
 	const struct sd_cluster_info *ci = buf;
 	pthread_mutex_lock(&s->state_lock);
-	bool synced = s->synced;
+	bool synced = s->synced && !s->outage_epoch;
 	pthread_mutex_unlock(&s->state_lock);
 	if (!synced)
 		return SD_RES_WAIT_FOR_JOIN;
