@@ -218,6 +218,8 @@ struct sheep {
 	uint32_t own_epoch;
 	struct sd_node *own_nodes;
 	size_t nr_own;
+	void *own_vdis; /* this node's VDI table before it joined (packed) */
+	size_t own_vdis_len;
 	struct pending_event *pend_head, *pend_tail;
 	struct joiner *joiners;
 	struct cop_wait *waits;

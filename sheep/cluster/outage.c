@@ -20,6 +20,12 @@
  * SD_RES_WAIT_FOR_JOIN. `dog cluster recover force` ends the wait with
  * the members present.
  *
+ * The VDI table goes with the record: the first sheep's table may lack
+ * VDIs created (or keep VDIs deleted) while it was down, and joiners take
+ * the table from the snapshot. A sheep announces the table it had before
+ * joining, and the cluster adopts it with the newer record: a member of a
+ * later epoch applied every VDI operation up to its stop.
+ *
  * Why this proves the newest data is reachable: an acknowledged write
  * reached d+1 zones (or 2 copies) among the members of the epoch it was
  * written in; the newest epoch record any member has lists the members of
@@ -43,7 +49,8 @@ struct cmsg_outage {
 	uint32_t epoch; /* of the record that follows (0 with force) */
 	uint32_t nr;
 	uint32_t force;
-	uint32_t __pad;
+	uint32_t vdi_len; /* the sender's VDI table before it joined, after the nodes */
+	/* nr struct sd_node follow, then vdi_len bytes (vdi_table_pack) */
 } __attribute__((packed));
 
 static bool same_node(const struct sd_node *a, const struct sd_node *b)
@@ -126,6 +133,8 @@ static void save_newest(struct sheep *s)
 		save_file(s, s->outage_epoch, s->outage_wait, s->nr_outage_wait);
 }
 
+static void keep_own_vdis(struct sheep *s);
+
 void group_outage_load(struct sheep *s)
 {
 	char path[4200];
@@ -147,6 +156,7 @@ void group_outage_load(struct sheep *s)
 			s->own_nodes = nodes;
 			s->nr_own = h.nr_wait;
 			sd_info("stopped while the cluster waited for the members of epoch %u", h.epoch);
+			keep_own_vdis(s);
 			return;
 		}
 		free(nodes);
@@ -157,6 +167,25 @@ void group_outage_load(struct sheep *s)
 	const struct epoch_rec *r = &s->epochs[s->nr_epochs - 1];
 	if (set_nodes(&s->own_nodes, &s->nr_own, r->nodes, r->nr_nodes, true) == 0)
 		s->own_epoch = r->epoch;
+	keep_own_vdis(s);
+}
+
+/* The VDI table this node had before joining (its record's companion). */
+static void keep_own_vdis(struct sheep *s)
+{
+	if (!s->own_epoch || !s->ctime || s->own_vdis)
+		return;
+	size_t cap = CLUSTER_MAX_MSG / 2;
+	char *buf = malloc(cap);
+	long n = buf ? vdi_table_pack(&s->vdis, buf, cap) : -1;
+	if (n < 0) {
+		free(buf);
+		sd_err("cannot keep the VDI table (%zu VDIs) for a whole-cluster restart",
+		       s->vdis.nr);
+		return;
+	}
+	s->own_vdis = buf;
+	s->own_vdis_len = (size_t)n;
 }
 
 bool group_outage_waiting_locked(struct sheep *s)
@@ -180,6 +209,9 @@ static void stop_waiting(struct sheep *s, const char *why)
 	free(s->outage_ann);
 	s->outage_wait = s->outage_ann = NULL;
 	s->nr_outage_wait = s->nr_outage_ann = 0;
+	free(s->own_vdis);
+	s->own_vdis = NULL;
+	s->own_vdis_len = 0;
 	remove_file(s);
 	pthread_cond_broadcast(&s->state_cond);
 }
@@ -224,6 +256,9 @@ void group_outage_check(struct sheep *s)
 
 void group_outage_start(struct sheep *s)
 {
+	free(s->own_vdis); /* alone: its own table is the cluster's already */
+	s->own_vdis = NULL;
+	s->own_vdis_len = 0;
 	if (!s->ctime || !s->own_epoch)
 		return;
 	bool others = false;
@@ -244,7 +279,8 @@ void group_outage_start(struct sheep *s)
 static void announce(struct sheep *s, bool force)
 {
 	size_t nr = force ? 0 : s->nr_own;
-	size_t len = sizeof(struct cmsg_outage) + nr * sizeof(struct sd_node);
+	size_t vl = force ? 0 : s->own_vdis_len;
+	size_t len = sizeof(struct cmsg_outage) + nr * sizeof(struct sd_node) + vl;
 	char *buf = calloc(1, len);
 	if (!buf) {
 		sd_emerg("out of memory announcing the last epoch");
@@ -256,18 +292,24 @@ static void announce(struct sheep *s, bool force)
 	m->epoch = force ? 0 : s->own_epoch;
 	m->nr = (uint32_t)nr;
 	m->force = force;
+	m->vdi_len = (uint32_t)vl;
 	if (nr)
 		memcpy(buf + sizeof(*m), s->own_nodes, nr * sizeof(struct sd_node));
+	if (vl)
+		memcpy(buf + sizeof(*m) + nr * sizeof(struct sd_node), s->own_vdis, vl);
 	group_post_broadcast(s, buf, len, 0);
 	free(buf);
 }
 
 void group_outage_joined(struct sheep *s)
 {
-	if (!s->outage_epoch)
-		return;
-	save_newest(s);
-	announce(s, false);
+	if (s->outage_epoch) {
+		save_newest(s);
+		announce(s, false);
+	}
+	free(s->own_vdis);
+	s->own_vdis = NULL;
+	s->own_vdis_len = 0;
 }
 
 int group_outage_force(struct sheep *s)
@@ -287,7 +329,8 @@ int group_apply_outage(struct sheep *s, const struct sd_node *sender, const void
 	if (len < sizeof(m))
 		return SD_RES_INVALID_PARMS;
 	memcpy(&m, msg, sizeof(m));
-	if (m.nr > SD_MAX_NODES || len < sizeof(m) + m.nr * sizeof(struct sd_node))
+	if (m.nr > SD_MAX_NODES ||
+	    len < sizeof(m) + m.nr * sizeof(struct sd_node) + (size_t)m.vdi_len)
 		return SD_RES_INVALID_PARMS;
 	if (!s->outage_epoch)
 		return SD_RES_SUCCESS; /* already serving */
@@ -307,6 +350,15 @@ int group_apply_outage(struct sheep *s, const struct sd_node *sender, const void
 				  "members instead of epoch %u's", sender->addr, sender->port,
 				  m.epoch, m.nr, s->outage_epoch);
 			s->outage_epoch = m.epoch;
+		}
+		const char *vt = (const char *)msg + sizeof(m) + m.nr * sizeof(struct sd_node);
+		if (m.vdi_len && vdi_table_unpack(&s->vdis, vt, m.vdi_len) == 0) {
+			group_save_vdis(s);
+			sd_notice("took the VDI table of %s:%u (%zu VDIs), a member of epoch %u",
+				  sender->addr, sender->port, s->vdis.nr, m.epoch);
+		} else if (m.vdi_len) {
+			sd_err("the VDI table announced by %s:%u is damaged: keeping ours",
+			       sender->addr, sender->port);
 		}
 	}
 	save_newest(s);

@@ -18,6 +18,9 @@ sd_kill 5
 sd_wait_nodes 0 5 || bail "sheep 0 still lists sheep 5"
 check "write v2 to e without sheep 5" dogn 0 vdi write e 0 $((8 << 20)) <"$SD_TEST_DIR/v2"
 check "write v2 to r without sheep 5" dogn 0 vdi write r 0 $((8 << 20)) <"$SD_TEST_DIR/v2"
+# A VDI created while sheep 5 is down: sheep 5's VDI table lacks it.
+check "create n without sheep 5" dogn 0 vdi create -c 4:2 n 8M
+check "write v2 to n without sheep 5" dogn 0 vdi write n 0 $((4 << 20)) <"$SD_TEST_DIR/v2"
 v2sha=$(sd_sha "$SD_TEST_DIR/v2")
 check_eq "v2 reads back before the stop" "$v2sha" "$(dogn 1 vdi read e 0 $((8 << 20)) | sd_sha /dev/stdin)"
 
@@ -73,6 +76,12 @@ check "sheep 5 logs the end of the wait" grep -q "every member of the newest epo
 check_eq "e through sheep 5 returns v2" "$v2sha" "$(dogn 5 vdi read e 0 $((8 << 20)) | sd_sha /dev/stdin)"
 check_eq "r through sheep 5 returns v2" "$v2sha" "$(dogn 5 vdi read r 0 $((8 << 20)) | sd_sha /dev/stdin)"
 check_eq "e through sheep 0 returns v2" "$v2sha" "$(dogn 0 vdi read e 0 $((8 << 20)) | sd_sha /dev/stdin)"
+check_eq "n (created while sheep 5 was down) is listed by sheep 5" "n" \
+	"$(dogn 5 vdi list -r | awk '$2 == "n" {print $2}')"
+check_eq "n through sheep 5 returns its data" "$(head -c $((4 << 20)) "$SD_TEST_DIR/v2" | sd_sha /dev/stdin)" \
+	"$(dogn 5 vdi read n 0 $((4 << 20)) | sd_sha /dev/stdin)"
+check "the VDI table of a member of the newest epoch was taken" grep -q "took the VDI table" \
+	"$(sd_dir 5)/sheep.log"
 check "cluster info says running" grep -q "Cluster status: running" <<<"$(dogn 3 cluster info)"
 check "a write is served again" dogn 5 vdi write r 0 $((8 << 20)) <"$SD_TEST_DIR/v1"
 check_eq "r returns what was just written" "$(sd_sha "$SD_TEST_DIR/v1")" \
