@@ -2,6 +2,7 @@
 # 052-http.sh - sheep --http: /metrics (Prometheus text) counts what clients did, /api/status and the dashboard (headless chromium) show what dog shows, a busy port never stops startup, bad requests get errors.
 # timeout: 400
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/rec_lib.sh"
 MiB=$((1 << 20))
 hp() { echo $((SD_PORT_BASE + 80 + $1)); }
 url() { echo "http://127.0.0.1:$(hp "$1")$2"; }
@@ -113,6 +114,9 @@ for t in $(seq 1 60); do
 	[ "$(jq_py "$SD_TEST_DIR/nr.json" 'sum(n["recovering"] for n in d["nodes"])')" = 0 ] && break
 	sleep 1
 done
+# ... and until every sheep has dropped what it no longer holds: until then
+# a sheep's Used still changes between dog's answer and the dashboard's.
+rec_wait_done 0 6 1 60 || bail "recovery never completed cluster-wide"
 
 # /api/status and the dashboard against dog.
 dogn 0 node list --json >"$SD_TEST_DIR/nl.json"
