@@ -134,6 +134,7 @@ static void save_newest(struct sheep *s)
 }
 
 static void keep_own_vdis(struct sheep *s);
+static void forget_own(struct sheep *s);
 
 void group_outage_load(struct sheep *s)
 {
@@ -256,24 +257,38 @@ void group_outage_check(struct sheep *s)
 
 void group_outage_start(struct sheep *s)
 {
-	free(s->own_vdis); /* alone: its own table is the cluster's already */
-	s->own_vdis = NULL;
-	s->own_vdis_len = 0;
-	if (!s->ctime || !s->own_epoch)
+	if (!s->ctime || !s->own_epoch) {
+		forget_own(s);
 		return;
+	}
 	bool others = false;
 	for (size_t i = 0; i < s->nr_own && !others; i++)
 		others = !same_node(&s->own_nodes[i], &s->self);
-	if (!others)
+	if (!others || set_nodes(&s->outage_wait, &s->nr_outage_wait, s->own_nodes, s->nr_own,
+				 false)) {
+		forget_own(s);
 		return;
-	if (set_nodes(&s->outage_wait, &s->nr_outage_wait, s->own_nodes, s->nr_own, false))
-		return;
+	}
 	s->outage_epoch = s->own_epoch;
 	add_announced(s, &s->self);
 	save_newest(s);
+	forget_own(s); /* alone: its own state is the cluster's already */
 	sd_notice("the cluster was stopped: this sheep may have missed writes, so no I/O is "
 		  "served until the %zu members of epoch %u are back (dog cluster recover force "
 		  "overrides)", s->nr_outage_wait, s->outage_epoch);
+}
+
+/* The own record matters at the first sync after start only (a later
+ * re-sync, after a quorum loss, must not wait on a record from then). */
+static void forget_own(struct sheep *s)
+{
+	s->own_epoch = 0;
+	free(s->own_nodes);
+	s->own_nodes = NULL;
+	s->nr_own = 0;
+	free(s->own_vdis);
+	s->own_vdis = NULL;
+	s->own_vdis_len = 0;
 }
 
 static void announce(struct sheep *s, bool force)
@@ -307,9 +322,7 @@ void group_outage_joined(struct sheep *s)
 		save_newest(s);
 		announce(s, false);
 	}
-	free(s->own_vdis);
-	s->own_vdis = NULL;
-	s->own_vdis_len = 0;
+	forget_own(s);
 }
 
 int group_outage_force(struct sheep *s)
