@@ -78,8 +78,10 @@ cat "$SD_TEST_DIR"/n*/sheep.log "$SD_TEST_DIR"/sheep*.out 2>/dev/null | grep 'pl
 	grep -oE '[0-9]+:[0-9a-f]{16}' | LC_ALL=C sort -u >"$SD_TEST_DIR/digests"
 log "ring digests: $(tr '\n' ' ' <"$SD_TEST_DIR/digests")"
 check "every member logged its rings" test "$(grep -c . "$SD_TEST_DIR/digests")" -ge 4
+# Epoch 0 is not one: before the format (Sheepdog counts no epoch until
+# then) each sheep places by the members it sees at its join, serving nothing.
 check_eq "every epoch's ring is the same on every member" "" \
-	"$(cut -d: -f1 "$SD_TEST_DIR/digests" | uniq -d | tr '\n' ' ')"
+	"$(grep -v '^0:' "$SD_TEST_DIR/digests" | cut -d: -f1 | uniq -d | tr '\n' ' ')"
 for i in 3 8; do
 	check "sheep $i (joined late or restarted) logged the rings of epochs before it" \
 		grep -q "placement: view of epoch [0-9]*, ring [0-9:a-f]* (chained from epoch [0-9]*), earlier [0-9]" \
