@@ -703,7 +703,10 @@ static void pattern(uint8_t *buf, size_t len, uint64_t version, int k)
 #define KOFF 1000u
 #define KLEN (KFRAG - 3000u)
 
-static void killed_writer(const char *dir, int nfrags)
+/* Writes versions 1, 2, ... of every fragment until killed; says on ready_fd
+ * when version 1 is complete, so the kill lands among later writes however
+ * slowly the child starts (a loaded machine, a sanitizer build). */
+static void killed_writer(const char *dir, int nfrags, int ready_fd)
 {
 	struct store *st;
 	uint8_t *w = malloc(KLEN);
@@ -716,6 +719,8 @@ static void killed_writer(const char *dir, int nfrags)
 			if (store_write(st, 200 + (uint64_t)k, 0, STORE_ANY_VERSION, v, w, KOFF, KLEN))
 				_exit(3);
 		}
+		if (v == 1 && write(ready_fd, "r", 1) != 1)
+			_exit(4);
 	}
 }
 
@@ -733,10 +738,16 @@ static void test_kill_9_during_writes_leaves_each_fragment_old_or_new(void **sta
 	uint64_t s = (uint64_t)time(NULL);
 	uint64_t max_v = 0;
 	for (int round = 0; round < 20; round++) {
+		int ready[2];
+		assert_int_equal(pipe(ready), 0);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
-			killed_writer(f->dir, nfrags);
+			killed_writer(f->dir, nfrags, ready[1]);
+		close(ready[1]);
+		char c;
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		close(ready[0]);
 		usleep(10000 + (useconds_t)(rng_next(&s) % 40000));
 		kill(pid, SIGKILL);
 		int wst;
