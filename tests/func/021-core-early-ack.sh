@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 023-core-early-ack.sh - EC range writes acknowledged once prepared, commits sent later: reads through any sheep see every acknowledged write while its commits are held back, and a coordinator killed before or after its acknowledgement leaves each range wholly old or new with every acknowledged write present.
+# 021-core-early-ack.sh - EC range writes acknowledged once prepared, commits sent later: reads through any sheep see every acknowledged write while its commits are held back, and a coordinator killed before or after its acknowledgement leaves each range wholly old or new with every acknowledged write present.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
 
