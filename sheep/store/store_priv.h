@@ -71,11 +71,6 @@ struct store_stripe {
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
 #define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
-/* Adaptive group commit: when the last batch held several requests (a
- * concurrent load), the writer waits up to this long for the queue to
- * grow as large again before it writes and syncs. A lone writer (QD1)
- * never waits. */
-#define STORE_WAL_LINGER_US 400
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -171,8 +166,6 @@ struct store_wal {
 	pthread_mutex_t mu;
 	pthread_cond_t work, done, applied;
 	struct store_wal_req *q, *qtail;
-	int qlen;       /* durable (not lazy) requests in q */
-	int last_batch; /* durable requests the writer took last time */
 	uint64_t unapplied; /* durable records whose effect is not yet in the files */
 	/* counters (under mu) */
 	struct store_stats stats;
