@@ -430,5 +430,11 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "  -s, --snapshot        the snapshot the backup starts from (its -F); required\n", 1, 1,
      dog_vdi_restore},
     {"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
+    {"vdi", "setattr", "dx", "<vdiname> <key> [<value>]",
+     "set a key-value attribute of a VDI (value from stdin when absent)",
+     "  -d, --delete          delete the attribute\n"
+     "  -x, --exclusive       fail if the attribute exists\n", 2, 3, dog_vdi_setattr},
+    {"vdi", "getattr", NULL, "<vdiname> <key>", "print a VDI attribute's value", NULL, 2, 2,
+     dog_vdi_getattr},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
