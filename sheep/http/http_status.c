@@ -77,6 +77,18 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 		sheep_capacity(s, &st.capacity, &st.free_bytes);
 		store_space(s->store, &fs, &st.own_bytes);
 		st.checksum_errors = store_checksum_errors(s->store);
+		struct store_stats ws;
+		if (store_get_stats(s->store, &ws) == 0) {
+			st.wal_syncs = ws.syncs;
+			st.wal_records = ws.records;
+			st.wal_batches = ws.batches;
+			st.wal_bytes = ws.log_bytes;
+			st.wal_max_batch = ws.max_batch;
+			st.wal_checkpoints = ws.checkpoints;
+			st.wal_ckpt_ns = ws.ckpt_ns_total;
+			st.wal_fill = ws.log_fill;
+			st.wal_size = ws.log_size;
+		}
 	}
 	struct sd_wire_recovery wr;
 	struct sd_recovery_state rs;

@@ -24,6 +24,8 @@
 #define VDI_IO_FOLLOW_WAIT_MS 30000
 /* Inode entries are read in slices of this many bytes at open. */
 #define VDI_IO_MAP_CHUNK (1u << 20)
+/* How long an open for writing waits for a just-released lock. */
+#define VDI_IO_LOCK_WAIT_MS 3000
 
 struct vdi_io {
 	struct sheep *s;
@@ -145,7 +147,16 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 			ret = SD_RES_READONLY;
 			goto fail;
 		}
-		ret = gateway_vdi_lock(s, vid, owner);
+		/* A writer that has just detached (a client that sent DISC and
+		 * closed, a QEMU restarted) frees its lock a moment after its
+		 * client has gone: wait up to VDI_IO_LOCK_WAIT_MS for that
+		 * before refusing, so a hand-over never fails on the race. */
+		for (int waited = 0;; waited += 100) {
+			ret = gateway_vdi_lock(s, vid, owner);
+			if (ret != SD_RES_VDI_LOCKED || waited >= VDI_IO_LOCK_WAIT_MS)
+				break;
+			usleep(100 * 1000);
+		}
 		if (ret != SD_RES_SUCCESS)
 			goto fail;
 		v->writable = true;
@@ -187,6 +198,11 @@ void vdi_io_close(struct vdi_io *v)
 	if (!v)
 		return;
 	if (v->writable) {
+		/* Test hook: free the lock this long after the client has gone
+		 * (tests/func/066 proves a new writer waits for it). */
+		const char *delay = getenv("SHEEP_TEST_UNLOCK_DELAY_MS");
+		if (delay)
+			usleep((useconds_t)strtoul(delay, NULL, 10) * 1000);
 		int ret = gateway_vdi_unlock(v->s, v->vid, v->owner);
 		if (ret != SD_RES_SUCCESS)
 			sd_warn("vdi %" PRIx32 ": unlock failed: %s", v->vid, sd_strerror(ret));
