@@ -211,6 +211,8 @@ int dog_vdi_snapshot(struct dog *d);
 /* vdi_attr.c */
 int dog_vdi_setattr(struct dog *d);
 int dog_vdi_getattr(struct dog *d);
+/* vdi_object.c */
+int dog_vdi_object_location(struct dog *d);
 int dog_vdi_clone(struct dog *d);
 int dog_vdi_rollback(struct dog *d);
 int dog_vdi_tree(struct dog *d);

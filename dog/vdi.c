@@ -434,6 +434,10 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "set a key-value attribute of a VDI (value from stdin when absent)",
      "  -d, --delete          delete the attribute\n"
      "  -x, --exclusive       fail if the attribute exists\n", 2, 3, dog_vdi_setattr},
+    {"vdi", "object", "s:", "location <vdiname> [<index>]",
+     "show which sheep hold the inode, or data object INDEX, and whether they have it",
+     "  -s, --snapshot        the snapshot's object (id or tag)\n", 2, 3,
+     dog_vdi_object_location},
     {"vdi", "getattr", NULL, "<vdiname> <key>", "print a VDI attribute's value", NULL, 2, 2,
      dog_vdi_getattr},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},

@@ -125,6 +125,21 @@ static inline uint64_t sd_vid_to_attr_oid(uint32_t vid, uint32_t attr_id)
 	return (1ULL << 61) | ((uint64_t)vid << 32) | attr_id;
 }
 
+/*
+ * OBJ_LOCATION (0xd0, this project's; Sheepdog's dog computes placement
+ * itself): where each position of obj.oid is. Reply: rsp->obj.copies =
+ * positions (N copies or d+p fragments), rsp byte 21 = d (0: copies), then
+ * one struct sd_obj_loc per position.
+ */
+#define SD_OP_OBJ_LOCATION 0xd0
+struct sd_obj_loc {
+	struct sd_wire_node node; /* the holder (zero: none at this epoch) */
+	uint8_t present;          /* it answered that it has the fragment */
+	uint8_t moved;            /* an earlier holder, recovery not done yet */
+	uint8_t __pad[6];
+	uint64_t version;
+} __attribute__((packed));
+
 /* This project's node <-> Sheepdog's 80 bytes. to_wire zeroes the rest. */
 void sd_node_to_wire(const struct sd_node *n, struct sd_wire_node *w);
 void sd_node_from_wire(const struct sd_wire_node *w, struct sd_node *n);

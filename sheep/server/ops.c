@@ -283,6 +283,34 @@ static int do_loglevel(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
+/* OBJ_LOCATION (sd_wire.h): each position's holder of obj.oid and
+ * whether it has its fragment, as the gateway probes them. */
+static int do_obj_location(struct sheep *s, struct request *r)
+{
+	struct gateway_loc loc[32];
+	int width = 0, d = 0;
+	bool ec = false;
+	int ret = gateway_locate_obj(s, r->hdr.obj.oid, loc, 32, &width, &ec, &d);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	uint32_t len = (uint32_t)width * (uint32_t)sizeof(struct sd_obj_loc);
+	if (r->hdr.data_length < len)
+		return SD_RES_INVALID_PARMS;
+	struct sd_obj_loc *out = ops_reply_buf(r, len);
+	if (!out)
+		return SD_RES_NO_MEM;
+	for (int i = 0; i < width; i++) {
+		sd_node_to_wire(&loc[i].node, &out[i].node);
+		out[i].present = loc[i].present;
+		out[i].moved = loc[i].moved;
+		out[i].version = loc[i].version;
+	}
+	r->rlen = len;
+	r->rsp.obj.copies = (uint8_t)width;
+	r->rsp.obj.reserved[0] = (uint8_t)(ec ? d : 0);
+	return SD_RES_SUCCESS;
+}
+
 /* GET_EPOCH: the nodes of epoch tgt_epoch (80 bytes each), then the
  * epoch's start time as a u64, as Sheepdog's; NO_TAG when not logged. */
 static int do_get_epoch(struct sheep *s, struct request *r)
@@ -484,6 +512,7 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_GET_CLUSTER_DEFAULT, OPS_LOCAL, false, do_cluster_default), /* zeros before format */
 	OP(SD_OP_READ_DEL_VDIS, OPS_LOCAL, false, ops_read_del_vdis),
 	OP(SD_OP_GET_VDI_ATTR, OPS_LOCAL, true, ops_get_vdi_attr),
+	OP(SD_OP_OBJ_LOCATION, OPS_LOCAL, true, do_obj_location),
 	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),

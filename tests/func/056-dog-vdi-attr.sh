@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# 056-dog-vdi-attr.sh - dog vdi setattr/getattr as Sheepdog 1.0's (GET_VDI_ATTR 0x89, attribute objects): set, rewrite, exclusive, delete, binary values from stdin, many keys, replicated and erasure-coded VDIs, a sheep down.
+# 056-dog-vdi-attr.sh - cluster format -V shown in node list and cluster info; dog vdi setattr/getattr as Sheepdog 1.0's (GET_VDI_ATTR 0x89, attribute objects): set, rewrite, exclusive, delete, binary values from stdin, many keys, replicated and erasure-coded VDIs, a sheep down.
 # timeout: 240
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 
 sd_start_cluster 3 || bail "three sheep did not form a cluster"
-dogn 0 cluster format -c 2 >/dev/null || bail "format"
+dogn 0 cluster format -V 64 -c 2 >/dev/null || bail "format"
+# format -V fixes every node's vnodes: node list and the epoch history say so.
+check_eq "format -V 64: node list" "64 64 64" "$(dogn 1 node list -r | awk '{print $3}' | xargs)"
+check "format -V 64: cluster info's epoch 1" grep -q ":$(sd_port 2):64\]" <(dogn 0 cluster info)
 check "create a (2 copies)" dogn 0 vdi create a 16M
 check "create b (2:1)" dogn 1 vdi create -c 2:1 b 16M
 
@@ -45,6 +48,27 @@ check_eq "delete of a missing key: exit 5" 5 "$?"
 for i in $(seq 1 20); do dogn $((i % 3)) vdi setattr b "k$i" "value-$i" || not_ok "setattr b k$i"; done
 got=$(for i in $(seq 1 20); do dogn $((i % 2)) vdi getattr b "k$i"; echo; done | xargs)
 check_eq "20 keys read back" "$(for i in $(seq 1 20); do echo "value-$i"; done | xargs)" "$got"
+
+# dog vdi object location: the inode (2 copies), a 2:1 data object's
+# three fragments on three sheep, an unallocated index.
+out=$(dogn 0 vdi object location a)
+log "$out"
+check_eq "object location of a's inode: 2 holders that have it" 2 \
+	"$(grep -c 'has the object (should be 2 copies)' <<<"$out")"
+vid_a=$(python3 -c 'h = 0xcbf29ce484222325
+for c in b"a": h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
+print("%06x" % (h & 0xffffff))')
+check "it names a's inode object (0x80${vid_a}00000000)" grep -q "^Looking for the inode object 0x80${vid_a}00000000 with 2 nodes" <<<"$out"
+sd_random "$SD_TEST_DIR/d" $((4 << 20))
+dogn 0 vdi write b 0 $((4 << 20)) <"$SD_TEST_DIR/d" || not_ok "write b"
+out=$(dogn 1 vdi object location b 0)
+log "$out"
+check_eq "object location of b's object 0: fragments 0, 1, 2 of 2:1 present" "0 1 2" \
+	"$(sed -n 's/.*has the object (should be 3 copies, fragment \([0-9]\) of 2:1).*/\1/p' <<<"$out" | sort | xargs)"
+check_eq "on three distinct sheep" 3 "$(grep 'has the object' <<<"$out" | awk '{print $1}' | sort -u | grep -c .)"
+check "object location of an unallocated index" grep -q "idx 3 is not allocated" <(dogn 0 vdi object location b 3)
+dogn 0 vdi object location b 99999999 2>/dev/null
+check_eq "object location of an index out of range: usage error" 64 "$?"
 
 sd_kill 2
 sd_wait_nodes 0 2 || not_ok "sheep 2 did not leave"
