@@ -45,6 +45,7 @@ struct dog {
 	const char *from_snap;	 /* -F: backup from this snapshot */
 	bool attr_delete;	 /* vdi setattr -d */
 	bool attr_excl;		 /* vdi setattr -x */
+	bool strict;		 /* cluster format -t */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */

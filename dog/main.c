@@ -28,7 +28,8 @@ static const struct option long_opts[] = {
     {"vnodes", required_argument, NULL, 'V'},  {"format", required_argument, NULL, 'f'},
     {"json", no_argument, NULL, 'J'},	       {"snapshot", required_argument, NULL, 's'},
     {"from", required_argument, NULL, 'F'},    {"delete", no_argument, NULL, 'd'},
-    {"exclusive", no_argument, NULL, 'x'},     {NULL, 0, NULL, 0},
+    {"exclusive", no_argument, NULL, 'x'},     {"strict", no_argument, NULL, 't'},
+    {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -151,6 +152,9 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			break;
 		case 'x':
 			d->attr_excl = true;
+			break;
+		case 't':
+			d->strict = true;
 			break;
 		case 'z': {
 			char *end;

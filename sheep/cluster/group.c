@@ -269,6 +269,14 @@ bool group_formatted(struct sheep *s)
 	return f;
 }
 
+bool group_strict(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool strict = s->fmt_flags & SD_CLUSTER_FLAG_STRICT;
+	pthread_mutex_unlock(&s->state_lock);
+	return strict;
+}
+
 int group_force_start(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
@@ -296,6 +304,7 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 			h.nr_copies = s->def_copies;
 			h.copy_policy = s->def_policy;
 			h.block_size_shift = s->def_shift;
+			h.flags = s->fmt_flags;
 			snprintf(h.drv_name, sizeof(h.drv_name), "plain");
 		}
 		h.time = r->time;

@@ -39,7 +39,9 @@ struct config_file {
 	uint64_t ctime;
 	uint8_t copies, policy, shift, recovery_enabled;
 	uint32_t vnodes;
+	uint16_t flags; /* version 2: SD_CLUSTER_FLAG_*; absent (0) in version 1 files */
 } __attribute__((packed));
+#define CONFIG_V1_SIZE (sizeof(struct config_file) - sizeof(uint16_t))
 
 struct snap_hdr {
 	struct cmsg_hdr h;
@@ -53,7 +55,8 @@ struct snap_hdr {
 	uint32_t vnodes;
 	uint32_t vdi_len;
 	uint8_t waiting; /* the cluster waits for the nodes of its newest epoch */
-	uint8_t __pad[3];
+	uint8_t fmt_flags; /* SD_CLUSTER_FLAG_* of the format */
+	uint8_t __pad[2];
 } __attribute__((packed));
 
 /* Functions shared between the files of this folder. */

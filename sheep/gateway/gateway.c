@@ -184,6 +184,12 @@ int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t l
 			return SD_RES_WAIT_FOR_JOIN;
 		struct gw_obj o;
 		int ret = gw_obj_init(s, v, oid, &o);
+		/* Strict (format -t), as Sheepdog's: no write with fewer zones
+		 * than the policy is wide. */
+		if (ret == SD_RES_SUCCESS && (int)v->nr_zones < o.width && group_strict(s)) {
+			sheep_view_put(v);
+			return SD_RES_HALT;
+		}
 		const struct sd_node *coord = NULL;
 		for (int i = 0; ret == SD_RES_SUCCESS && i < o.width && !coord; i++)
 			coord = o.holder[i];

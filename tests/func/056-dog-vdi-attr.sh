@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 056-dog-vdi-attr.sh - cluster format -V shown in node list and cluster info; dog vdi setattr/getattr as Sheepdog 1.0's (GET_VDI_ATTR 0x89, attribute objects): set, rewrite, exclusive, delete, binary values from stdin, many keys, replicated and erasure-coded VDIs, a sheep down.
+# 056-dog-vdi-attr.sh - cluster format -V shown in node list and cluster info, format -t (strict) refusing writes with too few zones; vdi object location; dog vdi setattr/getattr as Sheepdog 1.0's (GET_VDI_ATTR 0x89, attribute objects): set, rewrite, exclusive, delete, binary values from stdin, many keys, replicated and erasure-coded VDIs, a sheep down.
 # timeout: 240
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 
@@ -75,4 +75,40 @@ sd_wait_nodes 0 2 || not_ok "sheep 2 did not leave"
 check_eq "with a sheep down: a's attribute" yellow "$(dogn 0 vdi getattr a color)"
 check_eq "with a sheep down: b's blob" "$(sd_sha "$SD_TEST_DIR/v")" \
 	"$(dogn 1 vdi getattr b blob | sha256sum | cut -d' ' -f1)"
+
+# cluster format -t (strict): with 2 zones a 3-copy write is refused, where
+# without -t it is acknowledged with reduced redundancy; with a third zone
+# it goes through.
+check "format -c 3 (not strict) on 2 zones" dogn 0 cluster format -c 3
+dogn 0 vdi create c 8M 2>/dev/null || not_ok "create c"
+check "not strict: a 3-copy write on 2 zones is acknowledged" dogn 1 vdi write c 0 $((4 << 20)) <"$SD_TEST_DIR/d"
+check "format -t -c 3" dogn 0 cluster format -t -c 3
+check_eq "strict is in cluster info's epoch log (flags @30)" 1 "$(python3 - "$(sd_port 0)" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+n = 48 + 6144 * 80
+s.sendall(struct.pack("<BBHIII", 0x0a, 0x87, 0, 0, 1, n) + b"\0" * 32)
+h = b""
+while len(h) < 48: h += s.recv(48 - len(h))
+b = b""
+while len(b) < 48: b += s.recv(48 - len(b))
+print(struct.unpack_from("<H", b, 30)[0])
+PY
+)"
+dogn 0 vdi create c 8M 2>"$SD_TEST_DIR/err"
+rc=$?
+check "strict, 2 zones: creating a 3-copy VDI (its inode write) is refused (exit $rc)" test "$rc" -ne 0
+log "$(cat "$SD_TEST_DIR/err")"
+sd_start 3 && sd_wait_nodes 0 3 || not_ok "a third zone did not join"
+check "strict, 3 zones: create c" dogn 0 vdi create c 8M
+check "strict, 3 zones: the write goes through" dogn 1 vdi write c 0 $((4 << 20)) <"$SD_TEST_DIR/d"
+check_eq "and reads back" "$(sd_sha "$SD_TEST_DIR/d")" \
+	"$(dogn 3 vdi read c 0 $((4 << 20)) | sha256sum | cut -d' ' -f1)"
+sd_kill 3
+sd_wait_nodes 0 2 || not_ok "sheep 3 did not leave"
+sd_random "$SD_TEST_DIR/a.new" $((4 << 20))
+dogn 1 vdi write c 0 $((4 << 20)) <"$SD_TEST_DIR/a.new" 2>"$SD_TEST_DIR/err"
+rc=$?
+check "strict, back to 2 zones: a write is refused (exit $rc)" test "$rc" -ne 0
+log "$(cat "$SD_TEST_DIR/err")"
 sd_done
