@@ -58,6 +58,10 @@ static int write_obj(struct sheep *s, struct request *r, bool create)
 	uint64_t oid = r->hdr.obj.oid;
 	uint32_t off = r->hdr.obj.offset;
 	uint32_t len = r->hdr.data_length;
+	/* Attribute objects are created by GET_VDI_ATTR alone (as Sheepdog's
+	 * sheep does); clients only write an existing one's value. */
+	if (create && (oid & SD_TYPE_MASK) == VDI_ATTR_BIT)
+		return SD_RES_NO_SUPPORT;
 	if (create && (r->hdr.flags & SD_FLAG_CMD_COW) && r->hdr.obj.cow_oid) {
 		/* Copy-on-write from the snapshot's object, then overlay. */
 		uint32_t osz = obj_size_of(s, oid);
