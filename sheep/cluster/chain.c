@@ -188,7 +188,14 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 			ret = -ENOMEM;
 			break;
 		}
-		ret = group_build_ring(s, prev, yn, ynr, step->data, &step->nr_data, &step->ring);
+		/* Epoch 1 is the format's: its members as if they had joined
+		 * one by one (a member back after a leave retakes its share). */
+		if (!prev && y == 1 && chained)
+			ret = group_build_ring_joins(s, yn, ynr, step->data, &step->nr_data,
+						     &step->ring);
+		else
+			ret = group_build_ring(s, prev, yn, ynr, step->data, &step->nr_data,
+					       &step->ring);
 		if (ret) {
 			free(step->data);
 			free(step);

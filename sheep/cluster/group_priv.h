@@ -76,6 +76,8 @@ void group_state_path(struct sheep *s, const char *name, char *buf, size_t len);
 
 		int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_node *nodes, size_t nr, struct sd_node *data,
 		size_t *nr_data, struct ring **ring);
+int group_build_ring_joins(struct sheep *s, const struct sd_node *nodes, size_t nr,
+			   struct sd_node *data, size_t *nr_data, struct ring **ring);
 int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool chained,
 		     const struct sd_node *nodes, size_t nr, struct sheep_ring **out);
 uint64_t group_ring_digest(const struct sheep_ring *r);
