@@ -440,5 +440,8 @@ const struct dog_cmd dog_vdi_cmds[] = {
      dog_vdi_object_location},
     {"vdi", "getattr", NULL, "<vdiname> <key>", "print a VDI attribute's value", NULL, 2, 2,
      dog_vdi_getattr},
+    {"vdi", "lock", NULL, "list | unlock <vdiname>",
+     "list the VDI write locks (NBD writers, clients), or break a stale one", NULL, 1, 2,
+     dog_vdi_lock_cmd},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -11,6 +11,12 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 		struct sheep_view *v = sheep_view_get(s);
 		if (!v)
 			return SD_RES_WAIT_FOR_JOIN;
+		if (group_waiting(s)) {
+			/* After a whole-cluster stop this node may hold old data:
+			 * coordinate nothing until the last epoch's members are back. */
+			sheep_view_put(v);
+			return SD_RES_WAIT_FOR_JOIN;
+		}
 		struct gw_obj o;
 		ret = gw_obj_init(s, v, oid, &o);
 		if (ret == SD_RES_SUCCESS)
@@ -305,6 +311,19 @@ int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner)
 	m.vid = vid;
 	m.lock_owner = owner;
 	return group_cluster_op(s, &m, sizeof(m), NULL);
+}
+
+int gateway_vdi_lock_held(struct sheep *s, uint32_t vid, uint64_t owner)
+{
+	struct vdi_entry e;
+	if (group_vdi_find(s, vid, &e) || e.deleted)
+		return SD_RES_NO_VDI;
+	if (e.flags & VDI_F_SNAPSHOT)
+		return SD_RES_SUCCESS;
+	const struct sd_node *me = &s->self;
+	bool mine = e.locked && e.lock_owner == owner && !strcmp(e.lock_addr, me->addr) &&
+		    e.lock_port == me->port && e.lock_inc == me->incarnation;
+	return mine ? SD_RES_SUCCESS : SD_RES_VDI_LOCKED;
 }
 
 int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len)
