@@ -41,6 +41,8 @@ static int cluster_format(struct dog *d)
 	req.cluster.block_size_shift =
 	    (uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
 	req.cluster.nr_vnodes = (uint16_t)d->nr_vnodes;
+	if (d->strict)
+		req.cluster.flags |= SD_CLUSTER_FLAG_STRICT;
 	/* Sheepdog sends the backend's name and prints it before it asks;
 	 * this project has one. */
 	char store[SD_STORE_LEN] = "plain";
@@ -189,12 +191,14 @@ static int cluster_shutdown(struct dog *d)
 }
 
 const struct dog_cmd dog_cluster_cmds[] = {
-    {"cluster", "format", "c:z:V:", NULL,
+    {"cluster", "format", "c:z:V:t", NULL,
      "format the cluster and set its default redundancy policy",
      "  -c, --copies          default redundancy: N copies (1..31) or d:p erasure code\n"
      "                        (d in 2,4,8,16, p in 1..15); 3 when absent\n"
      "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
-     "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n",
+     "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n"
+     "  -t, --strict          refuse writes while there are fewer zones than the\n"
+     "                        written object's policy is wide\n",
      0, 0, cluster_format},
     {"cluster", "info", "f:", NULL, "show cluster status, creation time and epoch history",
      DOG_JSON_HELP, 0, 0, cluster_info},

@@ -43,6 +43,9 @@ struct dog {
 	uint32_t nr_vnodes;	 /* -V, 0 = by capacity */
 	const char *snap;	 /* -s: a snapshot id or tag (snapshot: the new tag) */
 	const char *from_snap;	 /* -F: backup from this snapshot */
+	bool attr_delete;	 /* vdi setattr -d */
+	bool attr_excl;		 /* vdi setattr -x */
+	bool strict;		 /* cluster format -t */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */
@@ -212,6 +215,11 @@ void dog_json_recovery(struct dog_json *j, int id, const struct sd_node *n,
 
 /* ---- vdi_snap.c: snapshot, clone, rollback, tree ---- */
 int dog_vdi_snapshot(struct dog *d);
+/* vdi_attr.c */
+int dog_vdi_setattr(struct dog *d);
+int dog_vdi_getattr(struct dog *d);
+/* vdi_object.c */
+int dog_vdi_object_location(struct dog *d);
 int dog_vdi_clone(struct dog *d);
 int dog_vdi_rollback(struct dog *d);
 int dog_vdi_tree(struct dog *d);

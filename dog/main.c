@@ -27,7 +27,9 @@ static const struct option long_opts[] = {
     {"prealloc", no_argument, NULL, 'P'},      {"block_size_shift", required_argument, NULL, 'z'},
     {"vnodes", required_argument, NULL, 'V'},  {"format", required_argument, NULL, 'f'},
     {"json", no_argument, NULL, 'J'},	       {"snapshot", required_argument, NULL, 's'},
-    {"from", required_argument, NULL, 'F'},    {NULL, 0, NULL, 0},
+    {"from", required_argument, NULL, 'F'},    {"delete", no_argument, NULL, 'd'},
+    {"exclusive", no_argument, NULL, 'x'},     {"strict", no_argument, NULL, 't'},
+    {NULL, 0, NULL, 0},
 };
 
 #define GLOBAL_OPTS "a:p:rvh"
@@ -144,6 +146,15 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			break;
 		case 'F':
 			d->from_snap = optarg;
+			break;
+		case 'd':
+			d->attr_delete = true;
+			break;
+		case 'x':
+			d->attr_excl = true;
+			break;
+		case 't':
+			d->strict = true;
 			break;
 		case 'z': {
 			char *end;

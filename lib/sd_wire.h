@@ -91,6 +91,55 @@ struct sd_wire_throttle {
 	uint64_t queue_work_interval; /* @8 milliseconds */
 } __attribute__((packed));
 
+/*
+ * GET_VDI_ATTR (0x89): a VDI's key-value attributes, each in its own
+ * attribute object (oid VDI_ATTR_BIT | vid << 32 | attr_id), as Sheepdog
+ * 1.0 keeps them: this header (SD_ATTR_OBJ_SIZE bytes), then value_len
+ * bytes of value. The request's payload is the header (name, tag, snap_id
+ * select the VDI; key names the attribute); flags SD_FLAG_CMD_CREAT
+ * (create or rewrite the header), _EXCL (VDI_EXIST if it exists), _DEL
+ * (remove it). The reply gives vdi_id @24, attr_id @28, copies @32; the
+ * client then writes or reads the value at offset SD_ATTR_OBJ_SIZE.
+ * NO_OBJ when the key is absent (and not created).
+ */
+#define SD_OP_GET_VDI_ATTR 0x89
+#define SD_FLAG_CMD_CREAT 0x0100
+#define SD_FLAG_CMD_EXCL 0x0200
+#define SD_FLAG_CMD_DEL 0x0400
+#define SD_MAX_VDI_ATTR_KEY_LEN 256
+#define SD_MAX_VDI_ATTR_VALUE_LEN 65536
+
+struct sd_vdi_attr {
+	char name[256];                      /* @0 */
+	char tag[256];                       /* @256 */
+	uint64_t ctime;                      /* @512 the VDI's creation time */
+	uint32_t snap_id;                    /* @520 */
+	uint32_t value_len;                  /* @524 */
+	char key[SD_MAX_VDI_ATTR_KEY_LEN];   /* @528; "" once deleted */
+} __attribute__((packed));
+#define SD_ATTR_OBJ_SIZE sizeof(struct sd_vdi_attr)
+_Static_assert(sizeof(struct sd_vdi_attr) == 784, "Sheepdog's attribute header is 784 bytes");
+
+static inline uint64_t sd_vid_to_attr_oid(uint32_t vid, uint32_t attr_id)
+{
+	return (1ULL << 61) | ((uint64_t)vid << 32) | attr_id;
+}
+
+/*
+ * OBJ_LOCATION (0xd0, this project's; Sheepdog's dog computes placement
+ * itself): where each position of obj.oid is. Reply: rsp->obj.copies =
+ * positions (N copies or d+p fragments), rsp byte 21 = d (0: copies), then
+ * one struct sd_obj_loc per position.
+ */
+#define SD_OP_OBJ_LOCATION 0xd0
+struct sd_obj_loc {
+	struct sd_wire_node node; /* the holder (zero: none at this epoch) */
+	uint8_t present;          /* it answered that it has the fragment */
+	uint8_t moved;            /* an earlier holder, recovery not done yet */
+	uint8_t __pad[6];
+	uint64_t version;
+} __attribute__((packed));
+
 /* This project's node <-> Sheepdog's 80 bytes. to_wire zeroes the rest. */
 void sd_node_to_wire(const struct sd_node *n, struct sd_wire_node *w);
 void sd_node_from_wire(const struct sd_wire_node *w, struct sd_node *n);

@@ -207,6 +207,7 @@ struct sheep {
 	 * is logged and I/O is refused until they are (cluster/apply.c). */
 	bool waiting;
 	bool shut_down;            /* a cluster shutdown was applied: leaves are not epochs */
+	uint16_t fmt_flags;        /* SD_CLUSTER_FLAG_* of the format (strict) */
 	uint8_t def_copies, def_policy, def_shift;
 	uint32_t fmt_vnodes;
 	bool recovery_enabled;

@@ -156,6 +156,7 @@ int group_apply_format(struct sheep *s, const struct cmsg_format *f, bool *wipe)
 	s->def_policy = f->policy;
 	s->def_shift = f->shift;
 	s->fmt_vnodes = f->vnodes;
+	s->fmt_flags = f->flags;
 	s->recovery_enabled = true;
 	vdi_table_clear(&s->vdis);
 	group_save_config(s);
@@ -395,6 +396,7 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 	h->recovery_enabled = s->recovery_enabled;
 	h->vnodes = s->fmt_vnodes;
 	h->waiting = s->waiting;
+	h->fmt_flags = (uint8_t)s->fmt_flags;
 	char *p = buf + sizeof(*h);
 	/* oldest first among the last ne */
 	for (size_t i = s->nr_epochs - ne; i < s->nr_epochs; i++) {
@@ -568,6 +570,7 @@ void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void
 	s->def_shift = h.shift;
 	s->recovery_enabled = h.recovery_enabled;
 	s->fmt_vnodes = h.vnodes;
+	s->fmt_flags = h.fmt_flags;
 	s->epoch = h.epoch;
 	s->waiting = true;
 	group_save_config(s);
@@ -623,6 +626,7 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	s->def_shift = h.shift;
 	s->recovery_enabled = h.recovery_enabled;
 	s->fmt_vnodes = h.vnodes;
+	s->fmt_flags = h.fmt_flags;
 	s->epoch = h.epoch;
 	s->waiting = h.waiting;
 	s->seq = h.seq;

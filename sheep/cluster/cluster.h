@@ -120,7 +120,7 @@ struct cmsg_hdr {
 struct cmsg_format {
 	struct cmsg_hdr h;
 	uint64_t ctime;
-	uint8_t copies, policy, shift, __pad;
+	uint8_t copies, policy, shift, flags; /* flags: SD_CLUSTER_FLAG_* (strict) */
 	uint32_t vnodes;
 } __attribute__((packed));
 
@@ -161,6 +161,9 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status);
  * now, as Sheepdog's "cluster recover force": SD_RES_* once applied, or -1
  * when the cluster is not waiting. */
 int group_force_start(struct sheep *s);
+/* The cluster was formatted with -t (strict): writes are refused (HALT)
+ * while there are fewer zones than an object's policy is wide. */
+bool group_strict(struct sheep *s);
 bool group_formatted(struct sheep *s);
 /* A restarted cluster waiting for the nodes of its newest epoch (apply.c):
  * client I/O, VDI lookups and recovery wait too. */

@@ -134,7 +134,8 @@ int group_epoch_log_load(struct sheep *s)
 void group_save_config(struct sheep *s)
 {
 	struct config_file c = {.magic = CONFIG_MAGIC,
-				.version = 1,
+				.version = 2,
+				.flags = s->fmt_flags,
 				.ctime = s->ctime,
 				.copies = s->def_copies,
 				.policy = s->def_policy,
@@ -164,7 +165,10 @@ int group_load_state(struct sheep *s)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		struct config_file c;
-		if (read(fd, &c, sizeof(c)) == sizeof(c) && c.magic == CONFIG_MAGIC) {
+		memset(&c, 0, sizeof(c));
+		ssize_t n = read(fd, &c, sizeof(c));
+		if ((n == sizeof(c) || n == (ssize_t)CONFIG_V1_SIZE) && c.magic == CONFIG_MAGIC) {
+			s->fmt_flags = n == sizeof(c) ? c.flags : 0;
 			s->ctime = c.ctime;
 			s->def_copies = c.copies;
 			s->def_policy = c.policy;

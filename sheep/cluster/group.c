@@ -273,6 +273,14 @@ bool group_formatted(struct sheep *s)
 	return f;
 }
 
+bool group_strict(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool strict = s->fmt_flags & SD_CLUSTER_FLAG_STRICT;
+	pthread_mutex_unlock(&s->state_lock);
+	return strict;
+}
+
 bool group_waiting(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
@@ -308,6 +316,7 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 			h.nr_copies = s->def_copies;
 			h.copy_policy = s->def_policy;
 			h.block_size_shift = s->def_shift;
+			h.flags = s->fmt_flags;
 			snprintf(h.drv_name, sizeof(h.drv_name), "plain");
 		}
 		h.time = r->time;
@@ -317,6 +326,8 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 		for (uint32_t k = 0; k < h.nr_nodes; k++) {
 			struct sd_wire_node w;
 			sd_node_to_wire(&r->nodes[k], &w);
+			if (s->fmt_vnodes && !r->nodes[k].gateway)
+				w.nr_vnodes = (uint16_t)s->fmt_vnodes; /* format -V: what the ring used */
 			memcpy(p + sizeof(h) + (size_t)k * sizeof(w), &w, sizeof(w));
 		}
 	}

@@ -39,7 +39,9 @@ struct config_file {
 	uint64_t ctime;
 	uint8_t copies, policy, shift, recovery_enabled;
 	uint32_t vnodes;
+	uint16_t flags; /* version 2: SD_CLUSTER_FLAG_*; absent (0) in version 1 files */
 } __attribute__((packed));
+#define CONFIG_V1_SIZE (sizeof(struct config_file) - sizeof(uint16_t))
 
 struct snap_hdr {
 	struct cmsg_hdr h;
@@ -53,7 +55,8 @@ struct snap_hdr {
 	uint32_t vnodes;
 	uint32_t vdi_len;
 	uint8_t waiting; /* the cluster waits for the nodes of its newest epoch */
-	uint8_t __pad[3];
+	uint8_t fmt_flags; /* SD_CLUSTER_FLAG_* of the format */
+	uint8_t __pad[2];
 } __attribute__((packed));
 
 /* Functions shared between the files of this folder. */
@@ -73,6 +76,8 @@ void group_state_path(struct sheep *s, const char *name, char *buf, size_t len);
 
 		int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_node *nodes, size_t nr, struct sd_node *data,
 		size_t *nr_data, struct ring **ring);
+int group_build_ring_joins(struct sheep *s, const struct sd_node *nodes, size_t nr,
+			   struct sd_node *data, size_t *nr_data, struct ring **ring);
 int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool chained,
 		     const struct sd_node *nodes, size_t nr, struct sheep_ring **out);
 uint64_t group_ring_digest(const struct sheep_ring *r);

@@ -71,6 +71,30 @@ struct sheep_ring *group_find_ring(struct sheep_view *v, uint32_t epoch)
 
 /* The data holders of a node list, sorted, and their ring, chained from
  * prev (NULL: an anchor ring). */
+/* The ring of nodes (sorted) as if they had joined one at a time in that
+ * order: the format epoch's (chain.c), so that a member that leaves and
+ * comes back takes back what it held, as after joins one by one. */
+int group_build_ring_joins(struct sheep *s, const struct sd_node *nodes, size_t nr,
+			   struct sd_node *data, size_t *nr_data, struct ring **ring)
+{
+	struct ring *r = NULL;
+	size_t nd = 0;
+	for (size_t k = 1; k <= nr; k++) {
+		struct ring *next = NULL;
+		int ret = group_build_ring(s, r, nodes, k, data, &nd, &next);
+		if (r)
+			ring_free(r);
+		if (ret)
+			return ret;
+		r = next;
+	}
+	if (!nr)
+		return group_build_ring(s, NULL, nodes, 0, data, nr_data, ring);
+	*nr_data = nd;
+	*ring = r;
+	return 0;
+}
+
 int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_node *nodes,
 		     size_t nr, struct sd_node *data, size_t *nr_data, struct ring **ring)
 {

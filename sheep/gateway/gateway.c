@@ -190,6 +190,12 @@ int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t l
 			return SD_RES_WAIT_FOR_JOIN;
 		struct gw_obj o;
 		int ret = gw_obj_init(s, v, oid, &o);
+		/* Strict (format -t), as Sheepdog's: no write with fewer zones
+		 * than the policy is wide. */
+		if (ret == SD_RES_SUCCESS && (int)v->nr_zones < o.width && group_strict(s)) {
+			sheep_view_put(v);
+			return SD_RES_HALT;
+		}
 		const struct sd_node *coord = NULL;
 		for (int i = 0; ret == SD_RES_SUCCESS && i < o.width && !coord; i++)
 			coord = o.holder[i];
@@ -230,6 +236,43 @@ int gateway_write_obj(struct sheep *s, uint64_t oid, const void *buf, uint32_t l
 				sheep_view_put(nv);
 		}
 	}
+}
+
+struct locate_args {
+	struct gateway_loc *out;
+	int max, *width, *d;
+	bool *ec;
+};
+
+static int gw_op_locate(struct gw_obj *o, void *arg)
+{
+	struct locate_args *a = arg;
+	struct frag_state st[GW_MAX_CALLS];
+	int ret = gw_probe(o, st);
+	if (gw_res_is_retry(ret))
+		return ret;
+	*a->width = SD_MIN(o->width, a->max);
+	*a->ec = o->ec;
+	*a->d = o->d;
+	for (int i = 0; i < *a->width; i++) {
+		struct gateway_loc *l = &a->out[i];
+		memset(l, 0, sizeof(*l));
+		const struct sd_node *n = o->loc[i] ? o->loc[i] : o->holder[i];
+		if (n)
+			l->node = *n;
+		l->present = st[i].res == SD_RES_SUCCESS;
+		l->moved = o->loc[i] && o->loc[i] != o->holder[i];
+		l->version = st[i].version;
+	}
+	return SD_RES_SUCCESS;
+}
+
+int gateway_locate_obj(struct sheep *s, uint64_t oid, struct gateway_loc *out, int max,
+		       int *width, bool *ec, int *d)
+{
+	struct locate_args a = {out, max, width, d, ec};
+	*width = 0;
+	return gw_run(s, oid, gw_op_locate, &a);
 }
 
 int gateway_remove_obj(struct sheep *s, uint64_t oid)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/sd_internal.h"
+
 struct sheep;
 
 /*
@@ -37,6 +39,20 @@ int gateway_copy_obj(struct sheep *s, uint64_t src, uint64_t dst);
  * when it was finished, NO_OBJ when there was nothing to finish, EIO when
  * it cannot be. */
 int gateway_settle_obj(struct sheep *s, uint64_t oid);
+
+/* Where each fragment (or copy) of oid is under the current view: out[i]
+ * for position i (width of them, at most max), the node holding it (its
+ * current holder, or an earlier one that still keeps it while recovery
+ * has not moved it) and whether it answered that it has it. *ec and *d
+ * say how to read the positions (d data fragments first). SD_RES_*. */
+struct gateway_loc {
+	struct sd_node node;
+	bool present;
+	bool moved; /* found at an earlier holder, not at the current one */
+	uint64_t version;
+};
+int gateway_locate_obj(struct sheep *s, uint64_t oid, struct gateway_loc *out, int max,
+		       int *width, bool *ec, int *d);
 
 /* VDI namespace. snapid 0 with tag NULL or "" = the working VDI. */
 int gateway_vdi_lookup(struct sheep *s, const char *name, uint32_t snapid, const char *tag,

@@ -1,4 +1,5 @@
 /* layout.c - one object's layout in one view: holders, probing rounds, version choice, shadows at earlier holders, range decode. */
+#include "lib/sd_wire.h"
 #include "sheep/gateway/gateway_priv.h"
 
 /* ---- object setup ---- */
@@ -34,6 +35,12 @@ int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_o
 		o->width = (int)ec_policy_width(&pol);
 		if (oid_to_idx(oid) >= SD_INODE_DATA_INDEX && !(oid & VMSTATE_BIT))
 			return SD_RES_INVALID_PARMS;
+	} else if ((oid & SD_TYPE_MASK) == VDI_ATTR_BIT) {
+		/* A VDI attribute (vdi setattr): full copies, as the inode. */
+		o->obj_size = SD_ATTR_OBJ_SIZE + SD_MAX_VDI_ATTR_VALUE_LEN;
+		o->width = (int)ec_policy_width(&pol);
+		o->pol = (struct ec_policy){.d = 0, .p = 0, .copies = (uint8_t)o->width};
+		o->ec = false;
 	} else {
 		return SD_RES_NO_SUPPORT;
 	}

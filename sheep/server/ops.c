@@ -85,6 +85,10 @@ static int write_obj(struct sheep *s, struct request *r, bool create)
 		return lr;
 	uint32_t off = r->hdr.obj.offset;
 	uint32_t len = r->hdr.data_length;
+	/* Attribute objects are created by GET_VDI_ATTR alone (as Sheepdog's
+	 * sheep does); clients only write an existing one's value. */
+	if (create && (oid & SD_TYPE_MASK) == VDI_ATTR_BIT)
+		return SD_RES_NO_SUPPORT;
 	if (create && (r->hdr.flags & SD_FLAG_CMD_COW) && r->hdr.obj.cow_oid) {
 		/* Copy-on-write from the snapshot's object, then overlay. */
 		uint32_t osz = obj_size_of(s, oid);
@@ -198,6 +202,7 @@ static int do_make_fs(struct sheep *s, struct request *r)
 	f.shift = r->hdr.cluster.block_size_shift ? r->hdr.cluster.block_size_shift
 						   : SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	f.vnodes = r->hdr.cluster.nr_vnodes;
+	f.flags = (uint8_t)(r->hdr.cluster.flags & SD_CLUSTER_FLAG_STRICT);
 	struct ec_policy pol;
 	if (ec_policy_from_wire(f.policy, f.copies, &pol) || f.shift < SD_MIN_BLOCK_SIZE_SHIFT ||
 	    f.shift > SD_MAX_BLOCK_SIZE_SHIFT || f.vnodes > 65535)
@@ -310,6 +315,34 @@ static int do_loglevel(struct sheep *s, struct request *r)
 	level = (int32_t)sd_log_get_level();
 	memcpy(buf, &level, sizeof(level));
 	r->rlen = sizeof(level);
+	return SD_RES_SUCCESS;
+}
+
+/* OBJ_LOCATION (sd_wire.h): each position's holder of obj.oid and
+ * whether it has its fragment, as the gateway probes them. */
+static int do_obj_location(struct sheep *s, struct request *r)
+{
+	struct gateway_loc loc[32];
+	int width = 0, d = 0;
+	bool ec = false;
+	int ret = gateway_locate_obj(s, r->hdr.obj.oid, loc, 32, &width, &ec, &d);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	uint32_t len = (uint32_t)width * (uint32_t)sizeof(struct sd_obj_loc);
+	if (r->hdr.data_length < len)
+		return SD_RES_INVALID_PARMS;
+	struct sd_obj_loc *out = ops_reply_buf(r, len);
+	if (!out)
+		return SD_RES_NO_MEM;
+	for (int i = 0; i < width; i++) {
+		sd_node_to_wire(&loc[i].node, &out[i].node);
+		out[i].present = loc[i].present;
+		out[i].moved = loc[i].moved;
+		out[i].version = loc[i].version;
+	}
+	r->rlen = len;
+	r->rsp.obj.copies = (uint8_t)width;
+	r->rsp.obj.reserved[0] = (uint8_t)(ec ? d : 0);
 	return SD_RES_SUCCESS;
 }
 
@@ -516,6 +549,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_FLUSH_VDI, OPS_LOCAL, false, do_flush_vdi),
 	OP(SD_OP_GET_CLUSTER_DEFAULT, OPS_LOCAL, false, do_cluster_default), /* zeros before format */
 	OP(SD_OP_READ_DEL_VDIS, OPS_LOCAL, false, ops_read_del_vdis),
+	OP(SD_OP_GET_VDI_ATTR, OPS_LOCAL, true, ops_get_vdi_attr),
+	OP(SD_OP_OBJ_LOCATION, OPS_LOCAL, true, do_obj_location),
 	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),

@@ -9,6 +9,7 @@
 #include "lib/inode.h"
 #include "lib/log.h"
 #include "lib/oid.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
@@ -295,6 +296,71 @@ int ops_read_del_vdis(struct sheep *s, struct request *r)
 	pthread_mutex_unlock(&s->state_lock);
 	r->rlen = len;
 	return SD_RES_SUCCESS;
+}
+
+static bool attr_field_ok(const char *f, size_t cap)
+{
+	return memchr(f, '\0', cap) != NULL;
+}
+
+/*
+ * GET_VDI_ATTR (0x89), as Sheepdog 1.0 (sd_wire.h): find the attribute
+ * object of (VDI, key) by probing attribute ids upward from a hash of the
+ * VDI name and the key; create, rewrite or delete its header as the flags
+ * say. The value itself is written and read by the client.
+ */
+int ops_get_vdi_attr(struct sheep *s, struct request *r)
+{
+	struct sd_vdi_attr a;
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || r->hdr.data_length < sizeof(a) || !r->data)
+		return SD_RES_INVALID_PARMS;
+	memcpy(&a, r->data, sizeof(a));
+	if (!attr_field_ok(a.name, sizeof(a.name)) || !attr_field_ok(a.tag, sizeof(a.tag)) ||
+	    !attr_field_ok(a.key, sizeof(a.key)) || !a.key[0] ||
+	    a.value_len > SD_MAX_VDI_ATTR_VALUE_LEN)
+		return SD_RES_INVALID_PARMS;
+	struct vdi_entry e;
+	int ret = group_vdi_lookup(s, a.name, a.tag, a.snap_id, &e);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	bool create = r->hdr.flags & SD_FLAG_CMD_CREAT, excl = r->hdr.flags & SD_FLAG_CMD_EXCL,
+	     del = r->hdr.flags & SD_FLAG_CMD_DEL;
+	a.ctime = e.ctime;
+	uint64_t h = fnv_64a_buf(a.name, strlen(a.name), FNV1A_64_INIT);
+	h = fnv_64a_buf(a.key, strlen(a.key), h);
+	for (uint32_t n = 0; n < 4096; n++) {
+		uint32_t id = (uint32_t)(h + n) & (SD_NR_VDIS - 1);
+		uint64_t oid = sd_vid_to_attr_oid(e.vid, id);
+		struct sd_vdi_attr cur;
+		ret = gateway_read_obj(s, oid, &cur, sizeof(cur), 0);
+		if (ret == SD_RES_NO_OBJ) {
+			if (!create || del)
+				return SD_RES_NO_OBJ;
+			ret = gateway_write_obj(s, oid, &a, sizeof(a), 0, true);
+		} else if (ret == SD_RES_SUCCESS) {
+			cur.key[sizeof(cur.key) - 1] = cur.name[sizeof(cur.name) - 1] = '\0';
+			cur.tag[sizeof(cur.tag) - 1] = '\0';
+			if (strcmp(cur.name, a.name) || strcmp(cur.tag, a.tag) ||
+			    cur.snap_id != a.snap_id || strcmp(cur.key, a.key))
+				continue; /* another key, or a deleted one: probe on */
+			if (excl && !del)
+				return SD_RES_VDI_EXIST;
+			if (del) {
+				struct sd_vdi_attr gone;
+				memset(&gone, 0, sizeof(gone));
+				ret = gateway_write_obj(s, oid, &gone, sizeof(gone), 0, false);
+			} else if (create) {
+				ret = gateway_write_obj(s, oid, &a, sizeof(a), 0, false);
+			}
+		}
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+		sd_rsp_vdi_id(&r->rsp) = e.vid;
+		r->rsp.vdi_hdr.attr_id = id;
+		r->rsp.vdi_hdr.copies = e.nr_copies;
+		return SD_RES_SUCCESS;
+	}
+	return SD_RES_FULL_VDI;
 }
 
 int ops_del_vdi(struct sheep *s, struct request *r)

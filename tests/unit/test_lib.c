@@ -19,6 +19,7 @@
 #include "lib/net.h"
 #include "lib/oid.h"
 #include "lib/sd_proto.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 
 static void test_vid_of_name_matches_reference_vector(void **state)
@@ -197,6 +198,46 @@ static int count_fds(void)
 	return n;
 }
 
+/* Sheepdog 1.0's 80-byte node: IPv4 in the last 4 address bytes, fields
+ * at their offsets, our extras in its padding, and back again. */
+static void test_wire_node_has_sheepdog_layout_and_round_trips(void **state)
+{
+	(void)state;
+	struct sd_node n;
+	memset(&n, 0, sizeof(n));
+	snprintf(n.addr, sizeof(n.addr), "10.1.2.3");
+	n.port = 7001;
+	n.nbd_port = 10809;
+	n.zone = 0x01020304;
+	n.space = 0x1122334455667788ull;
+	n.nr_vnodes = 128;
+	n.gateway = 1;
+	struct sd_wire_node w;
+	sd_node_to_wire(&n, &w);
+	const uint8_t *b = (const uint8_t *)&w;
+	for (int i = 0; i < 36; i++)
+		assert_int_equal(b[i], 0); /* rb_node and the IPv4-mapped prefix */
+	assert_memory_equal(b + 36, "\x0a\x01\x02\x03", 4);
+	assert_int_equal(b[40] | b[41] << 8, 7001);
+	assert_int_equal(b[64] | b[65] << 8, 128);
+	assert_int_equal(b[68], 0x04);
+	assert_int_equal(b[72], 0x88);
+	assert_int_equal(b[79], 0x11);
+	struct sd_node back;
+	sd_node_from_wire(&w, &back);
+	assert_string_equal(back.addr, "10.1.2.3");
+	assert_int_equal(back.port, 7001);
+	assert_int_equal(back.nbd_port, 10809);
+	assert_int_equal(back.zone, n.zone);
+	assert_true(back.space == n.space);
+	assert_int_equal(back.gateway, 1);
+	snprintf(n.addr, sizeof(n.addr), "fd00::1");
+	sd_node_to_wire(&n, &w);
+	sd_node_from_wire(&w, &back);
+	assert_string_equal(back.addr, "fd00::1");
+	assert_int_equal(SD_EPOCH_LOG_SIZE, 491568);
+}
+
 static void test_opendirat_lists_from_the_start_and_fails_cleanly(void **state)
 {
 	(void)state;
@@ -262,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_strerror_knows_every_code),
 		cmocka_unit_test(test_errno_converter_covers_every_code),
 		cmocka_unit_test(test_opendirat_lists_from_the_start_and_fails_cleanly),
+		cmocka_unit_test(test_wire_node_has_sheepdog_layout_and_round_trips),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
