@@ -202,24 +202,17 @@ struct sheep {
 	bool quorate;
 	/* format */
 	uint64_t ctime;            /* 0 = not formatted */
+	/* Formatted, restarted, and not every node of the newest epoch is back
+	 * yet (Sheepdog's "Waiting for other nodes to join cluster"): no epoch
+	 * is logged and I/O is refused until they are (cluster/apply.c). */
+	bool waiting;
+	bool shut_down;            /* a cluster shutdown was applied: leaves are not epochs */
 	uint8_t def_copies, def_policy, def_shift;
 	uint32_t fmt_vnodes;
 	bool recovery_enabled;
 	struct vdi_table vdis;
 	struct epoch_rec *epochs;
 	size_t nr_epochs;
-	/* Whole-cluster stop (cluster/outage.c): while outage_epoch != 0 no
-	 * I/O is served until the data members of that epoch's record
-	 * (outage_wait) are back and every member announced its own record
-	 * (outage_ann). own_*: this node's last record from before it joined. */
-	uint32_t outage_epoch;
-	struct sd_node *outage_wait, *outage_ann;
-	size_t nr_outage_wait, nr_outage_ann;
-	uint32_t own_epoch;
-	struct sd_node *own_nodes;
-	size_t nr_own;
-	void *own_vdis; /* this node's VDI table before it joined (packed) */
-	size_t own_vdis_len;
 	struct pending_event *pend_head, *pend_tail;
 	struct joiner *joiners;
 	struct cop_wait *waits;

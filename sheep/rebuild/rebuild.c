@@ -15,6 +15,7 @@
 #include "sheep/cluster/cluster.h"
 #include "sheep/cluster/ring.h"
 #include "lib/net.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "recovery/recovery.h"
 #include "sheep/gateway/gateway.h"
@@ -478,12 +479,16 @@ static int stat_remote(const struct sd_node *n, struct sd_recovery_state *st)
 	memset(&req, 0, sizeof(req));
 	req.proto_ver = SD_SHEEP_PROTO_VER;
 	req.opcode = SD_OP_STAT_RECOVERY;
-	req.data_length = sizeof(*st);
-	int rc = sd_exec(fd, &req, NULL, &rsp, st, sizeof(*st));
+	/* Sheepdog's 24 bytes first, then this project's state (sd_wire.h). */
+	struct sd_wire_recovery w;
+	memset(&w, 0, sizeof(w));
+	req.data_length = sizeof(w);
+	int rc = sd_exec(fd, &req, NULL, &rsp, &w, sizeof(w));
 	close(fd);
 	if (rc)
 		return rc;
-	return rsp.result == SD_RES_SUCCESS ? 0 : -EIO;
+	*st = w.ext;
+	return rsp.result == SD_RES_SUCCESS && rsp.data_length == sizeof(w) ? 0 : -EIO;
 }
 
 /*
@@ -623,10 +628,7 @@ static void say_lost(struct sheep_recovery *r, uint32_t epoch)
 
 static bool view_usable(struct sheep *s, struct sheep_view *v)
 {
-	/* After a whole-cluster stop, planning from members that may all be
-	 * stale could rebuild old data over new: wait as client I/O does. */
-	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s) &&
-	       !group_outage_waiting(s);
+	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s);
 }
 
 /*
