@@ -69,6 +69,12 @@ struct dog_cmd {
 extern const struct dog_cmd dog_cluster_cmds[];
 extern const struct dog_cmd dog_node_cmds[];
 extern const struct dog_cmd dog_vdi_cmds[];
+/* vdi_lock.c: dog vdi lock list|unlock. */
+int dog_vdi_lock_cmd(struct dog *d);
+/* Take VDI name's cluster-wide write lock on fd (held until fd closes or
+ * RELEASE_VDI). On failure says why (who holds it) and returns a
+ * DOG_EXIT_* code; 0 when taken. */
+int dog_vdi_take_lock(int fd, const char *what, const char *name);
 /* recovery.c (owned by the recovery work): node recovery, cluster recover. */
 int dog_node_recovery(struct dog *d);
 int dog_cluster_recover(struct dog *d);

@@ -430,5 +430,8 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "  -s, --snapshot        the snapshot the backup starts from (its -F); required\n", 1, 1,
      dog_vdi_restore},
     {"vdi", "resize", NULL, "<vdiname> <new size>", "grow a VDI", NULL, 2, 2, vdi_resize},
+    {"vdi", "lock", NULL, "list | unlock <vdiname>",
+     "list the VDI write locks (NBD writers, clients), or break a stale one", NULL, 1, 2,
+     dog_vdi_lock_cmd},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -277,7 +277,16 @@ int dog_vdi_io(const struct dog *d, const char *name, enum dog_io_dir dir, int f
 	if (!j.ino)
 		return DOG_EXIT_SYSFAIL;
 	int rc = open_vdi(&j, &off, &len, len_given);
+	/* One lock for every writer: a write holds the VDI's lock, so it is
+	 * refused while an NBD writer (QEMU) has the VDI, and fences it out. */
+	int lockfd = -1;
+	if (!rc && len && dir == DOG_IO_WRITE) {
+		lockfd = dog_connect(d);
+		rc = lockfd < 0 ? dog_exit_of_errno(lockfd) : dog_vdi_take_lock(lockfd, verb(dir), name);
+	}
 	if (rc || !len) {
+		if (lockfd >= 0)
+			close(lockfd);
 		free(j.map);
 		free(j.ino);
 		return rc;
@@ -382,6 +391,15 @@ int dog_vdi_io(const struct dog *d, const char *name, enum dog_io_dir dir, int f
 		pthread_join(tids[i], NULL);
 	dog_progress_end(&prog);
 out:
+	if (lockfd >= 0) {
+		/* Released now, not when sheep notices the closed connection. */
+		struct sd_req req;
+		struct sd_rsp rsp;
+		dog_req_init(&req, SD_OP_RELEASE_VDI);
+		req.vdi.base_vdi_id = j.vid;
+		sd_exec(lockfd, &req, NULL, &rsp, NULL, 0);
+		close(lockfd);
+	}
 	pthread_mutex_destroy(&j.lock);
 	pthread_cond_destroy(&j.cond);
 	for (int i = 0; i < DOG_IO_SLOTS; i++)

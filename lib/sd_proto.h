@@ -67,6 +67,8 @@
 #define SD_OP_SET_LOGLEVEL 0xba /* payload: int32 level */
 #define SD_OP_EXIST 0xbd
 #define SD_OP_CLUSTER_INFO 0xbe
+#define SD_OP_GET_VDI_LOCKS 0xc4  /* reply: struct sd_vdi_lock per locked VDI */
+#define SD_OP_FORCE_UNLOCK_VDI 0xc5 /* break the lock of base_vdi_id, whoever holds it */
 #define SD_OP_READ_DEL_VDIS 0xc9 /* bitmap of deleted VDIs, 2^24 bits */
 #define SD_OP_GET_RECOVERY 0xca
 #define SD_OP_SET_RECOVERY 0xcb
@@ -248,5 +250,16 @@ const char *sd_strerror(uint32_t result);
  * code of each errno (NO_OBJ for -ENOENT, NO_SPACE for -ENOSPC, ...). */
 int sd_res_to_errno(int res);
 int sd_errno_to_res(int err);
+
+/* One entry of SD_OP_GET_VDI_LOCKS: the sheep whose client holds the lock
+ * and the holder's id there (NBD connection or client connection). */
+struct sd_vdi_lock {
+	uint32_t vid;
+	uint16_t port;
+	uint16_t pad;
+	uint64_t owner;
+	char addr[64];
+} __attribute__((packed));
+_Static_assert(sizeof(struct sd_vdi_lock) == 80, "sd_vdi_lock is 80 bytes");
 
 #endif

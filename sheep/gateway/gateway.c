@@ -264,6 +264,19 @@ int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner)
 	return group_cluster_op(s, &m, sizeof(m), NULL);
 }
 
+int gateway_vdi_lock_held(struct sheep *s, uint32_t vid, uint64_t owner)
+{
+	struct vdi_entry e;
+	if (group_vdi_find(s, vid, &e) || e.deleted)
+		return SD_RES_NO_VDI;
+	if (e.flags & VDI_F_SNAPSHOT)
+		return SD_RES_SUCCESS;
+	const struct sd_node *me = &s->self;
+	bool mine = e.locked && e.lock_owner == owner && !strcmp(e.lock_addr, me->addr) &&
+		    e.lock_port == me->port && e.lock_inc == me->incarnation;
+	return mine ? SD_RES_SUCCESS : SD_RES_VDI_LOCKED;
+}
+
 int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len)
 {
 	if (len < SD_NR_VDIS / 8)

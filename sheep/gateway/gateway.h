@@ -45,6 +45,12 @@ int gateway_vdi_lookup(struct sheep *s, const char *name, uint32_t snapid, const
  * caller on this sheep); SD_RES_VDI_LOCKED when someone else has it. */
 int gateway_vdi_lock(struct sheep *s, uint32_t vid, uint64_t owner);
 int gateway_vdi_unlock(struct sheep *s, uint32_t vid, uint64_t owner);
+/* Does owner (of this sheep) still hold VDI vid's lock? SD_RES_SUCCESS also
+ * for a frozen VDI (a snapshot: its writes are refused READONLY anyway);
+ * SD_RES_VDI_LOCKED when the lock is gone or someone else's; SD_RES_NO_VDI.
+ * Answered from this sheep's copy of the VDI table, which a lock change
+ * reaches before its originator is answered. */
+int gateway_vdi_lock_held(struct sheep *s, uint32_t vid, uint64_t owner);
 /* The in-use VDI bitmap, as SD_OP_READ_VDIS answers it: bit vid (LSB-first
  * within each byte) set = VDI vid exists. len >= SD_NR_VDIS / 8. */
 int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len);

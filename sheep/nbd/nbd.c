@@ -112,6 +112,91 @@ static int list_one(void *arg, const char *name)
 	return opt_reply(c, NBD_OPT_LIST, NBD_REP_SERVER, buf, (uint32_t)(4 + n)) < 0 ? -EIO : 0;
 }
 
+/* ---- meta contexts ----------------------------------------------------- */
+
+static bool meta_offered(const struct nbd_conn *c)
+{
+	return c->srv->ops->block_status != NULL;
+}
+
+/* Does query q (qlen bytes) select base:allocation? A LIST also takes the
+ * namespace alone ("base:"). */
+static bool meta_matches(const char *q, uint32_t qlen, bool list)
+{
+	size_t n = strlen(NBD_META_BASE_ALLOCATION);
+	if (qlen == n && !memcmp(q, NBD_META_BASE_ALLOCATION, n))
+		return true;
+	return list && qlen == 5 && !memcmp(q, "base:", 5);
+}
+
+/*
+ * NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT: export name length,
+ * name, query count, queries (length, string). The whole option is checked
+ * before any reply, so a malformed one gets a single error. SET needs
+ * structured replies first and replaces the previous selection; LIST with
+ * no query lists every context.
+ */
+static int opt_meta_context(struct nbd_conn *c, uint32_t opt, const char *data, uint32_t len)
+{
+	bool list = opt == NBD_OPT_LIST_META_CONTEXT;
+	uint32_t nlen, nq, pos;
+
+	if (!list && !c->structured)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID,
+				 "SET_META_CONTEXT needs NBD_OPT_STRUCTURED_REPLY first");
+	if (len < 8)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "option too short");
+	memcpy(&nlen, data, 4);
+	nlen = be32toh(nlen);
+	if (nlen > len - 8 || nlen > NBD_NAME_MAX || memchr(data + 4, 0, nlen))
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "bad export name length");
+	memcpy(&nq, data + 4 + nlen, 4);
+	nq = be32toh(nq);
+	bool match = list && nq == 0 && meta_offered(c);
+	pos = 8 + nlen;
+	for (uint32_t i = 0; i < nq; i++) {
+		uint32_t ql;
+		if (len - pos < 4)
+			return opt_error(c, opt, NBD_REP_ERR_INVALID, "truncated query list");
+		memcpy(&ql, data + pos, 4);
+		ql = be32toh(ql);
+		pos += 4;
+		if (ql > len - pos || ql > NBD_NAME_MAX)
+			return opt_error(c, opt, NBD_REP_ERR_INVALID, "bad query length");
+		if (meta_offered(c) && meta_matches(data + pos, ql, list))
+			match = true;
+		pos += ql;
+	}
+	if (pos != len)
+		return opt_error(c, opt, NBD_REP_ERR_INVALID, "trailing bytes after the queries");
+	if (!list) {
+		free(c->meta_export);
+		c->meta_export = match ? strndup(data + 4, nlen) : NULL;
+		c->meta_alloc = match && c->meta_export;
+		match = c->meta_alloc;
+	}
+	if (match) {
+		size_t n = strlen(NBD_META_BASE_ALLOCATION);
+		char buf[4 + 32];
+		uint32_t id = htobe32(NBD_META_ID_ALLOC);
+		memcpy(buf, &id, 4);
+		memcpy(buf + 4, NBD_META_BASE_ALLOCATION, n);
+		if (opt_reply(c, opt, NBD_REP_META_CONTEXT, buf, (uint32_t)(4 + n)) < 0)
+			return -1;
+	}
+	return opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+}
+
+/* A context selected for another export name does not apply to this one. */
+static void meta_attach(struct nbd_conn *c, const char *name)
+{
+	if (c->meta_alloc && strcmp(c->meta_export, name) != 0) {
+		sd_debug("nbd %s: meta context was set for '%s', not '%s': dropped", c->peer,
+			 c->meta_export, name);
+		c->meta_alloc = false;
+	}
+}
+
 /* ---- handshake --------------------------------------------------------- */
 
 enum hs_result { HS_CLOSE, HS_GO };
@@ -161,8 +246,9 @@ static int opt_info_go(struct nbd_conn *c, uint32_t opt, const char *data, uint3
 		c->srv->ops->close(e);
 		return 0;
 	}
-	sd_info("nbd %s: attached '%s' (%" PRIu64 " bytes%s)", c->peer, name, info.size,
-		info.readonly ? ", read-only" : "");
+	sd_info("nbd %s: attached '%s' (%" PRIu64 " bytes%s%s)", c->peer, name, info.size,
+		info.readonly ? ", read-only" : "", c->structured ? ", structured replies" : "");
+	meta_attach(c, name);
 	c->exp = e;
 	c->info = info;
 	*go = true;
@@ -199,6 +285,7 @@ static enum hs_result opt_export_name(struct nbd_conn *c, const char *data, uint
 		return HS_CLOSE;
 	sd_info("nbd %s: attached '%s' (%" PRIu64 " bytes%s)", c->peer, name, c->info.size,
 		c->info.readonly ? ", read-only" : "");
+	meta_attach(c, name);
 	return HS_GO;
 }
 
@@ -284,6 +371,19 @@ static enum hs_result handshake(struct nbd_conn *c)
 		case NBD_OPT_GO:
 			ret = opt_info_go(c, opt, data, len, &go);
 			break;
+		case NBD_OPT_STRUCTURED_REPLY:
+			if (len != 0) {
+				ret = opt_error(c, opt, NBD_REP_ERR_INVALID,
+						"STRUCTURED_REPLY takes no data");
+				break;
+			}
+			c->structured = true;
+			ret = opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+			break;
+		case NBD_OPT_LIST_META_CONTEXT:
+		case NBD_OPT_SET_META_CONTEXT:
+			ret = opt_meta_context(c, opt, data, len);
+			break;
 		default:
 			ret = opt_error(c, opt, NBD_REP_ERR_UNSUP, "option not supported");
 			break;
@@ -305,6 +405,7 @@ out:
 
 static void conn_free(struct nbd_conn *c)
 {
+	free(c->meta_export);
 	pthread_mutex_destroy(&c->qlock);
 	pthread_cond_destroy(&c->qcond);
 	pthread_cond_destroy(&c->qroom);

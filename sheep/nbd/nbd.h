@@ -14,9 +14,18 @@ struct nbd_export;
  * What the export offers (NBD protocol, doc/proto.md of NetworkBlockDevice/nbd):
  *
  *  - Handshake: fixed newstyle only (NBD_FLAG_FIXED_NEWSTYLE, NO_ZEROES).
- *    Options NBD_OPT_GO, INFO, LIST, EXPORT_NAME and ABORT; every other
- *    option (STARTTLS, STRUCTURED_REPLY, meta contexts, ...) is answered
- *    NBD_REP_ERR_UNSUP and negotiation goes on.
+ *    Options NBD_OPT_GO, INFO, LIST, EXPORT_NAME, ABORT, STRUCTURED_REPLY,
+ *    LIST_META_CONTEXT and SET_META_CONTEXT (one context:
+ *    "base:allocation"); every other option (STARTTLS, EXTENDED_HEADERS,
+ *    ...) is answered NBD_REP_ERR_UNSUP and negotiation goes on.
+ *  - Replies: simple ones unless the client negotiated structured replies.
+ *    With them, a READ is answered with one OFFSET_DATA chunk, a
+ *    BLOCK_STATUS with one BLOCK_STATUS chunk, every error with an ERROR
+ *    chunk; other successful commands get a simple reply (allowed).
+ *  - NBD_CMD_BLOCK_STATUS (needs base:allocation selected for the export
+ *    attached): unallocated objects are HOLE|ZERO, allocated ones 0, so
+ *    qemu-img map / convert, nbdcopy and backups skip what was never
+ *    written. NBD_CMD_FLAG_REQ_ONE gives one extent.
  *  - Export name = VDI name: "NAME" attaches the working VDI for writing and
  *    takes its cluster-wide write lock for the life of the connection (a
  *    second writer gets NBD_REP_ERR_POLICY "... is locked ..."; with
@@ -24,8 +33,8 @@ struct nbd_export;
  *    closed and the sheep log says why). "NAME:ro" attaches the working
  *    VDI read-only, without the lock. "NAME@TAG" and "NAME@SNAPID" (all
  *    digits) attach a snapshot, read-only. Size = VDI size.
- *  - Commands READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (with NO_HOLE), DISC;
- *    NBD_CMD_FLAG_FUA accepted on all. Simple replies only.
+ *  - Commands READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (with NO_HOLE),
+ *    BLOCK_STATUS, DISC; NBD_CMD_FLAG_FUA accepted on all.
  *  - Transmission flags: HAS_FLAGS, SEND_FLUSH, SEND_FUA, SEND_TRIM,
  *    SEND_WRITE_ZEROES; READ_ONLY and CAN_MULTI_CONN for read-only exports.
  *    CAN_MULTI_CONN is not offered on a writable export: a second connection
@@ -74,6 +83,13 @@ struct nbd_export_info {
 	bool readonly;
 };
 
+/* One run of NBD_CMD_BLOCK_STATUS base:allocation: length bytes with the
+ * same NBD_STATE_* flags (HOLE: nothing is stored; ZERO: reads as zeros). */
+struct nbd_extent {
+	uint64_t length;
+	uint32_t flags;
+};
+
 struct nbd_backend {
 	/*
 	 * Open the export called name for a connection (owner is unique per
@@ -91,6 +107,14 @@ struct nbd_backend {
 	/* Make the range read as zeros; may_free: holes are allowed. */
 	int (*zero)(struct nbd_export *e, uint32_t len, uint64_t off, bool may_free);
 	int (*trim)(struct nbd_export *e, uint32_t len, uint64_t off);
+	/*
+	 * Describe [off, off + len) for base:allocation: up to max extents in
+	 * order, from off, covering the range or a prefix of it; *n = how
+	 * many (at least one on success). NULL: the meta context is not
+	 * offered.
+	 */
+	int (*block_status)(struct nbd_export *e, uint32_t len, uint64_t off,
+			    struct nbd_extent *ext, uint32_t max, uint32_t *n);
 	/* Call cb for each export name (NBD_OPT_LIST); 0 or -errno. */
 	int (*list)(void *arg, int (*cb)(void *cbarg, const char *name), void *cbarg);
 };

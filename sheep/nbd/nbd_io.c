@@ -1,4 +1,4 @@
-/* nbd_io.c - NBD transmission phase: read requests, serve them on a per-connection worker pool, send simple replies. */
+/* nbd_io.c - NBD transmission phase: read requests, serve them on a per-connection worker pool, send simple or structured replies. */
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/util.h"
 #include "sheep/nbd/nbd_priv.h"
 #include "sheep/nbd/nbd_proto.h"
 
@@ -38,10 +39,21 @@ static uint32_t nbd_errno(int ret)
 	}
 }
 
-/* Send one simple reply (and data for a successful READ). A failure marks
- * the connection dead and wakes the reader, which then winds down. */
-static void send_reply(struct nbd_conn *c, uint64_t handle, uint32_t error, const void *data,
-		       uint32_t len)
+/* Write iov on the socket under the reply lock. A failure marks the
+ * connection dead and wakes the reader, which then winds down. */
+static void send_locked(struct nbd_conn *c, struct iovec *iov, int n)
+{
+	pthread_mutex_lock(&c->wlock);
+	if (!c->dead && sd_writev_full(c->fd, iov, n) < 0) {
+		c->dead = true;
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&c->wlock);
+}
+
+/* One simple reply (and data for a successful READ). */
+static void send_simple(struct nbd_conn *c, uint64_t handle, uint32_t error, const void *data,
+			uint32_t len)
 {
 	struct nbd_simple_reply r = {
 		.magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
@@ -49,16 +61,116 @@ static void send_reply(struct nbd_conn *c, uint64_t handle, uint32_t error, cons
 		.handle = handle, /* opaque: echoed byte for byte */
 	};
 	struct iovec iov[2] = {{&r, sizeof(r)}, {(void *)data, len}};
-
-	pthread_mutex_lock(&c->wlock);
-	if (!c->dead && sd_writev_full(c->fd, iov, (error == 0 && data) ? 2 : 1) < 0) {
-		c->dead = true;
-		shutdown(c->fd, SHUT_RDWR);
-	}
-	pthread_mutex_unlock(&c->wlock);
+	send_locked(c, iov, (error == 0 && data && len) ? 2 : 1);
 }
 
-static int run_job(struct nbd_conn *c, struct nbd_job *j, void **rdata)
+/* One structured reply chunk, the last of its request: header, then the
+ * payload given as up to two pieces. */
+static void send_chunk(struct nbd_conn *c, uint64_t handle, uint16_t type, const void *p1,
+		       uint32_t l1, const void *p2, uint32_t l2)
+{
+	struct nbd_structured_reply r = {
+		.magic = htobe32(NBD_STRUCTURED_REPLY_MAGIC),
+		.flags = htobe16(NBD_REPLY_FLAG_DONE),
+		.type = htobe16(type),
+		.handle = handle,
+		.length = htobe32(l1 + l2),
+	};
+	struct iovec iov[3] = {{&r, sizeof(r)}, {(void *)p1, l1}, {(void *)p2, l2}};
+	send_locked(c, iov, 1 + (l1 ? 1 : 0) + (l2 ? 1 : 0));
+}
+
+/* An error, as a structured ERROR chunk (with a message) when the client
+ * negotiated structured replies, else as a simple reply. */
+static void send_error(struct nbd_conn *c, uint64_t handle, uint32_t error, const char *msg)
+{
+	if (!c->structured) {
+		send_simple(c, handle, error, NULL, 0);
+		return;
+	}
+	uint8_t hdr[6];
+	uint32_t e = htobe32(error);
+	size_t n = msg ? strlen(msg) : 0;
+	uint16_t ml = htobe16((uint16_t)(n > 4096 ? 4096 : n));
+	memcpy(hdr, &e, 4);
+	memcpy(hdr + 4, &ml, 2);
+	send_chunk(c, handle, NBD_REPLY_TYPE_ERROR, hdr, sizeof(hdr), msg, be16toh(ml));
+}
+
+/* The reply to a request that succeeded; data/len: the READ bytes or the
+ * BLOCK_STATUS payload. */
+static void send_success(struct nbd_conn *c, const struct nbd_job *j, const void *data,
+			 uint32_t len)
+{
+	if (!c->structured) {
+		send_simple(c, j->handle, 0, data, j->type == NBD_CMD_READ ? len : 0);
+		return;
+	}
+	if (j->type == NBD_CMD_READ && len > 0) {
+		uint64_t off = htobe64(j->offset);
+		send_chunk(c, j->handle, NBD_REPLY_TYPE_OFFSET_DATA, &off, 8, data, len);
+	} else if (j->type == NBD_CMD_READ) {
+		send_chunk(c, j->handle, NBD_REPLY_TYPE_NONE, NULL, 0, NULL, 0);
+	} else if (j->type == NBD_CMD_BLOCK_STATUS) {
+		send_chunk(c, j->handle, NBD_REPLY_TYPE_BLOCK_STATUS, data, len, NULL, 0);
+	} else {
+		send_simple(c, j->handle, 0, NULL, 0);
+	}
+}
+
+/*
+ * NBD_CMD_BLOCK_STATUS for base:allocation: the backend's extents, merged
+ * where their flags agree, clipped to the request, as the chunk payload
+ * (context id, then length/flags pairs). With REQ_ONE, one extent.
+ */
+static int block_status(struct nbd_conn *c, const struct nbd_job *j, void **out, uint32_t *olen)
+{
+	uint32_t max = NBD_MAX_EXTENTS, n = 0;
+	struct nbd_extent *ext = calloc(max, sizeof(*ext));
+	if (!ext)
+		return -ENOMEM;
+	int ret = c->srv->ops->block_status(c->exp, j->length, j->offset, ext, max, &n);
+	if (ret == 0 && n == 0)
+		ret = -EIO;
+	if (ret < 0) {
+		free(ext);
+		return ret;
+	}
+	uint32_t *p = malloc(4 + (size_t)n * 8);
+	if (!p) {
+		free(ext);
+		return -ENOMEM;
+	}
+	p[0] = htobe32(NBD_META_ID_ALLOC);
+	uint32_t out_n = 0;
+	uint64_t left = j->length;
+	for (uint32_t i = 0; i < n && left > 0; i++) {
+		uint64_t l = SD_MIN(ext[i].length, left);
+		if (l == 0)
+			continue;
+		if (out_n > 0 && be32toh(p[2 * out_n]) == ext[i].flags &&
+		    be32toh(p[2 * out_n - 1]) + l <= UINT32_MAX) {
+			p[2 * out_n - 1] = htobe32((uint32_t)(be32toh(p[2 * out_n - 1]) + l));
+		} else {
+			p[1 + 2 * out_n] = htobe32((uint32_t)l);
+			p[2 + 2 * out_n] = htobe32(ext[i].flags);
+			out_n++;
+		}
+		left -= l;
+		if (out_n == 1 && (j->flags & NBD_CMD_FLAG_REQ_ONE))
+			break;
+	}
+	free(ext);
+	if (out_n == 0) {
+		free(p);
+		return -EIO;
+	}
+	*out = p;
+	*olen = 4 + out_n * 8;
+	return 0;
+}
+
+static int run_job(struct nbd_conn *c, struct nbd_job *j, void **rdata, uint32_t *rlen)
 {
 	const struct nbd_backend *ops = c->srv->ops;
 
@@ -73,6 +185,7 @@ static int run_job(struct nbd_conn *c, struct nbd_job *j, void **rdata)
 			return ret;
 		}
 		*rdata = buf;
+		*rlen = j->length;
 		return 0;
 	}
 	case NBD_CMD_WRITE:
@@ -84,6 +197,8 @@ static int run_job(struct nbd_conn *c, struct nbd_job *j, void **rdata)
 		return ops->trim(c->exp, j->length, j->offset);
 	case NBD_CMD_WRITE_ZEROES:
 		return ops->zero(c->exp, j->length, j->offset, !(j->flags & NBD_CMD_FLAG_NO_HOLE));
+	case NBD_CMD_BLOCK_STATUS:
+		return block_status(c, j, rdata, rlen);
 	default:
 		return -EINVAL;
 	}
@@ -110,12 +225,15 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&c->qlock);
 
 		void *rdata = NULL;
-		int ret = run_job(c, j, &rdata);
-		if (ret < 0)
+		uint32_t rlen = 0;
+		int ret = run_job(c, j, &rdata, &rlen);
+		if (ret < 0) {
 			sd_debug("nbd %s: cmd %u off %" PRIu64 " len %" PRIu32 ": %s", c->peer,
 				 j->type, j->offset, j->length, strerror(-ret));
-		send_reply(c, j->handle, nbd_errno(ret), rdata,
-			   j->type == NBD_CMD_READ ? j->length : 0);
+			send_error(c, j->handle, nbd_errno(ret), strerror(-ret));
+		} else {
+			send_success(c, j, rdata, rlen);
+		}
 		free(rdata);
 
 		pthread_mutex_lock(&c->qlock);
@@ -172,6 +290,11 @@ static uint32_t check_request(const struct nbd_conn *c, const struct nbd_request
 	case NBD_CMD_READ:
 	case NBD_CMD_FLUSH:
 		break;
+	case NBD_CMD_BLOCK_STATUS:
+		if (!c->meta_alloc || rq->length == 0)
+			return NBD_EINVAL;
+		allowed |= NBD_CMD_FLAG_REQ_ONE;
+		break;
 	case NBD_CMD_WRITE:
 	case NBD_CMD_TRIM:
 		writes = true;
@@ -195,6 +318,18 @@ static uint32_t check_request(const struct nbd_conn *c, const struct nbd_request
 			       ? NBD_ENOSPC
 			       : NBD_EINVAL;
 	return 0;
+}
+
+/* Why check_request() refused rq, for a structured error's message. */
+static const char *refusal(const struct nbd_conn *c, const struct nbd_request *rq, uint32_t err)
+{
+	if (err == NBD_EPERM)
+		return "the export is read-only";
+	if (err == NBD_ENOSPC)
+		return "write past the end of the export";
+	if (rq->type == NBD_CMD_BLOCK_STATUS && !c->meta_alloc)
+		return "no meta context selected (NBD_OPT_SET_META_CONTEXT base:allocation)";
+	return "bad request: unknown command or flags, or range outside the export";
 }
 
 static void wind_down(struct nbd_conn *c)
@@ -248,7 +383,7 @@ void nbd_transmission(struct nbd_conn *c)
 		if (rq.type == NBD_CMD_WRITE) {
 			if (rq.length > NBD_MAX_REQUEST) {
 				/* Cannot skip that much safely: say why, then close. */
-				send_reply(c, rq.handle, NBD_EINVAL, NULL, 0);
+				send_error(c, rq.handle, NBD_EINVAL, "write longer than the maximum block size");
 				why = "oversize write";
 				break;
 			}
@@ -269,7 +404,7 @@ void nbd_transmission(struct nbd_conn *c)
 			free(data);
 			sd_debug("nbd %s: rejecting cmd %u off %" PRIu64 " len %" PRIu32 ": error %u",
 				 c->peer, rq.type, rq.offset, rq.length, err);
-			send_reply(c, rq.handle, err, NULL, 0);
+			send_error(c, rq.handle, err, refusal(c, &rq, err));
 			continue;
 		}
 

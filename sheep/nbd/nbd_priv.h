@@ -17,6 +17,11 @@
 /* Backpressure: the reader stops taking requests beyond these. */
 #define NBD_MAX_INFLIGHT 64
 #define NBD_MAX_INFLIGHT_BYTES (128u << 20)
+/* The id this server gives the base:allocation meta context. */
+#define NBD_META_ID_ALLOC 1
+/* At most this many extents in one NBD_CMD_BLOCK_STATUS reply (the rest of
+ * the range is described by the next request). */
+#define NBD_MAX_EXTENTS 65536
 
 struct nbd_server {
 	const struct nbd_backend *ops;
@@ -56,6 +61,13 @@ struct nbd_conn {
 	struct nbd_export *exp;
 	struct nbd_export_info info;
 	uint16_t tflags;
+
+	/* Negotiated in the handshake (NBD_OPT_STRUCTURED_REPLY and
+	 * NBD_OPT_SET_META_CONTEXT); a client that asked for neither gets
+	 * simple replies only and no NBD_CMD_BLOCK_STATUS. */
+	bool structured;
+	bool meta_alloc;	  /* base:allocation selected */
+	char *meta_export;	  /* ... for this export name (malloc'd) */
 
 	pthread_mutex_t qlock; /* the job queue and worker accounting */
 	pthread_cond_t qcond;  /* workers wait for jobs */

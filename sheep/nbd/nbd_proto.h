@@ -21,10 +21,13 @@
 #define NBD_OPT_INFO 6
 #define NBD_OPT_GO 7
 #define NBD_OPT_STRUCTURED_REPLY 8
+#define NBD_OPT_LIST_META_CONTEXT 9
+#define NBD_OPT_SET_META_CONTEXT 10
 
 #define NBD_REP_ACK 1
 #define NBD_REP_SERVER 2
 #define NBD_REP_INFO 3
+#define NBD_REP_META_CONTEXT 4
 #define NBD_REP_FLAG_ERROR (1u << 31)
 #define NBD_REP_ERR_UNSUP (NBD_REP_FLAG_ERROR | 1)
 #define NBD_REP_ERR_POLICY (NBD_REP_FLAG_ERROR | 2)
@@ -52,6 +55,21 @@
 /* Transmission */
 #define NBD_REQUEST_MAGIC 0x25609513u
 #define NBD_SIMPLE_REPLY_MAGIC 0x67446698u
+#define NBD_STRUCTURED_REPLY_MAGIC 0x668e33efu
+
+/* Structured reply chunks */
+#define NBD_REPLY_FLAG_DONE (1u << 0)
+#define NBD_REPLY_TYPE_NONE 0
+#define NBD_REPLY_TYPE_OFFSET_DATA 1
+#define NBD_REPLY_TYPE_OFFSET_HOLE 2
+#define NBD_REPLY_TYPE_BLOCK_STATUS 5
+#define NBD_REPLY_TYPE_ERROR ((1u << 15) + 1)
+#define NBD_REPLY_TYPE_ERROR_OFFSET ((1u << 15) + 2)
+
+/* The base:allocation meta context */
+#define NBD_META_BASE_ALLOCATION "base:allocation"
+#define NBD_STATE_HOLE (1u << 0)
+#define NBD_STATE_ZERO (1u << 1)
 
 #define NBD_CMD_READ 0
 #define NBD_CMD_WRITE 1
@@ -64,6 +82,8 @@
 
 #define NBD_CMD_FLAG_FUA (1u << 0)
 #define NBD_CMD_FLAG_NO_HOLE (1u << 1)
+#define NBD_CMD_FLAG_DF (1u << 2)
+#define NBD_CMD_FLAG_REQ_ONE (1u << 3)
 
 /* Errors in replies (Linux errno values, fixed by the protocol) */
 #define NBD_EPERM 1
@@ -91,6 +111,15 @@ struct nbd_simple_reply {
 	uint64_t handle;
 } __attribute__((packed));
 _Static_assert(sizeof(struct nbd_simple_reply) == 16, "NBD simple reply is 16 bytes");
+
+struct nbd_structured_reply {
+	uint32_t magic;
+	uint16_t flags;
+	uint16_t type;
+	uint64_t handle;
+	uint32_t length; /* of the payload that follows */
+} __attribute__((packed));
+_Static_assert(sizeof(struct nbd_structured_reply) == 20, "NBD structured reply header is 20 bytes");
 
 struct nbd_opt_hdr {
 	uint64_t magic;

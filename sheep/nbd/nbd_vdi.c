@@ -14,10 +14,12 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/metrics/metrics.h"
 #include "sheep/nbd/nbd.h"
+#include "sheep/nbd/nbd_proto.h"
 #include "sheep/nbd/vdi_io.h"
 #include "sheep/sheep.h"
 
 #define NBD_RO_SUFFIX ":ro"
+#define NBD_HANDOVER_SUFFIX ":handover"
 
 struct nbd_export {
 	struct vdi_io *v;
@@ -30,7 +32,7 @@ struct nbd_export {
  * "NAME@DIGITS" -> snapshot by id; "NAME@TAG" -> snapshot by tag.
  */
 static int parse_name(const char *export, char *name, size_t nlen, uint32_t *snapid, char *tag,
-		      size_t tlen, bool *readonly)
+		      size_t tlen, bool *readonly, bool *handover)
 {
 	size_t n = strlen(export);
 	const char *at;
@@ -38,9 +40,14 @@ static int parse_name(const char *export, char *name, size_t nlen, uint32_t *sna
 	*snapid = 0;
 	tag[0] = '\0';
 	*readonly = false;
+	*handover = false;
 	if (n > strlen(NBD_RO_SUFFIX) && !strcmp(export + n - strlen(NBD_RO_SUFFIX), NBD_RO_SUFFIX)) {
 		*readonly = true;
 		n -= strlen(NBD_RO_SUFFIX);
+	} else if (n > strlen(NBD_HANDOVER_SUFFIX) &&
+		   !strcmp(export + n - strlen(NBD_HANDOVER_SUFFIX), NBD_HANDOVER_SUFFIX)) {
+		*handover = true;
+		n -= strlen(NBD_HANDOVER_SUFFIX);
 	}
 	at = memrchr(export, '@', n);
 	size_t base = at ? (size_t)(at - export) : n;
@@ -55,6 +62,8 @@ static int parse_name(const char *export, char *name, size_t nlen, uint32_t *sna
 	size_t slen = n - base - 1;
 	if (slen == 0 || slen >= tlen)
 		return -EINVAL;
+	if (*handover)
+		return -EINVAL; /* snapshots are read-only */
 	*readonly = true;
 	bool digits = true;
 	for (size_t i = 0; i < slen; i++)
@@ -77,23 +86,28 @@ static int vdi_open(void *arg, const char *export, bool probe, uint64_t owner,
 	struct sheep *s = arg;
 	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN];
 	uint32_t snapid;
-	bool readonly;
+	bool readonly, handover;
 	struct vdi_io *v;
 
 	*out = NULL;
-	if (parse_name(export, name, sizeof(name), &snapid, tag, sizeof(tag), &readonly) < 0) {
+	if (parse_name(export, name, sizeof(name), &snapid, tag, sizeof(tag), &readonly,
+		       &handover) < 0) {
 		snprintf(msg, msglen,
-			 "bad export name '%s': want NAME, NAME:ro, NAME@SNAPID or NAME@TAG", export);
+			 "bad export name '%s': want NAME, NAME:ro, NAME:handover, NAME@SNAPID or "
+			 "NAME@TAG", export);
 		return -EINVAL;
 	}
 	unsigned flags = (readonly || probe) ? 0 : VDI_IO_WRITE;
+	if (handover && !probe)
+		flags |= VDI_IO_HANDOVER;
 	int res = vdi_io_open(s, name, snapid, tag, flags, owner, &v);
 	if (res != SD_RES_SUCCESS) {
 		if (res == SD_RES_VDI_LOCKED)
 			snprintf(msg, msglen,
 				 "VDI '%s' is locked: another client has it attached for writing; "
-				 "attach '%s" NBD_RO_SUFFIX "' for read-only access",
-				 name, name);
+				 "attach '%s" NBD_RO_SUFFIX "' for read-only access, or '%s"
+				 NBD_HANDOVER_SUFFIX "' as a live migration's destination",
+				 name, name, name);
 		else if (res == SD_RES_NO_TAG || (res == SD_RES_NO_VDI && (snapid || tag[0])))
 			snprintf(msg, msglen, "VDI '%s' has no snapshot '%s'", name,
 				 strchr(export, '@') + 1);
@@ -154,6 +168,23 @@ static int vdi_trim(struct nbd_export *e, uint32_t len, uint64_t off)
 	return sd_res_to_errno(vdi_io_trim(e->v, len, off));
 }
 
+/* base:allocation: unallocated objects are holes that read as zeros. */
+static int vdi_block_status(struct nbd_export *e, uint32_t len, uint64_t off,
+			    struct nbd_extent *ext, uint32_t max, uint32_t *n)
+{
+	struct vdi_io_extent *ve = calloc(max, sizeof(*ve));
+	if (!ve)
+		return -ENOMEM;
+	int ret = sd_res_to_errno(vdi_io_map(e->v, len, off, ve, max, n));
+	for (uint32_t i = 0; ret == 0 && i < *n; i++)
+		ext[i] = (struct nbd_extent){
+			.length = ve[i].length,
+			.flags = ve[i].allocated ? 0 : (NBD_STATE_HOLE | NBD_STATE_ZERO),
+		};
+	free(ve);
+	return ret;
+}
+
 /* Every VDI: working ones by name, snapshots as NAME@SNAPID. */
 static int vdi_list(void *arg, int (*cb)(void *cbarg, const char *name), void *cbarg)
 {
@@ -198,6 +229,7 @@ static const struct nbd_backend nbd_vdi_backend = {
 	.write = vdi_write,
 	.zero = vdi_zero,
 	.trim = vdi_trim,
+	.block_status = vdi_block_status,
 	.list = vdi_list,
 };
 

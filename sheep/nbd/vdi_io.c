@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -43,6 +44,10 @@ struct vdi_io {
 	uint8_t nr_copies;
 	bool snapshot;
 	bool writable;
+	/* VDI_IO_HANDOVER opened while another writer held the lock: the first
+	 * write takes it over (under handover_lock). */
+	atomic_bool pending;
+	pthread_mutex_t handover_lock;
 	/* Someone else may write this VDI while we read it: an entry we hold as
 	 * unallocated, or one whose object has gone, is re-read from the inode. */
 	bool may_change;
@@ -150,12 +155,20 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 		/* A writer that has just detached (a client that sent DISC and
 		 * closed, a QEMU restarted) frees its lock a moment after its
 		 * client has gone: wait up to VDI_IO_LOCK_WAIT_MS for that
-		 * before refusing, so a hand-over never fails on the race. */
+		 * before refusing, so a hand-over never fails on the race. A
+		 * migration destination does not wait: it opens at once. */
 		for (int waited = 0;; waited += 100) {
 			ret = gateway_vdi_lock(s, vid, owner);
-			if (ret != SD_RES_VDI_LOCKED || waited >= VDI_IO_LOCK_WAIT_MS)
+			if (ret != SD_RES_VDI_LOCKED || (flags & VDI_IO_HANDOVER) ||
+			    waited >= VDI_IO_LOCK_WAIT_MS)
 				break;
 			usleep(100 * 1000);
+		}
+		if (ret == SD_RES_VDI_LOCKED && (flags & VDI_IO_HANDOVER)) {
+			sd_info("vdi %s: opened as a migration destination; the lock moves here at "
+				"its first write", name);
+			atomic_store(&v->pending, true);
+			ret = SD_RES_SUCCESS;
 		}
 		if (ret != SD_RES_SUCCESS)
 			goto fail;
@@ -180,11 +193,12 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 	for (int i = 0; i < VDI_IO_NR_LOCKS; i++)
 		pthread_mutex_init(&v->locks[i], NULL);
 	pthread_rwlock_init(&v->swap, NULL);
+	pthread_mutex_init(&v->handover_lock, NULL);
 	free(hdr);
 	*out = v;
 	return SD_RES_SUCCESS;
 fail:
-	if (v && v->writable)
+	if (v && v->writable && !atomic_load(&v->pending))
 		gateway_vdi_unlock(s, vid, owner);
 	if (v)
 		free(v->map);
@@ -197,9 +211,9 @@ void vdi_io_close(struct vdi_io *v)
 {
 	if (!v)
 		return;
-	if (v->writable) {
+	if (v->writable && !atomic_load(&v->pending)) {
 		/* Test hook: free the lock this long after the client has gone
-		 * (tests/func/066 proves a new writer waits for it). */
+		 * (tests/func/069 proves a new writer waits for it). */
 		const char *delay = getenv("SHEEP_TEST_UNLOCK_DELAY_MS");
 		if (delay)
 			usleep((useconds_t)strtoul(delay, NULL, 10) * 1000);
@@ -210,6 +224,7 @@ void vdi_io_close(struct vdi_io *v)
 	for (int i = 0; i < VDI_IO_NR_LOCKS; i++)
 		pthread_mutex_destroy(&v->locks[i]);
 	pthread_rwlock_destroy(&v->swap);
+	pthread_mutex_destroy(&v->handover_lock);
 	free(v->map);
 	free(v);
 }
@@ -473,6 +488,42 @@ static int zero_piece(struct vdi_io *v, uint32_t idx, uint32_t len, uint32_t off
 
 enum vdi_op { VDI_READ, VDI_WRITE, VDI_ZERO, VDI_ZERO_FREE, VDI_TRIM };
 
+/*
+ * Fencing: a writer whose lock is gone (broken by dog vdi lock unlock, or
+ * taken over by a migration's destination) writes no more. A frozen VDI (a
+ * snapshot was just taken) passes: the write gets READONLY and follows the
+ * lock to the new working VDI.
+ */
+static int vdi_io_lock_held(struct vdi_io *v)
+{
+	int ret;
+	if (atomic_load(&v->pending)) {
+		/* Migration handover: break the source's lock, take it. */
+		pthread_mutex_lock(&v->handover_lock);
+		ret = SD_RES_SUCCESS;
+		if (atomic_load(&v->pending)) {
+			ret = gateway_vdi_unlock(v->s, v->vid, 0);
+			if (ret == SD_RES_SUCCESS || ret == SD_RES_VDI_NOT_LOCKED)
+				ret = gateway_vdi_lock(v->s, v->vid, v->owner);
+			if (ret == SD_RES_SUCCESS) {
+				atomic_store(&v->pending, false);
+				sd_notice("vdi %s (%" PRIx32 "): lock handed over to this writer "
+					  "(migration destination's first write)", v->name, v->vid);
+			}
+		}
+		pthread_mutex_unlock(&v->handover_lock);
+		if (ret != SD_RES_SUCCESS) {
+			sd_warn("vdi %s: lock handover failed: %s", v->name, sd_strerror(ret));
+			return ret;
+		}
+	}
+	ret = gateway_vdi_lock_held(v->s, v->vid, v->owner);
+	if (ret != SD_RES_SUCCESS)
+		sd_warn("vdi %s (%" PRIx32 "): write refused: this writer's lock is gone: %s",
+			v->name, v->vid, sd_strerror(ret));
+	return ret;
+}
+
 /* Walk [off, off+len) object by object. */
 static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t len, uint64_t off)
 {
@@ -491,6 +542,13 @@ static int vdi_io_range(struct vdi_io *v, enum vdi_op op, char *buf, uint64_t le
 
 		pthread_rwlock_rdlock(&v->swap);
 		uint32_t vid = v->vid;
+		if (op != VDI_READ) {
+			ret = vdi_io_lock_held(v);
+			if (ret != SD_RES_SUCCESS) {
+				pthread_rwlock_unlock(&v->swap);
+				return ret;
+			}
+		}
 		switch (op) {
 		case VDI_READ:
 			ret = read_piece(v, idx, buf, n, in);
@@ -543,4 +601,54 @@ int vdi_io_zero(struct vdi_io *v, uint64_t len, uint64_t off, bool may_free)
 int vdi_io_trim(struct vdi_io *v, uint64_t len, uint64_t off)
 {
 	return vdi_io_range(v, VDI_TRIM, NULL, len, off);
+}
+
+/* Re-read the inode entries [first, first + count) into the map. */
+static int map_refresh_range(struct vdi_io *v, uint32_t first, uint32_t count)
+{
+	uint32_t *buf = malloc((size_t)count * 4);
+	if (!buf)
+		return SD_RES_NO_MEM;
+	int ret = SD_RES_SUCCESS;
+	for (uint32_t done = 0; done < count && ret == SD_RES_SUCCESS;) {
+		uint32_t n = SD_MIN(count - done, VDI_IO_MAP_CHUNK / 4);
+		ret = gateway_read_obj(v->s, vid_to_vdi_oid(v->vid), buf + done, n * 4,
+				       sd_inode_vid_offset(first + done));
+		done += n;
+	}
+	if (ret == SD_RES_SUCCESS)
+		for (uint32_t i = 0; i < count; i++)
+			map_set(v, first + i, buf[i]);
+	free(buf);
+	return ret;
+}
+
+int vdi_io_map(struct vdi_io *v, uint64_t len, uint64_t off, struct vdi_io_extent *ext,
+	       uint32_t max, uint32_t *n)
+{
+	*n = 0;
+	if (!range_ok(v, len, off) || len == 0 || max == 0)
+		return SD_RES_INVALID_PARMS;
+	uint32_t first = (uint32_t)(off >> v->shift);
+	uint32_t last = (uint32_t)((off + len - 1) >> v->shift);
+	int ret = SD_RES_SUCCESS;
+
+	pthread_rwlock_rdlock(&v->swap);
+	if (v->may_change)
+		ret = map_refresh_range(v, first, last - first + 1);
+	for (uint32_t idx = first; ret == SD_RES_SUCCESS && idx <= last; idx++) {
+		uint64_t start = SD_MAX(off, (uint64_t)idx << v->shift);
+		uint64_t end = SD_MIN(off + len, ((uint64_t)idx + 1) << v->shift);
+		bool alloc = map_get(v, idx) != 0;
+		if (*n > 0 && ext[*n - 1].allocated == alloc) {
+			ext[*n - 1].length += end - start;
+			continue;
+		}
+		if (*n == max)
+			break;
+		ext[*n] = (struct vdi_io_extent){.length = end - start, .allocated = alloc};
+		(*n)++;
+	}
+	pthread_rwlock_unlock(&v->swap);
+	return ret;
 }

@@ -33,6 +33,14 @@ struct vdi_io;
  */
 
 #define VDI_IO_WRITE 0x1 /* open for writing: takes the VDI's cluster-wide write lock */
+/*
+ * With VDI_IO_WRITE: a live migration's destination. When another writer
+ * holds the lock the open succeeds anyway, without the lock; the first
+ * write (or zero/trim) takes the lock over (the old holder is fenced: its
+ * writes fail from then on). Until then the handle only reads, and closing
+ * it leaves the old holder's lock alone.
+ */
+#define VDI_IO_HANDOVER 0x2
 
 struct vdi_io_info {
 	uint32_t vid;
@@ -77,5 +85,22 @@ int vdi_io_zero(struct vdi_io *v, uint64_t len, uint64_t off, bool may_free);
  * partial objects at the edges are left as they are (a discard is advisory).
  */
 int vdi_io_trim(struct vdi_io *v, uint64_t len, uint64_t off);
+
+/* A run of the VDI that is all allocated or all unallocated. */
+struct vdi_io_extent {
+	uint64_t length;
+	bool allocated; /* false: no object, reads as zeros */
+};
+
+/*
+ * Allocation of [off, off+len), from off: up to max runs (adjacent objects
+ * alike are merged), *n set; the runs cover the range or a prefix of it.
+ * Inherited objects (from a snapshot) count as allocated. A handle that
+ * others may write (read-only attach of the working VDI) re-reads the
+ * range's inode entries first, so an object written since the open is
+ * never reported as a hole.
+ */
+int vdi_io_map(struct vdi_io *v, uint64_t len, uint64_t off, struct vdi_io_extent *ext,
+	       uint32_t max, uint32_t *n);
 
 #endif

@@ -1,5 +1,6 @@
 /* ops.c - what each request opcode does: client ops, the internal ops dog uses, peer ops. Runs on workers. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +52,37 @@ static int do_read_obj(struct sheep *s, struct request *r)
 	return ret;
 }
 
+/*
+ * One lock for every writer: a client write to a data object of a VDI
+ * locked by someone else is refused (SD_RES_VDI_LOCKED). "Someone else" is
+ * a holder that is not a client connection of this sheep: an NBD writer
+ * (on any sheep) or a client of another sheep. A client such as dog takes
+ * the lock on one connection and writes on several others to this sheep.
+ */
+static int client_may_write(struct sheep *s, uint64_t oid)
+{
+	struct vdi_entry e;
+	if (!is_data_obj(oid) || group_vdi_find(s, oid_to_vid(oid), &e) || !e.locked)
+		return SD_RES_SUCCESS;
+	bool client_lock = (e.lock_owner >> 62) == 1;
+	bool here = !strcmp(e.lock_addr, s->self.addr) && e.lock_port == s->self.port &&
+		    e.lock_inc == s->self.incarnation;
+	if (client_lock && here)
+		return SD_RES_SUCCESS;
+	sd_info("refusing a client write to %" PRIx64 ": VDI %" PRIx32
+		" is locked by %s:%u (owner %" PRIx64 ")",
+		oid, e.vid, e.lock_addr, e.lock_port, e.lock_owner);
+	return SD_RES_VDI_LOCKED;
+}
+
 static int write_obj(struct sheep *s, struct request *r, bool create)
 {
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE))
 		return SD_RES_INVALID_PARMS;
 	uint64_t oid = r->hdr.obj.oid;
+	int lr = client_may_write(s, oid);
+	if (lr != SD_RES_SUCCESS)
+		return lr;
 	uint32_t off = r->hdr.obj.offset;
 	uint32_t len = r->hdr.data_length;
 	if (create && (r->hdr.flags & SD_FLAG_CMD_COW) && r->hdr.obj.cow_oid) {
@@ -88,6 +115,9 @@ static int do_discard_obj(struct sheep *s, struct request *r)
 	uint64_t oid = r->hdr.obj.oid;
 	if (!is_data_obj(oid))
 		return SD_RES_INVALID_PARMS;
+	int lr = client_may_write(s, oid);
+	if (lr != SD_RES_SUCCESS)
+		return lr;
 	uint32_t zero = 0;
 	int ret = gateway_write_obj(s, vid_to_vdi_oid(oid_to_vid(oid)), &zero, sizeof(zero),
 				    sd_inode_vid_offset(oid_to_idx(oid)), false);
@@ -438,7 +468,8 @@ static int do_peer_gw_write(struct sheep *s, struct request *r)
 static int do_peer(struct sheep *s, struct request *r)
 {
 	uint8_t op = r->hdr.opcode;
-	bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY;
+	bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY ||
+		     op == SD_OP_PEER_COMMIT_BATCH;
 	uint32_t cap = sends ? 0 : r->hdr.data_length;
 	void *rbuf = cap ? malloc(cap) : NULL;
 	if (cap && !rbuf)
@@ -472,6 +503,7 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_NEW_VDI, OPS_CLUSTER, true, ops_new_vdi),
 	OP(SD_OP_LOCK_VDI, OPS_CLUSTER, true, ops_lock_vdi),
 	OP(SD_OP_RELEASE_VDI, OPS_CLUSTER, true, ops_release_vdi),
+	OP(SD_OP_FORCE_UNLOCK_VDI, OPS_CLUSTER, true, ops_force_unlock_vdi),
 	OP(SD_OP_DEL_VDI, OPS_CLUSTER, true, ops_del_vdi),
 	OP(SD_OP_MAKE_FS, OPS_CLUSTER, false, do_make_fs),
 	OP(SD_OP_SHUTDOWN, OPS_CLUSTER, false, do_shutdown),
@@ -479,6 +511,7 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_DISABLE_RECOVER, OPS_CLUSTER, false, do_disable_recover),
 	/* answered from this node's own state */
 	OP(SD_OP_GET_VDI_INFO, OPS_LOCAL, true, ops_get_vdi_info),
+	OP(SD_OP_GET_VDI_LOCKS, OPS_LOCAL, true, ops_get_vdi_locks),
 	OP(SD_OP_READ_VDIS, OPS_LOCAL, false, ops_read_vdis),
 	OP(SD_OP_FLUSH_VDI, OPS_LOCAL, false, do_flush_vdi),
 	OP(SD_OP_GET_CLUSTER_DEFAULT, OPS_LOCAL, false, do_cluster_default), /* zeros before format */
@@ -503,6 +536,7 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_PEER_STAT, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_LIST, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_COMMIT, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_COMMIT_BATCH, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_GEN, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_COPY, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_GW_WRITE, OPS_FORWARD, false, do_peer_gw_write),

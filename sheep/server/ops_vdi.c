@@ -315,3 +315,36 @@ int ops_del_vdi(struct sheep *s, struct request *r)
 	return vdi_snap_delete(s, e.vid, r->owner);
 }
 
+
+/* Every locked VDI (of this node's replicated table), as struct sd_vdi_lock. */
+int ops_get_vdi_locks(struct sheep *s, struct request *r)
+{
+	uint32_t max = r->hdr.data_length / (uint32_t)sizeof(struct sd_vdi_lock);
+	struct sd_vdi_lock *out = max ? ops_reply_buf(r, max * sizeof(*out)) : NULL;
+	if (max && !out)
+		return SD_RES_NO_MEM;
+	uint32_t n = 0;
+	pthread_mutex_lock(&s->state_lock);
+	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
+		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext) {
+			if (!e->locked || e->deleted)
+				continue;
+			if (n == max)
+				continue; /* the caller's buffer is full: a prefix */
+			memset(&out[n], 0, sizeof(out[n]));
+			out[n].vid = e->vid;
+			out[n].port = e->lock_port;
+			out[n].owner = e->lock_owner;
+			snprintf(out[n].addr, sizeof(out[n].addr), "%s", e->lock_addr);
+			n++;
+		}
+	pthread_mutex_unlock(&s->state_lock);
+	r->rlen = n * (uint32_t)sizeof(struct sd_vdi_lock);
+	return SD_RES_SUCCESS;
+}
+
+/* dog vdi lock unlock: owner 0 releases the lock whoever holds it. */
+int ops_force_unlock_vdi(struct sheep *s, struct request *r)
+{
+	return gateway_vdi_unlock(s, r->hdr.vdi.base_vdi_id, 0);
+}

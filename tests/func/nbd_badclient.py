@@ -100,7 +100,7 @@ if case == "huge-opt":
 if case == "unknown-opts":
     hello(s)
     seen = []
-    for o in (0, 4, 5, 8, 9, 10, 11, 12, 99, 0xFFFFFFFF):
+    for o in (0, 4, 5, 9, 10, 11, 12, 13, 99, 0xFFFFFFFF):  # 8 (STRUCTURED_REPLY) is known
         opt(s, o, b"abc" if o == 99 else b"")
         ro, t, d = rep(s)
         seen.append(t)
