@@ -636,7 +636,10 @@ static void say_lost(struct sheep_recovery *r, uint32_t epoch)
 
 static bool view_usable(struct sheep *s, struct sheep_view *v)
 {
-	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s);
+	/* After a whole-cluster stop, planning from members that may all be
+	 * stale could rebuild old data over new: wait as client I/O does. */
+	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s) &&
+	       !group_waiting(s);
 }
 
 /*
