@@ -74,8 +74,10 @@ rec_check_read 3 big "after the restart"
 # Each member logs a digest of the ring of its view's epoch and of the
 # earlier epochs it keeps ("placement: view of epoch E, ring E:D ...,
 # earlier E1:D1 ..."). Every epoch must have one digest on every member.
+# Epoch 0 (before the format, as Sheepdog counts epochs) places nothing and
+# its view changes with each sheep that joins: it is left out.
 cat "$SD_TEST_DIR"/n*/sheep.log "$SD_TEST_DIR"/sheep*.out 2>/dev/null | grep 'placement: view of epoch' |
-	grep -oE '[0-9]+:[0-9a-f]{16}' | LC_ALL=C sort -u >"$SD_TEST_DIR/digests"
+	grep -oE '[0-9]+:[0-9a-f]{16}' | grep -v '^0:' | LC_ALL=C sort -u >"$SD_TEST_DIR/digests"
 log "ring digests: $(tr '\n' ' ' <"$SD_TEST_DIR/digests")"
 check "every member logged its rings" test "$(grep -c . "$SD_TEST_DIR/digests")" -ge 4
 # Epoch 0 is not one: before the format (Sheepdog counts no epoch until
