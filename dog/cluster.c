@@ -7,9 +7,11 @@
 
 #include "dog/dog.h"
 #include "lib/net.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 
-#define STAT_CLUSTER_REPLY_MAX (1u << 20)
+/* As many epoch logs as one reply may carry (about 136). */
+#define STAT_CLUSTER_REPLY_MAX ((uint32_t)(SD_MAX_PAYLOAD / SD_EPOCH_LOG_SIZE * SD_EPOCH_LOG_SIZE))
 
 /* Print the text a sheep put in an error reply, if it sent any. */
 static bool print_reply_text(const char *what, const struct sd_rsp *rsp, const char *buf)
@@ -33,16 +35,20 @@ static int cluster_format(struct dog *d)
 	struct sd_rsp rsp;
 	char text[1024] = "";
 	dog_req_init(&req, SD_OP_MAKE_FS);
-	req.cluster.ctime = sd_wall_seconds();
+	req.cluster.ctime = sd_wall_seconds() << 32; /* Sheepdog's (s << 32) | ns */
 	req.cluster.copies = (uint8_t)ec_policy_width(&pol);
 	req.cluster.copy_policy = ec_policy_byte(&pol);
 	req.cluster.block_size_shift =
 	    (uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
-	req.cluster.nr_vnodes = d->nr_vnodes;
-	/* Sheepdog prints the backend before it asks; this project has one. */
+	req.cluster.nr_vnodes = (uint16_t)d->nr_vnodes;
+	/* Sheepdog sends the backend's name and prints it before it asks;
+	 * this project has one. */
+	char store[SD_STORE_LEN] = "plain";
+	req.flags |= SD_FLAG_CMD_WRITE;
+	req.data_length = sizeof(store);
 	printf("using backend plain store\n");
 	fflush(stdout);
-	int ret = dog_exec(d, &req, NULL, &rsp, text, sizeof(text) - 1);
+	int ret = dog_exec(d, &req, store, &rsp, text, sizeof(text) - 1);
 	if (ret < 0)
 		return dog_exit_of_errno(ret);
 	if (ret != SD_RES_SUCCESS) {
@@ -59,28 +65,23 @@ static int cluster_format(struct dog *d)
 	return DOG_EXIT_SUCCESS;
 }
 
-/* Walk the epoch records after the fixed part of STAT_CLUSTER's reply:
- * fn for each well-formed one, stopping at the first that does not fit. */
+/* Walk the epoch logs of a STAT_CLUSTER reply (Sheepdog's layout,
+ * sd_wire.h): fn for each well-formed one, stopping at the first that is not. */
 static void for_each_epoch(char *buf, size_t len, uint32_t nr_epochs,
 			   void (*fn)(const struct sd_epoch_rec *e, const struct sd_node *nodes,
 				      void *arg),
 			   void *arg)
 {
-	size_t pos = sizeof(struct sd_cluster_info);
+	struct sd_node *nodes = calloc(SD_WIRE_MAX_NODES, sizeof(*nodes));
+	if (!nodes)
+		return;
 	for (uint32_t i = 0; i < nr_epochs; i++) {
 		struct sd_epoch_rec e;
-		if (pos + sizeof(e) > len)
+		if (sd_stat_cluster_epoch(buf, len, i, &e, nodes))
 			break;
-		memcpy(&e, buf + pos, sizeof(e));
-		pos += sizeof(e);
-		if (e.nr_nodes > SD_MAX_NODES || pos + e.nr_nodes * sizeof(struct sd_node) > len)
-			break;
-		struct sd_node *nodes = (struct sd_node *)(void *)(buf + pos);
-		for (uint32_t j = 0; j < e.nr_nodes; j++)
-			nodes[j].addr[sizeof(nodes[j].addr) - 1] = '\0';
 		fn(&e, nodes, arg);
-		pos += e.nr_nodes * sizeof(struct sd_node);
 	}
+	free(nodes);
 }
 
 static void print_epoch(const struct sd_epoch_rec *e, const struct sd_node *nodes, void *arg)
@@ -141,13 +142,9 @@ static int cluster_info(struct dog *d)
 		return dog_exit_of_errno(ret);
 	}
 	struct sd_cluster_info ci;
-	memset(&ci, 0, sizeof(ci));
 	size_t len = rsp.data_length;
-	bool have_info = len >= sizeof(ci);
-	if (have_info)
-		memcpy(&ci, buf, sizeof(ci));
-	else
-		ci.recovery_enabled = 1;
+	sd_stat_cluster_summary(buf, len, rsp.result, &ci);
+	bool have_info = len >= SD_EPOCH_LOG_SIZE;
 	if (d->json) {
 		int r = cluster_info_json(&rsp, have_info ? &ci : NULL, buf, len);
 		free(buf);

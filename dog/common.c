@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dog/dog.h"
+#include "lib/sd_wire.h"
 #include "lib/net.h"
 #include "lib/oid.h"
 #include "lib/util.h"
@@ -261,26 +262,33 @@ int dog_read_vdi_bitmap(int fd, uint8_t **bitmap)
 	return SD_RES_SUCCESS;
 }
 
+/* GET_NODE_LIST in Sheepdog's 80-byte layout (sd_wire.h), converted. */
 int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_idx)
 {
-	size_t len = SD_MAX_NODES * sizeof(struct sd_node);
-	struct sd_node *n = calloc(SD_MAX_NODES, sizeof(*n));
-	if (!n)
+	size_t len = SD_WIRE_MAX_NODES * sizeof(struct sd_wire_node);
+	struct sd_wire_node *w = calloc(SD_WIRE_MAX_NODES, sizeof(*w));
+	struct sd_node *n = calloc(SD_WIRE_MAX_NODES, sizeof(*n));
+	if (!w || !n) {
+		free(w);
+		free(n);
 		return -ENOMEM;
+	}
 	struct sd_req req;
 	struct sd_rsp rsp;
 	dog_req_init(&req, SD_OP_GET_NODE_LIST);
 	req.data_length = (uint32_t)len;
-	int ret = sd_exec(fd, &req, NULL, &rsp, n, len);
+	int ret = sd_exec(fd, &req, NULL, &rsp, w, len);
 	if (ret < 0 || rsp.result != SD_RES_SUCCESS) {
+		free(w);
 		free(n);
 		return ret < 0 ? ret : (int)rsp.result;
 	}
-	uint32_t count = rsp.data_length / sizeof(struct sd_node);
+	uint32_t count = rsp.data_length / sizeof(struct sd_wire_node);
 	if (rsp.node.nr_nodes < count)
 		count = rsp.node.nr_nodes;
 	for (uint32_t i = 0; i < count; i++)
-		n[i].addr[sizeof(n[i].addr) - 1] = '\0';
+		sd_node_from_wire(&w[i], &n[i]);
+	free(w);
 	*nodes = n;
 	*nr = count;
 	if (local_idx)
@@ -288,26 +296,27 @@ int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_
 	return SD_RES_SUCCESS;
 }
 
+/* STAT_CLUSTER's newest epoch log only, as a summary (sd_wire.h). */
 int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
 {
 	int fd = sd_connect(d->addr, d->port, DOG_CONNECT_TIMEOUT_MS);
 	if (fd < 0)
 		return fd;
-	/* Only the fixed part: the epoch records that follow are cut off, so
-	 * ask for exactly as much as we take. */
-	char buf[sizeof(*ci)];
+	void *buf = calloc(1, SD_EPOCH_LOG_SIZE);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
 	struct sd_req req;
 	struct sd_rsp rsp;
 	dog_req_init(&req, SD_OP_STAT_CLUSTER);
-	req.data_length = sizeof(buf);
-	int ret = sd_exec(fd, &req, NULL, &rsp, buf, sizeof(buf));
+	req.data_length = (uint32_t)SD_EPOCH_LOG_SIZE;
+	int ret = sd_exec(fd, &req, NULL, &rsp, buf, SD_EPOCH_LOG_SIZE);
 	close(fd);
-	if (ret < 0)
-		return ret;
-	if (rsp.data_length < sizeof(*ci))
-		return SD_RES_UNKNOWN;
-	memcpy(ci, buf, sizeof(*ci));
-	return (int)rsp.result;
+	if (ret >= 0)
+		sd_stat_cluster_summary(buf, rsp.data_length, rsp.result, ci);
+	free(buf);
+	return ret < 0 ? ret : (int)rsp.result;
 }
 
 uint8_t dog_inode_shift(const struct sd_inode *ino)

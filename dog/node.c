@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dog/dog.h"
+#include "lib/log.h"
 #include "lib/net.h"
 
 /* The node list from the -a/-p sheep; prints the error and returns an exit
@@ -276,6 +277,48 @@ static int node_stat(struct dog *d)
 	return failed ? DOG_EXIT_FAILURE : DOG_EXIT_SUCCESS;
 }
 
+/* dog node log level get | set LEVEL: the log level of the sheep dog talks
+ * to (-a/-p), as Sheepdog's dog does. */
+static int node_log(struct dog *d)
+{
+	int set = d->argc == 3 && !strcmp(d->argv[1], "set");
+	if (strcmp(d->argv[0], "level") || (!set && (d->argc != 2 || strcmp(d->argv[1], "get")))) {
+		dog_err("node log: want 'level get' or 'level set LEVEL' (emerg, alert, crit, err, "
+			"warning, notice, info, debug)");
+		return DOG_EXIT_USAGE;
+	}
+	int32_t level = 0;
+	if (set) {
+		int l = sd_log_level_parse(d->argv[2]);
+		if (l < 0) {
+			dog_err("invalid log level: %s", d->argv[2]);
+			return DOG_EXIT_USAGE;
+		}
+		level = l;
+	}
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, set ? SD_OP_SET_LOGLEVEL : SD_OP_GET_LOGLEVEL);
+	if (set) {
+		req.flags |= SD_FLAG_CMD_WRITE;
+		req.data_length = sizeof(level);
+	} else {
+		req.data_length = sizeof(level);
+	}
+	int ret = dog_exec(d, &req, set ? &level : NULL, &rsp, set ? NULL : &level,
+			   set ? 0 : sizeof(level));
+	if (ret < 0)
+		return dog_exit_of_errno(ret);
+	if (ret != SD_RES_SUCCESS)
+		return dog_fail_result("node log level", (uint32_t)ret, NULL);
+	if (!set) {
+		if (level < SD_LOG_EMERG || level > SD_LOG_DEBUG)
+			return dog_fail_result("node log level", SD_RES_UNKNOWN, NULL);
+		printf("%s\n", sd_log_level_name((enum sd_log_level)level));
+	}
+	return DOG_EXIT_SUCCESS;
+}
+
 const struct dog_cmd dog_node_cmds[] = {
     {"node", "list", "f:", NULL, "list the nodes of the cluster", DOG_JSON_HELP, 0, 0, node_list},
     {"node", "info", "f:", NULL, "show disk use of each node", DOG_JSON_HELP, 0, 0, node_info},
@@ -287,5 +330,7 @@ const struct dog_cmd dog_node_cmds[] = {
     {"node", "recovery", "f:", "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
      "show recovery progress per node, or get/set the recovery throttle", DOG_JSON_HELP, 0, 3,
      dog_node_recovery},
+    {"node", "log", NULL, "level get | level set LEVEL",
+     "show or set the log level of the sheep asked (-a/-p)", NULL, 2, 3, node_log},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "dog/dog.h"
+#include "lib/sd_wire.h"
 #include "lib/net.h"
 
 static int nodes_of(struct dog *d, struct sd_node **nodes, uint32_t *nr, const char *what)
@@ -156,8 +157,13 @@ static int recovery_show(struct dog *d)
 		dog_err("node recovery: out of memory");
 		return DOG_EXIT_SYSFAIL;
 	}
-	for (uint32_t i = 0; i < nr; i++)
-		res[i] = node_exec(&nodes[i], SD_OP_STAT_RECOVERY, NULL, 0, &st[i], sizeof(st[i]));
+	for (uint32_t i = 0; i < nr; i++) {
+		/* Sheepdog's 24 bytes, then this project's detail (sd_wire.h). */
+		struct sd_wire_recovery w;
+		memset(&w, 0, sizeof(w));
+		res[i] = node_exec(&nodes[i], SD_OP_STAT_RECOVERY, NULL, 0, &w, sizeof(w));
+		st[i] = w.ext;
+	}
 	if (d->json) {
 		ret = recovery_json(nodes, nr, st, res);
 		free(st);
@@ -224,11 +230,12 @@ static int recovery_get_throttle(struct dog *d)
 		return dog_exit_of_errno(fd);
 	struct sd_req req;
 	struct sd_rsp rsp;
-	struct sd_recovery_throttle t;
+	struct sd_wire_throttle w = {0};
 	dog_req_init(&req, SD_OP_GET_RECOVERY);
-	req.data_length = sizeof(t);
-	int ret = sd_exec(fd, &req, NULL, &rsp, &t, sizeof(t));
+	req.data_length = sizeof(w);
+	int ret = sd_exec(fd, &req, NULL, &rsp, &w, sizeof(w));
 	close(fd);
+	struct sd_recovery_throttle t = {w.max_exec_count, (uint32_t)w.queue_work_interval};
 	if (ret < 0) {
 		dog_err("node recovery get-throttle: %s", strerror(-ret));
 		return dog_exit_of_errno(ret);
@@ -246,7 +253,7 @@ static int recovery_get_throttle(struct dog *d)
 
 static int recovery_set_throttle(struct dog *d)
 {
-	struct sd_recovery_throttle t = {0};
+	struct sd_wire_throttle t = {0};
 	uint32_t max = 0, interval = 0;
 	/* "0 0" (as Sheepdog accepts) means no throttle: the sheep's default
 	 * pace. MAX 0 with an interval would mean nothing ever runs: refused. */
@@ -257,8 +264,8 @@ static int recovery_set_throttle(struct dog *d)
 			"(0..3600000)], or 0 0 for no throttle");
 		return DOG_EXIT_USAGE;
 	}
-	t.max = max;
-	t.interval_ms = interval;
+	t.max_exec_count = max;
+	t.queue_work_interval = interval;
 	struct sd_node *nodes;
 	uint32_t nr;
 	int ret = nodes_of(d, &nodes, &nr, "node recovery set-throttle");

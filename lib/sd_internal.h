@@ -7,9 +7,12 @@
 #include "lib/sd_proto.h"
 
 /*
- * Sheepdog 1.0 fixes the opcode numbers of internal ops but not their
- * payloads for our purposes: dog and sheep ship together, so these formats
- * are ours. All little-endian, packed.
+ * The internal ops dog uses answer in Sheepdog 1.0's layouts (lib/sd_wire.h:
+ * 80-byte nodes, epoch logs, recovery state and throttle), so Sheepdog's dog
+ * works against this sheep and this dog against Sheepdog's. The structs
+ * here are this project's own: the node as the cluster knows it (cluster
+ * messages, epoch files), the detail that follows Sheepdog's recovery state,
+ * and dog's summary of a STAT_CLUSTER reply. All little-endian, packed.
  */
 
 #define SD_MAX_NODES 1024
@@ -42,9 +45,10 @@ struct sd_node {
 _Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
 
 /*
- * GET_NODE_LIST (0x82): reply payload = struct sd_node[nr_nodes], in ring
- * order (the order `dog node list` shows, Id = index). rsp->node.nr_nodes =
- * count; the u32 at rsp byte 24 = index of the answering node in the list.
+ * GET_NODE_LIST (0x82): reply payload = struct sd_wire_node[nr_nodes]
+ * (sd_wire.h), sorted by address and port (the order `dog node list` shows,
+ * Id = index). rsp->node.nr_nodes = count; the u32 at rsp byte 24
+ * (Sheepdog's local_idx) = index of the answering node in the list.
  */
 #define sd_rsp_local_idx(rsp) (((uint32_t *)(void *)(rsp))[6])
 
@@ -54,10 +58,13 @@ _Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
  */
 
 /*
- * MAKE_FS (0x84): req->cluster.{ctime, copies, copy_policy,
- * block_size_shift, nr_vnodes}. copies/copy_policy as in the inode (copies
+ * MAKE_FS (0x84): req->cluster as Sheepdog's (ctime (s << 32) | ns @24,
+ * copies @32, copy_policy @33, flags @34, block_size_shift @44) plus our
+ * nr_vnodes @46; optional payload: the store name ("plain"; "tree" is taken
+ * as plain; others NO_STORE). copies/copy_policy as in the inode (copies
  * = N or d+p, copy_policy = 0 or the EC byte). Replies INVALID_PARMS on a
- * bad policy, SUCCESS once every member has applied it.
+ * bad policy, SUCCESS once every member has applied it. Epoch 1 = the
+ * members of that moment.
  */
 
 /*
@@ -69,12 +76,9 @@ _Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
  */
 
 /*
- * STAT_CLUSTER (0x87): rsp->result is SUCCESS when running,
- * WAIT_FOR_FORMAT before format, HALT/SHUTDOWN as they say.
- * rsp->cluster fields are not used; the payload is:
- *   struct sd_cluster_info, then nr_epochs records, newest first, each
- *   struct sd_epoch_rec followed by struct sd_node[nr_nodes].
- * The request's data_length bounds the reply (ask for 1 MiB).
+ * STAT_CLUSTER (0x87) answers in Sheepdog's epoch log layout (sd_wire.h).
+ * struct sd_cluster_info is what dog and the dashboard make of a reply
+ * (sd_stat_cluster_summary); it is not on the wire.
  */
 struct sd_cluster_info {
 	uint64_t ctime;          /* format time, seconds since epoch; 0 = never */
@@ -82,14 +86,17 @@ struct sd_cluster_info {
 	uint8_t copies;          /* default: N or d+p */
 	uint8_t copy_policy;     /* default policy byte */
 	uint8_t block_size_shift;
-	uint8_t status;          /* 0 running, 1 waiting for format, 2 shutting down */
-	uint32_t nr_epochs;      /* records that follow */
+	uint8_t status;          /* 0 running, 1 waiting for format, 2 shutting down,
+	                          * 3 waiting for the nodes of the last epoch */
+	uint32_t nr_epochs;      /* records in the reply */
 	uint8_t recovery_enabled;
-	uint8_t __pad[3];
-	uint32_t nr_zones;       /* distinct zones among members */
-	uint32_t __pad2[3];
-} __attribute__((packed));
+	uint8_t __pad;
+	uint16_t flags;          /* SD_CLUSTER_FLAG_* of the format */
+	uint32_t nr_zones;       /* distinct zones among the newest epoch's data nodes */
+};
 
+/* An epoch record: the epoch files DIR/epoch/NNNNNNNN (this header, then
+ * struct sd_node[nr_nodes]) and the cluster's own messages. */
 struct sd_epoch_rec {
 	uint32_t epoch;
 	uint32_t nr_nodes;
@@ -99,18 +106,20 @@ struct sd_epoch_rec {
 /*
  * Recovery (sheep/recovery_*.c, recovery/).
  *
- * STAT_RECOVERY (0x97): no payload; the reply payload is the answering
- * node's struct sd_recovery_state (data_length bounds it; ask for
- * sizeof(struct sd_recovery_state)).
- * GET_RECOVERY (0xca): reply payload struct sd_recovery_throttle of the
- * answering node.
- * SET_RECOVERY (0xcb): request payload struct sd_recovery_throttle; applies
+ * STAT_RECOVERY (0x97): no payload; the reply payload is struct
+ * sd_wire_recovery (sd_wire.h): Sheepdog's 24 bytes, then the answering
+ * node's struct sd_recovery_state, cut to data_length.
+ * GET_RECOVERY (0xca): reply payload struct sd_wire_throttle (16 bytes, as
+ * Sheepdog's) of the answering node.
+ * SET_RECOVERY (0xcb): request payload struct sd_wire_throttle; applies
  * to the node asked (dog asks every node). INVALID_PARMS when max is 0 or
  * above 1024, or interval_ms above one hour; nothing changes then.
  * ENABLE_RECOVER (0xa8) / DISABLE_RECOVER (0xa9): cluster-wide; every
  * member applies it in order. Disabled, nodes keep planning but move no
  * data; STAT_CLUSTER's recovery_enabled shows the setting.
- * FORCE_RECOVER (0x8a): the node asked gathers the object lists again,
+ * FORCE_RECOVER (0x8a): a restarted cluster still waiting for the nodes of
+ * its newest epoch starts without them (one new epoch of the members
+ * present); otherwise the node asked gathers the object lists again,
  * replans and retries failed jobs (e.g. after a refusal for lack of space).
  */
 struct sd_recovery_throttle {

@@ -63,10 +63,13 @@
 #define SD_OP_GET_HASH 0xb4
 #define SD_OP_REWEIGHT 0xb5
 #define SD_OP_STAT 0xb8
+#define SD_OP_GET_LOGLEVEL 0xb9 /* reply: int32 level (0 emerg .. 7 debug) */
+#define SD_OP_SET_LOGLEVEL 0xba /* payload: int32 level */
 #define SD_OP_EXIST 0xbd
 #define SD_OP_CLUSTER_INFO 0xbe
 #define SD_OP_GET_VDI_LOCKS 0xc4  /* reply: struct sd_vdi_lock per locked VDI */
 #define SD_OP_FORCE_UNLOCK_VDI 0xc5 /* break the lock of base_vdi_id, whoever holds it */
+#define SD_OP_READ_DEL_VDIS 0xc9 /* bitmap of deleted VDIs, 2^24 bits */
 #define SD_OP_GET_RECOVERY 0xca
 #define SD_OP_SET_RECOVERY 0xcb
 /* Peer-to-peer opcodes between sheep live in 0xe0..0xff (sheep/peer/peer.h). */
@@ -154,13 +157,16 @@ struct sd_req {
 			uint32_t __pad[2];        /* @40 */
 		} vdi;
 		struct {
-			uint64_t ctime;           /* @16 format time */
-			uint8_t copies;           /* @24 */
-			uint8_t copy_policy;      /* @25 */
-			uint8_t block_size_shift; /* @26 */
-			uint8_t flags;            /* @27 */
-			uint32_t nr_vnodes;       /* @28 fixed vnodes, 0 = by capacity */
-			uint32_t __pad[4];        /* @32 */
+			uint64_t old_ctime;       /* @16 */
+			uint64_t ctime;           /* @24 format time: (seconds << 32) | ns */
+			uint8_t copies;           /* @32 */
+			uint8_t copy_policy;      /* @33 */
+			uint16_t flags;           /* @34 SD_CLUSTER_FLAG_* (sd_wire.h) */
+			uint32_t tag;             /* @36 */
+			uint32_t nodes_nr;        /* @40 */
+			uint8_t block_size_shift; /* @44 */
+			uint8_t __pad;            /* @45 */
+			uint16_t nr_vnodes;       /* @46 ours (Sheepdog's padding): fixed vnodes, 0 = by capacity */
 		} cluster;
 		uint32_t __args[8];
 	};
@@ -220,6 +226,9 @@ _Static_assert(offsetof(struct sd_req, obj.offset) == 40, "offset @40");
 _Static_assert(offsetof(struct sd_req, vdi.block_size_shift) == 31, "shift @31");
 _Static_assert(offsetof(struct sd_req, vdi.snapid) == 32, "snapid @32");
 _Static_assert(offsetof(struct sd_rsp, obj.offset) == 24, "rsp offset @24");
+_Static_assert(offsetof(struct sd_req, cluster.ctime) == 24, "format ctime @24");
+_Static_assert(offsetof(struct sd_req, cluster.flags) == 34, "format flags @34");
+_Static_assert(offsetof(struct sd_req, cluster.block_size_shift) == 44, "format shift @44");
 _Static_assert(offsetof(struct sd_rsp, vdi_hdr.attr_id) == 28, "attr_id @28");
 _Static_assert(offsetof(struct sd_rsp, vdi_hdr.copies) == 32, "vdi copies @32");
 _Static_assert(offsetof(struct sd_rsp, node.store_size) == 32, "store_size @32");

@@ -202,6 +202,11 @@ struct sheep {
 	bool quorate;
 	/* format */
 	uint64_t ctime;            /* 0 = not formatted */
+	/* Formatted, restarted, and not every node of the newest epoch is back
+	 * yet (Sheepdog's "Waiting for other nodes to join cluster"): no epoch
+	 * is logged and I/O is refused until they are (cluster/apply.c). */
+	bool waiting;
+	bool shut_down;            /* a cluster shutdown was applied: leaves are not epochs */
 	uint8_t def_copies, def_policy, def_shift;
 	uint32_t fmt_vnodes;
 	bool recovery_enabled;

@@ -15,6 +15,52 @@ void group_release_locks_of(struct sheep *s, const struct sd_node *n, bool *chan
 			}
 }
 
+/* Whether every node of the newest logged epoch is a member again (by
+ * address and port: a restarted node has a new incarnation). */
+static bool newest_epoch_present(const struct sheep *s)
+{
+	if (!s->nr_epochs)
+		return true;
+	const struct epoch_rec *r = &s->epochs[s->nr_epochs - 1];
+	for (uint32_t i = 0; i < r->nr_nodes; i++) {
+		bool found = false;
+		for (size_t k = 0; k < s->nr_members && !found; k++)
+			found = s->members[k].port == r->nodes[i].port &&
+				!strcmp(s->members[k].addr, r->nodes[i].addr);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* One new epoch of the current members, logged (a membership change of a
+ * running cluster, the start of a waiting one, a format). */
+static void log_new_epoch(struct sheep *s)
+{
+	s->epoch++;
+	group_epoch_add(s, s->epoch, sd_wall_seconds(), s->members, s->nr_members, true);
+}
+
+/* A waiting cluster starts once the nodes of its newest epoch are all back:
+ * one epoch of everyone present, as Sheepdog's does after a restart. */
+void group_check_waiting(struct sheep *s)
+{
+	if (!s->waiting || !newest_epoch_present(s))
+		return;
+	s->waiting = false;
+	log_new_epoch(s);
+	sd_notice("epoch %u: every node of the previous epoch is back; the cluster runs with "
+		  "%zu members", s->epoch, s->nr_members);
+}
+
+/*
+ * A membership change, as Sheepdog 1.0 counts epochs: nothing is logged
+ * before the cluster is formatted (the format logs epoch 1 with the members
+ * of that moment) nor while a restarted cluster waits for the nodes of its
+ * newest epoch (the start logs one epoch of everyone then present); a
+ * running cluster logs one epoch per change. Every member applies the same
+ * events in the same order, so all log the same epochs.
+ */
 void group_apply_membership(struct sheep *s, const struct sd_node *members, size_t nr,
 			     const struct sd_node *changed, bool joined)
 {
@@ -28,10 +74,21 @@ void group_apply_membership(struct sheep *s, const struct sd_node *members, size
 	free(s->members);
 	s->members = m;
 	s->nr_members = nr;
-	s->epoch++;
-	group_epoch_add(s, s->epoch, sd_wall_seconds(), members, nr, true);
-	sd_notice("epoch %u: %s:%u %s, %zu members", s->epoch, changed->addr, changed->port,
-		  joined ? "joined" : "left", nr);
+	if (s->ctime && !s->waiting && !s->shut_down) {
+		log_new_epoch(s);
+		sd_notice("epoch %u: %s:%u %s, %zu members", s->epoch, changed->addr, changed->port,
+			  joined ? "joined" : "left", nr);
+	} else {
+		sd_notice("%s:%u %s, %zu members; epoch %u kept (%s)", changed->addr, changed->port,
+			  joined ? "joined" : "left", nr, s->epoch,
+			  !s->ctime ? "not formatted"
+			  : s->shut_down ? "cluster shut down"
+					 : "waiting for the nodes of the last epoch");
+		/* A joiner of a waiting cluster may bring a newer epoch: the
+		 * check waits for its offer (group_apply_offer). */
+		if (!joined || nr == 1)
+			group_check_waiting(s);
+	}
 	if (joined && !sd_node_eq(changed, &s->self)) {
 		struct joiner *j = calloc(1, sizeof(*j));
 		if (j) {
@@ -48,7 +105,6 @@ void group_apply_membership(struct sheep *s, const struct sd_node *members, size
 	group_rebuild_view(s);
 	group_maybe_send_snapshots(s);
 }
-
 
 struct wipe_list {
 	size_t n, cap;
@@ -104,6 +160,12 @@ int group_apply_format(struct sheep *s, const struct cmsg_format *f, bool *wipe)
 	vdi_table_clear(&s->vdis);
 	group_save_config(s);
 	group_save_vdis(s);
+	/* As Sheepdog: the history starts again, epoch 1 = the members now. */
+	group_epoch_log_reset(s);
+	s->epoch = 0;
+	s->waiting = false;
+	log_new_epoch(s);
+	group_rebuild_view(s);
 	*wipe = true;
 	char pb[32];
 	ec_policy_format(&pol, pb, sizeof(pb));
@@ -246,6 +308,9 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		break;
 	case CMSG_SHUTDOWN:
 		sd_notice("cluster shutdown requested by %s:%u", sender->addr, sender->port);
+		/* As Sheepdog: the members stopping now are not epochs; the
+		 * restart waits for all of them. */
+		s->shut_down = true;
 		res = SD_RES_SUCCESS;
 		if (!sd_node_eq(sender, &s->self)) {
 			atomic_store(&s->stopping, true);
@@ -254,6 +319,21 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		break;
 	case CMSG_SNAPSHOT:
 		return; /* for a joiner; synced members only count it */
+	case CMSG_OFFER:
+		if (len >= sizeof(struct snap_hdr))
+			group_apply_offer(s, sender, msg, len);
+		return;
+	case CMSG_START:
+		res = SD_RES_SUCCESS; /* already running: nothing to do */
+		if (s->waiting) {
+			s->waiting = false;
+			log_new_epoch(s);
+			sd_notice("epoch %u: started by %s:%u without the missing nodes of the "
+				  "last epoch, %zu members", s->epoch, sender->addr, sender->port,
+				  s->nr_members);
+			group_rebuild_view(s);
+		}
+		break;
 	default:
 		sd_warn("unknown cluster message type %u from %s:%u", h.type, sender->addr,
 			sender->port);
@@ -314,6 +394,7 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 	h->shift = s->def_shift;
 	h->recovery_enabled = s->recovery_enabled;
 	h->vnodes = s->fmt_vnodes;
+	h->waiting = s->waiting;
 	char *p = buf + sizeof(*h);
 	/* oldest first among the last ne */
 	for (size_t i = s->nr_epochs - ne; i < s->nr_epochs; i++) {
@@ -391,6 +472,113 @@ void group_pending_add(struct sheep *s, struct pending_event *p)
 	s->pend_tail = p;
 }
 
+/* This node's own state as a CMSG_OFFER (the snapshot layout). */
+void *group_build_offer(struct sheep *s, size_t *len)
+{
+	struct joiner me;
+	memset(&me, 0, sizeof(me));
+	me.node = s->self;
+	struct snap_hdr *h = group_build_snapshot(s, &me, len);
+	if (h)
+		h->h.type = CMSG_OFFER;
+	return h;
+}
+
+/* The epoch records of a snapshot-layout message: 0 when they are all
+ * within [p, end) (*after = the byte after them), else -EINVAL. */
+static int snap_epochs_check(const char *p, const char *end, uint32_t nr, const char **after)
+{
+	for (uint32_t i = 0; i < nr; i++) {
+		struct sd_epoch_rec r;
+		if (p + sizeof(r) > end)
+			return -EINVAL;
+		memcpy(&r, p, sizeof(r));
+		p += sizeof(r);
+		if (r.nr_nodes > SD_MAX_NODES || p + r.nr_nodes * sizeof(struct sd_node) > end)
+			return -EINVAL;
+		p += r.nr_nodes * sizeof(struct sd_node);
+	}
+	*after = p;
+	return 0;
+}
+
+/* Put the epoch records of a checked snapshot-layout message. */
+static void snap_epochs_put(struct sheep *s, const char *p, uint32_t nr, bool log)
+{
+	for (uint32_t i = 0; i < nr; i++) {
+		struct sd_epoch_rec r;
+		memcpy(&r, p, sizeof(r));
+		p += sizeof(r);
+		group_epoch_put(s, r.epoch, r.time, (const struct sd_node *)(const void *)p,
+				r.nr_nodes, log);
+		p += r.nr_nodes * sizeof(struct sd_node);
+	}
+}
+
+/*
+ * A formatted node that joined an unformatted cluster, or any node that
+ * joined a waiting cluster, offers its state (Sheepdog: formatted
+ * sheep restarted next to fresh ones resume; the node with the newest epoch
+ * decides whom the cluster waits for). Every member decides the same way:
+ * adopt the offer (format, VDI table, epoch history merged, newest epoch)
+ * and wait for that epoch's nodes, or ignore it. The offering node kept its
+ * own files until now; when ignored it saves the cluster's state instead.
+ */
+void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len)
+{
+	struct snap_hdr h;
+	memcpy(&h, msg, sizeof(h));
+	const char *p = (const char *)msg + sizeof(h);
+	const char *end = (const char *)msg + len;
+	const char *vdi = NULL;
+	bool self = sd_node_eq(sender, &s->self);
+	bool adopt = h.ctime && (!s->ctime || (h.ctime == s->ctime && s->waiting &&
+					       h.epoch > s->epoch));
+	if (adopt && (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end)) {
+		sd_err("state offered by %s:%u is damaged; ignored", sender->addr, sender->port);
+		adopt = false;
+	}
+	struct vdi_table t;
+	if (adopt && (vdi_table_init(&t) || vdi_table_unpack(&t, vdi, h.vdi_len))) {
+		sd_err("VDI table offered by %s:%u is damaged; ignored", sender->addr, sender->port);
+		vdi_table_free(&t);
+		adopt = false;
+	}
+	if (!adopt) {
+		if (self) {
+			group_save_config(s);
+			group_save_vdis(s);
+		}
+		sd_info("state offered by %s:%u (epoch %u) not taken: the cluster is at epoch %u",
+			sender->addr, sender->port, h.epoch, s->epoch);
+		bool was = s->waiting;
+		group_check_waiting(s);
+		if (was != s->waiting)
+			group_rebuild_view(s);
+		return;
+	}
+	if (!s->ctime)
+		group_epoch_log_reset(s);
+	snap_epochs_put(s, p, h.nr_epochs, true);
+	vdi_table_free(&s->vdis);
+	s->vdis = t;
+	s->ctime = h.ctime;
+	s->def_copies = h.copies;
+	s->def_policy = h.policy;
+	s->def_shift = h.shift;
+	s->recovery_enabled = h.recovery_enabled;
+	s->fmt_vnodes = h.vnodes;
+	s->epoch = h.epoch;
+	s->waiting = true;
+	group_save_config(s);
+	group_save_vdis(s);
+	sd_notice("took the state of %s:%u: formatted at %" PRIu64 ", epoch %u, %zu VDIs; "
+		  "waiting for the nodes of epoch %u", sender->addr, sender->port, s->ctime,
+		  s->epoch, s->vdis.nr, s->epoch);
+	group_check_waiting(s);
+	group_rebuild_view(s);
+}
+
 /* A joiner got its snapshot: load it and replay what it buffered. */
 void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wipe)
 {
@@ -410,20 +598,23 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	}
 	const char *p = (const char *)msg + sizeof(h);
 	const char *end = (const char *)msg + len;
-	group_epochs_clear(s);
-	for (uint32_t i = 0; i < h.nr_epochs; i++) {
-		struct sd_epoch_rec r;
-		if (p + sizeof(r) > end)
-			return;
-		memcpy(&r, p, sizeof(r));
-		p += sizeof(r);
-		if (r.nr_nodes > SD_MAX_NODES || p + r.nr_nodes * sizeof(struct sd_node) > end)
-			return;
-		group_epoch_add(s, r.epoch, r.time, (const struct sd_node *)(const void *)p, r.nr_nodes, true);
-		p += r.nr_nodes * sizeof(struct sd_node);
-	}
-	if (p + h.vdi_len > end || vdi_table_unpack(&s->vdis, p, h.vdi_len)) {
+	const char *vdi;
+	if (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end) {
 		sd_emerg("state snapshot is damaged");
+		return;
+	}
+	/* A joiner of a waiting cluster, or a formatted one of an unformatted
+	 * cluster, offers its own state once synced (the cluster decides whether
+	 * it is newer), and keeps its files until the offer is decided. */
+	size_t olen = 0;
+	void *offer = NULL;
+	if (h.waiting || (s->ctime && !h.ctime))
+		offer = group_build_offer(s, &olen);
+	group_epochs_clear(s);
+	snap_epochs_put(s, p, h.nr_epochs, !offer);
+	if (vdi_table_unpack(&s->vdis, vdi, h.vdi_len)) {
+		sd_emerg("state snapshot is damaged");
+		free(offer);
 		return;
 	}
 	s->ctime = h.ctime;
@@ -433,9 +624,12 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	s->recovery_enabled = h.recovery_enabled;
 	s->fmt_vnodes = h.vnodes;
 	s->epoch = h.epoch;
+	s->waiting = h.waiting;
 	s->seq = h.seq;
-	group_save_config(s);
-	group_save_vdis(s);
+	if (!offer) {
+		group_save_config(s);
+		group_save_vdis(s);
+	}
 	/* Replay the buffered events after seq h.seq. Event number of the
 	 * first buffered one (our join) is h.join_seq. */
 	uint64_t n = h.join_seq;
@@ -461,5 +655,10 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 		ev = next;
 	}
 	group_rebuild_view(s);
-	sd_notice("joined the cluster at epoch %u with %zu VDIs", s->epoch, s->vdis.nr);
+	sd_notice("joined the cluster at epoch %u with %zu VDIs%s", s->epoch, s->vdis.nr,
+		  offer ? "; offering this node's newer state" : "");
+	if (offer) {
+		group_post_broadcast(s, offer, olen, 0);
+		free(offer);
+	}
 }

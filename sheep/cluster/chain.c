@@ -279,7 +279,9 @@ void group_rebuild_view(struct sheep *s)
 	memcpy(v->nodes, s->members, s->nr_members * sizeof(struct sd_node));
 	v->nr_nodes = s->nr_members;
 	qsort(v->nodes, v->nr_nodes, sizeof(struct sd_node), sheep_node_cmp);
-	int ret = group_chain_ring(s, s->view, s->epoch, true, v->nodes, v->nr_nodes, &v->cur);
+	/* Before the format there is no epoch 0 record: the members' own ring. */
+	int ret = group_chain_ring(s, s->view, s->epoch, s->epoch != 0, v->nodes, v->nr_nodes,
+				   &v->cur);
 	if (ret == -ENOENT) {
 		sd_err("epoch %u: the epoch log lacks records its chained ring needs; using the "
 		       "ring of the members alone (other members may place differently until "

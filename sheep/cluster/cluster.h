@@ -106,6 +106,9 @@ enum cmsg_type {
 	CMSG_VDI_ROLLBACK,  /* working vid deleted, a new working VDI from base_vid */
 	CMSG_VDI_READY,     /* vid's inode is written */
 	CMSG_VDI_RECLAIMED, /* deleted vid's objects are reclaimed */
+	CMSG_OFFER,         /* a formatted joiner's own state (snap_hdr layout), for a
+	                     * cluster that is unformatted or waiting on an older epoch */
+	CMSG_START,         /* start a waiting cluster without the missing nodes */
 };
 
 struct cmsg_hdr {
@@ -150,8 +153,14 @@ int group_cluster_post(struct sheep *s, void *msg, size_t len);
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
 		     struct vdi_entry *out);
-/* Fill a STAT_CLUSTER reply payload; returns bytes used or -EMSGSIZE. */
-int group_cluster_info(struct sheep *s, void *buf, size_t len);
+/* Fill a STAT_CLUSTER reply (Sheepdog's epoch logs, newest first, as many
+ * whole ones as len holds; buf zeroed by the caller); returns bytes used.
+ * *status: 0 running, 1 not formatted, 2 stopping, 3 waiting for nodes. */
+int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status);
+/* A waiting cluster (restarted, nodes of its newest epoch missing) starts
+ * now, as Sheepdog's "cluster recover force": SD_RES_* once applied, or -1
+ * when the cluster is not waiting. */
+int group_force_start(struct sheep *s);
 bool group_formatted(struct sheep *s);
 /* Where placement puts data object oid: the oid with its VDI id replaced by
  * the root of the VDI's family, so every copy-on-write copy of an object

@@ -41,6 +41,43 @@ int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
 	return log ? group_epoch_log_write(s, r) : 0;
 }
 
+/* Forget the whole epoch history, in memory and on disk (a format). */
+void group_epoch_log_reset(struct sheep *s)
+{
+	char path[4200];
+	for (size_t i = 0; i < s->nr_epochs; i++) {
+		snprintf(path, sizeof(path), "%s/epoch/%08u", s->opt.dir, s->epochs[i].epoch);
+		if (unlink(path) < 0 && errno != ENOENT)
+			sd_warn("cannot remove %s: %s", path, strerror(errno));
+	}
+	group_epochs_clear(s);
+}
+
+/* Add epoch r (its nodes copied), or replace the record of the same epoch;
+ * the history stays sorted. Logged on disk when log. */
+int group_epoch_put(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
+		    size_t nr, bool log)
+{
+	for (size_t i = 0; i < s->nr_epochs; i++) {
+		if (s->epochs[i].epoch != epoch)
+			continue;
+		struct sd_node *n = malloc((nr ? nr : 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		memcpy(n, nodes, nr * sizeof(*n));
+		qsort(n, nr, sizeof(*n), sheep_node_cmp);
+		free(s->epochs[i].nodes);
+		s->epochs[i].nodes = n;
+		s->epochs[i].nr_nodes = (uint32_t)nr;
+		s->epochs[i].time = t;
+		return log ? group_epoch_log_write(s, &s->epochs[i]) : 0;
+	}
+	int ret = group_epoch_add(s, epoch, t, nodes, nr, log);
+	if (!ret)
+		qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), group_epoch_cmp);
+	return ret;
+}
+
 void group_epochs_clear(struct sheep *s)
 {
 	for (size_t i = 0; i < s->nr_epochs; i++)

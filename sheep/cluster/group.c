@@ -1,5 +1,6 @@
 /* group.c - the driver's callbacks on the loop thread (membership, deliver, quorum), group_init/start/stop, and read-only queries of the cluster state. */
 #include "lib/oid.h"
+#include "lib/sd_wire.h"
 #include "sheep/cluster/group_priv.h"
 
 void group_after_unlock(struct sheep *s, bool wipe)
@@ -19,6 +20,9 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 		group_pending_clear(s);
 		s->synced = true;
 		s->seq = 0;
+		/* A formatted node restarting alone waits for the nodes of its
+		 * newest epoch, as Sheepdog's does (apply.c). */
+		s->waiting = s->ctime && s->nr_epochs;
 		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->epoch);
 		group_apply_membership(s, members, nr, changed, joined);
 		pthread_mutex_unlock(&s->state_lock);
@@ -224,7 +228,7 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 {
 	pthread_mutex_lock(&s->state_lock);
 	int ret;
-	if (!s->synced) {
+	if (!s->synced || s->waiting) {
 		ret = SD_RES_WAIT_FOR_JOIN;
 	} else if (!s->ctime) {
 		ret = SD_RES_WAIT_FOR_FORMAT;
@@ -260,45 +264,52 @@ uint64_t group_placement_key(struct sheep *s, uint64_t oid)
 bool group_formatted(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
-	bool f = s->ctime != 0;
+	bool f = s->ctime != 0 && !s->waiting;
 	pthread_mutex_unlock(&s->state_lock);
 	return f;
 }
 
-int group_cluster_info(struct sheep *s, void *buf, size_t len)
+int group_force_start(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);
-	struct sd_cluster_info ci;
-	memset(&ci, 0, sizeof(ci));
-	ci.ctime = s->ctime;
-	ci.epoch = s->epoch;
-	ci.copies = s->def_copies;
-	ci.copy_policy = s->def_policy;
-	ci.block_size_shift = s->def_shift;
-	ci.status = atomic_load(&s->stopping) ? 2 : (s->ctime ? 0 : 1);
-	ci.recovery_enabled = s->recovery_enabled;
-	ci.nr_zones = s->view ? s->view->nr_zones : 0;
-	size_t used = sizeof(ci);
-	if (used > len) {
-		pthread_mutex_unlock(&s->state_lock);
-		return -EMSGSIZE;
-	}
-	char *p = (char *)buf + used;
-	for (size_t i = s->nr_epochs; i > 0; i--) {
-		const struct epoch_rec *r = &s->epochs[i - 1];
-		size_t b = sizeof(struct sd_epoch_rec) + r->nr_nodes * sizeof(struct sd_node);
-		if (used + b > len)
-			break;
-		struct sd_epoch_rec h = {r->epoch, r->nr_nodes, r->time};
-		memcpy(p, &h, sizeof(h));
-		memcpy(p + sizeof(h), r->nodes, r->nr_nodes * sizeof(struct sd_node));
-		p += b;
-		used += b;
-		ci.nr_epochs++;
-	}
-	memcpy(buf, &ci, sizeof(ci));
+	bool waiting = s->synced && s->waiting;
 	pthread_mutex_unlock(&s->state_lock);
-	return (int)used;
+	if (!waiting)
+		return -1;
+	struct cmsg_hdr h = {.type = CMSG_START, .len = sizeof(h)};
+	return group_cluster_op(s, &h, sizeof(h), NULL);
+}
+
+int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
+{
+	pthread_mutex_lock(&s->state_lock);
+	*status = atomic_load(&s->stopping) ? 2 : s->waiting ? 3 : (s->ctime ? 0 : 1);
+	size_t n = 0;
+	for (size_t i = s->nr_epochs; i > 0 && (n + 1) * SD_EPOCH_LOG_SIZE <= len; i--, n++) {
+		const struct epoch_rec *r = &s->epochs[i - 1];
+		char *p = (char *)buf + n * SD_EPOCH_LOG_SIZE;
+		struct sd_epoch_log_hdr h;
+		memset(&h, 0, sizeof(h));
+		if (n == 0) { /* the cluster-wide fields, in the first record only */
+			h.ctime = s->ctime << 32;
+			h.disable_recovery = !s->recovery_enabled;
+			h.nr_copies = s->def_copies;
+			h.copy_policy = s->def_policy;
+			h.block_size_shift = s->def_shift;
+			snprintf(h.drv_name, sizeof(h.drv_name), "plain");
+		}
+		h.time = r->time;
+		h.epoch = r->epoch;
+		h.nr_nodes = SD_MIN(r->nr_nodes, (uint32_t)SD_WIRE_MAX_NODES);
+		memcpy(p, &h, sizeof(h));
+		for (uint32_t k = 0; k < h.nr_nodes; k++) {
+			struct sd_wire_node w;
+			sd_node_to_wire(&r->nodes[k], &w);
+			memcpy(p + sizeof(h) + (size_t)k * sizeof(w), &w, sizeof(w));
+		}
+	}
+	pthread_mutex_unlock(&s->state_lock);
+	return (int)(n * SD_EPOCH_LOG_SIZE);
 }
 
 struct release_arg {

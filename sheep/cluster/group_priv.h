@@ -52,7 +52,8 @@ struct snap_hdr {
 	uint8_t copies, policy, shift, recovery_enabled;
 	uint32_t vnodes;
 	uint32_t vdi_len;
-	uint32_t __pad;
+	uint8_t waiting; /* the cluster waits for the nodes of its newest epoch */
+	uint8_t __pad[3];
 } __attribute__((packed));
 
 /* Functions shared between the files of this folder. */
@@ -82,6 +83,9 @@ struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint
 		int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
 		size_t nr, bool log);
  void group_epochs_clear(struct sheep *s);
+void group_epoch_log_reset(struct sheep *s);
+int group_epoch_put(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
+		    size_t nr, bool log);
  int group_epoch_cmp(const void *a, const void *b);
  int group_epoch_log_load(struct sheep *s);
  void group_save_config(struct sheep *s);
@@ -113,6 +117,10 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 		uint32_t *vid);
  void group_shutdown_later(void *arg);
+/* apply.c: Sheepdog's epoch rules (see group_apply_membership). */
+void group_check_waiting(struct sheep *s);
+void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len);
+void *group_build_offer(struct sheep *s, size_t *len);
 
 		void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len,
 		bool *wipe);

@@ -154,6 +154,26 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 	fprintf(f, "%s %" PRIu64 "\n", name, v);
 }
 
+/* One counter family of client bytes by policy and direction (non-zero only). */
+static void policy_bytes(FILE *f, const struct sheep_metrics *m, int proto, const char *name,
+			 const char *help)
+{
+	family(f, name, "counter", help);
+	for (int d = 0; d < SM_NR_DIR; d++)
+		for (unsigned p = 1; p < SM_NR_POLICY; p++) {
+			uint64_t n = LOAD(&m->pol_bytes[proto][d][p]);
+			if (!n)
+				continue;
+			char pol[16];
+			if (p < 256)
+				snprintf(pol, sizeof(pol), "%u:%u", (p >> 4) * 2, p & 15);
+			else
+				snprintf(pol, sizeof(pol), "%u", p - 256);
+			fprintf(f, "%s{policy=\"%s\",op=\"%s\"} %" PRIu64 "\n", name, pol,
+				d == SM_READ ? "read" : "write", n);
+		}
+}
+
 void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep_http_state *st,
 			       FILE *f)
 {
@@ -178,6 +198,21 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 	gauge(f, "sheep_store_used_bytes", "Bytes of this sheep's fragment files.", st->own_bytes);
 	counter(f, "sheep_checksum_errors_total", "Blocks whose crc32c did not match on read here.",
 		st->checksum_errors);
+	counter(f, "sheep_wal_syncs_total",
+		"fdatasyncs of the write-ahead log (one per group commit).", st->wal_syncs);
+	counter(f, "sheep_wal_records_total", "Records written to the write-ahead log.",
+		st->wal_records);
+	counter(f, "sheep_wal_batches_total", "Group commits: one write and one sync each.",
+		st->wal_batches);
+	counter(f, "sheep_wal_bytes_total", "Bytes written to the write-ahead log.", st->wal_bytes);
+	gauge(f, "sheep_wal_max_batch_records", "Most records in one group commit.",
+	      st->wal_max_batch);
+	counter(f, "sheep_wal_checkpoints_total",
+		"Checkpoints: fragment files synced, the log started afresh.", st->wal_checkpoints);
+	family(f, "sheep_wal_checkpoint_seconds_total", "counter", "Time spent in checkpoints.");
+	fprintf(f, "sheep_wal_checkpoint_seconds_total %.6f\n", (double)st->wal_ckpt_ns / 1e9);
+	gauge(f, "sheep_wal_fill_bytes", "Bytes of the current log file.", st->wal_fill);
+	gauge(f, "sheep_wal_size_bytes", "The log's budget (both files).", st->wal_size);
 
 	per_op(f, "sheep_requests_total", "Sheepdog-protocol requests served, by operation.",
 	       m->req, "");
@@ -215,23 +250,11 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 		LOAD(&m->nbd_bytes[SM_READ]));
 	fprintf(f, "sheep_nbd_bytes_total{op=\"write\"} %" PRIu64 "\n",
 		LOAD(&m->nbd_bytes[SM_WRITE]));
-	family(f, "sheep_nbd_policy_bytes_total", "counter",
-	       "Bytes read and written over NBD, by the VDI's redundancy policy.");
-	for (int d = 0; d < SM_NR_DIR; d++)
-		for (unsigned p = 1; p < SM_NR_POLICY; p++) {
-			uint64_t n = LOAD(&m->nbd_pol_bytes[d][p]);
-			if (!n)
-				continue;
-			char pol[16];
-			if (p < 256)
-				snprintf(pol, sizeof(pol), "%u:%u", (p >> 4) * 2, p & 15);
-			else
-				snprintf(pol, sizeof(pol), "%u", p - 256);
-			fprintf(f,
-				"sheep_nbd_policy_bytes_total{policy=\"%s\",op=\"%s\"} %" PRIu64
-				"\n",
-				pol, d == SM_READ ? "read" : "write", n);
-		}
+	policy_bytes(f, m, SM_PROTO_NBD, "sheep_nbd_policy_bytes_total",
+		     "Bytes read and written over NBD, by the VDI's redundancy policy.");
+	policy_bytes(f, m, SM_PROTO_SHEEPDOG, "sheep_request_policy_bytes_total",
+		     "Object bytes read and written by Sheepdog-protocol clients (READ_OBJ, "
+		     "WRITE_OBJ, CREATE_AND_WRITE_OBJ), by the VDI's redundancy policy.");
 	counter(f, "sheep_nbd_errors_total", "NBD reads and writes that failed.",
 		LOAD(&m->nbd_errors));
 	counter(f, "sheep_degraded_reads_total",

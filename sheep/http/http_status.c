@@ -12,6 +12,7 @@
 #include "lib/oid.h"
 #include "lib/sd_internal.h"
 #include "lib/sd_proto.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "lib/version.h"
 #include "sheep/store/capacity.h"
@@ -21,7 +22,7 @@
 #include "sheep/store/store.h"
 
 #define STATUS_TIMEOUT_MS 2000
-#define STAT_CLUSTER_MAX  (1u << 20)
+#define STAT_CLUSTER_MAX  ((uint32_t)SD_EPOCH_LOG_SIZE) /* the newest epoch log */
 
 static void req_init(struct sd_req *req, uint8_t opcode, uint32_t len)
 {
@@ -76,13 +77,28 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 		sheep_capacity(s, &st.capacity, &st.free_bytes);
 		store_space(s->store, &fs, &st.own_bytes);
 		st.checksum_errors = store_checksum_errors(s->store);
+		struct store_stats ws;
+		if (store_get_stats(s->store, &ws) == 0) {
+			st.wal_syncs = ws.syncs;
+			st.wal_records = ws.records;
+			st.wal_batches = ws.batches;
+			st.wal_bytes = ws.log_bytes;
+			st.wal_max_batch = ws.max_batch;
+			st.wal_checkpoints = ws.checkpoints;
+			st.wal_ckpt_ns = ws.ckpt_ns_total;
+			st.wal_fill = ws.log_fill;
+			st.wal_size = ws.log_size;
+		}
 	}
+	struct sd_wire_recovery wr;
 	struct sd_recovery_state rs;
 	struct sd_req req;
 	struct sd_rsp rsp;
-	req_init(&req, SD_OP_STAT_RECOVERY, sizeof(rs));
-	memset(&rs, 0, sizeof(rs));
-	if (s->store && ask_self(s, &req, &rsp, &rs, sizeof(rs)) == SD_RES_SUCCESS) {
+	req_init(&req, SD_OP_STAT_RECOVERY, sizeof(wr));
+	memset(&wr, 0, sizeof(wr));
+	int rres = s->store ? ask_self(s, &req, &rsp, &wr, sizeof(wr)) : -1;
+	rs = wr.ext;
+	if (rres == SD_RES_SUCCESS) {
 		st.have_recovery = true;
 		st.rec_epoch = rs.epoch;
 		st.rec_status = rec_status_name(rs.status);
@@ -157,10 +173,12 @@ static void status_nodes(FILE *f, const struct sd_node *nodes, uint32_t nr)
 		} else {
 			fputs(",\"size\":null,\"used\":null,\"avail\":null", f);
 		}
-		struct sd_recovery_state rs;
-		memset(&rs, 0, sizeof(rs));
-		req_init(&req, SD_OP_STAT_RECOVERY, sizeof(rs));
-		if (ask(addr, n->port, &req, &rsp, &rs, sizeof(rs)) == SD_RES_SUCCESS) {
+		struct sd_wire_recovery wr;
+		memset(&wr, 0, sizeof(wr));
+		req_init(&req, SD_OP_STAT_RECOVERY, sizeof(wr));
+		int rres = ask(addr, n->port, &req, &rsp, &wr, sizeof(wr));
+		struct sd_recovery_state rs = wr.ext;
+		if (rres == SD_RES_SUCCESS) {
 			double pct = rs.total ? 100.0 * (double)rs.done / (double)rs.total
 					      : (rs.status == SD_RECOVERY_DONE ? 100.0 : 0.0);
 			bool busy =
@@ -295,8 +313,8 @@ void sheep_http_status(struct sheep *s, int http_port, FILE *f)
 	if (buf) {
 		req_init(&req, SD_OP_STAT_CLUSTER, STAT_CLUSTER_MAX);
 		res = ask_self(s, &req, &rsp, buf, STAT_CLUSTER_MAX);
-		if (res >= 0 && rsp.data_length >= sizeof(ci))
-			memcpy(&ci, buf, sizeof(ci));
+		if (res >= 0)
+			sd_stat_cluster_summary(buf, rsp.data_length, rsp.result, &ci);
 	}
 	free(buf);
 	fputs(",\"status\":", f);
@@ -312,13 +330,17 @@ void sheep_http_status(struct sheep *s, int http_port, FILE *f)
 		ci.epoch, ci.ctime, pol, ci.recovery_enabled ? "true" : "false", ci.nr_zones);
 
 	struct sd_node *nodes = calloc(SD_MAX_NODES, sizeof(*nodes));
+	struct sd_wire_node *wn = calloc(SD_MAX_NODES, sizeof(*wn));
 	uint32_t nr = 0;
-	if (nodes) {
-		req_init(&req, SD_OP_GET_NODE_LIST, SD_MAX_NODES * sizeof(*nodes));
-		if (ask_self(s, &req, &rsp, nodes, SD_MAX_NODES * sizeof(*nodes)) == SD_RES_SUCCESS)
+	if (nodes && wn) {
+		req_init(&req, SD_OP_GET_NODE_LIST, SD_MAX_NODES * sizeof(*wn));
+		if (ask_self(s, &req, &rsp, wn, SD_MAX_NODES * sizeof(*wn)) == SD_RES_SUCCESS)
 			nr = SD_MIN(rsp.node.nr_nodes, (uint32_t)SD_MAX_NODES);
+		for (uint32_t i = 0; i < nr; i++)
+			sd_node_from_wire(&wn[i], &nodes[i]);
 		status_nodes(f, nodes, nr);
 	}
+	free(wn);
 	free(nodes);
 	if (res == SD_RES_SUCCESS)
 		status_vdis(s, f);

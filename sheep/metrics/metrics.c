@@ -63,7 +63,14 @@ void sheep_metrics_nbd(struct sheep_metrics *m, enum sheep_metrics_dir dir, unsi
 	}
 	ADD(&m->nbd_bytes[dir], bytes);
 	if (pol < SM_NR_POLICY)
-		ADD(&m->nbd_pol_bytes[dir][pol], bytes);
+		ADD(&m->pol_bytes[SM_PROTO_NBD][dir][pol], bytes);
+}
+
+void sheep_metrics_sd_policy(struct sheep_metrics *m, enum sheep_metrics_dir dir, unsigned pol,
+			     uint32_t bytes)
+{
+	if (m && pol < SM_NR_POLICY)
+		ADD(&m->pol_bytes[SM_PROTO_SHEEPDOG][dir][pol], bytes);
 }
 
 void sheep_metrics_degraded(struct sheep_metrics *m, uint64_t bytes)

@@ -33,7 +33,9 @@ struct sheep_metrics {
 	uint64_t bytes_out[256]; /* reply payload bytes, by opcode */
 	struct sheep_metrics_hist lat[SM_NR_PROTO][SM_NR_DIR]; /* client reads and writes */
 	uint64_t nbd_bytes[SM_NR_DIR];
-	uint64_t nbd_pol_bytes[SM_NR_DIR][SM_NR_POLICY]; /* the same, by the VDI's policy */
+	/* client object bytes by protocol and the VDI's policy (NBD reads and
+	 * writes; Sheepdog-protocol READ_OBJ, WRITE_OBJ, CREATE_AND_WRITE_OBJ) */
+	uint64_t pol_bytes[SM_NR_PROTO][SM_NR_DIR][SM_NR_POLICY];
 	uint64_t nbd_errors;
 	uint64_t degraded_reads; /* reads that decoded missing fragments */
 	uint64_t decode_bytes;	 /* bytes rebuilt by those decodes */
@@ -45,6 +47,9 @@ void sheep_metrics_init(struct sheep_metrics *m);
  * do nothing when m is NULL (a struct sheep built by a unit test). */
 void sheep_metrics_request(struct sheep_metrics *m, uint8_t opcode, uint32_t result,
 			   uint32_t bytes_in, uint32_t bytes_out, uint64_t ns);
+/* A Sheepdog-protocol object read or write of bytes on a VDI of policy pol. */
+void sheep_metrics_sd_policy(struct sheep_metrics *m, enum sheep_metrics_dir dir, unsigned pol,
+			     uint32_t bytes);
 /* The counter index of a VDI's policy (inode copy_policy, nr_copies). */
 unsigned sheep_metrics_policy(uint8_t copy_policy, uint8_t nr_copies);
 /* One NBD read or write done on a VDI of policy pol; err is its -errno or 0. */

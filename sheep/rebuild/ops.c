@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/sd_wire.h"
+#include "lib/util.h"
 #include "sheep/sheep.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/rebuild/rebuild_priv.h"
 
 bool sheep_recovery_handles(uint8_t opcode)
@@ -68,41 +71,53 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 	struct sheep_recovery *r = s->rec;
 	switch (req->hdr.opcode) {
 	case SD_OP_STAT_RECOVERY: {
-		struct sd_recovery_state st;
+		/* Sheepdog's 24-byte recovery_state, then ours when asked for. */
+		struct sd_wire_recovery w;
+		memset(&w, 0, sizeof(w));
+		struct sd_recovery_state *st = &w.ext;
 		if (!r) {
 			/* A gateway-only node holds nothing: nothing to recover. */
-			memset(&st, 0, sizeof(st));
-			st.status = SD_RECOVERY_DONE;
-			st.cluster_done = 1;
+			st->status = SD_RECOVERY_DONE;
+			st->cluster_done = 1;
 		} else {
 			pthread_mutex_lock(&r->mu);
-			fill_state(r, &st);
+			fill_state(r, st);
 			pthread_mutex_unlock(&r->mu);
 		}
-		return reply(req, &st, sizeof(st));
+		w.in_recovery = st->status == SD_RECOVERY_RUNNING ||
+				st->status == SD_RECOVERY_PLANNING;
+		w.state = st->status == SD_RECOVERY_PLANNING ? 0 : 1;
+		w.nr_finished = st->done;
+		w.nr_total = st->total;
+		return reply(req, &w, SD_MIN(req->hdr.data_length, (uint32_t)sizeof(w)));
 	}
 	case SD_OP_GET_RECOVERY: {
-		struct sd_recovery_throttle t = {SHEEP_RECOVERY_MAX, SHEEP_RECOVERY_INTERVAL};
+		struct sd_wire_throttle t = {.max_exec_count = SHEEP_RECOVERY_MAX,
+					     .queue_work_interval = SHEEP_RECOVERY_INTERVAL};
 		if (r) {
 			struct recovery_throttle rt;
 			pthread_mutex_lock(&r->mu);
 			recovery_get_throttle(r->eng, &rt);
 			pthread_mutex_unlock(&r->mu);
-			t.max = rt.max;
-			t.interval_ms = rt.interval_ms;
+			t.max_exec_count = rt.max;
+			t.queue_work_interval = rt.interval_ms;
 		}
 		return reply(req, &t, sizeof(t));
 	}
 	case SD_OP_SET_RECOVERY: {
-		struct sd_recovery_throttle t;
+		/* Sheepdog's 16-byte recovery_throttling. */
+		struct sd_wire_throttle t;
 		if (!(req->hdr.flags & SD_FLAG_CMD_WRITE) || req->hdr.data_length != sizeof(t) ||
 		    !req->data)
 			return SD_RES_INVALID_PARMS;
 		memcpy(&t, req->data, sizeof(t));
 		/* max 0 (Sheepdog's "no throttle") restores the default pace. */
-		struct recovery_throttle rt = {.max = t.max ? t.max : SHEEP_RECOVERY_MAX,
-					       .interval_ms = t.interval_ms};
-		if (rt.max < 1 || rt.max > RECOVERY_MAX_INFLIGHT || rt.interval_ms > 3600000)
+		if (t.queue_work_interval > 3600000)
+			return SD_RES_INVALID_PARMS;
+		struct recovery_throttle rt = {.max = t.max_exec_count ? t.max_exec_count
+								     : SHEEP_RECOVERY_MAX,
+					       .interval_ms = (uint32_t)t.queue_work_interval};
+		if (rt.max < 1 || rt.max > RECOVERY_MAX_INFLIGHT)
 			return SD_RES_INVALID_PARMS;
 		if (r) {
 			pthread_mutex_lock(&r->mu);
@@ -114,7 +129,12 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 		}
 		return SD_RES_SUCCESS;
 	}
-	case SD_OP_FORCE_RECOVER:
+	case SD_OP_FORCE_RECOVER: {
+		/* A restarted cluster waiting for missing nodes starts without
+		 * them (Sheepdog's "cluster recover force"); else replan. */
+		int started = group_force_start(s);
+		if (started >= 0)
+			return started;
 		if (r) {
 			pthread_mutex_lock(&r->mu);
 			r->force = true;
@@ -123,6 +143,7 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 			sd_notice("recovery: forced replan");
 		}
 		return SD_RES_SUCCESS;
+	}
 	}
 	return SD_RES_NO_SUPPORT;
 }

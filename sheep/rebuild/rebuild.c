@@ -15,6 +15,7 @@
 #include "sheep/cluster/cluster.h"
 #include "sheep/cluster/ring.h"
 #include "lib/net.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "recovery/recovery.h"
 #include "sheep/gateway/gateway.h"
@@ -478,16 +479,24 @@ static int stat_remote(const struct sd_node *n, struct sd_recovery_state *st)
 	memset(&req, 0, sizeof(req));
 	req.proto_ver = SD_SHEEP_PROTO_VER;
 	req.opcode = SD_OP_STAT_RECOVERY;
-	req.data_length = sizeof(*st);
-	int rc = sd_exec(fd, &req, NULL, &rsp, st, sizeof(*st));
+	/* Sheepdog's 24 bytes first, then this project's state (sd_wire.h). */
+	struct sd_wire_recovery w;
+	memset(&w, 0, sizeof(w));
+	req.data_length = sizeof(w);
+	int rc = sd_exec(fd, &req, NULL, &rsp, &w, sizeof(w));
 	close(fd);
 	if (rc)
 		return rc;
-	return rsp.result == SD_RES_SUCCESS ? 0 : -EIO;
+	*st = w.ext;
+	return rsp.result == SD_RES_SUCCESS && rsp.data_length == sizeof(w) ? 0 : -EIO;
 }
 
-/* Every data member has finished this epoch with nothing failed. */
-static bool cluster_complete(struct sheep_recovery *r, struct sheep_view *v)
+/*
+ * Every data member has finished this epoch with nothing failed; with
+ * need_dropped, every one has also dropped the fragments it no longer holds
+ * (its cluster_done is set).
+ */
+static bool cluster_complete(struct sheep_recovery *r, struct sheep_view *v, bool need_dropped)
 {
 	for (size_t i = 0; i < v->nr_data; i++) {
 		if ((int)i == v->self_data_idx)
@@ -496,6 +505,8 @@ static bool cluster_complete(struct sheep_recovery *r, struct sheep_view *v)
 		if (stat_remote(&v->data[i], &st))
 			return false;
 		if (st.epoch != v->epoch || st.status != SD_RECOVERY_DONE || st.failed)
+			return false;
+		if (need_dropped && !st.cluster_done)
 			return false;
 	}
 	return true;
@@ -631,7 +642,7 @@ static void *rec_main(void *arg)
 {
 	struct sheep_recovery *r = arg;
 	struct sheep *s = r->s;
-	enum { PH_PLAN, PH_RUN, PH_SETTLED, PH_IDLE } phase = PH_IDLE;
+	enum { PH_PLAN, PH_RUN, PH_SETTLED, PH_DROPPED, PH_IDLE } phase = PH_IDLE;
 	uint64_t next_poll = 0;
 
 	pthread_mutex_lock(&r->mu);
@@ -694,7 +705,7 @@ static void *rec_main(void *arg)
 			pthread_mutex_unlock(&r->mu);
 			repair_round(r, v);
 			pthread_mutex_lock(&r->mu);
-			if (phase == PH_SETTLED || phase == PH_IDLE)
+			if (phase == PH_SETTLED || phase == PH_DROPPED || phase == PH_IDLE)
 				phase = PH_RUN;
 		}
 		struct recovery_progress p;
@@ -710,7 +721,8 @@ static void *rec_main(void *arg)
 		 * not answer the gather) are retried and re-planned on a timer,
 		 * 1 s doubling to 60 s, for as long as any remain.
 		 */
-		if ((phase == PH_SETTLED || phase == PH_IDLE) && (p.failed || p.lost)) {
+		if ((phase == PH_SETTLED || phase == PH_DROPPED || phase == PH_IDLE) &&
+		    (p.failed || p.lost)) {
 			uint64_t now = rec_now_ms();
 			if (!r->retry_at) {
 				r->retry_ms = r->retry_ms ? SD_MIN(r->retry_ms * 2, REC_RETRY_MAX_MS)
@@ -750,18 +762,35 @@ static void *rec_main(void *arg)
 			phase = PH_SETTLED;
 			next_poll = 0;
 		}
-		if (phase == PH_SETTLED && !p.failed && rec_now_ms() >= next_poll) {
+		/*
+		 * Two steps. SETTLED: once every member is done at this epoch,
+		 * drop what this node no longer holds and say so (cluster_done).
+		 * DROPPED: once every member says so, no earlier holder keeps a
+		 * fragment anywhere, and only then may the gateway stop reaching
+		 * earlier holders (v->settled): a remove or a write sent to the
+		 * current holders alone would otherwise miss a copy that another
+		 * node has not dropped yet.
+		 */
+		if ((phase == PH_SETTLED || phase == PH_DROPPED) && !p.failed &&
+		    rec_now_ms() >= next_poll) {
+			bool dropping = phase == PH_SETTLED;
 			pthread_mutex_unlock(&r->mu);
-			bool all = cluster_complete(r, v);
-			if (all)
+			bool all = cluster_complete(r, v, !dropping);
+			if (all && dropping)
 				drop_old(r, v);
 			pthread_mutex_lock(&r->mu);
 			if (all && r->epoch == v->epoch && phase == PH_SETTLED) {
 				r->cluster_done = true;
+				phase = PH_DROPPED;
+				next_poll = 0;
+				sheep_view_put(v);
+				continue;
+			}
+			if (all && r->epoch == v->epoch && phase == PH_DROPPED) {
 				__atomic_store_n(&v->settled, 1, __ATOMIC_RELEASE);
 				phase = PH_IDLE;
 			}
-			next_poll = rec_now_ms() + 1000;
+			next_poll = rec_now_ms() + (phase == PH_DROPPED ? 250 : 1000);
 		}
 		sheep_view_put(v);
 		if (!r->stop && !r->force && !r->nr_bad)

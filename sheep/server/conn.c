@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/oid.h"
 #include "lib/util.h"
 #include "sheep/metrics/metrics.h"
 #include "sheep/peer/peer.h"
@@ -180,6 +181,22 @@ static void reply_error(struct conn *c, const struct sd_req *hdr, int res, bool 
 	conn_queue_reply(c, &rsp, NULL, 0, close_after);
 }
 
+/* A client's object read or write that succeeded: its bytes by the VDI's policy. */
+static void count_policy_bytes(struct request *r)
+{
+	uint8_t op = r->hdr.opcode;
+	bool rd = op == SD_OP_READ_OBJ;
+	if (!r->s->metrics || r->rsp.result != SD_RES_SUCCESS ||
+	    (!rd && op != SD_OP_WRITE_OBJ && op != SD_OP_CREATE_AND_WRITE_OBJ))
+		return;
+	struct vdi_entry e;
+	if (group_vdi_find(r->s, oid_to_vid(r->hdr.obj.oid), &e))
+		return;
+	sheep_metrics_sd_policy(r->s->metrics, rd ? SM_READ : SM_WRITE,
+				sheep_metrics_policy(e.copy_policy, e.nr_copies),
+				rd ? r->rlen : r->hdr.data_length);
+}
+
 static void request_work(struct sd_work *w)
 {
 	struct request *r = (struct request *)w;
@@ -188,6 +205,7 @@ static void request_work(struct sd_work *w)
 	sheep_metrics_request(r->s->metrics, r->hdr.opcode, r->rsp.result,
 			      (r->hdr.flags & SD_FLAG_CMD_WRITE) ? r->hdr.data_length : 0, r->rlen,
 			      sd_now_ns() - t0);
+	count_policy_bytes(r);
 }
 
 static void request_done(struct sd_work *w)

@@ -10,6 +10,7 @@
 #include "lib/inode.h"
 #include "lib/log.h"
 #include "lib/oid.h"
+#include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
@@ -138,31 +139,41 @@ static int do_cluster_default(struct sheep *s, struct request *r)
 
 /* ---- internal ops ---- */
 
+/* GET_NODE_LIST: the members as Sheepdog's 80-byte nodes (sd_wire.h),
+ * sorted as `dog node list` shows them; rsp->node.nr_nodes and the
+ * answering node's index (local_idx, rsp byte 24). */
 static int do_node_list(struct sheep *s, struct request *r)
 {
 	struct sheep_view *v = sheep_view_get(s);
 	if (!v)
 		return SD_RES_WAIT_FOR_JOIN;
-	uint32_t len = (uint32_t)(v->nr_nodes * sizeof(struct sd_node));
+	size_t nr = SD_MIN(v->nr_nodes, (size_t)SD_WIRE_MAX_NODES);
+	uint32_t len = (uint32_t)(nr * sizeof(struct sd_wire_node));
 	int ret = SD_RES_SUCCESS;
+	struct sd_node *tmp = calloc(nr ? nr : 1, sizeof(*tmp));
 	if (len > r->hdr.data_length) {
 		ret = SD_RES_INVALID_PARMS; /* reply buffer too small */
+	} else if (!tmp) {
+		ret = SD_RES_NO_MEM;
 	} else {
-		void *buf = ops_reply_buf(r, len);
+		struct sd_wire_node *buf = ops_reply_buf(r, len);
 		if (!buf) {
 			ret = SD_RES_NO_MEM;
 		} else {
-			memcpy(buf, v->nodes, len);
-			sheep_capacity_show_vnodes(v, buf, v->nr_nodes);
+			memcpy(tmp, v->nodes, nr * sizeof(*tmp));
+			sheep_capacity_show_vnodes(v, tmp, nr);
+			for (size_t i = 0; i < nr; i++)
+				sd_node_to_wire(&tmp[i], &buf[i]);
 			r->rlen = len;
-			r->rsp.node.nr_nodes = (uint32_t)v->nr_nodes;
+			r->rsp.node.nr_nodes = (uint32_t)nr;
 			uint32_t me = 0;
-			for (size_t i = 0; i < v->nr_nodes; i++)
+			for (size_t i = 0; i < nr; i++)
 				if (sd_node_eq(&v->nodes[i], &s->self))
 					me = (uint32_t)i;
 			sd_rsp_local_idx(&r->rsp) = me;
 		}
 	}
+	free(tmp);
 	sheep_view_put(v);
 	return ret;
 }
@@ -172,7 +183,16 @@ static int do_make_fs(struct sheep *s, struct request *r)
 	struct cmsg_format f;
 	memset(&f, 0, sizeof(f));
 	f.h.type = CMSG_FORMAT;
-	f.ctime = r->hdr.cluster.ctime ? r->hdr.cluster.ctime : sd_wall_seconds();
+	/* Sheepdog's ctime: (seconds << 32) | nanoseconds. */
+	f.ctime = r->hdr.cluster.ctime >> 32 ? r->hdr.cluster.ctime >> 32 : sd_wall_seconds();
+	if (r->hdr.data_length && (r->hdr.flags & SD_FLAG_CMD_WRITE) && r->data) {
+		/* The store backend's name (Sheepdog's dog sends it): "plain",
+		 * or "tree" which is stored as plain here. */
+		char name[SD_STORE_LEN + 1] = "";
+		memcpy(name, r->data, SD_MIN(r->hdr.data_length, (uint32_t)SD_STORE_LEN));
+		if (name[0] && strcmp(name, "plain") && strcmp(name, "tree"))
+			return SD_RES_NO_STORE;
+	}
 	f.copies = r->hdr.cluster.copies ? r->hdr.cluster.copies : SD_DEFAULT_COPIES;
 	f.policy = r->hdr.cluster.copies ? r->hdr.cluster.copy_policy : 0;
 	f.shift = r->hdr.cluster.block_size_shift ? r->hdr.cluster.block_size_shift
@@ -237,29 +257,64 @@ static int do_store_stat(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
+/* STAT_CLUSTER: Sheepdog's epoch logs, newest first, as many as the
+ * request's data_length holds (sd_wire.h); the status in the result. */
 static int do_stat_cluster(struct sheep *s, struct request *r)
 {
-	uint32_t len = SD_MIN(r->hdr.data_length, 1u << 20);
-	if (len < sizeof(struct sd_cluster_info))
+	/* 0 asks for the status alone (Sheepdog's dog before the format);
+	 * room for less than one record is a mistake. */
+	if (r->hdr.data_length && r->hdr.data_length < SD_EPOCH_LOG_SIZE)
 		return SD_RES_INVALID_PARMS;
-	void *buf = ops_reply_buf(r, len);
+	uint32_t max = SD_MIN(r->hdr.data_length, SD_MAX_PAYLOAD) / (uint32_t)SD_EPOCH_LOG_SIZE;
+	pthread_mutex_lock(&s->state_lock);
+	uint32_t n = SD_MIN(max, (uint32_t)s->nr_epochs);
+	pthread_mutex_unlock(&s->state_lock);
+	void *buf = ops_reply_buf(r, (uint32_t)(n * SD_EPOCH_LOG_SIZE));
 	if (!buf)
 		return SD_RES_NO_MEM;
-	int n = group_cluster_info(s, buf, len);
-	if (n < 0)
-		return SD_RES_INVALID_PARMS;
-	r->rlen = (uint32_t)n;
-	const struct sd_cluster_info *ci = buf;
+	int status = 0;
+	r->rlen = (uint32_t)group_cluster_info(s, buf, n * SD_EPOCH_LOG_SIZE, &status);
+	r->keep_rdata = true; /* dog shows the history with the status */
 	pthread_mutex_lock(&s->state_lock);
 	bool synced = s->synced;
 	pthread_mutex_unlock(&s->state_lock);
 	if (!synced)
 		return SD_RES_WAIT_FOR_JOIN;
-	if (ci->status == 2)
-		return SD_RES_SHUTDOWN;
-	return ci->ctime ? SD_RES_SUCCESS : SD_RES_WAIT_FOR_FORMAT;
+	return status == 2 ? SD_RES_SHUTDOWN
+	       : status == 3 ? SD_RES_WAIT_FOR_JOIN
+	       : status == 1 ? SD_RES_WAIT_FOR_FORMAT
+			     : SD_RES_SUCCESS;
 }
 
+/* GET_LOGLEVEL / SET_LOGLEVEL: this sheep's log level as an int32 (Sheepdog's
+ * 0 emerg .. 7 debug), read or changed at run time. */
+static int do_loglevel(struct sheep *s, struct request *r)
+{
+	int32_t level;
+	if (r->hdr.opcode == SD_OP_SET_LOGLEVEL) {
+		if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || r->hdr.data_length != sizeof(level) ||
+		    !r->data)
+			return SD_RES_INVALID_PARMS;
+		memcpy(&level, r->data, sizeof(level));
+		if (level < SD_LOG_EMERG || level > SD_LOG_DEBUG)
+			return SD_RES_INVALID_PARMS;
+		sd_log_set_level((enum sd_log_level)level);
+		sd_notice("log level set to %s", sd_log_level_name((enum sd_log_level)level));
+		return SD_RES_SUCCESS;
+	}
+	if (r->hdr.data_length < sizeof(level))
+		return SD_RES_INVALID_PARMS;
+	void *buf = ops_reply_buf(r, sizeof(level));
+	if (!buf)
+		return SD_RES_NO_MEM;
+	level = (int32_t)sd_log_get_level();
+	memcpy(buf, &level, sizeof(level));
+	r->rlen = sizeof(level);
+	return SD_RES_SUCCESS;
+}
+
+/* GET_EPOCH: the nodes of epoch tgt_epoch (80 bytes each), then the
+ * epoch's start time as a u64, as Sheepdog's; NO_TAG when not logged. */
 static int do_get_epoch(struct sheep *s, struct request *r)
 {
 	uint32_t want = r->hdr.obj.tgt_epoch;
@@ -268,19 +323,26 @@ static int do_get_epoch(struct sheep *s, struct request *r)
 	for (size_t i = 0; i < s->nr_epochs; i++) {
 		if (s->epochs[i].epoch != want)
 			continue;
-		uint32_t len = s->epochs[i].nr_nodes * (uint32_t)sizeof(struct sd_node);
+		uint32_t nr = SD_MIN(s->epochs[i].nr_nodes, (uint32_t)SD_WIRE_MAX_NODES);
+		uint32_t len = nr * (uint32_t)sizeof(struct sd_wire_node) + (uint32_t)sizeof(uint64_t);
 		if (len > r->hdr.data_length) {
 			ret = SD_RES_INVALID_PARMS;
 			break;
 		}
-		void *buf = ops_reply_buf(r, len);
+		char *buf = ops_reply_buf(r, len);
 		if (!buf) {
 			ret = SD_RES_NO_MEM;
 			break;
 		}
-		memcpy(buf, s->epochs[i].nodes, len);
+		for (uint32_t k = 0; k < nr; k++) {
+			struct sd_wire_node w;
+			sd_node_to_wire(&s->epochs[i].nodes[k], &w);
+			memcpy(buf + (size_t)k * sizeof(w), &w, sizeof(w));
+		}
+		uint64_t t = s->epochs[i].time;
+		memcpy(buf + (size_t)nr * sizeof(struct sd_wire_node), &t, sizeof(t));
 		r->rlen = len;
-		r->rsp.node.nr_nodes = s->epochs[i].nr_nodes;
+		r->rsp.node.nr_nodes = nr;
 		ret = SD_RES_SUCCESS;
 		break;
 	}
@@ -451,11 +513,14 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_GET_VDI_LOCKS, OPS_LOCAL, true, ops_get_vdi_locks),
 	OP(SD_OP_READ_VDIS, OPS_LOCAL, false, ops_read_vdis),
 	OP(SD_OP_FLUSH_VDI, OPS_LOCAL, false, do_flush_vdi),
-	OP(SD_OP_GET_CLUSTER_DEFAULT, OPS_LOCAL, true, do_cluster_default),
+	OP(SD_OP_GET_CLUSTER_DEFAULT, OPS_LOCAL, false, do_cluster_default), /* zeros before format */
+	OP(SD_OP_READ_DEL_VDIS, OPS_LOCAL, false, ops_read_del_vdis),
 	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),
 	OP(SD_OP_STAT, OPS_LOCAL, false, do_store_stat),
+	OP(SD_OP_GET_LOGLEVEL, OPS_LOCAL, false, do_loglevel),
+	OP(SD_OP_SET_LOGLEVEL, OPS_LOCAL, false, do_loglevel),
 	OP(SD_OP_KILL_NODE, OPS_LOCAL, false, do_kill_node),
 	OP(SD_OP_GET_OBJ_LIST, OPS_LOCAL, false, do_get_obj_list),
 	OP(SD_OP_GET_EPOCH, OPS_LOCAL, false, do_get_epoch),

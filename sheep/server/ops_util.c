@@ -58,7 +58,7 @@ int ops_need_ready(struct sheep *s)
 	/* Without quorum this node may be the small side of a partition:
 	 * serving I/O could diverge from the side that carries on. */
 	int ret = !s->quorate ? SD_RES_HALT
-		  : !s->synced ? SD_RES_WAIT_FOR_JOIN
+		  : !s->synced || s->waiting ? SD_RES_WAIT_FOR_JOIN
 		  : !s->ctime  ? SD_RES_WAIT_FOR_FORMAT
 			       : 0;
 	pthread_mutex_unlock(&s->state_lock);

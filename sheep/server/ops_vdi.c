@@ -279,6 +279,24 @@ int ops_read_vdis(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
+/* READ_DEL_VDIS (0xc9): the bitmap of deleted VDIs, which Sheepdog's dog
+ * leaves out of its listing (their in-use bits are clear here anyway). */
+int ops_read_del_vdis(struct sheep *s, struct request *r)
+{
+	uint32_t len = SD_MIN(r->hdr.data_length, SD_NR_VDIS / 8);
+	uint8_t *buf = ops_reply_buf(r, len);
+	if (!buf)
+		return SD_RES_NO_MEM;
+	pthread_mutex_lock(&s->state_lock);
+	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
+		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext)
+			if (e->deleted && e->vid / 8 < len)
+				buf[e->vid / 8] |= (uint8_t)(1u << (e->vid % 8));
+	pthread_mutex_unlock(&s->state_lock);
+	r->rlen = len;
+	return SD_RES_SUCCESS;
+}
+
 int ops_del_vdi(struct sheep *s, struct request *r)
 {
 	struct vdi_entry e;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 011-core-membership.sh - epochs bump on every membership change and are logged on disk; joiners get the VDI table; a restarted cluster keeps its VDIs and data; DIR lock, daemon mode, options.
+# 011-core-membership.sh - epoch 1 at format, then one per membership change, logged on disk (Sheepdog 1.0's count); joiners get the VDI table; a restarted cluster keeps its VDIs and data; DIR lock, daemon mode, options.
 # timeout: 300
 . "$SD_TOP/tests/func/lib.sh"
 
@@ -7,9 +7,9 @@ top_epoch() { dogn "$1" cluster info | awk '/^Epoch/{getline; print $3; exit}'; 
 
 sd_start_cluster 3 || bail "three sheep did not form a cluster"
 check "format 2:1" dogn 0 cluster format -c 2:1
-check_eq "3 joins: epoch 3 on sheep 0" 3 "$(top_epoch 0)"
-check_eq "3 joins: epoch 3 on sheep 2" 3 "$(top_epoch 2)"
-check "epoch 3 logged on disk by sheep 1" test -s "$(sd_dir 1)/epoch/00000003"
+check_eq "format with 3 sheep: epoch 1 on sheep 0" 1 "$(top_epoch 0)"
+check_eq "format with 3 sheep: epoch 1 on sheep 2" 1 "$(top_epoch 2)"
+check "epoch 1 logged on disk by sheep 1" test -s "$(sd_dir 1)/epoch/00000001"
 check "create a" dogn 1 vdi create a 40M
 check "create b (3 copies)" dogn 2 vdi create -c 3 b 40M
 sd_random "$SD_TEST_DIR/a" $((9 << 20))
@@ -19,8 +19,8 @@ check "write a" dogn 0 vdi write a 0 $((9 << 20)) <"$SD_TEST_DIR/a"
 sd_start 3 || bail "sheep 3 did not start"
 sd_wait_nodes 3 4 || not_ok "sheep 3 does not see 4 nodes"
 check_eq "joiner lists the VDIs" "a b" "$(dogn 3 vdi list -r | awk '{print $2}' | sort | xargs)"
-check_eq "joiner has epoch 4" 4 "$(top_epoch 3)"
-check_eq "old member has epoch 4" 4 "$(top_epoch 0)"
+check_eq "joiner has epoch 2" 2 "$(top_epoch 3)"
+check_eq "old member has epoch 2" 2 "$(top_epoch 0)"
 check_eq "joiner reads a" "$(sd_sha "$SD_TEST_DIR/a")" "$(dogn 3 vdi read a 0 $((9 << 20)) | sha256sum | cut -d' ' -f1)"
 check "joiner creates a VDI" dogn 3 vdi create c 8M
 check_eq "the others see it" "a b c" "$(dogn 1 vdi list -r | awk '{print $2}' | sort | xargs)"
@@ -29,8 +29,8 @@ check_eq "the others see it" "a b c" "$(dogn 1 vdi list -r | awk '{print $2}' | 
 sd_kill 1
 sd_wait_nodes 0 3 || not_ok "membership did not drop to 3"
 sleep 0.5
-check_eq "after a kill: epoch 5 on sheep 0" 5 "$(top_epoch 0)"
-check_eq "after a kill: epoch 5 on sheep 3" 5 "$(top_epoch 3)"
+check_eq "after a kill: epoch 3 on sheep 0" 3 "$(top_epoch 0)"
+check_eq "after a kill: epoch 3 on sheep 3" 3 "$(top_epoch 3)"
 check_eq "a reads back with sheep 1 down" "$(sd_sha "$SD_TEST_DIR/a")" \
 	"$(dogn 2 vdi read a 0 $((9 << 20)) | sha256sum | cut -d' ' -f1)"
 

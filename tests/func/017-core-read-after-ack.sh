@@ -28,7 +28,7 @@ for spec in "4:2 ec" "3 rep"; do
 			log "$vol: write of $len bytes at $off through sheep $w read back differently through sheep $r"
 			bad=$((bad + 1))
 		fi
-		dd if="$SD_TEST_DIR/chunk" of="$SD_TEST_DIR/$vol.ref" bs=1 seek="$off" conv=notrunc status=none
+		dd if="$SD_TEST_DIR/chunk" of="$SD_TEST_DIR/$vol.ref" bs=64k oflag=seek_bytes seek="$off" conv=notrunc status=none
 	done
 	check_eq "$pol: 60 writes, each read back at once through another gateway" 0 "$bad"
 	dogn 3 vdi read "$vol" 0 $((8 * MiB)) >"$SD_TEST_DIR/$vol.all" || not_ok "read $vol"

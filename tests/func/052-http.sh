@@ -2,6 +2,7 @@
 # 052-http.sh - sheep --http: /metrics (Prometheus text) counts what clients did, /api/status and the dashboard (headless chromium) show what dog shows, a busy port never stops startup, bad requests get errors.
 # timeout: 400
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/rec_lib.sh"
 MiB=$((1 << 20))
 hp() { echo $((SD_PORT_BASE + 80 + $1)); }
 url() { echo "http://127.0.0.1:$(hp "$1")$2"; }
@@ -58,6 +59,9 @@ w1=$(metric "$SD_TEST_DIR/m0b" 'sheep_client_latency_seconds_count{proto="sheepd
 check "dog's 2 object writes (+ inode updates) are counted (${w0:-0} -> $w1)" test "$w1" -ge $(( ${w0:-0} + 2 ))
 cw=$(metric "$SD_TEST_DIR/m0b" 'sheep_request_bytes_total{op="create_and_write_obj",dir="in"}')
 check "create_and_write_obj bytes in >= 8 MiB ($cw)" test "${cw:-0}" -ge $((8 * MiB))
+pw=$(metric "$SD_TEST_DIR/m0b" 'sheep_request_policy_bytes_total{policy="4:2",op="write"}')
+check "sheep_request_policy_bytes_total{4:2,write} >= the 8 MiB dog wrote to the 4:2 VDI ($pw)" test "${pw:-0}" -ge $((8 * MiB))
+check "... and nothing counted under another policy yet" bash -c '! grep "^sheep_request_policy_bytes_total" "$1" | grep -vq "policy=\"4:2\""' _ "$SD_TEST_DIR/m0b"
 
 # NBD: 4 MiB written and read back through sheep 0's export.
 nb0=$(metric "$SD_TEST_DIR/m0b" 'sheep_nbd_bytes_total{op="write"}')
@@ -113,6 +117,9 @@ for t in $(seq 1 60); do
 	[ "$(jq_py "$SD_TEST_DIR/nr.json" 'sum(n["recovering"] for n in d["nodes"])')" = 0 ] && break
 	sleep 1
 done
+# ... and until every sheep has dropped what it no longer holds: until then
+# a sheep's Used still changes between dog's answer and the dashboard's.
+rec_wait_done 0 6 1 60 || bail "recovery never completed cluster-wide"
 
 # /api/status and the dashboard against dog.
 dogn 0 node list --json >"$SD_TEST_DIR/nl.json"
@@ -155,6 +162,21 @@ check "dashboard loads nothing from elsewhere (no http(s):// URL in the page)" \
 browser --window-size=1400,860 --screenshot="$SD_TEST_DIR/dashboard.png" "$(url 0 /)" >/dev/null
 check "screenshot taken (PNG)" bash -c 'file "$1" | grep -q "PNG image"' _ "$SD_TEST_DIR/dashboard.png"
 [ -n "${SD_DASHBOARD_PNG:-}" ] && cp "$SD_TEST_DIR/dashboard.png" "$SD_DASHBOARD_PNG"
+
+# The write-ahead log's counters: /metrics agrees with dog node stat.
+scrape 2 "$SD_TEST_DIR/w1"
+dogn 2 node stat --json >"$SD_TEST_DIR/ns.json"
+scrape 2 "$SD_TEST_DIR/w2"
+for k in syncs:sheep_wal_syncs_total records:sheep_wal_records_total batches:sheep_wal_batches_total \
+	log_bytes:sheep_wal_bytes_total checkpoints:sheep_wal_checkpoints_total; do
+	v=$(jq_py "$SD_TEST_DIR/ns.json" "[n['${k%%:*}'] for n in d['nodes'] if n['addr'].endswith(':$(sd_port 2)')][0]")
+	a=$(metric "$SD_TEST_DIR/w1" "${k#*:}") b=$(metric "$SD_TEST_DIR/w2" "${k#*:}")
+	check "${k#*:} ($a..$b) brackets dog node stat's ${k%%:*} ($v)" test -n "$v" -a "$a" -le "$v" -a "$v" -le "$b"
+done
+check "sheep 2 has logged records (it holds fragments)" test "$(metric "$SD_TEST_DIR/w2" sheep_wal_records_total)" -gt 0
+check_eq "sheep_wal_size_bytes = dog's log_size" \
+	"$(jq_py "$SD_TEST_DIR/ns.json" "[n['log_size'] for n in d['nodes'] if n['addr'].endswith(':$(sd_port 2)')][0]")" \
+	"$(metric "$SD_TEST_DIR/w2" sheep_wal_size_bytes)"
 
 # Bad requests: errors, and the sheep lives on.
 check_eq "POST: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$(url 0 /metrics)")"

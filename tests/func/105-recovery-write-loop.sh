@@ -22,8 +22,7 @@ writer() {
 		off=$(((RANDOM * 32768 + RANDOM) % ($(stat -c %s "$SD_TEST_DIR/$v.ref") - size)))
 		head -c "$size" /dev/urandom >"$SD_TEST_DIR/w.$k"
 		if dogn $((k % 5)) vdi write "$v" "$off" "$size" <"$SD_TEST_DIR/w.$k" 2>>"$SD_TEST_DIR/w.err"; then
-			dd if="$SD_TEST_DIR/w.$k" of="$SD_TEST_DIR/$v.ref" bs=1 seek="$off" conv=notrunc status=none 2>/dev/null ||
-				dd if="$SD_TEST_DIR/w.$k" of="$SD_TEST_DIR/$v.ref" oflag=seek_bytes seek="$off" conv=notrunc status=none
+			dd if="$SD_TEST_DIR/w.$k" of="$SD_TEST_DIR/$v.ref" bs=64k oflag=seek_bytes seek="$off" conv=notrunc status=none
 		else
 			fails=$((fails + 1))
 		fi

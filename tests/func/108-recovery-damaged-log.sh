@@ -17,7 +17,7 @@ for i in $(seq 1 40); do
 		off=$(( (RANDOM * 32768 + RANDOM) % (8 * MiB - 5000) ))
 		head -c 4000 /dev/urandom >"$SD_TEST_DIR/chunk"
 		dogn $((i % 6)) vdi write "$v" "$off" 4000 <"$SD_TEST_DIR/chunk" || not_ok "write $v"
-		dd if="$SD_TEST_DIR/chunk" of="$SD_TEST_DIR/$v.ref" bs=1 seek="$off" conv=notrunc status=none
+		dd if="$SD_TEST_DIR/chunk" of="$SD_TEST_DIR/$v.ref" bs=64k oflag=seek_bytes seek="$off" conv=notrunc status=none
 	done
 done
 e0=$(rec_epoch 0)

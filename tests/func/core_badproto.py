@@ -117,8 +117,12 @@ for shift in (1, 19, 32, 255):
 expect("GET_VDI_INFO unterminated", hdr(2, 0x14, 1, 0, 5, 100, vdi_rest(0)), [RES_INVALID], b"B" * 100)
 expect("GET_VDI_INFO unknown", hdr(2, 0x14, 1, 0, 5, 256, vdi_rest(0)), [RES_NO_VDI], b"nope".ljust(256, b"\0"))
 expect("DEL_VDI unknown", hdr(2, 0x17, 1, 0, 5, 256, vdi_rest(0)), [RES_NO_VDI], b"nope".ljust(256, b"\0"))
-expect("MAKE_FS bad policy", hdr(0x0a, 0x84, 0, 0, 6, 0, struct.pack("<QBBBB", 1, 7, 0x22, 22, 0)), [RES_INVALID])
-expect("MAKE_FS bad shift", hdr(0x0a, 0x84, 0, 0, 6, 0, struct.pack("<QBBBB", 1, 3, 0, 40, 0)), [RES_INVALID])
+# MAKE_FS in Sheepdog 1.0's layout: old_ctime @16, ctime @24, copies @32,
+# copy_policy @33, flags @34, tag @36, nodes_nr @40, block_size_shift @44.
+def fmt_rest(copies, policy, shift):
+    return struct.pack("<QQBBHIIBxH", 0, 1 << 32, copies, policy, 0, 0, 0, shift, 0)
+expect("MAKE_FS bad policy", hdr(0x0a, 0x84, 0, 0, 6, 0, fmt_rest(7, 0x22, 22)), [RES_INVALID])
+expect("MAKE_FS bad shift", hdr(0x0a, 0x84, 0, 0, 6, 0, fmt_rest(3, 0, 40)), [RES_INVALID])
 expect("FLUSH_VDI obsolete", hdr(2, 0x16, 0, 0, 6, 0), [RES_INVALID])
 expect("STAT_CLUSTER tiny buffer", hdr(0x0a, 0x87, 0, 0, 6, 3), [RES_INVALID])
 expect("peer write short header", hdr(0x0a, 0xe1, 1, 0, 7, 8), None, b"\0" * 8)
