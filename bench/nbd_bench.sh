@@ -2,7 +2,7 @@
 # nbd_bench.sh - fio over NBD: a 4:2 and a -c 3 VDI on a six-node local cluster vs `nbdkit memory` (the ceiling), one run, with ratios.
 #
 # Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--nosync] [--csv]
-#                           [--csv-file FILE] [--plot PNG]
+#                           [--csv-file FILE] [--plot PNG] [--cases LIST]
 #
 #   -r RUNS     runs of each case; the table shows the median (default 3)
 #   -t SECONDS  length of each random-I/O run (default 10)
@@ -12,6 +12,7 @@
 #   --csv       also print the table as CSV
 #   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
 #   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
+#   --cases LIST  only these cases, comma-separated (e.g. randwrite1,randwrite32)
 #
 # Cases (fio, ioengine=nbd, one job): 4 MiB sequential write and read at
 # QD4; 4 KiB random read and write at QD1, QD4 and QD32 (IOPS, and the
@@ -21,7 +22,7 @@
 # next free port. Everything started is stopped on exit.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot=
+runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot= cases=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) runs=$2; shift ;;
@@ -31,8 +32,9 @@ while [ $# -gt 0 ]; do
 	--csv) csv=1 ;;
 	--csv-file) csv_file=$2; shift ;;
 	--plot) plot=$2; shift ;;
+	--cases) cases=$2; shift ;;
 	--nosync) nosync=-n ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "nbd_bench: unknown option $1" >&2; exit 64 ;;
 	esac
 	shift
@@ -85,6 +87,7 @@ declare -A URI=(
 )
 # name: fio arguments; metric
 CASES=(seqwrite seqread randread1 randread4 randread32 randwrite1 randwrite4 randwrite32)
+[ -n "$cases" ] && IFS=, read -r -a CASES <<<"$cases"
 declare -A ARGS=(
 	[seqwrite]="--rw=write --bs=4M --iodepth=4 --size=${size_mb}M"
 	[seqread]="--rw=read --bs=4M --iodepth=4 --size=${size_mb}M"

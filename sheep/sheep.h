@@ -225,6 +225,8 @@ struct sheep {
 	/* Versions of objects this sheep coordinates writes for (gateway.c). */
 	pthread_mutex_t vcache_mu;
 	struct gw_vcache_ent *vcache;
+	/* Commits of early-acknowledged writes, sent by a thread (gateway/commitq.c). */
+	struct gw_commitq *commitq;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */

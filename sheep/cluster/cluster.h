@@ -162,6 +162,9 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status);
  * when the cluster is not waiting. */
 int group_force_start(struct sheep *s);
 bool group_formatted(struct sheep *s);
+/* A restarted cluster waiting for the nodes of its newest epoch (apply.c):
+ * client I/O, VDI lookups and recovery wait too. */
+bool group_waiting(struct sheep *s);
 /* Where placement puts data object oid: the oid with its VDI id replaced by
  * the root of the VDI's family, so every copy-on-write copy of an object
  * lands on the holders of the original (identical to oid for a VDI with no

@@ -269,6 +269,14 @@ bool group_formatted(struct sheep *s)
 	return f;
 }
 
+bool group_waiting(struct sheep *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	bool w = s->waiting;
+	pthread_mutex_unlock(&s->state_lock);
+	return w;
+}
+
 int group_force_start(struct sheep *s)
 {
 	pthread_mutex_lock(&s->state_lock);

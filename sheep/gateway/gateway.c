@@ -11,6 +11,12 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 		struct sheep_view *v = sheep_view_get(s);
 		if (!v)
 			return SD_RES_WAIT_FOR_JOIN;
+		if (group_waiting(s)) {
+			/* After a whole-cluster stop this node may hold old data:
+			 * coordinate nothing until the last epoch's members are back. */
+			sheep_view_put(v);
+			return SD_RES_WAIT_FOR_JOIN;
+		}
 		struct gw_obj o;
 		ret = gw_obj_init(s, v, oid, &o);
 		if (ret == SD_RES_SUCCESS)

@@ -50,6 +50,11 @@ struct gw_obj {
 	 * write was applied or is pending since (gw_check_base). */
 	uint64_t base_version;
 	bool frozen; /* its VDI is a snapshot: data and object map read-only */
+	/* Early-ack two-phase write (twophase.c): set by gw_update_ec. */
+	bool early;
+	uint64_t prev_wid;  /* in: the coordinator's last early write of it (vcache) */
+	uint64_t early_wid; /* out: the early write this attempt made (0: none) */
+	bool saw_early;     /* a round met an early-ack write pending somewhere */
 	uint64_t pkey; /* placement key (group_placement_key) */
 };
 
@@ -60,7 +65,8 @@ struct frag_state {
 	/* Generation probes (PEER_GEN) only: */
 	uint64_t write_id; /* two-phase write that made this version (0: none) */
 	bool has_pend;     /* a prepared write is pending on it */
-	uint64_t pend_version, pend_id;
+	bool pend_early;   /* ... an early-ack one (never replaced, see peer.h) */
+	uint64_t pend_version, pend_id, pend_age_ms;
 };
 /* An operation gw_run() runs under the current view (gateway.c). */
 typedef int (*gw_op_fn)(struct gw_obj *o, void *arg);
@@ -119,11 +125,19 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
 		bool create, uint64_t *mixed_since);
  uint64_t gw_new_write_id(struct gw_obj *o);
 /* vcache.c: the coordinator's object versions (0: unknown / forget). */
-uint64_t gw_vcache_get(struct gw_obj *o);
-void gw_vcache_put(struct gw_obj *o, uint64_t version);
+uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid);
+void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid);
+/* commitq.c: asynchronous commits of early-ack writes. */
+void gw_commitq_add(struct gw_obj *o, const struct peer_call *calls, int n, uint64_t wid,
+		    bool die);
+int gw_commitq_init(struct sheep *s);
+void gw_commitq_fini(struct sheep *s);
+int gw_settle_early(struct gw_obj *o, const struct frag_state *st);
 void gw_vcache_init(struct sheep *s);
 void gw_vcache_fini(struct sheep *s);
  int gw_test_crash_point(struct gw_obj *o);
+enum { GW_CRASH_NONE, GW_CRASH_COMMITS, GW_CRASH_BEFORE_ACK, GW_CRASH_AFTER_ACK };
+int gw_test_crash_mode(struct gw_obj *o);
  void gw_test_pause(struct gw_obj *o, const char *point);
  int gw_check_base(struct gw_obj *o, uint64_t wid);
  void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at);

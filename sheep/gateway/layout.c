@@ -87,6 +87,8 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 	memset(st, 0, sizeof(*st));
 	st->res = c->node ? c->result : SD_RES_NETWORK_ERROR;
 	st->version = c->version;
+	/* A read or version probe says whether an early-ack write is pending. */
+	st->pend_early = c->node && (c->rsp_flags & PEER_RSP_EARLY);
 	if (c->req.opcode != SD_OP_PEER_GEN || c->result != SD_RES_SUCCESS)
 		return;
 	if (c->rlen < sizeof(c->gen) || !c->gen.has_frag)
@@ -95,6 +97,8 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 	st->has_pend = c->rlen >= sizeof(c->gen) && c->gen.has_pend;
 	st->pend_version = c->gen.pend_version;
 	st->pend_id = c->gen.pend_id;
+	st->pend_age_ms = c->gen.pend_age_ms;
+	st->pend_early = st->has_pend && c->gen.pend_early;
 }
 
 /* peer_fanout, counting the calls that reached no peer: a node may have
@@ -223,6 +227,11 @@ int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st,
 		if (gw_res_is_retry(st[i].res))
 			ret = st[i].res;
 	}
+	for (int c = 0; c < n; c++)
+		if (calls[c].node && ((calls[c].rsp_flags & PEER_RSP_EARLY) ||
+				      (calls[c].req.opcode == SD_OP_PEER_GEN &&
+				       calls[c].result == SD_RES_SUCCESS && calls[c].gen.pend_early)))
+			o->saw_early = true;
 	for (int c = o->width; c < n; c++) {
 		int i = pos_of[c];
 		if (gw_res_is_retry(calls[c].result))

@@ -73,11 +73,13 @@ int gateway_init(struct sheep *s)
 	pthread_mutex_init(&s->sweep_lock, NULL);
 	pthread_cond_init(&s->objlock_cond, NULL);
 	gw_vcache_init(s);
-	return peer_pool_init(s);
+	int r = peer_pool_init(s);
+	return r ? r : gw_commitq_init(s);
 }
 
 void gateway_fini(struct sheep *s)
 {
+	gw_commitq_fini(s);
 	peer_pool_fini(s);
 	gw_vcache_fini(s);
 }

@@ -62,6 +62,16 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 				return st[i].res;
 		}
 	}
+	/* An early-acknowledged write is pending on some fragment: it may be
+	 * acknowledged with its commits still on their way. Decide it
+	 * (gw_settle_early commits it when it is) and read again, so a read
+	 * after an acknowledgement, through any sheep, sees the write. */
+	if (o->saw_early) {
+		struct frag_state gs[GW_MAX_WIDTH];
+		o->saw_early = false;
+		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle_early(o, gs) == SD_RES_SUCCESS)
+			return SD_RES_AGAIN;
+	}
 	uint64_t ver = gw_choose_version(st, o->width, o->d, NULL);
 	if (ver == 0) {
 		if (gw_all_absent(st, o->width))

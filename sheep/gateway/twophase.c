@@ -45,6 +45,30 @@ int gw_test_crash_point(struct gw_obj *o)
 }
 
 /*
+ * Which protocol the crash hook asks for, without taking it: a number k
+ * (gw_test_crash_point) runs the write with its commits before the
+ * acknowledgement, one at a time; "before-ack" makes an early-ack write's
+ * coordinator die once its prepares are durable, before it acknowledges;
+ * "after-ack" makes it die after acknowledging, before any commit is sent.
+ */
+int gw_test_crash_mode(struct gw_obj *o)
+{
+	const char *path = o->s->opt.test_crash_file;
+	char buf[16] = "";
+	FILE *f = path ? fopen(path, "r") : NULL;
+	if (!f)
+		return GW_CRASH_NONE;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	if (!strncmp(buf, "before-ack", 10))
+		return GW_CRASH_BEFORE_ACK;
+	if (!strncmp(buf, "after-ack", 9))
+		return GW_CRASH_AFTER_ACK;
+	return GW_CRASH_COMMITS;
+}
+
+/*
  * Test hook: a sheep started with SHEEP_TEST_PAUSE_FILE=PATH whose write
  * path reaches the point named in PATH (first line: "rewrite-read" after
  * gw_rewrite_whole's read, "prepared" between a two-phase write's prepares
@@ -157,6 +181,56 @@ void gw_commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node 
 }
 
 /*
+ * An early-ack write whose prepares were sent (calls[0..n), write wid).
+ * The rule every sheep applies alike: a write prepared on at least
+ * gw_ack_threshold() fragments is decided and will be committed wherever
+ * it is prepared (by this coordinator's commit queue, by its next write to
+ * the object, or by any reader or writer that meets it, gw_settle_early),
+ * so it is acknowledged now, with one durable step on the critical path.
+ * A write that cannot have reached that count, even counting the holders
+ * that did not answer, is aborted. In between (too few answers, but
+ * silent holders could have prepared it) it is left pending and reported
+ * failed: the next reader or writer decides it by what it finds.
+ */
+static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_t wid, int hook)
+{
+	int retry;
+	int ok = gw_count_acks(o, calls, n, &retry);
+	int prepared = 0, unknown = 0;
+	for (int i = 0; i < n; i++) {
+		if (!calls[i].node)
+			continue;
+		prepared += calls[i].result == SD_RES_SUCCESS;
+		unknown += calls[i].result == SD_RES_NETWORK_ERROR;
+	}
+	if (prepared)
+		gw_test_pause(o, "prepared");
+	int need = gw_ack_threshold(o);
+	if (prepared < need) {
+		if (prepared + unknown < need) {
+			struct peer_call cc[GW_MAX_WIDTH];
+			int nc = 0;
+			for (int i = 0; i < n; i++)
+				if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
+					gw_commit_init(o, &cc[nc++], calls[i].node,
+						       calls[i].req.obj.ec_index, calls[i].whdr.new_version,
+						       wid, true);
+			gw_fanout(o, cc, nc);
+		}
+		return gw_ack_result(o, ok, retry);
+	}
+	if (hook == GW_CRASH_BEFORE_ACK && gw_test_crash_point(o) >= 0) {
+		sd_err("test hook: %016llx: dying with the write prepared on %d fragment(s), "
+		       "before the acknowledgement", (unsigned long long)o->oid, prepared);
+		kill(getpid(), SIGKILL);
+	}
+	bool die = hook == GW_CRASH_AFTER_ACK && gw_test_crash_point(o) >= 0;
+	gw_commitq_add(o, calls, n, wid, die);
+	o->early_wid = wid;
+	return gw_ack_result(o, ok, retry);
+}
+
+/*
  * The write fan-out of an EC object, in two phases so that a coordinator
  * dying half-way never leaves fewer than d fragments of both generations
  * (DESIGN.md invariant 2): every fragment write is first prepared (stored
@@ -168,11 +242,19 @@ void gw_commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node 
 int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 {
 	uint64_t wid = gw_new_write_id(o);
+	int hook = gw_test_crash_mode(o);
+	bool early = o->early && !o->base_version && hook != GW_CRASH_COMMITS;
 	for (int i = 0; i < n; i++) {
 		calls[i].req.flags |= SD_PEER_FLAG_PREPARE;
 		calls[i].whdr.write_id = wid;
+		if (early) {
+			calls[i].whdr.flags |= PEER_WH_EARLY;
+			calls[i].whdr.prev_write_id = o->prev_wid;
+		}
 	}
 	gw_fanout(o, calls, n);
+	if (early)
+		return write_early(o, calls, n, wid, hook);
 	int retry;
 	int ok = gw_count_acks(o, calls, n, &retry);
 	bool go = !retry && ok >= gw_ack_threshold(o);
@@ -204,6 +286,8 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
  */
 int gw_settle(struct gw_obj *o, const struct frag_state *st)
 {
+	if (gw_settle_early(o, st) == SD_RES_SUCCESS)
+		return SD_RES_SUCCESS;
 	uint64_t top = 0, wid = 0;
 	for (int i = 0; i < o->width; i++)
 		if (st[i].res == SD_RES_SUCCESS && st[i].version > top)
@@ -234,4 +318,54 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 		"fragment(s), committed now on %d of %d pending", (unsigned long long)o->oid,
 		(unsigned long long)top, applied, ok, nc);
 	return applied + ok >= o->d ? SD_RES_SUCCESS : SD_RES_EIO;
+}
+
+/*
+ * Decide the early-ack writes pending on this object (st from gw_probe):
+ * one prepared or applied on at least gw_ack_threshold() fragments was
+ * (or will be) acknowledged: commit it where it is pending. One older
+ * than the grace time (its coordinator is gone) is committed when d
+ * fragments have it (it may have been acknowledged by a count that
+ * included holders out now, and d make the new generation readable), and
+ * aborted when fewer do (it can never be read; acknowledged, it would
+ * have lost more than the one fragment of redundancy an ack guarantees).
+ * A younger one short of the threshold is still being prepared: left to
+ * its coordinator. Returns SUCCESS when it sent commits or aborts (look
+ * again), EIO when there was nothing to decide.
+ */
+int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
+{
+	bool seen[GW_MAX_WIDTH] = {0};
+	int acted = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (!st[i].pend_early || !st[i].has_pend || seen[i])
+			continue;
+		uint64_t ver = st[i].pend_version, wid = st[i].pend_id, age = UINT64_MAX;
+		struct peer_call cc[GW_MAX_WIDTH];
+		int nc = 0, have = 0;
+		for (int j = 0; j < o->width; j++) {
+			if (st[j].has_pend && st[j].pend_id == wid && st[j].pend_version == ver) {
+				seen[j] = true;
+				have++;
+				age = SD_MIN(age, st[j].pend_age_ms);
+				gw_commit_init(o, &cc[nc++], o->loc[j], j, ver, wid, false);
+			} else if (st[j].res == SD_RES_SUCCESS && st[j].version == ver &&
+				   st[j].write_id == wid) {
+				have++;
+			}
+		}
+		bool old = age >= SD_PEER_PEND_GRACE_MS;
+		bool commit = have >= gw_ack_threshold(o) || (old && have >= o->d);
+		if (!commit && !old)
+			continue;
+		for (int k = 0; k < nc; k++)
+			cc[k].commit.abort = !commit;
+		gw_fanout(o, cc, nc);
+		acted++;
+		if (!commit || old)
+			sd_info("%016llx: %s an early-acknowledged write (version %llu) found on %d "
+				"fragment(s)", (unsigned long long)o->oid,
+				commit ? "finished" : "dropped", (unsigned long long)ver, have);
+	}
+	return acted ? SD_RES_SUCCESS : SD_RES_EIO;
 }

@@ -17,6 +17,7 @@
 struct gw_vcache_ent {
 	uint64_t oid;
 	uint64_t version; /* 0: empty */
+	uint64_t early_wid; /* the early-ack write that made it, maybe not yet committed */
 	uint32_t epoch;
 };
 
@@ -25,27 +26,31 @@ static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
 	return &s->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
 }
 
-uint64_t gw_vcache_get(struct gw_obj *o)
+uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid)
 {
 	uint64_t v = 0;
+	*early_wid = 0;
 	if (!o->s->vcache)
 		return 0;
 	pthread_mutex_lock(&o->s->vcache_mu);
 	struct gw_vcache_ent *e = slot(o->s, o->oid);
-	if (e->oid == o->oid && e->epoch == o->v->epoch)
+	if (e->oid == o->oid && e->epoch == o->v->epoch) {
 		v = e->version;
+		*early_wid = e->early_wid;
+	}
 	pthread_mutex_unlock(&o->s->vcache_mu);
 	return v;
 }
 
-void gw_vcache_put(struct gw_obj *o, uint64_t version)
+void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid)
 {
 	if (!o->s->vcache)
 		return;
 	pthread_mutex_lock(&o->s->vcache_mu);
 	struct gw_vcache_ent *e = slot(o->s, o->oid);
 	if (version)
-		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version, .epoch = o->v->epoch};
+		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version,
+					    .early_wid = early_wid, .epoch = o->v->epoch};
 	else if (e->oid == o->oid)
 		e->version = 0;
 	pthread_mutex_unlock(&o->s->vcache_mu);

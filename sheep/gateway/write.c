@@ -128,6 +128,16 @@ int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint64_t ver
 	return gw_ack_result(o, ok, retry);
 }
 
+/* A read of old bytes by this coordinator's next write: its previous
+ * early-ack write of the object (maybe not committed yet) goes first. */
+static void gw_commit_prev(struct gw_obj *o, struct peer_call *c)
+{
+	if (!o->prev_wid)
+		return;
+	c->req.flags |= SD_PEER_FLAG_COMMIT_PREV;
+	c->req.obj.cow_oid = o->prev_wid;
+}
+
 /*
  * Partial EC write by parity delta. Reads the old bytes of the touched
  * data ranges (decoding them when their holder is down) and the parity
@@ -175,6 +185,7 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 		if (!usable[ext[k].idx])
 			continue;
 		gw_call_init(o, &calls[nc], ext[k].idx, SD_OP_PEER_READ);
+		gw_commit_prev(o, &calls[nc]);
 		calls[nc].req.obj.offset = ext[k].frag_off;
 		calls[nc].rbuf = old[k];
 		calls[nc].rcap = ext[k].len;
@@ -186,6 +197,7 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 		if (!usable[o->d + j])
 			continue;
 		gw_call_init(o, &calls[nc], o->d + j, SD_OP_PEER_READ);
+		gw_commit_prev(o, &calls[nc]);
 		calls[nc].req.obj.offset = lo;
 		calls[nc].rbuf = parity[j];
 		calls[nc].rcap = plen;
@@ -265,7 +277,9 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 		}
 		nc++;
 	}
+	o->early = true; /* a range update: acknowledged once prepared (twophase.c) */
 	ret = gw_write_2pc(o, calls, nc);
+	o->early = false;
 out:
 	for (int k = 0; k < ne; k++)
 		free(old[k]);
@@ -340,8 +354,11 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 			 bool create, uint64_t *mixed_since)
 {
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
-	uint64_t cached = create ? 0 : gw_vcache_get(o), made = 0;
+	uint64_t prev_wid = 0;
+	uint64_t cached = create ? 0 : gw_vcache_get(o, &prev_wid), made = 0;
 	int ret;
+	o->prev_wid = cached ? prev_wid : 0;
+	o->early_wid = 0;
 	if (cached) {
 		for (int i = 0; i < o->width; i++)
 			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached};
@@ -350,7 +367,7 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 	}
 	o->acked_all = false;
 	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);
-	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0);
+	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0, o->early_wid);
 	if (cached && ret != SD_RES_SUCCESS && !gw_res_is_retry(ret)) {
 		sd_debug("%016llx: write from the cached version %llu failed (%s): probing",
 			 (unsigned long long)o->oid, (unsigned long long)cached, sd_strerror(ret));
@@ -363,6 +380,14 @@ static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf
 			uint32_t off, bool create, uint64_t *mixed_since, uint64_t *made)
 {
 	uint64_t vmax;
+	/* An early-acknowledged write pending here (this coordinator's, its
+	 * commits still queued, or a dead one's): decided first, so this
+	 * write goes over it. */
+	bool early = false;
+	for (int i = 0; i < o->width; i++)
+		early |= st[i].pend_early;
+	if (o->ec && early && gw_settle_early(o, st) == SD_RES_SUCCESS)
+		return SD_RES_AGAIN;
 	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	/* No generation is readable: finish an interrupted write if it can
 	 * be (when the older generation is readable it is kept: a reader may

@@ -83,6 +83,8 @@ const char *sheep_http_op_name(uint8_t opcode)
 		return "peer_gw_write";
 	case SD_OP_PEER_COMMIT:
 		return "peer_commit";
+	case SD_OP_PEER_COMMIT_BATCH:
+		return "peer_commit_batch";
 	case SD_OP_PEER_GEN:
 		return "peer_gen";
 	}

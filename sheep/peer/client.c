@@ -195,6 +195,7 @@ static void recv_call(struct sheep *s, struct peer_call *c)
 	}
 	c->result = (int)rsp.result;
 	c->version = rsp.obj.offset;
+	c->rsp_flags = rsp.obj.reserved[0];
 	c->rlen = rsp.data_length;
 	pool_put(s, c->node, c->fd);
 	c->fd = -1;
@@ -225,6 +226,7 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 	free(payload);
 	c->result = (int)rsp.result;
 	c->version = rsp.obj.offset;
+	c->rsp_flags = rsp.obj.reserved[0];
 	c->rlen = rlen;
 }
 
@@ -235,6 +237,7 @@ void peer_fanout(struct sheep *s, struct peer_call *calls, int n)
 		calls[i].result = SD_RES_NETWORK_ERROR;
 		calls[i].rlen = 0;
 		calls[i].version = 0;
+		calls[i].rsp_flags = 0;
 		if (!calls[i].node)
 			continue;
 		if (!is_self(s, calls[i].node))

@@ -52,8 +52,26 @@
  * A prepare finding another write pending that is younger than
  * SD_PEER_PEND_GRACE_MS answers AGAIN: that write's coordinator is about
  * to commit it; an older one was abandoned and is replaced.
+ *
+ * Early-ack writes (whdr.flags PEER_WH_EARLY, EC range updates): the
+ * coordinator acknowledges once the prepares are durable and commits
+ * later, asynchronously (gateway/commitq.c). Such a pending write is
+ * never replaced (only committed or aborted), every PEER_READ reply of a
+ * fragment holding one says so (rsp.obj.reserved[0] & PEER_RSP_EARLY),
+ * and a prepare with whdr.prev_write_id commits that earlier write of the
+ * fragment first when it is still pending (at version expect_version):
+ * the coordinator's next write to an object carries its previous write's
+ * commit.
  */
+#define PEER_WH_EARLY 0x01
+#define PEER_RSP_EARLY 0x01
 #define SD_OP_PEER_COMMIT 0xe6
+/* Commits of several prepared writes on one holder, any epoch: payload =
+ * struct peer_commit_ent[] (at most SD_PEER_COMMIT_BATCH_MAX). Each is
+ * applied as a PEER_COMMIT would be; the reply says SUCCESS once all were
+ * tried (a reader or the next write finishes any that failed). */
+#define SD_OP_PEER_COMMIT_BATCH 0xea
+#define SD_PEER_COMMIT_BATCH_MAX 1024
 #define SD_OP_PEER_GEN 0xe7
 /*
  * Copy-on-write on the holder itself: fragment obj.ec_index of object
@@ -72,6 +90,11 @@
  * its current holder): the holder's recovery rebuilds it now, without
  * waiting for a membership change. */
 #define SD_PEER_FLAG_STALE 0x1000
+/* On PEER_READ: first commit the early-ack write obj.cow_oid (a write id)
+ * if it is pending on this fragment. The coordinator's next write to an
+ * object reads old data and parity from holders where its previous
+ * write may not be committed yet. */
+#define SD_PEER_FLAG_COMMIT_PREV 0x0800
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */
@@ -87,14 +110,23 @@ struct peer_write_hdr {
 	uint8_t copy_policy;
 	uint8_t nr_copies;
 	uint8_t mode;
-	uint8_t __pad;
+	uint8_t flags;     /* PEER_WH_* */
 	uint64_t write_id; /* two-phase writes: this write's id (random, non-zero) */
+	uint64_t prev_write_id; /* prepares: commit this pending write first (0: none) */
 } __attribute__((packed));
 
 struct peer_commit {
 	uint64_t new_version;
 	uint64_t write_id;
 	uint8_t abort;
+	uint8_t __pad[7];
+} __attribute__((packed));
+
+struct peer_commit_ent {
+	uint64_t oid;
+	uint64_t new_version;
+	uint64_t write_id;
+	uint8_t idx;
 	uint8_t __pad[7];
 } __attribute__((packed));
 
@@ -106,7 +138,8 @@ struct peer_gen {
 	uint64_t pend_age_ms;
 	uint8_t has_frag;
 	uint8_t has_pend;
-	uint8_t __pad[6];
+	uint8_t pend_early; /* the pending write is an early-ack one */
+	uint8_t __pad[5];
 } __attribute__((packed));
 
 struct peer_frag {
@@ -151,6 +184,7 @@ struct peer_call {
 	int result;
 	uint64_t version;
 	uint32_t rlen;
+	uint8_t rsp_flags; /* PEER_RSP_* */
 	int fd; /* private */
 };
 

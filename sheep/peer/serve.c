@@ -108,8 +108,15 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		/* Range updates are prepared against the version they expect;
 		 * every other mode writes a whole new fragment. */
 		bool whole = wh.mode != PEER_WRITE_UPDATE;
-		ret = store_prepare(s->store, &meta, whole, wh.expect_version, wh.write_id,
-				    SD_PEER_PEND_GRACE_MS, buf, off, len);
+		struct store_pending pp;
+		/* The coordinator's previous write of this fragment, acknowledged
+		 * and maybe not yet committed here: commit it first. */
+		if (wh.prev_write_id && store_pending(s->store, oid, idx, &pp) == 0 &&
+		    pp.write_id == wh.prev_write_id && pp.new_version == wh.expect_version)
+			store_commit(s->store, oid, idx, pp.new_version, pp.write_id);
+		uint8_t pf = (wh.flags & PEER_WH_EARLY) && !whole ? STORE_PREP_EARLY : 0;
+		ret = store_prepare_ex(s->store, &meta, whole, wh.expect_version, wh.write_id,
+				       SD_PEER_PEND_GRACE_MS, pf, buf, off, len);
 		if (ret == -EBUSY)
 			return SD_RES_AGAIN;
 		return sd_errno_to_res(ret);
@@ -148,6 +155,17 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	return sd_errno_to_res(ret);
 }
 
+/* SD_PEER_FLAG_COMMIT_PREV on a read: commit that pending write first. */
+static void commit_prev(struct sheep *s, const struct sd_req *req)
+{
+	struct store_pending pp;
+	if (!(req->flags & SD_PEER_FLAG_COMMIT_PREV) || !req->obj.cow_oid ||
+	    store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) ||
+	    pp.write_id != req->obj.cow_oid)
+		return;
+	store_commit(s->store, req->obj.oid, req->obj.ec_index, pp.new_version, pp.write_id);
+}
+
 /* PEER_COMMIT: apply or drop a prepared write. */
 static int serve_commit(struct sheep *s, const struct sd_req *req, const void *data)
 {
@@ -159,6 +177,21 @@ static int serve_commit(struct sheep *s, const struct sd_req *req, const void *d
 			   : store_commit(s->store, req->obj.oid, req->obj.ec_index, pc.new_version,
 					  pc.write_id);
 	return sd_errno_to_res(ret);
+}
+
+/* PEER_COMMIT_BATCH: apply prepared writes of several fragments. */
+static int serve_commit_batch(struct sheep *s, const struct sd_req *req, const void *data)
+{
+	size_t n = req->data_length / sizeof(struct peer_commit_ent);
+	if (!data || !n || req->data_length % sizeof(struct peer_commit_ent) ||
+	    n > SD_PEER_COMMIT_BATCH_MAX)
+		return SD_RES_INVALID_PARMS;
+	for (size_t i = 0; i < n; i++) {
+		struct peer_commit_ent e;
+		memcpy(&e, (const char *)data + i * sizeof(e), sizeof(e));
+		store_commit(s->store, e.oid, e.idx, e.new_version, e.write_id);
+	}
+	return SD_RES_SUCCESS;
 }
 
 /* PEER_GEN: what generation the fragment is at and what is pending on it. */
@@ -185,6 +218,7 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.pend_version = p.new_version;
 		g.pend_id = p.write_id;
 		g.pend_age_ms = p.age_ms;
+		g.pend_early = (p.flags & STORE_PREP_EARLY) != 0;
 	}
 	memcpy(rbuf, &g, sizeof(g));
 	*rlen = sizeof(g);
@@ -225,8 +259,10 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		void *rbuf, uint32_t *rlen)
 {
 	*rlen = 0;
-	int res = req->opcode == SD_OP_PEER_COMMIT ? SD_RES_SUCCESS : check_epoch(s, req);
+	bool any_epoch = req->opcode == SD_OP_PEER_COMMIT || req->opcode == SD_OP_PEER_COMMIT_BATCH;
+	int res = any_epoch ? SD_RES_SUCCESS : check_epoch(s, req);
 	uint64_t version = 0;
+	uint8_t rsp_flags = 0;
 	bool update = is_checked_update(req, data);
 	if ((res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER) && update &&
 	    adjacent_epoch(s, req))
@@ -250,6 +286,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	}
 	switch (req->opcode) {
 	case SD_OP_PEER_READ:
+		commit_prev(s, req);
 		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version);
 		if (ret == -EIO && s->frag_bad)
@@ -257,6 +294,12 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;
+		if (ret == 0 || ret == -ENOENT) {
+			struct store_pending pp;
+			if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) == 0 &&
+			    (pp.flags & STORE_PREP_EARLY))
+				rsp_flags |= PEER_RSP_EARLY;
+		}
 		break;
 	case SD_OP_PEER_WRITE:
 		res = serve_write(s, req, data, &version);
@@ -266,6 +309,9 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		break;
 	case SD_OP_PEER_COMMIT:
 		res = serve_commit(s, req, data);
+		break;
+	case SD_OP_PEER_COMMIT_BATCH:
+		res = serve_commit_batch(s, req, data);
 		break;
 	case SD_OP_PEER_COPY:
 		res = serve_copy(s, req, data);
@@ -303,5 +349,6 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 out:
 	rsp->result = res;
 	rsp->obj.offset = version;
+	rsp->obj.reserved[0] = rsp_flags;
 	rsp->data_length = *rlen;
 }

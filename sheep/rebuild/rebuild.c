@@ -42,8 +42,9 @@ void rec_timed_wait(struct sheep_recovery *r, uint64_t ms)
 	pthread_cond_timedwait(&r->cond, &r->mu, &ts);
 }
 
-/* The engine's id for a node: its slot in known[] (added on first sight).
- * Slots never move or change, so workers read them without the lock. */
+/* The engine's id for a node: its slot in known[] (added on first sight;
+ * r->mu held). Slots never move or change, but nr_known grows while workers
+ * run: a worker copies its slot under r->mu (io_read). */
 static uint32_t node_id(struct sheep_recovery *r, const struct sd_node *n)
 {
 	for (uint32_t i = 0; i < r->nr_known; i++)
@@ -61,15 +62,22 @@ static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *bu
 		   uint32_t len, uint64_t *version)
 {
 	struct sheep_recovery *r = arg;
-	if (node >= r->nr_known)
+	struct sd_node peer;
+	pthread_mutex_lock(&r->mu);
+	bool known = node < r->nr_known;
+	if (known)
+		peer = r->known[node];
+	uint32_t epoch = r->epoch;
+	pthread_mutex_unlock(&r->mu);
+	if (!known)
 		return -EINVAL;
 	struct sheep *s = r->s;
 	struct peer_call c;
 	memset(&c, 0, sizeof(c));
-	c.node = &r->known[node];
+	c.node = &peer;
 	c.req.opcode = SD_OP_PEER_READ;
 	c.req.flags = SD_PEER_FLAG_ANY_EPOCH;
-	c.req.epoch = r->epoch;
+	c.req.epoch = epoch;
 	c.req.obj.oid = oid;
 	c.req.obj.ec_index = idx;
 	c.req.obj.offset = off;
@@ -628,7 +636,10 @@ static void say_lost(struct sheep_recovery *r, uint32_t epoch)
 
 static bool view_usable(struct sheep *s, struct sheep_view *v)
 {
-	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s);
+	/* After a whole-cluster stop, planning from members that may all be
+	 * stale could rebuild old data over new: wait as client I/O does. */
+	return v && v->ring && v->self_data_idx >= 0 && group_formatted(s) &&
+	       !group_waiting(s);
 }
 
 /*

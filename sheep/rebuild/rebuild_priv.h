@@ -26,7 +26,7 @@ struct rec_bad {
 
 struct sheep_recovery {
 	struct sheep *s;
-	pthread_mutex_t mu; /* guards everything below but known[] slots once set */
+	pthread_mutex_t mu; /* guards everything below (workers too: io_read copies a known[] slot under it) */
 	pthread_cond_t cond;
 	pthread_t main_thr;
 	bool main_started;

@@ -545,9 +545,12 @@ static int setup(struct sheep *s)
 		return ret;
 	if ((ret = sd_wq_create("sd_gw", s->opt.threads, s->loop, &s->gw_wq)))
 		return ret;
-	if ((ret = sd_wq_create("sd_peer", 8, s->loop, &s->peer_wq)))
+	/* Peer workers mostly wait for the log's group commit: the more
+	 * prepares wait at once, the more share one sync (32 covers a QD32
+	 * client's writes). */
+	if ((ret = sd_wq_create("sd_peer", 32, s->loop, &s->peer_wq)))
 		return ret;
-	if ((ret = sd_wq_create("sd_fwd", 8, s->loop, &s->fwd_wq)))
+	if ((ret = sd_wq_create("sd_fwd", 16, s->loop, &s->fwd_wq)))
 		return ret;
 	if ((ret = gateway_init(s)))
 		return ret;

@@ -468,7 +468,8 @@ static int do_peer_gw_write(struct sheep *s, struct request *r)
 static int do_peer(struct sheep *s, struct request *r)
 {
 	uint8_t op = r->hdr.opcode;
-	bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY;
+	bool sends = op == SD_OP_PEER_WRITE || op == SD_OP_PEER_COMMIT || op == SD_OP_PEER_COPY ||
+		     op == SD_OP_PEER_COMMIT_BATCH;
 	uint32_t cap = sends ? 0 : r->hdr.data_length;
 	void *rbuf = cap ? malloc(cap) : NULL;
 	if (cap && !rbuf)
@@ -535,6 +536,7 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_PEER_STAT, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_LIST, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_COMMIT, OPS_PEER, false, do_peer),
+	OP(SD_OP_PEER_COMMIT_BATCH, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_GEN, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_COPY, OPS_PEER, false, do_peer),
 	OP(SD_OP_PEER_GW_WRITE, OPS_FORWARD, false, do_peer_gw_write),

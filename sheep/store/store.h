@@ -125,6 +125,18 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
 		  uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, const void *buf,
 		  uint32_t off, uint32_t len);
+/*
+ * store_prepare() with flags: STORE_PREP_EARLY marks a write its
+ * coordinator may acknowledge before committing it (the early-ack
+ * two-phase write, docs/architecture.md). Such a record is never replaced
+ * by another write's prepare, however old: it may hold an acknowledged
+ * write, so only a commit or an abort ends it (-EBUSY meanwhile). The flag
+ * is logged with the record and reported by store_pending().
+ */
+#define STORE_PREP_EARLY 0x01
+int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole,
+		     uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, uint8_t flags,
+		     const void *buf, uint32_t off, uint32_t len);
 int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_version,
 		 uint64_t write_id);
 int store_abort(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id);
@@ -134,6 +146,7 @@ struct store_pending {
 	uint64_t write_id;
 	uint64_t expect_version; /* STORE_ANY_VERSION for a whole write */
 	uint64_t age_ms;
+	uint8_t flags; /* STORE_PREP_* */
 };
 /* The write pending on (oid, idx): 0, or -ENOENT when there is none. */
 int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);

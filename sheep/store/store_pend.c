@@ -54,6 +54,14 @@ int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
 		  uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, const void *buf,
 		  uint32_t off, uint32_t len)
 {
+	return store_prepare_ex(st, meta, whole, expect_version, write_id, grace_ms, 0, buf, off,
+				len);
+}
+
+int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole,
+		     uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, uint8_t flags,
+		     const void *buf, uint32_t off, uint32_t len)
+{
 	int r = check_meta(st, meta);
 	if (r || (r = store_check_range(meta->frag_size, buf, off, len)))
 		return r;
@@ -62,7 +70,8 @@ int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
 	struct store_pend *p = NULL;
 	pthread_rwlock_wrlock(&s->lock);
 	struct store_pend *old = store_pend_find(st, meta->oid, meta->idx);
-	if (old && old->hdr.write_id != write_id && pend_age(old) < grace_ms) {
+	if (old && old->hdr.write_id != write_id &&
+	    (pend_age(old) < grace_ms || (old->hdr.pend_flags & STORE_PREP_EARLY))) {
 		r = -EBUSY;
 		goto out;
 	}
@@ -95,6 +104,7 @@ int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
 	p->hdr.pend_expect = whole ? STORE_ANY_VERSION : expect_version;
 	p->hdr.pend_off = off;
 	p->hdr.pend_len = len;
+	p->hdr.pend_flags = flags & STORE_PREP_EARLY;
 	p->hdr.crc = store_hdr_crc(&p->hdr);
 	p->time_ms = wall_ms();
 	if (len)
@@ -151,6 +161,7 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 		h.pend_kind = 0;
 		h.pend_expect = 0;
 		h.pend_off = h.pend_len = 0;
+		h.pend_flags = 0;
 		h.crc = store_hdr_crc(&h);
 		r = store_put_whole(st, &h, p->data, p->hdr.pend_off, p->hdr.pend_len, WAL_COMMIT,
 				    false);
@@ -197,6 +208,7 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		out->write_id = p->hdr.write_id;
 		out->expect_version = p->hdr.pend_expect;
 		out->age_ms = pend_age(p);
+		out->flags = p->hdr.pend_flags;
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return p ? 0 : -ENOENT;

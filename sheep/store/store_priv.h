@@ -40,7 +40,8 @@ struct store_frag_hdr {
 	uint64_t pend_expect; /* STORE_PEND_RANGE: the version it applies to */
 	uint32_t pend_off, pend_len; /* STORE_PEND_RANGE: the written range */
 	uint8_t pend_kind;           /* 0 none, STORE_PEND_RANGE or STORE_PEND_WHOLE */
-	uint8_t reserved[43];
+	uint8_t pend_flags;          /* STORE_PREP_* of store_prepare_ex() */
+	uint8_t reserved[42];
 	uint32_t crc; /* crc32c of these 128 bytes with crc = 0 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct store_frag_hdr) == 128, "fragment header is 128 bytes");
@@ -70,6 +71,11 @@ struct store_stripe {
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
 #define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
+/* Adaptive group commit: when the last batch held several requests (a
+ * concurrent load), the writer waits up to this long for the queue to
+ * grow as large again before it writes and syncs. A lone writer (QD1)
+ * never waits. */
+#define STORE_WAL_LINGER_US 400
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -165,6 +171,8 @@ struct store_wal {
 	pthread_mutex_t mu;
 	pthread_cond_t work, done, applied;
 	struct store_wal_req *q, *qtail;
+	int qlen;       /* durable (not lazy) requests in q */
+	int last_batch; /* durable requests the writer took last time */
 	uint64_t unapplied; /* durable records whose effect is not yet in the files */
 	/* counters (under mu) */
 	struct store_stats stats;

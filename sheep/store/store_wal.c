@@ -505,8 +505,24 @@ static void *writer_main(void *arg)
 		}
 		if (!w->q && w->stop)
 			break;
+		if (w->last_batch > 1 && w->qlen < w->last_batch && !w->stop) {
+			/* More requests are on their way (the last batch had
+			 * company): let them share this sync. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += STORE_WAL_LINGER_US * 1000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			while (w->qlen < w->last_batch && !w->stop && !w->want_ckpt &&
+			       pthread_cond_timedwait(&w->work, &w->mu, &ts) != ETIMEDOUT)
+				;
+		}
 		struct store_wal_req *batch = w->q;
+		w->last_batch = w->qlen;
 		w->q = w->qtail = NULL;
+		w->qlen = 0;
 		pthread_mutex_unlock(&w->mu);
 		write_batch(st, batch);
 		pthread_mutex_lock(&w->mu);
@@ -580,6 +596,7 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	else
 		w->q = &q;
 	w->qtail = &q;
+	w->qlen += !lazy;
 	pthread_cond_signal(&w->work);
 	while (!q.done)
 		pthread_cond_wait(&w->done, &w->mu);

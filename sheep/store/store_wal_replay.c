@@ -193,6 +193,7 @@ static int replay_one(struct store *st, const struct store_wal_rec *r)
 	h.pend_kind = 0;
 	h.pend_expect = 0;
 	h.pend_off = h.pend_len = 0;
+	h.pend_flags = 0;
 	h.crc = store_hdr_crc(&h);
 	int e = store_put_whole(st, &h, p->data, p->hdr.pend_off, p->hdr.pend_len, WAL_COMMIT, true);
 	store_pend_drop(st, ref.oid, ref.idx, ref.write_id);

@@ -11,8 +11,10 @@ rc=$?
 check "sheep -R max=0 exits with an error" test $rc -ne 0
 check "sheep -R max=0 says what is wrong" grep -q -- "-R" "$SD_TEST_DIR/bad.out"
 
-for i in 0 1 2 3 4 5; do sd_start "$i" -R max=3,interval=7 || bail "sheep $i"; done
-sd_wait_nodes 0 6 || bail "six sheep did not form a cluster"
+# Seven zones for six fragments: when one sheep leaves, each position it
+# held has a home in the zone that held nothing, so recovery must move data.
+for i in 0 1 2 3 4 5 6; do sd_start "$i" -R max=3,interval=7 || bail "sheep $i"; done
+sd_wait_nodes 0 7 || bail "seven sheep did not form a cluster"
 dogn 0 cluster format -c 4:2 || bail "cluster format failed"
 check_eq "sheep -R max=3,interval=7 shows in get-throttle" "max 3, interval 7 ms" "$(dogn 2 node recovery get-throttle)"
 check "set-throttle 5 0" dogn 0 node recovery set-throttle 5 0
@@ -29,7 +31,7 @@ dogn 0 cluster recover sideways 2>/dev/null
 check_eq "unknown recover action is a usage error" 64 $?
 
 rec_mkvdi 0 e42 4:2 $((32 * MiB)) $((32 * MiB)) || bail "4:2 VDI with data"
-rec_wait_done 0 6 1 60 || bail "initial recovery state never settled"
+rec_wait_done 0 7 1 60 || bail "initial recovery state never settled"
 hdr=$(dogn 0 node recovery | head -2)
 check_eq "dog node recovery header" "Nodes In Recovery:
   Id   Host:Port         V-Nodes       Zone       Progress" "$hdr"
@@ -38,8 +40,8 @@ e0=$(rec_epoch 0)
 
 check "cluster recover disable" dogn 0 cluster recover disable
 check "cluster info shows recovery disabled" grep -q "disabled" <<<"$(dogn 0 cluster info)"
-sd_kill 5
-sd_wait_nodes 0 5 || bail "sheep 0 still lists the killed node"
+sd_kill 6
+sd_wait_nodes 0 6 || bail "sheep 0 still lists the killed node"
 sleep 2
 rows=$(dogn 0 node recovery)
 log "$rows"
@@ -48,12 +50,8 @@ check "disabled: raw state says disabled" grep -q "status disabled" <<<"$(rec_st
 check_eq "disabled: nothing moved" 0 "$(($(rec_sum copied 0) + $(rec_sum rebuilt 0)))"
 check "cluster recover enable" dogn 0 cluster recover enable
 check "cluster info shows recovery enabled" grep -q "enabled" <<<"$(dogn 0 cluster info)"
-check "enabled: recovery completes" rec_wait_done 0 5 $((e0 + 1)) 90 0
-# With the chained ring a leave moves only the leaver's positions, and with
-# five zones for six fragments they have no new home: nothing may move here.
-# The check needs a setup where a home exists (known, see the issue 14 note).
-check_todo "chained ring: no home for the leaver's fragments with 5 zones" \
-	"enabled: fragments moved" test "$(($(rec_sum copied 0) + $(rec_sum rebuilt 0)))" -gt 0
+check "enabled: recovery completes" rec_wait_done 0 6 $((e0 + 1)) 90 0
+check "enabled: fragments moved" test "$(($(rec_sum copied 0) + $(rec_sum rebuilt 0)))" -gt 0
 r0=$(rec_sum rounds 0)
 check "cluster recover force" dogn 0 cluster recover force
 sleep 2

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # rec_census.py - count every object's fragments across live sheep over the peer protocol, read them back (store checksums), report redundancy per object and share per node.
 #
-# Usage: rec_census.py [--verify] [--vdi VID] [--list] [--map] PORT [PORT...]
+# Usage: rec_census.py [--verify] [--vdi VID] [--list] [--map] [--zone PORT=ZONE...] PORT [PORT...]
 # Asks each sheep at 127.0.0.1:PORT for its fragment list (PEER_LIST) and,
 # with --verify, reads every fragment whole (PEER_READ): the holder's store
 # checks the crc32c of every block, so a bad fragment answers EIO. Prints
@@ -12,6 +12,10 @@
 #   frag OID IDX PORT
 # An object is at full redundancy when every index 0..width-1 is present at
 # its newest version, on distinct nodes, and (with --verify) reads back.
+# With --zone (one per port; a port without one is its own zone) the summary
+# also says, counting current fragments by failure domain:
+#   zones=MIN..MAX (distinct zones holding a newest-version fragment, over objects)
+#   doubled=D (objects with two newest-version fragments in one zone)
 # Exit status 0 when every object is at full redundancy and nothing is bad.
 import socket
 import struct
@@ -71,6 +75,7 @@ def main(argv):
     showmap = False
     vid = None
     ports = []
+    zone_of = {}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -80,6 +85,10 @@ def main(argv):
             listall = True
         elif a == "--map":
             showmap = True
+        elif a == "--zone":
+            i += 1
+            zp, zz = argv[i].split("=")
+            zone_of[int(zp)] = int(zz)
         elif a == "--vdi":
             i += 1
             vid = int(argv[i], 0)
@@ -118,11 +127,20 @@ def main(argv):
             total += disk
             nfr += 1
         print("node %d frags %d bytes %d" % (port, nfr, total))
-    full = short = extra = 0
+    full = short = extra = doubled = 0
+    zmin, zmax = None, 0
     for oid in sorted(objs):
         fl = objs[oid]
         width = max(f[1] for f in fl)
         top = max(f[2] for f in fl)
+        zones = [zone_of.get(f[3], -f[3]) for f in fl if f[2] == top and f[4] and f[0] < width]
+        nz = len(set(zones))
+        zmin = nz if zmin is None else min(zmin, nz)
+        zmax = max(zmax, nz)
+        if nz < len(zones):
+            doubled += 1
+            if zone_of:
+                print("doubled %016x %d fragments in %d zones" % (oid, len(zones), nz))
         have = {}
         for idx, nc, ver, port, ok in fl:
             if ver == top and ok and idx < width and idx not in have and port not in have.values():
@@ -136,7 +154,10 @@ def main(argv):
         else:
             short += 1
             print("short %016x %d/%d" % (oid, len(have), width))
-    print("summary objects=%d full=%d short=%d bad=%d extra=%d" % (len(objs), full, short, bad, extra))
+    line = "summary objects=%d full=%d short=%d bad=%d extra=%d" % (len(objs), full, short, bad, extra)
+    if zone_of:
+        line += " zones=%d..%d doubled=%d" % (zmin or 0, zmax, doubled)
+    print(line)
     return 0 if short == 0 and bad == 0 else 1
 
 

@@ -32,6 +32,7 @@ struct evlog {
 	size_t nr_members;
 	int msgs, dones, joins, leaves;
 	bool frozen; /* stop recording (a consistent cut) */
+	int freeze_at_dones; /* >0: freeze on delivering this many "done"s */
 	uint32_t msg_crc;
 	struct sd_node last_changed;
 	bool last_joined;
@@ -94,6 +95,10 @@ static void on_deliver(void *arg, const struct sd_node *sender, const void *msg,
 		l->dones++;
 	else
 		l->msgs++;
+	/* Freeze here, not after dispatch returns: one dispatch may deliver the
+	 * last done and then the leaves of members that already finished. */
+	if (l->freeze_at_dones && l->dones == l->freeze_at_dones)
+		l->frozen = true;
 }
 
 static const struct cluster_events events = {on_membership, on_deliver, NULL, NULL};
@@ -176,7 +181,7 @@ static pid_t fork_member(void)
  * say done, wait for every done, write what it saw to out. */
 static int member_main(const char *opts, int id, int nr, int nmsgs, const char *out)
 {
-	struct evlog l = {0};
+	struct evlog l = {.freeze_at_dones = nr};
 	struct cluster_ctx *c;
 	struct sd_node self = mknode(21000 + id, (uint64_t)getpid());
 	if (drv->init(&c, opts, &self, &events, &l) || drv->join(c))

@@ -455,6 +455,42 @@ static void test_prepare_checks_version_and_slot(void **state)
 	free(r);
 }
 
+/* An early-ack prepared write (it may be acknowledged) is never replaced
+ * by another write's prepare, however old; it keeps its flag across a
+ * restart (replay) and ends only by commit or abort. */
+static void test_early_prepare_is_never_replaced(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t fs = 16 * 1024;
+	uint8_t *w = malloc(fs), *r = malloc(fs);
+	fill_random(w, fs, 23);
+	struct store_meta m = meta_of(305, 1, fs, 3);
+	assert_int_equal(store_create(f->st, &m, w, 0, fs), 0);
+	m.version = 4;
+	assert_int_equal(store_prepare_ex(f->st, &m, false, 3, 11, 2000, STORE_PREP_EARLY,
+					  w + 4096, 0, 4096), 0);
+	/* Grace 0 would replace an ordinary pending write at once. */
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 12, 0, w, 0, 4096), -EBUSY);
+	reopen(f);
+	struct store_pending pd;
+	assert_int_equal(store_pending(f->st, m.oid, 1, &pd), 0);
+	assert_int_equal(pd.write_id, 11);
+	assert_int_equal(pd.flags & STORE_PREP_EARLY, STORE_PREP_EARLY);
+	assert_int_equal(store_prepare(f->st, &m, false, 3, 12, 0, w, 0, 4096), -EBUSY);
+	assert_int_equal(store_commit(f->st, m.oid, 1, 4, 11), 0);
+	uint64_t v = 0;
+	assert_int_equal(store_read(f->st, m.oid, 1, r, 0, 4096, &v), 0);
+	assert_int_equal(v, 4);
+	assert_memory_equal(r, w + 4096, 4096);
+	/* An ordinary prepare carries no flag. */
+	m.version = 5;
+	assert_int_equal(store_prepare(f->st, &m, false, 4, 13, 2000, w, 0, 4096), 0);
+	assert_int_equal(store_pending(f->st, m.oid, 1, &pd), 0);
+	assert_int_equal(pd.flags, 0);
+	free(w);
+	free(r);
+}
+
 static void test_prepared_whole_fragment_replaces_on_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -667,7 +703,10 @@ static void pattern(uint8_t *buf, size_t len, uint64_t version, int k)
 #define KOFF 1000u
 #define KLEN (KFRAG - 3000u)
 
-static void killed_writer(const char *dir, int nfrags)
+/* Writes versions 1, 2, ... of every fragment until killed; says on ready_fd
+ * when version 1 is complete, so the kill lands among later writes however
+ * slowly the child starts (a loaded machine, a sanitizer build). */
+static void killed_writer(const char *dir, int nfrags, int ready_fd)
 {
 	struct store *st;
 	uint8_t *w = malloc(KLEN);
@@ -680,6 +719,8 @@ static void killed_writer(const char *dir, int nfrags)
 			if (store_write(st, 200 + (uint64_t)k, 0, STORE_ANY_VERSION, v, w, KOFF, KLEN))
 				_exit(3);
 		}
+		if (v == 1 && write(ready_fd, "r", 1) != 1)
+			_exit(4);
 	}
 }
 
@@ -697,10 +738,16 @@ static void test_kill_9_during_writes_leaves_each_fragment_old_or_new(void **sta
 	uint64_t s = (uint64_t)time(NULL);
 	uint64_t max_v = 0;
 	for (int round = 0; round < 20; round++) {
+		int ready[2];
+		assert_int_equal(pipe(ready), 0);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
-			killed_writer(f->dir, nfrags);
+			killed_writer(f->dir, nfrags, ready[1]);
+		close(ready[1]);
+		char c;
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		close(ready[0]);
 		usleep(10000 + (useconds_t)(rng_next(&s) % 40000));
 		kill(pid, SIGKILL);
 		int wst;
@@ -763,6 +810,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_checks_version_and_slot, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_early_prepare_is_never_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepared_whole_fragment_replaces_on_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ranges_are_einval_and_change_nothing,
