@@ -279,9 +279,19 @@ void group_rebuild_view(struct sheep *s)
 	memcpy(v->nodes, s->members, s->nr_members * sizeof(struct sd_node));
 	v->nr_nodes = s->nr_members;
 	qsort(v->nodes, v->nr_nodes, sizeof(struct sd_node), sheep_node_cmp);
-	/* Before the format there is no epoch 0 record: the members' own ring. */
-	int ret = group_chain_ring(s, s->view, s->epoch, s->epoch != 0, v->nodes, v->nr_nodes,
-				   &v->cur);
+	/*
+	 * Before the format there is no epoch 0 record: the members' own ring.
+	 * A restarted cluster waiting for the nodes of its newest epoch keeps
+	 * that epoch while its members come and go (apply.c): their ring is
+	 * not that epoch's, so it is built unchained (key 0) and never reused
+	 * as a step of the chain; the rings of that epoch and of the next one
+	 * come from the log. Chaining it made the first epoch after the wait
+	 * place data where the members of the last running epoch had not put
+	 * it, and its history point at the wrong holders: old data was read
+	 * after a whole-cluster stop (021).
+	 */
+	bool chained = s->epoch != 0 && !s->waiting;
+	int ret = group_chain_ring(s, s->view, s->epoch, chained, v->nodes, v->nr_nodes, &v->cur);
 	if (ret == -ENOENT) {
 		sd_err("epoch %u: the epoch log lacks records its chained ring needs; using the "
 		       "ring of the members alone (other members may place differently until "

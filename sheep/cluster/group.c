@@ -24,6 +24,10 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 		 * newest epoch, as Sheepdog's does (apply.c). */
 		s->waiting = s->ctime && s->nr_epochs;
 		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->epoch);
+		if (s->waiting)
+			sd_notice("waiting for the %u nodes of epoch %u to be back: no I/O is served "
+				  "until then (dog cluster recover force starts without them)",
+				  s->epochs[s->nr_epochs - 1].nr_nodes, s->epochs[s->nr_epochs - 1].epoch);
 		group_apply_membership(s, members, nr, changed, joined);
 		pthread_mutex_unlock(&s->state_lock);
 		return;
