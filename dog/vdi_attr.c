@@ -1,4 +1,5 @@
-/* vdi_attr.c - dog vdi setattr / getattr: a VDI's key-value attributes in attribute objects, found by the sheep (GET_VDI_ATTR), as Sheepdog 1.0's. */
+/* vdi_attr.c - dog vdi setattr / getattr: a VDI's key-value attributes in attribute objects, found
+ * by the sheep (GET_VDI_ATTR), as Sheepdog 1.0's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,8 +130,8 @@ int dog_vdi_getattr(struct dog *d)
 	struct sd_vdi_attr a;
 	memcpy(&a, buf, sizeof(a));
 	size_t n = SD_MIN((size_t)a.value_len, (size_t)SD_MAX_VDI_ATTR_VALUE_LEN);
-	int rc = fwrite(buf + SD_ATTR_OBJ_SIZE, 1, n, stdout) == n ? DOG_EXIT_SUCCESS
-								    : DOG_EXIT_SYSFAIL;
+	int rc =
+	    fwrite(buf + SD_ATTR_OBJ_SIZE, 1, n, stdout) == n ? DOG_EXIT_SUCCESS : DOG_EXIT_SYSFAIL;
 	free(buf);
 	return rc;
 }

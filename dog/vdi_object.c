@@ -1,4 +1,5 @@
-/* vdi_object.c - dog vdi object location: which sheep hold an object (the inode, or data object IDX) of a VDI, and whether they have it. */
+/* vdi_object.c - dog vdi object location: which sheep hold an object (the inode, or data object
+ * IDX) of a VDI, and whether they have it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,22 +45,24 @@ int dog_vdi_object_location(struct dog *d)
 	int ret = dog_vdi_lookup_snap(fd, name, d->snap, &vid);
 	if (ret != SD_RES_SUCCESS) {
 		close(fd);
-		return ret < 0 ? dog_exit_of_errno(ret) : dog_fail_result("vdi object location",
-									   (uint32_t)ret, name);
+		return ret < 0 ? dog_exit_of_errno(ret)
+			       : dog_fail_result("vdi object location", (uint32_t)ret, name);
 	}
 	uint64_t oid = vid_to_vdi_oid(vid);
 	if (data) {
 		/* The object map says which VDI owns the object (copy-on-write). */
 		uint32_t owner = 0;
-		ret = dog_read_obj(fd, oid, &owner, sizeof(owner), sd_inode_vid_offset((uint32_t)idx));
+		ret = dog_read_obj(fd, oid, &owner, sizeof(owner),
+				   sd_inode_vid_offset((uint32_t)idx));
 		if (ret != SD_RES_SUCCESS) {
 			close(fd);
-			return ret < 0 ? dog_exit_of_errno(ret)
-				       : dog_fail_result("vdi object location", (uint32_t)ret, name);
+			return ret < 0
+				   ? dog_exit_of_errno(ret)
+				   : dog_fail_result("vdi object location", (uint32_t)ret, name);
 		}
 		if (!owner) {
-			printf("The inode object 0x%" PRIx32 " idx %" PRIu64 " is not allocated\n", vid,
-			       idx);
+			printf("The inode object 0x%" PRIx32 " idx %" PRIu64 " is not allocated\n",
+			       vid, idx);
 			close(fd);
 			return DOG_EXIT_SUCCESS;
 		}
@@ -77,7 +80,8 @@ int dog_vdi_object_location(struct dog *d)
 		return dog_exit_of_errno(ret);
 	if (rsp.result != SD_RES_SUCCESS)
 		return dog_fail_result("vdi object location", rsp.result, name);
-	uint32_t width = SD_MIN((uint32_t)rsp.obj.copies, rsp.data_length / (uint32_t)sizeof(loc[0]));
+	uint32_t width =
+	    SD_MIN((uint32_t)rsp.obj.copies, rsp.data_length / (uint32_t)sizeof(loc[0]));
 	uint32_t dd = rsp.obj.reserved[0];
 	if (data)
 		printf("Looking for the object 0x%" PRIx64 " (vid 0x%" PRIx32 " idx %" PRIu64

@@ -31,8 +31,11 @@ struct nbd_export;
  *    second writer gets NBD_REP_ERR_POLICY "... is locked ..."; with
  *    NBD_OPT_EXPORT_NAME, which cannot carry an error, the connection is
  *    closed and the sheep log says why). "NAME:ro" attaches the working
- *    VDI read-only, without the lock. "NAME@TAG" and "NAME@SNAPID" (all
- *    digits) attach a snapshot, read-only. Size = VDI size.
+ *    VDI read-only, without the lock. "NAME:handover" (a live migration's
+ *    destination) attaches for writing even while another writer holds
+ *    the lock, and takes it over at its first write (the old writer is
+ *    fenced). "NAME@TAG" and "NAME@SNAPID" (all digits) attach a snapshot,
+ *    read-only. Size = VDI size.
  *  - Commands READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (with NO_HOLE),
  *    BLOCK_STATUS, DISC; NBD_CMD_FLAG_FUA accepted on all.
  *  - Transmission flags: HAS_FLAGS, SEND_FLUSH, SEND_FUA, SEND_TRIM,

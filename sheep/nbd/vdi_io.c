@@ -156,11 +156,11 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 		 * closed, a QEMU restarted) frees its lock a moment after its
 		 * client has gone: wait up to VDI_IO_LOCK_WAIT_MS for that
 		 * before refusing, so a hand-over never fails on the race. A
-		 * migration destination does not wait: it opens at once. */
+		 * migration destination does not wait: it opens without the lock. */
 		for (int waited = 0;; waited += 100) {
 			ret = gateway_vdi_lock(s, vid, owner);
-			if (ret != SD_RES_VDI_LOCKED || (flags & VDI_IO_HANDOVER) ||
-			    waited >= VDI_IO_LOCK_WAIT_MS)
+			if (ret != SD_RES_VDI_LOCKED || waited >= VDI_IO_LOCK_WAIT_MS ||
+			    (flags & VDI_IO_HANDOVER))
 				break;
 			usleep(100 * 1000);
 		}
@@ -168,6 +168,9 @@ int vdi_io_open(struct sheep *s, const char *name, uint32_t snapid, const char *
 			sd_info("vdi %s: opened as a migration destination; the lock moves here at "
 				"its first write", name);
 			atomic_store(&v->pending, true);
+			/* The holder writes on: re-read entries we hold as
+			 * unallocated until the map is reloaded at takeover. */
+			v->may_change = true;
 			ret = SD_RES_SUCCESS;
 		}
 		if (ret != SD_RES_SUCCESS)
@@ -213,7 +216,7 @@ void vdi_io_close(struct vdi_io *v)
 		return;
 	if (v->writable && !atomic_load(&v->pending)) {
 		/* Test hook: free the lock this long after the client has gone
-		 * (tests/func/069 proves a new writer waits for it). */
+		 * (tests/func/066 proves a new writer waits for it). */
 		const char *delay = getenv("SHEEP_TEST_UNLOCK_DELAY_MS");
 		if (delay)
 			usleep((useconds_t)strtoul(delay, NULL, 10) * 1000);
@@ -488,6 +491,8 @@ static int zero_piece(struct vdi_io *v, uint32_t idx, uint32_t len, uint32_t off
 
 enum vdi_op { VDI_READ, VDI_WRITE, VDI_ZERO, VDI_ZERO_FREE, VDI_TRIM };
 
+static int map_refresh_range(struct vdi_io *v, uint32_t first, uint32_t count);
+
 /*
  * Fencing: a writer whose lock is gone (broken by dog vdi lock unlock, or
  * taken over by a migration's destination) writes no more. A frozen VDI (a
@@ -505,6 +510,10 @@ static int vdi_io_lock_held(struct vdi_io *v)
 			ret = gateway_vdi_unlock(v->s, v->vid, 0);
 			if (ret == SD_RES_SUCCESS || ret == SD_RES_VDI_NOT_LOCKED)
 				ret = gateway_vdi_lock(v->s, v->vid, v->owner);
+			/* The old holder allocated objects since our open, and is
+			 * fenced now: reload the whole map before the first write. */
+			if (ret == SD_RES_SUCCESS)
+				ret = map_refresh_range(v, 0, v->nr_objs);
 			if (ret == SD_RES_SUCCESS) {
 				atomic_store(&v->pending, false);
 				sd_notice("vdi %s (%" PRIx32 "): lock handed over to this writer "
@@ -606,6 +615,8 @@ int vdi_io_trim(struct vdi_io *v, uint64_t len, uint64_t off)
 /* Re-read the inode entries [first, first + count) into the map. */
 static int map_refresh_range(struct vdi_io *v, uint32_t first, uint32_t count)
 {
+	if (count == 0)
+		return SD_RES_SUCCESS;
 	uint32_t *buf = malloc((size_t)count * 4);
 	if (!buf)
 		return SD_RES_NO_MEM;

@@ -23,10 +23,10 @@ int ops_new_vdi(struct sheep *s, struct request *r);
 int ops_get_vdi_info(struct sheep *s, struct request *r);
 int ops_lock_vdi(struct sheep *s, struct request *r);
 int ops_release_vdi(struct sheep *s, struct request *r);
-int ops_read_del_vdis(struct sheep *s, struct request *r);
 int ops_get_vdi_attr(struct sheep *s, struct request *r);
 int ops_get_vdi_locks(struct sheep *s, struct request *r);
 int ops_force_unlock_vdi(struct sheep *s, struct request *r);
+int ops_read_del_vdis(struct sheep *s, struct request *r);
 int ops_read_vdis(struct sheep *s, struct request *r);
 int ops_del_vdi(struct sheep *s, struct request *r);
 

@@ -56,7 +56,7 @@ got_map=$(nbdinfo --map "$uri" | awk '$3 == 0 { printf "%s%s %s", sep, $1, $2; s
 check_eq "nbdinfo --map: allocated extents (type 0), the rest hole,zero" "$want_map" "$got_map"
 check "nbdinfo --map: the unwritten rest is reported as hole,zero" \
 	bash -c "nbdinfo --map '$uri' | grep -q 'hole,zero'"
-got_map=$(raw thin map 0 $((10 * GiB)) | awk 'NR > 1 { if ($2 == 0) printf "%s%d %d", sep, off, $1; sep = (($2 == 0) ? " " : sep); off += $1 }')
+got_map=$(raw thin map 0 $((10 * GiB)) | awk 'NR > 1 { if ($2 == 0) printf "%s%.0f %.0f", sep, off, $1; sep = (($2 == 0) ? " " : sep); off += $1 }')
 check_eq "raw client BLOCK_STATUS walk of the whole VDI agrees" "$want_map" "$got_map"
 out=$(raw thin map $((w2 + 1000)) 4096)
 check_eq "BLOCK_STATUS of 4 KiB inside an object: one extent of 4096, allocated" "ok: 1 extents

@@ -72,6 +72,10 @@ static int handle(struct server *s, int fd)
 
 	pthread_mutex_lock(&s->lock);
 	switch (req.opcode) {
+	case SD_OP_RELEASE_VDI: /* dog vdi write holds the lock while it writes */
+		rsp.result = SD_RES_SUCCESS;
+		break;
+	case SD_OP_LOCK_VDI:
 	case SD_OP_GET_VDI_INFO:
 		if (data && !strcmp((char *)data, "disk")) {
 			sd_rsp_vdi_id(&rsp) = VID;

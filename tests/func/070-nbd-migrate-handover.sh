@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 069-nbd-handover.sh - live-migration lock handover: a destination attached as NAME:handover through another sheep opens while the source holds the lock, takes it at its first write; the source is fenced; writes before, during and after verified.
+# 070-nbd-migrate-handover.sh - live-migration lock handover: a destination attached as NAME:handover through another sheep opens while the source holds the lock, takes it at its first write; the source is fenced; writes before, during and after verified.
 # timeout: 400
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/nbd_lib.sh"
