@@ -127,7 +127,12 @@ int dog_vdi_lock_cmd(struct dog *d)
 	return rc;
 }
 
-int dog_vdi_take_lock(int fd, const char *what, const char *name)
+/* How long a write waits while another dog write (a Sheepdog-protocol
+ * client) holds the lock; an NBD writer's lock is reported at once. */
+#define DOG_LOCK_WAIT_MS 60000
+
+/* SD_RES_* of one LOCK_VDI request, or -errno. */
+static int try_lock(int fd, const char *name)
 {
 	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
 	memset(buf, 0, sizeof(buf));
@@ -138,25 +143,50 @@ int dog_vdi_take_lock(int fd, const char *what, const char *name)
 	req.flags = SD_FLAG_CMD_WRITE;
 	req.data_length = sizeof(buf);
 	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
-	if (ret < 0) {
-		dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
-		return DOG_EXIT_SYSFAIL;
-	}
-	if (rsp.result == SD_RES_SUCCESS)
-		return DOG_EXIT_SUCCESS;
-	if (rsp.result != SD_RES_VDI_LOCKED)
-		return dog_fail_result(what, rsp.result, name);
-	/* Say who holds it, when we can tell. */
-	char holder[160] = "another client";
+	return ret < 0 ? ret : (int)rsp.result;
+}
+
+/* Who holds name's lock: *client is set when it is a Sheepdog-protocol
+ * client (another dog write), holder describes it. */
+static void lock_holder(int fd, const char *name, bool *client, char *holder, size_t len)
+{
 	uint32_t vid;
 	struct sd_vdi_lock *l;
 	uint32_t n;
-	if (dog_vdi_lookup(fd, name, &vid) == SD_RES_SUCCESS &&
-	    get_locks(fd, &l, &n) == SD_RES_SUCCESS) {
-		for (uint32_t i = 0; i < n; i++)
-			if (l[i].vid == vid)
-				holder_str(&l[i], holder, sizeof(holder));
-		free(l);
+	*client = false;
+	snprintf(holder, len, "another client");
+	if (dog_vdi_lookup(fd, name, &vid) != SD_RES_SUCCESS ||
+	    get_locks(fd, &l, &n) != SD_RES_SUCCESS)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		if (l[i].vid == vid) {
+			holder_str(&l[i], holder, len);
+			*client = (l[i].owner >> 62) == 1;
+		}
+	free(l);
+}
+
+int dog_vdi_take_lock(int fd, const char *what, const char *name)
+{
+	char holder[160];
+	for (int waited = 0;; waited += 100) {
+		int ret = try_lock(fd, name);
+		if (ret < 0) {
+			dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
+			return DOG_EXIT_SYSFAIL;
+		}
+		if (ret == SD_RES_SUCCESS)
+			return DOG_EXIT_SUCCESS;
+		if (ret != SD_RES_VDI_LOCKED)
+			return dog_fail_result(what, (uint32_t)ret, name);
+		/* Another dog write holds it for as long as it writes: wait
+		 * our turn, as concurrent writers of one volume do; an NBD
+		 * writer (a VM) holds it until it detaches: say so at once. */
+		bool client;
+		lock_holder(fd, name, &client, holder, sizeof(holder));
+		if (!client || waited >= DOG_LOCK_WAIT_MS)
+			break;
+		usleep(100 * 1000);
 	}
 	dog_err("%s: VDI %s is locked: %s has it open for writing; detach it first (or, if "
 		"the holder is gone, break the lock with: dog vdi lock unlock %s)",
