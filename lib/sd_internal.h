@@ -160,7 +160,7 @@ struct sd_recovery_state {
 	uint64_t free_bytes;
 	uint64_t elapsed_ms;    /* since the epoch change (until done, when done) */
 	uint32_t rounds;        /* plans made for this epoch (rescans included) */
-	uint32_t __pad2;
+	uint32_t repairs;       /* objects re-planned after a checksum mismatch here, since start */
 	char message[256];      /* why refused or degraded; "" when all is well */
 } __attribute__((packed));
 

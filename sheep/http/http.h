@@ -43,7 +43,7 @@ struct sheep_http_state {
 	uint32_t members, zones;
 	bool formatted, recovery_enabled;
 	uint64_t capacity, free_bytes, own_bytes; /* store (capacity.c); 0 for a gateway */
-	uint64_t checksum_errors;
+	uint64_t checksum_errors, checksum_repairs;
 	/* the store's write-ahead log (store_get_stats); all 0 for a gateway */
 	uint64_t wal_syncs, wal_records, wal_batches, wal_bytes, wal_max_batch;
 	uint64_t wal_checkpoints, wal_ckpt_ns, wal_fill, wal_size;

@@ -200,6 +200,10 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 	gauge(f, "sheep_store_used_bytes", "Bytes of this sheep's fragment files.", st->own_bytes);
 	counter(f, "sheep_checksum_errors_total", "Blocks whose crc32c did not match on read here.",
 		st->checksum_errors);
+	counter(f, "sheep_checksum_repairs_total",
+		"Objects re-planned for repair after a checksum mismatch here (the bad fragment "
+		"is rebuilt from the other holders).",
+		st->checksum_repairs);
 	counter(f, "sheep_wal_syncs_total",
 		"fdatasyncs of the write-ahead log (one per group commit).", st->wal_syncs);
 	counter(f, "sheep_wal_records_total", "Records written to the write-ahead log.",

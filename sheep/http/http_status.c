@@ -113,6 +113,7 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 		st.rec_elapsed_ms = rs.elapsed_ms;
 		st.rec_degraded = rs.degraded;
 		st.rec_lost = rs.lost;
+		st.checksum_repairs = rs.repairs;
 	}
 	sheep_http_render_metrics(s->metrics, &st, f);
 }

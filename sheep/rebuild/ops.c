@@ -44,6 +44,7 @@ static void fill_state(struct sheep_recovery *r, struct sd_recovery_state *st)
 	st->degraded = p.degraded;
 	st->lost = p.lost;
 	st->dropped = r->dropped;
+	st->repairs = (uint32_t)r->repairs;
 	st->need_bytes = p.need_bytes;
 	st->free_bytes = p.free_bytes;
 	if (r->start_ms)
