@@ -127,10 +127,6 @@ int dog_vdi_lock_cmd(struct dog *d)
 	return rc;
 }
 
-/* How long a write waits while another dog write (a Sheepdog-protocol
- * client) holds the lock; an NBD writer's lock is reported at once. */
-#define DOG_LOCK_WAIT_MS 60000
-
 /* SD_RES_* of one LOCK_VDI request, or -errno. */
 static int try_lock(int fd, const char *name)
 {
@@ -169,7 +165,7 @@ static void lock_holder(int fd, const char *name, bool *client, char *holder, si
 int dog_vdi_take_lock(int fd, const char *what, const char *name)
 {
 	char holder[160];
-	for (int waited = 0;; waited += 100) {
+	for (;;) {
 		int ret = try_lock(fd, name);
 		if (ret < 0) {
 			dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
@@ -179,14 +175,15 @@ int dog_vdi_take_lock(int fd, const char *what, const char *name)
 			return DOG_EXIT_SUCCESS;
 		if (ret != SD_RES_VDI_LOCKED)
 			return dog_fail_result(what, (uint32_t)ret, name);
-		/* Another dog write holds it for as long as it writes: wait
-		 * our turn, as concurrent writers of one volume do; an NBD
-		 * writer (a VM) holds it until it detaches: say so at once. */
+		/* Another dog write holds it: write alongside it, as Sheepdog
+		 * 1.0's dog writes do (the sheep lets clients write under a
+		 * client's lock); an NBD writer (a VM) holds it until it
+		 * detaches: say so at once. */
 		bool client;
 		lock_holder(fd, name, &client, holder, sizeof(holder));
-		if (!client || waited >= DOG_LOCK_WAIT_MS)
-			break;
-		usleep(100 * 1000);
+		if (client)
+			return DOG_EXIT_SUCCESS;
+		break;
 	}
 	dog_err("%s: VDI %s is locked: %s has it open for writing; detach it first (or, if "
 		"the holder is gone, break the lock with: dog vdi lock unlock %s)",

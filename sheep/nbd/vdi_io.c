@@ -216,11 +216,21 @@ void vdi_io_close(struct vdi_io *v)
 		return;
 	if (v->writable && !atomic_load(&v->pending)) {
 		/* Test hook: free the lock this long after the client has gone
-		 * (tests/func/066 proves a new writer waits for it). */
+		 * (tests/func/069 proves a new writer waits for it). */
 		const char *delay = getenv("SHEEP_TEST_UNLOCK_DELAY_MS");
 		if (delay)
 			usleep((useconds_t)strtoul(delay, NULL, 10) * 1000);
 		int ret = gateway_vdi_unlock(v->s, v->vid, v->owner);
+		if (ret == SD_RES_VDI_NOT_LOCKED) {
+			/* A snapshot taken since our last write froze v->vid and
+			 * moved our lock to the new working VDI, which we never
+			 * followed (no write came after it): release it there.
+			 * The unlock checks the owner, so no other lock goes. */
+			uint32_t cur;
+			if (gateway_vdi_lookup(v->s, v->name, 0, NULL, &cur) == SD_RES_SUCCESS &&
+			    cur != v->vid)
+				ret = gateway_vdi_unlock(v->s, cur, v->owner);
+		}
 		if (ret != SD_RES_SUCCESS)
 			sd_warn("vdi %" PRIx32 ": unlock failed: %s", v->vid, sd_strerror(ret));
 	}

@@ -54,10 +54,10 @@ static int do_read_obj(struct sheep *s, struct request *r)
 
 /*
  * One lock for every writer: a client write to a data object of a VDI
- * locked by someone else is refused (SD_RES_VDI_LOCKED). "Someone else" is
- * a holder that is not a client connection of this sheep: an NBD writer
- * (on any sheep) or a client of another sheep. A client such as dog takes
- * the lock on one connection and writes on several others to this sheep.
+ * locked by an NBD writer (on any sheep) is refused (SD_RES_VDI_LOCKED).
+ * A lock held by a Sheepdog-protocol client (dog takes it on one
+ * connection and writes on several others) keeps NBD writers out but not
+ * other such clients: concurrent dog writes of one volume run side by side.
  */
 static int client_may_write(struct sheep *s, uint64_t oid)
 {
@@ -65,9 +65,9 @@ static int client_may_write(struct sheep *s, uint64_t oid)
 	if (!is_data_obj(oid) || group_vdi_find(s, oid_to_vid(oid), &e) || !e.locked)
 		return SD_RES_SUCCESS;
 	bool client_lock = (e.lock_owner >> 62) == 1;
-	bool here = !strcmp(e.lock_addr, s->self.addr) && e.lock_port == s->self.port &&
-		    e.lock_inc == s->self.incarnation;
-	if (client_lock && here)
+	/* Sheepdog-protocol writers (dog) do not exclude each other, as in
+	 * Sheepdog 1.0: only an NBD writer's lock refuses them. */
+	if (client_lock)
 		return SD_RES_SUCCESS;
 	sd_info("refusing a client write to %" PRIx64 ": VDI %" PRIx32
 		" is locked by %s:%u (owner %" PRIx64 ")",
