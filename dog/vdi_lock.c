@@ -164,27 +164,23 @@ static void lock_holder(int fd, const char *name, bool *client, char *holder, si
 
 int dog_vdi_take_lock(int fd, const char *what, const char *name)
 {
-	char holder[160];
-	for (;;) {
-		int ret = try_lock(fd, name);
-		if (ret < 0) {
-			dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
-			return DOG_EXIT_SYSFAIL;
-		}
-		if (ret == SD_RES_SUCCESS)
-			return DOG_EXIT_SUCCESS;
-		if (ret != SD_RES_VDI_LOCKED)
-			return dog_fail_result(what, (uint32_t)ret, name);
-		/* Another dog write holds it: write alongside it, as Sheepdog
-		 * 1.0's dog writes do (the sheep lets clients write under a
-		 * client's lock); an NBD writer (a VM) holds it until it
-		 * detaches: say so at once. */
-		bool client;
-		lock_holder(fd, name, &client, holder, sizeof(holder));
-		if (client)
-			return DOG_EXIT_SUCCESS;
-		break;
+	int ret = try_lock(fd, name);
+	if (ret < 0) {
+		dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
+		return DOG_EXIT_SYSFAIL;
 	}
+	if (ret == SD_RES_SUCCESS)
+		return DOG_EXIT_SUCCESS;
+	if (ret != SD_RES_VDI_LOCKED)
+		return dog_fail_result(what, (uint32_t)ret, name);
+	/* Another dog write holds it: write alongside it, as Sheepdog 1.0's
+	 * dog writes do (the sheep lets clients write under a client's lock);
+	 * an NBD writer (a VM) holds it until it detaches: say so at once. */
+	char holder[160];
+	bool client;
+	lock_holder(fd, name, &client, holder, sizeof(holder));
+	if (client)
+		return DOG_EXIT_SUCCESS;
 	dog_err("%s: VDI %s is locked: %s has it open for writing; detach it first (or, if "
 		"the holder is gone, break the lock with: dog vdi lock unlock %s)",
 		what, name, holder, name);
