@@ -43,6 +43,8 @@ static int cluster_format(struct dog *d)
 	req.cluster.nr_vnodes = (uint16_t)d->nr_vnodes;
 	if (d->strict)
 		req.cluster.flags |= SD_CLUSTER_FLAG_STRICT;
+	if (d->recycle_vid)
+		req.cluster.flags |= SD_CLUSTER_FLAG_RECYCLE_VID;
 	/* Sheepdog sends the backend's name and prints it before it asks;
 	 * this project has one. */
 	char store[SD_STORE_LEN] = "plain";
@@ -191,14 +193,16 @@ static int cluster_shutdown(struct dog *d)
 }
 
 const struct dog_cmd dog_cluster_cmds[] = {
-    {"cluster", "format", "c:z:V:t", NULL,
+    {"cluster", "format", "c:z:V:tR", NULL,
      "format the cluster and set its default redundancy policy",
      "  -c, --copies          default redundancy: N copies (1..31) or d:p erasure code\n"
      "                        (d in 2,4,8,16, p in 1..15); 3 when absent\n"
      "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
      "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n"
      "  -t, --strict          refuse writes while there are fewer zones than the\n"
-     "                        written object's policy is wide\n",
+     "                        written object's policy is wide\n"
+     "  -R, --recyclevid      let deleted VDIs' ids be taken again (default: a\n"
+     "                        deleted VDI's id stays taken)\n",
      0, 0, cluster_format},
     {"cluster", "info", "f:", NULL, "show cluster status, creation time and epoch history",
      DOG_JSON_HELP, 0, 0, cluster_info},

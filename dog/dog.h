@@ -46,6 +46,7 @@ struct dog {
 	bool attr_delete;	 /* vdi setattr -d */
 	bool attr_excl;		 /* vdi setattr -x */
 	bool strict;		 /* cluster format -t */
+	bool recycle_vid;	 /* cluster format -R */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */

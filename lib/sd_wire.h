@@ -68,6 +68,10 @@ _Static_assert(sizeof(struct sd_epoch_log_hdr) == 48, "epoch log header is 48 by
 
 /* MAKE_FS request flags (req->cluster.flags), as Sheepdog's. */
 #define SD_CLUSTER_FLAG_STRICT 0x0001 /* refuse writes with fewer zones than the policy */
+/* Deleted VDIs' ids may be taken again (dog cluster format -R); without it
+ * a deleted VDI's id stays taken (listed by READ_DEL_VDIS) and a new VDI
+ * of the same name gets the next free id. */
+#define SD_CLUSTER_FLAG_RECYCLE_VID 0x0010
 
 /*
  * STAT_RECOVERY (0x97): Sheepdog's struct recovery_state is the first 24

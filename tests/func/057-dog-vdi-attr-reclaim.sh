@@ -11,7 +11,7 @@ for c in sys.argv[1].encode(): h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
 print("%06x" % ((h & 0xffffff) or 1))' "$1"; }
 
 sd_start_cluster 3 || bail "three sheep did not form a cluster"
-dogn 0 cluster format -c 2 >/dev/null || bail "format"
+dogn 0 cluster format -R -c 2 >/dev/null || bail "format -R (a re-created VDI takes its old id)"
 check "create a (2 copies)" dogn 0 vdi create a 16M
 check "create b (2:1)" dogn 1 vdi create -c 2:1 b 16M
 va=$(vid_of a) vb=$(vid_of b)
@@ -35,7 +35,7 @@ check_eq "b's attribute still reads back" "$(sd_sha "$SD_TEST_DIR/v")" \
 check_eq "no file of a is left (data, inode, attributes)" 0 \
 	"$(find "$SD_TEST_DIR"/n*/obj -maxdepth 1 -type f -name "*$va*" | wc -l)"
 
-# A new a (same name, same id) has no attribute of the old one.
+# A new a (same name, same id: -R) has no attribute of the old one.
 check "create a again" dogn 0 vdi create a 16M
 dogn 0 vdi getattr a key1 2>/dev/null
 check_eq "the old a's attribute is not found: exit 5" 5 "$?"
