@@ -319,6 +319,45 @@ static int node_log(struct dog *d)
 	return DOG_EXIT_SUCCESS;
 }
 
+/* dog node vnodes get | set N: the vnodes of the sheep dog talks to
+ * (-a/-p), as Sheepdog's SET_VNODES / GET_VNODES (0xcc / 0xcd). A set is a
+ * new epoch: every member places by the new weight, recovery moves the
+ * fragments that changed hands. */
+static int node_vnodes(struct dog *d)
+{
+	int set = d->argc == 2 && !strcmp(d->argv[0], "set");
+	if (!set && (d->argc != 1 || strcmp(d->argv[0], "get"))) {
+		dog_err("node vnodes: want 'get' or 'set N' (N in 1..65535)");
+		return DOG_EXIT_USAGE;
+	}
+	int32_t v = 0;
+	if (set) {
+		char *end;
+		long l = strtol(d->argv[1], &end, 10);
+		if (end == d->argv[1] || *end || l < 1 || l > UINT16_MAX) {
+			dog_err("Invalid number of vnodes '%s': must be an integer between 1 and %u",
+				d->argv[1], UINT16_MAX);
+			return DOG_EXIT_USAGE;
+		}
+		v = (int32_t)l;
+	}
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, set ? SD_OP_SET_VNODES : SD_OP_GET_VNODES);
+	if (set)
+		req.flags |= SD_FLAG_CMD_WRITE;
+	req.data_length = sizeof(v);
+	int ret = dog_exec(d, &req, set ? &v : NULL, &rsp, set ? NULL : &v, set ? 0 : sizeof(v));
+	if (ret < 0)
+		return dog_exit_of_errno(ret);
+	if (ret != SD_RES_SUCCESS)
+		return dog_fail_result(set ? "node vnodes set" : "node vnodes get", (uint32_t)ret,
+				       NULL);
+	if (!set)
+		printf("%d\n", v);
+	return DOG_EXIT_SUCCESS;
+}
+
 const struct dog_cmd dog_node_cmds[] = {
     {"node", "list", "f:", NULL, "list the nodes of the cluster", DOG_JSON_HELP, 0, 0, node_list},
     {"node", "info", "f:", NULL, "show disk use of each node", DOG_JSON_HELP, 0, 0, node_info},
@@ -332,5 +371,8 @@ const struct dog_cmd dog_node_cmds[] = {
      dog_node_recovery},
     {"node", "log", NULL, "level get | level set LEVEL",
      "show or set the log level of the sheep asked (-a/-p)", NULL, 2, 3, node_log},
+    {"node", "vnodes", NULL, "get | set N",
+     "show or set the vnodes (capacity weight) of the sheep asked (-a/-p)", NULL, 1, 2,
+     node_vnodes},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

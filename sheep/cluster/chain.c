@@ -18,7 +18,12 @@
  *     anchor is the epoch after it. Deciding this needs that record, so
  *     the ring of x needs the records need(x)..x, need(x) = anchor(x) - 1
  *     when the walk stopped on bytes, else anchor(x).
- *   - an epoch with no data holder has no ring; the next one is an anchor.
+ *   - an epoch with no data holder has no ring; the next one is an anchor;
+ *   - an epoch whose record differs from the one before only by a member's
+ *     vnodes (dog node vnodes set, group_epoch_reweighted) is an anchor: a
+ *     chain step keeps every staying node's positions, so the new weights
+ *     would move nothing; the anchor ring places by them (deciding this
+ *     needs the record before, so need = anchor - 1).
  *
  * What every member has: a member that was there since the format has the
  * whole log; a joiner (or a restarted node, which rejoins) gets from the
@@ -71,6 +76,13 @@ static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uin
 	while (a > base) {
 		if (i == 0 || s->epochs[i - 1].epoch != a - 1)
 			return -ENOENT;
+		if (group_epoch_reweighted(&s->epochs[i - 1], &s->epochs[i])) {
+			/* vnodes set on a member: a chain step would move
+			 * nothing, so the ring starts afresh here */
+			*anchor = a;
+			*need = a - 1;
+			return 0;
+		}
 		i--;
 		bytes += rec_bytes(&s->epochs[i]);
 		if (bytes > CHAIN_BYTES) {

@@ -109,6 +109,7 @@ enum cmsg_type {
 	CMSG_OFFER,         /* a formatted joiner's own state (snap_hdr layout), for a
 	                     * cluster that is unformatted or waiting on an older epoch */
 	CMSG_START,         /* start a waiting cluster without the missing nodes */
+	CMSG_NODE_VNODES,   /* a member's vnodes set (dog node vnodes set): a new epoch */
 };
 
 struct cmsg_hdr {
@@ -140,6 +141,13 @@ struct cmsg_vdi {
 	uint64_t lock_inc;
 	char name[SD_MAX_VDI_LEN];
 	char tag[SD_MAX_VDI_TAG_LEN];
+} __attribute__((packed));
+
+struct cmsg_node_vnodes {
+	struct cmsg_hdr h;
+	struct sd_node node; /* the member (addr, port, incarnation) */
+	uint32_t vnodes;     /* 1..65535 */
+	uint32_t __pad;
 } __attribute__((packed));
 
 /* From a worker thread: broadcast msg (its token is filled in) and wait

@@ -1,0 +1,61 @@
+/* ops_node.c - SET_VNODES / GET_VNODES (0xcc / 0xcd, Sheepdog 1.0's): the vnodes of the sheep asked, changed through a cluster message so every member places by them. */
+#include <string.h>
+
+#include "lib/sd_proto.h"
+#include "sheep/cluster/cluster.h"
+#include "sheep/store/capacity.h"
+#include "sheep/server/ops_priv.h"
+#include "sheep/server/server.h"
+#include "sheep/sheep.h"
+
+/* SET_VNODES: payload int32 vnodes, 1..65535, for this sheep. A gateway
+ * holds nothing (INVALID_PARMS); before the format WAIT_FOR_FORMAT. */
+int ops_set_vnodes(struct sheep *s, struct request *r)
+{
+	int32_t v;
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || r->hdr.data_length != sizeof(v) || !r->data)
+		return SD_RES_INVALID_PARMS;
+	memcpy(&v, r->data, sizeof(v));
+	if (v < 1 || v > UINT16_MAX || s->opt.gateway)
+		return SD_RES_INVALID_PARMS;
+	struct cmsg_node_vnodes m;
+	memset(&m, 0, sizeof(m));
+	m.h.type = CMSG_NODE_VNODES;
+	pthread_mutex_lock(&s->state_lock);
+	m.node = s->self;
+	pthread_mutex_unlock(&s->state_lock);
+	m.vnodes = (uint32_t)v;
+	return group_cluster_op(s, &m, sizeof(m), NULL);
+}
+
+/* GET_VNODES: reply int32, the vnodes this sheep has in the ring now (its
+ * set or fixed count, cluster format -V's, or the one its capacity gives). */
+int ops_get_vnodes(struct sheep *s, struct request *r)
+{
+	int32_t v = 0;
+	if (r->hdr.data_length < sizeof(v))
+		return SD_RES_INVALID_PARMS;
+	struct sheep_view *view = sheep_view_get(s);
+	if (!view)
+		return SD_RES_WAIT_FOR_JOIN;
+	pthread_mutex_lock(&s->state_lock);
+	uint32_t fmt_vnodes = s->fmt_vnodes;
+	pthread_mutex_unlock(&s->state_lock);
+	for (size_t i = 0; i < view->nr_nodes; i++)
+		if (sd_node_eq(&view->nodes[i], &s->self)) {
+			struct sd_node n = view->nodes[i];
+			sheep_capacity_show_vnodes(view, &n, 1);
+			v = n.fixed_vnodes == SD_NODE_VNODES_SET ? n.nr_vnodes
+			    : fmt_vnodes && !n.gateway	  ? (int32_t)fmt_vnodes
+							  : n.nr_vnodes;
+			if (n.gateway)
+				v = 0;
+		}
+	sheep_view_put(view);
+	void *buf = ops_reply_buf(r, sizeof(v));
+	if (!buf)
+		return SD_RES_NO_MEM;
+	memcpy(buf, &v, sizeof(v));
+	r->rlen = sizeof(v);
+	return SD_RES_SUCCESS;
+}
