@@ -47,6 +47,7 @@ struct dog {
 	bool attr_excl;		 /* vdi setattr -x */
 	bool strict;		 /* cluster format -t */
 	bool recycle_vid;	 /* cluster format -R */
+	bool hyper;		 /* vdi create -y */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */

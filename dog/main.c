@@ -29,7 +29,7 @@ static const struct option long_opts[] = {
     {"json", no_argument, NULL, 'J'},	       {"snapshot", required_argument, NULL, 's'},
     {"from", required_argument, NULL, 'F'},    {"delete", no_argument, NULL, 'd'},
     {"exclusive", no_argument, NULL, 'x'},     {"strict", no_argument, NULL, 't'},
-    {"recyclevid", no_argument, NULL, 'R'},
+    {"recyclevid", no_argument, NULL, 'R'},    {"hyper", no_argument, NULL, 'y'},
     {NULL, 0, NULL, 0},
 };
 
@@ -159,6 +159,9 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			break;
 		case 'R':
 			d->recycle_vid = true;
+			break;
+		case 'y':
+			d->hyper = true;
 			break;
 		case 'z': {
 			char *end;

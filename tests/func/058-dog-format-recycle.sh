@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 058-dog-format-recycle.sh - VDI ids of deleted VDIs as Sheepdog 1.0: taken for good after a plain format (a new VDI of the same name gets the next free id, the deleted one is in READ_DEL_VDIS 0xc9), recycled after cluster format -R; data of the new VDI reads back; the rule survives a restart of every sheep.
+# 058-dog-format-recycle.sh - VDI ids of deleted VDIs as Sheepdog 1.0: taken for good after a plain format (a new VDI of the same name gets the next free id, the deleted one is in READ_DEL_VDIS 0xc9), recycled after cluster format -R; data of the new VDI reads back; the rule survives a restart of every sheep. vdi create -y (hyper volume): an 8 TiB volume gets 8 MiB objects, data written near its end reads back; refused without -y.
 # timeout: 180
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 
@@ -57,4 +57,17 @@ check_eq "-R: the new a takes the recycled id" "$va" "$(vid_in_list a)"
 check_eq "and it reads as zeros (nothing of the old a)" \
 	"$(head -c $((4 << 20)) /dev/zero | sha256sum | cut -d' ' -f1)" \
 	"$(dogn 1 vdi read a 0 $((4 << 20)) | sha256sum | cut -d' ' -f1)"
+
+# vdi create -y: larger than 2^20 objects of 4 MiB.
+dogn 0 vdi create big 8T 2>"$SD_TEST_DIR/err"
+check_eq "an 8 TiB volume without -y: exit 1" 1 "$?"
+check "it says why" grep -q "VDI size is too large" "$SD_TEST_DIR/err"
+check "create -y h 8T" dogn 0 vdi create -y h 8T
+check_eq "h: 8 TiB, 8 MiB objects (shift 23)" "$((8 << 40)) 23" \
+	"$(dogn 1 vdi list -r h | awk '$2 == "h" { print $4, $NF }')"
+check "write 4 MiB at 8 TiB - 4 MiB" dogn 1 vdi write h $(((8 << 40) - (4 << 20))) $((4 << 20)) <"$SD_TEST_DIR/d"
+check_eq "and read it back" "$(sd_sha "$SD_TEST_DIR/d")" \
+	"$(dogn 2 vdi read h $(((8 << 40) - (4 << 20))) $((4 << 20)) | sha256sum | cut -d' ' -f1)"
+check "create -y -z 20 small 1G keeps 1 MiB objects (it fits)" dogn 0 vdi create -y -z 20 small 1G
+check_eq "small: shift 20" 20 "$(dogn 1 vdi list -r small | awk '$2 == "small" { print $NF }')"
 sd_done
