@@ -212,5 +212,9 @@ const struct dog_cmd dog_cluster_cmds[] = {
     {"cluster", "recover", NULL, "enable|disable|force",
      "allow or stop data recovery cluster-wide, or replan it now on every node", NULL, 1, 1,
      dog_cluster_recover},
+    {"cluster", "snapshot", NULL, "save TAG PATH | load TAG|IDX PATH | list PATH",
+     "copy every VDI of the cluster into directory PATH, bring a copy back (after a format), "
+     "or list the copies",
+     NULL, 2, 3, dog_cluster_snapshot},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
