@@ -136,6 +136,25 @@ static inline uint64_t sd_vid_to_attr_oid(uint32_t vid, uint32_t attr_id)
  * one struct sd_obj_loc per position.
  */
 #define SD_OP_OBJ_LOCATION 0xd0
+
+/* MD_INFO (0xb1) reply, Sheepdog 1.0's struct sd_md_info: one record per
+ * data directory of the sheep asked (this project's sheep has one), then
+ * the count. free + used = the directory's capacity for the store. */
+#define SD_MD_MAX_DISK 64
+#define SD_MD_PATH_MAX 4096
+struct sd_md_disk {
+	int32_t idx;
+	uint32_t __pad;
+	uint64_t free;
+	uint64_t used;
+	char path[SD_MD_PATH_MAX];
+} __attribute__((packed));
+struct sd_md_info {
+	struct sd_md_disk disk[SD_MD_MAX_DISK];
+	int32_t nr;
+	uint32_t __pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct sd_md_disk) == 4120, "md_info is 4120 bytes");
 struct sd_obj_loc {
 	struct sd_wire_node node; /* the holder (zero: none at this epoch) */
 	uint8_t present;          /* it answered that it has the fragment */

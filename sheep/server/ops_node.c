@@ -1,5 +1,8 @@
-/* ops_node.c - SET_VNODES / GET_VNODES (0xcc / 0xcd, Sheepdog 1.0's): the vnodes of the sheep asked, changed through a cluster message so every member places by them. */
+/* ops_node.c - SET_VNODES / GET_VNODES (0xcc / 0xcd, Sheepdog 1.0's): the vnodes of the sheep asked, changed through a cluster message so every member places by them; MD_INFO (0xb1): its data directory. */
+#include <stdio.h>
 #include <string.h>
+
+#include "lib/sd_wire.h"
 
 #include "lib/sd_proto.h"
 #include "sheep/cluster/cluster.h"
@@ -26,6 +29,29 @@ int ops_set_vnodes(struct sheep *s, struct request *r)
 	pthread_mutex_unlock(&s->state_lock);
 	m.vnodes = (uint32_t)v;
 	return group_cluster_op(s, &m, sizeof(m), NULL);
+}
+
+/* MD_INFO (0xb1): this sheep's data directory as Sheepdog's one-disk
+ * answer (sd_wire.h). A gateway has none (nr 0). */
+int ops_md_info(struct sheep *s, struct request *r)
+{
+	if (r->hdr.data_length < sizeof(struct sd_md_info))
+		return SD_RES_INVALID_PARMS;
+	struct sd_md_info *mi = ops_reply_buf(r, sizeof(*mi));
+	if (!mi)
+		return SD_RES_NO_MEM;
+	if (s->store) {
+		uint64_t size = 0, free_bytes = 0;
+		if (sheep_capacity(s, &size, &free_bytes))
+			return SD_RES_EIO;
+		mi->nr = 1;
+		mi->disk[0].idx = 0;
+		mi->disk[0].free = free_bytes;
+		mi->disk[0].used = size > free_bytes ? size - free_bytes : 0;
+		snprintf(mi->disk[0].path, sizeof(mi->disk[0].path), "%s", s->opt.dir);
+	}
+	r->rlen = sizeof(*mi);
+	return SD_RES_SUCCESS;
 }
 
 /* GET_VNODES: reply int32, the vnodes this sheep has in the ring now (its

@@ -33,5 +33,6 @@ int ops_del_vdi(struct sheep *s, struct request *r);
 /* ops_node.c: SET_VNODES, GET_VNODES */
 int ops_set_vnodes(struct sheep *s, struct request *r);
 int ops_get_vnodes(struct sheep *s, struct request *r);
+int ops_md_info(struct sheep *s, struct request *r);
 
 #endif
