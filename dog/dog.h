@@ -48,6 +48,7 @@ struct dog {
 	bool strict;		 /* cluster format -t */
 	bool recycle_vid;	 /* cluster format -R */
 	bool hyper;		 /* vdi create -y */
+	long long obj_index;	 /* vdi track -i, -1 = the inode */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */
@@ -224,6 +225,7 @@ int dog_vdi_setattr(struct dog *d);
 int dog_vdi_getattr(struct dog *d);
 /* vdi_object.c */
 int dog_vdi_object_location(struct dog *d);
+int dog_vdi_track(struct dog *d);
 int dog_vdi_clone(struct dog *d);
 int dog_vdi_rollback(struct dog *d);
 int dog_vdi_tree(struct dog *d);

@@ -445,6 +445,11 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "show which sheep hold the inode, or data object INDEX, and whether they have it",
      "  -s, --snapshot        the snapshot's object (id or tag)\n", 2, 3,
      dog_vdi_object_location},
+    {"vdi", "track", "i:s:", "<vdiname>",
+     "show where the inode, or data object -i INDEX, was placed at each epoch",
+     "  -i, --index           the data object INDEX instead of the inode\n"
+     "  -s, --snapshot        the snapshot's object (id or tag)\n",
+     1, 1, dog_vdi_track},
     {"vdi", "getattr", NULL, "<vdiname> <key>", "print a VDI attribute's value", NULL, 2, 2,
      dog_vdi_getattr},
     {"vdi", "lock", NULL, "list | unlock <vdiname>",

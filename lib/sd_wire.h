@@ -136,6 +136,12 @@ static inline uint64_t sd_vid_to_attr_oid(uint32_t vid, uint32_t attr_id)
  * one struct sd_obj_loc per position.
  */
 #define SD_OP_OBJ_LOCATION 0xd0
+/* OBJ_TRACK (0xd1, ours: Sheepdog's dog vdi track computes placement
+ * itself): request obj.oid, obj.tgt_epoch, obj.copies = positions; reply
+ * struct sd_wire_node per position as placement had it at that epoch
+ * (port 0: no holder), rsp obj.copies = positions. NO_TAG when the epoch
+ * is not in the log. */
+#define SD_OP_OBJ_TRACK 0xd1
 
 /* MD_INFO (0xb1) reply, Sheepdog 1.0's struct sd_md_info: one record per
  * data directory of the sheep asked (this project's sheep has one), then

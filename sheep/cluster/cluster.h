@@ -182,5 +182,10 @@ bool group_waiting(struct sheep *s);
  * parent). Other objects are placed by their own id. */
 uint64_t group_placement_key(struct sheep *s, uint64_t oid);
 void group_release_owner(struct sheep *s, uint64_t owner);
+/* Where placement put oid's width positions at epoch x (its ring rebuilt
+ * from the epoch log, track.c): out[i] the holder of position i, zeroed
+ * (port 0) when none (fewer zones than positions). SD_RES_NO_TAG when x is
+ * not in the log. For dog vdi track. */
+int group_epoch_holders(struct sheep *s, uint32_t x, uint64_t oid, int width, struct sd_node *out);
 
 #endif

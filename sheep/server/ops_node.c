@@ -54,6 +54,28 @@ int ops_md_info(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
+/* OBJ_TRACK (sd_wire.h): oid's holders at epoch tgt_epoch. */
+int ops_obj_track(struct sheep *s, struct request *r)
+{
+	int width = r->hdr.obj.copies;
+	struct sd_node n[32];
+	if (width < 1 || width > 32 ||
+	    r->hdr.data_length < (uint32_t)width * sizeof(struct sd_wire_node))
+		return SD_RES_INVALID_PARMS;
+	int ret = group_epoch_holders(s, r->hdr.obj.tgt_epoch, r->hdr.obj.oid, width, n);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	struct sd_wire_node *out = ops_reply_buf(r, (uint32_t)width * sizeof(*out));
+	if (!out)
+		return SD_RES_NO_MEM;
+	for (int i = 0; i < width; i++)
+		if (n[i].port)
+			sd_node_to_wire(&n[i], &out[i]);
+	r->rlen = (uint32_t)width * sizeof(*out);
+	r->rsp.obj.copies = (uint8_t)width;
+	return SD_RES_SUCCESS;
+}
+
 /* GET_VNODES: reply int32, the vnodes this sheep has in the ring now (its
  * set or fixed count, cluster format -V's, or the one its capacity gives). */
 int ops_get_vnodes(struct sheep *s, struct request *r)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 059-dog-node-vnodes.sh - dog node vnodes set/get (Sheepdog's SET_VNODES 0xcc / GET_VNODES 0xcd): a new epoch with the node's new vnodes in node list and cluster info; placement follows (the node's share of fragments, counted in its store, grows with more vnodes and shrinks with fewer); data reads back (sha256) through every sheep; the setting survives another node's join; bad counts are refused. dog node md info (MD_INFO 0xb1) shows the sheep's data directory with node info's size; md plug/unplug say they are not supported.
+# 059-dog-node-vnodes.sh - dog node vnodes set/get (Sheepdog's SET_VNODES 0xcc / GET_VNODES 0xcd): a new epoch with the node's new vnodes in node list and cluster info; placement follows (the node's share of fragments, counted in its store, grows with more vnodes and shrinks with fewer); data reads back (sha256) through every sheep; the setting survives another node's join; bad counts are refused. dog node md info (MD_INFO 0xb1) shows the sheep's data directory with node info's size; md plug/unplug say they are not supported. dog vdi track: an object's holders at each epoch match object location's at the time.
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
@@ -15,6 +15,10 @@ rec_wait_done 0 4 "$e0" || not_ok "settled before"
 f_before=$(frags 0)
 log "sheep 0 holds $f_before fragments; $(frags 1) $(frags 2) $(frags 3) on the others"
 
+holders() { sed -n 's/^\([0-9.]*:[0-9]*\) has the object.*/\1/p' | xargs; }
+# track_at E: the addresses vdi track prints for epoch E
+track_at() { awk -v e="$1" '/locations at epoch/ { on = ($6 == e",") ; next } on && /:/ { print }' | xargs; }
+loc1=$(dogn 0 vdi object location v 0 | holders)
 check_eq "vnodes get: the default" 128 "$(dogn 0 node vnodes get)"
 check "vnodes set 640 on sheep 0" dogn 0 node vnodes set 640
 check_eq "vnodes get after the set" 640 "$(dogn 0 node vnodes get)"
@@ -46,6 +50,20 @@ rec_wait_done 0 5 "$((e2 + 1))" || not_ok "recovery after the join"
 rec_check_read 4 v "after the join, through the joiner"
 rec_check_read 0 r "after the join"
 check "sheep 0 keeps a small share" test "$(frags 0)" -lt "$f_before"
+
+# vdi track: object 0 of v at every epoch; the first and the last as
+# object location saw them.
+out=$(dogn 2 vdi track -i 0 v)
+log "$out"
+ecur=$(rec_epoch 0)
+check "track: Sheepdog's first line" grep -q "^Tracking the object 0x[0-9a-f]* (the inode vid 0x[0-9a-f]* idx 0) with 3 nodes" <<<"$out"
+check_eq "track: one section per epoch (1..$ecur)" "$ecur" "$(grep -c 'locations at epoch' <<<"$out")"
+check_eq "track: epoch 1 is where object location found it then" "$loc1" "$(track_at 1 <<<"$out")"
+check_eq "track: the last epoch is where it is now" "$(dogn 1 vdi object location v 0 | holders)" \
+	"$(track_at "$ecur" <<<"$out")"
+check_eq "track of the inode (2 copies)" 2 "$(dogn 0 vdi track r | track_at 1 | wc -w)"
+dogn 0 vdi track -i 99999 v 2>/dev/null
+check_eq "track past the end: exit 64" 64 "$?"
 
 dogn 1 node vnodes set 0 2>"$SD_TEST_DIR/err"
 check_eq "vnodes set 0: usage error" 64 "$?"
