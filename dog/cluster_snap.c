@@ -1,4 +1,5 @@
-/* cluster_snap.c - dog cluster snapshot save|load|list: every VDI of the cluster copied into a local directory (objects kept once by content) and brought back after a format. */
+/* cluster_snap.c - dog cluster snapshot save|load|list: every VDI of the cluster copied into a
+ * local directory (objects kept once by content) and brought back after a format. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,8 +37,8 @@
 
 struct snap_vdi {
 	struct sd_inode_hdr h;
-	uint32_t nr;	/* objects covering vdi_size */
-	uint32_t *map;	/* data_vdi_id[] (save) */
+	uint32_t nr;		    /* objects covering vdi_size */
+	uint32_t *map;		    /* data_vdi_id[] (save) */
 	char (*keys)[SNAP_KEY_MAX]; /* per idx, "" when unallocated (load) */
 };
 
@@ -246,8 +247,8 @@ static int save_vdi(int fd, const char *dir, const struct snap_vdi *v, FILE *m, 
 	hex_of(v->h.tag, tag, sizeof(tag));
 	uint8_t shift = v->h.block_size_shift ? v->h.block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	fprintf(m, "vdi %" PRIx32 " %" PRIu32 " %d %" PRIu64 " %u %u %u %s %s\n", v->h.vdi_id,
-		v->h.snap_id, v->h.snap_ctime != 0, v->h.vdi_size, v->h.nr_copies,
-		v->h.copy_policy, shift, name, tag);
+		v->h.snap_id, v->h.snap_ctime != 0, v->h.vdi_size, v->h.nr_copies, v->h.copy_policy,
+		shift, name, tag);
 	uint64_t osz = 1ull << shift;
 	for (uint32_t idx = 0; idx < v->nr; idx++) {
 		if (!v->map[idx])
@@ -367,7 +368,8 @@ static int snap_save(struct dog *d, const char *tag, const char *dir)
 		hex_of(tag, hex, sizeof(hex));
 		snprintf(path, sizeof(path), "%s/snap_log", dir);
 		FILE *f = fopen(path, "a");
-		if (!f || fprintf(f, "%" PRIu32 " %s %" PRIu64 "\n", next, hex, sd_wall_seconds()) < 0 ||
+		if (!f ||
+		    fprintf(f, "%" PRIu32 " %s %" PRIu64 "\n", next, hex, sd_wall_seconds()) < 0 ||
 		    fflush(f) || fsync(fileno(f))) {
 			dog_err("cluster snapshot save: cannot write %s", path);
 			rc = DOG_EXIT_SYSFAIL;
@@ -376,8 +378,8 @@ static int snap_save(struct dog *d, const char *tag, const char *dir)
 			fclose(f);
 	}
 	if (!rc && d->verbose)
-		printf("snapshot %" PRIu32 " (%s): %zu VDIs, %" PRIu64 " objects\n", next, tag, set.n,
-		       nobj);
+		printf("snapshot %" PRIu32 " (%s): %zu VDIs, %" PRIu64 " objects\n", next, tag,
+		       set.n, nobj);
 	free(mbuf);
 	free(buf);
 	free(cmp);
@@ -424,7 +426,8 @@ static int manifest_read(const char *path, struct snap_set *set, unsigned def[3]
 		unsigned a, b, c, snap;
 		uint32_t vid, snapid, idx;
 		uint64_t size;
-		char name[2 * SD_MAX_VDI_LEN + 2], tag[2 * SD_MAX_VDI_TAG_LEN + 2], key[SNAP_KEY_MAX];
+		char name[2 * SD_MAX_VDI_LEN + 2], tag[2 * SD_MAX_VDI_TAG_LEN + 2],
+		    key[SNAP_KEY_MAX];
 		if (!header) {
 			if (sscanf(line, "cluster %u %u %u", &def[0], &def[1], &def[2]) != 3)
 				break;
@@ -432,7 +435,8 @@ static int manifest_read(const char *path, struct snap_set *set, unsigned def[3]
 		} else if (!strcmp(line, "end\n")) {
 			ret = 0;
 			break;
-		} else if (sscanf(line, "vdi %" SCNx32 " %" SCNu32 " %u %" SCNu64 " %u %u %u %513s %513s",
+		} else if (sscanf(line,
+				  "vdi %" SCNx32 " %" SCNu32 " %u %" SCNu64 " %u %u %u %513s %513s",
 				  &vid, &snapid, &snap, &size, &a, &b, &c, name, tag) == 9) {
 			if (c < SD_MIN_BLOCK_SIZE_SHIFT || c > SD_MAX_BLOCK_SIZE_SHIFT ||
 			    size > sd_max_vdi_size((uint8_t)c))

@@ -59,7 +59,8 @@ int dog_vdi_track(struct dog *d)
 		ret = dog_cluster_info(d, &ci);
 	if (ret != SD_RES_SUCCESS) {
 		close(fd);
-		return ret < 0 ? dog_exit_of_errno(ret) : dog_fail_result(what, (uint32_t)ret, name);
+		return ret < 0 ? dog_exit_of_errno(ret)
+			       : dog_fail_result(what, (uint32_t)ret, name);
 	}
 	unsigned width = h.nr_copies ? h.nr_copies : 1;
 	if (width > 32)

@@ -1,4 +1,5 @@
-/* apply_node.c - a member's vnodes set at run time (dog node vnodes set): applied as a new epoch on every member, kept across later membership changes, and the epoch made a placement anchor. */
+/* apply_node.c - a member's vnodes set at run time (dog node vnodes set): applied as a new epoch on
+ * every member, kept across later membership changes, and the epoch made a placement anchor. */
 #include <inttypes.h>
 #include "sheep/cluster/group_priv.h"
 
@@ -50,8 +51,8 @@ int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m)
 	}
 	s->epoch++;
 	group_epoch_add(s, s->epoch, sd_wall_seconds(), s->members, s->nr_members, true);
-	sd_notice("epoch %u: %s:%u has %" PRIu32 " vnodes now", s->epoch, m->node.addr, m->node.port,
-		  m->vnodes);
+	sd_notice("epoch %u: %s:%u has %" PRIu32 " vnodes now", s->epoch, m->node.addr,
+		  m->node.port, m->vnodes);
 	group_rebuild_view(s);
 	return SD_RES_SUCCESS;
 }

@@ -1,4 +1,5 @@
-/* track.c - where placement put an object at a past epoch (dog vdi track): the ring of that epoch rebuilt from the epoch log, as every member has it. */
+/* track.c - where placement put an object at a past epoch (dog vdi track): the ring of that epoch
+ * rebuilt from the epoch log, as every member has it. */
 #include "sheep/cluster/group_priv.h"
 #include "sheep/cluster/ring.h"
 

@@ -1,4 +1,5 @@
-/* census.c - the objects the cluster holds whose oid matches a mask: listed from every data member's store (PEER_LIST with a filter). */
+/* census.c - the objects the cluster holds whose oid matches a mask: listed from every data
+ * member's store (PEER_LIST with a filter). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,8 @@ int gateway_list_objs(struct sheep *s, uint64_t mask, uint64_t value, uint64_t *
 			}
 			if (c.result == SD_RES_SUCCESS) {
 				const struct peer_frag *pf = buf;
-				for (size_t k = 0; k < c.rlen / sizeof(*pf) && ret == SD_RES_SUCCESS; k++)
+				for (size_t k = 0;
+				     k < c.rlen / sizeof(*pf) && ret == SD_RES_SUCCESS; k++)
 					if ((pf[k].oid & mask) == value &&
 					    add_oid(out, nr, &cap, pf[k].oid))
 						ret = SD_RES_NO_MEM;

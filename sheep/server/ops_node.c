@@ -1,4 +1,6 @@
-/* ops_node.c - SET_VNODES / GET_VNODES (0xcc / 0xcd, Sheepdog 1.0's): the vnodes of the sheep asked, changed through a cluster message so every member places by them; MD_INFO (0xb1): its data directory. */
+/* ops_node.c - SET_VNODES / GET_VNODES (0xcc / 0xcd, Sheepdog 1.0's): the vnodes of the sheep
+ * asked, changed through a cluster message so every member places by them; MD_INFO (0xb1): its data
+ * directory. */
 #include <stdio.h>
 #include <string.h>
 
@@ -94,8 +96,8 @@ int ops_get_vnodes(struct sheep *s, struct request *r)
 			struct sd_node n = view->nodes[i];
 			sheep_capacity_show_vnodes(view, &n, 1);
 			v = n.fixed_vnodes == SD_NODE_VNODES_SET ? n.nr_vnodes
-			    : fmt_vnodes && !n.gateway	  ? (int32_t)fmt_vnodes
-							  : n.nr_vnodes;
+			    : fmt_vnodes && !n.gateway		 ? (int32_t)fmt_vnodes
+								 : n.nr_vnodes;
 			if (n.gateway)
 				v = 0;
 		}
