@@ -623,7 +623,9 @@ static int snap_load(struct dog *d, const char *which, const char *dir)
 	if (!rc) {
 		sub.have_policy = true;
 		sub.block_size_shift = (int)def[2];
-		rc = run_cmd(d, dog_cluster_cmds, "format", 0, NULL, &sub);
+		sub.argc = 0;
+		sub.argv = NULL;
+		rc = dog_cluster_format(&sub);
 	}
 	char *buf = rc ? NULL : malloc(set_max_obj(&set));
 	if (!rc && !buf)

@@ -24,7 +24,7 @@ void group_carry_vnodes(struct sd_node *to, size_t nr, const struct sd_node *fro
  * CMSG_NODE_VNODES: the member's record takes the new count (marked set,
  * so it wins over cluster format -V) and, on a running cluster, one epoch
  * is logged with it; the ring of that epoch is built afresh from the
- * records (group_epoch_reweighted), so placement follows the new weights
+ * records (chain.c), so placement follows the new weights
  * and recovery moves what changed hands. The same on every member.
  */
 int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m)
@@ -55,22 +55,4 @@ int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m)
 		  m->node.port, m->vnodes);
 	group_rebuild_view(s);
 	return SD_RES_SUCCESS;
-}
-
-bool group_epoch_reweighted(const struct epoch_rec *prev, const struct epoch_rec *cur)
-{
-	if (prev->nr_nodes != cur->nr_nodes)
-		return false;
-	bool changed = false;
-	for (uint32_t i = 0; i < cur->nr_nodes; i++) {
-		const struct sd_node *c = &cur->nodes[i], *p = NULL;
-		for (uint32_t k = 0; k < prev->nr_nodes && !p; k++)
-			if (same_process(c, &prev->nodes[k]))
-				p = &prev->nodes[k];
-		if (!p)
-			return false; /* a membership change, chained as such */
-		if (c->nr_vnodes != p->nr_vnodes || c->fixed_vnodes != p->fixed_vnodes)
-			changed = true;
-	}
-	return changed;
 }
