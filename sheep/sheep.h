@@ -161,7 +161,8 @@ struct cop_wait {
 struct cluster_driver;
 struct cluster_ctx;
 struct ring;
-struct obj_lock;
+struct gw_state;
+struct snap_state;
 struct peer_pool;
 struct sheep_recovery;
 struct nbd_server;
@@ -219,15 +220,8 @@ struct sheep {
 	struct cop_wait *waits;
 	uint64_t next_token;
 
-	/* gateway */
-	pthread_mutex_t objlock_mu;
-	pthread_cond_t objlock_cond;
-	struct obj_lock *objlocks;
-	/* Versions of objects this sheep coordinates writes for (gateway.c). */
-	pthread_mutex_t vcache_mu;
-	struct gw_vcache_ent *vcache;
-	/* Commits of early-acknowledged writes, sent by a thread (gateway/commitq.c). */
-	struct gw_commitq *commitq;
+	/* gateway/: object locks, version cache, commit queue (gateway_priv.h) */
+	struct gw_state *gw;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */
@@ -241,9 +235,8 @@ struct sheep {
 	/* connections */
 	uint64_t next_conn_id;
 
-	/* snap/snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
-	pthread_mutex_t sweep_lock;
-	uint64_t sweep_failed_ns; /* when the last sweep failed (0: it did not); state_lock */
+	/* snap/: the sweep of pending and deleted VDIs (snap.c) */
+	struct snap_state *snap;
 };
 
 /* A request in flight: header, payload, reply. */

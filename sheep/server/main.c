@@ -29,6 +29,7 @@
 #include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"
 #include "sheep/nbd/nbd.h"
+#include "sheep/snap/snap.h"
 
 #define DEFAULT_VNODES 128
 
@@ -554,6 +555,8 @@ static int setup(struct sheep *s)
 		return ret;
 	if ((ret = gateway_init(s)))
 		return ret;
+	if ((ret = vdi_snap_init(s)))
+		return ret;
 	if ((ret = group_init(s)))
 		return ret;
 
@@ -669,6 +672,7 @@ int main(int argc, char **argv)
 	sd_wq_destroy(s->peer_wq);
 	sd_wq_destroy(s->fwd_wq);
 	gateway_fini(s);
+	vdi_snap_fini(s);
 	if (s->store)
 		store_close(s->store);
 	char pidpath[PATH_MAX];

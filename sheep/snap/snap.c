@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,19 +355,44 @@ static size_t collect_todo(struct sheep *s, bool want_pending, uint32_t *out, si
  * deletes and rollbacks always sweep. */
 #define SNAP_SWEEP_BACKOFF_NS (10ull * 1000000000ull)
 
+/* This module's state (s->snap, made by vdi_snap_init). */
+struct snap_state {
+	pthread_mutex_t sweep_lock;      /* one sweep at a time */
+	_Atomic uint64_t sweep_failed_ns; /* when the last sweep failed (0: it did not) */
+};
+
+int vdi_snap_init(struct sheep *s)
+{
+	s->snap = calloc(1, sizeof(*s->snap));
+	if (!s->snap)
+		return -ENOMEM;
+	pthread_mutex_init(&s->snap->sweep_lock, NULL);
+	return 0;
+}
+
+void vdi_snap_fini(struct sheep *s)
+{
+	if (!s->snap)
+		return;
+	pthread_mutex_destroy(&s->snap->sweep_lock);
+	free(s->snap);
+	s->snap = NULL;
+}
+
 static int sweep(struct sheep *s, bool force)
 {
+	struct snap_state *st = s->snap;
 	pthread_mutex_lock(&s->state_lock);
 	size_t todo = s->synced && s->ctime ? vdi_table_todo(&s->vdis) : 0;
-	bool wait = !force && s->sweep_failed_ns &&
-		    sd_now_ns() - s->sweep_failed_ns < SNAP_SWEEP_BACKOFF_NS;
 	pthread_mutex_unlock(&s->state_lock);
+	uint64_t failed = atomic_load(&st->sweep_failed_ns);
+	bool wait = !force && failed && sd_now_ns() - failed < SNAP_SWEEP_BACKOFF_NS;
 	if (!todo || wait)
 		return SD_RES_SUCCESS;
 	enum { BATCH = 256 };
 	uint32_t vids[BATCH];
 	int ret = SD_RES_SUCCESS;
-	pthread_mutex_lock(&s->sweep_lock);
+	pthread_mutex_lock(&st->sweep_lock);
 	for (int round = 0; round < 4; round++) {
 		ret = SD_RES_SUCCESS;
 		size_t n = collect_todo(s, true, vids, BATCH);
@@ -384,10 +410,8 @@ static int sweep(struct sheep *s, bool force)
 		if (ret == SD_RES_SUCCESS)
 			break;
 	}
-	pthread_mutex_unlock(&s->sweep_lock);
-	pthread_mutex_lock(&s->state_lock);
-	s->sweep_failed_ns = ret == SD_RES_SUCCESS ? 0 : sd_now_ns();
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&st->sweep_lock);
+	atomic_store(&st->sweep_failed_ns, ret == SD_RES_SUCCESS ? 0 : sd_now_ns());
 	return ret;
 }
 
