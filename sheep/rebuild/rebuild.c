@@ -577,10 +577,9 @@ static void drop_old(struct sheep_recovery *r, struct sheep_view *v)
 /* The cluster's enable flag, read under state_lock (never nested in r->mu). */
 static bool cluster_recovery_enabled(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool on = s->recovery_enabled;
-	pthread_mutex_unlock(&s->state_lock);
-	return on;
+	struct group_status st;
+	group_status(s, &st);
+	return st.recovery_enabled;
 }
 
 static void *rec_worker(void *arg)

@@ -663,11 +663,8 @@ int main(int argc, char **argv)
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
-	group_stop(s);
-	/* Wake workers blocked on cluster ops, then stop the pools. */
-	pthread_mutex_lock(&s->state_lock);
-	pthread_cond_broadcast(&s->state_cond);
-	pthread_mutex_unlock(&s->state_lock);
+	group_stop(s); /* wakes workers blocked on cluster ops */
+	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);
 	sd_wq_destroy(s->fwd_wq);
