@@ -38,7 +38,7 @@ struct sheep_opts {
 	uint64_t size;          /* -s/--size: capacity offered, 0 = the filesystem's (capacity.c) */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
-	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, see twophase.c */
+	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 };
 
