@@ -43,6 +43,10 @@ static void fill_state(struct sheep_recovery *r, struct sd_recovery_state *st)
 	st->objects = p.objects;
 	st->degraded = p.degraded;
 	st->lost = p.lost;
+	uint64_t lost[SD_RECOVERY_LOST_NAMED];
+	size_t nl = SD_MIN(recovery_lost_oids(r->eng, lost, SD_RECOVERY_LOST_NAMED),
+			   (size_t)SD_RECOVERY_LOST_NAMED);
+	memcpy(st->lost_oids, lost, nl * sizeof(lost[0])); /* packed: no pointer to it */
 	st->dropped = r->dropped;
 	st->repairs = (uint32_t)r->repairs;
 	st->need_bytes = p.need_bytes;
