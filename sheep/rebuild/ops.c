@@ -170,7 +170,7 @@ bool sheep_recovery_busy(struct sheep *s, uint64_t oid, uint8_t idx)
 	return busy;
 }
 
-void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
+void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx, bool stale)
 {
 	struct sheep_recovery *r = s->rec;
 	if (!r)
@@ -186,7 +186,13 @@ void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->mu);
-	sd_warn("checksum mismatch on %016llx fragment %u: queued for repair",
-		(unsigned long long)oid, idx);
+	/* A stale hint (a write acknowledged without this fragment) is the
+	 * expected aftermath of a member change: info, not a warning. */
+	if (stale)
+		sd_info("%016llx fragment %u left at an old version by a write: queued for repair",
+			(unsigned long long)oid, idx);
+	else
+		sd_warn("checksum mismatch on %016llx fragment %u: queued for repair",
+			(unsigned long long)oid, idx);
 }
 
