@@ -166,7 +166,7 @@ struct sheep {
 	 * listeners start (keeps peer/ below rebuild/): is fragment (oid, idx)
 	 * being rebuilt here; a read found a checksum mismatch on it. */
 	bool (*frag_busy)(struct sheep *s, uint64_t oid, uint8_t idx);
-	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx, bool stale);
 
 	/* connections */
 	uint64_t next_conn_id;

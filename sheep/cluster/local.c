@@ -25,8 +25,15 @@
  * Every 200 ms (timerfd) each member try-locks the other member files; the
  * first to get one appends a LEAVE for it and removes the file, both under
  * the log lock (LEAVEs of non-members are ignored, so a repeat is harmless).
- * A joiner first removes any dead entry with its addr:port, so a restarted
- * sheep's old self leaves before it joins; a live one makes join fail.
+ * A joiner first buries every dead member (LEAVE, file removed), its own
+ * former self included, and only then appends its JOIN; a live member with
+ * its addr:port makes join fail. So the members listed at a JOIN were all
+ * alive when it was appended (a file a reaper holds locked at that moment
+ * is buried by that reaper right after). After every member was killed at
+ * once (a power loss), the first sheep back is alone at its own JOIN and
+ * starts from its own state; a later one learns the state from it. A JOIN
+ * listing dead members instead made two restarted sheep each wait for the
+ * other's snapshot: neither alone, neither synced, forever.
  *
  * Compaction: once the log holds more than 1 MiB past base and every member
  * has read it all, a member rewrites it as one synthetic JOIN per current
@@ -297,17 +304,17 @@ static int bury(struct cluster_ctx *c, int fd, const char *name)
 }
 
 /* Try-lock the member files (and joiners' temp files) of others; bury the
- * dead. same_addr: only those with self's addr:port, and fail with
- * -EADDRINUSE when one of them is alive (join); caller holds the log lock
- * then. Otherwise (the timer) the log lock is taken per dead member. */
-static int probe(struct cluster_ctx *c, bool same_addr)
+ * dead. joining: the caller (join) holds the log lock; every dead member is
+ * buried, and a live one with self's addr:port fails it with -EADDRINUSE.
+ * Otherwise (the timer) the log lock is taken per dead member. */
+static int probe(struct cluster_ctx *c, bool joining)
 {
 	DIR *d = sd_opendirat(c->dirfd, ".");
 	if (!d)
 		return -errno;
 	char prefix[160];
 	size_t plen = 0;
-	if (same_addr) {
+	if (joining) {
 		member_name(&c->self, prefix, sizeof(prefix));
 		plen = strrchr(prefix, '_') - prefix + 1; /* "m.ADDR_PORT_" */
 	}
@@ -317,13 +324,14 @@ static int probe(struct cluster_ctx *c, bool same_addr)
 		const char *n = de->d_name;
 		if (strncmp(n, "m.", 2) && strncmp(n, "t.", 2))
 			continue;
-		if (!strcmp(n, c->memname) || (same_addr && strncmp(n, prefix, plen)))
+		if (!strcmp(n, c->memname))
 			continue;
 		int fd = openat(c->dirfd, n, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		if (flock(fd, LOCK_EX | LOCK_NB)) {
-			if (same_addr && n[0] == 'm') {
+			/* alive, or held by a reaper that buries it next */
+			if (joining && n[0] == 'm' && !strncmp(n, prefix, plen)) {
 				sd_err("local cluster: a live sheep already uses %s:%u", c->self.addr,
 				       c->self.port);
 				r = -EADDRINUSE;
@@ -331,7 +339,7 @@ static int probe(struct cluster_ctx *c, bool same_addr)
 			close(fd);
 			continue;
 		}
-		if (same_addr) {
+		if (joining) {
 			r = bury(c, fd, n);
 		} else {
 			r = lock_log(c, LOCK_EX);
@@ -627,8 +635,10 @@ fail:
 	return r;
 }
 
-/* Under the log lock: drop a dead former self, publish our member file
- * (locked for life), then append our JOIN. */
+/* Under the log lock: bury every dead member (a dead former self among
+ * them), publish our member file (locked for life), then append our JOIN.
+ * So a JOIN never lists a member that was dead when it was appended (see
+ * the top of the file). */
 static int join_once(struct cluster_ctx *c)
 {
 	int r = lock_log(c, LOCK_EX);
