@@ -18,7 +18,6 @@
 #include "sheep/store/capacity.h"
 #include "sheep/http/http.h"
 #include "sheep/metrics/metrics.h"
-#include "sheep/scrub/scrub.h"
 #include "sheep/sheep.h"
 #include "sheep/store/store.h"
 
@@ -78,9 +77,14 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 		sheep_capacity(s, &st.capacity, &st.free_bytes);
 		store_space(s->store, &fs, &st.own_bytes);
 		st.checksum_errors = store_checksum_errors(s->store);
+		/* The scrub's counters, as dog node stat gets them (the scrub
+		 * sits above http/). */
 		struct sd_store_stat sst;
+		struct sd_req sreq;
+		struct sd_rsp srsp;
 		memset(&sst, 0, sizeof(sst));
-		sheep_scrub_stat(s, &sst);
+		req_init(&sreq, SD_OP_STAT, sizeof(sst));
+		ask_self(s, &sreq, &srsp, &sst, sizeof(sst));
 		st.csum_found = sst.csum_found;
 		st.csum_repaired = sst.csum_repaired;
 		st.scrub_enabled = sst.scrub_enabled != 0;
