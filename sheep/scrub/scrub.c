@@ -20,6 +20,9 @@ struct scrub_frag {
 	uint64_t oid;
 	uint32_t frag_size;
 	uint8_t idx;
+	/* watch list only: when to verify it again, and the current backoff */
+	uint64_t next_ms;
+	uint32_t delay_ms;
 };
 
 struct sheep_scrub {
@@ -96,9 +99,12 @@ void sheep_scrub_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
 		if (!seen) {
 			sc->found++;
 			if (sc->nr_watch < SCRUB_WATCH_MAX) {
-				sc->watch[sc->nr_watch].oid = oid;
-				sc->watch[sc->nr_watch].idx = idx;
-				sc->nr_watch++;
+				struct scrub_frag *w = &sc->watch[sc->nr_watch++];
+				memset(w, 0, sizeof(*w));
+				w->oid = oid;
+				w->idx = idx;
+				w->delay_ms = 1000;
+				w->next_ms = sd_now_ns() / 1000000ull + w->delay_ms;
 			}
 		}
 		pthread_mutex_unlock(&sc->mu);
@@ -106,28 +112,39 @@ void sheep_scrub_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
 	sheep_recovery_report_bad(s, oid, idx);
 }
 
-/* Verify the watched fragments again: count those now good as repaired. */
+/* Verify the watched fragments that are due again: count those now good
+ * as repaired; a still bad one waits twice as long (1 s up to 60 s), so a
+ * repair that cannot happen (recovery disabled) costs little. */
 static void recheck_watched(struct sheep_scrub *sc)
 {
+	uint64_t now = sd_now_ns() / 1000000ull;
 	pthread_mutex_lock(&sc->mu);
-	unsigned n = sc->nr_watch;
+	unsigned n = 0;
 	struct scrub_frag w[SCRUB_WATCH_MAX];
-	memcpy(w, sc->watch, n * sizeof(w[0]));
+	for (unsigned k = 0; k < sc->nr_watch; k++)
+		if (sc->watch[k].next_ms <= now)
+			w[n++] = sc->watch[k];
 	pthread_mutex_unlock(&sc->mu);
 	for (unsigned k = 0; k < n; k++) {
 		int rc = store_verify(sc->s->store, w[k].oid, w[k].idx);
-		if (rc == -EIO)
-			continue;
 		pthread_mutex_lock(&sc->mu);
 		for (unsigned j = 0; j < sc->nr_watch; j++) {
-			if (sc->watch[j].oid != w[k].oid || sc->watch[j].idx != w[k].idx)
+			struct scrub_frag *e = &sc->watch[j];
+			if (e->oid != w[k].oid || e->idx != w[k].idx)
 				continue;
-			sc->watch[j] = sc->watch[--sc->nr_watch];
+			if (rc == -EIO) {
+				e->delay_ms = SD_MIN(e->delay_ms * 2, 60000u);
+				e->next_ms = sd_now_ns() / 1000000ull + e->delay_ms;
+				break;
+			}
+			*e = sc->watch[--sc->nr_watch];
 			if (rc == 0)
 				sc->repaired++;
 			break;
 		}
 		pthread_mutex_unlock(&sc->mu);
+		if (rc == -EIO)
+			continue;
 		if (rc == 0)
 			sd_notice("scrub: %016" PRIx64 " fragment %u verifies again: repaired",
 				  w[k].oid, w[k].idx);
@@ -271,7 +288,7 @@ int sheep_scrub_start(struct sheep *s, const struct sheep_scrub_opts *o)
 	pthread_condattr_destroy(&ca);
 	s->scrub = sc;
 	if (pthread_create(&sc->thr, NULL, scrub_main, sc)) {
-		sheep_scrub_stop(s);
+		sheep_scrub_fini(s);
 		return -EAGAIN;
 	}
 	sc->started = true;
@@ -291,6 +308,15 @@ void sheep_scrub_stop(struct sheep *s)
 	pthread_mutex_unlock(&sc->mu);
 	if (sc->started)
 		pthread_join(sc->thr, NULL);
+	sc->started = false;
+}
+
+void sheep_scrub_fini(struct sheep *s)
+{
+	struct sheep_scrub *sc = s->scrub;
+	if (!sc)
+		return;
+	sheep_scrub_stop(s);
 	s->scrub = NULL;
 	pthread_cond_destroy(&sc->cond);
 	pthread_mutex_destroy(&sc->mu);

@@ -47,7 +47,11 @@ int sheep_scrub_parse(const char *arg, struct sheep_scrub_opts *o);
 
 /* Start the thread (nothing for a gateway-only node). 0 or -errno. */
 int sheep_scrub_start(struct sheep *s, const struct sheep_scrub_opts *o);
+/* Stop the thread (before recovery stops: it calls into recovery). The
+ * counters stay for workers still reporting until sheep_scrub_fini(),
+ * once no worker runs. */
 void sheep_scrub_stop(struct sheep *s);
+void sheep_scrub_fini(struct sheep *s);
 
 /* A checksum mismatch on local fragment (oid, idx), found by anyone:
  * count it, watch it, and ask recovery to rebuild it. Any thread. */

@@ -581,6 +581,14 @@ static int setup(struct sheep *s)
 	s->frag_busy = sheep_recovery_busy;
 	s->frag_bad = sheep_recovery_report_bad;
 	s->frag_csum_bad = sheep_scrub_report_bad;
+	/* The background scrub of this node's fragments (sheep/scrub/scrub.c):
+	 * before the listeners, so peer workers find it in place. It waits
+	 * for the cluster to be formatted. */
+	struct sheep_scrub_opts so = {0};
+	if (s->opt.scrub)
+		sheep_scrub_parse(s->opt.scrub, &so);
+	if ((ret = sheep_scrub_start(s, &so)))
+		return ret;
 	if ((ret = conn_listen(s)))
 		return ret;
 	/*
@@ -606,12 +614,6 @@ static int setup(struct sheep *s)
 		return ret;
 	/* recovery hook: one recovery thread per data node (sheep/rebuild/rebuild.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
-		return ret;
-	/* the background scrub of this node's fragments (sheep/scrub/scrub.c) */
-	struct sheep_scrub_opts so = {0};
-	if (s->opt.scrub)
-		sheep_scrub_parse(s->opt.scrub, &so);
-	if ((ret = sheep_scrub_start(s, &so)))
 		return ret;
 	/* Last, so /api/status finds the sheep listening and joined. */
 	if (s->opt.http_port && (ret = sheep_http_start(s, s->opt.bind_addr, s->opt.http_port)))
@@ -693,6 +695,7 @@ int main(int argc, char **argv)
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);
 	sd_wq_destroy(s->fwd_wq);
+	sheep_scrub_fini(s); /* no worker can report a bad fragment any more */
 	gateway_fini(s);
 	if (s->store)
 		store_close(s->store);
