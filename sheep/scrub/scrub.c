@@ -61,10 +61,13 @@ int sheep_scrub_parse(const char *arg, struct sheep_scrub_opts *o)
 		return 0;
 	}
 	char buf[128];
-	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+	if (!*arg || snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
 		return -EINVAL;
-	char *save = NULL;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	/* Comma-separated parts, none empty. */
+	for (char *t = buf, *next; t; t = next) {
+		next = strchr(t, ',');
+		if (next)
+			*next++ = '\0';
 		uint64_t v;
 		if (!strncmp(t, "rate=", 5)) {
 			if (sd_parse_size(t + 5, &v) || v == 0)
@@ -74,7 +77,7 @@ int sheep_scrub_parse(const char *arg, struct sheep_scrub_opts *o)
 			char *end;
 			errno = 0;
 			v = strtoull(t + 6, &end, 10);
-			if (errno || end == t + 6 || *end || v > 30 * 86400)
+			if (errno || end == t + 6 || *end || t[6] == '-' || v > 30 * 86400)
 				return -EINVAL;
 			o->pause = (uint32_t)v;
 			o->pause_set = true;
