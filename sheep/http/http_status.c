@@ -15,6 +15,7 @@
 #include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "lib/version.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/store/capacity.h"
 #include "sheep/http/http.h"
 #include "sheep/metrics/metrics.h"
@@ -64,14 +65,14 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 	    .port = s->self.port,
 	    .zone = s->self.zone,
 	};
-	pthread_mutex_lock(&s->state_lock);
-	st.epoch = s->epoch;
-	st.members = s->view ? (uint32_t)s->view->nr_nodes : 0;
-	st.zones = s->view ? s->view->nr_zones : 0;
-	st.formatted = s->ctime != 0;
-	st.recovery_enabled = s->recovery_enabled;
-	st.vdis = (uint32_t)s->vdis.nr;
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status gs;
+	group_status(s, &gs);
+	st.epoch = gs.epoch;
+	st.members = gs.nr_nodes;
+	st.zones = gs.nr_zones;
+	st.formatted = gs.ctime != 0;
+	st.recovery_enabled = gs.recovery_enabled;
+	st.vdis = (uint32_t)gs.nr_vdis;
 	if (s->store) {
 		uint64_t fs = 0;
 		sheep_capacity(s, &st.capacity, &st.free_bytes);

@@ -30,6 +30,7 @@
 #include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"
 #include "sheep/nbd/nbd.h"
+#include "sheep/snap/snap.h"
 
 #define DEFAULT_VNODES 128
 
@@ -571,6 +572,8 @@ static int setup(struct sheep *s)
 		return ret;
 	if ((ret = gateway_init(s)))
 		return ret;
+	if ((ret = vdi_snap_init(s)))
+		return ret;
 	if ((ret = group_init(s)))
 		return ret;
 
@@ -687,16 +690,14 @@ int main(int argc, char **argv)
 		nbd_stop(s);
 	sheep_scrub_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
-	group_stop(s);
-	/* Wake workers blocked on cluster ops, then stop the pools. */
-	pthread_mutex_lock(&s->state_lock);
-	pthread_cond_broadcast(&s->state_cond);
-	pthread_mutex_unlock(&s->state_lock);
+	group_stop(s); /* wakes workers blocked on cluster ops */
+	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);
 	sd_wq_destroy(s->fwd_wq);
 	sheep_scrub_fini(s); /* no worker can report a bad fragment any more */
 	gateway_fini(s);
+	vdi_snap_fini(s);
 	if (s->store)
 		store_close(s->store);
 	char pidpath[PATH_MAX];

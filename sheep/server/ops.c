@@ -134,11 +134,11 @@ static int do_discard_obj(struct sheep *s, struct request *r)
 
 static int do_cluster_default(struct sheep *s, struct request *r)
 {
-	pthread_mutex_lock(&s->state_lock);
-	r->rsp.cluster.nr_copies = s->def_copies;
-	r->rsp.cluster.copy_policy = s->def_policy;
-	r->rsp.cluster.block_size_shift = s->def_shift;
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status st;
+	group_status(s, &st);
+	r->rsp.cluster.nr_copies = st.def_copies;
+	r->rsp.cluster.copy_policy = st.def_policy;
+	r->rsp.cluster.block_size_shift = st.def_shift;
 	return SD_RES_SUCCESS;
 }
 
@@ -210,10 +210,9 @@ static int do_make_fs(struct sheep *s, struct request *r)
 		return SD_RES_INVALID_PARMS;
 	if (ec_policy_is_ec(&pol) && ((1u << f.shift) % pol.d))
 		return SD_RES_INVALID_PARMS;
-	pthread_mutex_lock(&s->state_lock);
-	bool synced = s->synced;
-	pthread_mutex_unlock(&s->state_lock);
-	if (!synced)
+	struct group_status st;
+	group_status(s, &st);
+	if (!st.synced)
 		return SD_RES_WAIT_FOR_JOIN;
 	return group_cluster_op(s, &f, sizeof(f), NULL);
 }
@@ -315,19 +314,17 @@ static int do_stat_cluster(struct sheep *s, struct request *r)
 	if (r->hdr.data_length && r->hdr.data_length < SD_EPOCH_LOG_SIZE)
 		return SD_RES_INVALID_PARMS;
 	uint32_t max = SD_MIN(r->hdr.data_length, SD_MAX_PAYLOAD) / (uint32_t)SD_EPOCH_LOG_SIZE;
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t n = SD_MIN(max, (uint32_t)s->nr_epochs);
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status st;
+	group_status(s, &st);
+	uint32_t n = SD_MIN(max, (uint32_t)st.nr_epochs);
 	void *buf = ops_reply_buf(r, (uint32_t)(n * SD_EPOCH_LOG_SIZE));
 	if (!buf)
 		return SD_RES_NO_MEM;
 	int status = 0;
 	r->rlen = (uint32_t)group_cluster_info(s, buf, n * SD_EPOCH_LOG_SIZE, &status);
 	r->keep_rdata = true; /* dog shows the history with the status */
-	pthread_mutex_lock(&s->state_lock);
-	bool synced = s->synced;
-	pthread_mutex_unlock(&s->state_lock);
-	if (!synced)
+	group_status(s, &st);
+	if (!st.synced)
 		return SD_RES_WAIT_FOR_JOIN;
 	return status == 2 ? SD_RES_SHUTDOWN
 	       : status == 3 ? SD_RES_WAIT_FOR_JOIN
@@ -394,36 +391,27 @@ static int do_obj_location(struct sheep *s, struct request *r)
  * epoch's start time as a u64, as Sheepdog's; NO_TAG when not logged. */
 static int do_get_epoch(struct sheep *s, struct request *r)
 {
-	uint32_t want = r->hdr.obj.tgt_epoch;
-	int ret = SD_RES_NO_TAG;
-	pthread_mutex_lock(&s->state_lock);
-	for (size_t i = 0; i < s->nr_epochs; i++) {
-		if (s->epochs[i].epoch != want)
-			continue;
-		uint32_t nr = SD_MIN(s->epochs[i].nr_nodes, (uint32_t)SD_WIRE_MAX_NODES);
-		uint32_t len = nr * (uint32_t)sizeof(struct sd_wire_node) + (uint32_t)sizeof(uint64_t);
-		if (len > r->hdr.data_length) {
-			ret = SD_RES_INVALID_PARMS;
-			break;
-		}
-		char *buf = ops_reply_buf(r, len);
-		if (!buf) {
-			ret = SD_RES_NO_MEM;
-			break;
-		}
+	struct sd_node *nodes;
+	size_t nr_nodes;
+	uint64_t t;
+	int ret = group_epoch_nodes(s, r->hdr.obj.tgt_epoch, &nodes, &nr_nodes, &t);
+	if (ret)
+		return ret == -ENOENT ? SD_RES_NO_TAG : SD_RES_NO_MEM;
+	uint32_t nr = SD_MIN((uint32_t)nr_nodes, (uint32_t)SD_WIRE_MAX_NODES);
+	uint32_t len = nr * (uint32_t)sizeof(struct sd_wire_node) + (uint32_t)sizeof(uint64_t);
+	char *buf = len > r->hdr.data_length ? NULL : ops_reply_buf(r, len);
+	ret = len > r->hdr.data_length ? SD_RES_INVALID_PARMS : !buf ? SD_RES_NO_MEM : SD_RES_SUCCESS;
+	if (ret == SD_RES_SUCCESS) {
 		for (uint32_t k = 0; k < nr; k++) {
 			struct sd_wire_node w;
-			sd_node_to_wire(&s->epochs[i].nodes[k], &w);
+			sd_node_to_wire(&nodes[k], &w);
 			memcpy(buf + (size_t)k * sizeof(w), &w, sizeof(w));
 		}
-		uint64_t t = s->epochs[i].time;
 		memcpy(buf + (size_t)nr * sizeof(struct sd_wire_node), &t, sizeof(t));
 		r->rlen = len;
 		r->rsp.node.nr_nodes = nr;
-		ret = SD_RES_SUCCESS;
-		break;
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	free(nodes);
 	return ret;
 }
 
