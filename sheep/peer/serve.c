@@ -288,7 +288,9 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		commit_prev(s, req);
 		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version);
-		if (ret == -EIO && s->frag_bad)
+		if (ret == -EIO && s->frag_csum_bad)
+			s->frag_csum_bad(s, req->obj.oid, req->obj.ec_index);
+		else if (ret == -EIO && s->frag_bad)
 			s->frag_bad(s, req->obj.oid, req->obj.ec_index, false);
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
