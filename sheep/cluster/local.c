@@ -22,15 +22,30 @@
  * sequence of JOIN, LEAVE and MSG (virtual synchrony); the member list is
  * the JOIN order minus LEAVEs, oldest first. A joiner replays the log from
  * base silently up to its own JOIN, which it delivers with the full list.
- * Every 200 ms (timerfd) each member try-locks the other member files; the
- * first to get one appends a LEAVE for it and removes the file, both under
- * the log lock (LEAVEs of non-members are ignored, so a repeat is harmless).
+ * Failure detection (timerfd): every 200 ms the oldest member try-locks
+ * every other member file and the others try-lock the oldest's; every
+ * member also sweeps all files every 5 s (a stopped oldest member must not
+ * hide the deaths of the others for longer). The first to get a lock
+ * appends a LEAVE for it and removes the file, both under the log lock
+ * (LEAVEs of non-members are ignored, so a repeat is harmless). Probing
+ * every file from every member every tick was O(N^2) opens and flocks per
+ * tick for the machine.
  * A joiner first removes any dead entry with its addr:port, so a restarted
  * sheep's old self leaves before it joins; a live one makes join fail.
  *
  * Compaction: once the log holds more than 1 MiB past base and every member
  * has read it all, a member rewrites it as one synthetic JOIN per current
  * member ending at the same lsn and renames it over the old one.
+ *
+ * Wake-ups: an inotify watch on the log file (appends) and on the
+ * directory for renames (a compacted log, a member file put in place).
+ * Member files are not watched: every member rewrites its read position
+ * after each batch, and waking every member for that was N^2 wake-ups (and
+ * shared flocks starving the exclusive one of a joiner) per record. When
+ * no inotify instance can be had (fs.inotify.max_user_instances, 128 per
+ * user by default, is shared by everything the user runs), the driver
+ * logs it and polls the log header every 50 ms instead, without the lock
+ * when nothing is new.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +77,8 @@
 #define REC_MAGIC 0x4c434f4cu /* "LOCL" */
 #define LOG_HDR 64u
 #define PROBE_MS 200
+#define SWEEP_MS 5000 /* every member probes every file at least this often */
+#define POLL_MS 50    /* the timer without inotify */
 #define COMPACT_MIN (1u << 20)
 #define READ_BATCH (4u << 20)
 
@@ -101,7 +118,11 @@ struct cluster_ctx {
 	pthread_mutex_t mu; /* flock does not exclude threads sharing lockfd */
 	int dirfd, lockfd, logfd, memfd;
 	ino_t log_ino;
-	int inofd, timerfd, epfd;
+	int inofd, timerfd, epfd; /* inofd -1: polling */
+	int log_wd;		  /* inotify watch of the log file, or -1 */
+	ino_t watched_ino;	  /* the log inode log_wd watches */
+	unsigned tick_ms;	  /* timer period */
+	unsigned probe_acc, sweep_acc; /* ms since the last probe, sweep */
 	char memname[160];
 	bool joined;   /* join() done, leave() not */
 	bool in_group; /* own JOIN delivered */
@@ -346,6 +367,27 @@ static int probe(struct cluster_ctx *c, bool same_addr)
 	return r;
 }
 
+/* Try-lock one member's file (the oldest's, from the timer); bury it when
+ * its owner is dead. A missing file was buried or left already. */
+static int probe_member(struct cluster_ctx *c, const struct sd_node *n)
+{
+	char name[160];
+	member_name(n, name, sizeof(name));
+	int fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int r = 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		r = lock_log(c, LOCK_EX);
+		if (!r) {
+			r = bury(c, fd, name);
+			unlock_log(c);
+		}
+	}
+	close(fd);
+	return r;
+}
+
 static void publish_pos(struct cluster_ctx *c)
 {
 	if (c->memfd < 0 || c->published == c->pos)
@@ -395,11 +437,27 @@ static void process(struct cluster_ctx *c, const struct rec_hdr *rh, const uint8
 	}
 }
 
+/* Without the lock: true when the log is the one we read and ends where
+ * we are. An append moves end after writing the record, and wakes us (or
+ * the next poll finds it), so a stale answer only delays to that wake-up. */
+static bool log_unchanged(struct cluster_ctx *c)
+{
+	struct stat sb;
+	struct log_hdr h;
+	if (c->logfd < 0 || fstatat(c->dirfd, "log", &sb, 0) || sb.st_ino != c->log_ino)
+		return false;
+	if (pread_full(c->logfd, &h, sizeof(h), 0) || memcmp(h.magic, LOG_MAGIC, sizeof(h.magic)))
+		return false;
+	return h.id == c->log_id && h.end == c->pos;
+}
+
 /* Read records [pos, end) in batches and deliver them, outside the lock. */
 static int read_log(struct cluster_ctx *c)
 {
 	uint8_t *buf = NULL;
 	int r = 0;
+	if (log_unchanged(c))
+		return 0;
 	for (;;) {
 		struct log_hdr h;
 		r = lock_log(c, LOCK_SH);
@@ -525,6 +583,28 @@ out:
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Keep the inotify watch on the current log file (compaction replaces it;
+ * the directory watch reports the rename). */
+static void watch_log(struct cluster_ctx *c)
+{
+	struct stat sb;
+	char path[sizeof(c->dir) + 8];
+	if (c->inofd < 0 || fstatat(c->dirfd, "log", &sb, 0) ||
+	    (c->log_wd >= 0 && sb.st_ino == c->watched_ino))
+		return;
+	snprintf(path, sizeof(path), "%s/log", c->dir);
+	int wd = inotify_add_watch(c->inofd, path, IN_MODIFY);
+	if (wd < 0) {
+		sd_warn("local cluster: cannot watch %s: %s (the 200 ms timer reads it)", path,
+			strerror(errno));
+		return;
+	}
+	if (c->log_wd >= 0 && c->log_wd != wd)
+		inotify_rm_watch(c->inofd, c->log_wd);
+	c->log_wd = wd;
+	c->watched_ino = sb.st_ino; /* a rename since the add: its event wakes us again */
+}
+
 /* ---- the driver ---- */
 
 static int parse_options(const char *opts, char *dir, size_t len)
@@ -572,6 +652,7 @@ static int local_init(struct cluster_ctx **out, const char *options, const struc
 	if (!c)
 		return -ENOMEM;
 	c->dirfd = c->lockfd = c->logfd = c->memfd = c->inofd = c->timerfd = c->epfd = -1;
+	c->log_wd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	c->self = *self;
 	c->self.addr[sizeof(c->self.addr) - 1] = '\0';
@@ -597,25 +678,35 @@ static int local_init(struct cluster_ctx **out, const char *options, const struc
 		goto fail;
 	}
 	c->lockfd = openat(c->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	c->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	c->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (c->lockfd < 0 || c->inofd < 0 || c->timerfd < 0 || c->epfd < 0) {
+	if (c->lockfd < 0 || c->timerfd < 0 || c->epfd < 0) {
 		r = -errno;
 		goto fail;
 	}
-	/* Any change in the directory (an append, a member coming or going)
-	 * wakes the loop; the timer paces failure detection. */
-	if (inotify_add_watch(c->inofd, c->dir,
-			      IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0) {
-		r = -errno;
-		goto fail;
+	/* Appends to the log and renames in the directory wake the loop (the
+	 * log watch is added by watch_log()); the timer paces failure
+	 * detection, and polls the log when inotify cannot be had. */
+	c->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (c->inofd >= 0 && inotify_add_watch(c->inofd, c->dir, IN_MOVED_TO | IN_CREATE) < 0) {
+		close(c->inofd);
+		c->inofd = -1;
 	}
-	struct itimerspec its = {{0, PROBE_MS * 1000000L}, {0, PROBE_MS * 1000000L}};
+	if (c->inofd < 0) {
+		r = -errno;
+		if (r != -EMFILE && r != -ENFILE && r != -ENOSPC && r != -ENOMEM)
+			goto fail;
+		sd_warn("local cluster: no inotify for %s (%s; fs.inotify.max_user_instances and "
+			"max_user_watches are per user): polling the log every %d ms instead",
+			c->dir, strerror(-r), POLL_MS);
+		r = 0;
+	}
+	c->tick_ms = c->inofd >= 0 ? PROBE_MS : POLL_MS;
+	struct itimerspec its = {{0, c->tick_ms * 1000000L}, {0, c->tick_ms * 1000000L}};
 	struct epoll_event e1 = {.events = EPOLLIN, .data.fd = c->inofd};
 	struct epoll_event e2 = {.events = EPOLLIN, .data.fd = c->timerfd};
 	if (timerfd_settime(c->timerfd, 0, &its, NULL) ||
-	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->inofd, &e1) ||
+	    (c->inofd >= 0 && epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->inofd, &e1)) ||
 	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->timerfd, &e2)) {
 		r = -errno;
 		goto fail;
@@ -704,6 +795,8 @@ static int local_join(struct cluster_ctx *c)
 	}
 	if (r)
 		sd_err("local cluster: cannot join in %s: %s", c->dir, strerror(-r));
+	else
+		watch_log(c);
 	return r;
 }
 
@@ -744,25 +837,48 @@ static int local_get_fd(struct cluster_ctx *c)
 	return c->epfd;
 }
 
+/* Failure detection on a timer tick (see the top of the file). */
+static void detect_failures(struct cluster_ctx *c, unsigned ms)
+{
+	c->probe_acc += ms;
+	c->sweep_acc += ms;
+	if (c->probe_acc < PROBE_MS)
+		return;
+	c->probe_acc = 0;
+	int r = 0;
+	bool oldest = c->in_group && c->nr_members && same_node(&c->members[0], &c->self);
+	if (oldest || c->sweep_acc >= SWEEP_MS) {
+		c->sweep_acc = 0;
+		r = probe(c, false);
+	} else if (c->in_group && c->nr_members) {
+		r = probe_member(c, &c->members[0]);
+	}
+	if (r)
+		sd_warn("local cluster: failure detection: %s", strerror(-r));
+}
+
 static int local_dispatch(struct cluster_ctx *c)
 {
 	char evbuf[4096] __attribute__((aligned(8)));
-	while (read(c->inofd, evbuf, sizeof(evbuf)) > 0)
+	while (c->inofd >= 0 && read(c->inofd, evbuf, sizeof(evbuf)) > 0)
 		;
+	watch_log(c);
 	uint64_t ticks = 0;
 	if (read(c->timerfd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		ticks = 0;
-	if (ticks && c->joined) {
-		int r = probe(c, false);
-		if (r)
-			sd_warn("local cluster: failure detection: %s", strerror(-r));
-	}
+	if (ticks && c->joined)
+		detect_failures(c, (unsigned)(ticks * c->tick_ms));
 	if (!c->joined && !c->in_group)
 		return 0;
 	int r = read_log(c);
 	if (ticks)
 		maybe_compact(c);
 	return r;
+}
+
+bool cluster_local_polling(const struct cluster_ctx *c)
+{
+	return c->inofd < 0;
 }
 
 const struct cluster_driver cluster_local_driver = {
