@@ -48,7 +48,8 @@ void sheep_capacity_show_vnodes(const struct sheep_view *v, struct sd_node *node
 		struct placement_node *pn = calloc(v->nr_data ? v->nr_data : 1, sizeof(*pn));
 		derived = calloc(v->nr_data ? v->nr_data : 1, sizeof(*derived));
 		for (size_t j = 0; pn && derived && j < v->nr_data; j++) {
-			snprintf(pn[j].id, sizeof(pn[j].id), "%s:%u", v->data[j].addr, v->data[j].port);
+			snprintf(pn[j].id, sizeof(pn[j].id), "%s:%u", v->data[j].addr,
+				 v->data[j].port);
 			pn[j].zone = v->data[j].zone;
 			pn[j].weight = v->data[j].space;
 			pn[j].vnodes = v->data[j].fixed_vnodes ? v->data[j].nr_vnodes : 0;
@@ -69,9 +70,10 @@ void sheep_capacity_show_vnodes(const struct sheep_view *v, struct sd_node *node
 			    v->data[j].port != nodes[i].port)
 				continue;
 			/* sheep/ring.c hands placement's ring out as struct ring. */
-			int n = derived ? derived[j]
-					: placement_vnodes(
-					      (const struct placement_ring *)(const void *)v->ring, j);
+			int n = derived
+				    ? derived[j]
+				    : placement_vnodes(
+					  (const struct placement_ring *)(const void *)v->ring, j);
 			if (n > 0 && n <= UINT16_MAX)
 				nodes[i].nr_vnodes = (uint16_t)n;
 			break;
