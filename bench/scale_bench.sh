@@ -139,6 +139,14 @@ run() {
 	t1=$(now)
 	if [ $ok = 0 ]; then
 		printf '%-10s %4d  not all members after 120 s (sheep 0 lists %s)\n' "$drv" "$n" "$(members 0)"
+		local keep
+		keep=$(mktemp -d "/tmp/scale_bench.$drv.$n.XXXXXX")
+		for ((i = 0; i < n; i++)); do
+			cp "$SD_TEST_DIR/n/$i/sheep.log" "$keep/$i.log" 2>/dev/null
+			cp "$SD_TEST_DIR/n/$i.out" "$keep/$i.out" 2>/dev/null
+		done
+		"$DOG" node list -r -a 127.0.0.1 -p 7000 >"$keep/node-list-0" 2>&1
+		echo "# the sheep logs are kept in $keep"
 		stop_sheep
 		return 1
 	fi
