@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/scrub/scrub.h"
 #include "sheep/sheep.h"
@@ -179,10 +180,9 @@ static int list_one(const struct store_meta *m, void *arg)
 
 static bool formatted(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool f = s->ctime != 0 && !s->waiting;
-	pthread_mutex_unlock(&s->state_lock);
-	return f;
+	struct group_status st;
+	group_status(s, &st);
+	return st.ctime != 0 && !st.waiting;
 }
 
 /*
