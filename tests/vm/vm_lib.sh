@@ -132,6 +132,8 @@ vm_qmp() {
 	python3 "$SD_TOP/tests/vm/qmp.py" "$SD_TEST_DIR/$1.qmp" "${@:2}"
 }
 
+vm_qmp_quiet() { vm_qmp "$@" >/dev/null; }
+
 # vm_check_volume IDX NAME CONSOLE...: read VDI NAME through sheep IDX and
 # check, outside the guest, that every file the guest acknowledged
 # ("SDVM ack FILE SHA256" on the consoles) is in the volume's ext4 with that

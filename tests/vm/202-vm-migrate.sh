@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# 202-vm-migrate.sh - live migration of a running VM between two qemu-system-x86_64 processes attached to two sheep (source NAME through sheep 0, destination NAME:handover through sheep 1, migrate over tcp on localhost) while the guest writes with fsync; the destination takes the lock at its first write; the source, resumed afterwards, is fenced (its writes fail, none lands); every acknowledged file verified in the guest and outside it.
+# timeout: 500
+. "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/nbd_lib.sh"
+. "$SD_TOP/tests/vm/vm_lib.sh"
+
+nbd_cluster 3 2:1
+for i in 0 1 2; do nbd_wait_nbd $i || bail "no NBD on sheep $i"; done
+vm_build_initrd
+vm_make_ext4 0 vm1 64M
+
+N=60
+guest="sdvm.mode=write sdvm.n=$N sdvm.kb=128 sdvm.pause=0.3"
+mport=$(sd_nbd_port 45)
+vm_start src "$(vm_nbd_blockdev 0 vm1)" "$guest"
+check "source VM (through sheep 0) writes" vm_wait src '^SDVM ack f3 '
+# The destination, as on another host: same machine, its own sheep, the
+# volume opened as NAME:handover while the source holds the lock.
+vm_start dst "$(vm_nbd_blockdev 1 vm1:handover)" "$guest" -incoming "tcp:127.0.0.1:$mport"
+# (Not probed with a connection: the first one to the port is the stream.)
+check "the destination QEMU waits for the migration (status inmigrate)" \
+	bash -c "python3 '$SD_TOP/tests/vm/qmp.py' '$SD_TEST_DIR/dst.qmp' '{\"execute\":\"query-status\"}' | grep -q '\"inmigrate\"'"
+check_eq "before the migration the source's sheep 0 holds the lock" "vm1 127.0.0.1:$(sd_port 0) nbd" \
+	"$(dogn 2 vdi lock list -r | awk '{ print $1, $3, $4 }')"
+
+vm_qmp src '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1073741824}}' >/dev/null ||
+	bail "migrate-set-parameters"
+before=$(vm_acks src)
+t0=$(date +%s.%N)
+check "migrate started" vm_qmp_quiet src "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$mport\"}}"
+st=""
+for _ in $(seq 600); do
+	st=$(vm_qmp src '{"execute":"query-migrate"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["return"].get("status",""))')
+	case $st in completed|failed|cancelled) break ;; esac
+	sleep 0.2
+done
+check_eq "migration completed" completed "$st"
+on_src=$(vm_acks src)
+log "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "migration took %.1f s", b - a }'); acks on the source: $before before, $on_src at the end"
+check "the guest wrote during the migration (on the source)" test "$on_src" -gt "$before"
+
+# The guest goes on on the destination; its first write takes the lock.
+check "the guest writes on the destination" vm_wait dst "^SDVM ack f$((on_src + 1)) " 120
+check_eq "the destination's sheep 1 holds the lock" "vm1 127.0.0.1:$(sd_port 1) nbd" \
+	"$(dogn 2 vdi lock list -r | awk '{ print $1, $3, $4 }')"
+
+# Split brain on purpose: resume the source guest too. It is fenced: its
+# writes fail (the guest sees I/O errors), none lands on the volume.
+check "the source QEMU resumes its copy of the guest (cont)" vm_qmp_quiet src '{"execute":"cont"}'
+check "the source guest's next write fails" vm_wait src '^SDVM FAIL' 120
+vm_wait_exit src 60
+check_eq "no write acknowledged on the source after the migration" "$on_src" "$(vm_acks src)"
+check "the source guest saw I/O errors (fenced)" grep -q 'I/O error' "$SD_TEST_DIR/src.console"
+
+check "the guest finishes on the destination" vm_wait dst '^SDVM done' 300
+vm_wait_exit dst 60
+check_eq "all $N writes acknowledged (source then destination)" "$N" $(( on_src + $(vm_acks dst) ))
+check "the guest re-read all $N files on the destination, sha256 as written" vm_wait dst "^SDVM verify ok $N"
+check_eq "no I/O or ext4 error on the destination" "" "$(vm_io_errors "$SD_TEST_DIR/dst.console")"
+vm_io_errors "$SD_TEST_DIR/dst.console" | head -5 | sed 's/^/# /'
+check "outside the guest: every acknowledged file in the volume with its sha256" \
+	vm_check_volume 2 vm1 "$SD_TEST_DIR/src.console" "$SD_TEST_DIR/dst.console"
+check_eq "$N files checked outside the guest" "$N" "${VM_CHECKED:-0}"
+check_eq "no lock left after both QEMUs exited" "" "$(dogn 0 vdi lock list -r)"
+for i in 0 1 2; do check "sheep $i running" sd_alive $i; done
+sd_done
