@@ -29,16 +29,16 @@ void group_carry_vnodes(struct sd_node *to, size_t nr, const struct sd_node *fro
  */
 int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m)
 {
-	if (!s->ctime)
+	if (!s->cl->ctime)
 		return SD_RES_WAIT_FOR_FORMAT;
-	if (s->waiting)
+	if (s->cl->waiting)
 		return SD_RES_WAIT_FOR_JOIN;
 	if (m->vnodes < 1 || m->vnodes > UINT16_MAX)
 		return SD_RES_INVALID_PARMS;
 	struct sd_node *n = NULL;
-	for (size_t i = 0; i < s->nr_members && !n; i++)
-		if (same_process(&s->members[i], &m->node))
-			n = &s->members[i];
+	for (size_t i = 0; i < s->cl->nr_members && !n; i++)
+		if (same_process(&s->cl->members[i], &m->node))
+			n = &s->cl->members[i];
 	if (!n || n->gateway)
 		return SD_RES_INVALID_PARMS;
 	if (n->fixed_vnodes == SD_NODE_VNODES_SET && n->nr_vnodes == m->vnodes)
@@ -49,10 +49,26 @@ int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m)
 		s->self.nr_vnodes = n->nr_vnodes;
 		s->self.fixed_vnodes = SD_NODE_VNODES_SET;
 	}
-	s->epoch++;
-	group_epoch_add(s, s->epoch, sd_wall_seconds(), s->members, s->nr_members, true);
-	sd_notice("epoch %u: %s:%u has %" PRIu32 " vnodes now", s->epoch, m->node.addr,
+	s->cl->epoch++;
+	group_epoch_add(s, s->cl->epoch, sd_wall_seconds(), s->cl->members, s->cl->nr_members,
+			true);
+	sd_notice("epoch %u: %s:%u has %" PRIu32 " vnodes now", s->cl->epoch, m->node.addr,
 		  m->node.port, m->vnodes);
 	group_rebuild_view(s);
 	return SD_RES_SUCCESS;
+}
+
+uint32_t group_fmt_vnodes(struct sheep *s)
+{
+	pthread_mutex_lock(&s->cl->state_lock);
+	uint32_t v = s->cl->fmt_vnodes;
+	pthread_mutex_unlock(&s->cl->state_lock);
+	return v;
+}
+
+void group_self_node(struct sheep *s, struct sd_node *out)
+{
+	pthread_mutex_lock(&s->cl->state_lock);
+	*out = s->self;
+	pthread_mutex_unlock(&s->cl->state_lock);
 }

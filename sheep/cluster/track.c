@@ -9,18 +9,18 @@ int group_epoch_holders(struct sheep *s, uint32_t x, uint64_t oid, int width, st
 		return SD_RES_INVALID_PARMS;
 	uint64_t key = group_placement_key(s, oid);
 	memset(out, 0, (size_t)width * sizeof(*out));
-	pthread_mutex_lock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
 	bool logged = false;
-	for (size_t i = 0; i < s->nr_epochs && !logged; i++)
-		logged = s->epochs[i].epoch == x;
+	for (size_t i = 0; i < s->cl->nr_epochs && !logged; i++)
+		logged = s->cl->epochs[i].epoch == x;
 	struct sheep_ring *r = NULL;
 	int ret = -ENOENT;
 	if (logged) {
-		ret = group_chain_ring(s, s->view, x, true, NULL, 0, &r);
+		ret = group_chain_ring(s, s->cl->view, x, true, NULL, 0, &r);
 		if (ret == -ENOENT) /* the log lacks the chain's start: the anchor ring */
 			ret = group_chain_ring(s, NULL, x, false, NULL, 0, &r);
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	if (!logged)
 		return SD_RES_NO_TAG;
 	if (ret)

@@ -26,9 +26,7 @@ int ops_set_vnodes(struct sheep *s, struct request *r)
 	struct cmsg_node_vnodes m;
 	memset(&m, 0, sizeof(m));
 	m.h.type = CMSG_NODE_VNODES;
-	pthread_mutex_lock(&s->state_lock);
-	m.node = s->self;
-	pthread_mutex_unlock(&s->state_lock);
+	group_self_node(s, &m.node);
 	m.vnodes = (uint32_t)v;
 	return group_cluster_op(s, &m, sizeof(m), NULL);
 }
@@ -88,9 +86,7 @@ int ops_get_vnodes(struct sheep *s, struct request *r)
 	struct sheep_view *view = sheep_view_get(s);
 	if (!view)
 		return SD_RES_WAIT_FOR_JOIN;
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t fmt_vnodes = s->fmt_vnodes;
-	pthread_mutex_unlock(&s->state_lock);
+	uint32_t fmt_vnodes = group_fmt_vnodes(s);
 	for (size_t i = 0; i < view->nr_nodes; i++)
 		if (sd_node_eq(&view->nodes[i], &s->self)) {
 			struct sd_node n = view->nodes[i];
