@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/scrub/scrub.h"
 #include "sheep/sheep.h"
@@ -177,12 +178,10 @@ static int list_one(const struct store_meta *m, void *arg)
 	return 0;
 }
 
+/* Formatted and not waiting for the last epoch's members (cluster.h). */
 static bool formatted(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool f = s->ctime != 0 && !s->waiting;
-	pthread_mutex_unlock(&s->state_lock);
-	return f;
+	return group_formatted(s) && !group_waiting(s);
 }
 
 /*

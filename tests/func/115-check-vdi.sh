@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 113-check-vdi.sh - dog vdi check / dog cluster check: damage planted on disk (a flipped byte in a 3-copy replica, a 4:2 parity fragment and a data fragment; silent corruption with a rewritten checksum in a parity, a data fragment and a replica; a stale fragment; a missing one) is found, named and repaired from the good copies; data compared by sha256 before and after; unrepairable damage and bad input give a clear error and exit code.
+# 115-check-vdi.sh - dog vdi check / dog cluster check: damage planted on disk (a flipped byte in a 3-copy replica, a 4:2 parity fragment and a data fragment; silent corruption with a rewritten checksum in a parity, a data fragment and a replica; a stale fragment; a missing one) is found, named and repaired from the good copies; data compared by sha256 before and after; unrepairable damage and bad input give a clear error and exit code.
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
