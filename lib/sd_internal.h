@@ -136,6 +136,8 @@ enum sd_recovery_status {
 	SD_RECOVERY_PLANNING = 5, /* gathering object lists */
 };
 
+/* Objects recovery plans as lost that STAT_RECOVERY names (dog node recovery). */
+#define SD_RECOVERY_LOST_NAMED 16
 struct sd_recovery_state {
 	uint32_t epoch;         /* epoch the current plan is for */
 	uint8_t status;         /* enum sd_recovery_status */
@@ -162,6 +164,7 @@ struct sd_recovery_state {
 	uint32_t rounds;        /* plans made for this epoch (rescans included) */
 	uint32_t repairs;       /* objects re-planned after a checksum mismatch here, since start */
 	char message[256];      /* why refused or degraded; "" when all is well */
+	uint64_t lost_oids[SD_RECOVERY_LOST_NAMED]; /* the first min(lost, 16) of them */
 } __attribute__((packed));
 
 /*

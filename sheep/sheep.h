@@ -168,7 +168,7 @@ struct sheep {
 	 * listeners start (keeps peer/ below rebuild/): is fragment (oid, idx)
 	 * being rebuilt here; a read found a checksum mismatch on it. */
 	bool (*frag_busy)(struct sheep *s, uint64_t oid, uint8_t idx);
-	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx, bool stale);
 	/* A read found a checksum mismatch on (oid, idx): counted by the
 	 * scrub's found/repaired counters, then frag_bad (scrub/scrub.c). */
 	void (*frag_csum_bad)(struct sheep *s, uint64_t oid, uint8_t idx);

@@ -113,7 +113,7 @@ void sheep_scrub_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
 		}
 		pthread_mutex_unlock(&sc->mu);
 	}
-	sheep_recovery_report_bad(s, oid, idx);
+	sheep_recovery_report_bad(s, oid, idx, false);
 }
 
 /* Verify the watched fragments that are due again: count those now good
@@ -181,7 +181,9 @@ static int list_one(const struct store_meta *m, void *arg)
 /* Formatted and not waiting for the last epoch's members (cluster.h). */
 static bool formatted(struct sheep *s)
 {
-	return group_formatted(s) && !group_waiting(s);
+	struct group_status st;
+	group_status(s, &st);
+	return st.ctime != 0 && !st.waiting;
 }
 
 /*
