@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 113-recovery-lost.sh - dog node recovery names the objects recovery cannot rebuild (too few consistent fragments left): each lost object once, with its VDI and index, in the text and --json output; they are named no more once their holders return.
+# 116-recovery-lost.sh - dog node recovery names the objects recovery cannot rebuild (too few consistent fragments left): each lost object once, with its VDI and index, in the text and --json output; they are named no more once their holders return.
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
