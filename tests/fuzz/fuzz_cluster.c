@@ -15,7 +15,7 @@
 #include "tests/fuzz/fuzz.h"
 
 static struct sheep *fs;
-static char dir[] = "/tmp/sd-fuzz-cluster-XXXXXX";
+static char dir[] = "/dev/shm/sd-fuzz-cluster-XXXXXX";
 
 static struct sd_node node_of(int k)
 {
@@ -30,12 +30,22 @@ static struct sd_node node_of(int k)
 	return n;
 }
 
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw);
+
+/* The directory goes when the process ends. */
+static void rm_dir(void)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	sd_log_open(NULL, SD_LOG_EMERG, "fuzz_cluster");
 	fs = calloc(1, sizeof(*fs));
 	if (!fs || !mkdtemp(dir) || sd_loop_create(&fs->loop))
 		abort();
+	atexit(rm_dir);
 	fs->opt.dir = dir;
 	fs->opt.nosync = true;
 	fs->self = node_of(0);

@@ -1,6 +1,8 @@
 /* fuzz_peer.c - fuzz target: one peer request (48-byte header, payload) served on a real store, as
  * sheep's do_peer hands it to peer_serve. */
+#include <ftw.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,10 +17,22 @@
 #define FUZZ_MAX_REPLY (8u << 20) /* larger reads are left out, for speed */
 
 static struct sheep *fs;
+static char dir[] = "/dev/shm/sd-fuzz-peer-XXXXXX";
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* The store goes when the process ends. */
+static void rm_store(void)
+{
+	store_close(fs->store);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char dir[] = "/tmp/sd-fuzz-peer-XXXXXX";
 	fs = calloc(1, sizeof(*fs));
 	if (!fs || !(fs->cl = calloc(1, sizeof(*fs->cl))) || !mkdtemp(dir))
 		abort();
@@ -27,6 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fs->cl->epoch = FUZZ_EPOCH;
 	if (store_open(dir, true, &fs->store))
 		abort();
+	atexit(rm_store);
 	return 0;
 }
 
