@@ -37,6 +37,7 @@ struct sheep_opts {
 	int http_port;          /* --http PORT: metrics and dashboard, 0 = off (http.c) */
 	uint64_t size;          /* -s/--size: capacity offered, 0 = the filesystem's (capacity.c) */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
+	const char *scrub;      /* --scrub off | rate=BYTES,pause=SECONDS (scrub/scrub.h) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
@@ -129,6 +130,7 @@ struct gw_state;
 struct snap_state;
 struct peer_pool;
 struct sheep_recovery;
+struct sheep_scrub;
 struct nbd_server;
 struct sheep_metrics;
 struct sheep_http;
@@ -166,7 +168,12 @@ struct sheep {
 	 * listeners start (keeps peer/ below rebuild/): is fragment (oid, idx)
 	 * being rebuilt here; a read found a checksum mismatch on it. */
 	bool (*frag_busy)(struct sheep *s, uint64_t oid, uint8_t idx);
-	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx, bool stale);
+	/* A read found a checksum mismatch on (oid, idx): counted by the
+	 * scrub's found/repaired counters, then frag_bad (scrub/scrub.c). */
+	void (*frag_csum_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	/* the background scrub (sheep/scrub/): NULL on a gateway-only node */
+	struct sheep_scrub *scrub;
 
 	/* connections */
 	uint64_t next_conn_id;

@@ -68,6 +68,8 @@ const char *cluster_driver_options(const char *spec);
 const char *cluster_driver_names(void);
 
 extern const struct cluster_driver cluster_local_driver;
+/* The local driver polls its log (no inotify instance could be had at init). */
+bool cluster_local_polling(const struct cluster_ctx *c);
 #if HAVE_COROSYNC
 extern const struct cluster_driver cluster_corosync_driver;
 #endif

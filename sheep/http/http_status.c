@@ -78,6 +78,23 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 		sheep_capacity(s, &st.capacity, &st.free_bytes);
 		store_space(s->store, &fs, &st.own_bytes);
 		st.checksum_errors = store_checksum_errors(s->store);
+		/* The scrub's counters, as dog node stat gets them (the scrub
+		 * sits above http/). */
+		struct sd_store_stat sst;
+		struct sd_req sreq;
+		struct sd_rsp srsp;
+		memset(&sst, 0, sizeof(sst));
+		req_init(&sreq, SD_OP_STAT, sizeof(sst));
+		ask_self(s, &sreq, &srsp, &sst, sizeof(sst));
+		st.csum_found = sst.csum_found;
+		st.csum_repaired = sst.csum_repaired;
+		st.scrub_enabled = sst.scrub_enabled != 0;
+		st.scrub_rate = sst.scrub_rate;
+		st.scrub_passes = sst.scrub_passes;
+		st.scrub_scanned = sst.scrub_scanned;
+		st.scrub_bytes = sst.scrub_bytes;
+		st.scrub_done = sst.scrub_done;
+		st.scrub_total = sst.scrub_total;
 		struct store_stats ws;
 		if (store_get_stats(s->store, &ws) == 0) {
 			st.wal_syncs = ws.syncs;

@@ -211,7 +211,7 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.write_id = m.write_id;
 	}
 	if ((req->flags & SD_PEER_FLAG_STALE) && s->frag_bad)
-		s->frag_bad(s, req->obj.oid, req->obj.ec_index);
+		s->frag_bad(s, req->obj.oid, req->obj.ec_index, true);
 	if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &p) == 0) {
 		g.has_pend = 1;
 		g.pend_version = p.new_version;
@@ -288,8 +288,10 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		commit_prev(s, req);
 		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version);
-		if (ret == -EIO && s->frag_bad)
-			s->frag_bad(s, req->obj.oid, req->obj.ec_index);
+		if (ret == -EIO && s->frag_csum_bad)
+			s->frag_csum_bad(s, req->obj.oid, req->obj.ec_index);
+		else if (ret == -EIO && s->frag_bad)
+			s->frag_bad(s, req->obj.oid, req->obj.ec_index, false);
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;

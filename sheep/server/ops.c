@@ -15,6 +15,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
 #include "sheep/rebuild/rebuild.h"
+#include "sheep/scrub/scrub.h"
 #include "sheep/store/capacity.h"
 #include "sheep/sheep.h"
 #include "sheep/server/ops_priv.h"
@@ -254,11 +255,54 @@ static int do_store_stat(struct sheep *s, struct request *r)
 		return SD_RES_NO_MEM;
 	if (s->store)
 		store_get_stats(s->store, &ss);
-	*o = (struct sd_store_stat){ss.syncs, ss.records, ss.batches, ss.log_bytes, ss.max_batch,
-				    ss.checkpoints, ss.ckpt_ns_total, ss.ckpt_ns_last, ss.log_fill,
-				    ss.log_size, ss.replayed, ss.dropped, ss.pending};
+	*o = (struct sd_store_stat){.syncs = ss.syncs,
+				    .records = ss.records,
+				    .batches = ss.batches,
+				    .log_bytes = ss.log_bytes,
+				    .max_batch = ss.max_batch,
+				    .checkpoints = ss.checkpoints,
+				    .ckpt_ns_total = ss.ckpt_ns_total,
+				    .ckpt_ns_last = ss.ckpt_ns_last,
+				    .log_fill = ss.log_fill,
+				    .log_size = ss.log_size,
+				    .replayed = ss.replayed,
+				    .dropped = ss.dropped,
+				    .pending = ss.pending};
+	sheep_scrub_stat(s, o);
 	r->rlen = sizeof(*o);
 	return SD_RES_SUCCESS;
+}
+
+/* SCRUB (lib/sd_internal.h): change the background scrub (with a payload),
+ * then answer its counters as STAT does. */
+static int do_scrub(struct sheep *s, struct request *r)
+{
+	struct sd_scrub_ctl ctl = {.action = SD_SCRUB_STATUS};
+	if (r->hdr.flags & SD_FLAG_CMD_WRITE) {
+		if (r->hdr.data_length != sizeof(ctl) || !r->data)
+			return SD_RES_INVALID_PARMS;
+		memcpy(&ctl, r->data, sizeof(ctl));
+	}
+	int ret = sheep_scrub_ctl(s, &ctl);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return do_store_stat(s, r);
+}
+
+/* CHECK_OBJ (lib/sd_internal.h): check and repair every copy or fragment
+ * of obj.oid (gateway/check.c). */
+static int do_check_obj(struct sheep *s, struct request *r)
+{
+	if (r->hdr.data_length < sizeof(struct sd_check_obj))
+		return SD_RES_INVALID_PARMS;
+	struct sd_check_obj *out = ops_reply_buf(r, sizeof(*out));
+	if (!out)
+		return SD_RES_NO_MEM;
+	memset(out, 0, sizeof(*out));
+	int ret = gateway_check_obj(s, r->hdr.obj.oid, out);
+	if (ret == SD_RES_SUCCESS)
+		r->rlen = sizeof(*out);
+	return ret;
 }
 
 /* STAT_CLUSTER: Sheepdog's epoch logs, newest first, as many as the
@@ -539,6 +583,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_READ_DEL_VDIS, OPS_LOCAL, false, ops_read_del_vdis),
 	OP(SD_OP_GET_VDI_ATTR, OPS_LOCAL, true, ops_get_vdi_attr),
 	OP(SD_OP_OBJ_LOCATION, OPS_LOCAL, true, do_obj_location),
+	OP(SD_OP_CHECK_OBJ, OPS_CLIENT, true, do_check_obj),
+	OP(SD_OP_SCRUB, OPS_LOCAL, false, do_scrub),
 	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),
