@@ -30,8 +30,15 @@
  * (LEAVEs of non-members are ignored, so a repeat is harmless). Probing
  * every file from every member every tick was O(N^2) opens and flocks per
  * tick for the machine.
- * A joiner first removes any dead entry with its addr:port, so a restarted
- * sheep's old self leaves before it joins; a live one makes join fail.
+ * A joiner first buries every dead member (LEAVE, file removed), its own
+ * former self included, and only then appends its JOIN; a live member with
+ * its addr:port makes join fail. So the members listed at a JOIN were all
+ * alive when it was appended (a file a reaper holds locked at that moment
+ * is buried by that reaper right after). After every member was killed at
+ * once (a power loss), the first sheep back is alone at its own JOIN and
+ * starts from its own state; a later one learns the state from it. A JOIN
+ * listing dead members instead made two restarted sheep each wait for the
+ * other's snapshot: neither alone, neither synced, forever.
  *
  * Compaction: once the log holds more than 1 MiB past base and every member
  * has read it all, a member rewrites it as one synthetic JOIN per current
@@ -402,8 +409,10 @@ fail:
 	return r;
 }
 
-/* Under the log lock: drop a dead former self, publish our member file
- * (locked for life), then append our JOIN. */
+/* Under the log lock: bury every dead member (a dead former self among
+ * them), publish our member file (locked for life), then append our JOIN.
+ * So a JOIN never lists a member that was dead when it was appended (see
+ * the top of the file). */
 static int join_once(struct cluster_ctx *c)
 {
 	int r = lc_lock_log(c, LOCK_EX);

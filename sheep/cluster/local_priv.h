@@ -93,7 +93,7 @@ int lc_lock_log(struct cluster_ctx *c, int op);
 void lc_unlock_log(struct cluster_ctx *c);
 
 /* local_probe.c: failure detection (try-locks of member files). */
-int lc_probe(struct cluster_ctx *c, bool same_addr);
+int lc_probe(struct cluster_ctx *c, bool joining);
 void lc_detect_failures(struct cluster_ctx *c, unsigned ms);
 
 #endif

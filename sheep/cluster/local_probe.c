@@ -37,17 +37,17 @@ static int lc_bury(struct cluster_ctx *c, int fd, const char *name)
 }
 
 /* Try-lock the member files (and joiners' temp files) of others; bury the
- * dead. same_addr: only those with self's addr:port, and fail with
- * -EADDRINUSE when one of them is alive (join); caller holds the log lock
- * then. Otherwise (the timer) the log lock is taken per dead member. */
-int lc_probe(struct cluster_ctx *c, bool same_addr)
+ * dead. joining: the caller (join) holds the log lock; every dead member is
+ * buried, and a live one with self's addr:port fails it with -EADDRINUSE.
+ * Otherwise (the timer) the log lock is taken per dead member. */
+int lc_probe(struct cluster_ctx *c, bool joining)
 {
 	DIR *d = sd_opendirat(c->dirfd, ".");
 	if (!d)
 		return -errno;
 	char prefix[160];
 	size_t plen = 0;
-	if (same_addr) {
+	if (joining) {
 		lc_member_name(&c->self, prefix, sizeof(prefix));
 		plen = strrchr(prefix, '_') - prefix + 1; /* "m.ADDR_PORT_" */
 	}
@@ -57,13 +57,14 @@ int lc_probe(struct cluster_ctx *c, bool same_addr)
 		const char *n = de->d_name;
 		if (strncmp(n, "m.", 2) && strncmp(n, "t.", 2))
 			continue;
-		if (!strcmp(n, c->memname) || (same_addr && strncmp(n, prefix, plen)))
+		if (!strcmp(n, c->memname))
 			continue;
 		int fd = openat(c->dirfd, n, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		if (flock(fd, LOCK_EX | LOCK_NB)) {
-			if (same_addr && n[0] == 'm') {
+			/* alive, or held by a reaper that buries it next */
+			if (joining && n[0] == 'm' && !strncmp(n, prefix, plen)) {
 				sd_err("local cluster: a live sheep already uses %s:%u",
 				       c->self.addr, c->self.port);
 				r = -EADDRINUSE;
@@ -71,7 +72,7 @@ int lc_probe(struct cluster_ctx *c, bool same_addr)
 			close(fd);
 			continue;
 		}
-		if (same_addr) {
+		if (joining) {
 			r = lc_bury(c, fd, n);
 		} else {
 			r = lc_lock_log(c, LOCK_EX);

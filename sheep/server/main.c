@@ -22,6 +22,7 @@
 #include "lib/version.h"
 #include "sheep/gateway/gateway.h"
 #include "sheep/http/http.h"
+#include "sheep/scrub/scrub.h"
 #include "sheep/metrics/metrics.h"
 #include "sheep/rebuild/rebuild.h"
 #include "sheep/store/capacity.h"
@@ -31,6 +32,7 @@
 #include "sheep/cluster/cluster.h"
 #include "sheep/store/store.h"
 #include "sheep/nbd/nbd.h"
+#include "sheep/snap/snap.h"
 
 #define DEFAULT_VNODES 128
 
@@ -83,6 +85,11 @@ static void usage(FILE *f)
 		"                          bytes with K/M/G/T, or a bare number of MiB; default:\n"
 		"                          the size of DIR's filesystem. Give it when sheep share\n"
 		"                          a filesystem, so their sizes add up to the disk\n"
+		"      --scrub off|rate=BYTES,pause=SECONDS\n"
+		"                          background scrub: verify every local fragment's\n"
+		"                          checksums at most BYTES per second (K/M/G allowed;\n"
+		"                          default 4M), resting SECONDS between passes (default\n"
+		"                          3600); bad fragments are rebuilt (dog cluster scrub)\n"
 		"  -v, --version           print the version and exit\n"
 		"\n"
 		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
@@ -178,6 +185,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		{"version", no_argument, NULL, 'v'},
 		{"size", required_argument, NULL, 's'},
 		{"http", required_argument, NULL, 'H'},
+		{"scrub", required_argument, NULL, 0x101},
 		{"disk-space", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0},
 	};
@@ -310,6 +318,16 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 						"1M)\n", optarg);
 				return -1;
 			}
+			break;
+		}
+		case 0x101: {
+			struct sheep_scrub_opts so = {0};
+			if (sheep_scrub_parse(optarg, &so)) {
+				fprintf(stderr, "sheep: bad --scrub '%s': want off, or "
+						"rate=BYTES[K|M|G],pause=SECONDS\n", optarg);
+				return -1;
+			}
+			o->scrub = optarg;
 			break;
 		}
 		case 'v':
@@ -589,6 +607,8 @@ static int setup(struct sheep *s)
 		return ret;
 	if ((ret = gateway_init(s)))
 		return ret;
+	if ((ret = vdi_snap_init(s)))
+		return ret;
 	if ((ret = group_init(s)))
 		return ret;
 
@@ -600,6 +620,15 @@ static int setup(struct sheep *s)
 
 	s->frag_busy = sheep_recovery_busy;
 	s->frag_bad = sheep_recovery_report_bad;
+	s->frag_csum_bad = sheep_scrub_report_bad;
+	/* The background scrub of this node's fragments (sheep/scrub/scrub.c):
+	 * before the listeners, so peer workers find it in place. It waits
+	 * for the cluster to be formatted. */
+	struct sheep_scrub_opts so = {0};
+	if (s->opt.scrub)
+		sheep_scrub_parse(s->opt.scrub, &so);
+	if ((ret = sheep_scrub_start(s, &so)))
+		return ret;
 	if ((ret = conn_listen(s)))
 		return ret;
 	/*
@@ -697,16 +726,16 @@ int main(int argc, char **argv)
 	sheep_http_stop(s);
 	if (s->opt.nbd_port > 0)
 		nbd_stop(s);
+	sheep_scrub_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
-	group_stop(s);
-	/* Wake workers blocked on cluster ops, then stop the pools. */
-	pthread_mutex_lock(&s->state_lock);
-	pthread_cond_broadcast(&s->state_cond);
-	pthread_mutex_unlock(&s->state_lock);
+	group_stop(s); /* wakes workers blocked on cluster ops */
+	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);
 	sd_wq_destroy(s->fwd_wq);
+	sheep_scrub_fini(s); /* no worker can report a bad fragment any more */
 	gateway_fini(s);
+	vdi_snap_fini(s);
 	if (s->store)
 		store_close(s->store);
 	char pidpath[PATH_MAX];

@@ -469,6 +469,57 @@ static void test_restarted_member_joins_while_a_reaper_holds_its_dead_self(void 
 	free(lb.buf);
 }
 
+/* Every member SIGKILLed at once leaves its member file behind (no LEAVE).
+ * The first sheep to come back must find itself alone at its own JOIN,
+ * whoever restarts next and however late the timers run: a JOIN listing
+ * dead members made two restarted sheep each wait for a snapshot from the
+ * other (neither alone, neither synced; 022 under load). A joiner buries
+ * every dead member, not only its own former self, before its JOIN. */
+static void test_after_everyone_was_killed_the_first_back_is_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct evlog old[3] = {{0}};
+	struct cluster_ctx *c[3];
+	for (int i = 0; i < 3; i++) {
+		struct sd_node n = mknode(26001 + i, 1);
+		assert_int_equal(drv->init(&c[i], f->opts, &n, &events, &old[i]), 0);
+		assert_int_equal(drv->join(c[i]), 0);
+	}
+	uint64_t deadline = now_ms() + 5000;
+	while (!(old[0].nr_members == 3 && old[2].nr_members == 3) && now_ms() < deadline)
+		pump(c, 3, 20);
+	assert_int_equal(old[0].nr_members, 3);
+	/* the power goes: every fd closed, no LEAVE, member files stay */
+	for (int i = 0; i < 3; i++) {
+		drv->destroy(c[i]);
+		free(old[i].buf);
+	}
+	/* two sheep come back and both join before either dispatches */
+	struct evlog l[2] = {{0}};
+	struct cluster_ctx *n2[2];
+	for (int i = 0; i < 2; i++) {
+		struct sd_node n = mknode(26001 + i, 2);
+		assert_int_equal(drv->init(&n2[i], f->opts, &n, &events, &l[i]), 0);
+		assert_int_equal(drv->join(n2[i]), 0);
+	}
+	/* one dispatch each, before any timer tick can bury anything */
+	assert_int_equal(drv->dispatch(n2[0]), 0);
+	assert_int_equal(drv->dispatch(n2[1]), 0);
+	assert_non_null(l[0].buf);
+	assert_non_null(l[1].buf);
+	assert_string_equal(l[0].buf, "M+ 127.0.0.1:26001/2 [127.0.0.1:26001/2]\n"
+				      "M+ 127.0.0.1:26002/2 [127.0.0.1:26001/2 127.0.0.1:26002/2]\n");
+	assert_string_equal(l[1].buf,
+			    "M+ 127.0.0.1:26002/2 [127.0.0.1:26001/2 127.0.0.1:26002/2]\n");
+	/* and nothing more comes: the dead left before anyone joined */
+	pump(n2, 2, 500);
+	assert_int_equal(l[0].leaves + l[1].leaves, 0);
+	for (int i = 0; i < 2; i++) {
+		drv->destroy(n2[i]);
+		free(l[i].buf);
+	}
+}
+
 static void test_log_is_compacted_and_late_joiner_gets_members(void **state)
 {
 	struct fixture *f = *state;
@@ -739,6 +790,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restarted_member_leaves_before_it_rejoins,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restarted_member_joins_while_a_reaper_holds_its_dead_self,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_after_everyone_was_killed_the_first_back_is_alone,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_is_compacted_and_late_joiner_gets_members,
 						setup, teardown),
