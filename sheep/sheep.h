@@ -260,6 +260,7 @@ struct request {
 	bool close_after;    /* KILL_NODE, SHUTDOWN: stop after the reply */
 	uint64_t owner;      /* lock owner id of the connection */
 	bool keep_rdata;     /* rdata is sent even with an error (an explanation, a probe) */
+	bool wal_announced;  /* a peer write announced to the store's group commit */
 };
 
 /* ---- util ---- */

@@ -71,6 +71,8 @@ struct store_stripe {
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
 #define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
+/* The longest a group commit waits for announced records (store_wal_expect). */
+#define STORE_WAL_GATHER_MAX_NS 2000000ull
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -132,6 +134,7 @@ struct store_wal_req {
 	int result;
 	bool done;
 	bool lazy;
+	pthread_cond_t cond; /* signalled (under the log's mu) when done */
 	struct store_wal_req *next;
 };
 
@@ -155,7 +158,7 @@ struct store_wal {
 	bool dead;      /* a simulated crash hit the writer: nothing more is written */
 	bool crashed;   /* a simulated crash happened: no checkpoint at close */
 	bool stop;
-	bool unsynced; /* lazy records written since the last sync (writer only) */
+	bool unsynced; /* lazy records written since the last sync (under mu) */
 	uint64_t unsynced_since; /* when the first of them was written (ns) */
 	bool inited, running;
 	bool want_ckpt;
@@ -167,6 +170,11 @@ struct store_wal {
 	pthread_cond_t work, done, applied;
 	struct store_wal_req *q, *qtail;
 	uint64_t unapplied; /* durable records whose effect is not yet in the files */
+	/* Durable records on their way (atomic, see store_wal_expect()): the
+	 * writer holds its sync a little while any are. */
+	int64_t expected;
+	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
+	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
 	/* counters (under mu) */
 	struct store_stats stats;
 };

@@ -179,8 +179,13 @@ static int sync_wal(struct store *st, int fd)
 {
 	if (st->nosync)
 		return 0;
+	uint64_t t0 = sd_now_ns();
+	int r = fdatasync(fd) ? -errno : 0;
+	pthread_mutex_lock(&st->wal.mu);
 	st->wal.stats.syncs++;
-	return fdatasync(fd) ? -errno : 0;
+	st->wal.last_sync_ns = sd_now_ns() - t0;
+	pthread_mutex_unlock(&st->wal.mu);
+	return r;
 }
 
 /*
@@ -362,8 +367,8 @@ static void wake(struct store *st, struct batch_view *bv, bool lazy, int r)
 		if (!r)
 			w->unapplied++;
 		bv->q[i]->done = true;
+		pthread_cond_signal(&bv->q[i]->cond);
 	}
-	pthread_cond_broadcast(&w->done);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -390,8 +395,8 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 			nx = q->next;
 			q->result = -ENOMEM;
 			q->done = true;
+			pthread_cond_signal(&q->cond);
 		}
-		pthread_cond_broadcast(&w->done);
 		pthread_mutex_unlock(&w->mu);
 		goto out;
 	}
@@ -401,10 +406,16 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		bv.lazy[nreq++] = q->lazy;
 		durable |= !q->lazy;
 	}
+	pthread_mutex_lock(&w->mu);
+	bool full = !w->crashed && w->head + bytes > w->size / 2 && w->head > 4096;
+	pthread_mutex_unlock(&w->mu);
 	if (w->dead)
 		r = -ECANCELED;
-	else if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096)
+	else if (full)
 		r = checkpoint(st);
+	/* The tail is sealed and written under mu: lazy records written by
+	 * their callers (lazy_inline) go between two batches, never inside. */
+	pthread_mutex_lock(&w->mu);
 	uint64_t first = w->lsn + 1;
 	for (struct store_wal_req *q = batch; q && !r; q = q->next) {
 		q->rec.batch_pos = (uint32_t)(w->lsn + 1 - first);
@@ -430,8 +441,6 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 			r = -ECANCELED;
 		}
 	}
-	/* Lazy records (see store_wal_append_lazy) are answered as soon as
-	 * they are written; the others once synced. */
 	if (!r) {
 		w->head += b.bytes;
 		w->stats.batches++;
@@ -439,16 +448,31 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		w->stats.log_bytes += b.bytes;
 		if ((uint64_t)n > w->stats.max_batch)
 			w->stats.max_batch = (uint64_t)n;
+	} else if (r != -ECANCELED) {
+		w->lsn -= (uint64_t)n; /* nothing of it was written */
+	}
+	uint64_t inline_seen = w->lazy_inline;
+	pthread_mutex_unlock(&w->mu);
+	/* Lazy records (see store_wal_append_lazy) are answered as soon as
+	 * they are written; the others once synced. */
+	if (!r) {
 		wake(st, &bv, true, 0);
 		if (durable) {
 			r = sync_wal(st, w->fd[w->cur]);
-			w->unsynced = false;
-		} else if (!w->unsynced) {
-			w->unsynced = true;
-			w->unsynced_since = sd_now_ns();
+			pthread_mutex_lock(&w->mu);
+			/* lazy records written inline during the sync may have
+			 * missed it: the idle timer still owes them one */
+			if (w->lazy_inline == inline_seen)
+				w->unsynced = false;
+			pthread_mutex_unlock(&w->mu);
+		} else {
+			pthread_mutex_lock(&w->mu);
+			if (!w->unsynced) {
+				w->unsynced = true;
+				w->unsynced_since = sd_now_ns();
+			}
+			pthread_mutex_unlock(&w->mu);
 		}
-	} else if (r != -ECANCELED) {
-		w->lsn -= (uint64_t)n; /* nothing of it was written */
 	}
 	if (r && r != -ECANCELED)
 		sd_err("cannot write the log: %s", strerror(-r));
@@ -459,6 +483,40 @@ out:
 	free(bv.q);
 	free(bv.lazy);
 	free(bv.answered);
+}
+
+/*
+ * Before a group commit that will sync, wait (under w->mu, which the wait
+ * releases) while durable records announced by store_wal_expect() are
+ * still on their way, at most as long as the last sync took and never
+ * more than STORE_WAL_GATHER_MAX_NS: they then share this sync instead of
+ * paying for the next one. A batch of lazy records only (no sync) and a
+ * log with nothing announced go at once, so a lone writer (QD1) never
+ * waits here.
+ */
+static void gather(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	if (st->nosync || w->stop || w->dead)
+		return;
+	bool durable = false;
+	for (struct store_wal_req *q = w->q; q && !durable; q = q->next)
+		durable = !q->lazy;
+	if (!durable || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0)
+		return;
+	uint64_t budget = w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns
+								    : STORE_WAL_GATHER_MAX_NS;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(budget / 1000000000ull);
+	ts.tv_nsec += (long)(budget % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (__atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 && !w->stop && !w->want_ckpt)
+		if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT)
+			break;
 }
 
 static void *writer_main(void *arg)
@@ -505,6 +563,7 @@ static void *writer_main(void *arg)
 		}
 		if (!w->q && w->stop)
 			break;
+		gather(st);
 		struct store_wal_req *batch = w->q;
 		w->q = w->qtail = NULL;
 		pthread_mutex_unlock(&w->mu);
@@ -563,6 +622,62 @@ static int append_inline(struct store *st, struct store_wal_req *q)
 	return r;
 }
 
+/*
+ * A lazy record (a commit or an abort: answered once written, synced by
+ * the next group commit) is written by its caller under mu, between two
+ * batches, instead of waiting for the writer to finish the sync it may be
+ * in. Returns 1 when the log must first be checkpointed: the caller then
+ * queues the record for the writer, which does that.
+ */
+static int append_lazy_inline(struct store *st, struct store_wal_req *q)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t bytes = sizeof(q->rec) + padded(q->rec.len);
+	pthread_mutex_lock(&w->mu);
+	while (w->ckpt_busy)
+		pthread_cond_wait(&w->done, &w->mu);
+	if (w->dead) {
+		pthread_mutex_unlock(&w->mu);
+		return -ECANCELED;
+	}
+	if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096) {
+		pthread_mutex_unlock(&w->mu);
+		return 1;
+	}
+	struct iov_buf b = {0};
+	q->rec.batch_pos = 0;
+	rec_seal(&q->rec, w->gen, w->lsn + 1);
+	int r = iov_add_rec(&b, &q->rec, q->iov, q->niov);
+	if (!r)
+		r = write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
+	if (!r)
+		r = extend_zeroed(st, w->head + b.bytes);
+	if (!r) {
+		w->lsn++;
+		w->head += b.bytes;
+		w->stats.batches++;
+		w->stats.records++;
+		w->stats.log_bytes += b.bytes;
+		if (!w->stats.max_batch)
+			w->stats.max_batch = 1;
+		w->unapplied++;
+		w->lazy_inline++;
+		if (!w->unsynced) {
+			w->unsynced = true;
+			w->unsynced_since = sd_now_ns();
+			pthread_cond_signal(&w->work); /* the writer's idle timer */
+		}
+	} else {
+		sd_err("cannot write the log: %s", strerror(-r));
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(b.v);
+	return r;
+}
+
+/* The store whose announced record (store_wal_claim) this thread will log. */
+static __thread struct store *tl_announced;
+
 static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov,
 		      bool lazy)
 {
@@ -572,9 +687,20 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	if (!w->running) { /* replay at open: nothing is logged */
 		return -EINVAL;
 	}
-	if (st->nosync && __atomic_load_n(&st->crash, __ATOMIC_ACQUIRE) == STORE_CRASH_NONE)
+	bool hooked = __atomic_load_n(&st->crash, __ATOMIC_ACQUIRE) != STORE_CRASH_NONE;
+	if (st->nosync && !hooked)
 		return append_inline(st, &q);
+	if (lazy && !hooked) {
+		int r = append_lazy_inline(st, &q);
+		if (r != 1)
+			return r;
+	}
+	pthread_cond_init(&q.cond, NULL);
 	pthread_mutex_lock(&w->mu);
+	if (!lazy && tl_announced == st) { /* this thread's announced record is here */
+		tl_announced = NULL;
+		__atomic_sub_fetch(&w->expected, 1, __ATOMIC_ACQ_REL);
+	}
 	if (w->qtail)
 		w->qtail->next = &q;
 	else
@@ -582,9 +708,36 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	w->qtail = &q;
 	pthread_cond_signal(&w->work);
 	while (!q.done)
-		pthread_cond_wait(&w->done, &w->mu);
+		pthread_cond_wait(&q.cond, &w->mu);
 	pthread_mutex_unlock(&w->mu);
+	pthread_cond_destroy(&q.cond);
 	return q.result;
+}
+
+void store_wal_claim(struct store *st)
+{
+	if (st)
+		tl_announced = st;
+}
+
+void store_wal_unclaim(struct store *st)
+{
+	if (st && tl_announced == st) {
+		tl_announced = NULL;
+		store_wal_expect(st, -1);
+	}
+}
+
+void store_wal_expect(struct store *st, int delta)
+{
+	if (!st)
+		return;
+	int64_t now = __atomic_add_fetch(&st->wal.expected, delta, __ATOMIC_ACQ_REL);
+	if (now <= 0 && delta < 0) { /* the last one gave up: let a gathering writer go */
+		pthread_mutex_lock(&st->wal.mu);
+		pthread_cond_signal(&st->wal.work);
+		pthread_mutex_unlock(&st->wal.mu);
+	}
 }
 
 int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov)
