@@ -40,6 +40,7 @@ struct sheep_opts {
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, see twophase.c */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
+	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings

@@ -138,6 +138,31 @@ struct store_wal_req {
 	struct store_wal_req *next;
 };
 
+/* ---- log records and writes (store_wal_io.c) ---- */
+/* iovecs of a batch being gathered */
+struct store_wal_iovs {
+	struct iovec *v;
+	int n, cap;
+	size_t bytes;
+};
+size_t store_wal_padded(size_t len);
+uint64_t store_wal_wall_ms(void);
+uint32_t store_wal_rec_hcrc(const struct store_wal_rec *r);
+/* Give r its generation and lsn and its header checksum. */
+void store_wal_rec_seal(struct store_wal_rec *r, uint64_t gen, uint64_t lsn);
+/* A record of type over the payload iov[0..niov) (length and crc). */
+void store_wal_rec_init(struct store_wal_rec *r, uint32_t type, const struct iovec *iov, int niov);
+int store_wal_iov_add(struct store_wal_iovs *b, const void *p, size_t len);
+/* Add one record (sealed header, payload, padding) to b. */
+int store_wal_iov_add_rec(struct store_wal_iovs *b, const struct store_wal_rec *r,
+			  const struct iovec *iov, int niov);
+/* pwritev all of b at off; with limit < b->bytes stop after limit bytes (a torn write). */
+int store_wal_write_iovs(int fd, const struct store_wal_iovs *b, uint64_t off, size_t limit);
+/* fdatasync the log (not with nosync), counted and timed. */
+int store_wal_sync(struct store *st, int fd);
+/* Keep zeros written ahead of end in the current file (see store_wal_io.c). */
+int store_wal_extend_zeroed(struct store *st, uint64_t end);
+
 /* A prepared two-phase write, held in memory (and in the log). */
 struct store_pend {
 	struct store_frag_hdr hdr;
