@@ -200,6 +200,7 @@ struct store_wal {
 	int64_t expected;
 	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
 	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
+	uint64_t gather_ns;    /* test hook: a fixed gather budget (under mu; 0: auto) */
 	/* counters (under mu) */
 	struct store_stats stats;
 };

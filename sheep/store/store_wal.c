@@ -333,6 +333,8 @@ static void gather(struct store *st)
 		return;
 	uint64_t budget = w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns
 								    : STORE_WAL_GATHER_MAX_NS;
+	if (w->gather_ns)
+		budget = w->gather_ns;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += (time_t)(budget / 1000000000ull);
@@ -690,6 +692,13 @@ void store_wal_close(struct store *st)
 int store_test_checkpoint(struct store *st)
 {
 	return store_wal_checkpoint(st);
+}
+
+void store_test_gather_ns(struct store *st, uint64_t ns)
+{
+	pthread_mutex_lock(&st->wal.mu);
+	st->wal.gather_ns = ns;
+	pthread_mutex_unlock(&st->wal.mu);
 }
 
 int store_test_wal_path(const struct store *st, char *buf, size_t len)
