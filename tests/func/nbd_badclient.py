@@ -6,6 +6,8 @@
 # (an error reply or a clean close), never that it merely survived.
 import socket, struct, sys, os
 
+from wirelib import recvn
+
 INIT, OPTS, REPM = 0x4E42444D41474943, 0x49484156454F5054, 0x3E889045565A9
 REQ, REP = 0x25609513, 0x67446698
 host, port, export, case = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
@@ -14,16 +16,6 @@ host, port, export, case = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), 
 def conn():
     s = socket.create_connection((host, port), timeout=10)
     return s
-
-
-def recvn(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
 
 
 def closed(s):

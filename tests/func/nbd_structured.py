@@ -15,6 +15,8 @@
 #                             SET for another export, errors as chunks)
 import hashlib, socket, struct, sys
 
+from wirelib import recvn
+
 INIT, OPTS, REPM = 0x4E42444D41474943, 0x49484156454F5054, 0x3E889045565A9
 REQ, SIMPLE, STRUCT = 0x25609513, 0x67446698, 0x668E33EF
 OPT_GO, OPT_SR, OPT_LIST_META, OPT_SET_META = 7, 8, 9, 10
@@ -28,16 +30,6 @@ args = sys.argv[5:]
 def done(okay, msg):
     print(("ok: " if okay else "fail: ") + msg)
     sys.exit(0 if okay else 1)
-
-
-def recvn(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
 
 
 def connect():

@@ -8,37 +8,16 @@
 # are refused with VDI_LOCKED (0x07); "fail: ..." and 1 otherwise.
 import socket, struct, sys
 
+from wirelib import sd1_call
+
 port, vdi = int(sys.argv[1]), sys.argv[2]
 OP_CREATE_AND_WRITE, OP_WRITE, OP_GET_VDI_INFO = 0x01, 0x03, 0x14
 F_WRITE, RES_VDI_LOCKED = 0x01, 0x07
-rid = 0
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise ConnectionError("closed")
-        b += c
-    return b
-
-
-def call(s, op, flags, dlen, rest, payload=b""):
-    global rid
-    rid += 1
-    rest = rest.ljust(32, b"\0")[:32]
-    s.sendall(struct.pack("<BBHIII", 1, op, flags, 0, rid, dlen) + rest + payload)
-    h = recv_exact(s, 48)
-    rlen, result = struct.unpack("<II", h[12:20])
-    if rlen:
-        recv_exact(s, rlen)
-    return result, h
 
 
 s = socket.create_connection(("127.0.0.1", port), timeout=30)
 p = vdi.encode().ljust(256, b"\0") + b"\0" * 256
-r, h = call(s, OP_GET_VDI_INFO, F_WRITE, len(p), b"", p)
+r, h, _ = sd1_call(s, OP_GET_VDI_INFO, F_WRITE, len(p), b"", p)
 if r != 0:
     print("fail: GET_VDI_INFO %s: result %#x" % (vdi, r))
     sys.exit(1)
@@ -46,7 +25,7 @@ vid = struct.unpack("<I", h[24:28])[0]
 res = []
 for op, idx in ((OP_WRITE, 0), (OP_CREATE_AND_WRITE, 15)):
     oid = (vid << 32) | idx
-    r, _ = call(s, op, F_WRITE, 4096, struct.pack("<QQBBBBII", oid, 0, 0, 0, 0, 0, 0, 0), b"\xee" * 4096)
+    r, _, _ = sd1_call(s, op, F_WRITE, 4096, struct.pack("<QQBBBBII", oid, 0, 0, 0, 0, 0, 0, 0), b"\xee" * 4096)
     res.append(r)
 okay = all(r == RES_VDI_LOCKED for r in res)
 print(("ok: " if okay else "fail: ") + "unlocked client writes to VDI %x: results %s (want 0x7)" % (vid, [hex(r) for r in res]))

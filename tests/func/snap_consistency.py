@@ -14,6 +14,8 @@
 # one line per violation; exit 0 when none.
 import os, random, select, socket, struct, subprocess, sys, time
 
+from wirelib import recvn
+
 host, port, vdi = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 snap_port, tag, dog = int(sys.argv[4]), sys.argv[5], sys.argv[6]
 blocks, seconds = int(sys.argv[7]), float(sys.argv[8])
@@ -21,16 +23,6 @@ BS, QD = 4096, 8
 INIT, OPTS, REPM = 0x4E42444D41474943, 0x49484156454F5054, 0x3E889045565A9
 REQ, REP = 0x25609513, 0x67446698
 CMD_READ, CMD_WRITE, CMD_DISC = 0, 1, 2
-
-
-def recvn(s, n):
-    b = bytearray()
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("server closed the connection")
-        b += c
-    return bytes(b)
 
 
 def attach(name):

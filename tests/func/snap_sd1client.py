@@ -9,6 +9,8 @@
 # should. Prints one line per failure; exit 0 when all held.
 import hashlib, socket, struct, sys
 
+from wirelib import sd1_call
+
 port, vdi, tag, outfile = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 HDR = 4664
 OP_CREATE_AND_WRITE, OP_READ, OP_WRITE = 0x01, 0x02, 0x03
@@ -16,31 +18,11 @@ OP_NEW_VDI, OP_GET_VDI_INFO = 0x11, 0x14
 F_WRITE, F_COW = 0x01, 0x02
 RES_SUCCESS, RES_READONLY = 0x00, 0x1a
 fails = []
-rid = 0
 
 def conn():
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.settimeout(30)
     return s
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise ConnectionError("closed")
-        b += c
-    return b
-
-def call(s, op, flags, dlen, rest, payload=b""):
-    global rid
-    rid += 1
-    rest = rest.ljust(32, b"\0")[:32]
-    s.sendall(struct.pack("<BBHIII", 1, op, flags, 0, rid, dlen) + rest + payload)
-    h = recv_exact(s, 48)
-    rlen, result = struct.unpack("<II", h[12:20])
-    data = recv_exact(s, rlen) if rlen else b""
-    return result, h, data
 
 def obj_rest(oid, offset, cow=0):
     return struct.pack("<QQBBBBII", oid, cow, 0, 0, 0, 0, 0, offset)
@@ -59,17 +41,17 @@ def name_payload(name, tag=""):
 
 def get_vdi(s, name, tag="", snapid=0):
     p = name_payload(name, tag)
-    r, h, _ = call(s, OP_GET_VDI_INFO, F_WRITE, len(p), vdi_rest(0, snapid), p)
+    r, h, _ = sd1_call(s, OP_GET_VDI_INFO, F_WRITE, len(p), vdi_rest(0, snapid), p)
     return r, struct.unpack("<I", h[24:28])[0]
 
 def read(s, oid, length, off):
-    r, _, d = call(s, OP_READ, 0, length, obj_rest(oid, off))
+    r, _, d = sd1_call(s, OP_READ, 0, length, obj_rest(oid, off))
     return r, d
 
 def write(s, oid, data, off, create=False, cow=0):
     op = OP_CREATE_AND_WRITE if create else OP_WRITE
     flags = F_WRITE | (F_COW if cow else 0)
-    r, _, _ = call(s, op, flags, len(data), obj_rest(oid, off, cow), data)
+    r, _, _ = sd1_call(s, op, flags, len(data), obj_rest(oid, off, cow), data)
     return r
 
 def read_vdi(s, vid):
@@ -105,7 +87,7 @@ r = write(s, vdi_oid(vid), bytes(hdr), 0)
 if r != RES_SUCCESS:
     fails.append("writing the tag into the inode: %#x" % r)
 p = name_payload(vdi)
-r, h, _ = call(s, OP_NEW_VDI, F_WRITE, len(p), vdi_rest(vid, 1), p)
+r, h, _ = sd1_call(s, OP_NEW_VDI, F_WRITE, len(p), vdi_rest(vid, 1), p)
 new_vid = struct.unpack("<I", h[24:28])[0]
 if r != RES_SUCCESS or new_vid == vid:
     fails.append("NEW_VDI snapshot: result %#x, new vid %x" % (r, new_vid))
