@@ -1,7 +1,7 @@
 /* store_wal.c - the store's write-ahead log: group commit by one writer thread, checkpoints, replay at open. */
 /*
  * Two files, wal.0 and wal.1 (in DIR, or in -j dir=PATH), each a sequence
- * of records (struct store_wal_rec, then the payload, zero-store_wal_padded to 8
+ * of records (struct store_wal_rec, then the payload, zero-padded to 8
  * bytes). Records carry the log generation, a lsn consecutive within it,
  * a crc32c of the header and one of the payload. A file begins with a
  * WAL_MARK record (generation g, lsn 0) followed by the prepared writes

@@ -1,5 +1,4 @@
-/* store_wal_io.c - the write-ahead log's records and writes: sealing, gathering into iovecs,
- * writing, syncing, zeroing ahead. */
+/* store_wal_io.c - the log's records and writes: sealing, iovecs, pwritev, sync, zeros ahead. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
