@@ -41,6 +41,7 @@ struct sheep_opts {
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
+	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings
@@ -196,6 +197,7 @@ struct request {
 	bool close_after;    /* KILL_NODE, SHUTDOWN: stop after the reply */
 	uint64_t owner;      /* lock owner id of the connection */
 	bool keep_rdata;     /* rdata is sent even with an error (an explanation, a probe) */
+	bool wal_announced;  /* a peer write announced to the store's group commit */
 };
 
 /* ---- util ---- */

@@ -67,6 +67,16 @@
  */
 #define PEER_WH_EARLY 0x01
 #define PEER_RSP_EARLY 0x01
+/*
+ * Parity delta (whdr.flags PEER_WH_DELTA, prepares of EC range updates
+ * sent to a parity holder): the payload is not the new parity but old ^
+ * new of data fragment req.obj.reserved at the same in-fragment range.
+ * The holder reads its parity there at expect_version, folds the delta in
+ * (ec_update) and prepares the result as if it had been sent: what is
+ * logged and later committed is the new parity itself. The coordinator
+ * then reads only the old data, not the parity, before its prepares.
+ */
+#define PEER_WH_DELTA 0x02
 #define SD_OP_PEER_COMMIT 0xe6
 /* Commits of several prepared writes on one holder, any epoch: payload =
  * struct peer_commit_ent[] (at most SD_PEER_COMMIT_BATCH_MAX). Each is

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ec/ec.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "sheep/cluster/cluster.h"
@@ -83,6 +84,47 @@ static int list_one(const struct store_meta *m, void *arg)
 	return 0;
 }
 
+/*
+ * PEER_WH_DELTA: the new parity bytes of [off, off+len) of parity fragment
+ * idx, from the delta of data fragment req.obj.reserved and the parity as
+ * stored at expect_version, into a new buffer (*out, freed by the caller).
+ * Read before the prepare takes the fragment's lock: the prepare checks
+ * expect_version again, and every change of the bytes changes the version.
+ */
+static int delta_parity(struct sheep *s, const struct sd_req *req, const struct peer_write_hdr *wh,
+			const uint8_t *delta, uint32_t len, uint8_t **out)
+{
+	struct ec_policy pol;
+	const struct ec_codec *codec;
+	uint8_t idx = req->obj.ec_index, didx = req->obj.reserved;
+	if (ec_policy_from_wire(wh->copy_policy, wh->nr_copies, &pol) || pol.d == 0 ||
+	    idx < pol.d || idx >= pol.d + pol.p || didx >= pol.d || len == 0 ||
+	    wh->mode != PEER_WRITE_UPDATE || wh->expect_version == STORE_ANY_VERSION)
+		return -EINVAL;
+	if (ec_codec_get(pol.d, pol.p, EC_BACKEND_ISAL, &codec))
+		return -EINVAL;
+	uint8_t *par[EC_MAX_PARITY] = {0};
+	int r = -ENOMEM;
+	for (int j = 0; j < pol.p; j++)
+		if (!(par[j] = calloc(1, len)))
+			goto out;
+	uint64_t version;
+	uint8_t *mine = par[idx - pol.d];
+	r = store_read(s->store, req->obj.oid, idx, mine, req->obj.offset, len, &version);
+	if (!r && version != wh->expect_version)
+		r = -ESTALE;
+	if (!r && ec_update(codec, len, didx, delta, par))
+		r = -EINVAL;
+	if (!r) {
+		*out = mine;
+		par[idx - pol.d] = NULL;
+	}
+out:
+	for (int j = 0; j < pol.p; j++)
+		free(par[j]);
+	return r;
+}
+
 static int serve_write(struct sheep *s, const struct sd_req *req, const void *data,
 		       uint64_t *version)
 {
@@ -117,8 +159,15 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		    pp.write_id == wh.prev_write_id && pp.new_version == wh.expect_version)
 			store_commit(s->store, oid, idx, pp.new_version, pp.write_id);
 		uint8_t pf = (wh.flags & PEER_WH_EARLY) && !whole ? STORE_PREP_EARLY : 0;
-		ret = store_prepare_ex(s->store, &meta, whole, wh.expect_version, wh.write_id,
-				       SD_PEER_PEND_GRACE_MS, pf, buf, off, len);
+		uint8_t *par = NULL;
+		ret = (wh.flags & PEER_WH_DELTA)
+			      ? delta_parity(s, req, &wh, (const uint8_t *)buf, len, &par)
+			      : 0;
+		if (ret == 0)
+			ret = store_prepare_ex(s->store, &meta, whole, wh.expect_version,
+					       wh.write_id, SD_PEER_PEND_GRACE_MS, pf,
+					       par ? par : (const uint8_t *)buf, off, len);
+		free(par);
 		if (ret == -EBUSY)
 			return SD_RES_AGAIN;
 		return sd_errno_to_res(ret);

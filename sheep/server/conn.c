@@ -10,6 +10,7 @@
 #include "lib/net.h"
 #include "lib/oid.h"
 #include "lib/util.h"
+#include "sheep/store/store.h"
 #include "sheep/metrics/metrics.h"
 #include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
@@ -199,7 +200,11 @@ static void request_work(struct sd_work *w)
 {
 	struct request *r = (struct request *)w;
 	uint64_t t0 = sd_now_ns();
+	if (r->wal_announced)
+		store_wal_claim(r->s->store);
 	ops_exec(r->s, r);
+	if (r->wal_announced)
+		store_wal_unclaim(r->s->store);
 	sheep_metrics_request(r->s->metrics, r->hdr.opcode, r->rsp.result,
 			      (r->hdr.flags & SD_FLAG_CMD_WRITE) ? r->hdr.data_length : 0, r->rlen,
 			      sd_now_ns() - t0);
@@ -271,6 +276,11 @@ static void conn_dispatch(struct conn *c)
 	c->inflight++;
 	c->inflight_bytes += hdr.data_length;
 	enum ops_kind kind = ops_lookup(hdr.opcode)->kind; /* known: checked above */
+	if (hdr.opcode == SD_OP_PEER_WRITE && s->store) {
+		/* it will log a durable record: the log writer waits for it */
+		r->wal_announced = true;
+		store_wal_expect(s->store, 1);
+	}
 	struct sd_wq *wq = kind == OPS_PEER ? s->peer_wq : kind == OPS_FORWARD ? s->fwd_wq : s->gw_wq;
 	sd_wq_queue(wq, &r->work);
 	conn_update_events(c);

@@ -672,6 +672,7 @@ int main(int argc, char **argv)
 	s->opt.test_crash_file = getenv("SHEEP_TEST_CRASH_FILE");
 	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
 	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
+	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
 	signal(SIGPIPE, SIG_IGN);
 	bound_malloc();
 	int ret = mkdir_p(s->opt.dir);

@@ -78,6 +78,21 @@ struct store_stats {
 	uint64_t pending;       /* prepared writes held now */
 };
 int store_get_stats(struct store *st, struct store_stats *out);
+
+/*
+ * Group commit hints. A request that will log a durable record (a peer
+ * write or prepare) is announced when it arrives (store_wal_expect(st, 1)
+ * on the thread that received it); the thread that runs it claims the
+ * announcement (store_wal_claim) before calling the store, and the first
+ * durable record it logs takes it back; store_wal_unclaim() afterwards
+ * takes it back when none was logged (an error, a refused write). While
+ * announced records are on their way, the log writer holds its next sync
+ * a little (at most as long as its last sync took, and 2 ms) so that they
+ * share it. Only a hint: a wrong count costs time, never durability.
+ */
+void store_wal_expect(struct store *st, int delta);
+void store_wal_claim(struct store *st);
+void store_wal_unclaim(struct store *st);
 void store_close(struct store *st);
 
 /* Create fragment (oid, idx) of frag_size bytes at version, with buf

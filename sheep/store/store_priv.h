@@ -71,6 +71,8 @@ struct store_stripe {
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
 #define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
+/* The longest a group commit waits for announced records (store_wal_expect). */
+#define STORE_WAL_GATHER_MAX_NS 2000000ull
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -132,8 +134,34 @@ struct store_wal_req {
 	int result;
 	bool done;
 	bool lazy;
+	pthread_cond_t cond; /* signalled (under the log's mu) when done */
 	struct store_wal_req *next;
 };
+
+/* ---- log records and writes (store_wal_io.c) ---- */
+/* iovecs of a batch being gathered */
+struct store_wal_iovs {
+	struct iovec *v;
+	int n, cap;
+	size_t bytes;
+};
+size_t store_wal_padded(size_t len);
+uint64_t store_wal_wall_ms(void);
+uint32_t store_wal_rec_hcrc(const struct store_wal_rec *r);
+/* Give r its generation and lsn and its header checksum. */
+void store_wal_rec_seal(struct store_wal_rec *r, uint64_t gen, uint64_t lsn);
+/* A record of type over the payload iov[0..niov) (length and crc). */
+void store_wal_rec_init(struct store_wal_rec *r, uint32_t type, const struct iovec *iov, int niov);
+int store_wal_iov_add(struct store_wal_iovs *b, const void *p, size_t len);
+/* Add one record (sealed header, payload, padding) to b. */
+int store_wal_iov_add_rec(struct store_wal_iovs *b, const struct store_wal_rec *r,
+			  const struct iovec *iov, int niov);
+/* pwritev all of b at off; with limit < b->bytes stop after limit bytes (a torn write). */
+int store_wal_write_iovs(int fd, const struct store_wal_iovs *b, uint64_t off, size_t limit);
+/* fdatasync the log (not with nosync), counted and timed. */
+int store_wal_sync(struct store *st, int fd);
+/* Keep zeros written ahead of end in the current file (see store_wal_io.c). */
+int store_wal_extend_zeroed(struct store *st, uint64_t end);
 
 /* A prepared two-phase write, held in memory (and in the log). */
 struct store_pend {
@@ -155,7 +183,7 @@ struct store_wal {
 	bool dead;      /* a simulated crash hit the writer: nothing more is written */
 	bool crashed;   /* a simulated crash happened: no checkpoint at close */
 	bool stop;
-	bool unsynced; /* lazy records written since the last sync (writer only) */
+	bool unsynced; /* lazy records written since the last sync (under mu) */
 	uint64_t unsynced_since; /* when the first of them was written (ns) */
 	bool inited, running;
 	bool want_ckpt;
@@ -167,6 +195,12 @@ struct store_wal {
 	pthread_cond_t work, done, applied;
 	struct store_wal_req *q, *qtail;
 	uint64_t unapplied; /* durable records whose effect is not yet in the files */
+	/* Durable records on their way (atomic, see store_wal_expect()): the
+	 * writer holds its sync a little while any are. */
+	int64_t expected;
+	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
+	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
+	uint64_t gather_ns;    /* test hook: a fixed gather budget (under mu; 0: auto) */
 	/* counters (under mu) */
 	struct store_stats stats;
 };

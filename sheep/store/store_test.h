@@ -30,6 +30,9 @@ void store_test_set_crash(struct store *st, enum store_crash where);
 
 /* Run a checkpoint now (the crash hooks CKPT_* apply); 0 or -errno. */
 int store_test_checkpoint(struct store *st);
+/* Hold each group commit up to ns while announced records are on their
+ * way (store_wal_expect), instead of the last sync's time (0: back to that). */
+void store_test_gather_ns(struct store *st, uint64_t ns);
 /* Path of the log file being appended to; 0 or -ENAMETOOLONG. */
 int store_test_wal_path(const struct store *st, char *buf, size_t len);
 

@@ -42,176 +42,8 @@
 #include "lib/util.h"
 #include "sheep/store/store_priv.h"
 
-static const uint8_t zero_pad[8];
-
-static size_t padded(size_t len)
-{
-	return (len + 7) & ~(size_t)7;
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint32_t rec_hcrc(const struct store_wal_rec *r)
-{
-	struct store_wal_rec c = *r;
-	c.hcrc = 0;
-	return sd_crc32c(0, &c, sizeof(c));
-}
-
-static void rec_seal(struct store_wal_rec *r, uint64_t gen, uint64_t lsn)
-{
-	r->magic = STORE_WAL_MAGIC;
-	r->gen = gen;
-	r->lsn = lsn;
-	r->hcrc = rec_hcrc(r);
-}
-
-static void rec_init(struct store_wal_rec *r, uint32_t type, const struct iovec *iov, int niov)
-{
-	memset(r, 0, sizeof(*r));
-	r->type = type;
-	uint32_t crc = 0;
-	size_t len = 0;
-	for (int i = 0; i < niov; i++) {
-		crc = sd_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
-		len += iov[i].iov_len;
-	}
-	r->len = (uint32_t)len;
-	r->dcrc = crc;
-}
-
-/* ---- writing ---- */
-
-struct iov_buf {
-	struct iovec *v;
-	int n, cap;
-	size_t bytes;
-};
-
-static int iov_add(struct iov_buf *b, const void *p, size_t len)
-{
-	if (len == 0)
-		return 0;
-	if (b->n == b->cap) {
-		int cap = b->cap ? b->cap * 2 : 64;
-		struct iovec *v = realloc(b->v, (size_t)cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		b->v = v;
-		b->cap = cap;
-	}
-	b->v[b->n++] = (struct iovec){(void *)p, len};
-	b->bytes += len;
-	return 0;
-}
-
-/* Add one record (sealed header, payload, padding) to b. */
-static int iov_add_rec(struct iov_buf *b, const struct store_wal_rec *r, const struct iovec *iov,
-		       int niov)
-{
-	int e = iov_add(b, r, sizeof(*r));
-	for (int i = 0; i < niov && !e; i++)
-		e = iov_add(b, iov[i].iov_base, iov[i].iov_len);
-	if (!e)
-		e = iov_add(b, zero_pad, padded(r->len) - r->len);
-	return e;
-}
-
-/* pwritev all of b at off, IOV_MAX at a time; with limit < b->bytes, stop
- * after limit bytes (a simulated torn write). */
-static int write_iovs(int fd, const struct iov_buf *b, uint64_t off, size_t limit)
-{
-	int i = 0;
-	size_t done = 0;
-	while (i < b->n && done < limit) {
-		int cnt = b->n - i < IOV_MAX ? b->n - i : IOV_MAX;
-		size_t chunk = 0;
-		for (int k = 0; k < cnt; k++)
-			chunk += b->v[i + k].iov_len;
-		if (done + chunk > limit) { /* torn: write byte-wise up to limit */
-			for (int k = 0; k < cnt && done < limit; k++) {
-				size_t l = b->v[i + k].iov_len;
-				if (l > limit - done)
-					l = limit - done;
-				int r = store_pwrite_full(fd, b->v[i + k].iov_base, l, off + done);
-				if (r)
-					return r;
-				done += l;
-			}
-			return 0;
-		}
-		ssize_t w = pwritev(fd, &b->v[i], cnt, (off_t)(off + done));
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if ((size_t)w != chunk) /* short write: finish it plainly */
-			for (size_t got = (size_t)w, k = 0; got < chunk; k++) {
-				size_t l = b->v[i + k].iov_len;
-				if (got >= l) {
-					got -= l;
-					chunk -= l;
-					done += l;
-					continue;
-				}
-				int r = store_pwrite_full(fd, (uint8_t *)b->v[i + k].iov_base + got,
-							  l - got, off + done + got);
-				if (r)
-					return r;
-				done += l;
-				chunk -= l;
-				got = 0;
-			}
-		else
-			done += chunk;
-		i += cnt;
-	}
-	return 0;
-}
-
-static int sync_wal(struct store *st, int fd)
-{
-	if (st->nosync)
-		return 0;
-	st->wal.stats.syncs++;
-	return fdatasync(fd) ? -errno : 0;
-}
-
-/*
- * Keep zeros written ahead of the append point, a MiB at a time: a sync
- * of records written inside the file's existing size is a data-only
- * fdatasync, while every append that grows the file would also commit
- * the filesystem's journal. Synced by the caller's fdatasync.
- */
-static int extend_zeroed(struct store *st, uint64_t end)
-{
-	struct store_wal *w = &st->wal;
-	static const uint8_t zeros[64 * 1024];
-	if (st->nosync || end + STORE_WAL_ZERO_AHEAD / 2 <= w->zeroed[w->cur])
-		return 0;
-	uint64_t to = (end + 2 * STORE_WAL_ZERO_AHEAD - 1) & ~(uint64_t)(STORE_WAL_ZERO_AHEAD - 1);
-	if (to > w->size / 2 + STORE_WAL_ZERO_AHEAD)
-		to = w->size / 2 + STORE_WAL_ZERO_AHEAD;
-	for (uint64_t o = w->zeroed[w->cur] > end ? w->zeroed[w->cur] : end; o < to;) {
-		uint64_t n = to - o < sizeof(zeros) ? to - o : sizeof(zeros);
-		int r = store_pwrite_full(w->fd[w->cur], zeros, n, o);
-		if (r)
-			return r;
-		o += n;
-	}
-	if (to > w->zeroed[w->cur])
-		w->zeroed[w->cur] = to;
-	return 0;
-}
-
 struct relog {
-	struct iov_buf *b;
+	struct store_wal_iovs *b;
 	struct store_wal_rec *recs;
 	struct store_wal_prep *preps;
 	int n, cap;
@@ -227,10 +59,10 @@ static int relog_one(struct store_pend *p, void *arg)
 	struct store_wal_rec *r = &rl->recs[rl->n];
 	*pr = (struct store_wal_prep){.hdr = p->hdr, .time_ms = p->time_ms};
 	struct iovec iov[2] = {{pr, sizeof(*pr)}, {p->data, p->hdr.pend_len}};
-	rec_init(r, WAL_PREPARE, iov, p->hdr.pend_len ? 2 : 1);
+	store_wal_rec_init(r, WAL_PREPARE, iov, p->hdr.pend_len ? 2 : 1);
 	rl->n++;
-	rec_seal(r, rl->gen, (uint64_t)rl->n);
-	return iov_add_rec(rl->b, r, iov, p->hdr.pend_len ? 2 : 1);
+	store_wal_rec_seal(r, rl->gen, (uint64_t)rl->n);
+	return store_wal_iov_add_rec(rl->b, r, iov, p->hdr.pend_len ? 2 : 1);
 }
 
 /*
@@ -270,9 +102,9 @@ static int checkpoint_body(struct store *st)
 		return -ECANCELED;
 	}
 	int next = 1 - w->cur;
-	struct iov_buf b = {0};
+	struct store_wal_iovs b = {0};
 	struct store_wal_rec mrec;
-	struct store_wal_mark mark = {.time_ms = wall_ms()};
+	struct store_wal_mark mark = {.time_ms = store_wal_wall_ms()};
 	struct relog rl = {.b = &b, .gen = w->gen + 1};
 	int r;
 	/* The pending writes are re-logged under the table lock, so none is
@@ -293,9 +125,9 @@ static int checkpoint_body(struct store *st)
 	}
 	mark.nr_pend = (uint32_t)npend;
 	struct iovec miov = {&mark, sizeof(mark)};
-	rec_init(&mrec, WAL_MARK, &miov, 1);
-	rec_seal(&mrec, rl.gen, 0);
-	r = iov_add_rec(&b, &mrec, &miov, 1);
+	store_wal_rec_init(&mrec, WAL_MARK, &miov, 1);
+	store_wal_rec_seal(&mrec, rl.gen, 0);
+	r = store_wal_iov_add_rec(&b, &mrec, &miov, 1);
 	/* Hold the table while its buffers are being written. */
 	pthread_mutex_lock(&st->pend_mu);
 	for (int bk = 0; bk < STORE_PEND_BUCKETS && !r; bk++)
@@ -305,7 +137,7 @@ static int checkpoint_body(struct store *st)
 		size_t limit = b.bytes;
 		if (store_crash_at(st, STORE_CRASH_CKPT_TORN))
 			limit = b.bytes / 2, w->dead = w->crashed = true;
-		r = write_iovs(w->fd[next], &b, 0, limit);
+		r = store_wal_write_iovs(w->fd[next], &b, 0, limit);
 		if (!r && w->dead)
 			r = -ECANCELED;
 	}
@@ -313,11 +145,11 @@ static int checkpoint_body(struct store *st)
 	if (!r) {
 		int prev = w->cur;
 		w->cur = next;
-		r = extend_zeroed(st, b.bytes);
+		r = store_wal_extend_zeroed(st, b.bytes);
 		w->cur = prev;
 	}
 	if (!r)
-		r = sync_wal(st, w->fd[next]);
+		r = store_wal_sync(st, w->fd[next]);
 	if (r)
 		goto out;
 	w->cur = next;
@@ -362,8 +194,8 @@ static void wake(struct store *st, struct batch_view *bv, bool lazy, int r)
 		if (!r)
 			w->unapplied++;
 		bv->q[i]->done = true;
+		pthread_cond_signal(&bv->q[i]->cond);
 	}
-	pthread_cond_broadcast(&w->done);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -371,11 +203,11 @@ static void wake(struct store *st, struct batch_view *bv, bool lazy, int r)
 static void write_batch(struct store *st, struct store_wal_req *batch)
 {
 	struct store_wal *w = &st->wal;
-	struct iov_buf b = {0};
+	struct store_wal_iovs b = {0};
 	int n = 0, r = 0, nreq = 0;
 	uint64_t bytes = 0;
 	for (struct store_wal_req *q = batch; q; q = q->next) {
-		bytes += sizeof(q->rec) + padded(q->rec.len);
+		bytes += sizeof(q->rec) + store_wal_padded(q->rec.len);
 		nreq++;
 	}
 	struct batch_view bv = {.n = nreq};
@@ -390,8 +222,8 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 			nx = q->next;
 			q->result = -ENOMEM;
 			q->done = true;
+			pthread_cond_signal(&q->cond);
 		}
-		pthread_cond_broadcast(&w->done);
 		pthread_mutex_unlock(&w->mu);
 		goto out;
 	}
@@ -401,15 +233,21 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		bv.lazy[nreq++] = q->lazy;
 		durable |= !q->lazy;
 	}
+	pthread_mutex_lock(&w->mu);
+	bool full = !w->crashed && w->head + bytes > w->size / 2 && w->head > 4096;
+	pthread_mutex_unlock(&w->mu);
 	if (w->dead)
 		r = -ECANCELED;
-	else if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096)
+	else if (full)
 		r = checkpoint(st);
+	/* The tail is sealed and written under mu: lazy records written by
+	 * their callers (lazy_inline) go between two batches, never inside. */
+	pthread_mutex_lock(&w->mu);
 	uint64_t first = w->lsn + 1;
 	for (struct store_wal_req *q = batch; q && !r; q = q->next) {
 		q->rec.batch_pos = (uint32_t)(w->lsn + 1 - first);
-		rec_seal(&q->rec, w->gen, ++w->lsn);
-		r = iov_add_rec(&b, &q->rec, q->iov, q->niov);
+		store_wal_rec_seal(&q->rec, w->gen, ++w->lsn);
+		r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
 		n++;
 	}
 	if (!r) {
@@ -420,18 +258,16 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 			struct store_wal_req *last = batch;
 			while (last->next)
 				last = last->next;
-			limit = b.bytes - (sizeof(last->rec) + padded(last->rec.len)) / 2 - 1;
+			limit = b.bytes - (sizeof(last->rec) + store_wal_padded(last->rec.len)) / 2 - 1;
 		}
-		r = write_iovs(w->fd[w->cur], &b, w->head, limit);
+		r = store_wal_write_iovs(w->fd[w->cur], &b, w->head, limit);
 		if (!r && !torn && !unsynced)
-			r = extend_zeroed(st, w->head + b.bytes);
+			r = store_wal_extend_zeroed(st, w->head + b.bytes);
 		if (!r && (torn || unsynced)) {
 			w->dead = w->crashed = true;
 			r = -ECANCELED;
 		}
 	}
-	/* Lazy records (see store_wal_append_lazy) are answered as soon as
-	 * they are written; the others once synced. */
 	if (!r) {
 		w->head += b.bytes;
 		w->stats.batches++;
@@ -439,16 +275,31 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		w->stats.log_bytes += b.bytes;
 		if ((uint64_t)n > w->stats.max_batch)
 			w->stats.max_batch = (uint64_t)n;
-		wake(st, &bv, true, 0);
-		if (durable) {
-			r = sync_wal(st, w->fd[w->cur]);
-			w->unsynced = false;
-		} else if (!w->unsynced) {
-			w->unsynced = true;
-			w->unsynced_since = sd_now_ns();
-		}
 	} else if (r != -ECANCELED) {
 		w->lsn -= (uint64_t)n; /* nothing of it was written */
+	}
+	uint64_t inline_seen = w->lazy_inline;
+	pthread_mutex_unlock(&w->mu);
+	/* Lazy records (see store_wal_append_lazy) are answered as soon as
+	 * they are written; the others once synced. */
+	if (!r) {
+		wake(st, &bv, true, 0);
+		if (durable) {
+			r = store_wal_sync(st, w->fd[w->cur]);
+			pthread_mutex_lock(&w->mu);
+			/* lazy records written inline during the sync may have
+			 * missed it: the idle timer still owes them one */
+			if (w->lazy_inline == inline_seen)
+				w->unsynced = false;
+			pthread_mutex_unlock(&w->mu);
+		} else {
+			pthread_mutex_lock(&w->mu);
+			if (!w->unsynced) {
+				w->unsynced = true;
+				w->unsynced_since = sd_now_ns();
+			}
+			pthread_mutex_unlock(&w->mu);
+		}
 	}
 	if (r && r != -ECANCELED)
 		sd_err("cannot write the log: %s", strerror(-r));
@@ -459,6 +310,42 @@ out:
 	free(bv.q);
 	free(bv.lazy);
 	free(bv.answered);
+}
+
+/*
+ * Before a group commit that will sync, wait (under w->mu, which the wait
+ * releases) while durable records announced by store_wal_expect() are
+ * still on their way, at most as long as the last sync took and never
+ * more than STORE_WAL_GATHER_MAX_NS: they then share this sync instead of
+ * paying for the next one. A batch of lazy records only (no sync) and a
+ * log with nothing announced go at once, so a lone writer (QD1) never
+ * waits here.
+ */
+static void gather(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	if (st->nosync || w->stop || w->dead)
+		return;
+	bool durable = false;
+	for (struct store_wal_req *q = w->q; q && !durable; q = q->next)
+		durable = !q->lazy;
+	if (!durable || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0)
+		return;
+	uint64_t budget = w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns
+								    : STORE_WAL_GATHER_MAX_NS;
+	if (w->gather_ns)
+		budget = w->gather_ns;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(budget / 1000000000ull);
+	ts.tv_nsec += (long)(budget % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (__atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 && !w->stop && !w->want_ckpt)
+		if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT)
+			break;
 }
 
 static void *writer_main(void *arg)
@@ -489,7 +376,7 @@ static void *writer_main(void *arg)
 			    !w->q && w->unsynced) {
 				w->unsynced = false;
 				pthread_mutex_unlock(&w->mu);
-				sync_wal(st, w->fd[w->cur]);
+				store_wal_sync(st, w->fd[w->cur]);
 				pthread_mutex_lock(&w->mu);
 			}
 		}
@@ -505,6 +392,7 @@ static void *writer_main(void *arg)
 		}
 		if (!w->q && w->stop)
 			break;
+		gather(st);
 		struct store_wal_req *batch = w->q;
 		w->q = w->qtail = NULL;
 		pthread_mutex_unlock(&w->mu);
@@ -524,7 +412,7 @@ static void *writer_main(void *arg)
 static int append_inline(struct store *st, struct store_wal_req *q)
 {
 	struct store_wal *w = &st->wal;
-	uint64_t bytes = sizeof(q->rec) + padded(q->rec.len);
+	uint64_t bytes = sizeof(q->rec) + store_wal_padded(q->rec.len);
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
 		while (w->ckpt_busy)
@@ -540,12 +428,12 @@ static int append_inline(struct store *st, struct store_wal_req *q)
 		if (r)
 			return r;
 	}
-	struct iov_buf b = {0};
+	struct store_wal_iovs b = {0};
 	q->rec.batch_pos = 0;
-	rec_seal(&q->rec, w->gen, w->lsn + 1);
-	int r = iov_add_rec(&b, &q->rec, q->iov, q->niov);
+	store_wal_rec_seal(&q->rec, w->gen, w->lsn + 1);
+	int r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
 	if (!r)
-		r = write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
+		r = store_wal_write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
 	if (!r) {
 		w->lsn++;
 		w->head += b.bytes;
@@ -563,18 +451,85 @@ static int append_inline(struct store *st, struct store_wal_req *q)
 	return r;
 }
 
+/*
+ * A lazy record (a commit or an abort: answered once written, synced by
+ * the next group commit) is written by its caller under mu, between two
+ * batches, instead of waiting for the writer to finish the sync it may be
+ * in. Returns 1 when the log must first be checkpointed: the caller then
+ * queues the record for the writer, which does that.
+ */
+static int append_lazy_inline(struct store *st, struct store_wal_req *q)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t bytes = sizeof(q->rec) + store_wal_padded(q->rec.len);
+	pthread_mutex_lock(&w->mu);
+	while (w->ckpt_busy)
+		pthread_cond_wait(&w->done, &w->mu);
+	if (w->dead) {
+		pthread_mutex_unlock(&w->mu);
+		return -ECANCELED;
+	}
+	if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096) {
+		pthread_mutex_unlock(&w->mu);
+		return 1;
+	}
+	struct store_wal_iovs b = {0};
+	q->rec.batch_pos = 0;
+	store_wal_rec_seal(&q->rec, w->gen, w->lsn + 1);
+	int r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
+	if (!r)
+		r = store_wal_write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
+	if (!r)
+		r = store_wal_extend_zeroed(st, w->head + b.bytes);
+	if (!r) {
+		w->lsn++;
+		w->head += b.bytes;
+		w->stats.batches++;
+		w->stats.records++;
+		w->stats.log_bytes += b.bytes;
+		if (!w->stats.max_batch)
+			w->stats.max_batch = 1;
+		w->unapplied++;
+		w->lazy_inline++;
+		if (!w->unsynced) {
+			w->unsynced = true;
+			w->unsynced_since = sd_now_ns();
+			pthread_cond_signal(&w->work); /* the writer's idle timer */
+		}
+	} else {
+		sd_err("cannot write the log: %s", strerror(-r));
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(b.v);
+	return r;
+}
+
+/* The store whose announced record (store_wal_claim) this thread will log. */
+static __thread struct store *tl_announced;
+
 static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov,
 		      bool lazy)
 {
 	struct store_wal *w = &st->wal;
 	struct store_wal_req q = {.iov = iov, .niov = niov, .lazy = lazy};
-	rec_init(&q.rec, type, iov, niov);
+	store_wal_rec_init(&q.rec, type, iov, niov);
 	if (!w->running) { /* replay at open: nothing is logged */
 		return -EINVAL;
 	}
-	if (st->nosync && __atomic_load_n(&st->crash, __ATOMIC_ACQUIRE) == STORE_CRASH_NONE)
+	bool hooked = __atomic_load_n(&st->crash, __ATOMIC_ACQUIRE) != STORE_CRASH_NONE;
+	if (st->nosync && !hooked)
 		return append_inline(st, &q);
+	if (lazy && !hooked) {
+		int r = append_lazy_inline(st, &q);
+		if (r != 1)
+			return r;
+	}
+	pthread_cond_init(&q.cond, NULL);
 	pthread_mutex_lock(&w->mu);
+	if (!lazy && tl_announced == st) { /* this thread's announced record is here */
+		tl_announced = NULL;
+		__atomic_sub_fetch(&w->expected, 1, __ATOMIC_ACQ_REL);
+	}
 	if (w->qtail)
 		w->qtail->next = &q;
 	else
@@ -582,9 +537,36 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	w->qtail = &q;
 	pthread_cond_signal(&w->work);
 	while (!q.done)
-		pthread_cond_wait(&w->done, &w->mu);
+		pthread_cond_wait(&q.cond, &w->mu);
 	pthread_mutex_unlock(&w->mu);
+	pthread_cond_destroy(&q.cond);
 	return q.result;
+}
+
+void store_wal_claim(struct store *st)
+{
+	if (st)
+		tl_announced = st;
+}
+
+void store_wal_unclaim(struct store *st)
+{
+	if (st && tl_announced == st) {
+		tl_announced = NULL;
+		store_wal_expect(st, -1);
+	}
+}
+
+void store_wal_expect(struct store *st, int delta)
+{
+	if (!st)
+		return;
+	int64_t now = __atomic_add_fetch(&st->wal.expected, delta, __ATOMIC_ACQ_REL);
+	if (now <= 0 && delta < 0) { /* the last one gave up: let a gathering writer go */
+		pthread_mutex_lock(&st->wal.mu);
+		pthread_cond_signal(&st->wal.work);
+		pthread_mutex_unlock(&st->wal.mu);
+	}
 }
 
 int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, int niov)
@@ -710,6 +692,13 @@ void store_wal_close(struct store *st)
 int store_test_checkpoint(struct store *st)
 {
 	return store_wal_checkpoint(st);
+}
+
+void store_test_gather_ns(struct store *st, uint64_t ns)
+{
+	pthread_mutex_lock(&st->wal.mu);
+	st->wal.gather_ns = ns;
+	pthread_mutex_unlock(&st->wal.mu);
 }
 
 int store_test_wal_path(const struct store *st, char *buf, size_t len)

@@ -397,12 +397,106 @@ static void test_flipped_byte_in_the_log_middle_removes_what_it_could_have_touch
 	damaged_log_case(*state, true);
 }
 
+/* A peer write as the daemon runs it: announced on arrival, claimed by
+ * the thread that runs it, then a durable write (or none: unclaim). */
+struct announced {
+	struct store *st;
+	int k;
+	bool write;
+	uint64_t wait_ms; /* before writing (or giving up) */
+	int result;
+	uint64_t took_ns;
+};
+
+static void *announced_main(void *arg)
+{
+	struct announced *a = arg;
+	uint8_t buf[4096];
+	pattern(buf, 1, a->k);
+	store_wal_claim(a->st);
+	if (a->wait_ms)
+		usleep((useconds_t)a->wait_ms * 1000);
+	uint64_t t0 = sd_now_ns();
+	a->result = a->write ? store_write(a->st, 500 + (uint64_t)a->k, 0, 0, 1, buf, 4096, 4096)
+			     : 0;
+	store_wal_unclaim(a->st);
+	a->took_ns = sd_now_ns() - t0;
+	return NULL;
+}
+
+static void run_announced(struct fixture *f, struct announced *a, int n)
+{
+	pthread_t th[NR_FRAGS];
+	store_wal_expect(f->st, n);
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, announced_main, &a[i]);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void test_announced_writes_share_one_sync(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	/* A budget no test machine reaches: only the announcements end it. */
+	store_test_gather_ns(f->st, 20ull * 1000000000ull);
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	struct announced w[NR_THREADS];
+	for (int i = 0; i < NR_THREADS; i++) /* they arrive over 0-70 ms */
+		w[i] = (struct announced){.st = f->st, .k = i, .write = true,
+					  .wait_ms = (uint64_t)i * 10};
+	run_announced(f, w, NR_THREADS);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	for (int i = 0; i < NR_THREADS; i++)
+		assert_int_equal(w[i].result, 0);
+	print_message("# %d announced writes: %llu sync(s), largest batch %llu\n", NR_THREADS,
+		      (unsigned long long)(b.syncs - a.syncs), (unsigned long long)b.max_batch);
+	assert_int_equal(b.syncs - a.syncs, 1);
+	assert_int_equal(b.records - a.records, NR_THREADS);
+	assert_true(b.max_batch >= NR_THREADS);
+	for (int i = 0; i < NR_THREADS; i++) {
+		uint8_t r[4096], want[4096];
+		uint64_t v;
+		pattern(want, 1, i);
+		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
+		assert_int_equal(v, 1);
+		assert_memory_equal(r, want, 4096);
+	}
+}
+
+static void test_an_announced_request_that_writes_nothing_releases_the_sync(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	store_test_gather_ns(f->st, 20ull * 1000000000ull);
+	/* One writes at once; the other gives up after 500 ms without a record
+	 * (a refused write): the sync goes then, not after the 20 s budget. */
+	struct announced w[2] = {{.st = f->st, .k = 0, .write = true},
+				 {.st = f->st, .k = 1, .write = false, .wait_ms = 500}};
+	run_announced(f, w, 2);
+	assert_int_equal(w[0].result, 0);
+	print_message("# the write waited %.0f ms\n", (double)w[0].took_ns / 1e6);
+	assert_true(w[0].took_ns >= 250ull * 1000000);
+	assert_true(w[0].took_ns < 10ull * 1000000000ull);
+	/* Nothing is announced any more: a lone write does not wait. */
+	struct announced one = {.st = f->st, .k = 2, .write = true};
+	run_announced(f, &one, 1);
+	assert_int_equal(one.result, 0);
+	assert_true(one.took_ns < 10ull * 1000000000ull);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT); /* the damage tests log errors on purpose */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit_shares_syncs_between_writers, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_announced_writes_share_one_sync, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_an_announced_request_that_writes_nothing_releases_the_sync, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_torn_batch_keeps_acknowledged_writes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unsynced_batch_is_replayed_whole_or_not_at_all,
