@@ -208,5 +208,11 @@ const struct dog_cmd dog_cluster_cmds[] = {
     {"cluster", "recover", NULL, "enable|disable|force",
      "allow or stop data recovery cluster-wide, or replan it now on every node", NULL, 1, 1,
      dog_cluster_recover},
+    {"cluster", "check", NULL, NULL, "dog vdi check of every VDI, snapshots and clones included",
+     NULL, 0, 0, dog_cluster_check},
+    {"cluster", "scrub", NULL, "[start [RATE] | stop | status]",
+     "start (at RATE bytes/s, K/M/G allowed), stop or show the background scrub of\n"
+     "    every node: progress, bad fragments found and repaired",
+     NULL, 0, 2, dog_cluster_scrub},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

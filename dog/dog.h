@@ -81,6 +81,10 @@ int dog_vdi_take_lock(int fd, const char *what, const char *name);
 /* recovery.c (owned by the recovery work): node recovery, cluster recover. */
 int dog_node_recovery(struct dog *d);
 int dog_cluster_recover(struct dog *d);
+/* vdi_check.c: vdi check, cluster check, cluster scrub. */
+int dog_vdi_check(struct dog *d);
+int dog_cluster_check(struct dog *d);
+int dog_cluster_scrub(struct dog *d);
 
 /* ---- common.c: talking to sheep ---- */
 

@@ -106,6 +106,13 @@ void dog_json_recovery(struct dog_json *j, int id, const struct sd_node *n,
 	dog_json_bool(j, "cluster_done", st->cluster_done != 0);
 	dog_json_u64(j, "degraded", st->degraded);
 	dog_json_u64(j, "lost", st->lost);
+	dog_json_arr_begin(j, "lost_oids");
+	for (uint64_t k = 0; k < st->lost && k < SD_RECOVERY_LOST_NAMED; k++) {
+		char oid[24];
+		snprintf(oid, sizeof(oid), "%016llx", (unsigned long long)st->lost_oids[k]);
+		dog_json_str(j, NULL, oid);
+	}
+	dog_json_arr_end(j);
 	dog_json_u64(j, "dropped", st->dropped);
 	dog_json_strn(j, "message", st->message, sizeof(st->message));
 	dog_json_obj_end(j);

@@ -195,10 +195,11 @@ static int node_stat(struct dog *d)
 	} else if (d->raw)
 		printf("id host:port syncs records batches records_per_batch max_batch log_bytes "
 		       "checkpoints checkpoint_ms_total checkpoint_ms_last log_fill log_size replayed "
-		       "dropped pending\n");
+		       "dropped pending scrub_enabled scrub_rate scrub_passes scrub_done scrub_total "
+		       "scrub_scanned scrub_bytes csum_found csum_repaired\n");
 	else
 		printf("  Id   Host:Port            Syncs  Records  Rec/batch  Log written  "
-		       "Ckpts  Ckpt ms  Log fill  Pending\n");
+		       "Ckpts  Ckpt ms  Log fill  Pending  Scrub           Found  Repaired\n");
 	int failed = 0;
 	for (uint32_t i = 0; i < nr; i++) {
 		struct sd_store_stat st;
@@ -247,27 +248,45 @@ static int node_stat(struct dog *d)
 			dog_json_u64(&j, "replayed", st.replayed);
 			dog_json_u64(&j, "dropped", st.dropped);
 			dog_json_u64(&j, "pending", st.pending);
+			dog_json_u64(&j, "scrub_enabled", st.scrub_enabled);
+			dog_json_u64(&j, "scrub_rate", st.scrub_rate);
+			dog_json_u64(&j, "scrub_passes", st.scrub_passes);
+			dog_json_u64(&j, "scrub_done", st.scrub_done);
+			dog_json_u64(&j, "scrub_total", st.scrub_total);
+			dog_json_u64(&j, "scrub_scanned", st.scrub_scanned);
+			dog_json_u64(&j, "scrub_bytes", st.scrub_bytes);
+			dog_json_u64(&j, "csum_found", st.csum_found);
+			dog_json_u64(&j, "csum_repaired", st.csum_repaired);
 			dog_json_obj_end(&j);
 			continue;
 		}
 		if (d->raw) {
 			printf("%u %s:%u %" PRIu64 " %" PRIu64 " %" PRIu64 " %.2f %" PRIu64 " %" PRIu64
 			       " %" PRIu64 " %.1f %.1f %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-			       " %" PRIu64 "\n",
+			       " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+			       " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
 			       i, nodes[i].addr, nodes[i].port, st.syncs, st.records, st.batches, per,
 			       st.max_batch, st.log_bytes, st.checkpoints, st.ckpt_ns_total / 1e6,
 			       st.ckpt_ns_last / 1e6, st.log_fill, st.log_size, st.replayed, st.dropped,
-			       st.pending);
+			       st.pending, st.scrub_enabled, st.scrub_rate, st.scrub_passes,
+			       st.scrub_done, st.scrub_total, st.scrub_scanned, st.scrub_bytes,
+			       st.csum_found, st.csum_repaired);
 			continue;
 		}
 		char host[96], wr[32];
 		snprintf(host, sizeof(host), "%s:%u", nodes[i].addr, nodes[i].port);
 		dog_size_str(st.log_bytes, false, wr, sizeof(wr));
+		char scrub[32];
+		if (st.scrub_enabled)
+			snprintf(scrub, sizeof(scrub), "%" PRIu64 "/%" PRIu64, st.scrub_done,
+				 st.scrub_total);
+		else
+			snprintf(scrub, sizeof(scrub), "off");
 		printf("%4u   %-20s %7" PRIu64 " %8" PRIu64 " %10.1f %12s %6" PRIu64 " %8.0f %8.1f%% "
-		       "%8" PRIu64 "\n",
+		       "%8" PRIu64 "  %-13s %6" PRIu64 " %9" PRIu64 "\n",
 		       i, host, st.syncs, st.records, per, wr, st.checkpoints, st.ckpt_ns_total / 1e6,
 		       st.log_size ? 100.0 * (double)st.log_fill / (double)(st.log_size / 2) : 0,
-		       st.pending);
+		       st.pending, scrub, st.csum_found, st.csum_repaired);
 	}
 	free(nodes);
 	if (d->json) {
@@ -325,7 +344,8 @@ const struct dog_cmd dog_node_cmds[] = {
     {"node", "kill", NULL, "<node id>", "stop one sheep (its Id from dog node list)", NULL, 1, 1,
      node_kill},
     {"node", "stat", "f:", NULL, "show each node's write-ahead log counters (syncs, records "
-     "per group commit, checkpoints, log fill)", DOG_JSON_HELP, 0, 0, node_stat},
+     "per group commit, checkpoints, log fill) and its scrub (progress of the pass, bad "
+     "fragments found and repaired)", DOG_JSON_HELP, 0, 0, node_stat},
     /* recovery hook: dog/recovery.c */
     {"node", "recovery", "f:", "[get-throttle | set-throttle MAX [INTERVAL_MS]]",
      "show recovery progress per node, or get/set the recovery throttle", DOG_JSON_HELP, 0, 3,

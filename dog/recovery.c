@@ -1,6 +1,7 @@
 /* recovery.c - dog's recovery commands: node recovery [get-throttle|set-throttle], cluster recover
  * enable|disable|force. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +9,9 @@
 #include "dog/dog.h"
 #include "lib/sd_wire.h"
 #include "lib/net.h"
+#include "lib/inode.h"
+#include "lib/oid.h"
+#include "lib/util.h"
 
 static int nodes_of(struct dog *d, struct sd_node **nodes, uint32_t *nr, const char *what)
 {
@@ -109,6 +113,89 @@ static void print_detail(int id, const struct sd_recovery_state *st, bool raw)
 		       (unsigned long long)st->degraded, (unsigned long long)st->lost);
 }
 
+/* The objects the nodes' recovery plans call lost, each once, with the VDI
+ * it belongs to and the nodes that name it. */
+struct lost_obj {
+	uint64_t oid;
+	char vdi[SD_MAX_VDI_LEN + 16];
+	char by[128];
+};
+
+struct lost_list {
+	struct lost_obj v[64];
+	size_t n;
+	uint64_t unnamed; /* lost objects past what the nodes named */
+};
+
+static int lost_name_vdi(const struct sd_inode *ino, void *arg)
+{
+	struct lost_list *l = arg;
+	for (size_t i = 0; i < l->n; i++)
+		if (oid_to_vid(l->v[i].oid) == ino->vdi_id) {
+			if (ino->snap_ctime)
+				snprintf(l->v[i].vdi, sizeof(l->v[i].vdi), "%.*s snapshot %u",
+					 (int)sizeof(ino->name), ino->name, ino->snap_id);
+			else
+				snprintf(l->v[i].vdi, sizeof(l->v[i].vdi), "%.*s",
+					 (int)sizeof(ino->name), ino->name);
+		}
+	return 0;
+}
+
+static void lost_collect(struct dog *d, struct lost_list *l, const struct sd_recovery_state *st,
+			 const int *res, uint32_t nr)
+{
+	l->n = 0;
+	l->unnamed = 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		if (res[i] != SD_RES_SUCCESS || !st[i].lost)
+			continue;
+		uint64_t named = SD_MIN(st[i].lost, (uint64_t)SD_RECOVERY_LOST_NAMED);
+		l->unnamed = SD_MAX(l->unnamed, st[i].lost - named);
+		for (uint64_t k = 0; k < named; k++) {
+			size_t j = 0;
+			while (j < l->n && l->v[j].oid != st[i].lost_oids[k])
+				j++;
+			if (j == l->n) {
+				if (l->n == sizeof(l->v) / sizeof(l->v[0])) {
+					l->unnamed++;
+					continue;
+				}
+				memset(&l->v[j], 0, sizeof(l->v[j]));
+				l->v[j].oid = st[i].lost_oids[k];
+				l->n++;
+			}
+			size_t o = strlen(l->v[j].by);
+			snprintf(l->v[j].by + o, sizeof(l->v[j].by) - o, "%s%u", o ? " " : "", i);
+		}
+	}
+	if (!l->n)
+		return;
+	int fd = dog_connect(d);
+	if (fd >= 0) {
+		dog_vdi_foreach(fd, false, NULL, lost_name_vdi, l);
+		close(fd);
+	}
+}
+
+/* On stderr, like the nodes' messages: stdout stays Sheepdog's table. */
+static void lost_print(const struct lost_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const struct lost_obj *o = &l->v[i];
+		char what[64];
+		if (is_data_obj(o->oid))
+			snprintf(what, sizeof(what), "data object %u", oid_to_idx(o->oid));
+		else
+			snprintf(what, sizeof(what), "%s", is_vdi_obj(o->oid) ? "inode" : "metadata");
+		fprintf(stderr, "  lost object %016" PRIx64 " (VDI %s, %s): too few consistent "
+			"fragments to rebuild (node%s %s)\n", o->oid, o->vdi[0] ? o->vdi : "?", what,
+			strchr(o->by, ' ') ? "s" : "", o->by);
+	}
+	if (l->unnamed)
+		fprintf(stderr, "  and %" PRIu64 " more lost object(s)\n", l->unnamed);
+}
+
 /* node recovery --json: every node, recovering or not (dog(8)); a node
  * that did not answer is reported with "error" and makes the exit code 2. */
 static int recovery_json(const struct sd_node *nodes, uint32_t nr, struct sd_recovery_state *st,
@@ -205,6 +292,12 @@ static int recovery_show(struct dog *d)
 		 * redundancy is the best the zones allow. */
 		if (st[i].message[0])
 			fprintf(stderr, "  node %u: %s\n", i, st[i].message);
+	}
+	struct lost_list *lost = malloc(sizeof(*lost));
+	if (lost) {
+		lost_collect(d, lost, st, res, nr);
+		lost_print(lost);
+		free(lost);
 	}
 	free(st);
 	free(res);

@@ -420,6 +420,13 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "  -s, --snapshot        the snapshot to go back to (id or tag); required\n", 1, 1,
      dog_vdi_rollback},
     {"vdi", "tree", NULL, "", "show snapshots and clones as a tree", NULL, 0, 0, dog_vdi_tree},
+    {"vdi", "check", "s:", "<vdiname>",
+     "read every copy and fragment of a VDI's objects, check checksums, versions and parity,\n"
+     "    and repair what is wrong from the good ones (exit 1: damage left unrepaired)",
+     "  -s, --snapshot        check this snapshot (id or tag) instead of the working VDI\n"
+     "  -r, --raw             the summary as numbers: objects found fixed unrepairable\n"
+     "                        unreachable\n",
+     1, 1, dog_vdi_check},
     {"vdi", "backup", "s:F:", "<vdiname>",
      "write the objects that differ between two snapshots to stdout",
      "  -s, --snapshot        the snapshot to back up (id or tag); required\n"

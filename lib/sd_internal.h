@@ -136,6 +136,8 @@ enum sd_recovery_status {
 	SD_RECOVERY_PLANNING = 5, /* gathering object lists */
 };
 
+/* Objects recovery plans as lost that STAT_RECOVERY names (dog node recovery). */
+#define SD_RECOVERY_LOST_NAMED 16
 struct sd_recovery_state {
 	uint32_t epoch;         /* epoch the current plan is for */
 	uint8_t status;         /* enum sd_recovery_status */
@@ -162,6 +164,7 @@ struct sd_recovery_state {
 	uint32_t rounds;        /* plans made for this epoch (rescans included) */
 	uint32_t repairs;       /* objects re-planned after a checksum mismatch here, since start */
 	char message[256];      /* why refused or degraded; "" when all is well */
+	uint64_t lost_oids[SD_RECOVERY_LOST_NAMED]; /* the first min(lost, 16) of them */
 } __attribute__((packed));
 
 /*
@@ -183,6 +186,65 @@ struct sd_store_stat {
 	uint64_t replayed;      /* records replayed at start */
 	uint64_t dropped;       /* records found torn or damaged at start */
 	uint64_t pending;       /* prepared two-phase writes held */
+	/* the background scrub (sheep/scrub/scrub.h) */
+	uint64_t scrub_enabled;  /* 1 when it runs */
+	uint64_t scrub_rate;     /* bytes per second it reads at most */
+	uint64_t scrub_passes;   /* complete passes over the store */
+	uint64_t scrub_done;     /* fragments verified in the current pass */
+	uint64_t scrub_total;    /* fragments the current pass walks */
+	uint64_t scrub_scanned;  /* fragments verified since start */
+	uint64_t scrub_bytes;    /* bytes verified since start */
+	uint64_t csum_found;     /* fragments found bad here (scrub, reads, vdi check) */
+	uint64_t csum_repaired;  /* of which verified good again after repair */
+} __attribute__((packed));
+
+/*
+ * SCRUB (0xd8, this project's): the background scrub of the sheep asked.
+ * With SD_FLAG_CMD_WRITE the payload is a struct sd_scrub_ctl (start at a
+ * rate, stop); the reply is its struct sd_store_stat (the scrub_* and
+ * csum_* fields). A gateway-only sheep answers NO_STORE to a change.
+ */
+#define SD_OP_SCRUB 0xd8
+enum sd_scrub_action { SD_SCRUB_STATUS = 0, SD_SCRUB_START = 1, SD_SCRUB_STOP = 2 };
+struct sd_scrub_ctl {
+	uint32_t action; /* enum sd_scrub_action */
+	uint32_t __pad;
+	uint64_t rate;   /* SD_SCRUB_START: bytes per second, 0 = keep the current rate */
+} __attribute__((packed));
+
+/*
+ * CHECK_OBJ (0xd9, this project's; dog vdi check): the sheep asked reads
+ * every copy or fragment of obj.oid from its holder, checks checksums,
+ * versions and (EC) that the parity matches the data, rewrites what is
+ * wrong from the good ones and reads it back. Reply payload: struct
+ * sd_check_obj. NO_OBJ when no holder has any of it.
+ */
+#define SD_OP_CHECK_OBJ 0xd9
+#define SD_CHECK_MAX_WIDTH 32
+enum sd_check_problem {
+	SD_CHECK_OK = 0,
+	SD_CHECK_MISSING,     /* its holder lacks it */
+	SD_CHECK_CHECKSUM,    /* a block's crc32c does not match */
+	SD_CHECK_STALE,       /* an older version than the object's */
+	SD_CHECK_MISMATCH,    /* checksums fine, content wrong (parity, replica) */
+	SD_CHECK_UNREACHABLE, /* its holder did not answer */
+	SD_CHECK_NO_HOME,     /* no node for this position (fewer zones) */
+};
+struct sd_check_frag {
+	char addr[64]; /* the holder checked ("" when none) */
+	uint16_t port;
+	uint8_t problem; /* enum sd_check_problem */
+	uint8_t fixed;   /* rewritten and read back good */
+	uint8_t __pad[4];
+	uint64_t version; /* what it held */
+} __attribute__((packed));
+struct sd_check_obj {
+	uint64_t version; /* the object's version (the newest readable) */
+	uint8_t width;    /* copies, or d+p */
+	uint8_t d;        /* data fragments (0: copies) */
+	uint8_t unrepairable; /* damage left that could not be repaired */
+	uint8_t __pad[5];
+	struct sd_check_frag frag[SD_CHECK_MAX_WIDTH];
 } __attribute__((packed));
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "lib/work.h"
 
+#define SD_WQ_STACK (1u << 20)
+
 struct sd_wq {
 	char name[16];
 	struct sd_loop *loop;
@@ -65,14 +67,22 @@ int sd_wq_create(const char *name, int nr_threads, struct sd_loop *loop, struct 
 		free(wq);
 		return -ENOMEM;
 	}
+	/* 1 MiB stacks, not glibc's 8 MiB: a sheep has 64 pool threads, and
+	 * their deepest frames (gateway calls on GW_MAX_CALLS fragments) use
+	 * a few tens of KiB. */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, SD_WQ_STACK);
 	for (int i = 0; i < nr_threads; i++) {
-		int ret = pthread_create(&wq->threads[i], NULL, worker_main, wq);
+		int ret = pthread_create(&wq->threads[i], &attr, worker_main, wq);
 		if (ret) {
+			pthread_attr_destroy(&attr);
 			wq->nr_threads = i;
 			sd_wq_destroy(wq);
 			return -ret;
 		}
 	}
+	pthread_attr_destroy(&attr);
 	wq->nr_threads = nr_threads;
 	*out = wq;
 	return 0;

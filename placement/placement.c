@@ -221,6 +221,20 @@ static int index_ring(struct placement_ring *r)
 	return 0;
 }
 
+int placement_derive_vnodes(const struct placement_node *nodes, size_t nr, uint16_t *out)
+{
+	if (!out)
+		return -EINVAL;
+	struct placement_ring *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	int ret = placement_init_members(r, nodes, nr);
+	if (!ret)
+		memcpy(out, r->vnodes, nr * sizeof(*out));
+	placement_release(r);
+	return ret;
+}
+
 int placement_build(const struct placement_node *nodes, size_t nr, struct placement_ring **out)
 {
 	if (!out)

@@ -119,6 +119,9 @@ size_t placement_nr_nodes(const struct placement_ring *r);
 int placement_nr_zones(const struct placement_ring *r);
 /* Vnodes node i got (0 for a gateway). */
 int placement_vnodes(const struct placement_ring *r, size_t i);
+/* The vnodes placement_build would give each of nodes[] (out[nr]), without
+ * building the ring (no points: O(nr log nr)). 0 or -errno. */
+int placement_derive_vnodes(const struct placement_node *nodes, size_t nr, uint16_t *out);
 /* Steps from the anchor: 0 for placement_build, prev's + 1 for a chain. */
 int placement_depth(const struct placement_ring *r);
 

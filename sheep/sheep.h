@@ -1,4 +1,4 @@
-/* sheep.h - the daemon state every sub-module of sheep/ shares (struct sheep, the view, the VDI table, a request); each sub-module's functions are in its own header. */
+/* sheep.h - the daemon struct (options, event loop, pools, and opaque pointers to each sub-module's state), the view, the VDI table and a request; each sub-module's functions are in its own header. */
 #ifndef SHEEP_SHEEP_H
 #define SHEEP_SHEEP_H
 
@@ -37,8 +37,9 @@ struct sheep_opts {
 	int http_port;          /* --http PORT: metrics and dashboard, 0 = off (http.c) */
 	uint64_t size;          /* -s/--size: capacity offered, 0 = the filesystem's (capacity.c) */
 	struct sd_recovery_throttle recovery; /* -R max=,interval= (recovery hook) */
+	const char *scrub;      /* --scrub off | rate=BYTES,pause=SECONDS (scrub/scrub.h) */
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
-	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, see twophase.c */
+	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 };
 
@@ -121,49 +122,15 @@ struct vdi_table {
 	uint8_t *bitmap; /* SD_NR_VDIS bits, in use */
 };
 
-/* An epoch record kept in memory for STAT_CLUSTER (newest last). */
-struct epoch_rec {
-	uint32_t epoch;
-	uint64_t time;
-	uint32_t nr_nodes;
-	struct sd_node *nodes;
-};
-
-/* Events a joining node buffers until its state snapshot arrives. */
-struct pending_event {
-	int is_msg;
-	struct sd_node sender;          /* message sender or changed node */
-	bool joined;
-	size_t nr_members;
-	struct sd_node *members;
-	void *msg;
-	size_t len;
-	struct pending_event *next;
-};
-
-/* A synced member's record of a joiner still waiting for its snapshot. */
-struct joiner {
-	struct sd_node node;
-	uint64_t join_seq;
-	bool sent;
-	struct joiner *next;
-};
-
-/* A worker waiting for a cluster message of its own to be applied. */
-struct cop_wait {
-	uint64_t token;
-	int done;
-	int result;
-	uint32_t vid;
-	struct cop_wait *next;
-};
-
 struct cluster_driver;
 struct cluster_ctx;
 struct ring;
-struct obj_lock;
+struct cluster_state;
+struct gw_state;
+struct snap_state;
 struct peer_pool;
 struct sheep_recovery;
+struct sheep_scrub;
 struct nbd_server;
 struct sheep_metrics;
 struct sheep_http;
@@ -181,53 +148,18 @@ struct sheep {
 	int listen_fd;
 	struct conn *conns; /* live connections (server/conn.c, loop thread only) */
 	int lock_fd;
-	const struct cluster_driver *driver;
-	struct cluster_ctx *cctx;
 	atomic_bool stopping; /* set by any thread; read by workers, recovery, NBD */
 	int exit_status; /* main's exit status once the loop stops (1: refused by the cluster) */
 	struct nbd_server *nbd;
 	struct sheep_metrics *metrics; /* counters for --http's /metrics (metrics.c) */
 	struct sheep_http *http;       /* --http server, NULL when off (http.c) */
 
-	/* Cluster state: everything below is guarded by state_lock. Written
-	 * only on the loop thread (driver callbacks); read anywhere. */
-	pthread_mutex_t state_lock;
-	pthread_cond_t state_cond; /* cop_wait done, view changes */
-	bool synced;               /* has the cluster state (own snapshot or alone) */
-	uint64_t seq;              /* cluster events applied (same on every synced member) */
-	uint32_t epoch;
-	struct sheep_view *view;
-	struct sd_node *members;   /* driver order (oldest first) */
-	size_t nr_members;
-	bool quorate;
-	/* format */
-	uint64_t ctime;            /* 0 = not formatted */
-	/* Formatted, restarted, and not every node of the newest epoch is back
-	 * yet (Sheepdog's "Waiting for other nodes to join cluster"): no epoch
-	 * is logged and I/O is refused until they are (cluster/apply.c). */
-	bool waiting;
-	bool shut_down;            /* a cluster shutdown was applied: leaves are not epochs */
-	uint16_t fmt_flags;        /* SD_CLUSTER_FLAG_* of the format (strict) */
-	uint8_t def_copies, def_policy, def_shift;
-	uint32_t fmt_vnodes;
-	bool recovery_enabled;
-	struct vdi_table vdis;
-	struct epoch_rec *epochs;
-	size_t nr_epochs;
-	struct pending_event *pend_head, *pend_tail;
-	struct joiner *joiners;
-	struct cop_wait *waits;
-	uint64_t next_token;
+	/* cluster/: the membership, the epochs, the format and the VDI table,
+	 * guarded by its lock (group_priv.h; read through cluster.h). */
+	struct cluster_state *cl;
 
-	/* gateway */
-	pthread_mutex_t objlock_mu;
-	pthread_cond_t objlock_cond;
-	struct obj_lock *objlocks;
-	/* Versions of objects this sheep coordinates writes for (gateway.c). */
-	pthread_mutex_t vcache_mu;
-	struct gw_vcache_ent *vcache;
-	/* Commits of early-acknowledged writes, sent by a thread (gateway/commitq.c). */
-	struct gw_commitq *commitq;
+	/* gateway/: object locks, version cache, commit queue (gateway_priv.h) */
+	struct gw_state *gw;
 	struct peer_pool *peers;
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */
@@ -236,14 +168,18 @@ struct sheep {
 	 * listeners start (keeps peer/ below rebuild/): is fragment (oid, idx)
 	 * being rebuilt here; a read found a checksum mismatch on it. */
 	bool (*frag_busy)(struct sheep *s, uint64_t oid, uint8_t idx);
-	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	void (*frag_bad)(struct sheep *s, uint64_t oid, uint8_t idx, bool stale);
+	/* A read found a checksum mismatch on (oid, idx): counted by the
+	 * scrub's found/repaired counters, then frag_bad (scrub/scrub.c). */
+	void (*frag_csum_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	/* the background scrub (sheep/scrub/): NULL on a gateway-only node */
+	struct sheep_scrub *scrub;
 
 	/* connections */
 	uint64_t next_conn_id;
 
-	/* snap/snap.c: one sweep (finish pending VDIs, reclaim deleted ones) at a time */
-	pthread_mutex_t sweep_lock;
-	uint64_t sweep_failed_ns; /* when the last sweep failed (0: it did not); state_lock */
+	/* snap/: the sweep of pending and deleted VDIs (snap.c) */
+	struct snap_state *snap;
 };
 
 /* A request in flight: header, payload, reply. */

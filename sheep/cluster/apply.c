@@ -5,7 +5,7 @@
 void group_release_locks_of(struct sheep *s, const struct sd_node *n, bool *changed)
 {
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext)
+		for (struct vdi_entry *e = s->cl->vdis.buckets[b]; e; e = e->hnext)
 			if (e->locked && e->lock_port == n->port && e->lock_inc == n->incarnation &&
 			    !strcmp(e->lock_addr, n->addr)) {
 				e->locked = 0;
@@ -19,14 +19,14 @@ void group_release_locks_of(struct sheep *s, const struct sd_node *n, bool *chan
  * address and port: a restarted node has a new incarnation). */
 static bool newest_epoch_present(const struct sheep *s)
 {
-	if (!s->nr_epochs)
+	if (!s->cl->nr_epochs)
 		return true;
-	const struct epoch_rec *r = &s->epochs[s->nr_epochs - 1];
+	const struct epoch_rec *r = &s->cl->epochs[s->cl->nr_epochs - 1];
 	for (uint32_t i = 0; i < r->nr_nodes; i++) {
 		bool found = false;
-		for (size_t k = 0; k < s->nr_members && !found; k++)
-			found = s->members[k].port == r->nodes[i].port &&
-				!strcmp(s->members[k].addr, r->nodes[i].addr);
+		for (size_t k = 0; k < s->cl->nr_members && !found; k++)
+			found = s->cl->members[k].port == r->nodes[i].port &&
+				!strcmp(s->cl->members[k].addr, r->nodes[i].addr);
 		if (!found)
 			return false;
 	}
@@ -37,20 +37,20 @@ static bool newest_epoch_present(const struct sheep *s)
  * running cluster, the start of a waiting one, a format). */
 static void log_new_epoch(struct sheep *s)
 {
-	s->epoch++;
-	group_epoch_add(s, s->epoch, sd_wall_seconds(), s->members, s->nr_members, true);
+	s->cl->epoch++;
+	group_epoch_add(s, s->cl->epoch, sd_wall_seconds(), s->cl->members, s->cl->nr_members, true);
 }
 
 /* A waiting cluster starts once the nodes of its newest epoch are all back:
  * one epoch of everyone present, as Sheepdog's does after a restart. */
 void group_check_waiting(struct sheep *s)
 {
-	if (!s->waiting || !newest_epoch_present(s))
+	if (!s->cl->waiting || !newest_epoch_present(s))
 		return;
-	s->waiting = false;
+	s->cl->waiting = false;
 	log_new_epoch(s);
 	sd_notice("epoch %u: every node of the previous epoch is back; the cluster runs with "
-		  "%zu members", s->epoch, s->nr_members);
+		  "%zu members", s->cl->epoch, s->cl->nr_members);
 }
 
 /*
@@ -64,25 +64,25 @@ void group_check_waiting(struct sheep *s)
 void group_apply_membership(struct sheep *s, const struct sd_node *members, size_t nr,
 			     const struct sd_node *changed, bool joined)
 {
-	s->seq++;
+	s->cl->seq++;
 	struct sd_node *m = malloc((nr ? nr : 1) * sizeof(*m));
 	if (!m) {
 		sd_emerg("out of memory applying a membership change");
 		return;
 	}
 	memcpy(m, members, nr * sizeof(*m));
-	free(s->members);
-	s->members = m;
-	s->nr_members = nr;
-	if (s->ctime && !s->waiting && !s->shut_down) {
+	free(s->cl->members);
+	s->cl->members = m;
+	s->cl->nr_members = nr;
+	if (s->cl->ctime && !s->cl->waiting && !s->cl->shut_down) {
 		log_new_epoch(s);
-		sd_notice("epoch %u: %s:%u %s, %zu members", s->epoch, changed->addr, changed->port,
+		sd_notice("epoch %u: %s:%u %s, %zu members", s->cl->epoch, changed->addr, changed->port,
 			  joined ? "joined" : "left", nr);
 	} else {
 		sd_notice("%s:%u %s, %zu members; epoch %u kept (%s)", changed->addr, changed->port,
-			  joined ? "joined" : "left", nr, s->epoch,
-			  !s->ctime ? "not formatted"
-			  : s->shut_down ? "cluster shut down"
+			  joined ? "joined" : "left", nr, s->cl->epoch,
+			  !s->cl->ctime ? "not formatted"
+			  : s->cl->shut_down ? "cluster shut down"
 					 : "waiting for the nodes of the last epoch");
 		/* A joiner of a waiting cluster may bring a newer epoch: the
 		 * check waits for its offer (group_apply_offer). */
@@ -93,9 +93,9 @@ void group_apply_membership(struct sheep *s, const struct sd_node *members, size
 		struct joiner *j = calloc(1, sizeof(*j));
 		if (j) {
 			j->node = *changed;
-			j->join_seq = s->seq;
-			j->next = s->joiners;
-			s->joiners = j;
+			j->join_seq = s->cl->seq;
+			j->next = s->cl->joiners;
+			s->cl->joiners = j;
 		}
 	} else if (!joined) {
 		group_remove_joiner(s, changed);
@@ -151,20 +151,20 @@ int group_apply_format(struct sheep *s, const struct cmsg_format *f, bool *wipe)
 		return SD_RES_INVALID_PARMS;
 	if (f->shift < SD_MIN_BLOCK_SIZE_SHIFT || f->shift > SD_MAX_BLOCK_SIZE_SHIFT)
 		return SD_RES_INVALID_PARMS;
-	s->ctime = f->ctime;
-	s->def_copies = f->copies;
-	s->def_policy = f->policy;
-	s->def_shift = f->shift;
-	s->fmt_vnodes = f->vnodes;
-	s->fmt_flags = f->flags;
-	s->recovery_enabled = true;
-	vdi_table_clear(&s->vdis);
+	s->cl->ctime = f->ctime;
+	s->cl->def_copies = f->copies;
+	s->cl->def_policy = f->policy;
+	s->cl->def_shift = f->shift;
+	s->cl->fmt_vnodes = f->vnodes;
+	s->cl->fmt_flags = f->flags;
+	s->cl->recovery_enabled = true;
+	vdi_table_clear(&s->cl->vdis);
 	group_save_config(s);
 	group_save_vdis(s);
 	/* As Sheepdog: the history starts again, epoch 1 = the members now. */
 	group_epoch_log_reset(s);
-	s->epoch = 0;
-	s->waiting = false;
+	s->cl->epoch = 0;
+	s->cl->waiting = false;
 	log_new_epoch(s);
 	group_rebuild_view(s);
 	*wipe = true;
@@ -176,16 +176,16 @@ int group_apply_format(struct sheep *s, const struct cmsg_format *f, bool *wipe)
 
 int group_apply_new_vdi(struct sheep *s, const struct cmsg_vdi *m, uint32_t *vid)
 {
-	if (!s->ctime)
+	if (!s->cl->ctime)
 		return SD_RES_WAIT_FOR_FORMAT;
 	char name[SD_MAX_VDI_LEN];
 	memcpy(name, m->name, sizeof(name));
 	name[sizeof(name) - 1] = '\0';
 	if (!name[0])
 		return SD_RES_INVALID_PARMS;
-	if (vdi_table_by_name(&s->vdis, name, NULL, 0))
+	if (vdi_table_by_name(&s->cl->vdis, name, NULL, 0))
 		return SD_RES_VDI_EXIST;
-	uint32_t v = vdi_table_alloc_vid(&s->vdis, sd_vid_of_name(name));
+	uint32_t v = vdi_table_alloc_vid(&s->cl->vdis, sd_vid_of_name(name));
 	if (!v)
 		return SD_RES_FULL_VDI;
 	struct vdi_entry e;
@@ -198,7 +198,7 @@ int group_apply_new_vdi(struct sheep *s, const struct cmsg_vdi *m, uint32_t *vid
 	e.size = m->size;
 	e.ctime = m->ctime;
 	memcpy(e.name, name, sizeof(e.name));
-	int ret = vdi_table_insert(&s->vdis, &e);
+	int ret = vdi_table_insert(&s->cl->vdis, &e);
 	if (ret)
 		return SD_RES_NO_MEM;
 	group_save_vdis(s);
@@ -210,7 +210,7 @@ int group_apply_new_vdi(struct sheep *s, const struct cmsg_vdi *m, uint32_t *vid
 int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 			uint32_t *vid)
 {
-	struct vdi_entry *e = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1));
+	struct vdi_entry *e = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
 	*vid = m->vid;
 	switch (m->h.type) {
 	case CMSG_DEL_VDI:
@@ -224,13 +224,13 @@ int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const stru
 			return SD_RES_VDI_WRITE; /* clones depend on it */
 		e->deleted = VDI_DEL_RECLAIM;
 		e->locked = 0;
-		vdi_table_insert(&s->vdis, e); /* clears the in-use bit */
+		vdi_table_insert(&s->cl->vdis, e); /* clears the in-use bit */
 		group_save_vdis(s);
 		sd_info("VDI %s (%x) deleted", e->name, e->vid);
 		return SD_RES_SUCCESS;
 	case CMSG_PURGE_VDI:
 		if (e && e->deleted) {
-			vdi_table_remove(&s->vdis, m->vid);
+			vdi_table_remove(&s->cl->vdis, m->vid);
 			group_save_vdis(s);
 		}
 		return SD_RES_SUCCESS;
@@ -269,7 +269,7 @@ void group_shutdown_later(void *arg)
 void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len,
 		      bool *wipe)
 {
-	s->seq++;
+	s->cl->seq++;
 	struct cmsg_hdr h;
 	if (len < sizeof(h))
 		return;
@@ -302,7 +302,7 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		break;
 	case CMSG_RECOVERY:
 		if (len >= sizeof(struct cmsg_format)) {
-			s->recovery_enabled = ((const struct cmsg_format *)msg)->copies != 0;
+			s->cl->recovery_enabled = ((const struct cmsg_format *)msg)->copies != 0;
 			group_save_config(s);
 			res = SD_RES_SUCCESS;
 		}
@@ -311,7 +311,7 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		sd_notice("cluster shutdown requested by %s:%u", sender->addr, sender->port);
 		/* As Sheepdog: the members stopping now are not epochs; the
 		 * restart waits for all of them. */
-		s->shut_down = true;
+		s->cl->shut_down = true;
 		res = SD_RES_SUCCESS;
 		if (!sd_node_eq(sender, &s->self)) {
 			atomic_store(&s->stopping, true);
@@ -326,12 +326,12 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		return;
 	case CMSG_START:
 		res = SD_RES_SUCCESS; /* already running: nothing to do */
-		if (s->waiting) {
-			s->waiting = false;
+		if (s->cl->waiting) {
+			s->cl->waiting = false;
 			log_new_epoch(s);
 			sd_notice("epoch %u: started by %s:%u without the missing nodes of the "
-				  "last epoch, %zu members", s->epoch, sender->addr, sender->port,
-				  s->nr_members);
+				  "last epoch, %zu members", s->cl->epoch, sender->addr, sender->port,
+				  s->cl->nr_members);
 			group_rebuild_view(s);
 		}
 		break;
@@ -348,7 +348,7 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 
 bool group_node_in_joiners(struct sheep *s, const struct sd_node *n)
 {
-	for (struct joiner *j = s->joiners; j; j = j->next)
+	for (struct joiner *j = s->cl->joiners; j; j = j->next)
 		if (sd_node_eq(&j->node, n))
 			return true;
 	return false;
@@ -356,7 +356,7 @@ bool group_node_in_joiners(struct sheep *s, const struct sd_node *n)
 
 void group_remove_joiner(struct sheep *s, const struct sd_node *n)
 {
-	for (struct joiner **pp = &s->joiners; *pp; pp = &(*pp)->next)
+	for (struct joiner **pp = &s->cl->joiners; *pp; pp = &(*pp)->next)
 		if (sd_node_eq(&(*pp)->node, n)) {
 			struct joiner *j = *pp;
 			*pp = j->next;
@@ -370,8 +370,8 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 {
 	size_t ebytes = 0;
 	uint32_t ne = 0;
-	for (size_t i = s->nr_epochs; i > 0; i--) {
-		size_t b = sizeof(struct sd_epoch_rec) + s->epochs[i - 1].nr_nodes * sizeof(struct sd_node);
+	for (size_t i = s->cl->nr_epochs; i > 0; i--) {
+		size_t b = sizeof(struct sd_epoch_rec) + s->cl->epochs[i - 1].nr_nodes * sizeof(struct sd_node);
 		if (ebytes + b > SNAP_EPOCH_BUDGET)
 			break;
 		ebytes += b;
@@ -386,30 +386,30 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 	h->h.type = CMSG_SNAPSHOT;
 	h->target = j->node;
 	h->join_seq = j->join_seq;
-	h->seq = s->seq;
-	h->epoch = s->epoch;
+	h->seq = s->cl->seq;
+	h->epoch = s->cl->epoch;
 	h->nr_epochs = ne;
-	h->ctime = s->ctime;
-	h->copies = s->def_copies;
-	h->policy = s->def_policy;
-	h->shift = s->def_shift;
-	h->recovery_enabled = s->recovery_enabled;
-	h->vnodes = s->fmt_vnodes;
-	h->waiting = s->waiting;
-	h->fmt_flags = (uint8_t)s->fmt_flags;
+	h->ctime = s->cl->ctime;
+	h->copies = s->cl->def_copies;
+	h->policy = s->cl->def_policy;
+	h->shift = s->cl->def_shift;
+	h->recovery_enabled = s->cl->recovery_enabled;
+	h->vnodes = s->cl->fmt_vnodes;
+	h->waiting = s->cl->waiting;
+	h->fmt_flags = (uint8_t)s->cl->fmt_flags;
 	char *p = buf + sizeof(*h);
 	/* oldest first among the last ne */
-	for (size_t i = s->nr_epochs - ne; i < s->nr_epochs; i++) {
-		struct sd_epoch_rec r = {s->epochs[i].epoch, s->epochs[i].nr_nodes, s->epochs[i].time};
+	for (size_t i = s->cl->nr_epochs - ne; i < s->cl->nr_epochs; i++) {
+		struct sd_epoch_rec r = {s->cl->epochs[i].epoch, s->cl->epochs[i].nr_nodes, s->cl->epochs[i].time};
 		memcpy(p, &r, sizeof(r));
 		p += sizeof(r);
-		memcpy(p, s->epochs[i].nodes, r.nr_nodes * sizeof(struct sd_node));
+		memcpy(p, s->cl->epochs[i].nodes, r.nr_nodes * sizeof(struct sd_node));
 		p += r.nr_nodes * sizeof(struct sd_node);
 	}
-	long vl = vdi_table_pack(&s->vdis, p, cap - (size_t)(p - buf));
+	long vl = vdi_table_pack(&s->cl->vdis, p, cap - (size_t)(p - buf));
 	if (vl < 0) {
 		sd_emerg("the VDI table (%zu VDIs) does not fit a cluster message: a joiner "
-			 "cannot be synced", s->vdis.nr);
+			 "cannot be synced", s->cl->vdis.nr);
 		free(buf);
 		return NULL;
 	}
@@ -422,16 +422,16 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 
 void group_maybe_send_snapshots(struct sheep *s)
 {
-	if (!s->joiners)
+	if (!s->cl->joiners)
 		return;
 	/* The oldest member that is not itself waiting sends. */
 	const struct sd_node *sender = NULL;
-	for (size_t i = 0; i < s->nr_members && !sender; i++)
-		if (!group_node_in_joiners(s, &s->members[i]))
-			sender = &s->members[i];
+	for (size_t i = 0; i < s->cl->nr_members && !sender; i++)
+		if (!group_node_in_joiners(s, &s->cl->members[i]))
+			sender = &s->cl->members[i];
 	if (!sender || !sd_node_eq(sender, &s->self))
 		return;
-	for (struct joiner *j = s->joiners; j; j = j->next) {
+	for (struct joiner *j = s->cl->joiners; j; j = j->next) {
 		if (j->sent)
 			continue;
 		size_t len;
@@ -439,7 +439,7 @@ void group_maybe_send_snapshots(struct sheep *s)
 		if (!msg)
 			continue;
 		sd_info("sending state (event %llu, epoch %u) to joiner %s:%u",
-			(unsigned long long)s->seq, s->epoch, j->node.addr, j->node.port);
+			(unsigned long long)s->cl->seq, s->cl->epoch, j->node.addr, j->node.port);
 		if (group_post_broadcast(s, msg, len, 0) == 0)
 			j->sent = true;
 		free(msg);
@@ -455,23 +455,23 @@ void group_pending_free(struct pending_event *p)
 
 void group_pending_clear(struct sheep *s)
 {
-	struct pending_event *p = s->pend_head;
+	struct pending_event *p = s->cl->pend_head;
 	while (p) {
 		struct pending_event *n = p->next;
 		group_pending_free(p);
 		p = n;
 	}
-	s->pend_head = s->pend_tail = NULL;
+	s->cl->pend_head = s->cl->pend_tail = NULL;
 }
 
 void group_pending_add(struct sheep *s, struct pending_event *p)
 {
 	p->next = NULL;
-	if (s->pend_tail)
-		s->pend_tail->next = p;
+	if (s->cl->pend_tail)
+		s->cl->pend_tail->next = p;
 	else
-		s->pend_head = p;
-	s->pend_tail = p;
+		s->cl->pend_head = p;
+	s->cl->pend_tail = p;
 }
 
 /* This node's own state as a CMSG_OFFER (the snapshot layout). */
@@ -534,8 +534,8 @@ void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void
 	const char *end = (const char *)msg + len;
 	const char *vdi = NULL;
 	bool self = sd_node_eq(sender, &s->self);
-	bool adopt = h.ctime && (!s->ctime || (h.ctime == s->ctime && s->waiting &&
-					       h.epoch > s->epoch));
+	bool adopt = h.ctime && (!s->cl->ctime || (h.ctime == s->cl->ctime && s->cl->waiting &&
+					       h.epoch > s->cl->epoch));
 	if (adopt && (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end)) {
 		sd_err("state offered by %s:%u is damaged; ignored", sender->addr, sender->port);
 		adopt = false;
@@ -552,32 +552,32 @@ void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void
 			group_save_vdis(s);
 		}
 		sd_info("state offered by %s:%u (epoch %u) not taken: the cluster is at epoch %u",
-			sender->addr, sender->port, h.epoch, s->epoch);
-		bool was = s->waiting;
+			sender->addr, sender->port, h.epoch, s->cl->epoch);
+		bool was = s->cl->waiting;
 		group_check_waiting(s);
-		if (was != s->waiting)
+		if (was != s->cl->waiting)
 			group_rebuild_view(s);
 		return;
 	}
-	if (!s->ctime)
+	if (!s->cl->ctime)
 		group_epoch_log_reset(s);
 	snap_epochs_put(s, p, h.nr_epochs, true);
-	vdi_table_free(&s->vdis);
-	s->vdis = t;
-	s->ctime = h.ctime;
-	s->def_copies = h.copies;
-	s->def_policy = h.policy;
-	s->def_shift = h.shift;
-	s->recovery_enabled = h.recovery_enabled;
-	s->fmt_vnodes = h.vnodes;
-	s->fmt_flags = h.fmt_flags;
-	s->epoch = h.epoch;
-	s->waiting = true;
+	vdi_table_free(&s->cl->vdis);
+	s->cl->vdis = t;
+	s->cl->ctime = h.ctime;
+	s->cl->def_copies = h.copies;
+	s->cl->def_policy = h.policy;
+	s->cl->def_shift = h.shift;
+	s->cl->recovery_enabled = h.recovery_enabled;
+	s->cl->fmt_vnodes = h.vnodes;
+	s->cl->fmt_flags = h.fmt_flags;
+	s->cl->epoch = h.epoch;
+	s->cl->waiting = true;
 	group_save_config(s);
 	group_save_vdis(s);
 	sd_notice("took the state of %s:%u: formatted at %" PRIu64 ", epoch %u, %zu VDIs; "
-		  "waiting for the nodes of epoch %u", sender->addr, sender->port, s->ctime,
-		  s->epoch, s->vdis.nr, s->epoch);
+		  "waiting for the nodes of epoch %u", sender->addr, sender->port, s->cl->ctime,
+		  s->cl->epoch, s->cl->vdis.nr, s->cl->epoch);
 	group_check_waiting(s);
 	group_rebuild_view(s);
 }
@@ -587,13 +587,13 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 {
 	struct snap_hdr h;
 	memcpy(&h, msg, sizeof(h));
-	if (s->ctime && h.ctime && s->ctime != h.ctime) {
+	if (s->cl->ctime && h.ctime && s->cl->ctime != h.ctime) {
 		/* As Sheepdog: a store of another format is refused, never wiped
 		 * automatically. Nothing of this node's state is touched. */
 		sd_emerg("this node's store (%s) belongs to another format of the cluster "
 			 "(formatted at %" PRIu64 ", the cluster at %" PRIu64 "): refusing to "
 			 "join; move the directory away to join as a new node",
-			 s->opt.dir, s->ctime, h.ctime);
+			 s->opt.dir, s->cl->ctime, h.ctime);
 		s->exit_status = 1;
 		s->stopping = 1;
 		sd_loop_stop(s->loop);
@@ -611,25 +611,25 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	 * it is newer), and keeps its files until the offer is decided. */
 	size_t olen = 0;
 	void *offer = NULL;
-	if (h.waiting || (s->ctime && !h.ctime))
+	if (h.waiting || (s->cl->ctime && !h.ctime))
 		offer = group_build_offer(s, &olen);
 	group_epochs_clear(s);
 	snap_epochs_put(s, p, h.nr_epochs, !offer);
-	if (vdi_table_unpack(&s->vdis, vdi, h.vdi_len)) {
+	if (vdi_table_unpack(&s->cl->vdis, vdi, h.vdi_len)) {
 		sd_emerg("state snapshot is damaged");
 		free(offer);
 		return;
 	}
-	s->ctime = h.ctime;
-	s->def_copies = h.copies;
-	s->def_policy = h.policy;
-	s->def_shift = h.shift;
-	s->recovery_enabled = h.recovery_enabled;
-	s->fmt_vnodes = h.vnodes;
-	s->fmt_flags = h.fmt_flags;
-	s->epoch = h.epoch;
-	s->waiting = h.waiting;
-	s->seq = h.seq;
+	s->cl->ctime = h.ctime;
+	s->cl->def_copies = h.copies;
+	s->cl->def_policy = h.policy;
+	s->cl->def_shift = h.shift;
+	s->cl->recovery_enabled = h.recovery_enabled;
+	s->cl->fmt_vnodes = h.vnodes;
+	s->cl->fmt_flags = h.fmt_flags;
+	s->cl->epoch = h.epoch;
+	s->cl->waiting = h.waiting;
+	s->cl->seq = h.seq;
 	if (!offer) {
 		group_save_config(s);
 		group_save_vdis(s);
@@ -637,16 +637,16 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	/* Replay the buffered events after seq h.seq. Event number of the
 	 * first buffered one (our join) is h.join_seq. */
 	uint64_t n = h.join_seq;
-	s->synced = true;
-	struct pending_event *ev = s->pend_head;
-	s->pend_head = s->pend_tail = NULL;
+	s->cl->synced = true;
+	struct pending_event *ev = s->cl->pend_head;
+	s->cl->pend_head = s->cl->pend_tail = NULL;
 	while (ev) {
 		struct pending_event *next = ev->next;
 		if (n <= h.seq) {
 			if (!ev->is_msg) {
-				free(s->members);
-				s->members = ev->members;
-				s->nr_members = ev->nr_members;
+				free(s->cl->members);
+				s->cl->members = ev->members;
+				s->cl->nr_members = ev->nr_members;
 				ev->members = NULL;
 			}
 		} else if (ev->is_msg) {
@@ -659,7 +659,7 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 		ev = next;
 	}
 	group_rebuild_view(s);
-	sd_notice("joined the cluster at epoch %u with %zu VDIs%s", s->epoch, s->vdis.nr,
+	sd_notice("joined the cluster at epoch %u with %zu VDIs%s", s->cl->epoch, s->cl->vdis.nr,
 		  offer ? "; offering this node's newer state" : "");
 	if (offer) {
 		group_post_broadcast(s, offer, olen, 0);

@@ -11,7 +11,7 @@ bool group_lock_is_sender(const struct vdi_entry *e, const struct sd_node *n, ui
 struct vdi_entry *group_first_clone(struct sheep *s, const struct vdi_entry *e)
 {
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *c = s->vdis.buckets[b]; c; c = c->hnext)
+		for (struct vdi_entry *c = s->cl->vdis.buckets[b]; c; c = c->hnext)
 			if (!c->deleted && c->parent == e->vid && strcmp(c->name, e->name))
 				return c;
 	return NULL;
@@ -21,7 +21,7 @@ struct vdi_entry *group_first_clone(struct sheep *s, const struct vdi_entry *e)
 static int insert_follower(struct sheep *s, const struct vdi_entry *base, uint32_t start,
 			   struct vdi_entry *ne, uint32_t *vid)
 {
-	uint32_t v = vdi_table_alloc_vid(&s->vdis, start);
+	uint32_t v = vdi_table_alloc_vid(&s->cl->vdis, start);
 	if (!v)
 		return SD_RES_FULL_VDI;
 	ne->vid = v;
@@ -29,7 +29,7 @@ static int insert_follower(struct sheep *s, const struct vdi_entry *base, uint32
 	ne->flags = VDI_F_PENDING;
 	ne->deleted = 0;
 	ne->hnext = NULL;
-	if (vdi_table_insert(&s->vdis, ne))
+	if (vdi_table_insert(&s->cl->vdis, ne))
 		return SD_RES_NO_MEM;
 	*vid = v;
 	return SD_RES_SUCCESS;
@@ -45,7 +45,7 @@ static int insert_follower(struct sheep *s, const struct vdi_entry *base, uint32
 int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 			    uint32_t *vid)
 {
-	if (!s->ctime)
+	if (!s->cl->ctime)
 		return SD_RES_WAIT_FOR_FORMAT;
 	char tag[SD_MAX_VDI_TAG_LEN], name[SD_MAX_VDI_LEN];
 	memcpy(tag, m->tag, sizeof(tag));
@@ -56,12 +56,12 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 	int ret;
 	switch (m->h.type) {
 	case CMSG_VDI_SNAP: {
-		struct vdi_entry *a = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1));
+		struct vdi_entry *a = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
 		if (!a || a->deleted || (a->flags & VDI_F_PENDING))
 			return SD_RES_NO_VDI;
 		if (a->flags & VDI_F_SNAPSHOT)
 			return SD_RES_READONLY;
-		if (tag[0] && vdi_table_by_name(&s->vdis, a->name, tag, 0))
+		if (tag[0] && vdi_table_by_name(&s->cl->vdis, a->name, tag, 0))
 			return SD_RES_VDI_EXIST;
 		ne = *a;
 		ne.snapid = a->snapid + 1;
@@ -70,7 +70,7 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		ret = insert_follower(s, a, a->vid + 1, &ne, vid);
 		if (ret)
 			return ret;
-		a = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1)); /* insert may move nothing, but be safe */
+		a = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1)); /* insert may move nothing, but be safe */
 		a->flags |= VDI_F_SNAPSHOT;
 		memcpy(a->tag, tag, sizeof(a->tag));
 		a->locked = 0; /* the writer's lock went to the new working VDI */
@@ -79,14 +79,14 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		break;
 	}
 	case CMSG_VDI_CLONE: {
-		struct vdi_entry *b = vdi_table_find(&s->vdis, m->base_vid & (SD_NR_VDIS - 1));
+		struct vdi_entry *b = vdi_table_find(&s->cl->vdis, m->base_vid & (SD_NR_VDIS - 1));
 		if (!b || b->deleted)
 			return SD_RES_NO_BASE_VDI;
 		if (!(b->flags & VDI_F_SNAPSHOT))
 			return SD_RES_INVALID_PARMS;
 		if (!name[0])
 			return SD_RES_INVALID_PARMS;
-		if (vdi_table_by_name(&s->vdis, name, NULL, 0))
+		if (vdi_table_by_name(&s->cl->vdis, name, NULL, 0))
 			return SD_RES_VDI_EXIST;
 		memset(&ne, 0, sizeof(ne));
 		memcpy(ne.name, name, sizeof(ne.name));
@@ -103,8 +103,8 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		break;
 	}
 	case CMSG_VDI_ROLLBACK: {
-		struct vdi_entry *w = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1));
-		struct vdi_entry *b = vdi_table_find(&s->vdis, m->base_vid & (SD_NR_VDIS - 1));
+		struct vdi_entry *w = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
+		struct vdi_entry *b = vdi_table_find(&s->cl->vdis, m->base_vid & (SD_NR_VDIS - 1));
 		if (!w || w->deleted || (w->flags & VDI_F_SNAPSHOT))
 			return SD_RES_NO_VDI;
 		if (!b || b->deleted || !(b->flags & VDI_F_SNAPSHOT) || strcmp(b->name, w->name))
@@ -121,16 +121,16 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		ret = insert_follower(s, b, w->vid + 1, &ne, vid);
 		if (ret)
 			return ret;
-		w = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1));
+		w = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
 		w->deleted = VDI_DEL_RECLAIM;
 		w->locked = 0;
-		vdi_table_insert(&s->vdis, w); /* clears the in-use bit */
+		vdi_table_insert(&s->cl->vdis, w); /* clears the in-use bit */
 		sd_info("VDI %s rolled back to snapshot %u: working VDI now %x (%x deleted)",
 			w->name, b->snapid, *vid, w->vid);
 		break;
 	}
 	case CMSG_VDI_READY: {
-		struct vdi_entry *e = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1));
+		struct vdi_entry *e = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
 		if (!e)
 			return SD_RES_NO_VDI;
 		e->flags &= (uint8_t)~VDI_F_PENDING;
@@ -138,10 +138,10 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		break;
 	}
 	case CMSG_VDI_RECLAIMED: {
-		struct vdi_entry *e = vdi_table_find(&s->vdis, m->vid & (SD_NR_VDIS - 1));
+		struct vdi_entry *e = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
 		if (e && e->deleted == VDI_DEL_RECLAIM)
 			e->deleted = VDI_DEL_ZOMBIE;
-		vdi_table_drop_zombies(&s->vdis);
+		vdi_table_drop_zombies(&s->cl->vdis);
 		break;
 	}
 	default:

@@ -42,18 +42,18 @@ static size_t rec_bytes(const struct epoch_rec *r)
 	return sizeof(struct sd_epoch_rec) + r->nr_nodes * sizeof(struct sd_node);
 }
 
-/* Index of epoch x in s->epochs (sorted), or -1. */
+/* Index of epoch x in s->cl->epochs (sorted), or -1. */
 static long epoch_index(const struct sheep *s, uint32_t x)
 {
-	size_t lo = 0, hi = s->nr_epochs;
+	size_t lo = 0, hi = s->cl->nr_epochs;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (s->epochs[mid].epoch < x)
+		if (s->cl->epochs[mid].epoch < x)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < s->nr_epochs && s->epochs[lo].epoch == x ? (long)lo : -1;
+	return lo < s->cl->nr_epochs && s->cl->epochs[lo].epoch == x ? (long)lo : -1;
 }
 
 /* anchor(x) and need(x) (see above); -ENOENT when the log lacks a record
@@ -66,13 +66,13 @@ static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uin
 	long i = epoch_index(s, x);
 	if (i < 0)
 		return -ENOENT;
-	size_t bytes = rec_bytes(&s->epochs[i]);
+	size_t bytes = rec_bytes(&s->cl->epochs[i]);
 	uint32_t a = x;
 	while (a > base) {
-		if (i == 0 || s->epochs[i - 1].epoch != a - 1)
+		if (i == 0 || s->cl->epochs[i - 1].epoch != a - 1)
 			return -ENOENT;
 		i--;
-		bytes += rec_bytes(&s->epochs[i]);
+		bytes += rec_bytes(&s->cl->epochs[i]);
 		if (bytes > CHAIN_BYTES) {
 			*anchor = a;
 			*need = a - 1;
@@ -93,9 +93,9 @@ static bool chain_in_window(const struct sheep *s, uint32_t from, uint32_t to)
 		return false;
 	size_t bytes = 0;
 	for (uint32_t y = from; y <= to; y++, i++) {
-		if ((size_t)i >= s->nr_epochs || s->epochs[i].epoch != y)
+		if ((size_t)i >= s->cl->nr_epochs || s->cl->epochs[i].epoch != y)
 			return false;
-		bytes += rec_bytes(&s->epochs[i]);
+		bytes += rec_bytes(&s->cl->epochs[i]);
 		if (bytes > SNAP_EPOCH_BUDGET)
 			return false;
 	}
@@ -107,13 +107,13 @@ static bool chain_in_window(const struct sheep *s, uint32_t from, uint32_t to)
  * whose log was replaced (a snapshot after a partition) rebuilds. */
 static uint64_t chain_key(const struct sheep *s, uint32_t anchor, uint32_t x)
 {
-	uint64_t h = fnv_64a_u64(((uint64_t)anchor << 32) | s->fmt_vnodes, FNV1A_64_INIT);
+	uint64_t h = fnv_64a_u64(((uint64_t)anchor << 32) | s->cl->fmt_vnodes, FNV1A_64_INIT);
 	for (uint32_t y = anchor; y <= x; y++) {
 		long i = epoch_index(s, y);
 		if (i < 0)
 			return 0;
 		h = fnv_64a_u64(y, h);
-		h = fnv_64a_buf(s->epochs[i].nodes, s->epochs[i].nr_nodes * sizeof(struct sd_node),
+		h = fnv_64a_buf(s->cl->epochs[i].nodes, s->cl->epochs[i].nr_nodes * sizeof(struct sd_node),
 				h);
 	}
 	return h;
@@ -159,8 +159,8 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 		long i = epoch_index(s, x);
 		if (i < 0)
 			return -ENOENT;
-		nodes = s->epochs[i].nodes;
-		nr = s->epochs[i].nr_nodes;
+		nodes = s->cl->epochs[i].nodes;
+		nr = s->cl->epochs[i].nr_nodes;
 	}
 	const struct ring *prev = NULL;
 	uint32_t from = anchor;
@@ -179,7 +179,7 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 		const struct sd_node *yn = nodes;
 		size_t ynr = nr;
 		if (y < x) {
-			const struct epoch_rec *er = &s->epochs[epoch_index(s, y)];
+			const struct epoch_rec *er = &s->cl->epochs[epoch_index(s, y)];
 			yn = er->nodes;
 			ynr = er->nr_nodes;
 		}
@@ -270,6 +270,29 @@ uint64_t group_ring_digest(const struct sheep_ring *r)
 	return h;
 }
 
+/*
+ * Before the format nothing is placed (the gateway and recovery need a
+ * formatted cluster), so the view holds the data members but no ring: a
+ * ring of N members is 2048 points a member, and every member rebuilding
+ * it at every join made the start of N sheep cost O(N^2 log N) per member
+ * (0.3 s a build at 128 members on the shared box). The format's view
+ * builds epoch 1's ring; `dog node list` derives vnodes without one
+ * (store/capacity.c).
+ */
+static int unformatted_ring(struct sheep *s, const struct sd_node *nodes, size_t nr,
+			    struct sheep_ring **out)
+{
+	struct sheep_ring *r = new_sheep_ring(0, nr);
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < nr; i++)
+		if (!nodes[i].gateway && nodes[i].space > 0)
+			r->data[r->nr_data++] = nodes[i];
+	qsort(r->data, r->nr_data, sizeof(struct sd_node), sheep_node_cmp);
+	*out = r;
+	return 0;
+}
+
 /* Build and publish the view of the current members and epoch (locked).
  * Its ring and those of earlier epochs are chained as chain.c says. */
 void group_rebuild_view(struct sheep *s)
@@ -278,13 +301,13 @@ void group_rebuild_view(struct sheep *s)
 	if (!v)
 		goto fail;
 	v->refs = 1;
-	v->epoch = s->epoch;
+	v->epoch = s->cl->epoch;
 	v->self_data_idx = -1;
-	v->nodes = calloc(s->nr_members ? s->nr_members : 1, sizeof(struct sd_node));
+	v->nodes = calloc(s->cl->nr_members ? s->cl->nr_members : 1, sizeof(struct sd_node));
 	if (!v->nodes)
 		goto fail;
-	memcpy(v->nodes, s->members, s->nr_members * sizeof(struct sd_node));
-	v->nr_nodes = s->nr_members;
+	memcpy(v->nodes, s->cl->members, s->cl->nr_members * sizeof(struct sd_node));
+	v->nr_nodes = s->cl->nr_members;
 	qsort(v->nodes, v->nr_nodes, sizeof(struct sd_node), sheep_node_cmp);
 	/*
 	 * Before the format there is no epoch 0 record: the members' own ring.
@@ -297,23 +320,25 @@ void group_rebuild_view(struct sheep *s)
 	 * it, and its history point at the wrong holders: old data was read
 	 * after a whole-cluster stop (021).
 	 */
-	bool chained = s->epoch != 0 && !s->waiting;
-	int ret = group_chain_ring(s, s->view, s->epoch, chained, v->nodes, v->nr_nodes, &v->cur);
+	bool chained = s->cl->epoch != 0 && !s->cl->waiting;
+	int ret = s->cl->epoch ? group_chain_ring(s, s->cl->view, s->cl->epoch, chained, v->nodes,
+						  v->nr_nodes, &v->cur)
+			       : unformatted_ring(s, v->nodes, v->nr_nodes, &v->cur);
 	if (ret == -ENOENT) {
 		sd_err("epoch %u: the epoch log lacks records its chained ring needs; using the "
 		       "ring of the members alone (other members may place differently until "
-		       "the next anchor)", s->epoch);
-		ret = group_chain_ring(s, s->view, s->epoch, false, v->nodes, v->nr_nodes, &v->cur);
+		       "the next anchor)", s->cl->epoch);
+		ret = group_chain_ring(s, s->cl->view, s->cl->epoch, false, v->nodes, v->nr_nodes, &v->cur);
 	}
 	if (ret == -ENOMEM)
 		goto fail;
 	if (ret) {
-		sd_err("cannot build the placement ring for epoch %u: %s", s->epoch, strerror(-ret));
+		sd_err("cannot build the placement ring for epoch %u: %s", s->cl->epoch, strerror(-ret));
 		v->cur = calloc(1, sizeof(*v->cur));
 		if (!v->cur || !(v->cur->data = calloc(1, sizeof(struct sd_node))))
 			goto fail;
 		v->cur->refs = 1;
-		v->cur->epoch = s->epoch;
+		v->cur->epoch = s->cl->epoch;
 	}
 	v->data = v->cur->data;
 	v->nr_data = v->cur->nr_data;
@@ -332,11 +357,11 @@ void group_rebuild_view(struct sheep *s)
 	 * until recovery moves them. Reused from the old view when the same,
 	 * else built from the epoch log (a joiner or a restarted node has no
 	 * old view). */
-	for (size_t k = s->nr_epochs; k > 0 && v->nr_hist < SHEEP_VIEW_HIST; k--) {
-		const struct epoch_rec *er = &s->epochs[k - 1];
-		if (er->epoch >= s->epoch)
+	for (size_t k = s->cl->nr_epochs; k > 0 && v->nr_hist < SHEEP_VIEW_HIST; k--) {
+		const struct epoch_rec *er = &s->cl->epochs[k - 1];
+		if (er->epoch >= s->cl->epoch)
 			continue;
-		struct sheep_ring *r = group_hist_ring(s, s->view, er->epoch, s->epoch);
+		struct sheep_ring *r = group_hist_ring(s, s->cl->view, er->epoch, s->cl->epoch);
 		if (r)
 			v->hist[v->nr_hist++] = r;
 	}
@@ -347,21 +372,21 @@ void group_rebuild_view(struct sheep *s)
 	/* Before the format (epoch 0) and while a restarted cluster waits,
 	 * views of changing members share one epoch number: no digest then
 	 * (tests/func/109 checks one digest per epoch on every member). */
-	if (!s->epoch || s->waiting)
+	if (!s->cl->epoch || s->cl->waiting)
 		sd_info("placement: view of %zu members at epoch %u (%s), earlier%s", v->nr_nodes,
-			v->epoch, s->epoch ? "waiting for the last epoch's nodes" : "not formatted",
+			v->epoch, s->cl->epoch ? "waiting for the last epoch's nodes" : "not formatted",
 			v->nr_hist ? hist : " none");
 	else
 		sd_info("placement: view of epoch %u, ring %u:%016llx (chained from epoch %u), "
 			"earlier%s",
 			v->epoch, v->epoch, (unsigned long long)group_ring_digest(v->cur),
 			v->cur->anchor, v->nr_hist ? hist : " none");
-	sheep_view_put(s->view);
-	s->view = v;
-	pthread_cond_broadcast(&s->state_cond);
+	sheep_view_put(s->cl->view);
+	s->cl->view = v;
+	pthread_cond_broadcast(&s->cl->state_cond);
 	return;
 fail:
-	sd_emerg("out of memory building the view of epoch %u", s->epoch);
+	sd_emerg("out of memory building the view of epoch %u", s->cl->epoch);
 	if (v) {
 		v->refs = 1;
 		sheep_view_put(v);

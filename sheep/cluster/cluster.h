@@ -68,6 +68,8 @@ const char *cluster_driver_options(const char *spec);
 const char *cluster_driver_names(void);
 
 extern const struct cluster_driver cluster_local_driver;
+/* The local driver polls its log (no inotify instance could be had at init). */
+bool cluster_local_polling(const struct cluster_ctx *c);
 #if HAVE_COROSYNC
 extern const struct cluster_driver cluster_corosync_driver;
 #endif
@@ -79,6 +81,7 @@ extern const struct cluster_driver cluster_zookeeper_driver;
 struct sheep;
 struct sheep_view;
 struct vdi_entry;
+struct vdi_table;
 
 int group_init(struct sheep *s);
 int group_start(struct sheep *s);
@@ -149,6 +152,32 @@ int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid);
 /* Broadcast msg without waiting for it (for a message whose loss is
  * repaired anyway, like VDI_READY). */
 int group_cluster_post(struct sheep *s, void *msg, size_t len);
+/* A consistent picture of the cluster state at one instant (group_status). */
+struct group_status {
+	bool synced;           /* this node has the cluster state */
+	bool quorate;          /* the driver has quorum */
+	bool waiting;          /* restarted, waiting for the nodes of its newest epoch */
+	bool recovery_enabled; /* dog cluster recover enable/disable */
+	uint32_t epoch;
+	uint64_t ctime; /* format time, 0: not formatted */
+	uint8_t def_copies, def_policy, def_shift; /* the format's defaults */
+	size_t nr_epochs;   /* epochs logged */
+	uint32_t nr_nodes;  /* members of the current view (0 before synced) */
+	uint32_t nr_zones;  /* distinct zones among its data members */
+	size_t nr_vdis;     /* entries of the VDI table */
+};
+/* The cluster state (cluster/state.c), read under its lock. */
+void group_status(struct sheep *s, struct group_status *st);
+uint32_t group_epoch(struct sheep *s);
+/* The VDI table, locked: no cluster event is applied until
+ * group_vdis_unlock. st, when not NULL, gets the status under the same
+ * lock. Never block on peers or the cluster while holding it. */
+struct vdi_table *group_vdis_lock(struct sheep *s, struct group_status *st);
+void group_vdis_unlock(struct sheep *s);
+/* The members of logged epoch `epoch` (a copy the caller frees) and when
+ * it began; -ENOENT when it is not logged, -ENOMEM. */
+int group_epoch_nodes(struct sheep *s, uint32_t epoch, struct sd_node **nodes, size_t *nr,
+		      uint64_t *time);
 /* Read helpers under state_lock. */
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,

@@ -5,12 +5,12 @@
 
 void group_complete_wait(struct sheep *s, uint64_t token, int result, uint32_t vid)
 {
-	for (struct cop_wait *w = s->waits; w; w = w->next)
+	for (struct cop_wait *w = s->cl->waits; w; w = w->next)
 		if (w->token == token) {
 			w->done = 1;
 			w->result = result;
 			w->vid = vid;
-			pthread_cond_broadcast(&s->state_cond);
+			pthread_cond_broadcast(&s->cl->state_cond);
 			return;
 		}
 }
@@ -26,13 +26,13 @@ void group_do_broadcast(void *arg)
 {
 	struct bcast *b = arg;
 	struct sheep *s = b->s;
-	int ret = s->cctx ? s->driver->broadcast(s->cctx, b->msg, b->len) : -ENOTCONN;
+	int ret = s->cl->cctx ? s->cl->driver->broadcast(s->cl->cctx, b->msg, b->len) : -ENOTCONN;
 	if (ret) {
 		sd_err("cluster broadcast failed: %s", strerror(-ret));
 		if (b->token) {
-			pthread_mutex_lock(&s->state_lock);
+			pthread_mutex_lock(&s->cl->state_lock);
 			group_complete_wait(s, b->token, SD_RES_SYSTEM_ERROR, 0);
-			pthread_mutex_unlock(&s->state_lock);
+			pthread_mutex_unlock(&s->cl->state_lock);
 		}
 	}
 	free(b);
@@ -66,35 +66,35 @@ int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 {
 	struct cmsg_hdr *h = msg;
 	struct cop_wait w = {0};
-	pthread_mutex_lock(&s->state_lock);
-	if (!s->synced) {
-		pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	if (!s->cl->synced) {
+		pthread_mutex_unlock(&s->cl->state_lock);
 		return SD_RES_WAIT_FOR_JOIN;
 	}
-	w.token = ++s->next_token;
-	w.next = s->waits;
-	s->waits = &w;
-	pthread_mutex_unlock(&s->state_lock);
+	w.token = ++s->cl->next_token;
+	w.next = s->cl->waits;
+	s->cl->waits = &w;
+	pthread_mutex_unlock(&s->cl->state_lock);
 	h->token = w.token;
 	h->len = (uint32_t)len;
 	int ret = group_post_broadcast(s, msg, len, w.token);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += COP_TIMEOUT_S;
-	pthread_mutex_lock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
 	if (ret) {
 		w.done = 1;
 		w.result = SD_RES_NO_MEM;
 	}
 	while (!w.done && !atomic_load(&s->stopping))
-		if (pthread_cond_timedwait(&s->state_cond, &s->state_lock, &ts))
+		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts))
 			break;
-	for (struct cop_wait **pp = &s->waits; *pp; pp = &(*pp)->next)
+	for (struct cop_wait **pp = &s->cl->waits; *pp; pp = &(*pp)->next)
 		if (*pp == &w) {
 			*pp = w.next;
 			break;
 		}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	if (!w.done) {
 		sd_err("cluster operation %u was not delivered in %d s", h->type, COP_TIMEOUT_S);
 		return atomic_load(&s->stopping) ? SD_RES_SHUTDOWN : SD_RES_SYSTEM_ERROR;

@@ -24,11 +24,11 @@ int group_epoch_log_write(struct sheep *s, const struct epoch_rec *r)
 int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
 		     size_t nr, bool log)
 {
-	struct epoch_rec *n = realloc(s->epochs, (s->nr_epochs + 1) * sizeof(*n));
+	struct epoch_rec *n = realloc(s->cl->epochs, (s->cl->nr_epochs + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	s->epochs = n;
-	struct epoch_rec *r = &s->epochs[s->nr_epochs];
+	s->cl->epochs = n;
+	struct epoch_rec *r = &s->cl->epochs[s->cl->nr_epochs];
 	r->epoch = epoch;
 	r->time = t;
 	r->nr_nodes = (uint32_t)nr;
@@ -37,7 +37,7 @@ int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
 		return -ENOMEM;
 	memcpy(r->nodes, nodes, nr * sizeof(struct sd_node));
 	qsort(r->nodes, nr, sizeof(struct sd_node), sheep_node_cmp);
-	s->nr_epochs++;
+	s->cl->nr_epochs++;
 	return log ? group_epoch_log_write(s, r) : 0;
 }
 
@@ -45,8 +45,8 @@ int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
 void group_epoch_log_reset(struct sheep *s)
 {
 	char path[4200];
-	for (size_t i = 0; i < s->nr_epochs; i++) {
-		snprintf(path, sizeof(path), "%s/epoch/%08u", s->opt.dir, s->epochs[i].epoch);
+	for (size_t i = 0; i < s->cl->nr_epochs; i++) {
+		snprintf(path, sizeof(path), "%s/epoch/%08u", s->opt.dir, s->cl->epochs[i].epoch);
 		if (unlink(path) < 0 && errno != ENOENT)
 			sd_warn("cannot remove %s: %s", path, strerror(errno));
 	}
@@ -58,33 +58,33 @@ void group_epoch_log_reset(struct sheep *s)
 int group_epoch_put(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
 		    size_t nr, bool log)
 {
-	for (size_t i = 0; i < s->nr_epochs; i++) {
-		if (s->epochs[i].epoch != epoch)
+	for (size_t i = 0; i < s->cl->nr_epochs; i++) {
+		if (s->cl->epochs[i].epoch != epoch)
 			continue;
 		struct sd_node *n = malloc((nr ? nr : 1) * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
 		memcpy(n, nodes, nr * sizeof(*n));
 		qsort(n, nr, sizeof(*n), sheep_node_cmp);
-		free(s->epochs[i].nodes);
-		s->epochs[i].nodes = n;
-		s->epochs[i].nr_nodes = (uint32_t)nr;
-		s->epochs[i].time = t;
-		return log ? group_epoch_log_write(s, &s->epochs[i]) : 0;
+		free(s->cl->epochs[i].nodes);
+		s->cl->epochs[i].nodes = n;
+		s->cl->epochs[i].nr_nodes = (uint32_t)nr;
+		s->cl->epochs[i].time = t;
+		return log ? group_epoch_log_write(s, &s->cl->epochs[i]) : 0;
 	}
 	int ret = group_epoch_add(s, epoch, t, nodes, nr, log);
 	if (!ret)
-		qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), group_epoch_cmp);
+		qsort(s->cl->epochs, s->cl->nr_epochs, sizeof(*s->cl->epochs), group_epoch_cmp);
 	return ret;
 }
 
 void group_epochs_clear(struct sheep *s)
 {
-	for (size_t i = 0; i < s->nr_epochs; i++)
-		free(s->epochs[i].nodes);
-	free(s->epochs);
-	s->epochs = NULL;
-	s->nr_epochs = 0;
+	for (size_t i = 0; i < s->cl->nr_epochs; i++)
+		free(s->cl->epochs[i].nodes);
+	free(s->cl->epochs);
+	s->cl->epochs = NULL;
+	s->cl->nr_epochs = 0;
 }
 
 int group_epoch_cmp(const void *a, const void *b)
@@ -124,8 +124,8 @@ int group_epoch_log_load(struct sheep *s)
 		close(fd);
 	}
 	closedir(d);
-	if (s->nr_epochs)
-		qsort(s->epochs, s->nr_epochs, sizeof(*s->epochs), group_epoch_cmp);
+	if (s->cl->nr_epochs)
+		qsort(s->cl->epochs, s->cl->nr_epochs, sizeof(*s->cl->epochs), group_epoch_cmp);
 	return 0;
 }
 
@@ -135,13 +135,13 @@ void group_save_config(struct sheep *s)
 {
 	struct config_file c = {.magic = CONFIG_MAGIC,
 				.version = 2,
-				.flags = s->fmt_flags,
-				.ctime = s->ctime,
-				.copies = s->def_copies,
-				.policy = s->def_policy,
-				.shift = s->def_shift,
-				.recovery_enabled = s->recovery_enabled,
-				.vnodes = s->fmt_vnodes};
+				.flags = s->cl->fmt_flags,
+				.ctime = s->cl->ctime,
+				.copies = s->cl->def_copies,
+				.policy = s->cl->def_policy,
+				.shift = s->cl->def_shift,
+				.recovery_enabled = s->cl->recovery_enabled,
+				.vnodes = s->cl->fmt_vnodes};
 	char path[4200];
 	group_state_path(s, "config", path, sizeof(path));
 	int ret = sheep_write_file(s, path, &c, sizeof(c));
@@ -153,7 +153,7 @@ void group_save_vdis(struct sheep *s)
 {
 	char path[4200];
 	group_state_path(s, "vdis", path, sizeof(path));
-	int ret = vdi_table_save(&s->vdis, path);
+	int ret = vdi_table_save(&s->cl->vdis, path);
 	if (ret)
 		sd_err("cannot save the VDI table in %s: %s", path, strerror(-ret));
 }
@@ -168,20 +168,20 @@ int group_load_state(struct sheep *s)
 		memset(&c, 0, sizeof(c));
 		ssize_t n = read(fd, &c, sizeof(c));
 		if ((n == sizeof(c) || n == (ssize_t)CONFIG_V1_SIZE) && c.magic == CONFIG_MAGIC) {
-			s->fmt_flags = n == sizeof(c) ? c.flags : 0;
-			s->ctime = c.ctime;
-			s->def_copies = c.copies;
-			s->def_policy = c.policy;
-			s->def_shift = c.shift;
-			s->recovery_enabled = c.recovery_enabled;
-			s->fmt_vnodes = c.vnodes;
+			s->cl->fmt_flags = n == sizeof(c) ? c.flags : 0;
+			s->cl->ctime = c.ctime;
+			s->cl->def_copies = c.copies;
+			s->cl->def_policy = c.policy;
+			s->cl->def_shift = c.shift;
+			s->cl->recovery_enabled = c.recovery_enabled;
+			s->cl->fmt_vnodes = c.vnodes;
 		} else {
 			sd_warn("%s is damaged; the node starts unformatted", path);
 		}
 		close(fd);
 	}
 	group_state_path(s, "vdis", path, sizeof(path));
-	int ret = vdi_table_load(&s->vdis, path);
+	int ret = vdi_table_load(&s->cl->vdis, path);
 	if (ret) {
 		sd_err("cannot load the VDI table %s: %s", path, strerror(-ret));
 		return ret;
@@ -192,9 +192,9 @@ int group_load_state(struct sheep *s)
 	ret = group_epoch_log_load(s);
 	if (ret)
 		return ret;
-	if (s->nr_epochs)
-		s->epoch = s->epochs[s->nr_epochs - 1].epoch;
-	sd_info("state: %s, %zu VDIs, last epoch %u", s->ctime ? "formatted" : "not formatted",
-		s->vdis.nr, s->epoch);
+	if (s->cl->nr_epochs)
+		s->cl->epoch = s->cl->epochs[s->cl->nr_epochs - 1].epoch;
+	sd_info("state: %s, %zu VDIs, last epoch %u", s->cl->ctime ? "formatted" : "not formatted",
+		s->cl->vdis.nr, s->cl->epoch);
 	return 0;
 }

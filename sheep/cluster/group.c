@@ -13,26 +13,26 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 			  const struct sd_node *changed, bool joined)
 {
 	struct sheep *s = arg;
-	pthread_mutex_lock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
 	bool alone = nr == 1 && sd_node_eq(&members[0], &s->self);
-	if (!s->synced && alone) {
+	if (!s->cl->synced && alone) {
 		/* Nobody to learn from: this node's own state is the cluster's. */
 		group_pending_clear(s);
-		s->synced = true;
-		s->seq = 0;
+		s->cl->synced = true;
+		s->cl->seq = 0;
 		/* A formatted node restarting alone waits for the nodes of its
 		 * newest epoch, as Sheepdog's does (apply.c). */
-		s->waiting = s->ctime && s->nr_epochs;
-		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->epoch);
-		if (s->waiting)
+		s->cl->waiting = s->cl->ctime && s->cl->nr_epochs;
+		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->cl->epoch);
+		if (s->cl->waiting)
 			sd_notice("waiting for the %u nodes of epoch %u to be back: no I/O is served "
 				  "until then (dog cluster recover force starts without them)",
-				  s->epochs[s->nr_epochs - 1].nr_nodes, s->epochs[s->nr_epochs - 1].epoch);
+				  s->cl->epochs[s->cl->nr_epochs - 1].nr_nodes, s->cl->epochs[s->cl->nr_epochs - 1].epoch);
 		group_apply_membership(s, members, nr, changed, joined);
-		pthread_mutex_unlock(&s->state_lock);
+		pthread_mutex_unlock(&s->cl->state_lock);
 		return;
 	}
-	if (!s->synced) {
+	if (!s->cl->synced) {
 		struct pending_event *p = calloc(1, sizeof(*p));
 		if (p)
 			p->members = malloc(nr * sizeof(struct sd_node));
@@ -44,16 +44,16 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 			p->nr_members = nr;
 			p->sender = *changed;
 			p->joined = joined;
-			if (s->pend_head || (joined && sd_node_eq(changed, &s->self)))
+			if (s->cl->pend_head || (joined && sd_node_eq(changed, &s->self)))
 				group_pending_add(s, p);
 			else
 				group_pending_free(p); /* before our own join: not ours to replay */
 		}
-		pthread_mutex_unlock(&s->state_lock);
+		pthread_mutex_unlock(&s->cl->state_lock);
 		return;
 	}
 	group_apply_membership(s, members, nr, changed, joined);
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 }
 
 void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, size_t len)
@@ -64,20 +64,20 @@ void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, 
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, msg, sizeof(h));
-	pthread_mutex_lock(&s->state_lock);
-	if (!s->synced) {
-		if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr) && s->pend_head) {
+	pthread_mutex_lock(&s->cl->state_lock);
+	if (!s->cl->synced) {
+		if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr) && s->cl->pend_head) {
 			struct snap_hdr sh;
 			memcpy(&sh, msg, sizeof(sh));
 			if (sd_node_eq(&sh.target, &s->self)) {
 				group_apply_snapshot(s, msg, len, &wipe);
-				s->seq++; /* the snapshot message itself */
-				pthread_mutex_unlock(&s->state_lock);
+				s->cl->seq++; /* the snapshot message itself */
+				pthread_mutex_unlock(&s->cl->state_lock);
 				group_after_unlock(s, wipe);
 				return;
 			}
 		}
-		if (s->pend_head) {
+		if (s->cl->pend_head) {
 			struct pending_event *p = calloc(1, sizeof(*p));
 			if (p && (p->msg = malloc(len))) {
 				memcpy(p->msg, msg, len);
@@ -90,7 +90,7 @@ void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, 
 				sd_emerg("out of memory buffering a cluster message");
 			}
 		}
-		pthread_mutex_unlock(&s->state_lock);
+		pthread_mutex_unlock(&s->cl->state_lock);
 		return;
 	}
 	if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr)) {
@@ -99,23 +99,23 @@ void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, 
 		group_remove_joiner(s, &sh.target);
 	}
 	group_apply_msg(s, sender, msg, len, &wipe);
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	group_after_unlock(s, wipe);
 }
 
 void group_on_quorum(void *arg, bool quorate)
 {
 	struct sheep *s = arg;
-	pthread_mutex_lock(&s->state_lock);
-	s->quorate = quorate;
+	pthread_mutex_lock(&s->cl->state_lock);
+	s->cl->quorate = quorate;
 	if (!quorate) {
 		/* The driver leaves the group and joins again when quorum
 		 * returns; our state may have diverged by then, so learn it
 		 * anew from the quorate side's snapshot, as a joiner does. */
-		s->synced = false;
+		s->cl->synced = false;
 		group_pending_clear(s);
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	if (quorate)
 		sd_notice("cluster quorum regained");
 	else
@@ -127,9 +127,9 @@ void group_on_quorum(void *arg, bool quorate)
 static void group_on_suspend(void *arg, bool suspended)
 {
 	struct sheep *s = arg;
-	pthread_mutex_lock(&s->state_lock);
-	s->quorate = !suspended;
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	s->cl->quorate = !suspended;
+	pthread_mutex_unlock(&s->cl->state_lock);
 	if (suspended)
 		sd_err("cluster membership service unreachable: I/O is refused until it returns");
 	else
@@ -146,9 +146,9 @@ static const struct cluster_events group_events = {
 void group_on_driver_fd(int fd, uint32_t events, void *arg)
 {
 	struct sheep *s = arg;
-	int ret = s->driver->dispatch(s->cctx);
+	int ret = s->cl->driver->dispatch(s->cl->cctx);
 	if (ret < 0 && ret != -EAGAIN) {
-		sd_emerg("cluster driver %s failed: %s; leaving", s->driver->name, strerror(-ret));
+		sd_emerg("cluster driver %s failed: %s; leaving", s->cl->driver->name, strerror(-ret));
 		atomic_store(&s->stopping, true);
 		sd_loop_stop(s->loop);
 	}
@@ -156,14 +156,17 @@ void group_on_driver_fd(int fd, uint32_t events, void *arg)
 
 int group_init(struct sheep *s)
 {
-	pthread_mutex_init(&s->state_lock, NULL);
+	s->cl = calloc(1, sizeof(*s->cl));
+	if (!s->cl)
+		return -ENOMEM;
+	pthread_mutex_init(&s->cl->state_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
-	pthread_cond_init(&s->state_cond, &ca);
+	pthread_cond_init(&s->cl->state_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	s->quorate = true;
-	s->recovery_enabled = true;
-	int ret = vdi_table_init(&s->vdis);
+	s->cl->quorate = true;
+	s->cl->recovery_enabled = true;
+	int ret = vdi_table_init(&s->cl->vdis);
 	if (ret)
 		return ret;
 	return group_load_state(s);
@@ -172,77 +175,77 @@ int group_init(struct sheep *s)
 int group_start(struct sheep *s)
 {
 	const char *spec = s->opt.cluster ? s->opt.cluster : "local";
-	s->driver = cluster_driver_find(spec);
-	if (!s->driver) {
+	s->cl->driver = cluster_driver_find(spec);
+	if (!s->cl->driver) {
 		sd_err("unknown cluster driver '%s' (built: %s)", spec, cluster_driver_names());
 		return -EINVAL;
 	}
-	int ret = s->driver->init(&s->cctx, cluster_driver_options(spec), &s->self, &group_events, s);
+	int ret = s->cl->driver->init(&s->cl->cctx, cluster_driver_options(spec), &s->self, &group_events, s);
 	if (ret) {
-		sd_err("cluster driver %s: init failed: %s", s->driver->name, strerror(-ret));
-		s->cctx = NULL;
+		sd_err("cluster driver %s: init failed: %s", s->cl->driver->name, strerror(-ret));
+		s->cl->cctx = NULL;
 		return ret;
 	}
-	int fd = s->driver->get_fd(s->cctx);
+	int fd = s->cl->driver->get_fd(s->cl->cctx);
 	if (fd >= 0 && (ret = sd_loop_add(s->loop, fd, EPOLLIN, group_on_driver_fd, s)))
 		return ret;
 	/* A restarted sheep may race the others' reaping of its dead self
 	 * (local driver: -EAGAIN); try a few times before giving up. */
 	for (int i = 0; i < 25; i++) {
-		ret = s->driver->join(s->cctx);
+		ret = s->cl->driver->join(s->cl->cctx);
 		if (ret != -EAGAIN && ret != -EBUSY)
 			break;
 		usleep(200000);
 	}
 	if (ret)
-		sd_err("cluster driver %s: join failed: %s", s->driver->name, strerror(-ret));
+		sd_err("cluster driver %s: join failed: %s", s->cl->driver->name, strerror(-ret));
 	return ret;
 }
 
 void group_stop(struct sheep *s)
 {
-	if (s->cctx) {
-		int fd = s->driver->get_fd(s->cctx);
+	if (s->cl->cctx) {
+		int fd = s->cl->driver->get_fd(s->cl->cctx);
 		if (fd >= 0)
 			sd_loop_del(s->loop, fd);
-		s->driver->leave(s->cctx);
-		s->driver->destroy(s->cctx);
-		s->cctx = NULL;
+		s->cl->driver->leave(s->cl->cctx);
+		s->cl->driver->destroy(s->cl->cctx);
+		s->cl->cctx = NULL;
 	}
-	pthread_mutex_lock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
 	group_pending_clear(s);
-	while (s->joiners)
-		group_remove_joiner(s, &s->joiners->node);
-	pthread_cond_broadcast(&s->state_cond);
-	pthread_mutex_unlock(&s->state_lock);
+	while (s->cl->joiners)
+		group_remove_joiner(s, &s->cl->joiners->node);
+	pthread_cond_broadcast(&s->cl->state_cond);
+	pthread_mutex_unlock(&s->cl->state_lock);
 }
 
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out)
 {
-	pthread_mutex_lock(&s->state_lock);
-	struct vdi_entry *e = vdi_table_find(&s->vdis, vid);
+	pthread_mutex_lock(&s->cl->state_lock);
+	struct vdi_entry *e = vdi_table_find(&s->cl->vdis, vid);
 	if (e)
 		*out = *e;
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return e ? 0 : -ENOENT;
 }
 
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
 		     struct vdi_entry *out)
 {
-	pthread_mutex_lock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
 	int ret;
-	if (!s->synced || s->waiting) {
+	if (!s->cl->synced || s->cl->waiting) {
 		ret = SD_RES_WAIT_FOR_JOIN;
-	} else if (!s->ctime) {
+	} else if (!s->cl->ctime) {
 		ret = SD_RES_WAIT_FOR_FORMAT;
 	} else {
-		struct vdi_entry *e = vdi_table_by_name(&s->vdis, name, tag, snapid);
+		struct vdi_entry *e = vdi_table_by_name(&s->cl->vdis, name, tag, snapid);
 		if (e) {
 			*out = *e;
 			ret = SD_RES_SUCCESS;
 		} else if ((tag && *tag) || snapid) {
-			ret = vdi_table_by_name(&s->vdis, name, NULL, 0) ? SD_RES_NO_TAG
+			ret = vdi_table_by_name(&s->cl->vdis, name, NULL, 0) ? SD_RES_NO_TAG
 									 : SD_RES_NO_VDI;
 			if (snapid && ret == SD_RES_NO_TAG)
 				ret = SD_RES_NO_VDI;
@@ -250,7 +253,7 @@ int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_
 			ret = SD_RES_NO_VDI;
 		}
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return ret;
 }
 
@@ -259,41 +262,41 @@ uint64_t group_placement_key(struct sheep *s, uint64_t oid)
 	if (oid & (VDI_BIT | VDI_ATTR_BIT | VDI_BTREE_BIT | LEDGER_BIT))
 		return oid; /* inodes and metadata: placed by their own id */
 	uint32_t vid = oid_to_vid(oid);
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t root = vdi_table_root(&s->vdis, vid);
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	uint32_t root = vdi_table_root(&s->cl->vdis, vid);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return (oid & ~SD_VDI_MASK) | ((uint64_t)root << VDI_SPACE_SHIFT);
 }
 
 bool group_formatted(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool f = s->ctime != 0 && !s->waiting;
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	bool f = s->cl->ctime != 0 && !s->cl->waiting;
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return f;
 }
 
 bool group_strict(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool strict = s->fmt_flags & SD_CLUSTER_FLAG_STRICT;
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	bool strict = s->cl->fmt_flags & SD_CLUSTER_FLAG_STRICT;
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return strict;
 }
 
 bool group_waiting(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool w = s->waiting;
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	bool w = s->cl->waiting;
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return w;
 }
 
 int group_force_start(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool waiting = s->synced && s->waiting;
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
+	bool waiting = s->cl->synced && s->cl->waiting;
+	pthread_mutex_unlock(&s->cl->state_lock);
 	if (!waiting)
 		return -1;
 	struct cmsg_hdr h = {.type = CMSG_START, .len = sizeof(h)};
@@ -302,21 +305,21 @@ int group_force_start(struct sheep *s)
 
 int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 {
-	pthread_mutex_lock(&s->state_lock);
-	*status = atomic_load(&s->stopping) ? 2 : s->waiting ? 3 : (s->ctime ? 0 : 1);
+	pthread_mutex_lock(&s->cl->state_lock);
+	*status = atomic_load(&s->stopping) ? 2 : s->cl->waiting ? 3 : (s->cl->ctime ? 0 : 1);
 	size_t n = 0;
-	for (size_t i = s->nr_epochs; i > 0 && (n + 1) * SD_EPOCH_LOG_SIZE <= len; i--, n++) {
-		const struct epoch_rec *r = &s->epochs[i - 1];
+	for (size_t i = s->cl->nr_epochs; i > 0 && (n + 1) * SD_EPOCH_LOG_SIZE <= len; i--, n++) {
+		const struct epoch_rec *r = &s->cl->epochs[i - 1];
 		char *p = (char *)buf + n * SD_EPOCH_LOG_SIZE;
 		struct sd_epoch_log_hdr h;
 		memset(&h, 0, sizeof(h));
 		if (n == 0) { /* the cluster-wide fields, in the first record only */
-			h.ctime = s->ctime << 32;
-			h.disable_recovery = !s->recovery_enabled;
-			h.nr_copies = s->def_copies;
-			h.copy_policy = s->def_policy;
-			h.block_size_shift = s->def_shift;
-			h.flags = s->fmt_flags;
+			h.ctime = s->cl->ctime << 32;
+			h.disable_recovery = !s->cl->recovery_enabled;
+			h.nr_copies = s->cl->def_copies;
+			h.copy_policy = s->cl->def_policy;
+			h.block_size_shift = s->cl->def_shift;
+			h.flags = s->cl->fmt_flags;
 			snprintf(h.drv_name, sizeof(h.drv_name), "plain");
 		}
 		h.time = r->time;
@@ -326,12 +329,12 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 		for (uint32_t k = 0; k < h.nr_nodes; k++) {
 			struct sd_wire_node w;
 			sd_node_to_wire(&r->nodes[k], &w);
-			if (s->fmt_vnodes && !r->nodes[k].gateway)
-				w.nr_vnodes = (uint16_t)s->fmt_vnodes; /* format -V: what the ring used */
+			if (s->cl->fmt_vnodes && !r->nodes[k].gateway)
+				w.nr_vnodes = (uint16_t)s->cl->fmt_vnodes; /* format -V: what the ring used */
 			memcpy(p + sizeof(h) + (size_t)k * sizeof(w), &w, sizeof(w));
 		}
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return (int)(n * SD_EPOCH_LOG_SIZE);
 }
 
@@ -343,9 +346,9 @@ struct release_arg {
 void group_release_owner(struct sheep *s, uint64_t owner)
 {
 	/* Loop thread: broadcast unlocks for what this owner holds; no wait. */
-	pthread_mutex_lock(&s->state_lock);
+	pthread_mutex_lock(&s->cl->state_lock);
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext)
+		for (struct vdi_entry *e = s->cl->vdis.buckets[b]; e; e = e->hnext)
 			if (e->locked && group_lock_is_sender(e, &s->self, owner)) {
 				struct cmsg_vdi m;
 				memset(&m, 0, sizeof(m));
@@ -355,5 +358,5 @@ void group_release_owner(struct sheep *s, uint64_t owner)
 				m.lock_owner = owner;
 				group_post_broadcast(s, &m, sizeof(m), 0);
 			}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 }

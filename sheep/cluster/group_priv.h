@@ -29,6 +29,80 @@
  * and replays the buffered events numbered above K.
  */
 
+/* An epoch record kept in memory for STAT_CLUSTER (newest last). */
+struct epoch_rec {
+	uint32_t epoch;
+	uint64_t time;
+	uint32_t nr_nodes;
+	struct sd_node *nodes;
+};
+
+/* Events a joining node buffers until its state snapshot arrives. */
+struct pending_event {
+	int is_msg;
+	struct sd_node sender;          /* message sender or changed node */
+	bool joined;
+	size_t nr_members;
+	struct sd_node *members;
+	void *msg;
+	size_t len;
+	struct pending_event *next;
+};
+
+/* A synced member's record of a joiner still waiting for its snapshot. */
+struct joiner {
+	struct sd_node node;
+	uint64_t join_seq;
+	bool sent;
+	struct joiner *next;
+};
+
+/* A worker waiting for a cluster message of its own to be applied. */
+struct cop_wait {
+	uint64_t token;
+	int done;
+	int result;
+	uint32_t vid;
+	struct cop_wait *next;
+};
+
+/*
+ * The cluster state (s->cl, made by group_init): everything here is
+ * guarded by state_lock. Written only on the loop thread (driver
+ * callbacks); read anywhere, by other modules through cluster.h.
+ */
+struct cluster_state {
+	const struct cluster_driver *driver;
+	struct cluster_ctx *cctx;
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond; /* cop_wait done, view changes */
+	bool synced;               /* has the cluster state (own snapshot or alone) */
+	uint64_t seq;              /* cluster events applied (same on every synced member) */
+	uint32_t epoch;
+	struct sheep_view *view;
+	struct sd_node *members;   /* driver order (oldest first) */
+	size_t nr_members;
+	bool quorate;
+	/* format */
+	uint64_t ctime;            /* 0 = not formatted */
+	/* Formatted, restarted, and not every node of the newest epoch is back
+	 * yet (Sheepdog's "Waiting for other nodes to join cluster"): no epoch
+	 * is logged and I/O is refused until they are (cluster/apply.c). */
+	bool waiting;
+	bool shut_down;            /* a cluster shutdown was applied: leaves are not epochs */
+	uint16_t fmt_flags;        /* SD_CLUSTER_FLAG_* of the format (strict) */
+	uint8_t def_copies, def_policy, def_shift;
+	uint32_t fmt_vnodes;
+	bool recovery_enabled;
+	struct vdi_table vdis;
+	struct epoch_rec *epochs;
+	size_t nr_epochs;
+	struct pending_event *pend_head, *pend_tail;
+	struct joiner *joiners;
+	struct cop_wait *waits;
+	uint64_t next_token;
+};
+
 #define CONFIG_MAGIC 0x53444346u /* "SDCF" */
 #define COP_TIMEOUT_S 30
 #define SNAP_EPOCH_BUDGET (256u << 10)

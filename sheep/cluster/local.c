@@ -22,15 +22,37 @@
  * sequence of JOIN, LEAVE and MSG (virtual synchrony); the member list is
  * the JOIN order minus LEAVEs, oldest first. A joiner replays the log from
  * base silently up to its own JOIN, which it delivers with the full list.
- * Every 200 ms (timerfd) each member try-locks the other member files; the
- * first to get one appends a LEAVE for it and removes the file, both under
- * the log lock (LEAVEs of non-members are ignored, so a repeat is harmless).
- * A joiner first removes any dead entry with its addr:port, so a restarted
- * sheep's old self leaves before it joins; a live one makes join fail.
+ * Failure detection (timerfd): every 200 ms the oldest member try-locks
+ * every other member file and the others try-lock the oldest's; every
+ * member also sweeps all files every 5 s (a stopped oldest member must not
+ * hide the deaths of the others for longer). The first to get a lock
+ * appends a LEAVE for it and removes the file, both under the log lock
+ * (LEAVEs of non-members are ignored, so a repeat is harmless). Probing
+ * every file from every member every tick was O(N^2) opens and flocks per
+ * tick for the machine.
+ * A joiner first buries every dead member (LEAVE, file removed), its own
+ * former self included, and only then appends its JOIN; a live member with
+ * its addr:port makes join fail. So the members listed at a JOIN were all
+ * alive when it was appended (a file a reaper holds locked at that moment
+ * is buried by that reaper right after). After every member was killed at
+ * once (a power loss), the first sheep back is alone at its own JOIN and
+ * starts from its own state; a later one learns the state from it. A JOIN
+ * listing dead members instead made two restarted sheep each wait for the
+ * other's snapshot: neither alone, neither synced, forever.
  *
  * Compaction: once the log holds more than 1 MiB past base and every member
  * has read it all, a member rewrites it as one synthetic JOIN per current
  * member ending at the same lsn and renames it over the old one.
+ *
+ * Wake-ups: an inotify watch on the log file (appends) and on the
+ * directory for renames (a compacted log, a member file put in place).
+ * Member files are not watched: every member rewrites its read position
+ * after each batch, and waking every member for that was N^2 wake-ups (and
+ * shared flocks starving the exclusive one of a joiner) per record. When
+ * no inotify instance can be had (fs.inotify.max_user_instances, 128 per
+ * user by default, is shared by everything the user runs), the driver
+ * logs it and polls the log header every 50 ms instead, without the lock
+ * when nothing is new.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -55,302 +77,13 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "sheep/cluster/cluster.h"
-
-#define DEFAULT_PATH "/tmp/sheepdog-local"
-#define LOG_MAGIC "SDLOCAL1"
-#define MEMB_MAGIC "SDMEMB1"
-#define REC_MAGIC 0x4c434f4cu /* "LOCL" */
-#define LOG_HDR 64u
-#define PROBE_MS 200
-#define COMPACT_MIN (1u << 20)
-#define READ_BATCH (4u << 20)
-
-enum rec_type { REC_JOIN = 1, REC_LEAVE = 2, REC_MSG = 3 };
-
-struct log_hdr {
-	char magic[8];
-	uint64_t base;
-	uint64_t end;
-	uint64_t id; /* random per log; kept by compaction */
-	uint8_t pad[32];
-} __attribute__((packed));
-_Static_assert(sizeof(struct log_hdr) == LOG_HDR, "log header is 64 bytes");
-
-struct rec_hdr {
-	uint32_t magic;
-	uint8_t type;
-	uint8_t pad[3];
-	uint32_t len; /* payload bytes */
-	uint32_t crc; /* crc32c of header (crc = 0) and payload */
-	uint64_t lsn;
-	struct sd_node node;
-} __attribute__((packed));
-_Static_assert(sizeof(struct rec_hdr) == 120, "record header is 120 bytes");
-
-struct memb_file {
-	char magic[8];
-	uint64_t pos;
-	struct sd_node node;
-} __attribute__((packed));
-
-struct cluster_ctx {
-	char dir[PATH_MAX - 64];
-	struct sd_node self;
-	struct cluster_events ev;
-	void *arg;
-	pthread_mutex_t mu; /* flock does not exclude threads sharing lockfd */
-	int dirfd, lockfd, logfd, memfd;
-	ino_t log_ino;
-	int inofd, timerfd, epfd;
-	char memname[160];
-	bool joined;   /* join() done, leave() not */
-	bool in_group; /* own JOIN delivered */
-	uint64_t pos, published, last_base, last_end;
-	uint64_t log_id; /* of the log we joined */
-	struct sd_node *members;
-	size_t nr_members;
-};
-
-static size_t rec_size(uint32_t len)
-{
-	return (sizeof(struct rec_hdr) + (size_t)len + 7) & ~(size_t)7;
-}
-
-static bool same_node(const struct sd_node *a, const struct sd_node *b)
-{
-	return a->port == b->port && a->incarnation == b->incarnation &&
-	       !strncmp(a->addr, b->addr, sizeof(a->addr));
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		p += r, len -= (size_t)r, off += (uint64_t)r;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t r = pwrite(fd, p, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		p += r, len -= (size_t)r, off += (uint64_t)r;
-	}
-	return 0;
-}
-
-static void member_name(const struct sd_node *n, char *buf, size_t len)
-{
-	char addr[sizeof(n->addr)];
-	snprintf(addr, sizeof(addr), "%s", n->addr);
-	for (char *c = addr; *c; c++)
-		if (*c == '/' || *c == '_')
-			*c = '-';
-	snprintf(buf, len, "m.%s_%u_%016" PRIx64, addr, n->port, n->incarnation);
-}
-
-/* ---- the log (caller holds mu and the flock) ---- */
-
-static int write_fresh_log(struct cluster_ctx *c, uint64_t id, uint64_t base, uint64_t end,
-			   const void *recs, size_t len)
-{
-	struct log_hdr h = {.base = base, .end = end, .id = id};
-	memcpy(h.magic, LOG_MAGIC, sizeof(h.magic));
-	int fd = openat(c->dirfd, "log.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int r = pwrite_full(fd, &h, sizeof(h), 0);
-	if (!r && len)
-		r = pwrite_full(fd, recs, len, LOG_HDR);
-	close(fd);
-	if (!r && renameat(c->dirfd, "log.tmp", c->dirfd, "log"))
-		r = -errno;
-	return r;
-}
-
-/* Make logfd the current log file (it is replaced by compaction). */
-static int log_current(struct cluster_ctx *c)
-{
-	struct stat sb;
-	if (fstatat(c->dirfd, "log", &sb, 0)) {
-		if (errno != ENOENT)
-			return -errno;
-		uint64_t id;
-		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
-			id = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
-		int r = write_fresh_log(c, id, 0, 0, NULL, 0);
-		if (r)
-			return r;
-		if (fstatat(c->dirfd, "log", &sb, 0))
-			return -errno;
-	}
-	if (c->logfd >= 0 && sb.st_ino == c->log_ino)
-		return 0;
-	if (c->logfd >= 0)
-		close(c->logfd);
-	c->logfd = openat(c->dirfd, "log", O_RDWR | O_CLOEXEC);
-	if (c->logfd < 0)
-		return -errno;
-	c->log_ino = sb.st_ino;
-	return 0;
-}
-
-static int log_hdr_read(struct cluster_ctx *c, struct log_hdr *h)
-{
-	int r = pread_full(c->logfd, h, sizeof(*h), 0);
-	if (r)
-		return r;
-	if (memcmp(h->magic, LOG_MAGIC, sizeof(h->magic)) || h->end < h->base)
-		return -EIO;
-	return 0;
-}
-
-static void rec_fill(struct rec_hdr *rh, enum rec_type type, const struct sd_node *node,
-		     uint64_t lsn, const void *payload, uint32_t len)
-{
-	memset(rh, 0, sizeof(*rh));
-	rh->magic = REC_MAGIC;
-	rh->type = (uint8_t)type;
-	rh->len = len;
-	rh->lsn = lsn;
-	rh->node = *node;
-	uint32_t crc = sd_crc32c(0, rh, sizeof(*rh));
-	rh->crc = sd_crc32c(crc, payload, len);
-}
-
-static int log_append(struct cluster_ctx *c, enum rec_type type, const struct sd_node *node,
-		      const void *payload, uint32_t len)
-{
-	struct log_hdr h;
-	int r = log_current(c);
-	if (!r)
-		r = log_hdr_read(c, &h);
-	if (r)
-		return r;
-	struct rec_hdr rh;
-	rec_fill(&rh, type, node, h.end, payload, len);
-	uint64_t off = LOG_HDR + (h.end - h.base);
-	static const uint8_t pad[8];
-	size_t padlen = rec_size(len) - sizeof(rh) - len;
-	r = pwrite_full(c->logfd, &rh, sizeof(rh), off);
-	if (!r && len)
-		r = pwrite_full(c->logfd, payload, len, off + sizeof(rh));
-	if (!r && padlen)
-		r = pwrite_full(c->logfd, pad, padlen, off + sizeof(rh) + len);
-	if (r)
-		return r;
-	/* The commit point: a record past end does not exist. */
-	uint64_t end = h.end + rec_size(len);
-	return pwrite_full(c->logfd, &end, sizeof(end), offsetof(struct log_hdr, end));
-}
-
-static int lock_log(struct cluster_ctx *c, int op)
-{
-	pthread_mutex_lock(&c->mu);
-	while (flock(c->lockfd, op)) {
-		if (errno == EINTR)
-			continue;
-		int r = -errno;
-		pthread_mutex_unlock(&c->mu);
-		return r;
-	}
-	return 0;
-}
-
-static void unlock_log(struct cluster_ctx *c)
-{
-	flock(c->lockfd, LOCK_UN);
-	pthread_mutex_unlock(&c->mu);
-}
-
-/* ---- members ---- */
-
-/* Under the log lock: a member file whose flock we hold is dead; append its
- * LEAVE and remove it, unless someone did already. */
-static int bury(struct cluster_ctx *c, int fd, const char *name)
-{
-	struct stat a, b;
-	struct memb_file mf;
-	if (fstat(fd, &a) || fstatat(c->dirfd, name, &b, 0) || a.st_ino != b.st_ino)
-		return 0; /* already removed */
-	int r = 0;
-	if (name[0] == 'm' && pread_full(fd, &mf, sizeof(mf), 0) == 0 &&
-	    !memcmp(mf.magic, MEMB_MAGIC, sizeof(mf.magic))) {
-		sd_notice("local cluster: %s:%u (incarnation %" PRIx64 ") is gone", mf.node.addr,
-			  mf.node.port, mf.node.incarnation);
-		r = log_append(c, REC_LEAVE, &mf.node, NULL, 0);
-	}
-	if (!r && unlinkat(c->dirfd, name, 0))
-		r = -errno;
-	return r;
-}
-
-/* Try-lock the member files (and joiners' temp files) of others; bury the
- * dead. same_addr: only those with self's addr:port, and fail with
- * -EADDRINUSE when one of them is alive (join); caller holds the log lock
- * then. Otherwise (the timer) the log lock is taken per dead member. */
-static int probe(struct cluster_ctx *c, bool same_addr)
-{
-	DIR *d = sd_opendirat(c->dirfd, ".");
-	if (!d)
-		return -errno;
-	char prefix[160];
-	size_t plen = 0;
-	if (same_addr) {
-		member_name(&c->self, prefix, sizeof(prefix));
-		plen = strrchr(prefix, '_') - prefix + 1; /* "m.ADDR_PORT_" */
-	}
-	struct dirent *de;
-	int r = 0;
-	while (r == 0 && (de = readdir(d))) {
-		const char *n = de->d_name;
-		if (strncmp(n, "m.", 2) && strncmp(n, "t.", 2))
-			continue;
-		if (!strcmp(n, c->memname) || (same_addr && strncmp(n, prefix, plen)))
-			continue;
-		int fd = openat(c->dirfd, n, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB)) {
-			if (same_addr && n[0] == 'm') {
-				sd_err("local cluster: a live sheep already uses %s:%u", c->self.addr,
-				       c->self.port);
-				r = -EADDRINUSE;
-			}
-			close(fd);
-			continue;
-		}
-		if (same_addr) {
-			r = bury(c, fd, n);
-		} else {
-			r = lock_log(c, LOCK_EX);
-			if (!r) {
-				r = bury(c, fd, n);
-				unlock_log(c);
-			}
-		}
-		close(fd);
-	}
-	closedir(d);
-	return r;
-}
+#include "sheep/cluster/local_priv.h"
 
 static void publish_pos(struct cluster_ctx *c)
 {
 	if (c->memfd < 0 || c->published == c->pos)
 		return;
-	if (pwrite_full(c->memfd, &c->pos, sizeof(c->pos), offsetof(struct memb_file, pos)) == 0)
+	if (lc_pwrite_full(c->memfd, &c->pos, sizeof(c->pos), offsetof(struct memb_file, pos)) == 0)
 		c->published = c->pos;
 }
 
@@ -359,7 +92,7 @@ static void publish_pos(struct cluster_ctx *c)
 static ssize_t member_index(struct cluster_ctx *c, const struct sd_node *n)
 {
 	for (size_t i = 0; i < c->nr_members; i++)
-		if (same_node(&c->members[i], n))
+		if (lc_same_node(&c->members[i], n))
 			return (ssize_t)i;
 	return -1;
 }
@@ -372,7 +105,7 @@ static void process(struct cluster_ctx *c, const struct rec_hdr *rh, const uint8
 		if (i >= 0 || c->nr_members >= SD_MAX_NODES)
 			return;
 		c->members[c->nr_members++] = rh->node;
-		if (!c->in_group && same_node(&rh->node, &c->self))
+		if (!c->in_group && lc_same_node(&rh->node, &c->self))
 			c->in_group = true; /* our own join: the first thing we deliver */
 		if (c->in_group && c->ev.membership)
 			c->ev.membership(c->arg, c->members, c->nr_members, &rh->node, true);
@@ -385,7 +118,7 @@ static void process(struct cluster_ctx *c, const struct rec_hdr *rh, const uint8
 		c->nr_members--;
 		if (c->in_group && c->ev.membership)
 			c->ev.membership(c->arg, c->members, c->nr_members, &rh->node, false);
-		if (same_node(&rh->node, &c->self))
+		if (lc_same_node(&rh->node, &c->self))
 			c->in_group = false;
 		return;
 	case REC_MSG:
@@ -395,19 +128,35 @@ static void process(struct cluster_ctx *c, const struct rec_hdr *rh, const uint8
 	}
 }
 
+/* Without the lock: true when the log is the one we read and ends where
+ * we are. An append moves end after writing the record, and wakes us (or
+ * the next poll finds it), so a stale answer only delays to that wake-up. */
+static bool log_unchanged(struct cluster_ctx *c)
+{
+	struct stat sb;
+	struct log_hdr h;
+	if (c->logfd < 0 || fstatat(c->dirfd, "log", &sb, 0) || sb.st_ino != c->log_ino)
+		return false;
+	if (lc_pread_full(c->logfd, &h, sizeof(h), 0) || memcmp(h.magic, LOG_MAGIC, sizeof(h.magic)))
+		return false;
+	return h.id == c->log_id && h.end == c->pos;
+}
+
 /* Read records [pos, end) in batches and deliver them, outside the lock. */
 static int read_log(struct cluster_ctx *c)
 {
 	uint8_t *buf = NULL;
 	int r = 0;
+	if (log_unchanged(c))
+		return 0;
 	for (;;) {
 		struct log_hdr h;
-		r = lock_log(c, LOCK_SH);
+		r = lc_lock_log(c, LOCK_SH);
 		if (r)
 			break;
-		r = log_current(c);
+		r = lc_log_current(c);
 		if (!r)
-			r = log_hdr_read(c, &h);
+			r = lc_log_hdr_read(c, &h);
 		if (!r && (h.id != c->log_id || c->pos < h.base || c->pos > h.end)) {
 			/* removed and started afresh, or compacted past us */
 			sd_err("local cluster: %s/log no longer holds position %" PRIu64
@@ -422,17 +171,17 @@ static int read_log(struct cluster_ctx *c)
 			want = (size_t)(h.end - c->pos);
 			if (want > READ_BATCH) {
 				struct rec_hdr rh;
-				r = pread_full(c->logfd, &rh, sizeof(rh), LOG_HDR + c->pos - h.base);
-				want = r ? 0 : SD_MAX((size_t)READ_BATCH, rec_size(rh.len));
+				r = lc_pread_full(c->logfd, &rh, sizeof(rh), LOG_HDR + c->pos - h.base);
+				want = r ? 0 : SD_MAX((size_t)READ_BATCH, lc_rec_size(rh.len));
 				want = want > h.end - c->pos ? (size_t)(h.end - c->pos) : want;
 			}
 		}
 		if (!r && want) {
 			free(buf);
 			buf = malloc(want);
-			r = buf ? pread_full(c->logfd, buf, want, LOG_HDR + c->pos - h.base) : -ENOMEM;
+			r = buf ? lc_pread_full(c->logfd, buf, want, LOG_HDR + c->pos - h.base) : -ENOMEM;
 		}
-		unlock_log(c);
+		lc_unlock_log(c);
 		if (r || !want)
 			break;
 		size_t off = 0;
@@ -441,7 +190,7 @@ static int read_log(struct cluster_ctx *c)
 		while (!r && off + sizeof(struct rec_hdr) <= want) {
 			struct rec_hdr rh;
 			memcpy(&rh, buf + off, sizeof(rh));
-			size_t sz = rec_size(rh.len);
+			size_t sz = lc_rec_size(rh.len);
 			if (rh.magic != REC_MAGIC || rh.lsn != c->pos || rh.len > CLUSTER_MAX_MSG) {
 				r = -EIO;
 				break;
@@ -487,7 +236,7 @@ static void maybe_compact(struct cluster_ctx *c)
 	struct log_hdr h;
 	uint8_t *recs = NULL;
 	DIR *d = NULL;
-	if (log_current(c) || log_hdr_read(c, &h) || h.end != c->pos)
+	if (lc_log_current(c) || lc_log_hdr_read(c, &h) || h.end != c->pos)
 		goto out;
 	if (!(d = sd_opendirat(c->dirfd, ".")))
 		goto out;
@@ -499,23 +248,23 @@ static void maybe_compact(struct cluster_ctx *c)
 		int fd = openat(c->dirfd, de->d_name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		int r = pread_full(fd, &mf, sizeof(mf), 0);
+		int r = lc_pread_full(fd, &mf, sizeof(mf), 0);
 		close(fd);
 		if (r || mf.pos != h.end)
 			goto out; /* someone has not read it all yet */
 	}
-	size_t one = rec_size(0), len = one * c->nr_members;
+	size_t one = lc_rec_size(0), len = one * c->nr_members;
 	recs = calloc(1, len ? len : 1);
 	if (!recs)
 		goto out;
 	uint64_t base = h.end - len;
 	for (size_t i = 0; i < c->nr_members; i++)
-		rec_fill((struct rec_hdr *)(recs + i * one), REC_JOIN, &c->members[i],
+		lc_rec_fill((struct rec_hdr *)(recs + i * one), REC_JOIN, &c->members[i],
 			 base + i * one, NULL, 0);
-	if (write_fresh_log(c, h.id, base, h.end, recs, len) == 0) {
+	if (lc_write_fresh_log(c, h.id, base, h.end, recs, len) == 0) {
 		sd_debug("local cluster: compacted log from %" PRIu64 " bytes", h.end - h.base);
 		c->last_base = base;
-		log_current(c);
+		lc_log_current(c);
 	}
 out:
 	if (d)
@@ -523,6 +272,28 @@ out:
 	free(recs);
 	flock(c->lockfd, LOCK_UN);
 	pthread_mutex_unlock(&c->mu);
+}
+
+/* Keep the inotify watch on the current log file (compaction replaces it;
+ * the directory watch reports the rename). */
+static void watch_log(struct cluster_ctx *c)
+{
+	struct stat sb;
+	char path[sizeof(c->dir) + 8];
+	if (c->inofd < 0 || fstatat(c->dirfd, "log", &sb, 0) ||
+	    (c->log_wd >= 0 && sb.st_ino == c->watched_ino))
+		return;
+	snprintf(path, sizeof(path), "%s/log", c->dir);
+	int wd = inotify_add_watch(c->inofd, path, IN_MODIFY);
+	if (wd < 0) {
+		sd_warn("local cluster: cannot watch %s: %s (the 200 ms timer reads it)", path,
+			strerror(errno));
+		return;
+	}
+	if (c->log_wd >= 0 && c->log_wd != wd)
+		inotify_rm_watch(c->inofd, c->log_wd);
+	c->log_wd = wd;
+	c->watched_ino = sb.st_ino; /* a rename since the add: its event wakes us again */
 }
 
 /* ---- the driver ---- */
@@ -572,6 +343,7 @@ static int local_init(struct cluster_ctx **out, const char *options, const struc
 	if (!c)
 		return -ENOMEM;
 	c->dirfd = c->lockfd = c->logfd = c->memfd = c->inofd = c->timerfd = c->epfd = -1;
+	c->log_wd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	c->self = *self;
 	c->self.addr[sizeof(c->self.addr) - 1] = '\0';
@@ -597,25 +369,35 @@ static int local_init(struct cluster_ctx **out, const char *options, const struc
 		goto fail;
 	}
 	c->lockfd = openat(c->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	c->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	c->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (c->lockfd < 0 || c->inofd < 0 || c->timerfd < 0 || c->epfd < 0) {
+	if (c->lockfd < 0 || c->timerfd < 0 || c->epfd < 0) {
 		r = -errno;
 		goto fail;
 	}
-	/* Any change in the directory (an append, a member coming or going)
-	 * wakes the loop; the timer paces failure detection. */
-	if (inotify_add_watch(c->inofd, c->dir,
-			      IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0) {
-		r = -errno;
-		goto fail;
+	/* Appends to the log and renames in the directory wake the loop (the
+	 * log watch is added by watch_log()); the timer paces failure
+	 * detection, and polls the log when inotify cannot be had. */
+	c->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (c->inofd >= 0 && inotify_add_watch(c->inofd, c->dir, IN_MOVED_TO | IN_CREATE) < 0) {
+		close(c->inofd);
+		c->inofd = -1;
 	}
-	struct itimerspec its = {{0, PROBE_MS * 1000000L}, {0, PROBE_MS * 1000000L}};
+	if (c->inofd < 0) {
+		r = -errno;
+		if (r != -EMFILE && r != -ENFILE && r != -ENOSPC && r != -ENOMEM)
+			goto fail;
+		sd_warn("local cluster: no inotify for %s (%s; fs.inotify.max_user_instances and "
+			"max_user_watches are per user): polling the log every %d ms instead",
+			c->dir, strerror(-r), POLL_MS);
+		r = 0;
+	}
+	c->tick_ms = c->inofd >= 0 ? PROBE_MS : POLL_MS;
+	struct itimerspec its = {{0, c->tick_ms * 1000000L}, {0, c->tick_ms * 1000000L}};
 	struct epoll_event e1 = {.events = EPOLLIN, .data.fd = c->inofd};
 	struct epoll_event e2 = {.events = EPOLLIN, .data.fd = c->timerfd};
 	if (timerfd_settime(c->timerfd, 0, &its, NULL) ||
-	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->inofd, &e1) ||
+	    (c->inofd >= 0 && epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->inofd, &e1)) ||
 	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->timerfd, &e2)) {
 		r = -errno;
 		goto fail;
@@ -627,21 +409,23 @@ fail:
 	return r;
 }
 
-/* Under the log lock: drop a dead former self, publish our member file
- * (locked for life), then append our JOIN. */
+/* Under the log lock: bury every dead member (a dead former self among
+ * them), publish our member file (locked for life), then append our JOIN.
+ * So a JOIN never lists a member that was dead when it was appended (see
+ * the top of the file). */
 static int join_once(struct cluster_ctx *c)
 {
-	int r = lock_log(c, LOCK_EX);
+	int r = lc_lock_log(c, LOCK_EX);
 	if (r)
 		return r;
 	struct log_hdr h;
 	char tmp[170];
 	int fd = -1;
-	member_name(&c->self, c->memname, sizeof(c->memname));
+	lc_member_name(&c->self, c->memname, sizeof(c->memname));
 	snprintf(tmp, sizeof(tmp), "t.%s", c->memname + 2);
-	if ((r = probe(c, true)))
+	if ((r = lc_probe(c, true)))
 		goto out;
-	if ((r = log_current(c)) || (r = log_hdr_read(c, &h)))
+	if ((r = lc_log_current(c)) || (r = lc_log_hdr_read(c, &h)))
 		goto out;
 	fd = openat(c->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
@@ -650,14 +434,14 @@ static int join_once(struct cluster_ctx *c)
 	}
 	struct memb_file mf = {.pos = h.base, .node = c->self};
 	memcpy(mf.magic, MEMB_MAGIC, sizeof(mf.magic));
-	if ((r = pwrite_full(fd, &mf, sizeof(mf), 0)))
+	if ((r = lc_pwrite_full(fd, &mf, sizeof(mf), 0)))
 		goto out;
 	if (renameat(c->dirfd, tmp, c->dirfd, c->memname)) {
 		r = -errno;
 		goto out;
 	}
 	/* From here a death of ours is noticed, even before the JOIN exists. */
-	r = log_append(c, REC_JOIN, &c->self, NULL, 0);
+	r = lc_log_append(c, REC_JOIN, &c->self, NULL, 0);
 	if (r) {
 		unlinkat(c->dirfd, c->memname, 0);
 		goto out;
@@ -674,7 +458,7 @@ out:
 		unlinkat(c->dirfd, tmp, 0);
 		close(fd);
 	}
-	unlock_log(c);
+	lc_unlock_log(c);
 	return r;
 }
 
@@ -704,6 +488,8 @@ static int local_join(struct cluster_ctx *c)
 	}
 	if (r)
 		sd_err("local cluster: cannot join in %s: %s", c->dir, strerror(-r));
+	else
+		watch_log(c);
 	return r;
 }
 
@@ -711,17 +497,17 @@ static int local_leave(struct cluster_ctx *c)
 {
 	if (!c->joined)
 		return -ENOTCONN;
-	int r = lock_log(c, LOCK_EX);
+	int r = lc_lock_log(c, LOCK_EX);
 	if (r)
 		return r;
-	r = log_append(c, REC_LEAVE, &c->self, NULL, 0);
+	r = lc_log_append(c, REC_LEAVE, &c->self, NULL, 0);
 	if (!r) {
 		unlinkat(c->dirfd, c->memname, 0);
 		close(c->memfd);
 		c->memfd = -1;
 		c->joined = false;
 	}
-	unlock_log(c);
+	lc_unlock_log(c);
 	return r;
 }
 
@@ -731,11 +517,11 @@ static int local_broadcast(struct cluster_ctx *c, const void *msg, size_t len)
 		return len > CLUSTER_MAX_MSG ? -EMSGSIZE : -EINVAL;
 	if (!c->joined)
 		return -ENOTCONN;
-	int r = lock_log(c, LOCK_EX);
+	int r = lc_lock_log(c, LOCK_EX);
 	if (r)
 		return r;
-	r = log_append(c, REC_MSG, &c->self, msg, (uint32_t)len);
-	unlock_log(c);
+	r = lc_log_append(c, REC_MSG, &c->self, msg, (uint32_t)len);
+	lc_unlock_log(c);
 	return r;
 }
 
@@ -747,22 +533,25 @@ static int local_get_fd(struct cluster_ctx *c)
 static int local_dispatch(struct cluster_ctx *c)
 {
 	char evbuf[4096] __attribute__((aligned(8)));
-	while (read(c->inofd, evbuf, sizeof(evbuf)) > 0)
+	while (c->inofd >= 0 && read(c->inofd, evbuf, sizeof(evbuf)) > 0)
 		;
+	watch_log(c);
 	uint64_t ticks = 0;
 	if (read(c->timerfd, &ticks, sizeof(ticks)) != sizeof(ticks))
 		ticks = 0;
-	if (ticks && c->joined) {
-		int r = probe(c, false);
-		if (r)
-			sd_warn("local cluster: failure detection: %s", strerror(-r));
-	}
+	if (ticks && c->joined)
+		lc_detect_failures(c, (unsigned)(ticks * c->tick_ms));
 	if (!c->joined && !c->in_group)
 		return 0;
 	int r = read_log(c);
 	if (ticks)
 		maybe_compact(c);
 	return r;
+}
+
+bool cluster_local_polling(const struct cluster_ctx *c)
+{
+	return c->inofd < 0;
 }
 
 const struct cluster_driver cluster_local_driver = {

@@ -5,11 +5,11 @@
 
 struct sheep_view *sheep_view_get(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	struct sheep_view *v = s->synced ? s->view : NULL;
+	pthread_mutex_lock(&s->cl->state_lock);
+	struct sheep_view *v = s->cl->synced ? s->cl->view : NULL;
 	if (v)
 		__atomic_add_fetch(&v->refs, 1, __ATOMIC_ACQ_REL);
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return v;
 }
 
@@ -44,16 +44,16 @@ struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, i
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_mutex_lock(&s->state_lock);
-	while (!atomic_load(&s->stopping) && (!s->synced || s->epoch == old_epoch))
-		if (pthread_cond_timedwait(&s->state_cond, &s->state_lock, &ts))
+	pthread_mutex_lock(&s->cl->state_lock);
+	while (!atomic_load(&s->stopping) && (!s->cl->synced || s->cl->epoch == old_epoch))
+		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts))
 			break;
 	struct sheep_view *v = NULL;
-	if (s->synced && s->epoch != old_epoch && s->view) {
-		v = s->view;
+	if (s->cl->synced && s->cl->epoch != old_epoch && s->cl->view) {
+		v = s->cl->view;
 		__atomic_add_fetch(&v->refs, 1, __ATOMIC_ACQ_REL);
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&s->cl->state_lock);
 	return v;
 }
 
@@ -116,7 +116,7 @@ int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_n
 		pn[i].weight = data[i].space;
 		/* -V on the node or at format fixes vnodes; else placement/
 		 * derives them from the weight (capacity, sheep -s). */
-		pn[i].vnodes = s->fmt_vnodes	       ? (uint16_t)s->fmt_vnodes
+		pn[i].vnodes = s->cl->fmt_vnodes	       ? (uint16_t)s->cl->fmt_vnodes
 			       : data[i].fixed_vnodes ? data[i].nr_vnodes
 						      : 0;
 	}

@@ -130,7 +130,7 @@ static void *cq_main(void *arg)
 void gw_commitq_add(struct gw_obj *o, const struct peer_call *calls, int n, uint64_t wid,
 		    bool die)
 {
-	struct gw_commitq *q = o->s->commitq;
+	struct gw_commitq *q = o->s->gw->commitq;
 	struct gw_cq_ent e[GW_MAX_WIDTH];
 	int ne = 0;
 	for (int i = 0; i < n && ne < GW_MAX_WIDTH; i++) {
@@ -168,7 +168,7 @@ int gw_commitq_init(struct sheep *s)
 	q->s = s;
 	const char *d = getenv("SHEEP_TEST_COMMIT_DELAY_MS");
 	q->delay_ms = d ? (unsigned)strtoul(d, NULL, 10) : 0;
-	s->commitq = q;
+	s->gw->commitq = q;
 	if (pthread_create(&q->thr, NULL, cq_main, q) == 0)
 		q->started = true;
 	return 0;
@@ -177,7 +177,7 @@ int gw_commitq_init(struct sheep *s)
 /* Send what is queued, stop the thread. */
 void gw_commitq_fini(struct sheep *s)
 {
-	struct gw_commitq *q = s->commitq;
+	struct gw_commitq *q = s->gw->commitq;
 	if (!q)
 		return;
 	pthread_mutex_lock(&q->mu);
@@ -186,7 +186,7 @@ void gw_commitq_fini(struct sheep *s)
 	pthread_mutex_unlock(&q->mu);
 	if (q->started)
 		pthread_join(q->thr, NULL);
-	s->commitq = NULL;
+	s->gw->commitq = NULL;
 	pthread_cond_destroy(&q->cond);
 	pthread_mutex_destroy(&q->mu);
 	free(q->ent);

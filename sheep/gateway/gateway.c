@@ -330,11 +330,12 @@ int gateway_read_vdis(struct sheep *s, void *bitmap, size_t len)
 {
 	if (len < SD_NR_VDIS / 8)
 		return SD_RES_INVALID_PARMS;
-	pthread_mutex_lock(&s->state_lock);
-	int ret = s->synced ? SD_RES_SUCCESS : SD_RES_WAIT_FOR_JOIN;
+	struct group_status st;
+	struct vdi_table *t = group_vdis_lock(s, &st);
+	int ret = st.synced ? SD_RES_SUCCESS : SD_RES_WAIT_FOR_JOIN;
 	if (ret == SD_RES_SUCCESS)
-		memcpy(bitmap, s->vdis.bitmap, SD_NR_VDIS / 8);
-	pthread_mutex_unlock(&s->state_lock);
+		memcpy(bitmap, t->bitmap, SD_NR_VDIS / 8);
+	group_vdis_unlock(s);
 	return ret;
 }
 

@@ -40,6 +40,18 @@ int gateway_copy_obj(struct sheep *s, uint64_t src, uint64_t dst);
  * it cannot be. */
 int gateway_settle_obj(struct sheep *s, uint64_t oid);
 
+/*
+ * dog vdi check's work on one object (SD_OP_CHECK_OBJ): every copy or
+ * fragment is read whole from its holder and checked (checksum, version,
+ * EC parity against the data, replicas against each other); what is
+ * missing, stale or wrong is rebuilt from the good ones, written back in
+ * one whole-fragment write conditional on the version read, and read
+ * back. out says, per position, what was found and whether it is fixed.
+ * SUCCESS (see out->unrepairable), NO_OBJ (no holder has any of it),
+ * NO_SUPPORT (too large to hold in memory at once), or an error.
+ */
+int gateway_check_obj(struct sheep *s, uint64_t oid, struct sd_check_obj *out);
+
 /* Where each fragment (or copy) of oid is under the current view: out[i]
  * for position i (width of them, at most max), the node holding it (its
  * current holder, or an earlier one that still keeps it while recovery

@@ -58,6 +58,20 @@ struct gw_obj {
 	uint64_t pkey; /* placement key (group_placement_key) */
 };
 
+/*
+ * The gateway's own state, owned by this folder (s->gw, made by
+ * gateway_init): the per-object locks of this gateway, the coordinator's
+ * version cache and the queue of commits of early-acknowledged writes.
+ */
+struct gw_state {
+	pthread_mutex_t objlock_mu;
+	pthread_cond_t objlock_cond;
+	struct obj_lock *objlocks;
+	pthread_mutex_t vcache_mu;
+	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */
+	struct gw_commitq *commitq;
+};
+
 /* What a probe or read learned about one fragment. */
 struct frag_state {
 	int res;          /* SD_RES_* (SUCCESS: the fragment is there) */

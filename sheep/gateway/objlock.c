@@ -13,7 +13,7 @@ struct obj_lock {
 
 struct obj_lock *gw_objlock_find(struct sheep *s, uint64_t oid)
 {
-	for (struct obj_lock *l = s->objlocks; l; l = l->next)
+	for (struct obj_lock *l = s->gw->objlocks; l; l = l->next)
 		if (l->oid == oid)
 			return l;
 	return NULL;
@@ -21,57 +21,59 @@ struct obj_lock *gw_objlock_find(struct sheep *s, uint64_t oid)
 
 void gw_obj_lock(struct sheep *s, uint64_t oid, bool write)
 {
-	pthread_mutex_lock(&s->objlock_mu);
+	pthread_mutex_lock(&s->gw->objlock_mu);
 	struct obj_lock *l = gw_objlock_find(s, oid);
 	if (!l) {
 		l = calloc(1, sizeof(*l));
 		while (!l) {
 			/* Out of memory: wait for others to free theirs. */
-			pthread_mutex_unlock(&s->objlock_mu);
+			pthread_mutex_unlock(&s->gw->objlock_mu);
 			usleep(1000);
-			pthread_mutex_lock(&s->objlock_mu);
+			pthread_mutex_lock(&s->gw->objlock_mu);
 			l = calloc(1, sizeof(*l));
 		}
 		l->oid = oid;
-		l->next = s->objlocks;
-		s->objlocks = l;
+		l->next = s->gw->objlocks;
+		s->gw->objlocks = l;
 	}
 	l->waiters++;
 	while (l->writer || (write && l->readers))
-		pthread_cond_wait(&s->objlock_cond, &s->objlock_mu);
+		pthread_cond_wait(&s->gw->objlock_cond, &s->gw->objlock_mu);
 	l->waiters--;
 	if (write)
 		l->writer = 1;
 	else
 		l->readers++;
-	pthread_mutex_unlock(&s->objlock_mu);
+	pthread_mutex_unlock(&s->gw->objlock_mu);
 }
 
 void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write)
 {
-	pthread_mutex_lock(&s->objlock_mu);
+	pthread_mutex_lock(&s->gw->objlock_mu);
 	struct obj_lock *l = gw_objlock_find(s, oid);
 	if (write)
 		l->writer = 0;
 	else
 		l->readers--;
 	if (!l->writer && !l->readers && !l->waiters) {
-		for (struct obj_lock **pp = &s->objlocks; *pp; pp = &(*pp)->next)
+		for (struct obj_lock **pp = &s->gw->objlocks; *pp; pp = &(*pp)->next)
 			if (*pp == l) {
 				*pp = l->next;
 				break;
 			}
 		free(l);
 	}
-	pthread_cond_broadcast(&s->objlock_cond);
-	pthread_mutex_unlock(&s->objlock_mu);
+	pthread_cond_broadcast(&s->gw->objlock_cond);
+	pthread_mutex_unlock(&s->gw->objlock_mu);
 }
 
 int gateway_init(struct sheep *s)
 {
-	pthread_mutex_init(&s->objlock_mu, NULL);
-	pthread_mutex_init(&s->sweep_lock, NULL);
-	pthread_cond_init(&s->objlock_cond, NULL);
+	s->gw = calloc(1, sizeof(*s->gw));
+	if (!s->gw)
+		return -ENOMEM;
+	pthread_mutex_init(&s->gw->objlock_mu, NULL);
+	pthread_cond_init(&s->gw->objlock_cond, NULL);
 	gw_vcache_init(s);
 	int r = peer_pool_init(s);
 	return r ? r : gw_commitq_init(s);
@@ -79,7 +81,13 @@ int gateway_init(struct sheep *s)
 
 void gateway_fini(struct sheep *s)
 {
+	if (!s->gw)
+		return;
 	gw_commitq_fini(s);
 	peer_pool_fini(s);
 	gw_vcache_fini(s);
+	pthread_cond_destroy(&s->gw->objlock_cond);
+	pthread_mutex_destroy(&s->gw->objlock_mu);
+	free(s->gw);
+	s->gw = NULL;
 }

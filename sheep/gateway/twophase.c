@@ -1,4 +1,5 @@
 /* twophase.c - two-phase EC writes: prepare everywhere, commit, and settle a write whose coordinator died. */
+#include "lib/testhook.h"
 #include "sheep/gateway/gateway_priv.h"
 
 /* ---- two-phase writes (EC objects) ---- */
@@ -68,40 +69,12 @@ int gw_test_crash_mode(struct gw_obj *o)
 	return GW_CRASH_COMMITS;
 }
 
-/*
- * Test hook: a sheep started with SHEEP_TEST_PAUSE_FILE=PATH whose write
- * path reaches the point named in PATH (first line: "rewrite-read" after
- * gw_rewrite_whole's read, "prepared" between a two-phase write's prepares
- * and its commits) takes it (rename to PATH.<point>: one sheep, once),
- * writes its port to PATH.by and waits while PATH.<point> exists (at most
- * 60 s). The test changes the cluster meanwhile and removes it to go on.
- */
+/* Test hook (lib/testhook.h): hold this write at point ("rewrite-read"
+ * after gw_rewrite_whole's read, "prepared" between a two-phase write's
+ * prepares and its commits) while a test changes the cluster. */
 void gw_test_pause(struct gw_obj *o, const char *point)
 {
-	const char *path = o->s->opt.test_pause_file;
-	if (!path)
-		return;
-	char at[PATH_MAX], buf[64] = "";
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	snprintf(at, sizeof(at), "%s.%s", path, point);
-	if (strcmp(buf, point) || rename(path, at))
-		return;
-	char by[PATH_MAX];
-	snprintf(by, sizeof(by), "%s.by", path);
-	if ((f = fopen(by, "w"))) {
-		fprintf(f, "%u\n", (unsigned)o->s->self.port);
-		fclose(f);
-	}
-	sd_info("test hook: %016llx: paused at %s", (unsigned long long)o->oid, point);
-	for (int i = 0; i < 6000 && access(at, F_OK) == 0; i++)
-		usleep(10000);
-	sd_info("test hook: %016llx: going on from %s", (unsigned long long)o->oid, point);
+	sd_test_pause(o->s->opt.test_pause_file, point, o->s->self.port, o->oid);
 }
 
 /*

@@ -23,47 +23,47 @@ struct gw_vcache_ent {
 
 static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
 {
-	return &s->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
+	return &s->gw->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
 }
 
 uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid)
 {
 	uint64_t v = 0;
 	*early_wid = 0;
-	if (!o->s->vcache)
+	if (!o->s->gw->vcache)
 		return 0;
-	pthread_mutex_lock(&o->s->vcache_mu);
+	pthread_mutex_lock(&o->s->gw->vcache_mu);
 	struct gw_vcache_ent *e = slot(o->s, o->oid);
 	if (e->oid == o->oid && e->epoch == o->v->epoch) {
 		v = e->version;
 		*early_wid = e->early_wid;
 	}
-	pthread_mutex_unlock(&o->s->vcache_mu);
+	pthread_mutex_unlock(&o->s->gw->vcache_mu);
 	return v;
 }
 
 void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid)
 {
-	if (!o->s->vcache)
+	if (!o->s->gw->vcache)
 		return;
-	pthread_mutex_lock(&o->s->vcache_mu);
+	pthread_mutex_lock(&o->s->gw->vcache_mu);
 	struct gw_vcache_ent *e = slot(o->s, o->oid);
 	if (version)
 		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version,
 					    .early_wid = early_wid, .epoch = o->v->epoch};
 	else if (e->oid == o->oid)
 		e->version = 0;
-	pthread_mutex_unlock(&o->s->vcache_mu);
+	pthread_mutex_unlock(&o->s->gw->vcache_mu);
 }
 
 void gw_vcache_init(struct sheep *s)
 {
-	pthread_mutex_init(&s->vcache_mu, NULL);
-	s->vcache = calloc(GW_VCACHE_SLOTS, sizeof(*s->vcache)); /* NULL: no cache */
+	pthread_mutex_init(&s->gw->vcache_mu, NULL);
+	s->gw->vcache = calloc(GW_VCACHE_SLOTS, sizeof(*s->gw->vcache)); /* NULL: no cache */
 }
 
 void gw_vcache_fini(struct sheep *s)
 {
-	free(s->vcache);
-	s->vcache = NULL;
+	free(s->gw->vcache);
+	s->gw->vcache = NULL;
 }

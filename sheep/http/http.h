@@ -44,6 +44,10 @@ struct sheep_http_state {
 	bool formatted, recovery_enabled;
 	uint64_t capacity, free_bytes, own_bytes; /* store (capacity.c); 0 for a gateway */
 	uint64_t checksum_errors, checksum_repairs;
+	/* fragments found bad here and repaired since (scrub/scrub.h), and the scrub */
+	uint64_t csum_found, csum_repaired;
+	bool scrub_enabled;
+	uint64_t scrub_rate, scrub_passes, scrub_scanned, scrub_bytes, scrub_done, scrub_total;
 	/* the store's write-ahead log (store_get_stats); all 0 for a gateway */
 	uint64_t wal_syncs, wal_records, wal_batches, wal_bytes, wal_max_batch;
 	uint64_t wal_checkpoints, wal_ckpt_ns, wal_fill, wal_size;

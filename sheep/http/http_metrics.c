@@ -198,8 +198,27 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 	      "Capacity this sheep offers (-s, else its filesystem).", st->capacity);
 	gauge(f, "sheep_store_free_bytes", "What this sheep can still store.", st->free_bytes);
 	gauge(f, "sheep_store_used_bytes", "Bytes of this sheep's fragment files.", st->own_bytes);
-	counter(f, "sheep_checksum_errors_total", "Blocks whose crc32c did not match on read here.",
+	/* One family: the unlabelled sample counts blocks (since start), the
+	 * labelled ones fragments (scrub/scrub.h). */
+	counter(f, "sheep_checksum_errors_total",
+		"Checksum errors here: unlabelled, blocks whose crc32c did not match on read; "
+		"state=found, fragments found bad (client reads, the scrub, dog vdi check); "
+		"state=repaired, of those, fragments verified good again after their repair.",
 		st->checksum_errors);
+	fprintf(f, "sheep_checksum_errors_total{state=\"found\"} %" PRIu64 "\n", st->csum_found);
+	fprintf(f, "sheep_checksum_errors_total{state=\"repaired\"} %" PRIu64 "\n",
+		st->csum_repaired);
+	gauge(f, "sheep_scrub_enabled", "1 when the background scrub runs.", st->scrub_enabled);
+	gauge(f, "sheep_scrub_rate_bytes", "Bytes per second the scrub reads at most.",
+	      st->scrub_rate);
+	counter(f, "sheep_scrub_passes_total", "Complete scrub passes over this sheep's store.",
+		st->scrub_passes);
+	counter(f, "sheep_scrub_fragments_total", "Fragments the scrub verified.",
+		st->scrub_scanned);
+	counter(f, "sheep_scrub_bytes_total", "Bytes the scrub verified.", st->scrub_bytes);
+	gauge(f, "sheep_scrub_pass_done", "Fragments verified in the current pass.",
+	      st->scrub_done);
+	gauge(f, "sheep_scrub_pass_total", "Fragments the current pass walks.", st->scrub_total);
 	counter(f, "sheep_checksum_repairs_total",
 		"Objects re-planned for repair after a checksum mismatch here (the bad fragment "
 		"is rebuilt from the other holders).",

@@ -15,6 +15,7 @@
 #include "lib/sd_wire.h"
 #include "lib/util.h"
 #include "lib/version.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/store/capacity.h"
 #include "sheep/http/http.h"
 #include "sheep/metrics/metrics.h"
@@ -64,19 +65,36 @@ void sheep_http_metrics(struct sheep *s, FILE *f)
 	    .port = s->self.port,
 	    .zone = s->self.zone,
 	};
-	pthread_mutex_lock(&s->state_lock);
-	st.epoch = s->epoch;
-	st.members = s->view ? (uint32_t)s->view->nr_nodes : 0;
-	st.zones = s->view ? s->view->nr_zones : 0;
-	st.formatted = s->ctime != 0;
-	st.recovery_enabled = s->recovery_enabled;
-	st.vdis = (uint32_t)s->vdis.nr;
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status gs;
+	group_status(s, &gs);
+	st.epoch = gs.epoch;
+	st.members = gs.nr_nodes;
+	st.zones = gs.nr_zones;
+	st.formatted = gs.ctime != 0;
+	st.recovery_enabled = gs.recovery_enabled;
+	st.vdis = (uint32_t)gs.nr_vdis;
 	if (s->store) {
 		uint64_t fs = 0;
 		sheep_capacity(s, &st.capacity, &st.free_bytes);
 		store_space(s->store, &fs, &st.own_bytes);
 		st.checksum_errors = store_checksum_errors(s->store);
+		/* The scrub's counters, as dog node stat gets them (the scrub
+		 * sits above http/). */
+		struct sd_store_stat sst;
+		struct sd_req sreq;
+		struct sd_rsp srsp;
+		memset(&sst, 0, sizeof(sst));
+		req_init(&sreq, SD_OP_STAT, sizeof(sst));
+		ask_self(s, &sreq, &srsp, &sst, sizeof(sst));
+		st.csum_found = sst.csum_found;
+		st.csum_repaired = sst.csum_repaired;
+		st.scrub_enabled = sst.scrub_enabled != 0;
+		st.scrub_rate = sst.scrub_rate;
+		st.scrub_passes = sst.scrub_passes;
+		st.scrub_scanned = sst.scrub_scanned;
+		st.scrub_bytes = sst.scrub_bytes;
+		st.scrub_done = sst.scrub_done;
+		st.scrub_total = sst.scrub_total;
 		struct store_stats ws;
 		if (store_get_stats(s->store, &ws) == 0) {
 			st.wal_syncs = ws.syncs;

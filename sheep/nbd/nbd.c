@@ -407,7 +407,6 @@ static void conn_free(struct nbd_conn *c)
 {
 	free(c->meta_export);
 	pthread_mutex_destroy(&c->qlock);
-	pthread_cond_destroy(&c->qcond);
 	pthread_cond_destroy(&c->qroom);
 	pthread_mutex_destroy(&c->wlock);
 	free(c);
@@ -418,6 +417,7 @@ static void *conn_main(void *arg)
 	struct nbd_conn *c = arg;
 	struct nbd_server *srv = c->srv;
 
+	pthread_setname_np(pthread_self(), "nbd-conn");
 	sd_set_timeout(c->fd, NBD_HANDSHAKE_TIMEOUT_MS);
 	if (handshake(c) == HS_GO) {
 		sd_set_timeout(c->fd, 0);
@@ -472,7 +472,6 @@ static void accept_one(struct nbd_server *srv)
 	}
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 	pthread_mutex_init(&c->qlock, NULL);
-	pthread_cond_init(&c->qcond, NULL);
 	pthread_cond_init(&c->qroom, NULL);
 	pthread_mutex_init(&c->wlock, NULL);
 
@@ -545,6 +544,7 @@ int nbd_server_start(const struct nbd_backend *ops, void *arg, const char *bind_
 	srv->wake[0] = srv->wake[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);
+	nbd_pool_init(&srv->pool);
 
 	srv->lfd = sd_listen(bind_addr, (uint16_t)port, 128);
 	if (srv->lfd < 0) {
@@ -578,6 +578,7 @@ fail:
 	}
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->cond);
+	nbd_pool_stop(&srv->pool);
 	free(srv);
 	return ret;
 }
@@ -610,6 +611,7 @@ void nbd_server_stop(struct nbd_server *srv)
 	while (srv->nr_conns > 0)
 		pthread_cond_wait(&srv->cond, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
+	nbd_pool_stop(&srv->pool);
 
 	close(srv->wake[0]);
 	close(srv->wake[1]);

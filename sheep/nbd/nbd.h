@@ -47,9 +47,10 @@ struct nbd_export;
  *    answers), and this server keeps no cache. So a write is on stable
  *    storage when its reply is sent, FUA or not, and FLUSH has nothing left
  *    to do: it is answered at once, truthfully.
- *  - Several requests in flight per connection are served in parallel by a
- *    small per-connection worker pool (up to NBD_MAX_WORKERS threads);
- *    replies go back in completion order, one at a time on the socket.
+ *  - Several requests in flight per connection are served in parallel by
+ *    one worker pool all connections share (up to NBD_POOL_WORKERS
+ *    threads, however many clients); replies go back in completion order,
+ *    one at a time on the socket.
  *  - Request limits: a request longer than NBD_MAX_REQUEST (advertised as
  *    the maximum block size) gets EINVAL; a WRITE that long closes the
  *    connection (its payload cannot be trusted to be skipped safely). A
@@ -62,7 +63,7 @@ struct nbd_export;
 
 #define NBD_DEFAULT_PORT 10809
 #define NBD_MAX_REQUEST (32u << 20) /* bytes, per READ/WRITE request */
-#define NBD_MAX_WORKERS 32          /* worker threads per connection */
+#define NBD_POOL_WORKERS 32         /* worker threads of a server, all connections */
 #define NBD_MAX_CONNECTIONS 256
 
 /* Start serving every VDI of sheep s on bind_addr (NULL or "" = any):port.

@@ -1,4 +1,4 @@
-/* nbd_io.c - NBD transmission phase: read requests, serve them on a per-connection worker pool, send simple or structured replies. */
+/* nbd_io.c - NBD transmission phase: read requests, serve them on the worker pool all connections share, send simple or structured replies. */
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -204,79 +204,129 @@ static int run_job(struct nbd_conn *c, struct nbd_job *j, void **rdata, uint32_t
 	}
 }
 
-static void *worker_main(void *arg)
+/* Run one job of connection c, reply, and give its room back. The job's
+ * reader may free c as soon as qlock is released with inflight at 0, so
+ * c is not touched after that. */
+static void serve_job(struct nbd_job *j)
 {
-	struct nbd_conn *c = arg;
+	struct nbd_conn *c = j->conn;
+	void *rdata = NULL;
+	uint32_t rlen = 0;
+	int ret = run_job(c, j, &rdata, &rlen);
+	if (ret < 0) {
+		sd_debug("nbd %s: cmd %u off %" PRIu64 " len %" PRIu32 ": %s", c->peer, j->type,
+			 j->offset, j->length, strerror(-ret));
+		send_error(c, j->handle, nbd_errno(ret), strerror(-ret));
+	} else {
+		send_success(c, j, rdata, rlen);
+	}
+	free(rdata);
+	uint32_t bytes = j->bytes;
+	free(j->data);
+	free(j);
 
 	pthread_mutex_lock(&c->qlock);
-	for (;;) {
-		while (!c->head && !c->closing) {
-			c->idle_workers++;
-			pthread_cond_wait(&c->qcond, &c->qlock);
-			c->idle_workers--;
-		}
-		struct nbd_job *j = c->head;
-		if (!j)
-			break; /* closing and drained */
-		c->head = j->next;
-		if (!c->head)
-			c->tail = NULL;
-		c->queued--;
-		pthread_mutex_unlock(&c->qlock);
-
-		void *rdata = NULL;
-		uint32_t rlen = 0;
-		int ret = run_job(c, j, &rdata, &rlen);
-		if (ret < 0) {
-			sd_debug("nbd %s: cmd %u off %" PRIu64 " len %" PRIu32 ": %s", c->peer,
-				 j->type, j->offset, j->length, strerror(-ret));
-			send_error(c, j->handle, nbd_errno(ret), strerror(-ret));
-		} else {
-			send_success(c, j, rdata, rlen);
-		}
-		free(rdata);
-
-		pthread_mutex_lock(&c->qlock);
-		c->inflight--;
-		c->inflight_bytes -= j->bytes;
-		pthread_cond_signal(&c->qroom);
-		free(j->data);
-		free(j);
-	}
+	c->inflight--;
+	c->inflight_bytes -= bytes;
+	pthread_cond_broadcast(&c->qroom);
 	pthread_mutex_unlock(&c->qlock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct nbd_pool *p = arg;
+
+	pthread_setname_np(pthread_self(), "nbd-worker");
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->head && !p->stop) {
+			p->idle++;
+			pthread_cond_wait(&p->cond, &p->lock);
+			p->idle--;
+		}
+		struct nbd_job *j = p->head;
+		if (!j)
+			break; /* stopping and drained */
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		p->queued--;
+		pthread_mutex_unlock(&p->lock);
+		serve_job(j);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-/* Queue a job, waiting for room; start a worker if none is idle. */
+void nbd_pool_init(struct nbd_pool *p)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+}
+
+/* Called once no connection is left: the queue is empty by then. */
+void nbd_pool_stop(struct nbd_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	int n = p->nr_workers;
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < n; i++)
+		pthread_join(p->workers[i], NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+}
+
+/* Queue a job of c on the server's pool, after waiting for c's room;
+ * start a worker if none is idle and the pool is not full. -EAGAIN (job
+ * not queued) when the pool has no thread and none can start. */
 static int enqueue(struct nbd_conn *c, struct nbd_job *j)
 {
+	struct nbd_pool *p = &c->srv->pool;
 	size_t bytes = j->bytes;
 
 	pthread_mutex_lock(&c->qlock);
 	while (c->inflight >= NBD_MAX_INFLIGHT ||
 	       (c->inflight > 0 && c->inflight_bytes + bytes > NBD_MAX_INFLIGHT_BYTES))
 		pthread_cond_wait(&c->qroom, &c->qlock);
-	j->next = NULL;
-	if (c->tail)
-		c->tail->next = j;
-	else
-		c->head = j;
-	c->tail = j;
 	c->inflight++;
-	c->queued++;
 	c->inflight_bytes += bytes;
+	pthread_mutex_unlock(&c->qlock);
+
+	j->conn = c;
+	j->next = NULL;
+	pthread_mutex_lock(&p->lock);
 	/* Idle workers that have not picked up a job yet still count as idle:
 	 * compare with the jobs nobody has taken. */
-	if (c->queued > c->idle_workers && c->nr_workers < NBD_MAX_WORKERS) {
-		if (pthread_create(&c->workers[c->nr_workers], NULL, worker_main, c) == 0)
-			c->nr_workers++;
-		else if (c->nr_workers == 0)
+	if (p->queued + 1 > p->idle && p->nr_workers < NBD_POOL_WORKERS) {
+		if (pthread_create(&p->workers[p->nr_workers], NULL, worker_main, p) == 0)
+			p->nr_workers++;
+		else if (p->nr_workers == 0)
 			sd_err("nbd %s: cannot start a worker", c->peer);
 	}
-	pthread_cond_signal(&c->qcond);
-	int ok = c->nr_workers > 0;
+	bool ok = p->nr_workers > 0;
+	if (ok) {
+		if (p->tail)
+			p->tail->next = j;
+		else
+			p->head = j;
+		p->tail = j;
+		p->queued++;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (ok)
+		return 0;
+	pthread_mutex_lock(&c->qlock);
+	c->inflight--;
+	c->inflight_bytes -= bytes;
 	pthread_mutex_unlock(&c->qlock);
-	return ok ? 0 : -EAGAIN;
+	free(j->data);
+	free(j);
+	return -EAGAIN;
 }
 
 /* Check a request against the export; 0 or the NBD error to reply with. */
@@ -332,23 +382,13 @@ static const char *refusal(const struct nbd_conn *c, const struct nbd_request *r
 	return "bad request: unknown command or flags, or range outside the export";
 }
 
+/* Wait until every request of c has been answered (or failed to be). */
 static void wind_down(struct nbd_conn *c)
 {
 	pthread_mutex_lock(&c->qlock);
-	c->closing = true;
-	pthread_cond_broadcast(&c->qcond);
-	int n = c->nr_workers;
+	while (c->inflight > 0)
+		pthread_cond_wait(&c->qroom, &c->qlock);
 	pthread_mutex_unlock(&c->qlock);
-	for (int i = 0; i < n; i++)
-		pthread_join(c->workers[i], NULL);
-	/* Only left over when no worker could ever start. */
-	while (c->head) {
-		struct nbd_job *j = c->head;
-		c->head = j->next;
-		free(j->data);
-		free(j);
-	}
-	c->tail = NULL;
 }
 
 void nbd_transmission(struct nbd_conn *c)

@@ -23,6 +23,24 @@
  * the range is described by the next request). */
 #define NBD_MAX_EXTENTS 65536
 
+struct nbd_job;
+
+/*
+ * The worker pool every connection of one server shares (nbd_io.c): one
+ * FIFO of requests, at most NBD_POOL_WORKERS threads started on demand.
+ * A connection's readers stop at NBD_MAX_INFLIGHT requests of its own, so
+ * no client fills the queue alone.
+ */
+struct nbd_pool {
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t cond;  /* workers wait for jobs */
+	struct nbd_job *head, *tail;
+	int queued;           /* not yet taken by a worker */
+	int nr_workers, idle; /* started; waiting for a job */
+	bool stop;
+	pthread_t workers[NBD_POOL_WORKERS];
+};
+
 struct nbd_server {
 	const struct nbd_backend *ops;
 	void *arg;
@@ -38,10 +56,12 @@ struct nbd_server {
 	int nr_conns;
 	atomic_bool stopping; /* read by connection threads without the lock */
 	uint64_t next_owner;
+	struct nbd_pool pool;
 };
 
 struct nbd_job {
 	struct nbd_job *next;
+	struct nbd_conn *conn; /* whose request it is */
 	uint16_t type;
 	uint16_t flags;
 	uint64_t handle;
@@ -69,20 +89,18 @@ struct nbd_conn {
 	bool meta_alloc;	  /* base:allocation selected */
 	char *meta_export;	  /* ... for this export name (malloc'd) */
 
-	pthread_mutex_t qlock; /* the job queue and worker accounting */
-	pthread_cond_t qcond;  /* workers wait for jobs */
-	pthread_cond_t qroom;  /* the reader waits for room */
-	struct nbd_job *head, *tail;
-	int inflight; /* queued + running */
-	int queued;   /* not yet taken by a worker */
+	pthread_mutex_t qlock; /* in-flight accounting */
+	pthread_cond_t qroom;  /* the reader waits for room, or for the last reply */
+	int inflight;          /* in the pool's queue or running */
 	size_t inflight_bytes;
-	int nr_workers, idle_workers;
-	bool closing;
-	pthread_t workers[NBD_MAX_WORKERS];
 
 	pthread_mutex_t wlock; /* one reply at a time on the socket */
 	bool dead;             /* a reply could not be sent */
 };
+
+/* Start and stop a server's pool (no thread runs until the first job). */
+void nbd_pool_init(struct nbd_pool *p);
+void nbd_pool_stop(struct nbd_pool *p);
 
 /* Serve the transmission phase on c until DISC, EOF, a protocol violation
  * or server stop; then drain in-flight requests. Does not close c->exp. */

@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "sheep/cluster/cluster.h"
 #include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
 #include "sheep/store/store.h"
@@ -16,11 +17,10 @@ static int check_epoch(struct sheep *s, const struct sd_req *req)
 {
 	if (req->flags & SD_PEER_FLAG_ANY_EPOCH)
 		return SD_RES_SUCCESS;
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t e = s->epoch;
-	bool synced = s->synced;
-	pthread_mutex_unlock(&s->state_lock);
-	if (!synced)
+	struct group_status st;
+	group_status(s, &st);
+	uint32_t e = st.epoch;
+	if (!st.synced)
 		return SD_RES_NEW_NODE_VER;
 	if (req->epoch < e)
 		return SD_RES_OLD_NODE_VER;
@@ -53,10 +53,9 @@ static bool is_checked_update(const struct sd_req *req, const void *data)
 
 static bool adjacent_epoch(struct sheep *s, const struct sd_req *req)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool ok = s->synced && (req->epoch + 1 == s->epoch || req->epoch == s->epoch + 1);
-	pthread_mutex_unlock(&s->state_lock);
-	return ok;
+	struct group_status st;
+	group_status(s, &st);
+	return st.synced && (req->epoch + 1 == st.epoch || req->epoch == st.epoch + 1);
 }
 
 struct list_ctx {
@@ -212,7 +211,7 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.write_id = m.write_id;
 	}
 	if ((req->flags & SD_PEER_FLAG_STALE) && s->frag_bad)
-		s->frag_bad(s, req->obj.oid, req->obj.ec_index);
+		s->frag_bad(s, req->obj.oid, req->obj.ec_index, true);
 	if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &p) == 0) {
 		g.has_pend = 1;
 		g.pend_version = p.new_version;
@@ -289,8 +288,10 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		commit_prev(s, req);
 		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version);
-		if (ret == -EIO && s->frag_bad)
-			s->frag_bad(s, req->obj.oid, req->obj.ec_index);
+		if (ret == -EIO && s->frag_csum_bad)
+			s->frag_csum_bad(s, req->obj.oid, req->obj.ec_index);
+		else if (ret == -EIO && s->frag_bad)
+			s->frag_bad(s, req->obj.oid, req->obj.ec_index, false);
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;

@@ -43,6 +43,10 @@ static void fill_state(struct sheep_recovery *r, struct sd_recovery_state *st)
 	st->objects = p.objects;
 	st->degraded = p.degraded;
 	st->lost = p.lost;
+	uint64_t lost[SD_RECOVERY_LOST_NAMED];
+	size_t nl = SD_MIN(recovery_lost_oids(r->eng, lost, SD_RECOVERY_LOST_NAMED),
+			   (size_t)SD_RECOVERY_LOST_NAMED);
+	memcpy(st->lost_oids, lost, nl * sizeof(lost[0])); /* packed: no pointer to it */
 	st->dropped = r->dropped;
 	st->repairs = (uint32_t)r->repairs;
 	st->need_bytes = p.need_bytes;
@@ -166,7 +170,7 @@ bool sheep_recovery_busy(struct sheep *s, uint64_t oid, uint8_t idx)
 	return busy;
 }
 
-void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
+void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx, bool stale)
 {
 	struct sheep_recovery *r = s->rec;
 	if (!r)
@@ -182,7 +186,13 @@ void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx)
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->mu);
-	sd_warn("checksum mismatch on %016llx fragment %u: queued for repair",
-		(unsigned long long)oid, idx);
+	/* A stale hint (a write acknowledged without this fragment) is the
+	 * expected aftermath of a member change: info, not a warning. */
+	if (stale)
+		sd_info("%016llx fragment %u left at an old version by a write: queued for repair",
+			(unsigned long long)oid, idx);
+	else
+		sd_warn("checksum mismatch on %016llx fragment %u: queued for repair",
+			(unsigned long long)oid, idx);
 }
 

@@ -11,6 +11,7 @@
 
 #include "ec/ec.h"
 #include "lib/log.h"
+#include "lib/testhook.h"
 #include "sheep/sheep.h"
 #include "sheep/cluster/cluster.h"
 #include "sheep/cluster/ring.h"
@@ -62,6 +63,10 @@ static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *bu
 		   uint32_t len, uint64_t *version)
 {
 	struct sheep_recovery *r = arg;
+	/* Test hook: 113's regression test of the race 173346c fixed holds
+	 * a job here while a sheep joins (the planner then moves the epoch
+	 * and grows known[]). */
+	sd_test_pause(r->s->opt.test_pause_file, "rec-read", r->s->self.port, oid);
 	struct sd_node peer;
 	pthread_mutex_lock(&r->mu);
 	bool known = node < r->nr_known;
@@ -577,10 +582,9 @@ static void drop_old(struct sheep_recovery *r, struct sheep_view *v)
 /* The cluster's enable flag, read under state_lock (never nested in r->mu). */
 static bool cluster_recovery_enabled(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	bool on = s->recovery_enabled;
-	pthread_mutex_unlock(&s->state_lock);
-	return on;
+	struct group_status st;
+	group_status(s, &st);
+	return st.recovery_enabled;
 }
 
 static void *rec_worker(void *arg)

@@ -57,6 +57,6 @@ bool sheep_recovery_busy(struct sheep *s, uint64_t oid, uint8_t idx);
 
 /* A read found a checksum mismatch on local fragment (oid, idx): rebuild it
  * from the other holders soon (asynchronous). */
-void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx);
+void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx, bool stale);
 
 #endif

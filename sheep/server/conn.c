@@ -174,9 +174,7 @@ static void reply_error(struct conn *c, const struct sd_req *hdr, int res, bool 
 	rsp.proto_ver = hdr->proto_ver;
 	rsp.opcode = hdr->opcode;
 	rsp.id = hdr->id;
-	pthread_mutex_lock(&c->s->state_lock);
-	rsp.epoch = c->s->epoch;
-	pthread_mutex_unlock(&c->s->state_lock);
+	rsp.epoch = group_epoch(c->s);
 	rsp.result = (uint32_t)res;
 	conn_queue_reply(c, &rsp, NULL, 0, close_after);
 }

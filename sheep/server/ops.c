@@ -15,6 +15,7 @@
 #include "sheep/gateway/gateway.h"
 #include "sheep/peer/peer.h"
 #include "sheep/rebuild/rebuild.h"
+#include "sheep/scrub/scrub.h"
 #include "sheep/store/capacity.h"
 #include "sheep/sheep.h"
 #include "sheep/server/ops_priv.h"
@@ -133,11 +134,11 @@ static int do_discard_obj(struct sheep *s, struct request *r)
 
 static int do_cluster_default(struct sheep *s, struct request *r)
 {
-	pthread_mutex_lock(&s->state_lock);
-	r->rsp.cluster.nr_copies = s->def_copies;
-	r->rsp.cluster.copy_policy = s->def_policy;
-	r->rsp.cluster.block_size_shift = s->def_shift;
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status st;
+	group_status(s, &st);
+	r->rsp.cluster.nr_copies = st.def_copies;
+	r->rsp.cluster.copy_policy = st.def_policy;
+	r->rsp.cluster.block_size_shift = st.def_shift;
 	return SD_RES_SUCCESS;
 }
 
@@ -209,10 +210,9 @@ static int do_make_fs(struct sheep *s, struct request *r)
 		return SD_RES_INVALID_PARMS;
 	if (ec_policy_is_ec(&pol) && ((1u << f.shift) % pol.d))
 		return SD_RES_INVALID_PARMS;
-	pthread_mutex_lock(&s->state_lock);
-	bool synced = s->synced;
-	pthread_mutex_unlock(&s->state_lock);
-	if (!synced)
+	struct group_status st;
+	group_status(s, &st);
+	if (!st.synced)
 		return SD_RES_WAIT_FOR_JOIN;
 	return group_cluster_op(s, &f, sizeof(f), NULL);
 }
@@ -255,11 +255,54 @@ static int do_store_stat(struct sheep *s, struct request *r)
 		return SD_RES_NO_MEM;
 	if (s->store)
 		store_get_stats(s->store, &ss);
-	*o = (struct sd_store_stat){ss.syncs, ss.records, ss.batches, ss.log_bytes, ss.max_batch,
-				    ss.checkpoints, ss.ckpt_ns_total, ss.ckpt_ns_last, ss.log_fill,
-				    ss.log_size, ss.replayed, ss.dropped, ss.pending};
+	*o = (struct sd_store_stat){.syncs = ss.syncs,
+				    .records = ss.records,
+				    .batches = ss.batches,
+				    .log_bytes = ss.log_bytes,
+				    .max_batch = ss.max_batch,
+				    .checkpoints = ss.checkpoints,
+				    .ckpt_ns_total = ss.ckpt_ns_total,
+				    .ckpt_ns_last = ss.ckpt_ns_last,
+				    .log_fill = ss.log_fill,
+				    .log_size = ss.log_size,
+				    .replayed = ss.replayed,
+				    .dropped = ss.dropped,
+				    .pending = ss.pending};
+	sheep_scrub_stat(s, o);
 	r->rlen = sizeof(*o);
 	return SD_RES_SUCCESS;
+}
+
+/* SCRUB (lib/sd_internal.h): change the background scrub (with a payload),
+ * then answer its counters as STAT does. */
+static int do_scrub(struct sheep *s, struct request *r)
+{
+	struct sd_scrub_ctl ctl = {.action = SD_SCRUB_STATUS};
+	if (r->hdr.flags & SD_FLAG_CMD_WRITE) {
+		if (r->hdr.data_length != sizeof(ctl) || !r->data)
+			return SD_RES_INVALID_PARMS;
+		memcpy(&ctl, r->data, sizeof(ctl));
+	}
+	int ret = sheep_scrub_ctl(s, &ctl);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return do_store_stat(s, r);
+}
+
+/* CHECK_OBJ (lib/sd_internal.h): check and repair every copy or fragment
+ * of obj.oid (gateway/check.c). */
+static int do_check_obj(struct sheep *s, struct request *r)
+{
+	if (r->hdr.data_length < sizeof(struct sd_check_obj))
+		return SD_RES_INVALID_PARMS;
+	struct sd_check_obj *out = ops_reply_buf(r, sizeof(*out));
+	if (!out)
+		return SD_RES_NO_MEM;
+	memset(out, 0, sizeof(*out));
+	int ret = gateway_check_obj(s, r->hdr.obj.oid, out);
+	if (ret == SD_RES_SUCCESS)
+		r->rlen = sizeof(*out);
+	return ret;
 }
 
 /* STAT_CLUSTER: Sheepdog's epoch logs, newest first, as many as the
@@ -271,19 +314,17 @@ static int do_stat_cluster(struct sheep *s, struct request *r)
 	if (r->hdr.data_length && r->hdr.data_length < SD_EPOCH_LOG_SIZE)
 		return SD_RES_INVALID_PARMS;
 	uint32_t max = SD_MIN(r->hdr.data_length, SD_MAX_PAYLOAD) / (uint32_t)SD_EPOCH_LOG_SIZE;
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t n = SD_MIN(max, (uint32_t)s->nr_epochs);
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status st;
+	group_status(s, &st);
+	uint32_t n = SD_MIN(max, (uint32_t)st.nr_epochs);
 	void *buf = ops_reply_buf(r, (uint32_t)(n * SD_EPOCH_LOG_SIZE));
 	if (!buf)
 		return SD_RES_NO_MEM;
 	int status = 0;
 	r->rlen = (uint32_t)group_cluster_info(s, buf, n * SD_EPOCH_LOG_SIZE, &status);
 	r->keep_rdata = true; /* dog shows the history with the status */
-	pthread_mutex_lock(&s->state_lock);
-	bool synced = s->synced;
-	pthread_mutex_unlock(&s->state_lock);
-	if (!synced)
+	group_status(s, &st);
+	if (!st.synced)
 		return SD_RES_WAIT_FOR_JOIN;
 	return status == 2 ? SD_RES_SHUTDOWN
 	       : status == 3 ? SD_RES_WAIT_FOR_JOIN
@@ -350,36 +391,27 @@ static int do_obj_location(struct sheep *s, struct request *r)
  * epoch's start time as a u64, as Sheepdog's; NO_TAG when not logged. */
 static int do_get_epoch(struct sheep *s, struct request *r)
 {
-	uint32_t want = r->hdr.obj.tgt_epoch;
-	int ret = SD_RES_NO_TAG;
-	pthread_mutex_lock(&s->state_lock);
-	for (size_t i = 0; i < s->nr_epochs; i++) {
-		if (s->epochs[i].epoch != want)
-			continue;
-		uint32_t nr = SD_MIN(s->epochs[i].nr_nodes, (uint32_t)SD_WIRE_MAX_NODES);
-		uint32_t len = nr * (uint32_t)sizeof(struct sd_wire_node) + (uint32_t)sizeof(uint64_t);
-		if (len > r->hdr.data_length) {
-			ret = SD_RES_INVALID_PARMS;
-			break;
-		}
-		char *buf = ops_reply_buf(r, len);
-		if (!buf) {
-			ret = SD_RES_NO_MEM;
-			break;
-		}
+	struct sd_node *nodes;
+	size_t nr_nodes;
+	uint64_t t;
+	int ret = group_epoch_nodes(s, r->hdr.obj.tgt_epoch, &nodes, &nr_nodes, &t);
+	if (ret)
+		return ret == -ENOENT ? SD_RES_NO_TAG : SD_RES_NO_MEM;
+	uint32_t nr = SD_MIN((uint32_t)nr_nodes, (uint32_t)SD_WIRE_MAX_NODES);
+	uint32_t len = nr * (uint32_t)sizeof(struct sd_wire_node) + (uint32_t)sizeof(uint64_t);
+	char *buf = len > r->hdr.data_length ? NULL : ops_reply_buf(r, len);
+	ret = len > r->hdr.data_length ? SD_RES_INVALID_PARMS : !buf ? SD_RES_NO_MEM : SD_RES_SUCCESS;
+	if (ret == SD_RES_SUCCESS) {
 		for (uint32_t k = 0; k < nr; k++) {
 			struct sd_wire_node w;
-			sd_node_to_wire(&s->epochs[i].nodes[k], &w);
+			sd_node_to_wire(&nodes[k], &w);
 			memcpy(buf + (size_t)k * sizeof(w), &w, sizeof(w));
 		}
-		uint64_t t = s->epochs[i].time;
 		memcpy(buf + (size_t)nr * sizeof(struct sd_wire_node), &t, sizeof(t));
 		r->rlen = len;
 		r->rsp.node.nr_nodes = nr;
-		ret = SD_RES_SUCCESS;
-		break;
 	}
-	pthread_mutex_unlock(&s->state_lock);
+	free(nodes);
 	return ret;
 }
 
@@ -551,6 +583,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_READ_DEL_VDIS, OPS_LOCAL, false, ops_read_del_vdis),
 	OP(SD_OP_GET_VDI_ATTR, OPS_LOCAL, true, ops_get_vdi_attr),
 	OP(SD_OP_OBJ_LOCATION, OPS_LOCAL, true, do_obj_location),
+	OP(SD_OP_CHECK_OBJ, OPS_CLIENT, true, do_check_obj),
+	OP(SD_OP_SCRUB, OPS_LOCAL, false, do_scrub),
 	OP(SD_OP_GET_NODE_LIST, OPS_LOCAL, false, do_node_list),
 	OP(SD_OP_STAT_SHEEP, OPS_LOCAL, false, do_stat_sheep),
 	OP(SD_OP_STAT_CLUSTER, OPS_LOCAL, false, do_stat_cluster),

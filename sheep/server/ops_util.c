@@ -46,22 +46,18 @@ void *ops_reply_buf(struct request *r, uint32_t len)
 
 uint32_t ops_current_epoch(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t e = s->epoch;
-	pthread_mutex_unlock(&s->state_lock);
-	return e;
+	return group_epoch(s);
 }
 
 int ops_need_ready(struct sheep *s)
 {
-	pthread_mutex_lock(&s->state_lock);
+	struct group_status st;
+	group_status(s, &st);
 	/* Without quorum this node may be the small side of a partition:
 	 * serving I/O could diverge from the side that carries on. */
-	int ret = !s->quorate ? SD_RES_HALT
-		  : !s->synced || s->waiting ? SD_RES_WAIT_FOR_JOIN
-		  : !s->ctime  ? SD_RES_WAIT_FOR_FORMAT
-			       : 0;
-	pthread_mutex_unlock(&s->state_lock);
-	return ret;
+	return !st.quorate ? SD_RES_HALT
+	       : !st.synced || st.waiting ? SD_RES_WAIT_FOR_JOIN
+	       : !st.ctime ? SD_RES_WAIT_FOR_FORMAT
+			   : 0;
 }
 

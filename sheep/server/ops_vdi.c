@@ -170,11 +170,11 @@ int ops_new_vdi(struct sheep *s, struct request *r)
 	struct cmsg_vdi m;
 	memset(&m, 0, sizeof(m));
 	m.h.type = CMSG_NEW_VDI;
-	pthread_mutex_lock(&s->state_lock);
-	m.copies = r->hdr.vdi.copies ? r->hdr.vdi.copies : s->def_copies;
-	m.policy = r->hdr.vdi.copies ? r->hdr.vdi.copy_policy : s->def_policy;
-	m.shift = r->hdr.vdi.block_size_shift ? r->hdr.vdi.block_size_shift : s->def_shift;
-	pthread_mutex_unlock(&s->state_lock);
+	struct group_status st;
+	group_status(s, &st);
+	m.copies = r->hdr.vdi.copies ? r->hdr.vdi.copies : st.def_copies;
+	m.policy = r->hdr.vdi.copies ? r->hdr.vdi.copy_policy : st.def_policy;
+	m.shift = r->hdr.vdi.block_size_shift ? r->hdr.vdi.block_size_shift : st.def_shift;
 	struct ec_policy pol;
 	if (ec_policy_from_wire(m.policy, m.copies, &pol))
 		return SD_RES_INVALID_PARMS;
@@ -273,9 +273,8 @@ int ops_read_vdis(struct sheep *s, struct request *r)
 	void *buf = ops_reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
-	pthread_mutex_lock(&s->state_lock);
-	memcpy(buf, s->vdis.bitmap, len);
-	pthread_mutex_unlock(&s->state_lock);
+	memcpy(buf, group_vdis_lock(s, NULL)->bitmap, len);
+	group_vdis_unlock(s);
 	r->rlen = len;
 	return SD_RES_SUCCESS;
 }
@@ -288,12 +287,12 @@ int ops_read_del_vdis(struct sheep *s, struct request *r)
 	uint8_t *buf = ops_reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
-	pthread_mutex_lock(&s->state_lock);
+	struct vdi_table *t = group_vdis_lock(s, NULL);
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext)
+		for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext)
 			if (e->deleted && e->vid / 8 < len)
 				buf[e->vid / 8] |= (uint8_t)(1u << (e->vid % 8));
-	pthread_mutex_unlock(&s->state_lock);
+	group_vdis_unlock(s);
 	r->rlen = len;
 	return SD_RES_SUCCESS;
 }
@@ -390,9 +389,9 @@ int ops_get_vdi_locks(struct sheep *s, struct request *r)
 	if (max && !out)
 		return SD_RES_NO_MEM;
 	uint32_t n = 0;
-	pthread_mutex_lock(&s->state_lock);
+	struct vdi_table *t = group_vdis_lock(s, NULL);
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext) {
+		for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext) {
 			if (!e->locked || e->deleted)
 				continue;
 			if (n == max)
@@ -404,7 +403,7 @@ int ops_get_vdi_locks(struct sheep *s, struct request *r)
 			snprintf(out[n].addr, sizeof(out[n].addr), "%s", e->lock_addr);
 			n++;
 		}
-	pthread_mutex_unlock(&s->state_lock);
+	group_vdis_unlock(s);
 	r->rlen = n * (uint32_t)sizeof(struct sd_vdi_lock);
 	return SD_RES_SUCCESS;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,16 +197,16 @@ static int family_of(struct sheep *s, uint32_t vid, uint32_t **out, size_t *n)
 	uint32_t *v = malloc(cap * sizeof(*v));
 	if (!v)
 		return SD_RES_NO_MEM;
-	pthread_mutex_lock(&s->state_lock);
-	uint32_t root = vdi_table_root(&s->vdis, vid);
+	struct vdi_table *t = group_vdis_lock(s, NULL);
+	uint32_t root = vdi_table_root(t, vid);
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *e = s->vdis.buckets[b]; e; e = e->hnext) {
-			if (vdi_table_root(&s->vdis, e->vid) != root)
+		for (struct vdi_entry *e = t->buckets[b]; e; e = e->hnext) {
+			if (vdi_table_root(t, e->vid) != root)
 				continue;
 			if (cnt == cap) {
 				uint32_t *nv = realloc(v, 2 * cap * sizeof(*v));
 				if (!nv) {
-					pthread_mutex_unlock(&s->state_lock);
+					group_vdis_unlock(s);
 					free(v);
 					return SD_RES_NO_MEM;
 				}
@@ -214,7 +215,7 @@ static int family_of(struct sheep *s, uint32_t vid, uint32_t **out, size_t *n)
 			}
 			v[cnt++] = e->vid;
 		}
-	pthread_mutex_unlock(&s->state_lock);
+	group_vdis_unlock(s);
 	*out = v;
 	*n = cnt;
 	return SD_RES_SUCCESS;
@@ -339,13 +340,13 @@ out:
 static size_t collect_todo(struct sheep *s, bool want_pending, uint32_t *out, size_t cap)
 {
 	size_t n = 0;
-	pthread_mutex_lock(&s->state_lock);
+	struct vdi_table *t = group_vdis_lock(s, NULL);
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *e = s->vdis.buckets[b]; e && n < cap; e = e->hnext)
+		for (struct vdi_entry *e = t->buckets[b]; e && n < cap; e = e->hnext)
 			if (want_pending ? (e->flags & VDI_F_PENDING) != 0
 					 : e->deleted == VDI_DEL_RECLAIM)
 				out[n++] = e->vid;
-	pthread_mutex_unlock(&s->state_lock);
+	group_vdis_unlock(s);
 	return n;
 }
 
@@ -354,19 +355,45 @@ static size_t collect_todo(struct sheep *s, bool want_pending, uint32_t *out, si
  * deletes and rollbacks always sweep. */
 #define SNAP_SWEEP_BACKOFF_NS (10ull * 1000000000ull)
 
+/* This module's state (s->snap, made by vdi_snap_init). */
+struct snap_state {
+	pthread_mutex_t sweep_lock;      /* one sweep at a time */
+	_Atomic uint64_t sweep_failed_ns; /* when the last sweep failed (0: it did not) */
+};
+
+int vdi_snap_init(struct sheep *s)
+{
+	s->snap = calloc(1, sizeof(*s->snap));
+	if (!s->snap)
+		return -ENOMEM;
+	pthread_mutex_init(&s->snap->sweep_lock, NULL);
+	return 0;
+}
+
+void vdi_snap_fini(struct sheep *s)
+{
+	if (!s->snap)
+		return;
+	pthread_mutex_destroy(&s->snap->sweep_lock);
+	free(s->snap);
+	s->snap = NULL;
+}
+
 static int sweep(struct sheep *s, bool force)
 {
-	pthread_mutex_lock(&s->state_lock);
-	size_t todo = s->synced && s->ctime ? vdi_table_todo(&s->vdis) : 0;
-	bool wait = !force && s->sweep_failed_ns &&
-		    sd_now_ns() - s->sweep_failed_ns < SNAP_SWEEP_BACKOFF_NS;
-	pthread_mutex_unlock(&s->state_lock);
+	struct snap_state *st = s->snap;
+	struct group_status gs;
+	struct vdi_table *t = group_vdis_lock(s, &gs);
+	size_t todo = gs.synced && gs.ctime ? vdi_table_todo(t) : 0;
+	group_vdis_unlock(s);
+	uint64_t failed = atomic_load(&st->sweep_failed_ns);
+	bool wait = !force && failed && sd_now_ns() - failed < SNAP_SWEEP_BACKOFF_NS;
 	if (!todo || wait)
 		return SD_RES_SUCCESS;
 	enum { BATCH = 256 };
 	uint32_t vids[BATCH];
 	int ret = SD_RES_SUCCESS;
-	pthread_mutex_lock(&s->sweep_lock);
+	pthread_mutex_lock(&st->sweep_lock);
 	for (int round = 0; round < 4; round++) {
 		ret = SD_RES_SUCCESS;
 		size_t n = collect_todo(s, true, vids, BATCH);
@@ -384,10 +411,8 @@ static int sweep(struct sheep *s, bool force)
 		if (ret == SD_RES_SUCCESS)
 			break;
 	}
-	pthread_mutex_unlock(&s->sweep_lock);
-	pthread_mutex_lock(&s->state_lock);
-	s->sweep_failed_ns = ret == SD_RES_SUCCESS ? 0 : sd_now_ns();
-	pthread_mutex_unlock(&s->state_lock);
+	pthread_mutex_unlock(&st->sweep_lock);
+	atomic_store(&st->sweep_failed_ns, ret == SD_RES_SUCCESS ? 0 : sd_now_ns());
 	return ret;
 }
 
@@ -460,10 +485,10 @@ void vdi_snap_dependents(struct sheep *s, uint32_t vid, char *buf, size_t len)
 {
 	size_t used = 0;
 	buf[0] = '\0';
-	pthread_mutex_lock(&s->state_lock);
-	struct vdi_entry *e = vdi_table_find(&s->vdis, vid);
+	struct vdi_table *t = group_vdis_lock(s, NULL);
+	struct vdi_entry *e = vdi_table_find(t, vid);
 	for (int b = 0; e && b < VDI_HASH_BUCKETS; b++)
-		for (struct vdi_entry *c = s->vdis.buckets[b]; c; c = c->hnext) {
+		for (struct vdi_entry *c = t->buckets[b]; c; c = c->hnext) {
 			if (c->deleted || c->parent != vid || !strcmp(c->name, e->name))
 				continue;
 			int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", c->name);
@@ -473,7 +498,7 @@ void vdi_snap_dependents(struct sheep *s, uint32_t vid, char *buf, size_t len)
 			}
 			used += (size_t)n;
 		}
-	pthread_mutex_unlock(&s->state_lock);
+	group_vdis_unlock(s);
 }
 
 int vdi_snap_delete(struct sheep *s, uint32_t vid, uint64_t owner)

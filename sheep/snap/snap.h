@@ -22,6 +22,10 @@ struct sheep;
  * restart the cluster shows the new state, never half of it.
  */
 
+/* Make and free this module's state (s->snap); init returns 0 or -ENOMEM. */
+int vdi_snap_init(struct sheep *s);
+void vdi_snap_fini(struct sheep *s);
+
 /* Freeze the working VDI base as a snapshot (tag may be "" or NULL); *vid =
  * the new working VDI. SD_RES_READONLY when base is a snapshot already,
  * SD_RES_VDI_EXIST when the tag is taken by another snapshot of the name. */

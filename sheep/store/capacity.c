@@ -1,6 +1,8 @@
 /* capacity.c - a sheep's capacity and free space from -s/--size, its own bytes and its filesystem.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -39,8 +41,27 @@ int sheep_capacity(struct sheep *s, uint64_t *size, uint64_t *free_bytes)
 
 void sheep_capacity_show_vnodes(const struct sheep_view *v, struct sd_node *nodes, size_t nr)
 {
-	if (!v->ring)
-		return;
+	uint16_t *derived = NULL;
+	if (!v->ring) {
+		/* Before the format the view has no ring (cluster/chain.c):
+		 * show the vnodes the format's ring will give. */
+		struct placement_node *pn = calloc(v->nr_data ? v->nr_data : 1, sizeof(*pn));
+		derived = calloc(v->nr_data ? v->nr_data : 1, sizeof(*derived));
+		for (size_t j = 0; pn && derived && j < v->nr_data; j++) {
+			snprintf(pn[j].id, sizeof(pn[j].id), "%s:%u", v->data[j].addr,
+				 v->data[j].port);
+			pn[j].zone = v->data[j].zone;
+			pn[j].weight = v->data[j].space;
+			pn[j].vnodes = v->data[j].fixed_vnodes ? v->data[j].nr_vnodes : 0;
+		}
+		if (!pn || !derived || placement_derive_vnodes(pn, v->nr_data, derived)) {
+			free(derived);
+			derived = NULL;
+		}
+		free(pn);
+		if (!derived)
+			return;
+	}
 	for (size_t i = 0; i < nr; i++) {
 		if (nodes[i].fixed_vnodes || nodes[i].gateway)
 			continue;
@@ -49,11 +70,14 @@ void sheep_capacity_show_vnodes(const struct sheep_view *v, struct sd_node *node
 			    v->data[j].port != nodes[i].port)
 				continue;
 			/* sheep/ring.c hands placement's ring out as struct ring. */
-			int n = placement_vnodes(
-			    (const struct placement_ring *)(const void *)v->ring, j);
+			int n = derived
+				    ? derived[j]
+				    : placement_vnodes(
+					  (const struct placement_ring *)(const void *)v->ring, j);
 			if (n > 0 && n <= UINT16_MAX)
 				nodes[i].nr_vnodes = (uint16_t)n;
 			break;
 		}
 	}
+	free(derived);
 }

@@ -22,6 +22,23 @@ static struct sd_node node_of(int k)
 	return n;
 }
 
+/* A daemon struct with only the cluster state these tests use. */
+static struct sheep *new_sheep(void)
+{
+	struct sheep *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->cl = calloc(1, sizeof(*s->cl));
+	assert_non_null(s->cl);
+	return s;
+}
+
+static void free_sheep(struct sheep *s)
+{
+	group_epochs_clear(s);
+	free(s->cl);
+	free(s);
+}
+
 /* The members of each epoch: nodes with in[k] set. */
 static void add_epoch(struct sheep *s, uint32_t e, const bool *in, int max)
 {
@@ -60,8 +77,7 @@ static void assert_same_rings(const struct sheep_ring *a, const struct sheep_rin
 static void test_steps_equal_replay_and_keep_positions(void **state)
 {
 	(void)state;
-	struct sheep *s = calloc(1, sizeof(*s));
-	assert_non_null(s);
+	struct sheep *s = new_sheep();
 	bool in[16] = {false};
 	for (int k = 0; k < 8; k++)
 		in[k] = true;
@@ -98,8 +114,7 @@ static void test_steps_equal_replay_and_keep_positions(void **state)
 		prev.cur = step;
 	}
 	group_ring_put(prev.cur);
-	group_epochs_clear(s);
-	free(s);
+	free_sheep(s);
 }
 
 /* 300-node epochs (28 KiB records): the snapshot carries only the newest
@@ -109,7 +124,7 @@ static void test_joiner_with_snapshot_window_agrees(void **state)
 {
 	(void)state;
 	enum { MAX = 320 };
-	struct sheep *full = calloc(1, sizeof(*full)), *joiner = calloc(1, sizeof(*joiner));
+	struct sheep *full = new_sheep(), *joiner = new_sheep();
 	assert_non_null(full);
 	assert_non_null(joiner);
 	bool in[MAX] = {false};
@@ -124,9 +139,9 @@ static void test_joiner_with_snapshot_window_agrees(void **state)
 		add_epoch(full, e, in, MAX);
 	}
 	/* What group_build_snapshot sends: the newest records within budget. */
-	size_t bytes = 0, first = full->nr_epochs;
+	size_t bytes = 0, first = full->cl->nr_epochs;
 	while (first > 0) {
-		const struct epoch_rec *er = &full->epochs[first - 1];
+		const struct epoch_rec *er = &full->cl->epochs[first - 1];
 		size_t b = sizeof(struct sd_epoch_rec) + er->nr_nodes * sizeof(struct sd_node);
 		if (bytes + b > SNAP_EPOCH_BUDGET)
 			break;
@@ -134,9 +149,9 @@ static void test_joiner_with_snapshot_window_agrees(void **state)
 		first--;
 	}
 	assert_true(first > 0);
-	for (size_t i = first; i < full->nr_epochs; i++)
-		assert_int_equal(group_epoch_add(joiner, full->epochs[i].epoch, 0,
-						 full->epochs[i].nodes, full->epochs[i].nr_nodes,
+	for (size_t i = first; i < full->cl->nr_epochs; i++)
+		assert_int_equal(group_epoch_add(joiner, full->cl->epochs[i].epoch, 0,
+						 full->cl->epochs[i].nodes, full->cl->epochs[i].nr_nodes,
 						 false),
 				 0);
 	struct sheep_ring *a = NULL, *b = NULL;
@@ -165,11 +180,9 @@ static void test_joiner_with_snapshot_window_agrees(void **state)
 	/* A member whose log lacks a record its chain needs says so. */
 	struct sheep_ring *r = NULL;
 	assert_int_equal(
-	    group_chain_ring(joiner, NULL, full->epochs[first].epoch, true, NULL, 0, &r), -ENOENT);
-	group_epochs_clear(full);
-	group_epochs_clear(joiner);
-	free(full);
-	free(joiner);
+	    group_chain_ring(joiner, NULL, full->cl->epochs[first].epoch, true, NULL, 0, &r), -ENOENT);
+	free_sheep(full);
+	free_sheep(joiner);
 }
 
 int main(void)

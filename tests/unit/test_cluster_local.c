@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -468,6 +469,57 @@ static void test_restarted_member_joins_while_a_reaper_holds_its_dead_self(void 
 	free(lb.buf);
 }
 
+/* Every member SIGKILLed at once leaves its member file behind (no LEAVE).
+ * The first sheep to come back must find itself alone at its own JOIN,
+ * whoever restarts next and however late the timers run: a JOIN listing
+ * dead members made two restarted sheep each wait for a snapshot from the
+ * other (neither alone, neither synced; 022 under load). A joiner buries
+ * every dead member, not only its own former self, before its JOIN. */
+static void test_after_everyone_was_killed_the_first_back_is_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct evlog old[3] = {{0}};
+	struct cluster_ctx *c[3];
+	for (int i = 0; i < 3; i++) {
+		struct sd_node n = mknode(26001 + i, 1);
+		assert_int_equal(drv->init(&c[i], f->opts, &n, &events, &old[i]), 0);
+		assert_int_equal(drv->join(c[i]), 0);
+	}
+	uint64_t deadline = now_ms() + 5000;
+	while (!(old[0].nr_members == 3 && old[2].nr_members == 3) && now_ms() < deadline)
+		pump(c, 3, 20);
+	assert_int_equal(old[0].nr_members, 3);
+	/* the power goes: every fd closed, no LEAVE, member files stay */
+	for (int i = 0; i < 3; i++) {
+		drv->destroy(c[i]);
+		free(old[i].buf);
+	}
+	/* two sheep come back and both join before either dispatches */
+	struct evlog l[2] = {{0}};
+	struct cluster_ctx *n2[2];
+	for (int i = 0; i < 2; i++) {
+		struct sd_node n = mknode(26001 + i, 2);
+		assert_int_equal(drv->init(&n2[i], f->opts, &n, &events, &l[i]), 0);
+		assert_int_equal(drv->join(n2[i]), 0);
+	}
+	/* one dispatch each, before any timer tick can bury anything */
+	assert_int_equal(drv->dispatch(n2[0]), 0);
+	assert_int_equal(drv->dispatch(n2[1]), 0);
+	assert_non_null(l[0].buf);
+	assert_non_null(l[1].buf);
+	assert_string_equal(l[0].buf, "M+ 127.0.0.1:26001/2 [127.0.0.1:26001/2]\n"
+				      "M+ 127.0.0.1:26002/2 [127.0.0.1:26001/2 127.0.0.1:26002/2]\n");
+	assert_string_equal(l[1].buf,
+			    "M+ 127.0.0.1:26002/2 [127.0.0.1:26001/2 127.0.0.1:26002/2]\n");
+	/* and nothing more comes: the dead left before anyone joined */
+	pump(n2, 2, 500);
+	assert_int_equal(l[0].leaves + l[1].leaves, 0);
+	for (int i = 0; i < 2; i++) {
+		drv->destroy(n2[i]);
+		free(l[i].buf);
+	}
+}
+
 static void test_log_is_compacted_and_late_joiner_gets_members(void **state)
 {
 	struct fixture *f = *state;
@@ -577,6 +629,156 @@ static void test_bad_options_and_calls_fail_cleanly(void **state)
 	assert_string_equal(cluster_driver_options("local"), "");
 }
 
+/* The oldest member is the one that probes every file each tick; the
+ * others probe only it. Its own death must still be noticed at once. */
+static void test_killed_oldest_member_leaves_within_a_second(void **state)
+{
+	struct fixture *f = *state;
+	struct evlog la = {0}, lc = {0};
+	struct cluster_ctx *c[2];
+	pid_t old = fork_member();
+	assert_true(old >= 0);
+	if (old == 0)
+		idle_member(f->opts, 26001, 3);
+	struct sd_node a = mknode(26002, 1), cc = mknode(26003, 1);
+	assert_int_equal(drv->init(&c[0], f->opts, &a, &events, &la), 0);
+	assert_int_equal(drv->init(&c[1], f->opts, &cc, &events, &lc), 0);
+	/* the forked member must be in the log before us: it is the oldest */
+	char logp[160];
+	struct stat sb;
+	snprintf(logp, sizeof(logp), "%s/shared/log", f->dir);
+	for (uint64_t t = now_ms(); now_ms() < t + 5000;) {
+		if (stat(logp, &sb) == 0 && sb.st_size > 64)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(drv->join(c[0]), 0);
+	assert_int_equal(drv->join(c[1]), 0);
+	uint64_t deadline = now_ms() + 5000;
+	while (!(la.nr_members == 3 && lc.nr_members == 3) && now_ms() < deadline)
+		pump(c, 2, 50);
+	assert_int_equal(la.nr_members, 3);
+	assert_int_equal(lc.nr_members, 3);
+	assert_non_null(strstr(la.buf, "[127.0.0.1:26001/3 127.0.0.1:26002/1]"));
+
+	kill(old, SIGKILL);
+	uint64_t t0 = now_ms();
+	waitpid(old, NULL, 0);
+	/* a delivered its own join (the oldest already listed) and c's */
+	while (!(saw(&la, 2, 1) && saw(&lc, 1, 1)) && now_ms() < t0 + 5000)
+		pump(c, 2, 20);
+	uint64_t took = now_ms() - t0;
+	print_message("# leave of the SIGKILLed oldest member delivered after %llu ms\n",
+		      (unsigned long long)took);
+	assert_true(took < 1500);
+	assert_int_equal(la.nr_members, 2);
+	assert_int_equal(la.last_changed.port, 26001);
+	assert_int_equal(lc.nr_members, 2);
+	drv->destroy(c[0]);
+	drv->destroy(c[1]);
+	free(la.buf);
+	free(lc.buf);
+}
+
+/* A member rewriting its read position must not wake the others: that was
+ * N wake-ups of N members per record (O(N^2)), and their shared flocks
+ * kept a joiner's exclusive one waiting. After b's message, a reads it and
+ * publishes its position; b, already drained, must not be readable. The
+ * 200 ms failure-detection timer may wake b by chance, so one clean try in
+ * ten is enough; the old driver woke b every time. */
+static void test_read_position_updates_wake_no_member(void **state)
+{
+	struct fixture *f = *state;
+	struct evlog la = {0}, lb = {0};
+	struct cluster_ctx *c[2];
+	struct sd_node a = mknode(27001, 1), b = mknode(27002, 1);
+	assert_int_equal(drv->init(&c[0], f->opts, &a, &events, &la), 0);
+	assert_int_equal(drv->init(&c[1], f->opts, &b, &events, &lb), 0);
+	assert_int_equal(drv->join(c[0]), 0);
+	assert_int_equal(drv->join(c[1]), 0);
+	uint64_t deadline = now_ms() + 5000;
+	while (!(la.nr_members == 2 && lb.nr_members == 2) && now_ms() < deadline)
+		pump(c, 2, 50);
+	assert_int_equal(la.nr_members, 2);
+	int quiet = 0;
+	for (int i = 0; i < 10; i++) {
+		int msgs = la.msgs;
+		assert_int_equal(drv->broadcast(c[1], "m", 1), 0);
+		assert_int_equal(drv->dispatch(c[1]), 0); /* b reads its own message */
+		struct pollfd pa = {.fd = drv->get_fd(c[0]), .events = POLLIN};
+		assert_int_equal(poll(&pa, 1, 2000), 1); /* the append woke a */
+		assert_int_equal(drv->dispatch(c[0]), 0);
+		assert_int_equal(la.msgs, msgs + 1);
+		struct pollfd pb = {.fd = drv->get_fd(c[1]), .events = POLLIN};
+		quiet += poll(&pb, 1, 0) == 0;
+		pump(c, 2, 0);
+	}
+	print_message("# b not woken by a's position update in %d of 10 tries\n", quiet);
+	assert_true(quiet >= 1);
+	drv->destroy(c[0]);
+	drv->destroy(c[1]);
+	free(la.buf);
+	free(lb.buf);
+}
+
+/* fs.inotify.max_user_instances is per user (128 by default) and shared
+ * with everything else the user runs. A sheep that cannot get an instance
+ * polls the log instead, and still sees messages, joins and leaves. The
+ * EMFILE is made here by a process file limit with four fds free (dir,
+ * lock, timer, epoll: what init opens before inotify). */
+static void test_member_without_inotify_polls_the_log(void **state)
+{
+	struct fixture *f = *state;
+	struct evlog la = {0}, lb = {0};
+	struct cluster_ctx *c[2];
+	struct sd_node a = mknode(28001, 1), b = mknode(28002, 1);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	int fill[64], nfill = 0;
+	while (nfill < 64 && (fill[nfill] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		nfill++;
+	assert_true(nfill >= 4 && nfill < 64);
+	for (int i = 0; i < 4; i++)
+		close(fill[--nfill]);
+	int r = drv->init(&c[0], f->opts, &a, &events, &la);
+	while (nfill)
+		close(fill[--nfill]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(r, 0);
+	assert_true(cluster_local_polling(c[0]));
+	assert_int_equal(drv->init(&c[1], f->opts, &b, &events, &lb), 0);
+	assert_false(cluster_local_polling(c[1]));
+
+	assert_int_equal(drv->join(c[0]), 0);
+	assert_int_equal(drv->join(c[1]), 0);
+	assert_int_equal(drv->broadcast(c[1], "from b", 6), 0);
+	assert_int_equal(drv->broadcast(c[0], "from a", 6), 0);
+	uint64_t deadline = now_ms() + 5000;
+	while (!(la.msgs == 2 && lb.msgs == 2) && now_ms() < deadline)
+		pump(c, 2, 20);
+	assert_int_equal(la.nr_members, 2);
+	assert_int_equal(la.msgs, 2);
+	assert_int_equal(lb.msgs, 2);
+	/* one order for both, from b's join on */
+	char *at = strstr(la.buf, "M+ 127.0.0.1:28002/1");
+	assert_non_null(at);
+	assert_string_equal(at, lb.buf);
+	assert_non_null(strstr(la.buf, "D 127.0.0.1:28002/1 from b\nD 127.0.0.1:28001/1 from a\n"));
+	/* a graceful leave reaches the polling member */
+	assert_int_equal(drv->leave(c[1]), 0);
+	while (!saw(&la, 2, 1) && now_ms() < deadline + 5000)
+		pump(c, 1, 20);
+	assert_int_equal(la.nr_members, 1);
+	assert_int_equal(la.last_changed.port, 28002);
+	drv->destroy(c[0]);
+	drv->destroy(c[1]);
+	free(la.buf);
+	free(lb.buf);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_ERR);
@@ -589,9 +791,17 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restarted_member_joins_while_a_reaper_holds_its_dead_self,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_after_everyone_was_killed_the_first_back_is_alone,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_is_compacted_and_late_joiner_gets_members,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_options_and_calls_fail_cleanly, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_killed_oldest_member_leaves_within_a_second,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_position_updates_wake_no_member, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_member_without_inotify_polls_the_log, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

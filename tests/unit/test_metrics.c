@@ -38,6 +38,11 @@ static const struct sheep_http_state base_state = {
     .free_bytes = 600,
     .own_bytes = 400,
     .checksum_errors = 2,
+    .csum_found = 5,
+    .csum_repaired = 4,
+    .scrub_enabled = true,
+    .scrub_rate = 4194304,
+    .scrub_scanned = 17,
     .vdis = 3,
 };
 
@@ -63,6 +68,12 @@ static void test_requests_counted_by_opcode_with_bytes_and_errors(void **state)
 	assert_non_null(strstr(s, "sheep_epoch 9\n"));
 	assert_non_null(strstr(s, "sheep_store_free_bytes 600\n"));
 	assert_non_null(strstr(s, "sheep_checksum_errors_total 2\n"));
+	/* fragments found bad and repaired: labelled samples of the same family */
+	assert_non_null(strstr(s, "sheep_checksum_errors_total{state=\"found\"} 5\n"));
+	assert_non_null(strstr(s, "sheep_checksum_errors_total{state=\"repaired\"} 4\n"));
+	assert_non_null(strstr(s, "sheep_scrub_enabled 1\n"));
+	assert_non_null(strstr(s, "sheep_scrub_rate_bytes 4194304\n"));
+	assert_non_null(strstr(s, "sheep_scrub_fragments_total 17\n"));
 	assert_null(strstr(s, "sheep_recovery_info")); /* no recovery state given */
 	free(s);
 }

@@ -17,6 +17,7 @@
 #include "lib/sd_proto.h"
 #include "lib/util.h"
 #include "sheep/peer/peer.h"
+#include "sheep/cluster/group_priv.h"
 #include "sheep/sheep.h"
 #include "sheep/store/store.h"
 #include "sheep/store/store_test.h"
@@ -41,9 +42,10 @@ static int setup(void **state)
 	if (!f || !mkdtemp(f->dir))
 		return -1;
 	f->s = calloc(1, sizeof(*f->s));
-	pthread_mutex_init(&f->s->state_lock, NULL);
-	f->s->synced = true;
-	f->s->epoch = 3;
+	f->s->cl = calloc(1, sizeof(*f->s->cl));
+	pthread_mutex_init(&f->s->cl->state_lock, NULL);
+	f->s->cl->synced = true;
+	f->s->cl->epoch = 3;
 	if (store_open(f->dir, true, &f->s->store))
 		return -1;
 	*state = f;
@@ -54,7 +56,8 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	store_close(f->s->store);
-	pthread_mutex_destroy(&f->s->state_lock);
+	pthread_mutex_destroy(&f->s->cl->state_lock);
+	free(f->s->cl);
 	free(f->s);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
@@ -99,7 +102,7 @@ static int peer_write(struct sheep *s, uint64_t oid, uint8_t idx, uint8_t mode, 
 				    .mode = mode};
 	memcpy(payload, &wh, sizeof(wh));
 	memcpy(payload + sizeof(wh), buf, len);
-	int r = peer_raw(s, SD_OP_PEER_WRITE, 0, s->epoch, oid, idx, off, payload, (uint32_t)plen,
+	int r = peer_raw(s, SD_OP_PEER_WRITE, 0, s->cl->epoch, oid, idx, off, payload, (uint32_t)plen,
 			 NULL, 0, NULL);
 	free(payload);
 	return r;
@@ -243,7 +246,7 @@ static void test_two_phase_write_over_the_peer_protocol(void **state)
 	/* Another write cannot take the slot while this one is young. */
 	assert_int_equal(prepare_write(f->s, 3, oid, 5, 6, 0x9999, patch, 0, 4096), SD_RES_AGAIN);
 	/* The commit comes under a later epoch: still applied, once. */
-	f->s->epoch = 4;
+	f->s->cl->epoch = 4;
 	assert_int_equal(commit_write(f->s, 3, oid, 6, 0x1234, false), SD_RES_SUCCESS);
 	assert_int_equal(commit_write(f->s, 9, oid, 6, 0x1234, false), SD_RES_SUCCESS);
 	memcpy(base + 8192, patch, sizeof(patch));

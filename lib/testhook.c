@@ -1,0 +1,35 @@
+/* testhook.c - sd_test_pause: hold a thread at a named point until a functional test lets it go. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/testhook.h"
+
+void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t what)
+{
+	if (!path)
+		return;
+	char at[PATH_MAX], buf[64] = "";
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	snprintf(at, sizeof(at), "%s.%s", path, point);
+	if (strcmp(buf, point) || rename(path, at))
+		return;
+	char by[PATH_MAX];
+	snprintf(by, sizeof(by), "%s.by", path);
+	if ((f = fopen(by, "w"))) {
+		fprintf(f, "%u\n", (unsigned)port);
+		fclose(f);
+	}
+	sd_info("test hook: %016llx: paused at %s", (unsigned long long)what, point);
+	for (int i = 0; i < 6000 && access(at, F_OK) == 0; i++)
+		usleep(10000);
+	sd_info("test hook: %016llx: going on from %s", (unsigned long long)what, point);
+}

@@ -1,0 +1,19 @@
+/* testhook.h - the pause hook functional tests use to hold a daemon thread at a named point while
+ * they change the cluster. */
+#ifndef LIB_TESTHOOK_H
+#define LIB_TESTHOOK_H
+
+#include <stdint.h>
+
+/*
+ * Test hook behind SHEEP_TEST_PAUSE_FILE=PATH. When PATH exists and its
+ * first line names point, the first thread of any sheep to get here takes
+ * it (renames PATH to PATH.<point>: one thread, once), writes port to
+ * PATH.by, and waits while PATH.<point> exists (at most 60 s). The test
+ * changes the cluster meanwhile and removes PATH.<point> to let it go on.
+ * Does nothing when path is NULL or names another point. what (an object
+ * id) is only logged.
+ */
+void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t what);
+
+#endif
