@@ -65,6 +65,11 @@ vm_make_ext4() {
 	truncate -s "$3" "$img"
 	mkfs.ext4 -q -F -L sdvm -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$img" || bail "mkfs.ext4"
 	qemu-img convert -n -f raw -O raw "$img" "$(nbd_uri "$1" "$2")" || bail "write the ext4 image to $2"
+	# The writer's lock is freed by a cluster message after it detaches: a
+	# VM attached through another sheep at once could find it still held.
+	local _
+	for _ in $(seq 300); do [ -z "$(dogn "$1" vdi lock list -r 2>/dev/null)" ] && return 0; sleep 0.1; done
+	bail "the lock of the image writer was not freed"
 }
 
 # vm_start NAME DISKOPTS APPEND [qemu args...]: start qemu-system-x86_64
