@@ -1,4 +1,5 @@
-/* cluster.c - dog cluster format / info / shutdown. */
+/* cluster.c - dog cluster info / shutdown and the cluster command table (format: cluster_format.c).
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,60 +13,6 @@
 
 /* As many epoch logs as one reply may carry (about 136). */
 #define STAT_CLUSTER_REPLY_MAX ((uint32_t)(SD_MAX_PAYLOAD / SD_EPOCH_LOG_SIZE * SD_EPOCH_LOG_SIZE))
-
-/* Print the text a sheep put in an error reply, if it sent any. */
-static bool print_reply_text(const char *what, const struct sd_rsp *rsp, const char *buf)
-{
-	if (!rsp->data_length || !buf[0])
-		return false;
-	dog_err("%s: %.*s", what, (int)rsp->data_length, buf);
-	return true;
-}
-
-static int cluster_format(struct dog *d)
-{
-	struct ec_policy pol;
-	if (d->have_policy) {
-		pol = d->policy;
-	} else if (ec_policy_parse("3", &pol) < 0) {
-		dog_err("cluster format: cannot build the default policy");
-		return DOG_EXIT_FAILURE;
-	}
-	struct sd_req req;
-	struct sd_rsp rsp;
-	char text[1024] = "";
-	dog_req_init(&req, SD_OP_MAKE_FS);
-	req.cluster.ctime = sd_wall_seconds() << 32; /* Sheepdog's (s << 32) | ns */
-	req.cluster.copies = (uint8_t)ec_policy_width(&pol);
-	req.cluster.copy_policy = ec_policy_byte(&pol);
-	req.cluster.block_size_shift =
-	    (uint8_t)(d->block_size_shift >= 0 ? d->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
-	req.cluster.nr_vnodes = (uint16_t)d->nr_vnodes;
-	if (d->strict)
-		req.cluster.flags |= SD_CLUSTER_FLAG_STRICT;
-	/* Sheepdog sends the backend's name and prints it before it asks;
-	 * this project has one. */
-	char store[SD_STORE_LEN] = "plain";
-	req.flags |= SD_FLAG_CMD_WRITE;
-	req.data_length = sizeof(store);
-	printf("using backend plain store\n");
-	fflush(stdout);
-	int ret = dog_exec(d, &req, store, &rsp, text, sizeof(text) - 1);
-	if (ret < 0)
-		return dog_exit_of_errno(ret);
-	if (ret != SD_RES_SUCCESS) {
-		if (print_reply_text("cluster format", &rsp, text))
-			return dog_exit_of_result((uint32_t)ret);
-		return dog_fail_result("cluster format", (uint32_t)ret, NULL);
-	}
-	if (d->verbose) {
-		char p[16];
-		ec_policy_format(&pol, p, sizeof(p));
-		printf("cluster formatted with policy %s, object size %u MiB\n", p,
-		       1u << (req.cluster.block_size_shift - 20));
-	}
-	return DOG_EXIT_SUCCESS;
-}
 
 /* Walk the epoch logs of a STAT_CLUSTER reply (Sheepdog's layout,
  * sd_wire.h): fn for each well-formed one, stopping at the first that is not. */
@@ -191,15 +138,17 @@ static int cluster_shutdown(struct dog *d)
 }
 
 const struct dog_cmd dog_cluster_cmds[] = {
-    {"cluster", "format", "c:z:V:t", NULL,
+    {"cluster", "format", "c:z:V:tR", NULL,
      "format the cluster and set its default redundancy policy",
      "  -c, --copies          default redundancy: N copies (1..31) or d:p erasure code\n"
      "                        (d in 2,4,8,16, p in 1..15); 3 when absent\n"
      "  -z, --block_size_shift  default object size 2^N bytes, N in 20..31 (22)\n"
      "  -V, --vnodes          fixed vnodes per node (default: by capacity)\n"
      "  -t, --strict          refuse writes while there are fewer zones than the\n"
-     "                        written object's policy is wide\n",
-     0, 0, cluster_format},
+     "                        written object's policy is wide\n"
+     "  -R, --recyclevid      let deleted VDIs' ids be taken again (default: a\n"
+     "                        deleted VDI's id stays taken)\n",
+     0, 0, dog_cluster_format},
     {"cluster", "info", "f:", NULL, "show cluster status, creation time and epoch history",
      DOG_JSON_HELP, 0, 0, cluster_info},
     {"cluster", "shutdown", NULL, NULL, "stop every sheep of the cluster", NULL, 0, 0,
@@ -214,5 +163,9 @@ const struct dog_cmd dog_cluster_cmds[] = {
      "start (at RATE bytes/s, K/M/G allowed), stop or show the background scrub of\n"
      "    every node: progress, bad fragments found and repaired",
      NULL, 0, 2, dog_cluster_scrub},
+    {"cluster", "snapshot", NULL, "save TAG PATH | load TAG|IDX PATH | list PATH",
+     "copy every VDI of the cluster into directory PATH, bring a copy back (after a format), "
+     "or list the copies",
+     NULL, 2, 3, dog_cluster_snapshot},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -46,6 +46,9 @@ struct dog {
 	bool attr_delete;	 /* vdi setattr -d */
 	bool attr_excl;		 /* vdi setattr -x */
 	bool strict;		 /* cluster format -t */
+	bool recycle_vid;	 /* cluster format -R */
+	bool hyper;		 /* vdi create -y */
+	long long obj_index;	 /* vdi track -i, -1 = the inode */
 	/* progress bar on stderr for long I/O (stderr is a terminal) */
 	bool progress;
 	int argc; /* positional arguments after the subcommand */
@@ -85,6 +88,10 @@ int dog_cluster_recover(struct dog *d);
 int dog_vdi_check(struct dog *d);
 int dog_cluster_check(struct dog *d);
 int dog_cluster_scrub(struct dog *d);
+/* cluster_format.c: dog cluster format (d's -c, -z, -V, -t, -R). */
+int dog_cluster_format(struct dog *d);
+/* cluster_snap.c: dog cluster snapshot save|load|list. */
+int dog_cluster_snapshot(struct dog *d);
 
 /* ---- common.c: talking to sheep ---- */
 
@@ -224,6 +231,7 @@ int dog_vdi_setattr(struct dog *d);
 int dog_vdi_getattr(struct dog *d);
 /* vdi_object.c */
 int dog_vdi_object_location(struct dog *d);
+int dog_vdi_track(struct dog *d);
 int dog_vdi_clone(struct dog *d);
 int dog_vdi_rollback(struct dog *d);
 int dog_vdi_tree(struct dog *d);

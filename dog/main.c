@@ -29,6 +29,8 @@ static const struct option long_opts[] = {
     {"json", no_argument, NULL, 'J'},	       {"snapshot", required_argument, NULL, 's'},
     {"from", required_argument, NULL, 'F'},    {"delete", no_argument, NULL, 'd'},
     {"exclusive", no_argument, NULL, 'x'},     {"strict", no_argument, NULL, 't'},
+    {"recyclevid", no_argument, NULL, 'R'},    {"hyper", no_argument, NULL, 'y'},
+    {"index", required_argument, NULL, 'i'},
     {NULL, 0, NULL, 0},
 };
 
@@ -156,6 +158,24 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 		case 't':
 			d->strict = true;
 			break;
+		case 'R':
+			d->recycle_vid = true;
+			break;
+		case 'y':
+			d->hyper = true;
+			break;
+		case 'i': {
+			char *end;
+			errno = 0;
+			long long v = strtoll(optarg, &end, 0);
+			if (errno || end == optarg || *end || v < 0 || v >= SD_INODE_DATA_INDEX) {
+				dog_err("Invalid object index '%s': give 0 to %u", optarg,
+					SD_INODE_DATA_INDEX - 1);
+				return DOG_EXIT_USAGE;
+			}
+			d->obj_index = v;
+			break;
+		}
 		case 'z': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -206,6 +226,7 @@ int main(int argc, char **argv)
 	    .addr = DOG_DEFAULT_ADDR,
 	    .port = SD_LISTEN_PORT,
 	    .block_size_shift = -1,
+	    .obj_index = -1,
 	    .progress = isatty(STDERR_FILENO),
 	};
 	if (argc < 2) {

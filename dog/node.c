@@ -9,6 +9,7 @@
 #include "dog/dog.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/sd_wire.h"
 
 /* The node list from the -a/-p sheep; prints the error and returns an exit
  * code on failure, -1 on success. */
@@ -338,6 +339,96 @@ static int node_log(struct dog *d)
 	return DOG_EXIT_SUCCESS;
 }
 
+/* dog node vnodes get | set N: the vnodes of the sheep dog talks to
+ * (-a/-p), as Sheepdog's SET_VNODES / GET_VNODES (0xcc / 0xcd). A set is a
+ * new epoch: every member places by the new weight, recovery moves the
+ * fragments that changed hands. */
+static int node_vnodes(struct dog *d)
+{
+	int set = d->argc == 2 && !strcmp(d->argv[0], "set");
+	if (!set && (d->argc != 1 || strcmp(d->argv[0], "get"))) {
+		dog_err("node vnodes: want 'get' or 'set N' (N in 1..65535)");
+		return DOG_EXIT_USAGE;
+	}
+	int32_t v = 0;
+	if (set) {
+		char *end;
+		long l = strtol(d->argv[1], &end, 10);
+		if (end == d->argv[1] || *end || l < 1 || l > UINT16_MAX) {
+			dog_err("Invalid number of vnodes '%s': must be an integer between 1 and %u",
+				d->argv[1], UINT16_MAX);
+			return DOG_EXIT_USAGE;
+		}
+		v = (int32_t)l;
+	}
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, set ? SD_OP_SET_VNODES : SD_OP_GET_VNODES);
+	if (set)
+		req.flags |= SD_FLAG_CMD_WRITE;
+	req.data_length = sizeof(v);
+	int ret = dog_exec(d, &req, set ? &v : NULL, &rsp, set ? NULL : &v, set ? 0 : sizeof(v));
+	if (ret < 0)
+		return dog_exit_of_errno(ret);
+	if (ret != SD_RES_SUCCESS)
+		return dog_fail_result(set ? "node vnodes set" : "node vnodes get", (uint32_t)ret,
+				       NULL);
+	if (!set)
+		printf("%d\n", v);
+	return DOG_EXIT_SUCCESS;
+}
+
+/* dog node md info | plug PATHS | unplug PATHS: Sheepdog's multi-disk
+ * commands. info shows the asked sheep's data directory in Sheepdog's
+ * table (MD_INFO 0xb1); this project's sheep has one store directory,
+ * so plug and unplug are refused with the reason. */
+static int node_md(struct dog *d)
+{
+	const char *sub = d->argv[0];
+	if (!strcmp(sub, "plug") || !strcmp(sub, "unplug")) {
+		dog_err("node md %s: not supported: a sheep keeps its objects in one store "
+			"directory (sheep DIR); disks cannot be added to or taken from a running "
+			"sheep",
+			sub);
+		return DOG_EXIT_FAILURE;
+	}
+	if (strcmp(sub, "info") || d->argc != 1) {
+		dog_err("node md: want 'info', 'plug PATHS' or 'unplug PATHS'");
+		return DOG_EXIT_USAGE;
+	}
+	struct sd_md_info *mi = calloc(1, sizeof(*mi));
+	if (!mi)
+		return DOG_EXIT_SYSFAIL;
+	struct sd_req req;
+	struct sd_rsp rsp;
+	dog_req_init(&req, SD_OP_MD_INFO);
+	req.data_length = sizeof(*mi);
+	int ret = dog_exec(d, &req, NULL, &rsp, mi, sizeof(*mi));
+	if (ret < 0) {
+		free(mi);
+		return dog_exit_of_errno(ret);
+	}
+	if (ret != SD_RES_SUCCESS) {
+		free(mi);
+		return dog_fail_result("node md info", (uint32_t)ret, NULL);
+	}
+	if (!d->raw)
+		printf("Id\tSize\tUsed\tAvail\tUse%%\tPath\n");
+	for (int32_t i = 0; i < mi->nr && i < SD_MD_MAX_DISK; i++) {
+		const struct sd_md_disk *k = &mi->disk[i];
+		char s[32], u[32], a[32];
+		uint64_t size = k->free + k->used;
+		dog_size_str(size, d->raw, s, sizeof(s));
+		dog_size_str(k->used, d->raw, u, sizeof(u));
+		dog_size_str(k->free, d->raw, a, sizeof(a));
+		int pct = size ? (int)(k->used * 100 / size) : 0;
+		printf(d->raw ? "%d %s %s %s %d%% %.*s\n" : "%2d\t%s\t%s\t%s\t%3d%%\t%.*s\n", k->idx, s,
+		       u, a, pct, (int)sizeof(k->path), k->path);
+	}
+	free(mi);
+	return DOG_EXIT_SUCCESS;
+}
+
 const struct dog_cmd dog_node_cmds[] = {
     {"node", "list", "f:", NULL, "list the nodes of the cluster", DOG_JSON_HELP, 0, 0, node_list},
     {"node", "info", "f:", NULL, "show disk use of each node", DOG_JSON_HELP, 0, 0, node_info},
@@ -352,5 +443,11 @@ const struct dog_cmd dog_node_cmds[] = {
      dog_node_recovery},
     {"node", "log", NULL, "level get | level set LEVEL",
      "show or set the log level of the sheep asked (-a/-p)", NULL, 2, 3, node_log},
+    {"node", "md", NULL, "info | plug PATHS | unplug PATHS",
+     "show the data directory of the sheep asked (-a/-p); plug and unplug are not supported",
+     NULL, 1, 2, node_md},
+    {"node", "vnodes", NULL, "get | set N",
+     "show or set the vnodes (capacity weight) of the sheep asked (-a/-p)", NULL, 1, 2,
+     node_vnodes},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

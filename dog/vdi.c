@@ -105,11 +105,16 @@ static int vdi_create(struct dog *d)
 	}
 	if (d->block_size_shift >= 0)
 		shift = (uint8_t)d->block_size_shift;
+	/* -y (Sheepdog's hyper volume, more than 2^20 objects in a B-tree
+	 * inode): this inode maps 2^20 objects, so the object size grows
+	 * instead until the volume fits (up to 2 PiB with 2 GiB objects). */
+	while (d->hyper && size > sd_max_vdi_size(shift) && shift < SD_MAX_BLOCK_SIZE_SHIFT)
+		shift++;
 	if (size > sd_max_vdi_size(shift)) {
 		char max[32];
 		sd_format_size(sd_max_vdi_size(shift), max, sizeof(max));
 		dog_err("vdi create: VDI size is too large: the maximum with %u-byte objects is %s "
-			"(raise -z)",
+			"(raise -z, or -y to let the object size follow the volume's)",
 			1u << shift, max);
 		close(fd);
 		return DOG_EXIT_FAILURE;
@@ -386,11 +391,13 @@ out:
 }
 
 const struct dog_cmd dog_vdi_cmds[] = {
-    {"vdi", "create", "c:Pz:", "<vdiname> <size>", "create a thin-provisioned VDI",
+    {"vdi", "create", "c:Pz:y", "<vdiname> <size>", "create a thin-provisioned VDI",
      "  -c, --copies          N copies (1..31) or d:p erasure code (d in 2,4,8,16,\n"
      "                        p in 1..15); the cluster default when absent\n"
      "  -P, --prealloc        allocate (write zeros to) every object now\n"
-     "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n",
+     "  -z, --block_size_shift  object size 2^N bytes, N in 20..31 (cluster default)\n"
+     "  -y, --hyper           a volume larger than 2^20 objects of that size: the\n"
+     "                        object size grows until it fits (up to 2 PiB)\n",
      2, 2, vdi_create},
     {"vdi", "list", "f:", "[vdiname]", "list VDIs, snapshots (s) and clones (c)", DOG_JSON_HELP,
      0, 1, vdi_list},
@@ -445,6 +452,11 @@ const struct dog_cmd dog_vdi_cmds[] = {
      "show which sheep hold the inode, or data object INDEX, and whether they have it",
      "  -s, --snapshot        the snapshot's object (id or tag)\n", 2, 3,
      dog_vdi_object_location},
+    {"vdi", "track", "i:s:", "<vdiname>",
+     "show where the inode, or data object -i INDEX, was placed at each epoch",
+     "  -i, --index           the data object INDEX instead of the inode\n"
+     "  -s, --snapshot        the snapshot's object (id or tag)\n",
+     1, 1, dog_vdi_track},
     {"vdi", "getattr", NULL, "<vdiname> <key>", "print a VDI attribute's value", NULL, 2, 2,
      dog_vdi_getattr},
     {"vdi", "lock", NULL, "list | unlock <vdiname>",

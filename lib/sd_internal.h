@@ -38,11 +38,14 @@ struct sd_node {
 	uint16_t nr_vnodes;   /* vnodes in the ring (fixed by -V or from space) */
 	uint8_t gateway;      /* 1 = gateway only (-g), holds no data */
 	uint8_t fixed_vnodes; /* 1 = nr_vnodes fixed by sheep -V; 0 = the ring derives them
-	                       * from space (GET_NODE_LIST reports the derived count) */
+	                       * from space (GET_NODE_LIST reports the derived count);
+	                       * SD_NODE_VNODES_SET = set by dog node vnodes set (wins
+	                       * over cluster format -V) */
 	uint8_t __pad[4];
 	uint64_t incarnation; /* distinguishes restarts of the same addr:port */
 } __attribute__((packed));
 _Static_assert(sizeof(struct sd_node) == 96, "sd_node is 96 bytes");
+#define SD_NODE_VNODES_SET 2
 
 /*
  * GET_NODE_LIST (0x82): reply payload = struct sd_wire_node[nr_nodes]

@@ -72,6 +72,8 @@
 #define SD_OP_READ_DEL_VDIS 0xc9 /* bitmap of deleted VDIs, 2^24 bits */
 #define SD_OP_GET_RECOVERY 0xca
 #define SD_OP_SET_RECOVERY 0xcb
+#define SD_OP_SET_VNODES 0xcc /* payload: int32 vnodes of the node asked (dog node vnodes set) */
+#define SD_OP_GET_VNODES 0xcd /* reply: int32 vnodes of the node asked */
 /* Peer-to-peer opcodes between sheep live in 0xe0..0xff (sheep/peer/peer.h). */
 #define SD_OP_PEER_FIRST 0xe0
 

@@ -68,6 +68,10 @@ _Static_assert(sizeof(struct sd_epoch_log_hdr) == 48, "epoch log header is 48 by
 
 /* MAKE_FS request flags (req->cluster.flags), as Sheepdog's. */
 #define SD_CLUSTER_FLAG_STRICT 0x0001 /* refuse writes with fewer zones than the policy */
+/* Deleted VDIs' ids may be taken again (dog cluster format -R); without it
+ * a deleted VDI's id stays taken (listed by READ_DEL_VDIS) and a new VDI
+ * of the same name gets the next free id. */
+#define SD_CLUSTER_FLAG_RECYCLE_VID 0x0010
 
 /*
  * STAT_RECOVERY (0x97): Sheepdog's struct recovery_state is the first 24
@@ -132,6 +136,31 @@ static inline uint64_t sd_vid_to_attr_oid(uint32_t vid, uint32_t attr_id)
  * one struct sd_obj_loc per position.
  */
 #define SD_OP_OBJ_LOCATION 0xd0
+/* OBJ_TRACK (0xd1, ours: Sheepdog's dog vdi track computes placement
+ * itself): request obj.oid, obj.tgt_epoch, obj.copies = positions; reply
+ * struct sd_wire_node per position as placement had it at that epoch
+ * (port 0: no holder), rsp obj.copies = positions. NO_TAG when the epoch
+ * is not in the log. */
+#define SD_OP_OBJ_TRACK 0xd1
+
+/* MD_INFO (0xb1) reply, Sheepdog 1.0's struct sd_md_info: one record per
+ * data directory of the sheep asked (this project's sheep has one), then
+ * the count. free + used = the directory's capacity for the store. */
+#define SD_MD_MAX_DISK 64
+#define SD_MD_PATH_MAX 4096
+struct sd_md_disk {
+	int32_t idx;
+	uint32_t __pad;
+	uint64_t free;
+	uint64_t used;
+	char path[SD_MD_PATH_MAX];
+} __attribute__((packed));
+struct sd_md_info {
+	struct sd_md_disk disk[SD_MD_MAX_DISK];
+	int32_t nr;
+	uint32_t __pad;
+} __attribute__((packed));
+_Static_assert(sizeof(struct sd_md_disk) == 4120, "md_info is 4120 bytes");
 struct sd_obj_loc {
 	struct sd_wire_node node; /* the holder (zero: none at this epoch) */
 	uint8_t present;          /* it answered that it has the fragment */

@@ -71,6 +71,7 @@ void group_apply_membership(struct sheep *s, const struct sd_node *members, size
 		return;
 	}
 	memcpy(m, members, nr * sizeof(*m));
+	group_carry_vnodes(m, nr, s->cl->members, s->cl->nr_members);
 	free(s->cl->members);
 	s->cl->members = m;
 	s->cl->nr_members = nr;
@@ -324,6 +325,10 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		if (len >= sizeof(struct snap_hdr))
 			group_apply_offer(s, sender, msg, len);
 		return;
+	case CMSG_NODE_VNODES:
+		if (len >= sizeof(struct cmsg_node_vnodes))
+			res = group_apply_node_vnodes(s, msg);
+		break;
 	case CMSG_START:
 		res = SD_RES_SUCCESS; /* already running: nothing to do */
 		if (s->cl->waiting) {
@@ -648,6 +653,12 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 				s->cl->members = ev->members;
 				s->cl->nr_members = ev->nr_members;
 				ev->members = NULL;
+				/* vnodes set on members (dog node vnodes set) are in
+				 * the newest epoch, not in the driver's records */
+				if (s->cl->nr_epochs)
+					group_carry_vnodes(s->cl->members, s->cl->nr_members,
+							   s->cl->epochs[s->cl->nr_epochs - 1].nodes,
+							   s->cl->epochs[s->cl->nr_epochs - 1].nr_nodes);
 			}
 		} else if (ev->is_msg) {
 			group_apply_msg(s, &ev->sender, ev->msg, ev->len, wipe);

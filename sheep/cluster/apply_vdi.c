@@ -1,4 +1,5 @@
 /* apply_vdi.c - the VDI lock owner test, and applying snapshot, clone, rollback, ready and reclaimed messages to the VDI table, identically on every member. */
+#include "lib/sd_wire.h"
 #include "sheep/cluster/group_priv.h"
 
 bool group_lock_is_sender(const struct vdi_entry *e, const struct sd_node *n, uint64_t owner)
@@ -141,7 +142,11 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 		struct vdi_entry *e = vdi_table_find(&s->cl->vdis, m->vid & (SD_NR_VDIS - 1));
 		if (e && e->deleted == VDI_DEL_RECLAIM)
 			e->deleted = VDI_DEL_ZOMBIE;
-		vdi_table_drop_zombies(&s->cl->vdis);
+		/* As Sheepdog: a deleted VDI's id is taken for good unless the
+		 * cluster was formatted with -R (recycle VIDs); the zombie
+		 * entry keeps it (vdi_table_alloc_vid skips it). */
+		if (s->cl->fmt_flags & SD_CLUSTER_FLAG_RECYCLE_VID)
+			vdi_table_drop_zombies(&s->cl->vdis);
 		break;
 	}
 	default:

@@ -18,7 +18,12 @@
  *     anchor is the epoch after it. Deciding this needs that record, so
  *     the ring of x needs the records need(x)..x, need(x) = anchor(x) - 1
  *     when the walk stopped on bytes, else anchor(x).
- *   - an epoch with no data holder has no ring; the next one is an anchor.
+ *   - an epoch with no data holder has no ring; the next one is an anchor;
+ *   - an epoch whose record differs from the one before only by a member's
+ *     vnodes (dog node vnodes set, epoch_reweighted) is an anchor: a
+ *     chain step keeps every staying node's positions, so the new weights
+ *     would move nothing; the anchor ring places by them (deciding this
+ *     needs the record before, so need = anchor - 1).
  *
  * What every member has: a member that was there since the format has the
  * whole log; a joiner (or a restarted node, which rejoins) gets from the
@@ -56,6 +61,31 @@ static long epoch_index(const struct sheep *s, uint32_t x)
 	return lo < s->cl->nr_epochs && s->cl->epochs[lo].epoch == x ? (long)lo : -1;
 }
 
+static bool same_proc(const struct sd_node *a, const struct sd_node *b)
+{
+	return a->port == b->port && a->incarnation == b->incarnation && !strcmp(a->addr, b->addr);
+}
+
+/* Epoch cur differs from prev by a member's vnodes alone (the same
+ * processes): dog node vnodes set. */
+static bool epoch_reweighted(const struct epoch_rec *prev, const struct epoch_rec *cur)
+{
+	if (prev->nr_nodes != cur->nr_nodes)
+		return false;
+	bool changed = false;
+	for (uint32_t i = 0; i < cur->nr_nodes; i++) {
+		const struct sd_node *c = &cur->nodes[i], *p = NULL;
+		for (uint32_t k = 0; k < prev->nr_nodes && !p; k++)
+			if (same_proc(c, &prev->nodes[k]))
+				p = &prev->nodes[k];
+		if (!p)
+			return false; /* a membership change, chained as such */
+		if (c->nr_vnodes != p->nr_vnodes || c->fixed_vnodes != p->fixed_vnodes)
+			changed = true;
+	}
+	return changed;
+}
+
 /* anchor(x) and need(x) (see above); -ENOENT when the log lacks a record
  * the rule needs. */
 static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uint32_t *need)
@@ -71,6 +101,13 @@ static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uin
 	while (a > base) {
 		if (i == 0 || s->cl->epochs[i - 1].epoch != a - 1)
 			return -ENOENT;
+		if (epoch_reweighted(&s->cl->epochs[i - 1], &s->cl->epochs[i])) {
+			/* vnodes set on a member: a chain step would move
+			 * nothing, so the ring starts afresh here */
+			*anchor = a;
+			*need = a - 1;
+			return 0;
+		}
 		i--;
 		bytes += rec_bytes(&s->cl->epochs[i]);
 		if (bytes > CHAIN_BYTES) {

@@ -112,6 +112,7 @@ enum cmsg_type {
 	CMSG_OFFER,         /* a formatted joiner's own state (snap_hdr layout), for a
 	                     * cluster that is unformatted or waiting on an older epoch */
 	CMSG_START,         /* start a waiting cluster without the missing nodes */
+	CMSG_NODE_VNODES,   /* a member's vnodes set (dog node vnodes set): a new epoch */
 };
 
 struct cmsg_hdr {
@@ -143,6 +144,13 @@ struct cmsg_vdi {
 	uint64_t lock_inc;
 	char name[SD_MAX_VDI_LEN];
 	char tag[SD_MAX_VDI_TAG_LEN];
+} __attribute__((packed));
+
+struct cmsg_node_vnodes {
+	struct cmsg_hdr h;
+	struct sd_node node; /* the member (addr, port, incarnation) */
+	uint32_t vnodes;     /* 1..65535 */
+	uint32_t __pad;
 } __attribute__((packed));
 
 /* From a worker thread: broadcast msg (its token is filled in) and wait
@@ -203,5 +211,14 @@ bool group_waiting(struct sheep *s);
  * parent). Other objects are placed by their own id. */
 uint64_t group_placement_key(struct sheep *s, uint64_t oid);
 void group_release_owner(struct sheep *s, uint64_t owner);
+/* Where placement put oid's width positions at epoch x (its ring rebuilt
+ * from the epoch log, track.c): out[i] the holder of position i, zeroed
+ * (port 0) when none (fewer zones than positions). SD_RES_NO_TAG when x is
+ * not in the log. For dog vdi track. */
+/* cluster format -V's vnodes (0: none); this node's record as the
+ * cluster has it (its vnodes set by dog node vnodes set included). */
+uint32_t group_fmt_vnodes(struct sheep *s);
+void group_self_node(struct sheep *s, struct sd_node *out);
+int group_epoch_holders(struct sheep *s, uint32_t x, uint64_t oid, int width, struct sd_node *out);
 
 #endif

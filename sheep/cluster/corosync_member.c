@@ -402,6 +402,13 @@ static void pending_event(struct cluster_ctx *ctx, struct cc_event *e, bool *kee
 	}
 	if (parse_msg(e, &h, &p) < 0)
 		return;
+	/* A SYNC for another newcomer: the members are alive and working
+	 * through the newcomers in ANNOUNCE order, so wait on. A fixed wait
+	 * from our join made 128 sheep started at once give up, leave and
+	 * rejoin over and over (each rejoin a confchg for all), and only 4
+	 * joined in 120 s. */
+	if (h->type == CC_MSG_SYNC)
+		cc_arm_timer(ctx, CC_PENDING_TIMEOUT_MS);
 	if (h->type == CC_MSG_ANNOUNCE && is_self(ctx, e->nodeid, e->pid)) {
 		ctx->announced = true;
 		return;

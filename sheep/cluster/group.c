@@ -329,7 +329,8 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 		for (uint32_t k = 0; k < h.nr_nodes; k++) {
 			struct sd_wire_node w;
 			sd_node_to_wire(&r->nodes[k], &w);
-			if (s->cl->fmt_vnodes && !r->nodes[k].gateway)
+			if (s->cl->fmt_vnodes && !r->nodes[k].gateway &&
+			    r->nodes[k].fixed_vnodes != SD_NODE_VNODES_SET)
 				w.nr_vnodes = (uint16_t)s->cl->fmt_vnodes; /* format -V: what the ring used */
 			memcpy(p + sizeof(h) + (size_t)k * sizeof(w), &w, sizeof(w));
 		}

@@ -157,6 +157,13 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 uint64_t group_ring_digest(const struct sheep_ring *r);
 struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint32_t x, uint32_t cur);
  void group_rebuild_view(struct sheep *s);
+/* apply_node.c: vnodes set on a member (dog node vnodes set). Copy into
+ * to[] the vnodes set on the same processes (addr, port, incarnation) in
+ * from[]; apply CMSG_NODE_VNODES (the epoch it logs anchors a new ring
+ * chain, chain.c). */
+void group_carry_vnodes(struct sd_node *to, size_t nr, const struct sd_node *from, size_t nr_from);
+struct cmsg_node_vnodes;
+int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m);
  int group_epoch_log_write(struct sheep *s, const struct epoch_rec *r);
 
 		int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,

@@ -116,9 +116,10 @@ int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_n
 		pn[i].weight = data[i].space;
 		/* -V on the node or at format fixes vnodes; else placement/
 		 * derives them from the weight (capacity, sheep -s). */
-		pn[i].vnodes = s->cl->fmt_vnodes	       ? (uint16_t)s->cl->fmt_vnodes
-			       : data[i].fixed_vnodes ? data[i].nr_vnodes
-						      : 0;
+		pn[i].vnodes = data[i].fixed_vnodes == SD_NODE_VNODES_SET ? data[i].nr_vnodes
+			       : s->cl->fmt_vnodes			       ? (uint16_t)s->cl->fmt_vnodes
+			       : data[i].fixed_vnodes		       ? data[i].nr_vnodes
+								       : 0;
 	}
 	int ret = ring_build_next(prev, pn, n, ring);
 	free(pn);

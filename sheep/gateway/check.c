@@ -181,8 +181,14 @@ static void fill_holder(struct gw_obj *o, int i, struct sd_check_frag *f)
 	f->port = n->port;
 }
 
-/* Rebuild the damaged positions (bits of bad) into their buffers from the
- * good ones. false when too few good ones are left. */
+/*
+ * Rebuild the damaged positions (bits of bad) into their buffers from the
+ * good ones. EC: from the first d good fragments; every other good one is
+ * decoded too and must equal what was read, else the good ones disagree
+ * among themselves (silent corruption next to a damaged fragment) and
+ * nothing is rebuilt from them. false when too few good ones are left or
+ * they disagree.
+ */
 static bool rebuild_bad(struct gw_obj *o, struct chk_bufs *b, const bool *good, uint32_t bad,
 			int majority)
 {
@@ -194,7 +200,7 @@ static bool rebuild_bad(struct gw_obj *o, struct chk_bufs *b, const bool *good, 
 				memcpy(b->frag[i], b->frag[majority], o->frag_size);
 		return true;
 	}
-	int have[GW_MAX_WIDTH], want[GW_MAX_WIDTH], nh = 0, nw = 0;
+	int have[GW_MAX_WIDTH], want[GW_MAX_WIDTH], nh = 0, nw = 0, extra[GW_MAX_WIDTH], ne = 0;
 	const uint8_t *src[GW_MAX_WIDTH];
 	uint8_t *dst[GW_MAX_WIDTH];
 	for (int i = 0; i < o->width; i++) {
@@ -204,10 +210,24 @@ static bool rebuild_bad(struct gw_obj *o, struct chk_bufs *b, const bool *good, 
 		} else if (bad & (1u << i)) {
 			want[nw] = i;
 			dst[nw++] = b->frag[i];
+		} else if (good[i]) {
+			extra[ne++] = i;
 		}
 	}
 	if (nh < o->d)
 		return false;
+	bool ok = true;
+	for (int k = 0; k < ne && ok; k++) {
+		uint8_t *w[1] = {b->scratch};
+		ok = ec_decode(o->codec, o->frag_size, have, src, 1, &extra[k], w) == 0 &&
+		     !memcmp(b->scratch, b->frag[extra[k]], o->frag_size);
+	}
+	if (!ok) {
+		sd_err("check: %016llx is inconsistent: its good fragments disagree; nothing "
+		       "rebuilt from them",
+		       (unsigned long long)o->oid);
+		return false;
+	}
 	return !nw || ec_decode(o->codec, o->frag_size, have, src, nw, want, dst) == 0;
 }
 

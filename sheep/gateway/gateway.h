@@ -63,6 +63,13 @@ struct gateway_loc {
 	bool moved; /* found at an earlier holder, not at the current one */
 	uint64_t version;
 };
+/* Every object some data member of the current view holds (at least one
+ * fragment or copy) whose oid satisfies (oid & mask) == value: *out
+ * (malloc'd, each oid once), *nr of them. A member that does not answer
+ * fails the call (NETWORK_ERROR), so a caller never takes a partial list
+ * for the whole. SD_RES_*. */
+int gateway_list_objs(struct sheep *s, uint64_t mask, uint64_t value, uint64_t **out, size_t *nr);
+
 int gateway_locate_obj(struct sheep *s, uint64_t oid, struct gateway_loc *out, int max,
 		       int *width, bool *ec, int *d);
 

@@ -25,6 +25,8 @@
  *  PEER_STAT   reply payload = struct peer_frag.
  *  PEER_LIST   reply payload = struct peer_frag[] of every fragment held,
  *              at most data_length bytes (NO_SPACE if they do not fit).
+ *              A non-zero obj.cow_oid is a filter: only fragments with
+ *              (oid & obj.cow_oid) == (obj.oid & obj.cow_oid) are listed.
  */
 #define SD_OP_PEER_READ 0xe0
 #define SD_OP_PEER_WRITE 0xe1

@@ -61,11 +61,14 @@ static bool adjacent_epoch(struct sheep *s, const struct sd_req *req)
 struct list_ctx {
 	struct peer_frag *out;
 	size_t cap, n;
+	uint64_t mask, value; /* PEER_LIST filter: (oid & mask) == value (mask 0: all) */
 };
 
 static int list_one(const struct store_meta *m, void *arg)
 {
 	struct list_ctx *lc = arg;
+	if ((m->oid & lc->mask) != lc->value)
+		return 0;
 	if (lc->n >= lc->cap)
 		return -ENOSPC;
 	struct peer_frag *f = &lc->out[lc->n++];
@@ -337,7 +340,10 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		break;
 	}
 	case SD_OP_PEER_LIST: {
-		struct list_ctx lc = {.out = rbuf, .cap = req->data_length / sizeof(struct peer_frag)};
+		struct list_ctx lc = {.out = rbuf,
+				      .cap = req->data_length / sizeof(struct peer_frag),
+				      .mask = req->obj.cow_oid,
+				      .value = req->obj.oid & req->obj.cow_oid};
 		ret = store_for_each(s->store, list_one, &lc);
 		res = ret == -ENOSPC ? SD_RES_NO_SPACE : sd_errno_to_res(ret);
 		if (ret == 0)

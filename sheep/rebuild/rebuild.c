@@ -443,6 +443,41 @@ static int plan_round(struct sheep_recovery *r, struct sheep_view *v)
 }
 
 /* Re-examine the objects reported bad (checksum mismatch) at high priority. */
+/* A repair that could not be planned now is tried again later, 0.5 s
+ * doubling up to 32 s, REC_REPAIR_TRIES times (r->mu held). */
+static void repair_again(struct sheep_recovery *r, const struct rec_bad *b, const char *why)
+{
+	if (b->tries + 1 >= REC_REPAIR_TRIES) {
+		sd_warn("recovery: repair of %016" PRIx64 " fragment %u: %s; gave up after %u "
+			"tries (the next epoch change plans it again)",
+			b->oid, b->idx, why, b->tries + 1);
+		return;
+	}
+	bool seen = false;
+	for (unsigned k = 0; k < r->nr_redo; k++)
+		seen |= r->redo[k].oid == b->oid && r->redo[k].idx == b->idx;
+	if (seen || r->nr_redo == REC_BAD_MAX)
+		return;
+	r->redo[r->nr_redo] = *b;
+	r->redo[r->nr_redo].tries++;
+	uint64_t at = rec_now_ms() + (500u << SD_MIN(b->tries, 6));
+	if (!r->nr_redo || at < r->redo_at)
+		r->redo_at = at;
+	r->nr_redo++;
+	sd_notice("recovery: repair of %016" PRIx64 " fragment %u: %s; trying again (%u of %u)",
+		  b->oid, b->idx, why, b->tries + 1, REC_REPAIR_TRIES);
+}
+
+/* Due repairs back into the queue repair_round takes (r->mu held). */
+static void repair_due(struct sheep_recovery *r)
+{
+	if (!r->nr_redo || rec_now_ms() < r->redo_at)
+		return;
+	for (unsigned k = 0; k < r->nr_redo && r->nr_bad < REC_BAD_MAX; k++)
+		r->bad[r->nr_bad++] = r->redo[k];
+	r->nr_redo = 0;
+}
+
 static void repair_round(struct sheep_recovery *r, struct sheep_view *v)
 {
 	pthread_mutex_lock(&r->mu);
@@ -461,19 +496,34 @@ static void repair_round(struct sheep_recovery *r, struct sheep_view *v)
 		if (dup)
 			continue;
 		struct frag_vec fv;
-		if (gather(r, v, bad[k].oid, &fv))
+		if (gather(r, v, bad[k].oid, &fv)) {
+			pthread_mutex_lock(&r->mu);
+			repair_again(r, &bad[k], "no fragment list from every holder");
+			pthread_mutex_unlock(&r->mu);
 			continue;
+		}
 		struct recovery_epoch ep;
 		struct locate_ctx lc;
 		make_epoch(r, v, &ep, &lc, ids);
 		pthread_mutex_lock(&r->mu);
-		int rc = fv.nr ? recovery_plan_object(r->eng, &ep, fv.v, fv.nr) : -ENODATA;
+		int rc;
+		if (r->test_repair_fail) {
+			r->test_repair_fail--;
+			rc = -ENODATA; /* as while a write moves the versions */
+		} else {
+			rc = fv.nr ? recovery_plan_object(r->eng, &ep, fv.v, fv.nr) : -ENODATA;
+		}
 		if (rc == 0)
 			r->repairs++;
+		/* Fewer consistent fragments than needed is usually a write in
+		 * flight on this object: try again once it has landed. */
+		if (rc == -ENODATA || rc == -EAGAIN)
+			repair_again(r, &bad[k], recovery_strerror(rc));
+		else
+			sd_notice("recovery: repair of %016" PRIx64 " fragment %u: %s", bad[k].oid,
+				  bad[k].idx, rc ? recovery_strerror(rc) : "queued");
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->mu);
-		sd_notice("recovery: repair of %016" PRIx64 " fragment %u: %s", bad[k].oid,
-			  bad[k].idx, rc ? recovery_strerror(rc) : "queued");
 		free(fv.v);
 	}
 	free(ids);
@@ -716,6 +766,7 @@ static void *rec_main(void *arg)
 				say_lost(r, v->epoch);
 			phase = PH_RUN;
 		}
+		repair_due(r);
 		if (r->nr_bad) {
 			pthread_mutex_unlock(&r->mu);
 			repair_round(r, v);
@@ -730,6 +781,8 @@ static void *rec_main(void *arg)
 			    : p.state == RECOVERY_REFUSED  ? SD_RECOVERY_REFUSED
 			    : p.state == RECOVERY_DISABLED ? SD_RECOVERY_DISABLED
 							   : SD_RECOVERY_IDLE;
+		if (r->nr_redo && r->status == SD_RECOVERY_DONE)
+			r->status = SD_RECOVERY_RUNNING; /* a repair waits for its retry */
 		/*
 		 * Failed jobs (versions moved, a source busy or down) and objects
 		 * planned as lost (often a write in flight, or a member that did
@@ -835,6 +888,8 @@ int sheep_recovery_start(struct sheep *s, const struct sd_recovery_throttle *t)
 	if (!r)
 		return -ENOMEM;
 	r->known = calloc(REC_KNOWN_MAX, sizeof(*r->known));
+	const char *tf = getenv("SHEEP_TEST_REPAIR_FAIL");
+	r->test_repair_fail = tf ? (unsigned)strtoul(tf, NULL, 10) : 0;
 	struct recovery_throttle rt = {.max = SHEEP_RECOVERY_MAX,
 				       .interval_ms = SHEEP_RECOVERY_INTERVAL};
 	if (t && t->max) {

@@ -18,10 +18,12 @@
 #define REC_LOST_ERR_AFTER 3 /* re-plans before an object is called lost at err */
 #define REC_MAX_ROUNDS 6    /* plans per epoch: the first plus rescans */
 #define REC_BAD_MAX    64   /* checksum mismatches waiting for repair */
+#define REC_REPAIR_TRIES 10 /* attempts at one repair before it waits for an epoch change */
 
 struct rec_bad {
 	uint64_t oid;
 	uint8_t idx;
+	uint8_t tries; /* failed attempts so far */
 };
 
 struct sheep_recovery {
@@ -58,6 +60,12 @@ struct sheep_recovery {
 	unsigned nr_lost_said;
 	struct rec_bad bad[REC_BAD_MAX];
 	unsigned nr_bad;
+	/* Repairs that failed (a write in flight: too few fragments agree
+	 * yet), tried again at redo_at; status stays running meanwhile. */
+	struct rec_bad redo[REC_BAD_MAX];
+	unsigned nr_redo;
+	uint64_t redo_at;
+	unsigned test_repair_fail; /* SHEEP_TEST_REPAIR_FAIL: fail this many repairs */
 };
 
 uint64_t rec_now_ms(void);

@@ -178,6 +178,7 @@ static int list_one(const struct store_meta *m, void *arg)
 	return 0;
 }
 
+/* Formatted and not waiting for the last epoch's members (cluster.h). */
 static bool formatted(struct sheep *s)
 {
 	struct group_status st;

@@ -203,7 +203,8 @@ static int do_make_fs(struct sheep *s, struct request *r)
 	f.shift = r->hdr.cluster.block_size_shift ? r->hdr.cluster.block_size_shift
 						   : SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	f.vnodes = r->hdr.cluster.nr_vnodes;
-	f.flags = (uint8_t)(r->hdr.cluster.flags & SD_CLUSTER_FLAG_STRICT);
+	f.flags = (uint8_t)(r->hdr.cluster.flags &
+			    (SD_CLUSTER_FLAG_STRICT | SD_CLUSTER_FLAG_RECYCLE_VID));
 	struct ec_policy pol;
 	if (ec_policy_from_wire(f.policy, f.copies, &pol) || f.shift < SD_MIN_BLOCK_SIZE_SHIFT ||
 	    f.shift > SD_MAX_BLOCK_SIZE_SHIFT || f.vnodes > 65535)
@@ -574,6 +575,10 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_SHUTDOWN, OPS_CLUSTER, false, do_shutdown),
 	OP(SD_OP_ENABLE_RECOVER, OPS_CLUSTER, false, do_enable_recover),
 	OP(SD_OP_DISABLE_RECOVER, OPS_CLUSTER, false, do_disable_recover),
+	OP(SD_OP_SET_VNODES, OPS_CLUSTER, false, ops_set_vnodes),
+	OP(SD_OP_GET_VNODES, OPS_LOCAL, false, ops_get_vnodes),
+	OP(SD_OP_MD_INFO, OPS_LOCAL, false, ops_md_info),
+	OP(SD_OP_OBJ_TRACK, OPS_LOCAL, true, ops_obj_track),
 	/* answered from this node's own state */
 	OP(SD_OP_GET_VDI_INFO, OPS_LOCAL, true, ops_get_vdi_info),
 	OP(SD_OP_GET_VDI_LOCKS, OPS_LOCAL, true, ops_get_vdi_locks),

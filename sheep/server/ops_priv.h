@@ -30,4 +30,10 @@ int ops_read_del_vdis(struct sheep *s, struct request *r);
 int ops_read_vdis(struct sheep *s, struct request *r);
 int ops_del_vdi(struct sheep *s, struct request *r);
 
+/* ops_node.c: SET_VNODES, GET_VNODES */
+int ops_set_vnodes(struct sheep *s, struct request *r);
+int ops_get_vnodes(struct sheep *s, struct request *r);
+int ops_md_info(struct sheep *s, struct request *r);
+int ops_obj_track(struct sheep *s, struct request *r);
+
 #endif

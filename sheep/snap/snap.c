@@ -226,6 +226,33 @@ struct live_map {
 	uint32_t *map;
 };
 
+/* Remove the attribute objects (vdi setattr) of VDI d, found in every data
+ * member's store: their ids are hashes of the keys, so the cluster's
+ * listing is the only way to find them all. Before the inode goes, so a
+ * failure leaves d to the next sweep. */
+static int reclaim_attrs(struct sheep *s, uint32_t d, uint64_t *nr_removed)
+{
+	uint64_t *oids;
+	size_t n;
+	const uint64_t mask = SD_TYPE_MASK | ((uint64_t)(SD_NR_VDIS - 1) << VDI_SPACE_SHIFT);
+	int ret = gateway_list_objs(s, mask, VDI_ATTR_BIT | ((uint64_t)d << VDI_SPACE_SHIFT), &oids,
+				    &n);
+	if (ret != SD_RES_SUCCESS) {
+		sd_warn("VDI %" PRIx32 ": its attributes cannot be listed: %s", d,
+			sd_strerror((uint32_t)ret));
+		return ret;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = gateway_remove_obj(s, oids[i]);
+		if (r == SD_RES_SUCCESS)
+			(*nr_removed)++;
+		else if (r != SD_RES_NO_OBJ)
+			ret = r;
+	}
+	free(oids);
+	return ret;
+}
+
 /*
  * Free the objects deleted VDI d referred to that no live member of its
  * family refers to any more: entries owned by d itself or by an ancestor
@@ -246,8 +273,13 @@ static int reclaim_one(struct sheep *s, uint32_t d)
 	if (!hdr)
 		return SD_RES_NO_MEM;
 	int ret = read_header(s, d, hdr, &nr);
+	uint64_t attrs = 0;
 	if (ret == SD_RES_NO_OBJ) {
-		ret = SD_RES_SUCCESS; /* inode already gone: only the table is left */
+		/* inode already gone: its attributes (a crash between the two)
+		 * and the table are left */
+		ret = reclaim_attrs(s, d, &attrs);
+		if (ret != SD_RES_SUCCESS)
+			goto out;
 		goto done;
 	}
 	if (ret == SD_RES_SUCCESS) {
@@ -317,8 +349,11 @@ static int reclaim_one(struct sheep *s, uint32_t d)
 	}
 	if (ret != SD_RES_SUCCESS)
 		goto out;
+	ret = reclaim_attrs(s, d, &attrs);
+	if (ret != SD_RES_SUCCESS)
+		goto out;
 	sd_info("VDI %s (%" PRIx32 ") reclaimed: %" PRIu64 " objects freed, %" PRIu64
-		" kept for its family", de.name, d, freed, kept);
+		" kept for its family, %" PRIu64 " attributes", de.name, d, freed, kept, attrs);
 	ret = gateway_remove_obj(s, vid_to_vdi_oid(d));
 	if (ret == SD_RES_NO_OBJ)
 		ret = SD_RES_SUCCESS;

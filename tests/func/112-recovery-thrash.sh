@@ -96,7 +96,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	4) variant="kill the NBD gateway, writer moves to another sheep"; sd_kill $a ;;
 	0) variant="kill the NBD gateway, writer waits for its restart"; sd_kill $a ;;
 	esac
-	variants+="$variant; "
+	case "$variants" in *"$variant;"*) ;; *) variants+="$variant; " ;; esac
 	sleep 2
 	for i in $a $b; do sd_alive $i || sd_start $i || bail "round $round: restart sheep $i"; done
 	sd_wait_nodes 0 $N 60 || bail "round $round: the cluster did not reform"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 114-check-scrub.sh - the background scrub finds a byte flipped on disk in a replica no client reads, by itself within a bounded time, has it rebuilt, and counts it in dog node stat and /metrics (sheep_checksum_errors_total{state="found"|"repaired"}); dog cluster scrub stops, restarts and re-rates it on every node.
-# timeout: 240
+# timeout: 400
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
 PLANT="$SD_TOP/tests/func/chk_plant.py"

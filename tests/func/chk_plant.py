@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# chk_plant.py - plants damage in a fragment file of a sheep's store (tests 113, 114): a flipped byte (the block checksum then fails) or, with --silent, a flipped byte whose block checksum is rewritten to match (only a parity or replica comparison finds it).
+# chk_plant.py - plants damage in a fragment file of a sheep's store (tests 114, 115): a flipped byte (the block checksum then fails) or, with --silent, a flipped byte whose block checksum is rewritten to match (only a parity or replica comparison finds it).
 import struct, sys
 
 BLK = 4096
