@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 202-vm-migrate.sh - live migration of a running VM between two qemu-system-x86_64 processes attached to two gateway sheep (source NAME through sheep 3, destination NAME:handover through sheep 4, migrate over tcp on localhost) while the guest writes with fsync; the destination takes the lock at its first write; the source, resumed afterwards, is fenced (its writes fail, none lands); the destination's gateway killed -9 and restarted; every acknowledged file verified in the guest and outside it.
+# 202-vm-migrate.sh - live migration of a running VM between two qemu-system-x86_64 processes attached to two gateway sheep (source NAME through sheep 3, destination NAME:handover through sheep 4, migrate over a unix socket) while the guest writes with fsync; the destination takes the lock at its first write; the source, resumed afterwards, is fenced (its writes fail, none lands); the destination's gateway killed -9 and restarted; every acknowledged file verified in the guest and outside it.
 # timeout: 500
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/nbd_lib.sh"
@@ -17,12 +17,13 @@ vm_make_ext4 0 vm1 64M
 
 N=60
 guest="sdvm.mode=write sdvm.n=$N sdvm.kb=128 sdvm.pause=0.3"
-mport=$(sd_nbd_port 45)
+# Migration over a unix socket: a TCP port here could be taken.
+msock=$SD_TEST_DIR/migrate.sock
 vm_start src "$(vm_nbd_blockdev 3 vm1 reconnect-delay=30)" "$guest"
 check "source VM (through sheep 3) writes" vm_wait src '^SDVM ack f3 '
 # The destination, as on another host: same machine, its own sheep, the
 # volume opened as NAME:handover while the source holds the lock.
-vm_start dst "$(vm_nbd_blockdev 4 vm1:handover reconnect-delay=30)" "$guest" -incoming "tcp:127.0.0.1:$mport"
+vm_start dst "$(vm_nbd_blockdev 4 vm1:handover reconnect-delay=30)" "$guest" -incoming "unix:$msock"
 # (Not probed with a connection: the first one to the port is the stream.)
 check "the destination QEMU waits for the migration (status inmigrate)" \
 	bash -c "python3 '$SD_TOP/tests/vm/qmp.py' '$SD_TEST_DIR/dst.qmp' '{\"execute\":\"query-status\"}' | grep -q '\"inmigrate\"'"
@@ -33,7 +34,7 @@ vm_qmp src '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":107
 	bail "migrate-set-parameters"
 before=$(vm_acks src)
 t0=$(date +%s.%N)
-check "migrate started" vm_qmp_quiet src "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$mport\"}}"
+check "migrate started" vm_qmp_quiet src "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"unix:$msock\"}}"
 st=""
 for _ in $(seq 600); do
 	st=$(vm_qmp src '{"execute":"query-migrate"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["return"].get("status",""))')

@@ -65,6 +65,11 @@ vm_make_ext4() {
 	truncate -s "$3" "$img"
 	mkfs.ext4 -q -F -L sdvm -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$img" || bail "mkfs.ext4"
 	qemu-img convert -n -f raw -O raw "$img" "$(nbd_uri "$1" "$2")" || bail "write the ext4 image to $2"
+	# The writer's lock is freed by a cluster message after it detaches: a
+	# VM attached through another sheep at once could find it still held.
+	local _
+	for _ in $(seq 300); do [ -z "$(dogn "$1" vdi lock list -r 2>/dev/null)" ] && return 0; sleep 0.1; done
+	bail "the lock of the image writer was not freed"
 }
 
 # vm_start NAME DISKOPTS APPEND [qemu args...]: start qemu-system-x86_64
@@ -78,7 +83,7 @@ vm_start() {
 	: >"$SD_TEST_DIR/$name.console"
 	timeout -k 5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -machine q35,accel=tcg -cpu qemu64 -m 160 -smp 1 \
 		-nographic -no-reboot -nodefaults -monitor none \
-		-serial "file:$SD_TEST_DIR/$name.console" \
+		-serial "file:$SD_TEST_DIR/$name.console" -pidfile "$SD_TEST_DIR/$name.qemu.pid" \
 		-qmp "unix:$SD_TEST_DIR/$name.qmp,server=on,wait=off" \
 		-kernel "$VM_VMLINUZ" -initrd "$SD_TEST_DIR/initrd.gz" \
 		-append "console=ttyS0 loglevel=4 panic=-1 $append" \
@@ -113,6 +118,8 @@ vm_wait() {
 vm_wait_exit() {
 	local p=${VM_PID[$1]} t=0 max=$(( ${2:-120} * 10 ))
 	while [ $t -lt $max ] && kill -0 "$p" 2>/dev/null; do sleep 0.1; t=$((t + 1)); done
+	# $p is timeout(1)'s pid: a SIGKILL of it would leave QEMU running.
+	vm_kill_qemu "$1"
 	kill -9 "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
 	return 0
@@ -152,8 +159,16 @@ vm_check_volume() {
 	[ "$n" -gt 0 ] && [ "$bad" -eq 0 ]
 }
 
+# vm_kill_qemu NAME: SIGKILL NAME's QEMU (its -pidfile), if still running.
+vm_kill_qemu() {
+	local q
+	q=$(cat "$SD_TEST_DIR/$1.qemu.pid" 2>/dev/null) && kill -9 "$q" 2>/dev/null
+	return 0
+}
+
 vm_cleanup() {
-	local p
+	local p n
+	for n in "${!VM_PID[@]}"; do vm_kill_qemu "$n"; done
 	for p in "${VM_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	sd_cleanup
 }
