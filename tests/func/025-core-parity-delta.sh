@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 024-core-parity-delta.sh - small 4:2 writes send their delta to the parity holders, which fold it into the parity (PEER_WH_DELTA): reads healthy and with two sheep down match a reference, and coordinators read about once per write (three times without the delta).
+# 025-core-parity-delta.sh - small 4:2 writes send their delta to the parity holders, which fold it into the parity (PEER_WH_DELTA): reads healthy and with two sheep down match a reference, and coordinators read about once per write (three times without the delta).
 # timeout: 400
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 command -v qemu-io >/dev/null || bail "qemu-io is not installed (scripts/install-deps)"
