@@ -1,5 +1,5 @@
-/* rebuild_priv.h - state shared by sheep/rebuild/rebuild.c (thread, planning) and
- * sheep/rebuild/ops.c (opcodes, hooks). */
+/* rebuild_priv.h - state shared by sheep/rebuild/rebuild.c (thread, planning),
+ * gather.c (object lists, end of an epoch) and ops.c (opcodes, hooks). */
 #ifndef SHEEP_RECOVERY_PRIV_H
 #define SHEEP_RECOVERY_PRIV_H
 
@@ -68,7 +68,27 @@ struct sheep_recovery {
 	unsigned test_repair_fail; /* SHEEP_TEST_REPAIR_FAIL: fail this many repairs */
 };
 
+/* The fragments the data members hold, as the planner takes them. */
+struct rec_frag_vec {
+	struct recovery_frag *v;
+	size_t nr, cap;
+	uint32_t node;
+	uint64_t only_oid; /* 0 = all */
+};
+
 uint64_t rec_now_ms(void);
+/* The engine's id for node n (r->mu held): its slot in known[]. */
+uint32_t rec_node_id(struct sheep_recovery *r, const struct sd_node *n);
+/* Everything the data members of v hold (only_oid: one object, 0: all)
+ * into *fv (freed by the caller); 0, -ECANCELED when stopping, -ENOMEM. */
+struct sheep_view;
+int rec_gather(struct sheep_recovery *r, struct sheep_view *v, uint64_t only_oid,
+	       struct rec_frag_vec *fv);
+/* Every data member of v has finished v's epoch with nothing failed (and,
+ * with need_dropped, dropped what it no longer holds). */
+bool rec_cluster_complete(struct sheep_recovery *r, struct sheep_view *v, bool need_dropped);
+/* Remove the fragments the plan says now live elsewhere. */
+void rec_drop_old(struct sheep_recovery *r, struct sheep_view *v);
 /* Wait on r->cond for up to ms (r->mu held). */
 void rec_timed_wait(struct sheep_recovery *r, uint64_t ms);
 
