@@ -4,56 +4,5 @@
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
 
-N=6
-sd_start_cluster $N || bail "six sheep did not form a cluster"
-dogn 0 cluster format -c 4:2 || bail "cluster format failed"
-rec_mkvdi 0 v 4:2 $((4 * MiB)) $((4 * MiB)) || bail "4:2 VDI with data"
-rec_wait_done 0 $N 1 60 || bail "initial recovery state never settled"
-e0=$(rec_epoch 0)
-
-# A holder of the data object other than sheep 0 (the gateway used).
-h=-1 frag=
-for ((i = 1; i < N; i++)); do
-	f=$(ls "$(sd_dir $i)/obj" 2>/dev/null | grep -E '^00[0-9a-f]{6}00000000_' | head -n 1)
-	if [ -n "$f" ]; then h=$i frag="$(sd_dir $i)/obj/$f"; break; fi
-done
-[ $h -ge 0 ] || bail "no holder of the data object besides sheep 0"
-log "sheep $h holds $frag"
-cp "$frag" "$SD_TEST_DIR/old-frag"
-
-# write_at OFF: 64 KiB of new data at OFF through sheep 0, kept in the reference.
-write_at() {
-	sd_random "$SD_TEST_DIR/p" 65536
-	dogn 0 vdi write v "$1" 65536 <"$SD_TEST_DIR/p" || return 1
-	dd if="$SD_TEST_DIR/p" of="$SD_TEST_DIR/v.ref" bs=65536 seek=$(($1 / 65536)) conv=notrunc \
-		status=none
-}
-check "a write moves the object on" write_at 0
-# Put the holder's fragment back to its previous version, as a write that
-# could not reach it (it was unreachable for a moment) leaves it.
-kill -STOP "${SD_PIDS[$h]}"
-cp "$SD_TEST_DIR/old-frag" "$frag.tmp" && mv "$frag.tmp" "$frag"
-kill -CONT "${SD_PIDS[$h]}"
-out=$(rec_census 0 1 2 3 4 5)
-check_eq "the object is one fragment short" 1 "$(rec_summary short "$out")"
-
-check "a second write finds the fragment behind" write_at $((3 * MiB))
-full=0 end=$((SECONDS + 30))
-while [ $SECONDS -lt $end ]; do
-	out=$(rec_census 0 1 2 3 4 5)
-	if [ "$(rec_summary short "$out")" = 0 ] && [ "$(rec_summary bad "$out")" = 0 ]; then
-		full=1
-		break
-	fi
-	sleep 0.5
-done
-grep '^short' <<<"$out" | sed 's/^/# /'
-check_eq "the fragment is rebuilt without a membership change" 1 $full
-out=$(rec_census --verify 0 1 2 3 4 5)
-check_eq "every fragment reads back" "0 0" "$(rec_summary short "$out") $(rec_summary bad "$out")"
-check_eq "no epoch change happened" "$e0" "$(rec_epoch 0)"
-check "the holder asked for it (the write's coordinator logged it)" grep -q "left at version" "$SD_TEST_DIR"/n*/sheep.log
-rec_check_read 0 v "after the rebuild"
-rec_check_read $h v "after the rebuild, via sheep $h"
-for ((i = 0; i < N; i++)); do check "sheep $i running" sd_alive $i; done
+. "$SD_TOP/tests/func/stale_holder.sh"
 sd_done
