@@ -522,6 +522,19 @@ static void snap_epochs_put(struct sheep *s, const char *p, uint32_t nr, bool lo
 	}
 }
 
+/* The format and epoch a state snapshot carries become this node's. */
+static void take_format(struct sheep *s, const struct snap_hdr *h)
+{
+	s->cl->ctime = h->ctime;
+	s->cl->def_copies = h->copies;
+	s->cl->def_policy = h->policy;
+	s->cl->def_shift = h->shift;
+	s->cl->recovery_enabled = h->recovery_enabled;
+	s->cl->fmt_vnodes = h->vnodes;
+	s->cl->fmt_flags = h->fmt_flags;
+	s->cl->epoch = h->epoch;
+}
+
 /*
  * A formatted node that joined an unformatted cluster, or any node that
  * joined a waiting cluster, offers its state (Sheepdog: formatted
@@ -569,14 +582,7 @@ void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void
 	snap_epochs_put(s, p, h.nr_epochs, true);
 	vdi_table_free(&s->cl->vdis);
 	s->cl->vdis = t;
-	s->cl->ctime = h.ctime;
-	s->cl->def_copies = h.copies;
-	s->cl->def_policy = h.policy;
-	s->cl->def_shift = h.shift;
-	s->cl->recovery_enabled = h.recovery_enabled;
-	s->cl->fmt_vnodes = h.vnodes;
-	s->cl->fmt_flags = h.fmt_flags;
-	s->cl->epoch = h.epoch;
+	take_format(s, &h);
 	s->cl->waiting = true;
 	group_save_config(s);
 	group_save_vdis(s);
@@ -625,14 +631,7 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 		free(offer);
 		return;
 	}
-	s->cl->ctime = h.ctime;
-	s->cl->def_copies = h.copies;
-	s->cl->def_policy = h.policy;
-	s->cl->def_shift = h.shift;
-	s->cl->recovery_enabled = h.recovery_enabled;
-	s->cl->fmt_vnodes = h.vnodes;
-	s->cl->fmt_flags = h.fmt_flags;
-	s->cl->epoch = h.epoch;
+	take_format(s, &h);
 	s->cl->waiting = h.waiting;
 	s->cl->seq = h.seq;
 	if (!offer) {
