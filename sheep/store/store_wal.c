@@ -403,6 +403,35 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* Under mu: write q's record alone at the head of the log (extend: keep
+ * the zeroed tail ahead of it) and count it; 0 or -errno, said in the log. */
+static int write_one_locked(struct store *st, struct store_wal_req *q, bool extend)
+{
+	struct store_wal *w = &st->wal;
+	struct store_wal_iovs b = {0};
+	q->rec.batch_pos = 0;
+	store_wal_rec_seal(&q->rec, w->gen, w->lsn + 1);
+	int r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
+	if (!r)
+		r = store_wal_write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
+	if (!r && extend)
+		r = store_wal_extend_zeroed(st, w->head + b.bytes);
+	if (!r) {
+		w->lsn++;
+		w->head += b.bytes;
+		w->stats.batches++;
+		w->stats.records++;
+		w->stats.log_bytes += b.bytes;
+		if (!w->stats.max_batch)
+			w->stats.max_batch = 1;
+		w->unapplied++;
+	} else {
+		sd_err("cannot write the log: %s", strerror(-r));
+	}
+	free(b.v);
+	return r;
+}
+
 /*
  * A store opened with nosync has nothing to share: the caller writes its
  * record itself, under the log mutex (no hand-off to the writer thread,
@@ -428,26 +457,8 @@ static int append_inline(struct store *st, struct store_wal_req *q)
 		if (r)
 			return r;
 	}
-	struct store_wal_iovs b = {0};
-	q->rec.batch_pos = 0;
-	store_wal_rec_seal(&q->rec, w->gen, w->lsn + 1);
-	int r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
-	if (!r)
-		r = store_wal_write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
-	if (!r) {
-		w->lsn++;
-		w->head += b.bytes;
-		w->stats.batches++;
-		w->stats.records++;
-		w->stats.log_bytes += b.bytes;
-		if (!w->stats.max_batch)
-			w->stats.max_batch = 1;
-		w->unapplied++;
-	} else {
-		sd_err("cannot write the log: %s", strerror(-r));
-	}
+	int r = write_one_locked(st, q, false);
 	pthread_mutex_unlock(&w->mu);
-	free(b.v);
 	return r;
 }
 
@@ -473,34 +484,16 @@ static int append_lazy_inline(struct store *st, struct store_wal_req *q)
 		pthread_mutex_unlock(&w->mu);
 		return 1;
 	}
-	struct store_wal_iovs b = {0};
-	q->rec.batch_pos = 0;
-	store_wal_rec_seal(&q->rec, w->gen, w->lsn + 1);
-	int r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
-	if (!r)
-		r = store_wal_write_iovs(w->fd[w->cur], &b, w->head, b.bytes);
-	if (!r)
-		r = store_wal_extend_zeroed(st, w->head + b.bytes);
+	int r = write_one_locked(st, q, true);
 	if (!r) {
-		w->lsn++;
-		w->head += b.bytes;
-		w->stats.batches++;
-		w->stats.records++;
-		w->stats.log_bytes += b.bytes;
-		if (!w->stats.max_batch)
-			w->stats.max_batch = 1;
-		w->unapplied++;
 		w->lazy_inline++;
 		if (!w->unsynced) {
 			w->unsynced = true;
 			w->unsynced_since = sd_now_ns();
 			pthread_cond_signal(&w->work); /* the writer's idle timer */
 		}
-	} else {
-		sd_err("cannot write the log: %s", strerror(-r));
 	}
 	pthread_mutex_unlock(&w->mu);
-	free(b.v);
 	return r;
 }
 
