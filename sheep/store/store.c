@@ -502,6 +502,8 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->frag_size = h.frag_size;
 		meta->version = h.version;
 		meta->write_id = h.write_id;
+		meta->wr_touched = h.wr_touched;
+		meta->wr_base = h.wr_base;
 		meta->disk_bytes = store_disk_bytes(fd);
 		close(fd);
 	}
