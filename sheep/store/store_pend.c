@@ -83,7 +83,7 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 			r = fd;
 			goto out;
 		}
-		close(fd);
+		store_frag_close(st, meta->oid, meta->idx, fd);
 		if (meta->frag_size != cur.frag_size) {
 			r = -EINVAL;
 			goto out;
@@ -161,7 +161,7 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 		if (fd < 0) {
 			r = fd;
 		} else {
-			close(fd);
+			store_frag_close(st, oid, idx, fd);
 			r = fh.version == new_version && fh.write_id == write_id ? 0 : -ENOENT;
 		}
 		goto out;

@@ -218,6 +218,16 @@ struct store_wal {
 	struct store_stats stats;
 };
 
+/* One slot of the open-file cache (store_fdcache.c). */
+struct store_fdslot {
+	uint64_t oid;
+	uint8_t idx;
+	bool dead; /* forgotten while in use: closed by the last user */
+	int fd;    /* -1: empty */
+	int refs;  /* calls using fd now */
+};
+#define STORE_FDCACHE_SLOTS 256
+
 struct store {
 	char *dir;
 	int objfd;  /* dir/obj */
@@ -233,6 +243,9 @@ struct store {
 	uint64_t csum_errors; /* blocks whose crc32c did not match on read (atomic) */
 	enum store_crash crash;
 	struct store_stripe stripes[STORE_NR_STRIPES];
+	pthread_mutex_t fd_mu; /* the open-file cache */
+	struct store_fdslot fdc[STORE_FDCACHE_SLOTS];
+	uint64_t fd_hits, fd_opens; /* (under fd_mu) */
 };
 
 /* A block-aligned view of one write: the new content of blocks
@@ -271,8 +284,17 @@ int store_apply(struct store *st, int fd, const struct store_frag_hdr *nh, uint3
 		int niov, bool fresh);
 uint32_t store_hdr_crc(const struct store_frag_hdr *h);
 void store_frag_name(uint64_t oid, uint8_t idx, char *buf);
+/* The fragment's file, from the open-file cache (store_fdcache.c), with
+ * its header checked into h; give it back with store_frag_close(), never
+ * close(). The caller holds the fragment's stripe lock meanwhile. */
 int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
 		    struct store_frag_hdr *h);
+void store_frag_close(struct store *st, uint64_t oid, uint8_t idx, int fd);
+/* The fragment's name now points elsewhere (renamed over, unlinked):
+ * drop its cached descriptor. Called under its stripe lock (writer). */
+void store_fdcache_forget(struct store *st, uint64_t oid, uint8_t idx);
+void store_fdcache_init(struct store *st);
+void store_fdcache_drop_all(struct store *st);
 int store_span_prepare(struct store *st, int fd, const struct store_frag_hdr *h,
 		       const uint8_t *buf, uint32_t off, uint32_t len, struct store_span *sp);
 void store_span_free(struct store_span *sp);

@@ -166,6 +166,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 			store_wal_applied(st);
 		goto out_unlink;
 	}
+	store_fdcache_forget(st, h->oid, h->idx);
 	if (direct && !st->nosync && fsync(st->objfd)) {
 		r = -errno;
 		goto out;
@@ -199,6 +200,7 @@ int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 		unlinkat(st->objfd, tmp, 0);
 		return r;
 	}
+	store_fdcache_forget(st, h->oid, h->idx);
 	return 0;
 }
 
@@ -269,7 +271,7 @@ int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t exp
 	r = store_write_span(st, fd, &h, &sp, pend_wid);
 out:
 	store_span_free(&sp);
-	close(fd);
+	store_frag_close(st, oid, idx, fd);
 	return r;
 }
 
@@ -313,6 +315,7 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 	store_wal_note(st, oid, idx);
 	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
 	if (r == 0) {
+		store_fdcache_forget(st, oid, idx);
 		if (unlinkat(st->objfd, name, 0))
 			r = -errno;
 		else
