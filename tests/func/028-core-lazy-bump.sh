@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 026-core-lazy-bump.sh - an EC range write makes only the changed fragments' prepares durable: with every unchanged fragment's version bump lost (as a power cut may lose it), each acknowledged write reads back through another sheep, a coordinator killed after its ack or between its prepares and its ack (kill -9) leaves each range wholly old or new with every acknowledged write present, and so does a restart of every sheep.
+# 028-core-lazy-bump.sh - an EC range write makes only the changed fragments' prepares durable: with every unchanged fragment's version bump lost (as a power cut may lose it), each acknowledged write reads back through another sheep, a coordinator killed after its ack or between its prepares and its ack (kill -9) leaves each range wholly old or new with every acknowledged write present, and so does a restart of every sheep.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
 
