@@ -1,4 +1,5 @@
-/* store_fdcache.c - a bounded cache of open fragment files, so a store call reuses a descriptor instead of opening and closing the file each time. */
+/* store_fdcache.c - a bounded cache of open fragment files, so a store call reuses a descriptor
+ * instead of opening and closing the file each time. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,7 +41,7 @@ static int read_checked_hdr(int fd, uint64_t oid, uint8_t idx, struct store_frag
 }
 
 int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
-		     struct store_frag_hdr *h)
+		    struct store_frag_hdr *h)
 {
 	struct store_fdslot *s = &st->fdc[slot_of(oid, idx)];
 	int fd = -1;

@@ -1,4 +1,5 @@
-/* test_store_fdcache.c - unit tests of the store's open-file cache: files are opened once, never stale after a remove, replace or commit, and the number kept open is bounded. */
+/* test_store_fdcache.c - unit tests of the store's open-file cache: files are opened once, never
+ * stale after a remove, replace or commit, and the number kept open is bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,8 +21,12 @@
 
 static struct store_meta meta_of(uint64_t oid, uint8_t idx, uint32_t frag_size, uint64_t version)
 {
-	struct store_meta m = {.oid = oid, .idx = idx, .copy_policy = 0x22, .nr_copies = 6,
-			       .frag_size = frag_size, .version = version};
+	struct store_meta m = {.oid = oid,
+			       .idx = idx,
+			       .copy_policy = 0x22,
+			       .nr_copies = 6,
+			       .frag_size = frag_size,
+			       .version = version};
 	return m;
 }
 
@@ -46,7 +51,8 @@ static void test_repeated_ops_open_a_fragment_once(void **state)
 	uint64_t o0 = store_test_fd_opens(f->st), v;
 	for (int i = 0; i < 100; i++) {
 		a[0] = (uint8_t)i;
-		assert_int_equal(store_write(f->st, 7, 1, (uint64_t)i + 1, (uint64_t)i + 2, a, 0, 4096), 0);
+		assert_int_equal(
+		    store_write(f->st, 7, 1, (uint64_t)i + 1, (uint64_t)i + 2, a, 0, 4096), 0);
 		assert_int_equal(store_read(f->st, 7, 1, r, 0, 4096, &v), 0);
 		assert_memory_equal(a, r, 4096);
 		struct store_meta st;
@@ -86,7 +92,8 @@ static void test_no_stale_file_after_remove_replace_or_commit(void **state)
 	assert_int_equal(store_write(f->st, 9, 0, 6, 7, a, 4096, 4096), 0);
 	/* a prepared whole fragment committed (a rename too) */
 	m.version = 8;
-	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 77, 2000, b, 0, 4096), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 77, 2000, b, 0, 4096),
+			 0);
 	assert_int_equal(store_read(f->st, 9, 0, r, 4096, 4096, &v), 0);
 	assert_memory_equal(a, r, 4096);
 	assert_int_equal(store_commit(f->st, 9, 0, 8, 77), 0);
@@ -124,7 +131,8 @@ static void test_open_files_are_bounded(void **state)
 	}
 	for (int i = 0; i < n; i++) {
 		uint64_t v;
-		assert_int_equal(store_read(f->st, 1000 + (uint64_t)i, (uint8_t)(i % 6), r, 0, 4096, &v), 0);
+		assert_int_equal(
+		    store_read(f->st, 1000 + (uint64_t)i, (uint8_t)(i % 6), r, 0, 4096, &v), 0);
 		memset(a, i & 0xff, sizeof(a));
 		assert_memory_equal(a, r, 4096);
 	}
@@ -139,12 +147,13 @@ static void test_open_files_are_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_repeated_ops_open_a_fragment_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_stale_file_after_remove_replace_or_commit,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_stale_file_after_remove_replace_or_commit,
-						setup_nosync, teardown),
-		cmocka_unit_test_setup_teardown(test_open_files_are_bounded, setup_nosync, teardown),
+	    cmocka_unit_test_setup_teardown(test_repeated_ops_open_a_fragment_once, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_no_stale_file_after_remove_replace_or_commit,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_stale_file_after_remove_replace_or_commit,
+					    setup_nosync, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_files_are_bounded, setup_nosync, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
