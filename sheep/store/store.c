@@ -177,6 +177,44 @@ int store_hdr_check(const struct store_frag_hdr *h)
 	return 0;
 }
 
+static int read_checked_hdr(int fd, uint64_t oid, uint8_t idx, struct store_frag_hdr *h)
+{
+	int r = store_pread_full(fd, h, sizeof(*h), 0);
+	if (!r)
+		r = store_hdr_check(h);
+	if (r == 0 && (h->oid != oid || h->idx != idx))
+		r = -EIO;
+	if (r == -EIO)
+		sd_err("fragment %016" PRIx64 "_%02x: bad header", oid, idx);
+	return r;
+}
+
+/* The descriptor comes from the open-file cache (store_fdcache.c) when it
+ * holds one; the header is read and checked every time. */
+int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
+		    struct store_frag_hdr *h)
+{
+	int fd = store_fdcache_get(st, oid, idx);
+	if (fd < 0) {
+		char name[NAME_LEN];
+		store_frag_name(oid, idx, name);
+		/* Read-write whatever the caller asked: the next caller may write. */
+		fd = openat(st->objfd, name, O_RDWR | O_CLOEXEC);
+		if (fd < 0 && errno == EACCES)
+			fd = openat(st->objfd, name, flags | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		store_fdcache_add(st, oid, idx, fd);
+	}
+	int r = read_checked_hdr(fd, oid, idx, h);
+	if (r) {
+		store_frag_close(st, oid, idx, fd);
+		store_fdcache_forget(st, oid, idx);
+		return r;
+	}
+	return fd;
+}
+
 uint64_t store_disk_bytes(int fd)
 {
 	struct stat s;

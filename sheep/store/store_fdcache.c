@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/log.h"
 #include "sheep/store/store_priv.h"
 
 /*
@@ -28,20 +27,7 @@ static unsigned slot_of(uint64_t oid, uint8_t idx)
 	return (unsigned)(h >> 40) % STORE_FDCACHE_SLOTS;
 }
 
-static int read_checked_hdr(int fd, uint64_t oid, uint8_t idx, struct store_frag_hdr *h)
-{
-	int r = store_pread_full(fd, h, sizeof(*h), 0);
-	if (!r)
-		r = store_hdr_check(h);
-	if (r == 0 && (h->oid != oid || h->idx != idx))
-		r = -EIO;
-	if (r == -EIO)
-		sd_err("fragment %016" PRIx64 "_%02x: bad header", oid, idx);
-	return r;
-}
-
-int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
-		    struct store_frag_hdr *h)
+int store_fdcache_get(struct store *st, uint64_t oid, uint8_t idx)
 {
 	struct store_fdslot *s = &st->fdc[slot_of(oid, idx)];
 	int fd = -1;
@@ -60,31 +46,20 @@ int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
 		store_fdcache_forget(st, oid, idx);
 		fd = -1;
 	}
-	if (fd < 0) {
-		char name[STORE_NAME_LEN];
-		store_frag_name(oid, idx, name);
-		/* Read-write whatever the caller asked: the next caller may write. */
-		fd = openat(st->objfd, name, O_RDWR | O_CLOEXEC);
-		if (fd < 0 && errno == EACCES)
-			fd = openat(st->objfd, name, flags | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		pthread_mutex_lock(&st->fd_mu);
-		st->fd_opens++;
-		if (s->fd < 0 || s->refs == 0) {
-			if (s->fd >= 0)
-				close(s->fd);
-			*s = (struct store_fdslot){.oid = oid, .idx = idx, .fd = fd, .refs = 1};
-		}
-		pthread_mutex_unlock(&st->fd_mu);
-	}
-	int r = read_checked_hdr(fd, oid, idx, h);
-	if (r) {
-		store_frag_close(st, oid, idx, fd);
-		store_fdcache_forget(st, oid, idx);
-		return r;
-	}
 	return fd;
+}
+
+void store_fdcache_add(struct store *st, uint64_t oid, uint8_t idx, int fd)
+{
+	struct store_fdslot *s = &st->fdc[slot_of(oid, idx)];
+	pthread_mutex_lock(&st->fd_mu);
+	st->fd_opens++;
+	if (s->fd < 0 || s->refs == 0) {
+		if (s->fd >= 0)
+			close(s->fd);
+		*s = (struct store_fdslot){.oid = oid, .idx = idx, .fd = fd, .refs = 1};
+	}
+	pthread_mutex_unlock(&st->fd_mu);
 }
 
 void store_frag_close(struct store *st, uint64_t oid, uint8_t idx, int fd)

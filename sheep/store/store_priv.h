@@ -294,6 +294,11 @@ void store_frag_close(struct store *st, uint64_t oid, uint8_t idx, int fd);
  * drop its cached descriptor. Called under its stripe lock (writer). */
 void store_fdcache_forget(struct store *st, uint64_t oid, uint8_t idx);
 void store_fdcache_init(struct store *st);
+/* A cached descriptor of the fragment (a reference taken), or -1. */
+int store_fdcache_get(struct store *st, uint64_t oid, uint8_t idx);
+/* fd was just opened for the fragment: keep it when its slot is free
+ * (a reference taken either way; store_frag_close() gives it back). */
+void store_fdcache_add(struct store *st, uint64_t oid, uint8_t idx, int fd);
 void store_fdcache_drop_all(struct store *st);
 int store_span_prepare(struct store *st, int fd, const struct store_frag_hdr *h,
 		       const uint8_t *buf, uint32_t off, uint32_t len, struct store_span *sp);
