@@ -160,3 +160,55 @@ put_reqs("node-settings",
          creq(0xcd, 0, 4, b"", 0x0a), creq(0xcc, W, 4, b"", 0x0a) + struct.pack("<i", 64),
          creq(0xd8, W, 16, b"", 0x0a) + b"\0" * 16)
 put_reqs("z-reformat", creq(0x84, W, 5, struct.pack("<QQBBHIIBBH", 0, 0, 1, 0, 0, 0, 0, 22, 0, 0), 0x0a) + b"plain")
+
+
+# ---- fuzz_zookeeper: chunks; fuzz_corosync: selector (0 pending, 1 established) + chunks ----
+def chunk(b):
+    return struct.pack("<H", len(b)) + b
+
+
+def zk_rec(t, mid, k, payload=b""):
+    return struct.pack("<IB3xIIQ", 0x5A4B5344, t, len(payload), 0, mid) + node(k) + payload
+
+
+def zk_base(pos, members):
+    return struct.pack("<IIq", 0x5A4B4253, len(members), pos) + b"".join(
+        struct.pack("<Q", mid) + node(k) for mid, k in members)
+
+
+msg = b"\x02\0\0\0" + b"m" * 60
+put("fuzz_zookeeper", "join-msg-leave", chunk(zk_base(4, [(1, 0)])) +
+    chunk(b"\0" + zk_rec(1, 2, 1)) + chunk(b"\0" + zk_rec(3, 1, 0, msg)) +
+    chunk(b"\0" + zk_rec(1, 3, 2)) + chunk(b"\0" + zk_rec(2, 3, 2)) + chunk(b"\0" + zk_rec(2, 1, 0)))
+put("fuzz_zookeeper", "memb-names", chunk(b"") +
+    chunk(b"\1" + struct.pack("<IIq", 0x5A4B4D42, 0, 9) + node(0)) +
+    chunk(b"\2m-127.0.0.1_7000-0000000012") + chunk(b"\2q-0000000007"))
+
+
+def cc_msg(t, payload):
+    return struct.pack("<IHHI", 0x53444343, t, 0, len(payload)) + payload
+
+
+def cpg_ev(kind, nodeid, pid, body):
+    return chunk(struct.pack("<BII", kind, nodeid, pid) + body)
+
+
+def confchg(members, left, joined):
+    addrs = members + left + joined
+    return struct.pack("<BBB", len(members), len(left), len(joined)) + b"".join(
+        struct.pack("<III", n, p, r) for n, p, r in addrs)
+
+
+def sync_for(nodeid, pid, entries):
+    return cc_msg(2, struct.pack("<III", nodeid, pid, len(entries)) + b"".join(
+        struct.pack("<IIB3x", n, p, pend) + node(k) for n, p, pend, k in entries))
+
+
+put("fuzz_corosync", "pending-sync", b"\0" + cpg_ev(0, 1, 1, cc_msg(1, node(0))) +
+    cpg_ev(0, 2, 2, cc_msg(3, msg)) +
+    cpg_ev(0, 2, 2, sync_for(1, 1, [(2, 2, 0, 1), (1, 1, 1, 0)])) +
+    cpg_ev(0, 2, 2, cc_msg(3, msg)))
+put("fuzz_corosync", "established", b"\1" +
+    cpg_ev(1, 0, 0, confchg([(1, 1, 0), (3, 3, 0)], [], [(3, 3, 1)])) +
+    cpg_ev(0, 3, 3, cc_msg(1, node(2))) + cpg_ev(0, 1, 1, sync_for(3, 3, [(1, 1, 0, 0), (3, 3, 1, 2)])) +
+    cpg_ev(0, 3, 3, cc_msg(3, msg)) + cpg_ev(1, 0, 0, confchg([(1, 1, 0)], [(3, 3, 2)], [])))
