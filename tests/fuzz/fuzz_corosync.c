@@ -24,9 +24,11 @@ static void fuzz_corosync(const uint8_t *data, size_t size, bool established)
 {
 	static const struct cluster_events ev = {
 	    .membership = fuzz_on_membership, .deliver = fuzz_on_deliver, .quorum = fuzz_on_quorum};
-	struct cluster_ctx *ctx = calloc(1, sizeof(*ctx));
-	if (!ctx)
-		abort();
+	/* One context, cleared per input: a calloc of its 140 KiB cost an
+	 * mmap and munmap per input under ASan. */
+	static struct cluster_ctx the_ctx;
+	struct cluster_ctx *ctx = &the_ctx;
+	memset(ctx, 0, sizeof(*ctx));
 	ctx->ev = &ev;
 	ctx->self = fuzz_node_of(0);
 	ctx->my_nodeid = 1;
@@ -80,7 +82,6 @@ static void fuzz_corosync(const uint8_t *data, size_t size, bool established)
 	cc_evq_clear(&ctx->buffered);
 	cc_evq_clear(&ctx->rx);
 	cc_members_clear(ctx);
-	free(ctx);
 }
 #endif
 
