@@ -212,3 +212,28 @@ put("fuzz_corosync", "established", b"\1" +
     cpg_ev(1, 0, 0, confchg([(1, 1, 0), (3, 3, 0)], [], [(3, 3, 1)])) +
     cpg_ev(0, 3, 3, cc_msg(1, node(2))) + cpg_ev(0, 1, 1, sync_for(3, 3, [(1, 1, 0, 0), (3, 3, 1, 2)])) +
     cpg_ev(0, 3, 3, cc_msg(3, msg)) + cpg_ev(1, 0, 0, confchg([(1, 1, 0)], [(3, 3, 2)], [])))
+
+
+# ---- fuzz_store: kinds 3 (intent journal) and 4 (pending file) of stores from before the log,
+# and a fragment, with the harness's checksum fix-up (selector top bit) ----
+def frag_hdr(version, frag=65536, pend=(0, 0, 0, 0)):
+    nblk = (frag + 4095) // 4096
+    data_off = 4096 + ((nblk * 4 + 4095) & ~4095)
+    expect, off, ln, kind = pend
+    return (b"SDFRAG1\0" + struct.pack("<IIQBBBBIQQQQQIIBB", 1, 12, 0x0000000100000001, 0, 0, 1, 0,
+                                       frag, version, 0, data_off, 0, expect, off, ln, kind, 0) +
+            b"\0" * 42 + struct.pack("<I", 0))
+
+
+def jrec(first, blocks, version):
+    n = len(blocks)
+    meta = b"SDINTNT\0" + struct.pack("<QIIII", 7, first, n, 0, 0) + frag_hdr(version)
+    meta += b"\0" * (4 * n) + b"\0" * n
+    meta = meta.ljust((len(meta) + 4095) & ~4095, b"\0")
+    return meta + b"".join(blocks)
+
+
+put("fuzz_store", "journal", b"\x83" + jrec(1, [bytes(range(256)) * 16, b"\0" * 4096], 2))
+put("fuzz_store", "journal-empty", b"\x83" + jrec(0, [], 2))
+put("fuzz_store", "pending-range", b"\x84" + frag_hdr(2, pend=(1, 0, 4096, 1)).ljust(8192, b"\0") + b"\0" * 4096)
+put("fuzz_store", "pending-whole", b"\x84" + frag_hdr(2, pend=(0, 0, 65536, 2)).ljust(8192, b"\0") + b"\0" * 65536)
