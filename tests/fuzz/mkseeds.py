@@ -237,3 +237,15 @@ put("fuzz_store", "journal", b"\x83" + jrec(1, [bytes(range(256)) * 16, b"\0" * 
 put("fuzz_store", "journal-empty", b"\x83" + jrec(0, [], 2))
 put("fuzz_store", "pending-range", b"\x84" + frag_hdr(2, pend=(1, 0, 4096, 1)).ljust(8192, b"\0") + b"\0" * 4096)
 put("fuzz_store", "pending-whole", b"\x84" + frag_hdr(2, pend=(0, 0, 65536, 2)).ljust(8192, b"\0") + b"\0" * 65536)
+
+
+# ---- fuzz_local: selector (bit 0 fix lsn/crc, bit 1 already joined) + log records ----
+def lrec(t, k, payload=b""):
+    h = struct.pack("<IB3xIIQ", 0x4C434F4C, t, len(payload), 0, 0) + node(k)
+    r = h + payload
+    return r + b"\0" * (-len(r) % 8)
+
+
+put("fuzz_local", "join-msg-leave", b"\1" + lrec(1, 0) + lrec(1, 1) + lrec(3, 0, msg) +
+    lrec(1, 2) + lrec(3, 2, b"x" * 13) + lrec(2, 2) + lrec(2, 0))
+put("fuzz_local", "joined-msgs", b"\3" + lrec(3, 0, msg) + lrec(2, 0) + lrec(1, 3))
