@@ -129,7 +129,7 @@ put_reqs("vdi-lock-release",
 put_reqs("vdi-snapshot",
          creq(0x11, W, 512, vdi_args(64 << 20, base=FUZZ_VID, copies=1, snapid=1)) + names(b"fuzz", b"t1"),
          creq(0x14, W, 512, vdi_args(snapid=1)) + names(b"fuzz", b"t1"))
-put_reqs("vdi-read-tables", creq(0x15, 0, 1 << 21), creq(0xc9, 0, 1 << 21), creq(0x18, 0, 16))
+put_reqs("vdi-read-tables", creq(0x15, 0, 1 << 18), creq(0xc9, 0, 1 << 18), creq(0x18, 0, 16))
 attr = (b"fuzz".ljust(256, b"\0") + b"\0" * 256 + struct.pack("<QII", 0, 0, 5) +
         b"owner".ljust(256, b"\0"))
 put_reqs("vdi-attr", creq(0x89, W | 0x100, len(attr)) + attr, creq(0x89, W, len(attr)) + attr,
@@ -150,7 +150,7 @@ put_reqs("obj-inspect",
 put_reqs("cluster-info",
          creq(0x87, 0, 1 << 16, b"", 0x0a), creq(0x82, 0, 4096, b"", 0x0a),
          creq(0xa2, 0, 4096, obj_args(0, tgt_epoch=1), 0x0a), creq(0x86, 0, 0, b"", 0x0a),
-         creq(0xb8, 0, 4096, b"", 0x0a), creq(0xb1, 0, 1 << 18, b"", 0x0a))
+         creq(0xb8, 0, 4096, b"", 0x0a), creq(0xb1, 0, 264000, b"", 0x0a))
 put_reqs("recovery",
          creq(0x97, 0, 4096, b"", 0x0a), creq(0xca, 0, 64, b"", 0x0a),
          creq(0xcb, W, 16, b"", 0x0a) + struct.pack("<QQ", 4, 10),
