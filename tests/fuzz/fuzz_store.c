@@ -1,6 +1,7 @@
 /* fuzz_store.c - fuzz target: the store's files as a crash or a bad disk may leave them (a fragment
  * file, a write-ahead log file), opened, replayed and read. */
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ static void rm_dir(void)
 	rmdir(dir);
 }
 
+static void make_template(void);
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	/* FUZZ_LOG set: the store's log on stderr, to check what a seed reaches */
@@ -38,6 +41,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!mkdtemp(dir))
 		abort();
 	atexit(rm_dir);
+	make_template();
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	ready = true;
 	return 0;
 }
@@ -51,26 +56,72 @@ static void put(const char *name, const uint8_t *data, size_t size)
 		abort();
 }
 
-/* The fragment (OID, 0) a store of kinds 1, 3 and 4 holds; its uuid. */
-static uint64_t make_fragment(const struct store_config *cfg)
+/* The files of a store holding fragment (OID, 0), made once: kinds 1, 3
+ * and 4 start from a copy of them (opening and closing a store to make it
+ * per input cost a thread and the log's set-up, half the time of an input). */
+#define TEMPLATE_MAX 8
+static struct {
+	char name[64];
+	uint8_t *data;
+	size_t len;
+} tmpl[TEMPLATE_MAX];
+static int nr_tmpl;
+static uint64_t tmpl_uuid;
+
+static void keep_file(const char *name)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f || nr_tmpl == TEMPLATE_MAX)
+		abort();
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	rewind(f);
+	tmpl[nr_tmpl].data = malloc(n ? (size_t)n : 1);
+	if (n < 0 || !tmpl[nr_tmpl].data || fread(tmpl[nr_tmpl].data, 1, (size_t)n, f) != (size_t)n)
+		abort();
+	fclose(f);
+	snprintf(tmpl[nr_tmpl].name, sizeof(tmpl[nr_tmpl].name), "%s", name);
+	tmpl[nr_tmpl++].len = (size_t)n;
+}
+
+static void make_template(void)
 {
 	struct store *st;
-	if (store_open_config(cfg, &st))
+	struct store_config cfg = {.dir = dir, .nosync = true, .wal_size = 1};
+	if (store_open_config(&cfg, &st))
 		abort();
 	struct store_meta m = {
 	    .oid = OID, .idx = 0, .nr_copies = 1, .frag_size = 65536, .version = 1};
 	char buf[8192];
 	memset(buf, 0x5a, sizeof(buf));
-	store_create(st, &m, buf, 0, sizeof(buf));
-	store_close(st);
-	char path[4200];
-	struct store_frag_hdr h;
-	snprintf(path, sizeof(path), "%s/obj/0000000100000001_00", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+	if (store_create(st, &m, buf, 0, sizeof(buf)))
 		abort();
-	close(fd);
-	return h.uuid;
+	store_close(st);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (de->d_type == DT_REG)
+			keep_file(de->d_name);
+	if (d)
+		closedir(d);
+	keep_file("obj/0000000100000001_00");
+	struct store_frag_hdr h;
+	memcpy(&h, tmpl[nr_tmpl - 1].data, sizeof(h));
+	tmpl_uuid = h.uuid;
+}
+
+/* The template store put back in the (emptied) directory; its uuid. */
+static uint64_t make_fragment(void)
+{
+	char p[4200];
+	snprintf(p, sizeof(p), "%s/obj", dir);
+	if (mkdir(p, 0755))
+		abort();
+	for (int i = 0; i < nr_tmpl; i++)
+		put(tmpl[i].name, tmpl[i].data, tmpl[i].len);
+	return tmpl_uuid;
 }
 
 /*
@@ -140,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct store_config cfg = {.dir = dir, .nosync = true, .wal_size = 1};
 	uint64_t uuid = 0;
 	if (kind == 1 || kind == 3 || kind == 4)
-		uuid = make_fragment(&cfg);
+		uuid = make_fragment();
 	uint8_t *b = malloc(size ? size : 1);
 	if (!b)
 		abort();
