@@ -145,6 +145,10 @@ int lc_deliver_batch(struct cluster_ctx *c, const uint8_t *buf, size_t want)
 		rh.crc = 0;
 		if (sd_crc32c(sd_crc32c(0, &rh, sizeof(rh)), buf + off + sizeof(rh), rh.len) != crc)
 			return -EIO;
+		/* The members list is handed up and printed: an address that a
+		 * damaged log left unterminated must not run past its field
+		 * (fuzz_local; the other drivers terminate theirs too). */
+		rh.node.addr[sizeof(rh.node.addr) - 1] = '\0';
 		c->pos += sz;
 		process(c, &rh, buf + off + sizeof(rh));
 		off += sz;
