@@ -23,7 +23,8 @@
 #include "tests/fuzz/fuzz.h"
 
 #define FUZZ_MAX_REQS 8
-#define FUZZ_MAX_LEN  (320u << 10) /* larger reads are left out, for speed (MD_INFO needs 258 KiB) */
+/* Reads above this are left out, for speed (MD_INFO needs 258 KiB). */
+#define FUZZ_MAX_LEN (320u << 10)
 
 static struct sheep sheep_state;
 static struct sheep *fs;

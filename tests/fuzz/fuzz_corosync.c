@@ -1,4 +1,5 @@
-/* fuzz_corosync.c - fuzz target: the corosync driver's member protocol fed as bytes, no corosync: CPG messages (ANNOUNCE, SYNC, USER) and confchgs as cc_handle_event takes them. */
+/* fuzz_corosync.c - fuzz target: the corosync driver's member protocol fed as bytes, no corosync:
+ * CPG messages (ANNOUNCE, SYNC, USER) and confchgs as cc_handle_event takes them. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +85,6 @@ static void fuzz_corosync(const uint8_t *data, size_t size, bool established)
 	cc_members_clear(ctx);
 }
 #endif
-
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -156,7 +156,8 @@ static uint8_t *forward(int up, const struct sd_req *req, const void *payload, s
 
 static int connect_upstream(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(record_port),
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons(record_port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (up >= 0 && connect(up, (struct sockaddr *)&sin, sizeof(sin))) {
@@ -262,7 +263,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		FILE *null = fopen("/dev/null", "w");
 		if (!null || dup2(fileno(null), STDOUT_FILENO) < 0)
 			abort(); /* vdi read writes fd 1 itself */
-		stderr = null; /* dog's messages; sanitizer reports write to fd 2 */
+		stderr = null;	 /* dog's messages; sanitizer reports write to fd 2 */
 	}
 	init_done = true;
 	return 0;

@@ -15,7 +15,7 @@ static volatile uint64_t fuzz_sink; /* keeps the reads of delivered bytes */
 
 /* What a driver hands the daemon must be well formed whatever came in. */
 static inline void fuzz_on_membership(void *arg, const struct sd_node *members, size_t nr,
-			  const struct sd_node *changed, bool joined)
+				      const struct sd_node *changed, bool joined)
 {
 	if (nr > SD_MAX_NODES || !changed || (nr && !members))
 		abort();
@@ -26,7 +26,8 @@ static inline void fuzz_on_membership(void *arg, const struct sd_node *members, 
 		abort();
 }
 
-static inline void fuzz_on_deliver(void *arg, const struct sd_node *sender, const void *msg, size_t len)
+static inline void fuzz_on_deliver(void *arg, const struct sd_node *sender, const void *msg,
+				   size_t len)
 {
 	if (!sender || (len && !msg))
 		abort();
@@ -56,7 +57,8 @@ static inline struct sd_node fuzz_node_of(int k)
 
 /* The next chunk of the input: a 16-bit length, then that many bytes (cut
  * to what is left). false at the end. */
-static inline bool fuzz_next_chunk(const uint8_t **data, size_t *size, const uint8_t **chunk, size_t *len)
+static inline bool fuzz_next_chunk(const uint8_t **data, size_t *size, const uint8_t **chunk,
+				   size_t *len)
 {
 	if (*size < 2)
 		return false;

@@ -1,4 +1,5 @@
-/* fuzz_zookeeper.c - fuzz target: ZooKeeper driver's znode payloads fed as bytes, no ZooKeeper: the base znode, queue entries applied in order, member znode data and znode names. */
+/* fuzz_zookeeper.c - fuzz target: ZooKeeper driver's znode payloads fed as bytes, no ZooKeeper: the
+ * base znode, queue entries applied in order, member znode data and znode names. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,6 @@ static void fuzz_zookeeper(const uint8_t *data, size_t size)
 	free(c->older);
 }
 #endif
-
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

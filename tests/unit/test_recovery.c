@@ -1077,11 +1077,20 @@ static int locate_self(void *arg, uint64_t oid, int n, uint32_t *out)
 static void test_job_without_sources_is_taken(void **state)
 {
 	(void)state;
-	struct recovery_frag f = {.oid = 0x0000000100000001ull, .version = 3, .disk_bytes = FS,
-				  .frag_size = FS, .node = 0, .idx = 0, .nr_copies = 1};
+	struct recovery_frag f = {.oid = 0x0000000100000001ull,
+				  .version = 3,
+				  .disk_bytes = FS,
+				  .frag_size = FS,
+				  .node = 0,
+				  .idx = 0,
+				  .nr_copies = 1};
 	uint32_t members[1] = {0};
-	struct recovery_epoch ep = {.epoch = 2, .self = 0, .members = members, .nr_members = 1,
-				    .locate = locate_self, .free_bytes = 1ull << 30};
+	struct recovery_epoch ep = {.epoch = 2,
+				    .self = 0,
+				    .members = members,
+				    .nr_members = 1,
+				    .locate = locate_self,
+				    .free_bytes = 1ull << 30};
 	struct recovery *r;
 	assert_int_equal(recovery_new(NULL, &r), 0);
 	assert_int_equal(recovery_plan(r, &ep, &f, 1), 0);
