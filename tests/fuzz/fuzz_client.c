@@ -121,8 +121,7 @@ static void must(const struct sd_req *hdr, const void *payload, const char *what
  * A one-node cluster, set up as main()'s setup() does (store, pools,
  * gateway, snapshot sweep, group with the local driver in the temp
  * directory, recovery and scrub), formatted with one copy, holding a 64 MiB
- * VDI "fuzz" (vid found by the seeds as 0x7a1b7f: the name's hash) with
- * its first data object written.
+ * VDI "fuzz" (mkseeds.py computes its id from the name, as the sheep does).
  */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
