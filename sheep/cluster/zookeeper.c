@@ -260,6 +260,16 @@ static int drop_former_selves(struct cluster_ctx *c)
 	return r;
 }
 
+void zk_member_prefix(const struct sd_node *node, char *buf, size_t len)
+{
+	char addr[sizeof(node->addr)];
+	snprintf(addr, sizeof(addr), "%s", node->addr);
+	for (char *p = addr; *p; p++)
+		if (*p == '/' || *p == '-' || *p == '_')
+			*p = '.';
+	snprintf(buf, len, "m-%s_%u-", addr, node->port);
+}
+
 static void kick(struct cluster_ctx *c)
 {
 	uint64_t one = 1;
@@ -428,7 +438,7 @@ static void on_tick(struct cluster_ctx *c, uint64_t now)
 	}
 }
 
-static int zk_dispatch(struct cluster_ctx *c)
+static int dispatch_session(struct cluster_ctx *c)
 {
 	uint64_t x, now = sd_now_ns();
 	bool tick = read(c->tfd, &x, sizeof(x)) == (ssize_t)sizeof(x);
@@ -497,6 +507,14 @@ static int zk_dispatch(struct cluster_ctx *c)
 	return 0;
 }
 
+static int zk_dispatch(struct cluster_ctx *c)
+{
+	int r = dispatch_session(c);
+	if (c->joined)
+		zkw_dispatch(c);
+	return r;
+}
+
 static void zk_destroy(struct cluster_ctx *c)
 {
 	if (!c)
@@ -507,6 +525,7 @@ static void zk_destroy(struct cluster_ctx *c)
 		pthread_mutex_unlock(&c->mu);
 		pthread_join(c->wd, NULL);
 	}
+	zkw_stop(c);
 	close_session(c);
 	int fds[] = {c->efd, c->tfd, c->epfd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
@@ -531,7 +550,7 @@ static int zk_init(struct cluster_ctx **out, const char *options, const struct s
 	struct cluster_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->efd = c->tfd = c->epfd = -1;
+	c->efd = c->tfd = c->epfd = c->wfd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	c->self = *self;
 	c->self.addr[sizeof(c->self.addr) - 1] = '\0';
@@ -548,12 +567,7 @@ static int zk_init(struct cluster_ctx **out, const char *options, const struct s
 	snprintf(c->p_members, sizeof(c->p_members), "%s/members", c->opt.path);
 	snprintf(c->p_queue, sizeof(c->p_queue), "%s/queue", c->opt.path);
 	snprintf(c->p_base, sizeof(c->p_base), "%s/base", c->opt.path);
-	char addr[sizeof(self->addr)];
-	snprintf(addr, sizeof(addr), "%s", c->self.addr);
-	for (char *p = addr; *p; p++)
-		if (*p == '/' || *p == '-' || *p == '_')
-			*p = '.';
-	snprintf(c->prefix, sizeof(c->prefix), "m-%s_%u-", addr, c->self.port);
+	zk_member_prefix(&c->self, c->prefix, sizeof(c->prefix));
 	c->ids = calloc(SD_MAX_NODES, sizeof(*c->ids));
 	c->nodes = calloc(SD_MAX_NODES, sizeof(*c->nodes));
 	c->buf = malloc(ZK_MAX_DATA + 64);
@@ -648,6 +662,7 @@ static int zk_leave(struct cluster_ctx *c)
 			zkq_append(c, ZK_LEAVE, c->my_id, &c->self, NULL, 0, NULL);
 		zoo_delete(c->zh, c->my_znode, -1);
 	}
+	zkw_stop(c);
 	c->joined = false;
 	c->in_group = false;
 	c->my_id = 0;
