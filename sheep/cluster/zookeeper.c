@@ -72,19 +72,23 @@ static void zk_log_cb(const char *msg)
 }
 
 /*
- * A thread that only sleeps 250 ms at a time: if one of its sleeps lasts
+ * A thread that only sleeps a tenth of the session timeout at a time
+ * (250 ms to 1 s; an idle sheep's wakeups count): if one of its sleeps lasts
  * 2/3 of the session timeout, the whole process stood still (SIGSTOP, a
  * frozen VM), not just a busy loop thread, and the session may have
  * expired meanwhile.
  */
-#define WATCHDOG_MS 250
+#define WATCHDOG_MIN_MS 250
+#define WATCHDOG_MAX_MS 1000
 static void *watchdog(void *arg)
 {
 	struct cluster_ctx *c = arg;
 	uint64_t last = sd_now_ns();
 	uint64_t limit = (uint64_t)c->opt.timeout_ms * 2 / 3 * 1000000u;
+	unsigned ms = c->opt.timeout_ms / 10;
+	ms = ms < WATCHDOG_MIN_MS ? WATCHDOG_MIN_MS : ms > WATCHDOG_MAX_MS ? WATCHDOG_MAX_MS : ms;
 	for (;;) {
-		usleep(WATCHDOG_MS * 1000);
+		usleep(ms * 1000);
 		uint64_t now = sd_now_ns();
 		pthread_mutex_lock(&c->mu);
 		bool stop = c->wd_stop;
