@@ -264,16 +264,6 @@ static int drop_former_selves(struct cluster_ctx *c)
 	return r;
 }
 
-void zk_member_prefix(const struct sd_node *node, char *buf, size_t len)
-{
-	char addr[sizeof(node->addr)];
-	snprintf(addr, sizeof(addr), "%s", node->addr);
-	for (char *p = addr; *p; p++)
-		if (*p == '/' || *p == '-' || *p == '_')
-			*p = '.';
-	snprintf(buf, len, "m-%s_%u-", addr, node->port);
-}
-
 static void kick(struct cluster_ctx *c)
 {
 	uint64_t one = 1;

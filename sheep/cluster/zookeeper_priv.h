@@ -165,10 +165,10 @@ int zkq_bury_dead(struct cluster_ctx *c);
 void zkq_trim(struct cluster_ctx *c);
 void zkq_reset(struct cluster_ctx *c);
 int zk_err(int rc);
-/* "m-ADDR_PORT-": the name of node's member znodes before the sequence. */
-void zk_member_prefix(const struct sd_node *node, char *buf, size_t len);
 
 /* zookeeper_watch.c */
+/* "m-ADDR_PORT-": the name of node's member znodes before the sequence. */
+void zk_member_prefix(const struct sd_node *node, char *buf, size_t len);
 void zkw_update(struct cluster_ctx *c);
 void zkw_dispatch(struct cluster_ctx *c);
 void zkw_stop(struct cluster_ctx *c);

@@ -1,4 +1,6 @@
-/* zookeeper_watch.c - the zookeeper driver's fast failure detection: each member holds an idle TCP connection to the next one's port and removes a member whose port refuses once that connection dropped. */
+/* zookeeper_watch.c - the zookeeper driver's fast failure detection: each member holds an idle TCP
+ * connection to the next one's port and removes a member whose port refuses once that connection
+ * dropped. */
 #include "config.h"
 
 #if HAVE_ZOOKEEPER
@@ -48,8 +50,18 @@
  */
 
 #define WATCH_CONNECT_MS 2000 /* a pending connect this old proves nothing; retry */
-#define WATCH_RETRY_MS 1000   /* after a connect that proved nothing */
-#define WATCH_MAX_FLAPS 3     /* accepted and dropped at once, in a row */
+#define WATCH_RETRY_MS	 1000 /* after a connect that proved nothing */
+#define WATCH_MAX_FLAPS	 3    /* accepted and dropped at once, in a row */
+
+void zk_member_prefix(const struct sd_node *node, char *buf, size_t len)
+{
+	char addr[sizeof(node->addr)];
+	snprintf(addr, sizeof(addr), "%s", node->addr);
+	for (char *p = addr; *p; p++)
+		if (*p == '/' || *p == '-' || *p == '_')
+			*p = '.';
+	snprintf(buf, len, "m-%s_%u-", addr, node->port);
+}
 
 static void watch_close(struct cluster_ctx *c)
 {
@@ -65,8 +77,8 @@ static void watch_close(struct cluster_ctx *c)
  * connected), -ECONNREFUSED (nothing listens) or another -errno. */
 static int watch_connect(struct cluster_ctx *c)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *res;
 	char port[8];
 	snprintf(port, sizeof(port), "%u", c->w_node.port);
@@ -112,8 +124,8 @@ static void watch_declare_dead(struct cluster_ctx *c)
 			  "port refuses: its process is gone; removed its znode",
 			  c->w_node.addr, c->w_node.port, c->w_id);
 	else if (rc != ZNONODE)
-		sd_warn("zookeeper: cannot remove the znode of dead member %" PRIu64 ": %s", c->w_id,
-			zerror(rc));
+		sd_warn("zookeeper: cannot remove the znode of dead member %" PRIu64 ": %s",
+			c->w_id, zerror(rc));
 	c->w_dead = true;
 	watch_close(c);
 }
@@ -172,7 +184,8 @@ static void watch_event(struct cluster_ctx *c, short revents)
 		if (!(revents & (POLLOUT | POLLERR | POLLHUP))) {
 			if (sd_now_ns() - c->w_since > (uint64_t)WATCH_CONNECT_MS * 1000000u) {
 				watch_close(c); /* no answer: leave it to the session */
-				c->w_retry_after = sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
+				c->w_retry_after =
+				    sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
 			}
 			return;
 		}
@@ -212,7 +225,8 @@ static void watch_event(struct cluster_ctx *c, short revents)
 	}
 	if (c->w_flaps <= 1)
 		sd_info("zookeeper: the connection to %s:%u (member %" PRIu64 ") dropped; "
-			"checking its port", c->w_node.addr, c->w_node.port, c->w_id);
+			"checking its port",
+			c->w_node.addr, c->w_node.port, c->w_id);
 	watch_start(c, true);
 }
 

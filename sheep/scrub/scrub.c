@@ -15,9 +15,9 @@
 #include "sheep/sheep.h"
 #include "sheep/store/store.h"
 
-#define SCRUB_WATCH_MAX 256 /* bad fragments waiting to be seen good again */
-#define SCRUB_REST_WAKE_MS 60000 /* longest sleep while resting or disabled */
-#define SCRUB_EMPTY_WAKE_MS 5000 /* nothing to scrub yet: look again this often */
+#define SCRUB_WATCH_MAX	    256	  /* bad fragments waiting to be seen good again */
+#define SCRUB_REST_WAKE_MS  60000 /* longest sleep while resting or disabled */
+#define SCRUB_EMPTY_WAKE_MS 5000  /* nothing to scrub yet: look again this often */
 
 struct scrub_frag {
 	uint64_t oid;

@@ -1,4 +1,6 @@
-/* test_cluster_corosync_member.c - the corosync driver's member protocol (corosync_member.c) on a simulated agreed-order bus with a virtual clock: newcomers wait while the leader sends member lists to the newcomers ahead of them. */
+/* test_cluster_corosync_member.c - the corosync driver's member protocol (corosync_member.c) on a
+ * simulated agreed-order bus with a virtual clock: newcomers wait while the leader sends member
+ * lists to the newcomers ahead of them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,9 +28,9 @@
  * deterministic: no threads, no real time.
  */
 
-#define NR_PROC 4
+#define NR_PROC	    4
 #define SYNC_GAP_MS 6000 /* each SYNC reaches the bus this long after the previous one */
-#define STEP_MS 100
+#define STEP_MS	    100
 
 struct wire_msg {
 	struct wire_msg *next;
@@ -153,8 +155,8 @@ int cc_cpg_join(struct cluster_ctx *ctx)
 
 /* ---- the simulated group ---- */
 
-static void on_membership(void *arg, const struct sd_node *m, size_t nr, const struct sd_node *changed,
-			  bool joined)
+static void on_membership(void *arg, const struct sd_node *m, size_t nr,
+			  const struct sd_node *changed, bool joined)
 {
 	struct proc *p = arg;
 	p->nr_seen = nr;
@@ -348,10 +350,10 @@ static void test_newcomer_without_any_sync_gives_up_after_the_timeout(void **sta
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_newcomer_waits_while_syncs_go_to_newcomers_ahead,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newcomer_without_any_sync_gives_up_after_the_timeout,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newcomer_waits_while_syncs_go_to_newcomers_ahead,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_newcomer_without_any_sync_gives_up_after_the_timeout, setup, teardown),
 	};
 	sd_log_open(getenv("SD_TEST_LOG"), SD_LOG_INFO, "test");
 	return cmocka_run_group_tests(tests, NULL, NULL);
