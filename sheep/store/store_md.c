@@ -687,7 +687,9 @@ int store_md_check(struct store *st)
 {
 	if (!st)
 		return 0;
-	bool probe = __atomic_exchange_n(&st->md_suspect, 0, __ATOMIC_RELAXED) != 0;
+	/* The write probe when the store saw an EIO, and every tenth call. */
+	bool probe = __atomic_exchange_n(&st->md_suspect, 0, __ATOMIC_RELAXED) != 0 ||
+		     __atomic_add_fetch(&st->md_checks, 1, __ATOMIC_RELAXED) % 10 == 0;
 	bool bad[STORE_MD_MAX] = {false};
 	int nbad = 0;
 	pthread_rwlock_rdlock(&st->md_rw);

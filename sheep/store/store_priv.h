@@ -235,6 +235,7 @@ struct store {
 	size_t ring_n;
 	pthread_rwlock_t md_rw;
 	int md_suspect;       /* an I/O error was seen: check the disks soon (atomic) */
+	uint32_t md_checks;   /* store_md_check() calls (atomic) */
 	char *md_test_eio;    /* SHEEP_TEST_MD_EIO: a file naming a disk that "fails" */
 	int jdirfd; /* dir/obj/.journal (only replayed: from stores before the log) */
 	int pendfd; /* dir/obj/.pend (only loaded: from stores before the log) */
