@@ -266,7 +266,9 @@ static int open_disk(struct store *st, const char *path, struct store_disk *d)
 {
 	if (mkdir(path, 0755) && errno != EEXIST)
 		return -errno;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* DIR itself (plugged back after an unplug): its fragments are in DIR/obj. */
+	bool meta = !strcmp(path, st->dir);
+	int fd = meta ? dup(st->objfd) : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	struct stat sb;

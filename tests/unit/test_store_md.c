@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -149,6 +150,36 @@ static void test_plug_moves_onto_the_new_disk_only(void **state)
 	assert_memory_equal(buf, got, FS);
 }
 
+/* A disk on another filesystem (tmpfs): fragments are copied, synced and
+ * removed from the old disk, sparse, and read back; unplugging it copies
+ * them back. */
+static void test_plug_and_unplug_across_filesystems_copy(void **state)
+{
+	struct md_fx *f = *state;
+	char shm[64];
+	snprintf(shm, sizeof(shm), "/dev/shm/sd-md-test.%d", (int)getpid());
+	rm_rf(shm);
+	const char *p[] = {shm};
+	uint64_t moved = 0;
+	assert_int_equal(store_md_plug(f->st, p, 1, &moved), 0);
+	assert_true(moved > 0);
+	assert_int_equal((int)moved, count_frags(shm));
+	assert_int_equal(total(f) + count_frags(shm), NOBJ);
+	assert_all_read(f);
+	/* its weight is its filesystem's free space when plugged */
+	struct store_md_disk d[8];
+	assert_int_equal(store_md_info(f->st, d, 8), 4);
+	struct statvfs v;
+	assert_int_equal(statvfs(shm, &v), 0);
+	uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+	assert_true(d[3].space > avail / 2 && d[3].space < avail * 2 + (64u << 20));
+	assert_int_equal(store_md_unplug(f->st, p, 1, &moved), 0);
+	assert_int_equal(count_frags(shm), 0);
+	assert_int_equal(total(f), NOBJ);
+	assert_all_read(f);
+	rm_rf(shm);
+}
+
 static void test_unplug_empties_the_disk(void **state)
 {
 	struct md_fx *f = *state;
@@ -242,6 +273,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fragments_spread_over_every_disk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plug_moves_onto_the_new_disk_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unplug_empties_the_disk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plug_and_unplug_across_filesystems_copy, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_lists_change_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_removed_disk_is_taken_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_changed_disk_list_at_open_moves_fragments, setup,
