@@ -39,8 +39,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: sheep [OPTION]... DIR\n"
+		"Usage: sheep [OPTION]... DIR[,DISK...]\n"
 		"Run a sheep: one node of a cluster, storing object fragments under DIR/obj\n"
+		"(or spread over the DISK directories by capacity: Sheepdog's multi-disk)\n"
 		"and serving the Sheepdog protocol on a TCP port.\n"
 		"\n"
 		"  -p, --port PORT         Sheepdog protocol port (default 7000)\n"
