@@ -17,6 +17,9 @@
 /* Options from the command line. */
 struct sheep_opts {
 	const char *dir;
+	/* sheep DIR,DISK1,DISK2: Sheepdog's multi-disk store (store_md.c) */
+	const char *md_disks[64];
+	int nr_md_disks;
 	uint16_t port;
 	const char *bind_addr;  /* -b, NULL = any */
 	const char *advertise;  /* -y */
@@ -205,5 +208,9 @@ bool sd_node_eq(const struct sd_node *a, const struct sd_node *b);
 int sheep_node_cmp(const void *a, const void *b);
 /* Write a whole file atomically (tmp + rename, fsync unless nosync). */
 int sheep_write_file(struct sheep *s, const char *path, const void *buf, size_t len);
+
+/* DIR/vnodes: the count dog node vnodes set gave this sheep, read at start
+ * (it wins over -V and the capacity until the next set). */
+#define SHEEP_VNODES_FILE "vnodes"
 
 #endif

@@ -636,6 +636,48 @@ static void test_replan_mid_recovery_keeps_finished_work(void **state)
 	cluster_free(c);
 }
 
+/* A node that loses fragments it already holds (a failed or unplugged
+ * disk: store_md.c) replans at the same epoch. Without
+ * recovery_forget_done() the engine carried "done" over from the last
+ * plan and the lost fragments stayed lost (test 140 found it); with it
+ * they are fetched or rebuilt again. */
+static void test_forget_done_refetches_fragments_lost_locally(void **state)
+{
+	(void)state;
+	struct fcluster *c = cluster_new(8);
+	struct fnodes_rec nr = {0};
+	write_objects(c, 30, 15, 7);
+	c->node[1].alive = 0;
+	plan_all(c, &nr, 2);
+	run_all(c, &nr, 0);
+	assert_int_equal(assert_full_redundancy(c), 0);
+
+	/* Node 3 loses every other fragment it holds. */
+	struct fnode *n3 = &c->node[3];
+	size_t kept = 0, lost = 0;
+	for (size_t k = 0; k < n3->nr; k++) {
+		if (k % 2) {
+			free(n3->frags[k]);
+			lost++;
+		} else {
+			n3->frags[kept++] = n3->frags[k];
+		}
+	}
+	n3->nr = kept;
+	assert_true(lost > 0);
+	recovery_forget_done(nr.r[3]);
+	plan_all(c, &nr, 2); /* the same epoch: only node 3's plan changes */
+	run_all(c, &nr, 0);
+	struct recovery_progress p;
+	recovery_progress(nr.r[3], &p);
+	assert_int_equal(p.failed, 0);
+	assert_true(p.copied + p.rebuilt >= lost);
+	assert_int_equal(assert_full_redundancy(c), 0);
+	assert_all_readable(c);
+	free_all(&nr);
+	cluster_free(c);
+}
+
 /* Work finished under one epoch is not reported again as this epoch's
  * copies or rebuilds: after the next membership change (recovery disabled,
  * as an admin does for maintenance) nothing counts as moved, and the
@@ -1120,6 +1162,7 @@ int main(void)
 	    cmocka_unit_test(test_corrupt_fragment_is_rebuilt_by_plan_object),
 	    cmocka_unit_test(test_lost_object_is_reported_and_never_dropped),
 	    cmocka_unit_test(test_job_without_sources_is_taken),
+	    cmocka_unit_test(test_forget_done_refetches_fragments_lost_locally),
 	};
 	sd_log_set_level(SD_LOG_WARNING);
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
