@@ -149,7 +149,7 @@ int gw_op_settle(struct gw_obj *o, void *arg)
 int gateway_settle_obj(struct sheep *s, uint64_t oid)
 {
 	gw_obj_lock(s, oid, true);
-	int ret = gw_run(s, oid, gw_op_settle, NULL);
+	int ret = gw_run(s, oid, gw_op_settle, NULL); /* a stored id (recovery's) */
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }
@@ -158,7 +158,18 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 {
 	struct rw_args a = {.buf = buf, .len = len, .off = off};
 	gw_obj_lock(s, oid, false);
-	int ret = gw_run(s, oid, gw_op_read, &a);
+	int ret;
+	/* Under vdi alter-copy the object may move between the lookup of its
+	 * id and the read (its coordinator converts it): look again. */
+	for (int attempt = 0;; attempt++) {
+		uint64_t at;
+		bool converting;
+		ret = gw_resolve(s, oid, false, &at, &converting);
+		if (ret == SD_RES_SUCCESS)
+			ret = gw_run(s, at, gw_op_read, &a);
+		if (ret != SD_RES_NO_OBJ || !converting || attempt >= 2)
+			break;
+	}
 	gw_obj_unlock(s, oid, false);
 	return ret;
 }
@@ -168,7 +179,12 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 {
 	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
 	gw_obj_lock(s, oid, true);
-	int ret = gw_run(s, oid, gw_op_write, &a);
+	/* Here, as the coordinator, under the object lock that vdi
+	 * alter-copy's move of this object takes too (convert.c). */
+	uint64_t at;
+	int ret = gw_resolve(s, oid, true, &at, NULL);
+	if (ret == SD_RES_SUCCESS)
+		ret = gw_run(s, at, gw_op_write, &a);
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }
@@ -272,13 +288,22 @@ int gateway_locate_obj(struct sheep *s, uint64_t oid, struct gateway_loc *out, i
 {
 	struct locate_args a = {out, max, width, d, ec};
 	*width = 0;
-	return gw_run(s, oid, gw_op_locate, &a);
+	uint64_t at;
+	int ret = gw_resolve(s, oid, false, &at, NULL);
+	return ret == SD_RES_SUCCESS ? gw_run(s, at, gw_op_locate, &a) : ret;
 }
 
 int gateway_remove_obj(struct sheep *s, uint64_t oid)
 {
 	gw_obj_lock(s, oid, true);
 	int ret = gw_run(s, oid, gw_op_remove, NULL);
+	/* A client's id of a VDI with two layouts: remove both (a deleted
+	 * VDI's reclaim names what the stores list, and removes each). */
+	if (is_data_obj(oid) && !(oid & SD_LAYOUT_BIT) && gw_vdi_layered(s, oid)) {
+		int r = gw_run(s, oid | SD_LAYOUT_BIT, gw_op_remove, NULL);
+		if (ret == SD_RES_NO_OBJ || (ret == SD_RES_SUCCESS && r != SD_RES_NO_OBJ))
+			ret = r;
+	}
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }

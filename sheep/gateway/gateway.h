@@ -98,6 +98,12 @@ struct nbd_server **gateway_nbd_slot(struct sheep *s);
 /* Apply a write here, as the object's coordinator (no forwarding). */
 int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 			bool create);
+/* vdi alter-copy (convert.c): move data object oid of a converting VDI
+ * to its new layout at its write coordinator (gateway_convert_obj) or here
+ * as that coordinator (gateway_convert_local). SUCCESS also when there
+ * was nothing to move. */
+int gateway_convert_obj(struct sheep *s, uint64_t oid);
+int gateway_convert_local(struct sheep *s, uint64_t oid);
 int gateway_init(struct sheep *s);
 void gateway_fini(struct sheep *s);
 

@@ -70,6 +70,7 @@ struct gw_state {
 	pthread_mutex_t vcache_mu;
 	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */
 	struct gw_commitq *commitq;
+	struct gw_converter *conv; /* convert.c */
 };
 
 /* What a probe or read learned about one fragment. */
@@ -141,6 +142,16 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
 /* vcache.c: the coordinator's object versions (0: unknown / forget). */
 uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid);
 void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid);
+/* convert.c: vdi alter-copy. gw_resolve: the id data object oid (as a
+ * client names it) is stored under now, for a read or a write (a write
+ * of an object that is nowhere yet goes to the target layout); SUCCESS or
+ * an error of the probe. *converting: its VDI is being converted (a read
+ * that finds nothing should resolve again). */
+int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *converting);
+/* oid's VDI has ever had two layouts: holder-local copies do not apply. */
+bool gw_vdi_layered(struct sheep *s, uint64_t oid);
+int gw_converter_init(struct sheep *s);
+void gw_converter_fini(struct sheep *s);
 /* commitq.c: asynchronous commits of early-ack writes. */
 void gw_commitq_add(struct gw_obj *o, const struct peer_call *calls, int n, uint64_t wid,
 		    bool die);

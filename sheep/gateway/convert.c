@@ -1,0 +1,430 @@
+/* convert.c - vdi alter-copy: which of its two ids a data object is stored under, the per-object rewrite into the new layout, and the background converter. */
+#include <pthread.h>
+#include <stddef.h>
+
+#include "sheep/gateway/gateway_priv.h"
+
+/*
+ * A VDI's data object idx is stored under one of two ids: its home id
+ * (the client's id, with SD_LAYOUT_BIT when VDI_F_GEN is set) in the VDI's
+ * policy, or the other id in the alternative policy (vdi_entry.alt_*).
+ * Outside a conversion every object is at home. During one, an object is
+ * at its other id (the target layout) once that id is readable, else at
+ * home; an object created during a conversion is created at the other id.
+ * gw_convert_local moves one object, under the coordinator's object lock
+ * that every write of it takes too. See docs/architecture.md.
+ */
+
+struct exists_arg {
+	bool readable;
+};
+
+/* Does a readable generation of o exist (d fragments, or one copy, of
+ * one version)? Sets a->readable; SUCCESS or a retry code. */
+static int gw_op_exists(struct gw_obj *o, void *arg)
+{
+	struct exists_arg *a = arg;
+	struct frag_state st[GW_MAX_CALLS];
+	memset(st, 0, sizeof(st));
+	int ret = gw_probe(o, st);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	a->readable = gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
+	return SD_RES_SUCCESS;
+}
+
+/* SUCCESS (readable), NO_OBJ (nothing readable), or an error. */
+static int gw_stored_exists(struct sheep *s, uint64_t oid)
+{
+	struct exists_arg a = {0};
+	int ret = gw_run(s, oid, gw_op_exists, &a);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return a.readable ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
+/* The home and the other id of data object oid (client form) of VDI e. */
+static void gw_ids(const struct vdi_entry *e, uint64_t oid, uint64_t *home, uint64_t *other)
+{
+	uint64_t plain = oid & ~SD_LAYOUT_BIT;
+	*home = (e->flags & VDI_F_GEN) ? plain | SD_LAYOUT_BIT : plain;
+	*other = *home ^ SD_LAYOUT_BIT;
+}
+
+int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *converting)
+{
+	*out = oid;
+	if (converting)
+		*converting = false;
+	if (!is_data_obj(oid) || (oid & SD_LAYOUT_BIT))
+		return SD_RES_SUCCESS;
+	struct vdi_entry e;
+	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted)
+		return SD_RES_SUCCESS; /* the caller's call says what is wrong */
+	uint64_t home, other;
+	gw_ids(&e, oid, &home, &other);
+	*out = home;
+	if (!(e.flags & VDI_F_CONVERTING))
+		return SD_RES_SUCCESS;
+	if (converting)
+		*converting = true;
+	if (oid_to_idx(oid) < e.conv_mark) {
+		*out = other;
+		return SD_RES_SUCCESS;
+	}
+	int r = gw_stored_exists(s, other);
+	if (r == SD_RES_SUCCESS) {
+		*out = other;
+		return r;
+	}
+	if (r != SD_RES_NO_OBJ || !write)
+		return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
+	/* A write: an object that is nowhere yet is created in the target
+	 * layout, so the converter never has to come back for it. */
+	r = gw_stored_exists(s, home);
+	if (r == SD_RES_NO_OBJ)
+		*out = other;
+	return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
+}
+
+bool gw_vdi_layered(struct sheep *s, uint64_t oid)
+{
+	struct vdi_entry e;
+	if (!is_data_obj(oid) || group_vdi_find(s, oid_to_vid(oid), &e))
+		return false;
+	return (e.flags & (VDI_F_GEN | VDI_F_CONVERTING)) || (oid & SD_LAYOUT_BIT);
+}
+
+struct whole_arg {
+	void *buf;
+	uint32_t len;
+	bool create;
+	uint64_t mixed_since;
+};
+
+static int gw_op_read_whole(struct gw_obj *o, void *arg)
+{
+	struct whole_arg *a = arg;
+	a->len = o->obj_size;
+	a->buf = malloc(o->obj_size);
+	if (!a->buf)
+		return SD_RES_NO_MEM;
+	int ret = o->ec ? gw_read_ec(o, a->buf, o->obj_size, 0)
+			: gw_read_copies(o, a->buf, o->obj_size, 0);
+	if (ret != SD_RES_SUCCESS) {
+		free(a->buf);
+		a->buf = NULL;
+	}
+	return ret;
+}
+
+static int gw_op_write_whole(struct gw_obj *o, void *arg)
+{
+	struct whole_arg *a = arg;
+	if (a->len != o->obj_size)
+		return SD_RES_INVALID_PARMS;
+	return gw_write_once(o, a->buf, a->len, 0, a->create, &a->mixed_since);
+}
+
+static int gw_read_stored(struct sheep *s, uint64_t oid, struct whole_arg *a)
+{
+	memset(a, 0, sizeof(*a));
+	return gw_run(s, oid, gw_op_read_whole, a);
+}
+
+/*
+ * Move data object oid (client form) of a converting VDI to its other
+ * id, here, as its write coordinator, under its object lock. Crash-safe:
+ * the new layout is written whole and acknowledged (durable on every
+ * reachable holder) before the old one is removed, and a readable new
+ * layout is the object from the moment it exists (gw_resolve), so a
+ * crash anywhere leaves the old layout, or the new one (possibly with
+ * the old still to remove, or with positions to fill: both redone here
+ * on the next pass). SUCCESS also when there is nothing to move.
+ */
+int gateway_convert_local(struct sheep *s, uint64_t oid)
+{
+	oid &= ~SD_LAYOUT_BIT;
+	if (!is_data_obj(oid))
+		return SD_RES_INVALID_PARMS;
+	gw_obj_lock(s, oid, true);
+	struct vdi_entry e;
+	int ret = SD_RES_SUCCESS;
+	struct whole_arg a = {0};
+	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted ||
+	    !(e.flags & VDI_F_CONVERTING))
+		goto out;
+	uint64_t home, other;
+	gw_ids(&e, oid, &home, &other);
+	ret = gw_stored_exists(s, other);
+	if (ret == SD_RES_SUCCESS) {
+		/* Already the object. If the old layout is still there, an
+		 * earlier pass died between the two steps: the new one may
+		 * lack positions, so it is rewritten whole from itself. */
+		ret = gw_stored_exists(s, home);
+		if (ret == SD_RES_NO_OBJ) {
+			ret = SD_RES_SUCCESS;
+			goto out;
+		}
+		if (ret != SD_RES_SUCCESS || (ret = gw_read_stored(s, other, &a)) != SD_RES_SUCCESS)
+			goto out;
+		a.create = false;
+		ret = gw_run(s, other, gw_op_write_whole, &a);
+	} else if (ret == SD_RES_NO_OBJ) {
+		ret = gw_read_stored(s, home, &a);
+		if (ret == SD_RES_NO_OBJ) {
+			ret = SD_RES_SUCCESS; /* never written: nothing to move */
+			goto out;
+		}
+		if (ret != SD_RES_SUCCESS)
+			goto out;
+		a.create = true;
+		ret = gw_run(s, other, gw_op_write_whole, &a);
+		if (ret != SD_RES_SUCCESS) {
+			/* Leave no unreadable remains that a later probe would
+			 * have to weigh: the old layout is still the object. */
+			int r = gw_run(s, other, gw_op_remove, NULL);
+			if (r != SD_RES_SUCCESS && r != SD_RES_NO_OBJ)
+				sd_warn("%016llx: removing a partial conversion failed: %s",
+					(unsigned long long)other, sd_strerror((uint32_t)r));
+		}
+	}
+	if (ret != SD_RES_SUCCESS)
+		goto out;
+	ret = gw_run(s, home, gw_op_remove, NULL);
+	if (ret == SD_RES_NO_OBJ)
+		ret = SD_RES_SUCCESS;
+out:
+	free(a.buf);
+	gw_obj_unlock(s, oid, true);
+	if (ret != SD_RES_SUCCESS)
+		sd_warn("%016llx: conversion failed: %s", (unsigned long long)oid,
+			sd_strerror((uint32_t)ret));
+	return ret;
+}
+
+/* ---- the converter: one thread per sheep; the first member of the view
+ * drives every conversion, one object at a time, each at its coordinator ---- */
+
+struct gw_converter {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool stop, started;
+	uint32_t delay_ms; /* SHEEP_TEST_CONVERT_MS: test hook, a pause per object */
+};
+
+static bool conv_stopping(struct sheep *s)
+{
+	struct gw_converter *c = s->gw->conv;
+	pthread_mutex_lock(&c->mu);
+	bool stop = c->stop;
+	pthread_mutex_unlock(&c->mu);
+	return stop || atomic_load(&s->stopping);
+}
+
+static void conv_sleep(struct sheep *s, uint32_t ms)
+{
+	struct gw_converter *c = s->gw->conv;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (!c->stop)
+		pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Is this sheep the one that drives conversions (first member of the view)? */
+static bool conv_leader(struct sheep *s)
+{
+	struct sheep_view *v = sheep_view_get(s);
+	if (!v)
+		return false;
+	bool me = v->nr_nodes && sd_node_eq(&v->nodes[0], &s->self);
+	sheep_view_put(v);
+	return me && !group_waiting(s);
+}
+
+static int conv_post(struct sheep *s, uint32_t vid, uint8_t op, uint64_t mark)
+{
+	struct cmsg_vdi m;
+	memset(&m, 0, sizeof(m));
+	m.h.type = CMSG_VDI_ALTER;
+	m.vid = vid;
+	m.snapshot = op;
+	m.size = mark;
+	return group_cluster_op(s, &m, sizeof(m), NULL);
+}
+
+/* The one object move, at its write coordinator (forwarded as a
+ * PEER_GW_WRITE with SD_PEER_FLAG_CONVERT), retried while the epoch moves. */
+int gateway_convert_obj(struct sheep *s, uint64_t oid)
+{
+	uint64_t deadline = sd_now_ns() + (uint64_t)GW_RETRY_MS * 1000000ull;
+	for (;;) {
+		struct sheep_view *v = sheep_view_get(s);
+		if (!v)
+			return SD_RES_WAIT_FOR_JOIN;
+		struct gw_obj o;
+		int ret = gw_obj_init(s, v, oid, &o);
+		const struct sd_node *coord = NULL;
+		for (int i = 0; ret == SD_RES_SUCCESS && i < o.width && !coord; i++)
+			coord = o.holder[i];
+		if (ret != SD_RES_SUCCESS || !coord || sd_node_eq(coord, &s->self) ||
+		    s->opt.test_local_writes) {
+			sheep_view_put(v);
+			return ret == SD_RES_SUCCESS ? gateway_convert_local(s, oid) : ret;
+		}
+		struct peer_call c;
+		memset(&c, 0, sizeof(c));
+		c.node = coord;
+		c.req.opcode = SD_OP_PEER_GW_WRITE;
+		c.req.epoch = v->epoch;
+		c.req.obj.oid = oid;
+		c.req.flags = SD_PEER_FLAG_CONVERT;
+		peer_fanout(s, &c, 1);
+		uint32_t epoch = v->epoch;
+		sheep_view_put(v);
+		ret = c.result;
+		if (!gw_res_is_retry(ret) && ret != SD_RES_NETWORK_ERROR)
+			return ret;
+		if (atomic_load(&s->stopping) || sd_now_ns() > deadline)
+			return ret;
+		struct sheep_view *nv = sheep_view_wait_change(s, epoch, 1000);
+		if (nv)
+			sheep_view_put(nv);
+	}
+}
+
+/* Write the target policy into the inode header (what dog vdi list and
+ * clients read), before the table says the conversion is over. */
+static int conv_inode_policy(struct sheep *s, const struct vdi_entry *e)
+{
+	uint64_t ino = vid_to_vdi_oid(e->vid);
+	uint8_t b[3];
+	uint32_t off = (uint32_t)offsetof(struct sd_inode, copy_policy);
+	int ret = gateway_read_obj(s, ino, b, sizeof(b), off);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	b[0] = e->alt_policy; /* copy_policy, store_policy, nr_copies */
+	b[2] = e->alt_copies;
+	return gateway_write_obj(s, ino, b, sizeof(b), off, false);
+}
+
+#define CONV_MAP_CHUNK 4096u
+
+/*
+ * Convert VDI vid from its mark to its end, then end the conversion.
+ * Returns when done, when this sheep stops leading, or on an error (the
+ * next pass goes on from the mark: every step is idempotent).
+ */
+static void conv_vdi(struct sheep *s, uint32_t vid)
+{
+	struct gw_converter *c = s->gw->conv;
+	struct vdi_entry e;
+	if (group_vdi_find(s, vid, &e) || !(e.flags & VDI_F_CONVERTING))
+		return;
+	uint32_t nr = (uint32_t)((e.size + (1ull << e.shift) - 1) >> e.shift);
+	uint32_t *map = malloc(CONV_MAP_CHUNK * sizeof(*map));
+	if (!map)
+		return;
+	uint64_t last_post = sd_now_ns();
+	uint32_t idx = e.conv_mark;
+	sd_info("VDI %s (%x): converting objects %u..%u", e.name, vid, idx, nr);
+	while (idx < nr) {
+		uint32_t n = SD_MIN(CONV_MAP_CHUNK, nr - idx);
+		int ret = gateway_read_obj(s, vid_to_vdi_oid(vid), map, n * (uint32_t)sizeof(*map),
+					   (uint32_t)sd_inode_vid_offset(idx));
+		if (ret != SD_RES_SUCCESS)
+			goto out;
+		for (uint32_t k = 0; k < n; k++, idx++) {
+			if (conv_stopping(s) || !conv_leader(s))
+				goto out;
+			if (group_vdi_find(s, vid, &e) || e.deleted || !(e.flags & VDI_F_CONVERTING))
+				goto out;
+			if (map[k] != vid)
+				continue; /* unallocated, or its parent's (never converted) */
+			if (c->delay_ms)
+				conv_sleep(s, c->delay_ms);
+			if ((ret = gateway_convert_obj(s, vid_to_data_oid(vid, idx))) != SD_RES_SUCCESS)
+				goto out;
+			if (sd_now_ns() - last_post > 500000000ull) {
+				conv_post(s, vid, CMSG_ALTER_PROGRESS, idx + 1);
+				last_post = sd_now_ns();
+			}
+		}
+	}
+	conv_post(s, vid, CMSG_ALTER_PROGRESS, nr);
+	if (group_vdi_find(s, vid, &e) || !(e.flags & VDI_F_CONVERTING) ||
+	    conv_inode_policy(s, &e) != SD_RES_SUCCESS)
+		goto out;
+	if (conv_post(s, vid, CMSG_ALTER_DONE, 0) == SD_RES_SUCCESS)
+		sd_info("VDI %s (%x): conversion done", e.name, vid);
+out:
+	free(map);
+}
+
+static int conv_collect(struct sheep *s, uint32_t *vids, int max)
+{
+	int n = 0;
+	struct vdi_table *t = group_vdis_lock(s, NULL);
+	for (int b = 0; b < VDI_HASH_BUCKETS && n < max; b++)
+		for (struct vdi_entry *e = t->buckets[b]; e && n < max; e = e->hnext)
+			if ((e->flags & VDI_F_CONVERTING) && !e->deleted)
+				vids[n++] = e->vid;
+	group_vdis_unlock(s);
+	return n;
+}
+
+static void *conv_main(void *arg)
+{
+	struct sheep *s = arg;
+	while (!conv_stopping(s)) {
+		conv_sleep(s, 300);
+		if (conv_stopping(s) || !conv_leader(s))
+			continue;
+		uint32_t vids[64];
+		int n = conv_collect(s, vids, 64);
+		for (int i = 0; i < n && !conv_stopping(s); i++)
+			conv_vdi(s, vids[i]);
+	}
+	return NULL;
+}
+
+int gw_converter_init(struct sheep *s)
+{
+	struct gw_converter *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	const char *d = getenv("SHEEP_TEST_CONVERT_MS");
+	c->delay_ms = d ? (uint32_t)strtoul(d, NULL, 10) : 0;
+	s->gw->conv = c;
+	if (pthread_create(&c->thread, NULL, conv_main, s) == 0)
+		c->started = true;
+	return c->started ? 0 : -EAGAIN;
+}
+
+void gw_converter_fini(struct sheep *s)
+{
+	struct gw_converter *c = s->gw ? s->gw->conv : NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	s->gw->conv = NULL;
+}
