@@ -19,8 +19,10 @@ struct exists_arg {
 	bool readable;
 };
 
-/* Does a readable generation of o exist (d fragments, or one copy, of
- * one version)? Sets a->readable; SUCCESS or a retry code. */
+/* Is o there: a readable generation (d fragments, or one copy, of one
+ * version), or a write pending on it (an early-acknowledged write is
+ * acknowledged before its commits: it is the object already)? Sets
+ * a->readable; SUCCESS or a retry code. */
 static int gw_op_exists(struct gw_obj *o, void *arg)
 {
 	struct exists_arg *a = arg;
@@ -29,8 +31,20 @@ static int gw_op_exists(struct gw_obj *o, void *arg)
 	int ret = gw_probe(o, st);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	a->readable = gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
+	bool pend = false;
+	for (int i = 0; i < o->width; i++)
+		pend |= st[i].has_pend;
+	a->readable = pend || gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
 	return SD_RES_SUCCESS;
+}
+
+/* Remove o everywhere and forget its version in this coordinator's cache:
+ * the id may be written afresh by a later conversion. */
+static int gw_op_drop(struct gw_obj *o, void *arg)
+{
+	int ret = gw_op_remove(o, arg);
+	gw_vcache_put(o, 0, 0);
+	return ret;
 }
 
 /* SUCCESS (readable), NO_OBJ (nothing readable), or an error. */
@@ -183,7 +197,7 @@ int gateway_convert_local(struct sheep *s, uint64_t oid)
 		if (ret != SD_RES_SUCCESS) {
 			/* Leave no unreadable remains that a later probe would
 			 * have to weigh: the old layout is still the object. */
-			int r = gw_run(s, other, gw_op_remove, NULL);
+			int r = gw_run(s, other, gw_op_drop, NULL);
 			if (r != SD_RES_SUCCESS && r != SD_RES_NO_OBJ)
 				sd_warn("%016llx: removing a partial conversion failed: %s",
 					(unsigned long long)other, sd_strerror((uint32_t)r));
@@ -191,7 +205,7 @@ int gateway_convert_local(struct sheep *s, uint64_t oid)
 	}
 	if (ret != SD_RES_SUCCESS)
 		goto out;
-	ret = gw_run(s, home, gw_op_remove, NULL);
+	ret = gw_run(s, home, gw_op_drop, NULL);
 	if (ret == SD_RES_NO_OBJ)
 		ret = SD_RES_SUCCESS;
 out:
