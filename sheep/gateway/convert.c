@@ -1,42 +1,15 @@
-/* convert.c - vdi alter-copy: which of its two ids a data object is stored under, the per-object rewrite into the new layout, and the background converter. */
+/* convert.c - vdi alter-copy: the per-object rewrite into the new layout at the object's coordinator, and the background converter that drives it. */
 #include <pthread.h>
 #include <stddef.h>
 
 #include "sheep/gateway/gateway_priv.h"
 
 /*
- * A VDI's data object idx is stored under one of two ids: its home id
- * (the client's id, with SD_LAYOUT_BIT when VDI_F_GEN is set) in the VDI's
- * policy, or the other id in the alternative policy (vdi_entry.alt_*).
- * Outside a conversion every object is at home. During one, an object is
- * at its other id (the target layout) once that id is readable, else at
- * home; an object created during a conversion is created at the other id.
- * gw_convert_local moves one object, under the coordinator's object lock
- * that every write of it takes too. See docs/architecture.md.
+ * Which of its two ids a data object is at is decided by gw_resolve
+ * (gateway.c). gateway_convert_local moves one object, under the
+ * coordinator's object lock that every write of it takes too. See
+ * docs/architecture.md, "Changing a VDI's policy".
  */
-
-struct exists_arg {
-	bool readable;
-};
-
-/* Is o there: a readable generation (d fragments, or one copy, of one
- * version), or a write pending on it (an early-acknowledged write is
- * acknowledged before its commits: it is the object already)? Sets
- * a->readable; SUCCESS or a retry code. */
-static int gw_op_exists(struct gw_obj *o, void *arg)
-{
-	struct exists_arg *a = arg;
-	struct frag_state st[GW_MAX_CALLS];
-	memset(st, 0, sizeof(st));
-	int ret = gw_probe(o, st);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	bool pend = false;
-	for (int i = 0; i < o->width; i++)
-		pend |= st[i].has_pend;
-	a->readable = pend || gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
-	return SD_RES_SUCCESS;
-}
 
 /* Remove o everywhere and forget its version in this coordinator's cache:
  * the id may be written afresh by a later conversion. */
@@ -45,68 +18,6 @@ static int gw_op_drop(struct gw_obj *o, void *arg)
 	int ret = gw_op_remove(o, arg);
 	gw_vcache_put(o, 0, 0);
 	return ret;
-}
-
-/* SUCCESS (readable), NO_OBJ (nothing readable), or an error. */
-static int gw_stored_exists(struct sheep *s, uint64_t oid)
-{
-	struct exists_arg a = {0};
-	int ret = gw_run(s, oid, gw_op_exists, &a);
-	if (ret != SD_RES_SUCCESS)
-		return ret;
-	return a.readable ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
-}
-
-/* The home and the other id of data object oid (client form) of VDI e. */
-static void gw_ids(const struct vdi_entry *e, uint64_t oid, uint64_t *home, uint64_t *other)
-{
-	uint64_t plain = oid & ~SD_LAYOUT_BIT;
-	*home = (e->flags & VDI_F_GEN) ? plain | SD_LAYOUT_BIT : plain;
-	*other = *home ^ SD_LAYOUT_BIT;
-}
-
-int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *converting)
-{
-	*out = oid;
-	if (converting)
-		*converting = false;
-	if (!is_data_obj(oid) || (oid & SD_LAYOUT_BIT))
-		return SD_RES_SUCCESS;
-	struct vdi_entry e;
-	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted)
-		return SD_RES_SUCCESS; /* the caller's call says what is wrong */
-	uint64_t home, other;
-	gw_ids(&e, oid, &home, &other);
-	*out = home;
-	if (!(e.flags & VDI_F_CONVERTING))
-		return SD_RES_SUCCESS;
-	if (converting)
-		*converting = true;
-	if (oid_to_idx(oid) < e.conv_mark) {
-		*out = other;
-		return SD_RES_SUCCESS;
-	}
-	int r = gw_stored_exists(s, other);
-	if (r == SD_RES_SUCCESS) {
-		*out = other;
-		return r;
-	}
-	if (r != SD_RES_NO_OBJ || !write)
-		return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
-	/* A write: an object that is nowhere yet is created in the target
-	 * layout, so the converter never has to come back for it. */
-	r = gw_stored_exists(s, home);
-	if (r == SD_RES_NO_OBJ)
-		*out = other;
-	return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
-}
-
-bool gw_vdi_layered(struct sheep *s, uint64_t oid)
-{
-	struct vdi_entry e;
-	if (!is_data_obj(oid) || group_vdi_find(s, oid_to_vid(oid), &e))
-		return false;
-	return (e.flags & (VDI_F_GEN | VDI_F_CONVERTING)) || (oid & SD_LAYOUT_BIT);
 }
 
 struct whole_arg {
@@ -411,7 +322,7 @@ static void *conv_main(void *arg)
 	return NULL;
 }
 
-int gw_converter_init(struct sheep *s)
+int gateway_converter_start(struct sheep *s)
 {
 	struct gw_converter *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -426,7 +337,7 @@ int gw_converter_init(struct sheep *s)
 	return c->started ? 0 : -EAGAIN;
 }
 
-void gw_converter_fini(struct sheep *s)
+void gateway_converter_stop(struct sheep *s)
 {
 	struct gw_converter *c = s->gw ? s->gw->conv : NULL;
 	if (!c)

@@ -54,6 +54,101 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 	return ret;
 }
 
+/* ---- vdi alter-copy: which of its two ids a data object is stored under ----
+ *
+ * A VDI's data object idx is stored under one of two ids: its home id
+ * (the client's id, with SD_LAYOUT_BIT when VDI_F_GEN is set) in the VDI's
+ * policy, or the other id in the alternative policy (vdi_entry.alt_*).
+ * Outside a conversion every object is at home. During one, an object is
+ * at its other id (the target layout) once that id is there, else at
+ * home; an object created during a conversion is created at the other id.
+ */
+
+struct exists_arg {
+	bool readable;
+};
+
+/* Is o there: a readable generation (d fragments, or one copy, of one
+ * version), or a write pending on it (an early-acknowledged write is
+ * acknowledged before its commits: it is the object already)? Sets
+ * a->readable; SUCCESS or a retry code. */
+static int gw_op_exists(struct gw_obj *o, void *arg)
+{
+	struct exists_arg *a = arg;
+	struct frag_state st[GW_MAX_CALLS];
+	memset(st, 0, sizeof(st));
+	int ret = gw_probe(o, st);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	bool pend = false;
+	for (int i = 0; i < o->width; i++)
+		pend |= st[i].has_pend;
+	a->readable = pend || gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
+	return SD_RES_SUCCESS;
+}
+
+/* SUCCESS (readable), NO_OBJ (nothing readable), or an error. */
+int gw_stored_exists(struct sheep *s, uint64_t oid)
+{
+	struct exists_arg a = {0};
+	int ret = gw_run(s, oid, gw_op_exists, &a);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return a.readable ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
+/* The home and the other id of data object oid (client form) of VDI e. */
+void gw_ids(const struct vdi_entry *e, uint64_t oid, uint64_t *home, uint64_t *other)
+{
+	uint64_t plain = oid & ~SD_LAYOUT_BIT;
+	*home = (e->flags & VDI_F_GEN) ? plain | SD_LAYOUT_BIT : plain;
+	*other = *home ^ SD_LAYOUT_BIT;
+}
+
+int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *converting)
+{
+	*out = oid;
+	if (converting)
+		*converting = false;
+	if (!is_data_obj(oid) || (oid & SD_LAYOUT_BIT))
+		return SD_RES_SUCCESS;
+	struct vdi_entry e;
+	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted)
+		return SD_RES_SUCCESS; /* the caller's call says what is wrong */
+	uint64_t home, other;
+	gw_ids(&e, oid, &home, &other);
+	*out = home;
+	if (!(e.flags & VDI_F_CONVERTING))
+		return SD_RES_SUCCESS;
+	if (converting)
+		*converting = true;
+	if (oid_to_idx(oid) < e.conv_mark) {
+		*out = other;
+		return SD_RES_SUCCESS;
+	}
+	int r = gw_stored_exists(s, other);
+	if (r == SD_RES_SUCCESS) {
+		*out = other;
+		return r;
+	}
+	if (r != SD_RES_NO_OBJ || !write)
+		return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
+	/* A write: an object that is nowhere yet is created in the target
+	 * layout, so the converter never has to come back for it. */
+	r = gw_stored_exists(s, home);
+	if (r == SD_RES_NO_OBJ)
+		*out = other;
+	return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
+}
+
+bool gw_vdi_layered(struct sheep *s, uint64_t oid)
+{
+	struct vdi_entry e;
+	if (!is_data_obj(oid) || group_vdi_find(s, oid_to_vid(oid), &e))
+		return false;
+	return (e.flags & (VDI_F_GEN | VDI_F_CONVERTING)) || (oid & SD_LAYOUT_BIT);
+}
+
 struct rw_args {
 	void *buf;
 	uint32_t len, off;

@@ -76,16 +76,13 @@ int gateway_init(struct sheep *s)
 	pthread_cond_init(&s->gw->objlock_cond, NULL);
 	gw_vcache_init(s);
 	int r = peer_pool_init(s);
-	if (!r)
-		r = gw_commitq_init(s);
-	return r ? r : gw_converter_init(s);
+	return r ? r : gw_commitq_init(s);
 }
 
 void gateway_fini(struct sheep *s)
 {
 	if (!s->gw)
 		return;
-	gw_converter_fini(s);
 	gw_commitq_fini(s);
 	peer_pool_fini(s);
 	gw_vcache_fini(s);
