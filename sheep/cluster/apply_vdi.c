@@ -177,6 +177,11 @@ int group_apply_vdi_alter(struct sheep *s, struct vdi_entry *e, const struct cms
 	if (e->flags & VDI_F_SNAPSHOT)
 		return SD_RES_READONLY;
 	bool conv = e->flags & VDI_F_CONVERTING;
+	/* PROGRESS and DONE name the conversion they belong to (target and
+	 * layout generation): one posted late by a converter that lost the
+	 * lead must not touch a later conversion. */
+	bool same = conv && e->alt_copies == m->copies && e->alt_policy == m->policy &&
+		    ((e->flags & VDI_F_GEN) ? 1 : 0) == m->shift;
 	switch (m->snapshot) {
 	case CMSG_ALTER_START: {
 		if (conv)
@@ -197,12 +202,12 @@ int group_apply_vdi_alter(struct sheep *s, struct vdi_entry *e, const struct cms
 		return SD_RES_SUCCESS;
 	}
 	case CMSG_ALTER_PROGRESS:
-		if (conv && m->size > e->conv_mark && m->size <= UINT32_MAX)
+		if (same && m->size > e->conv_mark && m->size <= UINT32_MAX)
 			e->conv_mark = (uint32_t)m->size;
-		return conv ? SD_RES_SUCCESS : SD_RES_INVALID_PARMS;
+		return same ? SD_RES_SUCCESS : SD_RES_INVALID_PARMS;
 	case CMSG_ALTER_DONE: {
-		if (!conv)
-			return SD_RES_SUCCESS;
+		if (!same)
+			return SD_RES_INVALID_PARMS;
 		uint8_t c = e->nr_copies, p = e->copy_policy;
 		e->nr_copies = e->alt_copies;
 		e->copy_policy = e->alt_policy;

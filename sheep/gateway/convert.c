@@ -176,14 +176,19 @@ static bool conv_leader(struct sheep *s)
 	return me && !group_waiting(s);
 }
 
-static int conv_post(struct sheep *s, uint32_t vid, uint8_t op, uint64_t mark)
+/* PROGRESS or DONE of the conversion e stands in (its target and layout
+ * generation, so that the table ignores it once that one is over). */
+static int conv_post(struct sheep *s, const struct vdi_entry *e, uint8_t op, uint64_t mark)
 {
 	struct cmsg_vdi m;
 	memset(&m, 0, sizeof(m));
 	m.h.type = CMSG_VDI_ALTER;
-	m.vid = vid;
+	m.vid = e->vid;
 	m.snapshot = op;
 	m.size = mark;
+	m.copies = e->alt_copies;
+	m.policy = e->alt_policy;
+	m.shift = (e->flags & VDI_F_GEN) ? 1 : 0;
 	return group_cluster_op(s, &m, sizeof(m), NULL);
 }
 
@@ -245,6 +250,39 @@ static int conv_inode_policy(struct sheep *s, const struct vdi_entry *e)
 #define CONV_MAP_CHUNK 4096u
 
 /*
+ * The converter's last pass: every data object of the VDI that some
+ * member still holds at its home id is moved. The pass over the object
+ * map misses an object whose creation had chosen the home id before the
+ * conversion started and whose map entry was written after the map was
+ * read; the stores do not. SUCCESS when none is left (after at most
+ * three rounds).
+ */
+static int conv_census(struct sheep *s, const struct vdi_entry *e)
+{
+	uint64_t mask = SD_TYPE_MASK | SD_VDI_MASK | SD_LAYOUT_BIT;
+	uint64_t value = ((uint64_t)e->vid << VDI_SPACE_SHIFT) |
+			 ((e->flags & VDI_F_GEN) ? SD_LAYOUT_BIT : 0);
+	for (int round = 0; round < 3; round++) {
+		uint64_t *oids;
+		size_t nr;
+		int ret = gateway_list_objs(s, mask, value, &oids, &nr);
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+		if (nr == 0) {
+			free(oids);
+			return SD_RES_SUCCESS;
+		}
+		sd_info("VDI %s (%x): %zu object(s) still at their old layout", e->name, e->vid, nr);
+		for (size_t i = 0; i < nr && ret == SD_RES_SUCCESS; i++)
+			ret = gateway_convert_obj(s, oids[i] & ~SD_LAYOUT_BIT);
+		free(oids);
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+	}
+	return SD_RES_AGAIN;
+}
+
+/*
  * Convert VDI vid from its mark to its end, then end the conversion.
  * Returns when done, when this sheep stops leading, or on an error (the
  * next pass goes on from the mark: every step is idempotent).
@@ -252,9 +290,10 @@ static int conv_inode_policy(struct sheep *s, const struct vdi_entry *e)
 static void conv_vdi(struct sheep *s, uint32_t vid)
 {
 	struct gw_converter *c = s->gw->conv;
-	struct vdi_entry e;
+	struct vdi_entry e, first;
 	if (group_vdi_find(s, vid, &e) || !(e.flags & VDI_F_CONVERTING))
 		return;
+	first = e;
 	uint32_t nr = (uint32_t)((e.size + (1ull << e.shift) - 1) >> e.shift);
 	uint32_t *map = malloc(CONV_MAP_CHUNK * sizeof(*map));
 	if (!map)
@@ -271,7 +310,9 @@ static void conv_vdi(struct sheep *s, uint32_t vid)
 		for (uint32_t k = 0; k < n; k++, idx++) {
 			if (conv_stopping(s) || !conv_leader(s))
 				goto out;
-			if (group_vdi_find(s, vid, &e) || e.deleted || !(e.flags & VDI_F_CONVERTING))
+			if (group_vdi_find(s, vid, &e) || e.deleted || !(e.flags & VDI_F_CONVERTING) ||
+			    e.alt_copies != first.alt_copies || e.alt_policy != first.alt_policy ||
+			    ((e.flags ^ first.flags) & VDI_F_GEN))
 				goto out;
 			if (map[k] != vid)
 				continue; /* unallocated, or its parent's (never converted) */
@@ -280,16 +321,16 @@ static void conv_vdi(struct sheep *s, uint32_t vid)
 			if ((ret = gateway_convert_obj(s, vid_to_data_oid(vid, idx))) != SD_RES_SUCCESS)
 				goto out;
 			if (sd_now_ns() - last_post > 500000000ull) {
-				conv_post(s, vid, CMSG_ALTER_PROGRESS, idx + 1);
+				conv_post(s, &first, CMSG_ALTER_PROGRESS, idx + 1);
 				last_post = sd_now_ns();
 			}
 		}
 	}
-	conv_post(s, vid, CMSG_ALTER_PROGRESS, nr);
-	if (group_vdi_find(s, vid, &e) || !(e.flags & VDI_F_CONVERTING) ||
-	    conv_inode_policy(s, &e) != SD_RES_SUCCESS)
+	if (conv_census(s, &first) != SD_RES_SUCCESS ||
+	    conv_post(s, &first, CMSG_ALTER_PROGRESS, nr) != SD_RES_SUCCESS ||
+	    conv_inode_policy(s, &first) != SD_RES_SUCCESS)
 		goto out;
-	if (conv_post(s, vid, CMSG_ALTER_DONE, 0) == SD_RES_SUCCESS)
+	if (conv_post(s, &first, CMSG_ALTER_DONE, 0) == SD_RES_SUCCESS)
 		sd_info("VDI %s (%x): conversion done", e.name, vid);
 out:
 	free(map);

@@ -69,8 +69,10 @@ struct exists_arg {
 };
 
 /* Is o there: a readable generation (d fragments, or one copy, of one
- * version), or a write pending on it (an early-acknowledged write is
- * acknowledged before its commits: it is the object already)? Sets
+ * version), or an early-acknowledged write pending on it (acknowledged
+ * before its commits: it is the object already)? A plain prepared write
+ * is not: the converter's create of the new layout is one until it
+ * commits, and readers must keep reading the old layout meanwhile. Sets
  * a->readable; SUCCESS or a retry code. */
 static int gw_op_exists(struct gw_obj *o, void *arg)
 {
@@ -82,7 +84,7 @@ static int gw_op_exists(struct gw_obj *o, void *arg)
 		return ret;
 	bool pend = false;
 	for (int i = 0; i < o->width; i++)
-		pend |= st[i].has_pend;
+		pend |= st[i].has_pend && st[i].pend_early;
 	a->readable = pend || gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
 	return SD_RES_SUCCESS;
 }
@@ -122,10 +124,8 @@ int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *c
 		return SD_RES_SUCCESS;
 	if (converting)
 		*converting = true;
-	if (oid_to_idx(oid) < e.conv_mark) {
-		*out = other;
-		return SD_RES_SUCCESS;
-	}
+	/* Not the mark (progress only): an object the converter passed may
+	 * still be at home for a moment (see conv_census in convert.c). */
 	int r = gw_stored_exists(s, other);
 	if (r == SD_RES_SUCCESS) {
 		*out = other;
@@ -255,15 +255,18 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 	gw_obj_lock(s, oid, false);
 	int ret;
 	/* Under vdi alter-copy the object may move between the lookup of its
-	 * id and the read (its coordinator converts it): look again. */
+	 * id and the read: its coordinator converts it without this reader's
+	 * lock, and removes the old layout fragment by fragment (NO_OBJ, or
+	 * EIO with fewer than d left). Look again. */
 	for (int attempt = 0;; attempt++) {
 		uint64_t at;
 		bool converting;
 		ret = gw_resolve(s, oid, false, &at, &converting);
 		if (ret == SD_RES_SUCCESS)
 			ret = gw_run(s, at, gw_op_read, &a);
-		if (ret != SD_RES_NO_OBJ || !converting || attempt >= 2)
+		if ((ret != SD_RES_NO_OBJ && ret != SD_RES_EIO) || !converting || attempt >= 4)
 			break;
+		usleep(10000u << attempt);
 	}
 	gw_obj_unlock(s, oid, false);
 	return ret;
