@@ -1,12 +1,15 @@
 /* ops_alter.c - vdi alter-copy's two ops: start (or resume) a VDI's policy change, and report how far it is. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ec/ec.h"
+#include "lib/inode.h"
 #include "lib/log.h"
 #include "lib/oid.h"
 #include "lib/sd_wire.h"
 #include "sheep/cluster/cluster.h"
+#include "sheep/gateway/gateway.h"
 #include "sheep/server/ops_priv.h"
 #include "sheep/server/server.h"
 #include "sheep/sheep.h"
@@ -22,7 +25,9 @@ static int refuse(struct request *r, int res, const char *msg)
  * the VDI exists and is not a snapshot, the target is a valid policy for
  * its object size and differs from the current one, and the cluster has
  * a zone for each copy or fragment (a conversion to a policy the cluster
- * cannot place would leave the data less redundant than it was).
+ * cannot place would leave the data less redundant than it was), and no
+ * VM state is saved in it (vmstate objects are not converted, and would
+ * be read with the new policy afterwards).
  */
 int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 {
@@ -63,6 +68,15 @@ int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 			 have, tb);
 		return refuse(r, SD_RES_VDI_LOCKED, msg);
 	}
+	uint64_t vmstate = 0;
+	int ret = gateway_read_obj(s, vid_to_vdi_oid(vid), &vmstate, sizeof(vmstate),
+				   (uint32_t)offsetof(struct sd_inode, vm_state_size));
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	if (vmstate)
+		return refuse(r, SD_RES_INVALID_PARMS,
+			      "the VDI holds saved VM state (savevm), which is not converted: "
+			      "delete it first");
 	struct sheep_view *v = sheep_view_get(s);
 	if (!v)
 		return SD_RES_WAIT_FOR_JOIN;
@@ -83,7 +97,7 @@ int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 	m.copies = copies;
 	m.policy = ec_policy_is_ec(&pol) ? policy : 0;
 	m.snapshot = CMSG_ALTER_START;
-	int ret = group_cluster_op(s, &m, sizeof(m), NULL);
+	ret = group_cluster_op(s, &m, sizeof(m), NULL);
 	if (ret == SD_RES_SUCCESS)
 		sd_info("VDI %s (%x): policy %s -> %s requested", e.name, vid, have, want);
 	return ret;

@@ -80,6 +80,26 @@ run dogn 0 vdi alter-copy -s before -c 3 sv
 check "snapshot: exit 1" test "$rc" -eq 1
 check "snapshot: says read-only" bash -c '[[ "$1" == *snapshot*read-only* ]]' _ "$err"
 log "dog said: $err"
+# A VDI with saved VM state (vm_state_size in its inode, as QEMU's savevm
+# leaves it; written here with a Sheepdog-protocol WRITE_OBJ of the inode).
+check "create vm" dogn 0 vdi create -c 4:2 vm 16M
+python3 -c '
+import socket, struct, sys
+sys.path.insert(0, sys.argv[3])
+from wirelib import sd1_call
+port, vid = int(sys.argv[1]), int(sys.argv[2], 16)
+s = socket.create_connection(("127.0.0.1", port))
+oid = (1 << 63) | (vid << 32)
+rest = struct.pack("<QQBBBBII", oid, 0, 0, 0, 0, 0, 0, 544)
+res, _, _ = sd1_call(s, 0x03, 0x01, 8, rest, struct.pack("<Q", 4 << 20))
+sys.exit(0 if res == 0 else 1)
+' "$(sd_port 0)" "$(vid_of vm)" "$SD_TOP/tests/func"
+check "vm: WRITE_OBJ of vm_state_size accepted" test $? -eq 0
+run dogn 0 vdi alter-copy -c 3 vm
+check "saved VM state: exit 1" test "$rc" -eq 1
+check "saved VM state: says so" bash -c '[[ "$1" == *"VM state"* ]]' _ "$err"
+log "dog said: $err"
+check_eq "saved VM state: vm still 4:2" "vm: policy 4:2" "$(status vm)"
 check_eq "after the refusals: av still 4:2, no conversion" "av: policy 4:2" "$(status av)"
 check_eq "after the refusals: av's data unchanged" "$want" "$(dogn 1 vdi read av | sd_sha /dev/stdin)"
 check_eq "after the refusals: av's bytes unchanged" "$b42" "$(data_bytes av)"
