@@ -45,6 +45,11 @@ struct sheep_opts {
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
+	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
+	 * without keeping them, as a power cut may lose them */
+	bool test_drop_lazy;
+	/* SHEEP_TEST_NO_LAZY: every version-only prepare durable (before PEER_WH_LAZY) */
+	bool test_no_lazy;
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings

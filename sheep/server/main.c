@@ -712,6 +712,8 @@ int main(int argc, char **argv)
 	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
 	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
+	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
+	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;
 	signal(SIGPIPE, SIG_IGN);
 	bound_malloc();
 	int ret = mkdir_p(s->opt.dir);
