@@ -1,4 +1,5 @@
-/* found.c - no joiner waits forever: the joiners a state snapshot carries, and the oldest joiner founding the cluster when no synced member is left. */
+/* found.c - no joiner waits forever: the joiners a state snapshot carries, and the oldest joiner
+ * founding the cluster when no synced member is left. */
 #include "sheep/cluster/group_priv.h"
 
 /*
