@@ -128,18 +128,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0; /* the server lives as long as the process */
 }
 
+/* A connection to the engine. libFuzzer's -timeout arms a periodic SIGALRM,
+ * and a blocking connect() it interrupts fails with EINTR (seen in CI under
+ * load): such a connect is abandoned and made again on a new socket. */
+static int connect_server(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	for (;;) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			abort();
+		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			return fd;
+		int e = errno;
+		close(fd);
+		if (e != EINTR) {
+			fprintf(stderr, "fuzz_nbd: connect: %s\n", strerror(e));
+			abort();
+		}
+	}
+}
+
 /* Input: everything the client sends, in one go; then the client half-closes
  * and reads whatever the server answers until it closes the connection. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!port)
 		LLVMFuzzerInitialize(NULL, NULL);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
-		abort();
+	int fd = connect_server();
 	struct timeval tv = {.tv_sec = 20};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -158,7 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 	}
 	shutdown(fd, SHUT_WR);
-	while (recv(fd, buf, sizeof(buf), 0) > 0)
+	ssize_t n;
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR))
 		;
 	close(fd);
 	return 0;
