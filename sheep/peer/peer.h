@@ -117,6 +117,9 @@
  * object reads old data and parity from holders where its previous
  * write may not be committed yet. */
 #define SD_PEER_FLAG_COMMIT_PREV 0x0800
+/* On PEER_GW_WRITE (no payload): move data object obj.oid of a VDI under
+ * vdi alter-copy to its new layout, as its coordinator (gateway/convert.c). */
+#define SD_PEER_FLAG_CONVERT 0x0400
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */

@@ -199,11 +199,15 @@ int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
 		char name[NAME_LEN];
 		store_frag_name(oid, idx, name);
 		/* Read-write whatever the caller asked: the next caller may write. */
-		fd = openat(st->objfd, name, O_RDWR | O_CLOEXEC);
+		int dirfd = store_md_dirfd(st, oid, name);
+		fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
 		if (fd < 0 && errno == EACCES)
-			fd = openat(st->objfd, name, flags | O_CLOEXEC);
-		if (fd < 0)
+			fd = openat(dirfd, name, flags | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EIO)
+				store_md_note_eio(st);
 			return -errno;
+		}
 		store_fdcache_add(st, oid, idx, fd);
 	}
 	int r = read_checked_hdr(fd, oid, idx, h);
@@ -591,22 +595,31 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 {
 	if (!st || !fn)
 		return -EINVAL;
-	DIR *d = sd_opendirat(st->objfd, ".");
-	if (!d)
-		return -errno;
-	struct dirent *de;
 	int r = 0;
-	while (r == 0 && (de = readdir(d))) {
-		uint64_t oid;
-		uint8_t idx;
-		struct store_meta m;
-		if (!store_parse_name(de->d_name, &oid, &idx))
+	/* Disks do not change meanwhile (store_md.c): each file is seen once. */
+	pthread_rwlock_rdlock(&st->md_rw);
+	for (int k = 0; r == 0 && k < st->nr_disks; k++) {
+		if (st->disks[k].state != STORE_DISK_ON)
 			continue;
-		if (store_stat(st, oid, idx, &m))
-			continue; /* removed meanwhile, or a bad header (logged) */
-		r = fn(&m, arg);
+		DIR *d = sd_opendirat(st->disks[k].fd, ".");
+		if (!d) {
+			r = -errno;
+			break;
+		}
+		struct dirent *de;
+		while (r == 0 && (de = readdir(d))) {
+			uint64_t oid;
+			uint8_t idx;
+			struct store_meta m;
+			if (!store_parse_name(de->d_name, &oid, &idx))
+				continue;
+			if (store_stat(st, oid, idx, &m))
+				continue; /* removed meanwhile, or a bad header (logged) */
+			r = fn(&m, arg);
+		}
+		closedir(d);
 	}
-	closedir(d);
+	pthread_rwlock_unlock(&st->md_rw);
 	return r;
 }
 
@@ -614,14 +627,23 @@ int store_space(struct store *st, uint64_t *total, uint64_t *used)
 {
 	if (!st)
 		return -EINVAL;
-	struct statvfs v;
-	if (statvfs(st->dir, &v))
-		return -errno;
+	uint64_t t = 0, a = 0;
+	int r = store_md_space(st, &t, &a);
+	if (r)
+		return r;
 	if (total)
-		*total = (uint64_t)v.f_blocks * v.f_frsize;
+		*total = t;
 	if (used)
 		*used = __atomic_load_n(&st->used, __ATOMIC_RELAXED);
 	return 0;
+}
+
+int store_avail(struct store *st, uint64_t *avail)
+{
+	if (!st || !avail)
+		return -EINVAL;
+	uint64_t t;
+	return store_md_space(st, &t, avail);
 }
 
 uint64_t store_checksum_errors(const struct store *st)
@@ -646,7 +668,8 @@ int store_test_frag_path(const struct store *st, uint64_t oid, uint8_t idx, char
 {
 	char name[NAME_LEN];
 	store_frag_name(oid, idx, name);
-	int n = snprintf(buf, len, "%s/obj/%s", st->dir, name);
+	int n = st->md ? snprintf(buf, len, "%s/%s", store_md_ring_path(st, oid), name)
+		       : snprintf(buf, len, "%s/obj/%s", st->dir, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 

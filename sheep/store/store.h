@@ -63,6 +63,12 @@ struct store_config {
 	bool nosync;
 	const char *wal_dir; /* NULL: dir */
 	uint64_t wal_size;   /* bytes for both log files; 0: 256 MiB */
+	/* Sheepdog's multi-disk store (sheep DIR,DISK1,DISK2): fragment files
+	 * spread over these directories by capacity with a consistent hash of
+	 * the object id; dir keeps the log and the node's state. NULL or
+	 * nr_disks 0: the fragments live in dir/obj. */
+	const char *const *disks;
+	int nr_disks;
 };
 int store_open_config(const struct store_config *cfg, struct store **out);
 
@@ -195,8 +201,42 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 
 /* Capacity of the filesystem holding the store and bytes used by it. */
 int store_space(struct store *st, uint64_t *total, uint64_t *used);
+/* Free bytes of the filesystems holding the store's disks (each once). */
+int store_avail(struct store *st, uint64_t *avail);
 /* Blocks whose checksum did not match when read, since the store opened. */
 uint64_t store_checksum_errors(const struct store *st);
+
+/*
+ * Several disks (store_md.c). store_md_info() fills out[0..max) with the
+ * disks in use and returns their count. store_md_plug() adds directories
+ * (created if absent) and store_md_unplug() takes disks out; both check
+ * every path first (-EINVAL: none given or a path too long, -EEXIST:
+ * already in use or twice in the list, -ENOENT: not a disk of this store,
+ * -EBUSY: it would leave no disk, -ENOTSUP: a store without disks listed)
+ * and change nothing on an error; then reads and writes wait while the
+ * fragments whose disk changed move (rename on one filesystem, copy, sync
+ * and unlink across), and a fragment that cannot be read from an
+ * unplugged disk is left out: recovery fetches it from peers. On success
+ * *moved counts the fragments moved (may be NULL).
+ * store_md_check() looks at every disk in use (its directory still there
+ * and writable, the SHEEP_TEST_MD_EIO hook) and takes out the failed
+ * ones without moving anything; it returns how many it took out (the
+ * caller then has recovery fetch what they held). The last disk is never
+ * taken out (-EBUSY when it fails).
+ */
+struct store_md_disk {
+	char path[4096];
+	uint64_t space; /* its weight in the ring */
+	uint64_t used;  /* bytes of its fragment files */
+	uint64_t avail; /* free bytes of its filesystem */
+	uint32_t nr_frags;
+};
+int store_md_info(struct store *st, struct store_md_disk *out, int max);
+int store_md_plug(struct store *st, const char *const *paths, int n, uint64_t *moved);
+int store_md_unplug(struct store *st, const char *const *paths, int n, uint64_t *moved);
+int store_md_check(struct store *st);
+/* The disk the ring gives oid (an index into store_md_info()'s list). */
+int store_md_disk_of(struct store *st, uint64_t oid);
 
 /* Where the store keeps per-node state files (epoch log, config): dir. */
 const char *store_dir(const struct store *st);

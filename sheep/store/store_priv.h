@@ -218,6 +218,21 @@ struct store_wal {
 	struct store_stats stats;
 };
 
+/* ---- several disks per sheep (store_md.c) ---- */
+#define STORE_MD_MAX 64
+#define STORE_MD_VDISK (128ull << 20) /* one ring point per 128 MiB of a disk */
+enum store_disk_state { STORE_DISK_ON = 1, STORE_DISK_OFF, STORE_DISK_FAILED };
+struct store_disk {
+	char *path;
+	int fd;         /* the directory holding its fragment files; open until close */
+	uint64_t dev;   /* st_dev: disks on one filesystem count its space once */
+	uint64_t space; /* its weight, fixed when first plugged (DISK/.md_size) */
+	int state;      /* enum store_disk_state (atomic reads) */
+};
+struct store_vdisk {
+	uint64_t hash;
+	int disk;
+};
 /* One slot of the open-file cache (store_fdcache.c). */
 struct store_fdslot {
 	uint64_t oid;
@@ -231,6 +246,19 @@ struct store_fdslot {
 struct store {
 	char *dir;
 	int objfd;  /* dir/obj */
+	/* Disks (store_md.c). Without md the one disk is dir/obj (fd objfd).
+	 * disks[] only grows; ring and states change with md_rw held for
+	 * writing and every stripe lock taken, so a holder of either sees
+	 * them stable. */
+	bool md;
+	int nr_disks;
+	struct store_disk disks[STORE_MD_MAX];
+	struct store_vdisk *ring;
+	size_t ring_n;
+	pthread_rwlock_t md_rw;
+	int md_suspect;       /* an I/O error was seen: check the disks soon (atomic) */
+	uint32_t md_checks;   /* store_md_check() calls (atomic) */
+	char *md_test_eio;    /* SHEEP_TEST_MD_EIO: a file naming a disk that "fails" */
 	int jdirfd; /* dir/obj/.journal (only replayed: from stores before the log) */
 	int pendfd; /* dir/obj/.pend (only loaded: from stores before the log) */
 	bool nosync;
@@ -362,6 +390,25 @@ void store_pend_free_all(struct store *st);
 /* store_pend.c */
 int store_pend_load_legacy(struct store *st);
 void store_pend_legacy_clear(struct store *st);
+
+/* store_md.c */
+int store_md_init(struct store *st, const struct store_config *cfg);
+void store_md_close(struct store *st);
+/* The directory fd holding fragment file name of oid: the disk the ring
+ * gives oid, or another disk where the file still is (a move that could
+ * not finish). Caller holds the fragment's stripe lock (or is replay). */
+int store_md_dirfd(struct store *st, uint64_t oid, const char *name);
+/* The disk the ring gives oid. */
+int store_md_ring_fd(struct store *st, uint64_t oid);
+/* Unlink copies of name on disks other than the one at keep_fd. */
+void store_md_drop_others(struct store *st, const char *name, int keep_fd);
+const char *store_md_ring_path(const struct store *st, uint64_t oid);
+/* Sizes and free bytes of the filesystems of the disks in use, each once. */
+int store_md_space(struct store *st, uint64_t *total, uint64_t *avail);
+/* syncfs once per filesystem of the disks in use. */
+int store_md_syncfs(struct store *st);
+/* Note an I/O error (the disk checker looks sooner). */
+void store_md_note_eio(struct store *st);
 
 /* store_journal.c (stores from before the log) */
 int store_journal_replay_all(struct store *st);

@@ -95,8 +95,9 @@ static int checkpoint_body(struct store *st)
 	while (w->unapplied > 0)
 		pthread_cond_wait(&w->applied, &w->mu);
 	pthread_mutex_unlock(&w->mu);
-	if (!st->nosync && syncfs(st->objfd))
-		return -errno;
+	int sr = store_md_syncfs(st);
+	if (sr)
+		return sr;
 	if (store_crash_at(st, STORE_CRASH_CKPT_SYNCED)) {
 		w->dead = w->crashed = true;
 		return -ECANCELED;

@@ -125,8 +125,9 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		return r;
 	bool direct = !replaying && type == WAL_CREATE && (uint64_t)len > st->wal.size / 4;
 	struct stat sb;
-	uint64_t old_bytes = fstatat(st->objfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
-	int fd = build_file_span(st, st->objfd, tmp, h, &sp);
+	int olddir = store_md_dirfd(st, h->oid, name), dirfd = store_md_ring_fd(st, h->oid);
+	uint64_t old_bytes = fstatat(olddir, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+	int fd = build_file_span(st, dirfd, tmp, h, &sp);
 	if (fd < 0) {
 		r = fd;
 		goto out;
@@ -160,14 +161,16 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		store_wal_note(st, h->oid, h->idx);
 		logged = true;
 	}
-	if (renameat(st->objfd, tmp, st->objfd, name)) {
+	if (renameat(dirfd, tmp, dirfd, name)) {
 		r = -errno;
 		if (logged)
 			store_wal_applied(st);
 		goto out_unlink;
 	}
 	store_fdcache_forget(st, h->oid, h->idx);
-	if (direct && !st->nosync && fsync(st->objfd)) {
+	if (olddir != dirfd)
+		store_md_drop_others(st, name, dirfd);
+	if (direct && !st->nosync && fsync(dirfd)) {
 		r = -errno;
 		goto out;
 	}
@@ -177,7 +180,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 	r = 0;
 	goto out;
 out_unlink:
-	unlinkat(st->objfd, tmp, 0);
+	unlinkat(dirfd, tmp, 0);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -191,15 +194,18 @@ int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 	char name[NAME_LEN], tmp[NAME_LEN + 8];
 	store_frag_name(h->oid, h->idx, name);
 	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
-	int fd = build_file_span(st, st->objfd, tmp, h, sp);
+	int dirfd = store_md_ring_fd(st, h->oid);
+	int fd = build_file_span(st, dirfd, tmp, h, sp);
 	if (fd < 0)
 		return fd;
 	close(fd);
-	if (renameat(st->objfd, tmp, st->objfd, name)) {
+	if (renameat(dirfd, tmp, dirfd, name)) {
 		int r = -errno;
-		unlinkat(st->objfd, tmp, 0);
+		unlinkat(dirfd, tmp, 0);
 		return r;
 	}
+	if (st->nr_disks > 1)
+		store_md_drop_others(st, name, dirfd);
 	store_fdcache_forget(st, h->oid, h->idx);
 	return 0;
 }
@@ -218,7 +224,7 @@ static int create_common(struct store *st, const struct store_meta *meta, const 
 	struct store_stripe *s = store_stripe_of(st, meta->oid, meta->idx);
 	struct stat sb;
 	pthread_rwlock_wrlock(&s->lock);
-	if (!replace && fstatat(st->objfd, name, &sb, 0) == 0)
+	if (!replace && fstatat(store_md_dirfd(st, meta->oid, name), name, &sb, 0) == 0)
 		r = -EEXIST;
 	else
 		r = store_put_whole(st, &h, buf, off, len, WAL_CREATE, false);
@@ -298,7 +304,8 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 	int r = 0;
 	pthread_rwlock_wrlock(&s->lock);
 	bool had_pend = store_pend_find(st, oid, idx) != NULL;
-	if (fstatat(st->objfd, name, &sb, 0)) {
+	int dirfd = store_md_dirfd(st, oid, name);
+	if (fstatat(dirfd, name, &sb, 0)) {
 		r = -errno;
 		if (!had_pend)
 			goto out;
@@ -316,7 +323,7 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
 	if (r == 0) {
 		store_fdcache_forget(st, oid, idx);
-		if (unlinkat(st->objfd, name, 0))
+		if (unlinkat(dirfd, name, 0))
 			r = -errno;
 		else
 			__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
