@@ -256,6 +256,8 @@ int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const stru
 			return SD_RES_VDI_LOCKED;
 		e->locked = 0;
 		return SD_RES_SUCCESS;
+	case CMSG_VDI_ALTER:
+		return group_apply_vdi_alter(s, e, m);
 	}
 	return SD_RES_INVALID_PARMS;
 }
@@ -290,6 +292,7 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 	case CMSG_PURGE_VDI:
 	case CMSG_LOCK_VDI:
 	case CMSG_UNLOCK_VDI:
+	case CMSG_VDI_ALTER:
 		if (len >= sizeof(struct cmsg_vdi))
 			res = group_apply_vdi_op(s, sender, msg, &vid);
 		break;

@@ -268,7 +268,8 @@ uint64_t group_placement_key(struct sheep *s, uint64_t oid)
 	pthread_mutex_lock(&s->cl->state_lock);
 	uint32_t root = vdi_table_root(&s->cl->vdis, vid);
 	pthread_mutex_unlock(&s->cl->state_lock);
-	return (oid & ~SD_VDI_MASK) | ((uint64_t)root << VDI_SPACE_SHIFT);
+	/* Both layouts of an object (SD_LAYOUT_BIT) have the same holders. */
+	return (oid & ~(SD_VDI_MASK | SD_LAYOUT_BIT)) | ((uint64_t)root << VDI_SPACE_SHIFT);
 }
 
 bool group_formatted(struct sheep *s)

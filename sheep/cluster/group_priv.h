@@ -214,6 +214,7 @@ uint64_t group_found_joiners(struct sheep *s, const struct sd_node *members, siz
 /* apply_vdi.c: a live clone made from e (a working VDI of another name), or NULL. */
 struct vdi_entry *group_first_clone(struct sheep *s, const struct vdi_entry *e);
 /* apply_vdi.c: CMSG_VDI_SNAP, _CLONE, _ROLLBACK, _READY, _RECLAIMED. */
+int group_apply_vdi_alter(struct sheep *s, struct vdi_entry *e, const struct cmsg_vdi *m);
 int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 			   uint32_t *vid);
 
