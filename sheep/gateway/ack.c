@@ -42,14 +42,36 @@ int gw_count_acks(struct gw_obj *o, struct peer_call *calls, int n, int *retry)
 	return ok;
 }
 
-/* Refuse before writing anything when fewer fragments than the ack rule
- * needs can be written: a write that cannot be acknowledged changes nothing. */
-int gw_precheck_targets(struct gw_obj *o, int targets)
+/* The distinct zones of nodes[0..n) (NULL entries skipped). */
+int gw_zones_of(const struct sd_node *const *nodes, int n)
 {
-	if (targets >= gw_ack_threshold(o))
+	uint32_t zones[GW_MAX_CALLS];
+	int nz = 0;
+	for (int i = 0; i < n && nz < GW_MAX_CALLS; i++) {
+		if (!nodes[i])
+			continue;
+		bool seen = false;
+		for (int z = 0; z < nz && !seen; z++)
+			seen = zones[z] == nodes[i]->zone;
+		if (!seen)
+			zones[nz++] = nodes[i]->zone;
+	}
+	return nz;
+}
+
+/* Refuse before writing anything when the writable fragments (targets[i]
+ * not NULL: the node position i would be written on) span fewer zones than
+ * the ack rule needs: a write that cannot be acknowledged changes nothing.
+ * Counting fragments here let a write on five fragments in four zones go
+ * out, be applied, and be refused (110 "v reads back every byte"). */
+int gw_precheck_targets(struct gw_obj *o, const struct sd_node *const *targets)
+{
+	int zones = gw_zones_of(targets, o->width);
+	if (zones >= gw_ack_threshold(o))
 		return SD_RES_SUCCESS;
-	sd_err("write of %016llx refused: only %d of %d fragments are writable, %d needed to "
-	       "keep redundancy", (unsigned long long)o->oid, targets, o->width, gw_ack_threshold(o));
+	sd_err("write of %016llx refused before writing: its writable fragments reach %d "
+	       "zone(s) for %d fragments, %d needed to keep redundancy", (unsigned long long)o->oid,
+	       zones, o->width, gw_ack_threshold(o));
 	return SD_RES_EIO;
 }
 

@@ -120,7 +120,8 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
  int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off);
  int gw_ack_threshold(const struct gw_obj *o);
  int gw_count_acks(struct gw_obj *o, struct peer_call *calls, int n, int *retry);
- int gw_precheck_targets(struct gw_obj *o, int targets);
+ int gw_precheck_targets(struct gw_obj *o, const struct sd_node *const *targets);
+ int gw_zones_of(const struct sd_node *const *nodes, int n);
  int gw_ack_result(struct gw_obj *o, int ok, int retry);
 
 		int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *lens,

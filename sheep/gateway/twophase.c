@@ -169,18 +169,24 @@ static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_
 {
 	int retry;
 	int ok = gw_count_acks(o, calls, n, &retry);
-	int prepared = 0, unknown = 0;
-	for (int i = 0; i < n; i++) {
+	/* Counted in zones, as the ack rule counts (ack.c): five fragments
+	 * prepared in four zones are not decided, so they are aborted, and a
+	 * write reported failed leaves its range as it was. */
+	const struct sd_node *pn[GW_MAX_CALLS] = {0}, *un[GW_MAX_CALLS] = {0};
+	for (int i = 0; i < n && i < GW_MAX_CALLS; i++) {
 		if (!calls[i].node)
 			continue;
-		prepared += calls[i].result == SD_RES_SUCCESS;
-		unknown += calls[i].result == SD_RES_NETWORK_ERROR;
+		if (calls[i].result == SD_RES_SUCCESS)
+			pn[i] = un[i] = calls[i].node;
+		else if (calls[i].result == SD_RES_NETWORK_ERROR)
+			un[i] = calls[i].node;
 	}
+	int prepared = gw_zones_of(pn, n), maybe = gw_zones_of(un, n);
 	if (prepared)
 		gw_test_pause(o, "prepared");
 	int need = gw_ack_threshold(o);
 	if (prepared < need) {
-		if (prepared + unknown < need) {
+		if (maybe < need) {
 			struct peer_call cc[GW_MAX_WIDTH];
 			int nc = 0;
 			for (int i = 0; i < n; i++)
@@ -416,16 +422,19 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 			continue;
 		uint64_t ver = st[i].pend_version, wid = st[i].pend_id, age = UINT64_MAX;
 		struct peer_call cc[GW_MAX_WIDTH];
+		const struct sd_node *hn[GW_MAX_WIDTH] = {0};
 		int nc = 0, have = 0;
 		for (int j = 0; j < o->width; j++) {
 			if (st[j].has_pend && st[j].pend_id == wid && st[j].pend_version == ver) {
 				seen[j] = true;
 				have++;
+				hn[j] = o->loc[j];
 				age = SD_MIN(age, st[j].pend_age_ms);
 				gw_commit_init(o, &cc[nc++], o->loc[j], j, ver, wid, false);
 			} else if (st[j].res == SD_RES_SUCCESS && st[j].version == ver &&
 				   st[j].write_id == wid) {
 				have++;
+				hn[j] = o->loc[j];
 			}
 		}
 		bool old = age >= SD_PEER_PEND_GRACE_MS;
@@ -436,7 +445,11 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		uint32_t imask = 0, touched = old ? write_shape(o, st, ver, wid, &base) : 0;
 		int nimp = implicit_holders(o, st, wid, touched, base, &imask);
 		have += nimp;
-		bool commit = have >= gw_ack_threshold(o) || (old && have >= o->d);
+		for (int j = 0; j < o->width; j++)
+			if (imask & (1u << j))
+				hn[j] = o->loc[j];
+		/* decided: in as many zones as the ack rule counts (write_early) */
+		bool commit = gw_zones_of(hn, o->width) >= gw_ack_threshold(o) || (old && have >= o->d);
 		if (!commit && !old)
 			continue;
 		for (int k = 0; k < nc; k++)

@@ -25,9 +25,9 @@ int gw_put_all(struct gw_obj *o, uint8_t **frags, uint32_t lo, const uint32_t *l
 		calls[i].wbuf = frags[i];
 		calls[i].wlen = lens[i];
 	}
-	int targets = 0;
+	const struct sd_node *targets[GW_MAX_WIDTH];
 	for (int i = 0; i < o->width; i++)
-		targets += calls[i].node != NULL;
+		targets[i] = calls[i].node;
 	int pre = gw_precheck_targets(o, targets);
 	if (pre != SD_RES_SUCCESS)
 		return pre;
@@ -99,9 +99,9 @@ int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint64_t ver
 			    const void *buf, uint32_t len, uint32_t off, uint64_t new_version)
 {
 	struct peer_call calls[GW_MAX_WIDTH];
-	int targets = 0;
+	const struct sd_node *targets[GW_MAX_WIDTH];
 	for (int i = 0; i < o->width; i++)
-		targets += st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		targets[i] = st[i].res == SD_RES_SUCCESS && st[i].version == ver ? o->loc[i] : NULL;
 	int pre = gw_precheck_targets(o, targets);
 	if (pre != SD_RES_SUCCESS)
 		return pre;
@@ -247,12 +247,14 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 	uint8_t *old[GW_MAX_WIDTH] = {0};    /* per extent */
 	uint8_t *parity[GW_MAX_WIDTH] = {0}; /* per parity fragment, over [lo,hi) */
 	bool usable[GW_MAX_WIDTH];
+	const struct sd_node *tnodes[GW_MAX_WIDTH];
 	int targets = 0;
 	for (int i = 0; i < o->width; i++) {
 		usable[i] = st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		tnodes[i] = usable[i] ? o->loc[i] : NULL;
 		targets += usable[i];
 	}
-	if ((ret = gw_precheck_targets(o, targets)) != SD_RES_SUCCESS)
+	if ((ret = gw_precheck_targets(o, tnodes)) != SD_RES_SUCCESS)
 		return ret;
 	if (ne == 1 && targets == o->width && !o->s->opt.test_no_delta &&
 	    (ret = gw_update_ec_delta(o, usable, ver, buf, off, &ext[0], new_version)) != -1)

@@ -64,6 +64,13 @@ for off in 0 $((4 * MiB)) $((8 * MiB)) $((12 * MiB)) $((16 * MiB)) $((20 * MiB))
 	fi
 done
 check_eq "every write with four zones is refused" 6 "$refused"
+# A refused write must leave its range as it was (the client was told it
+# failed): it is refused before anything is written, its writable fragments
+# counted in zones as the ack rule counts them. Counting fragments let five
+# fragments in four zones be written, committed, then refused, and "v reads
+# back every byte" below failed when the early-ack path committed them.
+before=$(cat "$SD_TEST_DIR"/n*/sheep.log | grep -c "refused before writing: its writable fragments reach 4 zone(s)")
+check "each of the six was refused before anything was written" test "$before" -ge 6
 check "the writes acknowledged name zones when refused" \
 	grep -q "zone(s) for" "$(sd_dir 0)/sheep.log" "$(sd_dir 1)/sheep.log" "$(sd_dir 2)/sheep.log" \
 	"$(sd_dir 3)/sheep.log"
