@@ -17,6 +17,9 @@
 /* Options from the command line. */
 struct sheep_opts {
 	const char *dir;
+	/* sheep DIR,DISK1,DISK2: Sheepdog's multi-disk store (store_md.c) */
+	const char *md_disks[64];
+	int nr_md_disks;
 	uint16_t port;
 	const char *bind_addr;  /* -b, NULL = any */
 	const char *advertise;  /* -y */
@@ -42,6 +45,11 @@ struct sheep_opts {
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
+	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
+	 * without keeping them, as a power cut may lose them */
+	bool test_drop_lazy;
+	/* SHEEP_TEST_NO_LAZY: every version-only prepare durable (before PEER_WH_LAZY) */
+	bool test_no_lazy;
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings
@@ -216,5 +224,9 @@ bool sd_node_eq(const struct sd_node *a, const struct sd_node *b);
 int sheep_node_cmp(const void *a, const void *b);
 /* Write a whole file atomically (tmp + rename, fsync unless nosync). */
 int sheep_write_file(struct sheep *s, const char *path, const void *buf, size_t len);
+
+/* DIR/vnodes: the count dog node vnodes set gave this sheep, read at start
+ * (it wins over -V and the capacity until the next set). */
+#define SHEEP_VNODES_FILE "vnodes"
 
 #endif

@@ -82,6 +82,11 @@ struct frag_state {
 	bool has_pend;     /* a prepared write is pending on it */
 	bool pend_early;   /* ... an early-ack one (never replaced, see peer.h) */
 	uint64_t pend_version, pend_id, pend_age_ms;
+	/* Range writes (peer.h, PEER_WH_LAZY): the fragments the applied
+	 * (pending) write changed, 0 if unknown, and the version it was made
+	 * over (applies over). */
+	uint32_t touched, pend_touched;
+	uint64_t base, pend_base;
 };
 /* An operation gw_run() runs under the current view (gateway.c). */
 typedef int (*gw_op_fn)(struct gw_obj *o, void *arg);

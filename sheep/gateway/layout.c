@@ -120,6 +120,10 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 	st->pend_id = c->gen.pend_id;
 	st->pend_age_ms = c->gen.pend_age_ms;
 	st->pend_early = st->has_pend && c->gen.pend_early;
+	st->touched = c->gen.touched;
+	st->base = c->gen.base;
+	st->pend_touched = st->has_pend ? c->gen.pend_touched : 0;
+	st->pend_base = c->gen.pend_base;
 }
 
 /* peer_fanout, counting the calls that reached no peer: a node may have

@@ -598,6 +598,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_SET_VNODES, OPS_CLUSTER, false, ops_set_vnodes),
 	OP(SD_OP_GET_VNODES, OPS_LOCAL, false, ops_get_vnodes),
 	OP(SD_OP_MD_INFO, OPS_LOCAL, false, ops_md_info),
+	OP(SD_OP_MD_PLUG, OPS_LOCAL, false, ops_md_plug),
+	OP(SD_OP_MD_UNPLUG, OPS_LOCAL, false, ops_md_plug),
 	OP(SD_OP_OBJ_TRACK, OPS_LOCAL, true, ops_obj_track),
 	/* answered from this node's own state */
 	OP(SD_OP_GET_VDI_INFO, OPS_LOCAL, true, ops_get_vdi_info),

@@ -40,6 +40,7 @@ int ops_del_vdi(struct sheep *s, struct request *r);
 int ops_set_vnodes(struct sheep *s, struct request *r);
 int ops_get_vnodes(struct sheep *s, struct request *r);
 int ops_md_info(struct sheep *s, struct request *r);
+int ops_md_plug(struct sheep *s, struct request *r);
 int ops_obj_track(struct sheep *s, struct request *r);
 
 #endif

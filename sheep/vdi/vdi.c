@@ -39,7 +39,7 @@ int vdi_table_init(struct vdi_table *t)
 	return t->bitmap ? 0 : -ENOMEM;
 }
 
-void vdi_table_clear(struct vdi_table *t)
+static void free_entries(struct vdi_table *t)
 {
 	for (int b = 0; b < VDI_HASH_BUCKETS; b++) {
 		struct vdi_entry *e = t->buckets[b];
@@ -51,13 +51,20 @@ void vdi_table_clear(struct vdi_table *t)
 		t->buckets[b] = NULL;
 	}
 	t->nr = 0;
+}
+
+void vdi_table_clear(struct vdi_table *t)
+{
+	free_entries(t);
 	if (t->bitmap)
 		memset(t->bitmap, 0, SD_NR_VDIS / 8);
 }
 
 void vdi_table_free(struct vdi_table *t)
 {
-	vdi_table_clear(t);
+	/* Not vdi_table_clear(): zeroing the 2 MiB bitmap just before freeing
+	 * it touched every page (most of fuzz_cluster's time per input). */
+	free_entries(t);
 	free(t->bitmap);
 	t->bitmap = NULL;
 }
