@@ -1,4 +1,5 @@
-/* vdi_alter.c - dog vdi alter-copy: change a VDI's redundancy policy online, and show how far a change is. */
+/* vdi_alter.c - dog vdi alter-copy: change a VDI's redundancy policy online, and show how far a
+ * change is. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

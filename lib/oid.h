@@ -23,7 +23,7 @@
  * on the same holders while the object is converted (docs/architecture.md,
  * "Changing a VDI's policy"). Clients never send it; placement ignores it.
  */
-#define SD_LAYOUT_BIT	(1ULL << 31)
+#define SD_LAYOUT_BIT (1ULL << 31)
 
 static inline uint64_t vid_to_vdi_oid(uint32_t vid)
 {

@@ -1,4 +1,5 @@
-/* convert.c - vdi alter-copy: the per-object rewrite into the new layout at the object's coordinator, and the background converter that drives it. */
+/* convert.c - vdi alter-copy: the per-object rewrite into the new layout at the object's
+ * coordinator, and the background converter that drives it. */
 #include <pthread.h>
 #include <stddef.h>
 
@@ -76,8 +77,7 @@ int gateway_convert_local(struct sheep *s, uint64_t oid)
 	struct vdi_entry e;
 	int ret = SD_RES_SUCCESS;
 	struct whole_arg a = {0};
-	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted ||
-	    !(e.flags & VDI_F_CONVERTING))
+	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted || !(e.flags & VDI_F_CONVERTING))
 		goto out;
 	uint64_t home, other;
 	gw_ids(&e, oid, &home, &other);
@@ -260,8 +260,8 @@ static int conv_inode_policy(struct sheep *s, const struct vdi_entry *e)
 static int conv_census(struct sheep *s, const struct vdi_entry *e)
 {
 	uint64_t mask = SD_TYPE_MASK | SD_VDI_MASK | SD_LAYOUT_BIT;
-	uint64_t value = ((uint64_t)e->vid << VDI_SPACE_SHIFT) |
-			 ((e->flags & VDI_F_GEN) ? SD_LAYOUT_BIT : 0);
+	uint64_t value =
+	    ((uint64_t)e->vid << VDI_SPACE_SHIFT) | ((e->flags & VDI_F_GEN) ? SD_LAYOUT_BIT : 0);
 	for (int round = 0; round < 3; round++) {
 		uint64_t *oids;
 		size_t nr;
@@ -272,7 +272,8 @@ static int conv_census(struct sheep *s, const struct vdi_entry *e)
 			free(oids);
 			return SD_RES_SUCCESS;
 		}
-		sd_info("VDI %s (%x): %zu object(s) still at their old layout", e->name, e->vid, nr);
+		sd_info("VDI %s (%x): %zu object(s) still at their old layout", e->name, e->vid,
+			nr);
 		for (size_t i = 0; i < nr && ret == SD_RES_SUCCESS; i++)
 			ret = gateway_convert_obj(s, oids[i] & ~SD_LAYOUT_BIT);
 		free(oids);
@@ -310,15 +311,17 @@ static void conv_vdi(struct sheep *s, uint32_t vid)
 		for (uint32_t k = 0; k < n; k++, idx++) {
 			if (conv_stopping(s) || !conv_leader(s))
 				goto out;
-			if (group_vdi_find(s, vid, &e) || e.deleted || !(e.flags & VDI_F_CONVERTING) ||
-			    e.alt_copies != first.alt_copies || e.alt_policy != first.alt_policy ||
+			if (group_vdi_find(s, vid, &e) || e.deleted ||
+			    !(e.flags & VDI_F_CONVERTING) || e.alt_copies != first.alt_copies ||
+			    e.alt_policy != first.alt_policy ||
 			    ((e.flags ^ first.flags) & VDI_F_GEN))
 				goto out;
 			if (map[k] != vid)
 				continue; /* unallocated, or its parent's (never converted) */
 			if (c->delay_ms)
 				conv_sleep(s, c->delay_ms);
-			if ((ret = gateway_convert_obj(s, vid_to_data_oid(vid, idx))) != SD_RES_SUCCESS)
+			if ((ret = gateway_convert_obj(s, vid_to_data_oid(vid, idx))) !=
+			    SD_RES_SUCCESS)
 				goto out;
 			if (sd_now_ns() - last_post > 500000000ull) {
 				conv_post(s, &first, CMSG_ALTER_PROGRESS, idx + 1);

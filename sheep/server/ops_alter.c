@@ -1,4 +1,5 @@
-/* ops_alter.c - vdi alter-copy's two ops: start (or resume) a VDI's policy change, and report how far it is. */
+/* ops_alter.c - vdi alter-copy's two ops: start (or resume) a VDI's policy change, and report how
+ * far it is. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +39,8 @@ int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 	if (group_vdi_find(s, vid, &e) || e.deleted)
 		return SD_RES_NO_VDI;
 	if (e.flags & VDI_F_SNAPSHOT)
-		return refuse(r, SD_RES_READONLY, "a snapshot is read-only: its policy never changes");
+		return refuse(r, SD_RES_READONLY,
+			      "a snapshot is read-only: its policy never changes");
 	if (e.flags & VDI_F_PENDING)
 		return SD_RES_NO_VDI;
 	struct ec_policy pol, cur;
@@ -64,8 +66,8 @@ int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 		char tb[32] = "?";
 		if (ec_policy_from_wire(e.alt_policy, e.alt_copies, &t) == 0)
 			ec_policy_format(&t, tb, sizeof(tb));
-		snprintf(msg, sizeof(msg), "a conversion from %s to %s is in progress: let it finish",
-			 have, tb);
+		snprintf(msg, sizeof(msg),
+			 "a conversion from %s to %s is in progress: let it finish", have, tb);
 		return refuse(r, SD_RES_VDI_LOCKED, msg);
 	}
 	uint64_t vmstate = 0;
@@ -86,8 +88,8 @@ int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 	if (zones < width) {
 		snprintf(msg, sizeof(msg),
 			 "policy %s places %u %s in distinct zones, cluster has %u: add zones or "
-			 "choose a narrower policy", want, width,
-			 ec_policy_is_ec(&pol) ? "fragments" : "copies", zones);
+			 "choose a narrower policy",
+			 want, width, ec_policy_is_ec(&pol) ? "fragments" : "copies", zones);
 		return refuse(r, SD_RES_INVALID_PARMS, msg);
 	}
 	struct cmsg_vdi m;
