@@ -182,7 +182,9 @@ int sd_loop_run(struct sd_loop *loop)
 {
 	struct epoll_event evs[64];
 	while (!atomic_load(&loop->stop)) {
-		int n = epoll_wait(loop->epfd, evs, 64, 1000);
+		/* No timeout: sd_loop_stop() writes evfd, and an idle sheep must not
+		 * wake for nothing (it did once a second). */
+		int n = epoll_wait(loop->epfd, evs, 64, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

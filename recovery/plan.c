@@ -451,7 +451,8 @@ int recovery_plan_object(struct recovery *r, const struct recovery_epoch *ep,
 	}
 
 	uint32_t src_base = (uint32_t)r->nr_srcs;
-	memcpy(r->srcs + r->nr_srcs, po.srcs, po.nr_srcs * sizeof(*po.srcs));
+	if (po.nr_srcs) /* r->srcs is NULL while no object has a source */
+		memcpy(r->srcs + r->nr_srcs, po.srcs, po.nr_srcs * sizeof(*po.srcs));
 	r->nr_srcs += po.nr_srcs;
 	for (size_t k = 0; k < po.nr_items; k++) {
 		struct rec_item *it = &po.items[k];

@@ -45,6 +45,11 @@ struct sheep_opts {
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
+	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
+	 * without keeping them, as a power cut may lose them */
+	bool test_drop_lazy;
+	/* SHEEP_TEST_NO_LAZY: every version-only prepare durable (before PEER_WH_LAZY) */
+	bool test_no_lazy;
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings
@@ -106,6 +111,15 @@ struct vdi_entry {
 	uint16_t lock_port;
 	uint64_t lock_inc;
 	uint64_t lock_owner;
+	/* vdi alter-copy (gateway/convert.c): data objects stored with the
+	 * layout bit equal to VDI_F_GEN have the policy above; the others have
+	 * alt_copies/alt_policy, the target while VDI_F_CONVERTING is set (the
+	 * previous policy after). conv_mark: every object below this index is
+	 * converted (runtime progress, 0 after a restart). meta_width: the
+	 * width of the inode's and attributes' copies, fixed at the first
+	 * conversion (0: the width of the policy). */
+	uint8_t alt_copies, alt_policy, meta_width;
+	uint32_t conv_mark;
 	struct vdi_entry *hnext;
 };
 
@@ -117,6 +131,8 @@ struct vdi_entry {
 /* vdi_entry.flags */
 #define VDI_F_SNAPSHOT 0x1 /* frozen: its objects and object map never change */
 #define VDI_F_PENDING 0x2  /* created in the table, inode not yet written */
+#define VDI_F_CONVERTING 0x4 /* vdi alter-copy in progress */
+#define VDI_F_GEN 0x8        /* its objects' home id carries SD_LAYOUT_BIT */
 
 #define VDI_HASH_BUCKETS 4096
 

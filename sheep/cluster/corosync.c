@@ -270,12 +270,8 @@ static int cc_dispatch(struct cluster_ctx *ctx)
 
 	if (t_ready) {
 		uint64_t x;
-		if (read(ctx->timerfd, &x, sizeof(x)) == (ssize_t)sizeof(x)) {
-			if (ctx->state == CC_PENDING || ctx->state == CC_JOINING)
-				cc_start_backoff(ctx, "no member told this node the member list in time");
-			else if (ctx->state == CC_BACKOFF && cc_cpg_join(ctx) < 0)
-				cc_start_backoff(ctx, "cannot join the corosync group");
-		}
+		if (read(ctx->timerfd, &x, sizeof(x)) == (ssize_t)sizeof(x))
+			cc_on_timer(ctx);
 	}
 	return ret;
 dead:

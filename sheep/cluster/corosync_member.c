@@ -382,6 +382,14 @@ void cc_start_backoff(struct cluster_ctx *ctx, const char *why)
 	cc_arm_timer(ctx, ms);
 }
 
+void cc_on_timer(struct cluster_ctx *ctx)
+{
+	if (ctx->state == CC_PENDING || ctx->state == CC_JOINING)
+		cc_start_backoff(ctx, "no member told this node the member list in time");
+	else if (ctx->state == CC_BACKOFF && cc_cpg_join(ctx) < 0)
+		cc_start_backoff(ctx, "cannot join the corosync group");
+}
+
 static void pending_event(struct cluster_ctx *ctx, struct cc_event *e, bool *keep)
 {
 	const struct cc_hdr *h;

@@ -144,6 +144,9 @@ void cc_members_clear(struct cluster_ctx *ctx);
 void cc_report_quorum(struct cluster_ctx *ctx, bool quorate);
 /* Handle one delivered event in the current state; frees it unless kept. */
 void cc_handle_event(struct cluster_ctx *ctx, struct cc_event *e);
+/* The protocol timer fired: a newcomer gives up waiting (backoff), a
+ * backed-off node joins again. */
+void cc_on_timer(struct cluster_ctx *ctx);
 /* Leave the group and join again after a random pause. */
 void cc_start_backoff(struct cluster_ctx *ctx, const char *why);
 /* Act on a change of corosync's quorum: leave, or join again. */

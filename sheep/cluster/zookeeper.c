@@ -72,19 +72,23 @@ static void zk_log_cb(const char *msg)
 }
 
 /*
- * A thread that only sleeps 250 ms at a time: if one of its sleeps lasts
+ * A thread that only sleeps a tenth of the session timeout at a time
+ * (250 ms to 1 s; an idle sheep's wakeups count): if one of its sleeps lasts
  * 2/3 of the session timeout, the whole process stood still (SIGSTOP, a
  * frozen VM), not just a busy loop thread, and the session may have
  * expired meanwhile.
  */
-#define WATCHDOG_MS 250
+#define WATCHDOG_MIN_MS 250
+#define WATCHDOG_MAX_MS 1000
 static void *watchdog(void *arg)
 {
 	struct cluster_ctx *c = arg;
 	uint64_t last = sd_now_ns();
 	uint64_t limit = (uint64_t)c->opt.timeout_ms * 2 / 3 * 1000000u;
+	unsigned ms = c->opt.timeout_ms / 10;
+	ms = ms < WATCHDOG_MIN_MS ? WATCHDOG_MIN_MS : ms > WATCHDOG_MAX_MS ? WATCHDOG_MAX_MS : ms;
 	for (;;) {
-		usleep(WATCHDOG_MS * 1000);
+		usleep(ms * 1000);
 		uint64_t now = sd_now_ns();
 		pthread_mutex_lock(&c->mu);
 		bool stop = c->wd_stop;
@@ -428,7 +432,7 @@ static void on_tick(struct cluster_ctx *c, uint64_t now)
 	}
 }
 
-static int zk_dispatch(struct cluster_ctx *c)
+static int dispatch_session(struct cluster_ctx *c)
 {
 	uint64_t x, now = sd_now_ns();
 	bool tick = read(c->tfd, &x, sizeof(x)) == (ssize_t)sizeof(x);
@@ -497,6 +501,14 @@ static int zk_dispatch(struct cluster_ctx *c)
 	return 0;
 }
 
+static int zk_dispatch(struct cluster_ctx *c)
+{
+	int r = dispatch_session(c);
+	if (c->joined)
+		zkw_dispatch(c);
+	return r;
+}
+
 static void zk_destroy(struct cluster_ctx *c)
 {
 	if (!c)
@@ -507,6 +519,7 @@ static void zk_destroy(struct cluster_ctx *c)
 		pthread_mutex_unlock(&c->mu);
 		pthread_join(c->wd, NULL);
 	}
+	zkw_stop(c);
 	close_session(c);
 	int fds[] = {c->efd, c->tfd, c->epfd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
@@ -531,7 +544,7 @@ static int zk_init(struct cluster_ctx **out, const char *options, const struct s
 	struct cluster_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->efd = c->tfd = c->epfd = -1;
+	c->efd = c->tfd = c->epfd = c->wfd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	c->self = *self;
 	c->self.addr[sizeof(c->self.addr) - 1] = '\0';
@@ -548,12 +561,7 @@ static int zk_init(struct cluster_ctx **out, const char *options, const struct s
 	snprintf(c->p_members, sizeof(c->p_members), "%s/members", c->opt.path);
 	snprintf(c->p_queue, sizeof(c->p_queue), "%s/queue", c->opt.path);
 	snprintf(c->p_base, sizeof(c->p_base), "%s/base", c->opt.path);
-	char addr[sizeof(self->addr)];
-	snprintf(addr, sizeof(addr), "%s", c->self.addr);
-	for (char *p = addr; *p; p++)
-		if (*p == '/' || *p == '-' || *p == '_')
-			*p = '.';
-	snprintf(c->prefix, sizeof(c->prefix), "m-%s_%u-", addr, c->self.port);
+	zk_member_prefix(&c->self, c->prefix, sizeof(c->prefix));
 	c->ids = calloc(SD_MAX_NODES, sizeof(*c->ids));
 	c->nodes = calloc(SD_MAX_NODES, sizeof(*c->nodes));
 	c->buf = malloc(ZK_MAX_DATA + 64);
@@ -648,6 +656,7 @@ static int zk_leave(struct cluster_ctx *c)
 			zkq_append(c, ZK_LEAVE, c->my_id, &c->self, NULL, 0, NULL);
 		zoo_delete(c->zh, c->my_znode, -1);
 	}
+	zkw_stop(c);
 	c->joined = false;
 	c->in_group = false;
 	c->my_id = 0;

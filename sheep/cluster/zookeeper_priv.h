@@ -136,13 +136,35 @@ struct cluster_ctx {
 	uint64_t rejoin_after; /* ns: do not join again before */
 
 	char *buf; /* ZK_MAX_DATA + a record header */
+
+	/* Fast failure detection (zookeeper_watch.c): an idle connection to
+	 * the next member's port. */
+	int wfd;	       /* -1: none */
+	int w_state;	       /* ZKW_* */
+	bool w_confirm;	       /* this connect follows a dropped connection */
+	bool w_on;	       /* a member is watched: w_id */
+	bool w_dead;	       /* w_id refused: its znode is removed */
+	unsigned w_flaps;      /* connections that dropped right after connecting */
+	uint64_t w_id;
+	struct sd_node w_node; /* its address */
+	uint64_t w_since;      /* ns: connect started */
+	uint64_t w_retry_after;
 };
+
+enum { ZKW_IDLE, ZKW_CONNECTING, ZKW_CONNECTED };
 
 /* zookeeper_queue.c */
 int zkq_path_seq(const char *name, int64_t *seq);
 int zkq_append(struct cluster_ctx *c, uint8_t type, uint64_t id, const struct sd_node *node,
 	       const void *payload, uint32_t len, int64_t *seq);
 int zkq_load_base(struct cluster_ctx *c, int *version);
+/* The bytes of the base znode, decoded into c's member list (c->pos set to
+ * its position): 0, or -EIO when damaged (c untouched). Pure: fuzzed. */
+int zkq_decode_base(struct cluster_ctx *c, const char *buf, size_t len);
+/* A member znode's data: its published position, or -EIO. Pure: fuzzed. */
+int zkq_decode_memb(const void *buf, size_t len, int64_t *pos);
+/* Apply one queue entry's bytes (any bytes: a malformed one is logged and
+ * skipped); fuzzed. */
 int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len);
 int zkq_read(struct cluster_ctx *c, int64_t below, bool watch);
 int zkq_check_leaves(struct cluster_ctx *c, bool refresh);
@@ -150,6 +172,13 @@ int zkq_bury_dead(struct cluster_ctx *c);
 void zkq_trim(struct cluster_ctx *c);
 void zkq_reset(struct cluster_ctx *c);
 int zk_err(int rc);
+
+/* zookeeper_watch.c */
+/* "m-ADDR_PORT-": the name of node's member znodes before the sequence. */
+void zk_member_prefix(const struct sd_node *node, char *buf, size_t len);
+void zkw_update(struct cluster_ctx *c);
+void zkw_dispatch(struct cluster_ctx *c);
+void zkw_stop(struct cluster_ctx *c);
 
 #endif /* HAVE_ZOOKEEPER */
 #endif

@@ -411,6 +411,15 @@ static bool cluster_recovery_enabled(struct sheep *s)
 	return st.recovery_enabled;
 }
 
+/* Under r->mu: the engine follows the cluster's flag; a change wakes the
+ * workers, which otherwise sleep until a plan or a finish. */
+static void set_enabled(struct sheep_recovery *r, bool on)
+{
+	if (recovery_enabled(r->eng) != on)
+		pthread_cond_broadcast(&r->cond);
+	recovery_set_enabled(r->eng, on);
+}
+
 static void *rec_worker(void *arg)
 {
 	struct sheep_recovery *r = arg;
@@ -422,7 +431,7 @@ static void *rec_worker(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		bool on = cluster_recovery_enabled(r->s);
 		pthread_mutex_lock(&r->mu);
-		recovery_set_enabled(r->eng, on);
+		set_enabled(r, on);
 		struct recovery_job *job;
 		uint64_t wait = 0;
 		int rc = recovery_take(r->eng, rec_now_ms(), &job, &wait);
@@ -436,7 +445,11 @@ static void *rec_worker(void *arg)
 			pthread_cond_broadcast(&r->cond);
 			continue;
 		}
-		rec_timed_wait(r, rc == -EAGAIN && wait ? wait : 500);
+		/* Nothing to start: whatever changes that (a plan, a finish, a
+		 * flag or a throttle change, a priority, stop) broadcasts. The
+		 * timeout is only a safety net, long so that an idle sheep's
+		 * workers do not wake (they did 2-4 times a second each). */
+		rec_timed_wait(r, rc == -EAGAIN && wait ? wait : REC_WORKER_IDLE_MS);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
@@ -512,7 +525,7 @@ static void *rec_main(void *arg)
 		bool usable = view_usable(s, v);
 		bool enabled = cluster_recovery_enabled(s);
 		pthread_mutex_lock(&r->mu);
-		recovery_set_enabled(r->eng, enabled);
+		set_enabled(r, enabled);
 		if (!usable) {
 			if (v)
 				sheep_view_put(v);
@@ -654,8 +667,23 @@ static void *rec_main(void *arg)
 			next_poll = rec_now_ms() + (phase == PH_DROPPED ? 250 : 1000);
 		}
 		sheep_view_put(v);
-		if (!r->stop && !r->force && !r->nr_bad)
-			rec_timed_wait(r, 200);
+		if (r->stop || r->force || r->nr_bad)
+			continue;
+		if (phase == PH_IDLE && !p.failed && !p.lost && !r->nr_redo) {
+			/* Settled, nothing to retry: sleep until the epoch
+			 * changes (state_cond), for at most REC_IDLE_MS; a force,
+			 * a bad fragment or stop (r->cond) waits for that too.
+			 * Polling every 200 ms here was 5 wakeups a second of an
+			 * idle sheep. */
+			uint32_t epoch = r->epoch;
+			pthread_mutex_unlock(&r->mu);
+			struct sheep_view *nv = sheep_view_wait_change(s, epoch, REC_IDLE_MS);
+			if (nv)
+				sheep_view_put(nv);
+			pthread_mutex_lock(&r->mu);
+			continue;
+		}
+		rec_timed_wait(r, 200);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;

@@ -18,6 +18,8 @@
 #define REC_LOST_ERR_AFTER 3 /* re-plans before an object is called lost at err */
 #define REC_MAX_ROUNDS 6    /* plans per epoch: the first plus rescans */
 #define REC_BAD_MAX    64   /* checksum mismatches waiting for repair */
+#define REC_IDLE_MS    1000 /* rec_main settled: longest sleep (force, bad, stop wait this) */
+#define REC_WORKER_IDLE_MS 10000 /* a worker with nothing to start (woken by broadcasts) */
 #define REC_REPAIR_TRIES 10 /* attempts at one repair before it waits for an epoch change */
 
 struct rec_bad {

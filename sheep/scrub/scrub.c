@@ -15,7 +15,9 @@
 #include "sheep/sheep.h"
 #include "sheep/store/store.h"
 
-#define SCRUB_WATCH_MAX 256 /* bad fragments waiting to be seen good again */
+#define SCRUB_WATCH_MAX	    256	  /* bad fragments waiting to be seen good again */
+#define SCRUB_REST_WAKE_MS  60000 /* longest sleep while resting or disabled */
+#define SCRUB_EMPTY_WAKE_MS 5000  /* nothing to scrub yet: look again this often */
 
 struct scrub_frag {
 	uint64_t oid;
@@ -216,7 +218,10 @@ static void *scrub_main(void *arg)
 			rest_until = 0;
 		}
 		if (!sc->enabled || now < rest_until) {
-			uint64_t ms = sc->enabled ? SD_MIN(rest_until - now, 1000) : 1000;
+			/* Enable, disable, restart and stop broadcast: sleep the
+			 * whole rest (an idle sheep woke every second here). */
+			uint64_t ms = sc->enabled ? SD_MIN(rest_until - now, SCRUB_REST_WAKE_MS)
+						  : SCRUB_REST_WAKE_MS;
 			wait_ms(sc, sc->nr_watch ? SD_MIN(ms, 1000) : ms);
 			continue;
 		}
@@ -228,7 +233,7 @@ static void *scrub_main(void *arg)
 			if (!ok || rc || !l.nr) {
 				free(l.v);
 				memset(&l, 0, sizeof(l));
-				wait_ms(sc, 1000);
+				wait_ms(sc, SCRUB_EMPTY_WAKE_MS);
 				continue;
 			}
 			next = 0;

@@ -688,6 +688,9 @@ static int setup(struct sheep *s)
 	s->self.nbd_port = s->opt.nbd_port > 0 ? (uint16_t)s->opt.nbd_port : 0;
 	if ((ret = group_start(s)))
 		return ret;
+	/* vdi alter-copy's background converter (sheep/gateway/convert.c) */
+	if ((ret = gateway_converter_start(s)))
+		return ret;
 	/* recovery hook: one recovery thread per data node (sheep/rebuild/rebuild.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
 		return ret;
@@ -709,6 +712,8 @@ int main(int argc, char **argv)
 	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
 	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
+	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
+	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;
 	signal(SIGPIPE, SIG_IGN);
 	bound_malloc();
 	int ret = mkdir_p(s->opt.dir);
@@ -766,6 +771,7 @@ int main(int argc, char **argv)
 	sheep_scrub_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
 	group_stop(s); /* wakes workers blocked on cluster ops */
+	gateway_converter_stop(s);
 	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);

@@ -145,37 +145,6 @@ int store_hdr_check(const struct store_frag_hdr *h)
 	return 0;
 }
 
-static int read_hdr(int fd, struct store_frag_hdr *h)
-{
-	int r = store_pread_full(fd, h, sizeof(*h), 0);
-	if (r)
-		return r;
-	return store_hdr_check(h);
-}
-
-int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
-		     struct store_frag_hdr *h)
-{
-	char name[NAME_LEN];
-	store_frag_name(oid, idx, name);
-	int fd = openat(store_md_dirfd(st, oid, name), name, flags | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EIO)
-			store_md_note_eio(st);
-		return -errno;
-	}
-	int r = read_hdr(fd, h);
-	if (r == 0 && (h->oid != oid || h->idx != idx))
-		r = -EIO;
-	if (r) {
-		if (r == -EIO)
-			sd_err("fragment %016" PRIx64 "_%02x: bad header", oid, idx);
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 uint64_t store_disk_bytes(int fd)
 {
 	struct stat s;
@@ -451,7 +420,7 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 		r = store_read_range(st, fd, &h, buf, off, len);
 		if (r == 0 && version)
 			*version = h.version;
-		close(fd);
+		store_frag_close(st, oid, idx, fd);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return r;
@@ -473,8 +442,10 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->frag_size = h.frag_size;
 		meta->version = h.version;
 		meta->write_id = h.write_id;
+		meta->wr_touched = h.wr_touched;
+		meta->wr_base = h.wr_base;
 		meta->disk_bytes = store_disk_bytes(fd);
-		close(fd);
+		store_frag_close(st, oid, idx, fd);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return fd < 0 ? fd : 0;
@@ -539,7 +510,7 @@ int store_verify(struct store *st, uint64_t oid, uint8_t idx)
 out:
 	free(tab);
 	free(chunk);
-	close(fd);
+	store_frag_close(st, oid, idx, fd);
 out_unlock:
 	pthread_rwlock_unlock(&s->lock);
 	return r;

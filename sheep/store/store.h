@@ -46,6 +46,11 @@ struct store_meta {
 	uint32_t frag_size;
 	uint64_t version;
 	uint64_t write_id;   /* two-phase write that made this version, 0 if none (stat only) */
+	/* Two-phase range writes: prepare (in): the fragments the write
+	 * changes (bit i: fragment i; 0: unknown). Stat (out): those of the
+	 * write that made this version and the version it was made over. */
+	uint32_t wr_touched;
+	uint64_t wr_base;
 	uint64_t disk_bytes; /* bytes this fragment occupies on disk */
 };
 
@@ -155,6 +160,16 @@ int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
  * is logged with the record and reported by store_pending().
  */
 #define STORE_PREP_EARLY 0x01
+/*
+ * STORE_PREP_LAZY: a version-only prepare (len 0) of a fragment the write
+ * does not change. When every record of the fragment logged so far is
+ * durable, the PREPARE is written but not waited on (synced by the next
+ * group commit): a power cut may lose it, leaving the fragment at
+ * expect_version, durable, whose bytes the new version shares; the
+ * coordinator's decision rule counts such a fragment (docs/architecture.md,
+ * "untouched fragments"). Otherwise it is made durable as usual.
+ */
+#define STORE_PREP_LAZY 0x02
 int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole,
 		     uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, uint8_t flags,
 		     const void *buf, uint32_t off, uint32_t len);
@@ -168,6 +183,7 @@ struct store_pending {
 	uint64_t expect_version; /* STORE_ANY_VERSION for a whole write */
 	uint64_t age_ms;
 	uint8_t flags; /* STORE_PREP_* */
+	uint32_t touched; /* meta->wr_touched of its prepare */
 };
 /* The write pending on (oid, idx): 0, or -ENOENT when there is none. */
 int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);

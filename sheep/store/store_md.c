@@ -440,8 +440,11 @@ static void lock_all(struct store *st)
 		pthread_rwlock_wrlock(&st->stripes[i].lock);
 }
 
+/* Every stripe is held for writing, so no call uses a cached descriptor: the
+ * cache is emptied before files move between disks become visible. */
 static void unlock_all(struct store *st)
 {
+	store_fdcache_drop_all(st);
 	for (int i = STORE_NR_STRIPES - 1; i >= 0; i--)
 		pthread_rwlock_unlock(&st->stripes[i].lock);
 	pthread_rwlock_unlock(&st->md_rw);

@@ -74,6 +74,7 @@ int store_open_config(const struct store_config *cfg, struct store **out)
 	for (int i = 0; i < STORE_NR_STRIPES; i++)
 		pthread_rwlock_init(&st->stripes[i].lock, NULL);
 	pthread_mutex_init(&st->pend_mu, NULL);
+	store_fdcache_init(st);
 	st->nosync = cfg->nosync;
 	st->zero_crc = sd_crc32c(0, zero_block, STORE_BLK);
 	const char *dir = cfg->dir;
@@ -132,6 +133,8 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_wal_close(st);
+	store_fdcache_drop_all(st);
+	pthread_mutex_destroy(&st->fd_mu);
 	store_pend_free_all(st);
 	for (int i = 0; i < STORE_NR_STRIPES; i++)
 		pthread_rwlock_destroy(&st->stripes[i].lock);

@@ -181,6 +181,7 @@ static int replay_one(struct store *st, const struct store_wal_rec *r)
 		char name[STORE_NAME_LEN];
 		store_frag_name(ref.oid, ref.idx, name);
 		store_pend_drop(st, ref.oid, ref.idx, 0);
+		store_fdcache_forget(st, ref.oid, ref.idx);
 		if (unlinkat(store_md_dirfd(st, ref.oid, name), name, 0) && errno != ENOENT)
 			return -errno;
 		return 0;
@@ -356,6 +357,7 @@ static void analyse_damage(struct store *st, const struct wal_map *m, uint64_t g
 static void quarantine(struct store *st, const struct quar *q, uint64_t since_ms)
 {
 	int n = 0;
+	store_fdcache_drop_all(st);
 	for (int i = 0; i < q->n; i++) {
 		char name[STORE_NAME_LEN];
 		store_frag_name(q->v[i].oid, q->v[i].idx, name);

@@ -87,6 +87,7 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 	free(meta);
 	if (r)
 		return r;
+	store_wal_note(st, nh->oid, nh->idx);
 	if (store_crash_at(st, STORE_CRASH_AFTER_INTENT)) {
 		st->wal.crashed = true;
 		store_wal_applied(st);
@@ -157,6 +158,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		}
 		if (r)
 			goto out_unlink;
+		store_wal_note(st, h->oid, h->idx);
 		logged = true;
 	}
 	if (renameat(dirfd, tmp, dirfd, name)) {
@@ -165,6 +167,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 			store_wal_applied(st);
 		goto out_unlink;
 	}
+	store_fdcache_forget(st, h->oid, h->idx);
 	if (olddir != dirfd)
 		store_md_drop_others(st, name, dirfd);
 	if (direct && !st->nosync && fsync(dirfd)) {
@@ -203,6 +206,7 @@ int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 	}
 	if (st->nr_disks > 1)
 		store_md_drop_others(st, name, dirfd);
+	store_fdcache_forget(st, h->oid, h->idx);
 	return 0;
 }
 
@@ -247,7 +251,7 @@ int store_replace(struct store *st, const struct store_meta *meta, const void *b
  * throughout, so the file always reflects every record of its fragment.
  */
 int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
-		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid,
+		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid, uint32_t touched,
 		       const void *buf, uint32_t off, uint32_t len)
 {
 	struct store_frag_hdr h;
@@ -267,11 +271,13 @@ int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t exp
 		goto out;
 	h.version = new_version;
 	h.write_id = write_id;
+	h.wr_touched = touched;
+	h.wr_base = touched ? expect_version : 0;
 	h.crc = store_hdr_crc(&h);
 	r = store_write_span(st, fd, &h, &sp, pend_wid);
 out:
 	store_span_free(&sp);
-	close(fd);
+	store_frag_close(st, oid, idx, fd);
 	return r;
 }
 
@@ -282,7 +288,7 @@ int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_ver
 		return -EINVAL;
 	struct store_stripe *s = store_stripe_of(st, oid, idx);
 	pthread_rwlock_wrlock(&s->lock);
-	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, buf, off, len);
+	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, 0, buf, off, len);
 	pthread_rwlock_unlock(&s->lock);
 	return r;
 }
@@ -313,8 +319,10 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 		r = w;
 		goto out;
 	}
+	store_wal_note(st, oid, idx);
 	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
 	if (r == 0) {
+		store_fdcache_forget(st, oid, idx);
 		if (unlinkat(dirfd, name, 0))
 			r = -errno;
 		else
