@@ -490,6 +490,18 @@ static bool view_usable(struct sheep *s, struct sheep_view *v)
  * workers within the throttle, and a membership change in any phase
  * replans without undoing finished jobs. It returns when the sheep stops.
  */
+void sheep_recovery_kick(struct sheep *s)
+{
+	struct sheep_recovery *r = s->rec;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	recovery_forget_done(r->eng);
+	r->force = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
 static void *rec_main(void *arg)
 {
 	struct sheep_recovery *r = arg;

@@ -121,38 +121,6 @@ bool store_crash_at(struct store *st, enum store_crash where)
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-void store_frag_name(uint64_t oid, uint8_t idx, char *buf)
-{
-	snprintf(buf, NAME_LEN, "%016" PRIx64 "_%02x", oid, idx);
-}
-
-/* Parse a fragment file name; false for anything else (temp files, journal). */
-bool store_parse_name(const char *s, uint64_t *oid, uint8_t *idx)
-{
-	if (strlen(s) != 19 || s[16] != '_')
-		return false;
-	uint64_t o = 0;
-	unsigned x = 0;
-	for (int i = 0; i < 19; i++) {
-		int c = s[i], v;
-		if (i == 16)
-			continue;
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else
-			return false;
-		if (i < 16)
-			o = o << 4 | (uint64_t)v;
-		else
-			x = x << 4 | (unsigned)v;
-	}
-	*oid = o;
-	*idx = (uint8_t)x;
-	return true;
-}
-
 struct store_stripe *store_stripe_of(struct store *st, uint64_t oid, uint8_t idx)
 {
 	uint64_t h = (oid ^ ((uint64_t)idx << 56) ^ idx) * 0x9E3779B97F4A7C15ULL;

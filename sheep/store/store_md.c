@@ -1,4 +1,5 @@
-/* store_md.c - several disks per sheep (Sheepdog's "md"): fragment files spread over directories by capacity, plug, unplug and failed disks. */
+/* store_md.c - several disks per sheep (Sheepdog's "md"): fragment files spread over directories by
+ * capacity, plug, unplug and failed disks. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -251,7 +252,8 @@ static void dir_usage(int fd, uint64_t *bytes, uint32_t *count)
 		uint64_t oid;
 		uint8_t idx;
 		struct stat sb;
-		if (store_parse_name(de->d_name, &oid, &idx) && fstatat(fd, de->d_name, &sb, 0) == 0) {
+		if (store_parse_name(de->d_name, &oid, &idx) &&
+		    fstatat(fd, de->d_name, &sb, 0) == 0) {
 			*bytes += (uint64_t)sb.st_blocks * 512;
 			if (count)
 				(*count)++;
@@ -349,8 +351,14 @@ static int copy_frag(struct store *st, int src, int dst, const char *name)
 		bool zero = true;
 		for (ssize_t i = 0; i < n && zero; i++)
 			zero = buf[i] == 0;
-		if (!zero)
-			r = store_pwrite_full(out, buf, (size_t)n, off);
+		for (ssize_t w = 0; !zero && r == 0 && w < n;) {
+			ssize_t k =
+			    pwrite(out, buf + w, (size_t)(n - w), (off_t)(off + (uint64_t)w));
+			if (k < 0 && errno != EINTR)
+				r = -errno;
+			else if (k > 0)
+				w += k;
+		}
 		off += (uint64_t)n;
 	}
 	free(buf);
@@ -398,8 +406,8 @@ static uint64_t drain(struct store *st, int from, int from_fd)
 			continue;
 		struct store_disk *t = &st->disks[to];
 		int r = sdev == t->dev && renameat(sfd, de->d_name, t->fd, de->d_name) == 0
-				? 0
-				: copy_frag(st, sfd, t->fd, de->d_name);
+			    ? 0
+			    : copy_frag(st, sfd, t->fd, de->d_name);
 		if (r) {
 			sd_err("md: cannot move %s to %s: %s", de->d_name, t->path, strerror(-r));
 			continue;
@@ -457,6 +465,9 @@ static void clean_tmp(int fd)
 	closedir(d);
 }
 
+/* At open, before the log replays: the disks opened (a bad or duplicate
+ * one fails the open), the ring built, and every fragment moved to the
+ * disk the ring gives it. Without disks listed: one disk, dir/obj. */
 int store_md_init(struct store *st, const struct store_config *cfg)
 {
 	const char *eio = getenv("SHEEP_TEST_MD_EIO");
@@ -466,8 +477,10 @@ int store_md_init(struct store *st, const struct store_config *cfg)
 		struct stat sb;
 		if (fstat(st->objfd, &sb))
 			return -errno;
-		st->disks[0] = (struct store_disk){.path = strdup(st->dir), .fd = st->objfd,
-						   .dev = (uint64_t)sb.st_dev, .space = 1,
+		st->disks[0] = (struct store_disk){.path = strdup(st->dir),
+						   .fd = st->objfd,
+						   .dev = (uint64_t)sb.st_dev,
+						   .space = 1,
 						   .state = STORE_DISK_ON};
 		st->nr_disks = 1;
 		if (!st->disks[0].path)
@@ -503,7 +516,8 @@ int store_md_init(struct store *st, const struct store_config *cfg)
 	for (int i = 0; i < st->nr_disks; i++)
 		moved += drain(st, i, -1);
 	if (moved)
-		sd_notice("md: %" PRIu64 " fragment(s) moved to the disk the ring gives them", moved);
+		sd_notice("md: %" PRIu64 " fragment(s) moved to the disk the ring gives them",
+			  moved);
 	for (int i = 0; i < st->nr_disks; i++)
 		sd_info("md: disk %s, weight %" PRIu64 " bytes, %" PRIu64 " ring points",
 			st->disks[i].path, st->disks[i].space, vdisks_of(&st->disks[i]));
@@ -562,9 +576,12 @@ static int check_list(const char *const *paths, int n, char (*out)[PATH_MAX])
 	return 0;
 }
 
+/* Guarantees in store.h: the list is checked and the new disks opened
+ * before anything changes; then the ring changes and fragments move with
+ * every stripe locked. */
 int store_md_plug(struct store *st, const char *const *paths, int n, uint64_t *moved)
 {
-	char (*p)[PATH_MAX] = calloc(n > 0 ? (size_t)n : 1, PATH_MAX);
+	char(*p)[PATH_MAX] = calloc(n > 0 ? (size_t)n : 1, PATH_MAX);
 	if (!p)
 		return -ENOMEM;
 	int r = check_list(paths, n, p);
@@ -622,9 +639,11 @@ int store_md_plug(struct store *st, const char *const *paths, int n, uint64_t *m
 	return r;
 }
 
+/* Guarantees in store.h: checked with every stripe locked, then the disks
+ * leave the ring and are drained onto the others. */
 int store_md_unplug(struct store *st, const char *const *paths, int n, uint64_t *moved)
 {
-	char (*p)[PATH_MAX] = calloc(n > 0 ? (size_t)n : 1, PATH_MAX);
+	char(*p)[PATH_MAX] = calloc(n > 0 ? (size_t)n : 1, PATH_MAX);
 	if (!p)
 		return -ENOMEM;
 	int r = check_list(paths, n, p);
@@ -644,7 +663,8 @@ int store_md_unplug(struct store *st, const char *const *paths, int n, uint64_t 
 		r = build_ring(st);
 		for (int i = 0; r == 0 && i < n; i++) {
 			uint64_t k = drain(st, idx[i], -1);
-			sd_notice("md: unplugged %s: %" PRIu64 " fragment(s) moved to the other disks",
+			sd_notice("md: unplugged %s: %" PRIu64
+				  " fragment(s) moved to the other disks",
 				  st->disks[idx[i]].path, k);
 			m += k;
 		}

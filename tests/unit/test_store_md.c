@@ -1,4 +1,5 @@
-/* test_store_md.c - unit tests of a store over several disks (store_md.c): spread, plug, unplug, bad input, a removed disk, a changed disk list at open. */
+/* test_store_md.c - unit tests of a store over several disks (store_md.c): spread, plug, unplug,
+ * bad input, a removed disk, a changed disk list at open. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,7 @@
 
 #include "sheep/store/store.h"
 
-#define FS 8192u
+#define FS   8192u
 #define NOBJ 240
 
 struct md_fx {
@@ -72,8 +73,11 @@ static int setup(void **state)
 	uint8_t buf[FS];
 	for (uint64_t k = 0; k < NOBJ; k++) {
 		pattern(buf, k);
-		struct store_meta m = {.oid = 0x1234500000000ULL | k, .idx = (uint8_t)(k % 3),
-				       .nr_copies = 3, .frag_size = FS, .version = 1};
+		struct store_meta m = {.oid = 0x1234500000000ULL | k,
+				       .idx = (uint8_t)(k % 3),
+				       .nr_copies = 3,
+				       .frag_size = FS,
+				       .version = 1};
 		assert_int_equal(store_create(f->st, &m, buf, 0, FS), 0);
 	}
 	*state = f;
@@ -94,9 +98,9 @@ static void assert_all_read(struct md_fx *f)
 	uint8_t want[FS], got[FS];
 	for (uint64_t k = 0; k < NOBJ; k++) {
 		pattern(want, k);
-		assert_int_equal(store_read(f->st, 0x1234500000000ULL | k, (uint8_t)(k % 3), got, 0,
-					    FS, NULL),
-				 0);
+		assert_int_equal(
+		    store_read(f->st, 0x1234500000000ULL | k, (uint8_t)(k % 3), got, 0, FS, NULL),
+		    0);
 		assert_memory_equal(want, got, FS);
 	}
 }
@@ -143,8 +147,8 @@ static void test_plug_moves_onto_the_new_disk_only(void **state)
 	/* writes after the plug land where the ring says and read back */
 	uint8_t buf[FS];
 	memset(buf, 0x5a, FS);
-	assert_int_equal(store_write(f->st, 0x1234500000000ULL, 0, STORE_ANY_VERSION, 2, buf, 0, FS),
-			 0);
+	assert_int_equal(
+	    store_write(f->st, 0x1234500000000ULL, 0, STORE_ANY_VERSION, 2, buf, 0, FS), 0);
 	uint8_t got[FS];
 	assert_int_equal(store_read(f->st, 0x1234500000000ULL, 0, got, 0, FS, NULL), 0);
 	assert_memory_equal(buf, got, FS);
@@ -238,8 +242,11 @@ static void test_removed_disk_is_taken_out(void **state)
 	assert_true(k < NOBJ);
 	uint8_t buf[FS];
 	pattern(buf, k);
-	struct store_meta nm = {.oid = 0x1234500000000ULL | k, .idx = (uint8_t)(k % 3),
-				.nr_copies = 3, .frag_size = FS, .version = 1};
+	struct store_meta nm = {.oid = 0x1234500000000ULL | k,
+				.idx = (uint8_t)(k % 3),
+				.nr_copies = 3,
+				.frag_size = FS,
+				.version = 1};
 	assert_int_equal(store_create(f->st, &nm, buf, 0, FS), 0);
 	/* the last disks are never all taken out */
 	rm_rf(f->disk[0]);
@@ -271,7 +278,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_fragments_spread_over_every_disk, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_plug_moves_onto_the_new_disk_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plug_moves_onto_the_new_disk_only, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_unplug_empties_the_disk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plug_and_unplug_across_filesystems_copy, setup,
 					    teardown),
