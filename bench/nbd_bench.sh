@@ -12,7 +12,8 @@
 #   --csv       also print the table as CSV
 #   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
 #   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
-#   --cases LIST  only these cases, comma-separated (e.g. randwrite1,randwrite32)
+#   --cases LIST  only these cases, comma-separated (e.g. randwrite1,randwrite32;
+#               randread16 runs only when named)
 #
 # Cases (fio, ioengine=nbd, one job): 4 MiB sequential write and read at
 # QD4; 4 KiB random read and write at QD1, QD4 and QD32 (IOPS, and the
@@ -93,6 +94,7 @@ declare -A ARGS=(
 	[seqread]="--rw=read --bs=4M --iodepth=4 --size=${size_mb}M"
 	[randread1]="--rw=randread --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
 	[randread4]="--rw=randread --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
+	[randread16]="--rw=randread --bs=4k --iodepth=16 --size=${size_mb}M --time_based --runtime=$secs"
 	[randread32]="--rw=randread --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
 	[randwrite4]="--rw=randwrite --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
 	[randwrite1]="--rw=randwrite --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
@@ -101,6 +103,7 @@ declare -A ARGS=(
 declare -A LABEL=(
 	[seqwrite]="4 MiB seq write QD4 (MiB/s)" [seqread]="4 MiB seq read QD4 (MiB/s)"
 	[randread1]="4 KiB rand read QD1 (IOPS)" [randread4]="4 KiB rand read QD4 (IOPS)"
+	[randread16]="4 KiB rand read QD16 (IOPS)"
 	[randread32]="4 KiB rand read QD32 (IOPS)" [randwrite1]="4 KiB rand write QD1 (IOPS)"
 	[randwrite4]="4 KiB rand write QD4 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
 )

@@ -76,6 +76,8 @@ extern const struct dog_cmd dog_cluster_cmds[];
 extern const struct dog_cmd dog_node_cmds[];
 extern const struct dog_cmd dog_vdi_cmds[];
 /* vdi_lock.c: dog vdi lock list|unlock. */
+/* vdi_alter.c: dog vdi alter-copy. */
+int dog_vdi_alter_copy(struct dog *d);
 int dog_vdi_lock_cmd(struct dog *d);
 /* Take VDI name's cluster-wide write lock on fd (held until fd closes or
  * RELEASE_VDI). On failure says why (who holds it) and returns a

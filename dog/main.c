@@ -20,6 +20,10 @@ static const struct {
      "volumes: create, list, delete, read, write, resize, snapshots, clones, backups"},
 };
 
+/* Sheepdog's cluster format -V / --fixedvnodes: no count (see parse_opts). */
+#define DOG_OPT_FIXED_VNODES 0x100
+#define DOG_SHEEPDOG_VNODES 128 /* a sheep's vnodes when it is given no -V */
+
 static const struct option long_opts[] = {
     {"address", required_argument, NULL, 'a'}, {"port", required_argument, NULL, 'p'},
     {"raw", no_argument, NULL, 'r'},	       {"verbose", no_argument, NULL, 'v'},
@@ -31,6 +35,7 @@ static const struct option long_opts[] = {
     {"exclusive", no_argument, NULL, 'x'},     {"strict", no_argument, NULL, 't'},
     {"recyclevid", no_argument, NULL, 'R'},    {"hyper", no_argument, NULL, 'y'},
     {"index", required_argument, NULL, 'i'},
+    {"fixedvnodes", no_argument, NULL, DOG_OPT_FIXED_VNODES},
     {NULL, 0, NULL, 0},
 };
 
@@ -93,6 +98,17 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 {
 	char optstr[64];
 	snprintf(optstr, sizeof(optstr), ":%s%s", GLOBAL_OPTS, c->opts ? c->opts : "");
+	/* Sheepdog's -V takes no count ("fixed vnodes": every sheep keeps
+	 * the count it was started with, 128 by default); here -V N fixes
+	 * every node's count. A -V followed by nothing or by another option
+	 * is Sheepdog's: it means -V 128. */
+	for (int i = 1; c->opts && strstr(c->opts, "V:") && i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if ((!strcmp(argv[i], "-V") || !strcmp(argv[i], "--vnodes")) &&
+		    (i + 1 == argc || argv[i + 1][0] == '-'))
+			argv[i] = (char *)"--fixedvnodes";
+	}
 	optind = 1;
 	opterr = 0;
 	int ch;
@@ -199,6 +215,13 @@ static int parse_opts(struct dog *d, const struct dog_cmd *c, int argc, char **a
 			d->nr_vnodes = v;
 			break;
 		}
+		case DOG_OPT_FIXED_VNODES:
+			if (!c->opts || !strstr(c->opts, "V:")) {
+				dog_err("option --fixedvnodes is for cluster format");
+				return DOG_EXIT_USAGE;
+			}
+			d->nr_vnodes = DOG_SHEEPDOG_VNODES;
+			break;
 		case ':':
 			dog_err("option -%c needs an argument (see %s %s %s -h)", optopt, d->prog,
 				c->group, c->name);

@@ -1,5 +1,6 @@
 /* node.c - dog node list / info / kill / stat. */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,24 +379,9 @@ static int node_vnodes(struct dog *d)
 	return DOG_EXIT_SUCCESS;
 }
 
-/* dog node md info | plug PATHS | unplug PATHS: Sheepdog's multi-disk
- * commands. info shows the asked sheep's data directory in Sheepdog's
- * table (MD_INFO 0xb1); this project's sheep has one store directory,
- * so plug and unplug are refused with the reason. */
-static int node_md(struct dog *d)
+/* MD_INFO of the sheep asked into *out (freed by the caller): a dog exit code. */
+static int md_fetch(struct dog *d, struct sd_md_info **out)
 {
-	const char *sub = d->argv[0];
-	if (!strcmp(sub, "plug") || !strcmp(sub, "unplug")) {
-		dog_err("node md %s: not supported: a sheep keeps its objects in one store "
-			"directory (sheep DIR); disks cannot be added to or taken from a running "
-			"sheep",
-			sub);
-		return DOG_EXIT_FAILURE;
-	}
-	if (strcmp(sub, "info") || d->argc != 1) {
-		dog_err("node md: want 'info', 'plug PATHS' or 'unplug PATHS'");
-		return DOG_EXIT_USAGE;
-	}
 	struct sd_md_info *mi = calloc(1, sizeof(*mi));
 	if (!mi)
 		return DOG_EXIT_SYSFAIL;
@@ -412,6 +398,121 @@ static int node_md(struct dog *d)
 		free(mi);
 		return dog_fail_result("node md info", (uint32_t)ret, NULL);
 	}
+	*out = mi;
+	return DOG_EXIT_SUCCESS;
+}
+
+/* path without trailing slashes, absolute when it exists here. */
+static void md_norm(const char *in, char *out, size_t len)
+{
+	char buf[PATH_MAX];
+	if (realpath(in, buf))
+		in = buf;
+	snprintf(out, len, "%s", in);
+	size_t n = strlen(out);
+	while (n > 1 && out[n - 1] == '/')
+		out[--n] = '\0';
+}
+
+static bool md_has(const struct sd_md_info *mi, const char *path)
+{
+	for (int32_t i = 0; i < mi->nr && i < SD_MD_MAX_DISK; i++)
+		if (!strncmp(mi->disk[i].path, path, sizeof(mi->disk[i].path)))
+			return true;
+	return false;
+}
+
+/* dog node md plug|unplug DISK[,DISK...]: checked against the sheep's
+ * disks first (a clear error, nothing sent), then MD_PLUG / MD_UNPLUG. */
+static int node_md_change(struct dog *d, bool plug, const char *arg)
+{
+	const char *what = plug ? "node md plug" : "node md unplug";
+	struct sd_md_info *mi = NULL;
+	int ret = md_fetch(d, &mi);
+	if (ret)
+		return ret;
+	char *list = strdup(arg), *save = NULL;
+	char (*seen)[PATH_MAX] = calloc(SD_MD_MAX_DISK, PATH_MAX);
+	char *norm = calloc(1, (size_t)SD_MD_MAX_DISK * PATH_MAX);
+	int n = 0;
+	ret = list && seen && norm ? DOG_EXIT_SUCCESS : DOG_EXIT_SYSFAIL;
+	size_t used = 0;
+	for (char *t = list ? strtok_r(list, ",", &save) : NULL; !ret && t;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (n == SD_MD_MAX_DISK) {
+			dog_err("%s: at most %d disks", what, SD_MD_MAX_DISK);
+			ret = DOG_EXIT_USAGE;
+			break;
+		}
+		md_norm(t, seen[n], PATH_MAX);
+		for (int j = 0; j < n && !ret; j++)
+			if (!strcmp(seen[j], seen[n])) {
+				dog_err("%s: %s is listed twice", what, seen[n]);
+				ret = DOG_EXIT_USAGE;
+			}
+		if (ret)
+			break;
+		if (plug && md_has(mi, seen[n])) {
+			dog_err("%s: %s is already a disk of this sheep", what, seen[n]);
+			ret = DOG_EXIT_FAILURE;
+		} else if (!plug && !md_has(mi, seen[n])) {
+			dog_err("%s: %s is not a disk of this sheep (dog node md info lists them)",
+				what, seen[n]);
+			ret = DOG_EXIT_FAILURE;
+		}
+		used += (size_t)snprintf(norm + used, (size_t)SD_MD_MAX_DISK * PATH_MAX - used,
+					 "%s%s", n ? "," : "", seen[n]);
+		n++;
+	}
+	if (!ret && n == 0) {
+		dog_err("%s: no disk given", what);
+		ret = DOG_EXIT_USAGE;
+	}
+	if (!ret && !plug && n >= mi->nr) {
+		dog_err("%s: cannot unplug every disk of this sheep (it has %d)", what, (int)mi->nr);
+		ret = DOG_EXIT_FAILURE;
+	}
+	if (!ret) {
+		struct sd_req req;
+		struct sd_rsp rsp;
+		dog_req_init(&req, plug ? SD_OP_MD_PLUG : SD_OP_MD_UNPLUG);
+		req.flags |= SD_FLAG_CMD_WRITE;
+		req.data_length = (uint32_t)used + 1;
+		int r = dog_exec(d, &req, norm, &rsp, NULL, 0);
+		if (r < 0)
+			ret = dog_exit_of_errno(r);
+		else if (r != SD_RES_SUCCESS)
+			ret = dog_fail_result(what, (uint32_t)r, NULL);
+	}
+	free(norm);
+	free(seen);
+	free(list);
+	free(mi);
+	return ret;
+}
+
+/* dog node md info | plug DISKS | unplug DISKS: Sheepdog's multi-disk
+ * commands (MD_INFO 0xb1, MD_PLUG 0xb2, MD_UNPLUG 0xb3) on the sheep
+ * asked (-a/-p). */
+static int node_md(struct dog *d)
+{
+	const char *sub = d->argv[0];
+	bool plug = !strcmp(sub, "plug");
+	if (plug || !strcmp(sub, "unplug")) {
+		if (d->argc != 2) {
+			dog_err("node md %s: want DISK[,DISK...]", sub);
+			return DOG_EXIT_USAGE;
+		}
+		return node_md_change(d, plug, d->argv[1]);
+	}
+	if (strcmp(sub, "info") || d->argc != 1) {
+		dog_err("node md: want 'info', 'plug DISKS' or 'unplug DISKS'");
+		return DOG_EXIT_USAGE;
+	}
+	struct sd_md_info *mi = NULL;
+	int ret = md_fetch(d, &mi);
+	if (ret)
+		return ret;
 	if (!d->raw)
 		printf("Id\tSize\tUsed\tAvail\tUse%%\tPath\n");
 	for (int32_t i = 0; i < mi->nr && i < SD_MD_MAX_DISK; i++) {
@@ -443,9 +544,9 @@ const struct dog_cmd dog_node_cmds[] = {
      dog_node_recovery},
     {"node", "log", NULL, "level get | level set LEVEL",
      "show or set the log level of the sheep asked (-a/-p)", NULL, 2, 3, node_log},
-    {"node", "md", NULL, "info | plug PATHS | unplug PATHS",
-     "show the data directory of the sheep asked (-a/-p); plug and unplug are not supported",
-     NULL, 1, 2, node_md},
+    {"node", "md", NULL, "info | plug DISK[,DISK...] | unplug DISK[,DISK...]",
+     "show, add or remove the disks (data directories) of the sheep asked (-a/-p)", NULL, 1, 2,
+     node_md},
     {"node", "vnodes", NULL, "get | set N",
      "show or set the vnodes (capacity weight) of the sheep asked (-a/-p)", NULL, 1, 2,
      node_vnodes},

@@ -462,5 +462,11 @@ const struct dog_cmd dog_vdi_cmds[] = {
     {"vdi", "lock", NULL, "list | unlock <vdiname>",
      "list the VDI write locks (NBD writers, clients), or break a stale one", NULL, 1, 2,
      dog_vdi_lock_cmd},
+    {"vdi", "alter-copy", "c:s:", "<vdiname>",
+     "change a VDI's redundancy policy online (copies <-> erasure code), or show the change",
+     "  -c, --copies          the new policy: N copies or D:P fragments (none: show where\n"
+     "                        the VDI's policy and a running conversion stand)\n"
+     "  -s, --snapshot        a snapshot (refused: snapshots are read-only)\n",
+     1, 1, dog_vdi_alter_copy},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

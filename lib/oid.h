@@ -15,6 +15,16 @@
 #define LEDGER_BIT	(1ULL << 59)
 #define SD_TYPE_MASK	(VDI_BIT | VMSTATE_BIT | VDI_ATTR_BIT | VDI_BTREE_BIT | LEDGER_BIT)
 
+/*
+ * The layout bit (this project's, bit 31 of the object index, above any
+ * index an inode maps): a VDI's data object is stored under one of two
+ * ids, with or without it. vdi alter-copy writes each object's new layout
+ * under the other id than its old one, so both layouts sit side by side
+ * on the same holders while the object is converted (docs/architecture.md,
+ * "Changing a VDI's policy"). Clients never send it; placement ignores it.
+ */
+#define SD_LAYOUT_BIT	(1ULL << 31)
+
 static inline uint64_t vid_to_vdi_oid(uint32_t vid)
 {
 	return VDI_BIT | ((uint64_t)vid << VDI_SPACE_SHIFT);

@@ -250,4 +250,29 @@ struct sd_check_obj {
 	struct sd_check_frag frag[SD_CHECK_MAX_WIDTH];
 } __attribute__((packed));
 
+/*
+ * ALTER_VDI_COPY (0xc1, Sheepdog's code for vdi alter-copy): change VDI
+ * vdi.base_vdi_id's policy to vdi.copies / vdi.copy_policy. The sheep
+ * asked checks it and records the target in the VDI table; the cluster
+ * then converts the data in the background (sheep/gateway/convert.c).
+ * Asking again for the target of a running conversion resumes it
+ * (SUCCESS); another target meanwhile is VDI_LOCKED. A refusal may carry
+ * a NUL-terminated explanation as payload.
+ *
+ * ALTER_STATUS (0xda, this project's): where VDI vdi.base_vdi_id's
+ * conversion stands, from the table of the sheep asked. Reply payload:
+ * struct sd_alter_status.
+ */
+#define SD_OP_ALTER_VDI_COPY 0xc1
+#define SD_OP_ALTER_STATUS 0xda
+struct sd_alter_status {
+	uint32_t vid;
+	uint8_t converting;     /* 1 while a conversion runs */
+	uint8_t copies, copy_policy;       /* the policy (the old one while converting) */
+	uint8_t target_copies, target_policy; /* while converting */
+	uint8_t __pad[3];
+	uint32_t mark;    /* objects below this index are converted */
+	uint32_t nr_objs; /* objects the VDI maps */
+} __attribute__((packed));
+
 #endif

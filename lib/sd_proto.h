@@ -60,6 +60,8 @@
 #define SD_OP_ENABLE_RECOVER 0xa8
 #define SD_OP_DISABLE_RECOVER 0xa9
 #define SD_OP_MD_INFO 0xb1
+#define SD_OP_MD_PLUG 0xb2   /* payload: "DISK[,DISK...]" NUL-terminated */
+#define SD_OP_MD_UNPLUG 0xb3
 #define SD_OP_GET_HASH 0xb4
 #define SD_OP_REWEIGHT 0xb5
 #define SD_OP_STAT 0xb8

@@ -107,7 +107,8 @@ int recovery_take(struct recovery *r, uint64_t now_ms, struct recovery_job **job
 		rec_push_urgent(r, (uint32_t)i);
 		return -ENOMEM;
 	}
-	memcpy(s, r->srcs + it->src_off, it->nr_src * sizeof(*s));
+	if (it->nr_src) /* a job keeping the local fragment may have none, and r->srcs be NULL */
+		memcpy(s, r->srcs + it->src_off, it->nr_src * sizeof(*s));
 	j->oid = it->oid;
 	j->version = it->version;
 	j->have_version = it->have_version;

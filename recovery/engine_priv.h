@@ -66,6 +66,7 @@ struct recovery {
 	char refusal[320];
 	uint32_t epoch;
 	uint32_t self;
+	bool forget_done; /* recovery_forget_done(): the next plan carries no finished item */
 
 	struct rec_item *items;
 	size_t nr_items, cap_items;

@@ -284,11 +284,12 @@ int rec_push_order(struct recovery *r, uint32_t i)
 /* Carry an item's progress over from the previous plan. A fragment copied
  * or rebuilt under an earlier epoch is, for this one, already in place: it
  * counts as reused, so copied/rebuilt report only what this epoch moved. */
-static void merge_item(const struct rec_item *old, struct rec_item *it, bool same_epoch)
+static void merge_item(const struct rec_item *old, struct rec_item *it, bool same_epoch,
+		       bool forget_done)
 {
 	it->busy = old->busy;
 	it->generation = old->generation;
-	if (old->state == ITEM_DONE && old->version == it->version) {
+	if (old->state == ITEM_DONE && old->version == it->version && !forget_done) {
 		it->state = ITEM_DONE;
 		it->how = same_epoch ? old->how : RECOVERY_HOW_REUSED;
 		it->est_bytes = 0;
@@ -296,6 +297,12 @@ static void merge_item(const struct rec_item *old, struct rec_item *it, bool sam
 		it->state = ITEM_INFLIGHT;
 		it->how = old->how;
 	}
+}
+
+void recovery_forget_done(struct recovery *r)
+{
+	if (r)
+		r->forget_done = true;
 }
 
 int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
@@ -317,7 +324,7 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 		struct rec_item *it = &po.items[k];
 		long o = rec_map_get(&r->item_map, it->oid, it->idx);
 		if (o >= 0)
-			merge_item(&r->items[o], it, r->epoch == ep->epoch);
+			merge_item(&r->items[o], it, r->epoch == ep->epoch, r->forget_done);
 		if (it->state != ITEM_DONE)
 			need += it->est_bytes;
 		if (rec_map_put(&nmap, it->oid, it->idx, (uint32_t)k)) {
@@ -351,6 +358,7 @@ int recovery_plan(struct recovery *r, const struct recovery_epoch *ep,
 			return -ENOMEM;
 
 	r->epoch = ep->epoch;
+	r->forget_done = false;
 	r->self = ep->self;
 	r->planned = true;
 	r->nr_objects = po.nr_objs;
@@ -443,7 +451,8 @@ int recovery_plan_object(struct recovery *r, const struct recovery_epoch *ep,
 	}
 
 	uint32_t src_base = (uint32_t)r->nr_srcs;
-	memcpy(r->srcs + r->nr_srcs, po.srcs, po.nr_srcs * sizeof(*po.srcs));
+	if (po.nr_srcs) /* r->srcs is NULL while no object has a source */
+		memcpy(r->srcs + r->nr_srcs, po.srcs, po.nr_srcs * sizeof(*po.srcs));
 	r->nr_srcs += po.nr_srcs;
 	for (size_t k = 0; k < po.nr_items; k++) {
 		struct rec_item *it = &po.items[k];

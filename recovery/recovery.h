@@ -220,6 +220,11 @@ const char *recovery_refusal(const struct recovery *r);
 
 int recovery_set_throttle(struct recovery *r, const struct recovery_throttle *t);
 void recovery_get_throttle(const struct recovery *r, struct recovery_throttle *t);
+/* This node lost fragments it held (a failed or unplugged disk): the next
+ * recovery_plan() trusts only what the frags it is given say is held,
+ * and carries over no item finished under an earlier plan (jobs in flight
+ * still carry over). */
+void recovery_forget_done(struct recovery *r);
 /* Disabled: recovery_take() hands out nothing (planning still happens). */
 void recovery_set_enabled(struct recovery *r, bool enabled);
 bool recovery_enabled(const struct recovery *r);

@@ -17,6 +17,9 @@
 /* Options from the command line. */
 struct sheep_opts {
 	const char *dir;
+	/* sheep DIR,DISK1,DISK2: Sheepdog's multi-disk store (store_md.c) */
+	const char *md_disks[64];
+	int nr_md_disks;
 	uint16_t port;
 	const char *bind_addr;  /* -b, NULL = any */
 	const char *advertise;  /* -y */
@@ -42,6 +45,11 @@ struct sheep_opts {
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
+	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
+	 * without keeping them, as a power cut may lose them */
+	bool test_drop_lazy;
+	/* SHEEP_TEST_NO_LAZY: every version-only prepare durable (before PEER_WH_LAZY) */
+	bool test_no_lazy;
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings
@@ -103,6 +111,15 @@ struct vdi_entry {
 	uint16_t lock_port;
 	uint64_t lock_inc;
 	uint64_t lock_owner;
+	/* vdi alter-copy (gateway/convert.c): data objects stored with the
+	 * layout bit equal to VDI_F_GEN have the policy above; the others have
+	 * alt_copies/alt_policy, the target while VDI_F_CONVERTING is set (the
+	 * previous policy after). conv_mark: every object below this index is
+	 * converted (runtime progress, 0 after a restart). meta_width: the
+	 * width of the inode's and attributes' copies, fixed at the first
+	 * conversion (0: the width of the policy). */
+	uint8_t alt_copies, alt_policy, meta_width;
+	uint32_t conv_mark;
 	struct vdi_entry *hnext;
 };
 
@@ -114,6 +131,8 @@ struct vdi_entry {
 /* vdi_entry.flags */
 #define VDI_F_SNAPSHOT 0x1 /* frozen: its objects and object map never change */
 #define VDI_F_PENDING 0x2  /* created in the table, inode not yet written */
+#define VDI_F_CONVERTING 0x4 /* vdi alter-copy in progress */
+#define VDI_F_GEN 0x8        /* its objects' home id carries SD_LAYOUT_BIT */
 
 #define VDI_HASH_BUCKETS 4096
 
@@ -205,5 +224,9 @@ bool sd_node_eq(const struct sd_node *a, const struct sd_node *b);
 int sheep_node_cmp(const void *a, const void *b);
 /* Write a whole file atomically (tmp + rename, fsync unless nosync). */
 int sheep_write_file(struct sheep *s, const char *path, const void *buf, size_t len);
+
+/* DIR/vnodes: the count dog node vnodes set gave this sheep, read at start
+ * (it wins over -V and the capacity until the next set). */
+#define SHEEP_VNODES_FILE "vnodes"
 
 #endif

@@ -256,6 +256,8 @@ int group_apply_vdi_op(struct sheep *s, const struct sd_node *sender, const stru
 			return SD_RES_VDI_LOCKED;
 		e->locked = 0;
 		return SD_RES_SUCCESS;
+	case CMSG_VDI_ALTER:
+		return group_apply_vdi_alter(s, e, m);
 	}
 	return SD_RES_INVALID_PARMS;
 }
@@ -290,6 +292,7 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 	case CMSG_PURGE_VDI:
 	case CMSG_LOCK_VDI:
 	case CMSG_UNLOCK_VDI:
+	case CMSG_VDI_ALTER:
 		if (len >= sizeof(struct cmsg_vdi))
 			res = group_apply_vdi_op(s, sender, msg, &vid);
 		break;
@@ -320,7 +323,14 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 		}
 		break;
 	case CMSG_SNAPSHOT:
-		return; /* for a joiner; synced members only count it */
+		/* For a joiner; a synced member, and a joiner replaying what it
+		 * buffered, count it and stop waiting for its target. */
+		if (len >= sizeof(struct snap_hdr)) {
+			struct snap_hdr sh;
+			memcpy(&sh, msg, sizeof(sh));
+			group_remove_joiner(s, &sh.target);
+		}
+		return;
 	case CMSG_OFFER:
 		if (len >= sizeof(struct snap_hdr))
 			group_apply_offer(s, sender, msg, len);
@@ -370,8 +380,10 @@ void group_remove_joiner(struct sheep *s, const struct sd_node *n)
 		}
 }
 
-/* Build the snapshot message for joiner j. */
-void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
+/* This node's state in the snapshot layout, for target (join_seq its join);
+ * with the other joiners when with_joiners (a CMSG_SNAPSHOT). */
+static void *build_state(struct sheep *s, const struct sd_node *target, uint64_t join_seq,
+			 bool with_joiners, size_t *len)
 {
 	size_t ebytes = 0;
 	uint32_t ne = 0;
@@ -389,8 +401,8 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 	struct snap_hdr *h = (struct snap_hdr *)buf;
 	memset(h, 0, sizeof(*h));
 	h->h.type = CMSG_SNAPSHOT;
-	h->target = j->node;
-	h->join_seq = j->join_seq;
+	h->target = *target;
+	h->join_seq = join_seq;
 	h->seq = s->cl->seq;
 	h->epoch = s->cl->epoch;
 	h->nr_epochs = ne;
@@ -420,9 +432,20 @@ void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
 	}
 	h->vdi_len = (uint32_t)vl;
 	p += vl;
+	if (with_joiners) {
+		uint16_t nj = 0;
+		p += group_pack_joiners(s, target, p, cap - (size_t)(p - buf), &nj);
+		h->nr_joiners = nj;
+	}
 	*len = (size_t)(p - buf);
 	h->h.len = (uint32_t)*len;
 	return buf;
+}
+
+/* Build the snapshot message for joiner j. */
+void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len)
+{
+	return build_state(s, &j->node, j->join_seq, true, len);
 }
 
 void group_maybe_send_snapshots(struct sheep *s)
@@ -482,10 +505,7 @@ void group_pending_add(struct sheep *s, struct pending_event *p)
 /* This node's own state as a CMSG_OFFER (the snapshot layout). */
 void *group_build_offer(struct sheep *s, size_t *len)
 {
-	struct joiner me;
-	memset(&me, 0, sizeof(me));
-	me.node = s->self;
-	struct snap_hdr *h = group_build_snapshot(s, &me, len);
+	struct snap_hdr *h = build_state(s, &s->self, 0, false, len);
 	if (h)
 		h->h.type = CMSG_OFFER;
 	return h;
@@ -613,7 +633,8 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	const char *p = (const char *)msg + sizeof(h);
 	const char *end = (const char *)msg + len;
 	const char *vdi;
-	if (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end) {
+	if (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end ||
+	    (size_t)h.nr_joiners * sizeof(struct snap_joiner) > (size_t)(end - (vdi + h.vdi_len))) {
 		sd_emerg("state snapshot is damaged");
 		return;
 	}
@@ -634,6 +655,9 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	take_format(s, &h);
 	s->cl->waiting = h.waiting;
 	s->cl->seq = h.seq;
+	/* The others still waiting when it was built (found.c); the replay
+	 * below adds later joins and drops those synced since. */
+	group_unpack_joiners(s, vdi + h.vdi_len, (size_t)(end - (vdi + h.vdi_len)), h.nr_joiners);
 	if (!offer) {
 		group_save_config(s);
 		group_save_vdis(s);

@@ -48,6 +48,13 @@ int group_apply_node_vnodes(struct sheep *s, const struct cmsg_node_vnodes *m)
 	if (same_process(&s->self, &m->node)) {
 		s->self.nr_vnodes = n->nr_vnodes;
 		s->self.fixed_vnodes = SD_NODE_VNODES_SET;
+		/* Kept in DIR/vnodes: a restart of this sheep comes back with it. */
+		char path[4200], buf[16];
+		group_state_path(s, SHEEP_VNODES_FILE, path, sizeof(path));
+		int len = snprintf(buf, sizeof(buf), "%u\n", (unsigned)n->nr_vnodes);
+		int ret = sheep_write_file(s, path, buf, (size_t)len);
+		if (ret)
+			sd_err("cannot save %s: %s", path, strerror(-ret));
 	}
 	s->cl->epoch++;
 	group_epoch_add(s, s->cl->epoch, sd_wall_seconds(), s->cl->members, s->cl->nr_members,

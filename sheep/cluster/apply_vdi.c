@@ -1,4 +1,4 @@
-/* apply_vdi.c - the VDI lock owner test, and applying snapshot, clone, rollback, ready and reclaimed messages to the VDI table, identically on every member. */
+/* apply_vdi.c - the VDI lock owner test, and applying snapshot, clone, rollback, ready, reclaimed and alter-copy messages to the VDI table, identically on every member. */
 #include "lib/sd_wire.h"
 #include "sheep/cluster/group_priv.h"
 
@@ -29,6 +29,9 @@ static int insert_follower(struct sheep *s, const struct vdi_entry *base, uint32
 	ne->parent = base->vid;
 	ne->flags = VDI_F_PENDING;
 	ne->deleted = 0;
+	/* Its objects are its own, written afresh: one layout, no conversion. */
+	ne->alt_copies = ne->alt_policy = ne->meta_width = 0;
+	ne->conv_mark = 0;
 	ne->hnext = NULL;
 	if (vdi_table_insert(&s->cl->vdis, ne))
 		return SD_RES_NO_MEM;
@@ -62,6 +65,8 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 			return SD_RES_NO_VDI;
 		if (a->flags & VDI_F_SNAPSHOT)
 			return SD_RES_READONLY;
+		if (a->flags & VDI_F_CONVERTING)
+			return SD_RES_VDI_LOCKED; /* vdi alter-copy first: a frozen VDI is never converted */
 		if (tag[0] && vdi_table_by_name(&s->cl->vdis, a->name, tag, 0))
 			return SD_RES_VDI_EXIST;
 		ne = *a;
@@ -154,4 +159,67 @@ int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const 
 	}
 	group_save_vdis(s);
 	return SD_RES_SUCCESS;
+}
+
+/*
+ * vdi alter-copy's table changes (gateway/convert.c does the data). START
+ * records the target policy as the layout of the objects under the other
+ * id than their home one and fixes the inode's width; asking again for
+ * the same target is accepted (it resumes), another target is refused
+ * while one runs. PROGRESS raises the mark. DONE makes the target the
+ * VDI's policy and the other id the home one, keeping the old policy as
+ * the other layout.
+ */
+int group_apply_vdi_alter(struct sheep *s, struct vdi_entry *e, const struct cmsg_vdi *m)
+{
+	if (!e || e->deleted || (e->flags & VDI_F_PENDING))
+		return SD_RES_NO_VDI;
+	if (e->flags & VDI_F_SNAPSHOT)
+		return SD_RES_READONLY;
+	bool conv = e->flags & VDI_F_CONVERTING;
+	/* PROGRESS and DONE name the conversion they belong to (target and
+	 * layout generation): one posted late by a converter that lost the
+	 * lead must not touch a later conversion. */
+	bool same = conv && e->alt_copies == m->copies && e->alt_policy == m->policy &&
+		    ((e->flags & VDI_F_GEN) ? 1 : 0) == m->shift;
+	switch (m->snapshot) {
+	case CMSG_ALTER_START: {
+		if (conv)
+			return e->alt_copies == m->copies && e->alt_policy == m->policy
+				       ? SD_RES_SUCCESS
+				       : SD_RES_VDI_LOCKED;
+		if (e->nr_copies == m->copies && e->copy_policy == m->policy)
+			return SD_RES_INVALID_PARMS;
+		struct ec_policy pol;
+		if (!e->meta_width && !ec_policy_from_wire(e->copy_policy, e->nr_copies, &pol))
+			e->meta_width = (uint8_t)ec_policy_width(&pol);
+		e->alt_copies = m->copies;
+		e->alt_policy = m->policy;
+		e->conv_mark = 0;
+		e->flags |= VDI_F_CONVERTING;
+		group_save_vdis(s);
+		sd_info("VDI %s (%x): converting to %u/%02x", e->name, e->vid, m->copies, m->policy);
+		return SD_RES_SUCCESS;
+	}
+	case CMSG_ALTER_PROGRESS:
+		if (same && m->size > e->conv_mark && m->size <= UINT32_MAX)
+			e->conv_mark = (uint32_t)m->size;
+		return same ? SD_RES_SUCCESS : SD_RES_INVALID_PARMS;
+	case CMSG_ALTER_DONE: {
+		if (!same)
+			return SD_RES_INVALID_PARMS;
+		uint8_t c = e->nr_copies, p = e->copy_policy;
+		e->nr_copies = e->alt_copies;
+		e->copy_policy = e->alt_policy;
+		e->alt_copies = c;
+		e->alt_policy = p;
+		e->conv_mark = 0;
+		e->flags = (uint8_t)((e->flags ^ VDI_F_GEN) & ~VDI_F_CONVERTING);
+		group_save_vdis(s);
+		sd_info("VDI %s (%x): converted to %u/%02x", e->name, e->vid, e->nr_copies,
+			e->copy_policy);
+		return SD_RES_SUCCESS;
+	}
+	}
+	return SD_RES_INVALID_PARMS;
 }

@@ -113,7 +113,10 @@ enum cmsg_type {
 	                     * cluster that is unformatted or waiting on an older epoch */
 	CMSG_START,         /* start a waiting cluster without the missing nodes */
 	CMSG_NODE_VNODES,   /* a member's vnodes set (dog node vnodes set): a new epoch */
+	CMSG_VDI_ALTER,     /* vdi alter-copy: start (snapshot = 0, copies/policy the
+	                     * target), progress (1, size = mark) or end (2) */
 };
+enum { CMSG_ALTER_START = 0, CMSG_ALTER_PROGRESS = 1, CMSG_ALTER_DONE = 2 };
 
 struct cmsg_hdr {
 	uint32_t type;

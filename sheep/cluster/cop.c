@@ -1,4 +1,5 @@
 /* cop.c - cluster-wide operations from a worker: broadcast a message, wait until this node has applied it. */
+#include "lib/testhook.h"
 #include "sheep/cluster/group_priv.h"
 
 /* ---- cluster-op waiters ---- */
@@ -26,7 +27,15 @@ void group_do_broadcast(void *arg)
 {
 	struct bcast *b = arg;
 	struct sheep *s = b->s;
+	struct cmsg_hdr h = {0};
+	memcpy(&h, b->msg, SD_MIN(b->len, sizeof(h)));
+	/* Test hook (lib/testhook.h): hold the loop before or after sending a
+	 * joiner its state snapshot (test 026). */
+	if (h.type == CMSG_SNAPSHOT)
+		sd_test_pause(s->opt.test_pause_file, "snap-send", s->self.port, 0);
 	int ret = s->cl->cctx ? s->cl->driver->broadcast(s->cl->cctx, b->msg, b->len) : -ENOTCONN;
+	if (h.type == CMSG_SNAPSHOT)
+		sd_test_pause(s->opt.test_pause_file, "snap-sent", s->self.port, 0);
 	if (ret) {
 		sd_err("cluster broadcast failed: %s", strerror(-ret));
 		if (b->token) {

@@ -14,16 +14,24 @@ void group_on_membership(void *arg, const struct sd_node *members, size_t nr,
 {
 	struct sheep *s = arg;
 	pthread_mutex_lock(&s->cl->state_lock);
-	bool alone = nr == 1 && sd_node_eq(&members[0], &s->self);
-	if (!s->cl->synced && alone) {
-		/* Nobody to learn from: this node's own state is the cluster's. */
+	if (!s->cl->synced && group_may_found(s, members, nr)) {
+		/* Nobody to learn from (alone, or the oldest left and no member
+		 * synced: found.c): this node's own state is the cluster's, and
+		 * the other members are its joiners. */
+		uint64_t n = group_found_joiners(s, members, nr);
 		group_pending_clear(s);
 		s->cl->synced = true;
-		s->cl->seq = 0;
+		s->cl->seq = n;
+
 		/* A formatted node restarting alone waits for the nodes of its
 		 * newest epoch, as Sheepdog's does (apply.c). */
 		s->cl->waiting = s->cl->ctime && s->cl->nr_epochs;
-		sd_notice("alone in the cluster: starting from local state (epoch %u)", s->cl->epoch);
+		if (nr == 1)
+			sd_notice("alone in the cluster: starting from local state (epoch %u)", s->cl->epoch);
+		else
+			sd_notice("no synced member left, %zu others wait for the cluster state: the "
+				  "oldest member starts from local state (epoch %u) and syncs them",
+				  nr - 1, s->cl->epoch);
 		if (s->cl->waiting)
 			sd_notice("waiting for the %u nodes of epoch %u to be back: no I/O is served "
 				  "until then (dog cluster recover force starts without them)",
@@ -92,11 +100,6 @@ void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, 
 		}
 		pthread_mutex_unlock(&s->cl->state_lock);
 		return;
-	}
-	if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr)) {
-		struct snap_hdr sh;
-		memcpy(&sh, msg, sizeof(sh));
-		group_remove_joiner(s, &sh.target);
 	}
 	group_apply_msg(s, sender, msg, len, &wipe);
 	pthread_mutex_unlock(&s->cl->state_lock);
@@ -265,7 +268,8 @@ uint64_t group_placement_key(struct sheep *s, uint64_t oid)
 	pthread_mutex_lock(&s->cl->state_lock);
 	uint32_t root = vdi_table_root(&s->cl->vdis, vid);
 	pthread_mutex_unlock(&s->cl->state_lock);
-	return (oid & ~SD_VDI_MASK) | ((uint64_t)root << VDI_SPACE_SHIFT);
+	/* Both layouts of an object (SD_LAYOUT_BIT) have the same holders. */
+	return (oid & ~(SD_VDI_MASK | SD_LAYOUT_BIT)) | ((uint64_t)root << VDI_SPACE_SHIFT);
 }
 
 bool group_formatted(struct sheep *s)

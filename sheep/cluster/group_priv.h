@@ -130,7 +130,16 @@ struct snap_hdr {
 	uint32_t vdi_len;
 	uint8_t waiting; /* the cluster waits for the nodes of its newest epoch */
 	uint8_t fmt_flags; /* SD_CLUSTER_FLAG_* of the format */
-	uint8_t __pad[2];
+	/* CMSG_SNAPSHOT: the other joiners still waiting for their snapshot
+	 * when it was built (struct snap_joiner each, after the VDI table), so
+	 * the target knows whom to sync should it become the oldest synced
+	 * member (found.c). 0 in an offer. */
+	uint16_t nr_joiners;
+} __attribute__((packed));
+
+struct snap_joiner {
+	struct sd_node node;
+	uint64_t join_seq;
 } __attribute__((packed));
 
 /* Functions shared between the files of this folder. */
@@ -180,6 +189,14 @@ int group_epoch_put(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
  bool group_node_in_joiners(struct sheep *s, const struct sd_node *n);
  void group_remove_joiner(struct sheep *s, const struct sd_node *n);
  void *group_build_snapshot(struct sheep *s, const struct joiner *j, size_t *len);
+/* found.c: the joiners a snapshot carries (the sender's, but the target's)
+ * and, on the joiner, the list they make; see found.c's top comment for the
+ * rule that no joiner waits forever. */
+size_t group_pack_joiners(struct sheep *s, const struct sd_node *target, void *buf, size_t cap,
+			  uint16_t *nr);
+int group_unpack_joiners(struct sheep *s, const void *p, size_t len, uint16_t nr);
+bool group_may_found(struct sheep *s, const struct sd_node *members, size_t nr);
+uint64_t group_found_joiners(struct sheep *s, const struct sd_node *members, size_t nr);
  void group_maybe_send_snapshots(struct sheep *s);
  void group_pending_free(struct pending_event *p);
  void group_pending_clear(struct sheep *s);
@@ -197,6 +214,7 @@ int group_epoch_put(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
 /* apply_vdi.c: a live clone made from e (a working VDI of another name), or NULL. */
 struct vdi_entry *group_first_clone(struct sheep *s, const struct vdi_entry *e);
 /* apply_vdi.c: CMSG_VDI_SNAP, _CLONE, _ROLLBACK, _READY, _RECLAIMED. */
+int group_apply_vdi_alter(struct sheep *s, struct vdi_entry *e, const struct cmsg_vdi *m);
 int group_apply_vdi_family(struct sheep *s, const struct sd_node *sender, const struct cmsg_vdi *m,
 			   uint32_t *vid);
 

@@ -74,6 +74,12 @@ struct cluster_ctx {
 	size_t nr_members;
 };
 
+/* local.c: the records of want bytes of the log read at c->pos, checked
+ * (magic, lsn, length, crc) and delivered in order, c->pos moved past each;
+ * a record cut at the end waits for the next batch. 0, or -EIO at the
+ * first bad record (the ones before it delivered). Pure: fuzzed. */
+int lc_deliver_batch(struct cluster_ctx *c, const uint8_t *buf, size_t want);
+
 /* local_log.c: records, the shared log and its lock (caller holds mu and
  * the flock for the log functions). */
 size_t lc_rec_size(uint32_t len);

@@ -158,6 +158,13 @@ int zkq_path_seq(const char *name, int64_t *seq);
 int zkq_append(struct cluster_ctx *c, uint8_t type, uint64_t id, const struct sd_node *node,
 	       const void *payload, uint32_t len, int64_t *seq);
 int zkq_load_base(struct cluster_ctx *c, int *version);
+/* The bytes of the base znode, decoded into c's member list (c->pos set to
+ * its position): 0, or -EIO when damaged (c untouched). Pure: fuzzed. */
+int zkq_decode_base(struct cluster_ctx *c, const char *buf, size_t len);
+/* A member znode's data: its published position, or -EIO. Pure: fuzzed. */
+int zkq_decode_memb(const void *buf, size_t len, int64_t *pos);
+/* Apply one queue entry's bytes (any bytes: a malformed one is logged and
+ * skipped); fuzzed. */
 int zkq_apply(struct cluster_ctx *c, int64_t seq, const void *data, size_t len);
 int zkq_read(struct cluster_ctx *c, int64_t below, bool watch);
 int zkq_check_leaves(struct cluster_ctx *c, bool refresh);

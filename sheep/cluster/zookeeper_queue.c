@@ -99,6 +99,40 @@ int zkq_append(struct cluster_ctx *c, uint8_t type, uint64_t id, const struct sd
 	return 0;
 }
 
+int zkq_decode_base(struct cluster_ctx *c, const char *buf, size_t len)
+{
+	struct zk_base_hdr h;
+	if (len < sizeof(h))
+		return -EIO;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != ZK_BASE_MAGIC || h.nr > SD_MAX_NODES ||
+	    len != sizeof(h) + h.nr * sizeof(struct zk_base_ent))
+		return -EIO;
+	zkq_reset(c);
+	for (uint32_t i = 0; i < h.nr; i++) {
+		struct zk_base_ent e;
+		memcpy(&e, buf + sizeof(h) + i * sizeof(e), sizeof(e));
+		c->ids[i] = e.id;
+		c->nodes[i] = e.node;
+		c->nodes[i].addr[sizeof(c->nodes[i].addr) - 1] = '\0';
+	}
+	c->nr = h.nr;
+	c->pos = c->base_pos = c->undo_floor = h.pos;
+	return 0;
+}
+
+int zkq_decode_memb(const void *buf, size_t len, int64_t *pos)
+{
+	struct zk_memb m;
+	if (len != sizeof(m))
+		return -EIO;
+	memcpy(&m, buf, sizeof(m));
+	if (m.magic != ZK_MEMB_MAGIC)
+		return -EIO;
+	*pos = m.pos;
+	return 0;
+}
+
 int zkq_load_base(struct cluster_ctx *c, int *version)
 {
 	int len = (int)ZK_MAX_DATA;
@@ -106,29 +140,13 @@ int zkq_load_base(struct cluster_ctx *c, int *version)
 	int rc = zoo_get(c->zh, c->p_base, 0, c->buf, &len, &st);
 	if (rc != ZOK)
 		return zk_err(rc);
-	struct zk_base_hdr h;
-	if (len < (int)sizeof(h))
-		goto bad;
-	memcpy(&h, c->buf, sizeof(h));
-	if (h.magic != ZK_BASE_MAGIC || h.nr > SD_MAX_NODES ||
-	    (size_t)len != sizeof(h) + h.nr * sizeof(struct zk_base_ent))
-		goto bad;
-	zkq_reset(c);
-	for (uint32_t i = 0; i < h.nr; i++) {
-		struct zk_base_ent e;
-		memcpy(&e, c->buf + sizeof(h) + i * sizeof(e), sizeof(e));
-		c->ids[i] = e.id;
-		c->nodes[i] = e.node;
-		c->nodes[i].addr[sizeof(c->nodes[i].addr) - 1] = '\0';
+	if (len < 0 || zkq_decode_base(c, c->buf, (size_t)len)) {
+		sd_err("zookeeper: %s is damaged (%d bytes); remove the cluster's znodes to start "
+		       "afresh", c->p_base, len);
+		return -EIO;
 	}
-	c->nr = h.nr;
-	c->pos = c->base_pos = c->undo_floor = h.pos;
 	*version = st.version;
 	return 0;
-bad:
-	sd_err("zookeeper: %s is damaged (%d bytes); remove the cluster's znodes to start afresh",
-	       c->p_base, len);
-	return -EIO;
 }
 
 static ssize_t member_index(const struct cluster_ctx *c, uint64_t id)
@@ -508,14 +526,15 @@ static int64_t min_published(struct cluster_ctx *c)
 		char path[1024];
 		struct zk_memb m;
 		int len = sizeof(m);
+		int64_t pos;
 		snprintf(path, sizeof(path), "%s/%s", c->p_members, a.data[i]);
 		int rc = zoo_get(c->zh, path, 0, (char *)&m, &len, NULL);
 		if (rc == ZNONODE)
 			continue; /* gone: what it read no longer matters */
-		if (rc != ZOK || len != (int)sizeof(m) || m.magic != ZK_MEMB_MAGIC)
+		if (rc != ZOK || len < 0 || zkq_decode_memb(&m, (size_t)len, &pos))
 			lo = -1;
-		else if (m.pos < lo)
-			lo = m.pos;
+		else if (pos < lo)
+			lo = pos;
 	}
 	/* A member created meanwhile may have read the base before we
 	 * looked: do nothing this round. */

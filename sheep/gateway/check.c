@@ -381,7 +381,10 @@ int gateway_check_obj(struct sheep *s, uint64_t oid, struct sd_check_obj *out)
 {
 	struct chk_arg a = {.out = out};
 	gw_obj_lock(s, oid, false);
-	int ret = gw_run(s, oid, gw_op_check, &a);
+	uint64_t at;
+	int ret = gw_resolve(s, oid, false, &at, NULL);
+	if (ret == SD_RES_SUCCESS)
+		ret = gw_run(s, at, gw_op_check, &a);
 	gw_obj_unlock(s, oid, false);
 	return ret;
 }

@@ -56,6 +56,9 @@ int gateway_copy_obj(struct sheep *s, uint64_t src, uint64_t dst)
 	const char *off = getenv("SHEEP_TEST_NO_LOCAL_COPY");
 	if (off && *off == '1')
 		return SD_RES_NO_SUPPORT;
+	/* Two layouts (vdi alter-copy): the stored ids are not the client's. */
+	if (gw_vdi_layered(s, src) || gw_vdi_layered(s, dst))
+		return SD_RES_NO_SUPPORT;
 	gw_obj_lock(s, dst, true);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct sheep_view *v = sheep_view_get(s);

@@ -54,6 +54,101 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 	return ret;
 }
 
+/* ---- vdi alter-copy: which of its two ids a data object is stored under ----
+ *
+ * A VDI's data object idx is stored under one of two ids: its home id
+ * (the client's id, with SD_LAYOUT_BIT when VDI_F_GEN is set) in the VDI's
+ * policy, or the other id in the alternative policy (vdi_entry.alt_*).
+ * Outside a conversion every object is at home. During one, an object is
+ * at its other id (the target layout) once that id is there, else at
+ * home; an object created during a conversion is created at the other id.
+ */
+
+struct exists_arg {
+	bool readable;
+};
+
+/* Is o there: a readable generation (d fragments, or one copy, of one
+ * version), or an early-acknowledged write pending on it (acknowledged
+ * before its commits: it is the object already)? A plain prepared write
+ * is not: the converter's create of the new layout is one until it
+ * commits, and readers must keep reading the old layout meanwhile. Sets
+ * a->readable; SUCCESS or a retry code. */
+static int gw_op_exists(struct gw_obj *o, void *arg)
+{
+	struct exists_arg *a = arg;
+	struct frag_state st[GW_MAX_CALLS];
+	memset(st, 0, sizeof(st));
+	int ret = gw_probe(o, st);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	bool pend = false;
+	for (int i = 0; i < o->width; i++)
+		pend |= st[i].has_pend && st[i].pend_early;
+	a->readable = pend || gw_choose_version(st, o->width, o->ec ? o->d : 1, NULL) != 0;
+	return SD_RES_SUCCESS;
+}
+
+/* SUCCESS (readable), NO_OBJ (nothing readable), or an error. */
+int gw_stored_exists(struct sheep *s, uint64_t oid)
+{
+	struct exists_arg a = {0};
+	int ret = gw_run(s, oid, gw_op_exists, &a);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	return a.readable ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
+/* The home and the other id of data object oid (client form) of VDI e. */
+void gw_ids(const struct vdi_entry *e, uint64_t oid, uint64_t *home, uint64_t *other)
+{
+	uint64_t plain = oid & ~SD_LAYOUT_BIT;
+	*home = (e->flags & VDI_F_GEN) ? plain | SD_LAYOUT_BIT : plain;
+	*other = *home ^ SD_LAYOUT_BIT;
+}
+
+int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *converting)
+{
+	*out = oid;
+	if (converting)
+		*converting = false;
+	if (!is_data_obj(oid) || (oid & SD_LAYOUT_BIT))
+		return SD_RES_SUCCESS;
+	struct vdi_entry e;
+	if (group_vdi_find(s, oid_to_vid(oid), &e) || e.deleted)
+		return SD_RES_SUCCESS; /* the caller's call says what is wrong */
+	uint64_t home, other;
+	gw_ids(&e, oid, &home, &other);
+	*out = home;
+	if (!(e.flags & VDI_F_CONVERTING))
+		return SD_RES_SUCCESS;
+	if (converting)
+		*converting = true;
+	/* Not the mark (progress only): an object the converter passed may
+	 * still be at home for a moment (see conv_census in convert.c). */
+	int r = gw_stored_exists(s, other);
+	if (r == SD_RES_SUCCESS) {
+		*out = other;
+		return r;
+	}
+	if (r != SD_RES_NO_OBJ || !write)
+		return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
+	/* A write: an object that is nowhere yet is created in the target
+	 * layout, so the converter never has to come back for it. */
+	r = gw_stored_exists(s, home);
+	if (r == SD_RES_NO_OBJ)
+		*out = other;
+	return r == SD_RES_NO_OBJ ? SD_RES_SUCCESS : r;
+}
+
+bool gw_vdi_layered(struct sheep *s, uint64_t oid)
+{
+	struct vdi_entry e;
+	if (!is_data_obj(oid) || group_vdi_find(s, oid_to_vid(oid), &e))
+		return false;
+	return (e.flags & (VDI_F_GEN | VDI_F_CONVERTING)) || (oid & SD_LAYOUT_BIT);
+}
+
 struct rw_args {
 	void *buf;
 	uint32_t len, off;
@@ -149,7 +244,7 @@ int gw_op_settle(struct gw_obj *o, void *arg)
 int gateway_settle_obj(struct sheep *s, uint64_t oid)
 {
 	gw_obj_lock(s, oid, true);
-	int ret = gw_run(s, oid, gw_op_settle, NULL);
+	int ret = gw_run(s, oid, gw_op_settle, NULL); /* a stored id (recovery's) */
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }
@@ -158,7 +253,21 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 {
 	struct rw_args a = {.buf = buf, .len = len, .off = off};
 	gw_obj_lock(s, oid, false);
-	int ret = gw_run(s, oid, gw_op_read, &a);
+	int ret;
+	/* Under vdi alter-copy the object may move between the lookup of its
+	 * id and the read: its coordinator converts it without this reader's
+	 * lock, and removes the old layout fragment by fragment (NO_OBJ, or
+	 * EIO with fewer than d left). Look again. */
+	for (int attempt = 0;; attempt++) {
+		uint64_t at;
+		bool converting;
+		ret = gw_resolve(s, oid, false, &at, &converting);
+		if (ret == SD_RES_SUCCESS)
+			ret = gw_run(s, at, gw_op_read, &a);
+		if ((ret != SD_RES_NO_OBJ && ret != SD_RES_EIO) || !converting || attempt >= 4)
+			break;
+		usleep(10000u << attempt);
+	}
 	gw_obj_unlock(s, oid, false);
 	return ret;
 }
@@ -168,7 +277,12 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 {
 	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
 	gw_obj_lock(s, oid, true);
-	int ret = gw_run(s, oid, gw_op_write, &a);
+	/* Here, as the coordinator, under the object lock that vdi
+	 * alter-copy's move of this object takes too (convert.c). */
+	uint64_t at;
+	int ret = gw_resolve(s, oid, true, &at, NULL);
+	if (ret == SD_RES_SUCCESS)
+		ret = gw_run(s, at, gw_op_write, &a);
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }
@@ -272,13 +386,22 @@ int gateway_locate_obj(struct sheep *s, uint64_t oid, struct gateway_loc *out, i
 {
 	struct locate_args a = {out, max, width, d, ec};
 	*width = 0;
-	return gw_run(s, oid, gw_op_locate, &a);
+	uint64_t at;
+	int ret = gw_resolve(s, oid, false, &at, NULL);
+	return ret == SD_RES_SUCCESS ? gw_run(s, at, gw_op_locate, &a) : ret;
 }
 
 int gateway_remove_obj(struct sheep *s, uint64_t oid)
 {
 	gw_obj_lock(s, oid, true);
 	int ret = gw_run(s, oid, gw_op_remove, NULL);
+	/* A client's id of a VDI with two layouts: remove both (a deleted
+	 * VDI's reclaim names what the stores list, and removes each). */
+	if (is_data_obj(oid) && !(oid & SD_LAYOUT_BIT) && gw_vdi_layered(s, oid)) {
+		int r = gw_run(s, oid | SD_LAYOUT_BIT, gw_op_remove, NULL);
+		if (ret == SD_RES_NO_OBJ || (ret == SD_RES_SUCCESS && r != SD_RES_NO_OBJ))
+			ret = r;
+	}
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }

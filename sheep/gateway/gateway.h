@@ -98,6 +98,17 @@ struct nbd_server **gateway_nbd_slot(struct sheep *s);
 /* Apply a write here, as the object's coordinator (no forwarding). */
 int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
 			bool create);
+/* vdi alter-copy (convert.c): move data object oid of a converting VDI
+ * to its new layout at its write coordinator (gateway_convert_obj) or here
+ * as that coordinator (gateway_convert_local). SUCCESS also when there
+ * was nothing to move. */
+int gateway_convert_obj(struct sheep *s, uint64_t oid);
+int gateway_convert_local(struct sheep *s, uint64_t oid);
+/* The converter thread (convert.c): started once the node has joined,
+ * stopped before gateway_fini. The view's first member drives every
+ * conversion in the VDI table, from each VDI's mark. */
+int gateway_converter_start(struct sheep *s);
+void gateway_converter_stop(struct sheep *s);
 int gateway_init(struct sheep *s);
 void gateway_fini(struct sheep *s);
 

@@ -70,6 +70,7 @@ struct gw_state {
 	pthread_mutex_t vcache_mu;
 	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */
 	struct gw_commitq *commitq;
+	struct gw_converter *conv; /* convert.c */
 };
 
 /* What a probe or read learned about one fragment. */
@@ -81,6 +82,11 @@ struct frag_state {
 	bool has_pend;     /* a prepared write is pending on it */
 	bool pend_early;   /* ... an early-ack one (never replaced, see peer.h) */
 	uint64_t pend_version, pend_id, pend_age_ms;
+	/* Range writes (peer.h, PEER_WH_LAZY): the fragments the applied
+	 * (pending) write changed, 0 if unknown, and the version it was made
+	 * over (applies over). */
+	uint32_t touched, pend_touched;
+	uint64_t base, pend_base;
 };
 /* An operation gw_run() runs under the current view (gateway.c). */
 typedef int (*gw_op_fn)(struct gw_obj *o, void *arg);
@@ -141,6 +147,19 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
 /* vcache.c: the coordinator's object versions (0: unknown / forget). */
 uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid);
 void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid);
+/* gateway.c, for vdi alter-copy (convert.c). gw_resolve: the id data object oid (as a
+ * client names it) is stored under now, for a read or a write (a write
+ * of an object that is nowhere yet goes to the target layout); SUCCESS or
+ * an error of the probe. *converting: its VDI is being converted (a read
+ * that finds nothing should resolve again). */
+int gw_resolve(struct sheep *s, uint64_t oid, bool write, uint64_t *out, bool *converting);
+/* The home and the other id of data object oid (client form) of VDI e. */
+void gw_ids(const struct vdi_entry *e, uint64_t oid, uint64_t *home, uint64_t *other);
+/* Is the object stored under oid there (readable, or a write pending)?
+ * SUCCESS, NO_OBJ, or an error. */
+int gw_stored_exists(struct sheep *s, uint64_t oid);
+/* oid's VDI has ever had two layouts: holder-local copies do not apply. */
+bool gw_vdi_layered(struct sheep *s, uint64_t oid);
 /* commitq.c: asynchronous commits of early-ack writes. */
 void gw_commitq_add(struct gw_obj *o, const struct peer_call *calls, int n, uint64_t wid,
 		    bool die);

@@ -14,16 +14,29 @@ int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_o
 	struct vdi_entry e;
 	if (group_vdi_find(s, vid, &e))
 		return SD_RES_NO_VDI;
+	/* A data object under the other id than its VDI's home one is in the
+	 * alternative layout (vdi alter-copy, convert.c). */
+	uint8_t cp = e.copy_policy, nc = e.nr_copies;
+	bool other = (oid & SD_TYPE_MASK) == 0 &&
+		     ((oid & SD_LAYOUT_BIT) != 0) != ((e.flags & VDI_F_GEN) != 0);
+	if (other) {
+		if (!e.alt_copies)
+			return SD_RES_NO_OBJ;
+		cp = e.alt_policy;
+		nc = e.alt_copies;
+	}
 	struct ec_policy pol;
-	if (ec_policy_from_wire(e.copy_policy, e.nr_copies, &pol))
+	if (ec_policy_from_wire(cp, nc, &pol))
 		return SD_RES_INVALID_PARMS;
+	/* The inode and attributes keep the width they were created with. */
+	int meta_width = e.meta_width ? e.meta_width : (int)ec_policy_width(&pol);
 	o->frozen = (e.flags & VDI_F_SNAPSHOT) != 0;
 	if (is_vdi_obj(oid)) {
 		if (oid & ~(VDI_BIT | SD_VDI_MASK))
 			return SD_RES_INVALID_PARMS;
 		/* The inode is kept as full copies, one per fragment of the policy. */
 		o->obj_size = SD_INODE_SIZE;
-		o->width = (int)ec_policy_width(&pol);
+		o->width = meta_width;
 		o->pol = (struct ec_policy){.d = 0, .p = 0, .copies = (uint8_t)o->width};
 		o->ec = false;
 	} else if ((oid & SD_TYPE_MASK) == 0 || (oid & SD_TYPE_MASK) == VMSTATE_BIT) {
@@ -33,12 +46,13 @@ int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_o
 		o->pol = pol;
 		o->ec = ec_policy_is_ec(&pol);
 		o->width = (int)ec_policy_width(&pol);
-		if (oid_to_idx(oid) >= SD_INODE_DATA_INDEX && !(oid & VMSTATE_BIT))
+		if ((oid_to_idx(oid) & ~(uint32_t)SD_LAYOUT_BIT) >= SD_INODE_DATA_INDEX &&
+		    !(oid & VMSTATE_BIT))
 			return SD_RES_INVALID_PARMS;
 	} else if ((oid & SD_TYPE_MASK) == VDI_ATTR_BIT) {
 		/* A VDI attribute (vdi setattr): full copies, as the inode. */
 		o->obj_size = SD_ATTR_OBJ_SIZE + SD_MAX_VDI_ATTR_VALUE_LEN;
-		o->width = (int)ec_policy_width(&pol);
+		o->width = meta_width;
 		o->pol = (struct ec_policy){.d = 0, .p = 0, .copies = (uint8_t)o->width};
 		o->ec = false;
 	} else {
@@ -106,6 +120,10 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 	st->pend_id = c->gen.pend_id;
 	st->pend_age_ms = c->gen.pend_age_ms;
 	st->pend_early = st->has_pend && c->gen.pend_early;
+	st->touched = c->gen.touched;
+	st->base = c->gen.base;
+	st->pend_touched = st->has_pend ? c->gen.pend_touched : 0;
+	st->pend_base = c->gen.pend_base;
 }
 
 /* peer_fanout, counting the calls that reached no peer: a node may have

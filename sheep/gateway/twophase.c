@@ -217,12 +217,21 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 	uint64_t wid = gw_new_write_id(o);
 	int hook = gw_test_crash_mode(o);
 	bool early = o->early && !o->base_version && hook != GW_CRASH_COMMITS;
+	/* The fragments an early range update changes: the others only get a
+	 * version bump that need not be durable (peer.h, PEER_WH_LAZY). */
+	uint32_t touched = 0;
+	for (int i = 0; early && i < n; i++)
+		if (calls[i].wlen)
+			touched |= 1u << calls[i].req.obj.ec_index;
 	for (int i = 0; i < n; i++) {
 		calls[i].req.flags |= SD_PEER_FLAG_PREPARE;
 		calls[i].whdr.write_id = wid;
 		if (early) {
 			calls[i].whdr.flags |= PEER_WH_EARLY;
 			calls[i].whdr.prev_write_id = o->prev_wid;
+			calls[i].whdr.touched = touched;
+			if (!calls[i].wlen && !o->s->opt.test_no_lazy)
+				calls[i].whdr.flags |= PEER_WH_LAZY;
 		}
 	}
 	gw_fanout(o, calls, n);
@@ -246,6 +255,93 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 		return gw_ack_result(o, ok, retry);
 	int ignored;
 	return gw_ack_result(o, gw_count_acks(o, cc, nc, &ignored), 0);
+}
+
+/*
+ * Fragments that hold write (ver, wid) without a record of it: an early
+ * range update's version-only prepare of a fragment it does not change is
+ * not durable (PEER_WH_LAZY), so a power cut may leave that fragment at
+ * the write's base version, whose bytes are the new version's. Such a
+ * fragment (outside touched, at base, with no record of this write and no
+ * other early write pending) counts as holding the write. touched == 0
+ * (a write from before the rule, or not a range update): none. Returns
+ * how many, their positions in *mask.
+ */
+static int implicit_holders(const struct gw_obj *o, const struct frag_state *st, uint64_t wid,
+			    uint32_t touched, uint64_t base, uint32_t *mask)
+{
+	*mask = 0;
+	if (!touched || !base || o->width > 32)
+		return 0;
+	int n = 0;
+	for (int i = 0; i < o->width; i++) {
+		if ((touched & (1u << i)) || st[i].res != SD_RES_SUCCESS || st[i].version != base)
+			continue;
+		if (st[i].has_pend && (st[i].pend_id == wid || st[i].pend_early))
+			continue;
+		*mask |= 1u << i;
+		n++;
+	}
+	return n;
+}
+
+/* The touched set and base of write (ver, wid), from any fragment that
+ * has it applied or pending (0 when none says). */
+static uint32_t write_shape(const struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+			    uint64_t wid, uint64_t *base)
+{
+	for (int i = 0; i < o->width; i++) {
+		if (st[i].has_pend && st[i].pend_id == wid && st[i].pend_version == ver &&
+		    st[i].pend_touched) {
+			*base = st[i].pend_base;
+			return st[i].pend_touched;
+		}
+		if (st[i].res == SD_RES_SUCCESS && st[i].version == ver && st[i].write_id == wid &&
+		    st[i].touched) {
+			*base = st[i].base;
+			return st[i].touched;
+		}
+	}
+	*base = 0;
+	return 0;
+}
+
+/* Bring the implicit holders (mask) of write (ver, wid) to it, as its
+ * lost version-only prepare and commit would have: a prepare over base,
+ * then its commit. Returns how many now hold it. */
+static int bump_implicit(struct gw_obj *o, uint32_t mask, uint64_t base, uint64_t ver,
+			 uint64_t wid, uint32_t touched)
+{
+	struct peer_call calls[GW_MAX_WIDTH], cc[GW_MAX_WIDTH];
+	int n = 0, nc = 0, ok = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (!(mask & (1u << i)) || !o->loc[i])
+			continue;
+		gw_call_init(o, &calls[n], i, SD_OP_PEER_WRITE);
+		calls[n].req.flags |= SD_PEER_FLAG_PREPARE;
+		calls[n].has_whdr = true;
+		calls[n].whdr = (struct peer_write_hdr){.expect_version = base,
+							.new_version = ver,
+							.frag_size = o->frag_size,
+							.copy_policy = o->meta_policy,
+							.nr_copies = o->meta_copies,
+							.mode = PEER_WRITE_UPDATE,
+							.write_id = wid,
+							.touched = touched};
+		n++;
+	}
+	gw_fanout(o, calls, n);
+	for (int k = 0; k < n; k++)
+		if (calls[k].result == SD_RES_SUCCESS)
+			gw_commit_init(o, &cc[nc++], calls[k].node, calls[k].req.obj.ec_index, ver, wid,
+				       false);
+	gw_fanout(o, cc, nc);
+	for (int k = 0; k < nc; k++)
+		ok += cc[k].result == SD_RES_SUCCESS;
+	sd_info("%016llx: version %llu: %d of %d unchanged fragment(s) at version %llu brought "
+		"to it (their bump was not kept)", (unsigned long long)o->oid,
+		(unsigned long long)ver, ok, n, (unsigned long long)base);
+	return ok;
 }
 
 /*
@@ -281,7 +377,10 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 		if (st[i].has_pend && st[i].pend_version == top && st[i].pend_id == wid &&
 		    !(st[i].res == SD_RES_SUCCESS && st[i].version == top))
 			gw_commit_init(o, &cc[nc++], o->loc[i], i, top, wid, false);
-	if (applied + nc < o->d)
+	uint64_t base;
+	uint32_t touched = write_shape(o, st, top, wid, &base), imask;
+	int nimp = implicit_holders(o, st, wid, touched, base, &imask);
+	if (applied + nc + nimp < o->d)
 		return SD_RES_EIO;
 	gw_fanout(o, cc, nc);
 	int ok = 0; /* fragments, not zones: what matters here is readability */
@@ -290,6 +389,8 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 	sd_info("%016llx: finished an interrupted write (version %llu): it was applied on %d "
 		"fragment(s), committed now on %d of %d pending", (unsigned long long)o->oid,
 		(unsigned long long)top, applied, ok, nc);
+	if (nimp)
+		ok += bump_implicit(o, imask, base, top, wid, touched);
 	return applied + ok >= o->d ? SD_RES_SUCCESS : SD_RES_EIO;
 }
 
@@ -328,12 +429,21 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 			}
 		}
 		bool old = age >= SD_PEER_PEND_GRACE_MS;
+		/* Unchanged fragments whose bump was lost count once the
+		 * coordinator is gone (old): while it lives, its own lazy
+		 * prepares may still be on their way to them. */
+		uint64_t base = 0;
+		uint32_t imask = 0, touched = old ? write_shape(o, st, ver, wid, &base) : 0;
+		int nimp = implicit_holders(o, st, wid, touched, base, &imask);
+		have += nimp;
 		bool commit = have >= gw_ack_threshold(o) || (old && have >= o->d);
 		if (!commit && !old)
 			continue;
 		for (int k = 0; k < nc; k++)
 			cc[k].commit.abort = !commit;
 		gw_fanout(o, cc, nc);
+		if (commit && nimp)
+			bump_implicit(o, imask, base, ver, wid, touched);
 		acted++;
 		if (!commit || old)
 			sd_info("%016llx: %s an early-acknowledged write (version %llu) found on %d "

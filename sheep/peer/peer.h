@@ -77,6 +77,16 @@
  * then reads only the old data, not the parity, before its prepares.
  */
 #define PEER_WH_DELTA 0x02
+/*
+ * Untouched fragments (whdr.flags PEER_WH_LAZY, early-ack range updates):
+ * the version-only prepare of a fragment whose bytes the write does not
+ * change need not be durable (STORE_PREP_LAZY). whdr.touched (every
+ * prepare of a range update) is the set of fragments the write changes,
+ * bit i for fragment i: kept with the prepared and the applied write and
+ * reported by PEER_GEN, so a gateway can count a fragment outside it that
+ * is still at the base version as holding the write (gw_settle).
+ */
+#define PEER_WH_LAZY 0x04
 #define SD_OP_PEER_COMMIT 0xe6
 /* Commits of several prepared writes on one holder, any epoch: payload =
  * struct peer_commit_ent[] (at most SD_PEER_COMMIT_BATCH_MAX). Each is
@@ -107,6 +117,9 @@
  * object reads old data and parity from holders where its previous
  * write may not be committed yet. */
 #define SD_PEER_FLAG_COMMIT_PREV 0x0800
+/* On PEER_GW_WRITE (no payload): move data object obj.oid of a VDI under
+ * vdi alter-copy to its new layout, as its coordinator (gateway/convert.c). */
+#define SD_PEER_FLAG_CONVERT 0x0400
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */
@@ -125,6 +138,8 @@ struct peer_write_hdr {
 	uint8_t flags;     /* PEER_WH_* */
 	uint64_t write_id; /* two-phase writes: this write's id (random, non-zero) */
 	uint64_t prev_write_id; /* prepares: commit this pending write first (0: none) */
+	uint32_t touched;  /* range-update prepares: fragments changed (PEER_WH_LAZY) */
+	uint32_t __pad;
 } __attribute__((packed));
 
 struct peer_commit {
@@ -152,6 +167,12 @@ struct peer_gen {
 	uint8_t has_pend;
 	uint8_t pend_early; /* the pending write is an early-ack one */
 	uint8_t __pad[5];
+	/* The write that made this version: fragments it changed (0: unknown)
+	 * and the version it was made over; the pending write's set. */
+	uint64_t base;
+	uint32_t touched;
+	uint32_t pend_touched;
+	uint64_t pend_base; /* the version the pending write applies over */
 } __attribute__((packed));
 
 struct peer_frag {

@@ -142,7 +142,8 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 				  .copy_policy = wh.copy_policy,
 				  .nr_copies = wh.nr_copies,
 				  .frag_size = wh.frag_size,
-				  .version = wh.new_version};
+				  .version = wh.new_version,
+				  .wr_touched = wh.touched};
 	if (wh.frag_size == 0 && wh.mode != PEER_WRITE_UPDATE)
 		return SD_RES_INVALID_PARMS;
 	int ret;
@@ -159,6 +160,11 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		    pp.write_id == wh.prev_write_id && pp.new_version == wh.expect_version)
 			store_commit(s->store, oid, idx, pp.new_version, pp.write_id);
 		uint8_t pf = (wh.flags & PEER_WH_EARLY) && !whole ? STORE_PREP_EARLY : 0;
+		if ((wh.flags & PEER_WH_LAZY) && pf && len == 0) {
+			if (s->opt.test_drop_lazy)
+				return SD_RES_SUCCESS; /* test: the bump a power cut may lose */
+			pf |= STORE_PREP_LAZY;
+		}
 		uint8_t *par = NULL;
 		ret = (wh.flags & PEER_WH_DELTA)
 			      ? delta_parity(s, req, &wh, (const uint8_t *)buf, len, &par)
@@ -261,6 +267,8 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.has_frag = 1;
 		g.version = *version = m.version;
 		g.write_id = m.write_id;
+		g.base = m.wr_base;
+		g.touched = m.wr_touched;
 	}
 	if ((req->flags & SD_PEER_FLAG_STALE) && s->frag_bad)
 		s->frag_bad(s, req->obj.oid, req->obj.ec_index, true);
@@ -270,6 +278,8 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.pend_id = p.write_id;
 		g.pend_age_ms = p.age_ms;
 		g.pend_early = (p.flags & STORE_PREP_EARLY) != 0;
+		g.pend_touched = p.touched;
+		g.pend_base = p.expect_version;
 	}
 	memcpy(rbuf, &g, sizeof(g));
 	*rlen = sizeof(g);

@@ -153,6 +153,18 @@ int sheep_recovery_op(struct sheep *s, struct request *req)
 	return SD_RES_NO_SUPPORT;
 }
 
+void sheep_recovery_kick(struct sheep *s)
+{
+	struct sheep_recovery *r = s->rec;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	recovery_forget_done(r->eng);
+	r->force = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
 bool sheep_recovery_busy(struct sheep *s, uint64_t oid, uint8_t idx)
 {
 	struct sheep_recovery *r = s->rec;

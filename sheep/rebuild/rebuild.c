@@ -500,6 +500,13 @@ static void *rec_main(void *arg)
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		pthread_mutex_unlock(&r->mu);
+		/* A failed disk (store_md.c) is taken out; what it held comes
+		 * back from peers by a replan, as after md unplug. */
+		if (s->store && rec_now_ms() >= r->md_check_ms) {
+			r->md_check_ms = rec_now_ms() + 1000;
+			if (store_md_check(s->store) > 0)
+				sheep_recovery_kick(s);
+		}
 		/* The view first, then the flag: a disable ordered before this
 		 * view's epoch change is always seen with it. */
 		struct sheep_view *v = sheep_view_get(s);

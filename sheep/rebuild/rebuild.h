@@ -55,6 +55,10 @@ int sheep_recovery_op(struct sheep *s, struct request *r);
  */
 bool sheep_recovery_busy(struct sheep *s, uint64_t oid, uint8_t idx);
 
+/* Replan this node's recovery at the current epoch (its disks changed:
+ * md plug/unplug, a failed disk). Nothing on a gateway. */
+void sheep_recovery_kick(struct sheep *s);
+
 /* A read found a checksum mismatch on local fragment (oid, idx): rebuild it
  * from the other holders soon (asynchronous). */
 void sheep_recovery_report_bad(struct sheep *s, uint64_t oid, uint8_t idx, bool stale);

@@ -38,6 +38,7 @@ struct sheep_recovery {
 	int nr_workers;
 	bool stop;
 	bool force;
+	uint64_t md_check_ms; /* when the disks are next checked (store_md_check) */
 	struct recovery *eng;
 	struct recovery_io io;
 	struct sd_node *known; /* id -> node; slots never change once set */

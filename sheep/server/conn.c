@@ -196,6 +196,18 @@ static void count_policy_bytes(struct request *r)
 				rd ? r->rlen : r->hdr.data_length);
 }
 
+/* A version-only prepare of a fragment its write does not change
+ * (PEER_WH_LAZY): its record is not waited on, so the log writer must
+ * not hold a sync for it. */
+static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload)
+{
+	struct peer_write_hdr wh;
+	if (!payload || hdr->data_length != sizeof(wh))
+		return false;
+	memcpy(&wh, payload, sizeof(wh));
+	return (wh.flags & PEER_WH_LAZY) != 0;
+}
+
 static void request_work(struct sd_work *w)
 {
 	struct request *r = (struct request *)w;
@@ -276,7 +288,7 @@ static void conn_dispatch(struct conn *c)
 	c->inflight++;
 	c->inflight_bytes += hdr.data_length;
 	enum ops_kind kind = ops_lookup(hdr.opcode)->kind; /* known: checked above */
-	if (hdr.opcode == SD_OP_PEER_WRITE && s->store) {
+	if (hdr.opcode == SD_OP_PEER_WRITE && s->store && !conn_lazy_bump(&hdr, payload)) {
 		/* it will log a durable record: the log writer waits for it */
 		r->wal_announced = true;
 		store_wal_expect(s->store, 1);

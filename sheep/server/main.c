@@ -39,8 +39,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: sheep [OPTION]... DIR\n"
+		"Usage: sheep [OPTION]... DIR[,DISK...]\n"
 		"Run a sheep: one node of a cluster, storing object fragments under DIR/obj\n"
+		"(or spread over the DISK directories by capacity: Sheepdog's multi-disk)\n"
 		"and serving the Sheepdog protocol on a TCP port.\n"
 		"\n"
 		"  -p, --port PORT         Sheepdog protocol port (default 7000)\n"
@@ -344,7 +345,25 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		usage(stderr);
 		return -1;
 	}
-	o->dir = argv[optind];
+	/* DIR,DISK1,DISK2 (Sheepdog's): DIR keeps the log and the node's
+	 * state, the fragments spread over the disks (store_md.c). */
+	char *spec = strdup(argv[optind]);
+	if (!spec)
+		return -1;
+	char *save = NULL, *tok = strtok_r(spec, ",", &save);
+	if (!tok || !*tok) {
+		fprintf(stderr, "sheep: missing store directory DIR\n");
+		return -1;
+	}
+	o->dir = tok;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (o->nr_md_disks == (int)(sizeof(o->md_disks) / sizeof(o->md_disks[0]))) {
+			fprintf(stderr, "sheep: at most %zu disks\n",
+				sizeof(o->md_disks) / sizeof(o->md_disks[0]));
+			return -1;
+		}
+		o->md_disks[o->nr_md_disks++] = tok;
+	}
 	return 0;
 }
 
@@ -565,7 +584,8 @@ static int setup(struct sheep *s)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	if (!s->opt.gateway) {
 		struct store_config cfg = {.dir = s->opt.dir, .nosync = s->opt.nosync,
-					   .wal_dir = s->opt.wal_dir, .wal_size = s->opt.wal_size};
+					   .wal_dir = s->opt.wal_dir, .wal_size = s->opt.wal_size,
+					   .disks = s->opt.md_disks, .nr_disks = s->opt.nr_md_disks};
 		ret = store_open_config(&cfg, &s->store);
 		if (ret) {
 			sd_err("cannot open the store in %s: %s", s->opt.dir, strerror(-ret));
@@ -581,6 +601,22 @@ static int setup(struct sheep *s)
 	s->self.gateway = s->opt.gateway;
 	s->self.nr_vnodes = s->opt.gateway ? 0 : (s->opt.vnodes ? s->opt.vnodes : DEFAULT_VNODES);
 	s->self.fixed_vnodes = s->opt.vnodes != 0;
+	if (!s->opt.gateway) {
+		/* A count set by dog node vnodes set before a restart. */
+		char vpath[PATH_MAX], vbuf[16] = "";
+		snprintf(vpath, sizeof(vpath), "%s/%s", s->opt.dir, SHEEP_VNODES_FILE);
+		int vfd = open(vpath, O_RDONLY | O_CLOEXEC);
+		if (vfd >= 0) {
+			ssize_t n = read(vfd, vbuf, sizeof(vbuf) - 1);
+			close(vfd);
+			unsigned long v = n > 0 ? strtoul(vbuf, NULL, 10) : 0;
+			if (v >= 1 && v <= UINT16_MAX) {
+				s->self.nr_vnodes = (uint16_t)v;
+				s->self.fixed_vnodes = SD_NODE_VNODES_SET;
+				sd_notice("vnodes %lu, as dog node vnodes set left them (%s)", v, vpath);
+			}
+		}
+	}
 	if (s->store) {
 		uint64_t size = 0, free_bytes = 0;
 		if (sheep_capacity(s, &size, &free_bytes) == 0)
@@ -652,6 +688,9 @@ static int setup(struct sheep *s)
 	s->self.nbd_port = s->opt.nbd_port > 0 ? (uint16_t)s->opt.nbd_port : 0;
 	if ((ret = group_start(s)))
 		return ret;
+	/* vdi alter-copy's background converter (sheep/gateway/convert.c) */
+	if ((ret = gateway_converter_start(s)))
+		return ret;
 	/* recovery hook: one recovery thread per data node (sheep/rebuild/rebuild.c) */
 	if ((ret = sheep_recovery_start(s, &s->opt.recovery)))
 		return ret;
@@ -673,6 +712,8 @@ int main(int argc, char **argv)
 	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
 	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
+	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
+	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;
 	signal(SIGPIPE, SIG_IGN);
 	bound_malloc();
 	int ret = mkdir_p(s->opt.dir);
@@ -730,6 +771,7 @@ int main(int argc, char **argv)
 	sheep_scrub_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
 	group_stop(s); /* wakes workers blocked on cluster ops */
+	gateway_converter_stop(s);
 	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);

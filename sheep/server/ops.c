@@ -37,9 +37,18 @@ static uint32_t obj_size_of(struct sheep *s, uint64_t oid)
 
 /* ---- object ops ---- */
 
+/* A client names a data object by VDI and index only: the layout bit
+ * (lib/oid.h) is the gateway's, never a client's. */
+static bool client_oid_bad(uint64_t oid)
+{
+	return is_data_obj(oid) && (oid & SD_LAYOUT_BIT);
+}
+
 static int do_read_obj(struct sheep *s, struct request *r)
 {
 	uint32_t len = r->hdr.data_length;
+	if (client_oid_bad(r->hdr.obj.oid))
+		return SD_RES_INVALID_PARMS;
 	void *buf = ops_reply_buf(r, len);
 	if (!buf)
 		return SD_RES_NO_MEM;
@@ -81,6 +90,8 @@ static int write_obj(struct sheep *s, struct request *r, bool create)
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE))
 		return SD_RES_INVALID_PARMS;
 	uint64_t oid = r->hdr.obj.oid;
+	if (client_oid_bad(oid) || client_oid_bad(r->hdr.obj.cow_oid))
+		return SD_RES_INVALID_PARMS;
 	int lr = client_may_write(s, oid);
 	if (lr != SD_RES_SUCCESS)
 		return lr;
@@ -118,7 +129,7 @@ static int write_obj(struct sheep *s, struct request *r, bool create)
 static int do_discard_obj(struct sheep *s, struct request *r)
 {
 	uint64_t oid = r->hdr.obj.oid;
-	if (!is_data_obj(oid))
+	if (!is_data_obj(oid) || client_oid_bad(oid))
 		return SD_RES_INVALID_PARMS;
 	int lr = client_may_write(s, oid);
 	if (lr != SD_RES_SUCCESS)
@@ -463,6 +474,8 @@ static int recover_toggle(struct sheep *s, bool on)
 static int do_exist(struct sheep *s, struct request *r)
 {
 	char b;
+	if (client_oid_bad(r->hdr.obj.oid))
+		return SD_RES_INVALID_PARMS;
 	int ret = gateway_read_obj(s, r->hdr.obj.oid, &b, 1, 0);
 	return ret;
 }
@@ -490,6 +503,8 @@ static int do_create_and_write_obj(struct sheep *s, struct request *r)
 
 static int do_remove_obj(struct sheep *s, struct request *r)
 {
+	if (client_oid_bad(r->hdr.obj.oid))
+		return SD_RES_INVALID_PARMS;
 	return gateway_remove_obj(s, r->hdr.obj.oid);
 }
 
@@ -524,6 +539,9 @@ static int do_peer_gw_write(struct sheep *s, struct request *r)
 		return r->hdr.epoch < e ? SD_RES_OLD_NODE_VER : SD_RES_NEW_NODE_VER;
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length)
 		return SD_RES_INVALID_PARMS;
+	if (r->hdr.flags & SD_PEER_FLAG_CONVERT)
+		return r->hdr.data_length ? SD_RES_INVALID_PARMS
+					  : gateway_convert_local(s, r->hdr.obj.oid);
 	return gateway_write_local(s, r->hdr.obj.oid, r->data, r->hdr.data_length,
 				   r->hdr.obj.offset, r->hdr.flags & SD_PEER_FLAG_CREATE);
 }
@@ -570,6 +588,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_LOCK_VDI, OPS_CLUSTER, true, ops_lock_vdi),
 	OP(SD_OP_RELEASE_VDI, OPS_CLUSTER, true, ops_release_vdi),
 	OP(SD_OP_FORCE_UNLOCK_VDI, OPS_CLUSTER, true, ops_force_unlock_vdi),
+	OP(SD_OP_ALTER_VDI_COPY, OPS_CLUSTER, true, ops_alter_vdi_copy),
+	OP(SD_OP_ALTER_STATUS, OPS_LOCAL, true, ops_alter_status),
 	OP(SD_OP_DEL_VDI, OPS_CLUSTER, true, ops_del_vdi),
 	OP(SD_OP_MAKE_FS, OPS_CLUSTER, false, do_make_fs),
 	OP(SD_OP_SHUTDOWN, OPS_CLUSTER, false, do_shutdown),
@@ -578,6 +598,8 @@ static const struct sd_op ops_table[256] = {
 	OP(SD_OP_SET_VNODES, OPS_CLUSTER, false, ops_set_vnodes),
 	OP(SD_OP_GET_VNODES, OPS_LOCAL, false, ops_get_vnodes),
 	OP(SD_OP_MD_INFO, OPS_LOCAL, false, ops_md_info),
+	OP(SD_OP_MD_PLUG, OPS_LOCAL, false, ops_md_plug),
+	OP(SD_OP_MD_UNPLUG, OPS_LOCAL, false, ops_md_plug),
 	OP(SD_OP_OBJ_TRACK, OPS_LOCAL, true, ops_obj_track),
 	/* answered from this node's own state */
 	OP(SD_OP_GET_VDI_INFO, OPS_LOCAL, true, ops_get_vdi_info),

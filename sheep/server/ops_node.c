@@ -1,14 +1,19 @@
 /* ops_node.c - SET_VNODES / GET_VNODES (0xcc / 0xcd, Sheepdog 1.0's): the vnodes of the sheep
  * asked, changed through a cluster message so every member places by them; MD_INFO (0xb1): its data
  * directory. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/sd_wire.h"
 
+#include "lib/log.h"
 #include "lib/sd_proto.h"
 #include "sheep/cluster/cluster.h"
+#include "sheep/rebuild/rebuild.h"
 #include "sheep/store/capacity.h"
+#include "sheep/store/store.h"
 #include "sheep/server/ops_priv.h"
 #include "sheep/server/server.h"
 #include "sheep/sheep.h"
@@ -40,17 +45,66 @@ int ops_md_info(struct sheep *s, struct request *r)
 	struct sd_md_info *mi = ops_reply_buf(r, sizeof(*mi));
 	if (!mi)
 		return SD_RES_NO_MEM;
-	if (s->store) {
+	struct store_md_disk *d = s->store ? calloc(SD_MD_MAX_DISK, sizeof(*d)) : NULL;
+	int n = d ? store_md_info(s->store, d, SD_MD_MAX_DISK) : 0;
+	if (n == 1 && !s->opt.nr_md_disks) {
+		/* One directory: its capacity as node info shows it. */
 		uint64_t size = 0, free_bytes = 0;
-		if (sheep_capacity(s, &size, &free_bytes))
+		if (sheep_capacity(s, &size, &free_bytes)) {
+			free(d);
 			return SD_RES_EIO;
-		mi->nr = 1;
-		mi->disk[0].idx = 0;
-		mi->disk[0].free = free_bytes;
-		mi->disk[0].used = size > free_bytes ? size - free_bytes : 0;
-		snprintf(mi->disk[0].path, sizeof(mi->disk[0].path), "%s", s->opt.dir);
+		}
+		d[0].avail = free_bytes;
+		d[0].used = size > free_bytes ? size - free_bytes : 0;
 	}
+	for (int i = 0; i < n; i++) {
+		/* Sheepdog's: free and the bytes of the store's objects there. */
+		mi->disk[i].idx = i;
+		mi->disk[i].free = d[i].avail;
+		mi->disk[i].used = d[i].used;
+		snprintf(mi->disk[i].path, sizeof(mi->disk[i].path), "%s", d[i].path);
+	}
+	mi->nr = n;
+	free(d);
 	r->rlen = sizeof(*mi);
+	return SD_RES_SUCCESS;
+}
+
+/* MD_PLUG / MD_UNPLUG (0xb2 / 0xb3, Sheepdog's): payload "DISK[,DISK...]".
+ * The disks change (store_md.c: checked first, nothing changes on an
+ * error) and recovery replans, as Sheepdog's kick_recover(): fragments
+ * that could not be moved off an unplugged disk come from peers. */
+int ops_md_plug(struct sheep *s, struct request *r)
+{
+	bool plug = r->hdr.opcode == SD_OP_MD_PLUG;
+	if (!s->store)
+		return SD_RES_NO_SUPPORT;
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) || !r->data || r->hdr.data_length < 2 ||
+	    r->hdr.data_length > 64 * 4096)
+		return SD_RES_INVALID_PARMS;
+	char *list = strndup(r->data, r->hdr.data_length);
+	if (!list)
+		return SD_RES_NO_MEM;
+	const char *paths[64];
+	int n = 0, ret = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (n == 64) {
+			ret = -E2BIG;
+			break;
+		}
+		paths[n++] = t;
+	}
+	uint64_t moved = 0;
+	if (!ret)
+		ret = plug ? store_md_plug(s->store, paths, n, &moved)
+			   : store_md_unplug(s->store, paths, n, &moved);
+	free(list);
+	if (ret) {
+		sd_warn("md %s: refused: %s", plug ? "plug" : "unplug", strerror(-ret));
+		return ret == -ENOMEM ? SD_RES_NO_MEM : SD_RES_INVALID_PARMS;
+	}
+	sheep_recovery_kick(s);
 	return SD_RES_SUCCESS;
 }
 

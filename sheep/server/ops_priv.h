@@ -17,6 +17,12 @@ void *ops_reply_buf(struct request *r, uint32_t len);
 uint32_t ops_current_epoch(struct sheep *s);
 /* 0 when the node may serve I/O, else the SD_RES_* saying why not. */
 int ops_need_ready(struct sheep *s);
+/* Put a NUL-terminated explanation in the reply payload (dog prints it). */
+void ops_reply_text(struct request *r, const char *msg);
+
+/* ops_alter.c: vdi alter-copy (ALTER_VDI_COPY, ALTER_STATUS) */
+int ops_alter_vdi_copy(struct sheep *s, struct request *r);
+int ops_alter_status(struct sheep *s, struct request *r);
 
 /* ops_vdi.c: the VDI ops (NEW, GET_INFO, LOCK, RELEASE, READ_VDIS, DEL) */
 int ops_new_vdi(struct sheep *s, struct request *r);
@@ -34,6 +40,7 @@ int ops_del_vdi(struct sheep *s, struct request *r);
 int ops_set_vnodes(struct sheep *s, struct request *r);
 int ops_get_vnodes(struct sheep *s, struct request *r);
 int ops_md_info(struct sheep *s, struct request *r);
+int ops_md_plug(struct sheep *s, struct request *r);
 int ops_obj_track(struct sheep *s, struct request *r);
 
 #endif

@@ -61,3 +61,19 @@ int ops_need_ready(struct sheep *s)
 			   : 0;
 }
 
+
+/* Put a NUL-terminated explanation in the reply payload (dog prints it). */
+void ops_reply_text(struct request *r, const char *msg)
+{
+	size_t n = strlen(msg) + 1;
+	char *t = malloc(n);
+	if (!t)
+		return;
+	memcpy(t, msg, n);
+	if (r->rdata != r->data)
+		free(r->rdata);
+	r->rdata = t;
+	r->rlen = (uint32_t)n;
+	r->keep_rdata = true;
+}
+

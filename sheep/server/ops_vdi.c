@@ -31,21 +31,6 @@ static void fill_vdi_rsp(struct request *r, const struct vdi_entry *e)
 	r->rsp.vdi_hdr.block_size_shift = e->shift;
 }
 
-/* Put a NUL-terminated explanation in the reply payload (dog prints it). */
-static void reply_text(struct request *r, const char *msg)
-{
-	size_t n = strlen(msg) + 1;
-	char *t = malloc(n);
-	if (!t)
-		return;
-	memcpy(t, msg, n);
-	if (r->rdata != r->data)
-		free(r->rdata);
-	r->rdata = t;
-	r->rlen = (uint32_t)n;
-	r->keep_rdata = true;
-}
-
 static int zone_check(struct sheep *s, struct request *r, const struct ec_policy *pol,
 		      const char *name)
 {
@@ -64,7 +49,7 @@ static int zone_check(struct sheep *s, struct request *r, const struct ec_policy
 			 "policy %s needs at least %u zones to accept writes, cluster has %u: "
 			 "add zones or choose a narrower policy", pb, need, zones);
 		sd_err("VDI %s refused: %s", name, msg);
-		reply_text(r, msg);
+		ops_reply_text(r, msg);
 		return SD_RES_INVALID_PARMS;
 	}
 	if (zones < width) {
@@ -72,7 +57,7 @@ static int zone_check(struct sheep *s, struct request *r, const struct ec_policy
 			 "policy %s places %u fragments on distinct zones, cluster has %u: "
 			 "redundancy stays reduced until more zones join", pb, width, zones);
 		sd_warn("VDI %s: %s", name, msg);
-		reply_text(r, msg);
+		ops_reply_text(r, msg);
 	}
 	return SD_RES_SUCCESS;
 }
@@ -112,7 +97,7 @@ static int do_new_family_vdi(struct sheep *s, struct request *r, const char *nam
 		if (b.flags & VDI_F_SNAPSHOT) {
 			snprintf(msg, sizeof(msg), "%s snapshot %u is a snapshot already: snapshot "
 				 "the working VDI", b.name, b.snapid);
-			reply_text(r, msg);
+			ops_reply_text(r, msg);
 			return SD_RES_INVALID_PARMS;
 		}
 		if (!tag[0]) {
@@ -126,7 +111,7 @@ static int do_new_family_vdi(struct sheep *s, struct request *r, const char *nam
 		ret = vdi_snap_snapshot(s, base, tag, &vid);
 		if (ret == SD_RES_VDI_EXIST) {
 			snprintf(msg, sizeof(msg), "%s already has a snapshot tagged '%s'", b.name, tag);
-			reply_text(r, msg);
+			ops_reply_text(r, msg);
 		}
 	} else {
 		if (group_vdi_find(s, base, &b) || b.deleted)
@@ -135,7 +120,7 @@ static int do_new_family_vdi(struct sheep *s, struct request *r, const char *nam
 			snprintf(msg, sizeof(msg), "%s (id %x) is not a snapshot: only snapshots can be "
 				 "%s (take one with dog vdi snapshot)", b.name, b.vid,
 				 r->hdr.vdi.type == SD_NEW_VDI_ROLLBACK ? "rolled back to" : "cloned");
-			reply_text(r, msg);
+			ops_reply_text(r, msg);
 			return SD_RES_INVALID_PARMS;
 		}
 		if (r->hdr.vdi.type == SD_NEW_VDI_ROLLBACK) {
@@ -374,7 +359,7 @@ int ops_del_vdi(struct sheep *s, struct request *r)
 		snprintf(msg, sizeof(msg), "%s%s%.0u has clones that depend on it: %s; delete them "
 			 "first", e.name, e.flags & VDI_F_SNAPSHOT ? " snapshot " : "",
 			 e.flags & VDI_F_SNAPSHOT ? e.snapid : 0, deps);
-		reply_text(r, msg);
+		ops_reply_text(r, msg);
 		return SD_RES_VDI_WRITE;
 	}
 	return vdi_snap_delete(s, e.vid, r->owner);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "placement/placement.h"
 #include "sheep/store/capacity.h"
@@ -31,11 +30,10 @@ int sheep_capacity(struct sheep *s, uint64_t *size, uint64_t *free_bytes)
 	int ret = store_space(s->store, &fs_size, &own);
 	if (ret)
 		return ret;
-	struct statvfs v;
-	if (statvfs(store_dir(s->store), &v))
-		return -errno;
-	sheep_capacity_of(s->opt.size, fs_size, (uint64_t)v.f_bavail * v.f_frsize, own, size,
-			  free_bytes);
+	uint64_t avail = 0;
+	if ((ret = store_avail(s->store, &avail)))
+		return ret;
+	sheep_capacity_of(s->opt.size, fs_size, avail, own, size, free_bytes);
 	return 0;
 }
 

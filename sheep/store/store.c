@@ -177,34 +177,6 @@ int store_hdr_check(const struct store_frag_hdr *h)
 	return 0;
 }
 
-static int read_hdr(int fd, struct store_frag_hdr *h)
-{
-	int r = store_pread_full(fd, h, sizeof(*h), 0);
-	if (r)
-		return r;
-	return store_hdr_check(h);
-}
-
-int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
-		     struct store_frag_hdr *h)
-{
-	char name[NAME_LEN];
-	store_frag_name(oid, idx, name);
-	int fd = openat(st->objfd, name, flags | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = read_hdr(fd, h);
-	if (r == 0 && (h->oid != oid || h->idx != idx))
-		r = -EIO;
-	if (r) {
-		if (r == -EIO)
-			sd_err("fragment %016" PRIx64 "_%02x: bad header", oid, idx);
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 uint64_t store_disk_bytes(int fd)
 {
 	struct stat s;
@@ -480,7 +452,7 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 		r = store_read_range(st, fd, &h, buf, off, len);
 		if (r == 0 && version)
 			*version = h.version;
-		close(fd);
+		store_frag_close(st, oid, idx, fd);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return r;
@@ -502,8 +474,10 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->frag_size = h.frag_size;
 		meta->version = h.version;
 		meta->write_id = h.write_id;
+		meta->wr_touched = h.wr_touched;
+		meta->wr_base = h.wr_base;
 		meta->disk_bytes = store_disk_bytes(fd);
-		close(fd);
+		store_frag_close(st, oid, idx, fd);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return fd < 0 ? fd : 0;
@@ -568,7 +542,7 @@ int store_verify(struct store *st, uint64_t oid, uint8_t idx)
 out:
 	free(tab);
 	free(chunk);
-	close(fd);
+	store_frag_close(st, oid, idx, fd);
 out_unlock:
 	pthread_rwlock_unlock(&s->lock);
 	return r;
@@ -579,22 +553,31 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 {
 	if (!st || !fn)
 		return -EINVAL;
-	DIR *d = sd_opendirat(st->objfd, ".");
-	if (!d)
-		return -errno;
-	struct dirent *de;
 	int r = 0;
-	while (r == 0 && (de = readdir(d))) {
-		uint64_t oid;
-		uint8_t idx;
-		struct store_meta m;
-		if (!store_parse_name(de->d_name, &oid, &idx))
+	/* Disks do not change meanwhile (store_md.c): each file is seen once. */
+	pthread_rwlock_rdlock(&st->md_rw);
+	for (int k = 0; r == 0 && k < st->nr_disks; k++) {
+		if (st->disks[k].state != STORE_DISK_ON)
 			continue;
-		if (store_stat(st, oid, idx, &m))
-			continue; /* removed meanwhile, or a bad header (logged) */
-		r = fn(&m, arg);
+		DIR *d = sd_opendirat(st->disks[k].fd, ".");
+		if (!d) {
+			r = -errno;
+			break;
+		}
+		struct dirent *de;
+		while (r == 0 && (de = readdir(d))) {
+			uint64_t oid;
+			uint8_t idx;
+			struct store_meta m;
+			if (!store_parse_name(de->d_name, &oid, &idx))
+				continue;
+			if (store_stat(st, oid, idx, &m))
+				continue; /* removed meanwhile, or a bad header (logged) */
+			r = fn(&m, arg);
+		}
+		closedir(d);
 	}
-	closedir(d);
+	pthread_rwlock_unlock(&st->md_rw);
 	return r;
 }
 
@@ -602,14 +585,23 @@ int store_space(struct store *st, uint64_t *total, uint64_t *used)
 {
 	if (!st)
 		return -EINVAL;
-	struct statvfs v;
-	if (statvfs(st->dir, &v))
-		return -errno;
+	uint64_t t = 0, a = 0;
+	int r = store_md_space(st, &t, &a);
+	if (r)
+		return r;
 	if (total)
-		*total = (uint64_t)v.f_blocks * v.f_frsize;
+		*total = t;
 	if (used)
 		*used = __atomic_load_n(&st->used, __ATOMIC_RELAXED);
 	return 0;
+}
+
+int store_avail(struct store *st, uint64_t *avail)
+{
+	if (!st || !avail)
+		return -EINVAL;
+	uint64_t t;
+	return store_md_space(st, &t, avail);
 }
 
 uint64_t store_checksum_errors(const struct store *st)
@@ -634,7 +626,8 @@ int store_test_frag_path(const struct store *st, uint64_t oid, uint8_t idx, char
 {
 	char name[NAME_LEN];
 	store_frag_name(oid, idx, name);
-	int n = snprintf(buf, len, "%s/obj/%s", st->dir, name);
+	int n = st->md ? snprintf(buf, len, "%s/%s", store_md_ring_path(st, oid), name)
+		       : snprintf(buf, len, "%s/obj/%s", st->dir, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 

@@ -46,6 +46,11 @@ struct store_meta {
 	uint32_t frag_size;
 	uint64_t version;
 	uint64_t write_id;   /* two-phase write that made this version, 0 if none (stat only) */
+	/* Two-phase range writes: prepare (in): the fragments the write
+	 * changes (bit i: fragment i; 0: unknown). Stat (out): those of the
+	 * write that made this version and the version it was made over. */
+	uint32_t wr_touched;
+	uint64_t wr_base;
 	uint64_t disk_bytes; /* bytes this fragment occupies on disk */
 };
 
@@ -58,6 +63,12 @@ struct store_config {
 	bool nosync;
 	const char *wal_dir; /* NULL: dir */
 	uint64_t wal_size;   /* bytes for both log files; 0: 256 MiB */
+	/* Sheepdog's multi-disk store (sheep DIR,DISK1,DISK2): fragment files
+	 * spread over these directories by capacity with a consistent hash of
+	 * the object id; dir keeps the log and the node's state. NULL or
+	 * nr_disks 0: the fragments live in dir/obj. */
+	const char *const *disks;
+	int nr_disks;
 };
 int store_open_config(const struct store_config *cfg, struct store **out);
 
@@ -149,6 +160,16 @@ int store_prepare(struct store *st, const struct store_meta *meta, bool whole,
  * is logged with the record and reported by store_pending().
  */
 #define STORE_PREP_EARLY 0x01
+/*
+ * STORE_PREP_LAZY: a version-only prepare (len 0) of a fragment the write
+ * does not change. When every record of the fragment logged so far is
+ * durable, the PREPARE is written but not waited on (synced by the next
+ * group commit): a power cut may lose it, leaving the fragment at
+ * expect_version, durable, whose bytes the new version shares; the
+ * coordinator's decision rule counts such a fragment (docs/architecture.md,
+ * "untouched fragments"). Otherwise it is made durable as usual.
+ */
+#define STORE_PREP_LAZY 0x02
 int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole,
 		     uint64_t expect_version, uint64_t write_id, uint32_t grace_ms, uint8_t flags,
 		     const void *buf, uint32_t off, uint32_t len);
@@ -162,6 +183,7 @@ struct store_pending {
 	uint64_t expect_version; /* STORE_ANY_VERSION for a whole write */
 	uint64_t age_ms;
 	uint8_t flags; /* STORE_PREP_* */
+	uint32_t touched; /* meta->wr_touched of its prepare */
 };
 /* The write pending on (oid, idx): 0, or -ENOENT when there is none. */
 int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);
@@ -179,8 +201,42 @@ int store_for_each(struct store *st, int (*fn)(const struct store_meta *meta, vo
 
 /* Capacity of the filesystem holding the store and bytes used by it. */
 int store_space(struct store *st, uint64_t *total, uint64_t *used);
+/* Free bytes of the filesystems holding the store's disks (each once). */
+int store_avail(struct store *st, uint64_t *avail);
 /* Blocks whose checksum did not match when read, since the store opened. */
 uint64_t store_checksum_errors(const struct store *st);
+
+/*
+ * Several disks (store_md.c). store_md_info() fills out[0..max) with the
+ * disks in use and returns their count. store_md_plug() adds directories
+ * (created if absent) and store_md_unplug() takes disks out; both check
+ * every path first (-EINVAL: none given or a path too long, -EEXIST:
+ * already in use or twice in the list, -ENOENT: not a disk of this store,
+ * -EBUSY: it would leave no disk, -ENOTSUP: a store without disks listed)
+ * and change nothing on an error; then reads and writes wait while the
+ * fragments whose disk changed move (rename on one filesystem, copy, sync
+ * and unlink across), and a fragment that cannot be read from an
+ * unplugged disk is left out: recovery fetches it from peers. On success
+ * *moved counts the fragments moved (may be NULL).
+ * store_md_check() looks at every disk in use (its directory still there
+ * and writable, the SHEEP_TEST_MD_EIO hook) and takes out the failed
+ * ones without moving anything; it returns how many it took out (the
+ * caller then has recovery fetch what they held). The last disk is never
+ * taken out (-EBUSY when it fails).
+ */
+struct store_md_disk {
+	char path[4096];
+	uint64_t space; /* its weight in the ring */
+	uint64_t used;  /* bytes of its fragment files */
+	uint64_t avail; /* free bytes of its filesystem */
+	uint32_t nr_frags;
+};
+int store_md_info(struct store *st, struct store_md_disk *out, int max);
+int store_md_plug(struct store *st, const char *const *paths, int n, uint64_t *moved);
+int store_md_unplug(struct store *st, const char *const *paths, int n, uint64_t *moved);
+int store_md_check(struct store *st);
+/* The disk the ring gives oid (an index into store_md_info()'s list). */
+int store_md_disk_of(struct store *st, uint64_t oid);
 
 /* Where the store keeps per-node state files (epoch log, config): dir. */
 const char *store_dir(const struct store *st);

@@ -77,7 +77,7 @@ static int replay_one(struct store *st, int jfd, const char *jname)
 
 	char name[32];
 	snprintf(name, sizeof(name), "%016" PRIx64 "_%02x", rec.hdr.oid, rec.hdr.idx);
-	fd = openat(st->objfd, name, O_RDWR | O_CLOEXEC);
+	fd = openat(store_md_dirfd(st, rec.hdr.oid, name), name, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT) {
 			r = -errno;

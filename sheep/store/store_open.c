@@ -21,9 +21,9 @@ static const uint8_t zero_block[STORE_BLK];
 /* ---- open / close ---- */
 
 /* Remove temp files of interrupted creations; sum the space of fragments. */
-static int scan_obj_dir(struct store *st)
+static int scan_obj_dir(struct store *st, int objfd)
 {
-	DIR *d = sd_opendirat(st->objfd, ".");
+	DIR *d = sd_opendirat(objfd, ".");
 	if (!d)
 		return -errno;
 	struct dirent *de;
@@ -34,15 +34,15 @@ static int scan_obj_dir(struct store *st)
 		struct stat sb;
 		if (!strncmp(de->d_name, ".tmp.", 5)) {
 			sd_info("removing %s left by an interrupted create", de->d_name);
-			unlinkat(st->objfd, de->d_name, 0);
+			unlinkat(objfd, de->d_name, 0);
 			removed = true;
 		} else if (store_parse_name(de->d_name, &oid, &idx) &&
-			   fstatat(st->objfd, de->d_name, &sb, 0) == 0) {
+			   fstatat(objfd, de->d_name, &sb, 0) == 0) {
 			st->used += (uint64_t)sb.st_blocks * 512;
 		}
 	}
 	closedir(d);
-	if (removed && !st->nosync && fsync(st->objfd))
+	if (removed && !st->nosync && fsync(objfd))
 		return -errno;
 	return 0;
 }
@@ -69,10 +69,12 @@ int store_open_config(const struct store_config *cfg, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	st->objfd = st->jdirfd = st->pendfd = -1;
+	pthread_rwlock_init(&st->md_rw, NULL);
 	st->wal.fd[0] = st->wal.fd[1] = -1;
 	for (int i = 0; i < STORE_NR_STRIPES; i++)
 		pthread_rwlock_init(&st->stripes[i].lock, NULL);
 	pthread_mutex_init(&st->pend_mu, NULL);
+	store_fdcache_init(st);
 	st->nosync = cfg->nosync;
 	st->zero_crc = sd_crc32c(0, zero_block, STORE_BLK);
 	const char *dir = cfg->dir;
@@ -94,7 +96,7 @@ int store_open_config(const struct store_config *cfg, struct store **out)
 			r = -errno;
 	}
 	close(dfd);
-	if (r)
+	if (r || (r = store_md_init(st, cfg)))
 		goto fail;
 	/* Stores from before the log: their intent journals and pending files. */
 	st->jdirfd = open_subdir(st->objfd, ".journal");
@@ -109,8 +111,9 @@ int store_open_config(const struct store_config *cfg, struct store **out)
 	    (r = store_wal_start(st)))
 		goto fail;
 	store_pend_legacy_clear(st);
-	if ((r = scan_obj_dir(st)))
-		goto fail;
+	for (int i = 0; i < st->nr_disks; i++)
+		if (st->disks[i].state == STORE_DISK_ON && (r = scan_obj_dir(st, st->disks[i].fd)))
+			goto fail;
 	*out = st;
 	return 0;
 fail:
@@ -130,10 +133,13 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_wal_close(st);
+	store_fdcache_drop_all(st);
+	pthread_mutex_destroy(&st->fd_mu);
 	store_pend_free_all(st);
 	for (int i = 0; i < STORE_NR_STRIPES; i++)
 		pthread_rwlock_destroy(&st->stripes[i].lock);
 	pthread_mutex_destroy(&st->pend_mu);
+	store_md_close(st);
 	if (st->jdirfd >= 0)
 		close(st->jdirfd);
 	if (st->pendfd >= 0)

@@ -83,7 +83,7 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 			r = fd;
 			goto out;
 		}
-		close(fd);
+		store_frag_close(st, meta->oid, meta->idx, fd);
 		if (meta->frag_size != cur.frag_size) {
 			r = -EINVAL;
 			goto out;
@@ -105,15 +105,23 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 	p->hdr.pend_off = off;
 	p->hdr.pend_len = len;
 	p->hdr.pend_flags = flags & STORE_PREP_EARLY;
+	p->hdr.wr_touched = whole ? 0 : meta->wr_touched;
+	p->hdr.wr_base = 0;
 	p->hdr.crc = store_hdr_crc(&p->hdr);
 	p->time_ms = wall_ms();
 	if (len)
 		memcpy(p->data, buf, len);
 	struct store_wal_prep rec = {.hdr = p->hdr, .time_ms = p->time_ms};
 	struct iovec iov[2] = {{&rec, sizeof(rec)}, {p->data, len}};
-	r = store_wal_append(st, WAL_PREPARE, iov, len ? 2 : 1);
+	/* An untouched fragment's version bump need not be durable when its
+	 * current state is (store.h, STORE_PREP_LAZY). */
+	bool lazy = (flags & STORE_PREP_LAZY) && !whole && len == 0 &&
+		    store_wal_frag_durable(st, meta->oid, meta->idx);
+	r = lazy ? store_wal_append_lazy(st, WAL_PREPARE, iov, 1)
+		 : store_wal_append(st, WAL_PREPARE, iov, len ? 2 : 1);
 	if (r)
 		goto out;
+	store_wal_note(st, meta->oid, meta->idx);
 	store_pend_put(st, p);
 	p = NULL;
 	store_wal_applied(st);
@@ -130,8 +138,10 @@ static void pend_abort_logged(struct store *st, const struct store_pend *p)
 	struct store_wal_ref ref = {.oid = p->hdr.oid, .idx = p->hdr.idx,
 				    .version = p->hdr.version, .write_id = p->hdr.write_id};
 	struct iovec iov = {&ref, sizeof(ref)};
-	if (store_wal_append_lazy(st, WAL_ABORT, &iov, 1) == 0)
+	if (store_wal_append_lazy(st, WAL_ABORT, &iov, 1) == 0) {
+		store_wal_note(st, ref.oid, ref.idx);
 		store_wal_applied(st);
+	}
 	store_pend_drop(st, ref.oid, ref.idx, ref.write_id);
 }
 
@@ -151,7 +161,7 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 		if (fd < 0) {
 			r = fd;
 		} else {
-			close(fd);
+			store_frag_close(st, oid, idx, fd);
 			r = fh.version == new_version && fh.write_id == write_id ? 0 : -ENOENT;
 		}
 		goto out;
@@ -162,6 +172,8 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 		h.pend_expect = 0;
 		h.pend_off = h.pend_len = 0;
 		h.pend_flags = 0;
+		h.wr_touched = 0;
+		h.wr_base = 0;
 		h.crc = store_hdr_crc(&h);
 		r = store_put_whole(st, &h, p->data, p->hdr.pend_off, p->hdr.pend_len, WAL_COMMIT,
 				    false);
@@ -170,7 +182,7 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 		goto out;
 	}
 	r = store_write_locked(st, oid, idx, p->hdr.pend_expect, new_version, write_id, write_id,
-			       p->data, p->hdr.pend_off, p->hdr.pend_len);
+			       p->hdr.wr_touched, p->data, p->hdr.pend_off, p->hdr.pend_len);
 	if (r == 0)
 		store_pend_drop(st, oid, idx, write_id); /* the record said so too */
 	else if (r == -ESTALE || r == -ENOENT)
@@ -209,6 +221,7 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		out->expect_version = p->hdr.pend_expect;
 		out->age_ms = pend_age(p);
 		out->flags = p->hdr.pend_flags;
+		out->touched = p->hdr.wr_touched;
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return p ? 0 : -ENOENT;

@@ -41,7 +41,14 @@ struct store_frag_hdr {
 	uint32_t pend_off, pend_len; /* STORE_PEND_RANGE: the written range */
 	uint8_t pend_kind;           /* 0 none, STORE_PEND_RANGE or STORE_PEND_WHOLE */
 	uint8_t pend_flags;          /* STORE_PREP_* of store_prepare_ex() */
-	uint8_t reserved[42];
+	/* The two-phase range write that made this version (applied header)
+	 * or is pending (pending header): the fragments whose bytes it
+	 * changes (bit i: fragment i; 0: unknown, all), and (applied) the
+	 * version it was made over. A fragment outside the mask at that
+	 * base version holds the same bytes as at this one. */
+	uint32_t wr_touched;
+	uint64_t wr_base;
+	uint8_t reserved[30];
 	uint32_t crc; /* crc32c of these 128 bytes with crc = 0 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct store_frag_hdr) == 128, "fragment header is 128 bytes");
@@ -71,6 +78,7 @@ struct store_stripe {
 #define STORE_WAL_MIN_SIZE (160ull << 20)
 #define STORE_WAL_ZERO_AHEAD (1ull << 20)
 #define STORE_WAL_LAZY_MS 200 /* an idle log syncs lazy records after this */
+#define STORE_WAL_FRAG_SLOTS 4096 /* slots of store_wal_note() */
 /* The longest a group commit waits for announced records (store_wal_expect). */
 #define STORE_WAL_GATHER_MAX_NS 2000000ull
 
@@ -201,13 +209,56 @@ struct store_wal {
 	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
 	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
 	uint64_t gather_ns;    /* test hook: a fixed gather budget (under mu; 0: auto) */
+	/* Durability per fragment (under mu): records written so far, how
+	 * many of them the last completed sync covered, and per hash slot of
+	 * (oid, idx) the count after the last record of a fragment there. */
+	uint64_t written_seq, synced_seq;
+	uint64_t frag_seq[STORE_WAL_FRAG_SLOTS];
 	/* counters (under mu) */
 	struct store_stats stats;
 };
 
+/* ---- several disks per sheep (store_md.c) ---- */
+#define STORE_MD_MAX 64
+#define STORE_MD_VDISK (128ull << 20) /* one ring point per 128 MiB of a disk */
+enum store_disk_state { STORE_DISK_ON = 1, STORE_DISK_OFF, STORE_DISK_FAILED };
+struct store_disk {
+	char *path;
+	int fd;         /* the directory holding its fragment files; open until close */
+	uint64_t dev;   /* st_dev: disks on one filesystem count its space once */
+	uint64_t space; /* its weight, fixed when first plugged (DISK/.md_size) */
+	int state;      /* enum store_disk_state (atomic reads) */
+};
+struct store_vdisk {
+	uint64_t hash;
+	int disk;
+};
+/* One slot of the open-file cache (store_fdcache.c). */
+struct store_fdslot {
+	uint64_t oid;
+	uint8_t idx;
+	bool dead; /* forgotten while in use: closed by the last user */
+	int fd;    /* -1: empty */
+	int refs;  /* calls using fd now */
+};
+#define STORE_FDCACHE_SLOTS 256
+
 struct store {
 	char *dir;
 	int objfd;  /* dir/obj */
+	/* Disks (store_md.c). Without md the one disk is dir/obj (fd objfd).
+	 * disks[] only grows; ring and states change with md_rw held for
+	 * writing and every stripe lock taken, so a holder of either sees
+	 * them stable. */
+	bool md;
+	int nr_disks;
+	struct store_disk disks[STORE_MD_MAX];
+	struct store_vdisk *ring;
+	size_t ring_n;
+	pthread_rwlock_t md_rw;
+	int md_suspect;       /* an I/O error was seen: check the disks soon (atomic) */
+	uint32_t md_checks;   /* store_md_check() calls (atomic) */
+	char *md_test_eio;    /* SHEEP_TEST_MD_EIO: a file naming a disk that "fails" */
 	int jdirfd; /* dir/obj/.journal (only replayed: from stores before the log) */
 	int pendfd; /* dir/obj/.pend (only loaded: from stores before the log) */
 	bool nosync;
@@ -220,6 +271,9 @@ struct store {
 	uint64_t csum_errors; /* blocks whose crc32c did not match on read (atomic) */
 	enum store_crash crash;
 	struct store_stripe stripes[STORE_NR_STRIPES];
+	pthread_mutex_t fd_mu; /* the open-file cache */
+	struct store_fdslot fdc[STORE_FDCACHE_SLOTS];
+	uint64_t fd_hits, fd_opens; /* (under fd_mu) */
 };
 
 /* A block-aligned view of one write: the new content of blocks
@@ -258,8 +312,17 @@ int store_apply(struct store *st, int fd, const struct store_frag_hdr *nh, uint3
 		int niov, bool fresh);
 uint32_t store_hdr_crc(const struct store_frag_hdr *h);
 void store_frag_name(uint64_t oid, uint8_t idx, char *buf);
+/* The fragment's file, from the open-file cache (store_fdcache.c), with
+ * its header checked into h; give it back with store_frag_close(), never
+ * close(). The caller holds the fragment's stripe lock meanwhile. */
 int store_open_frag(struct store *st, uint64_t oid, uint8_t idx, int flags,
 		    struct store_frag_hdr *h);
+void store_frag_close(struct store *st, uint64_t oid, uint8_t idx, int fd);
+/* The fragment's name now points elsewhere (renamed over, unlinked):
+ * drop its cached descriptor. Called under its stripe lock (writer). */
+void store_fdcache_forget(struct store *st, uint64_t oid, uint8_t idx);
+void store_fdcache_init(struct store *st);
+void store_fdcache_drop_all(struct store *st);
 int store_span_prepare(struct store *st, int fd, const struct store_frag_hdr *h,
 		       const uint8_t *buf, uint32_t off, uint32_t len, struct store_span *sp);
 void store_span_free(struct store_span *sp);
@@ -276,7 +339,7 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void *buf,
 		    uint32_t off, uint32_t len, enum store_wal_type type, bool replaying);
 int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
-		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid,
+		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid, uint32_t touched,
 		       const void *buf, uint32_t off, uint32_t len);
 #define STORE_NAME_LEN 32
 uint64_t store_disk_bytes(int fd);
@@ -297,6 +360,12 @@ int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, i
  * the log goes idle. For records whose loss in a power cut the layer
  * above repairs (commits of prepared writes, which stay durable). */
 int store_wal_append_lazy(struct store *st, uint32_t type, const struct iovec *iov, int niov);
+/* After a record of fragment (oid, idx) was appended (caller holds its
+ * stripe lock): remember it for store_wal_frag_durable(). */
+void store_wal_note(struct store *st, uint64_t oid, uint8_t idx);
+/* Is every record of fragment (oid, idx) logged so far durable (synced)?
+ * Conservative: a slot shared with another fragment may answer false. */
+bool store_wal_frag_durable(struct store *st, uint64_t oid, uint8_t idx);
 void store_wal_applied(struct store *st);
 int store_wal_checkpoint(struct store *st);
 /* Replay the log over the fragment files (at open). */
@@ -316,6 +385,25 @@ void store_pend_free_all(struct store *st);
 /* store_pend.c */
 int store_pend_load_legacy(struct store *st);
 void store_pend_legacy_clear(struct store *st);
+
+/* store_md.c */
+int store_md_init(struct store *st, const struct store_config *cfg);
+void store_md_close(struct store *st);
+/* The directory fd holding fragment file name of oid: the disk the ring
+ * gives oid, or another disk where the file still is (a move that could
+ * not finish). Caller holds the fragment's stripe lock (or is replay). */
+int store_md_dirfd(struct store *st, uint64_t oid, const char *name);
+/* The disk the ring gives oid. */
+int store_md_ring_fd(struct store *st, uint64_t oid);
+/* Unlink copies of name on disks other than the one at keep_fd. */
+void store_md_drop_others(struct store *st, const char *name, int keep_fd);
+const char *store_md_ring_path(const struct store *st, uint64_t oid);
+/* Sizes and free bytes of the filesystems of the disks in use, each once. */
+int store_md_space(struct store *st, uint64_t *total, uint64_t *avail);
+/* syncfs once per filesystem of the disks in use. */
+int store_md_syncfs(struct store *st);
+/* Note an I/O error (the disk checker looks sooner). */
+void store_md_note_eio(struct store *st);
 
 /* store_journal.c (stores from before the log) */
 int store_journal_replay_all(struct store *st);

@@ -36,6 +36,9 @@ void store_test_gather_ns(struct store *st, uint64_t ns);
 /* Path of the log file being appended to; 0 or -ENAMETOOLONG. */
 int store_test_wal_path(const struct store *st, char *buf, size_t len);
 
+/* How many times a fragment file was opened (open-file cache misses). */
+uint64_t store_test_fd_opens(struct store *st);
+
 /* Path of the fragment's file; 0 or -ENAMETOOLONG. */
 int store_test_frag_path(const struct store *st, uint64_t oid, uint8_t idx, char *buf,
 			 size_t len);

@@ -95,8 +95,9 @@ static int checkpoint_body(struct store *st)
 	while (w->unapplied > 0)
 		pthread_cond_wait(&w->applied, &w->mu);
 	pthread_mutex_unlock(&w->mu);
-	if (!st->nosync && syncfs(st->objfd))
-		return -errno;
+	int sr = store_md_syncfs(st);
+	if (sr)
+		return sr;
 	if (store_crash_at(st, STORE_CRASH_CKPT_SYNCED)) {
 		w->dead = w->crashed = true;
 		return -ECANCELED;
@@ -250,6 +251,8 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		r = store_wal_iov_add_rec(&b, &q->rec, q->iov, q->niov);
 		n++;
 	}
+	if (!r)
+		w->written_seq += (uint64_t)n;
 	if (!r) {
 		size_t limit = b.bytes;
 		bool torn = store_crash_at(st, STORE_CRASH_TORN_INTENT);
@@ -418,6 +421,7 @@ static int write_one_locked(struct store *st, struct store_wal_req *q, bool exte
 		r = store_wal_extend_zeroed(st, w->head + b.bytes);
 	if (!r) {
 		w->lsn++;
+		w->written_seq++;
 		w->head += b.bytes;
 		w->stats.batches++;
 		w->stats.records++;
@@ -570,6 +574,34 @@ int store_wal_append(struct store *st, uint32_t type, const struct iovec *iov, i
 int store_wal_append_lazy(struct store *st, uint32_t type, const struct iovec *iov, int niov)
 {
 	return wal_append(st, type, iov, niov, true);
+}
+
+static unsigned frag_slot(uint64_t oid, uint8_t idx)
+{
+	uint64_t h = (oid ^ ((uint64_t)idx << 56)) * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> 52) % STORE_WAL_FRAG_SLOTS;
+}
+
+void store_wal_note(struct store *st, uint64_t oid, uint8_t idx)
+{
+	struct store_wal *w = &st->wal;
+	unsigned k = frag_slot(oid, idx);
+	pthread_mutex_lock(&w->mu);
+	if (w->frag_seq[k] < w->written_seq)
+		w->frag_seq[k] = w->written_seq;
+	pthread_mutex_unlock(&w->mu);
+}
+
+bool store_wal_frag_durable(struct store *st, uint64_t oid, uint8_t idx)
+{
+	if (st->nosync)
+		return true; /* nothing is synced: only process crashes count */
+	struct store_wal *w = &st->wal;
+	unsigned k = frag_slot(oid, idx);
+	pthread_mutex_lock(&w->mu);
+	bool ok = w->frag_seq[k] <= w->synced_seq;
+	pthread_mutex_unlock(&w->mu);
+	return ok;
 }
 
 void store_wal_applied(struct store *st)

@@ -142,9 +142,14 @@ int store_wal_sync(struct store *st, int fd)
 {
 	if (st->nosync)
 		return 0;
+	pthread_mutex_lock(&st->wal.mu);
+	uint64_t seq = st->wal.written_seq; /* what this sync covers at least */
+	pthread_mutex_unlock(&st->wal.mu);
 	uint64_t t0 = sd_now_ns();
 	int r = fdatasync(fd) ? -errno : 0;
 	pthread_mutex_lock(&st->wal.mu);
+	if (!r && seq > st->wal.synced_seq)
+		st->wal.synced_seq = seq;
 	st->wal.stats.syncs++;
 	st->wal.last_sync_ns = sd_now_ns() - t0;
 	pthread_mutex_unlock(&st->wal.mu);

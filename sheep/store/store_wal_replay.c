@@ -126,7 +126,7 @@ static int replay_blocks(struct store *st, const struct store_wal_rec *r, bool c
 	}
 	char name[STORE_NAME_LEN];
 	store_frag_name(wb.hdr.oid, wb.hdr.idx, name);
-	int fd = openat(st->objfd, name, O_RDWR | O_CLOEXEC);
+	int fd = openat(store_md_dirfd(st, wb.hdr.oid, name), name, O_RDWR | O_CLOEXEC);
 	if (fd < 0) /* removed by a later record (replayed next) */
 		return errno == ENOENT ? 0 : -errno;
 	int e = store_apply(st, fd, &wb.hdr, wb.first, wb.n, crcs, zero, &iov, wb.n ? 1 : 0, false);
@@ -181,7 +181,8 @@ static int replay_one(struct store *st, const struct store_wal_rec *r)
 		char name[STORE_NAME_LEN];
 		store_frag_name(ref.oid, ref.idx, name);
 		store_pend_drop(st, ref.oid, ref.idx, 0);
-		if (unlinkat(st->objfd, name, 0) && errno != ENOENT)
+		store_fdcache_forget(st, ref.oid, ref.idx);
+		if (unlinkat(store_md_dirfd(st, ref.oid, name), name, 0) && errno != ENOENT)
 			return -errno;
 		return 0;
 	}
@@ -254,7 +255,7 @@ static bool frag_is_at(struct store *st, const struct store_frag_hdr *h)
 {
 	char name[STORE_NAME_LEN];
 	store_frag_name(h->oid, h->idx, name);
-	int fd = openat(st->objfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(store_md_dirfd(st, h->oid, name), name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	struct store_frag_hdr cur;
@@ -356,30 +357,35 @@ static void analyse_damage(struct store *st, const struct wal_map *m, uint64_t g
 static void quarantine(struct store *st, const struct quar *q, uint64_t since_ms)
 {
 	int n = 0;
+	store_fdcache_drop_all(st);
 	for (int i = 0; i < q->n; i++) {
 		char name[STORE_NAME_LEN];
 		store_frag_name(q->v[i].oid, q->v[i].idx, name);
 		store_pend_drop(st, q->v[i].oid, q->v[i].idx, 0);
-		if (unlinkat(st->objfd, name, 0) == 0) {
+		if (unlinkat(store_md_dirfd(st, q->v[i].oid, name), name, 0) == 0) {
 			sd_warn("log damaged: removed fragment %s; recovery rebuilds it", name);
 			n++;
 		}
 	}
-	DIR *d = q->all ? sd_opendirat(st->objfd, ".") : NULL;
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		struct stat sb;
-		if (de->d_name[0] == '.' || fstatat(st->objfd, de->d_name, &sb, 0))
-			continue;
-		uint64_t mt = (uint64_t)sb.st_mtim.tv_sec * 1000 + (uint64_t)sb.st_mtim.tv_nsec / 1000000;
-		if (mt + 2000 >= since_ms && unlinkat(st->objfd, de->d_name, 0) == 0) {
-			sd_warn("log damaged: removed fragment %s (changed since the last checkpoint); "
-				"recovery rebuilds it", de->d_name);
-			n++;
+	for (int k = 0; q->all && k < st->nr_disks; k++) {
+		int dfd = st->disks[k].fd;
+		DIR *d = st->disks[k].state == STORE_DISK_ON ? sd_opendirat(dfd, ".") : NULL;
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			struct stat sb;
+			if (de->d_name[0] == '.' || fstatat(dfd, de->d_name, &sb, 0))
+				continue;
+			uint64_t mt = (uint64_t)sb.st_mtim.tv_sec * 1000 +
+				      (uint64_t)sb.st_mtim.tv_nsec / 1000000;
+			if (mt + 2000 >= since_ms && unlinkat(dfd, de->d_name, 0) == 0) {
+				sd_warn("log damaged: removed fragment %s (changed since the last "
+					"checkpoint); recovery rebuilds it", de->d_name);
+				n++;
+			}
 		}
+		if (d)
+			closedir(d);
 	}
-	if (d)
-		closedir(d);
 	if (n)
 		sd_warn("log damaged: %d fragment(s) removed", n);
 }

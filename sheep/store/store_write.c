@@ -87,6 +87,7 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 	free(meta);
 	if (r)
 		return r;
+	store_wal_note(st, nh->oid, nh->idx);
 	if (store_crash_at(st, STORE_CRASH_AFTER_INTENT)) {
 		st->wal.crashed = true;
 		store_wal_applied(st);
@@ -124,8 +125,9 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		return r;
 	bool direct = !replaying && type == WAL_CREATE && (uint64_t)len > st->wal.size / 4;
 	struct stat sb;
-	uint64_t old_bytes = fstatat(st->objfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
-	int fd = build_file_span(st, st->objfd, tmp, h, &sp);
+	int olddir = store_md_dirfd(st, h->oid, name), dirfd = store_md_ring_fd(st, h->oid);
+	uint64_t old_bytes = fstatat(olddir, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+	int fd = build_file_span(st, dirfd, tmp, h, &sp);
 	if (fd < 0) {
 		r = fd;
 		goto out;
@@ -156,15 +158,19 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		}
 		if (r)
 			goto out_unlink;
+		store_wal_note(st, h->oid, h->idx);
 		logged = true;
 	}
-	if (renameat(st->objfd, tmp, st->objfd, name)) {
+	if (renameat(dirfd, tmp, dirfd, name)) {
 		r = -errno;
 		if (logged)
 			store_wal_applied(st);
 		goto out_unlink;
 	}
-	if (direct && !st->nosync && fsync(st->objfd)) {
+	store_fdcache_forget(st, h->oid, h->idx);
+	if (olddir != dirfd)
+		store_md_drop_others(st, name, dirfd);
+	if (direct && !st->nosync && fsync(dirfd)) {
 		r = -errno;
 		goto out;
 	}
@@ -174,7 +180,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 	r = 0;
 	goto out;
 out_unlink:
-	unlinkat(st->objfd, tmp, 0);
+	unlinkat(dirfd, tmp, 0);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -188,15 +194,19 @@ int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 	char name[NAME_LEN], tmp[NAME_LEN + 8];
 	store_frag_name(h->oid, h->idx, name);
 	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
-	int fd = build_file_span(st, st->objfd, tmp, h, sp);
+	int dirfd = store_md_ring_fd(st, h->oid);
+	int fd = build_file_span(st, dirfd, tmp, h, sp);
 	if (fd < 0)
 		return fd;
 	close(fd);
-	if (renameat(st->objfd, tmp, st->objfd, name)) {
+	if (renameat(dirfd, tmp, dirfd, name)) {
 		int r = -errno;
-		unlinkat(st->objfd, tmp, 0);
+		unlinkat(dirfd, tmp, 0);
 		return r;
 	}
+	if (st->nr_disks > 1)
+		store_md_drop_others(st, name, dirfd);
+	store_fdcache_forget(st, h->oid, h->idx);
 	return 0;
 }
 
@@ -214,7 +224,7 @@ static int create_common(struct store *st, const struct store_meta *meta, const 
 	struct store_stripe *s = store_stripe_of(st, meta->oid, meta->idx);
 	struct stat sb;
 	pthread_rwlock_wrlock(&s->lock);
-	if (!replace && fstatat(st->objfd, name, &sb, 0) == 0)
+	if (!replace && fstatat(store_md_dirfd(st, meta->oid, name), name, &sb, 0) == 0)
 		r = -EEXIST;
 	else
 		r = store_put_whole(st, &h, buf, off, len, WAL_CREATE, false);
@@ -241,7 +251,7 @@ int store_replace(struct store *st, const struct store_meta *meta, const void *b
  * throughout, so the file always reflects every record of its fragment.
  */
 int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
-		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid,
+		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid, uint32_t touched,
 		       const void *buf, uint32_t off, uint32_t len)
 {
 	struct store_frag_hdr h;
@@ -261,11 +271,13 @@ int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t exp
 		goto out;
 	h.version = new_version;
 	h.write_id = write_id;
+	h.wr_touched = touched;
+	h.wr_base = touched ? expect_version : 0;
 	h.crc = store_hdr_crc(&h);
 	r = store_write_span(st, fd, &h, &sp, pend_wid);
 out:
 	store_span_free(&sp);
-	close(fd);
+	store_frag_close(st, oid, idx, fd);
 	return r;
 }
 
@@ -276,7 +288,7 @@ int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_ver
 		return -EINVAL;
 	struct store_stripe *s = store_stripe_of(st, oid, idx);
 	pthread_rwlock_wrlock(&s->lock);
-	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, buf, off, len);
+	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, 0, buf, off, len);
 	pthread_rwlock_unlock(&s->lock);
 	return r;
 }
@@ -292,7 +304,8 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 	int r = 0;
 	pthread_rwlock_wrlock(&s->lock);
 	bool had_pend = store_pend_find(st, oid, idx) != NULL;
-	if (fstatat(st->objfd, name, &sb, 0)) {
+	int dirfd = store_md_dirfd(st, oid, name);
+	if (fstatat(dirfd, name, &sb, 0)) {
 		r = -errno;
 		if (!had_pend)
 			goto out;
@@ -306,9 +319,11 @@ int store_remove(struct store *st, uint64_t oid, uint8_t idx)
 		r = w;
 		goto out;
 	}
+	store_wal_note(st, oid, idx);
 	store_pend_drop(st, oid, idx, 0); /* a pending write of it goes too */
 	if (r == 0) {
-		if (unlinkat(st->objfd, name, 0))
+		store_fdcache_forget(st, oid, idx);
+		if (unlinkat(dirfd, name, 0))
 			r = -errno;
 		else
 			__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);

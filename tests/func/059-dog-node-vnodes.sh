@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 059-dog-node-vnodes.sh - dog node vnodes set/get (Sheepdog's SET_VNODES 0xcc / GET_VNODES 0xcd): a new epoch with the node's new vnodes in node list and cluster info; placement follows (the node's share of fragments, counted in its store, grows with more vnodes and shrinks with fewer); data reads back (sha256) through every sheep; the setting survives another node's join; bad counts are refused. dog node md info (MD_INFO 0xb1) shows the sheep's data directory with node info's size; md plug/unplug say they are not supported. dog vdi track: an object's holders at each epoch match object location's at the time.
+# 059-dog-node-vnodes.sh - dog node vnodes set/get (Sheepdog's SET_VNODES 0xcc / GET_VNODES 0xcd): a new epoch with the node's new vnodes in node list and cluster info; placement follows (the node's share of fragments, counted in its store, grows with more vnodes and shrinks with fewer); data reads back (sha256) through every sheep; the setting survives another node's join; bad counts are refused. dog node md info (MD_INFO 0xb1) shows the sheep's data directory with node info's size; md plug of its own directory is refused (plug/unplug: test 140). dog vdi track: an object's holders at each epoch match object location's at the time.
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
@@ -79,7 +79,8 @@ check_eq "md info: Sheepdog's header" "$(printf 'Id\tSize\tUsed\tAvail\tUse%%\tP
 check_eq "md info: one directory, sheep 1's" "0 $(sd_dir 1)" "$(tail -n +2 <<<"$out" | awk -F'\t' '{print $1 + 0, $6}')"
 check_eq "md info -r: its size is node info's" "$(dogn 1 node info -r | awk '$1 == "1" {print $2}')" \
 	"$(dogn 1 node md info -r | awk '{print $2}')"
-dogn 1 node md plug "$SD_TEST_DIR/disk2" 2>"$SD_TEST_DIR/err"
-check_eq "md plug: exit 1" 1 "$?"
-check "it says why" grep -q "node md plug: not supported" "$SD_TEST_DIR/err"
+# md plug/unplug work now (test 140); here: refusing the data directory itself
+dogn 1 node md plug "$(sd_dir 1)" 2>"$SD_TEST_DIR/err"
+check_eq "md plug of the sheep's own directory: exit 1" 1 "$?"
+check "it says why" grep -q "node md plug: .* is already a disk of this sheep" "$SD_TEST_DIR/err"
 sd_done

@@ -636,6 +636,48 @@ static void test_replan_mid_recovery_keeps_finished_work(void **state)
 	cluster_free(c);
 }
 
+/* A node that loses fragments it already holds (a failed or unplugged
+ * disk: store_md.c) replans at the same epoch. Without
+ * recovery_forget_done() the engine carried "done" over from the last
+ * plan and the lost fragments stayed lost (test 140 found it); with it
+ * they are fetched or rebuilt again. */
+static void test_forget_done_refetches_fragments_lost_locally(void **state)
+{
+	(void)state;
+	struct fcluster *c = cluster_new(8);
+	struct fnodes_rec nr = {0};
+	write_objects(c, 30, 15, 7);
+	c->node[1].alive = 0;
+	plan_all(c, &nr, 2);
+	run_all(c, &nr, 0);
+	assert_int_equal(assert_full_redundancy(c), 0);
+
+	/* Node 3 loses every other fragment it holds. */
+	struct fnode *n3 = &c->node[3];
+	size_t kept = 0, lost = 0;
+	for (size_t k = 0; k < n3->nr; k++) {
+		if (k % 2) {
+			free(n3->frags[k]);
+			lost++;
+		} else {
+			n3->frags[kept++] = n3->frags[k];
+		}
+	}
+	n3->nr = kept;
+	assert_true(lost > 0);
+	recovery_forget_done(nr.r[3]);
+	plan_all(c, &nr, 2); /* the same epoch: only node 3's plan changes */
+	run_all(c, &nr, 0);
+	struct recovery_progress p;
+	recovery_progress(nr.r[3], &p);
+	assert_int_equal(p.failed, 0);
+	assert_true(p.copied + p.rebuilt >= lost);
+	assert_int_equal(assert_full_redundancy(c), 0);
+	assert_all_readable(c);
+	free_all(&nr);
+	cluster_free(c);
+}
+
 /* Work finished under one epoch is not reported again as this epoch's
  * copies or rebuilds: after the next membership change (recovery disabled,
  * as an admin does for maintenance) nothing counts as moved, and the
@@ -1062,6 +1104,47 @@ static void test_lost_object_is_reported_and_never_dropped(void **state)
 	cluster_free(c);
 }
 
+/* Every holder of a one-copy object is this node. */
+static int locate_self(void *arg, uint64_t oid, int n, uint32_t *out)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = 0;
+	return 0;
+}
+
+/* A one-node cluster with one copy: the only job keeps the local fragment
+ * and has no source at all. Taking it copied zero sources from a source
+ * table that was never allocated (memcpy from NULL + 0: UBSan's "applying
+ * zero offset to null pointer", found by fuzz_client). */
+static void test_job_without_sources_is_taken(void **state)
+{
+	(void)state;
+	struct recovery_frag f = {.oid = 0x0000000100000001ull,
+				  .version = 3,
+				  .disk_bytes = FS,
+				  .frag_size = FS,
+				  .node = 0,
+				  .idx = 0,
+				  .nr_copies = 1};
+	uint32_t members[1] = {0};
+	struct recovery_epoch ep = {.epoch = 2,
+				    .self = 0,
+				    .members = members,
+				    .nr_members = 1,
+				    .locate = locate_self,
+				    .free_bytes = 1ull << 30};
+	struct recovery *r;
+	assert_int_equal(recovery_new(NULL, &r), 0);
+	assert_int_equal(recovery_plan(r, &ep, &f, 1), 0);
+	struct recovery_job *job;
+	assert_int_equal(recovery_take(r, 0, &job, NULL), 0);
+	assert_int_equal(job->kind, RECOVERY_REUSE);
+	assert_int_equal(job->nr_src, 0);
+	assert_true(job->oid == f.oid && job->version == 3);
+	recovery_finish(r, job, 0);
+	recovery_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1078,6 +1161,8 @@ int main(void)
 	    cmocka_unit_test(test_too_few_zones_gives_best_redundancy_then_completes_on_join),
 	    cmocka_unit_test(test_corrupt_fragment_is_rebuilt_by_plan_object),
 	    cmocka_unit_test(test_lost_object_is_reported_and_never_dropped),
+	    cmocka_unit_test(test_job_without_sources_is_taken),
+	    cmocka_unit_test(test_forget_done_refetches_fragments_lost_locally),
 	};
 	sd_log_set_level(SD_LOG_WARNING);
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

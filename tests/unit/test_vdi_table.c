@@ -1,4 +1,4 @@
-/* test_vdi_table.c - the VDI table's family rules: working VDI vs snapshots by name, id and tag, family roots, pending work, zombies, packing of the flags. */
+/* test_vdi_table.c - the VDI table's family rules: working VDI vs snapshots by name, id and tag, family roots, pending work, zombies, packing of the flags and of vdi alter-copy's state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,12 +126,47 @@ static void test_pack_unpack_keeps_flags_and_deletion_state(void **state)
 	vdi_table_free(&u);
 }
 
+/* vdi alter-copy's state survives a restart and reaches joiners: the
+ * two policies, the layout generation, the converting flag and the
+ * inode's width; the mark is runtime progress only. */
+static void test_pack_unpack_keeps_alter_copy_state(void **state)
+{
+	struct vdi_table t, u;
+	assert_int_equal(vdi_table_init(&t), 0);
+	assert_int_equal(vdi_table_init(&u), 0);
+	struct vdi_entry e = ent(0x40, 0, "conv", 1, VDI_F_CONVERTING | VDI_F_GEN, NULL);
+	e.copy_policy = 0x42; /* 4:2 */
+	e.nr_copies = 6;
+	e.alt_policy = 0;
+	e.alt_copies = 3;
+	e.meta_width = 6;
+	e.conv_mark = 77;
+	assert_int_equal(vdi_table_insert(&t, &e), 0);
+	char buf[1 << 12];
+	long n = vdi_table_pack(&t, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(vdi_table_unpack(&u, buf, (size_t)n), 0);
+	const struct vdi_entry *g = vdi_table_find(&u, 0x40);
+	assert_non_null(g);
+	assert_int_equal(g->flags, VDI_F_CONVERTING | VDI_F_GEN);
+	assert_int_equal(g->copy_policy, 0x42);
+	assert_int_equal(g->nr_copies, 6);
+	assert_int_equal(g->alt_policy, 0);
+	assert_int_equal(g->alt_copies, 3);
+	assert_int_equal(g->meta_width, 6);
+	assert_int_equal(g->conv_mark, 0);
+	assert_string_equal(g->name, "conv");
+	vdi_table_free(&t);
+	vdi_table_free(&u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lookup_by_name_id_and_tag_keeps_working_and_snapshots_apart),
 	    cmocka_unit_test(test_family_root_todo_and_zombies),
 	    cmocka_unit_test(test_pack_unpack_keeps_flags_and_deletion_state),
+	    cmocka_unit_test(test_pack_unpack_keeps_alter_copy_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
