@@ -369,17 +369,6 @@ bool group_node_in_joiners(struct sheep *s, const struct sd_node *n)
 	return false;
 }
 
-void group_remove_joiner(struct sheep *s, const struct sd_node *n)
-{
-	for (struct joiner **pp = &s->cl->joiners; *pp; pp = &(*pp)->next)
-		if (sd_node_eq(&(*pp)->node, n)) {
-			struct joiner *j = *pp;
-			*pp = j->next;
-			free(j);
-			return;
-		}
-}
-
 /* This node's state in the snapshot layout, for target (join_seq its join);
  * with the other joiners when with_joiners (a CMSG_SNAPSHOT). */
 static void *build_state(struct sheep *s, const struct sd_node *target, uint64_t join_seq,

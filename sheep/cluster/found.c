@@ -25,6 +25,18 @@
  *    one. Before, the two joiners waited for each other forever.
  */
 
+/* Forget joiner n (no longer waiting: synced, left, or rejoining). */
+void group_remove_joiner(struct sheep *s, const struct sd_node *n)
+{
+	for (struct joiner **pp = &s->cl->joiners; *pp; pp = &(*pp)->next)
+		if (sd_node_eq(&(*pp)->node, n)) {
+			struct joiner *j = *pp;
+			*pp = j->next;
+			free(j);
+			return;
+		}
+}
+
 /* Pack the joiners other than target (snap_joiner records) into buf;
  * returns the bytes used, 0 with *nr = 0 when they do not fit. */
 size_t group_pack_joiners(struct sheep *s, const struct sd_node *target, void *buf, size_t cap,
