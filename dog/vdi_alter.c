@@ -84,9 +84,9 @@ int dog_vdi_alter_copy(struct dog *d)
 	struct sd_req req;
 	struct sd_rsp rsp;
 	dog_req_init(&req, SD_OP_ALTER_VDI_COPY);
-	req.vdi.base_vdi_id = vid;
-	req.vdi.copies = (uint8_t)ec_policy_width(&d->policy);
-	req.vdi.copy_policy = ec_policy_byte(&d->policy);
+	req.vdi_state.new_vid = vid;
+	req.vdi_state.copies = (uint8_t)ec_policy_width(&d->policy);
+	req.vdi_state.copy_policy = ec_policy_byte(&d->policy);
 	ret = sd_exec(fd, &req, NULL, &rsp, text, sizeof(text) - 1);
 	if (ret < 0) {
 		close(fd);

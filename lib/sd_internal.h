@@ -251,8 +251,9 @@ struct sd_check_obj {
 } __attribute__((packed));
 
 /*
- * ALTER_VDI_COPY (0xc1, Sheepdog's code for vdi alter-copy): change VDI
- * vdi.base_vdi_id's policy to vdi.copies / vdi.copy_policy. The sheep
+ * ALTER_VDI_COPY (0xc0, Sheepdog 1.0's code and request layout for vdi
+ * alter-copy): change VDI vdi_state.new_vid's policy to vdi_state.copies /
+ * vdi_state.copy_policy. The sheep
  * asked checks it and records the target in the VDI table; the cluster
  * then converts the data in the background (sheep/gateway/convert.c).
  * Asking again for the target of a running conversion resumes it
@@ -263,7 +264,7 @@ struct sd_check_obj {
  * conversion stands, from the table of the sheep asked. Reply payload:
  * struct sd_alter_status.
  */
-#define SD_OP_ALTER_VDI_COPY 0xc1
+#define SD_OP_ALTER_VDI_COPY 0xc0
 #define SD_OP_ALTER_STATUS 0xda
 struct sd_alter_status {
 	uint32_t vid;

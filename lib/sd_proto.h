@@ -172,6 +172,15 @@ struct sd_req {
 			uint8_t __pad;            /* @45 */
 			uint16_t nr_vnodes;       /* @46 ours (Sheepdog's padding): fixed vnodes, 0 = by capacity */
 		} cluster;
+		struct {
+			uint32_t old_vid;         /* @16 */
+			uint32_t new_vid;         /* @20 ALTER_VDI_COPY: the VDI */
+			uint8_t copies;           /* @24 */
+			uint8_t set_bitmap;       /* @25 */
+			uint8_t copy_policy;      /* @26 */
+			uint8_t block_size_shift; /* @27 */
+			uint32_t __pad[4];        /* @28 */
+		} vdi_state;
 		uint32_t __args[8];
 	};
 } __attribute__((packed));
@@ -225,6 +234,9 @@ struct sd_rsp {
 _Static_assert(sizeof(struct sd_req) == SD_HDR_SIZE, "request header is 48 bytes");
 _Static_assert(sizeof(struct sd_rsp) == SD_HDR_SIZE, "reply header is 48 bytes");
 _Static_assert(offsetof(struct sd_req, obj.oid) == 16, "oid @16");
+_Static_assert(offsetof(struct sd_req, vdi_state.new_vid) == 20 &&
+		   offsetof(struct sd_req, vdi_state.copy_policy) == 26,
+	       "vdi_state as Sheepdog 1.0's");
 _Static_assert(offsetof(struct sd_req, obj.ec_index) == 34, "ec_index @34");
 _Static_assert(offsetof(struct sd_req, obj.offset) == 40, "offset @40");
 _Static_assert(offsetof(struct sd_req, vdi.block_size_shift) == 31, "shift @31");

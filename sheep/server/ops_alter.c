@@ -32,8 +32,8 @@ static int refuse(struct request *r, int res, const char *msg)
  */
 int ops_alter_vdi_copy(struct sheep *s, struct request *r)
 {
-	uint32_t vid = r->hdr.vdi.base_vdi_id & (SD_NR_VDIS - 1);
-	uint8_t copies = r->hdr.vdi.copies, policy = r->hdr.vdi.copy_policy;
+	uint32_t vid = r->hdr.vdi_state.new_vid & (SD_NR_VDIS - 1);
+	uint8_t copies = r->hdr.vdi_state.copies, policy = r->hdr.vdi_state.copy_policy;
 	char msg[256], want[32], have[32];
 	struct vdi_entry e;
 	if (group_vdi_find(s, vid, &e) || e.deleted)
