@@ -236,7 +236,8 @@ void dog_print_tree(FILE *f, const struct dog_tree_node *nodes, size_t n)
 		free(prefix);
 		return;
 	}
-	memcpy(s, nodes, n * sizeof(*s));
+	if (n)
+		memcpy(s, nodes, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), tree_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (!s[i].parent || s[i].parent == s[i].vid || !tree_has(s, n, s[i].parent)) {

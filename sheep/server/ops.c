@@ -259,8 +259,13 @@ static int do_stat_sheep(struct sheep *s, struct request *r)
 	return SD_RES_SUCCESS;
 }
 
+/* STAT, and SCRUB's answer: the counters in a struct sd_store_stat. A
+ * read asks with room for it (data_length is the client's buffer); a
+ * SCRUB change sends its control and reads the counters back. */
 static int do_store_stat(struct sheep *s, struct request *r)
 {
+	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length < sizeof(struct sd_store_stat))
+		return SD_RES_INVALID_PARMS;
 	struct store_stats ss = {0};
 	struct sd_store_stat *o = ops_reply_buf(r, sizeof(*o));
 	if (!o)
