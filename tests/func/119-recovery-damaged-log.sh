@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 108-recovery-damaged-log.sh - six sheep, 4:2 and 3 copies: a killed sheep's write-ahead log gets a flipped byte in its middle; it restarts, says what it dropped, the fragments it could have touched are rebuilt from peers, and every byte reads back right through it.
+# 119-recovery-damaged-log.sh - six sheep, 4:2 and 3 copies: a killed sheep's write-ahead log gets a flipped byte in its middle; it restarts, says what it dropped, the fragments it could have touched are rebuilt from peers, and every byte reads back right through it.
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
