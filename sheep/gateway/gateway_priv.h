@@ -71,6 +71,10 @@ struct gw_state {
 	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */
 	struct gw_commitq *commitq;
 	struct gw_converter *conv; /* convert.c */
+	/* Writes coordinated here that hold their object lock and have not
+	 * sent their writes or prepares yet (atomic): the hint their peer
+	 * writes carry (store_wal_hint). */
+	int coming;
 };
 
 /* What a probe or read learned about one fragment. */
@@ -99,6 +103,10 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
  int gw_op_remove(struct gw_obj *o, void *arg);
  int gw_op_settle(struct gw_obj *o, void *arg);
  struct obj_lock *gw_objlock_find(struct sheep *s, uint64_t oid);
+/* The group-commit hint's count of writes on their way (layout.c):
+ * begin returns whether this call counted one, which end takes back. */
+bool gw_coming_begin(struct sheep *s);
+void gw_coming_end(struct sheep *s);
  void gw_obj_lock(struct sheep *s, uint64_t oid, bool write);
  void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write);
  int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_obj *o);

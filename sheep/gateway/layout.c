@@ -128,8 +128,49 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 
 /* peer_fanout, counting the calls that reached no peer: a node may have
  * died before the view says so (see gw_run). */
+/*
+ * The group-commit hint (store_wal_hint): a write counts in gw->coming
+ * from taking its object lock (gateway_write_local) until its first
+ * fan-out of peer writes (its prepares, or its copies' writes), which
+ * carry the count of the others still coming. Thread-local: a write runs
+ * on one thread; a nested write (none today) would not count twice.
+ */
+static __thread bool tl_coming;
+
+bool gw_coming_begin(struct sheep *s)
+{
+	if (!s->gw || tl_coming)
+		return false;
+	__atomic_add_fetch(&s->gw->coming, 1, __ATOMIC_ACQ_REL);
+	tl_coming = true;
+	return true;
+}
+
+void gw_coming_end(struct sheep *s)
+{
+	if (!tl_coming)
+		return;
+	tl_coming = false;
+	__atomic_sub_fetch(&s->gw->coming, 1, __ATOMIC_ACQ_REL);
+}
+
 void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
 {
+	bool writes = false;
+	for (int i = 0; i < n && !writes; i++)
+		writes = calls[i].node && calls[i].req.opcode == SD_OP_PEER_WRITE;
+	if (writes) {
+		gw_coming_end(o->s); /* this write is on its way now */
+		int coming = __atomic_load_n(&o->s->gw->coming, __ATOMIC_ACQUIRE);
+		uint32_t tag = 2166136261u; /* FNV-1a of this node's address: its tag */
+		for (const char *p = o->s->self.addr; *p; p++)
+			tag = (tag ^ (uint8_t)*p) * 16777619u;
+		tag = ((tag ^ o->s->self.port) * 16777619u) >> 24;
+		uint32_t hint = tag << 24 | (uint32_t)SD_MIN(SD_MAX(coming, 0), 0xffffff);
+		for (int i = 0; i < n; i++)
+			if (calls[i].req.opcode == SD_OP_PEER_WRITE)
+				calls[i].whdr.hint = hint;
+	}
 	peer_fanout(o->s, calls, n);
 	for (int i = 0; i < n; i++)
 		o->neterr += calls[i].node && calls[i].result == SD_RES_NETWORK_ERROR;

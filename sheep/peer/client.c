@@ -219,6 +219,9 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 	} else {
 		c->req.data_length = c->rcap;
 	}
+	/* The group-commit hint, as conn.c passes a remote one on arrival. */
+	if (c->req.opcode == SD_OP_PEER_WRITE && c->has_whdr)
+		store_wal_hint(s->store, c->whdr.hint);
 	struct sd_rsp rsp;
 	memset(&rsp, 0, sizeof(rsp));
 	uint32_t rlen = 0;

@@ -139,7 +139,10 @@ struct peer_write_hdr {
 	uint64_t write_id; /* two-phase writes: this write's id (random, non-zero) */
 	uint64_t prev_write_id; /* prepares: commit this pending write first (0: none) */
 	uint32_t touched;  /* range-update prepares: fragments changed (PEER_WH_LAZY) */
-	uint32_t __pad;
+	/* The coordinator's group-commit hint (store_wal_hint): tag << 24 |
+	 * its other writes that hold their object lock and have not sent
+	 * their writes or prepares yet. 0 from older sheep: no hold. */
+	uint32_t hint;
 } __attribute__((packed));
 
 struct peer_commit {

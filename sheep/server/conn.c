@@ -198,14 +198,16 @@ static void count_policy_bytes(struct request *r)
 
 /* A version-only prepare of a fragment its write does not change
  * (PEER_WH_LAZY): its record is not waited on, so the log writer must
- * not hold a sync for it. */
-static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload)
+ * not hold a sync for it. Every peer write also passes its coordinator's
+ * group-commit hint to the log as it arrives (store_wal_hint). */
+static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload, uint32_t *hint)
 {
 	struct peer_write_hdr wh;
-	if (!payload || hdr->data_length != sizeof(wh))
+	if (!payload || hdr->data_length < sizeof(wh))
 		return false;
 	memcpy(&wh, payload, sizeof(wh));
-	return (wh.flags & PEER_WH_LAZY) != 0;
+	*hint = wh.hint;
+	return hdr->data_length == sizeof(wh) && (wh.flags & PEER_WH_LAZY) != 0;
 }
 
 static void request_work(struct sd_work *w)
@@ -288,11 +290,16 @@ static void conn_dispatch(struct conn *c)
 	c->inflight++;
 	c->inflight_bytes += hdr.data_length;
 	enum ops_kind kind = ops_lookup(hdr.opcode)->kind; /* known: checked above */
-	if (hdr.opcode == SD_OP_PEER_WRITE && s->store && !conn_lazy_bump(&hdr, payload)) {
+	uint32_t hint = 0;
+	if (hdr.opcode == SD_OP_PEER_WRITE && s->store && !conn_lazy_bump(&hdr, payload, &hint)) {
 		/* it will log a durable record: the log writer waits for it */
 		r->wal_announced = true;
 		store_wal_expect(s->store, 1);
 	}
+	/* After the announcement: a hint saying nothing more is coming must
+	 * not let the writer sync before this record joins. */
+	if (hdr.opcode == SD_OP_PEER_WRITE && s->store)
+		store_wal_hint(s->store, hint);
 	struct sd_wq *wq = kind == OPS_PEER ? s->peer_wq : kind == OPS_FORWARD ? s->fwd_wq : s->gw_wq;
 	sd_wq_queue(wq, &r->work);
 	conn_update_events(c);

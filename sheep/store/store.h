@@ -87,6 +87,7 @@ struct store_stats {
 	uint64_t replayed;      /* records replayed at open */
 	uint64_t dropped;       /* records found corrupt or torn at open */
 	uint64_t pending;       /* prepared writes held now */
+	uint64_t holds;         /* group commits held for records on their way */
 };
 int store_get_stats(struct store *st, struct store_stats *out);
 
@@ -104,6 +105,19 @@ int store_get_stats(struct store *st, struct store_stats *out);
 void store_wal_expect(struct store *st, int delta);
 void store_wal_claim(struct store *st);
 void store_wal_unclaim(struct store *st);
+/*
+ * A coordinator's hint, carried by its peer writes (prepares, replicated
+ * writes, version bumps): hint = tag << 24 | coming, where tag (8 bits)
+ * names the coordinator and coming counts its other writes that hold
+ * their object lock and have not sent their prepares yet (they will,
+ * within a read round). While any coordinator's latest hint says writes
+ * are coming, the log writer holds a sync that has durable records
+ * queued, for a bounded time adapted to the gaps between durable records
+ * (at most STORE_WAL_HOLD_MAX_NS), so that they share it. A hint of 0
+ * (a lone write: QD1) never holds anything. Only a hint: a wrong one
+ * costs time, never durability.
+ */
+void store_wal_hint(struct store *st, uint32_t hint);
 void store_close(struct store *st);
 
 /* Create fragment (oid, idx) of frag_size bytes at version, with buf

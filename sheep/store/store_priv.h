@@ -81,6 +81,15 @@ struct store_stripe {
 #define STORE_WAL_FRAG_SLOTS 4096 /* slots of store_wal_note() */
 /* The longest a group commit waits for announced records (store_wal_expect). */
 #define STORE_WAL_GATHER_MAX_NS 2000000ull
+/* Coordinators' hints (store_wal_hint): slots by coordinator tag, and the
+ * longest a group commit is held for writes a hint says are coming. */
+#define STORE_WAL_HINT_SLOTS 16
+#define STORE_WAL_HOLD_MAX_NS 20000000ull
+#define STORE_WAL_HOLD_GAPS 8
+/* store_wal_hold.c, under the log's mu: hold a batch about to sync while
+ * records are on their way; note a durable record queued. */
+void store_wal_gather(struct store *st);
+void store_wal_durable_queued(struct store *st);
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -209,6 +218,17 @@ struct store_wal {
 	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
 	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
 	uint64_t gather_ns;    /* test hook: a fixed gather budget (under mu; 0: auto) */
+	/* Writes the coordinators say are on their way to their prepares
+	 * (store_wal_hint, under mu): per coordinator tag, the count and when
+	 * it was said; the hold budget of the next batches, adapted to the
+	 * gaps between durable records (store_wal.c, hold_budget()). */
+	struct {
+		uint32_t coming;
+		uint64_t at_ns;
+	} hint[STORE_WAL_HINT_SLOTS];
+	uint64_t last_durable_ns; /* when the last durable record was queued */
+	uint64_t gap_ns;          /* moving average of the gaps between them */
+	uint64_t hold_ns;         /* test hook: a fixed hold budget (0: auto) */
 	/* Durability per fragment (under mu): records written so far, how
 	 * many of them the last completed sync covered, and per hash slot of
 	 * (oid, idx) the count after the last record of a fragment there. */

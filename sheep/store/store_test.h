@@ -33,6 +33,8 @@ int store_test_checkpoint(struct store *st);
 /* Hold each group commit up to ns while announced records are on their
  * way (store_wal_expect), instead of the last sync's time (0: back to that). */
 void store_test_gather_ns(struct store *st, uint64_t ns);
+/* A fixed budget for holds on hinted writes (store_wal_hint); 0: adaptive. */
+void store_test_hold_ns(struct store *st, uint64_t ns);
 /* Path of the log file being appended to; 0 or -ENAMETOOLONG. */
 int store_test_wal_path(const struct store *st, char *buf, size_t len);
 

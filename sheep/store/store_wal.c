@@ -315,42 +315,6 @@ out:
 	free(bv.answered);
 }
 
-/*
- * Before a group commit that will sync, wait (under w->mu, which the wait
- * releases) while durable records announced by store_wal_expect() are
- * still on their way, at most as long as the last sync took and never
- * more than STORE_WAL_GATHER_MAX_NS: they then share this sync instead of
- * paying for the next one. A batch of lazy records only (no sync) and a
- * log with nothing announced go at once, so a lone writer (QD1) never
- * waits here.
- */
-static void gather(struct store *st)
-{
-	struct store_wal *w = &st->wal;
-	if (st->nosync || w->stop || w->dead)
-		return;
-	bool durable = false;
-	for (struct store_wal_req *q = w->q; q && !durable; q = q->next)
-		durable = !q->lazy;
-	if (!durable || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0)
-		return;
-	uint64_t budget = w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns
-								    : STORE_WAL_GATHER_MAX_NS;
-	if (w->gather_ns)
-		budget = w->gather_ns;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(budget / 1000000000ull);
-	ts.tv_nsec += (long)(budget % 1000000000ull);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while (__atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 && !w->stop && !w->want_ckpt)
-		if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT)
-			break;
-}
-
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
@@ -395,7 +359,7 @@ static void *writer_main(void *arg)
 		}
 		if (!w->q && w->stop)
 			break;
-		gather(st);
+		store_wal_gather(st);
 		struct store_wal_req *batch = w->q;
 		w->q = w->qtail = NULL;
 		pthread_mutex_unlock(&w->mu);
@@ -532,6 +496,8 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	else
 		w->q = &q;
 	w->qtail = &q;
+	if (!lazy)
+		store_wal_durable_queued(st);
 	pthread_cond_signal(&w->work);
 	while (!q.done)
 		pthread_cond_wait(&q.cond, &w->mu);
@@ -723,6 +689,13 @@ void store_test_gather_ns(struct store *st, uint64_t ns)
 {
 	pthread_mutex_lock(&st->wal.mu);
 	st->wal.gather_ns = ns;
+	pthread_mutex_unlock(&st->wal.mu);
+}
+
+void store_test_hold_ns(struct store *st, uint64_t ns)
+{
+	pthread_mutex_lock(&st->wal.mu);
+	st->wal.hold_ns = ns;
 	pthread_mutex_unlock(&st->wal.mu);
 }
 

@@ -404,6 +404,9 @@ struct announced {
 	int k;
 	bool write;
 	uint64_t wait_ms; /* before writing (or giving up) */
+	bool hinted;      /* give the coordinator's hint below on arrival */
+	uint32_t hint;
+	int *turn, order; /* hinted: arrive after the one before (turn == order) */
 	int result;
 	uint64_t took_ns;
 };
@@ -413,8 +416,18 @@ static void *announced_main(void *arg)
 	struct announced *a = arg;
 	uint8_t buf[4096];
 	pattern(buf, 1, a->k);
+	if (a->hinted) { /* arrives later, announced then, as conn.c does */
+		while (a->turn && __atomic_load_n(a->turn, __ATOMIC_ACQUIRE) != a->order)
+			usleep(1000);
+		if (a->wait_ms)
+			usleep((useconds_t)a->wait_ms * 1000);
+		store_wal_expect(a->st, 1);
+		store_wal_hint(a->st, a->hint);
+	}
 	store_wal_claim(a->st);
-	if (a->wait_ms)
+	if (a->turn)
+		__atomic_add_fetch(a->turn, 1, __ATOMIC_ACQ_REL);
+	if (a->wait_ms && !a->hinted)
 		usleep((useconds_t)a->wait_ms * 1000);
 	uint64_t t0 = sd_now_ns();
 	a->result = a->write ? store_write(a->st, 500 + (uint64_t)a->k, 0, 0, 1, buf, 4096, 4096)
@@ -427,7 +440,10 @@ static void *announced_main(void *arg)
 static void run_announced(struct fixture *f, struct announced *a, int n)
 {
 	pthread_t th[NR_FRAGS];
-	store_wal_expect(f->st, n);
+	int early = 0; /* announced now; the hinted ones announce on arrival */
+	for (int i = 0; i < n; i++)
+		early += !a[i].hinted;
+	store_wal_expect(f->st, early);
 	for (int i = 0; i < n; i++)
 		pthread_create(&th[i], NULL, announced_main, &a[i]);
 	for (int i = 0; i < n; i++)
@@ -486,6 +502,113 @@ static void test_an_announced_request_that_writes_nothing_releases_the_sync(void
 	assert_true(one.took_ns < 10ull * 1000000000ull);
 }
 
+/* The hint of coordinator tag saying `coming` more writes follow. */
+static uint32_t hint_of(uint32_t tag, uint32_t coming)
+{
+	return tag << 24 | coming;
+}
+
+/*
+ * Writes of one coordinator reaching this store 10 ms apart (as prepares
+ * do on two busy cores, far apart compared with a sync), each saying
+ * how many of that coordinator's writes are still on their way: they
+ * share one sync, the last one (coming 0) ending the hold. Without the
+ * rule each would sync alone (nothing is announced while the writer
+ * decides).
+ */
+static void test_hinted_writes_share_one_sync(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	/* Budgets no test machine reaches: only the hints end the hold, and
+	 * the last record's announcement the wait for it. */
+	store_test_hold_ns(f->st, 20ull * 1000000000ull);
+	store_test_gather_ns(f->st, 20ull * 1000000000ull);
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	struct announced w[NR_THREADS];
+	int turn = 0;
+	for (int i = 0; i < NR_THREADS; i++) /* in order, 10 ms after the one before */
+		w[i] = (struct announced){.st = f->st, .k = i, .write = true,
+					  .wait_ms = i ? 10 : 0, .hinted = true,
+					  .hint = hint_of(7, (uint32_t)(NR_THREADS - 1 - i)),
+					  .turn = &turn, .order = i};
+	run_announced(f, w, NR_THREADS);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	for (int i = 0; i < NR_THREADS; i++)
+		assert_int_equal(w[i].result, 0);
+	print_message("# %d hinted writes 10 ms apart: %llu sync(s), largest batch %llu, "
+		      "%llu hold(s)\n", NR_THREADS, (unsigned long long)(b.syncs - a.syncs),
+		      (unsigned long long)b.max_batch, (unsigned long long)(b.holds - a.holds));
+	assert_int_equal(b.syncs - a.syncs, 1);
+	assert_int_equal(b.records - a.records, NR_THREADS);
+	assert_true(b.max_batch >= NR_THREADS);
+	assert_true(w[0].took_ns >= 50ull * 1000000); /* it waited for the others */
+	assert_true(w[0].took_ns < 10ull * 1000000000ull);
+	for (int i = 0; i < NR_THREADS; i++) {
+		uint8_t r[4096], want[4096];
+		uint64_t v;
+		pattern(want, 1, i);
+		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
+		assert_int_equal(v, 1);
+		assert_memory_equal(r, want, 4096);
+	}
+}
+
+/*
+ * What bounds a hold: a lone write whose coordinator has nothing behind
+ * it (QD1) never waits; a hint of writes that never come (they went to
+ * other sheep) holds one batch for at most the budget; two coordinators
+ * count apart, the hold lasting while either says more are coming.
+ */
+static void test_hints_never_hold_a_lone_write_and_a_stale_one_is_bounded(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	store_test_hold_ns(f->st, 20ull * 1000000000ull);
+	store_test_gather_ns(f->st, 20ull * 1000000000ull);
+	struct announced one = {.st = f->st, .k = 0, .write = true, .hinted = true,
+				.hint = hint_of(3, 0)};
+	run_announced(f, &one, 1);
+	assert_int_equal(one.result, 0);
+	print_message("# a lone write (hint 0) took %.1f ms\n", (double)one.took_ns / 1e6);
+	assert_true(one.took_ns < 10ull * 1000000000ull);
+
+	/* Coordinator 5 says 3 more are coming, and none ever come. */
+	store_test_hold_ns(f->st, 300ull * 1000000);
+	struct announced stale = {.st = f->st, .k = 1, .write = true, .hinted = true,
+				  .hint = hint_of(5, 3)};
+	run_announced(f, &stale, 1);
+	assert_int_equal(stale.result, 0);
+	print_message("# a write held for 3 that never came took %.0f ms\n",
+		      (double)stale.took_ns / 1e6);
+	assert_true(stale.took_ns >= 250ull * 1000000);
+	assert_true(stale.took_ns < 10ull * 1000000000ull);
+
+	/* Coordinator 9 says one more is coming; then a write of 5, which
+	 * says nothing is behind it, is held all the same until 9's arrives
+	 * 100 ms later saying 0: both share one sync. */
+	store_test_hold_ns(f->st, 20ull * 1000000000ull);
+	store_wal_hint(f->st, hint_of(9, 1));
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	int turn = 0;
+	struct announced two[2] = {
+		{.st = f->st, .k = 2, .write = true, .hinted = true, .hint = hint_of(5, 0),
+		 .turn = &turn, .order = 0},
+		{.st = f->st, .k = 3, .write = true, .hinted = true, .wait_ms = 100,
+		 .hint = hint_of(9, 0), .turn = &turn, .order = 1}};
+	run_announced(f, two, 2);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	assert_int_equal(two[0].result, 0);
+	assert_int_equal(two[1].result, 0);
+	print_message("# two coordinators: %llu sync(s), the first write took %.0f ms\n",
+		      (unsigned long long)(b.syncs - a.syncs), (double)two[0].took_ns / 1e6);
+	assert_int_equal(b.syncs - a.syncs, 1);
+	assert_true(two[0].took_ns >= 80ull * 1000000);
+	assert_true(two[0].took_ns < 10ull * 1000000000ull);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT); /* the damage tests log errors on purpose */
@@ -497,6 +620,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_an_announced_request_that_writes_nothing_releases_the_sync, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_hinted_writes_share_one_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hints_never_hold_a_lone_write_and_a_stale_one_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_batch_keeps_acknowledged_writes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unsynced_batch_is_replayed_whole_or_not_at_all,

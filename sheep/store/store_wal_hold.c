@@ -1,0 +1,143 @@
+/* store_wal_hold.c - when the log writer holds a group commit for records on their way: announced requests, coordinators' hints. */
+/*
+ * A sync shared by more records costs each of them less, but a record
+ * waits for its sync. The writer holds a sync (store_wal_gather) only
+ * when someone says records are coming:
+ *  - announced requests (store_wal_expect/claim): a peer write that has
+ *    arrived and not yet logged its record (queued for a CPU, checking
+ *    its fragment): at most as long as the last sync took, 2 ms at most;
+ *  - coordinators' hints (store_wal_hint): writes that hold their object
+ *    lock at their coordinator and have not sent their prepares (they are
+ *    reading the old data): at most hold_budget(), a few gaps between
+ *    durable records, 20 ms at most, ended early when every coordinator
+ *    says nothing more is coming.
+ * A lone write (QD1) has neither and never waits.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "lib/util.h"
+#include "sheep/store/store_priv.h"
+
+/* Writes the coordinators' latest hints (younger than the longest hold)
+ * say are coming. Under mu. */
+static uint64_t hint_coming(const struct store_wal *w, uint64_t now)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < STORE_WAL_HINT_SLOTS; i++)
+		if (w->hint[i].coming && now - w->hint[i].at_ns <= STORE_WAL_HOLD_MAX_NS)
+			n += w->hint[i].coming;
+	return n;
+}
+
+/* How long a batch may be held for hinted writes: STORE_WAL_HOLD_GAPS
+ * gaps between durable records (the moving average), at least the last
+ * sync's time, at most STORE_WAL_HOLD_MAX_NS. Under mu. */
+static uint64_t hold_budget(const struct store_wal *w)
+{
+	if (w->hold_ns)
+		return w->hold_ns;
+	uint64_t b = STORE_WAL_HOLD_GAPS * w->gap_ns;
+	if (b < w->last_sync_ns)
+		b = w->last_sync_ns;
+	return b < STORE_WAL_HOLD_MAX_NS ? b : STORE_WAL_HOLD_MAX_NS;
+}
+
+static void deadline_ts(uint64_t deadline_ns, struct timespec *ts)
+{
+	uint64_t now = sd_now_ns();
+	uint64_t wait = deadline_ns > now ? deadline_ns - now : 0;
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(wait / 1000000000ull);
+	ts->tv_nsec += (long)(wait % 1000000000ull);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Before a group commit that will sync, wait (under w->mu, which the wait
+ * releases) while durable records are on their way, so that they share
+ * this sync instead of paying for the next one:
+ *  - records announced by store_wal_expect() (arrived, not yet queued):
+ *    at most as long as the last sync took, never more than
+ *    STORE_WAL_GATHER_MAX_NS, counted from the end of any hold below;
+ *  - writes the coordinators' hints say are coming (store_wal_hint):
+ *    at most hold_budget(). A hint of 0 from a coordinator ends its part
+ *    of the hold at once.
+ * A batch of lazy records only (no sync) and a log with nothing announced
+ * nor hinted go at once, so a lone writer (QD1) never waits here.
+ */
+void store_wal_gather(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	if (st->nosync || w->stop || w->dead)
+		return;
+	bool durable = false;
+	for (struct store_wal_req *q = w->q; q && !durable; q = q->next)
+		durable = !q->lazy;
+	if (!durable)
+		return;
+	uint64_t t0 = sd_now_ns();
+	uint64_t announced = w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns
+								       : STORE_WAL_GATHER_MAX_NS;
+	if (w->gather_ns)
+		announced = w->gather_ns;
+	uint64_t hinted = hold_budget(w);
+	bool held = false, holding = false;
+	uint64_t base = t0; /* the announced records' wait starts after any hold */
+	for (;;) {
+		if (w->stop || w->want_ckpt)
+			break;
+		uint64_t now = sd_now_ns();
+		uint64_t until = 0;
+		if (hint_coming(w, now) > 0 && now < t0 + hinted) {
+			until = t0 + hinted;
+			holding = true;
+		} else if (holding) { /* the hold ended now */
+			holding = false;
+			base = now;
+		}
+		if (__atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 && base + announced > until)
+			until = base + announced;
+		if (now >= until)
+			break;
+		held = true;
+		struct timespec ts;
+		deadline_ts(until, &ts);
+		pthread_cond_timedwait(&w->work, &w->mu, &ts);
+	}
+	if (held)
+		w->stats.holds++;
+}
+
+/* Under mu: a durable record was queued; the gaps between them size the hold. */
+void store_wal_durable_queued(struct store *st)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t now = sd_now_ns();
+	if (w->last_durable_ns) {
+		uint64_t gap = now - w->last_durable_ns;
+		if (gap > STORE_WAL_HOLD_MAX_NS)
+			gap = STORE_WAL_HOLD_MAX_NS;
+		w->gap_ns = w->gap_ns ? (7 * w->gap_ns + gap) / 8 : gap;
+	}
+	w->last_durable_ns = now;
+}
+
+void store_wal_hint(struct store *st, uint32_t hint)
+{
+	if (!st || !st->wal.inited)
+		return;
+	struct store_wal *w = &st->wal;
+	unsigned slot = (hint >> 24) % STORE_WAL_HINT_SLOTS;
+	uint32_t coming = hint & 0xffffffu;
+	pthread_mutex_lock(&w->mu);
+	bool ended = w->hint[slot].coming && !coming;
+	w->hint[slot].coming = coming;
+	w->hint[slot].at_ns = sd_now_ns();
+	if (ended) /* a holding writer may go now */
+		pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+}
