@@ -1,4 +1,4 @@
-/* store_wal_hold.c - when the log writer holds a group commit for records on their way: announced requests, coordinators' hints. */
+/* store_wal_hold.c - when the log writer holds a group commit for the records on their way. */
 /*
  * A sync shared by more records costs each of them less, but a record
  * waits for its sync. The writer holds a sync (store_wal_gather) only
@@ -80,8 +80,8 @@ void store_wal_gather(struct store *st)
 	if (!durable)
 		return;
 	uint64_t t0 = sd_now_ns();
-	uint64_t announced = w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns
-								       : STORE_WAL_GATHER_MAX_NS;
+	uint64_t announced =
+	    w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns : STORE_WAL_GATHER_MAX_NS;
 	if (w->gather_ns)
 		announced = w->gather_ns;
 	uint64_t hinted = hold_budget(w);
