@@ -44,7 +44,7 @@ run() {
 	local name=$1 qd=$2 ios=$3 s0 s1
 	s0=$(syncs)
 	fio --name="$name" --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth="$qd" \
-		--size=256M --io_size=$((ios * 4))k --randseed=$qd --verify=crc32c --do_verify=0 \
+		--size=256M --io_size=$((ios * 4))k --randseed=$qd --verify=crc32c --do_verify=0 --verify_state_save=0 \
 		--output="$SD_TEST_DIR/$name.out" >/dev/null 2>&1 || { echo "fio-failed"; return; }
 	s1=$(syncs)
 	fio --name="$name" --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth="$qd" \
