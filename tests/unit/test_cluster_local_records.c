@@ -1,4 +1,5 @@
-/* test_cluster_local_records.c - unit tests of the local cluster driver's record decoding: what a damaged shared log hands up. */
+/* test_cluster_local_records.c - unit tests of the local cluster driver's record decoding: what a
+ * damaged shared log hands up. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,8 +157,8 @@ int main(void)
 {
 	sd_log_set_level(SD_LOG_ERR);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_unterminated_address_is_cut_at_its_field,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unterminated_address_is_cut_at_its_field, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
