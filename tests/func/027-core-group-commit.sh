@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 029-core-group-commit.sh - durable sheep share log syncs at QD32: syncs per 4 KiB write from the counters (dog node stat) under a bound, data verified.
+# 027-core-group-commit.sh - durable sheep share log syncs at QD32: syncs per 4 KiB write from the counters (dog node stat) under a bound, data verified.
 # timeout: 900
 #
 # Six durable sheep (no -n), a 4:2 VDI written sequentially first (so the
