@@ -1,4 +1,5 @@
-/* sole.c - which replicated copies this holder may serve alone: a copy is current when written or confirmed in this epoch, for a bounded lease, and not since told it missed a write. */
+/* sole.c - which replicated copies this holder may serve alone: a copy is current when written or
+ * confirmed in this epoch, for a bounded lease, and not since told it missed a write. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -81,12 +82,8 @@ uint64_t peer_sole_candidate(struct sheep *s, uint64_t oid, uint8_t idx, uint64_
 	uint64_t now = sd_now_ns();
 	if (now <= t->floor_ns)
 		now = t->floor_ns + 1;
-	*slot(t, oid, idx) = (struct sole_ent){.oid = oid,
-					       .version = version,
-					       .since_ns = now,
-					       .epoch = epoch,
-					       .idx = idx,
-					       .cand = 1};
+	*slot(t, oid, idx) = (struct sole_ent){
+	    .oid = oid, .version = version, .since_ns = now, .epoch = epoch, .idx = idx, .cand = 1};
 	pthread_mutex_unlock(&t->mu);
 	return now;
 }
