@@ -1,4 +1,4 @@
-/* corosync_cpg.c - the corosync driver's transport: libcpg and votequorum connections, their callbacks (copy and queue), event queues, agreed-order send, joining the CPG group. */
+/* corosync_cpg.c - the corosync driver's transport: libcpg and votequorum connections, their callbacks (copy and queue), agreed-order send, joining the CPG group. */
 #include "config.h"
 
 #if HAVE_COROSYNC
@@ -54,45 +54,6 @@ int cc_errno(cs_error_t e)
 	case CS_ERR_BAD_HANDLE: return -ENOTCONN;
 	default: return -EIO;
 	}
-}
-
-/* ---- event queues ---- */
-
-void cc_evq_push(struct cc_evq *q, struct cc_event *e)
-{
-	e->next = NULL;
-	if (q->tail)
-		q->tail->next = e;
-	else
-		q->head = e;
-	q->tail = e;
-}
-
-struct cc_event *cc_evq_pop(struct cc_evq *q)
-{
-	struct cc_event *e = q->head;
-	if (e) {
-		q->head = e->next;
-		if (!q->head)
-			q->tail = NULL;
-	}
-	return e;
-}
-
-void cc_ev_free(struct cc_event *e)
-{
-	if (!e)
-		return;
-	free(e->data);
-	free(e->addrs);
-	free(e);
-}
-
-void cc_evq_clear(struct cc_evq *q)
-{
-	struct cc_event *e;
-	while ((e = cc_evq_pop(q)))
-		cc_ev_free(e);
 }
 
 /* ---- libcpg callbacks: copy and queue, nothing else ---- */

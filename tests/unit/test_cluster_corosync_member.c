@@ -63,44 +63,8 @@ static int proc_of(const struct cluster_ctx *ctx)
 	return -1;
 }
 
-/* ---- the fake transport that corosync_member.c calls ---- */
-
-void cc_evq_push(struct cc_evq *q, struct cc_event *e)
-{
-	e->next = NULL;
-	if (q->tail)
-		q->tail->next = e;
-	else
-		q->head = e;
-	q->tail = e;
-}
-
-struct cc_event *cc_evq_pop(struct cc_evq *q)
-{
-	struct cc_event *e = q->head;
-	if (e) {
-		q->head = e->next;
-		if (!q->head)
-			q->tail = NULL;
-	}
-	return e;
-}
-
-void cc_ev_free(struct cc_event *e)
-{
-	if (!e)
-		return;
-	free(e->data);
-	free(e->addrs);
-	free(e);
-}
-
-void cc_evq_clear(struct cc_evq *q)
-{
-	struct cc_event *e;
-	while ((e = cc_evq_pop(q)))
-		cc_ev_free(e);
-}
+/* ---- the fake transport that corosync_member.c calls (the event queues are corosync_evq.c's) ----
+ */
 
 void cc_arm_timer(struct cluster_ctx *ctx, unsigned ms)
 {
