@@ -319,6 +319,19 @@ int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
 	return ret < 0 ? ret : (int)rsp.result;
 }
 
+int dog_read_inode_hdr(int fd, uint32_t vid, struct sd_inode *ino)
+{
+	int ret = dog_read_obj(fd, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	ino->name[SD_MAX_VDI_LEN - 1] = '\0';
+	ino->tag[SD_MAX_VDI_TAG_LEN - 1] = '\0';
+	uint8_t shift = dog_inode_shift(ino);
+	if (shift < SD_MIN_BLOCK_SIZE_SHIFT || shift > SD_MAX_BLOCK_SIZE_SHIFT)
+		return -EBADMSG; /* no sheep writes such an inode */
+	return SD_RES_SUCCESS;
+}
+
 uint8_t dog_inode_shift(const struct sd_inode *ino)
 {
 	return ino->block_size_shift ? ino->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
@@ -326,8 +339,8 @@ uint8_t dog_inode_shift(const struct sd_inode *ino)
 
 uint32_t dog_vdi_nr_objs(const struct sd_inode *ino)
 {
-	uint64_t n = SD_DIV_ROUND_UP(ino->vdi_size, 1ull << dog_inode_shift(ino));
-	return n > SD_INODE_DATA_INDEX ? SD_INODE_DATA_INDEX : (uint32_t)n;
+	/* 0 for a header no sheep writes (bad shift, size past the map) */
+	return sd_inode_nr_objs((const struct sd_inode_hdr *)(const void *)ino);
 }
 
 int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
@@ -357,20 +370,18 @@ int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
 		}
 		if (!(bm[vid / 8] & (1u << (vid % 8))))
 			continue;
-		ret = dog_read_obj(fd, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0);
+		ret = dog_read_inode_hdr(fd, vid, ino);
 		if (ret == SD_RES_NO_OBJ || ret == SD_RES_NO_VDI)
 			continue; /* deleted meanwhile */
 		if (ret != SD_RES_SUCCESS) {
 			dog_err("cannot read the inode of VDI %x: %s", vid,
 				ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
-			if (ret < 0) {
+			if (ret < 0 && ret != -EBADMSG) {
 				rc = DOG_EXIT_SYSFAIL;
 				break;
 			}
 			continue;
 		}
-		ino->name[SD_MAX_VDI_LEN - 1] = '\0';
-		ino->tag[SD_MAX_VDI_TAG_LEN - 1] = '\0';
 		if (!ino->name[0])
 			continue; /* a deleted VDI keeps its id in the bitmap */
 		if (with_map) {

@@ -147,8 +147,13 @@ int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_
  */
 int dog_vdi_foreach(int fd, bool with_map, void (*start)(void *arg),
 		    int (*fn)(const struct sd_inode *ino, void *arg), void *arg);
-/* Number of objects of a VDI: DIV_ROUND_UP(vdi_size, object size). */
+/* Number of objects of a VDI: DIV_ROUND_UP(vdi_size, object size); 0 when
+ * the header is out of range (lib/inode.h). */
 uint32_t dog_vdi_nr_objs(const struct sd_inode *ino);
+/* Read VDI vid's inode header into ino, its strings terminated. Returns
+ * the result, <0 errno, or -EBADMSG for a header no sheep writes (object
+ * size shift outside 20..31). */
+int dog_read_inode_hdr(int fd, uint32_t vid, struct sd_inode *ino);
 /* Object size shift of an inode (22 when the field is 0). */
 uint8_t dog_inode_shift(const struct sd_inode *ino);
 

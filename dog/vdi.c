@@ -352,7 +352,7 @@ static int vdi_resize(struct dog *d)
 	}
 	ret = dog_vdi_lookup(fd, name, &vid);
 	if (ret == SD_RES_SUCCESS)
-		ret = dog_read_obj(fd, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0);
+		ret = dog_read_inode_hdr(fd, vid, ino);
 	if (ret != SD_RES_SUCCESS)
 		goto fail;
 	uint8_t shift = dog_inode_shift(ino);
@@ -378,7 +378,11 @@ static int vdi_resize(struct dog *d)
 	ret = DOG_EXIT_SUCCESS;
 	goto out;
 fail:
-	if (ret < 0) {
+	if (ret == -EBADMSG) {
+		dog_err("vdi resize: the inode of %s is not valid (object size shift outside 20..31)",
+			name);
+		ret = DOG_EXIT_FAILURE;
+	} else if (ret < 0) {
 		dog_err("vdi resize: lost the connection to sheep: %s", strerror(-ret));
 		ret = DOG_EXIT_SYSFAIL;
 	} else {

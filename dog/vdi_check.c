@@ -139,10 +139,9 @@ static int check_summary(const struct dog *d, const struct check_tot *t, int rc)
 /* Read the header and object map of VDI vid. */
 static int read_inode(int fd, uint32_t vid, struct sd_inode *ino)
 {
-	int ret = dog_read_obj(fd, vid_to_vdi_oid(vid), ino, SD_INODE_HEADER_SIZE, 0);
+	int ret = dog_read_inode_hdr(fd, vid, ino);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
-	ino->name[SD_MAX_VDI_LEN - 1] = '\0';
 	uint32_t n = dog_vdi_nr_objs(ino);
 	return n ? dog_read_obj(fd, vid_to_vdi_oid(vid), ino->data_vdi_id,
 				n * (uint32_t)sizeof(uint32_t), sd_inode_vid_offset(0))
@@ -175,7 +174,7 @@ int dog_vdi_check(struct dog *d)
 			ret < 0 ? strerror(-ret) : sd_strerror((uint32_t)ret));
 		free(ino);
 		close(fd);
-		return ret < 0 ? DOG_EXIT_SYSFAIL : DOG_EXIT_FAILURE;
+		return ret < 0 && ret != -EBADMSG ? DOG_EXIT_SYSFAIL : DOG_EXIT_FAILURE;
 	}
 	struct check_tot t = {0};
 	int rc = check_vdi(fd, ino, &t);

@@ -213,7 +213,7 @@ static int open_vdi(struct io_job *j, uint64_t *off, uint64_t *len, bool len_giv
 	int rc = DOG_EXIT_SUCCESS;
 	int ret = dog_vdi_lookup_snap(fd, j->name, j->d->snap, &j->vid);
 	if (ret == SD_RES_SUCCESS)
-		ret = dog_read_obj(fd, vid_to_vdi_oid(j->vid), j->ino, SD_INODE_HEADER_SIZE, 0);
+		ret = dog_read_inode_hdr(fd, j->vid, j->ino);
 	if (ret != SD_RES_SUCCESS)
 		goto fail;
 	j->shift = dog_inode_shift(j->ino);
@@ -249,7 +249,11 @@ static int open_vdi(struct io_job *j, uint64_t *off, uint64_t *len, bool len_giv
 		goto fail;
 	goto out;
 fail:
-	if (ret < 0) {
+	if (ret == -EBADMSG) {
+		dog_err("%s: the inode of %s is not valid (object size shift outside 20..31)",
+			verb(j->dir), j->name);
+		rc = DOG_EXIT_FAILURE;
+	} else if (ret < 0) {
 		dog_err("%s: lost the connection to sheep: %s", verb(j->dir), strerror(-ret));
 		rc = DOG_EXIT_SYSFAIL;
 	} else {

@@ -16,10 +16,26 @@ static int finish(struct recovery_job *job, int rc, uint8_t how)
 	return rc;
 }
 
-/* Install buf; a newer local write that got there first also counts. */
+/*
+ * Install buf; a newer local write that got there first also counts. The
+ * local fragment may also have moved back (an early-acknowledged write
+ * dropped, its fragment rolled back) or to a version still older than the
+ * one built here: it is behind, so install over what is there now. Keeping
+ * it left a 4:2 object at 5 of 6 after recovery said done (thrash, ASan,
+ * fragment 0 at 116 while the object was at 120).
+ */
 static int install(const struct recovery_io *io, struct recovery_job *job, const void *buf)
 {
 	int rc = io->install(io->arg, job, buf);
+	uint64_t cur;
+	if (rc == -ESTALE && io->verify(io->arg, job->oid, job->idx, &cur) == 0 &&
+	    cur < job->version) {
+		sd_info("%016" PRIx64 " fragment %u: moved to version %" PRIu64 " meanwhile, "
+			"still older than %" PRIu64 ": installing over it",
+			job->oid, job->idx, cur, job->version);
+		job->have_version = cur;
+		rc = io->install(io->arg, job, buf);
+	}
 	if (rc == -EEXIST || rc == -ESTALE) {
 		sd_info("%016" PRIx64 " fragment %u: written locally meanwhile, kept", job->oid,
 			job->idx);

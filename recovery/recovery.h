@@ -159,7 +159,9 @@ struct recovery_io {
 	/* Put the whole fragment buf (job->frag_size bytes) in place at
 	 * job->version: create it when job->have_version is RECOVERY_ABSENT,
 	 * else replace the local one only if it is still at have_version.
-	 * -EEXIST / -ESTALE: a newer local write got there first (fine). */
+	 * -EEXIST / -ESTALE: the local fragment moved meanwhile; kept when
+	 * verify then finds it at job->version or newer (a local write got
+	 * there first), else installed over at its new version (exec.c). */
 	int (*install)(void *arg, const struct recovery_job *job, const void *buf);
 	/* Erasure decode: from d fragments src[k] of index src_idx[k] (each
 	 * frag_size bytes, all of one version), produce fragment want into out. */

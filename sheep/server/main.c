@@ -1,7 +1,7 @@
-/* main.c - the sheep daemon: options, store directory lock, daemonizing, event loop start and clean stop. */
+/* main.c - the sheep daemon: options, store directory lock, daemonizing, event loop start and clean
+ * stop. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <sys/timerfd.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,65 +38,68 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: sheep [OPTION]... DIR[,DISK...]\n"
-		"Run a sheep: one node of a cluster, storing object fragments under DIR/obj\n"
-		"(or spread over the DISK directories by capacity: Sheepdog's multi-disk)\n"
-		"and serving the Sheepdog protocol on a TCP port.\n"
-		"\n"
-		"  -p, --port PORT         Sheepdog protocol port (default 7000)\n"
-		"  -b, --bindaddr ADDR     listen on ADDR only (default: every address)\n"
-		"  -y, --myaddr ADDR       address other sheep and clients use to reach this one\n"
-		"                          (default: the -b address, else the first non-loopback one)\n"
-		"  -z, --zone N            failure domain (default: derived from the address);\n"
-		"                          fragments of one object go to distinct zones\n"
-		"  -c, --cluster DRIVER[:OPTS]\n"
-		"                          membership driver, built in: %s\n"
-		"                            local (default): OPTS path=DIR, the rendezvous of\n"
-		"                              sheep on this machine\n"
-		"                            corosync: OPTS group=NAME (CPG group, default sheepdog)\n"
-		"                            zookeeper: OPTS HOST:PORT[,HOST:PORT...][,timeout=MS]\n"
-		"                              [,path=/NAME] (session timeout, default 5000; znode\n"
-		"                              of this cluster, default /sheepdog)\n"
-		"  -g, --gateway           gateway only: serve requests, store nothing\n"
-		"  -V, --vnodes N          fixed number of virtual nodes in the ring (default: from\n"
-		"                          the capacity, %d for a node of average size)\n"
-		"  -f, --foreground        stay in the foreground (default: daemonize, write\n"
-		"                          DIR/sheep.pid)\n"
-		"  -l, --log level=LEVEL[,dir=DIR]\n"
-		"                          log level (emerg..debug or 0..7, default info) and\n"
-		"                          directory of sheep.log (default DIR)\n"
-		"  -n, --nosync            do not sync writes to disk (tests only: a crash loses data)\n"
-		"  -j, --journal dir=PATH[,size=N]\n"
-		"                          put the write-ahead log (wal.0, wal.1) in PATH, e.g. on\n"
-		"                          another device (default DIR); N bytes for it, suffix\n"
-		"                          K/M/G allowed (default 256M, at least 160M)\n"
-		"      --nbd PORT|off      NBD export port (default 10809; when the default port\n"
-		"                          is taken, e.g. by another sheep on this host, the sheep\n"
-		"                          warns and runs without NBD; an explicit PORT must bind)\n"
-		"  -t, --threads N         gateway worker threads (default 16)\n"
-		"  -R, --recovery max=N,interval=MS\n"
-		"                          recovery throttle: at most N fragments in flight (default 4),\n"
-		"                          a freed slot waits MS ms before reuse (default 0)\n"
-		"  -h, --help              this help\n"
-"      --http PORT         serve a read-only dashboard (/), Prometheus metrics\n"
-		"                          (/metrics) and JSON (/api/status) on PORT (default off;\n"
-		"                          a busy PORT only warns)\n"
-		"  -s, --size SIZE         capacity this sheep offers (ring weight, dog node info):\n"
-		"                          bytes with K/M/G/T, or a bare number of MiB; default:\n"
-		"                          the size of DIR's filesystem. Give it when sheep share\n"
-		"                          a filesystem, so their sizes add up to the disk\n"
-		"      --scrub off|rate=BYTES,pause=SECONDS\n"
-		"                          background scrub: verify every local fragment's\n"
-		"                          checksums at most BYTES per second (K/M/G allowed;\n"
-		"                          default 4M), resting SECONDS between passes (default\n"
-		"                          3600); bad fragments are rebuilt (dog cluster scrub)\n"
-		"  -v, --version           print the version and exit\n"
-		"\n"
-		"A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
-		"  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
-		"      -c local -n -y 127.0.0.1 --nbd $((10809+i)); done\n",
-		cluster_driver_names(), DEFAULT_VNODES);
+	fprintf(
+	    f,
+	    "Usage: sheep [OPTION]... DIR[,DISK...]\n"
+	    "Run a sheep: one node of a cluster, storing object fragments under DIR/obj\n"
+	    "(or spread over the DISK directories by capacity: Sheepdog's multi-disk)\n"
+	    "and serving the Sheepdog protocol on a TCP port.\n"
+	    "\n"
+	    "  -p, --port PORT         Sheepdog protocol port (default 7000)\n"
+	    "  -b, --bindaddr ADDR     listen on ADDR only (default: every address)\n"
+	    "  -y, --myaddr ADDR       address other sheep and clients use to reach this one\n"
+	    "                          (default: the -b address, else the first non-loopback one)\n"
+	    "  -z, --zone N            failure domain (default: derived from the address);\n"
+	    "                          fragments of one object go to distinct zones\n"
+	    "  -c, --cluster DRIVER[:OPTS]\n"
+	    "                          membership driver, built in: %s\n"
+	    "                            local (default): OPTS path=DIR, the rendezvous of\n"
+	    "                              sheep on this machine\n"
+	    "                            corosync: OPTS group=NAME (CPG group, default sheepdog)\n"
+	    "                            zookeeper: OPTS HOST:PORT[,HOST:PORT...][,timeout=MS]\n"
+	    "                              [,path=/NAME] (session timeout, default 5000; znode\n"
+	    "                              of this cluster, default /sheepdog)\n"
+	    "  -g, --gateway           gateway only: serve requests, store nothing\n"
+	    "  -V, --vnodes N          fixed number of virtual nodes in the ring (default: from\n"
+	    "                          the capacity, %d for a node of average size)\n"
+	    "  -f, --foreground        stay in the foreground (default: daemonize, write\n"
+	    "                          DIR/sheep.pid)\n"
+	    "  -l, --log level=LEVEL[,dir=DIR]\n"
+	    "                          log level (emerg..debug or 0..7, default info) and\n"
+	    "                          directory of sheep.log (default DIR)\n"
+	    "  -n, --nosync            do not sync writes to disk (tests only: a crash loses "
+	    "data)\n"
+	    "  -j, --journal dir=PATH[,size=N]\n"
+	    "                          put the write-ahead log (wal.0, wal.1) in PATH, e.g. on\n"
+	    "                          another device (default DIR); N bytes for it, suffix\n"
+	    "                          K/M/G allowed (default 256M, at least 160M)\n"
+	    "      --nbd PORT|off      NBD export port (default 10809; when the default port\n"
+	    "                          is taken, e.g. by another sheep on this host, the sheep\n"
+	    "                          warns and runs without NBD; an explicit PORT must bind)\n"
+	    "  -t, --threads N         gateway worker threads (default 16)\n"
+	    "  -R, --recovery max=N,interval=MS\n"
+	    "                          recovery throttle: at most N fragments in flight (default "
+	    "4),\n"
+	    "                          a freed slot waits MS ms before reuse (default 0)\n"
+	    "  -h, --help              this help\n"
+	    "      --http PORT         serve a read-only dashboard (/), Prometheus metrics\n"
+	    "                          (/metrics) and JSON (/api/status) on PORT (default off;\n"
+	    "                          a busy PORT only warns)\n"
+	    "  -s, --size SIZE         capacity this sheep offers (ring weight, dog node info):\n"
+	    "                          bytes with K/M/G/T, or a bare number of MiB; default:\n"
+	    "                          the size of DIR's filesystem. Give it when sheep share\n"
+	    "                          a filesystem, so their sizes add up to the disk\n"
+	    "      --scrub off|rate=BYTES,pause=SECONDS\n"
+	    "                          background scrub: verify every local fragment's\n"
+	    "                          checksums at most BYTES per second (K/M/G allowed;\n"
+	    "                          default 4M), resting SECONDS between passes (default\n"
+	    "                          3600); bad fragments are rebuilt (dog cluster scrub)\n"
+	    "  -v, --version           print the version and exit\n"
+	    "\n"
+	    "A second sheep on the same DIR is refused. Example (six sheep on one machine):\n"
+	    "  for i in 0 1 2 3 4 5; do sheep /var/lib/sheep/$i -z $i -p $((7000+i)) \\\n"
+	    "      -c local -n -y 127.0.0.1 --nbd $((10809+i)); done\n",
+	    cluster_driver_names(), DEFAULT_VNODES);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -123,9 +126,21 @@ static int parse_journal(struct sheep_opts *o, char *arg)
 			unsigned long long v = strtoull(tok + 5, &end, 10);
 			int shift = 0;
 			switch (*end) {
-			case 'k': case 'K': shift = 10; end++; break;
-			case 'm': case 'M': shift = 20; end++; break;
-			case 'g': case 'G': shift = 30; end++; break;
+			case 'k':
+			case 'K':
+				shift = 10;
+				end++;
+				break;
+			case 'm':
+			case 'M':
+				shift = 20;
+				end++;
+				break;
+			case 'g':
+			case 'G':
+				shift = 30;
+				end++;
+				break;
 			}
 			if (errno || end == tok + 5 || *end || v > (1ull << 40) >> shift)
 				return -EINVAL;
@@ -168,27 +183,27 @@ static int parse_log(struct sheep_opts *o, char *arg)
 static int parse_args(int argc, char **argv, struct sheep_opts *o)
 {
 	static const struct option longopts[] = {
-		{"port", required_argument, NULL, 'p'},
-		{"bindaddr", required_argument, NULL, 'b'},
-		{"myaddr", required_argument, NULL, 'y'},
-		{"zone", required_argument, NULL, 'z'},
-		{"cluster", required_argument, NULL, 'c'},
-		{"gateway", no_argument, NULL, 'g'},
-		{"vnodes", required_argument, NULL, 'V'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"log", required_argument, NULL, 'l'},
-		{"nosync", no_argument, NULL, 'n'},
-		{"journal", required_argument, NULL, 'j'},
-		{"nbd", required_argument, NULL, 'N'},
-		{"threads", required_argument, NULL, 't'},
-		{"recovery", required_argument, NULL, 'R'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'v'},
-		{"size", required_argument, NULL, 's'},
-		{"http", required_argument, NULL, 'H'},
-		{"scrub", required_argument, NULL, 0x101},
-		{"disk-space", required_argument, NULL, 's'},
-		{NULL, 0, NULL, 0},
+	    {"port", required_argument, NULL, 'p'},
+	    {"bindaddr", required_argument, NULL, 'b'},
+	    {"myaddr", required_argument, NULL, 'y'},
+	    {"zone", required_argument, NULL, 'z'},
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"gateway", no_argument, NULL, 'g'},
+	    {"vnodes", required_argument, NULL, 'V'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"nosync", no_argument, NULL, 'n'},
+	    {"journal", required_argument, NULL, 'j'},
+	    {"nbd", required_argument, NULL, 'N'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"recovery", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'v'},
+	    {"size", required_argument, NULL, 's'},
+	    {"http", required_argument, NULL, 'H'},
+	    {"scrub", required_argument, NULL, 0x101},
+	    {"disk-space", required_argument, NULL, 's'},
+	    {NULL, 0, NULL, 0},
 	};
 	o->port = SD_LISTEN_PORT;
 	o->log_level = SD_LOG_INFO;
@@ -218,7 +233,8 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'z':
 			if (parse_uint(optarg, UINT32_MAX, &v)) {
-				fprintf(stderr, "sheep: invalid zone '%s' (0..4294967295)\n", optarg);
+				fprintf(stderr, "sheep: invalid zone '%s' (0..4294967295)\n",
+					optarg);
 				return -1;
 			}
 			o->zone = (uint32_t)v;
@@ -229,21 +245,24 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'g':
 			if (o->vnodes) {
-				fprintf(stderr, "Options '-g' and '-V' can not be both specified\n");
+				fprintf(stderr,
+					"Options '-g' and '-V' can not be both specified\n");
 				return -1;
 			}
 			o->gateway = true;
 			break;
 		case 'V':
 			if (o->gateway) {
-				fprintf(stderr, "Options '-g' and '-V' can not be both specified\n");
+				fprintf(stderr,
+					"Options '-g' and '-V' can not be both specified\n");
 				return -1;
 			}
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
-				fprintf(stderr,
-					"Invalid number of vnodes '%s': must be an integer between 1 "
-					"and %u\n",
-					optarg, UINT16_MAX);
+				fprintf(
+				    stderr,
+				    "Invalid number of vnodes '%s': must be an integer between 1 "
+				    "and %u\n",
+				    optarg, UINT16_MAX);
 				return -1;
 			}
 			o->vnodes = (uint16_t)v;
@@ -253,8 +272,10 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'l':
 			if (parse_log(o, optarg)) {
-				fprintf(stderr, "sheep: invalid log option '%s' (level=emerg|alert|crit|"
-						"err|warning|notice|info|debug[,dir=DIR])\n", optarg);
+				fprintf(stderr,
+					"sheep: invalid log option '%s' (level=emerg|alert|crit|"
+					"err|warning|notice|info|debug[,dir=DIR])\n",
+					optarg);
 				return -1;
 			}
 			break;
@@ -263,8 +284,11 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 'j':
 			if (parse_journal(o, optarg)) {
-				fprintf(stderr, "sheep: invalid journal option '%s' (dir=PATH[,size=N[K|M|G]], "
-						"size at least 160M)\n", optarg);
+				fprintf(
+				    stderr,
+				    "sheep: invalid journal option '%s' (dir=PATH[,size=N[K|M|G]], "
+				    "size at least 160M)\n",
+				    optarg);
 				return -1;
 			}
 			break;
@@ -272,7 +296,8 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			if (!strcmp(optarg, "off")) {
 				o->nbd_port = -1;
 			} else if (parse_uint(optarg, 65535, &v) || v == 0) {
-				fprintf(stderr, "sheep: invalid NBD port '%s' (1..65535 or off)\n", optarg);
+				fprintf(stderr, "sheep: invalid NBD port '%s' (1..65535 or off)\n",
+					optarg);
 				return -1;
 			} else {
 				o->nbd_port = (int)v;
@@ -281,14 +306,16 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			break;
 		case 't':
 			if (parse_uint(optarg, 256, &v) || v == 0) {
-				fprintf(stderr, "sheep: invalid thread count '%s' (1..256)\n", optarg);
+				fprintf(stderr, "sheep: invalid thread count '%s' (1..256)\n",
+					optarg);
 				return -1;
 			}
 			o->threads = (int)v;
 			break;
 		case 'R': /* recovery hook */
 			if (sheep_recovery_parse(optarg, &o->recovery)) {
-				fprintf(stderr, "sheep: bad -R '%s': want max=N (1..1024),interval=MS\n",
+				fprintf(stderr,
+					"sheep: bad -R '%s': want max=N (1..1024),interval=MS\n",
 					optarg);
 				return -1;
 			}
@@ -298,7 +325,8 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			exit(0);
 		case 'H':
 			if (parse_uint(optarg, 65535, &v) || v == 0) {
-				fprintf(stderr, "sheep: invalid HTTP port '%s' (1..65535)\n", optarg);
+				fprintf(stderr, "sheep: invalid HTTP port '%s' (1..65535)\n",
+					optarg);
 				return -1;
 			}
 			o->http_port = (int)v;
@@ -315,8 +343,10 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 			} else if (sd_parse_size(optarg, &bytes) == 0 && bytes >= (1u << 20)) {
 				o->size = bytes;
 			} else {
-				fprintf(stderr, "sheep: invalid size '%s' (MiB, or with K/M/G/T; at least "
-						"1M)\n", optarg);
+				fprintf(stderr,
+					"sheep: invalid size '%s' (MiB, or with K/M/G/T; at least "
+					"1M)\n",
+					optarg);
 				return -1;
 			}
 			break;
@@ -324,8 +354,10 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		case 0x101: {
 			struct sheep_scrub_opts so = {0};
 			if (sheep_scrub_parse(optarg, &so)) {
-				fprintf(stderr, "sheep: bad --scrub '%s': want off, or "
-						"rate=BYTES[K|M|G],pause=SECONDS\n", optarg);
+				fprintf(stderr,
+					"sheep: bad --scrub '%s': want off, or "
+					"rate=BYTES[K|M|G],pause=SECONDS\n",
+					optarg);
 				return -1;
 			}
 			o->scrub = optarg;
@@ -340,8 +372,8 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "sheep: %s\n", optind >= argc ? "missing store directory DIR"
-							  : "too many arguments");
+		fprintf(stderr, "sheep: %s\n",
+			optind >= argc ? "missing store directory DIR" : "too many arguments");
 		usage(stderr);
 		return -1;
 	}
@@ -490,7 +522,8 @@ static int daemonize(const char *logpath)
 		if (got)
 			fprintf(stderr, "sheep: startup failed (%s); see %s\n", msg, logpath);
 		else
-			fprintf(stderr, "sheep: the daemon exited during startup; see %s\n", logpath);
+			fprintf(stderr, "sheep: the daemon exited during startup; see %s\n",
+				logpath);
 		_exit(1);
 	}
 	close(pfd[0]);
@@ -538,35 +571,20 @@ static int write_pid(struct sheep *s)
 	return sheep_write_file(s, path, buf, (size_t)n);
 }
 
-/*
- * Idle memory. glibc gives each of up to 8 x cores threads an arena and
- * raises its mmap threshold (up to 32 MiB) after the first large free, so
- * the 1-4 MiB fragment and object buffers of the gateway, peer and
- * recovery threads come from the arenas and stay resident there after
- * use: 33 MiB per idle sheep after 32 MiB written to 8 sheep, 94-121 MiB
- * after 256 MiB to 6. Four arenas bound the spread, and a trim every 2 s
- * (malloc_trim from the loop thread) gives the free pages back. A fixed
- * 256 KiB mmap threshold bounded it too, but cost 2x on writes and 5x on
- * reads (a page fault per page of every buffer).
- */
-#define TRIM_MS 2000
-static void bound_malloc(void)
-{
-	mallopt(M_ARENA_MAX, 4);
-}
-
+/* The idle trim of mem.c, from the loop. */
 static void on_trim(int fd, uint32_t events, void *arg)
 {
 	uint64_t n;
 	if (read(fd, &n, sizeof(n)) == sizeof(n))
-		malloc_trim(0);
+		server_mem_trim();
 }
 
 static int start_trim(struct sheep *s)
 {
-	struct itimerspec its = {{TRIM_MS / 1000, 0}, {TRIM_MS / 1000, 0}};
+	struct itimerspec its = {{SERVER_MEM_TRIM_MS / 1000, 0}, {SERVER_MEM_TRIM_MS / 1000, 0}};
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) || sd_loop_add(s->loop, fd, EPOLLIN, on_trim, s))
+	if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) ||
+	    sd_loop_add(s->loop, fd, EPOLLIN, on_trim, s))
 		return -errno;
 	return 0;
 }
@@ -583,9 +601,12 @@ static int setup(struct sheep *s)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	if (!s->opt.gateway) {
-		struct store_config cfg = {.dir = s->opt.dir, .nosync = s->opt.nosync,
-					   .wal_dir = s->opt.wal_dir, .wal_size = s->opt.wal_size,
-					   .disks = s->opt.md_disks, .nr_disks = s->opt.nr_md_disks};
+		struct store_config cfg = {.dir = s->opt.dir,
+					   .nosync = s->opt.nosync,
+					   .wal_dir = s->opt.wal_dir,
+					   .wal_size = s->opt.wal_size,
+					   .disks = s->opt.md_disks,
+					   .nr_disks = s->opt.nr_md_disks};
 		ret = store_open_config(&cfg, &s->store);
 		if (ret) {
 			sd_err("cannot open the store in %s: %s", s->opt.dir, strerror(-ret));
@@ -613,7 +634,8 @@ static int setup(struct sheep *s)
 			if (v >= 1 && v <= UINT16_MAX) {
 				s->self.nr_vnodes = (uint16_t)v;
 				s->self.fixed_vnodes = SD_NODE_VNODES_SET;
-				sd_notice("vnodes %lu, as dog node vnodes set left them (%s)", v, vpath);
+				sd_notice("vnodes %lu, as dog node vnodes set left them (%s)", v,
+					  vpath);
 			}
 		}
 	}
@@ -677,7 +699,8 @@ static int setup(struct sheep *s)
 		ret = nbd_start(s, s->opt.bind_addr, s->opt.nbd_port);
 		if (ret == -EADDRINUSE && !s->opt.nbd_explicit) {
 			sd_warn("nbd: port %d is in use (another sheep on this host?); this sheep "
-				"runs without NBD (give --nbd PORT to export here)", s->opt.nbd_port);
+				"runs without NBD (give --nbd PORT to export here)",
+				s->opt.nbd_port);
 			s->opt.nbd_port = -1;
 		} else if (ret) {
 			sd_err("cannot start the NBD export on port %d: %s", s->opt.nbd_port,
@@ -717,7 +740,7 @@ int main(int argc, char **argv)
 	s->opt.test_sole_always = getenv("SHEEP_TEST_SOLE_ALWAYS") != NULL;
 	s->opt.test_no_sole = getenv("SHEEP_TEST_NO_SOLE") != NULL;
 	signal(SIGPIPE, SIG_IGN);
-	bound_malloc();
+	server_mem_bound(); /* (a sanitizer's allocator refuses: nothing to bound) */
 	int ret = mkdir_p(s->opt.dir);
 	if (ret) {
 		fprintf(stderr, "sheep: cannot create %s: %s\n", s->opt.dir, strerror(-ret));
@@ -730,7 +753,8 @@ int main(int argc, char **argv)
 		return 1;
 	const char *ldir = s->opt.log_dir ? s->opt.log_dir : s->opt.dir;
 	if (s->opt.log_dir && (ret = mkdir_p(s->opt.log_dir))) {
-		fprintf(stderr, "sheep: cannot create log directory %s: %s\n", ldir, strerror(-ret));
+		fprintf(stderr, "sheep: cannot create log directory %s: %s\n", ldir,
+			strerror(-ret));
 		return 1;
 	}
 	char logpath[PATH_MAX];
@@ -772,7 +796,7 @@ int main(int argc, char **argv)
 		nbd_stop(s);
 	sheep_scrub_stop(s);
 	sheep_recovery_stop(s); /* recovery hook */
-	group_stop(s); /* wakes workers blocked on cluster ops */
+	group_stop(s);		/* wakes workers blocked on cluster ops */
 	gateway_converter_stop(s);
 	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);

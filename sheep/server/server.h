@@ -1,4 +1,5 @@
-/* server.h - the daemon's front: client and peer connections (conn.c) and the operation table (ops.c). */
+/* server.h - the daemon's front: client and peer connections (conn.c) and the operation table
+ * (ops.c). */
 #ifndef SHEEP_SERVER_SERVER_H
 #define SHEEP_SERVER_SERVER_H
 
@@ -17,6 +18,15 @@ int conn_listen(struct sheep *s);
  * (a stopping sheep serves nothing more). Loop thread only. */
 void conn_shutdown_all(struct sheep *s);
 
+/* ---- mem.c: the malloc policy ---- */
+#define SERVER_MEM_ARENAS  2 /* glibc arenas (mem.c says why not more) */
+#define SERVER_MEM_TRIM_MS 2000
+/* Before any thread starts: at most SERVER_MEM_ARENAS arenas. 0, or -1
+ * when malloc refused (a sanitizer's allocator). */
+int server_mem_bound(void);
+/* Give the free pages back (every SERVER_MEM_TRIM_MS from the loop). */
+void server_mem_trim(void);
+
 /* ---- ops.c: the operation table and what each opcode does ---- */
 
 /* Who sends an op, which also picks the pool that runs it (conn.c). */
@@ -30,9 +40,9 @@ enum ops_kind {
 
 /* One row of the operation table (ops.c), indexed by opcode. */
 struct sd_op {
-	const char *name;   /* "SD_OP_READ_OBJ", for logs */
+	const char *name; /* "SD_OP_READ_OBJ", for logs */
 	enum ops_kind kind;
-	bool ready;         /* refused unless quorate, synced and formatted */
+	bool ready; /* refused unless quorate, synced and formatted */
 	/* Runs on a worker; returns the SD_RES_* of the reply and may set
 	 * r->rsp fields, r->rdata/r->rlen, r->close_after. */
 	int (*fn)(struct sheep *s, struct request *r);

@@ -67,8 +67,9 @@ for v in (0, 1, 2, 0x0b):
     expect("internal op proto %d" % v, hdr(v, 0x82, 0, 0, 1, 4096), [RES_VER_MISMATCH])
     expect("peer op proto %d" % v, hdr(v, 0xe1, 1, 0, 1, 8), [RES_VER_MISMATCH], b"\0" * 8)
 
-# 2. Unknown opcodes get an error reply, with and without payload.
-for op in list(range(0x06, 0x11)) + list(range(0x19, 0x80)) + [0x80, 0x81, 0x83, 0xc0, 0xdf, 0xe8, 0xff]:
+# 2. Unknown opcodes get an error reply, with and without payload (0xc0 is
+# ALTER_VDI_COPY since 42a9ac8, as in Sheepdog 1.0: 0xc3 is unused).
+for op in list(range(0x06, 0x11)) + list(range(0x19, 0x80)) + [0x80, 0x81, 0x83, 0xc3, 0xdf, 0xe8, 0xff]:
     proto = 0x0a if op >= 0x80 else 2
     expect("unknown op 0x%x" % op, hdr(proto, op, 0, 0, op, 0), [RES_NO_SUPPORT])
     expect("unknown op 0x%x + payload" % op, hdr(proto, op, 1, 0, op, 100), [RES_NO_SUPPORT], os.urandom(100))
