@@ -199,7 +199,8 @@ struct sd_rsp {
 			uint8_t copies;  /* @20 */
 			uint8_t reserved[3];
 			uint64_t offset; /* @24 */
-			uint64_t __pad2[2];
+			uint64_t peer_token; /* @32: peer protocol only (sheep/peer/peer.h) */
+			uint64_t __pad2;
 		} obj;
 		struct {
 			uint32_t __pad;

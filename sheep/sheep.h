@@ -50,6 +50,11 @@ struct sheep_opts {
 	bool test_drop_lazy;
 	/* SHEEP_TEST_NO_LAZY: every version-only prepare durable (before PEER_WH_LAZY) */
 	bool test_no_lazy;
+	/* SHEEP_TEST_SOLE_ALWAYS: a holder serves every sole read (PEER_READ
+	 * with SD_PEER_FLAG_SOLE) as if its copy were current: the rule off */
+	bool test_sole_always;
+	/* SHEEP_TEST_NO_SOLE: gateways never try a sole read (the tree before) */
+	bool test_no_sole;
 };
 
 /* The ring of one epoch (refcounted: views of later epochs keep the rings
@@ -149,6 +154,7 @@ struct cluster_state;
 struct gw_state;
 struct snap_state;
 struct peer_pool;
+struct peer_sole;
 struct sheep_recovery;
 struct sheep_scrub;
 struct nbd_server;
@@ -181,6 +187,7 @@ struct sheep {
 	/* gateway/: object locks, version cache, commit queue (gateway_priv.h) */
 	struct gw_state *gw;
 	struct peer_pool *peers;
+	struct peer_sole *sole; /* copies current for a sole read (peer/sole.c) */
 
 	/* recovery (sheep/rebuild/): NULL on a gateway-only node */
 	struct sheep_recovery *rec;

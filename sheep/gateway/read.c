@@ -130,6 +130,61 @@ out:
 	return ret;
 }
 
+/*
+ * A sole read (docs/architecture.md, "Reading one copy"): ask one holder,
+ * this sheep when it holds a copy, for the range, on the condition that
+ * it knows its copy current (peer.h, SD_PEER_FLAG_SOLE). SUCCESS with the
+ * data; else AGAIN, with *token and *version set when the holder offers
+ * its copy as a candidate for a probing read to confirm.
+ */
+static int gw_read_sole(struct gw_obj *o, int idx, void *buf, uint32_t len, uint32_t off,
+			uint64_t *token, uint64_t *version)
+{
+	struct peer_call c;
+	gw_call_init(o, &c, idx, SD_OP_PEER_READ);
+	c.req.flags |= SD_PEER_FLAG_SOLE;
+	c.req.obj.offset = off;
+	c.rbuf = buf;
+	c.rcap = len;
+	peer_fanout(o->s, &c, 1); /* not gw_fanout: a miss here is no verdict on the peer */
+	*token = 0;
+	*version = 0;
+	if (c.result != SD_RES_SUCCESS)
+		return SD_RES_AGAIN;
+	if (!(c.rsp_flags & (PEER_RSP_NOT_SOLE | PEER_RSP_EARLY)) && c.rlen == len)
+		return SD_RES_SUCCESS;
+	if (c.rsp_flags & PEER_RSP_NOT_SOLE) {
+		*token = c.token;
+		*version = c.version;
+	}
+	return SD_RES_AGAIN;
+}
+
+/* The probing read found holder idx's candidate (token) the newest copy:
+ * let it serve the next reads alone. */
+static void gw_confirm_sole(struct gw_obj *o, int idx, uint64_t token)
+{
+	if (sd_node_eq(o->holder[idx], &o->s->self)) {
+		peer_sole_confirm(o->s, o->oid, (uint8_t)idx, token);
+		return;
+	}
+	struct peer_call c;
+	gw_call_init(o, &c, idx, SD_OP_PEER_GEN);
+	c.req.flags |= SD_PEER_FLAG_MARK;
+	c.req.obj.cow_oid = token;
+	peer_fanout(o->s, &c, 1);
+}
+
+/*
+ * Read of [off, off+len) of a replicated object. Guarantees: never bytes
+ * older than an acknowledged write. First a sole read of one copy (the
+ * local one if this sheep holds one, else the first holder's); when that
+ * holder cannot vouch for its copy, every holder (and earlier holder,
+ * until recovery settles) is probed and the newest version is read, as
+ * before. A sole-read candidate that this probe finds newest, with every
+ * probed node answering, is then confirmed, so later reads of it are sole
+ * reads until the lease ends.
+ */
 int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 {
 	struct peer_call calls[GW_MAX_CALLS];
@@ -144,11 +199,19 @@ int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	}
 	if (first < 0)
 		return SD_RES_NO_STORE;
+	uint64_t token = 0, cand_ver = 0;
+	if (!o->s->opt.test_no_sole &&
+	    gw_read_sole(o, first, buf, len, off, &token, &cand_ver) == SD_RES_SUCCESS) {
+		sheep_metrics_sole_read(o->s->metrics, true);
+		return SD_RES_SUCCESS;
+	}
+	sheep_metrics_sole_read(o->s->metrics, false);
 	calls[first].req.obj.offset = off;
 	calls[first].rbuf = buf;
 	calls[first].rcap = len;
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
 	uint32_t moved;
+	int neterr0 = o->neterr;
 	int r0 = gw_round(o, calls, st, &moved);
 	if (r0 != SD_RES_SUCCESS)
 		return r0;
@@ -157,8 +220,18 @@ int gw_read_copies(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		return gw_all_absent(st, o->width) ? SD_RES_NO_OBJ : SD_RES_EIO;
 	bool first_moved = moved & (1u << first);
 	if (!first_moved && st[first].res == SD_RES_SUCCESS && st[first].version == ver &&
-	    calls[first].rlen == len)
+	    calls[first].rlen == len) {
+		/* The candidate is the newest copy anything probed holds, and
+		 * every probed node answered: an acknowledged write is on two
+		 * copies at least, so none is newer. */
+		bool all = token && cand_ver == ver && !moved && o->neterr == neterr0;
+		for (int i = 0; i < o->width && all; i++)
+			all = !calls[i].node || st[i].res == SD_RES_SUCCESS ||
+			      st[i].res == SD_RES_NO_OBJ;
+		if (all)
+			gw_confirm_sole(o, first, token);
 		return SD_RES_SUCCESS;
+	}
 	/* Try the other copies that hold the newest version. */
 	for (int i = 0; i < o->width; i++) {
 		if ((i == first && !first_moved) || st[i].res != SD_RES_SUCCESS || st[i].version != ver)

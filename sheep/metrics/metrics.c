@@ -80,3 +80,10 @@ void sheep_metrics_degraded(struct sheep_metrics *m, uint64_t bytes)
 	ADD(&m->degraded_reads, 1);
 	ADD(&m->decode_bytes, bytes);
 }
+
+void sheep_metrics_sole_read(struct sheep_metrics *m, bool sole)
+{
+	if (!m)
+		return;
+	ADD(sole ? &m->sole_reads : &m->probed_reads, 1);
+}

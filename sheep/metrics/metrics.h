@@ -39,6 +39,8 @@ struct sheep_metrics {
 	uint64_t nbd_errors;
 	uint64_t degraded_reads; /* reads that decoded missing fragments */
 	uint64_t decode_bytes;	 /* bytes rebuilt by those decodes */
+	uint64_t sole_reads;	 /* replicated reads served by one copy alone */
+	uint64_t probed_reads;	 /* ... that probed every holder instead */
 	uint64_t start_wall;	 /* seconds since the epoch when the sheep started */
 };
 
@@ -57,5 +59,7 @@ void sheep_metrics_nbd(struct sheep_metrics *m, enum sheep_metrics_dir dir, unsi
 		       uint32_t bytes, int err, uint64_t ns);
 /* A read decoded nr fragments' ranges, bytes in all. */
 void sheep_metrics_degraded(struct sheep_metrics *m, uint64_t bytes);
+/* A replicated read was served by one copy alone (sole) or probed all. */
+void sheep_metrics_sole_read(struct sheep_metrics *m, bool sole);
 
 #endif

@@ -35,11 +35,12 @@ int peer_pool_init(struct sheep *s)
 	if (!s->peers)
 		return -ENOMEM;
 	pthread_mutex_init(&s->peers->mu, NULL);
-	return 0;
+	return peer_sole_init(s);
 }
 
 void peer_pool_fini(struct sheep *s)
 {
+	peer_sole_fini(s);
 	if (!s->peers)
 		return;
 	struct pooled_fd *p = s->peers->idle;
@@ -196,6 +197,7 @@ static void recv_call(struct sheep *s, struct peer_call *c)
 	c->result = (int)rsp.result;
 	c->version = rsp.obj.offset;
 	c->rsp_flags = rsp.obj.reserved[0];
+	c->token = rsp.obj.peer_token;
 	c->rlen = rsp.data_length;
 	pool_put(s, c->node, c->fd);
 	c->fd = -1;
@@ -230,6 +232,7 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 	c->result = (int)rsp.result;
 	c->version = rsp.obj.offset;
 	c->rsp_flags = rsp.obj.reserved[0];
+	c->token = rsp.obj.peer_token;
 	c->rlen = rlen;
 }
 
@@ -241,6 +244,7 @@ void peer_fanout(struct sheep *s, struct peer_call *calls, int n)
 		calls[i].rlen = 0;
 		calls[i].version = 0;
 		calls[i].rsp_flags = 0;
+		calls[i].token = 0;
 		if (!calls[i].node)
 			continue;
 		if (!is_self(s, calls[i].node))

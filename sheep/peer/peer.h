@@ -120,6 +120,26 @@
 /* On PEER_GW_WRITE (no payload): move data object obj.oid of a VDI under
  * vdi alter-copy to its new layout, as its coordinator (gateway/convert.c). */
 #define SD_PEER_FLAG_CONVERT 0x0400
+/*
+ * Sole reads of replicated copies (sole.c, docs/architecture.md "Reading
+ * one copy"). On PEER_READ, SD_PEER_FLAG_SOLE: answer only if this
+ * holder knows its copy current at the request's epoch (marked by a write
+ * of this epoch, or confirmed by a probing read of this epoch, less than
+ * PEER_SOLE_LEASE_MS before, and not unmarked since); otherwise SUCCESS
+ * with no data, PEER_RSP_NOT_SOLE, the copy's version and a token
+ * (rsp.obj.peer_token, 0: none). The gateway then probes every holder; if
+ * this copy was the newest, PEER_GEN with SD_PEER_FLAG_MARK and the token
+ * in obj.cow_oid marks it, dated at the token (refused if any unmark came
+ * after it). On PEER_GEN (with ANY_EPOCH), SD_PEER_FLAG_UNMARK: a write is
+ * about to be acknowledged without this copy; forget that it is current.
+ * A coordinator that cannot reach a holder to unmark it waits
+ * PEER_SOLE_LEASE_MS before acknowledging.
+ */
+#define SD_PEER_FLAG_SOLE 0x0200
+#define SD_PEER_FLAG_UNMARK 0x0100
+#define SD_PEER_FLAG_MARK 0x0080
+#define PEER_RSP_NOT_SOLE 0x02
+#define PEER_SOLE_LEASE_MS 3000
 
 enum peer_write_mode {
 	PEER_WRITE_UPDATE = 0,  /* store_write with expect_version */
@@ -221,6 +241,7 @@ struct peer_call {
 	uint64_t version;
 	uint32_t rlen;
 	uint8_t rsp_flags; /* PEER_RSP_* */
+	uint64_t token;    /* rsp.obj.peer_token (sole reads) */
 	int fd; /* private */
 };
 
@@ -230,5 +251,23 @@ void peer_fanout(struct sheep *s, struct peer_call *calls, int n);
 
 int peer_pool_init(struct sheep *s);
 void peer_pool_fini(struct sheep *s);
+
+/* sole.c: the copies this holder may serve alone. mark: copy (oid, idx)
+ * at version was current at epoch no later than since_ns (refused if an
+ * unmark came after since_ns). unmark: forget it (a write left it behind).
+ * ok: may a sole read at epoch serve the copy, found at version? */
+int peer_sole_init(struct sheep *s);
+void peer_sole_fini(struct sheep *s);
+void peer_sole_mark(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version, uint32_t epoch,
+		    uint64_t since_ns);
+void peer_sole_unmark(struct sheep *s, uint64_t oid, uint8_t idx);
+/* A sole read found no mark: remember (version, epoch) as a candidate,
+ * dated now; returns the token that confirm needs (0: none). */
+uint64_t peer_sole_candidate(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version,
+			     uint32_t epoch);
+/* A probing read found the candidate of token newest: mark it (dated at
+ * the token; refused if an unmark came after it or it was replaced). */
+void peer_sole_confirm(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t token);
+bool peer_sole_ok(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version, uint32_t epoch);
 
 #endif

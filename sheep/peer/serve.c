@@ -9,6 +9,7 @@
 #include "ec/ec.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/util.h"
 #include "sheep/cluster/cluster.h"
 #include "sheep/peer/peer.h"
 #include "sheep/sheep.h"
@@ -147,6 +148,7 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	if (wh.frag_size == 0 && wh.mode != PEER_WRITE_UPDATE)
 		return SD_RES_INVALID_PARMS;
 	int ret;
+	uint64_t t0 = sd_now_ns();
 	if (req->flags & SD_PEER_FLAG_PREPARE) {
 		if (wh.write_id == 0 || wh.mode > PEER_WRITE_UPSERT)
 			return SD_RES_INVALID_PARMS;
@@ -209,6 +211,11 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	}
 	if (ret == 0)
 		*version = wh.new_version;
+	/* A copy written by a write of this very epoch is the newest one: an
+	 * update applies only over the version the coordinator chose, the
+	 * other modes write the whole copy. (EC fragments: no sole reads.) */
+	if (ret == 0 && wh.copy_policy == 0 && check_epoch(s, req) == SD_RES_SUCCESS)
+		peer_sole_mark(s, oid, idx, wh.new_version, req->epoch, t0);
 	return sd_errno_to_res(ret);
 }
 
@@ -260,6 +267,10 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 	struct peer_gen g = {0};
 	struct store_meta m;
 	struct store_pending p;
+	if (req->flags & SD_PEER_FLAG_UNMARK)
+		peer_sole_unmark(s, req->obj.oid, req->obj.ec_index);
+	if (req->flags & SD_PEER_FLAG_MARK)
+		peer_sole_confirm(s, req->obj.oid, req->obj.ec_index, req->obj.cow_oid);
 	int ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
 	if (ret && ret != -ENOENT)
 		return sd_errno_to_res(ret);
@@ -322,7 +333,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	*rlen = 0;
 	bool any_epoch = req->opcode == SD_OP_PEER_COMMIT || req->opcode == SD_OP_PEER_COMMIT_BATCH;
 	int res = any_epoch ? SD_RES_SUCCESS : check_epoch(s, req);
-	uint64_t version = 0;
+	uint64_t version = 0, token = 0;
 	uint8_t rsp_flags = 0;
 	bool update = is_checked_update(req, data);
 	if ((res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER) && update &&
@@ -362,6 +373,17 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 			if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) == 0 &&
 			    (pp.flags & STORE_PREP_EARLY))
 				rsp_flags |= PEER_RSP_EARLY;
+		}
+		/* A sole read: the data only if this copy is known current. */
+		if ((req->flags & SD_PEER_FLAG_SOLE) &&
+		    (ret != 0 || (rsp_flags & PEER_RSP_EARLY) ||
+		     !peer_sole_ok(s, req->obj.oid, req->obj.ec_index, version, req->epoch))) {
+			res = SD_RES_SUCCESS;
+			*rlen = 0;
+			rsp_flags |= PEER_RSP_NOT_SOLE;
+			if (ret == 0 && !(rsp_flags & PEER_RSP_EARLY))
+				token = peer_sole_candidate(s, req->obj.oid, req->obj.ec_index,
+							    version, req->epoch);
 		}
 		break;
 	case SD_OP_PEER_WRITE:
@@ -416,5 +438,6 @@ out:
 	rsp->result = res;
 	rsp->obj.offset = version;
 	rsp->obj.reserved[0] = rsp_flags;
+	rsp->obj.peer_token = token;
 	rsp->data_length = *rlen;
 }

@@ -284,6 +284,118 @@ static void test_two_phase_write_over_the_peer_protocol(void **state)
 	assert_memory_equal(back, base, FRAG);
 }
 
+/* A sole read (SD_PEER_FLAG_SOLE) of 4 KiB at offset 0 at epoch; returns
+ * the reply (its flags, version and token) and the bytes served. */
+static struct sd_rsp sole_read(struct sheep *s, uint32_t epoch, uint64_t oid, uint8_t idx,
+			       void *buf, uint32_t *rlen)
+{
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = SD_OP_PEER_READ;
+	req.flags = SD_PEER_FLAG_SOLE;
+	req.epoch = epoch;
+	req.data_length = 4096;
+	req.obj.oid = oid;
+	req.obj.ec_index = idx;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	peer_serve(s, &req, NULL, &rsp, buf, rlen);
+	return rsp;
+}
+
+/* PEER_GEN with flags (UNMARK, MARK with token), as a gateway sends it. */
+static int peer_gen_flags(struct sheep *s, uint64_t oid, uint8_t idx, uint16_t flags,
+			  uint64_t token)
+{
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = SD_OP_PEER_GEN;
+	req.flags = flags;
+	req.epoch = s->cl->epoch;
+	req.data_length = sizeof(struct peer_gen);
+	req.obj.oid = oid;
+	req.obj.ec_index = idx;
+	req.obj.cow_oid = token;
+	struct peer_gen g;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	uint32_t got = 0;
+	peer_serve(s, &req, NULL, &rsp, &g, &got);
+	return (int)rsp.result;
+}
+
+/* A holder serves a sole read only while it knows its copy current: after
+ * a write of this epoch; not after an unmark, nor at another epoch, nor
+ * after a confirmation whose token predates an unmark; again after a
+ * confirmation of a token taken after the last unmark. */
+static void test_sole_read_only_of_a_copy_known_current(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	uint64_t oid = 0x00abcd0000000011ull;
+	static char data[FRAG], back[4096];
+	memset(data, 0x6b, sizeof(data));
+	uint32_t rlen = 0;
+	/* unknown copy: no data, a token */
+	struct sd_rsp r = sole_read(s, 3, oid, 0, back, &rlen);
+	assert_int_equal(r.result, SD_RES_SUCCESS);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 0);
+	/* written at this epoch: served alone */
+	assert_int_equal(peer_write(s, oid, 0, PEER_WRITE_CREATE, 5, data, 0, FRAG), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, 0, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 4096);
+	assert_int_equal(r.obj.offset, 5);
+	assert_memory_equal(back, data, 4096);
+	/* a write acknowledged without it: no longer */
+	assert_int_equal(peer_gen_flags(s, oid, 0, SD_PEER_FLAG_UNMARK | SD_PEER_FLAG_ANY_EPOCH, 0),
+			 SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, 0, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 0);
+	uint64_t tok = r.obj.peer_token;
+	assert_true(tok != 0);
+	assert_int_equal(r.obj.offset, 5);
+	/* a token taken before a later unmark confirms nothing */
+	usleep(1000);
+	assert_int_equal(peer_gen_flags(s, oid, 0, SD_PEER_FLAG_UNMARK | SD_PEER_FLAG_ANY_EPOCH, 0),
+			 SD_RES_SUCCESS);
+	assert_int_equal(peer_gen_flags(s, oid, 0, SD_PEER_FLAG_MARK, tok), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, 0, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	/* a token taken after it does */
+	tok = r.obj.peer_token;
+	assert_int_equal(peer_gen_flags(s, oid, 0, SD_PEER_FLAG_MARK, tok + 1), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, 0, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE); /* a wrong token: refused */
+	tok = r.obj.peer_token;
+	assert_int_equal(peer_gen_flags(s, oid, 0, SD_PEER_FLAG_MARK, tok), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, 0, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_memory_equal(back, data, 4096);
+	/* a new epoch: the mark names the old one */
+	s->cl->epoch = 4;
+	r = sole_read(s, 4, oid, 0, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 0);
+	/* the copy changed behind the mark (another version): refused */
+	assert_int_equal(peer_write(s, oid, 0, PEER_WRITE_REPLACE, 7, data, 0, FRAG), SD_RES_SUCCESS);
+	r = sole_read(s, 4, oid, 0, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(store_replace(s->store,
+				       &(struct store_meta){.oid = oid, .idx = 0, .nr_copies = 3,
+							    .frag_size = FRAG, .version = 6},
+				       data, 0, FRAG),
+			 0);
+	r = sole_read(s, 4, oid, 0, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	peer_sole_fini(s);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
@@ -293,6 +405,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_racing_upserts_of_a_new_fragment_both_succeed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_phase_write_over_the_peer_protocol, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sole_read_only_of_a_copy_known_current, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
