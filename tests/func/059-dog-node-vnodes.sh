@@ -5,6 +5,9 @@
 . "$SD_TOP/tests/func/rec_lib.sh"
 
 frags() { find "$(sd_dir "$1")/obj" -maxdepth 1 -type f -name '0*' | wc -l; }
+# objects: the distinct objects of every store (OID_IDX file names), the most
+# one sheep can hold (at most one fragment or copy of each object per zone)
+objects() { for i in "$@"; do ls "$(sd_dir "$i")/obj"; done | sed -n 's/^\(0[0-9a-f]*\)_.*/\1/p' | sort -u | wc -l; }
 
 sd_start_cluster 4 || bail "four sheep did not form a cluster"
 dogn 0 cluster format -c 2 >/dev/null || bail "format"
@@ -29,7 +32,13 @@ check "a new epoch ($e0 -> $e1)" test "$e1" -gt "$e0"
 rec_wait_done 0 4 "$e1" || not_ok "recovery after the set"
 f_more=$(frags 0)
 log "sheep 0 holds $f_more fragments now; $(frags 1) $(frags 2) $(frags 3) on the others"
-check "more vnodes: sheep 0 holds more fragments ($f_before -> $f_more)" test "$f_more" -gt $((f_before * 5 / 4))
+# With 640 of 1024 vnodes sheep 0 is a holder of nearly every object, so
+# the gain is bounded by the objects it did not hold: it must close at
+# least half of that gap (not a fixed ratio, which the bound can make
+# unreachable: 44 -> 55 of 58 is +25% and fails "more than 5/4").
+n_obj=$(objects 0 1 2 3)
+check "more vnodes: sheep 0 holds more fragments ($f_before -> $f_more of $n_obj objects)" \
+	test "$f_more" -gt "$f_before" -a $((2 * (f_more - f_before))) -ge $((n_obj - f_before))
 for i in 0 1 2 3; do rec_check_read "$i" v "640 vnodes, through sheep $i"; done
 rec_check_read 3 r "640 vnodes"
 
