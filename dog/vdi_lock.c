@@ -143,42 +143,53 @@ static int try_lock(int fd, const char *name)
 }
 
 /* Who holds name's lock: *client is set when it is a Sheepdog-protocol
- * client (another dog write), holder describes it. */
-static void lock_holder(int fd, const char *name, bool *client, char *holder, size_t len)
+ * client (another dog write), holder describes it. Returns false when the
+ * list shows no holder (it let go since), or could not be read. */
+static bool lock_holder(int fd, const char *name, bool *client, char *holder, size_t len)
 {
 	uint32_t vid;
 	struct sd_vdi_lock *l;
 	uint32_t n;
+	bool found = false;
 	*client = false;
 	snprintf(holder, len, "another client");
 	if (dog_vdi_lookup(fd, name, &vid) != SD_RES_SUCCESS ||
 	    get_locks(fd, &l, &n) != SD_RES_SUCCESS)
-		return;
+		return false;
 	for (uint32_t i = 0; i < n; i++)
 		if (l[i].vid == vid) {
 			holder_str(&l[i], holder, len);
 			*client = (l[i].owner >> 62) == 1;
+			found = true;
 		}
 	free(l);
+	return found;
 }
 
 int dog_vdi_take_lock(int fd, const char *what, const char *name)
 {
-	int ret = try_lock(fd, name);
-	if (ret < 0) {
-		dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
-		return DOG_EXIT_SYSFAIL;
-	}
-	if (ret == SD_RES_SUCCESS)
-		return DOG_EXIT_SUCCESS;
-	if (ret != SD_RES_VDI_LOCKED)
-		return dog_fail_result(what, (uint32_t)ret, name);
-	/* Another dog write holds it: write alongside it, as Sheepdog 1.0's
-	 * dog writes do (the sheep lets clients write under a client's lock);
-	 * an NBD writer (a VM) holds it until it detaches: say so at once. */
 	char holder[160];
-	bool client;
-	lock_holder(fd, name, &client, holder, sizeof(holder));
+	bool client = false;
+	/* A holder that lets go between the refusal and the look at the list
+	 * (another dog write ending) is tried again: a few rounds, each one
+	 * a new refusal by a new holder. */
+	for (int round = 0; round < 8; round++) {
+		int ret = try_lock(fd, name);
+		if (ret < 0) {
+			dog_err("%s: lost the connection to sheep: %s", what, strerror(-ret));
+			return DOG_EXIT_SYSFAIL;
+		}
+		if (ret == SD_RES_SUCCESS)
+			return DOG_EXIT_SUCCESS;
+		if (ret != SD_RES_VDI_LOCKED)
+			return dog_fail_result(what, (uint32_t)ret, name);
+		/* Another dog write holds it: write alongside it, as Sheepdog
+		 * 1.0's dog writes do (the sheep lets clients write under a
+		 * client's lock); an NBD writer (a VM) holds it until it
+		 * detaches: say so at once. */
+		if (lock_holder(fd, name, &client, holder, sizeof(holder)))
+			break;
+	}
 	if (client)
 		return DOG_EXIT_SUCCESS;
 	dog_err("%s: VDI %s is locked: %s has it open for writing; detach it first (or, if "

@@ -41,6 +41,8 @@ struct server {
 	int creates, writes, data_reads, inode_writes;
 	int violations;
 	uint32_t eio_idx; /* reads of this object fail with EIO (or ~0) */
+	int lock_refusals; /* LOCK_VDI answers VDI_LOCKED this many times first */
+	int lock_tries;
 };
 
 static struct server srv;
@@ -75,7 +77,17 @@ static int handle(struct server *s, int fd)
 	case SD_OP_RELEASE_VDI: /* dog vdi write holds the lock while it writes */
 		rsp.result = SD_RES_SUCCESS;
 		break;
+	case SD_OP_GET_VDI_LOCKS: /* nobody holds a lock (any holder let go) */
+		rsp.result = SD_RES_SUCCESS;
+		break;
 	case SD_OP_LOCK_VDI:
+		s->lock_tries++;
+		if (s->lock_refusals > 0) {
+			s->lock_refusals--;
+			rsp.result = SD_RES_VDI_LOCKED;
+			break;
+		}
+		/* fall through */
 	case SD_OP_GET_VDI_INFO:
 		if (data && !strcmp((char *)data, "disk")) {
 			sd_rsp_vdi_id(&rsp) = VID;
@@ -225,6 +237,7 @@ static int vdi_reset(void **state)
 	}
 	srv.creates = srv.writes = srv.data_reads = srv.inode_writes = srv.violations = 0;
 	srv.eio_idx = ~0u;
+	srv.lock_refusals = srv.lock_tries = 0;
 	pthread_mutex_unlock(&srv.lock);
 	return 0;
 }
@@ -334,6 +347,30 @@ static void test_overwrite_uses_write_obj_and_keeps_neighbours(void **state)
 	free(b);
 }
 
+/* Another dog write held the lock when this one asked, and let go before
+ * this one looked at who held it (044 failed so once): the write asks
+ * again and goes on, instead of failing with "VDI is locked". */
+static void test_write_asks_again_when_the_lock_holder_let_go(void **state)
+{
+	(void)state;
+	struct dog d = dog_for_server();
+	uint8_t *a = malloc(OBJ);
+	fill_random(a, OBJ, 7);
+	srv.lock_refusals = 2;
+	int in = file_with(a, OBJ);
+	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_WRITE, in, 0, OBJ, true), 0);
+	close(in);
+	assert_int_equal(srv.lock_tries, 3);
+	int out = file_with(NULL, 0);
+	assert_int_equal(dog_vdi_io(&d, "disk", DOG_IO_READ, out, 0, OBJ, true), 0);
+	uint8_t *got = file_bytes(out, OBJ);
+	close(out);
+	assert_memory_equal(got, a, OBJ);
+	assert_int_equal(srv.violations, 0);
+	free(got);
+	free(a);
+}
+
 /* Sheepdog's dog: a write starting beyond the end is refused and stores
  * nothing; one running past the end stores what fits and exits 0. */
 static void test_write_past_end_stops_at_end_beyond_is_refused(void **state)
@@ -401,6 +438,7 @@ int main(void)
 	    cmocka_unit_test_setup(
 		test_unaligned_write_reads_back_and_allocates_only_touched_objects, vdi_reset),
 	    cmocka_unit_test_setup(test_overwrite_uses_write_obj_and_keeps_neighbours, vdi_reset),
+	    cmocka_unit_test_setup(test_write_asks_again_when_the_lock_holder_let_go, vdi_reset),
 	    cmocka_unit_test_setup(test_write_past_end_stops_at_end_beyond_is_refused,
 				   vdi_reset),
 	    cmocka_unit_test_setup(test_failed_read_stops_output_at_last_good_byte, vdi_reset),
