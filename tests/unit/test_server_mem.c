@@ -16,7 +16,7 @@
 #define WORKERS	 8
 #define KEEP_MAX (8 << 10) /* kB of anonymous memory the trim may leave */
 
-static void *volatile sink;
+static _Thread_local void *volatile sink; /* per worker: no shared write for TSan to see */
 
 static long rss_anon_kb(void)
 {
