@@ -96,7 +96,14 @@ check_eq "node recovery --json: every node listed, none recovering" "6 0" \
 dogn 0 cluster recover disable || bail "recover disable"
 sd_kill 5
 sd_wait_nodes 0 5 || bail "sheep 0 still lists the killed node"
-sleep 2
+# Each survivor reports its plan once it has made one for the new epoch:
+# wait for all five (in the closing CI run two of five had theirs 2 s after
+# the kill), then compare the forms on that stable state.
+disabled_rows() {
+	dogn 0 node recovery --json >"$SD_TEST_DIR/nr-wait.json" 2>/dev/null &&
+		jq_py "$SD_TEST_DIR/nr-wait.json" 'sum(n["recovering"] and n["status"] == "disabled" for n in d["nodes"])'
+}
+for _ in $(seq 60); do [ "$(disabled_rows)" = 5 ] && break; sleep 0.5; done
 same node-recovery 0 node recovery
 check_eq "node recovery --json, disabled: five nodes recovering" 5 \
 	"$(jq_py "$SD_TEST_DIR/node-recovery.json" 'sum(n["recovering"] and n["status"] == "disabled" for n in d["nodes"])')"
