@@ -51,35 +51,7 @@ static void on_deliver(void *arg, const struct sd_node *sender, const void *msg,
 static const struct cluster_events events = {on_membership, on_deliver, NULL, NULL};
 static const struct cluster_driver *drv = &cluster_local_driver;
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-struct fixture {
-	char dir[64];
-	char opts[96];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sd-cluster-rec-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->opts, sizeof(f->opts), "path=%s/shared", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
+#include "tests/unit/cluster_local_fixture.h"
 
 static struct sd_node mknode(int port)
 {
