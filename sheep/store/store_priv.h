@@ -99,6 +99,7 @@ enum store_wal_type {
 	WAL_PREPARE = 5, /* a pending two-phase write, kept aside */
 	WAL_ABORT = 6,   /* a pending write dropped */
 	WAL_COMMIT = 7,  /* a pending whole write became the fragment */
+	WAL_INSTALL = 8, /* a whole fragment, synced as DIR/obj/.tmp.<name>, renamed into place */
 };
 
 struct store_wal_rec {
@@ -133,6 +134,13 @@ struct store_wal_prep {
 	struct store_frag_hdr hdr; /* meta, version, write_id, pend_* fields */
 	uint64_t time_ms;          /* when it was prepared (wall clock) */
 } __attribute__((packed));
+
+/* WAL_INSTALL payload: the header of the synced temp file (its uuid names
+ * that file: random per creation). Supersedes every earlier record of the
+ * fragment at replay (store_wal_replay.c). */
+struct store_wal_install {
+	struct store_frag_hdr hdr;
+};
 
 /* WAL_REMOVE / WAL_ABORT / WAL_COMMIT payload */
 struct store_wal_ref {
@@ -399,6 +407,9 @@ int store_wal_replay(struct store *st);
 /* store_wal_replay.c */
 /* Build a whole fragment (header h, blocks sp) in place of any old one,
  * without logging (replay). */
+/* Replay of a WAL_INSTALL record: rename its synced temp file into place
+ * when the rename was lost (the temp file's uuid is the record's). */
+int store_replay_install(struct store *st, const struct store_frag_hdr *h);
 int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 		       const struct store_span *sp);
 

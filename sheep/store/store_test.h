@@ -25,6 +25,7 @@ enum store_crash {
 	STORE_CRASH_WAL_UNSYNCED,  /* a batch of log records written, not synced */
 	STORE_CRASH_CKPT_SYNCED,   /* checkpoint: files synced, new log file not begun */
 	STORE_CRASH_CKPT_TORN,     /* checkpoint: new log file half written */
+	STORE_CRASH_INSTALL_LOGGED, /* create: temp synced, WAL_INSTALL durable, not renamed */
 };
 void store_test_set_crash(struct store *st, enum store_crash where);
 

@@ -4,6 +4,11 @@
  * new header, whole files, removals, pending writes), so replaying them
  * in order over fragment files that are at any state between the last
  * checkpoint and the crash gives the state after the last durable record.
+ * A WAL_INSTALL record names a whole fragment written (and synced) as a
+ * temp file instead of carrying its bytes: it supersedes every earlier
+ * record of its fragment (a first pass finds the last one of each), whose
+ * effects on the file are skipped (their effects on pending writes are
+ * not), and its replay redoes the rename if that was lost.
  *
  * Where replay stops: the first record failing its checks. Records after
  * it of the same generation are counted and dropped. When one of them
@@ -101,7 +106,7 @@ static int check_file(const struct wal_map *m, uint64_t *gen, uint64_t *mark_ms)
 	return 0;
 }
 
-static int replay_blocks(struct store *st, const struct store_wal_rec *r, bool create)
+static int replay_blocks(struct store *st, const struct store_wal_rec *r, bool create, bool sup)
 {
 	const uint8_t *pl = (const uint8_t *)(r + 1);
 	struct store_wal_blocks wb;
@@ -118,6 +123,8 @@ static int replay_blocks(struct store *st, const struct store_wal_rec *r, bool c
 	struct iovec iov = {(void *)(pl + mlen), (size_t)wb.n * STORE_BLK};
 	if (wb.pend_wid)
 		store_pend_drop(st, wb.hdr.oid, wb.hdr.idx, wb.pend_wid);
+	if (sup) /* a later WAL_INSTALL makes the whole file */
+		return 0;
 	if (create) {
 		struct store_span sp = {.first = wb.first, .n = wb.n, .niov = wb.n ? 1 : 0,
 					.crcs = (uint32_t *)crcs, .zero = (uint8_t *)zero};
@@ -134,7 +141,9 @@ static int replay_blocks(struct store *st, const struct store_wal_rec *r, bool c
 	return e;
 }
 
-static int replay_one(struct store *st, const struct store_wal_rec *r)
+/* Replay record r; sup: a later WAL_INSTALL of its fragment supersedes
+ * it, so only its effect on the pending table is replayed. */
+static int replay_one(struct store *st, const struct store_wal_rec *r, bool sup)
 {
 	const uint8_t *pl = (const uint8_t *)(r + 1);
 	struct store_wal_ref ref;
@@ -142,9 +151,18 @@ static int replay_one(struct store *st, const struct store_wal_rec *r)
 	case WAL_MARK:
 		return 0;
 	case WAL_WRITE:
-		return replay_blocks(st, r, false);
+		return replay_blocks(st, r, false, sup);
 	case WAL_CREATE:
-		return replay_blocks(st, r, true);
+		return replay_blocks(st, r, true, sup);
+	case WAL_INSTALL: {
+		struct store_wal_install ins;
+		if (r->len != sizeof(ins))
+			return -EIO;
+		memcpy(&ins, pl, sizeof(ins));
+		if (store_hdr_check(&ins.hdr))
+			return -EIO;
+		return sup ? 0 : store_replay_install(st, &ins.hdr);
+	}
 	case WAL_PREPARE: {
 		struct store_wal_prep pr;
 		if (r->len < sizeof(pr))
@@ -181,6 +199,8 @@ static int replay_one(struct store *st, const struct store_wal_rec *r)
 		char name[STORE_NAME_LEN];
 		store_frag_name(ref.oid, ref.idx, name);
 		store_pend_drop(st, ref.oid, ref.idx, 0);
+		if (sup)
+			return 0;
 		store_fdcache_forget(st, ref.oid, ref.idx);
 		if (unlinkat(store_md_dirfd(st, ref.oid, name), name, 0) && errno != ENOENT)
 			return -errno;
@@ -190,6 +210,10 @@ static int replay_one(struct store *st, const struct store_wal_rec *r)
 	struct store_pend *p = store_pend_find(st, ref.oid, ref.idx);
 	if (!p || p->hdr.write_id != ref.write_id || p->hdr.pend_kind != STORE_PEND_WHOLE)
 		return 0; /* already superseded */
+	if (sup) {
+		store_pend_drop(st, ref.oid, ref.idx, ref.write_id);
+		return 0;
+	}
 	struct store_frag_hdr h = p->hdr;
 	h.pend_kind = 0;
 	h.pend_expect = 0;
@@ -228,7 +252,8 @@ static bool rec_frag(const struct store_wal_rec *r, uint64_t avail, struct store
 		     uint64_t *oid, uint8_t *idx)
 {
 	const uint8_t *pl = (const uint8_t *)(r + 1);
-	if ((r->type == WAL_WRITE || r->type == WAL_CREATE || r->type == WAL_PREPARE) &&
+	if ((r->type == WAL_WRITE || r->type == WAL_CREATE || r->type == WAL_PREPARE ||
+	     r->type == WAL_INSTALL) &&
 	    avail >= sizeof(*h) && r->len >= sizeof(*h)) {
 		memcpy(h, pl, sizeof(*h));
 		if (store_hdr_check(h))
@@ -309,7 +334,8 @@ static void analyse_damage(struct store *st, const struct wal_map *m, uint64_t g
 			seen[nseen].h = h;
 			seen[nseen].oid = oid;
 			seen[nseen].idx = idx;
-			seen[nseen].blocks = r->type == WAL_WRITE || r->type == WAL_CREATE;
+			seen[nseen].blocks = r->type == WAL_WRITE || r->type == WAL_CREATE ||
+					     r->type == WAL_INSTALL;
 			nseen++;
 		} else {
 			unknown++;
@@ -390,6 +416,68 @@ static void quarantine(struct store *st, const struct quar *q, uint64_t since_ms
 		sd_warn("log damaged: %d fragment(s) removed", n);
 }
 
+/* The last WAL_INSTALL of each fragment in the log (sorted by fragment):
+ * earlier records of that fragment must not touch its file. */
+struct inst {
+	uint64_t oid, lsn;
+	uint8_t idx;
+};
+
+struct installs {
+	struct inst *v;
+	int n, cap;
+};
+
+static int inst_cmp(const void *a, const void *b)
+{
+	const struct inst *x = a, *y = b;
+	if (x->oid != y->oid)
+		return x->oid < y->oid ? -1 : 1;
+	if (x->idx != y->idx)
+		return x->idx < y->idx ? -1 : 1;
+	return x->lsn < y->lsn ? -1 : x->lsn > y->lsn;
+}
+
+static int inst_add(struct installs *in, const struct store_wal_rec *r, uint64_t lsn)
+{
+	struct store_wal_install ins;
+	if (r->type != WAL_INSTALL || r->len != sizeof(ins))
+		return 0;
+	memcpy(&ins, r + 1, sizeof(ins));
+	if (in->n == in->cap) {
+		int cap = in->cap ? in->cap * 2 : 64;
+		void *v = realloc(in->v, (size_t)cap * sizeof(*in->v));
+		if (!v)
+			return -ENOMEM;
+		in->v = v;
+		in->cap = cap;
+	}
+	in->v[in->n++] = (struct inst){.oid = ins.hdr.oid, .idx = ins.hdr.idx, .lsn = lsn};
+	return 0;
+}
+
+/* Is record r (at lsn) superseded by a later WAL_INSTALL of its fragment? */
+static bool inst_supersedes(const struct installs *in, const struct store_wal_rec *r,
+			    uint64_t lsn)
+{
+	struct store_frag_hdr h;
+	struct inst key = {.lsn = UINT64_MAX};
+	if (!in->n || r->type == WAL_PREPARE || r->type == WAL_ABORT || r->type == WAL_MARK ||
+	    !rec_frag(r, r->len, &h, &key.oid, &key.idx))
+		return false;
+	/* the last entry of the fragment: the greatest lsn */
+	int lo = 0, hi = in->n;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (inst_cmp(&in->v[mid], &key) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && in->v[lo - 1].oid == key.oid && in->v[lo - 1].idx == key.idx &&
+	       in->v[lo - 1].lsn > lsn;
+}
+
 static int map_file(int fd, struct wal_map *m)
 {
 	struct stat sb;
@@ -432,23 +520,32 @@ int store_wal_replay(struct store *st)
 	/* Where replay will stop, and what to make of what follows. */
 	uint64_t off = 0, lsn = 0, n = 0;
 	const struct store_wal_rec *rec;
+	struct installs in = {0};
 	while ((rec = rec_at(&m[best], off, gen[best], lsn))) {
+		if ((r = inst_add(&in, rec, lsn)) != 0) {
+			free(in.v);
+			goto out;
+		}
 		off = rec_next(rec, off);
 		lsn++;
 	}
+	if (in.n)
+		qsort(in.v, (size_t)in.n, sizeof(*in.v), inst_cmp);
 	uint64_t end_lsn = lsn;
 	struct quar q = {0};
 	analyse_damage(st, &m[best], gen[best], off, end_lsn, &q);
 	for (off = 0, lsn = 0; lsn < end_lsn; lsn++, n++) {
 		rec = rec_at(&m[best], off, gen[best], lsn);
-		r = rec ? replay_one(st, rec) : -EIO;
+		r = rec ? replay_one(st, rec, inst_supersedes(&in, rec, lsn)) : -EIO;
 		if (r) {
 			sd_err("log: cannot replay record lsn %" PRIu64 ": %s", lsn, strerror(-r));
 			free(q.v);
+			free(in.v);
 			goto out;
 		}
 		off = rec_next(rec, off);
 	}
+	free(in.v);
 	w->lsn = lsn ? lsn - 1 : 0;
 	w->stats.replayed = n;
 	if (q.n || q.all)

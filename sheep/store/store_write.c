@@ -105,13 +105,18 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 
 /*
  * A whole fragment (header h, buf at [off, off+len), zeros elsewhere)
- * replaces any old one: built as a temp file, logged (type WAL_CREATE, or
- * WAL_COMMIT for a pending whole write whose record is already in the
- * log; nothing when replaying), renamed into place. A crash before the
- * record is durable leaves the old fragment; after it, replay rebuilds
- * the new one. Fragments too big for the log are written and synced
- * directly, after a checkpoint so no older record can replay over them.
- * The caller holds the stripe lock.
+ * replaces any old one. Its bytes are written once, to the temp file
+ * .tmp.<name>, which is synced; then a small WAL_INSTALL record (the new
+ * header, whose random uuid names that file) is made durable, and the
+ * temp file is renamed into place. A crash before the record is durable
+ * leaves the old fragment (the temp file is removed at open); after it,
+ * replay renames the temp file if the rename was lost, and the record
+ * supersedes every earlier record of the fragment, so none replays over
+ * the new file. The commit of a pending whole write (type WAL_COMMIT,
+ * whose bytes are already in the log in its WAL_PREPARE) logs a
+ * WAL_COMMIT record instead and does not sync the file; replaying (true
+ * when called by replay of that record) logs nothing. The caller holds
+ * the stripe lock.
  */
 int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void *buf,
 		    uint32_t off, uint32_t len, enum store_wal_type type, bool replaying)
@@ -123,7 +128,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 	int r = store_span_prepare(st, -1, h, buf, off, len, &sp);
 	if (r)
 		return r;
-	bool direct = !replaying && type == WAL_CREATE && (uint64_t)len > st->wal.size / 4;
+	bool install = !replaying && type != WAL_COMMIT;
 	struct stat sb;
 	int olddir = store_md_dirfd(st, h->oid, name), dirfd = store_md_ring_fd(st, h->oid);
 	uint64_t old_bytes = fstatat(olddir, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
@@ -138,42 +143,43 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		goto out;
 	}
 	bool logged = false;
-	if (direct) {
-		if ((!st->nosync && fdatasync(fd)) || (r = store_wal_checkpoint(st)) != 0) {
-			r = r ? r : -errno;
+	if (install) {
+		if (!st->nosync && fdatasync(fd)) {
+			r = -errno;
 			goto out_unlink;
 		}
+		struct store_wal_install ins = {.hdr = *h};
+		struct iovec iov = {&ins, sizeof(ins)};
+		if ((r = store_wal_append(st, WAL_INSTALL, &iov, 1)) != 0)
+			goto out_unlink;
 	} else if (!replaying) {
-		uint8_t *meta = NULL;
-		struct iovec iov[4];
 		struct store_wal_ref ref = {.oid = h->oid, .idx = h->idx, .version = h->version,
 					    .write_id = h->write_id};
 		struct iovec riov = {&ref, sizeof(ref)};
-		if (type == WAL_COMMIT) {
-			r = store_wal_append_lazy(st, WAL_COMMIT, &riov, 1);
-		} else {
-			int niov = blocks_record(h, &sp, 0, &meta, iov);
-			r = niov < 0 ? niov : store_wal_append(st, WAL_CREATE, iov, niov);
-			free(meta);
-		}
-		if (r)
+		if ((r = store_wal_append_lazy(st, WAL_COMMIT, &riov, 1)) != 0)
 			goto out_unlink;
+	}
+	if (!replaying) {
 		store_wal_note(st, h->oid, h->idx);
 		logged = true;
+	}
+	if (install && store_crash_at(st, STORE_CRASH_INSTALL_LOGGED)) {
+		st->wal.crashed = true; /* the temp file stays: replay renames it */
+		store_wal_applied(st);
+		r = -ECANCELED;
+		goto out;
 	}
 	if (renameat(dirfd, tmp, dirfd, name)) {
 		r = -errno;
 		if (logged)
 			store_wal_applied(st);
+		if (install)
+			goto out; /* logged: replay installs it */
 		goto out_unlink;
 	}
 	store_fdcache_forget(st, h->oid, h->idx);
 	if (olddir != dirfd)
 		store_md_drop_others(st, name, dirfd);
-	if (direct && !st->nosync && fsync(dirfd)) {
-		r = -errno;
-		goto out;
-	}
 	__atomic_add_fetch(&st->used, store_disk_bytes(fd) - old_bytes, __ATOMIC_RELAXED);
 	if (logged)
 		store_wal_applied(st);
@@ -186,6 +192,29 @@ out:
 		close(fd);
 	store_span_free(&sp);
 	return r;
+}
+
+int store_replay_install(struct store *st, const struct store_frag_hdr *h)
+{
+	char name[NAME_LEN], tmp[NAME_LEN + 8];
+	store_frag_name(h->oid, h->idx, name);
+	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
+	int dirfd = store_md_ring_fd(st, h->oid);
+	int fd = openat(dirfd, tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) /* renamed before the crash */
+		return errno == ENOENT ? 0 : -errno;
+	struct store_frag_hdr cur;
+	bool mine = store_pread_full(fd, &cur, sizeof(cur), 0) == 0 && store_hdr_check(&cur) == 0 &&
+		    cur.uuid == h->uuid && cur.oid == h->oid && cur.idx == h->idx;
+	close(fd);
+	if (!mine) /* a later create's, never logged: removed at open */
+		return 0;
+	if (renameat(dirfd, tmp, dirfd, name))
+		return -errno;
+	if (st->nr_disks > 1)
+		store_md_drop_others(st, name, dirfd);
+	store_fdcache_forget(st, h->oid, h->idx);
+	return 0;
 }
 
 int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
