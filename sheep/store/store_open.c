@@ -32,7 +32,30 @@ static int scan_obj_dir(struct store *st, int objfd)
 		uint64_t oid;
 		uint8_t idx;
 		struct stat sb;
-		if (!strncmp(de->d_name, ".tmp.", 5)) {
+		if (!strncmp(de->d_name, ".pw.", 4)) {
+			/* a pending whole write's file: kept while its write is */
+			char want[STORE_PW_NAME_LEN], nm[STORE_NAME_LEN];
+			struct store_pend *p = NULL;
+			if (strlen(de->d_name) == 4 + 19 + 1 + 16) {
+				memcpy(nm, de->d_name + 4, 19);
+				nm[19] = 0;
+				if (store_parse_name(nm, &oid, &idx))
+					p = store_pend_find(st, oid, idx);
+			}
+			if (p) {
+				store_pw_name(oid, idx, p->hdr.write_id, want);
+				if (!(p->hdr.pend_flags & STORE_PEND_FILE) || strcmp(want, de->d_name))
+					p = NULL;
+			}
+			if (p) {
+				if (fstatat(objfd, de->d_name, &sb, 0) == 0)
+					st->used += (uint64_t)sb.st_blocks * 512;
+			} else {
+				sd_info("removing %s of a write no longer pending", de->d_name);
+				unlinkat(objfd, de->d_name, 0);
+				removed = true;
+			}
+		} else if (!strncmp(de->d_name, ".tmp.", 5)) {
 			sd_info("removing %s left by an interrupted create", de->d_name);
 			unlinkat(objfd, de->d_name, 0);
 			removed = true;

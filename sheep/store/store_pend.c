@@ -2,7 +2,10 @@
 /*
  * A prepared write is a WAL_PREPARE record (the new bytes and how to apply
  * them) plus an entry in an in-memory table keyed by (oid, idx); nothing
- * of the fragment changes. A checkpoint re-logs every entry at the start
+ * of the fragment changes. A whole write keeps its bytes in a file of
+ * its own instead (STORE_PEND_FILE: the complete new fragment file,
+ * synced before its record), which its commit renames into place with a
+ * WAL_INSTALL record: its bytes are written once. A checkpoint re-logs every entry at the start
  * of the new log file, so a prepared write lives until it is committed,
  * aborted or replaced, across restarts. Commit of a range write is a
  * WAL_WRITE record naming the pending write it consumed; of a whole write
@@ -94,7 +97,9 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 		}
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p || !(p->data = malloc(len ? len : 1))) {
+	/* A whole write's bytes go to their own file, not to memory and the
+	 * log: written once, renamed into place by the commit. */
+	if (!p || (!whole && !(p->data = malloc(len ? len : 1)))) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -104,23 +109,32 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 	p->hdr.pend_expect = whole ? STORE_ANY_VERSION : expect_version;
 	p->hdr.pend_off = off;
 	p->hdr.pend_len = len;
-	p->hdr.pend_flags = flags & STORE_PREP_EARLY;
+	p->hdr.pend_flags = (flags & STORE_PREP_EARLY) | (whole ? STORE_PEND_FILE : 0);
 	p->hdr.wr_touched = whole ? 0 : meta->wr_touched;
 	p->hdr.wr_base = 0;
 	p->hdr.crc = store_hdr_crc(&p->hdr);
 	p->time_ms = wall_ms();
-	if (len)
+	if (whole) {
+		struct store_frag_hdr fh;
+		store_pw_final_hdr(p, &fh);
+		if ((r = store_pw_build(st, &fh, buf, off, len)) != 0)
+			goto out;
+	} else if (len) {
 		memcpy(p->data, buf, len);
+	}
 	struct store_wal_prep rec = {.hdr = p->hdr, .time_ms = p->time_ms};
-	struct iovec iov[2] = {{&rec, sizeof(rec)}, {p->data, len}};
+	struct iovec iov[2] = {{&rec, sizeof(rec)}, {p->data, whole ? 0 : len}};
 	/* An untouched fragment's version bump need not be durable when its
 	 * current state is (store.h, STORE_PREP_LAZY). */
 	bool lazy = (flags & STORE_PREP_LAZY) && !whole && len == 0 &&
 		    store_wal_frag_durable(st, meta->oid, meta->idx);
 	r = lazy ? store_wal_append_lazy(st, WAL_PREPARE, iov, 1)
-		 : store_wal_append(st, WAL_PREPARE, iov, len ? 2 : 1);
-	if (r)
+		 : store_wal_append(st, WAL_PREPARE, iov, len && !whole ? 2 : 1);
+	if (r) {
+		if (whole && (!old || old->hdr.write_id != write_id))
+			store_pw_unlink(st, p);
 		goto out;
+	}
 	store_wal_note(st, meta->oid, meta->idx);
 	store_pend_put(st, p);
 	p = NULL;
@@ -164,6 +178,14 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 			store_frag_close(st, oid, idx, fd);
 			r = fh.version == new_version && fh.write_id == write_id ? 0 : -ENOENT;
 		}
+		goto out;
+	}
+	if (p->hdr.pend_kind == STORE_PEND_WHOLE && (p->hdr.pend_flags & STORE_PEND_FILE)) {
+		struct store_frag_hdr h;
+		store_pw_final_hdr(p, &h);
+		r = store_pw_commit(st, &h);
+		if (r == 0)
+			store_pend_drop(st, oid, idx, write_id);
 		goto out;
 	}
 	if (p->hdr.pend_kind == STORE_PEND_WHOLE) {
@@ -220,7 +242,7 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		out->write_id = p->hdr.write_id;
 		out->expect_version = p->hdr.pend_expect;
 		out->age_ms = pend_age(p);
-		out->flags = p->hdr.pend_flags;
+		out->flags = p->hdr.pend_flags & ~STORE_PEND_FILE;
 		out->touched = p->hdr.wr_touched;
 	}
 	pthread_rwlock_unlock(&s->lock);

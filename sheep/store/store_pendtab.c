@@ -42,8 +42,11 @@ void store_pend_put(struct store *st, struct store_pend *p)
 	*pp = p;
 	st->wal.stats.pending++;
 	pthread_mutex_unlock(&st->pend_mu);
-	if (old)
+	if (old) {
+		if (old->hdr.write_id != p->hdr.write_id) /* same id: the same file, rebuilt */
+			store_pw_unlink(st, old);
 		pend_free(old);
+	}
 }
 
 /* Drop the entry of (oid, idx): any write when write_id is 0. */
@@ -61,8 +64,10 @@ void store_pend_drop(struct store *st, uint64_t oid, uint8_t idx, uint64_t write
 		old = NULL;
 	}
 	pthread_mutex_unlock(&st->pend_mu);
-	if (old)
+	if (old) {
+		store_pw_unlink(st, old); /* a whole write's file, when not renamed */
 		pend_free(old);
+	}
 }
 
 void store_pend_free_all(struct store *st)

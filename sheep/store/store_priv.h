@@ -55,6 +55,10 @@ _Static_assert(sizeof(struct store_frag_hdr) == 128, "fragment header is 128 byt
 
 #define STORE_PEND_RANGE 1 /* a range write over version pend_expect */
 #define STORE_PEND_WHOLE 2 /* the whole new fragment: renamed into place */
+/* pend_flags bit: a whole pending write whose bytes are in its own synced
+ * file DIR/obj/.pw.<name>.<write id> (the file the commit renames), not
+ * in the log; its WAL_PREPARE record carries no data. */
+#define STORE_PEND_FILE 0x80
 
 struct store_jrec {
 	char magic[8]; /* STORE_JREC_MAGIC */
@@ -140,6 +144,7 @@ struct store_wal_prep {
  * fragment at replay (store_wal_replay.c). */
 struct store_wal_install {
 	struct store_frag_hdr hdr;
+	uint64_t pend_wid; /* non-zero: the file was that pending whole write's */
 };
 
 /* WAL_REMOVE / WAL_ABORT / WAL_COMMIT payload */
@@ -409,7 +414,21 @@ int store_wal_replay(struct store *st);
  * without logging (replay). */
 /* Replay of a WAL_INSTALL record: rename its synced temp file into place
  * when the rename was lost (the temp file's uuid is the record's). */
-int store_replay_install(struct store *st, const struct store_frag_hdr *h);
+int store_replay_install(struct store *st, const struct store_frag_hdr *h, uint64_t pend_wid);
+/* Name of the file of a file-backed pending whole write (STORE_PEND_FILE). */
+#define STORE_PW_NAME_LEN 64
+void store_pw_name(uint64_t oid, uint8_t idx, uint64_t write_id, char *buf);
+/* Build (and sync) the file of a pending whole write whose committed
+ * header is h; 0 or -errno (nothing left behind). */
+int store_pw_build(struct store *st, const struct store_frag_hdr *h, const void *buf,
+		   uint32_t off, uint32_t len);
+/* Commit it: a WAL_INSTALL record (lazy: its WAL_PREPARE is durable)
+ * naming the write, then the rename. */
+int store_pw_commit(struct store *st, const struct store_frag_hdr *h);
+/* Remove the file of a dropped pending whole write. */
+void store_pw_unlink(struct store *st, const struct store_pend *p);
+/* The committed header of pending whole write p. */
+void store_pw_final_hdr(const struct store_pend *p, struct store_frag_hdr *h);
 int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 		       const struct store_span *sp);
 

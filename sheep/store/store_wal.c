@@ -59,10 +59,12 @@ static int relog_one(struct store_pend *p, void *arg)
 	struct store_wal_rec *r = &rl->recs[rl->n];
 	*pr = (struct store_wal_prep){.hdr = p->hdr, .time_ms = p->time_ms};
 	struct iovec iov[2] = {{pr, sizeof(*pr)}, {p->data, p->hdr.pend_len}};
-	store_wal_rec_init(r, WAL_PREPARE, iov, p->hdr.pend_len ? 2 : 1);
+	/* a whole write's bytes are in its own file (STORE_PEND_FILE) */
+	int niov = p->hdr.pend_len && !(p->hdr.pend_flags & STORE_PEND_FILE) ? 2 : 1;
+	store_wal_rec_init(r, WAL_PREPARE, iov, niov);
 	rl->n++;
 	store_wal_rec_seal(r, rl->gen, (uint64_t)rl->n);
-	return store_wal_iov_add_rec(rl->b, r, iov, p->hdr.pend_len ? 2 : 1);
+	return store_wal_iov_add_rec(rl->b, r, iov, niov);
 }
 
 /*

@@ -161,23 +161,28 @@ static int replay_one(struct store *st, const struct store_wal_rec *r, bool sup)
 		memcpy(&ins, pl, sizeof(ins));
 		if (store_hdr_check(&ins.hdr))
 			return -EIO;
-		return sup ? 0 : store_replay_install(st, &ins.hdr);
+		int e = sup ? 0 : store_replay_install(st, &ins.hdr, ins.pend_wid);
+		if (ins.pend_wid) /* that pending write was committed */
+			store_pend_drop(st, ins.hdr.oid, ins.hdr.idx, ins.pend_wid);
+		return e;
 	}
 	case WAL_PREPARE: {
 		struct store_wal_prep pr;
 		if (r->len < sizeof(pr))
 			return -EIO;
 		memcpy(&pr, pl, sizeof(pr));
-		if (store_hdr_check(&pr.hdr) || r->len != sizeof(pr) + pr.hdr.pend_len)
+		bool file = pr.hdr.pend_kind == STORE_PEND_WHOLE && (pr.hdr.pend_flags & STORE_PEND_FILE);
+		if (store_hdr_check(&pr.hdr) || r->len != sizeof(pr) + (file ? 0 : pr.hdr.pend_len))
 			return -EIO;
 		struct store_pend *p = calloc(1, sizeof(*p));
-		if (!p || !(p->data = malloc(pr.hdr.pend_len + 1))) {
+		if (!p || (!file && !(p->data = malloc(pr.hdr.pend_len + 1)))) {
 			free(p);
 			return -ENOMEM;
 		}
 		p->hdr = pr.hdr;
 		p->time_ms = pr.time_ms;
-		memcpy(p->data, pl + sizeof(pr), pr.hdr.pend_len);
+		if (!file)
+			memcpy(p->data, pl + sizeof(pr), pr.hdr.pend_len);
 		store_pend_put(st, p);
 		return 0;
 	}

@@ -194,18 +194,38 @@ out:
 	return r;
 }
 
-int store_replay_install(struct store *st, const struct store_frag_hdr *h)
+/* The directory holding file name of oid: the ring's, or the disk that has it. */
+static int file_dir(struct store *st, uint64_t oid, const char *name)
 {
-	char name[NAME_LEN], tmp[NAME_LEN + 8];
+	int ring = store_md_ring_fd(st, oid);
+	struct stat sb;
+	if (fstatat(ring, name, &sb, 0) == 0)
+		return ring;
+	for (int k = 0; k < st->nr_disks; k++)
+		if (st->disks[k].state == STORE_DISK_ON && fstatat(st->disks[k].fd, name, &sb, 0) == 0)
+			return st->disks[k].fd;
+	return ring;
+}
+
+int store_replay_install(struct store *st, const struct store_frag_hdr *h, uint64_t pend_wid)
+{
+	char name[NAME_LEN], tmp[STORE_PW_NAME_LEN];
 	store_frag_name(h->oid, h->idx, name);
-	snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
-	int dirfd = store_md_ring_fd(st, h->oid);
+	if (pend_wid)
+		store_pw_name(h->oid, h->idx, pend_wid, tmp);
+	else
+		snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
+	int dirfd = file_dir(st, h->oid, tmp);
 	int fd = openat(dirfd, tmp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) /* renamed before the crash */
 		return errno == ENOENT ? 0 : -errno;
 	struct store_frag_hdr cur;
+	/* A create's temp file is this record's when its uuid is (random per
+	 * creation); a pending write's file is named by its write id. */
 	bool mine = store_pread_full(fd, &cur, sizeof(cur), 0) == 0 && store_hdr_check(&cur) == 0 &&
-		    cur.uuid == h->uuid && cur.oid == h->oid && cur.idx == h->idx;
+		    cur.oid == h->oid && cur.idx == h->idx &&
+		    (pend_wid ? cur.write_id == pend_wid && cur.version == h->version
+			      : cur.uuid == h->uuid);
 	close(fd);
 	if (!mine) /* a later create's, never logged: removed at open */
 		return 0;
@@ -214,6 +234,104 @@ int store_replay_install(struct store *st, const struct store_frag_hdr *h)
 	if (st->nr_disks > 1)
 		store_md_drop_others(st, name, dirfd);
 	store_fdcache_forget(st, h->oid, h->idx);
+	return 0;
+}
+
+void store_pw_name(uint64_t oid, uint8_t idx, uint64_t write_id, char *buf)
+{
+	char name[NAME_LEN];
+	store_frag_name(oid, idx, name);
+	snprintf(buf, STORE_PW_NAME_LEN, ".pw.%s.%016llx", name, (unsigned long long)write_id);
+}
+
+void store_pw_final_hdr(const struct store_pend *p, struct store_frag_hdr *h)
+{
+	*h = p->hdr;
+	h->pend_kind = 0;
+	h->pend_expect = 0;
+	h->pend_off = h->pend_len = 0;
+	h->pend_flags = 0;
+	h->wr_touched = 0;
+	h->wr_base = 0;
+	h->crc = store_hdr_crc(h);
+}
+
+int store_pw_build(struct store *st, const struct store_frag_hdr *h, const void *buf,
+		   uint32_t off, uint32_t len)
+{
+	char pw[STORE_PW_NAME_LEN];
+	store_pw_name(h->oid, h->idx, h->write_id, pw);
+	struct store_span sp;
+	int r = store_span_prepare(st, -1, h, buf, off, len, &sp);
+	if (r)
+		return r;
+	int dirfd = store_md_ring_fd(st, h->oid);
+	int fd = build_file_span(st, dirfd, pw, h, &sp);
+	store_span_free(&sp);
+	if (fd < 0)
+		return fd;
+	if (!st->nosync && fdatasync(fd)) {
+		r = -errno;
+		unlinkat(dirfd, pw, 0);
+	}
+	uint64_t bytes = store_disk_bytes(fd);
+	close(fd);
+	if (!r) /* counted as used from now: the rename keeps it */
+		__atomic_add_fetch(&st->used, bytes, __ATOMIC_RELAXED);
+	return r;
+}
+
+void store_pw_unlink(struct store *st, const struct store_pend *p)
+{
+	if (p->hdr.pend_kind != STORE_PEND_WHOLE || !(p->hdr.pend_flags & STORE_PEND_FILE))
+		return;
+	char pw[STORE_PW_NAME_LEN];
+	store_pw_name(p->hdr.oid, p->hdr.idx, p->hdr.write_id, pw);
+	int dirfd = file_dir(st, p->hdr.oid, pw);
+	struct stat sb;
+	if (fstatat(dirfd, pw, &sb, 0) == 0 && unlinkat(dirfd, pw, 0) == 0)
+		__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
+}
+
+int store_pw_commit(struct store *st, const struct store_frag_hdr *h)
+{
+	char name[NAME_LEN], pw[STORE_PW_NAME_LEN];
+	store_frag_name(h->oid, h->idx, name);
+	store_pw_name(h->oid, h->idx, h->write_id, pw);
+	struct store_wal_install ins = {.hdr = *h, .pend_wid = h->write_id};
+	struct iovec iov = {&ins, sizeof(ins)};
+	int r = store_wal_append_lazy(st, WAL_INSTALL, &iov, 1);
+	if (r)
+		return r;
+	store_wal_note(st, h->oid, h->idx);
+	if (store_crash_at(st, STORE_CRASH_INSTALL_LOGGED)) {
+		st->wal.crashed = true;
+		store_wal_applied(st);
+		return -ECANCELED;
+	}
+	int dirfd = file_dir(st, h->oid, pw);
+	int olddir = store_md_dirfd(st, h->oid, name);
+	struct stat sb;
+	uint64_t old_bytes = fstatat(olddir, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+	if (renameat(dirfd, pw, dirfd, name)) {
+		r = -errno;
+		/* Renamed already (a commit whose record a crash lost)? */
+		struct store_frag_hdr cur;
+		int fd = r == -ENOENT ? openat(olddir, name, O_RDONLY | O_CLOEXEC) : -1;
+		if (fd >= 0) {
+			if (store_pread_full(fd, &cur, sizeof(cur), 0) == 0 &&
+			    cur.version == h->version && cur.write_id == h->write_id)
+				r = 0;
+			close(fd);
+		}
+		store_wal_applied(st);
+		return r;
+	}
+	store_fdcache_forget(st, h->oid, h->idx);
+	if (olddir != dirfd)
+		store_md_drop_others(st, name, dirfd);
+	__atomic_sub_fetch(&st->used, old_bytes, __ATOMIC_RELAXED);
+	store_wal_applied(st);
 	return 0;
 }
 

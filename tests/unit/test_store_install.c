@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -217,6 +218,89 @@ static void test_install_after_remove_and_before_commit(void **state)
 	free(b);
 }
 
+/* Count the files of pending whole writes (DIR/obj/.pw.*). */
+static int pw_files(struct fixture *f)
+{
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "exit $(ls -a '%s/obj' | grep -c '^\\.pw\\.')", f->dir);
+	int st = system(cmd);
+	return WEXITSTATUS(st);
+}
+
+/* A pending whole write keeps its bytes in its own synced file: not in
+ * the log, not re-logged by checkpoints; it survives restarts, commits by
+ * a rename (also when the crash came between its record and the rename),
+ * and an abort removes its file. */
+static void test_pending_whole_write_is_written_once(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = malloc(FRAG), *b = malloc(FRAG);
+	fill(a, FRAG, 10);
+	fill(b, FRAG, 11);
+	struct store_meta m = meta_v(1);
+	assert_int_equal(store_create(f->st, &m, a, 0, FRAG), 0);
+	struct store_stats s1;
+	m.version = 2;
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 41, 2000, b, 0, FRAG), 0);
+	assert_int_equal(pw_files(f), 1);
+	expect_frag(f, a, 1); /* nothing changed yet */
+	assert_int_equal(store_test_checkpoint(f->st), 0);
+	crash_keeping_log(f);
+	reopen(f);
+	struct store_pending pd;
+	assert_int_equal(store_pending(f->st, OID, 1, &pd), 0);
+	assert_true(pd.write_id == 41 && pd.flags == 0);
+	assert_int_equal(pw_files(f), 1);
+	assert_int_equal(store_commit(f->st, OID, 1, 2, 41), 0);
+	assert_int_equal(store_get_stats(f->st, &s1), 0);
+	assert_true(s1.log_bytes < FRAG / 4); /* prepare, commit, marks: no fragment bytes */
+	expect_frag(f, b, 2);
+	assert_int_equal(pw_files(f), 0);
+	crash_keeping_log(f);
+	reopen(f);
+	expect_frag(f, b, 2);
+	/* commit interrupted after its record: replay renames */
+	m.version = 3;
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 42, 2000, a, 0, FRAG), 0);
+	store_test_set_crash(f->st, STORE_CRASH_INSTALL_LOGGED);
+	assert_int_equal(store_commit(f->st, OID, 1, 3, 42), -ECANCELED);
+	reopen(f);
+	expect_frag(f, a, 3);
+	assert_int_equal(store_pending(f->st, OID, 1, &pd), -ENOENT);
+	assert_int_equal(pw_files(f), 0);
+	/* an abort drops the file; a prepare whose record tore leaves none */
+	m.version = 4;
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 43, 2000, b, 0, FRAG), 0);
+	assert_int_equal(store_abort(f->st, OID, 1, 43), 0);
+	assert_int_equal(pw_files(f), 0);
+	store_test_set_crash(f->st, STORE_CRASH_TORN_INTENT);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 44, 2000, b, 0, FRAG),
+			 -ECANCELED);
+	reopen(f);
+	assert_int_equal(store_pending(f->st, OID, 1, &pd), -ENOENT);
+	assert_int_equal(pw_files(f), 0);
+	expect_frag(f, a, 3);
+	free(a);
+	free(b);
+}
+
+static void test_pending_whole_write_logs_no_bytes(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *a = malloc(FRAG);
+	fill(a, FRAG, 12);
+	struct store_meta m = meta_v(5);
+	struct store_stats s0, s1;
+	assert_int_equal(store_get_stats(f->st, &s0), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 51, 2000, a, 0, FRAG), 0);
+	assert_int_equal(store_commit(f->st, OID, 1, 5, 51), 0);
+	assert_int_equal(store_test_checkpoint(f->st), 0);
+	assert_int_equal(store_get_stats(f->st, &s1), 0);
+	assert_true(s1.log_bytes - s0.log_bytes < 2048);
+	expect_frag(f, a, 5);
+	free(a);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
@@ -231,6 +315,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_rename_is_redone_at_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_install_after_remove_and_before_commit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pending_whole_write_is_written_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pending_whole_write_logs_no_bytes, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
