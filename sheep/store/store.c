@@ -3,7 +3,10 @@
  * On-disk format (all integers little-endian):
  *
  *   DIR/obj/<oid as 16 hex digits>_<idx as 2 hex digits>   one per fragment
- *   DIR/obj/.tmp.<name>       a fragment being created (removed at open)
+ *   DIR/obj/.tmp.<name>       a fragment being created (renamed by replay
+ *                             when its WAL_INSTALL is durable, else removed
+ *                             at open)
+ *   DIR/obj/.pw.<name>.<wid>  a pending whole write's new fragment file
  *   DIR/wal.0, DIR/wal.1      the write-ahead log (store_wal.c); -j dir=PATH
  *                             puts them in PATH
  *   DIR/obj/.journal, .pend   intent journals and pending files of stores
