@@ -325,7 +325,9 @@ static int open_disk(struct store *st, const char *path, struct store_disk *d)
 static int copy_frag(struct store *st, int src, int dst, const char *name)
 {
 	char tmp[300];
-	if (snprintf(tmp, sizeof(tmp), ".tmp.%s", name) >= (int)sizeof(tmp))
+	/* Not .tmp.: that may be a create's synced file its log record names,
+	 * which replay (after the moves) renames into place. */
+	if (snprintf(tmp, sizeof(tmp), ".mv.%s", name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	int in = openat(src, name, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
@@ -450,7 +452,8 @@ static void unlock_all(struct store *st)
 	pthread_rwlock_unlock(&st->md_rw);
 }
 
-/* Remove .tmp. files of interrupted creations in dir fd. */
+/* Remove .mv. files of interrupted moves in dir fd (a create's .tmp.
+ * files wait for the log's replay, then scan_obj_dir). */
 static void clean_tmp(int fd)
 {
 	DIR *d = sd_opendirat(fd, ".");
@@ -458,8 +461,8 @@ static void clean_tmp(int fd)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, ".tmp.", 5)) {
-			sd_info("removing %s left by an interrupted create or move", de->d_name);
+		if (!strncmp(de->d_name, ".mv.", 4)) {
+			sd_info("removing %s left by an interrupted move", de->d_name);
 			unlinkat(fd, de->d_name, 0);
 		}
 	closedir(d);
