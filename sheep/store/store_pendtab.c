@@ -1,5 +1,8 @@
-/* store_pendtab.c - the store's table of prepared two-phase writes, keyed by (oid, idx). */
+/* store_pendtab.c - the store's table of prepared two-phase writes, keyed by (oid, idx), and the files of whole ones. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sheep/store/store_priv.h"
 
@@ -83,3 +86,34 @@ void store_pend_free_all(struct store *st)
 }
 
 
+
+int store_file_dir(struct store *st, uint64_t oid, const char *name)
+{
+	int ring = store_md_ring_fd(st, oid);
+	struct stat sb;
+	if (fstatat(ring, name, &sb, 0) == 0)
+		return ring;
+	for (int k = 0; k < st->nr_disks; k++)
+		if (st->disks[k].state == STORE_DISK_ON && fstatat(st->disks[k].fd, name, &sb, 0) == 0)
+			return st->disks[k].fd;
+	return ring;
+}
+
+void store_pw_name(uint64_t oid, uint8_t idx, uint64_t write_id, char *buf)
+{
+	char name[STORE_NAME_LEN];
+	store_frag_name(oid, idx, name);
+	snprintf(buf, STORE_PW_NAME_LEN, ".pw.%s.%016llx", name, (unsigned long long)write_id);
+}
+
+void store_pw_unlink(struct store *st, const struct store_pend *p)
+{
+	if (p->hdr.pend_kind != STORE_PEND_WHOLE || !(p->hdr.pend_flags & STORE_PEND_FILE))
+		return;
+	char pw[STORE_PW_NAME_LEN];
+	store_pw_name(p->hdr.oid, p->hdr.idx, p->hdr.write_id, pw);
+	int dirfd = store_file_dir(st, p->hdr.oid, pw);
+	struct stat sb;
+	if (fstatat(dirfd, pw, &sb, 0) == 0 && unlinkat(dirfd, pw, 0) == 0)
+		__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
+}

@@ -415,6 +415,8 @@ int store_wal_replay(struct store *st);
 /* Replay of a WAL_INSTALL record: rename its synced temp file into place
  * when the rename was lost (the temp file's uuid is the record's). */
 int store_replay_install(struct store *st, const struct store_frag_hdr *h, uint64_t pend_wid);
+/* The directory holding file name of oid: the ring's, or the disk that has it. */
+int store_file_dir(struct store *st, uint64_t oid, const char *name);
 /* Name of the file of a file-backed pending whole write (STORE_PEND_FILE). */
 #define STORE_PW_NAME_LEN 64
 void store_pw_name(uint64_t oid, uint8_t idx, uint64_t write_id, char *buf);

@@ -194,19 +194,6 @@ out:
 	return r;
 }
 
-/* The directory holding file name of oid: the ring's, or the disk that has it. */
-static int file_dir(struct store *st, uint64_t oid, const char *name)
-{
-	int ring = store_md_ring_fd(st, oid);
-	struct stat sb;
-	if (fstatat(ring, name, &sb, 0) == 0)
-		return ring;
-	for (int k = 0; k < st->nr_disks; k++)
-		if (st->disks[k].state == STORE_DISK_ON && fstatat(st->disks[k].fd, name, &sb, 0) == 0)
-			return st->disks[k].fd;
-	return ring;
-}
-
 int store_replay_install(struct store *st, const struct store_frag_hdr *h, uint64_t pend_wid)
 {
 	char name[NAME_LEN], tmp[STORE_PW_NAME_LEN];
@@ -215,7 +202,7 @@ int store_replay_install(struct store *st, const struct store_frag_hdr *h, uint6
 		store_pw_name(h->oid, h->idx, pend_wid, tmp);
 	else
 		snprintf(tmp, sizeof(tmp), ".tmp.%s", name);
-	int dirfd = file_dir(st, h->oid, tmp);
+	int dirfd = store_file_dir(st, h->oid, tmp);
 	int fd = openat(dirfd, tmp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) /* renamed before the crash */
 		return errno == ENOENT ? 0 : -errno;
@@ -235,13 +222,6 @@ int store_replay_install(struct store *st, const struct store_frag_hdr *h, uint6
 		store_md_drop_others(st, name, dirfd);
 	store_fdcache_forget(st, h->oid, h->idx);
 	return 0;
-}
-
-void store_pw_name(uint64_t oid, uint8_t idx, uint64_t write_id, char *buf)
-{
-	char name[NAME_LEN];
-	store_frag_name(oid, idx, name);
-	snprintf(buf, STORE_PW_NAME_LEN, ".pw.%s.%016llx", name, (unsigned long long)write_id);
 }
 
 void store_pw_final_hdr(const struct store_pend *p, struct store_frag_hdr *h)
@@ -281,18 +261,6 @@ int store_pw_build(struct store *st, const struct store_frag_hdr *h, const void 
 	return r;
 }
 
-void store_pw_unlink(struct store *st, const struct store_pend *p)
-{
-	if (p->hdr.pend_kind != STORE_PEND_WHOLE || !(p->hdr.pend_flags & STORE_PEND_FILE))
-		return;
-	char pw[STORE_PW_NAME_LEN];
-	store_pw_name(p->hdr.oid, p->hdr.idx, p->hdr.write_id, pw);
-	int dirfd = file_dir(st, p->hdr.oid, pw);
-	struct stat sb;
-	if (fstatat(dirfd, pw, &sb, 0) == 0 && unlinkat(dirfd, pw, 0) == 0)
-		__atomic_sub_fetch(&st->used, (uint64_t)sb.st_blocks * 512, __ATOMIC_RELAXED);
-}
-
 int store_pw_commit(struct store *st, const struct store_frag_hdr *h)
 {
 	char name[NAME_LEN], pw[STORE_PW_NAME_LEN];
@@ -309,7 +277,7 @@ int store_pw_commit(struct store *st, const struct store_frag_hdr *h)
 		store_wal_applied(st);
 		return -ECANCELED;
 	}
-	int dirfd = file_dir(st, h->oid, pw);
+	int dirfd = store_file_dir(st, h->oid, pw);
 	int olddir = store_md_dirfd(st, h->oid, name);
 	struct stat sb;
 	uint64_t old_bytes = fstatat(olddir, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;

@@ -1,4 +1,6 @@
-/* test_store_install.c - unit tests of whole-fragment writes through the log: bytes written once (temp file + WAL_INSTALL record), a crash at each step, replay over older records of the fragment, a lost rename. */
+/* test_store_install.c - unit tests of whole-fragment writes through the log: bytes written once
+ * (temp file + WAL_INSTALL record), a crash at each step, replay over older records of the
+ * fragment, a lost rename. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +23,7 @@
 #include "tests/unit/store_fixture.h"
 
 #define FRAG (256 * 1024)
-#define OID 700
+#define OID  700
 
 static void fill(uint8_t *buf, size_t len, uint64_t seed)
 {
@@ -32,8 +34,12 @@ static void fill(uint8_t *buf, size_t len, uint64_t seed)
 
 static struct store_meta meta_v(uint64_t version)
 {
-	return (struct store_meta){.oid = OID, .idx = 1, .copy_policy = 0x22, .nr_copies = 6,
-				   .frag_size = FRAG, .version = version};
+	return (struct store_meta){.oid = OID,
+				   .idx = 1,
+				   .copy_policy = 0x22,
+				   .nr_copies = 6,
+				   .frag_size = FRAG,
+				   .version = version};
 }
 
 /* The fragment holds exactly want at version v and verifies. */
@@ -150,7 +156,8 @@ static void replay_over_older_records(struct fixture *f, bool lost_rename)
 	assert_int_equal(store_test_checkpoint(f->st), 0);
 	for (uint64_t v = 2; v <= 5; v++) {
 		fill(blk, sizeof(blk), 100 + v);
-		assert_int_equal(store_write(f->st, OID, 1, v - 1, v, blk, (uint32_t)v * 4096, 4096), 0);
+		assert_int_equal(
+		    store_write(f->st, OID, 1, v - 1, v, blk, (uint32_t)v * 4096, 4096), 0);
 	}
 	char path[256], tmp[300], old[300];
 	assert_int_equal(store_test_frag_path(f->st, OID, 1, path, sizeof(path)), 0);
@@ -207,7 +214,8 @@ static void test_install_after_remove_and_before_commit(void **state)
 	m.version = 2;
 	assert_int_equal(store_create(f->st, &m, a, 0, FRAG), 0);
 	m.version = 3;
-	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 33, 2000, b, 0, FRAG), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 33, 2000, b, 0, FRAG),
+			 0);
 	assert_int_equal(store_commit(f->st, OID, 1, 3, 33), 0);
 	crash_keeping_log(f);
 	reopen(f);
@@ -241,7 +249,8 @@ static void test_pending_whole_write_is_written_once(void **state)
 	assert_int_equal(store_create(f->st, &m, a, 0, FRAG), 0);
 	struct store_stats s1;
 	m.version = 2;
-	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 41, 2000, b, 0, FRAG), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 41, 2000, b, 0, FRAG),
+			 0);
 	assert_int_equal(pw_files(f), 1);
 	expect_frag(f, a, 1); /* nothing changed yet */
 	assert_int_equal(store_test_checkpoint(f->st), 0);
@@ -261,7 +270,8 @@ static void test_pending_whole_write_is_written_once(void **state)
 	expect_frag(f, b, 2);
 	/* commit interrupted after its record: replay renames */
 	m.version = 3;
-	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 42, 2000, a, 0, FRAG), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 42, 2000, a, 0, FRAG),
+			 0);
 	store_test_set_crash(f->st, STORE_CRASH_INSTALL_LOGGED);
 	assert_int_equal(store_commit(f->st, OID, 1, 3, 42), -ECANCELED);
 	reopen(f);
@@ -270,7 +280,8 @@ static void test_pending_whole_write_is_written_once(void **state)
 	assert_int_equal(pw_files(f), 0);
 	/* an abort drops the file; a prepare whose record tore leaves none */
 	m.version = 4;
-	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 43, 2000, b, 0, FRAG), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 43, 2000, b, 0, FRAG),
+			 0);
 	assert_int_equal(store_abort(f->st, OID, 1, 43), 0);
 	assert_int_equal(pw_files(f), 0);
 	store_test_set_crash(f->st, STORE_CRASH_TORN_INTENT);
@@ -292,7 +303,8 @@ static void test_pending_whole_write_logs_no_bytes(void **state)
 	struct store_meta m = meta_v(5);
 	struct store_stats s0, s1;
 	assert_int_equal(store_get_stats(f->st, &s0), 0);
-	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 51, 2000, a, 0, FRAG), 0);
+	assert_int_equal(store_prepare(f->st, &m, true, STORE_ANY_VERSION, 51, 2000, a, 0, FRAG),
+			 0);
 	assert_int_equal(store_commit(f->st, OID, 1, 5, 51), 0);
 	assert_int_equal(store_test_checkpoint(f->st), 0);
 	assert_int_equal(store_get_stats(f->st, &s1), 0);
@@ -305,21 +317,21 @@ int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_whole_fragment_bytes_are_not_logged, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_crash_before_install_record_keeps_old_fragment,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_after_install_record_is_renamed_at_replay,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_install_supersedes_older_records_of_its_fragment,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lost_rename_is_redone_at_replay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_install_after_remove_and_before_commit, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_pending_whole_write_is_written_once, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_pending_whole_write_logs_no_bytes, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_whole_fragment_bytes_are_not_logged, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_before_install_record_keeps_old_fragment,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_after_install_record_is_renamed_at_replay,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_install_supersedes_older_records_of_its_fragment,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_rename_is_redone_at_replay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_install_after_remove_and_before_commit, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_whole_write_is_written_once, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_whole_write_logs_no_bytes, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
