@@ -14,7 +14,7 @@ struct sd_handler {
 	int fd;
 	sd_event_fn fn;
 	void *arg;
-	uint32_t events; /* as last given to epoll: a change to the same is no syscall */
+	uint32_t events;	 /* as last given to epoll: a change to the same is no syscall */
 	struct sd_handler *next; /* hash chain */
 };
 
