@@ -14,6 +14,7 @@ struct sd_handler {
 	int fd;
 	sd_event_fn fn;
 	void *arg;
+	uint32_t events;	 /* as last given to epoll: a change to the same is no syscall */
 	struct sd_handler *next; /* hash chain */
 };
 
@@ -32,6 +33,7 @@ struct sd_loop {
 	struct sd_handler *buckets[HANDLER_BUCKETS];
 	pthread_mutex_t call_lock;
 	struct sd_call *call_head, *call_tail;
+	uint64_t mods; /* EPOLL_CTL_MOD syscalls made (sd_loop_mods) */
 };
 
 static struct sd_handler **handler_slot(struct sd_loop *loop, int fd)
@@ -104,6 +106,7 @@ int sd_loop_add(struct sd_loop *loop, int fd, uint32_t events, sd_event_fn fn, v
 	h->fd = fd;
 	h->fn = fn;
 	h->arg = arg;
+	h->events = events;
 	struct epoll_event ev = {.events = events, .data.fd = fd};
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int e = -errno;
@@ -114,10 +117,26 @@ int sd_loop_add(struct sd_loop *loop, int fd, uint32_t events, sd_event_fn fn, v
 	return 0;
 }
 
+/* A connection asks for its events after every request and reply, nearly
+ * always the same ones: only a change costs an epoll_ctl. */
 int sd_loop_mod(struct sd_loop *loop, int fd, uint32_t events)
 {
+	struct sd_handler *h = *handler_slot(loop, fd);
+	if (!h)
+		return -ENOENT;
+	if (h->events == events)
+		return 0;
 	struct epoll_event ev = {.events = events, .data.fd = fd};
-	return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	loop->mods++;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+		return -errno;
+	h->events = events;
+	return 0;
+}
+
+uint64_t sd_loop_mods(const struct sd_loop *loop)
+{
+	return loop->mods;
 }
 
 int sd_loop_del(struct sd_loop *loop, int fd)

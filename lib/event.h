@@ -21,7 +21,10 @@ void sd_loop_destroy(struct sd_loop *loop);
 
 /* Watch fd for events (EPOLLIN, EPOLLOUT...). 0 or -errno. */
 int sd_loop_add(struct sd_loop *loop, int fd, uint32_t events, sd_event_fn fn, void *arg);
+/* Change fd's events; the same events again cost no syscall. 0 or -errno. */
 int sd_loop_mod(struct sd_loop *loop, int fd, uint32_t events);
+/* How many sd_loop_mod calls reached epoll_ctl (loop thread; for tests). */
+uint64_t sd_loop_mods(const struct sd_loop *loop);
 int sd_loop_del(struct sd_loop *loop, int fd);
 
 /* From any thread: run fn(arg) on the loop thread. 0 or -ENOMEM. */

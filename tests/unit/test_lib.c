@@ -1,4 +1,4 @@
-/* test_lib.c - unit tests of lib/: header layout, VDI ids, crc32c, sizes, framed I/O, dir streams. */
+/* test_lib.c - unit tests of lib/: header layout, VDI ids, crc32c, sizes, framed I/O, dir streams, the event loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "lib/crc.h"
+#include "lib/event.h"
 #include "lib/fnv.h"
 #include "lib/inode.h"
 #include "lib/net.h"
@@ -292,6 +293,63 @@ static void test_opendirat_lists_from_the_start_and_fails_cleanly(void **state)
 	rmdir(dir);
 }
 
+struct loop_seen {
+	struct sd_loop *loop;
+	uint32_t events;
+	int calls;
+};
+
+static void loop_seen_fn(int fd, uint32_t events, void *arg)
+{
+	(void)fd;
+	struct loop_seen *ls = arg;
+	ls->events = events;
+	ls->calls++;
+	sd_loop_stop(ls->loop);
+}
+
+/* sd_loop_mod with the events an fd already has makes no epoll_ctl (a
+ * connection asks after every request and reply); a change does, and the
+ * loop then reports the new events. */
+static void test_loop_mod_same_events_costs_no_syscall(void **state)
+{
+	(void)state;
+	struct sd_loop *loop;
+	assert_int_equal(sd_loop_create(&loop), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct loop_seen ls = {.loop = loop};
+	assert_int_equal(sd_loop_add(loop, sv[0], EPOLLIN | EPOLLRDHUP, loop_seen_fn, &ls), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(sd_loop_mod(loop, sv[0], EPOLLIN | EPOLLRDHUP), 0);
+	assert_int_equal(sd_loop_mods(loop), 0);
+	/* A change reaches epoll: the socket is writable, so the loop says so. */
+	assert_int_equal(sd_loop_mod(loop, sv[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP), 0);
+	assert_int_equal(sd_loop_mods(loop), 1);
+	assert_int_equal(sd_loop_run(loop), 0);
+	assert_int_equal(ls.calls, 1);
+	assert_true(ls.events & EPOLLOUT);
+	/* Back to reading only: no EPOLLOUT once data is there to read. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sd_loop_mod(loop, sv[0], EPOLLIN | EPOLLRDHUP), 0);
+	assert_int_equal(sd_loop_mods(loop), 2);
+	assert_int_equal(write(sv[1], "x", 1), 1);
+	sd_loop_destroy(loop);
+	assert_int_equal(sd_loop_create(&loop), 0);
+	ls = (struct loop_seen){.loop = loop};
+	assert_int_equal(sd_loop_add(loop, sv[0], EPOLLIN | EPOLLRDHUP, loop_seen_fn, &ls), 0);
+	assert_int_equal(sd_loop_run(loop), 0);
+	assert_int_equal(ls.calls, 1);
+	assert_true(ls.events & EPOLLIN);
+	assert_false(ls.events & EPOLLOUT);
+	/* An fd the loop does not watch. */
+	assert_int_equal(sd_loop_mod(loop, sv[1], EPOLLIN), -ENOENT);
+	assert_int_equal(sd_loop_del(loop, sv[0]), 0);
+	sd_loop_destroy(loop);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_errno_converter_covers_every_code),
 		cmocka_unit_test(test_opendirat_lists_from_the_start_and_fails_cleanly),
 		cmocka_unit_test(test_wire_node_has_sheepdog_layout_and_round_trips),
+		cmocka_unit_test(test_loop_mod_same_events_costs_no_syscall),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
