@@ -109,6 +109,7 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 	p->hdr.wr_base = 0;
 	p->hdr.crc = store_hdr_crc(&p->hdr);
 	p->time_ms = wall_ms();
+	p->mono_ns = sd_now_ns();
 	if (len)
 		memcpy(p->data, buf, len);
 	struct store_wal_prep rec = {.hdr = p->hdr, .time_ms = p->time_ms};
@@ -222,6 +223,7 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		out->age_ms = pend_age(p);
 		out->flags = p->hdr.pend_flags;
 		out->touched = p->hdr.wr_touched;
+		out->prep_ns = p->mono_ns;
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return p ? 0 : -ENOENT;
