@@ -2,6 +2,7 @@
 # 014-core-coordinator-crash.sh - an object's write coordinator killed part-way through its commits: the range reads wholly old or wholly new, before and after the dead sheep returns (invariant 2).
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
+. "$SD_TOP/tests/func/crash_lib.sh"
 
 # The test hook (gateway.c): a sheep started with SHEEP_TEST_CRASH_FILE=F
 # that, as a write's coordinator, finds F holding k takes it, sends the
@@ -17,7 +18,6 @@ SIZE=$((32 << 20))
 sd_random "$SD_TEST_DIR/cur" $SIZE
 check "write 32 MiB" dogn 0 vdi write v 0 $SIZE <"$SD_TEST_DIR/cur"
 
-dead_pid() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[ $st == Z* ]]; }
 vdi_sha() { dogn "$1" vdi read v 0 $SIZE | sha256sum | cut -d' ' -f1; }
 
 # crash_case NAME K OFFSET LEN EXPECT: find the coordinator of the object
@@ -27,35 +27,15 @@ vdi_sha() { dogn "$1" vdi read v 0 $SIZE | sha256sum | cut -d' ' -f1; }
 # then read wholly EXPECT (old or new), on every sheep, before and after
 # the dead sheep returns, and the object must take writes again.
 crash_case() {
-	local name=$1 k=$2 off=$3 len=$4 expect=$5 i c dead=-1 rc
-	local F=$SHEEP_TEST_CRASH_FILE
-	rm -f "$F.by"
-	echo 99 >"$F"
-	dd if="$SD_TEST_DIR/cur" bs=4096 skip=$((off / 4096)) count=$((len / 4096)) status=none |
-		dogn 0 vdi write v "$off" "$len" || not_ok "$name: rewrite to find the coordinator"
-	c=$(( $(cat "$F.by" 2>/dev/null || echo 0) - SD_PORT_BASE ))
-	log "$name: coordinator is sheep $c"
-	sd_random "$SD_TEST_DIR/patch" "$len"
-	cp "$SD_TEST_DIR/cur" "$SD_TEST_DIR/new"
-	dd if="$SD_TEST_DIR/patch" of="$SD_TEST_DIR/new" bs=4096 seek=$((off / 4096)) conv=notrunc \
-		status=none
-	local old_sha new_sha
-	old_sha=$(sd_sha "$SD_TEST_DIR/cur")
-	new_sha=$(sd_sha "$SD_TEST_DIR/new")
-	echo "$k" >"$F"
-	dogn "$c" vdi write v "$off" "$len" <"$SD_TEST_DIR/patch" 2>/dev/null
-	rc=$?
-	check "$name: the crash point was taken" test ! -e "$F"
-	rm -f "$F"
-	for ((i = 0; i < N; i++)); do
-		if dead_pid "${SD_PIDS[$i]}"; then dead=$i; fi
-	done
-	check_eq "$name: the coordinator died after $k commit(s), unacknowledged" "$c 2" "$dead $rc"
+	local name=$1 k=$2 off=$3 len=$4 expect=$5 i
+	crash_find_coordinator "$name" "$off" "$len"
+	local c=$CRASH_C
+	crash_write "$name" "$k" "$off" "$len"
+	local dead=$CRASH_DEAD
+	check_eq "$name: the coordinator died after $k commit(s), unacknowledged" "$c 2" "$dead $CRASH_RC"
 	[ $dead -ge 0 ] || return
-	wait "${SD_PIDS[$dead]}" 2>/dev/null
-	unset "SD_PIDS[$dead]"
 	local r=$(( (dead + 1) % N )) want
-	[ "$expect" = new ] && want=$new_sha || want=$old_sha
+	[ "$expect" = new ] && want=$CRASH_NEW || want=$CRASH_OLD
 	sd_wait_nodes "$r" $((N - 1)) || not_ok "$name: membership did not drop"
 	check_eq "$name: reads wholly $expect" "$want" "$(vdi_sha "$r")"
 	check_eq "$name: reads wholly $expect via another sheep" "$want" "$(vdi_sha $(( (r + 1) % N )))"
@@ -66,12 +46,7 @@ crash_case() {
 			"$(vdi_sha "$i")"
 	done
 	[ "$expect" = new ] && cp "$SD_TEST_DIR/new" "$SD_TEST_DIR/cur"
-	sd_random "$SD_TEST_DIR/patch" 4096
-	check "$name: the object takes a new write" \
-		dogn "$r" vdi write v $((off + 65536)) 4096 <"$SD_TEST_DIR/patch"
-	dd if="$SD_TEST_DIR/patch" of="$SD_TEST_DIR/cur" bs=4096 seek=$(((off + 65536) / 4096)) \
-		conv=notrunc status=none
-	check_eq "$name: everything reads back" "$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi_sha 0)"
+	crash_write_again "$name" "$r" "$off"
 }
 
 MiB=$((1 << 20))

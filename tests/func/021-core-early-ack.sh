@@ -2,6 +2,7 @@
 # 021-core-early-ack.sh - EC range writes acknowledged once prepared, commits sent later: reads through any sheep see every acknowledged write while its commits are held back, and a coordinator killed before or after its acknowledgement leaves each range wholly old or new with every acknowledged write present.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
+. "$SD_TOP/tests/func/crash_lib.sh"
 
 # Test hooks (sheep/gateway/commitq.c, twophase.c):
 #  SHEEP_TEST_COMMIT_DELAY_MS=3000: every sheep holds its asynchronous
@@ -48,7 +49,6 @@ check_eq "whole VDI matches the reference" "$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi
 sleep 4 # let the held commits go out before the crash cases
 check_eq "whole VDI matches after the commits arrived" "$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi_sha 5)"
 
-dead_pid() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[ $st == Z* ]]; }
 
 # crash_case NAME MODE OFFSET LEN: find the coordinator of the object at
 # OFFSET (014's way: a crash point it never reaches), arm MODE, write LEN
@@ -57,40 +57,18 @@ dead_pid() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[
 # it reads wholly old or wholly new, the same through every sheep, before
 # and after the dead sheep returns. Then the object takes writes again.
 crash_case() {
-	local name=$1 mode=$2 off=$3 len=$4 i c dead=-1 rc got
-	local F=$SHEEP_TEST_CRASH_FILE
-	rm -f "$F.by"
-	echo 99 >"$F"
-	dd if="$SD_TEST_DIR/cur" bs=4096 skip=$((off / 4096)) count=$((len / 4096)) status=none |
-		dogn 0 vdi write v "$off" "$len" || not_ok "$name: rewrite to find the coordinator"
-	rm -f "$F"
-	c=$(( $(cat "$F.by" 2>/dev/null || echo 0) - SD_PORT_BASE ))
-	log "$name: coordinator is sheep $c"
+	local name=$1 mode=$2 off=$3 len=$4 i got
+	crash_find_coordinator "$name" "$off" "$len"
+	local c=$CRASH_C
 	sleep 4 # that write's held commits out of the way
-	sd_random "$SD_TEST_DIR/patch" "$len"
-	cp "$SD_TEST_DIR/cur" "$SD_TEST_DIR/new"
-	dd if="$SD_TEST_DIR/patch" of="$SD_TEST_DIR/new" bs=4096 seek=$((off / 4096)) conv=notrunc \
-		status=none
-	local old_sha new_sha
-	old_sha=$(sd_sha "$SD_TEST_DIR/cur")
-	new_sha=$(sd_sha "$SD_TEST_DIR/new")
-	echo "$mode" >"$F"
-	dogn "$c" vdi write v "$off" "$len" <"$SD_TEST_DIR/patch" 2>/dev/null
-	rc=$?
-	for ((i = 0; i < 50; i++)); do dead_pid "${SD_PIDS[$c]}" && break; sleep 0.1; done
-	check "$name: the crash point was taken" test ! -e "$F"
-	rm -f "$F"
-	for ((i = 0; i < N; i++)); do
-		if dead_pid "${SD_PIDS[$i]}"; then dead=$i; fi
-	done
+	crash_write "$name" "$mode" "$off" "$len"
+	local dead=$CRASH_DEAD old_sha=$CRASH_OLD new_sha=$CRASH_NEW
 	if [ "$mode" = after-ack ]; then
-		check_eq "$name: the coordinator acknowledged, then died" "$c 0" "$dead $rc"
+		check_eq "$name: the coordinator acknowledged, then died" "$c 0" "$dead $CRASH_RC"
 	else
-		check_eq "$name: the coordinator died unacknowledged" "$c 2" "$dead $rc"
+		check_eq "$name: the coordinator died unacknowledged" "$c 2" "$dead $CRASH_RC"
 	fi
 	[ $dead -ge 0 ] || return
-	wait "${SD_PIDS[$dead]}" 2>/dev/null
-	unset "SD_PIDS[$dead]"
 	local r=$(( (dead + 1) % N )) want
 	got=$(vdi_sha "$r")
 	[ "$got" = "$old_sha" ] && log "$name: reads the old bytes"
@@ -110,12 +88,7 @@ crash_case() {
 		check_eq "$name: same after sheep $dead returned (read via $i)" "$want" "$(vdi_sha "$i")"
 	done
 	[ "$want" = "$new_sha" ] && cp "$SD_TEST_DIR/new" "$SD_TEST_DIR/cur"
-	sd_random "$SD_TEST_DIR/patch" 4096
-	check "$name: the object takes a new write" \
-		dogn "$r" vdi write v $((off + 65536)) 4096 <"$SD_TEST_DIR/patch"
-	dd if="$SD_TEST_DIR/patch" of="$SD_TEST_DIR/cur" bs=4096 seek=$(((off + 65536) / 4096)) \
-		conv=notrunc status=none
-	check_eq "$name: everything reads back" "$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi_sha 0)"
+	crash_write_again "$name" "$r" "$off"
 }
 
 crash_case "killed after the ack, before the commits" after-ack $((8 * MiB + 8192)) 16384

@@ -2,6 +2,7 @@
 # 028-core-lazy-bump.sh - an EC range write makes only the changed fragments' prepares durable: with every unchanged fragment's version bump lost (as a power cut may lose it), each acknowledged write reads back through another sheep, a coordinator killed after its ack or between its prepares and its ack (kill -9) leaves each range wholly old or new with every acknowledged write present, and so does a restart of every sheep.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
+. "$SD_TOP/tests/func/crash_lib.sh"
 
 # Test hooks:
 #  SHEEP_TEST_DROP_LAZY=1: a holder answers the version-only prepare of a
@@ -54,43 +55,20 @@ n=$(bumped)
 log "unchanged fragments brought to a write's version by a reader or writer: $n log lines"
 check "the rule for unchanged fragments was what made them readable" test "$n" -gt 0
 
-dead_pid() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -z "$st" ] || [[ $st == Z* ]]; }
 
 # crash_case NAME MODE OFFSET LEN: 021's crash cases with the bumps lost.
 crash_case() {
-	local name=$1 mode=$2 off=$3 len=$4 i c dead=-1 rc got want
-	local F=$SHEEP_TEST_CRASH_FILE
-	rm -f "$F.by"
-	echo 99 >"$F" # a commit count never reached: finds the coordinator
-	dd if="$SD_TEST_DIR/cur" bs=4096 skip=$((off / 4096)) count=$((len / 4096)) status=none |
-		dogn 0 vdi write v "$off" "$len" || not_ok "$name: rewrite to find the coordinator"
-	rm -f "$F"
-	c=$(( $(cat "$F.by" 2>/dev/null || echo 0) - SD_PORT_BASE ))
-	log "$name: coordinator is sheep $c"
-	sd_random "$SD_TEST_DIR/patch" "$len"
-	cp "$SD_TEST_DIR/cur" "$SD_TEST_DIR/new"
-	dd if="$SD_TEST_DIR/patch" of="$SD_TEST_DIR/new" bs=4096 seek=$((off / 4096)) conv=notrunc \
-		status=none
-	local old_sha new_sha
-	old_sha=$(sd_sha "$SD_TEST_DIR/cur")
-	new_sha=$(sd_sha "$SD_TEST_DIR/new")
-	echo "$mode" >"$F"
-	dogn "$c" vdi write v "$off" "$len" <"$SD_TEST_DIR/patch" 2>/dev/null
-	rc=$?
-	for ((i = 0; i < 50; i++)); do dead_pid "${SD_PIDS[$c]}" && break; sleep 0.1; done
-	check "$name: the crash point was taken" test ! -e "$F"
-	rm -f "$F"
-	for ((i = 0; i < N; i++)); do
-		if dead_pid "${SD_PIDS[$i]}"; then dead=$i; fi
-	done
+	local name=$1 mode=$2 off=$3 len=$4 got want
+	crash_find_coordinator "$name" "$off" "$len"
+	local c=$CRASH_C
+	crash_write "$name" "$mode" "$off" "$len"
+	local dead=$CRASH_DEAD old_sha=$CRASH_OLD new_sha=$CRASH_NEW
 	if [ "$mode" = after-ack ]; then
-		check_eq "$name: the coordinator acknowledged, then died" "$c 0" "$dead $rc"
+		check_eq "$name: the coordinator acknowledged, then died" "$c 0" "$dead $CRASH_RC"
 	else
-		check_eq "$name: the coordinator died unacknowledged" "$c 2" "$dead $rc"
+		check_eq "$name: the coordinator died unacknowledged" "$c 2" "$dead $CRASH_RC"
 	fi
 	[ $dead -ge 0 ] || return
-	wait "${SD_PIDS[$dead]}" 2>/dev/null
-	unset "SD_PIDS[$dead]"
 	sleep $GRACE
 	local r=$(( (dead + 1) % N ))
 	got=$(vdi_sha "$r")
