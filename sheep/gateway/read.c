@@ -1,16 +1,67 @@
-/* read.c - reading an object: EC (data holders first, decode on failure) and N copies (first healthy copy). */
+/* read.c - reading an object: EC (data holders first, decode on failure) and N copies (first healthy copy), each from one holder alone when it knows its fragment or copy current. */
 #include "sheep/gateway/gateway_priv.h"
 #include "sheep/metrics/metrics.h"
 
 /*
+ * A sole read (docs/architecture.md, "Reading one copy"): ask one holder,
+ * this sheep when it holds a copy, for the range, on the condition that
+ * it knows its copy current (peer.h, SD_PEER_FLAG_SOLE). SUCCESS with the
+ * data; else AGAIN, with *token and *version set when the holder offers
+ * its copy as a candidate for a probing read to confirm.
+ */
+static int gw_read_sole(struct gw_obj *o, int idx, void *buf, uint32_t len, uint32_t off,
+			uint64_t *token, uint64_t *version)
+{
+	struct peer_call c;
+	gw_call_init(o, &c, idx, SD_OP_PEER_READ);
+	c.req.flags |= SD_PEER_FLAG_SOLE;
+	c.req.obj.offset = off;
+	c.rbuf = buf;
+	c.rcap = len;
+	peer_fanout(o->s, &c, 1); /* not gw_fanout: a miss here is no verdict on the peer */
+	*token = 0;
+	*version = 0;
+	if (c.result != SD_RES_SUCCESS)
+		return SD_RES_AGAIN;
+	if (!(c.rsp_flags & (PEER_RSP_NOT_SOLE | PEER_RSP_EARLY)) && c.rlen == len)
+		return SD_RES_SUCCESS;
+	if (c.rsp_flags & PEER_RSP_NOT_SOLE) {
+		*token = c.token;
+		*version = c.version;
+	}
+	return SD_RES_AGAIN;
+}
+
+/* The probing read found holder idx's candidate (token) the newest copy:
+ * let it serve the next reads alone. */
+static void gw_confirm_sole(struct gw_obj *o, int idx, uint64_t token)
+{
+	if (sd_node_eq(o->holder[idx], &o->s->self)) {
+		peer_sole_confirm(o->s, o->oid, (uint8_t)idx, token);
+		return;
+	}
+	struct peer_call c;
+	gw_call_init(o, &c, idx, SD_OP_PEER_GEN);
+	c.req.flags |= SD_PEER_FLAG_MARK;
+	c.req.obj.cow_oid = token;
+	peer_fanout(o->s, &c, 1);
+}
+
+/*
  * EC read of [off, off+len) of one object. Guarantees: the bytes returned
- * all come from one version (the one d fragments agree on); the data
- * holders of the range are read first and, when one is down, lacks the
- * fragment or fails its checksum, only the range asked for is decoded from
- * other fragments of that version. When no version has d fragments, an
- * interrupted two-phase write is finished (gw_settle) and SD_RES_AGAIN asks
- * the caller to read again; mixed generations while a write is in flight
- * are SD_RES_AGAIN too; otherwise NO_OBJ (nothing anywhere) or EIO.
+ * all come from one version (the one d fragments agree on), never older
+ * than an acknowledged write. A range inside one data fragment is first a
+ * sole read of that fragment's holder (in process when this sheep holds
+ * it): served alone when the holder knows its fragment current
+ * (docs/architecture.md, "Reading one copy"). Otherwise the data holders
+ * of the range are read and every other holder probed in one round and,
+ * when one is down, lacks the fragment or fails its checksum, only the
+ * range asked for is decoded from other fragments of that version; a sole
+ * candidate the round finds at the newest version everywhere is confirmed.
+ * When no version has d fragments, an interrupted two-phase write is
+ * finished (gw_settle) and SD_RES_AGAIN asks the caller to read again;
+ * mixed generations while a write is in flight are SD_RES_AGAIN too;
+ * otherwise NO_OBJ (nothing anywhere) or EIO.
  */
 int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 {
@@ -18,6 +69,18 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	int ne = ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH);
 	if (ne < 0)
 		return SD_RES_INVALID_PARMS;
+	int sole = -1; /* the data fragment asked alone */
+	uint64_t token = 0, cand_ver = 0;
+	if (ne == 1 && ext[0].idx < o->d && o->holder[ext[0].idx] && !o->s->opt.test_no_sole) {
+		sole = ext[0].idx;
+		if (gw_read_sole(o, sole, buf, len, ext[0].frag_off, &token, &cand_ver) ==
+		    SD_RES_SUCCESS) {
+			sheep_metrics_sole_read(o->s->metrics, true);
+			return SD_RES_SUCCESS;
+		}
+		sheep_metrics_sole_read(o->s->metrics, false);
+	}
+	int neterr0 = o->neterr;
 	/* Fragment i: which extent it serves (-1 none). Contiguous layout
 	 * gives each fragment at most one extent of a contiguous range. */
 	int ext_of[GW_MAX_WIDTH];
@@ -66,13 +129,15 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	 * acknowledged with its commits still on their way. Decide it
 	 * (gw_settle_early commits it when it is) and read again, so a read
 	 * after an acknowledgement, through any sheep, sees the write. */
+	bool early = o->saw_early;
 	if (o->saw_early) {
 		struct frag_state gs[GW_MAX_WIDTH];
 		o->saw_early = false;
 		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle_early(o, gs) == SD_RES_SUCCESS)
 			return SD_RES_AGAIN;
 	}
-	uint64_t ver = gw_choose_version(st, o->width, o->d, NULL);
+	uint64_t vmax;
+	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	if (ver == 0) {
 		if (gw_all_absent(st, o->width))
 			return SD_RES_NO_OBJ;
@@ -104,8 +169,20 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		if (st[i].res == SD_RES_SUCCESS)
 			st[i].res = SD_RES_EIO; /* unusable for decoding: wrong version */
 	}
-	if (nw == 0)
+	if (nw == 0) {
+		/* The candidate's version is the newest anything probed holds,
+		 * d fragments have it, nothing is pending early and every probed
+		 * node answered: no acknowledged write is newer (the ack rule
+		 * needs d+1 fragments), so let its holder serve it alone. */
+		bool all = token && cand_ver == ver && vmax == ver && !moved && !early &&
+			   o->neterr == neterr0 && o->loc[sole] == o->holder[sole];
+		for (int i = 0; i < o->width && all; i++)
+			all = !calls[i].node || st[i].res == SD_RES_SUCCESS ||
+			      st[i].res == SD_RES_NO_OBJ;
+		if (all)
+			gw_confirm_sole(o, sole, token);
 		return SD_RES_SUCCESS;
+	}
 	uint32_t rlen = hi - lo;
 	uint8_t *out[GW_MAX_WIDTH] = {0};
 	int ret = SD_RES_NO_MEM;
@@ -128,51 +205,6 @@ out:
 	for (int k = 0; k < nw; k++)
 		free(out[k]);
 	return ret;
-}
-
-/*
- * A sole read (docs/architecture.md, "Reading one copy"): ask one holder,
- * this sheep when it holds a copy, for the range, on the condition that
- * it knows its copy current (peer.h, SD_PEER_FLAG_SOLE). SUCCESS with the
- * data; else AGAIN, with *token and *version set when the holder offers
- * its copy as a candidate for a probing read to confirm.
- */
-static int gw_read_sole(struct gw_obj *o, int idx, void *buf, uint32_t len, uint32_t off,
-			uint64_t *token, uint64_t *version)
-{
-	struct peer_call c;
-	gw_call_init(o, &c, idx, SD_OP_PEER_READ);
-	c.req.flags |= SD_PEER_FLAG_SOLE;
-	c.req.obj.offset = off;
-	c.rbuf = buf;
-	c.rcap = len;
-	peer_fanout(o->s, &c, 1); /* not gw_fanout: a miss here is no verdict on the peer */
-	*token = 0;
-	*version = 0;
-	if (c.result != SD_RES_SUCCESS)
-		return SD_RES_AGAIN;
-	if (!(c.rsp_flags & (PEER_RSP_NOT_SOLE | PEER_RSP_EARLY)) && c.rlen == len)
-		return SD_RES_SUCCESS;
-	if (c.rsp_flags & PEER_RSP_NOT_SOLE) {
-		*token = c.token;
-		*version = c.version;
-	}
-	return SD_RES_AGAIN;
-}
-
-/* The probing read found holder idx's candidate (token) the newest copy:
- * let it serve the next reads alone. */
-static void gw_confirm_sole(struct gw_obj *o, int idx, uint64_t token)
-{
-	if (sd_node_eq(o->holder[idx], &o->s->self)) {
-		peer_sole_confirm(o->s, o->oid, (uint8_t)idx, token);
-		return;
-	}
-	struct peer_call c;
-	gw_call_init(o, &c, idx, SD_OP_PEER_GEN);
-	c.req.flags |= SD_PEER_FLAG_MARK;
-	c.req.obj.cow_oid = token;
-	peer_fanout(o->s, &c, 1);
 }
 
 /*

@@ -404,13 +404,14 @@ static void gw_hint_stale(struct gw_obj *o, const struct frag_state *st, uint64_
 }
 
 /*
- * A replicated write acknowledged without every copy: before the
- * acknowledgement, every holder forgets that its copy is current (peer.h,
- * SD_PEER_FLAG_UNMARK), so no sole read serves the copy it missed. A
+ * A write acknowledged without every copy or fragment (an EC write: every
+ * prepare, or commit, it waited for): before the acknowledgement, every
+ * holder forgets that its copy or fragment is current (peer.h,
+ * SD_PEER_FLAG_UNMARK), so no sole read serves the one it missed. A
  * holder that cannot be reached may be hung rather than dead, with marks
  * still alive: wait until any mark it holds has outlived its lease.
  */
-static void gw_unmark_copies(struct gw_obj *o)
+static void gw_unmark_holders(struct gw_obj *o)
 {
 	struct peer_call calls[GW_MAX_WIDTH * 2];
 	int n = 0;
@@ -428,7 +429,7 @@ static void gw_unmark_copies(struct gw_obj *o)
 	for (int c = 0; c < n; c++) {
 		if (calls[c].result != SD_RES_NETWORK_ERROR)
 			continue;
-		sd_info("%016llx: copy %d on %s:%u unreachable to unmark: waiting %d ms (its lease) "
+		sd_info("%016llx: copy or fragment %d on %s:%u unreachable to unmark: waiting %d ms (its lease) "
 			"before acknowledging", (unsigned long long)o->oid, calls[c].req.obj.ec_index,
 			calls[c].node->addr, calls[c].node->port, PEER_SOLE_LEASE_MS);
 		usleep((useconds_t)PEER_SOLE_LEASE_MS * 1000u);
@@ -460,8 +461,8 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 	}
 	o->acked_all = false;
 	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);
-	if (ret == SD_RES_SUCCESS && !o->ec && !o->acked_all)
-		gw_unmark_copies(o);
+	if (ret == SD_RES_SUCCESS && !o->acked_all)
+		gw_unmark_holders(o);
 	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0, o->early_wid);
 	if (cached && ret != SD_RES_SUCCESS && !gw_res_is_retry(ret)) {
 		sd_debug("%016llx: write from the cached version %llu failed (%s): probing",

@@ -287,10 +287,10 @@ void sheep_http_render_metrics(const struct sheep_metrics *m, const struct sheep
 		LOAD(&m->degraded_reads));
 	counter(f, "sheep_decode_bytes_total", "Bytes those degraded reads rebuilt.",
 		LOAD(&m->decode_bytes));
-	counter(f, "sheep_sole_reads_total", "Replicated reads served by one copy alone.",
+	counter(f, "sheep_sole_reads_total", "Reads served by one copy or EC data fragment alone.",
 		LOAD(&m->sole_reads));
 	counter(f, "sheep_probed_reads_total",
-		"Replicated reads that probed every holder (no copy known current).",
+		"Reads that probed every holder (no copy or fragment known current).",
 		LOAD(&m->probed_reads));
 
 	if (!st->have_recovery)

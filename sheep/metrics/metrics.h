@@ -39,7 +39,7 @@ struct sheep_metrics {
 	uint64_t nbd_errors;
 	uint64_t degraded_reads; /* reads that decoded missing fragments */
 	uint64_t decode_bytes;	 /* bytes rebuilt by those decodes */
-	uint64_t sole_reads;	 /* replicated reads served by one copy alone */
+	uint64_t sole_reads;	 /* reads served by one copy or EC data fragment alone */
 	uint64_t probed_reads;	 /* ... that probed every holder instead */
 	uint64_t start_wall;	 /* seconds since the epoch when the sheep started */
 };

@@ -405,6 +405,7 @@ out:
 
 static void conn_free(struct nbd_conn *c)
 {
+	nbd_replies_drop(c);
 	free(c->meta_export);
 	pthread_mutex_destroy(&c->qlock);
 	pthread_cond_destroy(&c->qroom);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/net.h"
@@ -39,35 +40,137 @@ static uint32_t nbd_errno(int ret)
 	}
 }
 
-/* Write iov on the socket under the reply lock. A failure marks the
- * connection dead and wakes the reader, which then winds down. */
-static void send_locked(struct nbd_conn *c, struct iovec *iov, int n)
+/* One reply waiting to be sent: its header and small pieces copied into
+ * hdr, then data (owned: freed once sent). */
+struct nbd_reply {
+	struct nbd_reply *next;
+	void *data;
+	uint32_t hlen, dlen;
+	uint8_t hdr[];
+};
+
+#define NBD_REPLY_BATCH 64 /* replies per writev */
+
+/* Write a list of replies, many per writev; frees them. -errno on the
+ * first failure (the rest are freed unsent); fd < 0: only free them. */
+static int write_replies(int fd, struct nbd_reply *r)
 {
-	pthread_mutex_lock(&c->wlock);
-	if (!c->dead && sd_writev_full(c->fd, iov, n) < 0) {
-		c->dead = true;
-		shutdown(c->fd, SHUT_RDWR);
+	int ret = fd < 0 ? -EPIPE : 0;
+	while (r) {
+		struct iovec iov[2 * NBD_REPLY_BATCH];
+		struct nbd_reply *batch = r;
+		int n = 0, k = 0;
+		for (; r && k < NBD_REPLY_BATCH; r = r->next, k++) {
+			iov[n++] = (struct iovec){r->hdr, r->hlen};
+			if (r->dlen)
+				iov[n++] = (struct iovec){r->data, r->dlen};
+		}
+		if (ret == 0)
+			ret = sd_writev_full(fd, iov, n);
+		while (batch != r) {
+			struct nbd_reply *next = batch->next;
+			free(batch->data);
+			free(batch);
+			batch = next;
+		}
 	}
+	return ret;
+}
+
+/*
+ * Send one reply: iov[0..n) in order; when owned, the last piece is a
+ * malloc'd buffer that is freed once sent (or dropped). The reply is
+ * queued; the thread that finds nobody sending sends every queued reply
+ * (its own and those queued meanwhile) before it returns, so replies go
+ * out in few writes and no worker sleeps on another's send. A failure
+ * marks the connection dead and wakes the reader, which then winds down.
+ * Guarantee: a reply queued here is written (or dropped, dead) before the
+ * sender's own job counts as done, so the connection outlives it.
+ */
+static void send_locked(struct nbd_conn *c, struct iovec *iov, int n, bool owned)
+{
+	size_t hlen = 0;
+	int nh = owned ? n - 1 : n;
+	for (int i = 0; i < nh; i++)
+		hlen += iov[i].iov_len;
+	struct nbd_reply *r = malloc(sizeof(*r) + hlen);
+	if (!r) {
+		if (owned)
+			free(iov[n - 1].iov_base);
+		pthread_mutex_lock(&c->wlock);
+		if (!c->dead) {
+			c->dead = true; /* a reply lost: the client cannot go on */
+			shutdown(c->fd, SHUT_RDWR);
+		}
+		pthread_mutex_unlock(&c->wlock);
+		return;
+	}
+	r->next = NULL;
+	r->hlen = (uint32_t)hlen;
+	r->data = owned ? iov[n - 1].iov_base : NULL;
+	r->dlen = owned ? (uint32_t)iov[n - 1].iov_len : 0;
+	for (int i = 0, o = 0; i < nh; o += (int)iov[i].iov_len, i++)
+		memcpy(r->hdr + o, iov[i].iov_base, iov[i].iov_len);
+	pthread_mutex_lock(&c->wlock);
+	if (c->rtail)
+		c->rtail->next = r;
+	else
+		c->rhead = r;
+	c->rtail = r;
+	if (c->sending) {
+		pthread_mutex_unlock(&c->wlock);
+		return;
+	}
+	c->sending = true;
+	while (c->rhead) {
+		struct nbd_reply *list = c->rhead;
+		c->rhead = c->rtail = NULL;
+		int fd = c->dead ? -1 : c->fd;
+		pthread_mutex_unlock(&c->wlock);
+		int ret = write_replies(fd, list);
+		pthread_mutex_lock(&c->wlock);
+		if (ret < 0 && !c->dead) {
+			c->dead = true;
+			shutdown(c->fd, SHUT_RDWR);
+		}
+	}
+	c->sending = false;
 	pthread_mutex_unlock(&c->wlock);
 }
 
-/* One simple reply (and data for a successful READ). */
-static void send_simple(struct nbd_conn *c, uint64_t handle, uint32_t error, const void *data,
-			uint32_t len)
+void nbd_replies_drop(struct nbd_conn *c)
+{
+	while (c->rhead) {
+		struct nbd_reply *next = c->rhead->next;
+		free(c->rhead->data);
+		free(c->rhead);
+		c->rhead = next;
+	}
+	c->rtail = NULL;
+}
+
+/* One simple reply (and data for a successful READ; owned: data is
+ * malloc'd and freed once sent). */
+static void send_simple(struct nbd_conn *c, uint64_t handle, uint32_t error, void *data,
+			uint32_t len, bool owned)
 {
 	struct nbd_simple_reply r = {
 		.magic = htobe32(NBD_SIMPLE_REPLY_MAGIC),
 		.error = htobe32(error),
 		.handle = handle, /* opaque: echoed byte for byte */
 	};
-	struct iovec iov[2] = {{&r, sizeof(r)}, {(void *)data, len}};
-	send_locked(c, iov, (error == 0 && data && len) ? 2 : 1);
+	struct iovec iov[2] = {{&r, sizeof(r)}, {data, len}};
+	bool with = error == 0 && data && len;
+	if (owned && !with)
+		free(data);
+	send_locked(c, iov, with ? 2 : 1, owned && with);
 }
 
 /* One structured reply chunk, the last of its request: header, then the
- * payload given as up to two pieces. */
+ * payload given as up to two pieces (owned: p2 is malloc'd and freed once
+ * sent). */
 static void send_chunk(struct nbd_conn *c, uint64_t handle, uint16_t type, const void *p1,
-		       uint32_t l1, const void *p2, uint32_t l2)
+		       uint32_t l1, void *p2, uint32_t l2, bool owned)
 {
 	struct nbd_structured_reply r = {
 		.magic = htobe32(NBD_STRUCTURED_REPLY_MAGIC),
@@ -76,8 +179,16 @@ static void send_chunk(struct nbd_conn *c, uint64_t handle, uint16_t type, const
 		.handle = handle,
 		.length = htobe32(l1 + l2),
 	};
-	struct iovec iov[3] = {{&r, sizeof(r)}, {(void *)p1, l1}, {(void *)p2, l2}};
-	send_locked(c, iov, 1 + (l1 ? 1 : 0) + (l2 ? 1 : 0));
+	struct iovec iov[3];
+	int n = 0;
+	iov[n++] = (struct iovec){&r, sizeof(r)};
+	if (l1)
+		iov[n++] = (struct iovec){(void *)p1, l1};
+	if (l2)
+		iov[n++] = (struct iovec){p2, l2};
+	if (owned && !l2)
+		free(p2);
+	send_locked(c, iov, n, owned && l2);
 }
 
 /* An error, as a structured ERROR chunk (with a message) when the client
@@ -85,7 +196,7 @@ static void send_chunk(struct nbd_conn *c, uint64_t handle, uint16_t type, const
 static void send_error(struct nbd_conn *c, uint64_t handle, uint32_t error, const char *msg)
 {
 	if (!c->structured) {
-		send_simple(c, handle, error, NULL, 0);
+		send_simple(c, handle, error, NULL, 0, false);
 		return;
 	}
 	uint8_t hdr[6];
@@ -94,27 +205,31 @@ static void send_error(struct nbd_conn *c, uint64_t handle, uint32_t error, cons
 	uint16_t ml = htobe16((uint16_t)(n > 4096 ? 4096 : n));
 	memcpy(hdr, &e, 4);
 	memcpy(hdr + 4, &ml, 2);
-	send_chunk(c, handle, NBD_REPLY_TYPE_ERROR, hdr, sizeof(hdr), msg, be16toh(ml));
+	send_chunk(c, handle, NBD_REPLY_TYPE_ERROR, hdr, sizeof(hdr), (void *)msg, be16toh(ml),
+		   false);
 }
 
 /* The reply to a request that succeeded; data/len: the READ bytes or the
- * BLOCK_STATUS payload. */
-static void send_success(struct nbd_conn *c, const struct nbd_job *j, const void *data,
-			 uint32_t len)
+ * BLOCK_STATUS payload, malloc'd (or NULL): freed here or once sent. */
+static void send_success(struct nbd_conn *c, const struct nbd_job *j, void *data, uint32_t len)
 {
 	if (!c->structured) {
-		send_simple(c, j->handle, 0, data, j->type == NBD_CMD_READ ? len : 0);
+		send_simple(c, j->handle, 0, data, j->type == NBD_CMD_READ ? len : 0, true);
 		return;
 	}
 	if (j->type == NBD_CMD_READ && len > 0) {
 		uint64_t off = htobe64(j->offset);
-		send_chunk(c, j->handle, NBD_REPLY_TYPE_OFFSET_DATA, &off, 8, data, len);
+		send_chunk(c, j->handle, NBD_REPLY_TYPE_OFFSET_DATA, &off, 8, data, len, true);
 	} else if (j->type == NBD_CMD_READ) {
-		send_chunk(c, j->handle, NBD_REPLY_TYPE_NONE, NULL, 0, NULL, 0);
+		free(data);
+		send_chunk(c, j->handle, NBD_REPLY_TYPE_NONE, NULL, 0, NULL, 0, false);
 	} else if (j->type == NBD_CMD_BLOCK_STATUS) {
-		send_chunk(c, j->handle, NBD_REPLY_TYPE_BLOCK_STATUS, data, len, NULL, 0);
+		/* its payload is small: copied into the reply */
+		send_chunk(c, j->handle, NBD_REPLY_TYPE_BLOCK_STATUS, data, len, NULL, 0, false);
+		free(data);
 	} else {
-		send_simple(c, j->handle, 0, NULL, 0);
+		free(data);
+		send_simple(c, j->handle, 0, NULL, 0, false);
 	}
 }
 
@@ -216,11 +331,11 @@ static void serve_job(struct nbd_job *j)
 	if (ret < 0) {
 		sd_debug("nbd %s: cmd %u off %" PRIu64 " len %" PRIu32 ": %s", c->peer, j->type,
 			 j->offset, j->length, strerror(-ret));
+		free(rdata);
 		send_error(c, j->handle, nbd_errno(ret), strerror(-ret));
 	} else {
-		send_success(c, j, rdata, rlen);
+		send_success(c, j, rdata, rlen); /* takes rdata */
 	}
-	free(rdata);
 	uint32_t bytes = j->bytes;
 	free(j->data);
 	free(j);
@@ -391,13 +506,53 @@ static void wind_down(struct nbd_conn *c)
 	pthread_mutex_unlock(&c->qlock);
 }
 
+/* The request stream, read in chunks: a client with many requests in
+ * flight sends them back to back, and one read takes several. */
+struct nbd_rbuf {
+	size_t pos, len;
+	char buf[16384];
+};
+
+/* n bytes of the stream into dst (as sd_read_full: -ECONNRESET at EOF);
+ * a payload larger than the buffer is read straight into dst. */
+static int rbuf_read(int fd, struct nbd_rbuf *b, void *dst, size_t n)
+{
+	char *d = dst;
+	for (;;) {
+		size_t k = SD_MIN(b->len - b->pos, n);
+		memcpy(d, b->buf + b->pos, k);
+		b->pos += k;
+		d += k;
+		n -= k;
+		if (n == 0)
+			return 0;
+		if (n >= sizeof(b->buf))
+			return sd_read_full(fd, d, n);
+		ssize_t r = read(fd, b->buf, sizeof(b->buf));
+		if (r < 0 && errno == EINTR)
+			r = 0, b->pos = b->len = 0;
+		else if (r < 0)
+			return -errno;
+		else if (r == 0)
+			return -ECONNRESET;
+		b->pos = 0;
+		b->len = (size_t)r;
+	}
+}
+
 void nbd_transmission(struct nbd_conn *c)
 {
 	struct nbd_request rq;
 	const char *why = "client closed the connection";
+	struct nbd_rbuf *rb = malloc(sizeof(*rb));
+	if (!rb) {
+		sd_err("nbd %s: out of memory", c->peer);
+		return;
+	}
+	rb->pos = rb->len = 0;
 
 	for (;;) {
-		int ret = sd_read_full(c->fd, &rq, sizeof(rq));
+		int ret = rbuf_read(c->fd, rb, &rq, sizeof(rq));
 		if (ret < 0) {
 			if (ret != -ECONNRESET)
 				why = "read error";
@@ -434,7 +589,7 @@ void nbd_transmission(struct nbd_conn *c)
 			}
 			/* The whole payload first: a write is never applied
 			 * from a partial one. */
-			if (sd_read_full(c->fd, data, rq.length) < 0) {
+			if (rbuf_read(c->fd, rb, data, rq.length) < 0) {
 				free(data);
 				why = "client vanished in the middle of a write";
 				break;
@@ -469,5 +624,6 @@ void nbd_transmission(struct nbd_conn *c)
 		}
 	}
 	sd_info("nbd %s: %s", c->peer, why);
+	free(rb);
 	wind_down(c);
 }

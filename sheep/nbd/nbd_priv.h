@@ -24,6 +24,7 @@
 #define NBD_MAX_EXTENTS 65536
 
 struct nbd_job;
+struct nbd_reply;
 
 /*
  * The worker pool every connection of one server shares (nbd_io.c): one
@@ -94,13 +95,22 @@ struct nbd_conn {
 	int inflight;          /* in the pool's queue or running */
 	size_t inflight_bytes;
 
-	pthread_mutex_t wlock; /* one reply at a time on the socket */
-	bool dead;             /* a reply could not be sent */
+	/* Replies (nbd_io.c): a worker queues its reply; the one that finds
+	 * nobody sending becomes the sender and writes every queued reply,
+	 * many per writev, until the queue is empty. */
+	pthread_mutex_t wlock;     /* the queue, sending, dead */
+	struct nbd_reply *rhead, *rtail;
+	bool sending;              /* a thread is writing replies */
+	bool dead;                 /* a reply could not be sent */
 };
 
 /* Start and stop a server's pool (no thread runs until the first job). */
 void nbd_pool_init(struct nbd_pool *p);
 void nbd_pool_stop(struct nbd_pool *p);
+
+/* Free the replies still queued on c (none once its requests are
+ * drained; called when c is freed). */
+void nbd_replies_drop(struct nbd_conn *c);
 
 /* Serve the transmission phase on c until DISC, EOF, a protocol violation
  * or server stop; then drain in-flight requests. Does not close c->exp. */

@@ -121,11 +121,12 @@
  * vdi alter-copy to its new layout, as its coordinator (gateway/convert.c). */
 #define SD_PEER_FLAG_CONVERT 0x0400
 /*
- * Sole reads of replicated copies (sole.c, docs/architecture.md "Reading
- * one copy"). On PEER_READ, SD_PEER_FLAG_SOLE: answer only if this
- * holder knows its copy current at the request's epoch (marked by a write
- * of this epoch, or confirmed by a probing read of this epoch, less than
- * PEER_SOLE_LEASE_MS before, and not unmarked since); otherwise SUCCESS
+ * Sole reads of replicated copies and of EC data fragments (sole.c,
+ * docs/architecture.md "Reading one copy"). On PEER_READ,
+ * SD_PEER_FLAG_SOLE: answer only if this holder knows its copy current at
+ * the request's epoch (marked by a write of this epoch, or confirmed by a
+ * probing read of this epoch, less than PEER_SOLE_LEASE_MS before, and not
+ * unmarked since) and no prepared write is pending on it; otherwise SUCCESS
  * with no data, PEER_RSP_NOT_SOLE, the copy's version and a token
  * (rsp.obj.peer_token, 0: none). The gateway then probes every holder; if
  * this copy was the newest, PEER_GEN with SD_PEER_FLAG_MARK and the token
@@ -133,7 +134,11 @@
  * after it). On PEER_GEN (with ANY_EPOCH), SD_PEER_FLAG_UNMARK: a write is
  * about to be acknowledged without this copy; forget that it is current.
  * A coordinator that cannot reach a holder to unmark it waits
- * PEER_SOLE_LEASE_MS before acknowledging.
+ * PEER_SOLE_LEASE_MS before acknowledging. A commit of this epoch
+ * (PEER_COMMIT, PEER_COMMIT_BATCH) that applies an early-ack write this
+ * process prepared marks the fragment too, dated when it was prepared:
+ * every write acknowledged without the fragment after that date unmarked
+ * it or waited out the lease. An accepted prepare drops the mark.
  */
 #define SD_PEER_FLAG_SOLE 0x0200
 #define SD_PEER_FLAG_UNMARK 0x0100
@@ -261,6 +266,8 @@ void peer_sole_fini(struct sheep *s);
 void peer_sole_mark(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version, uint32_t epoch,
 		    uint64_t since_ns);
 void peer_sole_unmark(struct sheep *s, uint64_t oid, uint8_t idx);
+/* The fragment is gone (removed): drop its mark, no floor raised. */
+void peer_sole_forget(struct sheep *s, uint64_t oid, uint8_t idx);
 /* A sole read found no mark: remember (version, epoch) as a candidate,
  * dated now; returns the token that confirm needs (0: none). */
 uint64_t peer_sole_candidate(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version,

@@ -152,6 +152,12 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	if (req->flags & SD_PEER_FLAG_PREPARE) {
 		if (wh.write_id == 0 || wh.mode > PEER_WRITE_UPSERT)
 			return SD_RES_INVALID_PARMS;
+		/* Not known current until this write is committed (or a probing
+		 * read confirms it again), whatever becomes of it: even refused
+		 * (its writer expected a newer version), or a version-only bump
+		 * dropped by the test hook below (a power cut that loses one
+		 * loses the marks too). */
+		peer_sole_forget(s, oid, idx);
 		/* Range updates are prepared against the version they expect;
 		 * every other mode writes a whole new fragment. */
 		bool whole = wh.mode != PEER_WRITE_UPDATE;
@@ -213,7 +219,8 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		*version = wh.new_version;
 	/* A copy written by a write of this very epoch is the newest one: an
 	 * update applies only over the version the coordinator chose, the
-	 * other modes write the whole copy. (EC fragments: no sole reads.) */
+	 * other modes write the whole copy. (EC fragments are written in two
+	 * phases: their commits mark them, commit_and_mark.) */
 	if (ret == 0 && wh.copy_policy == 0 && check_epoch(s, req) == SD_RES_SUCCESS)
 		peer_sole_mark(s, oid, idx, wh.new_version, req->epoch, t0);
 	return sd_errno_to_res(ret);
@@ -230,6 +237,49 @@ static void commit_prev(struct sheep *s, const struct sd_req *req)
 	store_commit(s->store, req->obj.oid, req->obj.ec_index, pp.new_version, pp.write_id);
 }
 
+/* Is the request of this holder's epoch exactly (commits are served at
+ * any epoch; only one of this epoch may mark what it applies)? */
+static bool same_epoch(struct sheep *s, const struct sd_req *req)
+{
+	struct group_status st;
+	group_status(s, &st);
+	return st.synced && req->epoch == st.epoch;
+}
+
+/*
+ * Commit write (new_version, wid) of fragment (oid, idx) and, when this
+ * call applied an early-ack write this process prepared, mark the
+ * fragment current (sole.c), dated when the write was prepared here: a
+ * write acknowledged without this fragment after that moment unmarked it
+ * (its floor is later) or waited out the lease, so the mark can vouch for
+ * nothing such a write left behind. Only early-ack writes: their commits
+ * are sent once the write is decided, so its version becomes the
+ * object's; a plain two-phase write's commit may land on fewer than d
+ * fragments before its coordinator dies, and the older generation is then
+ * kept (docs/architecture.md). A write replayed from the log has no date
+ * and marks nothing; nor does a commit of a write already applied (its
+ * date may be older than an unmark since).
+ */
+static int commit_and_mark(struct sheep *s, const struct sd_req *req, uint64_t oid, uint8_t idx,
+			   uint64_t new_version, uint64_t wid)
+{
+	struct store_pending pp;
+	uint64_t since = 0;
+	if (store_pending(s->store, oid, idx, &pp) == 0 && pp.write_id == wid &&
+	    pp.new_version == new_version && (pp.flags & STORE_PREP_EARLY))
+		since = pp.prep_ns;
+	/* SHEEP_TEST_DROP_LAZY loses the bumps of unchanged fragments without
+	 * the restart (a new epoch: no marks, no cached versions) that a
+	 * power cut losing them brings: readers must keep meeting the lost
+	 * bumps, so no commit marks anything then. */
+	if (s->opt.test_drop_lazy)
+		since = 0;
+	int ret = store_commit(s->store, oid, idx, new_version, wid);
+	if (ret == 0 && since && same_epoch(s, req))
+		peer_sole_mark(s, oid, idx, new_version, req->epoch, since);
+	return ret;
+}
+
 /* PEER_COMMIT: apply or drop a prepared write. */
 static int serve_commit(struct sheep *s, const struct sd_req *req, const void *data)
 {
@@ -238,8 +288,8 @@ static int serve_commit(struct sheep *s, const struct sd_req *req, const void *d
 	struct peer_commit pc;
 	memcpy(&pc, data, sizeof(pc));
 	int ret = pc.abort ? store_abort(s->store, req->obj.oid, req->obj.ec_index, pc.write_id)
-			   : store_commit(s->store, req->obj.oid, req->obj.ec_index, pc.new_version,
-					  pc.write_id);
+			   : commit_and_mark(s, req, req->obj.oid, req->obj.ec_index,
+					     pc.new_version, pc.write_id);
 	return sd_errno_to_res(ret);
 }
 
@@ -253,7 +303,7 @@ static int serve_commit_batch(struct sheep *s, const struct sd_req *req, const v
 	for (size_t i = 0; i < n; i++) {
 		struct peer_commit_ent e;
 		memcpy(&e, (const char *)data + i * sizeof(e), sizeof(e));
-		store_commit(s->store, e.oid, e.idx, e.new_version, e.write_id);
+		commit_and_mark(s, req, e.oid, e.idx, e.new_version, e.write_id);
 	}
 	return SD_RES_SUCCESS;
 }
@@ -357,7 +407,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		goto out;
 	}
 	switch (req->opcode) {
-	case SD_OP_PEER_READ:
+	case SD_OP_PEER_READ: {
 		commit_prev(s, req);
 		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version);
@@ -368,28 +418,33 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;
+		bool pend = false; /* a prepared write (of any kind) is pending on it */
 		if (ret == 0 || ret == -ENOENT) {
 			struct store_pending pp;
-			if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) == 0 &&
-			    (pp.flags & STORE_PREP_EARLY))
+			pend = store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) == 0;
+			if (pend && (pp.flags & STORE_PREP_EARLY))
 				rsp_flags |= PEER_RSP_EARLY;
 		}
-		/* A sole read: the data only if this copy is known current. */
+		/* A sole read: the data only if this copy is known current and
+		 * no prepared write is pending on it (an uncommitted two-phase
+		 * write may be acknowledged, or committed elsewhere already). */
 		if ((req->flags & SD_PEER_FLAG_SOLE) &&
-		    (ret != 0 || (rsp_flags & PEER_RSP_EARLY) ||
+		    (ret != 0 || pend ||
 		     !peer_sole_ok(s, req->obj.oid, req->obj.ec_index, version, req->epoch))) {
 			res = SD_RES_SUCCESS;
 			*rlen = 0;
 			rsp_flags |= PEER_RSP_NOT_SOLE;
-			if (ret == 0 && !(rsp_flags & PEER_RSP_EARLY))
+			if (ret == 0 && !pend)
 				token = peer_sole_candidate(s, req->obj.oid, req->obj.ec_index,
 							    version, req->epoch);
 		}
 		break;
+	}
 	case SD_OP_PEER_WRITE:
 		res = serve_write(s, req, data, &version);
 		break;
 	case SD_OP_PEER_REMOVE:
+		peer_sole_forget(s, req->obj.oid, req->obj.ec_index);
 		res = sd_errno_to_res(store_remove(s->store, req->obj.oid, req->obj.ec_index));
 		break;
 	case SD_OP_PEER_COMMIT:

@@ -1,5 +1,5 @@
-/* sole.c - which replicated copies this holder may serve alone: a copy is current when written or
- * confirmed in this epoch, for a bounded lease, and not since told it missed a write. */
+/* sole.c - which copies and EC data fragments this holder may serve alone: one is current when
+ * written or confirmed in this epoch, for a bounded lease, and not since told it missed a write. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -112,6 +112,18 @@ void peer_sole_unmark(struct sheep *s, uint64_t oid, uint8_t idx)
 	uint64_t now = sd_now_ns();
 	if (now > t->floor_ns)
 		t->floor_ns = now;
+	struct sole_ent *e = slot(t, oid, idx);
+	if ((e->used || e->cand) && e->oid == oid && e->idx == idx)
+		e->used = e->cand = 0;
+	pthread_mutex_unlock(&t->mu);
+}
+
+void peer_sole_forget(struct sheep *s, uint64_t oid, uint8_t idx)
+{
+	struct peer_sole *t = s->sole;
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->mu);
 	struct sole_ent *e = slot(t, oid, idx);
 	if ((e->used || e->cand) && e->oid == oid && e->idx == idx)
 		e->used = e->cand = 0;

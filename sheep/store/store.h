@@ -198,6 +198,9 @@ struct store_pending {
 	uint64_t age_ms;
 	uint8_t flags; /* STORE_PREP_* */
 	uint32_t touched; /* meta->wr_touched of its prepare */
+	/* When this process prepared it (sd_now_ns()); 0 when it was
+	 * replayed from the log at open. */
+	uint64_t prep_ns;
 };
 /* The write pending on (oid, idx): 0, or -ENOENT when there is none. */
 int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);

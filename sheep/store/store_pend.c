@@ -114,6 +114,7 @@ int store_prepare_ex(struct store *st, const struct store_meta *meta, bool whole
 	p->hdr.wr_base = 0;
 	p->hdr.crc = store_hdr_crc(&p->hdr);
 	p->time_ms = wall_ms();
+	p->mono_ns = sd_now_ns();
 	if (whole) {
 		struct store_frag_hdr fh;
 		store_pw_final_hdr(p, &fh);
@@ -244,6 +245,7 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		out->age_ms = pend_age(p);
 		out->flags = p->hdr.pend_flags & ~STORE_PEND_FILE;
 		out->touched = p->hdr.wr_touched;
+		out->prep_ns = p->mono_ns;
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return p ? 0 : -ENOENT;

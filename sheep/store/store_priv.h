@@ -197,6 +197,9 @@ int store_wal_extend_zeroed(struct store *st, uint64_t end);
 struct store_pend {
 	struct store_frag_hdr hdr;
 	uint64_t time_ms;
+	/* sd_now_ns() when this process prepared it; 0 when replayed or
+	 * loaded (peer/sole.c dates a commit's mark with it). */
+	uint64_t mono_ns;
 	uint8_t *data; /* hdr.pend_len bytes */
 	struct store_pend *next;
 };

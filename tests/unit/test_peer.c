@@ -396,6 +396,184 @@ static void test_sole_read_only_of_a_copy_known_current(void **state)
 	peer_sole_fini(s);
 }
 
+/* A two-phase prepare of fragment idx of a 4:2 object (copy_policy 0x22):
+ * whole (mode REPLACE, the whole fragment) or a range update over expect. */
+static int prepare_ec(struct sheep *s, uint64_t oid, uint8_t idx, bool whole, uint64_t expect,
+		      uint64_t version, uint64_t wid, uint8_t flags, const void *buf, uint32_t off,
+		      uint32_t len)
+{
+	char *payload = malloc(sizeof(struct peer_write_hdr) + len);
+	assert_non_null(payload);
+	struct peer_write_hdr wh = {.expect_version = whole ? UINT64_MAX : expect,
+				    .new_version = version,
+				    .frag_size = FRAG,
+				    .copy_policy = 0x22,
+				    .nr_copies = 6,
+				    .mode = whole ? PEER_WRITE_REPLACE : PEER_WRITE_UPDATE,
+				    .flags = flags,
+				    .write_id = wid};
+	memcpy(payload, &wh, sizeof(wh));
+	memcpy(payload + sizeof(wh), buf, len);
+	int r = peer_raw(s, SD_OP_PEER_WRITE, SD_PEER_FLAG_PREPARE, s->cl->epoch, oid, idx, off,
+			 payload, (uint32_t)(sizeof(wh) + len), NULL, 0, NULL);
+	free(payload);
+	return r;
+}
+
+static int commit_ec(struct sheep *s, uint32_t epoch, uint64_t oid, uint8_t idx, uint64_t version,
+		     uint64_t wid)
+{
+	struct peer_commit pc = {.new_version = version, .write_id = wid};
+	return peer_raw(s, SD_OP_PEER_COMMIT, 0, epoch, oid, idx, 0, &pc, sizeof(pc), NULL, 0, NULL);
+}
+
+/* A sole read (sole_read) that finds the fragment not known current,
+ * then the probing read's confirmation of its token: served afterwards. */
+static void confirm_sole(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version)
+{
+	char back[4096];
+	uint32_t rlen = 0;
+	struct sd_rsp r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(r.obj.offset, version);
+	assert_true(r.obj.peer_token != 0);
+	assert_int_equal(peer_gen_flags(s, oid, idx, SD_PEER_FLAG_MARK, r.obj.peer_token),
+			 SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 4096);
+}
+
+/* A sole read of an EC data fragment is served only while its holder
+ * knows the fragment current: after it committed, at this epoch, an
+ * early-ack write it prepared, or once a probing read confirmed it; never
+ * while a prepared write (early-ack or not) is pending on it, nor after
+ * one was prepared and dropped; not after a commit of a plain two-phase
+ * write (it may never become the object's generation), a commit at
+ * another epoch, a commit of a write prepared before an unmark, of a
+ * write replayed after a restart, nor a second commit of a write already
+ * applied; not once the fragment is removed. */
+static void test_sole_read_of_an_ec_fragment_only_when_known_current(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	uint64_t oid = 0x00abcd0300000002ull;
+	const uint8_t idx = 2; /* a data fragment of 4:2 */
+	static char base[FRAG], patch[4096], back[4096];
+	memset(base, 0x21, sizeof(base));
+	memset(patch, 0x9d, sizeof(patch));
+	uint32_t rlen = 0;
+	/* a whole fragment prepared, not committed: nothing to serve, no token */
+	assert_int_equal(prepare_ec(s, oid, idx, true, 0, 5, 0x501, 0, base, 0, FRAG),
+			 SD_RES_SUCCESS);
+	struct sd_rsp r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 0);
+	/* committed (a plain two-phase write): not vouched for until confirmed */
+	assert_int_equal(commit_ec(s, 3, oid, idx, 5, 0x501), SD_RES_SUCCESS);
+	confirm_sole(s, oid, idx, 5);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(r.obj.offset, 5);
+	assert_memory_equal(back, base, 4096);
+	/* an uncommitted prepared update, early-ack or not: not served, no
+	 * token; dropped, it still leaves the fragment to be confirmed again */
+	for (int early = 0; early < 2; early++) {
+		uint64_t wid = 0x600 + (uint64_t)early;
+		assert_int_equal(prepare_ec(s, oid, idx, false, 5, 6, wid, early ? PEER_WH_EARLY : 0,
+					    patch, 0, sizeof(patch)),
+				 SD_RES_SUCCESS);
+		r = sole_read(s, 3, oid, idx, back, &rlen);
+		assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+		assert_int_equal(rlen, 0);
+		assert_int_equal(r.obj.peer_token, 0);
+		assert_int_equal(r.obj.offset, 5);
+		struct peer_commit ab = {.new_version = 6, .write_id = wid, .abort = 1};
+		assert_int_equal(peer_raw(s, SD_OP_PEER_COMMIT, 0, 3, oid, idx, 0, &ab, sizeof(ab),
+					  NULL, 0, NULL),
+				 SD_RES_SUCCESS);
+		confirm_sole(s, oid, idx, 5);
+	}
+	/* an early-ack write committed at this epoch: served, the new bytes */
+	assert_int_equal(prepare_ec(s, oid, idx, false, 5, 6, 0x602, PEER_WH_EARLY, patch, 0,
+				    sizeof(patch)),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 6, 0x602), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(r.obj.offset, 6);
+	assert_memory_equal(back, patch, 4096);
+	/* ... committed under another epoch (commits are taken at any):
+	 * applied, not vouched for */
+	assert_int_equal(prepare_ec(s, oid, idx, false, 6, 7, 0x701, PEER_WH_EARLY, base, 0, 4096),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 2, oid, idx, 7, 0x701), SD_RES_SUCCESS);
+	confirm_sole(s, oid, idx, 7);
+	/* ... prepared, then a write acknowledged without this fragment
+	 * unmarks it, then the commit arrives: its mark (dated at the
+	 * prepare) is refused */
+	assert_int_equal(prepare_ec(s, oid, idx, false, 7, 8, 0x801, PEER_WH_EARLY, patch, 0, 4096),
+			 SD_RES_SUCCESS);
+	usleep(1000);
+	assert_int_equal(peer_gen_flags(s, oid, idx, SD_PEER_FLAG_UNMARK | SD_PEER_FLAG_ANY_EPOCH, 0),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 8, 0x801), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(r.obj.offset, 8);
+	/* ... prepared after the unmark and committed: served */
+	usleep(1000);
+	assert_int_equal(prepare_ec(s, oid, idx, false, 8, 9, 0x901, PEER_WH_EARLY, base, 0, 4096),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 9, 0x901), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_false(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(r.obj.offset, 9);
+	assert_memory_equal(back, base, 4096);
+	/* ... unmarked; the same commit again (already applied) marks nothing */
+	assert_int_equal(peer_gen_flags(s, oid, idx, SD_PEER_FLAG_UNMARK | SD_PEER_FLAG_ANY_EPOCH, 0),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 9, 0x901), SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	/* a plain two-phase range write committed at this epoch: not vouched for */
+	usleep(1000);
+	assert_int_equal(prepare_ec(s, oid, idx, false, 9, 10, 0xa01, 0, patch, 0, 4096),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 10, 0xa01), SD_RES_SUCCESS);
+	confirm_sole(s, oid, idx, 10);
+	/* a restart with an early-ack write prepared: replayed, committed, not
+	 * vouched for until confirmed */
+	assert_int_equal(prepare_ec(s, oid, idx, false, 10, 11, 0xb01, PEER_WH_EARLY, base, 0, 4096),
+			 SD_RES_SUCCESS);
+	peer_sole_fini(s);
+	store_close(s->store);
+	assert_int_equal(store_open(f->dir, true, &s->store), 0);
+	assert_int_equal(peer_sole_init(s), 0);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 11, 0xb01), SD_RES_SUCCESS);
+	confirm_sole(s, oid, idx, 11);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_memory_equal(back, base, 4096);
+	/* removed: gone, and its mark with it (a fragment put back at the
+	 * same version, as recovery may, is not vouched for) */
+	assert_int_equal(peer_raw(s, SD_OP_PEER_REMOVE, 0, 3, oid, idx, 0, NULL, 0, NULL, 0, NULL),
+			 SD_RES_SUCCESS);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 0);
+	assert_int_equal(store_replace(s->store,
+				       &(struct store_meta){.oid = oid, .idx = idx, .copy_policy = 0x22,
+							    .nr_copies = 6, .frag_size = FRAG,
+							    .version = 11},
+				       patch, 0, sizeof(patch)),
+			 0);
+	r = sole_read(s, 3, oid, idx, back, &rlen);
+	assert_true(r.obj.reserved[0] & PEER_RSP_NOT_SOLE);
+	assert_int_equal(rlen, 0);
+	peer_sole_fini(s);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
@@ -408,6 +586,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sole_read_only_of_a_copy_known_current, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_sole_read_of_an_ec_fragment_only_when_known_current,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
