@@ -189,7 +189,7 @@ static bool must_wait_for_quorum(struct cluster_ctx *ctx, const struct cc_event 
 		return false;
 	for (size_t j = 0; j < e->nr_left; j++)
 		nodedown |= left[j].reason == CPG_REASON_NODEDOWN;
-	if (!nodedown || ctx->quorum_seq >= ctx->totem_seq) {
+	if (!nodedown || !cc_nodedown_needs_verdict(ctx, left, e->nr_left)) {
 		ctx->hold_since = 0;
 		return false;
 	}
@@ -204,6 +204,7 @@ static bool must_wait_for_quorum(struct cluster_ctx *ctx, const struct cc_event 
 			(unsigned long long)ctx->totem_seq, CC_QUORUM_WAIT_MS);
 		ctx->hold_since = 0;
 		ctx->quorum_seq = ctx->totem_seq;
+		ctx->nr_qview = 0; /* asked instead: the view is unknown */
 		cc_refresh_quorum(ctx);
 		cc_check_quorum(ctx);
 		return !ctx->cpg_open;

@@ -133,8 +133,12 @@ static void quorum_notify_cb(quorum_handle_t h, uint32_t quorate, uint64_t ring_
 		return;
 	ctx = c;
 	ctx->quorate = quorate != 0;
-	if (ring_seq > ctx->quorum_seq)
+	if (ring_seq >= ctx->quorum_seq) {
 		ctx->quorum_seq = ring_seq;
+		ctx->nr_qview = nr_view;
+		if (nr_view && nr_view <= CC_QVIEW_MAX)
+			memcpy(ctx->qview, view, nr_view * sizeof(*view));
+	}
 	sd_debug("corosync quorum: %s (ring %llu, %u nodes)", quorate ? "quorate" : "not quorate",
 		 (unsigned long long)ring_seq, nr_view);
 }

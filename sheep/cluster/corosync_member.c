@@ -511,6 +511,33 @@ void cc_check_quorum(struct cluster_ctx *ctx)
 	}
 }
 
+/*
+ * A node-down event may be applied once votequorum has judged the ring
+ * without the departed nodes: a notification for a ring at least as new as
+ * the last totem change CPG told of, whose view no longer lists any node
+ * that left with reason NODEDOWN. The ring numbers alone are not enough:
+ * CPG's totem change for the new ring can reach us after the membership
+ * event itself, and the last verdict (for the old ring, quorate) then
+ * looked current (test 081: the small side of a partition applied a
+ * one-node membership 3 ms before it learned it had lost quorum).
+ */
+bool cc_nodedown_needs_verdict(const struct cluster_ctx *ctx, const struct cpg_address *left,
+			       size_t nr_left)
+{
+	if (ctx->quorum_seq < ctx->totem_seq)
+		return true;
+	if (ctx->nr_qview > CC_QVIEW_MAX)
+		return false;
+	for (size_t j = 0; j < nr_left; j++) {
+		if (left[j].reason != CPG_REASON_NODEDOWN)
+			continue;
+		for (size_t k = 0; k < ctx->nr_qview; k++)
+			if (ctx->qview[k] == left[j].nodeid)
+				return true;
+	}
+	return false;
+}
+
 /* Ask corosync directly: a partition shows up in CPG before the quorum
  * notification may have been read, and the minority must not report the
  * majority's departure as if it were the cluster. */

@@ -79,6 +79,8 @@ struct cc_evq {
 	struct cc_event *head, *tail;
 };
 
+#define CC_QVIEW_MAX 64 /* nodes of a quorum view kept */
+
 struct cluster_ctx {
 	const struct cluster_events *ev;
 	void *arg;
@@ -107,6 +109,10 @@ struct cluster_ctx {
 	uint64_t totem_seq;  /* ring of the last totem change CPG told us of */
 	uint64_t quorum_seq; /* ring of the last quorum notification */
 	uint64_t hold_since; /* ns: a node-down event waits for the quorum verdict */
+	/* Nodes of the last quorum notification's ring (nr_qview > CC_QVIEW_MAX:
+	 * too many to keep, not consulted). */
+	uint32_t qview[CC_QVIEW_MAX];
+	size_t nr_qview;
 	int holdfd;	     /* timerfd: look again at a held event */
 
 	struct cc_evq rx;	/* raw events from libcpg callbacks */
@@ -153,5 +159,9 @@ void cc_start_backoff(struct cluster_ctx *ctx, const char *why);
 void cc_check_quorum(struct cluster_ctx *ctx);
 /* Ask corosync for the quorum state now. */
 void cc_refresh_quorum(struct cluster_ctx *ctx);
+/* A node-down membership event (left: its departures) must wait for
+ * votequorum's verdict on the new ring (corosync_member.c). */
+bool cc_nodedown_needs_verdict(const struct cluster_ctx *ctx, const struct cpg_address *left,
+			       size_t nr_left);
 
 #endif

@@ -311,9 +311,41 @@ static void test_newcomer_without_any_sync_gives_up_after_the_timeout(void **sta
 	assert_int_equal(procs[1].ctx->state, CC_ESTABLISHED);
 }
 
+/*
+ * Test 081's race: host 2 of a two-host ring drops out. The CPG event
+ * (reason NODEDOWN) reached host 1 before CPG's totem change for the new
+ * ring, so the ring numbers still matched the last verdict (ring 30:
+ * quorate, nodes 1 and 2) and host 1 applied a one-node membership 3 ms
+ * before votequorum told it (ring 34: not quorate) that it had lost quorum.
+ * The event must wait while the last view still lists the departed node.
+ */
+static void test_nodedown_waits_for_a_verdict_without_the_departed_node(void **state)
+{
+	(void)state;
+	struct cluster_ctx *ctx = calloc(1, sizeof(*ctx));
+	assert_non_null(ctx);
+	ctx->totem_seq = 30, ctx->quorum_seq = 30; /* the totem change for 34 not seen yet */
+	ctx->qview[0] = 1, ctx->qview[1] = 2, ctx->nr_qview = 2;
+	struct cpg_address left = {.nodeid = 2, .pid = 100, .reason = CPG_REASON_NODEDOWN};
+	assert_true(cc_nodedown_needs_verdict(ctx, &left, 1));
+
+	ctx->quorum_seq = 34, ctx->nr_qview = 1; /* ring 34's verdict: node 1 alone */
+	assert_false(cc_nodedown_needs_verdict(ctx, &left, 1));
+
+	ctx->totem_seq = 38; /* a newer totem change than the verdict: wait for it */
+	assert_true(cc_nodedown_needs_verdict(ctx, &left, 1));
+
+	/* A process that left (its node still up) needs no verdict. */
+	ctx->totem_seq = 34, ctx->nr_qview = 2;
+	left.reason = CPG_REASON_PROCDOWN;
+	assert_false(cc_nodedown_needs_verdict(ctx, &left, 1));
+	free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_nodedown_waits_for_a_verdict_without_the_departed_node),
 	    cmocka_unit_test_setup_teardown(test_newcomer_waits_while_syncs_go_to_newcomers_ahead,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
