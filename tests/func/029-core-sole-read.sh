@@ -2,14 +2,11 @@
 # 029-core-sole-read.sh - a replicated read served by one copy alone never returns data older than an acknowledged write: a holder that missed writes while it was down, restarted, serves no stale byte through its own gateway; once recovered and confirmed, its copies serve reads alone.
 # timeout: 300
 . "$SD_TOP/tests/func/lib.sh"
+. "$SD_TOP/tests/func/sole_lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
 
 N=3
 MiB=$((1 << 20))
-hp() { echo $((SD_PORT_BASE + 60 + $1)); }
-sole_reads() {
-	curl -sf "http://127.0.0.1:$(hp "$1")/metrics" | awk '$1 == "sheep_sole_reads_total" {print $2}'
-}
 for ((i = 0; i < N; i++)); do sd_start "$i" --http "$(hp "$i")" || bail "sheep $i"; done
 sd_wait_nodes 0 $N || bail "three sheep did not form a cluster"
 dogn 0 cluster format -c 3 || bail "cluster format failed"
@@ -17,21 +14,7 @@ SIZE=$((12 * MiB))
 rec_mkvdi 0 v 3 $SIZE $SIZE || bail "3-copy VDI with data"
 rec_wait_done 0 $N 1 60 || bail "initial recovery state never settled"
 
-# reads_match IDX COUNT WHAT: COUNT whole reads and COUNT 4 KiB reads at
-# random offsets through sheep IDX, each compared with the reference.
-reads_match() {
-	local i=$1 n=$2 bad=0 k off want
-	for ((k = 0; k < n; k++)); do
-		[ "$(dogn "$i" vdi read v | sha256sum | cut -d' ' -f1)" = \
-		  "$(sd_sha "$SD_TEST_DIR/v.ref")" ] || bad=$((bad + 1))
-		off=$(((RANDOM * 32768 + RANDOM) % (SIZE / 4096) * 4096))
-		want=$(dd if="$SD_TEST_DIR/v.ref" bs=4096 skip=$((off / 4096)) count=1 status=none |
-		       sha256sum | cut -d' ' -f1)
-		[ "$(dogn "$i" vdi read v "$off" 4096 | sha256sum | cut -d' ' -f1)" = "$want" ] ||
-			bad=$((bad + 1))
-	done
-	check_eq "$3: $((2 * n)) reads through sheep $i match what was written" 0 "$bad"
-}
+pick_off() { OFF=$(((RANDOM * 32768 + RANDOM) % (SIZE / 4096) * 4096)); }
 
 reads_match 2 5 "before any failure"
 s0=$(sole_reads 2)
@@ -47,11 +30,6 @@ check "reads through a holder are served by its copy alone once confirmed" \
 check "recovery disabled" dogn 0 cluster recover disable
 sd_kill 2
 sd_wait_nodes 0 $((N - 1)) || bail "membership did not drop"
-write_at() { # OFF LEN: new data through sheep 0, kept in the reference
-	sd_random "$SD_TEST_DIR/p" "$2"
-	dogn 0 vdi write v "$1" "$2" <"$SD_TEST_DIR/p" || return 1
-	dd if="$SD_TEST_DIR/p" of="$SD_TEST_DIR/v.ref" bs=1 seek="$1" conv=notrunc status=none
-}
 check "a whole object rewritten with sheep 2 down" write_at 0 $((4 * MiB))
 ok_w=1
 for off in 4194304 5242880 8388608 9000000 12578816; do write_at $off 4096 || ok_w=0; done

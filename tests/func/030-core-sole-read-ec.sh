@@ -2,6 +2,7 @@
 # 030-core-sole-read-ec.sh - a 4:2 read served by one data fragment alone never returns data older than an acknowledged write: a fragment holder that missed writes while it was down, restarted with recovery off, serves no stale byte through its own gateway; once recovered and confirmed, its fragments serve reads alone.
 # timeout: 400
 . "$SD_TOP/tests/func/lib.sh"
+. "$SD_TOP/tests/func/sole_lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
 
 N=6
@@ -9,10 +10,6 @@ MiB=$((1 << 20))
 FRAG=$MiB # 4 MiB objects, 4 data fragments
 NOBJ=4
 SIZE=$((NOBJ * 4 * MiB))
-hp() { echo $((SD_PORT_BASE + 60 + $1)); }
-sole_reads() {
-	curl -sf "http://127.0.0.1:$(hp "$1")/metrics" | awk '$1 == "sheep_sole_reads_total" {print $2}'
-}
 for ((i = 0; i < N; i++)); do sd_start "$i" --http "$(hp "$i")" || bail "sheep $i"; done
 sd_wait_nodes 0 $N || bail "six sheep did not form a cluster"
 dogn 0 cluster format -c 4:2 || bail "cluster format failed"
@@ -40,22 +37,8 @@ done
 log "sheep $H holds data fragments at VDI offsets ${RANGES[*]}"
 [ ${#RANGES[@]} -ge 2 ] || bail "a sheep holding two data fragments of v"
 
-# reads_match IDX COUNT WHAT: COUNT whole reads and COUNT 4 KiB reads at
-# random offsets inside sheep H's data fragments through sheep IDX, each
-# compared with the reference.
-reads_match() {
-	local i=$1 n=$2 bad=0 k off want
-	for ((k = 0; k < n; k++)); do
-		[ "$(dogn "$i" vdi read v | sha256sum | cut -d' ' -f1)" = \
-		  "$(sd_sha "$SD_TEST_DIR/v.ref")" ] || bad=$((bad + 1))
-		off=$((RANGES[RANDOM % ${#RANGES[@]}] + RANDOM % (FRAG / 4096) * 4096))
-		want=$(dd if="$SD_TEST_DIR/v.ref" bs=4096 skip=$((off / 4096)) count=1 status=none |
-		       sha256sum | cut -d' ' -f1)
-		[ "$(dogn "$i" vdi read v "$off" 4096 | sha256sum | cut -d' ' -f1)" = "$want" ] ||
-			bad=$((bad + 1))
-	done
-	check_eq "$3: $((2 * n)) reads through sheep $i match what was written" 0 "$bad"
-}
+# pick_off: a 4 KiB read inside one of sheep H's data fragments.
+pick_off() { OFF=$((RANGES[RANDOM % ${#RANGES[@]}] + RANDOM % (FRAG / 4096) * 4096)); }
 
 reads_match "$H" 5 "before any failure"
 s0=$(sole_reads "$H")
@@ -73,11 +56,6 @@ check "reads through a fragment holder are served by its fragment alone once con
 check "recovery disabled" dogn 0 cluster recover disable
 sd_kill "$H"
 sd_wait_nodes 0 $((N - 1)) || bail "membership did not drop"
-write_at() { # OFF LEN: new data through sheep 0, kept in the reference
-	sd_random "$SD_TEST_DIR/p" "$2"
-	dogn 0 vdi write v "$1" "$2" <"$SD_TEST_DIR/p" || return 1
-	dd if="$SD_TEST_DIR/p" of="$SD_TEST_DIR/v.ref" bs=1 seek="$1" conv=notrunc status=none
-}
 ok_w=1
 for start in "${RANGES[@]:1}"; do write_at "$start" $FRAG || ok_w=0; done
 check_eq "sheep $H's data fragments but the first rewritten by range writes while it is down" 1 $ok_w
