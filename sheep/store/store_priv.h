@@ -231,6 +231,7 @@ struct store_wal {
 	/* Durable records on their way (atomic, see store_wal_expect()): the
 	 * writer holds its sync a little while any are. */
 	int64_t expected;
+	bool gathering; /* the writer waits in store_wal_gather (under mu) */
 	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
 	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
 	uint64_t gather_ns;    /* test hook: a fixed gather budget (under mu; 0: auto) */

@@ -500,7 +500,11 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	w->qtail = &q;
 	if (!lazy)
 		store_wal_durable_queued(st);
-	pthread_cond_signal(&w->work);
+	/* A writer gathering for announced records goes on waiting while any
+	 * is still on its way: waking it for this one would only put it back
+	 * to sleep. */
+	if (!w->gathering || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0)
+		pthread_cond_signal(&w->work);
 	while (!q.done)
 		pthread_cond_wait(&q.cond, &w->mu);
 	pthread_mutex_unlock(&w->mu);

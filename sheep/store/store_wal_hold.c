@@ -106,7 +106,9 @@ void store_wal_gather(struct store *st)
 		held = true;
 		struct timespec ts;
 		deadline_ts(until, &ts);
+		w->gathering = true;
 		pthread_cond_timedwait(&w->work, &w->mu, &ts);
+		w->gathering = false;
 	}
 	if (held)
 		w->stats.holds++;
