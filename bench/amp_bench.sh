@@ -23,15 +23,8 @@ command -v fio >/dev/null || { echo "amp_bench: needs fio" >&2; exit 1; }
 export SD_TEST_DIR=$(mktemp -d) SD_PORT_BASE=${SD_PORT_BASE:-14000} SD_NBD_PORT_BASE=${SD_NBD_PORT_BASE:-14050}
 . "$top/tests/func/lib.sh" >/dev/null
 trap 'sd_cleanup; rm -rf "$SD_TEST_DIR"' EXIT
-for i in 0 1 2 3 4 5; do
-	mkdir -p "$(sd_dir $i)"
-	"$SHEEP" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 -b 127.0.0.1 \
-		-c "local:path=$SD_TEST_DIR/local" -l level=warning --nbd "$(sd_nbd_port $i)" \
-		>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
-	SD_PIDS[$i]=$!
-	sd_wait_port "$(sd_port $i)" || { echo "amp_bench: sheep $i did not start" >&2; exit 1; }
-done
-sd_wait_nodes 0 6 >/dev/null || { echo "amp_bench: cluster did not form" >&2; exit 1; }
+SD_DURABLE=1 SD_LOG_LEVEL=warning sd_start_cluster 6 >/dev/null ||
+	{ echo "amp_bench: the six sheep did not form a cluster" >&2; exit 1; }
 dogn 0 cluster format -c 4:2 >/dev/null || exit 1
 sd_wait_port "$(sd_nbd_port 0)" || exit 1
 # totals WHAT: the sum over the six sheep of write_bytes (io) or CPU ticks (cpu)

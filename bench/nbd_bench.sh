@@ -63,16 +63,9 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..${nosync:+, no sync})" >&2
-# Like lib.sh's sd_start, but durable (no -n) unless --nosync.
-for i in 0 1 2 3 4 5; do
-	mkdir -p "$(sd_dir $i)"
-	"$SHEEP" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 -b 127.0.0.1 \
-		-c "local:path=$SD_TEST_DIR/local" -l level=warning --nbd "$(sd_nbd_port $i)" $nosync \
-		>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
-	SD_PIDS[$i]=$!
-	sd_wait_port "$(sd_port $i)" || { echo "nbd_bench: sheep $i did not start" >&2; exit 1; }
-done
-sd_wait_nodes 0 6 >/dev/null || { echo "nbd_bench: cluster did not form" >&2; exit 1; }
+# lib.sh's sd_start, durable (no -n) unless --nosync.
+SD_DURABLE=1 SD_LOG_LEVEL=warning sd_start_cluster 6 $nosync >/dev/null ||
+	{ echo "nbd_bench: the six sheep did not form a cluster" >&2; exit 1; }
 dogn 0 cluster format -c 4:2 >/dev/null || { echo "nbd_bench: format failed" >&2; exit 1; }
 dogn 0 vdi create bench-ec "${size_mb}M" >/dev/null || exit 1
 dogn 0 vdi create bench-rep "${size_mb}M" -c 3 >/dev/null || exit 1

@@ -49,15 +49,8 @@ for build in "$@"; do
 		[ -x "$t" ] || { echo "sd_bench: $t missing (make)" >&2; exit 1; }
 	done
 	rm -rf "${SD_TEST_DIR:?}"/n* "$SD_TEST_DIR/local"
-	for i in 0 1 2 3 4 5; do
-		mkdir -p "$(sd_dir $i)"
-		"$SHEEP" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 -b 127.0.0.1 \
-			-c "local:path=$SD_TEST_DIR/local" -l level=warning \
-			>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
-		SD_PIDS[$i]=$!
-		sd_wait_port "$(sd_port $i)" || { echo "sd_bench: sheep $i did not start" >&2; exit 1; }
-	done
-	sd_wait_nodes 0 6 >/dev/null || { echo "sd_bench: cluster did not form" >&2; exit 1; }
+	SD_DURABLE=1 SD_LOG_LEVEL=warning sd_start_cluster 6 >/dev/null ||
+		{ echo "sd_bench: the six sheep did not form a cluster" >&2; exit 1; }
 	dogn 0 cluster format -c 4:2 >/dev/null || exit 1
 	dogn 0 vdi create -P b-ec "${size_mb}M" >/dev/null || exit 1
 	dogn 0 vdi create -P -c 3 b-rep "${size_mb}M" >/dev/null || exit 1

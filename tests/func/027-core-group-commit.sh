@@ -19,15 +19,7 @@
 nbd_need fio python3
 bound=${SD_SPW_BOUND:-1.3}
 
-for i in 0 1 2 3 4 5; do
-	mkdir -p "$(sd_dir $i)"
-	"$SHEEP" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 -b 127.0.0.1 \
-		-c "local:path=$SD_TEST_DIR/local" -l level=info --nbd "$(sd_nbd_port $i)" \
-		>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
-	SD_PIDS[$i]=$!
-	sd_wait_port "$(sd_port $i)" || bail "sheep $i did not start"
-done
-sd_wait_nodes 0 6 >/dev/null || bail "the cluster did not form"
+SD_DURABLE=1 SD_LOG_LEVEL=info sd_start_cluster 6 >/dev/null || bail "the cluster did not form"
 dogn 0 cluster format -c 4:2 >/dev/null || bail "format -c 4:2"
 dogn 0 vdi create gc 256M >/dev/null || bail "vdi create"
 nbd_wait_nbd 0 || bail "no NBD on sheep 0"

@@ -44,13 +44,17 @@ sd_dir() { echo "$SD_TEST_DIR/n$1"; }
 
 # sd_start IDX [sheep options...]: start sheep number IDX in the foreground
 # (backgrounded here), zone IDX, its own port, NBD port and store dir, the
-# test's private local-driver rendezvous. Extra options override.
+# test's private local-driver rendezvous. Extra options override. With -n
+# (no syncs) and debug logs, unless SD_DURABLE is set (syncs, as a
+# benchmark or a power-loss test needs) or SD_LOG_LEVEL says otherwise.
 sd_start() {
 	local i=$1; shift
-	local bin=${SD_SHEEP_BIN:-$SHEEP}
+	local bin=${SD_SHEEP_BIN:-$SHEEP} nosync=-n
+	[ -n "${SD_DURABLE:-}" ] && nosync=
 	mkdir -p "$(sd_dir "$i")"
 	"$bin" "$(sd_dir "$i")" -f -z "$i" -p "$(sd_port "$i")" -y 127.0.0.1 -b 127.0.0.1 \
-		-c "local:path=$SD_TEST_DIR/local" -n -l level=debug --nbd "$(sd_nbd_port "$i")" "$@" \
+		-c "local:path=$SD_TEST_DIR/local" $nosync -l level="${SD_LOG_LEVEL:-debug}" \
+		--nbd "$(sd_nbd_port "$i")" "$@" \
 		>>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
 	SD_PIDS[$i]=$!
 	sd_wait_port "$(sd_port "$i")" || { log "sheep $i did not listen"; tail -n 20 "$(sd_dir "$i")/sheep.log" 2>/dev/null; return 1; }
