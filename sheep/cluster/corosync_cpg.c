@@ -162,6 +162,21 @@ void cc_ep_del(struct cluster_ctx *ctx, int fd)
 const char *cc_no_corosync =
 	"cannot connect to corosync: is corosync running? (systemctl start corosync)";
 
+/* Sleep before the next try of what (said once; cc_busy_step_ms says how
+ * long, corosync_member.c), or false to stop. */
+static bool busy_wait(cs_error_t e, unsigned *waited_ms, const char *what)
+{
+	unsigned step = cc_busy_step_ms(e, *waited_ms);
+	if (!step)
+		return false;
+	if (*waited_ms == 0)
+		sd_info("corosync is busy (%s): trying again for up to %u s", what,
+			CC_BUSY_RETRY_MS / 1000);
+	usleep(step * 1000u);
+	*waited_ms += step;
+	return true;
+}
+
 int cc_cpg_open(struct cluster_ctx *ctx)
 {
 	cpg_model_v1_data_t model = {
@@ -173,14 +188,20 @@ int cc_cpg_open(struct cluster_ctx *ctx)
 	unsigned int nodeid = 0;
 	cs_error_t e;
 	int ret;
+	unsigned waited = 0;
 
-	e = cpg_model_initialize(&ctx->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, ctx);
+	do
+		e = cpg_model_initialize(&ctx->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, ctx);
+	while (busy_wait(e, &waited, "cpg initialize"));
 	if (e != CS_OK) {
 		sd_err("%s (cpg: %s)", cc_no_corosync, cc_strerror(e));
 		return -ECONNREFUSED;
 	}
 	ctx->cpg_open = true;
-	e = cpg_local_get(ctx->cpg, &nodeid);
+	waited = 0;
+	do
+		e = cpg_local_get(ctx->cpg, &nodeid);
+	while (busy_wait(e, &waited, "cpg local node id"));
 	if (e == CS_OK)
 		e = cpg_fd_get(ctx->cpg, &ctx->cpg_fd);
 	if (e != CS_OK) {
@@ -216,8 +237,11 @@ int cc_quorum_open(struct cluster_ctx *ctx)
 	uint32_t type = 0;
 	int q = 0;
 	cs_error_t e;
+	unsigned waited = 0;
 
-	e = quorum_initialize(&ctx->quorum, &cb, &type);
+	do
+		e = quorum_initialize(&ctx->quorum, &cb, &type);
+	while (busy_wait(e, &waited, "quorum initialize"));
 	if (e != CS_OK) {
 		sd_err("%s (quorum: %s)", cc_no_corosync, cc_strerror(e));
 		return -ECONNREFUSED;
@@ -228,7 +252,10 @@ int cc_quorum_open(struct cluster_ctx *ctx)
 		sd_warn("corosync has no quorum provider: partition safety is off "
 			"(set quorum { provider: corosync_votequorum } in corosync.conf)");
 	quorum_context_set(ctx->quorum, ctx);
-	e = quorum_getquorate(ctx->quorum, &q);
+	waited = 0;
+	do
+		e = quorum_getquorate(ctx->quorum, &q);
+	while (busy_wait(e, &waited, "quorum state"));
 	if (e == CS_OK)
 		e = quorum_trackstart(ctx->quorum, CS_TRACK_CHANGES);
 	if (e == CS_OK)
@@ -287,18 +314,17 @@ int cc_send(struct cluster_ctx *ctx, uint16_t type, const void *p1, size_t l1,
 int cc_cpg_join(struct cluster_ctx *ctx)
 {
 	cs_error_t e;
-	int ret, tries = 0;
+	int ret;
+	unsigned waited = 0;
 
 	if (!ctx->cpg_open) {
 		ret = cc_cpg_open(ctx);
 		if (ret < 0)
 			return ret;
 	}
-	do {
+	do
 		e = cpg_join(ctx->cpg, &ctx->group);
-		if (e == CS_ERR_TRY_AGAIN)
-			usleep(10000);
-	} while (e == CS_ERR_TRY_AGAIN && ++tries < 500);
+	while (busy_wait(e, &waited, "cpg join"));
 	if (e != CS_OK) {
 		sd_err("cannot join corosync group %.*s: %s", (int)ctx->group.length,
 		       ctx->group.value, cc_strerror(e));

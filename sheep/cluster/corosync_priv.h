@@ -16,6 +16,7 @@
 #define CC_PENDING_TIMEOUT_MS 8000
 #define CC_SEND_RETRY_MS 5000
 #define CC_QUORUM_WAIT_MS 3000
+#define CC_BUSY_RETRY_MS 60000 /* how long a busy corosync (CS_ERR_TRY_AGAIN) is waited for */
 
 enum cc_msg_type {
 	CC_MSG_ANNOUNCE = 1,
@@ -161,6 +162,10 @@ void cc_check_quorum(struct cluster_ctx *ctx);
 void cc_refresh_quorum(struct cluster_ctx *ctx);
 /* A node-down membership event (left: its departures) must wait for
  * votequorum's verdict on the new ring (corosync_member.c). */
+/* After corosync answered e, having waited waited_ms for it already: the
+ * milliseconds to sleep before trying again, 0 to stop (not busy, or
+ * busy for CC_BUSY_RETRY_MS). */
+unsigned cc_busy_step_ms(cs_error_t e, unsigned waited_ms);
 bool cc_nodedown_needs_verdict(const struct cluster_ctx *ctx, const struct cpg_address *left,
 			       size_t nr_left);
 

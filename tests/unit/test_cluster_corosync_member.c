@@ -342,10 +342,36 @@ static void test_nodedown_waits_for_a_verdict_without_the_departed_node(void **s
 	free(ctx);
 }
 
+/* 256 sheep started together: corosync told 13 of them CS_ERR_TRY_AGAIN
+ * at cpg initialize and they exited. A busy corosync is waited for,
+ * 10 ms steps for the first second, then 100 ms, for CC_BUSY_RETRY_MS;
+ * any other answer (not running, refused) stops at once. */
+static void test_busy_corosync_is_waited_for(void **state)
+{
+	(void)state;
+	assert_int_equal(cc_busy_step_ms(CS_ERR_TRY_AGAIN, 0), 10);
+	assert_int_equal(cc_busy_step_ms(CS_ERR_TRY_AGAIN, 990), 10);
+	assert_int_equal(cc_busy_step_ms(CS_ERR_TRY_AGAIN, 1000), 100);
+	assert_int_equal(cc_busy_step_ms(CS_ERR_TRY_AGAIN, CC_BUSY_RETRY_MS - 1), 100);
+	assert_int_equal(cc_busy_step_ms(CS_ERR_TRY_AGAIN, CC_BUSY_RETRY_MS), 0);
+	assert_int_equal(cc_busy_step_ms(CS_OK, 0), 0);
+	assert_int_equal(cc_busy_step_ms(CS_ERR_LIBRARY, 0), 0);
+	assert_int_equal(cc_busy_step_ms(CS_ERR_ACCESS, 0), 0);
+	/* the sum of the steps: about CC_BUSY_RETRY_MS, in 1,590 tries */
+	unsigned waited = 0, tries = 0, step;
+	while ((step = cc_busy_step_ms(CS_ERR_TRY_AGAIN, waited)) != 0) {
+		waited += step;
+		tries++;
+	}
+	assert_int_equal(waited, CC_BUSY_RETRY_MS);
+	assert_int_equal(tries, 100 + (CC_BUSY_RETRY_MS - 1000) / 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_nodedown_waits_for_a_verdict_without_the_departed_node),
+	    cmocka_unit_test(test_busy_corosync_is_waited_for),
 	    cmocka_unit_test_setup_teardown(test_newcomer_waits_while_syncs_go_to_newcomers_ahead,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
