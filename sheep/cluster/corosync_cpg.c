@@ -162,8 +162,8 @@ void cc_ep_del(struct cluster_ctx *ctx, int fd)
 const char *cc_no_corosync =
 	"cannot connect to corosync: is corosync running? (systemctl start corosync)";
 
-/* Sleep before the next try of what (said once; cc_busy_step_ms says how
- * long, corosync_member.c), or false to stop. */
+/* Sleep before the next try of what (said once; cc_busy_step_ms in
+ * corosync_priv.h says how long), or false to stop. */
 static bool busy_wait(cs_error_t e, unsigned *waited_ms, const char *what)
 {
 	unsigned step = cc_busy_step_ms(e, *waited_ms);

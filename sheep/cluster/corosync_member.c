@@ -549,18 +549,4 @@ void cc_refresh_quorum(struct cluster_ctx *ctx)
 		ctx->quorate = q != 0;
 }
 
-/*
- * corosync answers CS_ERR_TRY_AGAIN while it is busy: a burst of clients
- * connecting at once (256 sheep started together: 13 of them were told
- * so and exited), a membership change in progress. Like Sheepdog's
- * driver, try again: every 10 ms for the first second, then every 100 ms,
- * for up to CC_BUSY_RETRY_MS.
- */
-unsigned cc_busy_step_ms(cs_error_t e, unsigned waited_ms)
-{
-	if (e != CS_ERR_TRY_AGAIN || waited_ms >= CC_BUSY_RETRY_MS)
-		return 0;
-	return waited_ms < 1000 ? 10 : 100;
-}
-
 #endif /* HAVE_COROSYNC */

@@ -162,10 +162,21 @@ void cc_check_quorum(struct cluster_ctx *ctx);
 void cc_refresh_quorum(struct cluster_ctx *ctx);
 /* A node-down membership event (left: its departures) must wait for
  * votequorum's verdict on the new ring (corosync_member.c). */
-/* After corosync answered e, having waited waited_ms for it already: the
- * milliseconds to sleep before trying again, 0 to stop (not busy, or
- * busy for CC_BUSY_RETRY_MS). */
-unsigned cc_busy_step_ms(cs_error_t e, unsigned waited_ms);
+/*
+ * corosync answers CS_ERR_TRY_AGAIN while it is busy: a burst of clients
+ * connecting at once (256 sheep started together: 13 of them were told
+ * so and exited), a membership change in progress. Like Sheepdog's
+ * driver, try again: every 10 ms for the first second, then every 100 ms,
+ * for up to CC_BUSY_RETRY_MS. After corosync answered e, having waited
+ * waited_ms for it already: the milliseconds to sleep before trying
+ * again, 0 to stop.
+ */
+static inline unsigned cc_busy_step_ms(cs_error_t e, unsigned waited_ms)
+{
+	if (e != CS_ERR_TRY_AGAIN || waited_ms >= CC_BUSY_RETRY_MS)
+		return 0;
+	return waited_ms < 1000 ? 10 : 100;
+}
 bool cc_nodedown_needs_verdict(const struct cluster_ctx *ctx, const struct cpg_address *left,
 			       size_t nr_left);
 
