@@ -395,6 +395,14 @@ int store_check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32_
 	return 0;
 }
 
+uint64_t store_new_uuid(struct store *st)
+{
+	uint64_t u;
+	if (getrandom(&u, sizeof(u), 0) != sizeof(u))
+		u = sd_now_ns() ^ __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED);
+	return u;
+}
+
 /* A fresh fragment header for meta (random uuid, no write id). */
 void store_hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h)
 {
@@ -408,8 +416,7 @@ void store_hdr_init(struct store *st, const struct store_meta *meta, struct stor
 	h->nr_copies = meta->nr_copies;
 	h->frag_size = meta->frag_size;
 	h->version = meta->version;
-	if (getrandom(&h->uuid, sizeof(h->uuid), 0) != sizeof(h->uuid))
-		h->uuid = sd_now_ns() ^ __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED);
+	h->uuid = store_new_uuid(st);
 	h->data_off = store_data_off(h->frag_size);
 	h->crc = store_hdr_crc(h);
 }

@@ -373,6 +373,12 @@ int store_check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32_
 int store_read_range(struct store *st, int fd, const struct store_frag_hdr *h, uint8_t *dst,
 		     uint32_t off, uint32_t len);
 void store_hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h);
+/* A random fragment uuid (per creation, and per whole rewrite: what names
+ * its temp file's owner at replay). */
+uint64_t store_new_uuid(struct store *st);
+/* A range write covering a whole fragment of at least this size is
+ * installed as a new file (store_write_locked). */
+#define STORE_WHOLE_MIN (64u * 1024)
 /* Log and apply a range write (new header nh) of the open fragment fd. */
 int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 		     const struct store_span *sp, uint64_t pend_wid);
