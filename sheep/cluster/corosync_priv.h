@@ -160,8 +160,6 @@ void cc_start_backoff(struct cluster_ctx *ctx, const char *why);
 void cc_check_quorum(struct cluster_ctx *ctx);
 /* Ask corosync for the quorum state now. */
 void cc_refresh_quorum(struct cluster_ctx *ctx);
-/* A node-down membership event (left: its departures) must wait for
- * votequorum's verdict on the new ring (corosync_member.c). */
 /*
  * corosync answers CS_ERR_TRY_AGAIN while it is busy: a burst of clients
  * connecting at once (256 sheep started together: 13 of them were told
@@ -177,6 +175,8 @@ static inline unsigned cc_busy_step_ms(cs_error_t e, unsigned waited_ms)
 		return 0;
 	return waited_ms < 1000 ? 10 : 100;
 }
+/* A node-down membership event (left: its departures) must wait for
+ * votequorum's verdict on the new ring (corosync_member.c). */
 bool cc_nodedown_needs_verdict(const struct cluster_ctx *ctx, const struct cpg_address *left,
 			       size_t nr_left);
 

@@ -381,31 +381,26 @@ int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t exp
 		r = -ESTALE;
 		goto out;
 	}
-	if (!pend_wid && off == 0 && len == h.frag_size && len >= STORE_WHOLE_MIN) {
-		/* The whole fragment (a 4 MiB write of a replicated object, as
-		 * sequential writes make): written once, as a new file that a
-		 * small record installs (store_put_whole), not through the
-		 * log's bytes (each logged byte costs two, docs/architecture.md).
-		 * A new uuid: replay must not take an older record's temp file
-		 * for this one's. Small fragments stay in the log: one record,
-		 * one sync. */
-		h.version = new_version;
-		h.write_id = write_id;
-		h.wr_touched = touched;
-		h.wr_base = touched ? expect_version : 0;
-		h.uuid = store_new_uuid(st);
-		h.crc = store_hdr_crc(&h);
-		store_frag_close(st, oid, idx, fd);
-		return store_put_whole(st, &h, buf, 0, len, WAL_CREATE, false);
-	}
-	r = store_span_prepare(st, fd, &h, buf, off, len, &sp);
-	if (r)
+	/* The whole fragment (a 4 MiB write of a replicated object, as
+	 * sequential writes make) is written once, as a new file that a small
+	 * record installs (store_put_whole), not through the log's bytes
+	 * (each logged byte costs two, docs/architecture.md); with a new
+	 * uuid, so that replay never takes an older record's temp file for
+	 * this one's. Small fragments stay in the log: one record, one sync. */
+	bool whole = !pend_wid && off == 0 && len == h.frag_size && len >= STORE_WHOLE_MIN;
+	if (!whole && (r = store_span_prepare(st, fd, &h, buf, off, len, &sp)) != 0)
 		goto out;
 	h.version = new_version;
 	h.write_id = write_id;
 	h.wr_touched = touched;
 	h.wr_base = touched ? expect_version : 0;
+	if (whole)
+		h.uuid = store_new_uuid(st);
 	h.crc = store_hdr_crc(&h);
+	if (whole) {
+		store_frag_close(st, oid, idx, fd);
+		return store_put_whole(st, &h, buf, 0, len, WAL_CREATE, false);
+	}
 	r = store_write_span(st, fd, &h, &sp, pend_wid);
 out:
 	store_span_free(&sp);
