@@ -65,7 +65,6 @@ struct gw_obj {
  */
 struct gw_state {
 	pthread_mutex_t objlock_mu;
-	pthread_cond_t objlock_cond;
 	struct obj_lock *objlocks;
 	pthread_mutex_t vcache_mu;
 	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */

@@ -8,6 +8,10 @@ struct obj_lock {
 	int readers;
 	int writer;
 	int waiters;
+	/* Waiters of this object only: an unlock wakes no thread waiting for
+	 * another object (one shared condition woke every waiter of every
+	 * object, each to take objlock_mu and sleep again). */
+	pthread_cond_t cond;
 	struct obj_lock *next;
 };
 
@@ -33,12 +37,13 @@ void gw_obj_lock(struct sheep *s, uint64_t oid, bool write)
 			l = calloc(1, sizeof(*l));
 		}
 		l->oid = oid;
+		pthread_cond_init(&l->cond, NULL);
 		l->next = s->gw->objlocks;
 		s->gw->objlocks = l;
 	}
 	l->waiters++;
 	while (l->writer || (write && l->readers))
-		pthread_cond_wait(&s->gw->objlock_cond, &s->gw->objlock_mu);
+		pthread_cond_wait(&l->cond, &s->gw->objlock_mu);
 	l->waiters--;
 	if (write)
 		l->writer = 1;
@@ -61,9 +66,11 @@ void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write)
 				*pp = l->next;
 				break;
 			}
+		pthread_cond_destroy(&l->cond);
 		free(l);
+	} else if (!l->writer && !l->readers) {
+		pthread_cond_broadcast(&l->cond);
 	}
-	pthread_cond_broadcast(&s->gw->objlock_cond);
 	pthread_mutex_unlock(&s->gw->objlock_mu);
 }
 
@@ -73,7 +80,6 @@ int gateway_init(struct sheep *s)
 	if (!s->gw)
 		return -ENOMEM;
 	pthread_mutex_init(&s->gw->objlock_mu, NULL);
-	pthread_cond_init(&s->gw->objlock_cond, NULL);
 	gw_vcache_init(s);
 	int r = peer_pool_init(s);
 	return r ? r : gw_commitq_init(s);
@@ -86,7 +92,6 @@ void gateway_fini(struct sheep *s)
 	gw_commitq_fini(s);
 	peer_pool_fini(s);
 	gw_vcache_fini(s);
-	pthread_cond_destroy(&s->gw->objlock_cond);
 	pthread_mutex_destroy(&s->gw->objlock_mu);
 	free(s->gw);
 	s->gw = NULL;
