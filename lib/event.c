@@ -160,6 +160,9 @@ int sd_loop_call(struct sd_loop *loop, sd_call_fn fn, void *arg)
 	c->arg = arg;
 	c->next = NULL;
 	pthread_mutex_lock(&loop->call_lock);
+	/* The loop reads the eventfd before it takes the list, so a call
+	 * queued behind others it has not taken yet needs no second wake. */
+	bool wake = !loop->call_head;
 	if (loop->call_tail)
 		loop->call_tail->next = c;
 	else
@@ -167,7 +170,7 @@ int sd_loop_call(struct sd_loop *loop, sd_call_fn fn, void *arg)
 	loop->call_tail = c;
 	pthread_mutex_unlock(&loop->call_lock);
 	uint64_t one = 1;
-	while (write(loop->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
+	while (wake && write(loop->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
 	return 0;
 }

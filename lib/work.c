@@ -45,8 +45,7 @@ static void *worker_main(void *arg)
 			wq->tail = NULL;
 		wq->backlog--;
 		pthread_mutex_unlock(&wq->lock);
-		w->fn(w);
-		if (w->done)
+		if (w->fn(w) && w->done)
 			sd_loop_call(wq->loop, run_done, w);
 	}
 }

@@ -2,15 +2,19 @@
 #ifndef SD_WORK_H
 #define SD_WORK_H
 
+#include <stdbool.h>
+
 #include "lib/event.h"
 
 /*
  * A job's fn runs on one of the pool's threads; then its done (if any)
- * runs on the loop thread. Jobs start in FIFO order. The struct is the
- * caller's and must live until done has run (embed it in a larger one).
+ * runs on the loop thread, unless fn returned false: then fn finished the
+ * job itself and w is no longer touched (fn may have freed it). Jobs start
+ * in FIFO order. The struct is the caller's and must live until done has
+ * run (embed it in a larger one).
  */
 struct sd_work {
-	void (*fn)(struct sd_work *w);
+	bool (*fn)(struct sd_work *w);
 	void (*done)(struct sd_work *w);
 	struct sd_work *next; /* private */
 };

@@ -224,6 +224,7 @@ struct request {
 	uint64_t owner;      /* lock owner id of the connection */
 	bool keep_rdata;     /* rdata is sent even with an error (an explanation, a probe) */
 	bool wal_announced;  /* a peer write announced to the store's group commit */
+	bool replied;        /* its worker sent (or queued) the reply (server/conn.c) */
 };
 
 /* ---- util ---- */

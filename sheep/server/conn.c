@@ -1,5 +1,6 @@
-/* conn.c - client and peer connections: accept, non-blocking request framing, dispatch to workers, replies. */
+/* conn.c - client and peer connections: accept, request framing, dispatch, replies. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,7 +20,7 @@
 
 /* Backpressure: stop reading a connection while it has this many requests
  * or payload bytes in flight. */
-#define CONN_MAX_INFLIGHT 64
+#define CONN_MAX_INFLIGHT	64
 #define CONN_MAX_INFLIGHT_BYTES (256u << 20)
 
 struct outbuf {
@@ -31,6 +32,15 @@ struct outbuf {
 	struct outbuf *next;
 };
 
+/*
+ * A connection belongs to the loop thread, except what a worker touches
+ * when it sends its reply itself (request_work): refs, inflight and
+ * inflight_bytes (atomics), paused (atomic: the loop stores it, then
+ * rereads inflight; a worker lowers inflight, then reads paused, so one of
+ * them sees the other) and, under wmu, fd as a writer's and the queue of
+ * replies. The loop closes fd under wmu, so a worker never writes to a
+ * closed (or reused) descriptor.
+ */
 struct conn {
 	struct sheep *s;
 	int fd;
@@ -47,16 +57,22 @@ struct conn {
 	int inflight;
 	uint64_t inflight_bytes;
 	/* writing */
+	pthread_mutex_t wmu;
 	struct outbuf *out_head, *out_tail;
-	bool want_out;
 	bool locks_taken;
 	struct conn *prev, *next; /* s->conns while open */
 };
 
+static void conn_get(struct conn *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+}
+
 static void conn_put(struct conn *c)
 {
-	if (--c->refs > 0)
+	if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	pthread_mutex_destroy(&c->wmu);
 	struct outbuf *o = c->out_head;
 	while (o) {
 		struct outbuf *n = o->next;
@@ -83,11 +99,19 @@ static void conn_close(struct conn *c, const char *why)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	sd_loop_del(s->loop, c->fd);
+	pthread_mutex_lock(&c->wmu);
 	close(c->fd);
 	c->fd = -1;
+	pthread_mutex_unlock(&c->wmu);
 	if (c->locks_taken)
 		group_release_owner(s, (1ull << 62) | c->id);
 	conn_put(c);
+}
+
+static bool conn_full(struct conn *c)
+{
+	return __atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) >= CONN_MAX_INFLIGHT ||
+	       __atomic_load_n(&c->inflight_bytes, __ATOMIC_SEQ_CST) >= CONN_MAX_INFLIGHT_BYTES;
 }
 
 static void conn_update_events(struct conn *c)
@@ -95,19 +119,29 @@ static void conn_update_events(struct conn *c)
 	if (c->dead)
 		return;
 	uint32_t ev = 0;
-	bool full = c->inflight >= CONN_MAX_INFLIGHT || c->inflight_bytes >= CONN_MAX_INFLIGHT_BYTES;
-	c->paused = full;
+	bool full = conn_full(c);
+	if (full) {
+		__atomic_store_n(&c->paused, true, __ATOMIC_SEQ_CST);
+		full = conn_full(c); /* a worker's decrement since: it saw no pause */
+	}
+	__atomic_store_n(&c->paused, full, __ATOMIC_SEQ_CST);
 	if (!full)
 		ev |= EPOLLIN;
+	pthread_mutex_lock(&c->wmu);
 	if (c->out_head)
 		ev |= EPOLLOUT;
+	pthread_mutex_unlock(&c->wmu);
 	sd_loop_mod(c->s->loop, c->fd, ev | EPOLLRDHUP);
 }
 
-/* Write what can be written now; false when the connection died. */
-static bool conn_flush(struct conn *c)
+enum flush_res { FLUSH_OK, FLUSH_ERROR, FLUSH_CLOSE };
+
+/* Write what can be written now, under wmu; the caller closes the
+ * connection on FLUSH_ERROR (a write error) or FLUSH_CLOSE (a reply that
+ * ends it was sent). */
+static enum flush_res conn_flush_locked(struct conn *c)
 {
-	while (c->out_head && !c->dead) {
+	while (c->out_head && c->fd >= 0) {
 		struct outbuf *o = c->out_head;
 		struct iovec iov[2];
 		int n = 0;
@@ -124,9 +158,8 @@ static bool conn_flush(struct conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return true;
-			conn_close(c, "write error");
-			return false;
+				return FLUSH_OK;
+			return FLUSH_ERROR;
 		}
 		o->done += (size_t)w;
 		if (o->done < hl + o->len)
@@ -137,33 +170,63 @@ static bool conn_flush(struct conn *c)
 		bool close_after = o->close_after;
 		free(o->data);
 		free(o);
-		if (close_after) {
-			conn_close(c, "closed after reply");
-			return false;
-		}
+		if (close_after)
+			return FLUSH_CLOSE;
 	}
-	return true;
+	return FLUSH_OK;
 }
 
-static void conn_queue_reply(struct conn *c, const struct sd_rsp *rsp, void *data, uint32_t len,
-			     bool close_after)
+/* On the loop: write what can be written now; false when the connection
+ * died. */
+static bool conn_flush(struct conn *c)
+{
+	if (c->dead)
+		return false;
+	pthread_mutex_lock(&c->wmu);
+	enum flush_res f = conn_flush_locked(c);
+	pthread_mutex_unlock(&c->wmu);
+	if (f == FLUSH_OK)
+		return true;
+	conn_close(c, f == FLUSH_ERROR ? "write error" : "closed after reply");
+	return false;
+}
+
+static struct outbuf *outbuf_new(const struct sd_rsp *rsp, void *data, uint32_t len,
+				 bool close_after)
 {
 	struct outbuf *o = calloc(1, sizeof(*o));
-	if (!o) {
-		free(data);
-		conn_close(c, "out of memory");
-		return;
-	}
+	if (!o)
+		return NULL;
 	o->rsp = *rsp;
 	o->rsp.data_length = len;
 	o->data = data;
 	o->len = len;
 	o->close_after = close_after;
+	return o;
+}
+
+/* Under wmu. */
+static void outbuf_append(struct conn *c, struct outbuf *o)
+{
 	if (c->out_tail)
 		c->out_tail->next = o;
 	else
 		c->out_head = o;
 	c->out_tail = o;
+}
+
+static void conn_queue_reply(struct conn *c, const struct sd_rsp *rsp, void *data, uint32_t len,
+			     bool close_after)
+{
+	struct outbuf *o = outbuf_new(rsp, data, len, close_after);
+	if (!o) {
+		free(data);
+		conn_close(c, "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&c->wmu);
+	outbuf_append(c, o);
+	pthread_mutex_unlock(&c->wmu);
 	if (conn_flush(c))
 		conn_update_events(c);
 }
@@ -210,7 +273,88 @@ static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload, uint32
 	return hdr->data_length == sizeof(wh) && (wh.flags & PEER_WH_LAZY) != 0;
 }
 
-static void request_work(struct sd_work *w)
+/* The reply's payload, taken out of r (r->data freed unless it is that). */
+static void *reply_take(struct request *r)
+{
+	void *reply = r->rdata;
+	if (r->data != reply)
+		free(r->data);
+	if (!r->rlen) {
+		free(reply);
+		reply = NULL;
+	}
+	r->data = r->rdata = NULL;
+	return reply;
+}
+
+/*
+ * On the worker that ran r: send its reply now rather than through the
+ * loop (a wake of the loop and a pass through it per request). Only when
+ * no earlier reply is queued; else, or for what the socket does not take
+ * now, the reply is queued for the loop to send. Replies that change the
+ * connection (a lock taken, a close after) go through the loop. Returns
+ * false when r is finished and freed here; true when the loop still has
+ * to run request_done: to send the reply itself, or (r->replied) to watch
+ * for room to send the rest or to resume reading a paused connection.
+ */
+static bool reply_direct(struct request *r)
+{
+	struct conn *c = r->conn;
+	if (r->close_after || r->rsp.opcode == SD_OP_LOCK_VDI)
+		return true;
+	void *reply = reply_take(r);
+	struct sd_rsp rsp = r->rsp;
+	rsp.data_length = r->rlen;
+	size_t total = sizeof(rsp) + r->rlen, done = 0;
+	bool failed = false, wake = false;
+	pthread_mutex_lock(&c->wmu);
+	bool empty = !c->out_head;
+	while (c->fd >= 0 && empty && done < total) {
+		struct iovec iov[2];
+		int n = 0;
+		if (done < sizeof(rsp))
+			iov[n++] = (struct iovec){(char *)&rsp + done, sizeof(rsp) - done};
+		if (r->rlen) {
+			size_t dd = done > sizeof(rsp) ? done - sizeof(rsp) : 0;
+			iov[n++] = (struct iovec){(char *)reply + dd, r->rlen - dd};
+		}
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			/* A dead socket: the loop sees it too and closes it. */
+			failed = errno != EAGAIN && errno != EWOULDBLOCK;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (c->fd < 0 || failed || done == total) {
+		free(reply); /* sent, or nobody to send it to */
+	} else {
+		struct outbuf *o = outbuf_new(&r->rsp, reply, r->rlen, false);
+		if (o) {
+			o->done = done;
+			outbuf_append(c, o);
+			wake = empty; /* else the loop already watches for room */
+		} else {
+			free(reply);
+			shutdown(c->fd, SHUT_RDWR); /* the loop closes it */
+		}
+	}
+	pthread_mutex_unlock(&c->wmu);
+	__atomic_sub_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&c->inflight_bytes, r->hdr.data_length, __ATOMIC_SEQ_CST);
+	if (wake || __atomic_load_n(&c->paused, __ATOMIC_SEQ_CST)) {
+		r->replied = true;
+		return true;
+	}
+	conn_put(c);
+	free(r);
+	return false;
+}
+
+static bool request_work(struct sd_work *w)
 {
 	struct request *r = (struct request *)w;
 	uint64_t t0 = sd_now_ns();
@@ -223,23 +367,25 @@ static void request_work(struct sd_work *w)
 			      (r->hdr.flags & SD_FLAG_CMD_WRITE) ? r->hdr.data_length : 0, r->rlen,
 			      sd_now_ns() - t0);
 	count_policy_bytes(r);
+	return reply_direct(r);
 }
 
 static void request_done(struct sd_work *w)
 {
 	struct request *r = (struct request *)w;
 	struct conn *c = r->conn;
-	c->inflight--;
-	c->inflight_bytes -= r->hdr.data_length;
+	if (r->replied) {
+		/* sent (or queued) by its worker: watch for room, or resume */
+		conn_update_events(c);
+		conn_put(c);
+		free(r);
+		return;
+	}
+	__atomic_sub_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&c->inflight_bytes, r->hdr.data_length, __ATOMIC_SEQ_CST);
 	if (r->rsp.opcode == SD_OP_LOCK_VDI && r->rsp.result == SD_RES_SUCCESS)
 		c->locks_taken = true;
-	void *reply = r->rdata;
-	if (r->data != reply)
-		free(r->data);
-	if (!r->rlen) {
-		free(reply);
-		reply = NULL;
-	}
+	void *reply = reply_take(r);
 	if (!c->dead) {
 		conn_queue_reply(c, &r->rsp, reply, r->rlen, r->close_after);
 		if (!c->dead)
@@ -286,9 +432,9 @@ static void conn_dispatch(struct conn *c)
 	r->data_cap = payload ? hdr.data_length : 0;
 	r->work.fn = request_work;
 	r->work.done = request_done;
-	c->refs++;
-	c->inflight++;
-	c->inflight_bytes += hdr.data_length;
+	conn_get(c);
+	__atomic_add_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&c->inflight_bytes, hdr.data_length, __ATOMIC_SEQ_CST);
 	enum ops_kind kind = ops_lookup(hdr.opcode)->kind; /* known: checked above */
 	uint32_t hint = 0;
 	if (hdr.opcode == SD_OP_PEER_WRITE && s->store && !conn_lazy_bump(&hdr, payload, &hint)) {
@@ -300,7 +446,9 @@ static void conn_dispatch(struct conn *c)
 	 * not let the writer sync before this record joins. */
 	if (hdr.opcode == SD_OP_PEER_WRITE && s->store)
 		store_wal_hint(s->store, hint);
-	struct sd_wq *wq = kind == OPS_PEER ? s->peer_wq : kind == OPS_FORWARD ? s->fwd_wq : s->gw_wq;
+	struct sd_wq *wq = kind == OPS_PEER	 ? s->peer_wq
+			   : kind == OPS_FORWARD ? s->fwd_wq
+						 : s->gw_wq;
 	sd_wq_queue(wq, &r->work);
 	conn_update_events(c);
 }
@@ -317,7 +465,8 @@ static void conn_read(struct conn *c)
 				 MSG_DONTWAIT);
 		}
 		if (n == 0) {
-			conn_close(c, c->hdr_got || c->in_payload ? "peer closed mid-request" : "eof");
+			conn_close(c,
+				   c->hdr_got || c->in_payload ? "peer closed mid-request" : "eof");
 			return;
 		}
 		if (n < 0) {
@@ -334,11 +483,12 @@ static void conn_read(struct conn *c)
 			/* Bound the payload before allocating anything for it. */
 			if (c->hdr.data_length > SD_MAX_PAYLOAD) {
 				sd_warn("connection %llu: data_length %u exceeds %u: closing",
-					(unsigned long long)c->id, c->hdr.data_length, SD_MAX_PAYLOAD);
+					(unsigned long long)c->id, c->hdr.data_length,
+					SD_MAX_PAYLOAD);
 				reply_error(c, &c->hdr, SD_RES_INVALID_PARMS, true);
 				if (!c->dead) {
 					/* Stop reading; the close follows the reply. */
-					c->paused = true;
+					__atomic_store_n(&c->paused, true, __ATOMIC_SEQ_CST);
 					shutdown(c->fd, SHUT_RD);
 				}
 				return;
@@ -365,7 +515,7 @@ static void conn_read(struct conn *c)
 static void on_conn_event(int fd, uint32_t events, void *arg)
 {
 	struct conn *c = arg;
-	c->refs++;
+	conn_get(c);
 	if (events & EPOLLOUT)
 		if (conn_flush(c))
 			conn_update_events(c);
@@ -396,8 +546,10 @@ static void on_accept(int lfd, uint32_t events, void *arg)
 		c->fd = fd;
 		c->id = ++s->next_conn_id;
 		c->refs = 1;
+		pthread_mutex_init(&c->wmu, NULL);
 		if (sd_loop_add(s->loop, fd, EPOLLIN | EPOLLRDHUP, on_conn_event, c)) {
 			close(fd);
+			pthread_mutex_destroy(&c->wmu);
 			free(c);
 			continue;
 		}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -350,6 +351,50 @@ static void test_loop_mod_same_events_costs_no_syscall(void **state)
 	close(sv[1]);
 }
 
+/* sd_loop_call writes the eventfd only when the queue was empty (the loop
+ * reads it before it takes the queue): calls from another thread, in
+ * bursts and one by one while the loop runs, each run once, in order,
+ * and none waits for a wake that never comes (that would hang here). */
+struct call_seen {
+	struct sd_loop *loop;
+	int next, total, bad;
+};
+
+static void call_seen_fn(void *arg)
+{
+	struct call_seen *cs = arg;
+	cs->next++;
+	if (cs->next == cs->total)
+		sd_loop_stop(cs->loop);
+}
+
+static void *call_thread(void *arg)
+{
+	struct call_seen *cs = arg;
+	for (int i = 0; i < cs->total; i++) {
+		if (sd_loop_call(cs->loop, call_seen_fn, cs))
+			cs->bad++;
+		if (i % 64 == 0)
+			usleep(200); /* let the loop drain and sleep now and then */
+	}
+	return NULL;
+}
+
+static void test_loop_call_from_threads_none_lost(void **state)
+{
+	(void)state;
+	struct sd_loop *loop;
+	assert_int_equal(sd_loop_create(&loop), 0);
+	struct call_seen cs = {.loop = loop, .total = 20000};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, call_thread, &cs), 0);
+	assert_int_equal(sd_loop_run(loop), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(cs.bad, 0);
+	assert_int_equal(cs.next, cs.total);
+	sd_loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_opendirat_lists_from_the_start_and_fails_cleanly),
 		cmocka_unit_test(test_wire_node_has_sheepdog_layout_and_round_trips),
 		cmocka_unit_test(test_loop_mod_same_events_costs_no_syscall),
+		cmocka_unit_test(test_loop_call_from_threads_none_lost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
