@@ -1,6 +1,13 @@
 /* cop.c - cluster-wide operations from a worker: broadcast a message, wait until this node has applied it. */
 #include "lib/testhook.h"
+#include "lib/work.h"
 #include "sheep/cluster/group_priv.h"
+
+/* A broadcast the driver could not send now (-ENOTCONN: no ZooKeeper
+ * server answers, as during an election), as its waiter is told. */
+#define COP_NOT_SENT SD_RES_NETWORK_ERROR
+/* How often a message not sent is tried again. */
+#define COP_RESEND_MS 200
 
 /* ---- cluster-op waiters ---- */
 
@@ -23,6 +30,47 @@ struct bcast {
 	char msg[];
 };
 
+/* A message nobody waits for (the unlocks of a closed connection's locks,
+ * group_release_owner), which the driver could not send: a worker sends
+ * it again, as a cluster operation, until the driver can (within
+ * group_cluster_op's time). Dropping it left the VDI locked for good. */
+struct resend {
+	struct sd_work work;
+	struct sheep *s;
+	size_t len;
+	char msg[];
+};
+
+static bool resend_work(struct sd_work *w)
+{
+	struct resend *r = (struct resend *)w;
+	struct cmsg_hdr h = {0};
+	memcpy(&h, r->msg, SD_MIN(r->len, sizeof(h)));
+	int ret = group_cluster_op(r->s, r->msg, r->len, NULL);
+	if (ret != SD_RES_SUCCESS)
+		sd_warn("cluster message %u sent again: %s", h.type, sd_strerror(ret));
+	free(r);
+	return false;
+}
+
+/* Loop thread: hand b's message to a worker to send again; false when it
+ * cannot be (stopping, no pool, out of memory). */
+static bool resend_later(struct bcast *b)
+{
+	struct sheep *s = b->s;
+	if (!s->gw_wq || atomic_load(&s->stopping))
+		return false;
+	struct resend *r = calloc(1, sizeof(*r) + b->len);
+	if (!r)
+		return false;
+	r->s = s;
+	r->len = b->len;
+	memcpy(r->msg, b->msg, b->len);
+	r->work.fn = resend_work;
+	sd_wq_queue(s->gw_wq, &r->work);
+	return true;
+}
+
 void group_do_broadcast(void *arg)
 {
 	struct bcast *b = arg;
@@ -36,13 +84,27 @@ void group_do_broadcast(void *arg)
 	int ret = s->cl->cctx ? s->cl->driver->broadcast(s->cl->cctx, b->msg, b->len) : -ENOTCONN;
 	if (h.type == CMSG_SNAPSHOT)
 		sd_test_pause(s->opt.test_pause_file, "snap-sent", s->self.port, 0);
-	if (ret) {
-		sd_err("cluster broadcast failed: %s", strerror(-ret));
-		if (b->token) {
-			pthread_mutex_lock(&s->cl->state_lock);
-			group_complete_wait(s, b->token, SD_RES_SYSTEM_ERROR, 0);
-			pthread_mutex_unlock(&s->cl->state_lock);
+	if (ret == -ENOTCONN) {
+		/* Sent again: by its waiter (group_cluster_op), else by a worker. */
+		static uint64_t said_ns; /* loop thread only: once per 5 s, not per try */
+		uint64_t now = sd_now_ns();
+		if (!said_ns || now - said_ns > 5000000000ull) {
+			said_ns = now;
+			sd_warn("cluster message %u not sent now (%s): sent again when the driver can",
+				h.type, strerror(-ret));
 		}
+		if (!b->token && resend_later(b)) {
+			free(b);
+			return;
+		}
+	} else if (ret) {
+		sd_err("cluster broadcast failed: %s", strerror(-ret));
+	}
+	if (ret && b->token) {
+		pthread_mutex_lock(&s->cl->state_lock);
+		group_complete_wait(s, b->token, ret == -ENOTCONN ? COP_NOT_SENT : SD_RES_SYSTEM_ERROR,
+				    0);
+		pthread_mutex_unlock(&s->cl->state_lock);
 	}
 	free(b);
 }
@@ -71,7 +133,10 @@ int group_cluster_post(struct sheep *s, void *msg, size_t len)
 	return group_post_broadcast(s, msg, len, 0) ? SD_RES_NO_MEM : SD_RES_SUCCESS;
 }
 
-int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
+/* One try of group_cluster_op: broadcast, wait until applied or until
+ * *deadline (CLOCK_REALTIME). */
+static int cop_once(struct sheep *s, void *msg, size_t len, uint32_t *vid,
+		    const struct timespec *deadline)
 {
 	struct cmsg_hdr *h = msg;
 	struct cop_wait w = {0};
@@ -87,16 +152,13 @@ int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 	h->token = w.token;
 	h->len = (uint32_t)len;
 	int ret = group_post_broadcast(s, msg, len, w.token);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += COP_TIMEOUT_S;
 	pthread_mutex_lock(&s->cl->state_lock);
 	if (ret) {
 		w.done = 1;
 		w.result = SD_RES_NO_MEM;
 	}
 	while (!w.done && !atomic_load(&s->stopping))
-		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts))
+		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, deadline))
 			break;
 	for (struct cop_wait **pp = &s->cl->waits; *pp; pp = &(*pp)->next)
 		if (*pp == &w) {
@@ -111,4 +173,32 @@ int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 	if (vid)
 		*vid = w.vid;
 	return w.result;
+}
+
+/*
+ * Broadcast msg and wait until this node has applied it (COP_TIMEOUT_S at
+ * most). A message the driver cannot send at the moment (a ZooKeeper
+ * election, an ensemble briefly gone) is sent again every COP_RESEND_MS
+ * within that time: an unlock given up there left its VDI locked for
+ * every later writer (tests/func/083).
+ */
+int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
+{
+	struct cmsg_hdr *h = msg;
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += COP_TIMEOUT_S;
+	for (;;) {
+		int ret = cop_once(s, msg, len, vid, &deadline);
+		if (ret != COP_NOT_SENT)
+			return ret;
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (atomic_load(&s->stopping) || now.tv_sec >= deadline.tv_sec) {
+			sd_err("cluster operation %u: the cluster driver could not send it in %d s",
+			       h->type, COP_TIMEOUT_S);
+			return atomic_load(&s->stopping) ? SD_RES_SHUTDOWN : SD_RES_SYSTEM_ERROR;
+		}
+		usleep(COP_RESEND_MS * 1000);
+	}
 }
