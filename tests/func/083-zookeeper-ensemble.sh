@@ -106,7 +106,20 @@ check_eq "B reads back through another sheep" "$(sd_sha "$SD_TEST_DIR/b")" "$(sd
 #    warning, leaving the VDI locked for every later writer (the CI run of
 #    85b951e: fio ended during the election of section 1, so "write A"
 #    and "write B" were refused). Here the client goes while the whole
-#    ensemble is down, every time.
+#    ensemble is down, every time; so does a Sheepdog-protocol client
+#    (dog vdi write, which holds the lock of a second VDI through sheep 1),
+#    whose unlock nobody waits for and a worker sends again.
+check "vdi create fzk2" dogn 1 vdi create fzk2 16M
+dwin=$SD_TEST_DIR/dw.in
+mkfifo "$dwin"
+dogn 1 vdi write fzk2 0 $((2 * MiB)) <"$dwin" >"$SD_TEST_DIR/dw.out" 2>&1 &
+dw=$!
+exec 8>"$dwin"
+head -c $MiB /dev/urandom >&8 # half of it: dog waits for the rest, holding the lock
+dw_locked() { dogn 2 vdi lock list -r 2>/dev/null | grep -qw fzk2; }
+t=0
+while [ $t -lt 100 ] && ! dw_locked; do sleep 0.1; t=$((t + 1)); done
+check "dog vdi write holds the lock of fzk2 through sheep 1" dw_locked
 fifo=$SD_TEST_DIR/qio.in
 mkfifo "$fifo"
 qemu-io -f raw "$(nbd_uri 0 fzk)" <"$fifo" >"$SD_TEST_DIR/qio.out" 2>&1 &
@@ -125,18 +138,26 @@ while [ $t -lt 200 ] && [ "$(lost)" = "$n0" ]; do sleep 0.1; t=$((t + 1)); done
 check "sheep 0 saw the ensemble go" test "$(lost)" != "$n0"
 { kill -KILL $qio; wait $qio; } 2>/dev/null
 exec 7>&-
+pkill -KILL -P $dw 2>/dev/null
+{ kill -KILL $dw; wait $dw; } 2>/dev/null
+exec 8>&-
 t=0
 while [ $t -lt 100 ] && ! grep -q "not sent now" "$(sd_dir 0)/sheep.log"; do sleep 0.1; t=$((t + 1)); done
 check "sheep 0 could not send the unlock during the outage" \
 	grep -q "not sent now" "$(sd_dir 0)/sheep.log"
+t=0
+while [ $t -lt 100 ] && ! grep -q "not sent now" "$(sd_dir 1)/sheep.log"; do sleep 0.1; t=$((t + 1)); done
+check "nor sheep 1 the unlock of dog's lock" grep -q "not sent now" "$(sd_dir 1)/sheep.log"
 for i in 0 1 2; do zk_start "$i"; done
 check "the ensemble comes back again" zk_wait 0 1 2 --secs 90
-unlocked() { ! dogn 1 vdi lock list 2>/dev/null | grep -qw fzk; }
+unlocked() { ! dogn 1 vdi lock list -r 2>/dev/null | grep -qw 'fzk2\?'; }
 t=0
 while [ $t -lt 120 ] && ! unlocked; do sleep 0.5; t=$((t + 1)); done
 check "the lock is released once the ensemble answers" unlocked
 check "sheep 0 did not give the unlock up" \
 	bash -c "! grep -q 'unlock failed' '$(sd_dir 0)/sheep.log'"
+check "sheep 1 did not give dog's unlock up" \
+	bash -c "! grep -q 'sent again: ' '$(sd_dir 1)/sheep.log'"
 check "write B again, through sheep 1" dogn 1 vdi write fzk 0 $LEN <"$SD_TEST_DIR/b"
 dogn 5 vdi read fzk 0 $LEN >"$SD_TEST_DIR/got" 2>"$SD_TEST_DIR/err"
 check_eq "B reads back" "$(sd_sha "$SD_TEST_DIR/b")" "$(sd_sha "$SD_TEST_DIR/got")"
