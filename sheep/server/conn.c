@@ -273,6 +273,15 @@ static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload, uint32
 	return hdr->data_length == sizeof(wh) && (wh.flags & PEER_WH_LAZY) != 0;
 }
 
+/* r's reply is sent or queued: it no longer counts against the
+ * connection's backpressure (a worker's decrement, then its read of
+ * paused; see struct conn). */
+static void conn_request_gone(struct conn *c, const struct request *r)
+{
+	__atomic_sub_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&c->inflight_bytes, r->hdr.data_length, __ATOMIC_SEQ_CST);
+}
+
 /* The reply's payload, taken out of r (r->data freed unless it is that). */
 static void *reply_take(struct request *r)
 {
@@ -303,48 +312,24 @@ static bool reply_direct(struct request *r)
 	if (r->close_after || r->rsp.opcode == SD_OP_LOCK_VDI)
 		return true;
 	void *reply = reply_take(r);
-	struct sd_rsp rsp = r->rsp;
-	rsp.data_length = r->rlen;
-	size_t total = sizeof(rsp) + r->rlen, done = 0;
-	bool failed = false, wake = false;
+	struct outbuf *o = outbuf_new(&r->rsp, reply, r->rlen, false);
+	bool wake = false;
 	pthread_mutex_lock(&c->wmu);
-	bool empty = !c->out_head;
-	while (c->fd >= 0 && empty && done < total) {
-		struct iovec iov[2];
-		int n = 0;
-		if (done < sizeof(rsp))
-			iov[n++] = (struct iovec){(char *)&rsp + done, sizeof(rsp) - done};
-		if (r->rlen) {
-			size_t dd = done > sizeof(rsp) ? done - sizeof(rsp) : 0;
-			iov[n++] = (struct iovec){(char *)reply + dd, r->rlen - dd};
-		}
-		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			/* A dead socket: the loop sees it too and closes it. */
-			failed = errno != EAGAIN && errno != EWOULDBLOCK;
-			break;
-		}
-		done += (size_t)w;
-	}
-	if (c->fd < 0 || failed || done == total) {
-		free(reply); /* sent, or nobody to send it to */
+	if (o) {
+		bool empty = !c->out_head;
+		outbuf_append(c, o);
+		/* A write error leaves it queued: the loop sees the socket
+		 * fail too, and closes it. */
+		if (empty)
+			conn_flush_locked(c);
+		wake = empty && c->out_head; /* else the loop already watches for room */
 	} else {
-		struct outbuf *o = outbuf_new(&r->rsp, reply, r->rlen, false);
-		if (o) {
-			o->done = done;
-			outbuf_append(c, o);
-			wake = empty; /* else the loop already watches for room */
-		} else {
-			free(reply);
-			shutdown(c->fd, SHUT_RDWR); /* the loop closes it */
-		}
+		free(reply);
+		if (c->fd >= 0)
+			shutdown(c->fd, SHUT_RDWR); /* out of memory: the loop closes it */
 	}
 	pthread_mutex_unlock(&c->wmu);
-	__atomic_sub_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
-	__atomic_sub_fetch(&c->inflight_bytes, r->hdr.data_length, __ATOMIC_SEQ_CST);
+	conn_request_gone(c, r);
 	if (wake || __atomic_load_n(&c->paused, __ATOMIC_SEQ_CST)) {
 		r->replied = true;
 		return true;
@@ -381,8 +366,7 @@ static void request_done(struct sd_work *w)
 		free(r);
 		return;
 	}
-	__atomic_sub_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
-	__atomic_sub_fetch(&c->inflight_bytes, r->hdr.data_length, __ATOMIC_SEQ_CST);
+	conn_request_gone(c, r);
 	if (r->rsp.opcode == SD_OP_LOCK_VDI && r->rsp.result == SD_RES_SUCCESS)
 		c->locks_taken = true;
 	void *reply = reply_take(r);
