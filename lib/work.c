@@ -97,8 +97,11 @@ void sd_wq_queue(struct sd_wq *wq, struct sd_work *w)
 		wq->head = w;
 	wq->tail = w;
 	wq->backlog++;
-	pthread_cond_signal(&wq->cond);
 	pthread_mutex_unlock(&wq->lock);
+	/* After the unlock: a worker woken under the lock would only block
+	 * again on it (one more thread switch per request). The condition
+	 * lives as long as the queue, so signalling it here is safe. */
+	pthread_cond_signal(&wq->cond);
 }
 
 unsigned sd_wq_backlog(struct sd_wq *wq)

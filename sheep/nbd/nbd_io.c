@@ -430,11 +430,13 @@ static int enqueue(struct nbd_conn *c, struct nbd_job *j)
 			p->head = j;
 		p->tail = j;
 		p->queued++;
-		pthread_cond_signal(&p->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (ok)
+	if (ok) {
+		/* after the unlock, as sd_wq_queue: the pool outlives its jobs */
+		pthread_cond_signal(&p->cond);
 		return 0;
+	}
 	pthread_mutex_lock(&c->qlock);
 	c->inflight--;
 	c->inflight_bytes -= bytes;

@@ -88,6 +88,7 @@ struct store_stats {
 	uint64_t dropped;       /* records found corrupt or torn at open */
 	uint64_t pending;       /* prepared writes held now */
 	uint64_t holds;         /* group commits held for records on their way */
+	uint64_t led;           /* group commits written by their caller (writer idle) */
 };
 int store_get_stats(struct store *st, struct store_stats *out);
 

@@ -94,6 +94,7 @@ struct store_stripe {
  * records are on their way; note a durable record queued. */
 void store_wal_gather(struct store *st);
 void store_wal_durable_queued(struct store *st);
+bool store_wal_would_hold(const struct store *st);
 
 enum store_wal_type {
 	WAL_MARK = 1,    /* first record of a log file: generation start */
@@ -232,6 +233,10 @@ struct store_wal {
 	 * writer holds its sync a little while any are. */
 	int64_t expected;
 	bool gathering; /* the writer waits in store_wal_gather (under mu) */
+	/* A batch is being written and synced, by the writer or by a caller
+	 * that found it idle (store_wal.c, lead()); one at a time (under mu). */
+	bool batching;
+	bool leading; /* that batch is a caller's (under mu) */
 	uint64_t last_sync_ns; /* how long the last fdatasync took (under mu) */
 	uint64_t lazy_inline;  /* lazy records written by their callers (under mu) */
 	uint64_t gather_ns;    /* test hook: a fixed gather budget (under mu; 0: auto) */

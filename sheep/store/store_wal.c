@@ -323,8 +323,8 @@ static void *writer_main(void *arg)
 	struct store_wal *w = &st->wal;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->q && !w->stop && !w->want_ckpt) {
-			if (!w->unsynced) {
+		while (w->leading || (!w->q && !w->stop && !w->want_ckpt)) {
+			if (w->leading || !w->unsynced) { /* a leader signals when it is done */
 				pthread_cond_wait(&w->work, &w->mu);
 				continue;
 			}
@@ -351,9 +351,11 @@ static void *writer_main(void *arg)
 		}
 		if (w->want_ckpt) {
 			w->want_ckpt = false;
+			w->batching = true;
 			pthread_mutex_unlock(&w->mu);
 			int r = w->crashed ? 0 : checkpoint(st);
 			pthread_mutex_lock(&w->mu);
+			w->batching = false;
 			w->ckpt_result = r;
 			w->ckpt_done++;
 			pthread_cond_broadcast(&w->done);
@@ -361,12 +363,14 @@ static void *writer_main(void *arg)
 		}
 		if (!w->q && w->stop)
 			break;
+		w->batching = true;
 		store_wal_gather(st);
 		struct store_wal_req *batch = w->q;
 		w->q = w->qtail = NULL;
 		pthread_mutex_unlock(&w->mu);
 		write_batch(st, batch);
 		pthread_mutex_lock(&w->mu);
+		w->batching = false;
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -467,6 +471,36 @@ static int append_lazy_inline(struct store *st, struct store_wal_req *q)
 	return r;
 }
 
+/*
+ * Under mu: a durable record whose caller finds the writer idle (no
+ * batch in progress, nothing queued, nothing announced or hinted as
+ * coming, no checkpoint due) is written and synced by its caller, as a
+ * batch of one: handing it to the writer and being woken by it would
+ * cost two thread switches and gain no sharing. Records arriving
+ * meanwhile queue for the writer, which the leader wakes when it is done
+ * (one batch at a time, as ever). Returns false when the caller must
+ * queue its record instead.
+ */
+static bool lead(struct store *st, struct store_wal_req *q)
+{
+	struct store_wal *w = &st->wal;
+	uint64_t bytes = sizeof(q->rec) + store_wal_padded(q->rec.len);
+	if (w->batching || w->q || w->want_ckpt || w->ckpt_busy || w->stop || w->dead ||
+	    w->crashed || (w->head + bytes > w->size / 2 && w->head > 4096) ||
+	    store_wal_would_hold(st))
+		return false;
+	w->batching = w->leading = true;
+	store_wal_durable_queued(st);
+	w->stats.led++;
+	pthread_mutex_unlock(&w->mu);
+	write_batch(st, q);
+	pthread_mutex_lock(&w->mu);
+	w->batching = w->leading = false;
+	if (w->q || w->want_ckpt || w->stop || w->unsynced)
+		pthread_cond_signal(&w->work);
+	return true;
+}
+
 /* The store whose announced record (store_wal_claim) this thread will log. */
 static __thread struct store *tl_announced;
 
@@ -493,6 +527,11 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 		tl_announced = NULL;
 		__atomic_sub_fetch(&w->expected, 1, __ATOMIC_ACQ_REL);
 	}
+	if (!lazy && !hooked && lead(st, &q)) {
+		pthread_mutex_unlock(&w->mu);
+		pthread_cond_destroy(&q.cond);
+		return q.result;
+	}
 	if (w->qtail)
 		w->qtail->next = &q;
 	else
@@ -502,8 +541,9 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 		store_wal_durable_queued(st);
 	/* A writer gathering for announced records goes on waiting while any
 	 * is still on its way: waking it for this one would only put it back
-	 * to sleep. */
-	if (!w->gathering || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0)
+	 * to sleep. A leader wakes it when done. */
+	if (!w->leading &&
+	    (!w->gathering || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0))
 		pthread_cond_signal(&w->work);
 	while (!q.done)
 		pthread_cond_wait(&q.cond, &w->mu);

@@ -114,6 +114,16 @@ void store_wal_gather(struct store *st)
 		w->stats.holds++;
 }
 
+/* Under mu: would the writer hold a sync now (records announced or
+ * hinted as coming)? A caller then queues its record for the writer
+ * instead of writing and syncing it itself (store_wal.c, lead()). */
+bool store_wal_would_hold(const struct store *st)
+{
+	const struct store_wal *w = &st->wal;
+	return __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 ||
+	       hint_coming(w, sd_now_ns()) > 0;
+}
+
 /* Under mu: a durable record was queued; the gaps between them size the hold. */
 void store_wal_durable_queued(struct store *st)
 {

@@ -143,6 +143,39 @@ static void test_group_commit_shares_syncs_between_writers(void **state)
 	check_frags(f, acked);
 }
 
+/*
+ * A durable write that finds the log writer idle is written and synced
+ * by its own thread (no hand-off to the writer and back): one thread
+ * writing alone leads every batch, each write is synced when it returns,
+ * and every one survives a reopen.
+ */
+static void test_a_lone_write_is_synced_by_its_caller(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	uint8_t buf[4096];
+	uint64_t acked[NR_FRAGS] = {0};
+	const int n = 3 * NR_FRAGS;
+	for (int i = 0; i < n; i++) {
+		int k = i % NR_FRAGS;
+		uint64_t v = acked[k] + 1;
+		pattern(buf, v, k);
+		assert_int_equal(store_write(f->st, 500 + (uint64_t)k, 0, v - 1, v, buf,
+					     (uint32_t)(v % 16) * 4096, 4096),
+				 0);
+		acked[k] = v;
+		assert_int_equal(store_get_stats(f->st, &b), 0);
+		assert_true(b.led - a.led == (uint64_t)i + 1);    /* its own batch */
+		assert_true(b.syncs - a.syncs >= (uint64_t)i + 1); /* synced before it returned */
+	}
+	assert_true(b.records - a.records == (uint64_t)n);
+	check_frags(f, acked);
+	reopen(f);
+	check_frags(f, acked);
+}
+
 static void test_torn_batch_keeps_acknowledged_writes(void **state)
 {
 	struct fixture *f = *state;
@@ -614,6 +647,8 @@ int main(void)
 	sd_log_set_level(SD_LOG_CRIT); /* the damage tests log errors on purpose */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_group_commit_shares_syncs_between_writers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_lone_write_is_synced_by_its_caller, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_announced_writes_share_one_sync, setup,
 						teardown),
