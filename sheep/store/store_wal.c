@@ -68,8 +68,9 @@ static int relog_one(struct store_pend *p, void *arg)
 }
 
 /*
- * The checkpoint (see the top of the file). Runs on the writer thread, or
- * at open/close when no writer runs. On return the log is the other file,
+ * The checkpoint (see the top of the file). Runs on the thread making the
+ * one batch in progress (the writer, or a caller leading: lead()), or at
+ * open/close when no writer runs. On return the log is the other file,
  * holding the mark and the pending writes.
  */
 static int checkpoint_body(struct store *st);
@@ -111,8 +112,9 @@ static int checkpoint_body(struct store *st)
 	struct relog rl = {.b = &b, .gen = w->gen + 1};
 	int r;
 	/* The pending writes are re-logged under the table lock, so none is
-	 * added or freed meanwhile (callers add theirs only after their own
-	 * record is durable, and the writer is here). */
+	 * added or freed meanwhile (callers add theirs after their record is
+	 * durable and before reporting it applied, which was waited for above,
+	 * and the one thread making batches is here). */
 	int npend = 0;
 	pthread_mutex_lock(&st->pend_mu);
 	for (int bk = 0; bk < STORE_PEND_BUCKETS; bk++)

@@ -176,6 +176,58 @@ static void test_a_lone_write_is_synced_by_its_caller(void **state)
 	check_frags(f, acked);
 }
 
+struct ckpt_arg {
+	struct store *st;
+	int n, failed;
+};
+
+static void *ckpt_main(void *arg)
+{
+	struct ckpt_arg *a = arg;
+	for (int i = 0; i < a->n; i++) {
+		if (store_test_checkpoint(a->st))
+			a->failed++;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+/* Checkpoints asked for while one thread leads batch after batch: the
+ * writer runs each between two led batches (never during one), and every
+ * write is there, before and after a reopen. */
+static void test_checkpoints_while_callers_lead(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	struct ckpt_arg ca = {.st = f->st, .n = 20};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, ckpt_main, &ca), 0);
+	uint8_t buf[4096];
+	uint64_t acked[NR_FRAGS] = {0};
+	for (int i = 0; i < 40 * NR_FRAGS; i++) {
+		int k = i % NR_FRAGS;
+		uint64_t v = acked[k] + 1;
+		pattern(buf, v, k);
+		assert_int_equal(store_write(f->st, 500 + (uint64_t)k, 0, v - 1, v, buf,
+					     (uint32_t)(v % 16) * 4096, 4096),
+				 0);
+		acked[k] = v;
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(ca.failed, 0);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	print_message("# %llu led batches, %llu checkpoints\n",
+		      (unsigned long long)(b.led - a.led),
+		      (unsigned long long)(b.checkpoints - a.checkpoints));
+	assert_true(b.checkpoints - a.checkpoints >= 20);
+	assert_true(b.led > a.led);
+	check_frags(f, acked);
+	reopen(f);
+	check_frags(f, acked);
+}
+
 static void test_torn_batch_keeps_acknowledged_writes(void **state)
 {
 	struct fixture *f = *state;
@@ -649,6 +701,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit_shares_syncs_between_writers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_lone_write_is_synced_by_its_caller, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoints_while_callers_lead, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_announced_writes_share_one_sync, setup,
 						teardown),
