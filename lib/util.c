@@ -78,6 +78,15 @@ uint64_t sd_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+bool sd_once_per(uint64_t *last_ns, uint64_t period_ns)
+{
+	uint64_t now = sd_now_ns();
+	if (*last_ns && now - *last_ns <= period_ns)
+		return false;
+	*last_ns = now;
+	return true;
+}
+
 uint64_t sd_wall_seconds(void)
 {
 	return (uint64_t)time(NULL);

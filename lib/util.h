@@ -3,6 +3,7 @@
 #define SD_UTIL_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,10 @@ void sd_format_size(uint64_t bytes, char *buf, size_t len);
 /* Monotonic and wall-clock time. */
 uint64_t sd_now_ns(void);
 uint64_t sd_wall_seconds(void);
+/* True at most once per period_ns (the first call included), *last_ns
+ * keeping when it last was: for a message repeated by a retry loop. The
+ * caller serializes calls on one *last_ns. */
+bool sd_once_per(uint64_t *last_ns, uint64_t period_ns);
 
 /* A directory stream over path relative to dirfd ("." for dirfd itself), on
  * a descriptor of its own (close-on-exec), read from the start; release it

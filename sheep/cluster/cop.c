@@ -87,12 +87,9 @@ void group_do_broadcast(void *arg)
 	if (ret == -ENOTCONN) {
 		/* Sent again: by its waiter (group_cluster_op), else by a worker. */
 		static uint64_t said_ns; /* loop thread only: once per 5 s, not per try */
-		uint64_t now = sd_now_ns();
-		if (!said_ns || now - said_ns > 5000000000ull) {
-			said_ns = now;
+		if (sd_once_per(&said_ns, 5000000000ull))
 			sd_warn("cluster message %u not sent now (%s): sent again when the driver can",
 				h.type, strerror(-ret));
-		}
 		if (!b->token && resend_later(b)) {
 			free(b);
 			return;

@@ -163,11 +163,8 @@ static int cc_broadcast(struct cluster_ctx *ctx, const void *msg, size_t len)
 		/* The caller sends it again every 200 ms (cluster/cop.c): say
 		 * so once per 5 s, not per try. Loop thread only. */
 		static uint64_t said_ns;
-		uint64_t now = sd_now_ns();
-		if (ctx->state == CC_WAIT_QUORUM && (!said_ns || now - said_ns > 5000000000ull)) {
-			said_ns = now;
+		if (ctx->state == CC_WAIT_QUORUM && sd_once_per(&said_ns, 5000000000ull))
 			sd_err("cannot send a cluster message: corosync has no quorum");
-		}
 		return -ENOTCONN;
 	}
 	return cc_send(ctx, CC_MSG_USER, msg, len, NULL, 0);

@@ -312,6 +312,21 @@ static void loop_seen_fn(int fd, uint32_t events, void *arg)
 /* sd_loop_mod with the events an fd already has makes no epoll_ctl (a
  * connection asks after every request and reply); a change does, and the
  * loop then reports the new events. */
+/* sd_once_per: the first call says yes, a repeat within the period no,
+ * one after it yes again. */
+static void test_once_per_says_yes_once_per_period(void **state)
+{
+	uint64_t last = 0;
+	assert_true(sd_once_per(&last, 60000000000ull));
+	assert_true(last != 0);
+	for (int i = 0; i < 100; i++)
+		assert_false(sd_once_per(&last, 60000000000ull));
+	uint64_t short_last = 0;
+	assert_true(sd_once_per(&short_last, 1000000ull));
+	usleep(2000);
+	assert_true(sd_once_per(&short_last, 1000000ull));
+}
+
 static void test_loop_mod_same_events_costs_no_syscall(void **state)
 {
 	(void)state;
@@ -405,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_exec_round_trip_over_socketpair),
 		cmocka_unit_test(test_strerror_knows_every_code),
 		cmocka_unit_test(test_errno_converter_covers_every_code),
+		cmocka_unit_test(test_once_per_says_yes_once_per_period),
 		cmocka_unit_test(test_opendirat_lists_from_the_start_and_fails_cleanly),
 		cmocka_unit_test(test_wire_node_has_sheepdog_layout_and_round_trips),
 		cmocka_unit_test(test_loop_mod_same_events_costs_no_syscall),

@@ -36,6 +36,15 @@ static void pattern(uint8_t *buf, uint64_t v, int k)
 		buf[i] = (uint8_t)(rng_next(&s) >> 24);
 }
 
+/* Write version v of fragment k over v - 1: pattern(v) at block v % 16. */
+static int write_version(struct store *st, int k, uint64_t v)
+{
+	uint8_t buf[4096];
+	pattern(buf, v, k);
+	return store_write(st, 500 + (uint64_t)k, 0, v - 1, v, buf, (uint32_t)(v % 16) * 4096,
+			   4096);
+}
+
 static void create_frags(struct fixture *f)
 {
 	for (int k = 0; k < NR_FRAGS; k++) {
@@ -90,12 +99,9 @@ struct writer {
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
-	uint8_t buf[4096];
 	for (uint64_t v = 1; v <= (uint64_t)w->rounds; v++) {
 		for (int k = w->t; k < NR_FRAGS; k += NR_THREADS) {
-			pattern(buf, v, k);
-			int r = store_write(w->st, 500 + (uint64_t)k, 0, v - 1, v, buf,
-					    (uint32_t)(v % 16) * 4096, 4096);
+			int r = write_version(w->st, k, v);
 			if (r) {
 				w->failed = r;
 				return NULL;
@@ -155,17 +161,12 @@ static void test_a_lone_write_is_synced_by_its_caller(void **state)
 	create_frags(f);
 	struct store_stats a, b;
 	assert_int_equal(store_get_stats(f->st, &a), 0);
-	uint8_t buf[4096];
 	uint64_t acked[NR_FRAGS] = {0};
 	const int n = 3 * NR_FRAGS;
 	for (int i = 0; i < n; i++) {
 		int k = i % NR_FRAGS;
-		uint64_t v = acked[k] + 1;
-		pattern(buf, v, k);
-		assert_int_equal(store_write(f->st, 500 + (uint64_t)k, 0, v - 1, v, buf,
-					     (uint32_t)(v % 16) * 4096, 4096),
-				 0);
-		acked[k] = v;
+		assert_int_equal(write_version(f->st, k, acked[k] + 1), 0);
+		acked[k]++;
 		assert_int_equal(store_get_stats(f->st, &b), 0);
 		assert_true(b.led - a.led == (uint64_t)i + 1);    /* its own batch */
 		assert_true(b.syncs - a.syncs >= (uint64_t)i + 1); /* synced before it returned */
@@ -204,16 +205,11 @@ static void test_checkpoints_while_callers_lead(void **state)
 	struct ckpt_arg ca = {.st = f->st, .n = 20};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, ckpt_main, &ca), 0);
-	uint8_t buf[4096];
 	uint64_t acked[NR_FRAGS] = {0};
 	for (int i = 0; i < 40 * NR_FRAGS; i++) {
 		int k = i % NR_FRAGS;
-		uint64_t v = acked[k] + 1;
-		pattern(buf, v, k);
-		assert_int_equal(store_write(f->st, 500 + (uint64_t)k, 0, v - 1, v, buf,
-					     (uint32_t)(v % 16) * 4096, 4096),
-				 0);
-		acked[k] = v;
+		assert_int_equal(write_version(f->st, k, acked[k] + 1), 0);
+		acked[k]++;
 	}
 	pthread_join(th, NULL);
 	assert_int_equal(ca.failed, 0);
@@ -360,17 +356,11 @@ static void write_then_die(struct fixture *f, int n)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct store *st;
-		uint8_t buf[4096];
 		if (store_open(f->dir, f->nosync, &st))
 			_exit(2);
-		for (int i = 0; i < n; i++) {
-			int k = i % NR_FRAGS;
-			uint64_t v = (uint64_t)(i / NR_FRAGS) + 1;
-			pattern(buf, v, k);
-			if (store_write(st, 500 + (uint64_t)k, 0, v - 1, v, buf, (uint32_t)(v % 16) * 4096,
-					4096))
+		for (int i = 0; i < n; i++)
+			if (write_version(st, i % NR_FRAGS, (uint64_t)(i / NR_FRAGS) + 1))
 				_exit(3);
-		}
 		kill(getpid(), SIGKILL);
 	}
 	int wst;
