@@ -19,6 +19,8 @@ struct sheep_opts {
 	const char *dir;
 	/* sheep DIR,DISK1,DISK2: Sheepdog's multi-disk store (store_md.c) */
 	const char *md_disks[64];
+	char *spec_buf; /* main's copy of DIR,DISK...: md_disks point into it */
+	char *dir_abs;  /* dir made absolute at start (main), when it is */
 	int nr_md_disks;
 	uint16_t port;
 	const char *bind_addr;  /* -b, NULL = any */
@@ -44,6 +46,7 @@ struct sheep_opts {
 	const char *test_crash_file; /* SHEEP_TEST_CRASH_FILE: test hook, see gateway.c */
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
+	bool test_no_in_place;       /* SHEEP_TEST_NO_IN_PLACE: every request through the pools */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
 	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
 	 * without keeping them, as a power cut may lose them */
@@ -204,6 +207,12 @@ struct sheep {
 
 	/* connections */
 	uint64_t next_conn_id;
+	/* Peer connections served in place, each by its own thread
+	 * (server/conn.c): how many such threads run, under conn_mu; main
+	 * waits on conn_cond for none before it stops the pools. */
+	pthread_mutex_t conn_mu;
+	pthread_cond_t conn_cond;
+	int conn_threads;
 
 	/* snap/: the sweep of pending and deleted VDIs (snap.c) */
 	struct snap_state *snap;

@@ -60,6 +60,9 @@ struct conn {
 	pthread_mutex_t wmu;
 	struct outbuf *out_head, *out_tail;
 	bool locks_taken;
+	/* Served in place by a thread of its own, off the loop (see
+	 * conn_serve_in_place); written by the loop only. */
+	bool in_place;
 	struct conn *prev, *next; /* s->conns while open */
 };
 
@@ -116,7 +119,7 @@ static bool conn_full(struct conn *c)
 
 static void conn_update_events(struct conn *c)
 {
-	if (c->dead)
+	if (c->dead || c->in_place)
 		return;
 	uint32_t ev = 0;
 	bool full = conn_full(c);
@@ -273,6 +276,24 @@ static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload, uint32
 	return hdr->data_length == sizeof(wh) && (wh.flags & PEER_WH_LAZY) != 0;
 }
 
+/* A peer write that arrived: pass its coordinator's hint to the log and,
+ * with announce (a request handed to a pool), announce the durable record
+ * it will log, so the log writer waits for it. True when announced. */
+static bool conn_note_write(struct sheep *s, const struct sd_req *hdr, const void *payload,
+			    bool announce)
+{
+	if (hdr->opcode != SD_OP_PEER_WRITE || !s->store)
+		return false;
+	uint32_t hint = 0;
+	bool announced = !conn_lazy_bump(hdr, payload, &hint) && announce;
+	if (announced)
+		store_wal_expect(s->store, 1);
+	/* After the announcement: a hint saying nothing more is coming must
+	 * not let the writer sync before this record joins. */
+	store_wal_hint(s->store, hint);
+	return announced;
+}
+
 /* r's reply is sent or queued: it no longer counts against the
  * connection's backpressure (a worker's decrement, then its read of
  * paused; see struct conn). */
@@ -339,9 +360,9 @@ static bool reply_direct(struct request *r)
 	return false;
 }
 
-static bool request_work(struct sd_work *w)
+/* Run r on this thread: the operation, then its metrics. */
+static void request_run(struct request *r)
 {
-	struct request *r = (struct request *)w;
 	uint64_t t0 = sd_now_ns();
 	if (r->wal_announced)
 		store_wal_claim(r->s->store);
@@ -352,6 +373,12 @@ static bool request_work(struct sd_work *w)
 			      (r->hdr.flags & SD_FLAG_CMD_WRITE) ? r->hdr.data_length : 0, r->rlen,
 			      sd_now_ns() - t0);
 	count_policy_bytes(r);
+}
+
+static bool request_work(struct sd_work *w)
+{
+	struct request *r = (struct request *)w;
+	request_run(r);
 	return reply_direct(r);
 }
 
@@ -386,6 +413,188 @@ static void request_done(struct sd_work *w)
 	free(r);
 }
 
+/*
+ * Peer connections served in place. A sheep's peer client (peer/client.c)
+ * sends one request at a time on a connection and waits for its reply.
+ * Through the loop, each such request costs two thread switches on this
+ * side before any work: the loop's wake on the socket, then the pool
+ * worker's. A thread of the connection's own, blocked in recv on it, is
+ * woken by the kernel directly. So the first peer or forwarded request
+ * (OPS_PEER, OPS_FORWARD) that arrives on an idle connection (nothing in
+ * flight, no reply queued) takes the connection off the loop: a thread
+ * runs it and every following request of those kinds in arrival order,
+ * sending each reply itself. A request of another kind it leaves unread,
+ * and the connection goes back to the loop, which reads it as before; at
+ * end of file the loop closes the connection. At most CONN_MAX_THREADS
+ * such threads at once; past that, requests go to the pools as before.
+ *
+ * While c->in_place the loop does not watch c->fd and no worker holds a
+ * request of c, so the thread is c's only reader and writer; the loop
+ * only shuts the socket down at exit (conn_shutdown_all), which ends the
+ * thread's recv. The thread hands c back with sd_loop_call.
+ */
+#define CONN_MAX_THREADS  128
+#define CONN_THREAD_STACK (1u << 20) /* as the pools' (lib/work.c) */
+
+static void on_conn_event(int fd, uint32_t events, void *arg);
+
+static bool in_place_kind(const struct sd_req *hdr)
+{
+	if (ops_check_header(hdr) != SD_RES_SUCCESS)
+		return false;
+	enum ops_kind k = ops_lookup(hdr->opcode)->kind;
+	return k == OPS_PEER || k == OPS_FORWARD;
+}
+
+/* On the loop: c's thread has ended; it left the next request unread
+ * (back), or the peer closed the connection or it failed (!back). */
+static void in_place_done(struct conn *c, bool back)
+{
+	c->in_place = false;
+	if (back && !c->dead &&
+	    sd_loop_add(c->s->loop, c->fd, EPOLLIN | EPOLLRDHUP, on_conn_event, c))
+		back = false;
+	if (!back)
+		conn_close(c, "eof (served in place)");
+	conn_put(c);
+}
+
+static void in_place_back(void *arg)
+{
+	in_place_done(arg, true);
+}
+
+static void in_place_end(void *arg)
+{
+	in_place_done(arg, false);
+}
+
+/* Run r and send its reply on the blocking socket; false on a send error. */
+static bool in_place_serve(struct request *r)
+{
+	struct conn *c = r->conn;
+	conn_note_write(c->s, &r->hdr, r->data, false);
+	request_run(r);
+	void *reply = reply_take(r);
+	r->rsp.data_length = r->rlen;
+	struct iovec iov[2] = {{&r->rsp, sizeof(r->rsp)}, {reply, r->rlen}};
+	int ret = sd_writev_full(c->fd, iov, r->rlen ? 2 : 1);
+	free(reply);
+	free(r);
+	return ret == 0;
+}
+
+/* The next request of c if it is one to serve here; NULL when the
+ * connection ended (*back false) or goes back to the loop (*back true). */
+static struct request *in_place_next(struct conn *c, bool *back)
+{
+	struct sd_req hdr;
+	*back = false;
+	ssize_t n;
+	do
+		n = recv(c->fd, &hdr, sizeof(hdr), MSG_PEEK | MSG_WAITALL);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return NULL;
+	if (n < (ssize_t)sizeof(hdr)) {
+		/* part of a header, then end of file or an error: the loop
+		 * says which, as for any connection */
+		*back = true;
+		return NULL;
+	}
+	if (!in_place_kind(&hdr) || hdr.data_length > SD_MAX_PAYLOAD) {
+		*back = true; /* the loop replies to it, as to any request */
+		return NULL;
+	}
+	if (sd_read_full(c->fd, &hdr, sizeof(hdr)))
+		return NULL;
+	/* A read's data_length is the room for its reply: no payload. */
+	uint32_t plen = (hdr.flags & SD_FLAG_CMD_WRITE) ? hdr.data_length : 0;
+	struct request *r = calloc(1, sizeof(*r));
+	char *payload = plen ? malloc(plen) : NULL;
+	if (!r || (plen && !payload) || (payload && sd_read_full(c->fd, payload, plen))) {
+		free(r);
+		free(payload);
+		return NULL;
+	}
+	r->s = c->s;
+	r->conn = c;
+	r->owner = (1ull << 62) | c->id;
+	r->hdr = hdr;
+	r->data = payload;
+	r->data_cap = plen;
+	return r;
+}
+
+static void *in_place_main(void *arg)
+{
+	struct request *r = arg;
+	struct conn *c = r->conn;
+	struct sheep *s = c->s;
+	pthread_setname_np(pthread_self(), "sd_conn");
+	bool back = false;
+	if (sd_set_nonblock(c->fd, 0)) {
+		free(r->data);
+		free(r);
+		r = NULL;
+	}
+	while (r && in_place_serve(r))
+		r = in_place_next(c, &back);
+	if (back && sd_set_nonblock(c->fd, 1))
+		back = false;
+	if (sd_loop_call(s->loop, back ? in_place_back : in_place_end, c))
+		sd_err("connection %llu: cannot hand it back to the loop: leaked",
+		       (unsigned long long)c->id);
+	pthread_mutex_lock(&s->conn_mu);
+	if (--s->conn_threads == 0)
+		pthread_cond_broadcast(&s->conn_cond);
+	pthread_mutex_unlock(&s->conn_mu);
+	return NULL;
+}
+
+/* On the loop, for r just read from c: start a thread serving c in place
+ * with r first, when r is a peer or forwarded request and c is idle.
+ * False: dispatch r to a pool. */
+static bool conn_serve_in_place(struct conn *c, struct request *r)
+{
+	struct sheep *s = c->s;
+	if (!in_place_kind(&r->hdr) || s->opt.test_no_in_place ||
+	    __atomic_load_n(&c->inflight, __ATOMIC_SEQ_CST) || atomic_load(&s->stopping))
+		return false;
+	pthread_mutex_lock(&c->wmu);
+	bool queued = c->out_head != NULL;
+	pthread_mutex_unlock(&c->wmu);
+	if (queued)
+		return false;
+	pthread_mutex_lock(&s->conn_mu);
+	bool room = s->conn_threads < CONN_MAX_THREADS;
+	if (room)
+		s->conn_threads++;
+	pthread_mutex_unlock(&s->conn_mu);
+	if (!room)
+		return false;
+	conn_get(c); /* the thread's, dropped by in_place_done */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, CONN_THREAD_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	int ret = pthread_create(&t, &attr, in_place_main, r);
+	pthread_attr_destroy(&attr);
+	if (ret == 0) {
+		/* Still on the loop, which reads c no more from here. */
+		sd_loop_del(s->loop, c->fd);
+		c->in_place = true;
+		return true;
+	}
+	conn_put(c);
+	pthread_mutex_lock(&s->conn_mu);
+	if (--s->conn_threads == 0)
+		pthread_cond_broadcast(&s->conn_cond);
+	pthread_mutex_unlock(&s->conn_mu);
+	return false;
+}
+
 /* A whole request has arrived: validate and hand it to a worker. */
 static void conn_dispatch(struct conn *c)
 {
@@ -416,20 +625,13 @@ static void conn_dispatch(struct conn *c)
 	r->data_cap = payload ? hdr.data_length : 0;
 	r->work.fn = request_work;
 	r->work.done = request_done;
+	if (conn_serve_in_place(c, r))
+		return;
 	conn_get(c);
 	__atomic_add_fetch(&c->inflight, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&c->inflight_bytes, hdr.data_length, __ATOMIC_SEQ_CST);
 	enum ops_kind kind = ops_lookup(hdr.opcode)->kind; /* known: checked above */
-	uint32_t hint = 0;
-	if (hdr.opcode == SD_OP_PEER_WRITE && s->store && !conn_lazy_bump(&hdr, payload, &hint)) {
-		/* it will log a durable record: the log writer waits for it */
-		r->wal_announced = true;
-		store_wal_expect(s->store, 1);
-	}
-	/* After the announcement: a hint saying nothing more is coming must
-	 * not let the writer sync before this record joins. */
-	if (hdr.opcode == SD_OP_PEER_WRITE && s->store)
-		store_wal_hint(s->store, hint);
+	r->wal_announced = conn_note_write(s, &hdr, payload, true);
 	struct sd_wq *wq = kind == OPS_PEER	 ? s->peer_wq
 			   : kind == OPS_FORWARD ? s->fwd_wq
 						 : s->gw_wq;
@@ -439,7 +641,7 @@ static void conn_dispatch(struct conn *c)
 
 static void conn_read(struct conn *c)
 {
-	for (int rounds = 0; rounds < 64 && !c->dead && !c->paused; rounds++) {
+	for (int rounds = 0; rounds < 64 && !c->dead && !c->paused && !c->in_place; rounds++) {
 		ssize_t n;
 		if (!c->in_payload) {
 			n = recv(c->fd, (char *)&c->hdr + c->hdr_got, sizeof(c->hdr) - c->hdr_got,
@@ -505,7 +707,8 @@ static void on_conn_event(int fd, uint32_t events, void *arg)
 			conn_update_events(c);
 	if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && !c->paused)
 		conn_read(c);
-	if (!c->dead && (events & (EPOLLHUP | EPOLLERR)))
+	/* In place since this read, c is its thread's: it sees the hangup. */
+	if (!c->dead && !c->in_place && (events & (EPOLLHUP | EPOLLERR)))
 		conn_close(c, "hangup");
 	conn_put(c);
 }
@@ -555,6 +758,23 @@ int conn_listen(struct sheep *s)
 	sd_set_nonblock(fd, 1);
 	s->listen_fd = fd;
 	return sd_loop_add(s->loop, fd, EPOLLIN, on_accept, s);
+}
+
+int conn_init(struct sheep *s)
+{
+	pthread_mutex_init(&s->conn_mu, NULL);
+	pthread_cond_init(&s->conn_cond, NULL);
+	return 0;
+}
+
+/* After conn_shutdown_all, once nothing a thread serving in place may
+ * wait on is left waiting (group_stop): wait for every such thread. */
+void conn_join_all(struct sheep *s)
+{
+	pthread_mutex_lock(&s->conn_mu);
+	while (s->conn_threads > 0)
+		pthread_cond_wait(&s->conn_cond, &s->conn_mu);
+	pthread_mutex_unlock(&s->conn_mu);
 }
 
 void conn_shutdown_all(struct sheep *s)

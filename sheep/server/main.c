@@ -382,6 +382,7 @@ static int parse_args(int argc, char **argv, struct sheep_opts *o)
 	char *spec = strdup(argv[optind]);
 	if (!spec)
 		return -1;
+	o->spec_buf = spec;
 	char *save = NULL, *tok = strtok_r(spec, ",", &save);
 	if (!tok || !*tok) {
 		fprintf(stderr, "sheep: missing store directory DIR\n");
@@ -728,12 +729,14 @@ int main(int argc, char **argv)
 	static struct sheep sheep_state; /* the one struct sheep, passed down from here */
 	struct sheep *s = &sheep_state;
 	s->listen_fd = -1;
+	conn_init(s);
 	s->lock_fd = -1;
 	if (parse_args(argc, argv, &s->opt))
 		return 1;
 	s->opt.test_crash_file = getenv("SHEEP_TEST_CRASH_FILE");
 	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
 	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
+	s->opt.test_no_in_place = getenv("SHEEP_TEST_NO_IN_PLACE") != NULL;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
 	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
 	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;
@@ -747,8 +750,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	char abs[PATH_MAX];
-	if (realpath(s->opt.dir, abs))
-		s->opt.dir = strdup(abs);
+	if (realpath(s->opt.dir, abs) && (s->opt.dir_abs = strdup(abs)))
+		s->opt.dir = s->opt.dir_abs;
 	if (lock_dir(s))
 		return 1;
 	const char *ldir = s->opt.log_dir ? s->opt.log_dir : s->opt.dir;
@@ -798,6 +801,7 @@ int main(int argc, char **argv)
 	sheep_recovery_stop(s); /* recovery hook */
 	group_stop(s);		/* wakes workers blocked on cluster ops */
 	gateway_converter_stop(s);
+	conn_join_all(s); /* the threads serving peer connections in place */
 	/* Then stop the pools. */
 	sd_wq_destroy(s->gw_wq);
 	sd_wq_destroy(s->peer_wq);
@@ -813,5 +817,7 @@ int main(int argc, char **argv)
 	free(s->metrics);
 	sd_notice("sheep stopped");
 	sd_log_close();
+	free(s->opt.dir_abs);
+	free(s->opt.spec_buf);
 	return s->exit_status;
 }

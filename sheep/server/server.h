@@ -16,7 +16,9 @@ int conn_listen(struct sheep *s);
 /* The loop has stopped: refuse new connections and shut the open ones
  * down, so peers waiting on this sheep fail at once instead of timing out
  * (a stopping sheep serves nothing more). Loop thread only. */
+int conn_init(struct sheep *s);
 void conn_shutdown_all(struct sheep *s);
+void conn_join_all(struct sheep *s);
 
 /* ---- mem.c: the malloc policy ---- */
 #define SERVER_MEM_ARENAS  2 /* glibc arenas (mem.c says why not more) */
