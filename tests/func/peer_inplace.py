@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-# peer_inplace.py - peer connections a sheep serves in place (server/conn.c): each answers peer reads, client requests and pipelines of both in order, past the cap of threads; 'hold' keeps connections in place for a stop test.
+# peer_inplace.py - peer connections a sheep serves in place (server/conn.c): each answers peer reads, client requests and pipelines of both (matched by id), past the cap of threads; 'hold' keeps connections in place for a stop test.
 #   peer_inplace.py check PORT VID DATAFILE PID CONNS
 #   peer_inplace.py hold PORT VID DATAFILE CONNS SECONDS
 import os, random, socket, struct, sys, time
+
+from wirelib import recvn
 
 OP_PEER_READ, OP_GET_NODE_LIST = 0xe0, 0x82
 FLAG_ANY_EPOCH = 0x8000
@@ -13,16 +15,6 @@ data = open(datafile, "rb").read()
 oid = vid << 32  # data object 0: bytes [0, 4 MiB) of the VDI
 fails = []
 rid = 0
-
-
-def recvn(s, n):
-    b = bytearray()
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return bytes(b)
 
 
 def frame(op, flags, dlen, rest):
