@@ -47,6 +47,7 @@ struct sheep_opts {
 	const char *test_pause_file; /* SHEEP_TEST_PAUSE_FILE: test hook, lib/testhook.h */
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 	bool test_no_in_place;       /* SHEEP_TEST_NO_IN_PLACE: every request through the pools */
+	int test_apply_delay_ms;     /* SHEEP_TEST_APPLY_DELAY_MS: others' cluster messages applied late */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
 	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
 	 * without keeping them, as a power cut may lose them */

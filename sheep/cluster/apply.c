@@ -357,6 +357,8 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 	}
 	if (sd_node_eq(sender, &s->self))
 		group_complete_wait(s, h.token, res, vid);
+	/* Workers waiting for the VDI table to catch up (group_vdi_wait). */
+	pthread_cond_broadcast(&s->cl->state_cond);
 }
 
 /* ---- applying events (loop thread, state_lock held) ---- */

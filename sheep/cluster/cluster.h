@@ -191,6 +191,10 @@ int group_epoch_nodes(struct sheep *s, uint32_t epoch, struct sd_node **nodes, s
 		      uint64_t *time);
 /* Read helpers under state_lock. */
 int group_vdi_find(struct sheep *s, uint32_t vid, struct vdi_entry *out);
+/* From a worker: wait at most ms for VDI vid to be in this node's table
+ * (a message applied elsewhere first may not be applied here yet); 0 when
+ * it is, -ENOENT. */
+int group_vdi_wait(struct sheep *s, uint32_t vid, int ms);
 int group_vdi_lookup(struct sheep *s, const char *name, const char *tag, uint32_t snapid,
 		     struct vdi_entry *out);
 /* Fill a STAT_CLUSTER reply (Sheepdog's epoch logs, newest first, as many

@@ -72,6 +72,10 @@ void group_on_deliver(void *arg, const struct sd_node *sender, const void *msg, 
 	if (len < sizeof(h))
 		return;
 	memcpy(&h, msg, sizeof(h));
+	/* Test hook SHEEP_TEST_APPLY_DELAY_MS: another sheep's message is
+	 * applied this much later, as by a busy member (tests/func/032). */
+	if (s->opt.test_apply_delay_ms > 0 && !sd_node_eq(sender, &s->self))
+		usleep((useconds_t)s->opt.test_apply_delay_ms * 1000);
 	pthread_mutex_lock(&s->cl->state_lock);
 	if (!s->cl->synced) {
 		if (h.type == CMSG_SNAPSHOT && len >= sizeof(struct snap_hdr) && s->cl->pend_head) {

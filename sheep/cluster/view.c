@@ -34,16 +34,22 @@ void sheep_view_put(struct sheep_view *v)
 	free(v);
 }
 
+/* ms from now on state_cond's clock (the default, CLOCK_REALTIME). */
+static void deadline_in(int ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, int ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(ms, &ts);
 	pthread_mutex_lock(&s->cl->state_lock);
 	while (!atomic_load(&s->stopping) && (!s->cl->synced || s->cl->epoch == old_epoch))
 		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts))
@@ -55,6 +61,20 @@ struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, i
 	}
 	pthread_mutex_unlock(&s->cl->state_lock);
 	return v;
+}
+
+int group_vdi_wait(struct sheep *s, uint32_t vid, int ms)
+{
+	struct timespec ts;
+	deadline_in(ms, &ts);
+	pthread_mutex_lock(&s->cl->state_lock);
+	bool known;
+	while (!(known = vdi_table_find(&s->cl->vdis, vid) != NULL) && !atomic_load(&s->stopping))
+		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts))
+			break;
+	known = known || vdi_table_find(&s->cl->vdis, vid) != NULL;
+	pthread_mutex_unlock(&s->cl->state_lock);
+	return known ? 0 : -ENOENT;
 }
 
 struct sheep_ring *group_find_ring(struct sheep_view *v, uint32_t epoch)

@@ -737,6 +737,8 @@ int main(int argc, char **argv)
 	s->opt.test_pause_file = getenv("SHEEP_TEST_PAUSE_FILE");
 	s->opt.test_local_writes = getenv("SHEEP_TEST_LOCAL_WRITES") != NULL;
 	s->opt.test_no_in_place = getenv("SHEEP_TEST_NO_IN_PLACE") != NULL;
+	const char *apply_delay = getenv("SHEEP_TEST_APPLY_DELAY_MS");
+	s->opt.test_apply_delay_ms = apply_delay ? atoi(apply_delay) : 0;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
 	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
 	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;

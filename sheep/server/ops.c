@@ -537,6 +537,8 @@ static int do_disable_recover(struct sheep *s, struct request *r)
 
 /* A gateway write forwarded to this node as the object's write
  * coordinator: only in the epoch the gateway placed it in. */
+#define GW_VDI_WAIT_MS 5000
+
 static int do_peer_gw_write(struct sheep *s, struct request *r)
 {
 	uint32_t e = ops_current_epoch(s);
@@ -544,6 +546,11 @@ static int do_peer_gw_write(struct sheep *s, struct request *r)
 		return r->hdr.epoch < e ? SD_RES_OLD_NODE_VER : SD_RES_NEW_NODE_VER;
 	if (!(r->hdr.flags & SD_FLAG_CMD_WRITE) && r->hdr.data_length)
 		return SD_RES_INVALID_PARMS;
+	/* The gateway knew the VDI; this node may not have applied the
+	 * message that made it yet (the inode's first write follows its
+	 * creation at once): wait for it rather than answer NO_VDI. */
+	if (group_vdi_wait(s, oid_to_vid(r->hdr.obj.oid), GW_VDI_WAIT_MS))
+		return SD_RES_NO_VDI;
 	if (r->hdr.flags & SD_PEER_FLAG_CONVERT)
 		return r->hdr.data_length ? SD_RES_INVALID_PARMS
 					  : gateway_convert_local(s, r->hdr.obj.oid);
