@@ -6,6 +6,7 @@
 # pseudo-random data in flight over its first MiB, then reads it back (QD
 # reads in flight) and compares sha256s. Meanwhile /proc/PID/task is sampled.
 # Prints "base N", "peak_threads N", "peak_workers N", "peak_conns N",
+# "peak_nbd N" (the most NBD threads, workers and connections, at once),
 # "verified N" (connections whose data read back intact) and "errors N".
 import hashlib, os, random, socket, struct, sys, threading, time
 
@@ -20,13 +21,17 @@ nconn, qd, prefix = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 
 
 def threads():
-    """(all threads, NBD pool workers, NBD connection threads) of the sheep."""
+    """(all threads, NBD pool workers, NBD connection threads) of the sheep,
+    leaving out the threads serving other sheep's peer connections
+    (sd_conn: as many as those connections, whatever the NBD clients do)."""
     n = w = c = 0
     for t in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
                 name = f.read().strip()
         except OSError:
+            continue
+        if name == "sd_conn":
             continue
         n += 1
         w += name == "nbd-worker"
@@ -92,7 +97,7 @@ def client(k):
 
 
 base = threads()[0]
-peak = [0, 0, 0]
+peak = [0, 0, 0, 0]  # all threads, workers, connection threads, workers + connection threads
 done = threading.Event()
 
 
@@ -102,7 +107,8 @@ def sampler():
             cur = threads()
         except OSError:
             break
-        for i in range(3):
+        cur = cur + (cur[1] + cur[2],)
+        for i in range(4):
             peak[i] = max(peak[i], cur[i])
         time.sleep(0.002)
 
@@ -124,5 +130,6 @@ print("base %d" % base)
 print("peak_threads %d" % peak[0])
 print("peak_workers %d" % peak[1])
 print("peak_conns %d" % peak[2])
+print("peak_nbd %d" % peak[3])
 print("verified %d" % results["verified"])
 print("errors %d" % results["errors"])
