@@ -30,7 +30,11 @@ check "the destination QEMU waits for the migration (status inmigrate)" \
 check_eq "before the migration the source's sheep 3 holds the lock" "vm1 127.0.0.1:$(sd_port 3) nbd" \
 	"$(dogn 2 vdi lock list -r | awk '{ print $1, $3, $4 }')"
 
-vm_qmp src '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1073741824}}' >/dev/null ||
+# 64 MiB/s: the migration takes about 1.5 s, several of the guest's write
+# cycles (0.3 s pause + write + fsync). At 1 GiB/s it took 0.4 s and
+# whether the guest acknowledged a file in it depended on the phase: no
+# write during the migration failed 2 of 2 CI runs and 1 of 6 here.
+vm_qmp src '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":67108864}}' >/dev/null ||
 	bail "migrate-set-parameters"
 before=$(vm_acks src)
 t0=$(date +%s.%N)
