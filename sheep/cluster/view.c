@@ -1,4 +1,5 @@
-/* view.c - the membership view of each epoch, references for readers, and the ring of a member list (chain.c chains the rings and builds the views). */
+/* view.c - the membership view of each epoch, references for readers, and the ring of a member list
+ * (chain.c chains the rings and builds the views). */
 #include "sheep/cluster/group_priv.h"
 
 /* ---- views ---- */
@@ -68,11 +69,10 @@ int group_vdi_wait(struct sheep *s, uint32_t vid, int ms)
 	struct timespec ts;
 	deadline_in(ms, &ts);
 	pthread_mutex_lock(&s->cl->state_lock);
-	bool known;
-	while (!(known = vdi_table_find(&s->cl->vdis, vid) != NULL) && !atomic_load(&s->stopping))
-		if (pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts))
-			break;
-	known = known || vdi_table_find(&s->cl->vdis, vid) != NULL;
+	int timed_out = 0;
+	while (!vdi_table_find(&s->cl->vdis, vid) && !atomic_load(&s->stopping) && !timed_out)
+		timed_out = pthread_cond_timedwait(&s->cl->state_cond, &s->cl->state_lock, &ts);
+	bool known = vdi_table_find(&s->cl->vdis, vid) != NULL;
 	pthread_mutex_unlock(&s->cl->state_lock);
 	return known ? 0 : -ENOENT;
 }
@@ -137,9 +137,9 @@ int group_build_ring(struct sheep *s, const struct ring *prev, const struct sd_n
 		/* -V on the node or at format fixes vnodes; else placement/
 		 * derives them from the weight (capacity, sheep -s). */
 		pn[i].vnodes = data[i].fixed_vnodes == SD_NODE_VNODES_SET ? data[i].nr_vnodes
-			       : s->cl->fmt_vnodes			       ? (uint16_t)s->cl->fmt_vnodes
-			       : data[i].fixed_vnodes		       ? data[i].nr_vnodes
-								       : 0;
+			       : s->cl->fmt_vnodes    ? (uint16_t)s->cl->fmt_vnodes
+			       : data[i].fixed_vnodes ? data[i].nr_vnodes
+						      : 0;
 	}
 	int ret = ring_build_next(prev, pn, n, ring);
 	free(pn);

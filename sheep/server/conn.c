@@ -413,6 +413,25 @@ static void request_done(struct sd_work *w)
 	free(r);
 }
 
+/* A request of c (hdr, payload of plen bytes, taken), for a pool or for
+ * c's own thread; NULL when out of memory. */
+static struct request *request_new(struct conn *c, const struct sd_req *hdr, char *payload,
+				   uint32_t plen)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->s = c->s;
+	r->conn = c;
+	r->owner = (1ull << 62) | c->id;
+	r->hdr = *hdr;
+	r->data = payload;
+	r->data_cap = plen;
+	r->work.fn = request_work;
+	r->work.done = request_done;
+	return r;
+}
+
 /*
  * Peer connections served in place. A sheep's peer client (peer/client.c)
  * sends one request at a time on a connection and waits for its reply.
@@ -510,20 +529,24 @@ static struct request *in_place_next(struct conn *c, bool *back)
 		return NULL;
 	/* A read's data_length is the room for its reply: no payload. */
 	uint32_t plen = (hdr.flags & SD_FLAG_CMD_WRITE) ? hdr.data_length : 0;
-	struct request *r = calloc(1, sizeof(*r));
 	char *payload = plen ? malloc(plen) : NULL;
-	if (!r || (plen && !payload) || (payload && sd_read_full(c->fd, payload, plen))) {
-		free(r);
+	if ((plen && !payload) || (payload && sd_read_full(c->fd, payload, plen))) {
 		free(payload);
 		return NULL;
 	}
-	r->s = c->s;
-	r->conn = c;
-	r->owner = (1ull << 62) | c->id;
-	r->hdr = hdr;
-	r->data = payload;
-	r->data_cap = plen;
+	struct request *r = request_new(c, &hdr, payload, plen);
+	if (!r)
+		free(payload);
 	return r;
+}
+
+/* A thread serving in place has ended (or never started). */
+static void conn_thread_gone(struct sheep *s)
+{
+	pthread_mutex_lock(&s->conn_mu);
+	if (--s->conn_threads == 0)
+		pthread_cond_broadcast(&s->conn_cond);
+	pthread_mutex_unlock(&s->conn_mu);
 }
 
 static void *in_place_main(void *arg)
@@ -545,10 +568,7 @@ static void *in_place_main(void *arg)
 	if (sd_loop_call(s->loop, back ? in_place_back : in_place_end, c))
 		sd_err("connection %llu: cannot hand it back to the loop: leaked",
 		       (unsigned long long)c->id);
-	pthread_mutex_lock(&s->conn_mu);
-	if (--s->conn_threads == 0)
-		pthread_cond_broadcast(&s->conn_cond);
-	pthread_mutex_unlock(&s->conn_mu);
+	conn_thread_gone(s);
 	return NULL;
 }
 
@@ -588,10 +608,7 @@ static bool conn_serve_in_place(struct conn *c, struct request *r)
 		return true;
 	}
 	conn_put(c);
-	pthread_mutex_lock(&s->conn_mu);
-	if (--s->conn_threads == 0)
-		pthread_cond_broadcast(&s->conn_cond);
-	pthread_mutex_unlock(&s->conn_mu);
+	conn_thread_gone(s);
 	return false;
 }
 
@@ -611,20 +628,12 @@ static void conn_dispatch(struct conn *c)
 		reply_error(c, &hdr, res, false);
 		return;
 	}
-	struct request *r = calloc(1, sizeof(*r));
+	struct request *r = request_new(c, &hdr, payload, payload ? hdr.data_length : 0);
 	if (!r) {
 		free(payload);
 		reply_error(c, &hdr, SD_RES_NO_MEM, false);
 		return;
 	}
-	r->s = s;
-	r->conn = c;
-	r->owner = (1ull << 62) | c->id;
-	r->hdr = hdr;
-	r->data = payload;
-	r->data_cap = payload ? hdr.data_length : 0;
-	r->work.fn = request_work;
-	r->work.done = request_done;
 	if (conn_serve_in_place(c, r))
 		return;
 	conn_get(c);
@@ -760,11 +769,10 @@ int conn_listen(struct sheep *s)
 	return sd_loop_add(s->loop, fd, EPOLLIN, on_accept, s);
 }
 
-int conn_init(struct sheep *s)
+void conn_init(struct sheep *s)
 {
 	pthread_mutex_init(&s->conn_mu, NULL);
 	pthread_cond_init(&s->conn_cond, NULL);
-	return 0;
 }
 
 /* After conn_shutdown_all, once nothing a thread serving in place may

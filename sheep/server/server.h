@@ -12,12 +12,14 @@ struct sheep;
 struct request;
 
 /* ---- conn.c: client connections ---- */
+/* Before anything else: the count of threads serving in place. */
+void conn_init(struct sheep *s);
 int conn_listen(struct sheep *s);
 /* The loop has stopped: refuse new connections and shut the open ones
  * down, so peers waiting on this sheep fail at once instead of timing out
  * (a stopping sheep serves nothing more). Loop thread only. */
-int conn_init(struct sheep *s);
 void conn_shutdown_all(struct sheep *s);
+/* After group_stop: wait until no thread serves a connection in place. */
 void conn_join_all(struct sheep *s);
 
 /* ---- mem.c: the malloc policy ---- */
