@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 031-core-peer-in-place.sh - peer connections served in place by their own thread: pipelines mixing peer and client requests answered in order with the bytes written, more connections than the 128-thread cap, threads gone when their connections close, and a sheep holding such connections stops at SIGTERM.
+# 031-core-peer-in-place.sh - peer connections served in place by their own thread: pipelines mixing peer and client requests answered by id with the bytes written, more connections than the 128-thread cap, threads gone when their connections close, garbage after a request served in place answered or closed by the loop, and a sheep holding such connections stops at SIGTERM.
 # timeout: 300
 . "$SD_TOP/tests/func/lib.sh"
 

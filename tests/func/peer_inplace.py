@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# peer_inplace.py - peer connections a sheep serves in place (server/conn.c): each answers peer reads, client requests and pipelines of both (matched by id), past the cap of threads; 'hold' keeps connections in place for a stop test.
+# peer_inplace.py - peer connections a sheep serves in place (server/conn.c): each answers peer reads, client requests and pipelines of both (matched by id), past the cap of threads, and garbage after a request served in place (answered or closed by the loop); 'hold' keeps connections in place for a stop test.
 #   peer_inplace.py check PORT VID DATAFILE PID CONNS
 #   peer_inplace.py hold PORT VID DATAFILE CONNS SECONDS
 import os, random, socket, struct, sys, time
@@ -97,6 +97,28 @@ if mode == "hold":
 
 pid, nconn = int(sys.argv[5]), int(sys.argv[6])
 before = sd_conn_threads(pid)
+
+# Garbage after a request served in place: the thread hands the connection
+# back to the loop, which answers or closes as for any connection.
+RES_INVALID, RES_NO_SUPPORT = 0x05, 0x8b
+for name, tail, want in (
+        ("unknown peer opcode", frame(0xe8, 0, 0, b"")[1], RES_NO_SUPPORT),
+        ("oversize peer write", frame(OP_PEER_READ + 1, 1, 0xffffffff, b"")[1], RES_INVALID),
+        ("bad protocol version", struct.pack("<BBHIII", 2, OP_PEER_READ, 0, 0, 9, BLK) + b"\0" * 32, 0x14),
+        ("truncated header", frame(OP_PEER_READ, 0, BLK, b"")[1][:20], None)):
+    s = conn()
+    check_read(s, "%s: first read" % name, offs(rnd))
+    s.sendall(tail)
+    if want is None:
+        s.shutdown(socket.SHUT_WR)
+    try:
+        rr, res, body = reply(s)
+        if want is None or res != want:
+            fails.append("%s: result %#x, wanted %s" % (name, res, "a close" if want is None else hex(want)))
+    except (EOFError, OSError):
+        if want == RES_NO_SUPPORT:
+            fails.append("%s: closed, wanted %#x" % (name, want))
+    s.close()
 socks = []
 for i in range(nconn):
     s = conn()
