@@ -83,11 +83,22 @@ int store_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/*
+ * At most STORE_WRITE_CHUNK bytes per pwrite, aligned: the page cache then
+ * holds the files in folios of at most that size. A large write in one call
+ * makes folios of up to 2 MiB (Linux 6.16+ on ext4), and every later small
+ * write into one walks all its 512 block buffers (ext4_block_write_begin):
+ * 13 % of all CPU time in 4 KiB random writes to 3 copies after a
+ * sequential fill, against 16 buffers per 64 KiB folio.
+ */
+#define STORE_WRITE_CHUNK (64u * 1024)
+
 int store_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *p = buf;
 	while (len > 0) {
-		ssize_t r = pwrite(fd, p, len, (off_t)off);
+		size_t n = SD_MIN(len, STORE_WRITE_CHUNK - (size_t)(off % STORE_WRITE_CHUNK));
+		ssize_t r = pwrite(fd, p, n, (off_t)off);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;

@@ -353,14 +353,8 @@ static int copy_frag(struct store *st, int src, int dst, const char *name)
 		bool zero = true;
 		for (ssize_t i = 0; i < n && zero; i++)
 			zero = buf[i] == 0;
-		for (ssize_t w = 0; !zero && r == 0 && w < n;) {
-			ssize_t k =
-			    pwrite(out, buf + w, (size_t)(n - w), (off_t)(off + (uint64_t)w));
-			if (k < 0 && errno != EINTR)
-				r = -errno;
-			else if (k > 0)
-				w += k;
-		}
+		if (!zero)
+			r = store_pwrite_full(out, buf, (size_t)n, off);
 		off += (uint64_t)n;
 	}
 	free(buf);
