@@ -2,13 +2,15 @@
 # nbd_bench.sh - fio over NBD: a 4:2 and a -c 3 VDI on a six-node local cluster vs `nbdkit memory` (the ceiling), one run, with ratios.
 #
 # Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--nosync] [--csv]
-#                           [--csv-file FILE] [--plot PNG] [--cases LIST]
+#                           [--csv-file FILE] [--plot PNG] [--cases LIST] [--sync-delay US]
 #
 #   -r RUNS     runs of each case; the table shows the median (default 3)
 #   -t SECONDS  length of each random-I/O run (default 10)
 #   -s SIZE_MB  working set, written sequentially first (default 256)
 #   -b BUILD    build directory with sheep and dog (default build)
 #   --nosync    run the sheep with -n (no fdatasync: not durable, for comparison)
+#   --sync-delay US  every fsync/fdatasync of the sheep takes US microseconds
+#               longer (bench/slowsync.c), as on a disk that flushes that slowly
 #   --csv       also print the table as CSV
 #   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
 #   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
@@ -23,7 +25,7 @@
 # next free port. Everything started is stopped on exit.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot= cases=
+runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot= cases= sync_delay=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) runs=$2; shift ;;
@@ -35,7 +37,8 @@ while [ $# -gt 0 ]; do
 	--plot) plot=$2; shift ;;
 	--cases) cases=$2; shift ;;
 	--nosync) nosync=-n ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	--sync-delay) sync_delay=$2; shift ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "nbd_bench: unknown option $1" >&2; exit 64 ;;
 	esac
 	shift
@@ -63,8 +66,17 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..${nosync:+, no sync})" >&2
+preload=
+if [ -n "$sync_delay" ]; then
+	case "$sync_delay" in *[!0-9]*|'') echo "nbd_bench: --sync-delay takes microseconds" >&2; exit 64 ;; esac
+	preload=$SD_TEST_DIR/slowsync.so
+	cc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$preload" "$top/bench/slowsync.c" -ldl ||
+		{ echo "nbd_bench: cannot build bench/slowsync.c" >&2; exit 1; }
+	echo "# every sync of the sheep takes $sync_delay us longer (bench/slowsync.c)" >&2
+fi
 # lib.sh's sd_start, durable (no -n) unless --nosync.
-SD_DURABLE=1 SD_LOG_LEVEL=warning sd_start_cluster 6 $nosync >/dev/null ||
+LD_PRELOAD=$preload SLOWSYNC_US=${sync_delay:-0} SD_DURABLE=1 SD_LOG_LEVEL=warning \
+	sd_start_cluster 6 $nosync >/dev/null ||
 	{ echo "nbd_bench: the six sheep did not form a cluster" >&2; exit 1; }
 dogn 0 cluster format -c 4:2 >/dev/null || { echo "nbd_bench: format failed" >&2; exit 1; }
 dogn 0 vdi create bench-ec "${size_mb}M" >/dev/null || exit 1
@@ -145,7 +157,7 @@ for c in "${CASES[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs${nosync:+, -n})" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
+printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs${nosync:+, -n}${sync_delay:+, syncs +$sync_delay us})" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
 for c in "${CASES[@]}"; do
 	printf '%-30s %14s %12s %7s %12s %7s\n' "${LABEL[$c]}" "${RES[memory,$c]}" "${RES[ec,$c]}" \
 		"$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}")" "${RES[rep,$c]}" "$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"
