@@ -10,7 +10,7 @@
 #   -b BUILD    build directory with sheep and dog (default build)
 #   --nosync    run the sheep with -n (no fdatasync: not durable, for comparison)
 #   --sync-delay US  every fsync/fdatasync of the sheep takes US microseconds
-#               longer (bench/slowsync.c), as on a disk that flushes that slowly
+#               longer (bench/preload/slowsync.c), as on a disk that flushes that slowly
 #   --csv       also print the table as CSV
 #   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
 #   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
@@ -70,9 +70,9 @@ preload=
 if [ -n "$sync_delay" ]; then
 	case "$sync_delay" in *[!0-9]*|'') echo "nbd_bench: --sync-delay takes microseconds" >&2; exit 64 ;; esac
 	preload=$SD_TEST_DIR/slowsync.so
-	cc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$preload" "$top/bench/slowsync.c" -ldl ||
-		{ echo "nbd_bench: cannot build bench/slowsync.c" >&2; exit 1; }
-	echo "# every sync of the sheep takes $sync_delay us longer (bench/slowsync.c)" >&2
+	cc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$preload" "$top/bench/preload/slowsync.c" -ldl ||
+		{ echo "nbd_bench: cannot build bench/preload/slowsync.c" >&2; exit 1; }
+	echo "# every sync of the sheep takes $sync_delay us longer (bench/preload/slowsync.c)" >&2
 fi
 # lib.sh's sd_start, durable (no -n) unless --nosync.
 LD_PRELOAD=$preload SLOWSYNC_US=${sync_delay:-0} SD_DURABLE=1 SD_LOG_LEVEL=warning \

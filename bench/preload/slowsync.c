@@ -1,4 +1,5 @@
-/* slowsync.c - LD_PRELOAD shim for benchmarks: every fsync/fdatasync/syncfs takes SLOWSYNC_US microseconds longer, as on a disk whose cache flush is that slow. */
+/* slowsync.c - LD_PRELOAD shim for benchmarks: every fsync/fdatasync/syncfs takes SLOWSYNC_US
+ * microseconds longer, as on a disk whose cache flush is that slow. */
 /*
  * The disk of the machine the benchmarks run on may flush its cache in
  * 0.15 ms; a SATA SSD takes about 1-5 ms, a disk 5-15 ms. How often the
