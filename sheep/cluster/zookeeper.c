@@ -83,6 +83,7 @@ static void zk_log_cb(const char *msg)
 static void *watchdog(void *arg)
 {
 	struct cluster_ctx *c = arg;
+	pthread_setname_np(pthread_self(), "sd_zk_watchdog");
 	uint64_t last = sd_now_ns();
 	uint64_t limit = (uint64_t)c->opt.timeout_ms * 2 / 3 * 1000000u;
 	unsigned ms = c->opt.timeout_ms / 10;

@@ -87,6 +87,7 @@ out:
 static void *cq_main(void *arg)
 {
 	struct gw_commitq *q = arg;
+	pthread_setname_np(pthread_self(), "sd_commit");
 	struct gw_cq_ent *b = malloc(GW_CQ_BATCH * sizeof(*b));
 	pthread_mutex_lock(&q->mu);
 	for (;;) {

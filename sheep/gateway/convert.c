@@ -354,6 +354,7 @@ static int conv_collect(struct sheep *s, uint32_t *vids, int max)
 static void *conv_main(void *arg)
 {
 	struct sheep *s = arg;
+	pthread_setname_np(pthread_self(), "sd_convert");
 	while (!conv_stopping(s)) {
 		conv_sleep(s, 300);
 		if (conv_stopping(s) || !conv_leader(s))

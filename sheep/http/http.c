@@ -171,6 +171,7 @@ static void serve(struct sheep_http *h, int fd)
 static void *http_main(void *arg)
 {
 	struct sheep_http *h = arg;
+	pthread_setname_np(pthread_self(), "sd_http");
 	for (;;) {
 		struct pollfd p[2] = {{.fd = h->lfd, .events = POLLIN},
 				      {.fd = h->stop_pipe[0], .events = POLLIN}};

@@ -514,6 +514,7 @@ static void accept_one(struct nbd_server *srv)
 static void *listener_main(void *arg)
 {
 	struct nbd_server *srv = arg;
+	pthread_setname_np(pthread_self(), "nbd-listen");
 	struct pollfd pf[2] = {{.fd = srv->lfd, .events = POLLIN}, {.fd = srv->wake[0], .events = POLLIN}};
 
 	for (;;) {

@@ -423,6 +423,7 @@ static void set_enabled(struct sheep_recovery *r, bool on)
 static void *rec_worker(void *arg)
 {
 	struct sheep_recovery *r = arg;
+	pthread_setname_np(pthread_self(), "sd_rec_worker");
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		/* Check the flag before every job, not only when rec_main
@@ -505,6 +506,7 @@ void sheep_recovery_kick(struct sheep *s)
 static void *rec_main(void *arg)
 {
 	struct sheep_recovery *r = arg;
+	pthread_setname_np(pthread_self(), "sd_rec");
 	struct sheep *s = r->s;
 	enum { PH_PLAN, PH_RUN, PH_SETTLED, PH_DROPPED, PH_IDLE } phase = PH_IDLE;
 	uint64_t next_poll = 0;

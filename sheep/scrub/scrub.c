@@ -198,6 +198,7 @@ static bool formatted(struct sheep *s)
 static void *scrub_main(void *arg)
 {
 	struct sheep_scrub *sc = arg;
+	pthread_setname_np(pthread_self(), "sd_scrub");
 	struct frag_list l = {0};
 	size_t next = 0;
 	uint64_t rest_until = 0, next_recheck = 0;

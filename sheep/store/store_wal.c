@@ -322,6 +322,7 @@ out:
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
+	pthread_setname_np(pthread_self(), "sd_wal");
 	struct store_wal *w = &st->wal;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {

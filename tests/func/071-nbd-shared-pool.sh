@@ -33,4 +33,8 @@ check "NBD threads at once within connections + pool ($NCONN + $POOL >= $(val pe
 others() { echo $(($(ls /proc/"$pid"/task | wc -l) - $(grep -lxE 'nbd-worker|sd_conn' /proc/"$pid"/task/*/comm 2>/dev/null | wc -l))); }
 for _ in $(seq 50); do [ "$(others)" -le "$(val base)" ] && break; sleep 0.1; done
 check_eq "the connections' threads are gone once they closed (pool workers aside)" "$(val base)" "$(others)"
+# The long-lived threads carry their names (docs/architecture.md, Threads),
+# so per-thread CPU and switch counts (perf, top -H) say who did what.
+named=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -cxE 'sd_wal|sd_commit|sd_rec|sd_scrub|sd_convert|nbd-listen')
+check_eq "the log writer, commit queue, recovery, scrub, converter and NBD listener threads are named" 6 "$named"
 sd_done
