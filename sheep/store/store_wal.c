@@ -542,11 +542,12 @@ static int wal_append(struct store *st, uint32_t type, const struct iovec *iov, 
 	w->qtail = &q;
 	if (!lazy)
 		store_wal_durable_queued(st);
-	/* A writer gathering for announced records goes on waiting while any
-	 * is still on its way: waking it for this one would only put it back
-	 * to sleep. A leader wakes it when done. */
-	if (!w->leading &&
-	    (!w->gathering || __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) <= 0))
+	/* A writer gathering for records on their way (announced, or hinted
+	 * by coordinators) goes on waiting while any is: waking it for this
+	 * one would only put it back to sleep. Its wait ends at its deadline,
+	 * or when the last announced record gives up or a hint ends (both
+	 * signal it). A leader wakes it when done. */
+	if (!w->leading && (!w->gathering || !store_wal_would_hold(st)))
 		pthread_cond_signal(&w->work);
 	while (!q.done)
 		pthread_cond_wait(&q.cond, &w->mu);
