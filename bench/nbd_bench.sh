@@ -44,6 +44,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 case "$build" in /*) ;; *) build="$top/$build" ;; esac
+case "$sync_delay" in *[!0-9]*) echo "nbd_bench: --sync-delay takes microseconds" >&2; exit 64 ;; esac
 for t in fio nbdkit python3; do
 	command -v $t >/dev/null || { echo "nbd_bench: $t is not installed (scripts/install-deps)" >&2; exit 1; }
 done
@@ -68,7 +69,6 @@ trap bench_cleanup EXIT
 echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..${nosync:+, no sync})" >&2
 preload=
 if [ -n "$sync_delay" ]; then
-	case "$sync_delay" in *[!0-9]*|'') echo "nbd_bench: --sync-delay takes microseconds" >&2; exit 64 ;; esac
 	preload=$SD_TEST_DIR/slowsync.so
 	cc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$preload" "$top/bench/preload/slowsync.c" -ldl ||
 		{ echo "nbd_bench: cannot build bench/preload/slowsync.c" >&2; exit 1; }

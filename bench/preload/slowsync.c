@@ -35,32 +35,30 @@ static void slow(void)
 	errno = saved;
 }
 
+/* The real call (looked up once into *real), then the delay. */
+static int slow_sync(int (**real)(int), const char *name, int fd)
+{
+	if (!*real)
+		*real = (int (*)(int))dlsym(RTLD_NEXT, name);
+	int r = (*real)(fd);
+	slow();
+	return r;
+}
+
 int fsync(int fd)
 {
 	static int (*real)(int);
-	if (!real)
-		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-	int r = real(fd);
-	slow();
-	return r;
+	return slow_sync(&real, "fsync", fd);
 }
 
 int fdatasync(int fd)
 {
 	static int (*real)(int);
-	if (!real)
-		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	int r = real(fd);
-	slow();
-	return r;
+	return slow_sync(&real, "fdatasync", fd);
 }
 
 int syncfs(int fd)
 {
 	static int (*real)(int);
-	if (!real)
-		real = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
-	int r = real(fd);
-	slow();
-	return r;
+	return slow_sync(&real, "syncfs", fd);
 }
