@@ -203,6 +203,11 @@ struct sheep {
 	/* A read found a checksum mismatch on (oid, idx): counted by the
 	 * scrub's found/repaired counters, then frag_bad (scrub/scrub.c). */
 	void (*frag_csum_bad)(struct sheep *s, uint64_t oid, uint8_t idx);
+	/* A VDI started converting (vdi alter-copy, applied in cluster/) or
+	 * a new view was published (its first member drives conversions):
+	 * wakes the converter (gateway/convert.c), which otherwise sleeps
+	 * unless it is driving one. Set by main; NULL: none. */
+	void (*convert_kick)(struct sheep *s);
 	/* the background scrub (sheep/scrub/): NULL on a gateway-only node */
 	struct sheep_scrub *scrub;
 

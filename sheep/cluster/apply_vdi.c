@@ -199,6 +199,8 @@ int group_apply_vdi_alter(struct sheep *s, struct vdi_entry *e, const struct cms
 		e->flags |= VDI_F_CONVERTING;
 		group_save_vdis(s);
 		sd_info("VDI %s (%x): converting to %u/%02x", e->name, e->vid, m->copies, m->policy);
+		if (s->convert_kick)
+			s->convert_kick(s);
 		return SD_RES_SUCCESS;
 	}
 	case CMSG_ALTER_PROGRESS:

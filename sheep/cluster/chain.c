@@ -421,6 +421,10 @@ void group_rebuild_view(struct sheep *s)
 	sheep_view_put(s->cl->view);
 	s->cl->view = v;
 	pthread_cond_broadcast(&s->cl->state_cond);
+	/* The converter's leader is the view's first member: a new view
+	 * may make this sheep the one to drive a conversion under way. */
+	if (s->convert_kick)
+		s->convert_kick(s);
 	return;
 fail:
 	sd_emerg("out of memory building the view of epoch %u", s->cl->epoch);

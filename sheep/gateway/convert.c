@@ -136,6 +136,7 @@ struct gw_converter {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	bool stop, started;
+	bool kicked;	   /* kicked since the thread last looked */
 	uint32_t delay_ms; /* SHEEP_TEST_CONVERT_MS: test hook, a pause per object */
 };
 
@@ -148,6 +149,7 @@ static bool conv_stopping(struct sheep *s)
 	return stop || atomic_load(&s->stopping);
 }
 
+/* Sleep ms (0: until kicked or stopped); a kick ends any sleep. */
 static void conv_sleep(struct sheep *s, uint32_t ms)
 {
 	struct gw_converter *c = s->gw->conv;
@@ -160,8 +162,24 @@ static void conv_sleep(struct sheep *s, uint32_t ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&c->mu);
-	if (!c->stop)
-		pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+	if (!c->stop && !c->kicked) {
+		if (ms)
+			pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+		else
+			pthread_cond_wait(&c->cond, &c->mu);
+	}
+	c->kicked = false;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void gateway_converter_kick(struct sheep *s)
+{
+	struct gw_converter *c = s->gw ? s->gw->conv : NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->kicked = true;
+	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -351,18 +369,30 @@ static int conv_collect(struct sheep *s, uint32_t *vids, int max)
 	return n;
 }
 
+/*
+ * The converter's loop. Only the leader (the view's first member) with a
+ * VDI converting works, and looks again every 300 ms while any is; every
+ * other sheep, and the leader once none is left, sleeps until kicked
+ * (gateway_converter_kick): by the cluster message that starts a
+ * conversion, or by a new view, which may make this sheep the leader
+ * (the old one left, or a restarted cluster resumes one). An idle sheep
+ * is not woken for it.
+ */
 static void *conv_main(void *arg)
 {
 	struct sheep *s = arg;
 	pthread_setname_np(pthread_self(), "sd_convert");
+	uint32_t wait_ms = 300; /* the first look: conversions left by a restart */
 	while (!conv_stopping(s)) {
-		conv_sleep(s, 300);
-		if (conv_stopping(s) || !conv_leader(s))
-			continue;
+		conv_sleep(s, wait_ms);
+		if (conv_stopping(s))
+			break;
 		uint32_t vids[64];
 		int n = conv_collect(s, vids, 64);
-		for (int i = 0; i < n && !conv_stopping(s); i++)
+		bool lead = n && conv_leader(s);
+		for (int i = 0; lead && i < n && !conv_stopping(s); i++)
 			conv_vdi(s, vids[i]);
+		wait_ms = lead ? 300 : 0;
 	}
 	return NULL;
 }

@@ -106,9 +106,12 @@ int gateway_convert_obj(struct sheep *s, uint64_t oid);
 int gateway_convert_local(struct sheep *s, uint64_t oid);
 /* The converter thread (convert.c): started once the node has joined,
  * stopped before gateway_fini. The view's first member drives every
- * conversion in the VDI table, from each VDI's mark. */
+ * conversion in the VDI table, from each VDI's mark. While no VDI is
+ * converting it sleeps until kicked. */
 int gateway_converter_start(struct sheep *s);
 void gateway_converter_stop(struct sheep *s);
+/* A VDI started converting: wake the converter (s->convert_kick). */
+void gateway_converter_kick(struct sheep *s);
 int gateway_init(struct sheep *s);
 void gateway_fini(struct sheep *s);
 

@@ -680,6 +680,7 @@ static int setup(struct sheep *s)
 	s->frag_busy = sheep_recovery_busy;
 	s->frag_bad = sheep_recovery_report_bad;
 	s->frag_csum_bad = sheep_scrub_report_bad;
+	s->convert_kick = gateway_converter_kick;
 	/* The background scrub of this node's fragments (sheep/scrub/scrub.c):
 	 * before the listeners, so peer workers find it in place. It waits
 	 * for the cluster to be formatted. */

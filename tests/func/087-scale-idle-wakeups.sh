@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 087-scale-idle-wakeups.sh - an idle sheep sleeps: after I/O and a recovery, each of 5 idle sheep wakes fewer than 20 times a second (voluntary context switches of all its threads; 29-31/s before the idle waits were lengthened) and uses under 0.5% of a core (utime+stime from /proc/PID/stat), and still reacts at once to a kill -9 (recovery, data by sha256).
+# 087-scale-idle-wakeups.sh - an idle sheep sleeps: after I/O and a recovery, each of 5 idle sheep wakes fewer than 20 times a second (voluntary context switches of all its threads; 29-31/s before the idle waits were lengthened), its converter thread (sd_convert) not at all, and uses under 0.5% of a core (utime+stime from /proc/PID/stat), and still reacts at once to a kill -9 (recovery, data by sha256).
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/rec_lib.sh"
@@ -23,9 +23,22 @@ sleep 3 # the last cluster-completion polls
 # wakeups PID: voluntary context switches of all threads (a thread that
 # wakes and sleeps again counts one; preemption by a busy box does not).
 wakeups() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'; }
+# thread_wakeups PID NAME: the same, of its threads named NAME only.
+thread_wakeups() {
+	local t n=0
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] || continue
+		n=$((n + $(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null || echo 0)))
+	done
+	echo $n
+}
 cputicks() { awk '{ print $14 + $15 }' /proc/"$1"/stat; }
-declare -A w0 c0
-for i in 0 1 2 3 4; do w0[$i]=$(wakeups "${SD_PIDS[$i]}"); c0[$i]=$(cputicks "${SD_PIDS[$i]}"); done
+declare -A w0 c0 v0
+for i in 0 1 2 3 4; do
+	w0[$i]=$(wakeups "${SD_PIDS[$i]}")
+	c0[$i]=$(cputicks "${SD_PIDS[$i]}")
+	v0[$i]=$(thread_wakeups "${SD_PIDS[$i]}" sd_convert)
+done
 sleep $W
 hz=$(getconf CLK_TCK)
 for i in 0 1 2 3 4; do
@@ -36,6 +49,10 @@ for i in 0 1 2 3 4; do
 	check "idle sheep $i wakes $wps times a second (< $MAX_WAKEUPS_PER_S)" test "$wps" -lt $MAX_WAKEUPS_PER_S
 	check "idle sheep $i uses $cpu% of a core (< $MAX_CPU_PCT%)" \
 		awk -v c="$cpu" -v m=$MAX_CPU_PCT 'BEGIN { exit !(c < m) }'
+	# With no conversion under way the converter sleeps until kicked (it
+	# polled every 300 ms before: 66 wakeups in 20 s).
+	cv=$(( $(thread_wakeups "$pid" sd_convert) - v0[$i] ))
+	check "idle sheep $i: its converter woke $cv times in $W s (none)" test "$cv" -le 1
 done
 
 # Sleeping longer must not slow the reaction: a kill -9 still changes the
