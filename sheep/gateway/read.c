@@ -128,12 +128,16 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	/* An early-acknowledged write is pending on some fragment: it may be
 	 * acknowledged with its commits still on their way. Decide it
 	 * (gw_settle_early commits it when it is) and read again, so a read
-	 * after an acknowledgement, through any sheep, sees the write. */
+	 * after an acknowledgement, through any sheep, sees the write. One not
+	 * yet decided (still being prepared, or left so by a coordinator that
+	 * died, until it is SD_PEER_PEND_GRACE_MS old) is waited for: were the
+	 * older generation served now, the write could still be committed
+	 * later and the range change under its reader. */
 	bool early = o->saw_early;
 	if (o->saw_early) {
 		struct frag_state gs[GW_MAX_WIDTH];
 		o->saw_early = false;
-		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle_early(o, gs) == SD_RES_SUCCESS)
+		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle_early(o, gs) != SD_RES_EIO)
 			return SD_RES_AGAIN;
 	}
 	uint64_t vmax;

@@ -410,13 +410,17 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
  * aborted when fewer do (it can never be read; acknowledged, it would
  * have lost more than the one fragment of redundancy an ack guarantees).
  * A younger one short of the threshold is still being prepared: left to
- * its coordinator. Returns SUCCESS when it sent commits or aborts (look
- * again), EIO when there was nothing to decide.
+ * its coordinator (or, if that died, to whoever meets it once it is old).
+ * Returns SUCCESS when it sent commits or aborts (look again), AGAIN when
+ * it only met such a younger one (a reader must not serve the older
+ * generation meanwhile: the write may still be committed, and a range
+ * that read old would then change under its reader without a write), EIO
+ * when there was nothing to decide.
  */
 int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 {
 	bool seen[GW_MAX_WIDTH] = {0};
-	int acted = 0;
+	int acted = 0, young = 0;
 	for (int i = 0; i < o->width; i++) {
 		if (!st[i].pend_early || !st[i].has_pend || seen[i])
 			continue;
@@ -450,8 +454,10 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 				hn[j] = o->loc[j];
 		/* decided: in as many zones as the ack rule counts (write_early) */
 		bool commit = gw_zones_of(hn, o->width) >= gw_ack_threshold(o) || (old && have >= o->d);
-		if (!commit && !old)
+		if (!commit && !old) {
+			young++;
 			continue;
+		}
 		for (int k = 0; k < nc; k++)
 			cc[k].commit.abort = !commit;
 		gw_fanout(o, cc, nc);
@@ -463,5 +469,5 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 				"fragment(s)", (unsigned long long)o->oid,
 				commit ? "finished" : "dropped", (unsigned long long)ver, have);
 	}
-	return acted ? SD_RES_SUCCESS : SD_RES_EIO;
+	return acted ? SD_RES_SUCCESS : young ? SD_RES_AGAIN : SD_RES_EIO;
 }

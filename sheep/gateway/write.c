@@ -482,8 +482,8 @@ static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf
 	bool early = false;
 	for (int i = 0; i < o->width; i++)
 		early |= st[i].pend_early;
-	if (o->ec && early && gw_settle_early(o, st) == SD_RES_SUCCESS)
-		return SD_RES_AGAIN;
+	if (o->ec && early && gw_settle_early(o, st) != SD_RES_EIO)
+		return SD_RES_AGAIN; /* decided now, or still to be: look again */
 	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	/* No generation is readable: finish an interrupted write if it can
 	 * be (when the older generation is readable it is kept: a reader may
