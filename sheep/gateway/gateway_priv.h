@@ -177,7 +177,8 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st);
 void gw_vcache_init(struct sheep *s);
 void gw_vcache_fini(struct sheep *s);
  int gw_test_crash_point(struct gw_obj *o);
-enum { GW_CRASH_NONE, GW_CRASH_COMMITS, GW_CRASH_BEFORE_ACK, GW_CRASH_AFTER_ACK };
+enum { GW_CRASH_NONE, GW_CRASH_COMMITS, GW_CRASH_BEFORE_ACK, GW_CRASH_AFTER_ACK,
+       GW_CRASH_MID_PREPARE };
 int gw_test_crash_mode(struct gw_obj *o);
  void gw_test_pause(struct gw_obj *o, const char *point);
  int gw_check_base(struct gw_obj *o, uint64_t wid);

@@ -50,7 +50,10 @@ int gw_test_crash_point(struct gw_obj *o)
  * (gw_test_crash_point) runs the write with its commits before the
  * acknowledgement, one at a time; "before-ack" makes an early-ack write's
  * coordinator die once its prepares are durable, before it acknowledges;
- * "after-ack" makes it die after acknowledging, before any commit is sent.
+ * "after-ack" makes it die after acknowledging, before any commit is sent;
+ * "mid-prepare" makes it send the prepares of every fragment but the
+ * changed data fragments, then die (a power cut in the middle of the
+ * fan-out).
  */
 int gw_test_crash_mode(struct gw_obj *o)
 {
@@ -66,6 +69,8 @@ int gw_test_crash_mode(struct gw_obj *o)
 		return GW_CRASH_BEFORE_ACK;
 	if (!strncmp(buf, "after-ack", 9))
 		return GW_CRASH_AFTER_ACK;
+	if (!strncmp(buf, "mid-prepare", 11))
+		return GW_CRASH_MID_PREPARE;
 	return GW_CRASH_COMMITS;
 }
 
@@ -185,6 +190,31 @@ static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_
 	if (prepared)
 		gw_test_pause(o, "prepared");
 	int need = gw_ack_threshold(o);
+	/* Every changed data fragment that was sent its bytes must hold them
+	 * prepared, whatever the count: readers of a data range read only
+	 * the data fragments, and a changed one at the base without the
+	 * write is, to them, proof the write never reached the count
+	 * (gw_settle_early drops it). So such a write is not acknowledged:
+	 * it is dropped here (no reader can find it decided), and the
+	 * gateway redoes it, under the next epoch when its holder was
+	 * unreachable. */
+	bool data_failed = false;
+	for (int i = 0; i < n; i++)
+		data_failed |= calls[i].node && calls[i].wlen && calls[i].req.obj.ec_index < o->d &&
+			       calls[i].result != SD_RES_SUCCESS;
+	if (prepared >= need && data_failed) {
+		struct peer_call cc[GW_MAX_WIDTH];
+		int nc = 0;
+		for (int i = 0; i < n; i++)
+			if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
+				gw_commit_init(o, &cc[nc++], calls[i].node, calls[i].req.obj.ec_index,
+					       calls[i].whdr.new_version, wid, true);
+		gw_fanout(o, cc, nc);
+		sd_info("%016llx: a changed data fragment did not take the write: dropped, to be "
+			"redone", (unsigned long long)o->oid);
+		gw_ack_result(o, ok, retry);
+		return retry ? retry : SD_RES_EIO;
+	}
 	if (prepared < need) {
 		if (maybe < need) {
 			struct peer_call cc[GW_MAX_WIDTH];
@@ -239,6 +269,15 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 			if (!calls[i].wlen && !o->s->opt.test_no_lazy)
 				calls[i].whdr.flags |= PEER_WH_LAZY;
 		}
+	}
+	if (early && hook == GW_CRASH_MID_PREPARE && gw_test_crash_point(o) >= 0) {
+		for (int i = 0; i < n; i++)
+			if (calls[i].wlen && calls[i].req.obj.ec_index < o->d)
+				calls[i].node = NULL;
+		gw_fanout(o, calls, n);
+		sd_err("test hook: %016llx: dying with the write prepared on all but the data "
+		       "fragments it changes", (unsigned long long)o->oid);
+		kill(getpid(), SIGKILL);
 	}
 	gw_fanout(o, calls, n);
 	if (early)
@@ -401,6 +440,29 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 }
 
 /*
+ * Is a data fragment that write wid changed (touched, made over base)
+ * found by its current holder at the base version with no trace of the
+ * write? Then the write's prepare never became durable there, so it was
+ * never acknowledged (write_early acknowledges only with every changed
+ * data fragment prepared), and a reader of that range, which reads only
+ * data fragments, may have served the base already: it must not be
+ * committed later. (A fragment found elsewhere, or not answering, proves
+ * nothing.)
+ */
+static bool touched_data_lacks(const struct gw_obj *o, const struct frag_state *st, uint64_t wid,
+			       uint32_t touched, uint64_t base)
+{
+	for (int i = 0; touched && base && i < o->d && i < 32; i++) {
+		if (!(touched & (1u << i)) || st[i].res != SD_RES_SUCCESS || st[i].version != base ||
+		    o->loc[i] != o->holder[i])
+			continue;
+		if (!(st[i].has_pend && st[i].pend_id == wid))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Decide the early-ack writes pending on this object (st from gw_probe):
  * one prepared or applied on at least gw_ack_threshold() fragments was
  * (or will be) acknowledged: commit it where it is pending. One older
@@ -446,14 +508,17 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		 * coordinator is gone (old): while it lives, its own lazy
 		 * prepares may still be on their way to them. */
 		uint64_t base = 0;
-		uint32_t imask = 0, touched = old ? write_shape(o, st, ver, wid, &base) : 0;
+		uint32_t shape = write_shape(o, st, ver, wid, &base);
+		bool lacks = touched_data_lacks(o, st, wid, shape, base);
+		uint32_t imask = 0, touched = old ? shape : 0;
 		int nimp = implicit_holders(o, st, wid, touched, base, &imask);
 		have += nimp;
 		for (int j = 0; j < o->width; j++)
 			if (imask & (1u << j))
 				hn[j] = o->loc[j];
 		/* decided: in as many zones as the ack rule counts (write_early) */
-		bool commit = gw_zones_of(hn, o->width) >= gw_ack_threshold(o) || (old && have >= o->d);
+		bool commit = !lacks &&
+			      (gw_zones_of(hn, o->width) >= gw_ack_threshold(o) || (old && have >= o->d));
 		if (!commit && !old) {
 			young++;
 			continue;
@@ -466,8 +531,9 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		acted++;
 		if (!commit || old)
 			sd_info("%016llx: %s an early-acknowledged write (version %llu) found on %d "
-				"fragment(s)", (unsigned long long)o->oid,
-				commit ? "finished" : "dropped", (unsigned long long)ver, have);
+				"fragment(s)%s", (unsigned long long)o->oid,
+				commit ? "finished" : "dropped", (unsigned long long)ver, have,
+				lacks ? ", not on a data fragment it changed" : "");
 	}
 	return acted ? SD_RES_SUCCESS : young ? SD_RES_AGAIN : SD_RES_EIO;
 }

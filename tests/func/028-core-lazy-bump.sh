@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 028-core-lazy-bump.sh - an EC range write makes only the changed fragments' prepares durable: with every unchanged fragment's version bump lost (as a power cut may lose it), each acknowledged write reads back through another sheep, a coordinator killed after its ack or between its prepares and its ack (kill -9) leaves each range wholly old or new with every acknowledged write present (the same at once and after the 2 s grace: a read never sees old, then new), and so does a restart of every sheep.
+# 028-core-lazy-bump.sh - an EC range write makes only the changed fragments' prepares durable: with every unchanged fragment's version bump lost (as a power cut may lose it), each acknowledged write reads back through another sheep, a coordinator killed after its ack, between its prepares and its ack, or between its parity and data prepares (kill -9) leaves each range wholly old or new with every acknowledged write present (the same at once and after the 2 s grace, and after the next write of the object: a read never sees old, then new), and so does a restart of every sheep.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
 . "$SD_TOP/tests/func/crash_lib.sh"
@@ -12,7 +12,9 @@
 #    the rule for such fragments (gw_settle: outside the write's touched
 #    set, at its base version) makes the writes readable.
 #  SHEEP_TEST_CRASH_FILE: as in 021 (after-ack, before-ack, or a number
-#    to find an object's coordinator).
+#    to find an object's coordinator), and mid-prepare: the coordinator
+#    sends every prepare but those of the data fragments the write
+#    changes, then dies.
 export SHEEP_TEST_DROP_LAZY=1
 export SHEEP_TEST_CRASH_FILE=$SD_TEST_DIR/crash
 GRACE=2.3 # a dead coordinator's pending write is decided after 2 s (SD_PEER_PEND_GRACE_MS)
@@ -97,6 +99,32 @@ crash_case() {
 
 crash_case "killed after the ack, before the commits" after-ack $((8 * MiB + 8192)) 8192
 crash_case "killed after the prepares, before the ack" before-ack $((12 * MiB + 4096)) 4096
+# The coordinator dies in the middle of the fan-out: the parities have the
+# write prepared, the data fragment it changes never got it (as after a
+# power cut that lost that prepare). Readers of the range read only the
+# data fragments and serve the old bytes, so the write must never be
+# committed later: the next write of the object (which settles it) leaves
+# the range old. (It was committed, from the parities and the unchanged
+# fragments, until session 14: bench/powerloss.sh, round 44 of a run.)
+name="killed between the parity and the data prepares"
+off=$((4 * MiB + 3 * MiB + 8192))
+crash_find_coordinator "$name" $off 4096
+crash_write "$name" mid-prepare $off 4096
+check_eq "$name: the coordinator died unacknowledged" "$CRASH_C 2" "$CRASH_DEAD $CRASH_RC"
+if [ $CRASH_DEAD -ge 0 ]; then
+	r=$(( (CRASH_DEAD + 1) % N ))
+	first=$(dogn $r vdi read v $off 4096 | sha256sum | cut -d' ' -f1)
+	check_eq "$name: the range reads old at once (the write is not on the data fragment it changes: dropped, never committed)" \
+		"$(dd if="$SD_TEST_DIR/cur" bs=4096 skip=$((off / 4096)) count=1 status=none | sha256sum | cut -d' ' -f1)" \
+		"$first"
+	sleep $GRACE
+	# the next write of the object meets the old pending write and settles it
+	crash_write_again "$name" $r $off
+	check_eq "$name: the range still reads old" "$first" \
+		"$(dogn $(( (r + 1) % N )) vdi read v $off 4096 | sha256sum | cut -d' ' -f1)"
+	sd_start "$CRASH_DEAD" || bail "sheep $CRASH_DEAD did not restart"
+	sd_wait_nodes 0 $N || not_ok "$name: sheep $CRASH_DEAD did not rejoin"
+fi
 
 # 2. Every sheep killed at once and restarted (pending and unbumped
 #    fragments come back from the logs): everything reads back.
