@@ -55,6 +55,9 @@ struct gw_obj {
 	uint64_t prev_wid;  /* in: the coordinator's last early write of it (vcache) */
 	uint64_t early_wid; /* out: the early write this attempt made (0: none) */
 	bool saw_early;     /* a round met an early-ack write pending somewhere */
+	/* A settle run by recovery (gateway_settle_obj): its generation
+	 * probes ask even fragments being recovered (SD_PEER_FLAG_RECOVERING). */
+	bool recovering;
 	uint64_t pkey; /* placement key (group_placement_key) */
 };
 

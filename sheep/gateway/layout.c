@@ -98,6 +98,8 @@ void gw_call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t opcode
 	if (opcode == SD_OP_PEER_GEN) {
 		c->rbuf = &c->gen;
 		c->rcap = sizeof(c->gen);
+		if (o->recovering)
+			c->req.flags |= SD_PEER_FLAG_RECOVERING;
 	}
 }
 

@@ -143,6 +143,10 @@
 #define SD_PEER_FLAG_SOLE 0x0200
 #define SD_PEER_FLAG_UNMARK 0x0100
 #define SD_PEER_FLAG_MARK 0x0080
+/* On PEER_GEN: answer even for a fragment this node is recovering (not
+ * AGAIN): the probe of a settle that recovery runs (gateway_settle_obj)
+ * on the very fragment one of its jobs is rebuilding here. */
+#define SD_PEER_FLAG_RECOVERING 0x0040
 #define PEER_RSP_NOT_SOLE 0x02
 #define PEER_SOLE_LEASE_MS 3000
 

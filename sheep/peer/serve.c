@@ -400,7 +400,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	 * this node is still recovering is told to retry (it goes first); a
 	 * checksum mismatch queues a repair of the fragment. */
 	if ((req->opcode == SD_OP_PEER_READ || req->opcode == SD_OP_PEER_WRITE ||
-	     req->opcode == SD_OP_PEER_GEN) &&
+	     (req->opcode == SD_OP_PEER_GEN && !(req->flags & SD_PEER_FLAG_RECOVERING))) &&
 	    !(req->flags & SD_PEER_FLAG_ANY_EPOCH) && !update &&
 	    s->frag_busy && s->frag_busy(s, req->obj.oid, req->obj.ec_index)) {
 		res = SD_RES_AGAIN;
