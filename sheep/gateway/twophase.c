@@ -529,11 +529,17 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		if (commit && nimp)
 			bump_implicit(o, imask, base, ver, wid, touched);
 		acted++;
-		if (!commit || old)
+		if (!commit || old) {
+			uint32_t held = 0; /* pending or applied here, bit = fragment */
+			for (int j = 0; j < o->width && j < 32; j++)
+				held |= hn[j] && !(imask & (1u << j)) ? 1u << j : 0;
 			sd_info("%016llx: %s an early-acknowledged write (version %llu) found on %d "
-				"fragment(s)%s", (unsigned long long)o->oid,
-				commit ? "finished" : "dropped", (unsigned long long)ver, have,
-				lacks ? ", not on a data fragment it changed" : "");
+				"fragment(s) (held 0x%x, at the base outside its changes 0x%x, "
+				"changed 0x%x, %llu ms old)%s",
+				(unsigned long long)o->oid, commit ? "finished" : "dropped",
+				(unsigned long long)ver, have, held, imask, shape,
+				(unsigned long long)age, lacks ? ", not on a data fragment it changed" : "");
+		}
 	}
 	return acted ? SD_RES_SUCCESS : young ? SD_RES_AGAIN : SD_RES_EIO;
 }
