@@ -238,12 +238,9 @@ int gw_op_settle(struct gw_obj *o, void *arg)
 		return ret;
 	/* An early-ack write pending anywhere, even over a readable
 	 * generation: decided now (SUCCESS), or to be once it is old (AGAIN:
-	 * gw_run asks again). Recovery must not copy a fragment's older
-	 * generation away from under a write that will be committed. */
-	bool early = false;
-	for (int i = 0; i < o->width; i++)
-		early |= st[i].pend_early;
-	if (early && (ret = gw_settle_early(o, st)) != SD_RES_EIO)
+	 * gw_run asks again); EIO: none. Recovery must not copy a fragment's
+	 * older generation away from under a write that will be committed. */
+	if ((ret = gw_settle_early(o, st)) != SD_RES_EIO)
 		return ret;
 	uint64_t vmax;
 	if (gw_choose_version(st, o->width, o->d, &vmax) != 0 || vmax == 0)

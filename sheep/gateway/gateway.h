@@ -110,7 +110,8 @@ int gateway_convert_local(struct sheep *s, uint64_t oid);
  * converting it sleeps until kicked. */
 int gateway_converter_start(struct sheep *s);
 void gateway_converter_stop(struct sheep *s);
-/* A VDI started converting: wake the converter (s->convert_kick). */
+/* A VDI started converting, or a new view: wake the converter
+ * (s->convert_kick). */
 void gateway_converter_kick(struct sheep *s);
 int gateway_init(struct sheep *s);
 void gateway_fini(struct sheep *s);

@@ -158,6 +158,19 @@ void gw_commit_init(struct gw_obj *o, struct peer_call *c, const struct sd_node 
 	c->wlen = sizeof(c->commit);
 }
 
+/* The commits (abort: drops) of write wid on every call of calls[0..n)
+ * that prepared it, into cc; returns how many. */
+static int commits_of(struct gw_obj *o, const struct peer_call *calls, int n, uint64_t wid,
+		      bool abort, struct peer_call *cc)
+{
+	int nc = 0;
+	for (int i = 0; i < n; i++)
+		if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
+			gw_commit_init(o, &cc[nc++], calls[i].node, calls[i].req.obj.ec_index,
+				       calls[i].whdr.new_version, wid, abort);
+	return nc;
+}
+
 /*
  * An early-ack write whose prepares were sent (calls[0..n), write wid).
  * The rule every sheep applies alike: a write prepared on at least
@@ -204,12 +217,7 @@ static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_
 			       calls[i].result != SD_RES_SUCCESS;
 	if (prepared >= need && data_failed) {
 		struct peer_call cc[GW_MAX_WIDTH];
-		int nc = 0;
-		for (int i = 0; i < n; i++)
-			if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
-				gw_commit_init(o, &cc[nc++], calls[i].node, calls[i].req.obj.ec_index,
-					       calls[i].whdr.new_version, wid, true);
-		gw_fanout(o, cc, nc);
+		gw_fanout(o, cc, commits_of(o, calls, n, wid, true, cc));
 		sd_info("%016llx: a changed data fragment did not take the write: dropped, to be "
 			"redone", (unsigned long long)o->oid);
 		gw_ack_result(o, ok, retry);
@@ -218,13 +226,7 @@ static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_
 	if (prepared < need) {
 		if (maybe < need) {
 			struct peer_call cc[GW_MAX_WIDTH];
-			int nc = 0;
-			for (int i = 0; i < n; i++)
-				if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
-					gw_commit_init(o, &cc[nc++], calls[i].node,
-						       calls[i].req.obj.ec_index, calls[i].whdr.new_version,
-						       wid, true);
-			gw_fanout(o, cc, nc);
+			gw_fanout(o, cc, commits_of(o, calls, n, wid, true, cc));
 		}
 		return gw_ack_result(o, ok, retry);
 	}
@@ -290,11 +292,7 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 	if (go && o->base_version && (retry = gw_check_base(o, wid)) != SD_RES_SUCCESS)
 		go = false;
 	struct peer_call cc[GW_MAX_WIDTH];
-	int nc = 0;
-	for (int i = 0; i < n; i++)
-		if (calls[i].node && calls[i].result == SD_RES_SUCCESS)
-			gw_commit_init(o, &cc[nc++], calls[i].node, calls[i].req.obj.ec_index,
-				    calls[i].whdr.new_version, wid, !go);
+	int nc = commits_of(o, calls, n, wid, !go, cc);
 	gw_send_commits(o, cc, nc, go ? gw_test_crash_point(o) : -1);
 	if (!go)
 		return gw_ack_result(o, ok, retry);
@@ -452,7 +450,9 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 static bool touched_data_lacks(const struct gw_obj *o, const struct frag_state *st, uint64_t wid,
 			       uint32_t touched, uint64_t base)
 {
-	for (int i = 0; touched && base && i < o->d && i < 32; i++) {
+	if (!touched || !base)
+		return false; /* the write's shape is unknown */
+	for (int i = 0; i < o->d && i < 32; i++) {
 		if (!(touched & (1u << i)) || st[i].res != SD_RES_SUCCESS || st[i].version != base ||
 		    o->loc[i] != o->holder[i])
 			continue;

@@ -478,11 +478,8 @@ static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf
 	uint64_t vmax;
 	/* An early-acknowledged write pending here (this coordinator's, its
 	 * commits still queued, or a dead one's): decided first, so this
-	 * write goes over it. */
-	bool early = false;
-	for (int i = 0; i < o->width; i++)
-		early |= st[i].pend_early;
-	if (o->ec && early && gw_settle_early(o, st) != SD_RES_EIO)
+	 * write goes over it (EIO: none pending). */
+	if (o->ec && gw_settle_early(o, st) != SD_RES_EIO)
 		return SD_RES_AGAIN; /* decided now, or still to be: look again */
 	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	/* No generation is readable: finish an interrupted write if it can

@@ -74,35 +74,34 @@ static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *bu
 	c.req.obj.offset = off;
 	c.rbuf = buf;
 	c.rcap = len;
-	peer_fanout(s, &c, 1);
-	int rc = sd_res_to_errno(c.result);
-	if (rc)
-		return rc;
-	if (c.rlen != len)
-		return -EIO;
-	/* An early-acknowledged write is pending on this source: it may be
-	 * committed (it may have been acknowledged), and a copy of the bytes
-	 * under it would then be an older generation installed where readers
-	 * look first. Decide it (the gateway waits while it is too young to),
-	 * then report the source as behind: the job is retried and reads the
-	 * decided generation. */
-	if (c.rsp_flags & PEER_RSP_EARLY) {
+	/*
+	 * An early-acknowledged write pending on this source may be committed
+	 * (it may have been acknowledged), and a copy of the bytes under it
+	 * would then be an older generation installed where readers look
+	 * first. So it is decided first (the gateway waits while it is too
+	 * young to be) and the source read again; one still pending then
+	 * counts as behind (version 0): the job is retried.
+	 */
+	for (int pass = 0;; pass++) {
+		peer_fanout(s, &c, 1);
+		int rc = sd_res_to_errno(c.result);
+		if (rc)
+			return rc;
+		if (c.rlen != len)
+			return -EIO;
+		if (!(c.rsp_flags & PEER_RSP_EARLY)) {
+			*version = c.version;
+			return 0;
+		}
+		if (pass) {
+			*version = 0;
+			return 0;
+		}
 		int sr = gateway_settle_obj(s, oid);
 		sd_info("%016llx fragment %u: an early-ack write pending on the copy at %s:%u: "
 			"settled (%s) before recovery reads it", (unsigned long long)oid, idx,
 			peer.addr, peer.port, sd_strerror((uint32_t)sr));
-		peer_fanout(s, &c, 1); /* the copy as the settle left it */
-		if ((rc = sd_res_to_errno(c.result)))
-			return rc;
-		if (c.rlen != len)
-			return -EIO;
-		if (c.rsp_flags & PEER_RSP_EARLY) {
-			*version = 0; /* still undecided: behind, the job is retried */
-			return 0;
-		}
 	}
-	*version = c.version;
-	return 0;
 }
 
 static int io_verify(void *arg, uint64_t oid, uint8_t idx, uint64_t *version)
