@@ -134,13 +134,27 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	 * older generation served now, the write could still be committed
 	 * later and the range change under its reader. */
 	bool early = o->saw_early;
+	uint64_t vmax;
 	if (o->saw_early) {
 		struct frag_state gs[GW_MAX_WIDTH];
 		o->saw_early = false;
-		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle_early(o, gs) != SD_RES_EIO)
+		gw_test_pause(o, "read-early");
+		/* The probe failing (a holder busy, the epoch moved) is no
+		 * licence to serve what the round read: that may be the older
+		 * generation under a decided write. Nor is finding the write
+		 * gone: someone committed it since the round (the probe then
+		 * sees a newer version than the round did). Both read again. */
+		int pr = gw_probe(o, gs);
+		if (pr != SD_RES_SUCCESS)
+			return pr;
+		if (gw_settle_early(o, gs) != SD_RES_EIO)
+			return SD_RES_AGAIN;
+		uint64_t now;
+		gw_choose_version(gs, o->width, 1, &now);
+		gw_choose_version(st, o->width, 1, &vmax);
+		if (now > vmax)
 			return SD_RES_AGAIN;
 	}
-	uint64_t vmax;
 	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	if (ver == 0) {
 		if (gw_all_absent(st, o->width))
@@ -149,7 +163,10 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		for (int i = 0; i < o->width; i++)
 			answered += st[i].res == SD_RES_SUCCESS;
 		struct frag_state gs[GW_MAX_WIDTH];
-		if (gw_probe(o, gs) == SD_RES_SUCCESS && gw_settle(o, gs) == SD_RES_SUCCESS)
+		int pr = gw_probe(o, gs);
+		if (pr != SD_RES_SUCCESS)
+			return pr;
+		if (gw_settle(o, gs) == SD_RES_SUCCESS)
 			return SD_RES_AGAIN; /* an interrupted write was finished: read again */
 		if (answered >= o->d)
 			return SD_RES_AGAIN; /* generations mixed: a write is in flight */
