@@ -72,6 +72,11 @@ _Static_assert(sizeof(struct sd_epoch_log_hdr) == 48, "epoch log header is 48 by
  * a deleted VDI's id stays taken (listed by READ_DEL_VDIS) and a new VDI
  * of the same name gets the next free id. */
 #define SD_CLUSTER_FLAG_RECYCLE_VID 0x0010
+/* Set by the sheep at format, never by a client: each placement span's
+ * first epoch is built as the format's is (sheep/cluster/chain.c), so a
+ * cluster whose members did not change re-anchors without moving data.
+ * Clusters formatted before it keep the one-shot anchors they had. */
+#define SD_CLUSTER_FLAG_JOIN_ANCHORS 0x0080
 
 /*
  * STAT_RECOVERY (0x97): Sheepdog's struct recovery_state is the first 24

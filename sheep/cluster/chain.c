@@ -1,4 +1,5 @@
 /* chain.c - each epoch's ring chained from the previous epoch's (placement_build_next), from the epoch log, the same on every member; the view of each epoch built from those rings. */
+#include "lib/sd_wire.h"
 #include "sheep/cluster/group_priv.h"
 
 /*
@@ -41,6 +42,9 @@
 
 #define CHAIN_SPAN  32u
 #define CHAIN_BYTES (64u << 10)
+/* Span anchors of up to this many members are built as joins one at a
+ * time (a lookup then replays up to CHAIN_JOIN_MAX + CHAIN_SPAN steps). */
+#define CHAIN_JOIN_MAX 128u
 
 static size_t rec_bytes(const struct epoch_rec *r)
 {
@@ -86,10 +90,13 @@ static bool epoch_reweighted(const struct epoch_rec *prev, const struct epoch_re
 	return changed;
 }
 
-/* anchor(x) and need(x) (see above); -ENOENT when the log lacks a record
- * the rule needs. */
-static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uint32_t *need)
+/* anchor(x) and need(x) (see above); *span says the anchor is the first
+ * epoch of x's span (not one the bytes or a reweight made). -ENOENT when
+ * the log lacks a record the rule needs. */
+static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uint32_t *need,
+			bool *span)
 {
+	*span = false;
 	if (!x)
 		return -ENOENT;
 	uint32_t base = x - (x - 1) % CHAIN_SPAN;
@@ -118,6 +125,7 @@ static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uin
 		a--;
 	}
 	*anchor = *need = a;
+	*span = true;
 	return 0;
 }
 
@@ -190,7 +198,8 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 		     const struct sd_node *nodes, size_t nr, struct sheep_ring **out)
 {
 	uint32_t anchor = x, need = x;
-	if (chained && chain_anchor(s, x, &anchor, &need))
+	bool span = false;
+	if (chained && chain_anchor(s, x, &anchor, &need, &span))
 		return -ENOENT;
 	if (!nodes) {
 		long i = epoch_index(s, x);
@@ -226,8 +235,16 @@ int group_chain_ring(struct sheep *s, struct sheep_view *old, uint32_t x, bool c
 			break;
 		}
 		/* Epoch 1 is the format's: its members as if they had joined
-		 * one by one (a member back after a leave retakes its share). */
-		if (!prev && y == 1 && chained)
+		 * one by one (a member back after a leave retakes its share).
+		 * The first epoch of every later span is built alike (clusters
+		 * formatted with SD_CLUSTER_FLAG_JOIN_ANCHORS, up to
+		 * CHAIN_JOIN_MAX members): with the members unchanged since
+		 * the format it is the same ring, so the restart of the chain
+		 * moves nothing (the one-shot ring of the same members places
+		 * most fragments elsewhere). */
+		bool joins = y == 1 || (y == anchor && span && ynr <= CHAIN_JOIN_MAX &&
+					(s->cl->fmt_flags & SD_CLUSTER_FLAG_JOIN_ANCHORS));
+		if (!prev && chained && joins)
 			ret = group_build_ring_joins(s, yn, ynr, step->data, &step->nr_data,
 						     &step->ring);
 		else
@@ -268,7 +285,8 @@ struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint
 				   uint32_t cur)
 {
 	uint32_t anchor, need;
-	if (chain_anchor(s, x, &anchor, &need) || !chain_in_window(s, need, cur))
+	bool span;
+	if (chain_anchor(s, x, &anchor, &need, &span) || !chain_in_window(s, need, cur))
 		return NULL;
 	struct sheep_ring *r = chain_find(s, old, anchor, x);
 	if (r) {

@@ -214,8 +214,9 @@ static int do_make_fs(struct sheep *s, struct request *r)
 	f.shift = r->hdr.cluster.block_size_shift ? r->hdr.cluster.block_size_shift
 						   : SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	f.vnodes = r->hdr.cluster.nr_vnodes;
-	f.flags = (uint8_t)(r->hdr.cluster.flags &
-			    (SD_CLUSTER_FLAG_STRICT | SD_CLUSTER_FLAG_RECYCLE_VID));
+	f.flags = (uint8_t)((r->hdr.cluster.flags &
+			     (SD_CLUSTER_FLAG_STRICT | SD_CLUSTER_FLAG_RECYCLE_VID)) |
+			    SD_CLUSTER_FLAG_JOIN_ANCHORS);
 	struct ec_policy pol;
 	if (ec_policy_from_wire(f.policy, f.copies, &pol) || f.shift < SD_MIN_BLOCK_SIZE_SHIFT ||
 	    f.shift > SD_MAX_BLOCK_SIZE_SHIFT || f.vnodes > 65535)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "lib/sd_wire.h"
 #include "sheep/cluster/group_priv.h"
 
 #define WIDTH 6
@@ -117,6 +118,45 @@ static void test_steps_equal_replay_and_keep_positions(void **state)
 	free_sheep(s);
 }
 
+/* Members unchanged for 40 epochs (a cluster restarted again and again):
+ * formatted with SD_CLUSTER_FLAG_JOIN_ANCHORS, the ring of epoch 33 (the
+ * second span's anchor) is the ring of epoch 32, so nothing moves; a
+ * cluster formatted without it keeps its one-shot anchor, which places
+ * differently (what moved most fragments every 32 epochs). */
+static void test_span_anchor_of_unchanged_members_moves_nothing(void **state)
+{
+	(void)state;
+	for (int flag = 0; flag < 2; flag++) {
+		struct sheep *s = new_sheep();
+		s->cl->fmt_flags = flag ? SD_CLUSTER_FLAG_JOIN_ANCHORS : 0;
+		bool in[8];
+		for (int k = 0; k < 8; k++)
+			in[k] = true;
+		for (uint32_t e = 1; e <= 40; e++)
+			add_epoch(s, e, in, 8);
+		struct sheep_ring *r32 = NULL, *r33 = NULL, *r40 = NULL;
+		assert_int_equal(group_chain_ring(s, NULL, 32, true, NULL, 0, &r32), 0);
+		assert_int_equal(group_chain_ring(s, NULL, 33, true, NULL, 0, &r33), 0);
+		assert_int_equal(group_chain_ring(s, NULL, 40, true, NULL, 0, &r40), 0);
+		assert_int_equal(r32->anchor, 1);
+		assert_int_equal(r33->anchor, 33);
+		int moved = 0;
+		for (uint64_t oid = 1; oid <= NOIDS; oid++)
+			for (int i = 0; i < WIDTH; i++) {
+				moved += strcmp(holder(r32, oid, i), holder(r33, oid, i)) != 0;
+				assert_string_equal(holder(r33, oid, i), holder(r40, oid, i));
+			}
+		if (flag)
+			assert_int_equal(moved, 0);
+		else
+			assert_true(moved > NOIDS * WIDTH / 2);
+		group_ring_put(r32);
+		group_ring_put(r33);
+		group_ring_put(r40);
+		free_sheep(s);
+	}
+}
+
 /* 300-node epochs (28 KiB records): the snapshot carries only the newest
  * 8. A joiner holding just those builds the same current ring and keeps
  * exactly the same earlier rings as a member with the whole log. */
@@ -189,6 +229,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_steps_equal_replay_and_keep_positions),
+	    cmocka_unit_test(test_span_anchor_of_unchanged_members_moves_nothing),
 	    cmocka_unit_test(test_joiner_with_snapshot_window_agrees),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
