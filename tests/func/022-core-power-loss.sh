@@ -12,6 +12,10 @@
 # which is wholly there or wholly absent. PL_ROUNDS (default 3) rounds;
 # bench/powerloss.sh runs many. PL_SHEEP_OPTS adds sheep options
 # (bench/powerloss.sh --control passes -n, no syncs: the test must fail).
+# PL_KEEP=1 (bench/powerloss.sh --keep) logs every acknowledged write in
+# acked.log ("round k vdi offset length") and stops at the first mismatch
+# (exit 3), every sheep killed, keeping the stores, their logs, the
+# reference ($v.ref) and what was read ($v.got) for a post-mortem.
 ROUNDS=${PL_ROUNDS:-3}
 N=6
 DISK=$SD_TEST_DIR/disk UNDO=$SD_TEST_DIR/undo
@@ -48,6 +52,16 @@ for v in ec rep; do
 done
 log "undo logs before the first power-off: $(du -sh "$UNDO" | cut -f1)"
 
+# pl_keep_stop SHEEP SHA: with PL_KEEP, when the read through SHEEP (SHA)
+# is not the reference, keep everything and stop.
+pl_keep_stop() {
+	[ -n "${PL_KEEP:-}" ] && [ "$2" != "$old" ] || return 0
+	dogn "$1" vdi read $v 0 $SIZE >"$SD_TEST_DIR/$v.got" 2>/dev/null
+	log "round $round: $v: MISMATCH through sheep $1: the stores, logs, $v.ref and $v.got are kept in $SD_TEST_DIR"
+	kill -9 "${SD_PIDS[@]}" 2>/dev/null
+	exit 3
+}
+
 RANDOM=$(( $$ % 32768 ))
 for ((round = 1; round <= ROUNDS; round++)); do
 	pids="${SD_PIDS[*]}"
@@ -65,6 +79,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			dd if="$SD_TEST_DIR/chunk" of="$SD_TEST_DIR/$v.ref" bs=1 seek=$off conv=notrunc \
 				status=none
 			acked=$((acked + 1))
+			[ -n "${PL_KEEP:-}" ] && echo "$round $k $v $off $len" >>"$SD_TEST_DIR/acked.log"
 		else
 			inflight="$v $off $len"
 			cp "$SD_TEST_DIR/chunk" "$SD_TEST_DIR/inflight"
@@ -101,10 +116,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			cp "$SD_TEST_DIR/$v.new" "$SD_TEST_DIR/$v.ref"
 			old=$new
 		fi
+		pl_keep_stop 2 "$got"
 		check_eq "round $round: $v: every acknowledged write, the one in flight whole or absent" \
 			"$old" "$got"
-		check_eq "round $round: $v: the same through another sheep" "$old" \
-			"$(dogn 5 vdi read $v 0 $SIZE | sha256sum | cut -d' ' -f1)"
+		got=$(dogn 5 vdi read $v 0 $SIZE | sha256sum | cut -d' ' -f1)
+		pl_keep_stop 5 "$got"
+		check_eq "round $round: $v: the same through another sheep" "$old" "$got"
 	done
 done
 for ((i = 0; i < N; i++)); do check "sheep $i running" sd_alive $i; done
