@@ -327,7 +327,9 @@ int group_cluster_info(struct sheep *s, void *buf, size_t len, int *status)
 			h.nr_copies = s->cl->def_copies;
 			h.copy_policy = s->cl->def_policy;
 			h.block_size_shift = s->cl->def_shift;
-			h.flags = s->cl->fmt_flags;
+			/* the client's format flags, as Sheepdog shows them:
+			 * not the sheep's own (SD_CLUSTER_FLAG_JOIN_ANCHORS) */
+			h.flags = s->cl->fmt_flags & (uint16_t)~SD_CLUSTER_FLAG_JOIN_ANCHORS;
 			snprintf(h.drv_name, sizeof(h.drv_name), "plain");
 		}
 		h.time = r->time;
