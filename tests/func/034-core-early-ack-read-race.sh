@@ -2,6 +2,7 @@
 # 034-core-early-ack-read-race.sh - a read that meets an acknowledged EC range write still pending (its commits not yet arrived) returns the new bytes even when, between its read round and its probe of the write, the epoch moves (a sheep joins) or another sheep commits the write: it reads again instead of serving what its first round read (the older generation). Found by the power-loss test (bench/powerloss.sh: an in-flight write read old, then new).
 # timeout: 300
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/rec_lib.sh"
 
 # Test hooks:
 #  SHEEP_TEST_COMMIT_DELAY_MS=60000: every coordinator holds its commits
@@ -57,6 +58,9 @@ join6() {
 	check "seven members" sd_wait_nodes 0 7
 }
 race "epoch moved" $((4 * MiB + MiB + 8192)) 0 3 join6
+# Recovery after the join settles the writes it meets: let it finish, so
+# that it does not commit the next one before the read meets it.
+check "recovery after the join completes" rec_wait_done 0 7 "$(rec_epoch 0)" 120
 
 # 2. Another sheep's read commits the write under the read: the probe
 #    finds nothing pending any more, and the first round's bytes are the
