@@ -12,7 +12,9 @@
  * anchor(x) is a function of the log records alone, so every member
  * computes it the same way:
  *   - chains restart every CHAIN_SPAN epochs (anchors 1, 33, 65, ...),
- *     which bounds a lookup's replay (about 25 ns a step);
+ *     which bounds a lookup's replay (about 25 ns a step); such an anchor
+ *     is built as epoch 1 is, its members joining one at a time, so that
+ *     members unchanged since the format keep their ring (group_chain_ring);
  *   - within a span the chain starts no earlier than the records it uses
  *     fit in CHAIN_BYTES (sd_epoch_rec and nodes, as logged): walking back
  *     from x, the record that would pass CHAIN_BYTES is not taken and the
