@@ -183,20 +183,10 @@ int gw_op_write(struct gw_obj *o, void *arg)
 	 * under its object lock. */
 	if (o->frozen && (!is_vdi_obj(o->oid) || (uint64_t)a->off + a->len > SD_INODE_HEADER_SIZE))
 		return SD_RES_READONLY;
-	if (!o->ec || a->create)
-		return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
-	/* A write that straddles two fragments only at their ends would make
-	 * the parity range span most of a fragment: split it in two. */
-	struct ec_extent ext[GW_MAX_WIDTH];
-	int ne = ec_map_range(&o->pol, o->obj_size, a->off, a->len, ext, GW_MAX_WIDTH);
-	if (ne == 2 && a->len < o->frag_size / 2) {
-		ret = gw_write_once(o, a->buf, ext[0].len, a->off, false, &a->mixed_since);
-		if (ret != SD_RES_SUCCESS)
-			return ret;
-		return gw_write_once(o, (char *)a->buf + ext[0].len, ext[1].len,
-				     a->off + ext[0].len, false, &a->mixed_since);
-	}
-	return gw_write_once(o, a->buf, a->len, a->off, false, &a->mixed_since);
+	/* One write, even across two data fragments where the parity range
+	 * then spans most of a fragment: split in two (as it was until
+	 * session 15), a crash between the halves left the range half new. */
+	return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
 }
 
 int gw_op_remove(struct gw_obj *o, void *arg)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 021-core-early-ack.sh - EC range writes acknowledged once prepared, commits sent later: reads through any sheep see every acknowledged write while its commits are held back, and a coordinator killed before or after its acknowledgement leaves each range wholly old or new with every acknowledged write present.
+# 021-core-early-ack.sh - EC range writes acknowledged once prepared, commits sent later: reads through any sheep see every acknowledged write while its commits are held back, and a coordinator killed before or after its acknowledgement leaves each range wholly old or new with every acknowledged write present, a write across two data fragments included.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
 . "$SD_TOP/tests/func/crash_lib.sh"
@@ -94,5 +94,10 @@ crash_case() {
 crash_case "killed after the ack, before the commits" after-ack $((8 * MiB + 8192)) 16384
 crash_case "killed after the prepares, before the ack" before-ack $((16 * MiB + 8192)) 16384
 crash_case "killed after the ack, second object" after-ack $((24 * MiB + 4096)) 8192
+# Across two data fragments (the last 8 KiB of one, the first 8 KiB of the
+# next): one write, whole or absent. It was two writes until session 15,
+# and a coordinator dying between them left the range half new.
+crash_case "across two fragments, killed after the ack" after-ack $((4 * MiB + MiB - 8192)) 16384
+crash_case "across two fragments, killed before the ack" before-ack $((12 * MiB + 2 * MiB - 8192)) 16384
 for ((i = 0; i < N; i++)); do check "sheep $i running" sd_alive $i; done
 sd_done
