@@ -92,12 +92,15 @@ static bool epoch_reweighted(const struct epoch_rec *prev, const struct epoch_re
 	return changed;
 }
 
-/* anchor(x) and need(x) (see above); *span says the anchor is the first
- * epoch of x's span (not one the bytes or a reweight made). -ENOENT when
- * the log lacks a record the rule needs. */
+/* anchor(x) and need(x) (see above); *span (span may be NULL) says the
+ * anchor is the first epoch of x's span (not one the bytes or a reweight
+ * made). -ENOENT when the log lacks a record the rule needs. */
 static int chain_anchor(const struct sheep *s, uint32_t x, uint32_t *anchor, uint32_t *need,
 			bool *span)
 {
+	bool first = false;
+	if (!span)
+		span = &first;
 	*span = false;
 	if (!x)
 		return -ENOENT;
@@ -287,8 +290,7 @@ struct sheep_ring *group_hist_ring(struct sheep *s, struct sheep_view *old, uint
 				   uint32_t cur)
 {
 	uint32_t anchor, need;
-	bool span;
-	if (chain_anchor(s, x, &anchor, &need, &span) || !chain_in_window(s, need, cur))
+	if (chain_anchor(s, x, &anchor, &need, NULL) || !chain_in_window(s, need, cur))
 		return NULL;
 	struct sheep_ring *r = chain_find(s, old, anchor, x);
 	if (r) {

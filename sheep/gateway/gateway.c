@@ -183,9 +183,9 @@ int gw_op_write(struct gw_obj *o, void *arg)
 	 * under its object lock. */
 	if (o->frozen && (!is_vdi_obj(o->oid) || (uint64_t)a->off + a->len > SD_INODE_HEADER_SIZE))
 		return SD_RES_READONLY;
-	/* One write, even across two data fragments where the parity range
-	 * then spans most of a fragment: split in two (as it was until
-	 * session 15), a crash between the halves left the range half new. */
+	/* One write, even across two data fragments (its parity range then
+	 * spans most of a fragment): split in two, a crash between the
+	 * halves would leave the range half new. */
 	return gw_write_once(o, a->buf, a->len, a->off, a->create, &a->mixed_since);
 }
 

@@ -135,6 +135,7 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 	 * later and the range change under its reader. */
 	bool early = o->saw_early;
 	uint64_t vmax;
+	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	if (o->saw_early) {
 		struct frag_state gs[GW_MAX_WIDTH];
 		o->saw_early = false;
@@ -151,11 +152,9 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 			return SD_RES_AGAIN;
 		uint64_t now;
 		gw_choose_version(gs, o->width, 1, &now);
-		gw_choose_version(st, o->width, 1, &vmax);
 		if (now > vmax)
 			return SD_RES_AGAIN;
 	}
-	uint64_t ver = gw_choose_version(st, o->width, o->d, &vmax);
 	if (ver == 0) {
 		if (gw_all_absent(st, o->width))
 			return SD_RES_NO_OBJ;
