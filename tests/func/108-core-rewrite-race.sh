@@ -2,6 +2,7 @@
 # 108-core-rewrite-race.sh - a whole-object rewrite built from a read taken before another coordinator's write committed must not overwrite that acknowledged write (issue 14, bug 1).
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
+. "$SD_TOP/tests/func/rec_lib.sh"
 
 # Test hooks (sheep/gateway/twophase.c, gateway.c):
 #  SHEEP_TEST_PAUSE_FILE=F: the first sheep whose write path reaches the
@@ -30,14 +31,17 @@ check "write it whole" dogn 0 vdi write v 0 $SIZE <"$SD_TEST_DIR/cur"
 check "recovery disabled" dogn 0 cluster recover disable
 
 # The holders of the data object (its fragment files), and the others.
-holders=() others=()
-for ((i = 0; i < N; i++)); do
-	if ls "$(sd_dir $i)/obj" 2>/dev/null | grep -Eq '^00[0-9a-f]{6}00000000_'; then
-		holders+=("$i")
-	else
-		others+=("$i")
-	fi
-done
+find_holders() {
+	holders=() others=()
+	for ((i = 0; i < N; i++)); do
+		if ls "$(sd_dir $i)/obj" 2>/dev/null | grep -Eq '^00[0-9a-f]{6}00000000_'; then
+			holders+=("$i")
+		else
+			others+=("$i")
+		fi
+	done
+}
+find_holders
 check_eq "six sheep hold a fragment" 6 "${#holders[@]}"
 k1=${holders[0]} k2=${holders[1]}
 A=${holders[2]} B=${holders[3]}
@@ -99,7 +103,7 @@ done
 # epoch_case NAME POINT VIA OFF: write 64 KiB at OFF through sheep VIA,
 # paused at POINT while holder ${holders[4]} is killed and restarted.
 epoch_case() {
-	local name=$1 point=$2 via=$3 off=$4 h=${holders[4]} rc
+	local name=$1 point=$2 via=$3 off=$4 h=$H rc
 	sd_random "$SD_TEST_DIR/w" $K64
 	cp "$SD_TEST_DIR/want" "$SD_TEST_DIR/new"
 	dd if="$SD_TEST_DIR/w" of="$SD_TEST_DIR/new" bs=$K64 seek=$((off / K64)) conv=notrunc \
@@ -108,15 +112,7 @@ epoch_case() {
 	echo "$point" >"$F"
 	dogn "$via" vdi write v "$off" $K64 <"$SD_TEST_DIR/w" &
 	local p=$!
-	if [ "$point" = rewrite-read ]; then
-		# Since the early-ack write path (issue 13), this write with two
-		# holders down no longer takes the whole-object rewrite: the pause
-		# point is not reached (the data checks below still hold).
-		check_todo "early-ack path: no whole-object rewrite here any more; needs a new trigger" \
-			"$name: paused at $point" wait_file "$F.$point"
-	else
-		check "$name: paused at $point" wait_file "$F.$point"
-	fi
+	check "$name: paused at $point" wait_file "$F.$point"
 	sd_kill "$h"
 	sd_wait_nodes "$via" $((N - 1 - ${5:-0})) || not_ok "$name: membership did not drop"
 	sd_start "$h" || bail "sheep $h did not restart"
@@ -134,10 +130,21 @@ epoch_case() {
 	done
 }
 rm -f "$F"
+H=${holders[4]}
 epoch_case "partial write, epochs move between prepares and commits" prepared "$A" $((1 << 20))
 check_eq "partial write acknowledged" "$(sd_sha "$SD_TEST_DIR/new")" "$(sd_sha "$SD_TEST_DIR/want")"
-# Whole-object rewrites: two holders down, recovery off.
+# Whole-object rewrites: two holders down, recovery off. The sheep that
+# left and came back may hold other positions now (recovery moved the
+# object's fragments): two of its current holders go down, and the
+# epochs move by a third, none of them a gateway of these writes.
+check "recovery settled" rec_wait_done 0 $N 1 120
 check "recovery disabled again" dogn 0 cluster recover disable
+find_holders
+cur=()
+for i in "${holders[@]}"; do [ "$i" != "$A" ] && [ "$i" != "$B" ] && cur+=("$i"); done
+check "three current holders besides the gateways" [ ${#cur[@]} -ge 3 ]
+k1=${cur[0]} k2=${cur[1]} H=${cur[2]}
+log "killing current holders $k1 and $k2; sheep $H restarts during the writes"
 sd_kill "$k1"
 sd_kill "$k2"
 sd_wait_nodes "$A" $((N - 2)) || bail "membership did not drop"
