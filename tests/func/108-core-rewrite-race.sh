@@ -101,7 +101,7 @@ done
 # whole-object rewrite. Acknowledged: the new bytes read back everywhere;
 # refused: the old ones, wholly.
 # epoch_case NAME POINT VIA OFF: write 64 KiB at OFF through sheep VIA,
-# paused at POINT while holder ${holders[4]} is killed and restarted.
+# paused at POINT while holder $H (a holder of the object, no gateway) is killed and restarted.
 epoch_case() {
 	local name=$1 point=$2 via=$3 off=$4 h=$H rc
 	sd_random "$SD_TEST_DIR/w" $K64
