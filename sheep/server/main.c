@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -725,6 +726,21 @@ static int setup(struct sheep *s)
 	return 0;
 }
 
+/* Every connection, open fragment file and log file is a descriptor:
+ * take the soft limit up to the hard one (at most 65,536), as the store's
+ * open-file cache sizes itself from it (store_fdcache.c). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	rlim_t want = rl.rlim_max == RLIM_INFINITY ? 65536 : SD_MIN(rl.rlim_max, (rlim_t)65536);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct sheep sheep_state; /* the one struct sheep, passed down from here */
@@ -746,6 +762,7 @@ int main(int argc, char **argv)
 	s->opt.test_sole_always = getenv("SHEEP_TEST_SOLE_ALWAYS") != NULL;
 	s->opt.test_no_sole = getenv("SHEEP_TEST_NO_SOLE") != NULL;
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	server_mem_bound(); /* (a sanitizer's allocator refuses: nothing to bound) */
 	int ret = mkdir_p(s->opt.dir);
 	if (ret) {

@@ -282,8 +282,13 @@ struct store_fdslot {
 	bool dead; /* forgotten while in use: closed by the last user */
 	int fd;    /* -1: empty */
 	int refs;  /* calls using fd now */
+	uint64_t used; /* fd_tick at its last lookup (least recently used goes first) */
 };
-#define STORE_FDCACHE_SLOTS 256
+/* 256 sets of up to 4 descriptors; how many ways are used depends on the
+ * process's descriptor limit (store_fdcache_init). */
+#define STORE_FDCACHE_SETS 256
+#define STORE_FDCACHE_WAYS 4
+#define STORE_FDCACHE_SLOTS (STORE_FDCACHE_SETS * STORE_FDCACHE_WAYS)
 
 struct store {
 	char *dir;
@@ -316,6 +321,8 @@ struct store {
 	pthread_mutex_t fd_mu; /* the open-file cache */
 	struct store_fdslot fdc[STORE_FDCACHE_SLOTS];
 	uint64_t fd_hits, fd_opens; /* (under fd_mu) */
+	uint64_t fd_tick;           /* lookups so far (under fd_mu) */
+	int fd_ways;                /* ways of each set in use, 1..STORE_FDCACHE_WAYS */
 };
 
 /* A block-aligned view of one write: the new content of blocks

@@ -41,6 +41,10 @@ int store_test_wal_path(const struct store *st, char *buf, size_t len);
 
 /* How many times a fragment file was opened (open-file cache misses). */
 uint64_t store_test_fd_opens(struct store *st);
+/* Descriptors the open-file cache may keep open. */
+int store_test_fd_capacity(struct store *st);
+/* The open-file cache's set of fragment (oid, idx). */
+int store_test_fd_set(uint64_t oid, uint8_t idx);
 
 /* Path of the fragment's file; 0 or -ENAMETOOLONG. */
 int store_test_frag_path(const struct store *st, uint64_t oid, uint8_t idx, char *buf,
