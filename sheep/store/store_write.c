@@ -93,11 +93,14 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 		store_wal_applied(st);
 		return -ECANCELED;
 	}
-	uint64_t before = store_disk_bytes(fd);
+	/* Space used changes only with blocks: a header alone (a version-only
+	 * commit, three of them per 4:2 range write) lies in the file's first
+	 * block, always allocated, so it costs no fstat either side. */
+	uint64_t before = sp->n ? store_disk_bytes(fd) : 0;
 	r = store_apply(st, fd, nh, sp->first, sp->n, sp->crcs, sp->zero, sp->iov, sp->niov, false);
 	if (r == -ECANCELED)
 		st->wal.crashed = true;
-	uint64_t after = store_disk_bytes(fd);
+	uint64_t after = sp->n ? store_disk_bytes(fd) : 0;
 	__atomic_add_fetch(&st->used, after - before, __ATOMIC_RELAXED); /* wraps when it shrank */
 	store_wal_applied(st);
 	return r;

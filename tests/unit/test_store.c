@@ -661,6 +661,21 @@ static void test_for_each_lists_fragments_and_space_adds_up(void **state)
 	assert_int_equal(store_space(f->st, &total, &used), 0);
 	assert_true(total > 0 && used == acc[1]);
 	assert_true(used >= 1500000 && used < 2000000);
+	/* A version-only prepare and its commit (the bump of an unchanged
+	 * fragment, which skips the space check) change no space; a range
+	 * write into a hole adds a block: both stay counted exactly. */
+	struct store_meta bm = meta_of(0x101, 3, MiB, 2);
+	assert_int_equal(store_prepare(f->st, &bm, false, 1, 99, 2000, a, 0, 0), 0);
+	assert_int_equal(store_commit(f->st, 0x101, 3, 2, 99), 0);
+	uint64_t accb[3] = {0}, usedb = 0;
+	assert_int_equal(store_for_each(f->st, count_cb, accb), 0);
+	assert_int_equal(store_space(f->st, NULL, &usedb), 0);
+	assert_true(usedb == accb[1] && usedb == used);
+	assert_int_equal(store_write(f->st, 0x101, 3, 2, 3, a, 900000, 4096), 0);
+	memset(accb, 0, sizeof(accb));
+	assert_int_equal(store_for_each(f->st, count_cb, accb), 0);
+	assert_int_equal(store_space(f->st, NULL, &used), 0);
+	assert_true(used == accb[1] && used > usedb);
 	assert_int_equal(store_remove(f->st, 0x100, 0), 0);
 	uint64_t used2 = 0;
 	assert_int_equal(store_space(f->st, NULL, &used2), 0);
