@@ -552,7 +552,7 @@ static int load_vdi(struct dog *d, const char *dir, const struct snap_vdi *v,
 			req.obj.oid = vid_to_data_oid(wvid, idx);
 			ret = sd_exec(fd, &req, NULL, &rsp, NULL, 0);
 			if (ret == 0)
-				ret = (int)rsp.result;
+				ret = sd_res_int(rsp.result);
 			continue;
 		}
 		uint32_t len = (uint32_t)SD_MIN(osz, v->h.vdi_size - (uint64_t)idx * osz);

@@ -60,7 +60,7 @@ int dog_exec(const struct dog *d, struct sd_req *req, const void *data, struct s
 			d->port, strerror(-ret));
 		return ret;
 	}
-	return (int)rsp->result;
+	return sd_res_int(rsp->result);
 }
 
 int dog_exit_of_errno(int err)
@@ -164,7 +164,7 @@ int dog_vdi_lookup(int fd, const char *name, uint32_t *vid)
 		return ret;
 	if (rsp.result == SD_RES_SUCCESS)
 		*vid = sd_rsp_vdi_id(&rsp);
-	return (int)rsp.result;
+	return sd_res_int(rsp.result);
 }
 
 bool dog_snap_is_id(const char *snap, uint32_t *id)
@@ -203,7 +203,7 @@ int dog_vdi_lookup_snap(int fd, const char *name, const char *snap, uint32_t *vi
 		return ret;
 	if (rsp.result == SD_RES_SUCCESS)
 		*vid = sd_rsp_vdi_id(&rsp);
-	return (int)rsp.result;
+	return sd_res_int(rsp.result);
 }
 
 int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off)
@@ -219,7 +219,7 @@ int dog_read_obj(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t off)
 		return ret;
 	if (rsp.result == SD_RES_SUCCESS && rsp.data_length < len)
 		memset((char *)buf + rsp.data_length, 0, len - rsp.data_length);
-	return (int)rsp.result;
+	return sd_res_int(rsp.result);
 }
 
 int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t off,
@@ -240,7 +240,7 @@ int dog_write_obj(int fd, uint64_t oid, const void *buf, uint32_t len, uint32_t 
 	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
 	if (ret < 0)
 		return ret;
-	return (int)rsp.result;
+	return sd_res_int(rsp.result);
 }
 
 int dog_read_vdi_bitmap(int fd, uint8_t **bitmap)
@@ -256,7 +256,7 @@ int dog_read_vdi_bitmap(int fd, uint8_t **bitmap)
 	int ret = sd_exec(fd, &req, NULL, &rsp, bm, len);
 	if (ret < 0 || rsp.result != SD_RES_SUCCESS) {
 		free(bm);
-		return ret < 0 ? ret : (int)rsp.result;
+		return ret < 0 ? ret : sd_res_int(rsp.result);
 	}
 	*bitmap = bm;
 	return SD_RES_SUCCESS;
@@ -281,7 +281,7 @@ int dog_get_nodes(int fd, struct sd_node **nodes, uint32_t *nr, uint32_t *local_
 	if (ret < 0 || rsp.result != SD_RES_SUCCESS) {
 		free(w);
 		free(n);
-		return ret < 0 ? ret : (int)rsp.result;
+		return ret < 0 ? ret : sd_res_int(rsp.result);
 	}
 	uint32_t count = rsp.data_length / sizeof(struct sd_wire_node);
 	if (rsp.node.nr_nodes < count)
@@ -316,7 +316,7 @@ int dog_cluster_info(const struct dog *d, struct sd_cluster_info *ci)
 	if (ret >= 0)
 		sd_stat_cluster_summary(buf, rsp.data_length, rsp.result, ci);
 	free(buf);
-	return ret < 0 ? ret : (int)rsp.result;
+	return ret < 0 ? ret : sd_res_int(rsp.result);
 }
 
 int dog_read_inode_hdr(int fd, uint32_t vid, struct sd_inode *ino)

@@ -50,7 +50,7 @@ static int node_exec(const struct sd_node *n, uint8_t opcode, const void *wbuf, 
 	close(fd);
 	if (ret < 0)
 		return ret;
-	return (int)rsp.result;
+	return sd_res_int(rsp.result);
 }
 
 static const char *status_name(uint8_t st)

@@ -21,7 +21,7 @@ static int alter_status(int fd, uint32_t vid, struct sd_alter_status *st)
 	int ret = sd_exec(fd, &req, NULL, &rsp, st, sizeof(*st));
 	if (ret < 0)
 		return ret;
-	return (int)rsp.result;
+	return sd_res_int(rsp.result);
 }
 
 static void print_status(FILE *f, const char *name, const struct sd_alter_status *st)

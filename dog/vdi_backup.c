@@ -235,7 +235,7 @@ int dog_vdi_restore(struct dog *d)
 			req.obj.oid = vid_to_data_oid(wvid, r.idx);
 			res = sd_exec(fd, &req, NULL, &rsp, NULL, 0);
 			if (res == 0)
-				res = (int)rsp.result;
+				res = sd_res_int(rsp.result);
 		} else {
 			if ((ret = full_read(STDIN_FILENO, buf, len)))
 				break;

@@ -28,7 +28,7 @@ static int get_locks(int fd, struct sd_vdi_lock **out, uint32_t *n)
 	int ret = sd_exec(fd, &req, NULL, &rsp, l, len);
 	if (ret < 0 || rsp.result != SD_RES_SUCCESS) {
 		free(l);
-		return ret < 0 ? ret : (int)rsp.result;
+		return ret < 0 ? ret : sd_res_int(rsp.result);
 	}
 	*out = l;
 	*n = rsp.data_length / (uint32_t)sizeof(*l);
@@ -96,7 +96,7 @@ static int lock_unlock(struct dog *d, int fd, const char *name)
 		req.vdi.base_vdi_id = vid;
 		ret = sd_exec(fd, &req, NULL, &rsp, NULL, 0);
 		if (ret == 0)
-			ret = (int)rsp.result;
+			ret = sd_res_int(rsp.result);
 	}
 	if (ret == SD_RES_VDI_NOT_LOCKED) {
 		dog_err("vdi lock unlock: VDI %s is not locked", name);
@@ -139,7 +139,7 @@ static int try_lock(int fd, const char *name)
 	req.flags = SD_FLAG_CMD_WRITE;
 	req.data_length = sizeof(buf);
 	int ret = sd_exec(fd, &req, buf, &rsp, NULL, 0);
-	return ret < 0 ? ret : (int)rsp.result;
+	return ret < 0 ? ret : sd_res_int(rsp.result);
 }
 
 /* Who holds name's lock: *client is set when it is a Sheepdog-protocol

@@ -252,6 +252,15 @@ _Static_assert(offsetof(struct sd_rsp, node.store_size) == 32, "store_size @32")
 _Static_assert(offsetof(struct sd_rsp, cluster.block_size_shift) == 22, "cluster shift @22");
 
 /* Is this opcode an internal one (needs SD_SHEEP_PROTO_VER)? */
+/* A reply's result as the int that dog's calls return beside -errno: one
+ * that does not fit in an int (no sheep sends one) reads as
+ * SD_RES_UNKNOWN, never as a negative errno (found by fuzz_dog: a result
+ * of 0x80000000 was negated as INT_MIN). */
+static inline int sd_res_int(uint32_t result)
+{
+	return result > 0x7fffffffu ? SD_RES_UNKNOWN : (int)result;
+}
+
 static inline int sd_op_is_internal(uint8_t opcode)
 {
 	return opcode >= 0x80;

@@ -42,7 +42,7 @@ static int ask(const char *addr, uint16_t port, struct sd_req *req, struct sd_rs
 		return fd;
 	int ret = sd_exec(fd, req, NULL, rsp, buf, len);
 	close(fd);
-	return ret < 0 ? ret : (int)rsp->result;
+	return ret < 0 ? ret : sd_res_int(rsp->result);
 }
 
 static int ask_self(struct sheep *s, struct sd_req *req, struct sd_rsp *rsp, void *buf, size_t len)
