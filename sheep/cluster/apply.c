@@ -503,7 +503,9 @@ void *group_build_offer(struct sheep *s, size_t *len)
 }
 
 /* The epoch records of a snapshot-layout message: 0 when they are all
- * within [p, end) (*after = the byte after them), else -EINVAL. */
+ * within [p, end) (*after = the byte after them) and every node's address
+ * ends within its field, else -EINVAL (fuzz_cluster, session 17: an
+ * address without its NUL was compared past its end while sorting). */
 static int snap_epochs_check(const char *p, const char *end, uint32_t nr, const char **after)
 {
 	for (uint32_t i = 0; i < nr; i++) {
@@ -514,6 +516,10 @@ static int snap_epochs_check(const char *p, const char *end, uint32_t nr, const 
 		p += sizeof(r);
 		if (r.nr_nodes > SD_MAX_NODES || p + r.nr_nodes * sizeof(struct sd_node) > end)
 			return -EINVAL;
+		for (uint32_t k = 0; k < r.nr_nodes; k++)
+			if (!memchr(p + k * sizeof(struct sd_node) + offsetof(struct sd_node, addr), 0,
+				    sizeof(((struct sd_node *)0)->addr)))
+				return -EINVAL;
 		p += r.nr_nodes * sizeof(struct sd_node);
 	}
 	*after = p;
