@@ -102,8 +102,8 @@ void store_fdcache_add(struct store *st, uint64_t oid, uint8_t idx, int fd)
 	if (to) {
 		if (to->fd >= 0)
 			close(to->fd);
-		*to = (struct store_fdslot){.oid = oid, .idx = idx, .fd = fd, .refs = 1,
-					    .used = ++st->fd_tick};
+		*to = (struct store_fdslot){
+		    .oid = oid, .idx = idx, .fd = fd, .refs = 1, .used = ++st->fd_tick};
 	}
 	pthread_mutex_unlock(&st->fd_mu);
 }

@@ -134,8 +134,8 @@ static void test_fragments_of_a_volume_stay_open(void **state)
 	uint8_t a[4096], r[4096];
 	for (int sheep = 0; sheep < 6; sheep += 5) {
 		for (int i = 0; i < n; i++) {
-			struct store_meta m = meta_of(base + (uint64_t)i, (uint8_t)((i + sheep) % 6),
-						      4096, 1);
+			struct store_meta m =
+			    meta_of(base + (uint64_t)i, (uint8_t)((i + sheep) % 6), 4096, 1);
 			memset(a, i, sizeof(a));
 			assert_int_equal(store_create(f->st, &m, a, 0, 4096), 0);
 		}
@@ -143,7 +143,8 @@ static void test_fragments_of_a_volume_stay_open(void **state)
 		for (int round = 0; round < 10; round++) {
 			for (int i = 0; i < n; i++) {
 				assert_int_equal(store_read(f->st, base + (uint64_t)i,
-							    (uint8_t)((i + sheep) % 6), r, 0, 4096, &v),
+							    (uint8_t)((i + sheep) % 6), r, 0, 4096,
+							    &v),
 						 0);
 				memset(a, i, sizeof(a));
 				assert_memory_equal(a, r, 4096);
