@@ -251,7 +251,6 @@ _Static_assert(offsetof(struct sd_rsp, vdi_hdr.copies) == 32, "vdi copies @32");
 _Static_assert(offsetof(struct sd_rsp, node.store_size) == 32, "store_size @32");
 _Static_assert(offsetof(struct sd_rsp, cluster.block_size_shift) == 22, "cluster shift @22");
 
-/* Is this opcode an internal one (needs SD_SHEEP_PROTO_VER)? */
 /* A reply's result as the int that dog's calls return beside -errno: one
  * that does not fit in an int (no sheep sends one) reads as
  * SD_RES_UNKNOWN, never as a negative errno (found by fuzz_dog: a result
@@ -261,6 +260,7 @@ static inline int sd_res_int(uint32_t result)
 	return result > 0x7fffffffu ? SD_RES_UNKNOWN : (int)result;
 }
 
+/* Is this opcode an internal one (needs SD_SHEEP_PROTO_VER)? */
 static inline int sd_op_is_internal(uint8_t opcode)
 {
 	return opcode >= 0x80;

@@ -21,14 +21,6 @@ int group_epoch_log_write(struct sheep *s, const struct epoch_rec *r)
 	return ret;
 }
 
-/* Node addresses read from an epoch file end within their field whatever
- * the file held (they are sorted and compared as strings). */
-static void terminate_addrs(struct sd_node *n, size_t nr)
-{
-	for (size_t i = 0; i < nr; i++)
-		n[i].addr[sizeof(n[i].addr) - 1] = '\0';
-}
-
 int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd_node *nodes,
 		     size_t nr, bool log)
 {
@@ -44,7 +36,6 @@ int group_epoch_add(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
 	if (!r->nodes)
 		return -ENOMEM;
 	memcpy(r->nodes, nodes, nr * sizeof(struct sd_node));
-	terminate_addrs(r->nodes, nr);
 	qsort(r->nodes, nr, sizeof(struct sd_node), sheep_node_cmp);
 	s->cl->nr_epochs++;
 	return log ? group_epoch_log_write(s, r) : 0;
@@ -74,7 +65,6 @@ int group_epoch_put(struct sheep *s, uint32_t epoch, uint64_t t, const struct sd
 		if (!n)
 			return -ENOMEM;
 		memcpy(n, nodes, nr * sizeof(*n));
-		terminate_addrs(n, nr);
 		qsort(n, nr, sizeof(*n), sheep_node_cmp);
 		free(s->cl->epochs[i].nodes);
 		s->cl->epochs[i].nodes = n;
@@ -127,8 +117,14 @@ int group_epoch_log_load(struct sheep *s)
 		    h.epoch == e) {
 			nodes = calloc(h.nr_nodes ? h.nr_nodes : 1, sizeof(*nodes));
 			size_t want = h.nr_nodes * sizeof(*nodes);
-			if (nodes && read(fd, nodes, want) == (ssize_t)want)
+			if (nodes && read(fd, nodes, want) == (ssize_t)want) {
+				/* addresses end within their field whatever the file
+				 * held: they are sorted and compared as strings
+				 * (snapshots are checked instead, snap_epochs_check) */
+				for (uint32_t k = 0; k < h.nr_nodes; k++)
+					nodes[k].addr[sizeof(nodes[k].addr) - 1] = '\0';
 				group_epoch_add(s, h.epoch, h.time, nodes, h.nr_nodes, false);
+			}
 		}
 		free(nodes);
 		close(fd);
