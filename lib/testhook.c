@@ -1,6 +1,7 @@
 /* testhook.c - sd_test_pause: hold a thread at a named point until a functional test lets it go. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +20,15 @@ void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t 
 		buf[0] = 0;
 	fclose(f);
 	buf[strcspn(buf, "\n")] = 0;
+	/* "point OID": only a thread there for that object (hex). */
+	char *sp = strchr(buf, ' ');
+	if (sp) {
+		*sp++ = 0;
+		char *end;
+		unsigned long long oid = strtoull(sp, &end, 16);
+		if (end == sp || oid != what)
+			return;
+	}
 	snprintf(at, sizeof(at), "%s.%s", path, point);
 	if (strcmp(buf, point) || rename(path, at))
 		return;

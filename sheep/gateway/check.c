@@ -380,11 +380,12 @@ out:
 int gateway_check_obj(struct sheep *s, uint64_t oid, struct sd_check_obj *out)
 {
 	struct chk_arg a = {.out = out};
+	const struct gw_held held = {.oid = oid, .write = false, .resolve = true};
 	gw_obj_lock(s, oid, false);
 	uint64_t at;
 	int ret = gw_resolve(s, oid, false, &at, NULL);
 	if (ret == SD_RES_SUCCESS)
-		ret = gw_run(s, at, gw_op_check, &a);
+		ret = gw_run_held(s, at, gw_op_check, &a, &held);
 	gw_obj_unlock(s, oid, false);
 	return ret;
 }

@@ -1,9 +1,20 @@
 /* gateway.c - the gateway's entry points: each object operation runs under the current view and is retried while the epoch moves; VDI lookup, locks and bitmap. */
 #include "sheep/gateway/gateway_priv.h"
 
-/* Run op under the current view, retrying while the epoch moves. */
-
-int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
+/*
+ * Run op under the current view, retrying while the epoch moves. A caller
+ * holding the object's lock says so in h: the lock is let go while this
+ * waits between attempts. A retry waits for something else to happen to
+ * the object, and that may need the lock: recovery of a fragment this
+ * node holds answers the gateway AGAIN (it goes first) and may have to
+ * settle the object (gateway_settle_obj) before it can finish; holding
+ * the lock through the wait deadlocked the two until the write gave up
+ * (EIO after GW_RETRY_MS, func/123). Letting go between attempts is safe:
+ * every attempt starts over from what the holders have, as a write by
+ * another coordinator would (an attempt's left-overs, a pending write,
+ * are decided by whoever meets them first).
+ */
+int gw_run_held(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg, const struct gw_held *h)
 {
 	uint64_t deadline = sd_now_ns() + (uint64_t)GW_RETRY_MS * 1000000ull;
 	int ret, dead_waits = 0;
@@ -39,6 +50,8 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 			break;
 		sd_debug("%016llx: %s at epoch %u, retrying", (unsigned long long)oid, sd_strerror(ret),
 			 epoch);
+		if (h)
+			gw_obj_unlock(s, h->oid, h->write);
 		if (ret == SD_RES_OLD_NODE_VER) {
 			struct sheep_view *nv = sheep_view_wait_change(s, epoch, 1000);
 			if (nv)
@@ -48,10 +61,22 @@ int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
 		} else if (attempt > 3) {
 			usleep(1000u * (unsigned)SD_MIN(attempt, 50));
 		}
+		if (h) {
+			gw_obj_lock(s, h->oid, h->write);
+			/* vdi alter-copy may have moved the object meanwhile. */
+			if (h->resolve &&
+			    (ret = gw_resolve(s, h->oid, h->write, &oid, NULL)) != SD_RES_SUCCESS)
+				break;
+		}
 	}
 	if (gw_res_is_retry(ret))
 		ret = ret == SD_RES_AGAIN ? SD_RES_EIO : SD_RES_NETWORK_ERROR;
 	return ret;
+}
+
+int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg)
+{
+	return gw_run_held(s, oid, fn, arg, NULL);
 }
 
 /* ---- vdi alter-copy: which of its two ids a data object is stored under ----
@@ -249,6 +274,7 @@ int gateway_settle_obj(struct sheep *s, uint64_t oid)
 int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uint32_t off)
 {
 	struct rw_args a = {.buf = buf, .len = len, .off = off};
+	const struct gw_held held = {.oid = oid, .write = false, .resolve = true};
 	gw_obj_lock(s, oid, false);
 	int ret;
 	/* Under vdi alter-copy the object may move between the lookup of its
@@ -260,7 +286,7 @@ int gateway_read_obj(struct sheep *s, uint64_t oid, void *buf, uint32_t len, uin
 		bool converting;
 		ret = gw_resolve(s, oid, false, &at, &converting);
 		if (ret == SD_RES_SUCCESS)
-			ret = gw_run(s, at, gw_op_read, &a);
+			ret = gw_run_held(s, at, gw_op_read, &a, &held);
 		if ((ret != SD_RES_NO_OBJ && ret != SD_RES_EIO) || !converting || attempt >= 4)
 			break;
 		usleep(10000u << attempt);
@@ -273,6 +299,7 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 			bool create)
 {
 	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
+	const struct gw_held held = {.oid = oid, .write = true, .resolve = true};
 	gw_obj_lock(s, oid, true);
 	bool counted = gw_coming_begin(s);
 	/* Here, as the coordinator, under the object lock that vdi
@@ -280,7 +307,7 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 	uint64_t at;
 	int ret = gw_resolve(s, oid, true, &at, NULL);
 	if (ret == SD_RES_SUCCESS)
-		ret = gw_run(s, at, gw_op_write, &a);
+		ret = gw_run_held(s, at, gw_op_write, &a, &held);
 	if (counted)
 		gw_coming_end(s);
 	gw_obj_unlock(s, oid, true);
@@ -393,12 +420,13 @@ int gateway_locate_obj(struct sheep *s, uint64_t oid, struct gateway_loc *out, i
 
 int gateway_remove_obj(struct sheep *s, uint64_t oid)
 {
+	const struct gw_held held = {.oid = oid, .write = true};
 	gw_obj_lock(s, oid, true);
-	int ret = gw_run(s, oid, gw_op_remove, NULL);
+	int ret = gw_run_held(s, oid, gw_op_remove, NULL, &held);
 	/* A client's id of a VDI with two layouts: remove both (a deleted
 	 * VDI's reclaim names what the stores list, and removes each). */
 	if (is_data_obj(oid) && !(oid & SD_LAYOUT_BIT) && gw_vdi_layered(s, oid)) {
-		int r = gw_run(s, oid | SD_LAYOUT_BIT, gw_op_remove, NULL);
+		int r = gw_run_held(s, oid | SD_LAYOUT_BIT, gw_op_remove, NULL, &held);
 		if (ret == SD_RES_NO_OBJ || (ret == SD_RES_SUCCESS && r != SD_RES_NO_OBJ))
 			ret = r;
 	}

@@ -97,8 +97,17 @@ struct frag_state {
 /* An operation gw_run() runs under the current view (gateway.c). */
 typedef int (*gw_op_fn)(struct gw_obj *o, void *arg);
 
+/* An object lock held by a caller of gw_run_held (gateway.c), let go
+ * while it waits between attempts; resolve: the stored id is the lock's
+ * client id resolved again after relocking (gw_resolve). */
+struct gw_held {
+	uint64_t oid;
+	bool write, resolve;
+};
+
 /* Functions shared between the files of this folder. */
 int gw_run(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg);
+int gw_run_held(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg, const struct gw_held *h);
  int gw_check_range(struct gw_obj *o, uint32_t len, uint32_t off);
  int gw_op_read(struct gw_obj *o, void *arg);
  int gw_op_write(struct gw_obj *o, void *arg);
