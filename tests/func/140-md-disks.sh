@@ -47,7 +47,11 @@ check_eq "md info lists the three disks" "$(disk a) $(disk b) $(disk c)" "$(md_p
 check_eq "the meta dir holds no fragment" 0 "$(nfr "$(sd_dir 0)/obj")"
 T=$(total0)
 log "sheep 0: $T fragments:$(counts)"
-check "sheep 0 holds fragments ($T)" test "$T" -gt 60
+# v (2:1, 50 objects) puts one fragment of each object on each of the three
+# sheep; r's copies and the inodes add a few, as many as placement gives
+# (the test's port base moves it: 60 in all once a new test shifted the
+# bases, and the old bound, more than 60, failed).
+check "sheep 0 holds a fragment of every object of v ($T)" test "$T" -ge 50
 for k in a b c; do
 	n=$(nfr "$(disk $k)")
 	check "disk $k holds a share ($n of $T)" test "$n" -gt $((T / 6))
