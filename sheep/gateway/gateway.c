@@ -301,15 +301,12 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
 	const struct gw_held held = {.oid = oid, .write = true, .resolve = true};
 	gw_obj_lock(s, oid, true);
-	bool counted = gw_coming_begin(s);
 	/* Here, as the coordinator, under the object lock that vdi
 	 * alter-copy's move of this object takes too (convert.c). */
 	uint64_t at;
 	int ret = gw_resolve(s, oid, true, &at, NULL);
 	if (ret == SD_RES_SUCCESS)
 		ret = gw_run_held(s, at, gw_op_write, &a, &held);
-	if (counted)
-		gw_coming_end(s);
 	gw_obj_unlock(s, oid, true);
 	return ret;
 }

@@ -24,6 +24,7 @@
 #define GW_MAX_WIDTH 32
 #define GW_MAX_CALLS (GW_MAX_WIDTH * (SHEEP_VIEW_HIST + 1))
 #define GW_RETRY_MS 30000
+#define GW_HINT_SLOTS 256 /* per-node counts of the group-commit hint */
 #define GW_DEAD_WAITS 3 /* retries after unreachable peers, each waiting <= 1 s for an epoch */
 
 /*
@@ -73,10 +74,11 @@ struct gw_state {
 	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */
 	struct gw_commitq *commitq;
 	struct gw_converter *conv; /* convert.c */
-	/* Writes coordinated here that hold their object lock and have not
-	 * sent their writes or prepares yet (atomic): the hint their peer
-	 * writes carry (store_wal_hint). */
-	int coming;
+	/* Writes coordinated here that have not sent their writes or
+	 * prepares yet, counted per node they will send a durable record to
+	 * (slot: a hash of the node's address; atomics): the hint the peer
+	 * writes to that node carry (store_wal_hint). */
+	int coming[GW_HINT_SLOTS];
 };
 
 /* What a probe or read learned about one fragment. */
@@ -114,10 +116,21 @@ int gw_run_held(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg, const str
  int gw_op_remove(struct gw_obj *o, void *arg);
  int gw_op_settle(struct gw_obj *o, void *arg);
  struct obj_lock *gw_objlock_find(struct sheep *s, uint64_t oid);
-/* The group-commit hint's count of writes on their way (layout.c):
- * begin returns whether this call counted one, which end takes back. */
-bool gw_coming_begin(struct sheep *s);
+/* The group-commit hint (layout.c): a write counts for each node it will
+ * send a durable record to (gw_durable_targets), from gw_coming_begin to
+ * its first fan-out of peer writes or gw_coming_end, whichever comes
+ * first. Per thread; a nested begin counts nothing. */
+void gw_coming_begin(struct gw_obj *o, uint32_t off, uint32_t len, bool whole);
 void gw_coming_end(struct sheep *s);
+/* The hint's count for node n: writes coordinated here still to send it a
+ * durable record. */
+int gw_coming_for(struct sheep *s, const struct sd_node *n);
+/* Which fragments a write of [off, off + len) sends a durable record:
+ * for a range update of an EC object the data fragments of its range and
+ * the parities (the others only take a lazy version bump), for anything
+ * else every fragment. Sets out[0..width), returns how many. */
+int gw_durable_targets(const struct gw_obj *o, uint32_t off, uint32_t len, bool whole,
+		       bool *out);
  void gw_obj_lock(struct sheep *s, uint64_t oid, bool write);
  void gw_obj_unlock(struct sheep *s, uint64_t oid, bool write);
  int gw_obj_init(struct sheep *s, struct sheep_view *v, uint64_t oid, struct gw_obj *o);
