@@ -148,13 +148,17 @@ static __thread struct {
 	uint8_t slot[GW_MAX_WIDTH];
 } tl_coming;
 
-static unsigned hint_slot(const struct sd_node *n)
+static uint32_t node_hash(const struct sd_node *n)
 {
 	uint32_t h = 2166136261u; /* FNV-1a of address and port */
 	for (const char *p = n->addr; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ n->port) * 16777619u;
-	return h % GW_HINT_SLOTS;
+	return (h ^ n->port) * 16777619u;
+}
+
+static unsigned hint_slot(const struct sd_node *n)
+{
+	return node_hash(n) % GW_HINT_SLOTS;
 }
 
 int gw_durable_targets(const struct gw_obj *o, uint32_t off, uint32_t len, bool whole,
@@ -217,10 +221,7 @@ void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
 		writes = calls[i].node && calls[i].req.opcode == SD_OP_PEER_WRITE;
 	if (writes) {
 		gw_coming_end(o->s); /* this write is on its way now */
-		uint32_t tag = 2166136261u; /* FNV-1a of this node's address: its tag */
-		for (const char *p = o->s->self.addr; *p; p++)
-			tag = (tag ^ (uint8_t)*p) * 16777619u;
-		tag = ((tag ^ o->s->self.port) * 16777619u) >> 24;
+		uint32_t tag = node_hash(&o->s->self) >> 24; /* this coordinator's */
 		for (int i = 0; i < n; i++) {
 			if (calls[i].req.opcode != SD_OP_PEER_WRITE || !calls[i].node)
 				continue;
