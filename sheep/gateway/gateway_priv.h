@@ -121,7 +121,7 @@ int gw_run_held(struct sheep *s, uint64_t oid, gw_op_fn fn, void *arg, const str
  * its first fan-out of peer writes or gw_coming_end, whichever comes
  * first. Per thread; a nested begin counts nothing. */
 void gw_coming_begin(struct gw_obj *o, uint32_t off, uint32_t len, bool whole);
-void gw_coming_end(struct sheep *s);
+void gw_coming_end(void);
 /* The hint's count for node n: writes coordinated here still to send it a
  * durable record. */
 int gw_coming_for(struct sheep *s, const struct sd_node *n);

@@ -144,6 +144,7 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
  * bump) counts nothing of its own.
  */
 static __thread struct {
+	struct gw_state *gw; /* whose counts (one sheep per process, but tests) */
 	int n;
 	uint8_t slot[GW_MAX_WIDTH];
 } tl_coming;
@@ -189,6 +190,7 @@ void gw_coming_begin(struct gw_obj *o, uint32_t off, uint32_t len, bool whole)
 		return;
 	bool to[GW_MAX_WIDTH];
 	gw_durable_targets(o, off, len, whole, to);
+	tl_coming.gw = o->s->gw;
 	for (int i = 0; i < o->width; i++) {
 		if (!to[i] || !o->loc[i])
 			continue;
@@ -198,10 +200,10 @@ void gw_coming_begin(struct gw_obj *o, uint32_t off, uint32_t len, bool whole)
 	}
 }
 
-void gw_coming_end(struct sheep *s)
+void gw_coming_end(void)
 {
 	for (int i = 0; i < tl_coming.n; i++)
-		__atomic_sub_fetch(&s->gw->coming[tl_coming.slot[i]], 1, __ATOMIC_ACQ_REL);
+		__atomic_sub_fetch(&tl_coming.gw->coming[tl_coming.slot[i]], 1, __ATOMIC_ACQ_REL);
 	tl_coming.n = 0;
 }
 
@@ -220,7 +222,7 @@ void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
 	for (int i = 0; i < n && !writes; i++)
 		writes = calls[i].node && calls[i].req.opcode == SD_OP_PEER_WRITE;
 	if (writes) {
-		gw_coming_end(o->s); /* this write is on its way now */
+		gw_coming_end(); /* this write is on its way now */
 		uint32_t tag = node_hash(&o->s->self) >> 24; /* this coordinator's */
 		for (int i = 0; i < n; i++) {
 			if (calls[i].req.opcode != SD_OP_PEER_WRITE || !calls[i].node)

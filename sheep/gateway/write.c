@@ -459,12 +459,12 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 		for (int i = 0; i < o->width; i++)
 			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached};
 	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
-		gw_coming_end(o->s);
+		gw_coming_end();
 		return ret;
 	}
 	o->acked_all = false;
 	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);
-	gw_coming_end(o->s); /* when it sent no peer write */
+	gw_coming_end(); /* when it sent no peer write */
 	if (ret == SD_RES_SUCCESS && !o->acked_all)
 		gw_unmark_holders(o);
 	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0, o->early_wid);

@@ -94,11 +94,11 @@ static void test_the_hint_counts_a_write_only_for_its_durable_targets(void **sta
 	gw_coming_begin(&r.o, 0, 4 * MiB, true);
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), want[i]);
-	gw_coming_end(&r.s);
+	gw_coming_end();
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), 0);
 	/* ending twice (fan-out, then the write's end) takes nothing more */
-	gw_coming_end(&r.s);
+	gw_coming_end();
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), 0);
 }
@@ -114,7 +114,7 @@ static void *other_write(void *arg)
 	gw_coming_begin(&w->r->o, 3 * MiB, 4096, false); /* data fragment 3 */
 	pthread_barrier_wait(w->b);			 /* counted */
 	pthread_barrier_wait(w->b);			 /* checked */
-	gw_coming_end(&w->r->s);
+	gw_coming_end();
 	return NULL;
 }
 
@@ -138,7 +138,7 @@ static void test_writes_of_two_threads_add_up_per_node(void **state)
 	int left[6] = {1, 0, 0, 0, 1, 1};
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), left[i]);
-	gw_coming_end(&r.s);
+	gw_coming_end();
 	pthread_barrier_destroy(&b);
 }
 
