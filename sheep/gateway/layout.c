@@ -149,9 +149,13 @@ static __thread struct {
 	uint8_t slot[GW_MAX_WIDTH];
 } tl_coming;
 
+/* FNV-1a (32-bit) of address and port, the port folded in last as one
+ * word so that it reaches the top byte (the coordinator's tag): byte-wise
+ * FNV (lib/fnv.h) leaves the top byte of sheep on one host differing by
+ * port alike, and their hints would share one slot on every holder. */
 static uint32_t node_hash(const struct sd_node *n)
 {
-	uint32_t h = 2166136261u; /* FNV-1a of address and port */
+	uint32_t h = 2166136261u;
 	for (const char *p = n->addr; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	return (h ^ n->port) * 16777619u;
@@ -165,20 +169,16 @@ static unsigned hint_slot(const struct sd_node *n)
 int gw_durable_targets(const struct gw_obj *o, uint32_t off, uint32_t len, bool whole,
 		       bool *out)
 {
-	int n = 0;
+	struct ec_extent ext[GW_MAX_WIDTH];
+	int ne = o->ec && !whole ? ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH)
+				 : 0;
+	/* Everywhere but the unchanged data fragments of a range update (a
+	 * range no write takes counts everywhere too). */
 	for (int i = 0; i < o->width; i++)
-		out[i] = !o->ec || whole;
-	if (o->ec && !whole) {
-		struct ec_extent ext[GW_MAX_WIDTH];
-		int ne = ec_map_range(&o->pol, o->obj_size, off, len, ext, GW_MAX_WIDTH);
-		for (int k = 0; k < ne; k++)
-			out[ext[k].idx] = true;
-		for (int j = 0; j < o->p; j++)
-			out[o->d + j] = true;
-		if (ne <= 0) /* a range no write takes: count it everywhere */
-			for (int i = 0; i < o->width; i++)
-				out[i] = true;
-	}
+		out[i] = ne <= 0 || i >= o->d;
+	for (int k = 0; k < ne; k++)
+		out[ext[k].idx] = true;
+	int n = 0;
 	for (int i = 0; i < o->width; i++)
 		n += out[i];
 	return n;
