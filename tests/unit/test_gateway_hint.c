@@ -75,6 +75,8 @@ static void test_a_range_update_is_durable_only_on_its_data_and_the_parities(voi
 	expect_targets(&r.o, 3 * MiB, MiB, false, "000111");
 	/* across two data fragments: both */
 	expect_targets(&r.o, MiB - 2048, 4096, false, "110011");
+	/* a range past the object's end (no write takes it) counts everywhere */
+	expect_targets(&r.o, 4 * MiB, 4096, false, "111111");
 	/* a whole object (or a new one) is written everywhere */
 	expect_targets(&r.o, 0, 4 * MiB, true, "111111");
 	rig_init(&r, 3);
