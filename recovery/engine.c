@@ -119,6 +119,7 @@ int recovery_take(struct recovery *r, uint64_t now_ms, struct recovery_job **job
 	j->kind = it->kind;
 	j->nr_src = it->nr_src;
 	j->src = s;
+	j->lc = it->lc;
 	j->generation = ++r->generation;
 	it->generation = j->generation;
 	it->state = ITEM_INFLIGHT;
@@ -149,7 +150,7 @@ void recovery_finish(struct recovery *r, struct recovery_job *job, uint64_t now_
 				it->state = ITEM_DONE;
 				it->how = job->how;
 				it->version = job->version;
-				it->have_version = job->version;
+				it->have_version = job->put_version;
 			} else if (job->result == -EAGAIN && ++it->tries < REC_MAX_TRIES) {
 				it->state = ITEM_PENDING;
 				rec_push_order(r, (uint32_t)i);

@@ -28,6 +28,7 @@ struct rec_item {
 	uint32_t src_off; /* into recovery.srcs */
 	uint32_t nr_src;
 	uint64_t generation; /* of the job in flight */
+	struct recovery_lc lc; /* the record of version (recovery_job.lc) */
 };
 
 #define OBJ_LOST     0x1 /* too few consistent fragments */

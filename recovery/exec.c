@@ -8,6 +8,34 @@
 #include "lib/log.h"
 #include "recovery/recovery.h"
 
+/* The generation a fragment idx at its own version real belongs to, by
+ * the job's record (recovery.h, struct recovery_lc). */
+static uint64_t gen_of(const struct recovery_job *job, uint8_t idx, uint64_t real)
+{
+	int d = recovery_policy_data(job->copy_policy);
+	if (!job->copy_policy || !job->lc.valid || idx >= d || idx >= RECOVERY_LC_MAX ||
+	    real == job->version)
+		return real;
+	uint8_t dl = job->lc.delta[idx];
+	return dl < job->version && real == job->version - dl ? job->version : real;
+}
+
+/* What install writes for generation gen whose record is rec (may be
+ * invalid): the job's fragment at its own version in gen, and the record
+ * when that version is gen (the write that made gen made this fragment). */
+static void put_as(struct recovery_job *job, uint64_t gen, const struct recovery_lc *rec)
+{
+	int d = recovery_policy_data(job->copy_policy);
+	uint64_t v = gen;
+	if (job->copy_policy && rec->valid && job->idx < d && job->idx < RECOVERY_LC_MAX &&
+	    rec->delta[job->idx] < gen)
+		v = gen - rec->delta[job->idx];
+	job->put_version = v;
+	memset(&job->put_lc, 0, sizeof(job->put_lc));
+	if (v == gen && rec->valid)
+		job->put_lc = *rec;
+}
+
 static int finish(struct recovery_job *job, int rc, uint8_t how)
 {
 	job->result = rc;
@@ -29,7 +57,7 @@ static int install(const struct recovery_io *io, struct recovery_job *job, const
 	int rc = io->install(io->arg, job, buf);
 	uint64_t cur;
 	if (rc == -ESTALE && io->verify(io->arg, job->oid, job->idx, &cur) == 0 &&
-	    cur < job->version) {
+	    gen_of(job, job->idx, cur) < job->version) {
 		sd_info("%016" PRIx64 " fragment %u: moved to version %" PRIu64 " meanwhile, "
 			"still older than %" PRIu64 ": installing over it",
 			job->oid, job->idx, cur, job->version);
@@ -68,6 +96,9 @@ static int rebuild(const struct recovery_io *io, struct recovery_job *job, void 
 		}
 	}
 	uint64_t ref = job->version;
+	/* The record of ref: the job's, or once ref moved on, one read from
+	 * a source of ref (the fragments a write makes all carry it). */
+	struct recovery_lc rec = job->lc, srec;
 	for (int pass = 0; pass < 3; pass++) {
 		int got = 0;
 		uint32_t mask = 0;
@@ -77,14 +108,20 @@ static int rebuild(const struct recovery_io *io, struct recovery_job *job, void 
 			if (s->idx == job->idx || s->idx >= 32 || (mask & (1u << s->idx)))
 				continue;
 			uint64_t v = 0;
+			memset(&srec, 0, sizeof(srec));
 			int r = io->read(io->arg, s->node, job->oid, s->idx, bufs[got], 0,
-					 job->frag_size, &v);
+					 job->frag_size, &v, &srec);
 			if (r) {
 				sd_debug("%016" PRIx64 " fragment %u from node %u: %d", job->oid,
 					 s->idx, s->node, r);
 				continue;
 			}
 			job->bytes_read += job->frag_size;
+			/* Its generation: by the job's record while ref is the
+			 * job's; past it, only fragments at ref itself count
+			 * (the record of a newer generation is not known for
+			 * the others). */
+			v = ref == job->version ? gen_of(job, s->idx, v) : v;
 			if (v < ref) {
 				*moved = true;
 				continue;
@@ -94,12 +131,15 @@ static int rebuild(const struct recovery_io *io, struct recovery_job *job, void 
 				 * keeping this read as the first one. */
 				*moved = true;
 				ref = v;
+				rec = srec;
 				void *t = bufs[0];
 				bufs[0] = bufs[got];
 				bufs[got] = t;
 				got = 0;
 				mask = 0;
 			}
+			if (!rec.valid && srec.valid)
+				rec = srec;
 			idx[got] = s->idx;
 			mask |= 1u << s->idx;
 			got++;
@@ -107,8 +147,10 @@ static int rebuild(const struct recovery_io *io, struct recovery_job *job, void 
 		if (got == d) {
 			rc = io->decode(io->arg, job->copy_policy, job->frag_size, idx,
 					(const void *const *)bufs, job->idx, out);
-			if (rc == 0)
+			if (rc == 0) {
 				job->version = ref;
+				put_as(job, ref, &rec);
+			}
 			goto out;
 		}
 		if (ref == start_ref)
@@ -130,8 +172,9 @@ int recovery_execute(const struct recovery_io *io, struct recovery_job *job)
 	if (job->kind == RECOVERY_REUSE) {
 		uint64_t v = 0;
 		rc = io->verify(io->arg, job->oid, job->idx, &v);
-		if (rc == 0 && v >= job->version) {
-			job->version = v;
+		if (rc == 0 && gen_of(job, job->idx, v) >= job->version) {
+			job->version = gen_of(job, job->idx, v);
+			job->put_version = v;
 			return finish(job, 0, RECOVERY_HOW_REUSED);
 		}
 		if (rc == 0)
@@ -154,18 +197,25 @@ int recovery_execute(const struct recovery_io *io, struct recovery_job *job)
 		if (job->copy_policy && s->idx != job->idx)
 			continue; /* EC: only the same fragment is a copy */
 		uint64_t v = 0;
-		rc = io->read(io->arg, s->node, job->oid, s->idx, buf, 0, job->frag_size, &v);
+		struct recovery_lc srec = {0};
+		rc = io->read(io->arg, s->node, job->oid, s->idx, buf, 0, job->frag_size, &v,
+			      &srec);
 		if (rc) {
 			sd_debug("%016" PRIx64 " copy %u from node %u: %d", job->oid, s->idx,
 				 s->node, rc);
 			continue;
 		}
 		job->bytes_read += job->frag_size;
-		if (v < job->version) {
+		uint64_t g = gen_of(job, s->idx, v);
+		if (g < job->version) {
 			moved = true;
 			continue;
 		}
-		job->version = v; /* a newer whole copy is as good */
+		/* A newer whole copy is as good; a copy is the fragment as it
+		 * is: its version and its record. */
+		job->version = g;
+		job->put_version = v;
+		job->put_lc = srec;
 		rc = install(io, job, buf);
 		free(buf);
 		return finish(job, rc, RECOVERY_HOW_COPIED);

@@ -111,9 +111,73 @@ static bool pick_version(const struct recovery_frag *f, size_t n, int d, int nc,
 	return false;
 }
 
+/* ---- last-changed versions (recovery.h, struct recovery_lc) ---- */
+
+/* The record of generation gen among f[0..n): a fragment at gen has it. */
+static const struct recovery_lc *record_of(const struct recovery_frag *f, size_t n, uint64_t gen)
+{
+	for (size_t k = 0; k < n; k++)
+		if (f[k].real == gen && f[k].lc.valid)
+			return &f[k].lc;
+	return NULL;
+}
+
+/* The version data fragment idx holds in generation gen by record rec. */
+static uint64_t held_in(const struct recovery_lc *rec, uint64_t gen, int idx, int d)
+{
+	if (!rec || idx >= d || idx >= RECOVERY_LC_MAX || rec->delta[idx] >= gen)
+		return gen;
+	return gen - rec->delta[idx];
+}
+
+/* Distinct positions of f[0..n) consistent with generation gen. */
+static int consistent(const struct recovery_frag *f, size_t n, uint64_t gen, int d, int nc)
+{
+	const struct recovery_lc *rec = record_of(f, n, gen);
+	uint32_t seen = 0;
+	for (size_t k = 0; k < n; k++)
+		if (f[k].idx < nc && f[k].idx < 32 && f[k].real == held_in(rec, gen, f[k].idx, d))
+			seen |= 1u << f[k].idx;
+	return __builtin_popcount(seen);
+}
+
+/*
+ * An EC object's fragments f[0..n) (sorted, newest first): give every
+ * data fragment that belongs to the newest generation d positions are
+ * consistent with (or, when none is, the newest one a write recorded)
+ * that generation as its version, keeping its own in real; then sort
+ * them again. As the gateway reads them (sheep/gateway/lastchg.c).
+ */
+static void align_object(struct recovery_frag *f, size_t n, int d, int nc)
+{
+	uint64_t top_rec = 0;
+	for (size_t k = 0; k < n; k++)
+		if (f[k].lc.valid && f[k].real > top_rec)
+			top_rec = f[k].real;
+	if (!top_rec)
+		return;
+	uint64_t gen = 0;
+	for (size_t a = 0; a < n && !gen;) {
+		if (consistent(f, n, f[a].real, d, nc) >= d)
+			gen = f[a].real;
+		uint64_t v = f[a].real;
+		while (a < n && f[a].real == v)
+			a++;
+	}
+	if (!gen)
+		gen = top_rec;
+	const struct recovery_lc *rec = record_of(f, n, gen);
+	if (!rec)
+		return;
+	for (size_t k = 0; k < n; k++)
+		if (f[k].real != gen && f[k].real == held_in(rec, gen, f[k].idx, d))
+			f[k].version = gen;
+	qsort(f, n, sizeof(*f), frag_cmp);
+}
+
 /* Plan one object; f[0..n) are its fragments held by members, sorted. */
 static int plan_one(struct plan_out *po, const struct recovery_epoch *ep,
-		    const struct recovery_frag *f, size_t n)
+		    struct recovery_frag *f, size_t n)
 {
 	uint64_t oid = f[0].oid;
 	uint8_t cp = f[0].copy_policy, nc = f[0].nr_copies;
@@ -131,6 +195,8 @@ static int plan_one(struct plan_out *po, const struct recovery_epoch *ep,
 		o->flags |= OBJ_BADLOC;
 		return 0;
 	}
+	if (cp && nc <= 31)
+		align_object(f, n, d, nc);
 	if (!pick_version(f, n, d, nc, &o->version)) {
 		/* Often a write in flight (its new version on fewer than d
 		 * fragments, the old one no longer on d) or a member that did
@@ -184,7 +250,10 @@ static int plan_one(struct plan_out *po, const struct recovery_epoch *ep,
 		it->frag_size = fs;
 		it->copy_policy = cp;
 		it->nr_copies = nc;
-		it->have_version = local ? local->version : RECOVERY_ABSENT;
+		it->have_version = local ? local->real : RECOVERY_ABSENT;
+		const struct recovery_lc *rec = cp ? record_of(f, n, target) : NULL;
+		if (rec)
+			it->lc = *rec;
 		it->src_off = (uint32_t)po->nr_srcs;
 		if (local && local->version == target) {
 			it->kind = RECOVERY_REUSE;
@@ -237,8 +306,10 @@ static int build_plan(struct plan_out *po, const struct recovery_epoch *ep,
 	qsort(members, ep->nr_members, sizeof(*members), u32_cmp);
 	size_t n = 0;
 	for (size_t k = 0; k < nr; k++)
-		if (is_member(members, ep->nr_members, frags[k].node))
-			f[n++] = frags[k];
+		if (is_member(members, ep->nr_members, frags[k].node)) {
+			f[n] = frags[k];
+			f[n++].real = frags[k].version;
+		}
 	qsort(f, n, sizeof(*f), frag_cmp);
 	for (size_t a = 0; a < n && !rc;) {
 		size_t b = a + 1;

@@ -38,6 +38,21 @@
 #define RECOVERY_ABSENT	      UINT64_MAX /* version: not held locally */
 #define RECOVERY_MAX_INFLIGHT 1024
 
+/*
+ * Last-changed versions (sheep/store/store.h, struct store_lc): an EC
+ * range write sends nothing to the data fragments it does not change, and
+ * records in every fragment it makes, for each data fragment k, the
+ * version at which k last changed: generation - delta[k]. A data fragment
+ * at that version belongs to the generation (holds its bytes) as much as
+ * one at the generation's own version. valid = 0: no record (every data
+ * fragment of the generation is at its version).
+ */
+#define RECOVERY_LC_MAX 16
+struct recovery_lc {
+	uint8_t valid;
+	uint8_t delta[RECOVERY_LC_MAX];
+};
+
 /* One fragment (or copy) some node holds, as its store reports it. */
 struct recovery_frag {
 	uint64_t oid;
@@ -49,6 +64,10 @@ struct recovery_frag {
 	uint8_t copy_policy; /* 0 = N copies, else the EC byte ((d/2)<<4)|p */
 	uint8_t nr_copies;   /* N, or d+p */
 	uint8_t __pad[5];
+	struct recovery_lc lc; /* its record of last-changed versions */
+	/* The planner's (callers leave it 0): the fragment's own version,
+	 * while version becomes the generation it belongs to. */
+	uint64_t real;
 };
 
 /*
@@ -134,6 +153,14 @@ struct recovery_job {
 	uint8_t kind; /* enum recovery_kind */
 	uint32_t nr_src;
 	struct recovery_src *src;
+	/* The record of generation version (EC): a data fragment at the
+	 * version it names belongs to it; have_version is the local
+	 * fragment's own version. */
+	struct recovery_lc lc;
+	/* filled by recovery_execute() for install: the version to write (the
+	 * fragment's own in generation version) and the record to keep */
+	uint64_t put_version;
+	struct recovery_lc put_lc;
 	/* filled by recovery_execute() */
 	uint8_t how; /* enum recovery_how */
 	int result;
@@ -149,15 +176,16 @@ struct recovery_job {
 struct recovery_io {
 	void *arg;
 	/* Read [off, off+len) of fragment (oid, idx) held by node (node may be
-	 * this one) and its version. 0, -ENOENT, -EIO (checksum), or another
-	 * -errno (node unreachable). */
+	 * this one), its version and its record (lc). 0, -ENOENT, -EIO
+	 * (checksum), or another -errno (node unreachable). */
 	int (*read)(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
-		    uint32_t len, uint64_t *version);
+		    uint32_t len, uint64_t *version, struct recovery_lc *lc);
 	/* Verify every checksum of local fragment (oid, idx): 0 (and its version),
 	 * -EIO or -ENOENT. */
 	int (*verify)(void *arg, uint64_t oid, uint8_t idx, uint64_t *version);
 	/* Put the whole fragment buf (job->frag_size bytes) in place at
-	 * job->version: create it when job->have_version is RECOVERY_ABSENT,
+	 * job->put_version with record job->put_lc: create it when
+	 * job->have_version is RECOVERY_ABSENT,
 	 * else replace the local one only if it is still at have_version.
 	 * -EEXIST / -ESTALE: the local fragment moved meanwhile; kept when
 	 * verify then finds it at job->version or newer (a local write got

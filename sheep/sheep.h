@@ -54,6 +54,9 @@ struct sheep_opts {
 	bool test_drop_lazy;
 	/* SHEEP_TEST_NO_LAZY: every version-only prepare durable (before PEER_WH_LAZY) */
 	bool test_no_lazy;
+	/* SHEEP_TEST_BUMPS: range updates bump the data fragments they do not
+	 * change (the protocol before last-changed versions, PEER_WH_LC) */
+	bool test_bumps;
 	/* SHEEP_TEST_SOLE_ALWAYS: a holder serves every sole read (PEER_READ
 	 * with SD_PEER_FLAG_SOLE) as if its copy were current: the rule off */
 	bool test_sole_always;

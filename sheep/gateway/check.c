@@ -117,6 +117,9 @@ static int copy_majority(struct gw_obj *o, uint8_t **bufs, const bool *good, uin
 static bool rewrite_one(struct gw_obj *o, int i, uint8_t problem, uint64_t have_ver, uint64_t ver,
 			const uint8_t *buf, uint8_t *scratch, int *retry)
 {
+	/* Its own version in generation ver, and the generation's record of
+	 * last-changed versions when ver is its version (lastchg.c). */
+	uint64_t mine = gw_lc_of(o, NULL, ver, i);
 	struct peer_call c;
 	gw_call_init(o, &c, i, SD_OP_PEER_WRITE);
 	if (problem == SD_CHECK_MISSING && !c.node)
@@ -124,12 +127,16 @@ static bool rewrite_one(struct gw_obj *o, int i, uint8_t problem, uint64_t have_
 	c.req.flags = SD_FLAG_CMD_WRITE;
 	c.has_whdr = true;
 	c.whdr = (struct peer_write_hdr){
-	    .expect_version = problem == SD_CHECK_STALE ? have_ver : ver,
-	    .new_version = ver,
+	    .expect_version = problem == SD_CHECK_STALE ? have_ver : mine,
+	    .new_version = mine,
 	    .frag_size = o->frag_size,
 	    .copy_policy = o->meta_policy,
 	    .nr_copies = o->meta_copies,
 	    .mode = problem == SD_CHECK_MISSING ? PEER_WRITE_CREATE : PEER_WRITE_UPDATE};
+	if (o->lc_valid && o->lc_gen == ver && mine == ver) {
+		c.whdr.flags |= PEER_WH_LC;
+		memcpy(c.whdr.lc_delta, o->lc_delta, sizeof(c.whdr.lc_delta));
+	}
 	c.wbuf = buf;
 	c.wlen = o->frag_size;
 	gw_fanout(o, &c, 1);
@@ -153,7 +160,7 @@ static bool rewrite_one(struct gw_obj *o, int i, uint8_t problem, uint64_t have_
 		*retry = c.result; /* its holder is rebuilding it too: look again */
 		return false;
 	}
-	return c.result == SD_RES_SUCCESS && c.version == ver && c.rlen == o->frag_size &&
+	return c.result == SD_RES_SUCCESS && c.version == mine && c.rlen == o->frag_size &&
 	       !memcmp(scratch, buf, o->frag_size);
 }
 
@@ -299,16 +306,18 @@ static int gw_op_check(struct gw_obj *o, void *arg)
 		struct sd_check_frag *f = &out->frag[i];
 		fill_holder(o, i, f);
 		int res = calls[i].node ? calls[i].result : -1;
-		have_ver[i] = res == SD_RES_SUCCESS ? calls[i].version : st[i].version;
-		f->version = have_ver[i];
+		/* Its own version, and the generation it belongs to. */
+		have_ver[i] = res == SD_RES_SUCCESS ? calls[i].version : st[i].real;
+		uint64_t gen = gw_lc_gen_of(o, i, have_ver[i]);
+		f->version = gen;
 		if (gw_res_is_retry(res))
 			retry = res; /* classify the others first: see chk_arg.prior */
 		else if (!o->loc[i] && !o->holder[i])
 			f->problem = SD_CHECK_NO_HOME;
-		else if (ver && res == SD_RES_SUCCESS && calls[i].version > ver)
+		else if (ver && res == SD_RES_SUCCESS && gen > ver)
 			retry = SD_RES_AGAIN; /* a write landed since the probe */
 		else if (res == SD_RES_SUCCESS && calls[i].rlen == o->frag_size)
-			f->problem = calls[i].version < ver ? SD_CHECK_STALE : SD_CHECK_OK;
+			f->problem = gen < ver ? SD_CHECK_STALE : SD_CHECK_OK;
 		else if (res == SD_RES_EIO)
 			f->problem = SD_CHECK_CHECKSUM;
 		else if (res == SD_RES_NO_OBJ)

@@ -17,7 +17,7 @@
 static int gw_op_drop(struct gw_obj *o, void *arg)
 {
 	int ret = gw_op_remove(o, arg);
-	gw_vcache_put(o, 0, 0);
+	gw_vcache_put(o, 0, 0, false, NULL);
 	return ret;
 }
 

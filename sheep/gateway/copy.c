@@ -29,12 +29,14 @@ static int copy_local(struct sheep *s, struct sheep_view *v, uint64_t src, uint6
 		    so.loc[i] != so.holder[i])
 			return SD_RES_NO_SUPPORT; /* not every fragment current at its holder */
 	struct peer_call calls[GW_MAX_WIDTH];
+	uint64_t want[GW_MAX_WIDTH]; /* each fragment's own version (lastchg.c) */
 	for (int i = 0; i < so.width; i++) {
+		want[i] = st[i].real;
 		gw_call_init(&dob, &calls[i], i, SD_OP_PEER_COPY);
 		calls[i].req.obj.cow_oid = src;
 		calls[i].req.flags = SD_FLAG_CMD_WRITE;
-		calls[i].wbuf = &ver;
-		calls[i].wlen = sizeof(ver);
+		calls[i].wbuf = &want[i];
+		calls[i].wlen = sizeof(want[i]);
 	}
 	*made = true;
 	gw_fanout(&dob, calls, so.width);

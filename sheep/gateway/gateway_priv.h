@@ -60,6 +60,19 @@ struct gw_obj {
 	 * probes ask even fragments being recovered (SD_PEER_FLAG_RECOVERING). */
 	bool recovering;
 	uint64_t pkey; /* placement key (group_placement_key) */
+	/* Last-changed versions (lastchg.c): the generation gw_lc_align
+	 * aligned the fragments' states to (0: none) and its record (valid:
+	 * the data fragments' last-changed versions are gen - delta[k]). */
+	uint64_t lc_gen;
+	bool lc_valid;
+	uint8_t lc_delta[PEER_LC_MAX];
+	/* An EC range update (write.c, twophase.c): the data fragments it
+	 * sends nothing, counted as holding it (their holders), and the
+	 * record of the generation it makes (for the version cache). */
+	const struct sd_node *silent[GW_MAX_WIDTH];
+	uint64_t silent_ver[GW_MAX_WIDTH]; /* the version each is expected at */
+	bool made_lc;
+	uint8_t made_delta[PEER_LC_MAX];
 };
 
 /*
@@ -84,7 +97,15 @@ struct gw_state {
 /* What a probe or read learned about one fragment. */
 struct frag_state {
 	int res;          /* SD_RES_* (SUCCESS: the fragment is there) */
+	/* The generation the fragment is consistent with: its own version,
+	 * or for a data fragment that no write since changed, the newer
+	 * generation whose record says so (gw_lc_align). real is its own. */
 	uint64_t version;
+	uint64_t real;
+	/* Its record of last-changed versions (store_lc; deltas from real),
+	 * and the pending write's (deltas from pend_version). */
+	uint8_t lc_valid, pend_lc_valid;
+	uint8_t lc_delta[PEER_LC_MAX], pend_lc_delta[PEER_LC_MAX];
 	/* Generation probes (PEER_GEN) only: */
 	uint64_t write_id; /* two-phase write that made this version (0: none) */
 	bool has_pend;     /* a prepared write is pending on it */
@@ -177,9 +198,25 @@ int gw_durable_targets(const struct gw_obj *o, uint32_t off, uint32_t len, bool 
 		int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 		bool create, uint64_t *mixed_since);
  uint64_t gw_new_write_id(struct gw_obj *o);
-/* vcache.c: the coordinator's object versions (0: unknown / forget). */
-uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid);
-void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid);
+/* vcache.c: the coordinator's object versions (0: unknown / forget),
+ * with the record of last-changed versions of that generation (lc_valid,
+ * delta; may be NULL). */
+uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid, bool *lc_valid, uint8_t *delta);
+void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid, bool lc_valid,
+		   const uint8_t *delta);
+/* lastchg.c: last-changed versions of EC data fragments (store.h,
+ * struct store_lc; docs/architecture.md "Unchanged fragments"). */
+/* The version data fragment k holds in generation gen, by gen's record
+ * (in st, or o's aligned one); gen itself when none says otherwise. */
+uint64_t gw_lc_of(const struct gw_obj *o, const struct frag_state *st, uint64_t gen, int k);
+/* Align st[0..width) to the newest generation d fragments are consistent
+ * with (or, when none is, the newest one with a record): a data fragment
+ * at the version that generation's record names for it gets that
+ * generation as its version. Remembers it in o (lc_gen, lc_delta). */
+void gw_lc_align(struct gw_obj *o, struct frag_state *st);
+/* The generation a reply of fragment i at version real belongs to, by
+ * o's aligned record. */
+uint64_t gw_lc_gen_of(const struct gw_obj *o, int i, uint64_t real);
 /* gateway.c, for vdi alter-copy (convert.c). gw_resolve: the id data object oid (as a
  * client names it) is stored under now, for a read or a write (a write
  * of an object that is nowhere yet goes to the target layout); SUCCESS or

@@ -109,9 +109,13 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->res = c->node ? c->result : SD_RES_NETWORK_ERROR;
-	st->version = c->version;
+	st->version = st->real = c->version;
 	/* A read or version probe says whether an early-ack write is pending. */
 	st->pend_early = c->node && (c->rsp_flags & PEER_RSP_EARLY);
+	if (c->node && (c->rsp_flags & PEER_RSP_LC)) {
+		st->lc_valid = 1;
+		memcpy(st->lc_delta, c->lc_delta, sizeof(st->lc_delta));
+	}
 	if (c->req.opcode != SD_OP_PEER_GEN || c->result != SD_RES_SUCCESS)
 		return;
 	if (c->rlen < sizeof(c->gen) || !c->gen.has_frag)
@@ -126,6 +130,10 @@ void gw_call_state(const struct peer_call *c, struct frag_state *st)
 	st->base = c->gen.base;
 	st->pend_touched = st->has_pend ? c->gen.pend_touched : 0;
 	st->pend_base = c->gen.pend_base;
+	st->lc_valid = c->rlen >= sizeof(c->gen) && c->gen.has_frag && c->gen.lc_valid == 1;
+	memcpy(st->lc_delta, c->gen.lc_delta, sizeof(st->lc_delta));
+	st->pend_lc_valid = st->has_pend && c->gen.pend_lc_valid == 1;
+	memcpy(st->pend_lc_delta, c->gen.pend_lc_delta, sizeof(st->pend_lc_delta));
 }
 
 /*
@@ -375,6 +383,7 @@ int gw_round(struct gw_obj *o, struct peer_call *calls, struct frag_state *st,
 	if (*won)
 		sd_debug("%016llx: fragments 0x%x found at earlier holders", (unsigned long long)o->oid,
 			 *won);
+	gw_lc_align(o, st);
 	return ret;
 }
 
@@ -424,7 +433,8 @@ int gw_decode_range(struct gw_obj *o, const struct frag_state *st, uint64_t ver,
 				ret = calls[k].result;
 				goto out;
 			}
-			if (calls[k].result == SD_RES_SUCCESS && calls[k].version != ver) {
+			if (calls[k].result == SD_RES_SUCCESS &&
+			    calls[k].version != st[have_idx[k]].real) {
 				ret = SD_RES_AGAIN; /* a write slipped in: start over */
 				goto out;
 			}

@@ -119,11 +119,11 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		for (int k = 0; k < nm; k++) {
 			int i = mi[k];
 			calls[i] = mc[k];
-			st[i].res = mc[k].result;
-			st[i].version = mc[k].version;
+			gw_call_state(&mc[k], &st[i]);
 			if (gw_res_is_retry(st[i].res))
 				return st[i].res;
 		}
+		gw_lc_align(o, st);
 	}
 	/* An early-acknowledged write is pending on some fragment: it may be
 	 * acknowledged with its commits still on their way. Decide it
@@ -194,7 +194,8 @@ int gw_read_ec(struct gw_obj *o, void *buf, uint32_t len, uint32_t off)
 		 * d fragments have it, nothing is pending early and every probed
 		 * node answered: no acknowledged write is newer (the ack rule
 		 * needs d+1 fragments), so let its holder serve it alone. */
-		bool all = token && cand_ver == ver && vmax == ver && !moved && !early &&
+		bool all = token && gw_lc_gen_of(o, sole, cand_ver) == ver && vmax == ver &&
+			   !moved && !early &&
 			   o->neterr == neterr0 && o->loc[sole] == o->holder[sole];
 		for (int i = 0; i < o->width && all; i++)
 			all = !calls[i].node || st[i].res == SD_RES_SUCCESS ||

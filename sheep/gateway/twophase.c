@@ -172,6 +172,75 @@ static int commits_of(struct gw_obj *o, const struct peer_call *calls, int n, ui
 }
 
 /*
+ * The unchanged data fragments of a range update (o->silent, write.c)
+ * hold it as they are: their holders were sent nothing. When every
+ * prepare was answered they count as they are (members of the view at
+ * the version the generation's record names). When some holder failed,
+ * the cluster may be losing nodes the view does not show yet, so each is
+ * asked (PEER_GEN) and counts only if it answers at that version with no
+ * other early-ack write pending. Returns how many count; the others are
+ * cleared from o->silent.
+ */
+static int count_silent(struct gw_obj *o, const struct peer_call *calls, int n)
+{
+	bool failed = false;
+	for (int i = 0; i < n; i++)
+		failed |= calls[i].node && calls[i].result != SD_RES_SUCCESS;
+	struct peer_call pc[GW_MAX_WIDTH];
+	int np = 0, cnt = 0;
+	for (int i = 0; i < o->width; i++) {
+		if (!o->silent[i])
+			continue;
+		if (!failed) {
+			cnt++;
+			continue;
+		}
+		gw_call_init(o, &pc[np], i, SD_OP_PEER_GEN);
+		pc[np++].node = o->silent[i];
+	}
+	if (!np)
+		return cnt;
+	gw_fanout(o, pc, np);
+	for (int k = 0; k < np; k++) {
+		int i = pc[k].req.obj.ec_index;
+		struct frag_state fs;
+		gw_call_state(&pc[k], &fs);
+		bool holds = fs.res == SD_RES_SUCCESS && fs.real == o->silent_ver[i] &&
+			     !(fs.has_pend && fs.pend_early);
+		if (holds)
+			cnt++;
+		else
+			o->silent[i] = NULL;
+	}
+	return cnt;
+}
+
+/* The zones holding a write whose prepares were sent (calls[0..n)): the
+ * prepared ones, and the unchanged data fragments (o->silent) when silent
+ * counted them. *maybe (may be NULL): those plus the holders that did not
+ * answer (they may have prepared it). */
+static int zones_holding(const struct gw_obj *o, const struct peer_call *calls, int n, int silent,
+			 int *maybe)
+{
+	const struct sd_node *pn[GW_MAX_CALLS + GW_MAX_WIDTH] = {0};
+	const struct sd_node *un[GW_MAX_CALLS + GW_MAX_WIDTH] = {0};
+	int m = 0;
+	for (int i = 0; i < n && i < GW_MAX_CALLS; i++, m++) {
+		if (!calls[i].node)
+			continue;
+		if (calls[i].result == SD_RES_SUCCESS)
+			pn[m] = un[m] = calls[i].node;
+		else if (calls[i].result == SD_RES_NETWORK_ERROR)
+			un[m] = calls[i].node;
+	}
+	for (int i = 0; silent && i < o->width; i++, m++)
+		pn[m] = un[m] = o->silent[i];
+	if (maybe)
+		*maybe = gw_zones_of(un, m);
+	return gw_zones_of(pn, m);
+}
+
+/*
  * An early-ack write whose prepares were sent (calls[0..n), write wid).
  * The rule every sheep applies alike: a write prepared on at least
  * gw_ack_threshold() fragments is decided and will be committed wherever
@@ -186,20 +255,12 @@ static int commits_of(struct gw_obj *o, const struct peer_call *calls, int n, ui
 static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_t wid, int hook)
 {
 	int retry;
-	int ok = gw_count_acks(o, calls, n, &retry);
+	gw_count_acks(o, calls, n, &retry);
+	int silent = count_silent(o, calls, n), maybe;
+	int prepared = zones_holding(o, calls, n, silent, &maybe), ok = prepared;
 	/* Counted in zones, as the ack rule counts (ack.c): five fragments
 	 * prepared in four zones are not decided, so they are aborted, and a
 	 * write reported failed leaves its range as it was. */
-	const struct sd_node *pn[GW_MAX_CALLS] = {0}, *un[GW_MAX_CALLS] = {0};
-	for (int i = 0; i < n && i < GW_MAX_CALLS; i++) {
-		if (!calls[i].node)
-			continue;
-		if (calls[i].result == SD_RES_SUCCESS)
-			pn[i] = un[i] = calls[i].node;
-		else if (calls[i].result == SD_RES_NETWORK_ERROR)
-			un[i] = calls[i].node;
-	}
-	int prepared = gw_zones_of(pn, n), maybe = gw_zones_of(un, n);
 	if (prepared)
 		gw_test_pause(o, "prepared");
 	int need = gw_ack_threshold(o);
@@ -268,7 +329,10 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 			calls[i].whdr.flags |= PEER_WH_EARLY;
 			calls[i].whdr.prev_write_id = o->prev_wid;
 			calls[i].whdr.touched = touched;
-			if (!calls[i].wlen && !o->s->opt.test_no_lazy)
+			/* With records (PEER_WH_LC) a version-only prepare is a
+			 * bump the record could not spare: durable. */
+			if (!calls[i].wlen && !o->s->opt.test_no_lazy &&
+			    !(calls[i].whdr.flags & PEER_WH_LC))
 				calls[i].whdr.flags |= PEER_WH_LAZY;
 		}
 	}
@@ -285,7 +349,9 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 	if (early)
 		return write_early(o, calls, n, wid, hook);
 	int retry;
-	int ok = gw_count_acks(o, calls, n, &retry);
+	gw_count_acks(o, calls, n, &retry);
+	int silent = count_silent(o, calls, n);
+	int ok = zones_holding(o, calls, n, silent, NULL);
 	bool go = !retry && ok >= gw_ack_threshold(o);
 	if (ok)
 		gw_test_pause(o, "prepared");
@@ -297,7 +363,8 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 	if (!go)
 		return gw_ack_result(o, ok, retry);
 	int ignored;
-	return gw_ack_result(o, gw_count_acks(o, cc, nc, &ignored), 0);
+	gw_count_acks(o, cc, nc, &ignored);
+	return gw_ack_result(o, zones_holding(o, cc, nc, silent, NULL), 0);
 }
 
 /*
@@ -347,6 +414,63 @@ static uint32_t write_shape(const struct gw_obj *o, const struct frag_state *st,
 	}
 	*base = 0;
 	return 0;
+}
+
+/* The record of last-changed versions of write (ver, wid) (PEER_WH_LC),
+ * from any fragment that has it pending or applied; NULL when none has. */
+static const uint8_t *write_record(const struct gw_obj *o, const struct frag_state *st,
+				   uint64_t ver, uint64_t wid)
+{
+	for (int i = 0; i < o->width; i++) {
+		if (st[i].has_pend && st[i].pend_id == wid && st[i].pend_version == ver &&
+		    st[i].pend_lc_valid)
+			return st[i].pend_lc_delta;
+		if (st[i].res == SD_RES_SUCCESS && st[i].real == ver && st[i].write_id == wid &&
+		    st[i].lc_valid)
+			return st[i].lc_delta;
+	}
+	return NULL;
+}
+
+/*
+ * The data fragments write (ver, wid) did not change, by its record rec:
+ * such a fragment was sent nothing, so at the version the record names
+ * for it (and with no other early-ack write pending) it holds the write
+ * as it is. Returns how many, their positions in *mask.
+ */
+static int lc_holders(const struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+		      uint64_t wid, const uint8_t *rec, uint32_t *mask)
+{
+	*mask = 0;
+	if (!rec)
+		return 0;
+	int n = 0;
+	for (int k = 0; k < o->d && k < PEER_LC_MAX; k++) {
+		if (!rec[k] || rec[k] >= ver || st[k].res != SD_RES_SUCCESS ||
+		    st[k].real != ver - rec[k])
+			continue;
+		if (st[k].has_pend && (st[k].pend_id == wid || st[k].pend_early))
+			continue;
+		*mask |= 1u << k;
+		n++;
+	}
+	return n;
+}
+
+/* Is a data fragment write (ver, wid) changed (rec[k] == 0) found by its
+ * current holder behind the write with no trace of it (the record's
+ * counterpart of touched_data_lacks below)? */
+static bool changed_data_lacks(const struct gw_obj *o, const struct frag_state *st, uint64_t ver,
+			       uint64_t wid, const uint8_t *rec)
+{
+	for (int k = 0; rec && k < o->d && k < PEER_LC_MAX; k++) {
+		if (rec[k] || st[k].res != SD_RES_SUCCESS || st[k].real >= ver ||
+		    o->loc[k] != o->holder[k])
+			continue;
+		if (!(st[k].has_pend && st[k].pend_id == wid))
+			return true;
+	}
+	return false;
 }
 
 /* Bring the implicit holders (mask) of write (ver, wid) to it, as its
@@ -400,30 +524,35 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 {
 	if (gw_settle_early(o, st) == SD_RES_SUCCESS)
 		return SD_RES_SUCCESS;
+	/* Real versions: a data fragment a write left unchanged is aligned
+	 * to its generation (gw_lc_align) but was made by an older write. */
 	uint64_t top = 0, wid = 0;
 	for (int i = 0; i < o->width; i++)
-		if (st[i].res == SD_RES_SUCCESS && st[i].version > top)
-			top = st[i].version, wid = st[i].write_id;
+		if (st[i].res == SD_RES_SUCCESS && st[i].real > top)
+			top = st[i].real, wid = st[i].write_id;
 	int applied = 0;
 	for (int i = 0; i < o->width; i++) {
-		if (st[i].res != SD_RES_SUCCESS || st[i].version != top)
+		if (st[i].res != SD_RES_SUCCESS || st[i].real != top)
 			continue;
 		if (st[i].write_id != wid)
 			return SD_RES_EIO; /* two writes claim one version: leave it */
 		applied++;
 	}
-	if (!wid || applied >= o->d)
+	const uint8_t *rec = write_record(o, st, top, wid);
+	uint32_t lmask;
+	int nlc = lc_holders(o, st, top, wid, rec, &lmask);
+	if (!wid || applied + nlc >= o->d)
 		return SD_RES_EIO;
 	struct peer_call cc[GW_MAX_WIDTH];
 	int nc = 0;
 	for (int i = 0; i < o->width; i++)
 		if (st[i].has_pend && st[i].pend_version == top && st[i].pend_id == wid &&
-		    !(st[i].res == SD_RES_SUCCESS && st[i].version == top))
+		    !(st[i].res == SD_RES_SUCCESS && st[i].real == top))
 			gw_commit_init(o, &cc[nc++], o->loc[i], i, top, wid, false);
-	uint64_t base;
-	uint32_t touched = write_shape(o, st, top, wid, &base), imask;
+	uint64_t base = 0;
+	uint32_t touched = rec ? 0 : write_shape(o, st, top, wid, &base), imask;
 	int nimp = implicit_holders(o, st, wid, touched, base, &imask);
-	if (applied + nc + nimp < o->d)
+	if (applied + nlc + nc + nimp < o->d)
 		return SD_RES_EIO;
 	gw_fanout(o, cc, nc);
 	int ok = 0; /* fragments, not zones: what matters here is readability */
@@ -434,7 +563,7 @@ int gw_settle(struct gw_obj *o, const struct frag_state *st)
 		(unsigned long long)top, applied, ok, nc);
 	if (nimp)
 		ok += bump_implicit(o, imask, base, top, wid, touched);
-	return applied + ok >= o->d ? SD_RES_SUCCESS : SD_RES_EIO;
+	return applied + nlc + ok >= o->d ? SD_RES_SUCCESS : SD_RES_EIO;
 }
 
 /*
@@ -497,7 +626,7 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 				hn[j] = o->loc[j];
 				age = SD_MIN(age, st[j].pend_age_ms);
 				gw_commit_init(o, &cc[nc++], o->loc[j], j, ver, wid, false);
-			} else if (st[j].res == SD_RES_SUCCESS && st[j].version == ver &&
+			} else if (st[j].res == SD_RES_SUCCESS && st[j].real == ver &&
 				   st[j].write_id == wid) {
 				have++;
 				hn[j] = o->loc[j];
@@ -508,13 +637,19 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		 * coordinator is gone (old): while it lives, its own lazy
 		 * prepares may still be on their way to them. */
 		uint64_t base = 0;
-		uint32_t shape = write_shape(o, st, ver, wid, &base);
-		bool lacks = touched_data_lacks(o, st, wid, shape, base);
-		uint32_t imask = 0, touched = old ? shape : 0;
+		/* With a record (PEER_WH_LC), the fragments the write left
+		 * unchanged hold it as they are, coordinator alive or not:
+		 * nothing was sent to them. */
+		const uint8_t *rec = write_record(o, st, ver, wid);
+		uint32_t shape = rec ? 0 : write_shape(o, st, ver, wid, &base);
+		bool lacks = rec ? changed_data_lacks(o, st, ver, wid, rec)
+				 : touched_data_lacks(o, st, wid, shape, base);
+		uint32_t imask = 0, touched = old ? shape : 0, lmask;
 		int nimp = implicit_holders(o, st, wid, touched, base, &imask);
-		have += nimp;
+		int nlc = lc_holders(o, st, ver, wid, rec, &lmask);
+		have += nimp + nlc;
 		for (int j = 0; j < o->width; j++)
-			if (imask & (1u << j))
+			if ((imask | lmask) & (1u << j))
 				hn[j] = o->loc[j];
 		/* decided: in as many zones as the ack rule counts (write_early) */
 		bool commit = !lacks &&
@@ -532,12 +667,12 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		if (!commit || old) {
 			uint32_t held = 0; /* pending or applied here, bit = fragment */
 			for (int j = 0; j < o->width && j < 32; j++)
-				held |= hn[j] && !(imask & (1u << j)) ? 1u << j : 0;
+				held |= hn[j] && !((imask | lmask) & (1u << j)) ? 1u << j : 0;
 			sd_info("%016llx: %s an early-acknowledged write (version %llu) found on %d "
 				"fragment(s) (held 0x%x, at the base outside its changes 0x%x, "
 				"changed 0x%x, %llu ms old)%s",
 				(unsigned long long)o->oid, commit ? "finished" : "dropped",
-				(unsigned long long)ver, have, held, imask, shape,
+				(unsigned long long)ver, have, held, imask | lmask, shape,
 				(unsigned long long)age, lacks ? ", not on a data fragment it changed" : "");
 		}
 	}

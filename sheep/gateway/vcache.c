@@ -19,6 +19,8 @@ struct gw_vcache_ent {
 	uint64_t version; /* 0: empty */
 	uint64_t early_wid; /* the early-ack write that made it, maybe not yet committed */
 	uint32_t epoch;
+	bool lc_valid; /* its record of last-changed versions (lastchg.c) */
+	uint8_t lc_delta[PEER_LC_MAX];
 };
 
 static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
@@ -26,10 +28,12 @@ static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
 	return &s->gw->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
 }
 
-uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid)
+uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid, bool *lc_valid, uint8_t *delta)
 {
 	uint64_t v = 0;
 	*early_wid = 0;
+	if (lc_valid)
+		*lc_valid = false;
 	if (!o->s->gw->vcache)
 		return 0;
 	pthread_mutex_lock(&o->s->gw->vcache_mu);
@@ -37,20 +41,29 @@ uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid)
 	if (e->oid == o->oid && e->epoch == o->v->epoch) {
 		v = e->version;
 		*early_wid = e->early_wid;
+		if (lc_valid && delta && e->lc_valid) {
+			*lc_valid = true;
+			memcpy(delta, e->lc_delta, PEER_LC_MAX);
+		}
 	}
 	pthread_mutex_unlock(&o->s->gw->vcache_mu);
 	return v;
 }
 
-void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid)
+void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid, bool lc_valid,
+		   const uint8_t *delta)
 {
 	if (!o->s->gw->vcache)
 		return;
 	pthread_mutex_lock(&o->s->gw->vcache_mu);
 	struct gw_vcache_ent *e = slot(o->s, o->oid);
-	if (version)
+	if (version) {
 		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version,
-					    .early_wid = early_wid, .epoch = o->v->epoch};
+					    .early_wid = early_wid, .epoch = o->v->epoch,
+					    .lc_valid = lc_valid && delta};
+		if (e->lc_valid)
+			memcpy(e->lc_delta, delta, PEER_LC_MAX);
+	}
 	else if (e->oid == o->oid)
 		e->version = 0;
 	pthread_mutex_unlock(&o->s->gw->vcache_mu);

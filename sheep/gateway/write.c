@@ -138,10 +138,27 @@ static void gw_commit_prev(struct gw_obj *o, struct peer_call *c)
 	c->req.obj.cow_oid = o->prev_wid;
 }
 
-/* The prepares of a range update: new data on the touched fragments,
+/* What a range update knows of each fragment of generation ver: which
+ * can take the write (usable) and the version each is at (exp: a data
+ * fragment's last-changed version in ver, else ver). */
+struct gw_upd {
+	bool usable[GW_MAX_WIDTH];
+	uint64_t exp[GW_MAX_WIDTH];
+};
+
+/*
+ * The prepares of a range update: new data on the touched fragments,
  * pbuf[j] (new parity, or with PEER_WH_DELTA the delta of data fragment
- * didx) on parity j, version-only bumps elsewhere; unusable ones skipped. */
-static int gw_update_prepare(struct gw_obj *o, const bool *usable, uint64_t ver, uint64_t new_version,
+ * didx) on parity j; unusable ones skipped. The data fragments it does
+ * not change are sent nothing: every prepare carries the new generation's
+ * record of last-changed versions (PEER_WH_LC; theirs unchanged, the
+ * touched ones' new_version), and the usable ones count as holding the
+ * write (o->silent, twophase.c). A fragment whose last change would fall
+ * more than 255 versions behind (the record's delta is a byte) takes a
+ * version-only prepare, as every untouched one did before the record
+ * (and still does under SHEEP_TEST_BUMPS).
+ */
+static int gw_update_prepare(struct gw_obj *o, const struct gw_upd *u, uint64_t new_version,
 			     const void *buf, uint32_t off, const struct ec_extent *ext, int ne,
 			     uint8_t *const *pbuf, uint32_t lo, uint32_t plen, int didx)
 {
@@ -151,17 +168,38 @@ static int gw_update_prepare(struct gw_obj *o, const bool *usable, uint64_t ver,
 		ext_of[i] = -1;
 	for (int k = 0; k < ne; k++)
 		ext_of[ext[k].idx] = k;
+	/* Records only for early-ack writes (all range updates but those of
+	 * the crash hook of 014, which tests the commit-before-ack protocol
+	 * with its rule that an older generation still on d fragments is
+	 * kept: with records, the unchanged fragments would count for both). */
+	bool lc = !o->s->opt.test_bumps && o->d <= PEER_LC_MAX &&
+		  gw_test_crash_mode(o) != GW_CRASH_COMMITS;
+	uint8_t delta[PEER_LC_MAX] = {0};
+	bool bump[GW_MAX_WIDTH] = {0};
+	for (int k = 0; k < o->d && lc; k++) {
+		uint64_t last = ext_of[k] >= 0 ? new_version : u->exp[k];
+		if (last > new_version || new_version - last > 255) {
+			bump[k] = u->usable[k];
+			last = new_version;
+		}
+		delta[k] = (uint8_t)(new_version - last);
+	}
+	memset(o->silent, 0, sizeof(o->silent));
 	for (int i = 0; i < o->width; i++) {
 		gw_call_init(o, &calls[i], i, SD_OP_PEER_WRITE);
-		if (!usable[i])
+		if (!u->usable[i])
 			calls[i].node = NULL;
 		calls[i].has_whdr = true;
-		calls[i].whdr = (struct peer_write_hdr){.expect_version = ver,
+		calls[i].whdr = (struct peer_write_hdr){.expect_version = u->exp[i],
 							.new_version = new_version,
 							.frag_size = o->frag_size,
 							.copy_policy = o->meta_policy,
 							.nr_copies = o->meta_copies,
 							.mode = PEER_WRITE_UPDATE};
+		if (lc) {
+			calls[i].whdr.flags |= PEER_WH_LC;
+			memcpy(calls[i].whdr.lc_delta, delta, sizeof(delta));
+		}
 		if (i < o->d && ext_of[i] >= 0) {
 			const struct ec_extent *e = &ext[ext_of[i]];
 			calls[i].req.obj.offset = e->frag_off;
@@ -175,11 +213,18 @@ static int gw_update_prepare(struct gw_obj *o, const bool *usable, uint64_t ver,
 				calls[i].whdr.flags |= PEER_WH_DELTA;
 				calls[i].req.obj.reserved = (uint8_t)didx;
 			}
+		} else if (lc && !bump[i] && calls[i].node) {
+			o->silent[i] = calls[i].node; /* unchanged: nothing to send */
+			o->silent_ver[i] = u->exp[i];
+			calls[i].node = NULL;
 		}
 	}
+	o->made_lc = lc;
+	memcpy(o->made_delta, delta, sizeof(delta));
 	o->early = true; /* a range update: acknowledged once prepared (twophase.c) */
 	int ret = gw_write_2pc(o, calls, o->width);
 	o->early = false;
+	memset(o->silent, 0, sizeof(o->silent));
 	return ret;
 }
 
@@ -191,7 +236,7 @@ static int gw_update_prepare(struct gw_obj *o, const bool *usable, uint64_t ver,
  * prepares. Returns -1 (nothing sent but the read) when the old data could
  * not be read: the caller then takes the long way.
  */
-static int gw_update_ec_delta(struct gw_obj *o, const bool *usable, uint64_t ver, const void *buf,
+static int gw_update_ec_delta(struct gw_obj *o, const struct gw_upd *u, const void *buf,
 			      uint32_t off, const struct ec_extent *e, uint64_t new_version)
 {
 	uint8_t *delta = malloc(e->len);
@@ -207,7 +252,7 @@ static int gw_update_ec_delta(struct gw_obj *o, const bool *usable, uint64_t ver
 	int ret = -1;
 	if (gw_res_is_retry(c.result))
 		ret = c.result;
-	else if (c.result == SD_RES_SUCCESS && c.version != ver)
+	else if (c.result == SD_RES_SUCCESS && c.version != u->exp[e->idx])
 		ret = SD_RES_AGAIN;
 	else if (c.result == SD_RES_SUCCESS && c.rlen == c.rcap) {
 		const uint8_t *nw = (const uint8_t *)buf + (e->obj_off - off);
@@ -216,8 +261,8 @@ static int gw_update_ec_delta(struct gw_obj *o, const bool *usable, uint64_t ver
 		uint8_t *pbuf[GW_MAX_WIDTH];
 		for (int j = 0; j < o->p; j++)
 			pbuf[j] = delta;
-		ret = gw_update_prepare(o, usable, ver, new_version, buf, off, e, 1, pbuf,
-					e->frag_off, e->len, e->idx);
+		ret = gw_update_prepare(o, u, new_version, buf, off, e, 1, pbuf, e->frag_off,
+					e->len, e->idx);
 	}
 	free(delta);
 	return ret;
@@ -227,8 +272,9 @@ static int gw_update_ec_delta(struct gw_obj *o, const bool *usable, uint64_t ver
  * Partial EC write by parity delta. Reads the old bytes of the touched
  * data ranges (decoding them when their holder is down) and the parity
  * over the union range, folds old^new into the parity, then writes the new
- * data, the new parity and a version-only bump to untouched fragments, all
- * expecting version ver. Fragments not at ver are skipped (recovery).
+ * data and the new parity (gw_update_prepare), each expecting its version
+ * in generation ver. Fragments not consistent with ver are skipped
+ * (recovery).
  */
 int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const void *buf,
 			uint32_t len, uint32_t off, uint64_t new_version)
@@ -246,18 +292,20 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 	int ret = SD_RES_NO_MEM;
 	uint8_t *old[GW_MAX_WIDTH] = {0};    /* per extent */
 	uint8_t *parity[GW_MAX_WIDTH] = {0}; /* per parity fragment, over [lo,hi) */
-	bool usable[GW_MAX_WIDTH];
+	struct gw_upd u;
+	bool *usable = u.usable;
 	const struct sd_node *tnodes[GW_MAX_WIDTH];
 	int targets = 0;
 	for (int i = 0; i < o->width; i++) {
 		usable[i] = st[i].res == SD_RES_SUCCESS && st[i].version == ver;
+		u.exp[i] = usable[i] ? st[i].real : gw_lc_of(o, st, ver, i);
 		tnodes[i] = usable[i] ? o->loc[i] : NULL;
 		targets += usable[i];
 	}
 	if ((ret = gw_precheck_targets(o, tnodes)) != SD_RES_SUCCESS)
 		return ret;
 	if (ne == 1 && targets == o->width && !o->s->opt.test_no_delta &&
-	    (ret = gw_update_ec_delta(o, usable, ver, buf, off, &ext[0], new_version)) != -1)
+	    (ret = gw_update_ec_delta(o, &u, buf, off, &ext[0], new_version)) != -1)
 		return ret;
 	ret = SD_RES_NO_MEM;
 	for (int k = 0; k < ne; k++)
@@ -302,13 +350,13 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 			ret = calls[c].result;
 			goto out;
 		}
-		bool good = calls[c].result == SD_RES_SUCCESS && calls[c].version == ver &&
+		int i = call_ext[c] >= 0 ? ext[call_ext[c]].idx : o->d + call_par[c];
+		bool good = calls[c].result == SD_RES_SUCCESS && calls[c].version == u.exp[i] &&
 			    calls[c].rlen == calls[c].rcap;
-		if (calls[c].result == SD_RES_SUCCESS && calls[c].version != ver) {
+		if (calls[c].result == SD_RES_SUCCESS && calls[c].version != u.exp[i]) {
 			ret = SD_RES_AGAIN;
 			goto out;
 		}
-		int i = call_ext[c] >= 0 ? ext[call_ext[c]].idx : o->d + call_par[c];
 		if (!good)
 			usable[i] = false, st[i].res = SD_RES_EIO;
 		else if (call_ext[c] >= 0)
@@ -337,9 +385,8 @@ int gw_update_ec(struct gw_obj *o, struct frag_state *st, uint64_t ver, const vo
 			goto out;
 		}
 	}
-	/* Write: new data, new parity, version bumps elsewhere. */
-	ret = gw_update_prepare(o, usable, ver, new_version, buf, off, ext, ne, parity, lo, plen,
-				-1);
+	/* Write: new data, new parity. */
+	ret = gw_update_prepare(o, &u, new_version, buf, off, ext, ne, parity, lo, plen, -1);
 out:
 	for (int k = 0; k < ne; k++)
 		free(old[k]);
@@ -449,15 +496,25 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 {
 	struct frag_state st[GW_MAX_WIDTH] = {{0}};
 	uint64_t prev_wid = 0;
-	uint64_t cached = create ? 0 : gw_vcache_get(o, &prev_wid), made = 0;
+	bool clc = false;
+	uint8_t cdelta[PEER_LC_MAX];
+	uint64_t cached = create ? 0 : gw_vcache_get(o, &prev_wid, &clc, cdelta), made = 0;
 	int ret;
 	o->prev_wid = cached ? prev_wid : 0;
 	o->early_wid = 0;
+	o->made_lc = false;
 	/* The group-commit hint counts this write from now (layout.c). */
 	gw_coming_begin(o, off, len, create || (off == 0 && len == o->obj_size));
 	if (cached) {
+		/* The cached generation's record says where its unchanged data
+		 * fragments are (lastchg.c). */
+		o->lc_valid = clc && o->ec;
+		o->lc_gen = o->lc_valid ? cached : 0;
+		if (o->lc_valid)
+			memcpy(o->lc_delta, cdelta, sizeof(o->lc_delta));
 		for (int i = 0; i < o->width; i++)
-			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached};
+			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached,
+						    .real = gw_lc_of(o, NULL, cached, i)};
 	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
 		gw_coming_end();
 		return ret;
@@ -467,7 +524,8 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 	gw_coming_end(); /* when it sent no peer write */
 	if (ret == SD_RES_SUCCESS && !o->acked_all)
 		gw_unmark_holders(o);
-	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0, o->early_wid);
+	gw_vcache_put(o, ret == SD_RES_SUCCESS && o->acked_all ? made : 0, o->early_wid,
+		      o->made_lc, o->made_delta);
 	if (cached && ret != SD_RES_SUCCESS && !gw_res_is_retry(ret)) {
 		sd_debug("%016llx: write from the cached version %llu failed (%s): probing",
 			 (unsigned long long)o->oid, (unsigned long long)cached, sd_strerror(ret));

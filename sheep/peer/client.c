@@ -177,6 +177,17 @@ static void send_call(struct sheep *s, struct peer_call *c)
 	c->fd = fd;
 }
 
+/* PEER_RSP_LC: the deltas in bytes 32..47 of the reply (peer.h). */
+static void peer_rsp_lc(const struct sd_rsp *rsp, struct peer_call *c)
+{
+	if ((c->rsp_flags & PEER_RSP_LC) && !(c->rsp_flags & PEER_RSP_NOT_SOLE)) {
+		memcpy(c->lc_delta, (const uint8_t *)rsp + 32, sizeof(c->lc_delta));
+		c->token = 0;
+	} else {
+		c->rsp_flags &= (uint8_t)~PEER_RSP_LC;
+	}
+}
+
 static void recv_call(struct sheep *s, struct peer_call *c)
 {
 	if (c->fd < 0)
@@ -198,6 +209,7 @@ static void recv_call(struct sheep *s, struct peer_call *c)
 	c->version = rsp.obj.offset;
 	c->rsp_flags = rsp.obj.reserved[0];
 	c->token = rsp.obj.peer_token;
+	peer_rsp_lc(&rsp, c);
 	c->rlen = rsp.data_length;
 	pool_put(s, c->node, c->fd);
 	c->fd = -1;
@@ -233,6 +245,7 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 	c->version = rsp.obj.offset;
 	c->rsp_flags = rsp.obj.reserved[0];
 	c->token = rsp.obj.peer_token;
+	peer_rsp_lc(&rsp, c);
 	c->rlen = rlen;
 }
 

@@ -87,6 +87,20 @@
  * is still at the base version as holding the write (gw_settle).
  */
 #define PEER_WH_LAZY 0x04
+/*
+ * Last-changed versions (whdr.flags PEER_WH_LC, prepares of EC range
+ * updates and whatever a write makes of a fragment): whdr.lc_delta[k] =
+ * new_version - the version at which data fragment k last changed, as of
+ * the generation this write makes (store.h, struct store_lc), kept in the
+ * fragment's header. Replies report a fragment's record: PEER_READ in the
+ * reply header (PEER_RSP_LC: bytes 32..47, rsp.obj.peer_token and the
+ * word after it, hold the deltas from the version in rsp.obj.offset; never
+ * with PEER_RSP_NOT_SOLE, whose token is there), PEER_GEN and PEER_LIST /
+ * PEER_STAT in their structs.
+ */
+#define PEER_WH_LC 0x08
+#define PEER_RSP_LC 0x04
+#define PEER_LC_MAX 16
 #define SD_OP_PEER_COMMIT 0xe6
 /* Commits of several prepared writes on one holder, any epoch: payload =
  * struct peer_commit_ent[] (at most SD_PEER_COMMIT_BATCH_MAX). Each is
@@ -172,6 +186,7 @@ struct peer_write_hdr {
 	 * its other writes that hold their object lock and have not sent
 	 * their writes or prepares yet. 0 from older sheep: no hold. */
 	uint32_t hint;
+	uint8_t lc_delta[PEER_LC_MAX]; /* PEER_WH_LC */
 } __attribute__((packed));
 
 struct peer_commit {
@@ -205,6 +220,12 @@ struct peer_gen {
 	uint32_t touched;
 	uint32_t pend_touched;
 	uint64_t pend_base; /* the version the pending write applies over */
+	/* PEER_WH_LC records (valid: 1) of the fragment and of the pending
+	 * write, deltas from version and pend_version. */
+	uint8_t lc_valid, pend_lc_valid;
+	uint8_t __pad2[6];
+	uint8_t lc_delta[PEER_LC_MAX];
+	uint8_t pend_lc_delta[PEER_LC_MAX];
 } __attribute__((packed));
 
 struct peer_frag {
@@ -212,10 +233,11 @@ struct peer_frag {
 	uint8_t idx;
 	uint8_t copy_policy;
 	uint8_t nr_copies;
-	uint8_t __pad;
+	uint8_t lc_valid; /* PEER_WH_LC record of this version: lc_delta */
 	uint32_t frag_size;
 	uint64_t version;
 	uint64_t disk_bytes;
+	uint8_t lc_delta[PEER_LC_MAX];
 } __attribute__((packed));
 
 struct sheep;
@@ -251,6 +273,7 @@ struct peer_call {
 	uint32_t rlen;
 	uint8_t rsp_flags; /* PEER_RSP_* */
 	uint64_t token;    /* rsp.obj.peer_token (sole reads) */
+	uint8_t lc_delta[PEER_LC_MAX]; /* PEER_RSP_LC */
 	int fd; /* private */
 };
 

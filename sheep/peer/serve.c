@@ -82,6 +82,8 @@ static int list_one(const struct store_meta *m, void *arg)
 	f->frag_size = m->frag_size;
 	f->version = m->version;
 	f->disk_bytes = m->disk_bytes;
+	f->lc_valid = m->lc.valid;
+	memcpy(f->lc_delta, m->lc.delta, sizeof(f->lc_delta));
 	return 0;
 }
 
@@ -145,6 +147,10 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 				  .frag_size = wh.frag_size,
 				  .version = wh.new_version,
 				  .wr_touched = wh.touched};
+	if (wh.flags & PEER_WH_LC) {
+		meta.lc.valid = 1;
+		memcpy(meta.lc.delta, wh.lc_delta, sizeof(meta.lc.delta));
+	}
 	if (wh.frag_size == 0 && wh.mode != PEER_WRITE_UPDATE)
 		return SD_RES_INVALID_PARMS;
 	int ret;
@@ -188,8 +194,8 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 	}
 	switch (wh.mode) {
 	case PEER_WRITE_UPDATE:
-		ret = store_write(s->store, oid, idx, wh.expect_version, wh.new_version, buf, off,
-				  len);
+		ret = store_write_lc(s->store, oid, idx, wh.expect_version, wh.new_version, &meta.lc,
+				     buf, off, len);
 		break;
 	case PEER_WRITE_CREATE:
 		ret = store_create(s->store, &meta, buf, off, len);
@@ -203,8 +209,8 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		/* Two upserts of a new fragment can race: the loser's create
 		 * finds it present and writes into it instead. */
 		for (int tries = 0; tries < 3; tries++) {
-			ret = store_write(s->store, oid, idx, STORE_ANY_VERSION, wh.new_version, buf,
-					  off, len);
+			ret = store_write_lc(s->store, oid, idx, STORE_ANY_VERSION, wh.new_version,
+					     &meta.lc, buf, off, len);
 			if (ret != -ENOENT)
 				break;
 			ret = store_create(s->store, &meta, buf, off, len);
@@ -338,6 +344,8 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.write_id = m.write_id;
 		g.base = m.wr_base;
 		g.touched = m.wr_touched;
+		g.lc_valid = m.lc.valid;
+		memcpy(g.lc_delta, m.lc.delta, sizeof(g.lc_delta));
 	}
 	if ((req->flags & SD_PEER_FLAG_STALE) && s->frag_bad)
 		s->frag_bad(s, req->obj.oid, req->obj.ec_index, true);
@@ -349,6 +357,8 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		g.pend_early = (p.flags & STORE_PREP_EARLY) != 0;
 		g.pend_touched = p.touched;
 		g.pend_base = p.expect_version;
+		g.pend_lc_valid = p.lc.valid;
+		memcpy(g.pend_lc_delta, p.lc.delta, sizeof(g.pend_lc_delta));
 	}
 	memcpy(rbuf, &g, sizeof(g));
 	*rlen = sizeof(g);
@@ -379,6 +389,7 @@ static int serve_copy(struct sheep *s, const struct sd_req *req, const void *dat
 		d.oid = req->obj.oid;
 		d.version = 1;
 		d.write_id = 0;
+		memset(&d.lc, 0, sizeof(d.lc)); /* every fragment of the copy at 1 */
 		ret = store_replace(s->store, &d, buf, 0, m.frag_size);
 	}
 	free(buf);
@@ -393,6 +404,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	int res = any_epoch ? SD_RES_SUCCESS : check_epoch(s, req);
 	uint64_t version = 0, token = 0;
 	uint8_t rsp_flags = 0;
+	struct store_lc flc = {0};
 	bool update = is_checked_update(req, data);
 	if ((res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER) && update &&
 	    adjacent_epoch(s, req))
@@ -417,8 +429,10 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 	switch (req->opcode) {
 	case SD_OP_PEER_READ: {
 		commit_prev(s, req);
-		ret = store_read(s->store, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
-				 req->data_length, &version);
+		ret = store_read_lc(s->store, req->obj.oid, req->obj.ec_index, rbuf,
+				    req->obj.offset, req->data_length, &version, &flc);
+		if (ret == 0 && flc.valid)
+			rsp_flags |= PEER_RSP_LC;
 		if (ret == -EIO && s->frag_csum_bad)
 			s->frag_csum_bad(s, req->obj.oid, req->obj.ec_index);
 		else if (ret == -EIO && s->frag_bad)
@@ -442,6 +456,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 			res = SD_RES_SUCCESS;
 			*rlen = 0;
 			rsp_flags |= PEER_RSP_NOT_SOLE;
+			rsp_flags &= (uint8_t)~PEER_RSP_LC;
 			if (ret == 0 && !pend)
 				token = peer_sole_candidate(s, req->obj.oid, req->obj.ec_index,
 							    version, req->epoch);
@@ -502,5 +517,7 @@ out:
 	rsp->obj.offset = version;
 	rsp->obj.reserved[0] = rsp_flags;
 	rsp->obj.peer_token = token;
+	if (rsp_flags & PEER_RSP_LC) /* bytes 32..47 (peer.h) */
+		memcpy((uint8_t *)rsp + 32, flc.delta, sizeof(flc.delta));
 	rsp->data_length = *rlen;
 }

@@ -35,7 +35,7 @@ uint32_t rec_node_id(struct sheep_recovery *r, const struct sd_node *n)
 /* ---- gathering what every data member holds ---- */
 
 static int vec_add(struct rec_frag_vec *fv, uint64_t oid, uint8_t idx, uint8_t cp, uint8_t nc,
-		   uint32_t fs, uint64_t version, uint64_t disk)
+		   uint32_t fs, uint64_t version, uint64_t disk, bool lc_valid, const uint8_t *delta)
 {
 	if (fv->only_oid && oid != fv->only_oid)
 		return 0;
@@ -57,13 +57,17 @@ static int vec_add(struct rec_frag_vec *fv, uint64_t oid, uint8_t idx, uint8_t c
 	f->version = version;
 	f->disk_bytes = disk;
 	f->node = fv->node;
+	if (lc_valid) {
+		f->lc.valid = 1;
+		memcpy(f->lc.delta, delta, sizeof(f->lc.delta));
+	}
 	return 0;
 }
 
 static int local_one(const struct store_meta *m, void *arg)
 {
 	return vec_add(arg, m->oid, m->idx, m->copy_policy, m->nr_copies, m->frag_size, m->version,
-		       m->disk_bytes);
+		       m->disk_bytes, m->lc.valid, m->lc.delta);
 }
 
 /* PEER_LIST of one member into fv; 0 or -errno (member unreachable). */
@@ -96,7 +100,7 @@ static int list_remote(struct sheep *s, const struct sd_node *n, uint32_t epoch,
 			for (size_t k = 0; k < cnt && !rc; k++)
 				rc = vec_add(fv, pf[k].oid, pf[k].idx, pf[k].copy_policy,
 					     pf[k].nr_copies, pf[k].frag_size, pf[k].version,
-					     pf[k].disk_bytes);
+					     pf[k].disk_bytes, pf[k].lc_valid == 1, pf[k].lc_delta);
 		}
 		free(buf);
 		return rc;

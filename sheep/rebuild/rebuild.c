@@ -46,7 +46,7 @@ void rec_timed_wait(struct sheep_recovery *r, uint64_t ms)
 /* ---- I/O callbacks for recovery_execute() (worker threads) ---- */
 
 static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
-		   uint32_t len, uint64_t *version)
+		   uint32_t len, uint64_t *version, struct recovery_lc *lc)
 {
 	struct sheep_recovery *r = arg;
 	/* Test hook: 113's regression test of the race 173346c fixed holds
@@ -91,6 +91,11 @@ static int io_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *bu
 			return -EIO;
 		if (!(c.rsp_flags & PEER_RSP_EARLY)) {
 			*version = c.version;
+			memset(lc, 0, sizeof(*lc));
+			if (c.rsp_flags & PEER_RSP_LC) {
+				lc->valid = 1;
+				memcpy(lc->delta, c.lc_delta, sizeof(lc->delta));
+			}
 			return 0;
 		}
 		if (pass) {
@@ -127,7 +132,11 @@ static int io_install(void *arg, const struct recovery_job *job, const void *buf
 			       .copy_policy = job->copy_policy,
 			       .nr_copies = job->nr_copies,
 			       .frag_size = job->frag_size,
-			       .version = job->version};
+			       .version = job->put_version};
+	if (job->put_lc.valid) {
+		m.lc.valid = 1;
+		memcpy(m.lc.delta, job->put_lc.delta, sizeof(m.lc.delta));
+	}
 	if (job->have_version == RECOVERY_ABSENT)
 		return store_create(st, &m, buf, 0, job->frag_size);
 	struct store_meta cur;
@@ -217,54 +226,59 @@ static int make_epoch(struct sheep_recovery *r, struct sheep_view *v, struct rec
 	return 0;
 }
 
-static int frag_cmp_oid_version(const void *a, const void *b)
+static int u64_cmp(const void *a, const void *b)
 {
-	const struct recovery_frag *x = a, *y = b;
-	if (x->oid != y->oid)
-		return x->oid < y->oid ? -1 : 1;
-	if (x->version != y->version)
-		return x->version < y->version ? -1 : 1;
-	return (int)x->idx - (int)y->idx;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
 }
 
 /*
- * EC objects that no version can be read back from (fewer than d distinct
- * fragments of every version held) but that hold more than one version:
- * typically a write whose coordinator died during its commits. The gateway
- * finishes such a write from its pending copies (gateway_settle_obj); then
- * the round gathers again. Returns how many objects moved.
+ * EC objects that no version can be read back from (the plan found fewer
+ * than d fragments consistent with every generation: recovery_lost_oids)
+ * but that hold more than one version: typically a write whose
+ * coordinator died during its commits. The gateway finishes such a write
+ * from its pending copies (gateway_settle_obj); then the round gathers
+ * again. The plan's count, not one of versions here: a data fragment a
+ * range write left unchanged keeps its older version and still belongs
+ * to the newer generation (recovery.h, struct recovery_lc). Returns how
+ * many objects moved.
  */
 static int settle_interrupted(struct sheep_recovery *r, const struct rec_frag_vec *fv)
 {
 	if (!fv->nr)
 		return 0;
-	struct recovery_frag *f = malloc(fv->nr * sizeof(*f));
-	if (!f)
-		return 0;
-	memcpy(f, fv->v, fv->nr * sizeof(*f));
-	qsort(f, fv->nr, sizeof(*f), frag_cmp_oid_version);
+	pthread_mutex_lock(&r->mu);
+	size_t n = recovery_lost_oids(r->eng, NULL, 0);
+	uint64_t *lost = n ? malloc(n * sizeof(*lost)) : NULL;
+	if (lost)
+		n = recovery_lost_oids(r->eng, lost, n);
+	pthread_mutex_unlock(&r->mu);
+	/* Which of them are EC objects holding several versions: one pass. */
+	uint64_t *v0 = lost ? calloc(n, sizeof(*v0)) : NULL;
+	uint8_t *several = lost ? calloc(n, 1) : NULL;
 	int moved = 0;
-	for (size_t a = 0, b; a < fv->nr; a = b) {
-		int best = 0, versions = 0;
-		for (b = a; b < fv->nr && f[b].oid == f[a].oid;) {
-			size_t c = b;
-			uint32_t seen = 0;
-			for (; c < fv->nr && f[c].oid == f[a].oid && f[c].version == f[b].version; c++)
-				if (f[c].idx < 32)
-					seen |= 1u << f[c].idx;
-			best = SD_MAX(best, __builtin_popcount(seen));
-			versions++;
-			b = c;
+	if (v0 && several) {
+		qsort(lost, n, sizeof(*lost), u64_cmp);
+		for (size_t a = 0; a < fv->nr; a++) {
+			const uint64_t *at = bsearch(&fv->v[a].oid, lost, n, sizeof(*lost), u64_cmp);
+			if (!at || !fv->v[a].copy_policy)
+				continue;
+			size_t k = (size_t)(at - lost);
+			several[k] |= v0[k] && fv->v[a].version != v0[k];
+			v0[k] = fv->v[a].version;
 		}
-		if (!f[a].copy_policy || versions < 2 || atomic_load(&r->s->stopping) ||
-		    best >= recovery_policy_data(f[a].copy_policy))
-			continue;
-		if (gateway_settle_obj(r->s, f[a].oid) == SD_RES_SUCCESS)
-			moved++;
+		for (size_t k = 0; k < n && !atomic_load(&r->s->stopping); k++)
+			if (several[k] && gateway_settle_obj(r->s, lost[k]) == SD_RES_SUCCESS)
+				moved++;
 	}
-	free(f);
+	free(v0);
+	free(several);
+	free(lost);
 	return moved;
 }
+
+_Static_assert(RECOVERY_LC_MAX == STORE_LC_MAX && PEER_LC_MAX == STORE_LC_MAX,
+	       "one record of last-changed versions from the store to the engine");
 
 /* (Re)plan the view from what was gathered; *lost gets the objects too
  * short of fragments to rebuild. */

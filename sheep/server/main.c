@@ -759,6 +759,7 @@ int main(int argc, char **argv)
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
 	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
 	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;
+	s->opt.test_bumps = getenv("SHEEP_TEST_BUMPS") != NULL;
 	s->opt.test_sole_always = getenv("SHEEP_TEST_SOLE_ALWAYS") != NULL;
 	s->opt.test_no_sole = getenv("SHEEP_TEST_NO_SOLE") != NULL;
 	signal(SIGPIPE, SIG_IGN);

@@ -369,7 +369,25 @@ void store_hdr_init(struct store *st, const struct store_meta *meta, struct stor
 	h->version = meta->version;
 	h->uuid = store_new_uuid(st);
 	h->data_off = store_data_off(h->frag_size);
+	store_hdr_set_lc(h, &meta->lc);
 	h->crc = store_hdr_crc(h);
+}
+
+void store_hdr_set_lc(struct store_frag_hdr *h, const struct store_lc *lc)
+{
+	h->lc_valid = lc && lc->valid;
+	memset(h->lc_delta, 0, sizeof(h->lc_delta));
+	if (h->lc_valid)
+		memcpy(h->lc_delta, lc->delta, sizeof(h->lc_delta));
+}
+
+void store_hdr_get_lc(const struct store_frag_hdr *h, struct store_lc *lc)
+{
+	memset(lc, 0, sizeof(*lc));
+	if (h->lc_valid == 1) {
+		lc->valid = 1;
+		memcpy(lc->delta, h->lc_delta, sizeof(lc->delta));
+	}
 }
 
 /* Read [off, off+len) of the open fragment fd, verifying every block. */
@@ -410,6 +428,12 @@ int store_read_range(struct store *st, int fd, const struct store_frag_hdr *h, u
 int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
 	       uint32_t len, uint64_t *version)
 {
+	return store_read_lc(st, oid, idx, buf, off, len, version, NULL);
+}
+
+int store_read_lc(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
+		  uint32_t len, uint64_t *version, struct store_lc *lc)
+{
 	if (!st || (len && !buf))
 		return -EINVAL;
 	struct store_stripe *s = store_stripe_of(st, oid, idx);
@@ -423,6 +447,8 @@ int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t 
 		r = store_read_range(st, fd, &h, buf, off, len);
 		if (r == 0 && version)
 			*version = h.version;
+		if (r == 0 && lc)
+			store_hdr_get_lc(&h, lc);
 		store_frag_close(st, oid, idx, fd);
 	}
 	pthread_rwlock_unlock(&s->lock);
@@ -447,6 +473,7 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->write_id = h.write_id;
 		meta->wr_touched = h.wr_touched;
 		meta->wr_base = h.wr_base;
+		store_hdr_get_lc(&h, &meta->lc);
 		meta->disk_bytes = store_disk_bytes(fd);
 		store_frag_close(st, oid, idx, fd);
 	}

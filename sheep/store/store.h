@@ -38,6 +38,22 @@
 
 struct store;
 
+/*
+ * Last-changed versions of an EC object's data fragments (docs/
+ * architecture.md, "Unchanged fragments"), kept in the header of every
+ * fragment a range write made: data fragment k of the object, at the
+ * generation this fragment's version names, last changed at version
+ * (version - delta[k]). A data fragment at that version holds the bytes
+ * of that generation; the write sends it nothing. valid = 0: no record
+ * (a fragment written whole, or by a sheep from before: every data
+ * fragment of its generation is at its version).
+ */
+#define STORE_LC_MAX 16
+struct store_lc {
+	uint8_t valid;
+	uint8_t delta[STORE_LC_MAX];
+};
+
 struct store_meta {
 	uint64_t oid;
 	uint8_t idx;
@@ -52,6 +68,10 @@ struct store_meta {
 	uint32_t wr_touched;
 	uint64_t wr_base;
 	uint64_t disk_bytes; /* bytes this fragment occupies on disk */
+	/* Create and prepare (in), stat (out): the last-changed versions of
+	 * the object's data fragments at this version (store_lc). A store
+	 * call that changes the version without one clears it. */
+	struct store_lc lc;
 };
 
 /* Open (creating if needed) the store under dir (objects in dir/obj/, the
@@ -139,11 +159,18 @@ int store_replace(struct store *st, const struct store_meta *meta, const void *b
 #define STORE_ANY_VERSION UINT64_MAX
 int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
 		uint64_t new_version, const void *buf, uint32_t off, uint32_t len);
+/* store_write() that sets the fragment's store_lc to *lc (NULL: none). */
+int store_write_lc(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		   uint64_t new_version, const struct store_lc *lc, const void *buf, uint32_t off,
+		   uint32_t len);
 
 /* Read [off, off+len); the fragment's version goes to *version if not NULL.
  * -ENOENT absent, -EIO checksum mismatch, -EINVAL range. */
 int store_read(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
 	       uint32_t len, uint64_t *version);
+/* store_read(), and the fragment's store_lc to *lc (may be NULL). */
+int store_read_lc(struct store *st, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
+		  uint32_t len, uint64_t *version, struct store_lc *lc);
 
 /*
  * Two-phase writes: the intent record of DESIGN.md invariant 2, per
@@ -199,6 +226,7 @@ struct store_pending {
 	uint64_t age_ms;
 	uint8_t flags; /* STORE_PREP_* */
 	uint32_t touched; /* meta->wr_touched of its prepare */
+	struct store_lc lc; /* meta->lc of its prepare */
 	/* When this process prepared it (sd_now_ns()); 0 when it was
 	 * replayed from the log at open. */
 	uint64_t prep_ns;

@@ -204,8 +204,10 @@ int store_commit(struct store *st, uint64_t oid, uint8_t idx, uint64_t new_versi
 			store_pend_drop(st, oid, idx, write_id);
 		goto out;
 	}
+	struct store_lc lc;
+	store_hdr_get_lc(&p->hdr, &lc);
 	r = store_write_locked(st, oid, idx, p->hdr.pend_expect, new_version, write_id, write_id,
-			       p->hdr.wr_touched, p->data, p->hdr.pend_off, p->hdr.pend_len);
+			       p->hdr.wr_touched, &lc, p->data, p->hdr.pend_off, p->hdr.pend_len);
 	if (r == 0)
 		store_pend_drop(st, oid, idx, write_id); /* the record said so too */
 	else if (r == -ESTALE || r == -ENOENT)
@@ -245,6 +247,7 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		out->age_ms = pend_age(p);
 		out->flags = p->hdr.pend_flags & ~STORE_PEND_FILE;
 		out->touched = p->hdr.wr_touched;
+		store_hdr_get_lc(&p->hdr, &out->lc);
 		out->prep_ns = p->mono_ns;
 	}
 	pthread_rwlock_unlock(&s->lock);

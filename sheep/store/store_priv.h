@@ -30,7 +30,7 @@ struct store_frag_hdr {
 	uint8_t idx;
 	uint8_t copy_policy;
 	uint8_t nr_copies;
-	uint8_t pad0;
+	uint8_t lc_valid; /* 1: lc_delta holds store_lc (0 in stores from before) */
 	uint32_t frag_size;
 	uint64_t version;
 	uint64_t uuid;     /* random, per creation: tells a re-created fragment apart */
@@ -48,7 +48,9 @@ struct store_frag_hdr {
 	 * base version holds the same bytes as at this one. */
 	uint32_t wr_touched;
 	uint64_t wr_base;
-	uint8_t reserved[30];
+	/* store_lc of this version (applied) or of the pending write. */
+	uint8_t lc_delta[16];
+	uint8_t reserved[14];
 	uint32_t crc; /* crc32c of these 128 bytes with crc = 0 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct store_frag_hdr) == 128, "fragment header is 128 bytes");
@@ -385,6 +387,9 @@ int store_check_range(uint32_t frag_size, const void *buf, uint32_t off, uint32_
 int store_read_range(struct store *st, int fd, const struct store_frag_hdr *h, uint8_t *dst,
 		     uint32_t off, uint32_t len);
 void store_hdr_init(struct store *st, const struct store_meta *meta, struct store_frag_hdr *h);
+/* A header's store_lc (NULL or not valid: none). */
+void store_hdr_set_lc(struct store_frag_hdr *h, const struct store_lc *lc);
+void store_hdr_get_lc(const struct store_frag_hdr *h, struct store_lc *lc);
 /* A random fragment uuid (per creation, and per whole rewrite: what names
  * its temp file's owner at replay). */
 uint64_t store_new_uuid(struct store *st);
@@ -400,7 +405,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		    uint32_t off, uint32_t len, enum store_wal_type type, bool replaying);
 int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
 		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid, uint32_t touched,
-		       const void *buf, uint32_t off, uint32_t len);
+		       const struct store_lc *lc, const void *buf, uint32_t off, uint32_t len);
 #define STORE_NAME_LEN 32
 uint64_t store_disk_bytes(int fd);
 bool store_parse_name(const char *s, uint64_t *oid, uint8_t *idx);

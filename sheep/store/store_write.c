@@ -370,7 +370,7 @@ int store_replace(struct store *st, const struct store_meta *meta, const void *b
  */
 int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
 		       uint64_t new_version, uint64_t write_id, uint64_t pend_wid, uint32_t touched,
-		       const void *buf, uint32_t off, uint32_t len)
+		       const struct store_lc *lc, const void *buf, uint32_t off, uint32_t len)
 {
 	struct store_frag_hdr h;
 	struct store_span sp = {0};
@@ -397,6 +397,7 @@ int store_write_locked(struct store *st, uint64_t oid, uint8_t idx, uint64_t exp
 	h.write_id = write_id;
 	h.wr_touched = touched;
 	h.wr_base = touched ? expect_version : 0;
+	store_hdr_set_lc(&h, lc);
 	if (whole)
 		h.uuid = store_new_uuid(st);
 	h.crc = store_hdr_crc(&h);
@@ -414,11 +415,19 @@ out:
 int store_write(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
 		uint64_t new_version, const void *buf, uint32_t off, uint32_t len)
 {
+	return store_write_lc(st, oid, idx, expect_version, new_version, NULL, buf, off, len);
+}
+
+int store_write_lc(struct store *st, uint64_t oid, uint8_t idx, uint64_t expect_version,
+		   uint64_t new_version, const struct store_lc *lc, const void *buf, uint32_t off,
+		   uint32_t len)
+{
 	if (!st || (len && !buf))
 		return -EINVAL;
 	struct store_stripe *s = store_stripe_of(st, oid, idx);
 	pthread_rwlock_wrlock(&s->lock);
-	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, 0, buf, off, len);
+	int r = store_write_locked(st, oid, idx, expect_version, new_version, 0, 0, 0, lc, buf,
+				   off, len);
 	pthread_rwlock_unlock(&s->lock);
 	return r;
 }

@@ -204,8 +204,9 @@ struct fio {
 };
 
 static int f_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
-		  uint32_t len, uint64_t *version)
+		  uint32_t len, uint64_t *version, struct recovery_lc *lc)
 {
+	memset(lc, 0, sizeof(*lc));
 	struct fio *io = arg;
 	if (node >= (uint32_t)io->c->nr || !io->c->node[node].alive)
 		return -ECONNREFUSED;
@@ -242,7 +243,7 @@ static int f_install(void *arg, const struct recovery_job *job, const void *buf)
 		return -EEXIST;
 	if (job->have_version != RECOVERY_ABSENT && (!f || f->version != job->have_version))
 		return -ESTALE;
-	node_put(n, job->oid, job->idx, job->copy_policy, job->nr_copies, job->version, buf);
+	node_put(n, job->oid, job->idx, job->copy_policy, job->nr_copies, job->put_version, buf);
 	return 0;
 }
 

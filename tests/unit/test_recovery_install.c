@@ -27,9 +27,10 @@ struct fake {
 };
 
 static int f_read(void *arg, uint32_t node, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
-		  uint32_t len, uint64_t *version)
+		  uint32_t len, uint64_t *version, struct recovery_lc *lc)
 {
 	struct fake *f = arg;
+	memset(lc, 0, sizeof(*lc));
 	if (node != OTHER)
 		return -ECONNREFUSED;
 	memcpy(buf, f->other + off, len);
@@ -56,7 +57,7 @@ static int f_install(void *arg, const struct recovery_job *job, const void *buf)
 	if (f->local_version != job->have_version)
 		return -ESTALE;
 	memcpy(f->local, buf, FS);
-	f->local_version = job->version;
+	f->local_version = job->put_version;
 	f->installs++;
 	return 0;
 }
