@@ -27,7 +27,7 @@ struct rec_item {
 	uint32_t busy;	  /* jobs of this fragment still out (maybe from an older plan) */
 	uint32_t src_off; /* into recovery.srcs */
 	uint32_t nr_src;
-	uint64_t generation; /* of the job in flight */
+	uint64_t generation;   /* of the job in flight */
 	struct recovery_lc lc; /* the record of version (recovery_job.lc) */
 };
 

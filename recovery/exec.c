@@ -198,8 +198,8 @@ int recovery_execute(const struct recovery_io *io, struct recovery_job *job)
 			continue; /* EC: only the same fragment is a copy */
 		uint64_t v = 0;
 		struct recovery_lc srec = {0};
-		rc = io->read(io->arg, s->node, job->oid, s->idx, buf, 0, job->frag_size, &v,
-			      &srec);
+		rc =
+		    io->read(io->arg, s->node, job->oid, s->idx, buf, 0, job->frag_size, &v, &srec);
 		if (rc) {
 			sd_debug("%016" PRIx64 " copy %u from node %u: %d", job->oid, s->idx,
 				 s->node, rc);

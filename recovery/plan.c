@@ -176,8 +176,8 @@ static void align_object(struct recovery_frag *f, size_t n, int d, int nc)
 }
 
 /* Plan one object; f[0..n) are its fragments held by members, sorted. */
-static int plan_one(struct plan_out *po, const struct recovery_epoch *ep,
-		    struct recovery_frag *f, size_t n)
+static int plan_one(struct plan_out *po, const struct recovery_epoch *ep, struct recovery_frag *f,
+		    size_t n)
 {
 	uint64_t oid = f[0].oid;
 	uint8_t cp = f[0].copy_policy, nc = f[0].nr_copies;

@@ -1,4 +1,5 @@
-/* lastchg.c - last-changed versions of EC data fragments: the generation a data fragment that no write changed since belongs to. */
+/* lastchg.c - last-changed versions of EC data fragments: the generation a data fragment that no
+ * write changed since belongs to. */
 #include "sheep/gateway/gateway_priv.h"
 
 /*
@@ -18,8 +19,7 @@
 /* The record of generation gen: o's aligned one, else a fragment of st
  * at version gen that has one (every fragment a write makes records the
  * same); NULL when none has. */
-static const uint8_t *record_of(const struct gw_obj *o, const struct frag_state *st,
-				uint64_t gen)
+static const uint8_t *record_of(const struct gw_obj *o, const struct frag_state *st, uint64_t gen)
 {
 	if (o->lc_valid && o->lc_gen == gen)
 		return o->lc_delta;

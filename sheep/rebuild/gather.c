@@ -35,7 +35,8 @@ uint32_t rec_node_id(struct sheep_recovery *r, const struct sd_node *n)
 /* ---- gathering what every data member holds ---- */
 
 static int vec_add(struct rec_frag_vec *fv, uint64_t oid, uint8_t idx, uint8_t cp, uint8_t nc,
-		   uint32_t fs, uint64_t version, uint64_t disk, bool lc_valid, const uint8_t *delta)
+		   uint32_t fs, uint64_t version, uint64_t disk, bool lc_valid,
+		   const uint8_t *delta)
 {
 	if (fv->only_oid && oid != fv->only_oid)
 		return 0;
