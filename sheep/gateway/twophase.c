@@ -457,14 +457,18 @@ static int lc_holders(const struct gw_obj *o, const struct frag_state *st, uint6
 	return n;
 }
 
-/* Is a data fragment write (ver, wid) changed (rec[k] == 0) found by its
+/* Is a data fragment whose bytes write (ver, wid) changed found by its
  * current holder behind the write with no trace of it (the record's
- * counterpart of touched_data_lacks below)? */
+ * counterpart of touched_data_lacks below)? touched: the fragments sent
+ * bytes (whdr.touched), 0 if unknown: then those the record says changed
+ * at ver, which includes a fragment only bumped (write.c: a delta past a
+ * byte), whose lost bump proves nothing. */
 static bool changed_data_lacks(const struct gw_obj *o, const struct frag_state *st, uint64_t ver,
-			       uint64_t wid, const uint8_t *rec)
+			       uint64_t wid, const uint8_t *rec, uint32_t touched)
 {
 	for (int k = 0; rec && k < o->d && k < PEER_LC_MAX; k++) {
-		if (rec[k] || st[k].res != SD_RES_SUCCESS || st[k].real >= ver ||
+		bool changed = touched ? (touched >> k) & 1 : !rec[k];
+		if (!changed || st[k].res != SD_RES_SUCCESS || st[k].real >= ver ||
 		    o->loc[k] != o->holder[k])
 			continue;
 		if (!(st[k].has_pend && st[k].pend_id == wid))
@@ -641,10 +645,11 @@ int gw_settle_early(struct gw_obj *o, const struct frag_state *st)
 		 * unchanged hold it as they are, coordinator alive or not:
 		 * nothing was sent to them. */
 		const uint8_t *rec = write_record(o, st, ver, wid);
-		uint32_t shape = rec ? 0 : write_shape(o, st, ver, wid, &base);
-		bool lacks = rec ? changed_data_lacks(o, st, ver, wid, rec)
+		uint32_t shape = write_shape(o, st, ver, wid, &base);
+		bool lacks = rec ? changed_data_lacks(o, st, ver, wid, rec, shape)
 				 : touched_data_lacks(o, st, wid, shape, base);
-		uint32_t imask = 0, touched = old ? shape : 0, lmask;
+		/* No implicit holders with a record: lc_holders counts them. */
+		uint32_t imask = 0, touched = old && !rec ? shape : 0, lmask;
 		int nimp = implicit_holders(o, st, wid, touched, base, &imask);
 		int nlc = lc_holders(o, st, ver, wid, rec, &lmask);
 		have += nimp + nlc;

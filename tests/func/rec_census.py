@@ -50,6 +50,10 @@ def exchange(port, opcode, oid=0, idx=0, offset=0, rlen=0):
         result = struct.unpack_from("<I", rsp, 16)[0]
         version = struct.unpack_from("<Q", rsp, 24)[0]
         data = recv_full(s, dlen) if dlen else b""
+        global LAST_LC
+        # PEER_RSP_LC (rsp.obj.reserved[0] @21): the fragment's record of
+        # last-changed versions in bytes 32..47
+        LAST_LC = rsp[32:48] if rsp[21] & 0x04 else None
         return result, version, data
 
 
@@ -63,10 +67,36 @@ def list_frags(port):
         if res != 0:
             raise RuntimeError("PEER_LIST on %d: result 0x%x" % (port, res))
         out = []
-        for off in range(0, len(data) - len(data) % 32, 32):
-            oid, idx, cp, nc, _, fs, ver, disk = struct.unpack_from("<QBBBBIQQ", data, off)
-            out.append((oid, idx, cp, nc, fs, ver, disk))
+        # struct peer_frag (sheep/peer/peer.h): 48 bytes, the record of
+        # last-changed versions (16 deltas) last
+        for off in range(0, len(data) - len(data) % 48, 48):
+            oid, idx, cp, nc, lcv, fs, ver, disk = struct.unpack_from("<QBBBBIQQ", data, off)
+            deltas = data[off + 32:off + 48] if lcv == 1 else None
+            out.append((oid, idx, cp, nc, fs, ver, disk, deltas))
         return out
+
+
+LAST_LC = None
+
+
+def align(fl):
+    # An EC range write sends nothing to the data fragments it leaves
+    # unchanged: the newest version's record (deltas) says at which
+    # version each data fragment last changed, and a data fragment at that
+    # version belongs to the newest version (sheep/gateway/lastchg.c).
+    top = max(f[2] for f in fl)
+    rec = next((f[6] for f in fl if f[2] == top and f[6] is not None), None)
+    cp = fl[0][5]
+    if rec is None or not cp:
+        return fl
+    d = (cp >> 4) * 2
+    out = []
+    for f in fl:
+        idx, ver = f[0], f[2]
+        if idx < d and idx < 16 and ver != top and rec[idx] < top and ver == top - rec[idx]:
+            f = (idx, f[1], top) + f[3:]
+        out.append(f)
+    return out
 
 
 def main(argv):
@@ -101,7 +131,7 @@ def main(argv):
         frags = list_frags(port)
         total = 0
         nfr = 0
-        for oid, idx, cp, nc, fs, ver, disk in frags:
+        for oid, idx, cp, nc, fs, ver, disk, deltas in frags:
             if vid is not None and ((oid >> 32) & 0xFFFFFF) != vid:
                 continue
             ok = True
@@ -118,10 +148,11 @@ def main(argv):
                     continue  # gone since the list: not held any more
                 if ok:
                     ver = v
+                    deltas = LAST_LC  # the list may predate the read
                 else:
                     bad += 1
                     print("bad %016x idx %d on %d: result 0x%x len %d" % (oid, idx, port, res, len(data)))
-            objs.setdefault(oid, []).append((idx, nc, ver, port, ok))
+            objs.setdefault(oid, []).append((idx, nc, ver, port, ok, cp, deltas))
             if showmap:
                 print("frag %016x %d %d" % (oid, idx, port))
             total += disk
@@ -130,7 +161,7 @@ def main(argv):
     full = short = extra = doubled = 0
     zmin, zmax = None, 0
     for oid in sorted(objs):
-        fl = objs[oid]
+        fl = align(objs[oid])
         width = max(f[1] for f in fl)
         top = max(f[2] for f in fl)
         zones = [zone_of.get(f[3], -f[3]) for f in fl if f[2] == top and f[4] and f[0] < width]
@@ -142,7 +173,7 @@ def main(argv):
             if zone_of:
                 print("doubled %016x %d fragments in %d zones" % (oid, len(zones), nz))
         have = {}
-        for idx, nc, ver, port, ok in fl:
+        for idx, nc, ver, port, ok, _, _ in fl:
             if ver == top and ok and idx < width and idx not in have and port not in have.values():
                 have[idx] = port
             else:

@@ -489,6 +489,77 @@ static void test_prepared_write_changes_nothing_until_commit(void **state)
 	free(r);
 }
 
+/*
+ * Last-changed versions (store_lc): a prepared range write's record is
+ * kept with it (also across a restart), becomes the fragment's on commit
+ * and is read back by stat and read; a write without one clears it; a
+ * fragment created with one keeps it; one from before (never given one)
+ * has none.
+ */
+static void test_last_changed_record_follows_the_version(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t fs = 64 * 1024;
+	uint8_t *w = malloc(fs), *p = malloc(4096), *r = malloc(fs);
+	fill_random(w, fs, 21);
+	fill_random(p, 4096, 22);
+	struct store_meta m = meta_of(401, 4, fs, 7), st;
+	assert_int_equal(store_create(f->st, &m, w, 0, fs), 0);
+	assert_int_equal(store_stat(f->st, m.oid, 4, &st), 0);
+	assert_false(st.lc.valid);
+
+	m.version = 9;
+	m.lc = (struct store_lc){.valid = 1, .delta = {2, 0, 5, 9}};
+	assert_int_equal(store_prepare_ex(f->st, &m, false, 7, 0x77, 2000, STORE_PREP_EARLY, p,
+					  4096, 4096),
+			 0);
+	struct store_pending pd;
+	reopen(f);
+	assert_int_equal(store_pending(f->st, m.oid, 4, &pd), 0);
+	assert_true(pd.lc.valid);
+	assert_memory_equal(pd.lc.delta, m.lc.delta, STORE_LC_MAX);
+	assert_int_equal(store_stat(f->st, m.oid, 4, &st), 0);
+	assert_false(st.lc.valid); /* not the fragment's until committed */
+
+	assert_int_equal(store_commit(f->st, m.oid, 4, 9, 0x77), 0);
+	assert_int_equal(store_stat(f->st, m.oid, 4, &st), 0);
+	assert_int_equal(st.version, 9);
+	assert_true(st.lc.valid);
+	assert_memory_equal(st.lc.delta, m.lc.delta, STORE_LC_MAX);
+	struct store_lc lc;
+	uint64_t v = 0;
+	assert_int_equal(store_read_lc(f->st, m.oid, 4, r, 0, fs, &v, &lc), 0);
+	assert_int_equal(v, 9);
+	assert_true(lc.valid);
+	assert_int_equal(lc.delta[3], 9);
+	reopen(f); /* the applied header keeps it */
+	assert_int_equal(store_stat(f->st, m.oid, 4, &st), 0);
+	assert_true(st.lc.valid);
+	assert_int_equal(st.lc.delta[2], 5);
+
+	/* A write that brings none clears it; one that brings one sets it. */
+	assert_int_equal(store_write(f->st, m.oid, 4, 9, 10, p, 0, 4096), 0);
+	assert_int_equal(store_stat(f->st, m.oid, 4, &st), 0);
+	assert_false(st.lc.valid);
+	const struct store_lc two = {.valid = 1, .delta = {1, 1, 0, 0}};
+	assert_int_equal(store_write_lc(f->st, m.oid, 4, 10, 11, &two, p, 0, 4096), 0);
+	reopen(f);
+	assert_int_equal(store_stat(f->st, m.oid, 4, &st), 0);
+	assert_true(st.lc.valid);
+	assert_memory_equal(st.lc.delta, two.delta, STORE_LC_MAX);
+
+	/* Created with one (recovery installing a parity). */
+	struct store_meta c = meta_of(402, 5, fs, 3);
+	c.lc = two;
+	assert_int_equal(store_create(f->st, &c, w, 0, fs), 0);
+	assert_int_equal(store_stat(f->st, c.oid, 5, &st), 0);
+	assert_true(st.lc.valid);
+	assert_int_equal(st.lc.delta[0], 1);
+	free(w);
+	free(p);
+	free(r);
+}
+
 static void test_prepare_checks_version_and_slot(void **state)
 {
 	struct fixture *f = *state;
@@ -903,6 +974,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prepare_checks_version_and_slot, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_early_prepare_is_never_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_changed_record_follows_the_version, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_prepared_whole_fragment_replaces_on_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ranges_are_einval_and_change_nothing,
