@@ -1,4 +1,5 @@
-/* test_gateway_lc.c - last-changed versions: which generation each data fragment of an EC object belongs to (sheep/gateway/lastchg.c). */
+/* test_gateway_lc.c - last-changed versions: which generation each data fragment of an EC object
+ * belongs to (sheep/gateway/lastchg.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
