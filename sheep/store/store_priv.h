@@ -217,7 +217,10 @@ struct store_wal {
 	uint64_t zeroed[2]; /* each file is written (zeros ahead of head) up to here */
 	uint64_t gen, lsn;
 	bool dead;      /* a simulated crash hit the writer: nothing more is written */
-	bool crashed;   /* a simulated crash happened: no checkpoint at close */
+	/* A simulated crash happened: no checkpoint at close. Set by any
+	 * thread whose store call met the crash (wal_set_crashed), read by
+	 * the writer and close: atomic (TSan found the plain flag racing). */
+	bool crashed;
 	bool stop;
 	bool unsynced; /* lazy records written since the last sync (under mu) */
 	uint64_t unsynced_since; /* when the first of them was written (ns) */
@@ -261,6 +264,16 @@ struct store_wal {
 	/* counters (under mu) */
 	struct store_stats stats;
 };
+
+static inline bool wal_crashed(const struct store_wal *w)
+{
+	return __atomic_load_n(&w->crashed, __ATOMIC_RELAXED);
+}
+
+static inline void wal_set_crashed(struct store_wal *w)
+{
+	__atomic_store_n(&w->crashed, true, __ATOMIC_RELAXED);
+}
 
 /* ---- several disks per sheep (store_md.c) ---- */
 #define STORE_MD_MAX 64

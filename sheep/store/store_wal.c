@@ -102,7 +102,7 @@ static int checkpoint_body(struct store *st)
 	if (sr)
 		return sr;
 	if (store_crash_at(st, STORE_CRASH_CKPT_SYNCED)) {
-		w->dead = w->crashed = true;
+		w->dead = true, wal_set_crashed(w);
 		return -ECANCELED;
 	}
 	int next = 1 - w->cur;
@@ -141,7 +141,7 @@ static int checkpoint_body(struct store *st)
 	if (!r) {
 		size_t limit = b.bytes;
 		if (store_crash_at(st, STORE_CRASH_CKPT_TORN))
-			limit = b.bytes / 2, w->dead = w->crashed = true;
+			limit = b.bytes / 2, w->dead = true, wal_set_crashed(w);
 		r = store_wal_write_iovs(w->fd[next], &b, 0, limit);
 		if (!r && w->dead)
 			r = -ECANCELED;
@@ -239,7 +239,7 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		durable |= !q->lazy;
 	}
 	pthread_mutex_lock(&w->mu);
-	bool full = !w->crashed && w->head + bytes > w->size / 2 && w->head > 4096;
+	bool full = !wal_crashed(w) && w->head + bytes > w->size / 2 && w->head > 4096;
 	pthread_mutex_unlock(&w->mu);
 	if (w->dead)
 		r = -ECANCELED;
@@ -271,7 +271,7 @@ static void write_batch(struct store *st, struct store_wal_req *batch)
 		if (!r && !torn && !unsynced)
 			r = store_wal_extend_zeroed(st, w->head + b.bytes);
 		if (!r && (torn || unsynced)) {
-			w->dead = w->crashed = true;
+			w->dead = true, wal_set_crashed(w);
 			r = -ECANCELED;
 		}
 	}
@@ -356,7 +356,7 @@ static void *writer_main(void *arg)
 			w->want_ckpt = false;
 			w->batching = true;
 			pthread_mutex_unlock(&w->mu);
-			int r = w->crashed ? 0 : checkpoint(st);
+			int r = wal_crashed(w) ? 0 : checkpoint(st);
 			pthread_mutex_lock(&w->mu);
 			w->batching = false;
 			w->ckpt_result = r;
@@ -427,7 +427,7 @@ static int append_inline(struct store *st, struct store_wal_req *q)
 			pthread_mutex_unlock(&w->mu);
 			return -ECANCELED;
 		}
-		if (w->crashed || w->head + bytes <= w->size / 2 || w->head <= 4096)
+		if (wal_crashed(w) || w->head + bytes <= w->size / 2 || w->head <= 4096)
 			break;
 		pthread_mutex_unlock(&w->mu);
 		int r = store_wal_checkpoint(st);
@@ -457,7 +457,7 @@ static int append_lazy_inline(struct store *st, struct store_wal_req *q)
 		pthread_mutex_unlock(&w->mu);
 		return -ECANCELED;
 	}
-	if (!w->crashed && w->head + bytes > w->size / 2 && w->head > 4096) {
+	if (!wal_crashed(w) && w->head + bytes > w->size / 2 && w->head > 4096) {
 		pthread_mutex_unlock(&w->mu);
 		return 1;
 	}
@@ -489,7 +489,7 @@ static bool lead(struct store *st, struct store_wal_req *q)
 	struct store_wal *w = &st->wal;
 	uint64_t bytes = sizeof(q->rec) + store_wal_padded(q->rec.len);
 	if (w->batching || w->q || w->want_ckpt || w->ckpt_busy || w->stop || w->dead ||
-	    w->crashed || (w->head + bytes > w->size / 2 && w->head > 4096) ||
+	    wal_crashed(w) || (w->head + bytes > w->size / 2 && w->head > 4096) ||
 	    store_wal_would_hold(st))
 		return false;
 	w->batching = w->leading = true;
@@ -633,7 +633,7 @@ int store_wal_checkpoint(struct store *st)
 {
 	struct store_wal *w = &st->wal;
 	if (!w->running)
-		return w->crashed ? 0 : checkpoint(st);
+		return wal_crashed(w) ? 0 : checkpoint(st);
 	pthread_mutex_lock(&w->mu);
 	uint64_t want = w->ckpt_done + 1;
 	w->want_ckpt = true;
@@ -709,7 +709,7 @@ void store_wal_close(struct store *st)
 	if (!w->inited)
 		return;
 	if (w->running) {
-		if (!w->crashed && !w->dead)
+		if (!wal_crashed(w) && !w->dead)
 			store_wal_checkpoint(st);
 		pthread_mutex_lock(&w->mu);
 		w->stop = true;

@@ -89,7 +89,7 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 		return r;
 	store_wal_note(st, nh->oid, nh->idx);
 	if (store_crash_at(st, STORE_CRASH_AFTER_INTENT)) {
-		st->wal.crashed = true;
+		wal_set_crashed(&st->wal);
 		store_wal_applied(st);
 		return -ECANCELED;
 	}
@@ -99,7 +99,7 @@ int store_write_span(struct store *st, int fd, const struct store_frag_hdr *nh,
 	uint64_t before = sp->n ? store_disk_bytes(fd) : 0;
 	r = store_apply(st, fd, nh, sp->first, sp->n, sp->crcs, sp->zero, sp->iov, sp->niov, false);
 	if (r == -ECANCELED)
-		st->wal.crashed = true;
+		wal_set_crashed(&st->wal);
 	uint64_t after = sp->n ? store_disk_bytes(fd) : 0;
 	__atomic_add_fetch(&st->used, after - before, __ATOMIC_RELAXED); /* wraps when it shrank */
 	store_wal_applied(st);
@@ -141,7 +141,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		goto out;
 	}
 	if (!replaying && store_crash_at(st, STORE_CRASH_BEFORE_RENAME)) {
-		st->wal.crashed = true;
+		wal_set_crashed(&st->wal);
 		r = -ECANCELED;
 		goto out;
 	}
@@ -167,7 +167,7 @@ int store_put_whole(struct store *st, const struct store_frag_hdr *h, const void
 		logged = true;
 	}
 	if (install && store_crash_at(st, STORE_CRASH_INSTALL_LOGGED)) {
-		st->wal.crashed = true; /* the temp file stays: replay renames it */
+		wal_set_crashed(&st->wal); /* the temp file stays: replay renames it */
 		store_wal_applied(st);
 		r = -ECANCELED;
 		goto out;
@@ -276,7 +276,7 @@ int store_pw_commit(struct store *st, const struct store_frag_hdr *h)
 		return r;
 	store_wal_note(st, h->oid, h->idx);
 	if (store_crash_at(st, STORE_CRASH_INSTALL_LOGGED)) {
-		st->wal.crashed = true;
+		wal_set_crashed(&st->wal);
 		store_wal_applied(st);
 		return -ECANCELED;
 	}
