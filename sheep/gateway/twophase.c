@@ -175,17 +175,21 @@ static int commits_of(struct gw_obj *o, const struct peer_call *calls, int n, ui
  * The unchanged data fragments of a range update (o->silent, write.c)
  * hold it as they are: their holders were sent nothing. When every
  * prepare was answered they count as they are (members of the view at
- * the version the generation's record names). When some holder failed,
- * the cluster may be losing nodes the view does not show yet, so each is
+ * the version the generation's record names). When some holder failed
+ * (or a fragment was out of the write already: missing or behind), the
+ * cluster may be losing nodes the view does not show yet, so each is
  * asked (PEER_GEN) and counts only if it answers at that version with no
  * other early-ack write pending. Returns how many count; the others are
  * cleared from o->silent.
  */
 static int count_silent(struct gw_obj *o, const struct peer_call *calls, int n)
 {
-	bool failed = false;
-	for (int i = 0; i < n; i++)
-		failed |= calls[i].node && calls[i].result != SD_RES_SUCCESS;
+	bool failed = false; /* a prepare failed, or a fragment was out already */
+	for (int i = 0; i < n; i++) {
+		int f = calls[i].req.obj.ec_index;
+		failed |= calls[i].node ? calls[i].result != SD_RES_SUCCESS
+					: f >= o->width || !o->silent[f];
+	}
 	struct peer_call pc[GW_MAX_WIDTH];
 	int np = 0, cnt = 0;
 	for (int i = 0; i < o->width; i++) {
