@@ -115,10 +115,12 @@ static int copy_majority(struct gw_obj *o, uint8_t **bufs, const bool *good, uin
  * leaves the old one or the new one) and read it back. true when the
  * holder now has exactly buf at version ver. */
 static bool rewrite_one(struct gw_obj *o, int i, uint8_t problem, uint64_t have_ver, uint64_t ver,
-			const uint8_t *buf, uint8_t *scratch, int *retry)
+			const uint8_t *own_rec, const uint8_t *buf, uint8_t *scratch, int *retry)
 {
-	/* Its own version in generation ver, and the generation's record of
-	 * last-changed versions when ver is its version (lastchg.c). */
+	/* Its own version in generation ver, and the record of last-changed
+	 * versions it keeps (lastchg.c): the generation's when ver is its
+	 * version, else the one it has (own_rec: its read's, when it stays at
+	 * the same version). */
 	uint64_t mine = gw_lc_of(o, NULL, ver, i);
 	struct peer_call c;
 	gw_call_init(o, &c, i, SD_OP_PEER_WRITE);
@@ -133,9 +135,12 @@ static bool rewrite_one(struct gw_obj *o, int i, uint8_t problem, uint64_t have_
 	    .copy_policy = o->meta_policy,
 	    .nr_copies = o->meta_copies,
 	    .mode = problem == SD_CHECK_MISSING ? PEER_WRITE_CREATE : PEER_WRITE_UPDATE};
-	if (o->lc_valid && o->lc_gen == ver && mine == ver) {
+	const uint8_t *rec = o->lc_valid && o->lc_gen == ver && mine == ver ? o->lc_delta : NULL;
+	if (!rec && own_rec && problem != SD_CHECK_STALE && have_ver == mine)
+		rec = own_rec;
+	if (rec) {
 		c.whdr.flags |= PEER_WH_LC;
-		memcpy(c.whdr.lc_delta, o->lc_delta, sizeof(c.whdr.lc_delta));
+		memcpy(c.whdr.lc_delta, rec, sizeof(c.whdr.lc_delta));
 	}
 	c.wbuf = buf;
 	c.wlen = o->frag_size;
@@ -359,9 +364,10 @@ static int gw_op_check(struct gw_obj *o, void *arg)
 	if (bad && !unrepairable && rebuild_bad(o, &b, good, bad, majority)) {
 		for (int i = 0; i < o->width && !retry; i++)
 			if (bad & (1u << i))
-				out->frag[i].fixed =
-				    rewrite_one(o, i, out->frag[i].problem, have_ver[i], ver,
-						b.frag[i], b.scratch, &retry);
+				out->frag[i].fixed = rewrite_one(
+				    o, i, out->frag[i].problem, have_ver[i], ver,
+				    (calls[i].rsp_flags & PEER_RSP_LC) ? calls[i].lc_delta : NULL,
+				    b.frag[i], b.scratch, &retry);
 	} else if (bad) {
 		unrepairable = true;
 	}

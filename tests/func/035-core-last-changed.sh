@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 035-core-last-changed.sh - EC range writes send nothing to the data fragments they leave unchanged (docs/architecture.md, "Unchanged fragments"): those stay at the version they last changed, every fragment a write makes records it, and readers count a data fragment at its recorded version as part of the newest generation. Every acknowledged write reads back at once through another sheep with fragments up to hundreds of writes behind; the records on disk are what the writes made; a fragment that would fall more than 255 versions behind gets a bump; a coordinator killed after its acknowledgement or before it leaves each range wholly old or new; a holder that missed writes to its fragment is never read; recovery keeps the records (two more sheep killed after it, everything still reads back); a restart of every sheep changes nothing.
+# 035-core-last-changed.sh - EC range writes send nothing to the data fragments they leave unchanged (docs/architecture.md, "Unchanged fragments"): those stay at the version they last changed, every fragment a write makes records it, and readers count a data fragment at its recorded version as part of the newest generation. Every acknowledged write reads back at once through another sheep with fragments up to hundreds of writes behind; the records on disk are what the writes made; a fragment that would fall more than 255 versions behind gets a bump; a coordinator killed after its acknowledgement or before it leaves each range wholly old or new; a holder that missed writes to its fragment is never read; dog vdi check repairs silent damage in a parity and in a data fragment behind it, keeping versions and records; recovery keeps the records (two more sheep killed after it, everything still reads back); a restart of every sheep changes nothing.
 # timeout: 600
 . "$SD_TOP/tests/func/lib.sh"
 . "$SD_TOP/tests/func/crash_lib.sh"
@@ -156,6 +156,29 @@ check_eq "with the holder back, its fragment behind, the VDI reads the new bytes
 	"$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi_sha "$h")"
 check_eq "... and via another sheep" "$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi_sha $(((h + 3) % N)))"
 rec_wait_done 0 $N 1 120 >/dev/null || log "recovery did not settle"
+
+# 5b. dog vdi check repairs silent damage (checksums rewritten to match)
+#     in a parity and in a data fragment many writes behind its parity,
+#     writing each back at its own version with the record it had.
+PLANT="$SD_TOP/tests/func/chk_plant.py"
+frag_file() { local i; for ((i = 0; i < N; i++)); do
+	[ -e "$(sd_dir $i)/obj/$(oid_of $1)_0$2" ] && { echo "$(sd_dir $i)/obj/$(oid_of $1)_0$2"; return; }
+done; }
+before=$(hdrs 2)
+p4=$(frag_file 2 4) d3=$(frag_file 2 3)
+[ -n "$p4" ] && [ -n "$d3" ] || bail "object 2's fragments 4 and 3"
+python3 "$PLANT" --silent "$p4" 4096 >/dev/null || bail "plant parity"
+out=$(dogn 0 vdi check v 2>&1)
+log "$(tr '\n' '|' <<<"$out")"
+check "a parity that does not match the data is found and fixed" \
+	grep -q "^fixed parity mismatch in $(oid_of 2), copy index 4 on " <<<"$out"
+python3 "$PLANT" --silent "$d3" 8191 >/dev/null || bail "plant data"
+out=$(dogn 0 vdi check v 2>&1)
+log "$(tr '\n' '|' <<<"$out")"
+check "a data fragment behind its parity that disagrees with both is found and fixed" \
+	grep -q "^fixed data mismatch in $(oid_of 2), copy index 3 on " <<<"$out"
+check_eq "both are back at their versions with their records" "$before" "$(hdrs 2)"
+check_eq "the VDI reads back (via sheep 4)" "$(sd_sha "$SD_TEST_DIR/cur")" "$(vdi_sha 4)"
 
 # 6. Recovery rebuilds what a dead sheep held, records included: after it,
 #    every object is at full redundancy on the six others, dog vdi check
