@@ -179,10 +179,11 @@ static int commits_of(struct gw_obj *o, const struct peer_call *calls, int n, ui
  * (or a fragment was out of the write already: missing or behind), the
  * cluster may be losing nodes the view does not show yet, so each is
  * asked (PEER_GEN) and counts only if it answers at that version with no
- * other early-ack write pending. Returns how many count; the others are
- * cleared from o->silent.
+ * other early-ack write pending (a probe refused with a retry code sets
+ * *retry, when it is 0: the write is tried again under the new view).
+ * Returns how many count; the others are cleared from o->silent.
  */
-static int count_silent(struct gw_obj *o, const struct peer_call *calls, int n)
+static int count_silent(struct gw_obj *o, const struct peer_call *calls, int n, int *retry)
 {
 	bool failed = false; /* a prepare failed, or a fragment was out already */
 	for (int i = 0; i < n; i++) {
@@ -209,6 +210,10 @@ static int count_silent(struct gw_obj *o, const struct peer_call *calls, int n)
 		int i = pc[k].req.obj.ec_index;
 		struct frag_state fs;
 		gw_call_state(&pc[k], &fs);
+		/* The epoch moved (or the holder is busy): the write is tried
+		 * again under the new view, as a bump refused so made it. */
+		if (gw_res_is_retry(fs.res) && !*retry)
+			*retry = fs.res;
 		bool holds = fs.res == SD_RES_SUCCESS && fs.real == o->silent_ver[i] &&
 			     !(fs.has_pend && fs.pend_early);
 		if (holds)
@@ -260,7 +265,7 @@ static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_
 {
 	int retry;
 	gw_count_acks(o, calls, n, &retry);
-	int silent = count_silent(o, calls, n), maybe;
+	int silent = count_silent(o, calls, n, &retry), maybe;
 	int prepared = zones_holding(o, calls, n, silent, &maybe), ok = prepared;
 	/* Counted in zones, as the ack rule counts (ack.c): five fragments
 	 * prepared in four zones are not decided, so they are aborted, and a
@@ -354,7 +359,7 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 		return write_early(o, calls, n, wid, hook);
 	int retry;
 	gw_count_acks(o, calls, n, &retry);
-	int silent = count_silent(o, calls, n);
+	int silent = count_silent(o, calls, n, &retry);
 	int ok = zones_holding(o, calls, n, silent, NULL);
 	bool go = !retry && ok >= gw_ack_threshold(o);
 	if (ok)
