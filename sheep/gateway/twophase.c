@@ -205,6 +205,8 @@ static int count_silent(struct gw_obj *o, const struct peer_call *calls, int n, 
 	}
 	if (!np)
 		return cnt;
+	/* Test point (tests/func/036): the epoch moves before the probes. */
+	gw_test_pause(o, "silent-probe");
 	gw_fanout(o, pc, np);
 	for (int k = 0; k < np; k++) {
 		int i = pc[k].req.obj.ec_index;
