@@ -49,6 +49,9 @@ struct sheep_opts {
 	bool test_no_in_place;       /* SHEEP_TEST_NO_IN_PLACE: every request through the pools */
 	int test_apply_delay_ms;     /* SHEEP_TEST_APPLY_DELAY_MS: others' cluster messages applied late */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
+	/* SHEEP_TEST_NO_OLD_FIRST: range updates read the old bytes before
+	 * their prepares (no PEER_WH_OLD) */
+	bool test_no_old_first;
 	/* SHEEP_TEST_DROP_LAZY: answer lazy version-only prepares (PEER_WH_LAZY)
 	 * without keeping them, as a power cut may lose them */
 	bool test_drop_lazy;
@@ -243,6 +246,10 @@ struct request {
 	bool keep_rdata;     /* rdata is sent even with an error (an explanation, a probe) */
 	bool wal_announced;  /* a peer write announced to the store's group commit */
 	bool replied;        /* its worker sent (or queued) the reply (server/conn.c) */
+	/* Set when r's thread owns its connection (served in place): sends a
+	 * first reply before the final one (peer.h, PEER_WH_OLD). */
+	bool (*interim)(struct request *r, const struct sd_rsp *rsp, const void *data,
+			uint32_t len);
 };
 
 /* ---- util ---- */

@@ -188,7 +188,8 @@ static void peer_rsp_lc(const struct sd_rsp *rsp, struct peer_call *c)
 	}
 }
 
-static void recv_call(struct sheep *s, struct peer_call *c)
+/* Read one reply of c; with first, an interim one leaves c->fd open. */
+static void recv_reply(struct sheep *s, struct peer_call *c, bool first)
 {
 	if (c->fd < 0)
 		return;
@@ -211,8 +212,43 @@ static void recv_call(struct sheep *s, struct peer_call *c)
 	c->token = rsp.obj.peer_token;
 	peer_rsp_lc(&rsp, c);
 	c->rlen = rsp.data_length;
+	if (first && (c->rsp_flags & PEER_RSP_INTERIM) && c->result == SD_RES_SUCCESS) {
+		c->sent = true;
+		return;
+	}
+	c->rsp_flags &= (uint8_t)~PEER_RSP_INTERIM;
 	pool_put(s, c->node, c->fd);
 	c->fd = -1;
+}
+
+static void recv_call(struct sheep *s, struct peer_call *c)
+{
+	recv_reply(s, c, false);
+}
+
+static void call_reset(struct peer_call *c)
+{
+	c->fd = -1;
+	c->result = SD_RES_NETWORK_ERROR;
+	c->rlen = 0;
+	c->version = 0;
+	c->rsp_flags = 0;
+	c->token = 0;
+	c->sent = false;
+}
+
+int peer_call_first(struct sheep *s, struct peer_call *c)
+{
+	call_reset(c);
+	if (!c->node)
+		return 0;
+	if (is_self(s, c->node)) {
+		c->result = SD_RES_NO_SUPPORT; /* served here: no second reply */
+		return 0;
+	}
+	send_call(s, c);
+	recv_reply(s, c, true);
+	return c->sent;
 }
 
 static void serve_local(struct sheep *s, struct peer_call *c)
@@ -251,22 +287,23 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 
 void peer_fanout(struct sheep *s, struct peer_call *calls, int n)
 {
+	bool sent[n > 0 ? n : 1];
 	for (int i = 0; i < n; i++) {
-		calls[i].fd = -1;
-		calls[i].result = SD_RES_NETWORK_ERROR;
-		calls[i].rlen = 0;
-		calls[i].version = 0;
-		calls[i].rsp_flags = 0;
-		calls[i].token = 0;
+		/* A call peer_call_first sent: only its final reply is due. */
+		sent[i] = calls[i].sent && calls[i].fd >= 0;
+		calls[i].sent = false;
+		if (sent[i])
+			continue;
+		call_reset(&calls[i]);
 		if (!calls[i].node)
 			continue;
 		if (!is_self(s, calls[i].node))
 			send_call(s, &calls[i]);
 	}
 	for (int i = 0; i < n; i++)
-		if (calls[i].node && is_self(s, calls[i].node))
+		if (calls[i].node && !sent[i] && is_self(s, calls[i].node))
 			serve_local(s, &calls[i]);
 	for (int i = 0; i < n; i++)
-		if (calls[i].node && !is_self(s, calls[i].node))
+		if (calls[i].node && (sent[i] || !is_self(s, calls[i].node)))
 			recv_call(s, &calls[i]);
 }

@@ -101,6 +101,23 @@
 #define PEER_WH_LC 0x08
 #define PEER_RSP_LC 0x04
 #define PEER_LC_MAX 16
+/*
+ * Old bytes first (whdr.flags PEER_WH_OLD, the early prepare of a range
+ * update of one data fragment, with its new bytes): before it prepares,
+ * the holder commits the coordinator's previous write as any prepare does,
+ * then reads the range as it is at expect_version and sends them in a
+ * first reply (PEER_RSP_INTERIM, result SUCCESS, the version and the
+ * fragment's record as a PEER_READ reply has them); the final reply
+ * follows once the prepare is durable (or failed). The coordinator folds
+ * old ^ new into the parity prepares meanwhile: the read of the old bytes
+ * and the data prepare are one message. A holder that cannot read the
+ * range at expect_version, or has a prepared write pending on the
+ * fragment, or serves the request where it cannot answer twice (a pool
+ * worker, a call of a node to itself), sends only a final reply, without
+ * preparing: NO_SUPPORT (the coordinator takes the long way) or the error.
+ */
+#define PEER_WH_OLD 0x10
+#define PEER_RSP_INTERIM 0x08
 #define SD_OP_PEER_COMMIT 0xe6
 /* Commits of several prepared writes on one holder, any epoch: payload =
  * struct peer_commit_ent[] (at most SD_PEER_COMMIT_BATCH_MAX). Each is
@@ -247,6 +264,15 @@ struct sheep;
  * there. */
 void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, struct sd_rsp *rsp,
 		void *rbuf, uint32_t *rlen);
+/* The same, for a server that can send a first reply before the final one
+ * (PEER_WH_OLD): send(ctx, rsp, data, len) sends it; false when it could
+ * not (the request then fails: NETWORK_ERROR). */
+struct peer_interim {
+	bool (*send)(void *ctx, const struct sd_rsp *rsp, const void *data, uint32_t len);
+	void *ctx;
+};
+void peer_serve_ex(struct sheep *s, const struct sd_req *req, const void *data,
+		   struct sd_rsp *rsp, void *rbuf, uint32_t *rlen, const struct peer_interim *im);
 
 /*
  * One call of a fan-out. The caller fills node, req (opcode, flags,
@@ -275,7 +301,16 @@ struct peer_call {
 	uint64_t token;    /* rsp.obj.peer_token (sole reads) */
 	uint8_t lc_delta[PEER_LC_MAX]; /* PEER_RSP_LC */
 	int fd; /* private */
+	/* Sent by peer_call_first, its final reply still to come: the next
+	 * peer_fanout with it only collects that reply. */
+	bool sent;
 };
+
+/* Send c (with PEER_WH_OLD) and read its first reply. 1: the interim one
+ * (rbuf holds rlen old bytes; version, rsp_flags and lc_delta are set, and
+ * c->sent: pass c to peer_fanout for the final reply); 0: c is done (the
+ * final reply, or a call to this node: NO_SUPPORT), result says how. */
+int peer_call_first(struct sheep *s, struct peer_call *c);
 
 /* Send every call, then collect every reply: the calls to different nodes
  * run in parallel. Calls to this node are served from the store directly. */

@@ -128,8 +128,57 @@ out:
 	return r;
 }
 
+/*
+ * PEER_WH_OLD (peer.h): the range's bytes at wh->expect_version, sent as
+ * the interim reply before the prepare. Returns 0 once sent; else the
+ * SD_RES_* to answer with, nothing prepared.
+ */
+static int send_old(struct sheep *s, const struct sd_req *req, const struct peer_write_hdr *wh,
+		    uint32_t len, const struct peer_interim *im)
+{
+	uint64_t oid = req->obj.oid;
+	uint8_t idx = req->obj.ec_index;
+	struct store_pending pp;
+	if (!im || !(req->flags & SD_PEER_FLAG_PREPARE) || wh->mode != PEER_WRITE_UPDATE ||
+	    (wh->flags & PEER_WH_DELTA) || !(wh->flags & PEER_WH_EARLY) || len == 0)
+		return SD_RES_NO_SUPPORT;
+	/* A write pending here would refuse the prepare after the old bytes
+	 * went out: the coordinator takes the long way and meets it there. */
+	if (store_pending(s->store, oid, idx, &pp) == 0)
+		return SD_RES_NO_SUPPORT;
+	uint8_t *old = malloc(len);
+	if (!old)
+		return SD_RES_NO_MEM;
+	uint64_t version = 0;
+	struct store_lc flc = {0};
+	int ret = store_read_lc(s->store, oid, idx, old, req->obj.offset, len, &version, &flc);
+	if (ret == -EIO && s->frag_csum_bad)
+		s->frag_csum_bad(s, oid, idx);
+	else if (ret == -EIO && s->frag_bad)
+		s->frag_bad(s, oid, idx, false);
+	int res = ret ? sd_errno_to_res(ret)
+		      : version != wh->expect_version ? SD_RES_AGAIN : SD_RES_SUCCESS;
+	if (res == SD_RES_SUCCESS) {
+		struct sd_rsp rsp;
+		memset(&rsp, 0, sizeof(rsp));
+		rsp.proto_ver = req->proto_ver;
+		rsp.opcode = req->opcode;
+		rsp.id = req->id;
+		rsp.result = SD_RES_SUCCESS;
+		rsp.obj.offset = version;
+		rsp.obj.reserved[0] = PEER_RSP_INTERIM | (flc.valid ? PEER_RSP_LC : 0);
+		if (flc.valid) /* bytes 32..47, as peer_serve's replies */
+			memcpy((uint8_t *)&rsp + 32, flc.delta, sizeof(flc.delta));
+		rsp.data_length = len;
+		if (!im->send(im->ctx, &rsp, old, len))
+			res = SD_RES_NETWORK_ERROR;
+	}
+	free(old);
+	return res;
+}
+
 static int serve_write(struct sheep *s, const struct sd_req *req, const void *data,
-		       uint64_t *version)
+		       uint64_t *version, const struct peer_interim *im)
 {
 	if (!data || req->data_length < sizeof(struct peer_write_hdr))
 		return SD_RES_INVALID_PARMS;
@@ -173,6 +222,8 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		if (wh.prev_write_id && store_pending(s->store, oid, idx, &pp) == 0 &&
 		    pp.write_id == wh.prev_write_id && pp.new_version == wh.expect_version)
 			store_commit(s->store, oid, idx, pp.new_version, pp.write_id);
+		if ((wh.flags & PEER_WH_OLD) && (ret = send_old(s, req, &wh, len, im)))
+			return ret;
 		uint8_t pf = (wh.flags & PEER_WH_EARLY) && !whole ? STORE_PREP_EARLY : 0;
 		if ((wh.flags & PEER_WH_LAZY) && pf && len == 0) {
 			if (s->opt.test_drop_lazy)
@@ -399,6 +450,12 @@ static int serve_copy(struct sheep *s, const struct sd_req *req, const void *dat
 void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, struct sd_rsp *rsp,
 		void *rbuf, uint32_t *rlen)
 {
+	peer_serve_ex(s, req, data, rsp, rbuf, rlen, NULL);
+}
+
+void peer_serve_ex(struct sheep *s, const struct sd_req *req, const void *data,
+		   struct sd_rsp *rsp, void *rbuf, uint32_t *rlen, const struct peer_interim *im)
+{
 	*rlen = 0;
 	bool any_epoch = req->opcode == SD_OP_PEER_COMMIT || req->opcode == SD_OP_PEER_COMMIT_BATCH;
 	int res = any_epoch ? SD_RES_SUCCESS : check_epoch(s, req);
@@ -464,7 +521,7 @@ void peer_serve(struct sheep *s, const struct sd_req *req, const void *data, str
 		break;
 	}
 	case SD_OP_PEER_WRITE:
-		res = serve_write(s, req, data, &version);
+		res = serve_write(s, req, data, &version, im);
 		break;
 	case SD_OP_PEER_REMOVE:
 		peer_sole_forget(s, req->obj.oid, req->obj.ec_index);

@@ -488,11 +488,21 @@ static void in_place_end(void *arg)
 	in_place_done(arg, false);
 }
 
+/* A first reply of r before its final one, on the blocking socket of the
+ * connection r's thread serves. */
+static bool in_place_interim(struct request *r, const struct sd_rsp *rsp, const void *data,
+			     uint32_t len)
+{
+	struct iovec iov[2] = {{(void *)rsp, sizeof(*rsp)}, {(void *)data, len}};
+	return sd_writev_full(r->conn->fd, iov, len ? 2 : 1) == 0;
+}
+
 /* Run r and send its reply on the blocking socket; false on a send error. */
 static bool in_place_serve(struct request *r)
 {
 	struct conn *c = r->conn;
 	conn_note_write(c->s, &r->hdr, r->data, false);
+	r->interim = in_place_interim;
 	request_run(r);
 	void *reply = reply_take(r);
 	r->rsp.data_length = r->rlen;

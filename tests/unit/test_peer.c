@@ -574,6 +574,147 @@ static void test_sole_read_of_an_ec_fragment_only_when_known_current(void **stat
 	peer_sole_fini(s);
 }
 
+/* What a holder sent as the first reply of a PEER_WH_OLD prepare. */
+struct interim_log {
+	int n;
+	bool fail; /* the send fails */
+	struct sd_rsp rsp;
+	char data[4096];
+	uint32_t len;
+};
+
+static bool record_interim(void *ctx, const struct sd_rsp *rsp, const void *data, uint32_t len)
+{
+	struct interim_log *l = ctx;
+	l->n++;
+	l->rsp = *rsp;
+	l->len = len;
+	memcpy(l->data, data, len < sizeof(l->data) ? len : sizeof(l->data));
+	return !l->fail;
+}
+
+/* A range-update prepare of data fragment idx with PEER_WH_OLD (early,
+ * LC), served with an interim channel (im NULL: none). */
+static int prepare_old(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t expect, uint64_t version,
+		       uint64_t wid, uint64_t prev, const void *buf, uint32_t off, uint32_t len,
+		       struct interim_log *log)
+{
+	char *payload = malloc(sizeof(struct peer_write_hdr) + len);
+	assert_non_null(payload);
+	struct peer_write_hdr wh = {.expect_version = expect,
+				    .new_version = version,
+				    .frag_size = FRAG,
+				    .copy_policy = 0x22,
+				    .nr_copies = 6,
+				    .mode = PEER_WRITE_UPDATE,
+				    .flags = PEER_WH_EARLY | PEER_WH_OLD | PEER_WH_LC,
+				    .write_id = wid,
+				    .prev_write_id = prev,
+				    .lc_delta = {0, 0, 3, 3}};
+	memcpy(payload, &wh, sizeof(wh));
+	memcpy(payload + sizeof(wh), buf, len);
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = SD_OP_PEER_WRITE;
+	req.id = 77;
+	req.flags = SD_PEER_FLAG_PREPARE | SD_FLAG_CMD_WRITE;
+	req.epoch = s->cl->epoch;
+	req.data_length = (uint32_t)(sizeof(wh) + len);
+	req.obj.oid = oid;
+	req.obj.ec_index = idx;
+	req.obj.offset = off;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	uint32_t got = 0;
+	struct peer_interim im = {record_interim, log};
+	peer_serve_ex(s, &req, payload, &rsp, NULL, &got, log ? &im : NULL);
+	free(payload);
+	return (int)rsp.result;
+}
+
+/* PEER_WH_OLD: the holder sends the range's bytes at expect_version (with
+ * the version, the fragment's record and the request's id) before it
+ * prepares, and commits the coordinator's previous write first as any
+ * prepare does. Without an interim channel, over a pending write, at a
+ * version other than expected, or when the first reply cannot be sent,
+ * it sends nothing first and prepares nothing. */
+static void test_old_bytes_first(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	uint64_t oid = 0x00abcd0400000001ull;
+	const uint8_t idx = 2;
+	static char base[FRAG], p1[4096], p2[4096], back[4096];
+	memset(base, 0x31, sizeof(base));
+	memset(p1, 0x5a, sizeof(p1));
+	memset(p2, 0xc3, sizeof(p2));
+	assert_int_equal(prepare_ec(s, oid, idx, true, 0, 5, 0x701, 0, base, 0, FRAG),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 5, 0x701), SD_RES_SUCCESS);
+	struct store_pending pp;
+	/* no interim channel (a pool worker, a call to itself): NO_SUPPORT */
+	assert_int_equal(prepare_old(s, oid, idx, 5, 6, 0x702, 0, p1, 8192, 4096, NULL),
+			 SD_RES_NO_SUPPORT);
+	assert_int_not_equal(store_pending(s->store, oid, idx, &pp), 0);
+	/* expecting a version the fragment is not at: no first reply */
+	struct interim_log log = {0};
+	assert_int_equal(prepare_old(s, oid, idx, 4, 6, 0x703, 0, p1, 8192, 4096, &log),
+			 SD_RES_AGAIN);
+	assert_int_equal(log.n, 0);
+	assert_int_not_equal(store_pending(s->store, oid, idx, &pp), 0);
+	/* the first reply cannot be sent: nothing prepared */
+	log = (struct interim_log){.fail = true};
+	assert_int_equal(prepare_old(s, oid, idx, 5, 6, 0x704, 0, p1, 8192, 4096, &log),
+			 SD_RES_NETWORK_ERROR);
+	assert_int_equal(log.n, 1);
+	assert_int_not_equal(store_pending(s->store, oid, idx, &pp), 0);
+	/* the old bytes first, then the prepare */
+	log = (struct interim_log){0};
+	assert_int_equal(prepare_old(s, oid, idx, 5, 6, 0x705, 0, p1, 8192, 4096, &log),
+			 SD_RES_SUCCESS);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(log.rsp.result, SD_RES_SUCCESS);
+	assert_int_equal(log.rsp.id, 77);
+	assert_int_equal(log.rsp.opcode, SD_OP_PEER_WRITE);
+	assert_true(log.rsp.obj.reserved[0] & PEER_RSP_INTERIM);
+	assert_false(log.rsp.obj.reserved[0] & PEER_RSP_LC); /* the whole write made none */
+	assert_int_equal(log.rsp.obj.offset, 5);
+	assert_int_equal(log.rsp.data_length, 4096);
+	assert_int_equal(log.len, 4096);
+	assert_memory_equal(log.data, base, 4096);
+	assert_int_equal(store_pending(s->store, oid, idx, &pp), 0);
+	assert_int_equal(pp.write_id, 0x705);
+	/* over that pending write, no first reply and nothing replaced */
+	log = (struct interim_log){0};
+	assert_int_equal(prepare_old(s, oid, idx, 6, 7, 0x706, 0, p2, 8192, 4096, &log),
+			 SD_RES_NO_SUPPORT);
+	assert_int_equal(log.n, 0);
+	assert_int_equal(store_pending(s->store, oid, idx, &pp), 0);
+	assert_int_equal(pp.write_id, 0x705);
+	/* the next write carries the commit of that one: the old bytes it
+	 * gets are that write's, with its record */
+	log = (struct interim_log){0};
+	assert_int_equal(prepare_old(s, oid, idx, 6, 7, 0x707, 0x705, p2, 8192, 4096, &log),
+			 SD_RES_SUCCESS);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(log.rsp.obj.offset, 6);
+	assert_true(log.rsp.obj.reserved[0] & PEER_RSP_LC);
+	assert_int_equal(((uint8_t *)&log.rsp)[32 + 2], 3);
+	assert_memory_equal(log.data, p1, 4096);
+	assert_int_equal(store_pending(s->store, oid, idx, &pp), 0);
+	assert_int_equal(pp.write_id, 0x707);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 7, 0x707), SD_RES_SUCCESS);
+	uint32_t rlen = 0;
+	assert_int_equal(peer_raw(s, SD_OP_PEER_READ, 0, 3, oid, idx, 8192, NULL, 0, back,
+				  sizeof(back), &rlen),
+			 SD_RES_SUCCESS);
+	assert_int_equal(rlen, 4096);
+	assert_memory_equal(back, p2, 4096);
+	peer_sole_fini(s);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
@@ -586,6 +727,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sole_read_only_of_a_copy_known_current, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_old_bytes_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sole_read_of_an_ec_fragment_only_when_known_current,
 						setup, teardown),
 	};
