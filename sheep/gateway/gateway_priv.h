@@ -73,6 +73,17 @@ struct gw_obj {
 	uint64_t silent_ver[GW_MAX_WIDTH]; /* the version each is expected at */
 	bool made_lc;
 	uint8_t made_delta[PEER_LC_MAX];
+	/* A range update of one data fragment whose prepare there asks for
+	 * the old bytes first (PEER_WH_OLD, write.c): gw_write_2pc sends it
+	 * ahead, folds old ^ new (nw) into buf, which the parities' delta
+	 * prepares carry, then sends those. */
+	struct {
+		bool on;
+		int idx;
+		uint8_t *buf;
+		const uint8_t *nw;
+		uint32_t len;
+	} old_first;
 };
 
 /*
@@ -158,6 +169,8 @@ int gw_durable_targets(const struct gw_obj *o, uint32_t off, uint32_t len, bool 
  void gw_call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t opcode);
  void gw_call_state(const struct peer_call *c, struct frag_state *st);
  void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n);
+/* The group-commit hints of the writes among calls[0..n) (whdr.hint). */
+void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n);
  bool gw_res_is_retry(int res);
  int gw_probe(struct gw_obj *o, struct frag_state *st);
  uint64_t gw_choose_version(const struct frag_state *st, int n, int need, uint64_t *vmax);
@@ -240,7 +253,7 @@ void gw_vcache_init(struct sheep *s);
 void gw_vcache_fini(struct sheep *s);
  int gw_test_crash_point(struct gw_obj *o);
 enum { GW_CRASH_NONE, GW_CRASH_COMMITS, GW_CRASH_BEFORE_ACK, GW_CRASH_AFTER_ACK,
-       GW_CRASH_MID_PREPARE };
+       GW_CRASH_MID_PREPARE, GW_CRASH_AFTER_OLD };
 int gw_test_crash_mode(struct gw_obj *o);
  void gw_test_pause(struct gw_obj *o, const char *point);
  int gw_check_base(struct gw_obj *o, uint64_t wid);

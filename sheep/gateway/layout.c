@@ -224,21 +224,26 @@ int gw_coming_for(struct sheep *s, const struct sd_node *n)
 
 /* peer_fanout, counting the calls that reached no peer: a node may have
  * died before the view says so (see gw_run). */
-void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
+void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n)
 {
 	bool writes = false;
 	for (int i = 0; i < n && !writes; i++)
 		writes = calls[i].node && calls[i].req.opcode == SD_OP_PEER_WRITE;
-	if (writes) {
-		gw_coming_end(); /* this write is on its way now */
-		uint32_t tag = node_hash(&o->s->self) >> 24; /* this coordinator's */
-		for (int i = 0; i < n; i++) {
-			if (calls[i].req.opcode != SD_OP_PEER_WRITE || !calls[i].node)
-				continue;
-			int coming = gw_coming_for(o->s, calls[i].node);
-			calls[i].whdr.hint = tag << 24 | (uint32_t)SD_MIN(SD_MAX(coming, 0), 0xffffff);
-		}
+	if (!writes)
+		return;
+	gw_coming_end(); /* this write is on its way now */
+	uint32_t tag = node_hash(&o->s->self) >> 24; /* this coordinator's */
+	for (int i = 0; i < n; i++) {
+		if (calls[i].req.opcode != SD_OP_PEER_WRITE || !calls[i].node || calls[i].sent)
+			continue;
+		int coming = gw_coming_for(o->s, calls[i].node);
+		calls[i].whdr.hint = tag << 24 | (uint32_t)SD_MIN(SD_MAX(coming, 0), 0xffffff);
 	}
+}
+
+void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
+{
+	gw_set_hints(o, calls, n);
 	peer_fanout(o->s, calls, n);
 	for (int i = 0; i < n; i++)
 		o->neterr += calls[i].node && calls[i].result == SD_RES_NETWORK_ERROR;

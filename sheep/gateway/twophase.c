@@ -53,7 +53,8 @@ int gw_test_crash_point(struct gw_obj *o)
  * "after-ack" makes it die after acknowledging, before any commit is sent;
  * "mid-prepare" makes it send the prepares of every fragment but the
  * changed data fragments, then die (a power cut in the middle of the
- * fan-out).
+ * fan-out); "after-old" makes it die once the data prepare sent ahead
+ * (PEER_WH_OLD) answered with the old bytes, before the parity prepares.
  */
 int gw_test_crash_mode(struct gw_obj *o)
 {
@@ -71,6 +72,8 @@ int gw_test_crash_mode(struct gw_obj *o)
 		return GW_CRASH_AFTER_ACK;
 	if (!strncmp(buf, "mid-prepare", 11))
 		return GW_CRASH_MID_PREPARE;
+	if (!strncmp(buf, "after-old", 9))
+		return GW_CRASH_AFTER_OLD;
 	return GW_CRASH_COMMITS;
 }
 
@@ -314,6 +317,61 @@ static int write_early(struct gw_obj *o, struct peer_call *calls, int n, uint64_
 }
 
 /*
+ * PEER_WH_OLD (peer.h): send the changed data fragment's prepare ahead and
+ * take the old bytes of its range from its first reply; fold old ^ new
+ * into o->old_first.buf, which the parities' delta prepares carry. 0: the
+ * data prepare is on its way (its final reply comes with the others');
+ * else nothing was prepared: a retry code, or -1 (the holder did not
+ * answer first: the caller reads the old bytes and starts again).
+ */
+static int old_first(struct gw_obj *o, struct peer_call *calls, int n, int hook)
+{
+	struct peer_call *c = NULL;
+	for (int i = 0; i < n && !c; i++)
+		if (calls[i].node && calls[i].wlen && calls[i].req.obj.ec_index == o->old_first.idx)
+			c = &calls[i];
+	if (!c || c->wlen != o->old_first.len)
+		return -1;
+	c->whdr.flags |= PEER_WH_OLD;
+	c->rbuf = o->old_first.buf;
+	c->rcap = o->old_first.len;
+	gw_set_hints(o, c, 1);
+	if (!peer_call_first(o->s, c)) {
+		o->neterr += c->result == SD_RES_NETWORK_ERROR;
+		if (c->result == SD_RES_SUCCESS) {
+			/* Prepared without a first reply (a sheep that does not
+			 * know the flag): no old bytes, so drop it. */
+			struct peer_call ab;
+			gw_commit_init(o, &ab, c->node, c->req.obj.ec_index, c->whdr.new_version,
+				       c->whdr.write_id, true);
+			gw_fanout(o, &ab, 1);
+		}
+		c->whdr.flags &= (uint8_t)~PEER_WH_OLD;
+		c->rbuf = NULL;
+		c->rcap = 0;
+		return gw_res_is_retry(c->result) ? c->result : -1;
+	}
+	if (hook == GW_CRASH_AFTER_OLD && gw_test_crash_point(o) >= 0) {
+		sd_err("test hook: %016llx: dying with the data prepare sent, before the parity "
+		       "prepares", (unsigned long long)o->oid);
+		kill(getpid(), SIGKILL);
+	}
+	uint8_t *d = o->old_first.buf;
+	for (uint32_t b = 0; b < o->old_first.len; b++)
+		d[b] ^= o->old_first.nw[b];
+	if (c->rlen != o->old_first.len) {
+		/* Not what was asked: the parities get nothing, so the data
+		 * prepare alone falls short of the count and is dropped. */
+		sd_err("%016llx: old bytes: %u of %u", (unsigned long long)o->oid, c->rlen,
+		       o->old_first.len);
+		for (int i = 0; i < n; i++)
+			if (calls[i].req.obj.ec_index >= o->d)
+				calls[i].node = NULL;
+	}
+	return 0;
+}
+
+/*
  * The write fan-out of an EC object, in two phases so that a coordinator
  * dying half-way never leaves fewer than d fragments of both generations
  * (DESIGN.md invariant 2): every fragment write is first prepared (stored
@@ -346,6 +404,15 @@ int gw_write_2pc(struct gw_obj *o, struct peer_call *calls, int n)
 			    !(calls[i].whdr.flags & PEER_WH_LC))
 				calls[i].whdr.flags |= PEER_WH_LAZY;
 		}
+	}
+	if (o->old_first.on) {
+		/* Only an early write sends its data prepare ahead (not the
+		 * protocols of the crash hooks that order the prepares or the
+		 * commits); the parity deltas are not computed yet: nothing
+		 * was sent, the caller takes the long way. */
+		int r = early && hook != GW_CRASH_MID_PREPARE ? old_first(o, calls, n, hook) : -1;
+		if (r)
+			return r;
 	}
 	if (early && hook == GW_CRASH_MID_PREPARE && gw_test_crash_point(o) >= 0) {
 		for (int i = 0; i < n; i++)

@@ -242,6 +242,25 @@ static int gw_update_ec_delta(struct gw_obj *o, const struct gw_upd *u, const vo
 	uint8_t *delta = malloc(e->len);
 	if (!delta)
 		return SD_RES_NO_MEM;
+	const struct sd_node *dn = o->loc[e->idx];
+	if (!o->s->opt.test_no_old_first && dn && !sd_node_eq(dn, &o->s->self)) {
+		/* The old bytes come with the data prepare's first reply. */
+		uint8_t *pbuf[GW_MAX_WIDTH];
+		for (int j = 0; j < o->p; j++)
+			pbuf[j] = delta;
+		o->old_first.on = true;
+		o->old_first.idx = e->idx;
+		o->old_first.buf = delta;
+		o->old_first.nw = (const uint8_t *)buf + (e->obj_off - off);
+		o->old_first.len = e->len;
+		int r = gw_update_prepare(o, u, new_version, buf, off, e, 1, pbuf, e->frag_off,
+					  e->len, e->idx);
+		o->old_first.on = false;
+		if (r != -1) {
+			free(delta);
+			return r;
+		}
+	}
 	struct peer_call c;
 	gw_call_init(o, &c, e->idx, SD_OP_PEER_READ);
 	gw_commit_prev(o, &c);

@@ -757,6 +757,7 @@ int main(int argc, char **argv)
 	const char *apply_delay = getenv("SHEEP_TEST_APPLY_DELAY_MS");
 	s->opt.test_apply_delay_ms = apply_delay ? atoi(apply_delay) : 0;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
+	s->opt.test_no_old_first = getenv("SHEEP_TEST_NO_OLD_FIRST") != NULL;
 	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
 	s->opt.test_no_lazy = getenv("SHEEP_TEST_NO_LAZY") != NULL;
 	s->opt.test_bumps = getenv("SHEEP_TEST_BUMPS") != NULL;

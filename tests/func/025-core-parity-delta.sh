@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 025-core-parity-delta.sh - small 4:2 writes send their delta to the parity holders, which fold it into the parity (PEER_WH_DELTA): reads healthy and with two sheep down match a reference, and coordinators read about once per write (three times without the delta).
+# 025-core-parity-delta.sh - small 4:2 writes send their delta to the parity holders, which fold it into the parity (PEER_WH_DELTA), and take the old bytes from the first reply of the data prepare (PEER_WH_OLD): reads healthy and with two sheep down match a reference, and coordinators read over the network well under once per write (about once with the old bytes read first, three times without the delta).
 # timeout: 400
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 command -v qemu-io >/dev/null || bail "qemu-io is not installed (scripts/install-deps)"
@@ -71,9 +71,20 @@ r0=$(peer_reads)
 check "$NW small writes through sheep 0 acknowledged" patch 1 0
 r1=$(peer_reads)
 log "peer reads during $NW writes with the delta: $((r1 - r0))"
-check "with the delta, at most 1.2 network reads per write ($((r1 - r0)) for $NW)" \
-	test $(( (r1 - r0) * 10 )) -le $((NW * 12))
+check "with the old bytes from the data prepare, at most 0.2 network reads per write ($((r1 - r0)) for $NW)" \
+	test $(( (r1 - r0) * 10 )) -le $((NW * 2))
 check "the volume matches the reference through sheep 3" same 3
+
+# Reading the old bytes first (before PEER_WH_OLD): about one read per write.
+for i in 0 1 2 3 4 5; do sd_kill $i; done
+start_all SHEEP_TEST_NO_OLD_FIRST=1 || bail "restart with SHEEP_TEST_NO_OLD_FIRST"
+r0=$(peer_reads)
+check "$NW more writes reading the old bytes first acknowledged" patch 4 3
+r1=$(peer_reads)
+log "peer reads during $NW writes reading the old bytes first: $((r1 - r0))"
+check "then between 0.5 and 1.2 network reads per write ($((r1 - r0)) for $NW)" \
+	test $(( (r1 - r0) * 10 )) -ge $((NW * 5)) -a $(( (r1 - r0) * 10 )) -le $((NW * 12))
+check "the volume matches the reference through sheep 4" same 4
 
 # The same writes with the delta off read the parity too: the count above
 # is the delta's doing.

@@ -103,15 +103,18 @@ check_eq "object 2 reads back (via sheep 5)" \
 	"$(dd if="$SD_TEST_DIR/cur" bs=1M skip=8 count=4 status=none | sha256sum | cut -d' ' -f1)" \
 	"$(dogn 5 vdi read v $((8 * MiB)) $((4 * MiB)) | sha256sum | cut -d' ' -f1)"
 
-# 4. A coordinator killed after its acknowledgement (before any commit)
-#    and one killed before it, writing into fragments whose neighbours are
-#    many writes behind: the acknowledged write reads back at once via
-#    another sheep, the other reads wholly old or new, and both stay so
-#    once the dead sheep returns.
-for mode in after-ack before-ack; do
+# 4. A coordinator killed after its acknowledgement (before any commit),
+#    one killed before it, and one killed once its data prepare, sent
+#    ahead, answered with the old bytes (PEER_WH_OLD) and before the
+#    parity prepares, writing into fragments whose neighbours are many
+#    writes behind: the acknowledged write reads back at once via another
+#    sheep, the others read wholly old or new, and all stay so once the
+#    dead sheep returns.
+for mode in after-ack before-ack after-old; do
 	name="killed $mode"
 	off=$((4 * MiB + 2 * MiB + 8192)) # object 1, data fragment 2
 	[ $mode = before-ack ] && off=$((4 * MiB + 3 * MiB + 4096))
+	[ $mode = after-old ] && off=$((4 * MiB + 1 * MiB + 12288))
 	crash_find_coordinator "$name" $off 4096
 	c=$CRASH_C
 	crash_write "$name" $mode $off 4096
