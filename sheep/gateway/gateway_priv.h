@@ -169,8 +169,10 @@ int gw_durable_targets(const struct gw_obj *o, uint32_t off, uint32_t len, bool 
  void gw_call_init(struct gw_obj *o, struct peer_call *c, int idx, uint8_t opcode);
  void gw_call_state(const struct peer_call *c, struct frag_state *st);
  void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n);
-/* The group-commit hints of the writes among calls[0..n) (whdr.hint). */
-void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n);
+/* The group-commit hints of the writes among calls[0..n) (whdr.hint);
+ * ahead: they go before the write's other prepares, which still count as
+ * coming to their nodes. */
+void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n, bool ahead);
  bool gw_res_is_retry(int res);
  int gw_probe(struct gw_obj *o, struct frag_state *st);
  uint64_t gw_choose_version(const struct frag_state *st, int n, int need, uint64_t *vmax);

@@ -208,6 +208,21 @@ void gw_coming_begin(struct gw_obj *o, uint32_t off, uint32_t len, bool whole)
 	}
 }
 
+/* The write's record for n is on its way (a data prepare sent ahead of
+ * the others, PEER_WH_OLD): n's count drops, the others' stay until the
+ * rest go out. */
+static void gw_coming_end_node(const struct sd_node *n)
+{
+	unsigned k = hint_slot(n);
+	for (int i = 0; i < tl_coming.n; i++) {
+		if (tl_coming.slot[i] != k)
+			continue;
+		__atomic_sub_fetch(&tl_coming.gw->coming[k], 1, __ATOMIC_ACQ_REL);
+		tl_coming.slot[i] = tl_coming.slot[--tl_coming.n];
+		return;
+	}
+}
+
 void gw_coming_end(void)
 {
 	for (int i = 0; i < tl_coming.n; i++)
@@ -224,14 +239,20 @@ int gw_coming_for(struct sheep *s, const struct sd_node *n)
 
 /* peer_fanout, counting the calls that reached no peer: a node may have
  * died before the view says so (see gw_run). */
-void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n)
+void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n, bool ahead)
 {
 	bool writes = false;
 	for (int i = 0; i < n && !writes; i++)
 		writes = calls[i].node && calls[i].req.opcode == SD_OP_PEER_WRITE;
 	if (!writes)
 		return;
-	gw_coming_end(); /* this write is on its way now */
+	if (ahead) { /* only these go now: the others still count as coming */
+		for (int i = 0; i < n; i++)
+			if (calls[i].node && calls[i].req.opcode == SD_OP_PEER_WRITE)
+				gw_coming_end_node(calls[i].node);
+	} else {
+		gw_coming_end(); /* this write is on its way now */
+	}
 	uint32_t tag = node_hash(&o->s->self) >> 24; /* this coordinator's */
 	for (int i = 0; i < n; i++) {
 		if (calls[i].req.opcode != SD_OP_PEER_WRITE || !calls[i].node || calls[i].sent)
@@ -243,7 +264,7 @@ void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n)
 
 void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
 {
-	gw_set_hints(o, calls, n);
+	gw_set_hints(o, calls, n, false);
 	peer_fanout(o->s, calls, n);
 	for (int i = 0; i < n; i++)
 		o->neterr += calls[i].node && calls[i].result == SD_RES_NETWORK_ERROR;

@@ -335,7 +335,7 @@ static int old_first(struct gw_obj *o, struct peer_call *calls, int n, int hook)
 	c->whdr.flags |= PEER_WH_OLD;
 	c->rbuf = o->old_first.buf;
 	c->rcap = o->old_first.len;
-	gw_set_hints(o, c, 1);
+	gw_set_hints(o, c, 1, true);
 	if (!peer_call_first(o->s, c)) {
 		o->neterr += c->result == SD_RES_NETWORK_ERROR;
 		if (c->result == SD_RES_SUCCESS) {

@@ -105,6 +105,37 @@ static void test_the_hint_counts_a_write_only_for_its_durable_targets(void **sta
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), 0);
 }
 
+/* A data prepare sent ahead of the parity prepares (PEER_WH_OLD) ends the
+ * write's count on its node only: the parities' holders still see it
+ * coming until the rest go out. */
+static void test_a_prepare_sent_ahead_ends_only_its_nodes_count(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 0);
+	gw_coming_begin(&r.o, 2 * MiB, 4096, false); /* data fragment 2 */
+	struct peer_call c[6];
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < 6; i++) {
+		c[i].node = &r.n[i];
+		c[i].req.opcode = SD_OP_PEER_WRITE;
+	}
+	gw_set_hints(&r.o, &c[2], 1, true);
+	int want[6] = {0, 0, 0, 0, 1, 1};
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), want[i]);
+	/* its hint counts the others' writes coming to it: none */
+	assert_int_equal(c[2].whdr.hint & 0xffffff, 0);
+	/* the rest of the fan-out: everything ends */
+	c[2].sent = true;
+	gw_set_hints(&r.o, c, 6, false);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), 0);
+	gw_coming_end();
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), 0);
+}
+
 struct other {
 	struct rig *r;
 	pthread_barrier_t *b;
@@ -150,6 +181,7 @@ int main(void)
 	    cmocka_unit_test(test_a_range_update_is_durable_only_on_its_data_and_the_parities),
 	    cmocka_unit_test(test_the_hint_counts_a_write_only_for_its_durable_targets),
 	    cmocka_unit_test(test_writes_of_two_threads_add_up_per_node),
+	    cmocka_unit_test(test_a_prepare_sent_ahead_ends_only_its_nodes_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
