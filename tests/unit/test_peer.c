@@ -64,14 +64,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* One peer request as it arrives off the wire; returns the result code. */
-static int peer_raw(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t epoch, uint64_t oid,
-		    uint8_t idx, uint32_t off, const void *payload, uint32_t plen, void *rbuf,
-		    uint32_t rcap, uint32_t *rlen)
+#define REQ_ID 77
+
+/* One peer request as it arrives off the wire (id REQ_ID), served with
+ * the interim channel im (may be NULL); returns the result code. */
+static int peer_raw_im(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t epoch,
+		       uint64_t oid, uint8_t idx, uint32_t off, const void *payload, uint32_t plen,
+		       void *rbuf, uint32_t rcap, uint32_t *rlen, const struct peer_interim *im)
 {
 	struct sd_req req;
 	memset(&req, 0, sizeof(req));
 	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.id = REQ_ID;
 	req.opcode = opcode;
 	req.flags = flags | (payload ? SD_FLAG_CMD_WRITE : 0);
 	req.epoch = epoch;
@@ -82,10 +86,18 @@ static int peer_raw(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t ep
 	struct sd_rsp rsp;
 	memset(&rsp, 0, sizeof(rsp));
 	uint32_t got = 0;
-	peer_serve(s, &req, payload, &rsp, rbuf, &got);
+	peer_serve_ex(s, &req, payload, &rsp, rbuf, &got, im);
 	if (rlen)
 		*rlen = got;
 	return (int)rsp.result;
+}
+
+static int peer_raw(struct sheep *s, uint8_t opcode, uint16_t flags, uint32_t epoch, uint64_t oid,
+		    uint8_t idx, uint32_t off, const void *payload, uint32_t plen, void *rbuf,
+		    uint32_t rcap, uint32_t *rlen)
+{
+	return peer_raw_im(s, opcode, flags, epoch, oid, idx, off, payload, plen, rbuf, rcap, rlen,
+			   NULL);
 }
 
 /* One PEER_WRITE of [off, off+len) of buf with mode, as a gateway sends it. */
@@ -613,24 +625,12 @@ static int prepare_old(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t expe
 				    .lc_delta = {0, 0, 3, 3}};
 	memcpy(payload, &wh, sizeof(wh));
 	memcpy(payload + sizeof(wh), buf, len);
-	struct sd_req req;
-	memset(&req, 0, sizeof(req));
-	req.proto_ver = SD_SHEEP_PROTO_VER;
-	req.opcode = SD_OP_PEER_WRITE;
-	req.id = 77;
-	req.flags = SD_PEER_FLAG_PREPARE | SD_FLAG_CMD_WRITE;
-	req.epoch = s->cl->epoch;
-	req.data_length = (uint32_t)(sizeof(wh) + len);
-	req.obj.oid = oid;
-	req.obj.ec_index = idx;
-	req.obj.offset = off;
-	struct sd_rsp rsp;
-	memset(&rsp, 0, sizeof(rsp));
-	uint32_t got = 0;
 	struct peer_interim im = {record_interim, log};
-	peer_serve_ex(s, &req, payload, &rsp, NULL, &got, log ? &im : NULL);
+	int r = peer_raw_im(s, SD_OP_PEER_WRITE, SD_PEER_FLAG_PREPARE, s->cl->epoch, oid, idx, off,
+			    payload, (uint32_t)(sizeof(wh) + len), NULL, 0, NULL,
+			    log ? &im : NULL);
 	free(payload);
-	return (int)rsp.result;
+	return r;
 }
 
 /* PEER_WH_OLD: the holder sends the range's bytes at expect_version (with
@@ -676,7 +676,7 @@ static void test_old_bytes_first(void **state)
 			 SD_RES_SUCCESS);
 	assert_int_equal(log.n, 1);
 	assert_int_equal(log.rsp.result, SD_RES_SUCCESS);
-	assert_int_equal(log.rsp.id, 77);
+	assert_int_equal(log.rsp.id, REQ_ID);
 	assert_int_equal(log.rsp.opcode, SD_OP_PEER_WRITE);
 	assert_true(log.rsp.obj.reserved[0] & PEER_RSP_INTERIM);
 	assert_false(log.rsp.obj.reserved[0] & PEER_RSP_LC); /* the whole write made none */
