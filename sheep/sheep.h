@@ -248,8 +248,7 @@ struct request {
 	bool replied;        /* its worker sent (or queued) the reply (server/conn.c) */
 	/* Set when r's thread owns its connection (served in place): sends a
 	 * first reply before the final one (peer.h, PEER_WH_OLD). */
-	bool (*interim)(struct request *r, const struct sd_rsp *rsp, const void *data,
-			uint32_t len);
+	bool (*interim)(void *r, const struct sd_rsp *rsp, const void *data, uint32_t len);
 };
 
 /* ---- util ---- */

@@ -73,16 +73,14 @@ struct gw_obj {
 	uint64_t silent_ver[GW_MAX_WIDTH]; /* the version each is expected at */
 	bool made_lc;
 	uint8_t made_delta[PEER_LC_MAX];
-	/* A range update of one data fragment whose prepare there asks for
+	/* A range update of data fragment idx whose prepare there asks for
 	 * the old bytes first (PEER_WH_OLD, write.c): gw_write_2pc sends it
-	 * ahead, folds old ^ new (nw) into buf, which the parities' delta
-	 * prepares carry, then sends those. */
+	 * ahead, folds old ^ new into buf, which the parities' delta prepares
+	 * carry, then sends those. */
 	struct {
 		bool on;
 		int idx;
 		uint8_t *buf;
-		const uint8_t *nw;
-		uint32_t len;
 	} old_first;
 };
 

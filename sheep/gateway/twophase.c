@@ -330,11 +330,11 @@ static int old_first(struct gw_obj *o, struct peer_call *calls, int n, int hook)
 	for (int i = 0; i < n && !c; i++)
 		if (calls[i].node && calls[i].wlen && calls[i].req.obj.ec_index == o->old_first.idx)
 			c = &calls[i];
-	if (!c || c->wlen != o->old_first.len)
+	if (!c)
 		return -1;
 	c->whdr.flags |= PEER_WH_OLD;
 	c->rbuf = o->old_first.buf;
-	c->rcap = o->old_first.len;
+	c->rcap = c->wlen;
 	gw_set_hints(o, c, 1, true);
 	if (!peer_call_first(o->s, c)) {
 		o->neterr += c->result == SD_RES_NETWORK_ERROR;
@@ -357,13 +357,14 @@ static int old_first(struct gw_obj *o, struct peer_call *calls, int n, int hook)
 		kill(getpid(), SIGKILL);
 	}
 	uint8_t *d = o->old_first.buf;
-	for (uint32_t b = 0; b < o->old_first.len; b++)
-		d[b] ^= o->old_first.nw[b];
-	if (c->rlen != o->old_first.len) {
+	const uint8_t *nw = c->wbuf;
+	for (uint32_t b = 0; b < c->wlen; b++)
+		d[b] ^= nw[b];
+	if (c->rlen != c->wlen) {
 		/* Not what was asked: the parities get nothing, so the data
 		 * prepare alone falls short of the count and is dropped. */
 		sd_err("%016llx: old bytes: %u of %u", (unsigned long long)o->oid, c->rlen,
-		       o->old_first.len);
+		       c->wlen);
 		for (int i = 0; i < n; i++)
 			if (calls[i].req.obj.ec_index >= o->d)
 				calls[i].node = NULL;

@@ -242,17 +242,15 @@ static int gw_update_ec_delta(struct gw_obj *o, const struct gw_upd *u, const vo
 	uint8_t *delta = malloc(e->len);
 	if (!delta)
 		return SD_RES_NO_MEM;
+	uint8_t *pbuf[GW_MAX_WIDTH]; /* every parity prepare carries the delta */
+	for (int j = 0; j < o->p; j++)
+		pbuf[j] = delta;
 	const struct sd_node *dn = o->loc[e->idx];
 	if (!o->s->opt.test_no_old_first && dn && !sd_node_eq(dn, &o->s->self)) {
 		/* The old bytes come with the data prepare's first reply. */
-		uint8_t *pbuf[GW_MAX_WIDTH];
-		for (int j = 0; j < o->p; j++)
-			pbuf[j] = delta;
 		o->old_first.on = true;
 		o->old_first.idx = e->idx;
 		o->old_first.buf = delta;
-		o->old_first.nw = (const uint8_t *)buf + (e->obj_off - off);
-		o->old_first.len = e->len;
 		int r = gw_update_prepare(o, u, new_version, buf, off, e, 1, pbuf, e->frag_off,
 					  e->len, e->idx);
 		o->old_first.on = false;
@@ -277,9 +275,6 @@ static int gw_update_ec_delta(struct gw_obj *o, const struct gw_upd *u, const vo
 		const uint8_t *nw = (const uint8_t *)buf + (e->obj_off - off);
 		for (uint32_t b = 0; b < e->len; b++)
 			delta[b] ^= nw[b];
-		uint8_t *pbuf[GW_MAX_WIDTH];
-		for (int j = 0; j < o->p; j++)
-			pbuf[j] = delta;
 		ret = gw_update_prepare(o, u, new_version, buf, off, e, 1, pbuf, e->frag_off,
 					e->len, e->idx);
 	}

@@ -223,6 +223,7 @@ static void recv_reply(struct sheep *s, struct peer_call *c, bool first)
 
 static void recv_call(struct sheep *s, struct peer_call *c)
 {
+	c->sent = false;
 	recv_reply(s, c, false);
 }
 
@@ -287,12 +288,9 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 
 void peer_fanout(struct sheep *s, struct peer_call *calls, int n)
 {
-	bool sent[n > 0 ? n : 1];
 	for (int i = 0; i < n; i++) {
 		/* A call peer_call_first sent: only its final reply is due. */
-		sent[i] = calls[i].sent && calls[i].fd >= 0;
-		calls[i].sent = false;
-		if (sent[i])
+		if (calls[i].sent && calls[i].fd >= 0)
 			continue;
 		call_reset(&calls[i]);
 		if (!calls[i].node)
@@ -301,9 +299,9 @@ void peer_fanout(struct sheep *s, struct peer_call *calls, int n)
 			send_call(s, &calls[i]);
 	}
 	for (int i = 0; i < n; i++)
-		if (calls[i].node && !sent[i] && is_self(s, calls[i].node))
+		if (calls[i].node && !calls[i].sent && is_self(s, calls[i].node))
 			serve_local(s, &calls[i]);
 	for (int i = 0; i < n; i++)
-		if (calls[i].node && (sent[i] || !is_self(s, calls[i].node)))
+		if (calls[i].node && (calls[i].sent || !is_self(s, calls[i].node)))
 			recv_call(s, &calls[i]);
 }

@@ -128,6 +128,25 @@ out:
 	return r;
 }
 
+/* A range of fragment (oid, idx) from the store, as PEER_READ serves it: a
+ * checksum failure queues a repair (recovery upcalls). */
+static int read_range(struct sheep *s, uint64_t oid, uint8_t idx, void *buf, uint32_t off,
+		      uint32_t len, uint64_t *version, struct store_lc *lc)
+{
+	int ret = store_read_lc(s->store, oid, idx, buf, off, len, version, lc);
+	if (ret == -EIO && s->frag_csum_bad)
+		s->frag_csum_bad(s, oid, idx);
+	else if (ret == -EIO && s->frag_bad)
+		s->frag_bad(s, oid, idx, false);
+	return ret;
+}
+
+/* A fragment's record in a reply: bytes 32..47 (peer.h, PEER_RSP_LC). */
+static void rsp_put_lc(struct sd_rsp *rsp, const struct store_lc *lc)
+{
+	memcpy((uint8_t *)rsp + 32, lc->delta, sizeof(lc->delta));
+}
+
 /*
  * PEER_WH_OLD (peer.h): the range's bytes at wh->expect_version, sent as
  * the interim reply before the prepare. Returns 0 once sent; else the
@@ -139,8 +158,8 @@ static int send_old(struct sheep *s, const struct sd_req *req, const struct peer
 	uint64_t oid = req->obj.oid;
 	uint8_t idx = req->obj.ec_index;
 	struct store_pending pp;
-	if (!im || !(req->flags & SD_PEER_FLAG_PREPARE) || wh->mode != PEER_WRITE_UPDATE ||
-	    (wh->flags & PEER_WH_DELTA) || !(wh->flags & PEER_WH_EARLY) || len == 0)
+	if (!im || wh->mode != PEER_WRITE_UPDATE || (wh->flags & PEER_WH_DELTA) ||
+	    !(wh->flags & PEER_WH_EARLY) || len == 0)
 		return SD_RES_NO_SUPPORT;
 	/* A write pending here would refuse the prepare after the old bytes
 	 * went out: the coordinator takes the long way and meets it there. */
@@ -151,11 +170,7 @@ static int send_old(struct sheep *s, const struct sd_req *req, const struct peer
 		return SD_RES_NO_MEM;
 	uint64_t version = 0;
 	struct store_lc flc = {0};
-	int ret = store_read_lc(s->store, oid, idx, old, req->obj.offset, len, &version, &flc);
-	if (ret == -EIO && s->frag_csum_bad)
-		s->frag_csum_bad(s, oid, idx);
-	else if (ret == -EIO && s->frag_bad)
-		s->frag_bad(s, oid, idx, false);
+	int ret = read_range(s, oid, idx, old, req->obj.offset, len, &version, &flc);
 	int res = ret ? sd_errno_to_res(ret)
 		      : version != wh->expect_version ? SD_RES_AGAIN : SD_RES_SUCCESS;
 	if (res == SD_RES_SUCCESS) {
@@ -167,8 +182,8 @@ static int send_old(struct sheep *s, const struct sd_req *req, const struct peer
 		rsp.result = SD_RES_SUCCESS;
 		rsp.obj.offset = version;
 		rsp.obj.reserved[0] = PEER_RSP_INTERIM | (flc.valid ? PEER_RSP_LC : 0);
-		if (flc.valid) /* bytes 32..47, as peer_serve's replies */
-			memcpy((uint8_t *)&rsp + 32, flc.delta, sizeof(flc.delta));
+		if (flc.valid)
+			rsp_put_lc(&rsp, &flc);
 		rsp.data_length = len;
 		if (!im->send(im->ctx, &rsp, old, len))
 			res = SD_RES_NETWORK_ERROR;
@@ -486,14 +501,10 @@ void peer_serve_ex(struct sheep *s, const struct sd_req *req, const void *data,
 	switch (req->opcode) {
 	case SD_OP_PEER_READ: {
 		commit_prev(s, req);
-		ret = store_read_lc(s->store, req->obj.oid, req->obj.ec_index, rbuf,
-				    req->obj.offset, req->data_length, &version, &flc);
+		ret = read_range(s, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
+				 req->data_length, &version, &flc);
 		if (ret == 0 && flc.valid)
 			rsp_flags |= PEER_RSP_LC;
-		if (ret == -EIO && s->frag_csum_bad)
-			s->frag_csum_bad(s, req->obj.oid, req->obj.ec_index);
-		else if (ret == -EIO && s->frag_bad)
-			s->frag_bad(s, req->obj.oid, req->obj.ec_index, false);
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;
@@ -574,7 +585,7 @@ out:
 	rsp->obj.offset = version;
 	rsp->obj.reserved[0] = rsp_flags;
 	rsp->obj.peer_token = token;
-	if (rsp_flags & PEER_RSP_LC) /* bytes 32..47 (peer.h) */
-		memcpy((uint8_t *)rsp + 32, flc.delta, sizeof(flc.delta));
+	if (rsp_flags & PEER_RSP_LC)
+		rsp_put_lc(rsp, &flc);
 	rsp->data_length = *rlen;
 }

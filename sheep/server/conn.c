@@ -490,9 +490,9 @@ static void in_place_end(void *arg)
 
 /* A first reply of r before its final one, on the blocking socket of the
  * connection r's thread serves. */
-static bool in_place_interim(struct request *r, const struct sd_rsp *rsp, const void *data,
-			     uint32_t len)
+static bool in_place_interim(void *arg, const struct sd_rsp *rsp, const void *data, uint32_t len)
 {
+	struct request *r = arg;
 	struct iovec iov[2] = {{(void *)rsp, sizeof(*rsp)}, {(void *)data, len}};
 	return sd_writev_full(r->conn->fd, iov, len ? 2 : 1) == 0;
 }

@@ -559,12 +559,6 @@ static int do_peer_gw_write(struct sheep *s, struct request *r)
 				   r->hdr.obj.offset, r->hdr.flags & SD_PEER_FLAG_CREATE);
 }
 
-static bool ops_peer_interim(void *ctx, const struct sd_rsp *rsp, const void *data, uint32_t len)
-{
-	struct request *r = ctx;
-	return r->interim(r, rsp, data, len);
-}
-
 /* Fragment I/O on the local store (peer/serve.c). Its reply payload is
  * sent even with an error: a generation probe answers NO_OBJ with what it
  * found. */
@@ -578,7 +572,7 @@ static int do_peer(struct sheep *s, struct request *r)
 	if (cap && !rbuf)
 		return SD_RES_NO_MEM;
 	uint32_t rlen = 0;
-	struct peer_interim im = {ops_peer_interim, r};
+	struct peer_interim im = {r->interim, r};
 	peer_serve_ex(s, &r->hdr, r->data, &r->rsp, rbuf, &rlen, r->interim ? &im : NULL);
 	r->rdata = rbuf;
 	r->rlen = rlen;
