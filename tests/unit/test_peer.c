@@ -607,12 +607,26 @@ static bool record_interim(void *ctx, const struct sd_rsp *rsp, const void *data
 
 /* A range-update prepare of data fragment idx with PEER_WH_OLD (early,
  * LC), served with an interim channel (im NULL: none). */
+static int prepare_wh(struct sheep *s, uint64_t oid, uint8_t idx, const struct peer_write_hdr *whp,
+		      const void *buf, uint32_t off, uint32_t len, struct interim_log *log)
+{
+	const struct peer_write_hdr wh = *whp;
+	char *payload = malloc(sizeof(wh) + len);
+	assert_non_null(payload);
+	memcpy(payload, &wh, sizeof(wh));
+	memcpy(payload + sizeof(wh), buf, len);
+	struct peer_interim im = {record_interim, log};
+	int r = peer_raw_im(s, SD_OP_PEER_WRITE, SD_PEER_FLAG_PREPARE, s->cl->epoch, oid, idx, off,
+			    payload, (uint32_t)(sizeof(wh) + len), NULL, 0, NULL,
+			    log ? &im : NULL);
+	free(payload);
+	return r;
+}
+
 static int prepare_old(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t expect, uint64_t version,
 		       uint64_t wid, uint64_t prev, const void *buf, uint32_t off, uint32_t len,
 		       struct interim_log *log)
 {
-	char *payload = malloc(sizeof(struct peer_write_hdr) + len);
-	assert_non_null(payload);
 	struct peer_write_hdr wh = {.expect_version = expect,
 				    .new_version = version,
 				    .frag_size = FRAG,
@@ -623,14 +637,64 @@ static int prepare_old(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t expe
 				    .write_id = wid,
 				    .prev_write_id = prev,
 				    .lc_delta = {0, 0, 3, 3}};
-	memcpy(payload, &wh, sizeof(wh));
-	memcpy(payload + sizeof(wh), buf, len);
-	struct peer_interim im = {record_interim, log};
-	int r = peer_raw_im(s, SD_OP_PEER_WRITE, SD_PEER_FLAG_PREPARE, s->cl->epoch, oid, idx, off,
-			    payload, (uint32_t)(sizeof(wh) + len), NULL, 0, NULL,
-			    log ? &im : NULL);
-	free(payload);
-	return r;
+	return prepare_wh(s, oid, idx, &wh, buf, off, len, log);
+}
+
+/* PEER_WH_OLD where it means nothing (a whole write, no early ack, with a
+ * parity delta, no bytes, a range past the fragment): no first reply,
+ * nothing prepared, the fragment unchanged. */
+static void test_old_bytes_first_refused_where_it_means_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	uint64_t oid = 0x00abcd0500000001ull;
+	const uint8_t idx = 1;
+	static char base[FRAG], p1[4096], back[4096];
+	memset(base, 0x44, sizeof(base));
+	memset(p1, 0xee, sizeof(p1));
+	assert_int_equal(prepare_ec(s, oid, idx, true, 0, 5, 0x801, 0, base, 0, FRAG),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 5, 0x801), SD_RES_SUCCESS);
+	const struct peer_write_hdr good = {.expect_version = 5,
+					    .new_version = 6,
+					    .frag_size = FRAG,
+					    .copy_policy = 0x22,
+					    .nr_copies = 6,
+					    .mode = PEER_WRITE_UPDATE,
+					    .flags = PEER_WH_EARLY | PEER_WH_OLD,
+					    .write_id = 0x802};
+	struct {
+		uint8_t mode, flags;
+		uint32_t off, len;
+	} bad[] = {
+	    {PEER_WRITE_REPLACE, PEER_WH_EARLY | PEER_WH_OLD, 0, 4096},
+	    {PEER_WRITE_UPSERT, PEER_WH_EARLY | PEER_WH_OLD, 0, 4096},
+	    {PEER_WRITE_UPDATE, PEER_WH_OLD, 0, 4096},
+	    {PEER_WRITE_UPDATE, PEER_WH_EARLY | PEER_WH_OLD | PEER_WH_DELTA, 0, 4096},
+	    {PEER_WRITE_UPDATE, PEER_WH_EARLY | PEER_WH_OLD, 0, 0},
+	    {PEER_WRITE_UPDATE, PEER_WH_EARLY | PEER_WH_OLD, FRAG - 100, 4096},
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		struct peer_write_hdr wh = good;
+		wh.mode = bad[k].mode;
+		wh.flags = bad[k].flags;
+		struct interim_log log = {0};
+		int r = prepare_wh(s, oid, idx, &wh, p1, bad[k].off, bad[k].len, &log);
+		assert_int_not_equal(r, SD_RES_SUCCESS);
+		assert_int_equal(log.n, 0);
+		struct store_pending pp;
+		assert_int_not_equal(store_pending(s->store, oid, idx, &pp), 0);
+	}
+	uint32_t rlen = 0;
+	uint64_t ver = 0;
+	assert_int_equal(peer_raw(s, SD_OP_PEER_READ, 0, 3, oid, idx, 0, NULL, 0, back,
+				  sizeof(back), &rlen),
+			 SD_RES_SUCCESS);
+	assert_memory_equal(back, base, sizeof(back));
+	assert_int_equal(store_read(s->store, oid, idx, back, 0, 8, &ver), 0);
+	assert_int_equal(ver, 5);
+	peer_sole_fini(s);
 }
 
 /* PEER_WH_OLD: the holder sends the range's bytes at expect_version (with
@@ -728,6 +792,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sole_read_only_of_a_copy_known_current, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_old_bytes_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_bytes_first_refused_where_it_means_nothing,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sole_read_of_an_ec_fragment_only_when_known_current,
 						setup, teardown),
 	};
