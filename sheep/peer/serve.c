@@ -401,7 +401,10 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 		peer_sole_unmark(s, req->obj.oid, req->obj.ec_index);
 	if (req->flags & SD_PEER_FLAG_MARK)
 		peer_sole_confirm(s, req->obj.oid, req->obj.ec_index, req->obj.cow_oid);
-	int ret = store_stat(s->store, req->obj.oid, req->obj.ec_index, &m);
+	bool pend;
+	/* One moment: a commit landing between the two would show the
+	 * fragment at its old version with nothing pending (stale). */
+	int ret = store_stat_pending(s->store, req->obj.oid, req->obj.ec_index, &m, &p, &pend);
 	if (ret && ret != -ENOENT)
 		return sd_errno_to_res(ret);
 	if (ret == 0) {
@@ -415,7 +418,7 @@ static int serve_gen(struct sheep *s, const struct sd_req *req, void *rbuf, uint
 	}
 	if ((req->flags & SD_PEER_FLAG_STALE) && s->frag_bad)
 		s->frag_bad(s, req->obj.oid, req->obj.ec_index, true);
-	if (store_pending(s->store, req->obj.oid, req->obj.ec_index, &p) == 0) {
+	if (pend) {
 		g.has_pend = 1;
 		g.pend_version = p.new_version;
 		g.pend_id = p.write_id;
@@ -501,6 +504,13 @@ void peer_serve_ex(struct sheep *s, const struct sd_req *req, const void *data,
 	switch (req->opcode) {
 	case SD_OP_PEER_READ: {
 		commit_prev(s, req);
+		/* A prepared write (of any kind) pending on it, looked at before
+		 * the read: a commit landing between the two then leaves the
+		 * new bytes read, never the old ones read and the write gone
+		 * from the table (an acknowledged write missed). A write
+		 * prepared after the look is concurrent with this read. */
+		struct store_pending pp;
+		bool pend = store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) == 0;
 		ret = read_range(s, req->obj.oid, req->obj.ec_index, rbuf, req->obj.offset,
 				 req->data_length, &version, &flc);
 		if (ret == 0 && flc.valid)
@@ -508,13 +518,10 @@ void peer_serve_ex(struct sheep *s, const struct sd_req *req, const void *data,
 		res = sd_errno_to_res(ret);
 		if (ret == 0)
 			*rlen = req->data_length;
-		bool pend = false; /* a prepared write (of any kind) is pending on it */
-		if (ret == 0 || ret == -ENOENT) {
-			struct store_pending pp;
-			pend = store_pending(s->store, req->obj.oid, req->obj.ec_index, &pp) == 0;
-			if (pend && (pp.flags & STORE_PREP_EARLY))
-				rsp_flags |= PEER_RSP_EARLY;
-		}
+		if (ret != 0 && ret != -ENOENT)
+			pend = false;
+		if (pend && (pp.flags & STORE_PREP_EARLY))
+			rsp_flags |= PEER_RSP_EARLY;
 		/* A sole read: the data only if this copy is known current and
 		 * no prepared write is pending on it (an uncommitted two-phase
 		 * write may be acknowledged, or committed elsewhere already). */

@@ -460,8 +460,16 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 	if (!st || !meta)
 		return -EINVAL;
 	struct store_stripe *s = store_stripe_of(st, oid, idx);
-	struct store_frag_hdr h;
 	pthread_rwlock_rdlock(&s->lock);
+	int r = store_stat_locked(st, oid, idx, meta);
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+/* store_stat under the stripe lock. */
+int store_stat_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta)
+{
+	struct store_frag_hdr h;
 	int fd = store_open_frag(st, oid, idx, O_RDONLY, &h);
 	if (fd >= 0) {
 		meta->oid = h.oid;
@@ -477,7 +485,6 @@ int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *m
 		meta->disk_bytes = store_disk_bytes(fd);
 		store_frag_close(st, oid, idx, fd);
 	}
-	pthread_rwlock_unlock(&s->lock);
 	return fd < 0 ? fd : 0;
 }
 

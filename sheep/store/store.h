@@ -235,6 +235,10 @@ struct store_pending {
 int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);
 
 int store_stat(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta);
+/* Both at one moment (a commit cannot fall between them): store_stat's
+ * result; *has_pend says whether pend was filled. */
+int store_stat_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta,
+		       struct store_pending *pend, bool *has_pend);
 int store_remove(struct store *st, uint64_t oid, uint8_t idx);
 
 /* Verify every block checksum of a fragment: 0, -EIO or -ENOENT. */

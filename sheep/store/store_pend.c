@@ -233,12 +233,9 @@ int store_abort(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id)
 	return r;
 }
 
-int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out)
+/* Under the stripe lock: the write pending on (oid, idx), as store_pending says. */
+int store_pending_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out)
 {
-	if (!st || !out)
-		return -EINVAL;
-	struct store_stripe *s = store_stripe_of(st, oid, idx);
-	pthread_rwlock_rdlock(&s->lock);
 	struct store_pend *p = store_pend_find(st, oid, idx);
 	if (p) {
 		out->new_version = p->hdr.version;
@@ -250,8 +247,38 @@ int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pend
 		store_hdr_get_lc(&p->hdr, &out->lc);
 		out->prep_ns = p->mono_ns;
 	}
-	pthread_rwlock_unlock(&s->lock);
 	return p ? 0 : -ENOENT;
+}
+
+int store_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out)
+{
+	if (!st || !out)
+		return -EINVAL;
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
+	pthread_rwlock_rdlock(&s->lock);
+	int r = store_pending_locked(st, oid, idx, out);
+	pthread_rwlock_unlock(&s->lock);
+	return r;
+}
+
+/*
+ * store_stat and store_pending at one moment: a commit (which applies the
+ * write and forgets it as pending under the stripe lock) cannot fall
+ * between them, as it can between two calls, where the fragment would
+ * look neither at the new version nor with the write pending. *has_pend
+ * says whether pend was filled; returns store_stat's result.
+ */
+int store_stat_pending(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta,
+		       struct store_pending *pend, bool *has_pend)
+{
+	if (!st || !meta || !pend || !has_pend)
+		return -EINVAL;
+	struct store_stripe *s = store_stripe_of(st, oid, idx);
+	pthread_rwlock_rdlock(&s->lock);
+	int r = store_stat_locked(st, oid, idx, meta);
+	*has_pend = store_pending_locked(st, oid, idx, pend) == 0;
+	pthread_rwlock_unlock(&s->lock);
+	return r;
 }
 
 /*

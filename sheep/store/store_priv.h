@@ -476,6 +476,8 @@ int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 
 /* store_pendtab.c: the table of pending writes */
 struct store_pend *store_pend_find(struct store *st, uint64_t oid, uint8_t idx);
+int store_pending_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);
+int store_stat_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta);
 void store_pend_put(struct store *st, struct store_pend *p);
 void store_pend_drop(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id);
 void store_pend_free_all(struct store *st);

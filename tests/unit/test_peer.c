@@ -779,6 +779,133 @@ static void test_old_bytes_first(void **state)
 	peer_sole_fini(s);
 }
 
+/* Fragment idx of oid at version 5, filled with base. */
+static void ec_frag_at_5(struct sheep *s, uint64_t oid, uint8_t idx, const void *base)
+{
+	assert_int_equal(prepare_ec(s, oid, idx, true, 0, 5, 0x500 + idx, 0, base, 0, FRAG),
+			 SD_RES_SUCCESS);
+	assert_int_equal(commit_ec(s, 3, oid, idx, 5, 0x500 + idx), SD_RES_SUCCESS);
+}
+
+/* Probes and reads racing the commits of one fragment: thread A prepares
+ * early writes k = 1.. (bytes all k) and commits each; prepared counts
+ * those prepared. */
+struct racer {
+	struct sheep *s;
+	uint64_t oid;
+	int rounds;
+	int prepared; /* atomic */
+	int done;     /* atomic */
+};
+
+static void *race_writer(void *arg)
+{
+	struct racer *r = arg;
+	char buf[4096];
+	for (int k = 1; k <= r->rounds; k++) {
+		memset(buf, k & 0xff, sizeof(buf));
+		uint64_t v = 5 + (uint64_t)k;
+		if (prepare_ec(r->s, r->oid, 0, false, v - 1, v, 0x1000 + (uint64_t)k, PEER_WH_EARLY,
+			       buf, 0, sizeof(buf)) != SD_RES_SUCCESS)
+			break;
+		__atomic_store_n(&r->prepared, k, __ATOMIC_SEQ_CST);
+		struct peer_commit pc = {.new_version = v, .write_id = 0x1000 + (uint64_t)k};
+		if (peer_raw(r->s, SD_OP_PEER_COMMIT, 0, 3, r->oid, 0, 0, &pc, sizeof(pc), NULL, 0,
+			     NULL) != SD_RES_SUCCESS)
+			break;
+	}
+	__atomic_store_n(&r->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* A generation probe answers as of one moment no earlier than its start:
+ * never the version from before a write prepared before it was asked with
+ * that write gone from the pending table (a commit landing between the
+ * look at the fragment and the look at the table made a write that had
+ * reached the fragment look lost: the probing coordinator left the
+ * fragment behind as stale and had it rebuilt). */
+static void test_a_probe_never_misses_a_write_committed_under_it(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	static char base[FRAG];
+	memset(base, 0, sizeof(base));
+	struct racer r = {.s = s, .oid = 0x00abcd0500000001ull, .rounds = 16000};
+	ec_frag_at_5(s, r.oid, 0, base);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+	int probes = 0, bad = 0;
+	while (!__atomic_load_n(&r.done, __ATOMIC_SEQ_CST)) {
+		uint64_t before = 5 + (uint64_t)__atomic_load_n(&r.prepared, __ATOMIC_SEQ_CST);
+		struct sd_req req;
+		memset(&req, 0, sizeof(req));
+		req.proto_ver = SD_SHEEP_PROTO_VER;
+		req.opcode = SD_OP_PEER_GEN;
+		req.epoch = 3;
+		req.data_length = sizeof(struct peer_gen);
+		req.obj.oid = r.oid;
+		struct peer_gen g;
+		struct sd_rsp rsp;
+		memset(&rsp, 0, sizeof(rsp));
+		uint32_t got = 0;
+		peer_serve(s, &req, NULL, &rsp, &g, &got);
+		assert_int_equal(rsp.result, SD_RES_SUCCESS);
+		bad += g.version < before && !(g.has_pend && g.pend_version >= before);
+		probes++;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(__atomic_load_n(&r.prepared, __ATOMIC_SEQ_CST), r.rounds);
+	assert_true(probes > 100);
+	assert_int_equal(bad, 0);
+	peer_sole_fini(s);
+}
+
+/* A read answers the bytes of a write prepared before it was asked, or
+ * says such a write is pending (PEER_RSP_EARLY, the reader then settles
+ * it): never the old bytes with the write gone from the table, as when a
+ * commit landed between the read and the look at the table (an
+ * acknowledged write read back old). */
+static void test_a_read_never_misses_a_write_committed_under_it(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	static char base[FRAG];
+	memset(base, 0, sizeof(base));
+	struct racer r = {.s = s, .oid = 0x00abcd0500000002ull, .rounds = 16000};
+	ec_frag_at_5(s, r.oid, 0, base);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+	int reads = 0, bad = 0;
+	char back[4096];
+	while (!__atomic_load_n(&r.done, __ATOMIC_SEQ_CST)) {
+		int before = __atomic_load_n(&r.prepared, __ATOMIC_SEQ_CST);
+		struct sd_req req;
+		memset(&req, 0, sizeof(req));
+		req.proto_ver = SD_SHEEP_PROTO_VER;
+		req.opcode = SD_OP_PEER_READ;
+		req.epoch = 3;
+		req.data_length = sizeof(back);
+		req.obj.oid = r.oid;
+		struct sd_rsp rsp;
+		memset(&rsp, 0, sizeof(rsp));
+		uint32_t got = 0;
+		peer_serve(s, &req, NULL, &rsp, back, &got);
+		assert_int_equal(rsp.result, SD_RES_SUCCESS);
+		assert_int_equal(got, sizeof(back));
+		uint64_t v = rsp.obj.offset; /* the bytes are those of version v */
+		assert_true(v >= 5);
+		assert_int_equal((uint8_t)back[0], (v - 5) & 0xff);
+		bad += v < 5 + (uint64_t)before && !(rsp.obj.reserved[0] & PEER_RSP_EARLY);
+		reads++;
+	}
+	pthread_join(t, NULL);
+	assert_true(reads > 100);
+	assert_int_equal(bad, 0);
+	peer_sole_fini(s);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT);
@@ -795,6 +922,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_old_bytes_first_refused_where_it_means_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sole_read_of_an_ec_fragment_only_when_known_current,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_probe_never_misses_a_write_committed_under_it,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_read_never_misses_a_write_committed_under_it,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
