@@ -194,6 +194,10 @@ int gw_op_read(struct gw_obj *o, void *arg)
 	int ret = gw_check_range(o, a->len, a->off);
 	if (ret != SD_RES_SUCCESS || a->len == 0)
 		return ret;
+	/* Commits this sheep still has queued for the object (it coordinates
+	 * its writes) would make the read meet their writes pending and
+	 * settle them: send them first. */
+	gw_commitq_flush(o->s, o->oid);
 	return o->ec ? gw_read_ec(o, a->buf, a->len, a->off) : gw_read_copies(o, a->buf, a->len, a->off);
 }
 

@@ -246,6 +246,14 @@ bool gw_vdi_layered(struct sheep *s, uint64_t oid);
 /* commitq.c: asynchronous commits of early-ack writes. */
 void gw_commitq_add(struct gw_obj *o, const struct peer_call *calls, int n, uint64_t wid,
 		    bool die);
+bool gw_commitq_any(struct sheep *s);
+uint64_t gw_commitq_queued(struct sheep *s, const struct sd_node *n, uint64_t oid, uint8_t idx);
+void gw_commitq_flush(struct sheep *s, uint64_t oid);
+int gw_commitq_take(struct sheep *s, const struct sd_node *n, uint32_t epoch,
+		    struct peer_commit_ent *out, int max);
+/* layout.c: queued commits ride on the writes about to leave (attach,
+ * from gw_set_hints) until they are sent (release). */
+void gw_ride_release(struct peer_call *calls, int n);
 int gw_commitq_init(struct sheep *s);
 void gw_commitq_fini(struct sheep *s);
 int gw_settle_early(struct gw_obj *o, const struct frag_state *st);

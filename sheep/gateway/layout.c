@@ -237,6 +237,8 @@ int gw_coming_for(struct sheep *s, const struct sd_node *n)
 	return __atomic_load_n(&s->gw->coming[hint_slot(n)], __ATOMIC_ACQUIRE);
 }
 
+static void ride_attach(struct gw_obj *o, struct peer_call *c);
+
 /* peer_fanout, counting the calls that reached no peer: a node may have
  * died before the view says so (see gw_run). */
 void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n, bool ahead)
@@ -259,6 +261,36 @@ void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n, bool ahead)
 			continue;
 		int coming = gw_coming_for(o->s, calls[i].node);
 		calls[i].whdr.hint = tag << 24 | (uint32_t)SD_MIN(SD_MAX(coming, 0), 0xffffff);
+		ride_attach(o, &calls[i]);
+	}
+}
+
+/* The commits queued for c's holder (commitq.c) ride on c, a write about
+ * to leave: no message of their own (a call to this node applies them
+ * before it is served, as a remote holder does). */
+static void ride_attach(struct gw_obj *o, struct peer_call *c)
+{
+	/* A call to this node with PEER_WH_OLD is not served at all
+	 * (peer_call_first): nothing may ride on it. */
+	if (c->ride || !c->has_whdr || !gw_commitq_any(o->s) ||
+	    ((c->whdr.flags & PEER_WH_OLD) && sd_node_eq(c->node, &o->s->self)))
+		return;
+	struct peer_commit_ent *r = malloc(SD_PEER_RIDE_MAX * sizeof(*r));
+	int got = r ? gw_commitq_take(o->s, c->node, c->req.epoch, r, SD_PEER_RIDE_MAX) : 0;
+	if (!got) {
+		free(r);
+		return;
+	}
+	c->ride = r;
+	c->whdr.nr_commits = (uint32_t)got;
+}
+
+void gw_ride_release(struct peer_call *calls, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free((void *)calls[i].ride);
+		calls[i].ride = NULL;
+		calls[i].whdr.nr_commits = 0;
 	}
 }
 
@@ -266,6 +298,7 @@ void gw_fanout(struct gw_obj *o, struct peer_call *calls, int n)
 {
 	gw_set_hints(o, calls, n, false);
 	peer_fanout(o->s, calls, n);
+	gw_ride_release(calls, n);
 	for (int i = 0; i < n; i++)
 		o->neterr += calls[i].node && calls[i].result == SD_RES_NETWORK_ERROR;
 }

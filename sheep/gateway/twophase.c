@@ -336,7 +336,9 @@ static int old_first(struct gw_obj *o, struct peer_call *calls, int n, int hook)
 	c->rbuf = o->old_first.buf;
 	c->rcap = c->wlen;
 	gw_set_hints(o, c, 1, true);
-	if (!peer_call_first(o->s, c)) {
+	int first = peer_call_first(o->s, c);
+	gw_ride_release(c, 1);
+	if (!first) {
 		o->neterr += c->result == SD_RES_NETWORK_ERROR;
 		if (c->result == SD_RES_SUCCESS) {
 			/* Prepared without a first reply (a sheep that does not

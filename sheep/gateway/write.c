@@ -132,10 +132,16 @@ int gw_update_copies(struct gw_obj *o, const struct frag_state *st, uint64_t ver
  * early-ack write of the object (maybe not committed yet) goes first. */
 static void gw_commit_prev(struct gw_obj *o, struct peer_call *c)
 {
-	if (!o->prev_wid)
+	/* The write of this fragment whose commit is still queued here (an
+	 * earlier write than the previous one, when that one skipped the
+	 * fragment), else the previous write. */
+	uint64_t wid = c->node ? gw_commitq_queued(o->s, c->node, o->oid, c->req.obj.ec_index) : 0;
+	if (!wid)
+		wid = o->prev_wid;
+	if (!wid)
 		return;
 	c->req.flags |= SD_PEER_FLAG_COMMIT_PREV;
-	c->req.obj.cow_oid = o->prev_wid;
+	c->req.obj.cow_oid = wid;
 }
 
 /* What a range update knows of each fragment of generation ver: which
@@ -529,9 +535,14 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 		for (int i = 0; i < o->width; i++)
 			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached,
 						    .real = gw_lc_of(o, NULL, cached, i)};
-	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
-		gw_coming_end();
-		return ret;
+	} else {
+		/* Our own commits still queued would show as pending writes
+		 * to settle: send them first. */
+		gw_commitq_flush(o->s, o->oid);
+		if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
+			gw_coming_end();
+			return ret;
+		}
 	}
 	o->acked_all = false;
 	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);

@@ -124,11 +124,31 @@ static bool is_self(struct sheep *s, const struct sd_node *n)
 	return sd_node_eq(n, &s->self);
 }
 
+/* The request of c as iovecs (at most 4): header, write header, riding
+ * commits (rl bytes), data. */
+static int call_iov(struct peer_call *c, struct iovec *iov, uint32_t rl)
+{
+	int n = 0;
+	iov[n++] = (struct iovec){&c->req, sizeof(c->req)};
+	if (c->req.flags & SD_FLAG_CMD_WRITE) {
+		if (c->has_whdr)
+			iov[n++] = (struct iovec){&c->whdr, sizeof(c->whdr)};
+		if (rl)
+			iov[n++] = (struct iovec){(void *)c->ride, rl};
+		if (c->wlen)
+			iov[n++] = (struct iovec){(void *)c->wbuf, c->wlen};
+	}
+	return n;
+}
+
 static void send_call(struct sheep *s, struct peer_call *c)
 {
 	c->fd = -1;
 	c->req.proto_ver = SD_SHEEP_PROTO_VER;
-	uint32_t plen = c->wlen + (c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0);
+	uint32_t rl = c->has_whdr && c->ride ? c->whdr.nr_commits * (uint32_t)sizeof(*c->ride) : 0;
+	if (c->has_whdr && !c->ride)
+		c->whdr.nr_commits = 0;
+	uint32_t plen = c->wlen + rl + (c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0);
 	if (c->has_whdr || c->wlen) {
 		c->req.flags |= SD_FLAG_CMD_WRITE;
 		c->req.data_length = plen;
@@ -140,15 +160,8 @@ static void send_call(struct sheep *s, struct peer_call *c)
 		c->result = SD_RES_NETWORK_ERROR;
 		return;
 	}
-	struct iovec iov[3];
-	int n = 0;
-	iov[n++] = (struct iovec){&c->req, sizeof(c->req)};
-	if (c->req.flags & SD_FLAG_CMD_WRITE) {
-		if (c->has_whdr)
-			iov[n++] = (struct iovec){&c->whdr, sizeof(c->whdr)};
-		if (c->wlen)
-			iov[n++] = (struct iovec){(void *)c->wbuf, c->wlen};
-	}
+	struct iovec iov[4];
+	int n = call_iov(c, iov, rl);
 	int ret = sd_writev_full(fd, iov, n);
 	if (ret) {
 		/* A pooled connection may have been closed by a restarted peer:
@@ -160,14 +173,7 @@ static void send_call(struct sheep *s, struct peer_call *c)
 			return;
 		}
 		sd_set_timeout(fd, PEER_IO_MS);
-		n = 0;
-		iov[n++] = (struct iovec){&c->req, sizeof(c->req)};
-		if (c->req.flags & SD_FLAG_CMD_WRITE) {
-			if (c->has_whdr)
-				iov[n++] = (struct iovec){&c->whdr, sizeof(c->whdr)};
-			if (c->wlen)
-				iov[n++] = (struct iovec){(void *)c->wbuf, c->wlen};
-		}
+		n = call_iov(c, iov, rl);
 		if (sd_writev_full(fd, iov, n)) {
 			close(fd);
 			c->result = SD_RES_NETWORK_ERROR;
@@ -257,16 +263,21 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 	c->req.proto_ver = SD_SHEEP_PROTO_VER;
 	void *payload = NULL;
 	if (c->has_whdr || c->wlen) {
+		uint32_t rl = c->has_whdr && c->ride ? c->whdr.nr_commits * (uint32_t)sizeof(*c->ride) : 0;
+		if (c->has_whdr && !c->ride)
+			c->whdr.nr_commits = 0;
 		uint32_t hl = c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0;
-		c->req.data_length = c->wlen + hl;
+		c->req.data_length = c->wlen + hl + rl;
 		payload = malloc(c->req.data_length);
 		if (!payload) {
 			c->result = SD_RES_NO_MEM;
 			return;
 		}
 		memcpy(payload, &c->whdr, hl);
+		if (rl)
+			memcpy((char *)payload + hl, c->ride, rl);
 		if (c->wlen)
-			memcpy((char *)payload + hl, c->wbuf, c->wlen);
+			memcpy((char *)payload + hl + rl, c->wbuf, c->wlen);
 	} else {
 		c->req.data_length = c->rcap;
 	}

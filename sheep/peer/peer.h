@@ -125,6 +125,15 @@
  * tried (a reader or the next write finishes any that failed). */
 #define SD_OP_PEER_COMMIT_BATCH 0xea
 #define SD_PEER_COMMIT_BATCH_MAX 1024
+/*
+ * Commits riding on a write (whdr.nr_commits, any PEER_WRITE): that many
+ * struct peer_commit_ent go between the header and the data. The holder
+ * applies them as a PEER_COMMIT_BATCH would, first, whatever becomes of
+ * the write itself (refused for its epoch, busy, failed): the
+ * coordinator's queued commits for this holder travel with its next
+ * message there instead of a batch of their own (gateway/commitq.c).
+ */
+#define SD_PEER_RIDE_MAX 64
 #define SD_OP_PEER_GEN 0xe7
 /*
  * Copy-on-write on the holder itself: fragment obj.ec_index of object
@@ -204,6 +213,7 @@ struct peer_write_hdr {
 	 * their writes or prepares yet. 0 from older sheep: no hold. */
 	uint32_t hint;
 	uint8_t lc_delta[PEER_LC_MAX]; /* PEER_WH_LC */
+	uint32_t nr_commits; /* struct peer_commit_ent after this header (riding commits) */
 } __attribute__((packed));
 
 struct peer_commit {
@@ -220,6 +230,14 @@ struct peer_commit_ent {
 	uint8_t idx;
 	uint8_t __pad[7];
 } __attribute__((packed));
+
+/* Bytes of a PEER_WRITE payload before its data: the header and the
+ * commits riding on it; 0 when data_length cannot hold them. */
+static inline uint32_t peer_write_skip(const struct peer_write_hdr *wh, uint32_t data_length)
+{
+	uint64_t skip = sizeof(*wh) + (uint64_t)wh->nr_commits * sizeof(struct peer_commit_ent);
+	return wh->nr_commits > SD_PEER_RIDE_MAX || skip > data_length ? 0 : (uint32_t)skip;
+}
 
 struct peer_gen {
 	uint64_t version; /* 0 with has_frag = 0: no fragment */
@@ -292,6 +310,9 @@ struct peer_call {
 	void *rbuf;
 	uint32_t rcap;
 	struct peer_commit commit; /* PEER_COMMIT: sent as the payload */
+	/* Commits riding on this write: whdr.nr_commits entries, sent
+	 * between the header and the data (the caller owns them). */
+	const struct peer_commit_ent *ride;
 	/* out */
 	struct peer_gen gen; /* PEER_GEN: the reply (rbuf/rcap point here) */
 	int result;

@@ -199,8 +199,11 @@ static int serve_write(struct sheep *s, const struct sd_req *req, const void *da
 		return SD_RES_INVALID_PARMS;
 	struct peer_write_hdr wh;
 	memcpy(&wh, data, sizeof(wh));
-	const char *buf = (const char *)data + sizeof(wh);
-	uint32_t len = req->data_length - (uint32_t)sizeof(wh);
+	uint32_t skip = peer_write_skip(&wh, req->data_length); /* riding commits: applied */
+	if (!skip)
+		return SD_RES_INVALID_PARMS;
+	const char *buf = (const char *)data + skip;
+	uint32_t len = req->data_length - skip;
 	uint64_t oid = req->obj.oid;
 	uint8_t idx = req->obj.ec_index;
 	uint32_t off = req->obj.offset;
@@ -373,6 +376,15 @@ static int serve_commit(struct sheep *s, const struct sd_req *req, const void *d
 	return sd_errno_to_res(ret);
 }
 
+static void commit_ents(struct sheep *s, const struct sd_req *req, const void *ents, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct peer_commit_ent e;
+		memcpy(&e, (const char *)ents + i * sizeof(e), sizeof(e));
+		commit_and_mark(s, req, e.oid, e.idx, e.new_version, e.write_id, true);
+	}
+}
+
 /* PEER_COMMIT_BATCH: apply prepared writes of several fragments. */
 static int serve_commit_batch(struct sheep *s, const struct sd_req *req, const void *data)
 {
@@ -380,12 +392,27 @@ static int serve_commit_batch(struct sheep *s, const struct sd_req *req, const v
 	if (!data || !n || req->data_length % sizeof(struct peer_commit_ent) ||
 	    n > SD_PEER_COMMIT_BATCH_MAX)
 		return SD_RES_INVALID_PARMS;
-	for (size_t i = 0; i < n; i++) {
-		struct peer_commit_ent e;
-		memcpy(&e, (const char *)data + i * sizeof(e), sizeof(e));
-		commit_and_mark(s, req, e.oid, e.idx, e.new_version, e.write_id, true);
-	}
+	commit_ents(s, req, data, n);
 	return SD_RES_SUCCESS;
+}
+
+/* The commits riding on a PEER_WRITE (whdr.nr_commits), applied before
+ * anything else looks at the request: at any epoch, as a batch's are.
+ * False when the count does not fit the payload (nothing applied). */
+static bool ride_commits(struct sheep *s, const struct sd_req *req, const void *data)
+{
+	if (req->opcode != SD_OP_PEER_WRITE || !data ||
+	    req->data_length < sizeof(struct peer_write_hdr))
+		return true;
+	struct peer_write_hdr wh;
+	memcpy(&wh, data, sizeof(wh));
+	if (!wh.nr_commits)
+		return true;
+	if (!peer_write_skip(&wh, req->data_length))
+		return false;
+	if (s->store)
+		commit_ents(s, req, (const char *)data + sizeof(wh), wh.nr_commits);
+	return true;
 }
 
 /* PEER_GEN: what generation the fragment is at and what is pending on it. */
@@ -477,6 +504,8 @@ void peer_serve_ex(struct sheep *s, const struct sd_req *req, const void *data,
 	*rlen = 0;
 	bool any_epoch = req->opcode == SD_OP_PEER_COMMIT || req->opcode == SD_OP_PEER_COMMIT_BATCH;
 	int res = any_epoch ? SD_RES_SUCCESS : check_epoch(s, req);
+	if (!ride_commits(s, req, data))
+		res = SD_RES_INVALID_PARMS;
 	uint64_t version = 0, token = 0;
 	uint8_t rsp_flags = 0;
 	struct store_lc flc = {0};

@@ -273,7 +273,8 @@ static bool conn_lazy_bump(const struct sd_req *hdr, const void *payload, uint32
 		return false;
 	memcpy(&wh, payload, sizeof(wh));
 	*hint = wh.hint;
-	return hdr->data_length == sizeof(wh) && (wh.flags & PEER_WH_LAZY) != 0;
+	return hdr->data_length == peer_write_skip(&wh, hdr->data_length) &&
+	       (wh.flags & PEER_WH_LAZY) != 0;
 }
 
 /* A peer write that arrived: pass its coordinator's hint to the log and,

@@ -779,12 +779,114 @@ static void test_old_bytes_first(void **state)
 	peer_sole_fini(s);
 }
 
+/* A range-update prepare of oid's fragment idx (4:2, early) at epoch,
+ * with n commits riding on it (nr: the count the header claims). */
+static int prepare_riding(struct sheep *s, uint32_t epoch, uint64_t oid, uint8_t idx,
+			  uint64_t expect, uint64_t version, uint64_t wid,
+			  const struct peer_commit_ent *ride, uint32_t n, uint32_t nr, const void *buf,
+			  uint32_t len)
+{
+	struct peer_write_hdr wh = {.expect_version = expect,
+				    .new_version = version,
+				    .frag_size = FRAG,
+				    .copy_policy = 0x22,
+				    .nr_copies = 6,
+				    .mode = PEER_WRITE_UPDATE,
+				    .flags = PEER_WH_EARLY,
+				    .write_id = wid,
+				    .nr_commits = nr};
+	size_t rl = n * sizeof(*ride), plen = sizeof(wh) + rl + len;
+	char *payload = malloc(plen);
+	assert_non_null(payload);
+	memcpy(payload, &wh, sizeof(wh));
+	memcpy(payload + sizeof(wh), ride, rl);
+	memcpy(payload + sizeof(wh) + rl, buf, len);
+	int r = peer_raw(s, SD_OP_PEER_WRITE, SD_PEER_FLAG_PREPARE, epoch, oid, idx, 0, payload,
+			 (uint32_t)plen, NULL, 0, NULL);
+	free(payload);
+	return r;
+}
+
 /* Fragment idx of oid at version 5, filled with base. */
 static void ec_frag_at_5(struct sheep *s, uint64_t oid, uint8_t idx, const void *base)
 {
 	assert_int_equal(prepare_ec(s, oid, idx, true, 0, 5, 0x500 + idx, 0, base, 0, FRAG),
 			 SD_RES_SUCCESS);
 	assert_int_equal(commit_ec(s, 3, oid, idx, 5, 0x500 + idx), SD_RES_SUCCESS);
+}
+
+/* Is (oid, idx) at version with bytes [0, 4096) = want, nothing pending? */
+static void assert_applied(struct sheep *s, uint64_t oid, uint8_t idx, uint64_t version,
+			   const void *want)
+{
+	char back[4096];
+	uint64_t v = 0;
+	struct store_pending pp;
+	assert_int_equal(store_read(s->store, oid, idx, back, 0, sizeof(back), &v), 0);
+	assert_int_equal(v, version);
+	assert_memory_equal(back, want, sizeof(back));
+	assert_int_equal(store_pending(s->store, oid, idx, &pp), -ENOENT);
+}
+
+/* Commits riding on a write (whdr.nr_commits, gateway/commitq.c) are
+ * applied before the write, whatever becomes of it: with a prepare that
+ * succeeds, one refused for its epoch; an entry naming no pending write
+ * is passed over. A count the payload cannot hold (or above
+ * SD_PEER_RIDE_MAX) is refused whole: nothing applied, nothing prepared. */
+static void test_commits_ride_on_a_write(void **state)
+{
+	struct fixture *f = *state;
+	struct sheep *s = f->s;
+	assert_int_equal(peer_sole_init(s), 0);
+	const uint64_t a = 0x00abcd0400000001ull, b = 0x00abcd0400000002ull,
+		       c = 0x00abcd0400000003ull;
+	static char base[FRAG], pa[4096], pb[4096], pc[4096];
+	memset(base, 0x11, sizeof(base));
+	memset(pa, 0xa1, sizeof(pa));
+	memset(pb, 0xb2, sizeof(pb));
+	memset(pc, 0xc3, sizeof(pc));
+	ec_frag_at_5(s, a, 0, base);
+	ec_frag_at_5(s, b, 1, base);
+	ec_frag_at_5(s, c, 2, base);
+	/* two early writes prepared, their commits not sent */
+	assert_int_equal(prepare_ec(s, a, 0, false, 5, 6, 0xa6, PEER_WH_EARLY, pa, 0, 4096),
+			 SD_RES_SUCCESS);
+	assert_int_equal(prepare_ec(s, b, 1, false, 5, 6, 0xb6, PEER_WH_EARLY, pb, 0, 4096),
+			 SD_RES_SUCCESS);
+	struct peer_commit_ent ride[3] = {
+		{.oid = a, .idx = 0, .new_version = 6, .write_id = 0xa6},
+		{.oid = a, .idx = 0, .new_version = 9, .write_id = 0xdead}, /* none such */
+		{.oid = b, .idx = 1, .new_version = 6, .write_id = 0xb6},
+	};
+	/* more than the payload holds, or above the bound: refused, nothing
+	 * done */
+	assert_int_equal(prepare_riding(s, 3, c, 2, 5, 6, 0xc6, ride, 1, 3, pc, 0),
+			 SD_RES_INVALID_PARMS);
+	assert_int_equal(prepare_riding(s, 3, c, 2, 5, 6, 0xc6, ride, 3, SD_PEER_RIDE_MAX + 1, pc,
+					4096),
+			 SD_RES_INVALID_PARMS);
+	struct store_pending pp;
+	assert_int_equal(store_pending(s->store, a, 0, &pp), 0);
+	assert_int_equal(pp.write_id, 0xa6);
+	assert_int_equal(store_pending(s->store, b, 1, &pp), 0);
+	assert_int_equal(store_pending(s->store, c, 2, &pp), -ENOENT);
+	/* refused for its epoch: the riding commits are applied all the same */
+	assert_int_equal(prepare_riding(s, 2, c, 2, 5, 6, 0xc6, ride, 1, 1, pc, 4096),
+			 SD_RES_OLD_NODE_VER);
+	assert_applied(s, a, 0, 6, pa);
+	assert_int_equal(store_pending(s->store, b, 1, &pp), 0);
+	assert_int_equal(store_pending(s->store, c, 2, &pp), -ENOENT);
+	/* with the prepare: the rest applied (a again, and the unknown one,
+	 * pass by), then the write prepared over its data */
+	assert_int_equal(prepare_riding(s, 3, c, 2, 5, 6, 0xc6, ride, 3, 3, pc, 4096),
+			 SD_RES_SUCCESS);
+	assert_applied(s, a, 0, 6, pa);
+	assert_applied(s, b, 1, 6, pb);
+	assert_int_equal(store_pending(s->store, c, 2, &pp), 0);
+	assert_int_equal(pp.write_id, 0xc6);
+	assert_int_equal(commit_ec(s, 3, c, 2, 6, 0xc6), SD_RES_SUCCESS);
+	assert_applied(s, c, 2, 6, pc);
+	peer_sole_fini(s);
 }
 
 /* Probes and reads racing the commits of one fragment: thread A prepares
@@ -923,6 +1025,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sole_read_of_an_ec_fragment_only_when_known_current,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commits_ride_on_a_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_probe_never_misses_a_write_committed_under_it,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_read_never_misses_a_write_committed_under_it,
