@@ -78,6 +78,17 @@ uint64_t sd_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void sd_realtime_in(uint64_t wait_ns, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(wait_ns / 1000000000ull);
+	ts->tv_nsec += (long)(wait_ns % 1000000000ull);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 bool sd_once_per(uint64_t *last_ns, uint64_t period_ns)
 {
 	uint64_t now = sd_now_ns();

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a)	      (sizeof(a) / sizeof((a)[0]))
 #define SD_MIN(a, b)	      ((a) < (b) ? (a) : (b))
@@ -21,6 +22,9 @@ void sd_format_size(uint64_t bytes, char *buf, size_t len);
 
 /* Monotonic and wall-clock time. */
 uint64_t sd_now_ns(void);
+/* The CLOCK_REALTIME time wait_ns from now: the deadline of a timed wait
+ * on a condition variable with the default clock. */
+void sd_realtime_in(uint64_t wait_ns, struct timespec *ts);
 uint64_t sd_wall_seconds(void);
 /* True at most once per period_ns (the first call included), *last_ns
  * keeping when it last was: for a message repeated by a retry loop. The

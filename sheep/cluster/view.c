@@ -38,13 +38,7 @@ void sheep_view_put(struct sheep_view *v)
 /* ms from now on state_cond's clock (the default, CLOCK_REALTIME). */
 static void deadline_in(int ms, struct timespec *ts)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	sd_realtime_in((uint64_t)ms * 1000000ull, ts);
 }
 
 struct sheep_view *sheep_view_wait_change(struct sheep *s, uint32_t old_epoch, int ms)

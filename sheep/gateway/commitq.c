@@ -13,7 +13,6 @@
  * itself (gw_settle), so a commit lost with its coordinator loses nothing.
  */
 #include <pthread.h>
-#include <time.h>
 
 #include "sheep/gateway/gateway_priv.h"
 
@@ -104,18 +103,6 @@ out:
 	free(calls);
 }
 
-/* The CLOCK_REALTIME time (the condition variable's clock) wait ns from now. */
-static void after_ns(uint64_t wait, struct timespec *ts)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(wait / 1000000000ull);
-	ts->tv_nsec += (long)(wait % 1000000000ull);
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* The queue's thread: takes up to GW_CQ_BATCH queued commits at a time
  * (everything that queued while the previous batch was in flight) and
  * sends them; at stop it drains the queue before it returns. */
@@ -137,7 +124,7 @@ static void *cq_main(void *arg)
 		uint64_t now = sd_now_ns();
 		if (q->ride_ns && !q->stop && q->ent[0].at + q->ride_ns > now) {
 			struct timespec ts;
-			after_ns(q->ent[0].at + q->ride_ns - now, &ts);
+			sd_realtime_in(q->ent[0].at + q->ride_ns - now, &ts);
 			pthread_cond_timedwait(&q->cond, &q->mu, &ts);
 			continue;
 		}

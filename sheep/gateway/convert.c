@@ -154,13 +154,7 @@ static void conv_sleep(struct sheep *s, uint32_t ms)
 {
 	struct gw_converter *c = s->gw->conv;
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	sd_realtime_in((uint64_t)ms * 1000000ull, &ts);
 	pthread_mutex_lock(&c->mu);
 	if (!c->stop && !c->kicked) {
 		if (ms)

@@ -336,14 +336,8 @@ static void *writer_main(void *arg)
 			uint64_t due = w->unsynced_since + STORE_WAL_LAZY_MS * 1000000ull;
 			uint64_t now = sd_now_ns();
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
 			uint64_t wait = due > now ? due - now : 0;
-			ts.tv_sec += (time_t)(wait / 1000000000ull);
-			ts.tv_nsec += (long)(wait % 1000000000ull);
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			sd_realtime_in(wait, &ts);
 			if ((wait == 0 || pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT) &&
 			    !w->q && w->unsynced) {
 				w->unsynced = false;

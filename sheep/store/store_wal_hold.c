@@ -46,14 +46,7 @@ static uint64_t hold_budget(const struct store_wal *w)
 static void deadline_ts(uint64_t deadline_ns, struct timespec *ts)
 {
 	uint64_t now = sd_now_ns();
-	uint64_t wait = deadline_ns > now ? deadline_ns - now : 0;
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(wait / 1000000000ull);
-	ts->tv_nsec += (long)(wait % 1000000000ull);
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	sd_realtime_in(deadline_ns > now ? deadline_ns - now : 0, ts);
 }
 
 /*

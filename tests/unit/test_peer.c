@@ -920,6 +920,41 @@ static void *race_writer(void *arg)
 	return NULL;
 }
 
+/* Fragment 0 of oid at version 5, and thread A started on it. */
+static void race_start(struct sheep *s, uint64_t oid, struct racer *r, pthread_t *t)
+{
+	static char base[FRAG];
+	assert_int_equal(peer_sole_init(s), 0);
+	*r = (struct racer){.s = s, .oid = oid, .rounds = 16000};
+	ec_frag_at_5(s, oid, 0, base);
+	assert_int_equal(pthread_create(t, NULL, race_writer, r), 0);
+}
+
+/* Thread A done, every write of it prepared. */
+static void race_end(struct racer *r, pthread_t t)
+{
+	pthread_join(t, NULL);
+	assert_int_equal(__atomic_load_n(&r->prepared, __ATOMIC_SEQ_CST), r->rounds);
+	peer_sole_fini(r->s);
+}
+
+/* A PEER_GEN or PEER_READ of fragment 0 of oid, its reply. */
+static struct sd_rsp race_ask(struct sheep *s, uint8_t opcode, uint64_t oid, void *rbuf,
+			      uint32_t rcap, uint32_t *got)
+{
+	struct sd_req req;
+	memset(&req, 0, sizeof(req));
+	req.proto_ver = SD_SHEEP_PROTO_VER;
+	req.opcode = opcode;
+	req.epoch = 3;
+	req.data_length = rcap;
+	req.obj.oid = oid;
+	struct sd_rsp rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	peer_serve(s, &req, NULL, &rsp, rbuf, got);
+	return rsp;
+}
+
 /* A generation probe answers as of one moment no earlier than its start:
  * never the version from before a write prepared before it was asked with
  * that write gone from the pending table (a commit landing between the
@@ -930,37 +965,22 @@ static void test_a_probe_never_misses_a_write_committed_under_it(void **state)
 {
 	struct fixture *f = *state;
 	struct sheep *s = f->s;
-	assert_int_equal(peer_sole_init(s), 0);
-	static char base[FRAG];
-	memset(base, 0, sizeof(base));
-	struct racer r = {.s = s, .oid = 0x00abcd0500000001ull, .rounds = 16000};
-	ec_frag_at_5(s, r.oid, 0, base);
+	struct racer r;
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+	race_start(s, 0x00abcd0500000001ull, &r, &t);
 	int probes = 0, bad = 0;
 	while (!__atomic_load_n(&r.done, __ATOMIC_SEQ_CST)) {
 		uint64_t before = 5 + (uint64_t)__atomic_load_n(&r.prepared, __ATOMIC_SEQ_CST);
-		struct sd_req req;
-		memset(&req, 0, sizeof(req));
-		req.proto_ver = SD_SHEEP_PROTO_VER;
-		req.opcode = SD_OP_PEER_GEN;
-		req.epoch = 3;
-		req.data_length = sizeof(struct peer_gen);
-		req.obj.oid = r.oid;
 		struct peer_gen g;
-		struct sd_rsp rsp;
-		memset(&rsp, 0, sizeof(rsp));
 		uint32_t got = 0;
-		peer_serve(s, &req, NULL, &rsp, &g, &got);
+		struct sd_rsp rsp = race_ask(s, SD_OP_PEER_GEN, r.oid, &g, sizeof(g), &got);
 		assert_int_equal(rsp.result, SD_RES_SUCCESS);
 		bad += g.version < before && !(g.has_pend && g.pend_version >= before);
 		probes++;
 	}
-	pthread_join(t, NULL);
-	assert_int_equal(__atomic_load_n(&r.prepared, __ATOMIC_SEQ_CST), r.rounds);
+	race_end(&r, t);
 	assert_true(probes > 100);
 	assert_int_equal(bad, 0);
-	peer_sole_fini(s);
 }
 
 /* A read answers the bytes of a write prepared before it was asked, or
@@ -972,28 +992,15 @@ static void test_a_read_never_misses_a_write_committed_under_it(void **state)
 {
 	struct fixture *f = *state;
 	struct sheep *s = f->s;
-	assert_int_equal(peer_sole_init(s), 0);
-	static char base[FRAG];
-	memset(base, 0, sizeof(base));
-	struct racer r = {.s = s, .oid = 0x00abcd0500000002ull, .rounds = 16000};
-	ec_frag_at_5(s, r.oid, 0, base);
+	struct racer r;
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+	race_start(s, 0x00abcd0500000002ull, &r, &t);
 	int reads = 0, bad = 0;
 	char back[4096];
 	while (!__atomic_load_n(&r.done, __ATOMIC_SEQ_CST)) {
 		int before = __atomic_load_n(&r.prepared, __ATOMIC_SEQ_CST);
-		struct sd_req req;
-		memset(&req, 0, sizeof(req));
-		req.proto_ver = SD_SHEEP_PROTO_VER;
-		req.opcode = SD_OP_PEER_READ;
-		req.epoch = 3;
-		req.data_length = sizeof(back);
-		req.obj.oid = r.oid;
-		struct sd_rsp rsp;
-		memset(&rsp, 0, sizeof(rsp));
 		uint32_t got = 0;
-		peer_serve(s, &req, NULL, &rsp, back, &got);
+		struct sd_rsp rsp = race_ask(s, SD_OP_PEER_READ, r.oid, back, sizeof(back), &got);
 		assert_int_equal(rsp.result, SD_RES_SUCCESS);
 		assert_int_equal(got, sizeof(back));
 		uint64_t v = rsp.obj.offset; /* the bytes are those of version v */
@@ -1002,10 +1009,9 @@ static void test_a_read_never_misses_a_write_committed_under_it(void **state)
 		bad += v < 5 + (uint64_t)before && !(rsp.obj.reserved[0] & PEER_RSP_EARLY);
 		reads++;
 	}
-	pthread_join(t, NULL);
+	race_end(&r, t);
 	assert_true(reads > 100);
 	assert_int_equal(bad, 0);
-	peer_sole_fini(s);
 }
 
 int main(void)
