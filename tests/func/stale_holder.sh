@@ -34,6 +34,16 @@ at=0
 [ "$idx" -lt 4 ] && at=$((idx * MiB))
 log "fragment $idx: writing at $at"
 check "a write moves the object on" write_at $at
+# Its commits may still be on their way (they wait up to GW_CQ_RIDE_MS
+# for a write to ride on): wait until the holder has none pending, so
+# that the copy below replaces the applied fragment.
+pending_on() { # IDX: prepared writes pending on sheep IDX (dog node stat -r)
+	dogn 0 node stat -r | awk -v hp="127.0.0.1:$(sd_port "$1")" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == "pending") c = i }
+		NR > 1 && $2 == hp { print $c }'
+}
+for ((t = 0; t < 50; t++)); do [ "$(pending_on $h)" = 0 ] && break; sleep 0.1; done
+log "writes pending on sheep $h: $(pending_on $h)"
 # Put the holder's fragment back to its previous version, as a write that
 # could not reach it (it was unreachable for a moment) leaves it.
 kill -STOP "${SD_PIDS[$h]}"
