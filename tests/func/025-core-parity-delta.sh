@@ -7,32 +7,9 @@ command -v qemu-io >/dev/null || bail "qemu-io is not installed (scripts/install
 MiB=$((1 << 20))
 SIZE=$((16 * MiB))
 NW=150
-hport() { echo $((SD_PORT_BASE + 70 + $1)); }
-start_all() { # [env...]: every sheep, each serving /metrics
-	local i
-	# a fresh rendezvous, as after a reboot (issue 14: a stale one can
-	# keep a restarted sheep out of the group)
-	rm -rf "$SD_TEST_DIR/local"
-	for i in 0 1 2 3 4 5; do
-		env "$@" "${SD_SHEEP_BIN:-$SHEEP}" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 \
-			-b 127.0.0.1 -c "local:path=$SD_TEST_DIR/local" -n -l level=debug \
-			--nbd "$(sd_nbd_port $i)" --http "$(hport $i)" >>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
-		SD_PIDS[$i]=$!
-	done
-	for i in 0 1 2 3 4 5; do sd_wait_port "$(sd_port $i)" || return 1; done
-	sd_wait_nodes 0 6
-}
 # Peer reads served over the network by all six sheep (a coordinator's
 # reads of its own fragments are not counted: they never leave it).
-peer_reads() {
-	local i t=0 n
-	for i in 0 1 2 3 4 5; do
-		n=$(curl -sf "http://127.0.0.1:$(hport $i)/metrics" |
-			awk '$1 == "sheep_requests_total{op=\"peer_read\"}" { print $2 }')
-		t=$((t + ${n:-0}))
-	done
-	echo $t
-}
+peer_reads() { sd_metric_sum 'sheep_requests_total{op="peer_read"}'; }
 # patch ROUND NODE: NW random 4 KiB-aligned and unaligned small writes via
 # one qemu-io on sheep NODE's NBD export, applied to the reference too.
 patch() {
@@ -61,7 +38,7 @@ same() { # NODE: the whole volume read through sheep NODE equals the reference
 	[ "$(dogn "$1" vdi read vol 0 $SIZE | sha256sum | cut -d' ' -f1)" = "$(sd_sha "$SD_TEST_DIR/ref")" ]
 }
 
-start_all || bail "six sheep did not form a cluster"
+sd_start_metrics || bail "six sheep did not form a cluster"
 dogn 0 cluster format -c 4:2 || bail "format"
 dogn 0 vdi create vol $SIZE || bail "vdi create"
 sd_random "$SD_TEST_DIR/ref" $SIZE
@@ -77,7 +54,7 @@ check "the volume matches the reference through sheep 3" same 3
 
 # Reading the old bytes first (before PEER_WH_OLD): about one read per write.
 for i in 0 1 2 3 4 5; do sd_kill $i; done
-start_all SHEEP_TEST_NO_OLD_FIRST=1 || bail "restart with SHEEP_TEST_NO_OLD_FIRST"
+sd_start_metrics SHEEP_TEST_NO_OLD_FIRST=1 || bail "restart with SHEEP_TEST_NO_OLD_FIRST"
 r0=$(peer_reads)
 check "$NW more writes reading the old bytes first acknowledged" patch 4 3
 r1=$(peer_reads)
@@ -89,7 +66,7 @@ check "the volume matches the reference through sheep 4" same 4
 # The same writes with the delta off read the parity too: the count above
 # is the delta's doing.
 for i in 0 1 2 3 4 5; do sd_kill $i; done
-start_all SHEEP_TEST_NO_DELTA=1 || bail "restart with SHEEP_TEST_NO_DELTA"
+sd_start_metrics SHEEP_TEST_NO_DELTA=1 || bail "restart with SHEEP_TEST_NO_DELTA"
 check "the volume still matches after the restart" same 2
 r0=$(peer_reads)
 check "$NW more writes with the delta off acknowledged" patch 2 4
@@ -98,7 +75,7 @@ log "peer reads during $NW writes without the delta: $((r1 - r0))"
 check "without it, at least 1.8 network reads per write ($((r1 - r0)) for $NW)" \
 	test $(( (r1 - r0) * 10 )) -ge $((NW * 18))
 for i in 0 1 2 3 4 5; do sd_kill $i; done
-start_all || bail "restart with the delta"
+sd_start_metrics || bail "restart with the delta"
 check "$NW more writes with the delta acknowledged" patch 3 5
 check "the volume matches the reference through sheep 1" same 1
 

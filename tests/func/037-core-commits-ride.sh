@@ -13,43 +13,21 @@
 # the low one is the rides' doing.
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/nbd_lib.sh"
+export SD_LOG_LEVEL=info
 nbd_need fio curl
 
 NW=3000
-hport() { echo $((SD_PORT_BASE + 70 + $1)); }
-start_all() { # [env...]: every sheep, each serving /metrics
-	local i
-	rm -rf "$SD_TEST_DIR/local" # a fresh rendezvous, as after a reboot
-	for i in 0 1 2 3 4 5; do
-		env "$@" "${SD_SHEEP_BIN:-$SHEEP}" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 \
-			-b 127.0.0.1 -c "local:path=$SD_TEST_DIR/local" -n -l level=info \
-			--nbd "$(sd_nbd_port $i)" --http "$(hport $i)" >>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
-		SD_PIDS[$i]=$!
-	done
-	for i in 0 1 2 3 4 5; do sd_wait_port "$(sd_port $i)" || return 1; done
-	sd_wait_nodes 0 6
-}
-# Requests of one kind (OP) served by all six sheep over the network.
-served() {
-	local i t=0 n
-	for i in 0 1 2 3 4 5; do
-		n=$(curl -sf "http://127.0.0.1:$(hport $i)/metrics" |
-			awk -v k="sheep_requests_total{op=\"$1\"}" '$1 == k { print $2 }')
-		t=$((t + ${n:-0}))
-	done
-	echo $t
-}
 # run NAME: NW random 4 KiB writes at QD32 through sheep 0 (seed NAME's),
 # then each block read back and checked through sheep 3; prints the
 # commit messages per write (x100) of the write phase, or "fail".
 run() {
 	local c0 c1 uri0 uri3
 	uri0=$(nbd_uri 0 cr) uri3=$(nbd_uri 3 cr)
-	c0=$(served peer_commit_batch)
+	c0=$(sd_metric_sum 'sheep_requests_total{op="peer_commit_batch"}')
 	fio --name="$1" --ioengine=nbd --uri="$uri0" --rw=randwrite --bs=4k --iodepth=32 \
 		--size=64M --io_size=$((NW * 4))k --randseed="$2" --verify=crc32c --do_verify=0 \
 		--verify_state_save=0 --output="$SD_TEST_DIR/$1.out" >/dev/null 2>&1 || { echo fail; return; }
-	c1=$(served peer_commit_batch)
+	c1=$(sd_metric_sum 'sheep_requests_total{op="peer_commit_batch"}')
 	fio --name="$1" --ioengine=nbd --uri="$uri3" --rw=randwrite --bs=4k --iodepth=32 \
 		--size=64M --io_size=$((NW * 4))k --randseed="$2" --verify=crc32c --verify_only \
 		--verify_fatal=1 --verify_state_save=0 --output="$SD_TEST_DIR/$1.verify.out" \
@@ -64,7 +42,7 @@ checked() { # NODE: dog vdi check finds nothing through sheep NODE
 	grep -q "object(s) checked: 0 problem(s) found" <<<"$out"
 }
 
-start_all || bail "six sheep did not form a cluster"
+sd_start_metrics || bail "six sheep did not form a cluster"
 dogn 0 cluster format -c 4:2 >/dev/null || bail "format"
 dogn 0 vdi create cr 64M >/dev/null || bail "vdi create"
 nbd_wait_nbd 0 || bail "no NBD on sheep 0"
@@ -81,7 +59,7 @@ check "dog vdi check: every parity matches its data" checked 2
 check_eq "no fragment left behind by a write (sheep.log)" 0 "$(stale)"
 
 for i in 0 1 2 3 4 5; do sd_kill $i; done
-start_all SHEEP_TEST_NO_RIDE=1 || bail "restart with SHEEP_TEST_NO_RIDE"
+sd_start_metrics SHEEP_TEST_NO_RIDE=1 || bail "restart with SHEEP_TEST_NO_RIDE"
 nbd_wait_nbd 0 || bail "no NBD on sheep 0 after the restart"
 none=$(run noride 12)
 log "commit messages per write without rides: $none/100"

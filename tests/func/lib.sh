@@ -92,6 +92,36 @@ sd_start_cluster() {
 	sd_wait_nodes 0 "$n"
 }
 
+# sd_start_metrics [env...]: sheep 0..5 as sd_start starts them (-n, logs at
+# SD_LOG_LEVEL or debug), with env set, each serving /metrics on
+# sd_http_port IDX, from a fresh rendezvous (as after a reboot: a stale one
+# can keep a restarted sheep out of the group, issue 14); waits for all six.
+sd_http_port() { echo $((SD_PORT_BASE + 70 + $1)); }
+sd_start_metrics() {
+	local i
+	rm -rf "$SD_TEST_DIR/local"
+	for i in 0 1 2 3 4 5; do
+		mkdir -p "$(sd_dir $i)"
+		env "$@" "${SD_SHEEP_BIN:-$SHEEP}" "$(sd_dir $i)" -f -z $i -p "$(sd_port $i)" -y 127.0.0.1 \
+			-b 127.0.0.1 -c "local:path=$SD_TEST_DIR/local" -n -l level="${SD_LOG_LEVEL:-debug}" \
+			--nbd "$(sd_nbd_port $i)" --http "$(sd_http_port $i)" >>"$SD_TEST_DIR/sheep$i.out" 2>&1 &
+		SD_PIDS[$i]=$!
+	done
+	for i in 0 1 2 3 4 5; do sd_wait_port "$(sd_port $i)" || return 1; done
+	sd_wait_nodes 0 6
+}
+
+# sd_metric_sum NAME: the /metrics sample NAME (e.g.
+# 'sheep_requests_total{op="peer_read"}') summed over sheep 0..5.
+sd_metric_sum() {
+	local i t=0 n
+	for i in 0 1 2 3 4 5; do
+		n=$(curl -sf "http://127.0.0.1:$(sd_http_port $i)/metrics" | awk -v k="$1" '$1 == k { print $2 }')
+		t=$((t + ${n:-0}))
+	done
+	echo $t
+}
+
 # sd_kill IDX: kill -9, as a crash.
 sd_kill() {
 	local pid=${SD_PIDS[$1]:-}
