@@ -60,6 +60,35 @@ static void set_n(struct gw_commitq *q, int n)
 	__atomic_store_n(&q->queued, n + q->nflight, __ATOMIC_RELAXED);
 }
 
+/* An entry as the wire carries it (a batch's payload, a ride). */
+static struct peer_commit_ent wire_ent(const struct gw_cq_ent *e)
+{
+	return (struct peer_commit_ent){.oid = e->oid, .new_version = e->version,
+					.write_id = e->wid, .idx = e->idx};
+}
+
+/* Under mu: move the queued entries that match (at most max, in order)
+ * to out, keeping the others in order; the test hook's entry always
+ * stays (the thread dies on it). node NULL: any node; oid 0: any object. */
+static int take_locked(struct gw_commitq *q, const struct sd_node *node, uint32_t epoch,
+		       uint64_t oid, struct gw_cq_ent *out, int max)
+{
+	int got = 0, keep = 0;
+	for (int i = 0; i < q->n; i++) {
+		struct gw_cq_ent *e = &q->ent[i];
+		if (got < max && !e->die && (!node || (e->epoch == epoch && sd_node_eq(&e->node, node))) &&
+		    (!oid || e->oid == oid)) {
+			out[got++] = *e;
+			continue;
+		}
+		if (keep != i)
+			q->ent[keep] = *e;
+		keep++;
+	}
+	set_n(q, keep);
+	return got;
+}
+
 /* Send commits b[0..n): one PEER_COMMIT_BATCH per holder, all holders in
  * parallel. */
 static void send_batch(struct sheep *s, struct gw_cq_ent *b, int n)
@@ -82,8 +111,7 @@ static void send_batch(struct sheep *s, struct gw_cq_ent *b, int n)
 			if (to[j] >= 0 || !sd_node_eq(&b[j].node, &b[i].node))
 				continue;
 			to[j] = nc;
-			pl[np++] = (struct peer_commit_ent){.oid = b[j].oid, .new_version = b[j].version,
-							    .write_id = b[j].wid, .idx = b[j].idx};
+			pl[np++] = wire_ent(&b[j]);
 		}
 		c->node = &b[i].node;
 		c->req.opcode = SD_OP_PEER_COMMIT_BATCH;
@@ -239,29 +267,20 @@ int gw_commitq_take(struct sheep *s, const struct sd_node *n, uint32_t epoch,
 		    struct peer_commit_ent *out, int max)
 {
 	struct gw_commitq *q = s->gw ? s->gw->commitq : NULL;
+	struct gw_cq_ent e[SD_PEER_RIDE_MAX];
 	if (!q || !q->ride_ns)
 		return 0;
-	int got = 0, keep = 0;
+	int got = 0;
+	max = SD_MIN(max, SD_PEER_RIDE_MAX);
 	pthread_mutex_lock(&q->mu);
-	for (int i = 0; i < q->nflight && got < max; i++) {
-		const struct gw_cq_ent *e = &q->flight[i];
-		if (!e->die && e->epoch == epoch && sd_node_eq(&e->node, n))
-			out[got++] = (struct peer_commit_ent){.oid = e->oid, .new_version = e->version,
-							      .write_id = e->wid, .idx = e->idx};
-	}
-	for (int i = 0; i < q->n; i++) {
-		struct gw_cq_ent *e = &q->ent[i];
-		if (got < max && !e->die && e->epoch == epoch && sd_node_eq(&e->node, n)) {
-			out[got++] = (struct peer_commit_ent){.oid = e->oid, .new_version = e->version,
-							      .write_id = e->wid, .idx = e->idx};
-			continue;
-		}
-		if (keep != i)
-			q->ent[keep] = *e;
-		keep++;
-	}
-	set_n(q, keep);
+	for (int i = 0; i < q->nflight && got < max; i++) /* copies: still sent */
+		if (!q->flight[i].die && q->flight[i].epoch == epoch &&
+		    sd_node_eq(&q->flight[i].node, n))
+			e[got++] = q->flight[i];
+	got += take_locked(q, n, epoch, 0, e + got, max - got);
 	pthread_mutex_unlock(&q->mu);
+	for (int i = 0; i < got; i++)
+		out[i] = wire_ent(&e[i]);
 	return got;
 }
 
@@ -291,20 +310,10 @@ void gw_commitq_flush(struct sheep *s, uint64_t oid)
 {
 	struct gw_commitq *q = s->gw ? s->gw->commitq : NULL;
 	struct gw_cq_ent e[SD_PEER_RIDE_MAX]; /* a few writes' worth: one object's */
-	int got = 0, keep = 0;
 	if (!gw_commitq_any(s))
 		return;
 	pthread_mutex_lock(&q->mu);
-	for (int i = 0; i < q->n; i++) {
-		if (got < SD_PEER_RIDE_MAX && q->ent[i].oid == oid && !q->ent[i].die) {
-			e[got++] = q->ent[i];
-			continue;
-		}
-		if (keep != i)
-			q->ent[keep] = q->ent[i];
-		keep++;
-	}
-	set_n(q, keep);
+	int got = take_locked(q, NULL, 0, oid, e, SD_PEER_RIDE_MAX);
 	pthread_mutex_unlock(&q->mu);
 	if (got)
 		send_batch(s, e, got);

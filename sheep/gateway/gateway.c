@@ -196,8 +196,9 @@ int gw_op_read(struct gw_obj *o, void *arg)
 		return ret;
 	/* Commits this sheep still has queued for the object (it coordinates
 	 * its writes) would make the read meet their writes pending and
-	 * settle them: send them first. */
-	gw_commitq_flush(o->s, o->oid);
+	 * settle them: send them first. Only EC writes have any. */
+	if (o->ec)
+		gw_commitq_flush(o->s, o->oid);
 	return o->ec ? gw_read_ec(o, a->buf, a->len, a->off) : gw_read_copies(o, a->buf, a->len, a->off);
 }
 

@@ -275,12 +275,12 @@ static void ride_attach(struct gw_obj *o, struct peer_call *c)
 	if (c->ride || !c->has_whdr || !gw_commitq_any(o->s) ||
 	    ((c->whdr.flags & PEER_WH_OLD) && sd_node_eq(c->node, &o->s->self)))
 		return;
-	struct peer_commit_ent *r = malloc(SD_PEER_RIDE_MAX * sizeof(*r));
-	int got = r ? gw_commitq_take(o->s, c->node, c->req.epoch, r, SD_PEER_RIDE_MAX) : 0;
-	if (!got) {
-		free(r);
+	struct peer_commit_ent e[SD_PEER_RIDE_MAX];
+	int got = gw_commitq_take(o->s, c->node, c->req.epoch, e, SD_PEER_RIDE_MAX);
+	struct peer_commit_ent *r = got ? malloc((size_t)got * sizeof(*r)) : NULL;
+	if (!r) /* none, or no memory: they are lost as a failed batch's are (commitq.c) */
 		return;
-	}
+	memcpy(r, e, (size_t)got * sizeof(*r));
 	c->ride = r;
 	c->whdr.nr_commits = (uint32_t)got;
 }
@@ -313,6 +313,9 @@ bool gw_res_is_retry(int res)
  * Returns a retry code if any holder asks for one, else SUCCESS. */
 int gw_probe(struct gw_obj *o, struct frag_state *st)
 {
+	/* This sheep's own commits still queued for the object would show
+	 * as writes pending to settle: send them first. */
+	gw_commitq_flush(o->s, o->oid);
 	struct peer_call calls[GW_MAX_CALLS];
 	for (int i = 0; i < o->width; i++)
 		gw_call_init(o, &calls[i], i, SD_OP_PEER_GEN);

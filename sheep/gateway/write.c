@@ -535,14 +535,9 @@ int gw_write_once(struct gw_obj *o, const void *buf, uint32_t len, uint32_t off,
 		for (int i = 0; i < o->width; i++)
 			st[i] = (struct frag_state){.res = SD_RES_SUCCESS, .version = cached,
 						    .real = gw_lc_of(o, NULL, cached, i)};
-	} else {
-		/* Our own commits still queued would show as pending writes
-		 * to settle: send them first. */
-		gw_commitq_flush(o->s, o->oid);
-		if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
-			gw_coming_end();
-			return ret;
-		}
+	} else if ((ret = gw_probe(o, st)) != SD_RES_SUCCESS) {
+		gw_coming_end();
+		return ret;
 	}
 	o->acked_all = false;
 	ret = write_probed(o, st, buf, len, off, create, mixed_since, &made);

@@ -124,6 +124,16 @@ static bool is_self(struct sheep *s, const struct sd_node *n)
 	return sd_node_eq(n, &s->self);
 }
 
+/* Bytes of the commits riding on c (whdr.nr_commits, zeroed without any). */
+static uint32_t ride_len(struct peer_call *c)
+{
+	if (!c->has_whdr)
+		return 0;
+	if (!c->ride)
+		c->whdr.nr_commits = 0;
+	return c->whdr.nr_commits * (uint32_t)sizeof(*c->ride);
+}
+
 /* The request of c as iovecs (at most 4): header, write header, riding
  * commits (rl bytes), data. */
 static int call_iov(struct peer_call *c, struct iovec *iov, uint32_t rl)
@@ -145,9 +155,7 @@ static void send_call(struct sheep *s, struct peer_call *c)
 {
 	c->fd = -1;
 	c->req.proto_ver = SD_SHEEP_PROTO_VER;
-	uint32_t rl = c->has_whdr && c->ride ? c->whdr.nr_commits * (uint32_t)sizeof(*c->ride) : 0;
-	if (c->has_whdr && !c->ride)
-		c->whdr.nr_commits = 0;
+	uint32_t rl = ride_len(c);
 	uint32_t plen = c->wlen + rl + (c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0);
 	if (c->has_whdr || c->wlen) {
 		c->req.flags |= SD_FLAG_CMD_WRITE;
@@ -263,9 +271,7 @@ static void serve_local(struct sheep *s, struct peer_call *c)
 	c->req.proto_ver = SD_SHEEP_PROTO_VER;
 	void *payload = NULL;
 	if (c->has_whdr || c->wlen) {
-		uint32_t rl = c->has_whdr && c->ride ? c->whdr.nr_commits * (uint32_t)sizeof(*c->ride) : 0;
-		if (c->has_whdr && !c->ride)
-			c->whdr.nr_commits = 0;
+		uint32_t rl = ride_len(c);
 		uint32_t hl = c->has_whdr ? (uint32_t)sizeof(c->whdr) : 0;
 		c->req.data_length = c->wlen + hl + rl;
 		payload = malloc(c->req.data_length);

@@ -474,10 +474,13 @@ void store_pw_final_hdr(const struct store_pend *p, struct store_frag_hdr *h);
 int store_replay_whole(struct store *st, const struct store_frag_hdr *h,
 		       const struct store_span *sp);
 
+/* store.c: store_stat under the stripe lock (store_stat_pending). */
+int store_stat_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta);
+
 /* store_pendtab.c: the table of pending writes */
 struct store_pend *store_pend_find(struct store *st, uint64_t oid, uint8_t idx);
+/* store_pend.c: store_pending under the stripe lock. */
 int store_pending_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_pending *out);
-int store_stat_locked(struct store *st, uint64_t oid, uint8_t idx, struct store_meta *meta);
 void store_pend_put(struct store *st, struct store_pend *p);
 void store_pend_drop(struct store *st, uint64_t oid, uint8_t idx, uint64_t write_id);
 void store_pend_free_all(struct store *st);
