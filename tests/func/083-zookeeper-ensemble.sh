@@ -33,7 +33,7 @@ for i in 0 1 2 3 4 5; do
 done
 sd_wait_nodes 0 6 60 || bail "six sheep did not form a cluster over the ensemble"
 ok "six sheep joined over the ensemble"
-check "cluster format -c 4:2" dogn 0 cluster format -c 4:2 >/dev/null
+check "cluster format -c 4:2" sd_quiet dogn 0 cluster format -c 4:2
 check "vdi create fzk (4:2)" dogn 0 vdi create fzk 256M
 nbd_wait_nbd 0 || bail "sheep 0 serves NBD"
 

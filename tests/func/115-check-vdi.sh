@@ -168,5 +168,5 @@ ok = r[0] == 0x08 and r[1] == 0x05 and r[2] == 0x05 and r[3] == 0x05
 sys.exit(0 if ok else 1)
 PY
 check "raw CHECK_OBJ / SCRUB with bad input get error replies" test $? = 0
-check "sheep 0 still serves after the bad input" dogn 0 node list -r >/dev/null
+check "sheep 0 still serves after the bad input" sd_quiet dogn 0 node list -r
 sd_done

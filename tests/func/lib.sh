@@ -22,6 +22,9 @@ not_ok() { SD_TAP_N=$((SD_TAP_N + 1)); SD_TAP_FAILED=$((SD_TAP_FAILED + 1)); ech
 skip() { SD_TAP_N=$((SD_TAP_N + 1)); echo "ok $SD_TAP_N - $* # SKIP"; }
 # check DESCRIPTION COMMAND...: one TAP line from a command's status.
 check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# sd_quiet COMMAND...: COMMAND with its standard output dropped (for check:
+# "check D COMMAND >/dev/null" would drop check's own TAP line too).
+sd_quiet() { "$@" >/dev/null; }
 # check_todo WHY DESCRIPTION COMMAND...: a known, documented failure. Prints
 # "not ok N - DESCRIPTION # TODO WHY" (or "ok ... # TODO" once it works);
 # tests/run lists it and does not count it as failed.
