@@ -225,11 +225,21 @@ void vdi_io_close(struct vdi_io *v)
 			/* A snapshot taken since our last write froze v->vid and
 			 * moved our lock to the new working VDI, which we never
 			 * followed (no write came after it): release it there.
-			 * The unlock checks the owner, so no other lock goes. */
+			 * The unlock checks the owner, so no other lock goes.
+			 * Still v->vid: nothing to release. The unlock was sent
+			 * again after the driver said it was not sent when it
+			 * was (ZooKeeper: a create whose answer a dropped
+			 * connection lost; tests/func/083), or dog vdi lock
+			 * unlock took it. */
 			uint32_t cur;
-			if (gateway_vdi_lookup(v->s, v->name, 0, NULL, &cur) == SD_RES_SUCCESS &&
-			    cur != v->vid)
-				ret = gateway_vdi_unlock(v->s, cur, v->owner);
+			if (gateway_vdi_lookup(v->s, v->name, 0, NULL, &cur) == SD_RES_SUCCESS) {
+				if (cur != v->vid)
+					ret = gateway_vdi_unlock(v->s, cur, v->owner);
+				else {
+					sd_info("vdi %" PRIx32 ": not locked any more: nothing to release", v->vid);
+					ret = SD_RES_SUCCESS;
+				}
+			}
 		}
 		if (ret != SD_RES_SUCCESS)
 			sd_warn("vdi %" PRIx32 ": unlock failed: %s", v->vid, sd_strerror(ret));
