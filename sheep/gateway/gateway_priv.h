@@ -94,6 +94,7 @@ struct gw_state {
 	struct obj_lock *objlocks;
 	pthread_mutex_t vcache_mu;
 	struct gw_vcache_ent *vcache; /* NULL: no cache (out of memory) */
+	struct gw_behind_ent *behind;  /* vcache.c: objects seen with a fragment behind */
 	struct gw_commitq *commitq;
 	struct gw_converter *conv; /* convert.c */
 	/* Writes coordinated here that have not sent their writes or
@@ -257,6 +258,15 @@ void gw_ride_release(struct peer_call *calls, int n);
 int gw_commitq_init(struct sheep *s);
 void gw_commitq_fini(struct sheep *s);
 int gw_settle_early(struct gw_obj *o, const struct frag_state *st);
+/* A placed holder's fragment is behind the object (write.c): true when the
+ * write should rewrite the object whole now, the fragment having been
+ * seen behind at least GW_BEHIND_GRACE_MS ago (recovery had its chance)
+ * with no write reaching every fragment since (gw_vcache_put), and no
+ * whole rewrite of it in the last GW_BEHIND_BACKOFF_MS; false notes the
+ * sighting. */
+#define GW_BEHIND_GRACE_MS 1000
+#define GW_BEHIND_BACKOFF_MS 10000
+bool gw_behind_rewrite_due(struct gw_obj *o);
 void gw_vcache_init(struct sheep *s);
 void gw_vcache_fini(struct sheep *s);
  int gw_test_crash_point(struct gw_obj *o);

@@ -28,6 +28,29 @@ static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
 	return &s->gw->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
 }
 
+/*
+ * Objects this coordinator found with a placed holder's fragment behind
+ * (write.c): the first sighting leaves the fragment to recovery (asked by
+ * gw_hint_stale), which rebuilds it unless writes keep moving the object
+ * ("versions moved"); a write that still finds it behind a grace period
+ * later rewrites the object whole under its lock, at most once per
+ * backoff (a holder that keeps failing its writes costs one whole
+ * rewrite per backoff, not one per write). A slot lost to another object
+ * only restarts the grace.
+ */
+#define GW_BEHIND_SLOTS 1024
+
+struct gw_behind_ent {
+	uint64_t oid;
+	uint64_t seen_ns;    /* first seen behind (0: empty) */
+	uint64_t rewrite_ns; /* last whole rewrite for it */
+};
+
+static struct gw_behind_ent *behind_slot(struct sheep *s, uint64_t oid)
+{
+	return &s->gw->behind[(oid * 0x9E3779B97F4A7C15ULL) >> 54];
+}
+
 uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid, bool *lc_valid, uint8_t *delta)
 {
 	uint64_t v = 0;
@@ -58,6 +81,10 @@ void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid, bool 
 	pthread_mutex_lock(&o->s->gw->vcache_mu);
 	struct gw_vcache_ent *e = slot(o->s, o->oid);
 	if (version) {
+		/* A write that reached every fragment: nothing is behind. */
+		struct gw_behind_ent *b = o->s->gw->behind ? behind_slot(o->s, o->oid) : NULL;
+		if (b && b->oid == o->oid)
+			b->seen_ns = 0; /* the backoff (rewrite_ns) stays */
 		*e = (struct gw_vcache_ent){.oid = o->oid, .version = version,
 					    .early_wid = early_wid, .epoch = o->v->epoch,
 					    .lc_valid = lc_valid && delta};
@@ -69,14 +96,39 @@ void gw_vcache_put(struct gw_obj *o, uint64_t version, uint64_t early_wid, bool 
 	pthread_mutex_unlock(&o->s->gw->vcache_mu);
 }
 
+bool gw_behind_rewrite_due(struct gw_obj *o)
+{
+	if (!o->s->gw->behind)
+		return false;
+	uint64_t now = sd_now_ns();
+	bool due = false;
+	pthread_mutex_lock(&o->s->gw->vcache_mu);
+	struct gw_behind_ent *e = behind_slot(o->s, o->oid);
+	if (e->oid != o->oid) {
+		*e = (struct gw_behind_ent){.oid = o->oid, .seen_ns = now};
+	} else if (!e->seen_ns) {
+		e->seen_ns = now;
+	} else if (now - e->seen_ns >= (uint64_t)GW_BEHIND_GRACE_MS * 1000000ull &&
+		   (!e->rewrite_ns ||
+		    now - e->rewrite_ns >= (uint64_t)GW_BEHIND_BACKOFF_MS * 1000000ull)) {
+		e->rewrite_ns = now;
+		due = true;
+	}
+	pthread_mutex_unlock(&o->s->gw->vcache_mu);
+	return due;
+}
+
 void gw_vcache_init(struct sheep *s)
 {
 	pthread_mutex_init(&s->gw->vcache_mu, NULL);
 	s->gw->vcache = calloc(GW_VCACHE_SLOTS, sizeof(*s->gw->vcache)); /* NULL: no cache */
+	s->gw->behind = calloc(GW_BEHIND_SLOTS, sizeof(*s->gw->behind)); /* NULL: no rewrites */
 }
 
 void gw_vcache_fini(struct sheep *s)
 {
 	free(s->gw->vcache);
 	s->gw->vcache = NULL;
+	free(s->gw->behind);
+	s->gw->behind = NULL;
 }

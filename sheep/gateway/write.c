@@ -448,6 +448,14 @@ int gw_rewrite_whole(struct gw_obj *o, uint64_t ver, const void *buf, uint32_t l
 	return ret;
 }
 
+/* Fragment i is on its current holder, which answered, at a version
+ * older than the object's ver: a write it missed. */
+static bool frag_behind(const struct gw_obj *o, const struct frag_state *st, int i, uint64_t ver)
+{
+	return o->holder[i] && o->loc[i] == o->holder[i] && st[i].res == SD_RES_SUCCESS &&
+	       st[i].version < ver;
+}
+
 /* After an acknowledged update: tell the current holders whose fragment
  * it skipped as older than ver to have it rebuilt now. Otherwise nothing
  * looks at it until the next membership change (issue 14, bug 3). */
@@ -456,8 +464,7 @@ static void gw_hint_stale(struct gw_obj *o, const struct frag_state *st, uint64_
 	struct peer_call calls[GW_MAX_WIDTH];
 	int n = 0;
 	for (int i = 0; i < o->width; i++) {
-		if (!o->holder[i] || o->loc[i] != o->holder[i] || st[i].res != SD_RES_SUCCESS ||
-		    st[i].version >= ver)
+		if (!frag_behind(o, st, i, ver))
 			continue;
 		gw_call_init(o, &calls[n], i, SD_OP_PEER_GEN);
 		calls[n++].req.flags |= SD_PEER_FLAG_STALE;
@@ -608,13 +615,18 @@ static int write_probed(struct gw_obj *o, struct frag_state *st, const void *buf
 		sd_err("object %016llx: no consistent generation to update", (unsigned long long)o->oid);
 		return SD_RES_EIO;
 	}
-	int usable = 0, placed = 0;
+	int usable = 0, placed = 0, behind = 0;
 	for (int i = 0; i < o->width; i++) {
 		usable += st[i].res == SD_RES_SUCCESS && st[i].version == ver;
 		placed += o->holder[i] != NULL;
+		behind += frag_behind(o, st, i, ver);
 	}
-	if (usable < gw_ack_threshold(o) && placed >= gw_ack_threshold(o) &&
-	    o->obj_size <= SD_MAX_PAYLOAD)
+	/* Rewrite whole: too few fragments to update in place, or one still
+	 * behind on its holder a while after recovery was asked to rebuild
+	 * it (an object written all the time moves under every rebuild, and
+	 * every write would find it behind and go around it). */
+	if (placed >= gw_ack_threshold(o) && o->obj_size <= SD_MAX_PAYLOAD &&
+	    (usable < gw_ack_threshold(o) || (behind && gw_behind_rewrite_due(o))))
 		return gw_rewrite_whole(o, ver, buf, len, off, new_version);
 	int ret = o->ec ? gw_update_ec(o, st, ver, buf, len, off, new_version)
 		    : gw_update_copies(o, st, ver, buf, len, off, new_version);

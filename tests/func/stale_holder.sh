@@ -1,4 +1,4 @@
-# stale_holder.sh - the scenario of 109 and 117, sourced after lib.sh and rec_lib.sh: a fragment put back to its previous version on its holder (no membership change) must be rebuilt once a write finds it behind; with REPAIR_FAIL=N every sheep fails its first N repairs (a write in flight) and must try again.
+# stale_holder.sh - the scenario of 117, 128 and 131, sourced after lib.sh and rec_lib.sh: a fragment put back to its previous version on its holder (no membership change) must be rebuilt once a write finds it behind; with REPAIR_FAIL=N every sheep fails its first N repairs (a write in flight) and must try again; with BEHIND_WRITES=1 as well, writes keep coming and the write path itself must bring the fragment back.
 N=6
 # Every sheep fails its first REPAIR_FAIL repairs as if the versions were moving (117).
 [ "${REPAIR_FAIL:-0}" -gt 0 ] && export SHEEP_TEST_REPAIR_FAIL=$REPAIR_FAIL
@@ -53,17 +53,32 @@ out=$(rec_census 0 1 2 3 4 5)
 check_eq "the object is one fragment short" 1 "$(rec_summary short "$out")"
 
 check "a second write finds the fragment behind" write_at $((at + MiB / 2))
-full=0 end=$((SECONDS + 30))
-while [ $SECONDS -lt $end ]; do
+is_full() {
 	out=$(rec_census 0 1 2 3 4 5)
-	if [ "$(rec_summary short "$out")" = 0 ] && [ "$(rec_summary bad "$out")" = 0 ]; then
-		full=1
-		break
+	[ "$(rec_summary short "$out")" = 0 ] && [ "$(rec_summary bad "$out")" = 0 ]
+}
+full=0 end=$((SECONDS + 30)) nw=1
+while [ $SECONDS -lt $end ]; do
+	is_full && { full=1; break; }
+	if [ "${BEHIND_WRITES:-0}" = 1 ]; then
+		# Writes keep coming to the fragment's range (recovery, failing
+		# every repair here, can never catch up).
+		write_at $((at + (nw % 8) * MiB / 8)) || break
+		nw=$((nw + 1))
+		sleep 0.1
+	else
+		sleep 0.5
 	fi
-	sleep 0.5
 done
 grep '^short' <<<"$out" | sed 's/^/# /'
-if [ "${REPAIR_FAIL:-0}" -gt 0 ]; then
+if [ "${BEHIND_WRITES:-0}" = 1 ]; then
+	log "$nw writes until the object was whole again"
+	check_eq "the writes themselves bring the fragment back" 1 $full
+	check "... by rewriting the object whole" \
+		grep -q "rewriting the whole object" "$SD_TEST_DIR"/n*/sheep.log
+	check "no repair was planned (every one fails here)" \
+		bash -c "! grep -h 'repair of .*: queued' $SD_TEST_DIR/n*/sheep.log"
+elif [ "${REPAIR_FAIL:-0}" -gt 0 ]; then
 	check_eq "the fragment is rebuilt after two failed attempts" 1 $full
 	check "the holder tried again" grep -q "trying again (2 of" "$(sd_dir $h)/sheep.log"
 	grep -h "repair of" "$(sd_dir $h)/sheep.log" | sed 's/^/# /'
