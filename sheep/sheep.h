@@ -48,10 +48,10 @@ struct sheep_opts {
 	bool test_local_writes;      /* SHEEP_TEST_LOCAL_WRITES: never forward a write */
 	bool test_no_in_place;       /* SHEEP_TEST_NO_IN_PLACE: every request through the pools */
 	int test_apply_delay_ms;     /* SHEEP_TEST_APPLY_DELAY_MS: others' cluster messages applied late */
-	/* SHEEP_TEST_UNLOCK_ECHO=N: the first N unlocks this sheep broadcasts
-	 * are sent but reported not sent (loop thread only), as a ZooKeeper
-	 * create whose reply a dropped connection lost (cop.c). */
-	int test_unlock_echo;
+	/* SHEEP_TEST_CMSG_ECHO=N: the first N cluster operations this sheep
+	 * broadcasts are sent but reported not sent (loop thread only), as a
+	 * ZooKeeper create whose answer a dropped connection lost (cop.c). */
+	int test_cmsg_echo; /* (the operations' first copies only) */
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
 	/* SHEEP_TEST_NO_OLD_FIRST: range updates read the old bytes before
 	 * their prepares (no PEER_WH_OLD) */

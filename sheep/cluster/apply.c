@@ -268,6 +268,36 @@ void group_shutdown_later(void *arg)
 	sd_loop_stop(s->loop);
 }
 
+/* ---- operations applied lately (group_priv.h, struct cop_done) ---- */
+
+static uint64_t cop_who(const struct sd_node *n)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	for (const char *c = n->addr; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+	h = (h ^ n->port) * 0x100000001b3ull;
+	return (h ^ n->incarnation) * 0x100000001b3ull;
+}
+
+const struct cop_done *cop_done_find(struct sheep *s, const struct sd_node *sender, uint64_t token)
+{
+	uint64_t who = cop_who(sender);
+	for (unsigned i = 0; i < s->cl->nr_done; i++)
+		if (s->cl->done[i].token == token && s->cl->done[i].who == who)
+			return &s->cl->done[i];
+	return NULL;
+}
+
+void cop_done_add(struct sheep *s, const struct sd_node *sender, uint64_t token, int result,
+		  uint32_t vid)
+{
+	struct cop_done *d = &s->cl->done[s->cl->done_next];
+	*d = (struct cop_done){.who = cop_who(sender), .token = token, .result = result, .vid = vid};
+	s->cl->done_next = (s->cl->done_next + 1) % COP_DONE_MAX;
+	if (s->cl->nr_done < COP_DONE_MAX)
+		s->cl->nr_done++;
+}
+
 /* Apply one message; sender's waiter (if this node) gets the result. */
 void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *msg, size_t len,
 		      bool *wipe)
@@ -279,6 +309,18 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 	memcpy(&h, msg, sizeof(h));
 	int res = SD_RES_INVALID_PARMS;
 	uint32_t vid = 0;
+	/* A second copy of an operation (sent again after the driver said
+	 * the first was not sent when it was): applied once, answered as the
+	 * first was. Every member skips it: they hold the same list. */
+	const struct cop_done *dup = h.token ? cop_done_find(s, sender, h.token) : NULL;
+	if (dup) {
+		sd_info("cluster message %u from %s:%u: a second copy of an operation applied "
+			"already; skipped", h.type, sender->addr, sender->port);
+		if (sd_node_eq(sender, &s->self))
+			group_complete_wait(s, h.token, dup->result, dup->vid);
+		pthread_cond_broadcast(&s->cl->state_cond);
+		return;
+	}
 	switch (h.type) {
 	case CMSG_FORMAT:
 		if (len >= sizeof(struct cmsg_format))
@@ -355,6 +397,8 @@ void group_apply_msg(struct sheep *s, const struct sd_node *sender, const void *
 			sender->port);
 		return;
 	}
+	if (h.token)
+		cop_done_add(s, sender, h.token, res, vid);
 	if (sd_node_eq(sender, &s->self))
 		group_complete_wait(s, h.token, res, vid);
 	/* Workers waiting for the VDI table to catch up (group_vdi_wait). */
@@ -427,6 +471,16 @@ static void *build_state(struct sheep *s, const struct sd_node *target, uint64_t
 		uint16_t nj = 0;
 		p += group_pack_joiners(s, target, p, cap - (size_t)(p - buf), &nj);
 		h->nr_joiners = nj;
+	}
+	/* The operations applied lately, oldest first. */
+	size_t db = s->cl->nr_done * sizeof(struct cop_done);
+	if (db <= cap - (size_t)(p - buf)) {
+		unsigned first = s->cl->nr_done < COP_DONE_MAX ? 0 : s->cl->done_next;
+		for (unsigned i = 0; i < s->cl->nr_done; i++) {
+			memcpy(p, &s->cl->done[(first + i) % COP_DONE_MAX], sizeof(struct cop_done));
+			p += sizeof(struct cop_done);
+		}
+		h->nr_done = (uint16_t)s->cl->nr_done;
 	}
 	*len = (size_t)(p - buf);
 	h->h.len = (uint32_t)*len;
@@ -631,7 +685,9 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	const char *end = (const char *)msg + len;
 	const char *vdi;
 	if (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end ||
-	    (size_t)h.nr_joiners * sizeof(struct snap_joiner) > (size_t)(end - (vdi + h.vdi_len))) {
+	    h.nr_done > COP_DONE_MAX ||
+	    (size_t)h.nr_joiners * sizeof(struct snap_joiner) + (size_t)h.nr_done * sizeof(struct cop_done) >
+		    (size_t)(end - (vdi + h.vdi_len))) {
 		sd_emerg("state snapshot is damaged");
 		return;
 	}
@@ -655,6 +711,13 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 	/* The others still waiting when it was built (found.c); the replay
 	 * below adds later joins and drops those synced since. */
 	group_unpack_joiners(s, vdi + h.vdi_len, (size_t)(end - (vdi + h.vdi_len)), h.nr_joiners);
+	/* The operations applied up to h.seq: the buffered copies replayed
+	 * below are skipped as the members skipped them. */
+	const char *dp = vdi + h.vdi_len + (size_t)h.nr_joiners * sizeof(struct snap_joiner);
+	s->cl->nr_done = h.nr_done;
+	s->cl->done_next = h.nr_done % COP_DONE_MAX;
+	for (unsigned i = 0; i < h.nr_done; i++)
+		memcpy(&s->cl->done[i], dp + (size_t)i * sizeof(struct cop_done), sizeof(struct cop_done));
 	if (!offer) {
 		group_save_config(s);
 		group_save_vdis(s);

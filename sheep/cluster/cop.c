@@ -15,8 +15,10 @@
 
 void group_complete_wait(struct sheep *s, uint64_t token, int result, uint32_t vid)
 {
+	/* The first answer stands: a waiter told "not sent" sends a copy
+	 * again, whose answer it then gets (the first copy's, apply.c). */
 	for (struct cop_wait *w = s->cl->waits; w; w = w->next)
-		if (w->token == token) {
+		if (w->token == token && !w->done) {
 			w->done = 1;
 			w->result = result;
 			w->vid = vid;
@@ -31,6 +33,13 @@ struct bcast {
 	uint64_t token;
 	char msg[];
 };
+
+static int cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid, bool keep_token);
+
+uint64_t cop_new_token(struct sheep *s)
+{
+	return __atomic_add_fetch(&s->cl->next_token, 1, __ATOMIC_RELAXED);
+}
 
 /* A message nobody waits for (the unlocks of a closed connection's locks,
  * group_release_owner), which the driver could not send: a worker sends
@@ -48,7 +57,7 @@ static bool resend_work(struct sd_work *w)
 	struct resend *r = (struct resend *)w;
 	struct cmsg_hdr h = {0};
 	memcpy(&h, r->msg, SD_MIN(r->len, sizeof(h)));
-	int ret = group_cluster_op(r->s, r->msg, r->len, NULL);
+	int ret = cluster_op(r->s, r->msg, r->len, NULL, true);
 	/* "Not sent" may mean sent with its answer lost (ZooKeeper: a create
 	 * cut off by a dropped connection): the first copy released the
 	 * lock, this one finds nothing to release. */
@@ -88,20 +97,12 @@ void group_do_broadcast(void *arg)
 	 * joiner its state snapshot (test 026). */
 	if (h.type == CMSG_SNAPSHOT)
 		sd_test_pause(s->opt.test_pause_file, "snap-send", s->self.port, 0);
-	/* The test hook's copy answers no waiter when applied, as a copy
-	 * applied after its waiter gave up on it and sent it again. */
-	bool echo = h.type == CMSG_UNLOCK_VDI && s->opt.test_unlock_echo > 0 &&
-		    b->len >= sizeof(struct cmsg_vdi);
-	if (echo) {
-		h.token = 0;
-		memcpy(b->msg, &h, sizeof(h));
-	}
 	int ret = s->cl->cctx ? s->cl->driver->broadcast(s->cl->cctx, b->msg, b->len) : -ENOTCONN;
-	if (!ret && echo) {
-		s->opt.test_unlock_echo--;
-		struct cmsg_vdi m;
-		memcpy(&m, b->msg, sizeof(m));
-		sd_notice("test hook: unlock of vdi %" PRIx32 " sent, reported not sent", m.vid);
+	if (!ret && h.token > s->cl->test_echoed && s->opt.test_cmsg_echo > 0) {
+		s->opt.test_cmsg_echo--;
+		s->cl->test_echoed = h.token; /* a copy sent again goes through */
+		sd_notice("test hook: cluster message %u (operation %" PRIu64 ") sent, reported not sent",
+			  h.type, h.token);
 		ret = -ENOTCONN;
 	}
 	if (h.type == CMSG_SNAPSHOT)
@@ -147,7 +148,7 @@ int group_post_broadcast(struct sheep *s, const void *msg, size_t len, uint64_t 
 int group_cluster_post(struct sheep *s, void *msg, size_t len)
 {
 	struct cmsg_hdr *h = msg;
-	h->token = 0; /* no waiter */
+	h->token = cop_new_token(s); /* nobody waits for it; a copy sent again is the same operation */
 	h->len = (uint32_t)len;
 	return group_post_broadcast(s, msg, len, 0) ? SD_RES_NO_MEM : SD_RES_SUCCESS;
 }
@@ -164,11 +165,10 @@ static int cop_once(struct sheep *s, void *msg, size_t len, uint32_t *vid,
 		pthread_mutex_unlock(&s->cl->state_lock);
 		return SD_RES_WAIT_FOR_JOIN;
 	}
-	w.token = ++s->cl->next_token;
+	w.token = h->token;
 	w.next = s->cl->waits;
 	s->cl->waits = &w;
 	pthread_mutex_unlock(&s->cl->state_lock);
-	h->token = w.token;
 	h->len = (uint32_t)len;
 	int ret = group_post_broadcast(s, msg, len, w.token);
 	pthread_mutex_lock(&s->cl->state_lock);
@@ -203,7 +203,16 @@ static int cop_once(struct sheep *s, void *msg, size_t len, uint32_t *vid,
  */
 int group_cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid)
 {
+	return cluster_op(s, msg, len, vid, false);
+}
+
+/* keep_token: msg is a copy of a message sent before (resend_work): the
+ * same operation, so the same token (apply.c skips a second copy). */
+static int cluster_op(struct sheep *s, void *msg, size_t len, uint32_t *vid, bool keep_token)
+{
 	struct cmsg_hdr *h = msg;
+	if (!keep_token || !h->token)
+		h->token = cop_new_token(s); /* one for every copy this sends */
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += COP_TIMEOUT_S;

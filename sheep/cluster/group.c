@@ -365,6 +365,9 @@ void group_release_owner(struct sheep *s, uint64_t owner)
 				memset(&m, 0, sizeof(m));
 				m.h.type = CMSG_UNLOCK_VDI;
 				m.h.len = sizeof(m);
+				/* Nobody waits for it; a copy sent again is the
+				 * same operation (cop.c resend_work). */
+				m.h.token = cop_new_token(s);
 				m.vid = e->vid;
 				m.lock_owner = owner;
 				group_post_broadcast(s, &m, sizeof(m), 0);

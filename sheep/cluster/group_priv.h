@@ -67,6 +67,23 @@ struct cop_wait {
 };
 
 /*
+ * A cluster operation applied lately (apply.c): its sender (a hash of
+ * addr, port and incarnation), its token (the same in every copy sent:
+ * cop.c) and its answer. A copy sent again after the driver called the
+ * first one not sent when it was (ZooKeeper: a create cut off by a
+ * dropped connection) is skipped, and its waiter gets the first copy's
+ * answer: every member applies an operation once. The last COP_DONE_MAX
+ * are kept, and go to a joiner with the rest of the state.
+ */
+#define COP_DONE_MAX 64
+struct cop_done {
+	uint64_t who;
+	uint64_t token;
+	int32_t result;
+	uint32_t vid;
+} __attribute__((packed));
+
+/*
  * The cluster state (s->cl, made by group_init): everything here is
  * guarded by state_lock. Written only on the loop thread (driver
  * callbacks); read anywhere, by other modules through cluster.h.
@@ -100,7 +117,10 @@ struct cluster_state {
 	struct pending_event *pend_head, *pend_tail;
 	struct joiner *joiners;
 	struct cop_wait *waits;
-	uint64_t next_token;
+	uint64_t next_token; /* atomics (cop_new_token) */
+	struct cop_done done[COP_DONE_MAX]; /* a ring, oldest at done_next once full */
+	unsigned nr_done, done_next;
+	uint64_t test_echoed; /* SHEEP_TEST_CMSG_ECHO: the last operation echoed (loop thread) */
 };
 
 #define CONFIG_MAGIC 0x53444346u /* "SDCF" */
@@ -135,6 +155,9 @@ struct snap_hdr {
 	 * the target knows whom to sync should it become the oldest synced
 	 * member (found.c). 0 in an offer. */
 	uint16_t nr_joiners;
+	/* The operations applied lately (struct cop_done each, oldest first,
+	 * after the joiners). */
+	uint16_t nr_done;
 } __attribute__((packed));
 
 struct snap_joiner {
@@ -146,6 +169,12 @@ struct snap_joiner {
 void group_state_path(struct sheep *s, const char *name, char *buf, size_t len);
  void group_complete_wait(struct sheep *s, uint64_t token, int result, uint32_t vid);
  void group_do_broadcast(void *arg);
+/* A new token for a cluster operation (any thread). */
+uint64_t cop_new_token(struct sheep *s);
+/* apply.c: the operations applied lately (state_lock held). */
+const struct cop_done *cop_done_find(struct sheep *s, const struct sd_node *sender, uint64_t token);
+void cop_done_add(struct sheep *s, const struct sd_node *sender, uint64_t token, int result,
+		  uint32_t vid);
  int group_post_broadcast(struct sheep *s, const void *msg, size_t len, uint64_t token);
  void group_after_unlock(struct sheep *s, bool wipe);
 

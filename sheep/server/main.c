@@ -756,8 +756,8 @@ int main(int argc, char **argv)
 	s->opt.test_no_in_place = getenv("SHEEP_TEST_NO_IN_PLACE") != NULL;
 	const char *apply_delay = getenv("SHEEP_TEST_APPLY_DELAY_MS");
 	s->opt.test_apply_delay_ms = apply_delay ? atoi(apply_delay) : 0;
-	const char *echo = getenv("SHEEP_TEST_UNLOCK_ECHO");
-	s->opt.test_unlock_echo = echo ? atoi(echo) : 0;
+	const char *echo = getenv("SHEEP_TEST_CMSG_ECHO");
+	s->opt.test_cmsg_echo = echo ? atoi(echo) : 0;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
 	s->opt.test_no_old_first = getenv("SHEEP_TEST_NO_OLD_FIRST") != NULL;
 	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;
