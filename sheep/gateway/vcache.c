@@ -12,7 +12,8 @@
 
 #include "sheep/gateway/gateway_priv.h"
 
-#define GW_VCACHE_SLOTS 4096
+#define GW_VCACHE_BITS 12
+#define GW_VCACHE_SLOTS (1u << GW_VCACHE_BITS)
 
 struct gw_vcache_ent {
 	uint64_t oid;
@@ -23,9 +24,15 @@ struct gw_vcache_ent {
 	uint8_t lc_delta[PEER_LC_MAX];
 };
 
+/* Slot of oid in a table of 2^bits entries. */
+static size_t oid_slot(uint64_t oid, int bits)
+{
+	return (size_t)((oid * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+}
+
 static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
 {
-	return &s->gw->vcache[(oid * 0x9E3779B97F4A7C15ULL) >> 52];
+	return &s->gw->vcache[oid_slot(oid, GW_VCACHE_BITS)];
 }
 
 /*
@@ -38,7 +45,8 @@ static struct gw_vcache_ent *slot(struct sheep *s, uint64_t oid)
  * rewrite per backoff, not one per write). A slot lost to another object
  * only restarts the grace.
  */
-#define GW_BEHIND_SLOTS 1024
+#define GW_BEHIND_BITS 10
+#define GW_BEHIND_SLOTS (1u << GW_BEHIND_BITS)
 
 struct gw_behind_ent {
 	uint64_t oid;
@@ -48,7 +56,7 @@ struct gw_behind_ent {
 
 static struct gw_behind_ent *behind_slot(struct sheep *s, uint64_t oid)
 {
-	return &s->gw->behind[(oid * 0x9E3779B97F4A7C15ULL) >> 54];
+	return &s->gw->behind[oid_slot(oid, GW_BEHIND_BITS)];
 }
 
 uint64_t gw_vcache_get(struct gw_obj *o, uint64_t *early_wid, bool *lc_valid, uint8_t *delta)

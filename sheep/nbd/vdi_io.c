@@ -232,13 +232,12 @@ void vdi_io_close(struct vdi_io *v)
 			 * connection lost; tests/func/083), or dog vdi lock
 			 * unlock took it. */
 			uint32_t cur;
-			if (gateway_vdi_lookup(v->s, v->name, 0, NULL, &cur) == SD_RES_SUCCESS) {
-				if (cur != v->vid)
-					ret = gateway_vdi_unlock(v->s, cur, v->owner);
-				else {
-					sd_info("vdi %" PRIx32 ": not locked any more: nothing to release", v->vid);
-					ret = SD_RES_SUCCESS;
-				}
+			bool found = gateway_vdi_lookup(v->s, v->name, 0, NULL, &cur) == SD_RES_SUCCESS;
+			if (found && cur != v->vid) {
+				ret = gateway_vdi_unlock(v->s, cur, v->owner);
+			} else if (found) {
+				sd_info("vdi %" PRIx32 ": not locked any more: nothing to release", v->vid);
+				ret = SD_RES_SUCCESS;
 			}
 		}
 		if (ret != SD_RES_SUCCESS)
