@@ -231,12 +231,46 @@ static void test_a_joiner_skips_the_copies_the_members_skip(void **state)
 	free_sheep(s);
 }
 
+/* A snapshot whose list of operations is too long for the list, or for
+ * the message, is refused whole: the joiner takes nothing of it. */
+static void test_a_damaged_list_in_a_snapshot_is_refused(void **state)
+{
+	(void)state;
+	struct sheep *s = new_sheep(0, false);
+	struct sd_node a = node_of(1);
+	bool wipe = false;
+	struct cmsg_vdi m = new_vdi("v", 7);
+	group_apply_msg(s, &a, &m, sizeof(m), &wipe);
+	struct joiner j = {.node = node_of(3), .join_seq = s->cl->seq};
+	size_t len;
+	char *snap = group_build_snapshot(s, &j, &len);
+	assert_non_null(snap);
+	struct snap_hdr h;
+	memcpy(&h, snap, sizeof(h));
+	assert_int_equal(h.nr_done, 1);
+	const uint16_t bad[] = {COP_DONE_MAX + 1, 2}; /* over the list; over the message */
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		struct sheep *n = new_sheep(3, true);
+		struct snap_hdr d = h;
+		d.nr_done = bad[k];
+		memcpy(snap, &d, sizeof(d));
+		group_apply_snapshot(n, snap, len, &wipe);
+		assert_false(n->cl->synced);
+		assert_int_equal(n->cl->nr_done, 0);
+		assert_int_equal(n->cl->vdis.nr, 0);
+		free_sheep(n);
+	}
+	free(snap);
+	free_sheep(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_second_copy_is_applied_once_and_answered_as_the_first),
 	    cmocka_unit_test(test_the_list_keeps_the_last_operations),
 	    cmocka_unit_test(test_a_joiner_skips_the_copies_the_members_skip),
+	    cmocka_unit_test(test_a_damaged_list_in_a_snapshot_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
