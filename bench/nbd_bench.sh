@@ -3,6 +3,7 @@
 #
 # Usage: bench/nbd_bench.sh [-r RUNS] [-t SECONDS] [-s SIZE_MB] [-b BUILD] [--nosync] [--csv]
 #                           [--csv-file FILE] [--plot PNG] [--cases LIST] [--sync-delay US]
+#                           [--wal-window US]
 #
 #   -r RUNS     runs of each case; the table shows the median (default 3)
 #   -t SECONDS  length of each random-I/O run (default 10)
@@ -11,6 +12,9 @@
 #   --nosync    run the sheep with -n (no fdatasync: not durable, for comparison)
 #   --sync-delay US  every fsync/fdatasync of the sheep takes US microseconds
 #               longer (bench/preload/slowsync.c), as on a disk that flushes that slowly
+#   --wal-window US  every durable log batch of the sheep waits US microseconds for
+#               more records before its sync, at any load (test hook
+#               SHEEP_TEST_WAL_WINDOW_US): fewer syncs per write for latency
 #   --csv       also print the table as CSV
 #   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
 #   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
@@ -25,7 +29,7 @@
 # next free port. Everything started is stopped on exit.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot= cases= sync_delay=
+runs=3 secs=10 size_mb=256 build=build csv=0 nosync= csv_file= plot= cases= sync_delay= wal_window=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) runs=$2; shift ;;
@@ -38,13 +42,19 @@ while [ $# -gt 0 ]; do
 	--cases) cases=$2; shift ;;
 	--nosync) nosync=-n ;;
 	--sync-delay) sync_delay=$2; shift ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	--wal-window) wal_window=$2; shift ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "nbd_bench: unknown option $1" >&2; exit 64 ;;
 	esac
 	shift
 done
 case "$build" in /*) ;; *) build="$top/$build" ;; esac
 case "$sync_delay" in *[!0-9]*) echo "nbd_bench: --sync-delay takes microseconds" >&2; exit 64 ;; esac
+case "$wal_window" in *[!0-9]*) echo "nbd_bench: --wal-window takes microseconds" >&2; exit 64 ;; esac
+if [ -n "$wal_window" ]; then
+	export SHEEP_TEST_WAL_WINDOW_US=$wal_window
+	echo "# every durable log batch of the sheep waits $wal_window us before its sync" >&2
+fi
 for t in fio nbdkit python3; do
 	command -v $t >/dev/null || { echo "nbd_bench: $t is not installed (scripts/install-deps)" >&2; exit 1; }
 done
@@ -157,7 +167,7 @@ for c in "${CASES[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs${nosync:+, -n}${sync_delay:+, syncs +$sync_delay us})" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
+printf '\n%-30s %14s %12s %7s %12s %7s\n' "fio over NBD (median of $runs${nosync:+, -n}${sync_delay:+, syncs +$sync_delay us}${wal_window:+, log window $wal_window us})" "nbdkit memory" "4:2 VDI" "ratio" "-c 3 VDI" "ratio"
 for c in "${CASES[@]}"; do
 	printf '%-30s %14s %12s %7s %12s %7s\n' "${LABEL[$c]}" "${RES[memory,$c]}" "${RES[ec,$c]}" \
 		"$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}")" "${RES[rep,$c]}" "$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"

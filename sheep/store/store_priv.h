@@ -256,6 +256,10 @@ struct store_wal {
 	uint64_t last_durable_ns; /* when the last durable record was queued */
 	uint64_t gap_ns;          /* moving average of the gaps between them */
 	uint64_t hold_ns;         /* test hook: a fixed hold budget (0: auto) */
+	/* For measuring (SHEEP_TEST_WAL_WINDOW_US): every durable batch waits
+	 * this long for more records before its sync, whatever the load, and
+	 * no caller syncs its own record (lead()); 0: off. */
+	uint64_t window_ns;
 	/* Durability per fragment (under mu): records written so far, how
 	 * many of them the last completed sync covered, and per hash slot of
 	 * (oid, idx) the count after the last record of a fragment there. */

@@ -482,7 +482,7 @@ static bool lead(struct store *st, struct store_wal_req *q)
 {
 	struct store_wal *w = &st->wal;
 	uint64_t bytes = sizeof(q->rec) + store_wal_padded(q->rec.len);
-	if (w->batching || w->q || w->want_ckpt || w->ckpt_busy || w->stop || w->dead ||
+	if (w->window_ns || w->batching || w->q || w->want_ckpt || w->ckpt_busy || w->stop || w->dead ||
 	    wal_crashed(w) || (w->head + bytes > w->size / 2 && w->head > 4096) ||
 	    store_wal_would_hold(st))
 		return false;
@@ -661,6 +661,9 @@ int store_wal_open(struct store *st, const char *dir, uint64_t size)
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->done, NULL);
 	pthread_cond_init(&w->applied, NULL);
+	const char *window = getenv("SHEEP_TEST_WAL_WINDOW_US");
+	if (window)
+		w->window_ns = strtoull(window, NULL, 10) * 1000;
 	w->inited = true;
 	w->size = size < STORE_WAL_MIN_SIZE ? STORE_WAL_MIN_SIZE : size;
 	w->dir = strdup(dir);

@@ -12,6 +12,9 @@
  *    durable records, 20 ms at most, ended early when every coordinator
  *    says nothing more is coming.
  * A lone write (QD1) has neither and never waits.
+ * For measuring, SHEEP_TEST_WAL_WINDOW_US holds every durable batch a
+ * fixed time instead (bench/nbd_bench.sh --wal-window): fewer syncs per
+ * write bought with latency, at every queue depth.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -73,6 +76,17 @@ void store_wal_gather(struct store *st)
 	if (!durable)
 		return;
 	uint64_t t0 = sd_now_ns();
+	if (w->window_ns) { /* the fixed window of the test hook */
+		while (!w->stop && !w->want_ckpt && sd_now_ns() < t0 + w->window_ns) {
+			struct timespec ts;
+			deadline_ts(t0 + w->window_ns, &ts);
+			w->gathering = true;
+			pthread_cond_timedwait(&w->work, &w->mu, &ts);
+			w->gathering = false;
+		}
+		w->stats.holds++;
+		return;
+	}
 	uint64_t announced =
 	    w->last_sync_ns < STORE_WAL_GATHER_MAX_NS ? w->last_sync_ns : STORE_WAL_GATHER_MAX_NS;
 	if (w->gather_ns)
