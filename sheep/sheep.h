@@ -52,6 +52,9 @@ struct sheep_opts {
 	 * broadcasts are sent but reported not sent (loop thread only), as a
 	 * ZooKeeper create whose answer a dropped connection lost (cop.c). */
 	int test_cmsg_echo; /* (the operations' first copies only) */
+	/* SHEEP_TEST_WIRE_VER=N: this sheep writes and expects version N of
+	 * the cluster messages' layout, as another build would (apply.c) */
+	int test_wire_ver;
 	bool test_no_delta; /* SHEEP_TEST_NO_DELTA: range updates read the parity (no PEER_WH_DELTA) */
 	/* SHEEP_TEST_NO_OLD_FIRST: range updates read the old bytes before
 	 * their prepares (no PEER_WH_OLD) */

@@ -417,6 +417,22 @@ bool group_node_in_joiners(struct sheep *s, const struct sd_node *n)
 
 /* This node's state in the snapshot layout, for target (join_seq its join);
  * with the other joiners when with_joiners (a CMSG_SNAPSHOT). */
+uint32_t group_wire(const struct sheep *s)
+{
+	if (s->opt.test_wire_ver > 0)
+		return SNAP_WIRE_MAGIC | ((uint32_t)s->opt.test_wire_ver & 0xffu);
+	return SNAP_WIRE_MAGIC | SNAP_WIRE_VERSION;
+}
+
+/* What to call the build that wrote wire, in a log line. */
+static void wire_name(uint32_t wire, char *buf, size_t len)
+{
+	if ((wire & ~0xffu) == SNAP_WIRE_MAGIC)
+		snprintf(buf, len, "version %u", wire & 0xffu);
+	else
+		snprintf(buf, len, "a build older than version 1");
+}
+
 static void *build_state(struct sheep *s, const struct sd_node *target, uint64_t join_seq,
 			 bool with_joiners, size_t *len)
 {
@@ -449,6 +465,7 @@ static void *build_state(struct sheep *s, const struct sd_node *target, uint64_t
 	h->vnodes = s->cl->fmt_vnodes;
 	h->waiting = s->cl->waiting;
 	h->fmt_flags = (uint8_t)s->cl->fmt_flags;
+	h->wire = group_wire(s);
 	char *p = buf + sizeof(*h);
 	/* oldest first among the last ne */
 	for (size_t i = s->cl->nr_epochs - ne; i < s->cl->nr_epochs; i++) {
@@ -625,6 +642,14 @@ void group_apply_offer(struct sheep *s, const struct sd_node *sender, const void
 	bool self = sd_node_eq(sender, &s->self);
 	bool adopt = h.ctime && (!s->cl->ctime || (h.ctime == s->cl->ctime && s->cl->waiting &&
 					       h.epoch > s->cl->epoch));
+	if (adopt && h.wire != group_wire(s)) {
+		char theirs[48];
+		wire_name(h.wire, theirs, sizeof(theirs));
+		sd_err("state offered by %s:%u comes from another build of sheep (cluster "
+		       "messages %s, this sheep's version %u); ignored",
+		       sender->addr, sender->port, theirs, group_wire(s) & 0xffu);
+		adopt = false;
+	}
 	if (adopt && (snap_epochs_check(p, end, h.nr_epochs, &vdi) || vdi + h.vdi_len > end)) {
 		sd_err("state offered by %s:%u is damaged; ignored", sender->addr, sender->port);
 		adopt = false;
@@ -669,6 +694,18 @@ void group_apply_snapshot(struct sheep *s, const void *msg, size_t len, bool *wi
 {
 	struct snap_hdr h;
 	memcpy(&h, msg, sizeof(h));
+	if (h.wire != group_wire(s)) {
+		/* Nothing else of it can be read as this build reads it. */
+		char theirs[48];
+		wire_name(h.wire, theirs, sizeof(theirs));
+		sd_emerg("the cluster runs another build of sheep (its cluster messages are %s, "
+			 "this sheep's version %u): refusing to join; run one build on every sheep",
+			 theirs, group_wire(s) & 0xffu);
+		s->exit_status = 1;
+		s->stopping = 1;
+		sd_loop_stop(s->loop);
+		return;
+	}
 	if (s->cl->ctime && h.ctime && s->cl->ctime != h.ctime) {
 		/* As Sheepdog: a store of another format is refused, never wiped
 		 * automatically. Nothing of this node's state is touched. */

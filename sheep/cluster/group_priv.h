@@ -158,7 +158,24 @@ struct snap_hdr {
 	/* The operations applied lately (struct cop_done each, oldest first,
 	 * after the joiners). */
 	uint16_t nr_done;
+	/* SNAP_WIRE of the build that wrote it: a joiner of another build
+	 * refuses the snapshot, a member ignores such an offer. Every field
+	 * above keeps its place and size in later builds; new ones go below. */
+	uint32_t wire;
 } __attribute__((packed));
+
+/*
+ * The layout of the cluster messages and of the state snapshot: "SDW"
+ * and a version byte, bumped with any change to either. One build runs a
+ * cluster: a sheep of another is refused when it joins (its snapshot
+ * says which), rather than misreading the VDI table or the epochs. The
+ * snapshots of builds before the field have their epoch list where it
+ * sits and so never match.
+ */
+#define SNAP_WIRE_MAGIC 0x53445700u
+#define SNAP_WIRE_VERSION 1u
+/* This sheep's SNAP_WIRE (SHEEP_TEST_WIRE_VER pretends another version). */
+uint32_t group_wire(const struct sheep *s);
 
 struct snap_joiner {
 	struct sd_node node;

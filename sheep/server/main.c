@@ -758,6 +758,8 @@ int main(int argc, char **argv)
 	s->opt.test_apply_delay_ms = apply_delay ? atoi(apply_delay) : 0;
 	const char *echo = getenv("SHEEP_TEST_CMSG_ECHO");
 	s->opt.test_cmsg_echo = echo ? atoi(echo) : 0;
+	const char *wire = getenv("SHEEP_TEST_WIRE_VER");
+	s->opt.test_wire_ver = wire ? atoi(wire) : 0;
 	s->opt.test_no_delta = getenv("SHEEP_TEST_NO_DELTA") != NULL;
 	s->opt.test_no_old_first = getenv("SHEEP_TEST_NO_OLD_FIRST") != NULL;
 	s->opt.test_drop_lazy = getenv("SHEEP_TEST_DROP_LAZY") != NULL;

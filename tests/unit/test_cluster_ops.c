@@ -1,7 +1,9 @@
 /* test_cluster_ops.c - unit tests of the daemon's cluster operations applied once
  * (sheep/cluster/apply.c, struct cop_done): a second copy of an operation is skipped and answered
  * as the first, the list keeps the last COP_DONE_MAX, and a joiner gets it with the state so that a
- * copy it replays after its snapshot is skipped as the members skipped it. */
+ * copy it replays after its snapshot is skipped as the members skipped it. Also the layout version
+ * of the state (SNAP_WIRE): a joiner refuses a snapshot of another build, a member ignores its
+ * offer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "lib/event.h"
 #include "lib/sd_wire.h"
 #include "sheep/cluster/group_priv.h"
 
@@ -264,6 +267,87 @@ static void test_a_damaged_list_in_a_snapshot_is_refused(void **state)
 	free_sheep(s);
 }
 
+/* A snapshot written by another build (another SNAP_WIRE version, or a
+ * build from before the field, whose epochs sit where it is) stops the
+ * joiner with exit status 1 and nothing of the snapshot taken; one of its
+ * own build (the test hook's version on both sides) is taken. */
+static void test_a_snapshot_of_another_build_is_refused(void **state)
+{
+	(void)state;
+	struct sheep *s = new_sheep(0, false);
+	struct sd_node a = node_of(1);
+	bool wipe = false;
+	struct cmsg_vdi m = new_vdi("v", 7);
+	group_apply_msg(s, &a, &m, sizeof(m), &wipe);
+	struct joiner j = {.node = node_of(3), .join_seq = s->cl->seq};
+	size_t len;
+	char *snap = group_build_snapshot(s, &j, &len);
+	assert_non_null(snap);
+	struct snap_hdr h;
+	memcpy(&h, snap, sizeof(h));
+	assert_int_equal(h.wire, SNAP_WIRE_MAGIC | SNAP_WIRE_VERSION);
+	const uint32_t other[] = {SNAP_WIRE_MAGIC | (SNAP_WIRE_VERSION + 1), 0, h.epoch};
+	for (size_t k = 0; k < sizeof(other) / sizeof(other[0]); k++) {
+		struct sheep *n = new_sheep(3, true);
+		assert_int_equal(sd_loop_create(&n->loop), 0);
+		struct snap_hdr d = h;
+		d.wire = other[k];
+		memcpy(snap, &d, sizeof(d));
+		group_apply_snapshot(n, snap, len, &wipe);
+		assert_int_equal(n->exit_status, 1);
+		assert_true(atomic_load(&n->stopping));
+		assert_false(n->cl->synced);
+		assert_int_equal(n->cl->ctime, 0);
+		assert_int_equal(n->cl->nr_epochs, 0);
+		assert_int_equal(n->cl->vdis.nr, 0);
+		assert_int_equal(n->cl->nr_done, 0);
+		sd_loop_destroy(n->loop);
+		free_sheep(n);
+	}
+	free(snap);
+	/* Both sides at version 2 (SHEEP_TEST_WIRE_VER=2): taken. */
+	s->opt.test_wire_ver = 2;
+	snap = group_build_snapshot(s, &j, &len);
+	assert_non_null(snap);
+	struct sheep *n = new_sheep(3, true);
+	n->opt.test_wire_ver = 2;
+	group_apply_snapshot(n, snap, len, &wipe);
+	assert_int_equal(n->exit_status, 0);
+	assert_true(n->cl->synced);
+	assert_int_equal(n->cl->ctime, 1);
+	assert_int_equal(n->cl->vdis.nr, 1);
+	free_sheep(n);
+	free(snap);
+	free_sheep(s);
+}
+
+/* An unformatted member takes a formatted node's offered state, but not
+ * one from another build. */
+static void test_an_offer_of_another_build_is_ignored(void **state)
+{
+	(void)state;
+	struct sheep *s = new_sheep(0, false);
+	struct sd_node a = node_of(1);
+	bool wipe = false;
+	struct cmsg_vdi m = new_vdi("v", 7);
+	group_apply_msg(s, &a, &m, sizeof(m), &wipe);
+	size_t len;
+	char *offer = group_build_offer(s, &len);
+	assert_non_null(offer);
+	for (int k = 0; k < 2; k++) {
+		struct sheep *n = new_sheep(3, true);
+		n->cl->synced = true; /* a member of a cluster not formatted yet */
+		if (k == 0)
+			n->opt.test_wire_ver = SNAP_WIRE_VERSION + 1;
+		group_apply_offer(n, &a, offer, len);
+		assert_int_equal(n->cl->ctime, k == 0 ? 0 : 1);
+		assert_int_equal(n->cl->vdis.nr, k == 0 ? 0 : 1);
+		free_sheep(n);
+	}
+	free(offer);
+	free_sheep(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +355,8 @@ int main(void)
 	    cmocka_unit_test(test_the_list_keeps_the_last_operations),
 	    cmocka_unit_test(test_a_joiner_skips_the_copies_the_members_skip),
 	    cmocka_unit_test(test_a_damaged_list_in_a_snapshot_is_refused),
+	    cmocka_unit_test(test_a_snapshot_of_another_build_is_refused),
+	    cmocka_unit_test(test_an_offer_of_another_build_is_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
