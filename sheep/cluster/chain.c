@@ -365,7 +365,8 @@ void group_rebuild_view(struct sheep *s)
 	v->nodes = calloc(s->cl->nr_members ? s->cl->nr_members : 1, sizeof(struct sd_node));
 	if (!v->nodes)
 		goto fail;
-	memcpy(v->nodes, s->cl->members, s->cl->nr_members * sizeof(struct sd_node));
+	if (s->cl->nr_members) /* none yet: a state loaded before any membership event */
+		memcpy(v->nodes, s->cl->members, s->cl->nr_members * sizeof(struct sd_node));
 	v->nr_nodes = s->cl->nr_members;
 	qsort(v->nodes, v->nr_nodes, sizeof(struct sd_node), sheep_node_cmp);
 	/*
