@@ -234,34 +234,64 @@ static void test_a_joiner_skips_the_copies_the_members_skip(void **state)
 	free_sheep(s);
 }
 
-/* A snapshot whose list of operations is too long for the list, or for
- * the message, is refused whole: the joiner takes nothing of it. */
-static void test_a_damaged_list_in_a_snapshot_is_refused(void **state)
+/* A formatted member (new_sheep) that created one VDI, "v", for node 1. */
+static struct sheep *member_with_a_vdi(void)
 {
-	(void)state;
 	struct sheep *s = new_sheep(0, false);
 	struct sd_node a = node_of(1);
 	bool wipe = false;
 	struct cmsg_vdi m = new_vdi("v", 7);
 	group_apply_msg(s, &a, &m, sizeof(m), &wipe);
+	return s;
+}
+
+/* The snapshot member s sends node 3, joining now; h gets its header. */
+static char *snapshot_for_node3(struct sheep *s, size_t *len, struct snap_hdr *h)
+{
 	struct joiner j = {.node = node_of(3), .join_seq = s->cl->seq};
-	size_t len;
-	char *snap = group_build_snapshot(s, &j, &len);
+	char *snap = group_build_snapshot(s, &j, len);
 	assert_non_null(snap);
+	memcpy(h, snap, sizeof(*h));
+	return snap;
+}
+
+/* Give a fresh joiner (node 3) the snapshot snap with its header
+ * replaced by d: it must take nothing of it. The joiner, for more checks
+ * (free_joiner). */
+static struct sheep *refused_by_a_joiner(char *snap, size_t len, const struct snap_hdr *d)
+{
+	struct sheep *n = new_sheep(3, true);
+	assert_int_equal(sd_loop_create(&n->loop), 0); /* a refusal stops it */
+	bool wipe = false;
+	memcpy(snap, d, sizeof(*d));
+	group_apply_snapshot(n, snap, len, &wipe);
+	assert_false(n->cl->synced);
+	assert_int_equal(n->cl->nr_done, 0);
+	assert_int_equal(n->cl->vdis.nr, 0);
+	return n;
+}
+
+static void free_joiner(struct sheep *n)
+{
+	sd_loop_destroy(n->loop);
+	free_sheep(n);
+}
+
+/* A snapshot whose list of operations is too long for the list, or for
+ * the message, is refused whole: the joiner takes nothing of it. */
+static void test_a_damaged_list_in_a_snapshot_is_refused(void **state)
+{
+	(void)state;
+	struct sheep *s = member_with_a_vdi();
+	size_t len;
 	struct snap_hdr h;
-	memcpy(&h, snap, sizeof(h));
+	char *snap = snapshot_for_node3(s, &len, &h);
 	assert_int_equal(h.nr_done, 1);
 	const uint16_t bad[] = {COP_DONE_MAX + 1, 2}; /* over the list; over the message */
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-		struct sheep *n = new_sheep(3, true);
 		struct snap_hdr d = h;
 		d.nr_done = bad[k];
-		memcpy(snap, &d, sizeof(d));
-		group_apply_snapshot(n, snap, len, &wipe);
-		assert_false(n->cl->synced);
-		assert_int_equal(n->cl->nr_done, 0);
-		assert_int_equal(n->cl->vdis.nr, 0);
-		free_sheep(n);
+		free_joiner(refused_by_a_joiner(snap, len, &d));
 	}
 	free(snap);
 	free_sheep(s);
@@ -274,43 +304,29 @@ static void test_a_damaged_list_in_a_snapshot_is_refused(void **state)
 static void test_a_snapshot_of_another_build_is_refused(void **state)
 {
 	(void)state;
-	struct sheep *s = new_sheep(0, false);
-	struct sd_node a = node_of(1);
-	bool wipe = false;
-	struct cmsg_vdi m = new_vdi("v", 7);
-	group_apply_msg(s, &a, &m, sizeof(m), &wipe);
-	struct joiner j = {.node = node_of(3), .join_seq = s->cl->seq};
+	struct sheep *s = member_with_a_vdi();
 	size_t len;
-	char *snap = group_build_snapshot(s, &j, &len);
-	assert_non_null(snap);
 	struct snap_hdr h;
-	memcpy(&h, snap, sizeof(h));
+	char *snap = snapshot_for_node3(s, &len, &h);
 	assert_int_equal(h.wire, SNAP_WIRE_MAGIC | SNAP_WIRE_VERSION);
 	const uint32_t other[] = {SNAP_WIRE_MAGIC | (SNAP_WIRE_VERSION + 1), 0, h.epoch};
 	for (size_t k = 0; k < sizeof(other) / sizeof(other[0]); k++) {
-		struct sheep *n = new_sheep(3, true);
-		assert_int_equal(sd_loop_create(&n->loop), 0);
 		struct snap_hdr d = h;
 		d.wire = other[k];
-		memcpy(snap, &d, sizeof(d));
-		group_apply_snapshot(n, snap, len, &wipe);
+		struct sheep *n = refused_by_a_joiner(snap, len, &d);
 		assert_int_equal(n->exit_status, 1);
 		assert_true(atomic_load(&n->stopping));
-		assert_false(n->cl->synced);
 		assert_int_equal(n->cl->ctime, 0);
 		assert_int_equal(n->cl->nr_epochs, 0);
-		assert_int_equal(n->cl->vdis.nr, 0);
-		assert_int_equal(n->cl->nr_done, 0);
-		sd_loop_destroy(n->loop);
-		free_sheep(n);
+		free_joiner(n);
 	}
 	free(snap);
 	/* Both sides at version 2 (SHEEP_TEST_WIRE_VER=2): taken. */
 	s->opt.test_wire_ver = 2;
-	snap = group_build_snapshot(s, &j, &len);
-	assert_non_null(snap);
+	snap = snapshot_for_node3(s, &len, &h);
 	struct sheep *n = new_sheep(3, true);
 	n->opt.test_wire_ver = 2;
+	bool wipe = false;
 	group_apply_snapshot(n, snap, len, &wipe);
 	assert_int_equal(n->exit_status, 0);
 	assert_true(n->cl->synced);
@@ -326,11 +342,8 @@ static void test_a_snapshot_of_another_build_is_refused(void **state)
 static void test_an_offer_of_another_build_is_ignored(void **state)
 {
 	(void)state;
-	struct sheep *s = new_sheep(0, false);
+	struct sheep *s = member_with_a_vdi();
 	struct sd_node a = node_of(1);
-	bool wipe = false;
-	struct cmsg_vdi m = new_vdi("v", 7);
-	group_apply_msg(s, &a, &m, sizeof(m), &wipe);
 	size_t len;
 	char *offer = group_build_offer(s, &len);
 	assert_non_null(offer);
