@@ -144,6 +144,10 @@ struct cluster_ctx {
 	bool w_confirm;	       /* this connect follows a dropped connection */
 	bool w_on;	       /* a member is watched: w_id */
 	bool w_dead;	       /* w_id refused: its znode is removed */
+	/* This node removed its target, whose own target it watches next:
+	 * that member's watcher is dead, so a refusal proves it dead too
+	 * (until a connect to it succeeds). */
+	bool w_inherit;
 	unsigned w_flaps;      /* connections that dropped right after connecting */
 	uint64_t w_id;
 	struct sd_node w_node; /* its address */

@@ -127,6 +127,7 @@ static void watch_declare_dead(struct cluster_ctx *c)
 		sd_warn("zookeeper: cannot remove the znode of dead member %" PRIu64 ": %s",
 			c->w_id, zerror(rc));
 	c->w_dead = true;
+	c->w_inherit = true; /* its own target is ours next, unwatched */
 	watch_close(c);
 }
 
@@ -158,10 +159,13 @@ void zkw_update(struct cluster_ctx *c)
 		}
 	}
 	if (on != c->w_on || want != c->w_id) {
+		/* Inherited only from a target this node just removed. */
+		bool inherit = c->w_dead && c->w_inherit && on;
 		watch_close(c);
 		c->w_on = on;
 		c->w_id = want;
 		c->w_dead = false;
+		c->w_inherit = inherit;
 		c->w_flaps = 0;
 		c->w_retry_after = 0;
 		if (!on)
@@ -172,9 +176,12 @@ void zkw_update(struct cluster_ctx *c)
 	}
 	/* A member that refused is dead but not yet buried; when it is, the
 	 * target changes. A first connect that is refused proves nothing
-	 * (a member listed before it listens): retry it later. */
+	 * (a port a firewall rejects from here only): retry it later; but a
+	 * target inherited from a member this node removed had no other
+	 * watcher, and it refusing is taken as death (two neighbours killed
+	 * together: tests/func/090). */
 	if (c->w_on && c->wfd < 0 && !c->w_dead && sd_now_ns() >= c->w_retry_after)
-		watch_start(c, false);
+		watch_start(c, c->w_inherit);
 }
 
 /* The connection to the watched member: connected, dropped or refused. */
@@ -205,6 +212,7 @@ static void watch_event(struct cluster_ctx *c, short revents)
 		struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = c->wfd};
 		epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->wfd, &e);
 		c->w_state = ZKW_CONNECTED;
+		c->w_inherit = false; /* it listens: from now on, as any target */
 		return;
 	}
 	if (!(revents & (POLLIN | POLLRDHUP | POLLERR | POLLHUP)))

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# 090-zookeeper-adjacent-failures.sh - a real ZooKeeper, session timeout 20 s: two sheep next to each other in the member order (a host's two sheep) are killed together; the neighbour watch drops both within 3 s, not only the first (the second one's watcher died with it), and the data reads back (sha256).
+# timeout: 600
+. "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
+. "$SD_TOP/tests/func/zookeeper.sh"
+
+why=$(zk_missing)
+if [ -n "$why" ]; then
+	echo "# SKIP zookeeper test: $why"
+	exit 77
+fi
+zk_enter_private_ns "$0" "$@" || bail "cannot set up a private network namespace"
+[ -x "$SHEEP" ] && [ -x "$DOG" ] || bail "sheep and dog are built"
+"$SHEEP" -h 2>&1 | grep -q "zookeeper" || bail "this sheep is built without the zookeeper driver"
+
+ZK_DIR=$SD_TEST_DIR/zk
+trap 'zk_stop_all; sd_cleanup' EXIT
+zk_write_conf 1
+zk_start 0
+zk_wait 0 || bail "private ZooKeeper did not start"
+
+MiB=$((1 << 20))
+TMO=20000
+LIMIT_MS=3000
+SPEC="zookeeper:$(zk_hosts),timeout=$TMO,path=/sd090"
+
+# all_see WANT NODES...: ms until every sheep listed reports WANT nodes (-1 after 30 s).
+all_see() {
+	local want=$1 t0 i n left
+	shift
+	t0=$(date +%s%N)
+	while :; do
+		left=0
+		for i in "$@"; do
+			n=$(dogn "$i" node list -r 2>/dev/null | grep -c .)
+			[ "$n" = "$want" ] || left=1
+		done
+		[ $left = 0 ] && break
+		[ $(( $(date +%s%N) - t0 )) -gt 30000000000 ] && { echo -1; return; }
+		sleep 0.05
+	done
+	echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+# Started one after the other: the member order is 0..5, sheep i watches i+1.
+for i in 0 1 2 3 4 5; do
+	sd_start "$i" -c "$SPEC" || bail "sheep $i did not start"
+	sd_wait_nodes 0 $((i + 1)) 30 || bail "sheep $i did not join"
+done
+ok "six sheep joined over ZooKeeper (session timeout $TMO ms)"
+check "cluster format -c 4:2" dogn 0 cluster format -c 4:2
+check "vdi create" dogn 0 vdi create ff 64M
+sd_random "$SD_TEST_DIR/data" $((8 * MiB + 333))
+check "vdi write 8 MiB" dogn 1 vdi write ff $((MiB + 5)) $((8 * MiB + 333)) <"$SD_TEST_DIR/data"
+
+# Sheep 3 and 4 die together: sheep 2 watches 3 and sees it go; 4's
+# watcher was 3.
+kill -9 "${SD_PIDS[3]}" "${SD_PIDS[4]}"
+sd_kill 3
+sd_kill 4
+ms=$(all_see 4 0 1 2 5)
+log "every survivor saw 4 nodes $ms ms after kill -9 of sheep 3 and 4"
+check "every survivor drops both killed sheep within $LIMIT_MS ms (session timeout $TMO ms): $ms ms" \
+	test "$ms" -ge 0 -a "$ms" -le $LIMIT_MS
+for i in 3 4; do
+	check "a watcher logged that sheep $i's port refuses" \
+		grep -q "127.0.0.1:$(sd_port $i) (member [0-9]*) closed its connection and its port refuses\|127.0.0.1:$(sd_port $i) (member [0-9]*) .*port refuses" \
+		"$(sd_dir 0)/sheep.log" "$(sd_dir 1)/sheep.log" "$(sd_dir 2)/sheep.log" "$(sd_dir 5)/sheep.log"
+done
+dogn 5 vdi read ff $((MiB + 5)) $((8 * MiB + 333)) >"$SD_TEST_DIR/got" 2>"$SD_TEST_DIR/err"
+check_eq "the data reads back with sheep 3 and 4 gone" "$(sd_sha "$SD_TEST_DIR/data")" "$(sd_sha "$SD_TEST_DIR/got")"
+sd_done
