@@ -27,24 +27,6 @@ LIMIT_MS=3000
 SPEC="zookeeper:$(zk_hosts),timeout=$TMO,path=/sd086"
 cluster_epoch() { dogn "$1" cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}'; }
 
-# all_see WANT NODES...: ms until every sheep listed reports WANT nodes (-1 after 30 s).
-all_see() {
-	local want=$1 t0 i n left
-	shift
-	t0=$(date +%s%N)
-	while :; do
-		left=0
-		for i in "$@"; do
-			n=$(dogn "$i" node list -r 2>/dev/null | grep -c .)
-			[ "$n" = "$want" ] || left=1
-		done
-		[ $left = 0 ] && break
-		[ $(( $(date +%s%N) - t0 )) -gt 30000000000 ] && { echo -1; return; }
-		sleep 0.05
-	done
-	echo $(( ($(date +%s%N) - t0) / 1000000 ))
-}
-
 for i in 0 1 2 3 4 5; do
 	sd_start "$i" -c "$SPEC" || bail "sheep $i did not start"
 	sd_wait_nodes 0 $((i + 1)) 30 || bail "sheep $i did not join"

@@ -24,24 +24,6 @@ TMO=20000
 LIMIT_MS=3000
 SPEC="zookeeper:$(zk_hosts),timeout=$TMO,path=/sd090"
 
-# all_see WANT NODES...: ms until every sheep listed reports WANT nodes (-1 after 30 s).
-all_see() {
-	local want=$1 t0 i n left
-	shift
-	t0=$(date +%s%N)
-	while :; do
-		left=0
-		for i in "$@"; do
-			n=$(dogn "$i" node list -r 2>/dev/null | grep -c .)
-			[ "$n" = "$want" ] || left=1
-		done
-		[ $left = 0 ] && break
-		[ $(( $(date +%s%N) - t0 )) -gt 30000000000 ] && { echo -1; return; }
-		sleep 0.05
-	done
-	echo $(( ($(date +%s%N) - t0) / 1000000 ))
-}
-
 # Started one after the other: the member order is 0..5, sheep i watches i+1.
 for i in 0 1 2 3 4 5; do
 	sd_start "$i" -c "$SPEC" || bail "sheep $i did not start"

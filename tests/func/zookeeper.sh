@@ -127,3 +127,23 @@ zk_stop_all() {
 	local i
 	for i in "${!ZK_PIDS[@]}"; do zk_kill "$i" KILL; done
 }
+
+# all_see WANT NODES...: ms until every sheep listed reports WANT nodes (-1 after 30 s);
+# needs lib.sh's dogn.
+all_see() {
+	local want=$1 t0 i n left
+	shift
+	t0=$(date +%s%N)
+	while :; do
+		left=0
+		for i in "$@"; do
+			n=$(dogn "$i" node list -r 2>/dev/null | grep -c .)
+			[ "$n" = "$want" ] || left=1
+		done
+		[ $left = 0 ] && break
+		[ $(( $(date +%s%N) - t0 )) -gt 30000000000 ] && { echo -1; return; }
+		sleep 0.05
+	done
+	echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
