@@ -141,13 +141,18 @@ struct cluster_ctx {
 	 * the next member's port. */
 	int wfd;	       /* -1: none */
 	int w_state;	       /* ZKW_* */
-	bool w_confirm;	       /* this connect follows a dropped connection */
+	bool w_confirm;	       /* a refusal of this connect proves w_id dead */
 	bool w_on;	       /* a member is watched: w_id */
 	bool w_dead;	       /* w_id refused: its znode is removed */
 	/* This node removed its target, whose own target it watches next:
 	 * that member's watcher is dead, so a refusal proves it dead too
 	 * (until a connect to it succeeds). */
 	bool w_inherit;
+	/* This node has been connected to member w_known_id's port: from then
+	 * on, whatever happened in between (a connect that timed out, a
+	 * ZooKeeper reconnect), its port refusing proves it gone. */
+	bool w_known;
+	uint64_t w_known_id;
 	unsigned w_flaps;      /* connections that dropped right after connecting */
 	uint64_t w_id;
 	struct sd_node w_node; /* its address */

@@ -42,6 +42,14 @@
  *    host) proves nothing, and the session timeout decides as before.
  *    A stopped (SIGSTOP) sheep still listens: the kernel completes the
  *    handshake for it, so it is never removed this way.
+ *  - Only the very first connect to a member may be refused without
+ *    proving anything (a port a firewall rejects from here only). Once
+ *    this node has been connected to it, every later refusal proves it
+ *    gone, also after attempts that proved nothing: the confirming
+ *    connect of a drop can time out (a SYN lost while the dying process
+ *    closes its listener, a network cut) and the retry then be refused.
+ *    Before, only the connect right after a drop counted, and such a
+ *    member stayed until its session expired (tests/func/090).
  *
  * Nothing here acts on an epoch: the watcher only removes a znode whose
  * owner cannot be serving. If it were wrong (a port closed by a live
@@ -131,17 +139,26 @@ static void watch_declare_dead(struct cluster_ctx *c)
 	watch_close(c);
 }
 
-/* (Re)connect after the connection dropped or a connect proved nothing. */
-static void watch_start(struct cluster_ctx *c, bool confirm)
+/* A connect that proved nothing: try again in a while. */
+static void watch_retry_later(struct cluster_ctx *c, const char *why)
 {
-	c->w_confirm = confirm;
+	sd_debug("zookeeper: watching member %" PRIu64 ": %s; trying again in %d ms%s", c->w_id,
+		 why, WATCH_RETRY_MS, c->w_confirm ? " (a refusal will prove it gone)" : "");
+	watch_close(c);
+	c->w_retry_after = sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
+}
+
+/* (Re)connect: first, after the connection dropped, or after a connect that
+ * proved nothing. A refusal proves the member gone unless this node never
+ * reached its port (and did not inherit it from a member it removed). */
+static void watch_start(struct cluster_ctx *c)
+{
+	c->w_confirm = c->w_inherit || (c->w_known && c->w_known_id == c->w_id);
 	int r = watch_connect(c);
-	if (r == -ECONNREFUSED && confirm) {
+	if (r == -ECONNREFUSED && c->w_confirm)
 		watch_declare_dead(c);
-	} else if (r) {
-		sd_debug("zookeeper: cannot watch member %" PRIu64 ": %s", c->w_id, strerror(-r));
-		c->w_retry_after = sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
-	}
+	else if (r)
+		watch_retry_later(c, strerror(-r));
 }
 
 void zkw_update(struct cluster_ctx *c)
@@ -179,9 +196,10 @@ void zkw_update(struct cluster_ctx *c)
 	 * (a port a firewall rejects from here only): retry it later; but a
 	 * target inherited from a member this node removed had no other
 	 * watcher, and it refusing is taken as death (two neighbours killed
-	 * together: tests/func/090). */
+	 * together: tests/func/090), as is one this node has been connected
+	 * to before (watch_start). */
 	if (c->w_on && c->wfd < 0 && !c->w_dead && sd_now_ns() >= c->w_retry_after)
-		watch_start(c, c->w_inherit);
+		watch_start(c);
 }
 
 /* The connection to the watched member: connected, dropped or refused. */
@@ -189,11 +207,8 @@ static void watch_event(struct cluster_ctx *c, short revents)
 {
 	if (c->w_state == ZKW_CONNECTING) {
 		if (!(revents & (POLLOUT | POLLERR | POLLHUP))) {
-			if (sd_now_ns() - c->w_since > (uint64_t)WATCH_CONNECT_MS * 1000000u) {
-				watch_close(c); /* no answer: leave it to the session */
-				c->w_retry_after =
-				    sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
-			}
+			if (sd_now_ns() - c->w_since > (uint64_t)WATCH_CONNECT_MS * 1000000u)
+				watch_retry_later(c, "no answer");
 			return;
 		}
 		int err = 0;
@@ -205,14 +220,15 @@ static void watch_event(struct cluster_ctx *c, short revents)
 			return;
 		}
 		if (err) {
-			watch_close(c);
-			c->w_retry_after = sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
+			watch_retry_later(c, strerror(err));
 			return;
 		}
 		struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = c->wfd};
 		epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->wfd, &e);
 		c->w_state = ZKW_CONNECTED;
 		c->w_inherit = false; /* it listens: from now on, as any target */
+		c->w_known = true;
+		c->w_known_id = c->w_id;
 		return;
 	}
 	if (!(revents & (POLLIN | POLLRDHUP | POLLERR | POLLHUP)))
@@ -228,14 +244,14 @@ static void watch_event(struct cluster_ctx *c, short revents)
 	watch_close(c);
 	if (c->w_flaps > WATCH_MAX_FLAPS) {
 		c->w_flaps = 0;
-		c->w_retry_after = sd_now_ns() + (uint64_t)WATCH_RETRY_MS * 1000000u;
+		watch_retry_later(c, "its port accepts and closes at once");
 		return;
 	}
 	if (c->w_flaps <= 1)
 		sd_info("zookeeper: the connection to %s:%u (member %" PRIu64 ") dropped; "
 			"checking its port",
 			c->w_node.addr, c->w_node.port, c->w_id);
-	watch_start(c, true);
+	watch_start(c);
 }
 
 void zkw_dispatch(struct cluster_ctx *c)

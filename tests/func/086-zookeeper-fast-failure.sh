@@ -25,7 +25,6 @@ MiB=$((1 << 20))
 TMO=20000
 LIMIT_MS=3000
 SPEC="zookeeper:$(zk_hosts),timeout=$TMO,path=/sd086"
-cluster_epoch() { dogn "$1" cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}'; }
 
 for i in 0 1 2 3 4 5; do
 	sd_start "$i" -c "$SPEC" || bail "sheep $i did not start"

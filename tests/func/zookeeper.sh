@@ -128,6 +128,9 @@ zk_stop_all() {
 	for i in "${!ZK_PIDS[@]}"; do zk_kill "$i" KILL; done
 }
 
+# cluster_epoch NODE: the epoch sheep NODE is at (dog cluster info).
+cluster_epoch() { dogn "$1" cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}'; }
+
 # all_see WANT NODES...: ms until every sheep listed reports WANT nodes (-1 after 30 s);
 # needs lib.sh's dogn.
 all_see() {
