@@ -305,6 +305,9 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 {
 	struct rw_args a = {.buf = (void *)buf, .len = len, .off = off, .create = create};
 	const struct gw_held held = {.oid = oid, .write = true, .resolve = true};
+	uint64_t t0 = sd_now_ns();
+	if (s->gw)
+		__atomic_add_fetch(&s->gw->writing, 1, __ATOMIC_ACQ_REL);
 	gw_obj_lock(s, oid, true);
 	/* Here, as the coordinator, under the object lock that vdi
 	 * alter-copy's move of this object takes too (convert.c). */
@@ -313,6 +316,13 @@ int gateway_write_local(struct sheep *s, uint64_t oid, const void *buf, uint32_t
 	if (ret == SD_RES_SUCCESS)
 		ret = gw_run_held(s, at, gw_op_write, &a, &held);
 	gw_obj_unlock(s, oid, true);
+	if (s->gw) {
+		__atomic_sub_fetch(&s->gw->writing, 1, __ATOMIC_ACQ_REL);
+		/* a moving average; a lost update between racing writers is harmless */
+		uint64_t dt = sd_now_ns() - t0,
+			 avg = __atomic_load_n(&s->gw->write_ns, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->gw->write_ns, avg ? (7 * avg + dt) / 8 : dt, __ATOMIC_RELAXED);
+	}
 	return ret;
 }
 

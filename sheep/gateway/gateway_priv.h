@@ -102,6 +102,12 @@ struct gw_state {
 	 * (slot: a hash of the node's address; atomics): the hint the peer
 	 * writes to that node carry (store_wal_hint). */
 	int coming[GW_HINT_SLOTS];
+	/* Writes coordinated here now, from before their object lock to
+	 * their end, and the moving average of their time (atomics): with
+	 * two or more in flight the hints offer the holders a part of that
+	 * time to hold their syncs for (STORE_HINT_PATIENCE, layout.c). */
+	int writing;
+	uint64_t write_ns;
 };
 
 /* What a probe or read learned about one fragment. */

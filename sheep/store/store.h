@@ -128,7 +128,7 @@ void store_wal_claim(struct store *st);
 void store_wal_unclaim(struct store *st);
 /*
  * A coordinator's hint, carried by its peer writes (prepares, replicated
- * writes, version bumps): hint = tag << 24 | coming, where tag (8 bits)
+ * writes, version bumps): hint = tag << 24 | patience << 16 | coming, where tag (8 bits)
  * names the coordinator and coming counts its other writes that hold
  * their object lock and have not sent their prepares yet (they will,
  * within a read round). While any coordinator's latest hint says writes
@@ -137,7 +137,17 @@ void store_wal_unclaim(struct store *st);
  * (at most STORE_WAL_HOLD_MAX_NS), so that they share it. A hint of 0
  * (a lone write: QD1) never holds anything. Only a hint: a wrong one
  * costs time, never durability.
+ * Patience (bits 16-23, STORE_HINT_PATIENCE_UNIT_NS each): the
+ * coordinator has other writes in flight (a client keeps a queue of
+ * them) and its records may wait this long for company: while a
+ * coordinator's latest hint offers some, the writer holds every durable
+ * batch for more records (the least patience offered, at most
+ * STORE_WAL_BUSY_HOLD_NS), and no caller syncs its own record.
  */
+#define STORE_HINT_COMING	    0xffffu
+#define STORE_HINT_PATIENCE_SHIFT   16
+#define STORE_HINT_PATIENCE_MAX	    0xffu
+#define STORE_HINT_PATIENCE_UNIT_NS 64000u
 void store_wal_hint(struct store *st, uint32_t hint);
 void store_close(struct store *st);
 

@@ -92,6 +92,9 @@ struct store_stripe {
 #define STORE_WAL_HINT_SLOTS 16
 #define STORE_WAL_HOLD_MAX_NS 20000000ull
 #define STORE_WAL_HOLD_GAPS 8
+/* The longest a durable batch is held for coordinators offering patience
+ * (STORE_HINT_PATIENCE, store_wal_hold.c). */
+#define STORE_WAL_BUSY_HOLD_NS 4000000ull
 /* store_wal_hold.c, under the log's mu: hold a batch about to sync while
  * records are on their way; note a durable record queued. */
 void store_wal_gather(struct store *st);
@@ -251,11 +254,13 @@ struct store_wal {
 	 * gaps between durable records (store_wal.c, hold_budget()). */
 	struct {
 		uint32_t coming;
+		uint64_t patience_ns; /* STORE_HINT_PATIENCE */
 		uint64_t at_ns;
 	} hint[STORE_WAL_HINT_SLOTS];
 	uint64_t last_durable_ns; /* when the last durable record was queued */
 	uint64_t gap_ns;          /* moving average of the gaps between them */
 	uint64_t hold_ns;         /* test hook: a fixed hold budget (0: auto) */
+	uint64_t busy_ns;	  /* the longest hold for patient coordinators */
 	/* For measuring (SHEEP_TEST_WAL_WINDOW_US): every durable batch waits
 	 * this long for more records before its sync, whatever the load, and
 	 * no caller syncs its own record (lead()); 0: off. */

@@ -36,6 +36,9 @@ int store_test_checkpoint(struct store *st);
 void store_test_gather_ns(struct store *st, uint64_t ns);
 /* A fixed budget for holds on hinted writes (store_wal_hint); 0: adaptive. */
 void store_test_hold_ns(struct store *st, uint64_t ns);
+/* The longest hold for coordinators offering patience (STORE_HINT_PATIENCE;
+ * default STORE_WAL_BUSY_HOLD_NS). */
+void store_test_busy_ns(struct store *st, uint64_t ns);
 /* Path of the log file being appended to; 0 or -ENAMETOOLONG. */
 int store_test_wal_path(const struct store *st, char *buf, size_t len);
 

@@ -664,6 +664,7 @@ int store_wal_open(struct store *st, const char *dir, uint64_t size)
 	const char *window = getenv("SHEEP_TEST_WAL_WINDOW_US");
 	if (window)
 		w->window_ns = strtoull(window, NULL, 10) * 1000;
+	w->busy_ns = STORE_WAL_BUSY_HOLD_NS;
 	w->inited = true;
 	w->size = size < STORE_WAL_MIN_SIZE ? STORE_WAL_MIN_SIZE : size;
 	w->dir = strdup(dir);
@@ -743,6 +744,13 @@ void store_test_hold_ns(struct store *st, uint64_t ns)
 {
 	pthread_mutex_lock(&st->wal.mu);
 	st->wal.hold_ns = ns;
+	pthread_mutex_unlock(&st->wal.mu);
+}
+
+void store_test_busy_ns(struct store *st, uint64_t ns)
+{
+	pthread_mutex_lock(&st->wal.mu);
+	st->wal.busy_ns = ns;
 	pthread_mutex_unlock(&st->wal.mu);
 }
 

@@ -10,8 +10,15 @@
  *    lock at their coordinator and have not sent their prepares (they are
  *    reading the old data): at most hold_budget(), a few gaps between
  *    durable records, 20 ms at most, ended early when every coordinator
- *    says nothing more is coming.
- * A lone write (QD1) has neither and never waits.
+ *    says nothing more is coming;
+ *  - coordinators' patience (STORE_HINT_PATIENCE in their hints): a
+ *    coordinator with other writes in flight (its client keeps a queue)
+ *    offers a quarter of its writes' usual time; the batch is held that
+ *    long (the least offered, STORE_WAL_BUSY_HOLD_NS at most) for the
+ *    records that keep arriving. The two above rarely hold at a queue
+ *    depth of 32 (a record seldom knows of the next one); this does, and
+ *    halves the syncs per write there (README, "Session 25").
+ * A lone write (QD1) has none of them and never waits.
  * For measuring, SHEEP_TEST_WAL_WINDOW_US holds every durable batch a
  * fixed time instead (bench/nbd_bench.sh --wal-window): fewer syncs per
  * write bought with latency, at every queue depth.
@@ -33,6 +40,18 @@ static uint64_t hint_coming(const struct store_wal *w, uint64_t now)
 	return n;
 }
 
+/* The least patience the coordinators' latest hints (younger than the
+ * longest hold) offer; 0: none offers any. Under mu. */
+static uint64_t hint_patience(const struct store_wal *w, uint64_t now)
+{
+	uint64_t p = 0;
+	for (int i = 0; i < STORE_WAL_HINT_SLOTS; i++)
+		if (w->hint[i].patience_ns && now - w->hint[i].at_ns <= STORE_WAL_HOLD_MAX_NS &&
+		    (!p || w->hint[i].patience_ns < p))
+			p = w->hint[i].patience_ns;
+	return p;
+}
+
 /* How long a batch may be held for hinted writes: STORE_WAL_HOLD_GAPS
  * gaps between durable records (the moving average), at least the last
  * sync's time, at most STORE_WAL_HOLD_MAX_NS. Under mu. */
@@ -44,6 +63,15 @@ static uint64_t hold_budget(const struct store_wal *w)
 	if (b < w->last_sync_ns)
 		b = w->last_sync_ns;
 	return b < STORE_WAL_HOLD_MAX_NS ? b : STORE_WAL_HOLD_MAX_NS;
+}
+
+/* How long a batch may be held for patient coordinators: the least
+ * patience offered, at most busy_ns (STORE_WAL_BUSY_HOLD_NS); 0: no hold.
+ * Under mu. */
+static uint64_t busy_budget(const struct store_wal *w, uint64_t now)
+{
+	uint64_t b = hint_patience(w, now);
+	return b < w->busy_ns ? b : w->busy_ns;
 }
 
 static void deadline_ts(uint64_t deadline_ns, struct timespec *ts)
@@ -61,7 +89,8 @@ static void deadline_ts(uint64_t deadline_ns, struct timespec *ts)
  *    STORE_WAL_GATHER_MAX_NS, counted from the end of any hold below;
  *  - writes the coordinators' hints say are coming (store_wal_hint):
  *    at most hold_budget(). A hint of 0 from a coordinator ends its part
- *    of the hold at once.
+ *    of the hold at once;
+ *  - else, while a coordinator offers patience: busy_budget().
  * A batch of lazy records only (no sync) and a log with nothing announced
  * nor hinted go at once, so a lone writer (QD1) never waits here.
  */
@@ -98,9 +127,12 @@ void store_wal_gather(struct store *st)
 		if (w->stop || w->want_ckpt)
 			break;
 		uint64_t now = sd_now_ns();
-		uint64_t until = 0;
+		uint64_t until = 0, busy = busy_budget(w, now);
 		if (hint_coming(w, now) > 0 && now < t0 + hinted) {
 			until = t0 + hinted;
+			holding = true;
+		} else if (now < t0 + busy) {
+			until = t0 + busy;
 			holding = true;
 		} else if (holding) { /* the hold ended now */
 			holding = false;
@@ -127,8 +159,9 @@ void store_wal_gather(struct store *st)
 bool store_wal_would_hold(const struct store *st)
 {
 	const struct store_wal *w = &st->wal;
-	return __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 ||
-	       hint_coming(w, sd_now_ns()) > 0;
+	uint64_t now = sd_now_ns();
+	return __atomic_load_n(&w->expected, __ATOMIC_ACQUIRE) > 0 || hint_coming(w, now) > 0 ||
+	       busy_budget(w, now) > 0;
 }
 
 /* Under mu: a durable record was queued; the gaps between them size the hold. */
@@ -151,10 +184,14 @@ void store_wal_hint(struct store *st, uint32_t hint)
 		return;
 	struct store_wal *w = &st->wal;
 	unsigned slot = (hint >> 24) % STORE_WAL_HINT_SLOTS;
-	uint32_t coming = hint & 0xffffffu;
+	uint32_t coming = hint & STORE_HINT_COMING;
+	uint64_t patience =
+	    (uint64_t)((hint >> STORE_HINT_PATIENCE_SHIFT) & STORE_HINT_PATIENCE_MAX) *
+	    STORE_HINT_PATIENCE_UNIT_NS;
 	pthread_mutex_lock(&w->mu);
-	bool ended = w->hint[slot].coming && !coming;
+	bool ended = (w->hint[slot].coming && !coming) || (w->hint[slot].patience_ns && !patience);
 	w->hint[slot].coming = coming;
+	w->hint[slot].patience_ns = patience;
 	w->hint[slot].at_ns = sd_now_ns();
 	if (ended) /* a holding writer may go now */
 		pthread_cond_signal(&w->work);

@@ -11,6 +11,7 @@
 
 #include "sheep/gateway/gateway_priv.h"
 #include "sheep/sheep.h"
+#include "sheep/store/store.h"
 
 #define MiB (1u << 20)
 
@@ -105,6 +106,16 @@ static void test_the_hint_counts_a_write_only_for_its_durable_targets(void **sta
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), 0);
 }
 
+/* Peer writes to the rig's first n nodes, not sent yet. */
+static void writes_to(struct rig *r, struct peer_call *c, int n)
+{
+	memset(c, 0, (size_t)n * sizeof(*c));
+	for (int i = 0; i < n; i++) {
+		c[i].node = &r->n[i];
+		c[i].req.opcode = SD_OP_PEER_WRITE;
+	}
+}
+
 /* A data prepare sent ahead of the parity prepares (PEER_WH_OLD) ends the
  * write's count on its node only: the parities' holders still see it
  * coming until the rest go out. */
@@ -115,17 +126,13 @@ static void test_a_prepare_sent_ahead_ends_only_its_nodes_count(void **state)
 	rig_init(&r, 0);
 	gw_coming_begin(&r.o, 2 * MiB, 4096, false); /* data fragment 2 */
 	struct peer_call c[6];
-	memset(c, 0, sizeof(c));
-	for (int i = 0; i < 6; i++) {
-		c[i].node = &r.n[i];
-		c[i].req.opcode = SD_OP_PEER_WRITE;
-	}
+	writes_to(&r, c, 6);
 	gw_set_hints(&r.o, &c[2], 1, true);
 	int want[6] = {0, 0, 0, 0, 1, 1};
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(gw_coming_for(&r.s, &r.n[i]), want[i]);
 	/* its hint counts the others' writes coming to it: none */
-	assert_int_equal(c[2].whdr.hint & 0xffffff, 0);
+	assert_int_equal(c[2].whdr.hint & STORE_HINT_COMING, 0);
 	/* the rest of the fan-out: everything ends */
 	c[2].sent = true;
 	gw_set_hints(&r.o, c, 6, false);
@@ -175,6 +182,47 @@ static void test_writes_of_two_threads_add_up_per_node(void **state)
 	pthread_barrier_destroy(&b);
 }
 
+/* The patience a hint offers, in ms (STORE_HINT_PATIENCE). */
+static double patience_ms(uint32_t hint)
+{
+	return (double)((hint >> STORE_HINT_PATIENCE_SHIFT) & STORE_HINT_PATIENCE_MAX) *
+	       STORE_HINT_PATIENCE_UNIT_NS / 1e6;
+}
+
+/* A coordinator with two or more other writes in flight offers the
+ * holders a quarter of its writes' usual time to hold their syncs for; a
+ * lone write (QD1) or one with a single other offers none; the offer
+ * saturates rather than spill into the tag. */
+static void test_a_coordinator_with_writes_in_flight_offers_patience(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 0);
+	struct peer_call c[6];
+	r.g.write_ns = 12000000;				 /* writes take 12 ms here */
+	for (r.g.writing = 1; r.g.writing <= 2; r.g.writing++) { /* alone, or one other */
+		writes_to(&r, c, 6);
+		gw_set_hints(&r.o, c, 6, false);
+		for (int i = 0; i < 6; i++)
+			assert_true(patience_ms(c[i].whdr.hint) == 0);
+	}
+	r.g.writing = 5; /* a client's queue */
+	writes_to(&r, c, 6);
+	gw_set_hints(&r.o, c, 6, false);
+	for (int i = 0; i < 6; i++) {
+		assert_true(patience_ms(c[i].whdr.hint) > 2.9 &&
+			    patience_ms(c[i].whdr.hint) <= 3.0);
+		assert_int_equal(c[i].whdr.hint & STORE_HINT_COMING, 0);
+	}
+	uint32_t tag = c[0].whdr.hint >> 24;
+	r.g.write_ns = 10ull * 1000000000ull; /* 10 s writes: the most a hint can say */
+	writes_to(&r, c, 1);
+	gw_set_hints(&r.o, c, 1, false);
+	assert_int_equal((c[0].whdr.hint >> STORE_HINT_PATIENCE_SHIFT) & 0xff,
+			 STORE_HINT_PATIENCE_MAX);
+	assert_int_equal(c[0].whdr.hint >> 24, tag);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +230,7 @@ int main(void)
 	    cmocka_unit_test(test_the_hint_counts_a_write_only_for_its_durable_targets),
 	    cmocka_unit_test(test_writes_of_two_threads_add_up_per_node),
 	    cmocka_unit_test(test_a_prepare_sent_ahead_ends_only_its_nodes_count),
+	    cmocka_unit_test(test_a_coordinator_with_writes_in_flight_offers_patience),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

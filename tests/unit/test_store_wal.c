@@ -684,6 +684,94 @@ static void test_hints_never_hold_a_lone_write_and_a_stale_one_is_bounded(void *
 	assert_true(two[0].took_ns < 10ull * 1000000000ull);
 }
 
+/* The hint of coordinator tag with writes in flight, offering ms of
+ * patience (STORE_HINT_PATIENCE units, rounded down). */
+static uint32_t patient_hint_of(uint32_t tag, uint32_t ms)
+{
+	uint32_t units = ms * 1000000u / STORE_HINT_PATIENCE_UNIT_NS;
+	assert_true(units <= STORE_HINT_PATIENCE_MAX);
+	return tag << 24 | units << STORE_HINT_PATIENCE_SHIFT;
+}
+
+/*
+ * A coordinator with a queue of writes in flight offers patience (its
+ * hints say nothing of which records come next, as at QD32): a record is
+ * held for that long, never by its own caller's sync, and the records
+ * arriving meanwhile share its sync. The hold is bounded by the least
+ * patience offered and by the store's cap; a coordinator offering none
+ * (a lone write) ends it for its own records.
+ */
+static void test_patient_writes_share_a_sync_for_as_long_as_offered(void **state)
+{
+	struct fixture *f = *state;
+	create_frags(f);
+	store_test_busy_ns(f->st, 20ull * 1000000000ull); /* only the patience bounds it */
+	/* One write offering 15 ms, nothing after it: held about that long. */
+	struct announced one = {
+	    .st = f->st, .k = 0, .write = true, .hinted = true, .hint = patient_hint_of(4, 15)};
+	run_announced(f, &one, 1);
+	assert_int_equal(one.result, 0);
+	print_message("# a write offering 15 ms of patience took %.1f ms\n",
+		      (double)one.took_ns / 1e6);
+	assert_true(one.took_ns >= 12ull * 1000000);
+	assert_true(one.took_ns < 10ull * 1000000000ull);
+
+	/* Four writes of one coordinator offering 15 ms, arriving 1 ms apart:
+	 * one sync for all. */
+	struct store_stats a, b;
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	struct announced w[4];
+	int turn = 0;
+	for (int i = 0; i < 4; i++)
+		w[i] = (struct announced){.st = f->st,
+					  .k = 1 + i,
+					  .write = true,
+					  .wait_ms = i ? 1 : 0,
+					  .hinted = true,
+					  .hint = patient_hint_of(4, 15),
+					  .turn = &turn,
+					  .order = i};
+	run_announced(f, w, 4);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(w[i].result, 0);
+	print_message("# 4 patient writes 1 ms apart: %llu sync(s), %llu hold(s), %llu led\n",
+		      (unsigned long long)(b.syncs - a.syncs),
+		      (unsigned long long)(b.holds - a.holds), (unsigned long long)(b.led - a.led));
+	assert_int_equal(b.syncs - a.syncs, 1);
+	assert_int_equal(b.led - a.led, 0);
+	for (int i = 0; i < 5; i++) {
+		uint8_t r[4096], want[4096];
+		uint64_t v;
+		pattern(want, 1, i);
+		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
+		assert_int_equal(v, 1);
+		assert_memory_equal(r, want, 4096);
+	}
+
+	/* The store's cap bounds what a coordinator offers. */
+	store_test_busy_ns(f->st, 1000000);
+	struct announced capped = {
+	    .st = f->st, .k = 5, .write = true, .hinted = true, .hint = patient_hint_of(4, 15)};
+	run_announced(f, &capped, 1);
+	assert_int_equal(capped.result, 0);
+	print_message("# with a 1 ms cap it took %.1f ms\n", (double)capped.took_ns / 1e6);
+	assert_true(capped.took_ns < 12ull * 1000000);
+
+	/* The coordinator's queue drained: its next hint offers nothing, and
+	 * its lone write is synced at once by its caller. */
+	store_test_busy_ns(f->st, 20ull * 1000000000ull);
+	assert_int_equal(store_get_stats(f->st, &a), 0);
+	struct announced lone = {
+	    .st = f->st, .k = 6, .write = true, .hinted = true, .hint = hint_of(4, 0)};
+	run_announced(f, &lone, 1);
+	assert_int_equal(store_get_stats(f->st, &b), 0);
+	assert_int_equal(lone.result, 0);
+	print_message("# then a lone write took %.1f ms (led %llu)\n", (double)lone.took_ns / 1e6,
+		      (unsigned long long)(b.led - a.led));
+	assert_int_equal(b.led - a.led, 1);
+}
+
 int main(void)
 {
 	sd_log_set_level(SD_LOG_CRIT); /* the damage tests log errors on purpose */
@@ -692,22 +780,21 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_lone_write_is_synced_by_its_caller, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_checkpoints_while_callers_lead, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_announced_writes_share_one_sync, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoints_while_callers_lead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_announced_writes_share_one_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_an_announced_request_that_writes_nothing_releases_the_sync, setup,
-			teardown),
+		test_an_announced_request_that_writes_nothing_releases_the_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hinted_writes_share_one_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_hints_never_hold_a_lone_write_and_a_stale_one_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_patient_writes_share_a_sync_for_as_long_as_offered,
+					    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_batch_keeps_acknowledged_writes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unsynced_batch_is_replayed_whole_or_not_at_all,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_after_record_before_apply_is_replayed,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_after_record_before_apply_is_replayed, setup,
+					    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_apply_is_completed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_checkpoint_after_sync, setup,
 						teardown),
