@@ -525,6 +525,28 @@ static void run_announced(struct fixture *f, struct announced *a, int n)
 		pthread_join(th[i], NULL);
 }
 
+/* The data of announced writes 0..n-1 (keys 500 + k, version 1) reads back. */
+static void expect_announced_data(struct fixture *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uint8_t r[4096], want[4096];
+		uint64_t v;
+		pattern(want, 1, i);
+		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
+		assert_int_equal(v, 1);
+		assert_memory_equal(r, want, 4096);
+	}
+}
+
+/* One write k arriving with hint, alone: how long its write took. */
+static uint64_t one_hinted_write(struct fixture *f, int k, uint32_t hint)
+{
+	struct announced a = {.st = f->st, .k = k, .write = true, .hinted = true, .hint = hint};
+	run_announced(f, &a, 1);
+	assert_int_equal(a.result, 0);
+	return a.took_ns;
+}
+
 static void test_announced_writes_share_one_sync(void **state)
 {
 	struct fixture *f = *state;
@@ -546,14 +568,7 @@ static void test_announced_writes_share_one_sync(void **state)
 	assert_int_equal(b.syncs - a.syncs, 1);
 	assert_int_equal(b.records - a.records, NR_THREADS);
 	assert_true(b.max_batch >= NR_THREADS);
-	for (int i = 0; i < NR_THREADS; i++) {
-		uint8_t r[4096], want[4096];
-		uint64_t v;
-		pattern(want, 1, i);
-		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
-		assert_int_equal(v, 1);
-		assert_memory_equal(r, want, 4096);
-	}
+	expect_announced_data(f, NR_THREADS);
 }
 
 static void test_an_announced_request_that_writes_nothing_releases_the_sync(void **state)
@@ -620,14 +635,7 @@ static void test_hinted_writes_share_one_sync(void **state)
 	assert_true(b.max_batch >= NR_THREADS);
 	assert_true(w[0].took_ns >= 50ull * 1000000); /* it waited for the others */
 	assert_true(w[0].took_ns < 10ull * 1000000000ull);
-	for (int i = 0; i < NR_THREADS; i++) {
-		uint8_t r[4096], want[4096];
-		uint64_t v;
-		pattern(want, 1, i);
-		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
-		assert_int_equal(v, 1);
-		assert_memory_equal(r, want, 4096);
-	}
+	expect_announced_data(f, NR_THREADS);
 }
 
 /*
@@ -642,23 +650,16 @@ static void test_hints_never_hold_a_lone_write_and_a_stale_one_is_bounded(void *
 	create_frags(f);
 	store_test_hold_ns(f->st, 20ull * 1000000000ull);
 	store_test_gather_ns(f->st, 20ull * 1000000000ull);
-	struct announced one = {.st = f->st, .k = 0, .write = true, .hinted = true,
-				.hint = hint_of(3, 0)};
-	run_announced(f, &one, 1);
-	assert_int_equal(one.result, 0);
-	print_message("# a lone write (hint 0) took %.1f ms\n", (double)one.took_ns / 1e6);
-	assert_true(one.took_ns < 10ull * 1000000000ull);
+	uint64_t took = one_hinted_write(f, 0, hint_of(3, 0));
+	print_message("# a lone write (hint 0) took %.1f ms\n", (double)took / 1e6);
+	assert_true(took < 10ull * 1000000000ull);
 
 	/* Coordinator 5 says 3 more are coming, and none ever come. */
 	store_test_hold_ns(f->st, 300ull * 1000000);
-	struct announced stale = {.st = f->st, .k = 1, .write = true, .hinted = true,
-				  .hint = hint_of(5, 3)};
-	run_announced(f, &stale, 1);
-	assert_int_equal(stale.result, 0);
-	print_message("# a write held for 3 that never came took %.0f ms\n",
-		      (double)stale.took_ns / 1e6);
-	assert_true(stale.took_ns >= 250ull * 1000000);
-	assert_true(stale.took_ns < 10ull * 1000000000ull);
+	took = one_hinted_write(f, 1, hint_of(5, 3));
+	print_message("# a write held for 3 that never came took %.0f ms\n", (double)took / 1e6);
+	assert_true(took >= 250ull * 1000000);
+	assert_true(took < 10ull * 1000000000ull);
 
 	/* Coordinator 9 says one more is coming; then a write of 5, which
 	 * says nothing is behind it, is held all the same until 9's arrives
@@ -707,14 +708,10 @@ static void test_patient_writes_share_a_sync_for_as_long_as_offered(void **state
 	create_frags(f);
 	store_test_busy_ns(f->st, 20ull * 1000000000ull); /* only the patience bounds it */
 	/* One write offering 15 ms, nothing after it: held about that long. */
-	struct announced one = {
-	    .st = f->st, .k = 0, .write = true, .hinted = true, .hint = patient_hint_of(4, 15)};
-	run_announced(f, &one, 1);
-	assert_int_equal(one.result, 0);
-	print_message("# a write offering 15 ms of patience took %.1f ms\n",
-		      (double)one.took_ns / 1e6);
-	assert_true(one.took_ns >= 12ull * 1000000);
-	assert_true(one.took_ns < 10ull * 1000000000ull);
+	uint64_t took = one_hinted_write(f, 0, patient_hint_of(4, 15));
+	print_message("# a write offering 15 ms of patience took %.1f ms\n", (double)took / 1e6);
+	assert_true(took >= 12ull * 1000000);
+	assert_true(took < 10ull * 1000000000ull);
 
 	/* Four writes of one coordinator offering 15 ms, arriving 1 ms apart:
 	 * one sync for all. */
@@ -740,34 +737,21 @@ static void test_patient_writes_share_a_sync_for_as_long_as_offered(void **state
 		      (unsigned long long)(b.holds - a.holds), (unsigned long long)(b.led - a.led));
 	assert_int_equal(b.syncs - a.syncs, 1);
 	assert_int_equal(b.led - a.led, 0);
-	for (int i = 0; i < 5; i++) {
-		uint8_t r[4096], want[4096];
-		uint64_t v;
-		pattern(want, 1, i);
-		assert_int_equal(store_read(f->st, 500 + (uint64_t)i, 0, r, 4096, 4096, &v), 0);
-		assert_int_equal(v, 1);
-		assert_memory_equal(r, want, 4096);
-	}
+	expect_announced_data(f, 5);
 
 	/* The store's cap bounds what a coordinator offers. */
 	store_test_busy_ns(f->st, 1000000);
-	struct announced capped = {
-	    .st = f->st, .k = 5, .write = true, .hinted = true, .hint = patient_hint_of(4, 15)};
-	run_announced(f, &capped, 1);
-	assert_int_equal(capped.result, 0);
-	print_message("# with a 1 ms cap it took %.1f ms\n", (double)capped.took_ns / 1e6);
-	assert_true(capped.took_ns < 12ull * 1000000);
+	took = one_hinted_write(f, 5, patient_hint_of(4, 15));
+	print_message("# with a 1 ms cap it took %.1f ms\n", (double)took / 1e6);
+	assert_true(took < 12ull * 1000000);
 
 	/* The coordinator's queue drained: its next hint offers nothing, and
 	 * its lone write is synced at once by its caller. */
 	store_test_busy_ns(f->st, 20ull * 1000000000ull);
 	assert_int_equal(store_get_stats(f->st, &a), 0);
-	struct announced lone = {
-	    .st = f->st, .k = 6, .write = true, .hinted = true, .hint = hint_of(4, 0)};
-	run_announced(f, &lone, 1);
+	took = one_hinted_write(f, 6, hint_of(4, 0));
 	assert_int_equal(store_get_stats(f->st, &b), 0);
-	assert_int_equal(lone.result, 0);
-	print_message("# then a lone write took %.1f ms (led %llu)\n", (double)lone.took_ns / 1e6,
+	print_message("# then a lone write took %.1f ms (led %llu)\n", (double)took / 1e6,
 		      (unsigned long long)(b.led - a.led));
 	assert_int_equal(b.led - a.led, 1);
 }
