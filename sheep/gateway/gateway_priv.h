@@ -104,8 +104,9 @@ struct gw_state {
 	int coming[GW_HINT_SLOTS];
 	/* Writes coordinated here now, from before their object lock to
 	 * their end, and the moving average of their time (atomics): with
-	 * two or more in flight the hints offer the holders a part of that
-	 * time to hold their syncs for (STORE_HINT_PATIENCE, layout.c). */
+	 * GW_PATIENT_WRITES or more in flight the hints offer the holders a
+	 * part of that time to hold their syncs for (STORE_HINT_PATIENCE,
+	 * gw_patience() in layout.c). */
 	int writing;
 	uint64_t write_ns;
 };

@@ -209,9 +209,9 @@ struct peer_write_hdr {
 	uint64_t prev_write_id; /* prepares: commit this pending write first (0: none) */
 	uint32_t touched;  /* range-update prepares: fragments changed (PEER_WH_LAZY) */
 	/* The coordinator's group-commit hint (store_wal_hint): tag << 24 |
-	 * STORE_HINT_BUSY when it has other writes in flight | its other
-	 * writes that hold their object lock and have not sent their writes
-	 * or prepares yet. 0: no hold. */
+	 * the patience it offers (STORE_HINT_PATIENCE: it has other writes
+	 * in flight) << 16 | its other writes that hold their object lock
+	 * and have not sent their writes or prepares yet. 0: no hold. */
 	uint32_t hint;
 	uint8_t lc_delta[PEER_LC_MAX]; /* PEER_WH_LC */
 	uint32_t nr_commits; /* struct peer_commit_ent after this header (riding commits) */

@@ -128,21 +128,21 @@ void store_wal_claim(struct store *st);
 void store_wal_unclaim(struct store *st);
 /*
  * A coordinator's hint, carried by its peer writes (prepares, replicated
- * writes, version bumps): hint = tag << 24 | patience << 16 | coming, where tag (8 bits)
- * names the coordinator and coming counts its other writes that hold
- * their object lock and have not sent their prepares yet (they will,
- * within a read round). While any coordinator's latest hint says writes
- * are coming, the log writer holds a sync that has durable records
- * queued, for a bounded time adapted to the gaps between durable records
- * (at most STORE_WAL_HOLD_MAX_NS), so that they share it. A hint of 0
- * (a lone write: QD1) never holds anything. Only a hint: a wrong one
- * costs time, never durability.
- * Patience (bits 16-23, STORE_HINT_PATIENCE_UNIT_NS each): the
- * coordinator has other writes in flight (a client keeps a queue of
- * them) and its records may wait this long for company: while a
- * coordinator's latest hint offers some, the writer holds every durable
- * batch for more records (the least patience offered, at most
- * STORE_WAL_BUSY_HOLD_NS), and no caller syncs its own record.
+ * writes, version bumps): hint = tag << 24 | patience << 16 | coming,
+ * where tag (8 bits) names the coordinator and coming counts its other
+ * writes that hold their object lock and have not sent their prepares
+ * yet (they will, within a read round). While any coordinator's latest
+ * hint says writes are coming, the log writer holds a sync that has
+ * durable records queued, for a bounded time adapted to the gaps between
+ * durable records (at most STORE_WAL_HOLD_MAX_NS), so that they share
+ * it. Patience (STORE_HINT_PATIENCE_UNIT_NS units) says the coordinator
+ * has other writes in flight (a client keeps a queue of them) and its
+ * records may wait this long for company: while a coordinator's latest
+ * hint offers some, the writer holds every durable batch for more
+ * records (the least patience offered, at most STORE_WAL_BUSY_HOLD_NS),
+ * and no caller syncs its own record. A hint of 0 (a lone write: QD1)
+ * never holds anything. Only a hint: a wrong one costs time, never
+ * durability.
  */
 #define STORE_HINT_COMING	    0xffffu
 #define STORE_HINT_PATIENCE_SHIFT   16
