@@ -282,7 +282,7 @@ void gw_set_hints(struct gw_obj *o, struct peer_call *calls, int n, bool ahead)
 			continue;
 		int coming = gw_coming_for(o->s, calls[i].node);
 		calls[i].whdr.hint = tag << 24 | patience << STORE_HINT_PATIENCE_SHIFT |
-				     (uint32_t)SD_MIN(SD_MAX(coming, 0), STORE_HINT_COMING);
+				     (uint32_t)SD_MIN(SD_MAX(coming, 0), (int)STORE_HINT_COMING);
 		ride_attach(o, &calls[i]);
 	}
 }
