@@ -4,24 +4,13 @@
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/zookeeper.sh"
 
-why=$(zk_missing)
-if [ -n "$why" ]; then
-	echo "# SKIP zookeeper test: $why"
-	exit 77
-fi
-zk_enter_private_ns "$0" "$@" || bail "cannot set up a private network namespace"
-[ -x "$SHEEP" ] && [ -x "$DOG" ] || bail "sheep and dog are built"
-"$SHEEP" -h 2>&1 | grep -q "zookeeper" || bail "this sheep is built without the zookeeper driver (apt-get install libzookeeper-mt-dev; ./configure)"
-
-ZK_DIR=$SD_TEST_DIR/zk
-trap 'zk_stop_all; sd_cleanup' EXIT
+zk_test_begin "$0" "$@"
 # The JVM takes seconds: start the server first, check bad input meanwhile.
 zk_write_conf 1
 zk_start 0
 
 MiB=$((1 << 20))
 TMO=2000
-cluster_epoch() { dogn "$1" cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}'; }
 
 # 1. Bad input: every malformed -c string is refused at start, with a reason.
 bad_spec() {

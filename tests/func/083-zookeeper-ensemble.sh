@@ -5,24 +5,14 @@
 . "$SD_TOP/tests/func/zookeeper.sh"
 . "$SD_TOP/tests/func/nbd_lib.sh"
 
-why=$(zk_missing)
-if [ -n "$why" ]; then
-	echo "# SKIP zookeeper test: $why"
-	exit 77
-fi
+zk_test_begin "$0" "$@"
 nbd_need fio qemu-io
-zk_enter_private_ns "$0" "$@" || bail "cannot set up a private network namespace"
-[ -x "$SHEEP" ] && [ -x "$DOG" ] || bail "sheep and dog are built"
-
-ZK_DIR=$SD_TEST_DIR/zk
-trap 'zk_stop_all; sd_cleanup' EXIT
 zk_start_ensemble 3 || bail "a three-server ZooKeeper ensemble did not start"
 ok "three ZooKeeper servers serve on $(zk_hosts)"
 
 MiB=$((1 << 20))
 TMO=6000
 SPEC="zookeeper:$(zk_hosts),timeout=$TMO,path=/sd083"
-cluster_epoch() { dogn "$1" cluster info 2>/dev/null | awk '/^Epoch/{getline; print $3; exit}'; }
 zk_leader() {
 	local i
 	for i in 0 1 2; do zk_4lw "$i" srvr | grep -q '^Mode: leader' && { echo "$i"; return; }; done

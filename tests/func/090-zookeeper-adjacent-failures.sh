@@ -4,17 +4,7 @@
 . "${SD_TOP:-$(dirname "$0")/../..}/tests/func/lib.sh"
 . "$SD_TOP/tests/func/zookeeper.sh"
 
-why=$(zk_missing)
-if [ -n "$why" ]; then
-	echo "# SKIP zookeeper test: $why"
-	exit 77
-fi
-zk_enter_private_ns "$0" "$@" || bail "cannot set up a private network namespace"
-[ -x "$SHEEP" ] && [ -x "$DOG" ] || bail "sheep and dog are built"
-"$SHEEP" -h 2>&1 | grep -q "zookeeper" || bail "this sheep is built without the zookeeper driver"
-
-ZK_DIR=$SD_TEST_DIR/zk
-trap 'zk_stop_all; sd_cleanup' EXIT
+zk_test_begin "$0" "$@"
 zk_write_conf 1
 zk_start 0
 zk_wait 0 || bail "private ZooKeeper did not start"
@@ -24,16 +14,7 @@ TMO=20000
 LIMIT_MS=3000
 SPEC="zookeeper:$(zk_hosts),timeout=$TMO,path=/sd090"
 
-# Started one after the other: the member order is 0..5, sheep i watches i+1.
-for i in 0 1 2 3 4 5; do
-	sd_start "$i" -c "$SPEC" || bail "sheep $i did not start"
-	sd_wait_nodes 0 $((i + 1)) 30 || bail "sheep $i did not join"
-done
-ok "six sheep joined over ZooKeeper (session timeout $TMO ms)"
-check "cluster format -c 4:2" dogn 0 cluster format -c 4:2
-check "vdi create" dogn 0 vdi create ff 64M
-sd_random "$SD_TEST_DIR/data" $((8 * MiB + 333))
-check "vdi write 8 MiB" dogn 1 vdi write ff $((MiB + 5)) $((8 * MiB + 333)) <"$SD_TEST_DIR/data"
+zk_six_sheep_with_data "$SPEC"
 
 # Sheep 3 and 4 die together: sheep 2 watches 3 and sees it go; 4's
 # watcher was 3.

@@ -28,6 +28,40 @@ zk_enter_private_ns() {
 	ip link set lo up
 }
 
+# zk_test_begin "$0" "$@": how a ZooKeeper test starts: skipped (77) where
+# ZooKeeper cannot run, re-run in a private network namespace, the build
+# checked, ZK_DIR set and the cleanup of servers and sheep trapped.
+zk_test_begin() {
+	local why
+	why=$(zk_missing)
+	if [ -n "$why" ]; then
+		echo "# SKIP zookeeper test: $why"
+		exit 77
+	fi
+	zk_enter_private_ns "$@" || bail "cannot set up a private network namespace"
+	[ -x "$SHEEP" ] && [ -x "$DOG" ] || bail "sheep and dog are built"
+	"$SHEEP" -h 2>&1 | grep -q "zookeeper" ||
+		bail "this sheep is built without the zookeeper driver (apt-get install libzookeeper-mt-dev; ./configure)"
+	ZK_DIR=$SD_TEST_DIR/zk
+	trap 'zk_stop_all; sd_cleanup' EXIT
+}
+
+# zk_six_sheep_with_data SPEC: six sheep joined on SPEC one after the other
+# (the member order is 0..5: sheep i watches i+1), formatted 4:2, VDI ff
+# (64 MiB) with 8 MiB + 333 random bytes at 1 MiB + 5 ($SD_TEST_DIR/data).
+zk_six_sheep_with_data() {
+	local i mib=$((1 << 20))
+	for i in 0 1 2 3 4 5; do
+		sd_start "$i" -c "$1" || bail "sheep $i did not start"
+		sd_wait_nodes 0 $((i + 1)) 30 || bail "sheep $i did not join"
+	done
+	ok "six sheep joined over ZooKeeper ($1)"
+	check "cluster format -c 4:2" dogn 0 cluster format -c 4:2
+	check "vdi create" dogn 0 vdi create ff 64M
+	sd_random "$SD_TEST_DIR/data" $((8 * mib + 333))
+	check "vdi write 8 MiB" dogn 1 vdi write ff $((mib + 5)) $((8 * mib + 333)) <"$SD_TEST_DIR/data"
+}
+
 zk_client_port() { echo $((21810 + $1)); }
 
 # zk_hosts [I...]: "127.0.0.1:P0,127.0.0.1:P1,..." for servers I (default all).
