@@ -19,7 +19,8 @@
 #   --csv-file FILE  write the random-I/O figures as CSV (target,qd,rw,iops,lat_us)
 #   --plot PNG  draw IOPS and latency by queue depth (bench/plot.sh nbd)
 #   --cases LIST  only these cases, comma-separated (e.g. randwrite1,randwrite32;
-#               randread16 runs only when named)
+#               randread16, randwrite64, randwrite128 and randwrite256 run
+#               only when named)
 #
 # Cases (fio, ioengine=nbd, one job): 4 MiB sequential write and read at
 # QD4; 4 KiB random read and write at QD1, QD4 and QD32 (IOPS, and the
@@ -76,6 +77,36 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
+# name: fio arguments; metric
+CASES=(seqwrite seqread randread1 randread4 randread32 randwrite1 randwrite4 randwrite32)
+[ -n "$cases" ] && IFS=, read -r -a CASES <<<"$cases"
+declare -A ARGS=(
+	[seqwrite]="--rw=write --bs=4M --iodepth=4 --size=${size_mb}M"
+	[seqread]="--rw=read --bs=4M --iodepth=4 --size=${size_mb}M"
+	[randread1]="--rw=randread --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
+	[randread4]="--rw=randread --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
+	[randread16]="--rw=randread --bs=4k --iodepth=16 --size=${size_mb}M --time_based --runtime=$secs"
+	[randread32]="--rw=randread --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
+	[randwrite4]="--rw=randwrite --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
+	[randwrite1]="--rw=randwrite --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
+	[randwrite32]="--rw=randwrite --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
+)
+for q in 64 128 256; do
+	ARGS[randwrite$q]="--rw=randwrite --bs=4k --iodepth=$q --size=${size_mb}M --time_based --runtime=$secs"
+done
+for c in "${CASES[@]}"; do
+	[ -n "${ARGS[$c]:-}" ] || { echo "nbd_bench: no case $c (cases: ${!ARGS[*]})" >&2; exit 64; }
+done
+declare -A LABEL=(
+	[seqwrite]="4 MiB seq write QD4 (MiB/s)" [seqread]="4 MiB seq read QD4 (MiB/s)"
+	[randread1]="4 KiB rand read QD1 (IOPS)" [randread4]="4 KiB rand read QD4 (IOPS)"
+	[randread16]="4 KiB rand read QD16 (IOPS)"
+	[randread32]="4 KiB rand read QD32 (IOPS)" [randwrite1]="4 KiB rand write QD1 (IOPS)"
+	[randwrite4]="4 KiB rand write QD4 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
+	[randwrite64]="4 KiB rand write QD64 (IOPS)" [randwrite128]="4 KiB rand write QD128 (IOPS)"
+	[randwrite256]="4 KiB rand write QD256 (IOPS)"
+)
+
 echo "# starting 6 sheep in $SD_TEST_DIR (ports $SD_PORT_BASE.., NBD $SD_NBD_PORT_BASE..${nosync:+, no sync})" >&2
 preload=
 if [ -n "$sync_delay" ]; then
@@ -100,27 +131,6 @@ declare -A URI=(
 	[memory]="nbd://127.0.0.1:$kit_port/"
 	[ec]="nbd://127.0.0.1:$(sd_nbd_port 0)/bench-ec"
 	[rep]="nbd://127.0.0.1:$(sd_nbd_port 0)/bench-rep"
-)
-# name: fio arguments; metric
-CASES=(seqwrite seqread randread1 randread4 randread32 randwrite1 randwrite4 randwrite32)
-[ -n "$cases" ] && IFS=, read -r -a CASES <<<"$cases"
-declare -A ARGS=(
-	[seqwrite]="--rw=write --bs=4M --iodepth=4 --size=${size_mb}M"
-	[seqread]="--rw=read --bs=4M --iodepth=4 --size=${size_mb}M"
-	[randread1]="--rw=randread --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
-	[randread4]="--rw=randread --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
-	[randread16]="--rw=randread --bs=4k --iodepth=16 --size=${size_mb}M --time_based --runtime=$secs"
-	[randread32]="--rw=randread --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
-	[randwrite4]="--rw=randwrite --bs=4k --iodepth=4 --size=${size_mb}M --time_based --runtime=$secs"
-	[randwrite1]="--rw=randwrite --bs=4k --iodepth=1 --size=${size_mb}M --time_based --runtime=$secs"
-	[randwrite32]="--rw=randwrite --bs=4k --iodepth=32 --size=${size_mb}M --time_based --runtime=$secs"
-)
-declare -A LABEL=(
-	[seqwrite]="4 MiB seq write QD4 (MiB/s)" [seqread]="4 MiB seq read QD4 (MiB/s)"
-	[randread1]="4 KiB rand read QD1 (IOPS)" [randread4]="4 KiB rand read QD4 (IOPS)"
-	[randread16]="4 KiB rand read QD16 (IOPS)"
-	[randread32]="4 KiB rand read QD32 (IOPS)" [randwrite1]="4 KiB rand write QD1 (IOPS)"
-	[randwrite4]="4 KiB rand write QD4 (IOPS)" [randwrite32]="4 KiB rand write QD32 (IOPS)"
 )
 
 # Sum of the log syncs of the six sheep (dog node stat -r; "-" when this
@@ -172,7 +182,8 @@ for c in "${CASES[@]}"; do
 	printf '%-30s %14s %12s %7s %12s %7s\n' "${LABEL[$c]}" "${RES[memory,$c]}" "${RES[ec,$c]}" \
 		"$(ratio "${RES[ec,$c]}" "${RES[memory,$c]}")" "${RES[rep,$c]}" "$(ratio "${RES[rep,$c]}" "${RES[memory,$c]}")"
 done
-for c in randwrite1 randwrite32; do
+for c in "${CASES[@]}"; do
+	[[ $c == randwrite* ]] || continue
 	for t in ec rep; do
 		f=$SD_TEST_DIR/spw.$t.$c
 		[ -s "$f" ] && echo "# log syncs per client write, $c $t: $(tr '\n' ' ' <"$f")-> median $(median $(cat "$f"))"
