@@ -8,14 +8,13 @@
 #include "lib/log.h"
 #include "lib/testhook.h"
 
-void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t what)
+/* The first line of path names point (and what, when it names an object). */
+static bool names(const char *path, const char *point, uint64_t what)
 {
-	if (!path)
-		return;
-	char at[PATH_MAX], buf[64] = "";
+	char buf[64] = "";
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return;
+		return false;
 	if (!fgets(buf, sizeof(buf), f))
 		buf[0] = 0;
 	fclose(f);
@@ -27,13 +26,27 @@ void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t 
 		char *end;
 		unsigned long long oid = strtoull(sp, &end, 16);
 		if (end == sp || oid != what)
-			return;
+			return false;
 	}
+	return !strcmp(buf, point);
+}
+
+bool sd_test_pause_armed(const char *path, const char *point, uint64_t what)
+{
+	return path && names(path, point, what);
+}
+
+void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t what)
+{
+	if (!path || !names(path, point, what))
+		return;
+	char at[PATH_MAX];
 	snprintf(at, sizeof(at), "%s.%s", path, point);
-	if (strcmp(buf, point) || rename(path, at))
+	if (rename(path, at))
 		return;
 	char by[PATH_MAX];
 	snprintf(by, sizeof(by), "%s.by", path);
+	FILE *f;
 	if ((f = fopen(by, "w"))) {
 		fprintf(f, "%u\n", (unsigned)port);
 		fclose(f);

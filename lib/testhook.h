@@ -3,6 +3,7 @@
 #ifndef LIB_TESTHOOK_H
 #define LIB_TESTHOOK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -16,5 +17,8 @@
  * names another point or object.
  */
 void sd_test_pause(const char *path, const char *point, uint16_t port, uint64_t what);
+/* Whether PATH exists and names point (for what, when it names an object),
+ * without taking it: a caller that must act before it reaches the pause. */
+bool sd_test_pause_armed(const char *path, const char *point, uint64_t what);
 
 #endif

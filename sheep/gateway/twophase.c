@@ -133,6 +133,16 @@ int gw_check_base(struct gw_obj *o, uint64_t wid)
  * a time and die after crash_at successes. */
 void gw_send_commits(struct gw_obj *o, struct peer_call *cc, int n, int crash_at)
 {
+	/* Test hook: pause point "commit-one" holds the write with one
+	 * fragment committed and the others still prepared (a plan then sees
+	 * the object on one holder: tests/func/132). */
+	if (crash_at < 0 && n > 1 &&
+	    sd_test_pause_armed(o->s->opt.test_pause_file, "commit-one", o->oid)) {
+		gw_fanout(o, cc, 1);
+		gw_test_pause(o, "commit-one");
+		gw_fanout(o, cc + 1, n - 1);
+		return;
+	}
 	if (crash_at < 0) {
 		gw_fanout(o, cc, n);
 		return;
