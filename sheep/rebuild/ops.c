@@ -42,11 +42,9 @@ static void fill_state(struct sheep_recovery *r, struct sd_recovery_state *st)
 	st->bytes_written = p.bytes_written - r->base_written;
 	st->objects = p.objects;
 	st->degraded = p.degraded;
-	st->lost = p.lost;
-	uint64_t lost[SD_RECOVERY_LOST_NAMED];
-	size_t nl = SD_MIN(recovery_lost_oids(r->eng, lost, SD_RECOVERY_LOST_NAMED),
-			   (size_t)SD_RECOVERY_LOST_NAMED);
-	memcpy(st->lost_oids, lost, nl * sizeof(lost[0])); /* packed: no pointer to it */
+	st->lost = r->nr_lost; /* short in plans a second apart (rebuild.c, note_short) */
+	size_t nl = SD_MIN(r->nr_lost, (uint64_t)SD_RECOVERY_LOST_NAMED);
+	memcpy(st->lost_oids, r->lost_named, nl * sizeof(r->lost_named[0])); /* packed */
 	st->dropped = r->dropped;
 	st->repairs = (uint32_t)r->repairs;
 	st->need_bytes = p.need_bytes;

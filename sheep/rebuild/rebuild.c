@@ -282,6 +282,73 @@ _Static_assert(RECOVERY_LC_MAX == STORE_LC_MAX && PEER_LC_MAX == STORE_LC_MAX,
 
 /* (Re)plan the view from what was gathered; *lost gets the objects too
  * short of fragments to rebuild. */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_short(const void *key, const void *elt)
+{
+	return cmp_u64(key, &((const struct rec_short *)elt)->oid);
+}
+
+/*
+ * After a plan (r->mu held): which of the objects it found short of
+ * consistent fragments are lost. One plan cannot tell a lost object from
+ * a write in flight: a create (or any whole write) committed on fewer than
+ * d holders yet, or a member that did not answer the gather, looks the
+ * same. The re-plan a second later (the retry timer) can. So an object is
+ * called lost (counted and named by STAT_RECOVERY, in the message and the
+ * metrics) once every plan of this epoch for REC_LOST_CONFIRM_MS (1 s) has
+ * found it short; until then it is only re-planned. `dog node recovery` named
+ * such an object lost for a second before (tests/func/132).
+ */
+static void note_short(struct sheep_recovery *r, uint64_t now)
+{
+	size_t n = recovery_lost_oids(r->eng, NULL, 0);
+	uint64_t *oids = n ? malloc(n * sizeof(*oids)) : NULL;
+	struct rec_short *v = n ? malloc(n * sizeof(*v)) : NULL;
+	if (n && (!oids || !v)) { /* no memory: call every short object lost */
+		free(oids);
+		free(v);
+		free(r->shorts);
+		r->shorts = NULL;
+		r->nr_shorts = 0;
+		r->nr_lost = n;
+		recovery_lost_oids(r->eng, r->lost_named, SD_RECOVERY_LOST_NAMED);
+		return;
+	}
+	recovery_lost_oids(r->eng, oids, n);
+	qsort(oids, n, sizeof(*oids), cmp_u64);
+	r->nr_lost = 0;
+	for (size_t k = 0; k < n; k++) {
+		const struct rec_short *was =
+		    r->nr_shorts ? bsearch(&oids[k], r->shorts, r->nr_shorts, sizeof(*r->shorts),
+					   cmp_short)
+				 : NULL;
+		v[k] = (struct rec_short){.oid = oids[k], .since_ms = was ? was->since_ms : now};
+		if (now - v[k].since_ms >= r->lost_confirm_ms) {
+			if (r->nr_lost < SD_RECOVERY_LOST_NAMED)
+				r->lost_named[r->nr_lost] = oids[k];
+			r->nr_lost++;
+		}
+	}
+	free(oids);
+	free(r->shorts);
+	r->shorts = v;
+	r->nr_shorts = n;
+}
+
+/* A new epoch: what earlier plans found short says nothing of its plans. */
+static void forget_short(struct sheep_recovery *r)
+{
+	free(r->shorts);
+	r->shorts = NULL;
+	r->nr_shorts = 0;
+	r->nr_lost = 0;
+}
+
 static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
 			 const struct rec_frag_vec *fv, uint64_t *lost)
 {
@@ -302,6 +369,7 @@ static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
 		struct recovery_progress p;
 		recovery_progress(r->eng, &p);
 		*lost = p.lost;
+		note_short(r, rec_now_ms());
 		r->message[0] = '\0';
 		unsigned width = 0;
 		for (size_t k = 0; k < fv->nr; k++)
@@ -313,13 +381,23 @@ static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
 				 " best possible redundancy (%" PRIu64 " object(s) short of a"
 				 " home) until nodes join",
 				 v->nr_zones, width, p.degraded);
-		if (p.lost)
+		bool alarm = r->message[0] || r->nr_lost;
+		if (r->nr_lost)
 			snprintf(r->message + strlen(r->message),
 				 sizeof(r->message) - strlen(r->message),
 				 "%s%" PRIu64 " object(s) have too few fragments left to rebuild",
-				 r->message[0] ? "; " : "", p.lost);
-		if (r->message[0])
+				 r->message[0] ? "; " : "", r->nr_lost);
+		if (p.lost > r->nr_lost)
+			snprintf(r->message + strlen(r->message),
+				 sizeof(r->message) - strlen(r->message),
+				 "%s%" PRIu64 " object(s) short of consistent fragments in this plan"
+				 " (a write in flight, or a member that did not answer?): checking"
+				 " again",
+				 r->message[0] ? "; " : "", p.lost - r->nr_lost);
+		if (alarm)
 			sd_warn("recovery, epoch %u: %s", v->epoch, r->message);
+		else if (r->message[0])
+			sd_notice("recovery, epoch %u: %s", v->epoch, r->message);
 	}
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
@@ -579,6 +657,7 @@ static void *rec_main(void *arg)
 			r->retry_at = 0;
 			r->retry_ms = 0;
 			r->retries = 0;
+			forget_short(r);
 			struct recovery_progress bp;
 			recovery_progress(r->eng, &bp);
 			r->base_read = bp.bytes_read;
@@ -747,6 +826,9 @@ int sheep_recovery_start(struct sheep *s, const struct sd_recovery_throttle *t)
 	r->known = calloc(REC_KNOWN_MAX, sizeof(*r->known));
 	const char *tf = getenv("SHEEP_TEST_REPAIR_FAIL");
 	r->test_repair_fail = tf ? (unsigned)strtoul(tf, NULL, 10) : 0;
+	/* Tests that hold a write while they look at a plan widen the window. */
+	const char *lc = getenv("SHEEP_TEST_LOST_CONFIRM_MS");
+	r->lost_confirm_ms = lc ? strtoull(lc, NULL, 10) : REC_LOST_CONFIRM_MS;
 	struct recovery_throttle rt = {.max = SHEEP_RECOVERY_MAX,
 				       .interval_ms = SHEEP_RECOVERY_INTERVAL};
 	if (t && t->max) {
@@ -802,6 +884,7 @@ void sheep_recovery_stop(struct sheep *s)
 		pthread_join(r->workers[i], NULL);
 	s->rec = NULL;
 	recovery_free(r->eng);
+	free(r->shorts);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->mu);
 	free(r->known);

@@ -16,6 +16,7 @@
 #define REC_LOST_SAID 256   /* lost objects remembered as reported */
 #define REC_RETRY_MAX_MS 60000
 #define REC_LOST_ERR_AFTER 3 /* re-plans before an object is called lost at err */
+#define REC_LOST_CONFIRM_MS 1000 /* short in plans this far apart: lost (see note_short) */
 #define REC_MAX_ROUNDS 6    /* plans per epoch: the first plus rescans */
 #define REC_BAD_MAX    64   /* checksum mismatches waiting for repair */
 #define REC_IDLE_MS    1000 /* rec_main settled: longest sleep (force, bad, stop wait this) */
@@ -26,6 +27,12 @@ struct rec_bad {
 	uint64_t oid;
 	uint8_t idx;
 	uint8_t tries; /* failed attempts so far */
+};
+
+/* An object the plans of this epoch found short of consistent fragments. */
+struct rec_short {
+	uint64_t oid;
+	uint64_t since_ms; /* the first plan of the unbroken run that found it so */
 };
 
 struct sheep_recovery {
@@ -59,6 +66,14 @@ struct sheep_recovery {
 	uint64_t retry_at;    /* when (rec_now_ms) to retry; 0: not scheduled */
 	uint32_t retry_ms;    /* the current backoff (1 s doubling to 60 s) */
 	uint32_t retries;     /* retries in this epoch */
+	/* The objects the last plan found short, by oid (see note_short), and
+	 * those of them called lost: short in plans REC_LOST_CONFIRM_MS
+	 * apart (what STAT_RECOVERY reports, the first ones by name). */
+	struct rec_short *shorts;
+	size_t nr_shorts;
+	uint64_t nr_lost;
+	uint64_t lost_named[SD_RECOVERY_LOST_NAMED];
+	uint64_t lost_confirm_ms; /* REC_LOST_CONFIRM_MS, or SHEEP_TEST_LOST_CONFIRM_MS */
 	uint64_t lost_said[REC_LOST_SAID]; /* lost objects already logged at err */
 	unsigned nr_lost_said;
 	struct rec_bad bad[REC_BAD_MAX];
