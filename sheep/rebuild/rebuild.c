@@ -293,6 +293,16 @@ static int cmp_short(const void *key, const void *elt)
 	return cmp_u64(key, &((const struct rec_short *)elt)->oid);
 }
 
+/* No object is short: a new epoch (what earlier plans found says nothing
+ * of its plans), or a plan that found none. */
+static void forget_short(struct sheep_recovery *r)
+{
+	free(r->shorts);
+	r->shorts = NULL;
+	r->nr_shorts = 0;
+	r->nr_lost = 0;
+}
+
 /*
  * After a plan (r->mu held): which of the objects it found short of
  * consistent fragments are lost. One plan cannot tell a lost object from
@@ -307,14 +317,16 @@ static int cmp_short(const void *key, const void *elt)
 static void note_short(struct sheep_recovery *r, uint64_t now)
 {
 	size_t n = recovery_lost_oids(r->eng, NULL, 0);
-	uint64_t *oids = n ? malloc(n * sizeof(*oids)) : NULL;
-	struct rec_short *v = n ? malloc(n * sizeof(*v)) : NULL;
-	if (n && (!oids || !v)) { /* no memory: call every short object lost */
+	if (!n) {
+		forget_short(r);
+		return;
+	}
+	uint64_t *oids = malloc(n * sizeof(*oids));
+	struct rec_short *v = malloc(n * sizeof(*v));
+	if (!oids || !v) { /* no memory: call every short object lost */
 		free(oids);
 		free(v);
-		free(r->shorts);
-		r->shorts = NULL;
-		r->nr_shorts = 0;
+		forget_short(r);
 		r->nr_lost = n;
 		recovery_lost_oids(r->eng, r->lost_named, SD_RECOVERY_LOST_NAMED);
 		return;
@@ -338,15 +350,6 @@ static void note_short(struct sheep_recovery *r, uint64_t now)
 	free(r->shorts);
 	r->shorts = v;
 	r->nr_shorts = n;
-}
-
-/* A new epoch: what earlier plans found short says nothing of its plans. */
-static void forget_short(struct sheep_recovery *r)
-{
-	free(r->shorts);
-	r->shorts = NULL;
-	r->nr_shorts = 0;
-	r->nr_lost = 0;
 }
 
 static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
