@@ -280,8 +280,6 @@ static int settle_interrupted(struct sheep_recovery *r, const struct rec_frag_ve
 _Static_assert(RECOVERY_LC_MAX == STORE_LC_MAX && PEER_LC_MAX == STORE_LC_MAX,
 	       "one record of last-changed versions from the store to the engine");
 
-/* (Re)plan the view from what was gathered; *lost gets the objects too
- * short of fragments to rebuild. */
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -352,6 +350,8 @@ static void note_short(struct sheep_recovery *r, uint64_t now)
 	r->nr_shorts = n;
 }
 
+/* (Re)plan the view from what was gathered; *lost gets the objects too
+ * short of fragments to rebuild. */
 static int plan_gathered(struct sheep_recovery *r, struct sheep_view *v,
 			 const struct rec_frag_vec *fv, uint64_t *lost)
 {
